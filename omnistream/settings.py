@@ -1,0 +1,107 @@
+"""Omnistream's configuration: one typed `Settings`, read from `OMNISTREAM_*` variables.
+
+Defaults run the local stack (`omnistream up`). A bad value stops start-up
+with one line naming the variable (`settings_or_exit`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from events.topics import Topic
+
+Port = Annotated[int, Field(ge=1, le=65535)]
+
+
+class Settings(BaseSettings):
+    """Every knob of Omnistream, with the environment variable that sets it."""
+
+    model_config = SettingsConfigDict(env_prefix="OMNISTREAM_", extra="ignore", frozen=True)
+
+    kafka_brokers: str = Field(
+        "127.0.0.1:9092", description="Kafka bootstrap servers, comma-separated host:port."
+    )
+    redis_url: str = Field(
+        "redis://127.0.0.1:6379/0",
+        description="redis://, rediss://, unix://, redis+sentinel://host:port/service or redis+cluster://host:port.",
+    )
+    topic_prefix: str = Field("omni.", description="Prefix of every topic name.")
+    topic_partitions: int = Field(4, ge=1, le=1024, description="Partitions per topic when Omnistream creates topics.")
+    api_host: str = Field("127.0.0.1", description="Address the API listens on.")
+    api_port: Port = Field(8000, description="Port the API listens on.")
+    api_redis_timeout_ms: int = Field(
+        80, ge=5, le=10_000, description="Redis timeout of the API; past it a request gets 503."
+    )
+    recovery_dir: Path = Field(
+        Path(".omnistream/recovery"), description="Bytewax recovery partitions; empty string disables recovery."
+    )
+    recovery_partitions: int = Field(1, ge=1, le=64, description="Recovery partitions (SQLite files).")
+    snapshot_interval_s: float = Field(5.0, gt=0, description="Seconds between recovery snapshots (epoch length).")
+    backup_interval_s: float = Field(0.0, ge=0, description="How long old snapshots are kept for lagging workers.")
+    workers: int = Field(1, ge=1, le=64, description="Bytewax worker threads per flow process.")
+    processes: int = Field(1, ge=1, le=64, description="Bytewax processes per flow (a loopback cluster locally).")
+    kafka_batch_size: int = Field(5000, ge=1, le=100_000, description="Messages per Kafka poll in the flows.")
+    dedup_window_s: float = Field(
+        86_400.0, ge=3600.0, description="Event-time window in which a repeated event_id is dropped (at least 1 h)."
+    )
+    count_window_s: float = Field(
+        86_400.0,
+        ge=3600.0,
+        description="Event-time window in which movements are kept so a late cycle count can be applied exactly.",
+    )
+    order_retention_s: float = Field(
+        7 * 86_400.0, ge=3600.0, description="Event time a closed order line is remembered (late cancels, duplicates)."
+    )
+    low_stock_threshold: int = Field(5, ge=0, description="available at or below this (and above 0) raises low_stock.")
+    flow_metrics_port: int = Field(
+        9108, ge=0, le=65535, description="Prometheus port of a flow process (plus its process index); 0 disables."
+    )
+    sim_seed: int = Field(7, description="Seed of the simulator.")
+
+    @field_validator("kafka_brokers")
+    @classmethod
+    def _brokers_are_host_ports(cls, value: str) -> str:
+        for broker in value.split(","):
+            host, _, port = broker.strip().rpartition(":")
+            if not host or not port.isdigit():
+                raise ValueError(f"expected host:port[,host:port…], got {value!r}")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url_has_known_scheme(cls, value: str) -> str:
+        schemes = ("redis://", "rediss://", "unix://", "redis+sentinel://", "redis+cluster://")
+        if not value.startswith(schemes):
+            raise ValueError(f"expected a URL starting with one of {', '.join(schemes)}; got {value!r}")
+        return value
+
+    @field_validator("topic_prefix")
+    @classmethod
+    def _prefix_is_a_topic_name_part(cls, value: str) -> str:
+        if not all(ch.isalnum() or ch in "._-" for ch in value):
+            raise ValueError(f"only letters, digits, '.', '_' and '-' are allowed; got {value!r}")
+        return value
+
+    @property
+    def broker_list(self) -> list[str]:
+        return [b.strip() for b in self.kafka_brokers.split(",")]
+
+    def topic(self, topic: Topic) -> str:
+        """The full name of `topic` under the configured prefix."""
+        return topic.named(self.topic_prefix)
+
+
+def settings_or_exit(**overrides: object) -> Settings:
+    """Read the settings, or stop with one clear line per bad variable."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as ex:
+        lines = []
+        for error in ex.errors():
+            name = "OMNISTREAM_" + "_".join(str(p) for p in error["loc"]).upper()
+            lines.append(f"omnistream: bad configuration: {name}: {error['msg']}")
+        raise SystemExit("\n".join(lines)) from None

@@ -1,0 +1,61 @@
+"""Redis clients from one URL: single node now; Sentinel and Cluster accepted.
+
+URL forms (`OMNISTREAM_REDIS_URL`):
+- `redis://host:port/db`, `rediss://…`, `unix:///path.sock?db=0` — a single node;
+- `redis+sentinel://host1:port1,host2:port2/service_name/db` — the master that Sentinel names;
+- `redis+cluster://host:port` — Redis Cluster (keys carry hash tags, see `state.keys`).
+
+Timeouts are explicit and retries are off: a caller that must answer fast (the
+API's 503 within 100 ms) gets an error instead of a hang.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+import redis
+import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
+from redis.asyncio.sentinel import Sentinel as AsyncSentinel
+from redis.cluster import RedisCluster
+from redis.sentinel import Sentinel
+
+
+def _sentinel_parts(url: str) -> tuple[list[tuple[str, int]], str, int]:
+    parts = urlsplit(url)
+    hosts = []
+    for hostport in parts.netloc.rsplit("@", 1)[-1].split(","):
+        host, _, port = hostport.rpartition(":")
+        hosts.append((host, int(port or 26379)))
+    path = [p for p in parts.path.split("/") if p]
+    if not path:
+        raise ValueError(f"sentinel URL needs a service name: {url!r}")
+    return hosts, path[0], int(path[1]) if len(path) > 1 else 0
+
+
+def connect(url: str, *, timeout_s: float | None = 5.0) -> redis.Redis:
+    """A blocking client for `url` (flows and tools)."""
+    opts = {"socket_timeout": timeout_s, "socket_connect_timeout": timeout_s, "retry": None}
+    if url.startswith("redis+sentinel://"):
+        hosts, service, db = _sentinel_parts(url)
+        return Sentinel(hosts, socket_timeout=timeout_s).master_for(service, db=db, **opts)
+    if url.startswith("redis+cluster://"):
+        return RedisCluster.from_url(url.replace("redis+cluster://", "redis://", 1), **opts)  # type: ignore[no-any-return]
+    return redis.Redis.from_url(url, **opts)
+
+
+def connect_async(url: str, *, timeout_s: float) -> aioredis.Redis:
+    """An asyncio client for `url` (the API); every call fails within about `timeout_s`."""
+    opts = {
+        "socket_timeout": timeout_s,
+        "socket_connect_timeout": timeout_s,
+        "retry": None,
+        "max_connections": 256,
+    }
+    if url.startswith("redis+sentinel://"):
+        hosts, service, db = _sentinel_parts(url)
+        return AsyncSentinel(hosts, socket_timeout=timeout_s).master_for(service, db=db, **opts)
+    if url.startswith("redis+cluster://"):
+        opts.pop("max_connections")
+        return AsyncRedisCluster.from_url(url.replace("redis+cluster://", "redis://", 1), **opts)  # type: ignore[return-value]
+    return aioredis.Redis.from_url(url, **opts)

@@ -1,0 +1,40 @@
+"""Every Redis key Omnistream uses, one function per fact. Nothing else spells a key.
+
+The entity id sits inside `{}` so that all keys of one SKU share a Redis
+Cluster hash slot (a fenced write touches one key; readers may pipeline).
+Streams and their dedup markers share a tag too, because the script that adds
+to a stream checks the marker in the same call.
+"""
+
+from __future__ import annotations
+
+NAMESPACE = "omni"
+
+STOCK_VERSION_FIELD = "version"
+STOCK_DOC_FIELD = "doc"
+_LOCATION_FIELD_PREFIX = "loc:"
+
+
+def stock(sku: str) -> str:
+    """Hash holding one SKU's stock: `version`, `doc` (the API's SKU object) and `loc:<id>` per location."""
+    return f"{NAMESPACE}:stock:{{{sku}}}"
+
+
+def stock_location_field(location_id: str) -> str:
+    """Field of `stock(sku)` holding one location's API object."""
+    return f"{_LOCATION_FIELD_PREFIX}{location_id}"
+
+
+def alerts_stream() -> str:
+    """Redis stream mirroring the `omni.alerts` topic."""
+    return f"{NAMESPACE}:{{alerts}}"
+
+
+def dlq_stream() -> str:
+    """Redis stream mirroring the `omni.dlq` topic."""
+    return f"{NAMESPACE}:{{dlq}}"
+
+
+def stream_marker(stream_key: str, record_id: str) -> str:
+    """Marker that `record_id` was already added to `stream_key` (same hash slot as the stream)."""
+    return f"{stream_key}:seen:{record_id}"

@@ -1,0 +1,92 @@
+"""Writes `SkuStock` records to Redis: absolute, version-fenced, coalesced, pipelined.
+
+The documents are shaped here, once per write, exactly as the API serves them,
+so the API returns stored bytes without re-serialising (PERF_NOTES.md: the
+framework dominates the API's cost).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime
+
+import orjson
+import redis
+
+from events.stock import SkuStock
+from state import keys
+
+# Applies a whole SKU (doc plus every location field) only when its version is
+# newer: a replay after recovery re-sends older versions, which change nothing.
+# Whole-SKU writes matter: after a crash the replay may apply movements in a
+# different interleaving, so only the newest version is known to be complete.
+_WRITE_IF_NEWER = """
+local stored = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '-1')
+if stored >= tonumber(ARGV[2]) then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2], unpack(ARGV, 3))
+return 1
+"""
+
+
+def iso_ts(epoch_s: float) -> str:
+    """RFC 3339 UTC with milliseconds, the contract's timestamp format."""
+    return datetime.fromtimestamp(epoch_s, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def shape(stock: SkuStock) -> list[bytes | str | int]:
+    """Hash fields and values for `stock`: the SKU document and one object per location."""
+    fields: list[bytes | str | int] = []
+    locations = []
+    total_on_hand = total_reserved = 0
+    for loc in stock.locations:
+        body = {
+            "location_id": loc.location_id,
+            "on_hand": loc.on_hand,
+            "reserved": loc.reserved,
+            "available": loc.on_hand - loc.reserved,
+            "updated_at": iso_ts(loc.updated_at),
+        }
+        locations.append(body)
+        total_on_hand += loc.on_hand
+        total_reserved += loc.reserved
+        fields += [keys.stock_location_field(loc.location_id), orjson.dumps({"sku": stock.sku, **body})]
+    doc = {
+        "sku": stock.sku,
+        "total_on_hand": total_on_hand,
+        "total_reserved": total_reserved,
+        "total_available": total_on_hand - total_reserved,
+        "locations": locations,
+        "as_of": iso_ts(stock.as_of),
+    }
+    return [keys.STOCK_DOC_FIELD, orjson.dumps(doc), *fields]
+
+
+class StockWriter:
+    """Fenced, batched writer of `SkuStock` records.
+
+    Delivery: each call is one pipeline round trip; a record whose version is
+    not newer than Redis's is ignored, so at-least-once delivery from the flow
+    gives exactly-once effects.
+    """
+
+    def __init__(self, client: redis.Redis) -> None:
+        self._client = client
+        self._write_if_newer = client.register_script(_WRITE_IF_NEWER)
+
+    def write_batch(self, stocks: Iterable[SkuStock]) -> int:
+        """Write the newest record per SKU of `stocks`; returns how many Redis accepted."""
+        newest: dict[str, SkuStock] = {}
+        for stock in stocks:
+            kept = newest.get(stock.sku)
+            if kept is None or stock.version > kept.version:
+                newest[stock.sku] = stock
+        if not newest:
+            return 0
+        pipe = self._client.pipeline(transaction=False)
+        for stock in newest.values():
+            self._write_if_newer(
+                keys=[keys.stock(stock.sku)],
+                args=[keys.STOCK_VERSION_FIELD, stock.version, *shape(stock)],
+                client=pipe,
+            )
+        return sum(int(applied) for applied in pipe.execute())
