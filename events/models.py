@@ -276,3 +276,8 @@ class FraudLabel(Envelope, tag="fraud_label", kw_only=True):
 LabelEvent = FraudLabel
 
 Event = Union[CatalogEvent, ClickEvent, PosEvent, InventoryEvent, LabelEvent]
+
+
+def event_type(event: Event) -> str:
+    """The contract's `type` of a decoded event (`receipt`, `sale`, ...)."""
+    return type(event).__struct_config__.tag  # type: ignore[return-value]

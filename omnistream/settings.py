@@ -60,6 +60,9 @@ class Settings(BaseSettings):
     flow_metrics_port: int = Field(
         9108, ge=0, le=65535, description="Prometheus port of a flow process (plus its process index); 0 disables."
     )
+    flow_stop_at_end: bool = Field(
+        False, description="Stop a flow once all input present at start is consumed (replays, tests, benchmarks)."
+    )
     sim_seed: int = Field(7, description="Seed of the simulator.")
 
     @field_validator("kafka_brokers")

@@ -75,18 +75,26 @@ class StockWriter:
 
     def write_batch(self, stocks: Iterable[SkuStock]) -> int:
         """Write the newest record per SKU of `stocks`; returns how many Redis accepted."""
+        pipe = self._client.pipeline(transaction=False)
+        if not self.queue(pipe, stocks):
+            return 0
+        return sum(int(applied) for applied in pipe.execute())
+
+    def queue(self, pipe: redis.client.Pipeline, stocks: Iterable[SkuStock]) -> int:
+        """Add the fenced writes of the newest record per SKU to `pipe`; returns how many.
+
+        Lets a sink send stock, alerts and dead letters in one round trip;
+        each queued write replies 1 (applied) or 0 (not newer) in order.
+        """
         newest: dict[str, SkuStock] = {}
         for stock in stocks:
             kept = newest.get(stock.sku)
             if kept is None or stock.version > kept.version:
                 newest[stock.sku] = stock
-        if not newest:
-            return 0
-        pipe = self._client.pipeline(transaction=False)
         for stock in newest.values():
             self._write_if_newer(
                 keys=[keys.stock(stock.sku)],
                 args=[keys.STOCK_VERSION_FIELD, stock.version, *shape(stock)],
                 client=pipe,
             )
-        return sum(int(applied) for applied in pipe.execute())
+        return len(newest)

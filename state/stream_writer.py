@@ -53,6 +53,12 @@ class StreamWriter:
     def add_batch(self, records: Iterable[tuple[str, bytes]]) -> int:
         """Add `(record_id, json_bytes)` pairs not added before; returns how many were new."""
         pipe = self._client.pipeline(transaction=False)
+        if not self.queue(pipe, records):
+            return 0
+        return sum(int(added) for added in pipe.execute())
+
+    def queue(self, pipe: redis.client.Pipeline, records: Iterable[tuple[str, bytes]]) -> int:
+        """Add the idempotent XADDs of `records` to `pipe`; returns how many were queued."""
         count = 0
         for record_id, body in records:
             self._add_once(
@@ -61,9 +67,7 @@ class StreamWriter:
                 client=pipe,
             )
             count += 1
-        if not count:
-            return 0
-        return sum(int(added) for added in pipe.execute())
+        return count
 
 
 def alert_records(alerts: Iterable[Alert]) -> list[tuple[str, bytes]]:

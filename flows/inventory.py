@@ -1,0 +1,181 @@
+"""Inventory flow: stock movements from stores, web and warehouses in; live, versioned stock out.
+
+Consumes `omni.inventory`, `omni.pos` and the `purchase` events of
+`omni.clickstream`; keeps on-hand, reserved and available per SKU and
+location (CONTRACT.md "Stock semantics") and writes every SKU's stock to
+Redis, fenced by version; raises stock alerts; routes every invalid event to
+the dead-letter stream.
+
+Run it with `omnistream flow inventory` (recovery on by default); see `flows.run`.
+"""
+
+from __future__ import annotations
+
+import pickle
+from collections import Counter
+from typing import Any
+
+import bytewax.operators as op
+from bytewax.connectors.kafka import KafkaError, KafkaSource, KafkaSourceMessage
+from bytewax.dataflow import Dataflow
+from bytewax.operators import StatefulBatchLogic
+from confluent_kafka import OFFSET_BEGINNING
+
+from events.dead_letter import DeadLetter
+from events.decode import decode
+from events.models import Count, Purchase, Return, Sale, Void, event_type
+from events.topics import Topic
+from flows.metrics import DUPLICATES, EVENTS_IN
+from flows.sinks import FlowRecord, RecordSink, is_dead_letter
+from omnistream.settings import Settings
+from operators.movements import StockMovement, inventory_movement, purchase_movements
+from operators.stock_ledger import StockLedger
+from operators.txn_journal import TxnJournal
+
+FLOW = "inventory"
+TillEvent = Sale | Return | Void
+RawMessage = KafkaSourceMessage[bytes | None, bytes | None] | KafkaError[bytes | None, bytes | None]
+
+
+def build_flow(settings: Settings) -> Dataflow:
+    """Stock movements in; absolute, versioned stock per SKU, stock alerts and dead letters out."""
+    flow = Dataflow(FLOW)
+    source_topics = {settings.topic(t): t for t in (Topic.INVENTORY, Topic.POS, Topic.CLICKSTREAM)}
+    raw = op.input("inventory_in", flow, kafka_source(settings, list(source_topics)))
+    decoded = op.flat_map_batch("decode", raw, Decoder(source_topics).decode_batch)
+    split = op.branch("is_dead_letter", decoded, is_dead_letter)
+    till = op.branch("is_till", split.falses, is_till_event)
+    by_store = op.key_on("by_store", till.trues, lambda event: event.store_id)
+    till_moves = op.key_rm("till_moves", op.stateful_batch("txn_journal", by_store, JournalLogic(settings)))
+    movements = op.merge("movements", till.falses, till_moves)
+    by_sku = op.key_on("by_sku", movements, lambda move: move.sku)
+    ledger_out = op.key_rm("ledger_out", op.stateful_batch("ledger", by_sku, LedgerLogic(settings)))
+    op.output("records_out", op.merge("records", split.trues, ledger_out), RecordSink(FLOW, settings))
+    return flow
+
+
+def kafka_source(settings: Settings, topics: list[str]) -> KafkaSource:
+    """Explicit partition assignment (no consumer-group join); offsets live in Bytewax recovery."""
+    return KafkaSource(
+        settings.broker_list,
+        topics,
+        tail=not settings.flow_stop_at_end,
+        starting_offset=OFFSET_BEGINNING,
+        batch_size=settings.kafka_batch_size,
+        raise_on_errors=False,  # a broken message is a dead letter, not a crash
+    )
+
+
+class Decoder:
+    """Raw Kafka messages to stock movements, till events and dead letters; never raises."""
+
+    def __init__(self, source_topics: dict[str, Topic]) -> None:
+        self.source_topics = source_topics
+
+    def decode_batch(self, messages: list[RawMessage]) -> list[Any]:
+        out: list[Any] = []
+        seen: Counter[tuple[str, str]] = Counter()
+        for message in messages:
+            if isinstance(message, KafkaError):
+                msg = message.msg
+                partition = -1 if msg.partition is None else msg.partition
+                offset = -1 if msg.offset is None else msg.offset
+                out.append(DeadLetter.of(msg.topic or "", partition, offset, f"Kafka error: {message.err}", msg.value))
+                continue
+            topic = self.source_topics[message.topic]  # type: ignore[index]
+            event = decode(topic, message.value, source_topic=message.topic or "",
+                           partition=message.partition or 0, offset=message.offset or 0)  # fmt: skip
+            kind = type(event)
+            if kind is DeadLetter:
+                out.append(event)
+                continue
+            seen[topic.value, event_type(event)] += 1  # type: ignore[arg-type]
+            if topic is Topic.INVENTORY:
+                source = None
+                if kind is Count:
+                    source = (message.topic or "", message.partition or 0, message.offset or 0, message.value or b"")
+                out.append(inventory_movement(event, source))  # type: ignore[arg-type]
+            elif topic is Topic.POS:
+                out.append(event)
+            elif kind is Purchase:
+                out.extend(purchase_movements(event))  # type: ignore[arg-type]
+        for (topic_name, type_name), n in seen.items():
+            EVENTS_IN.labels(FLOW, topic_name, type_name).inc(n)
+        return out
+
+
+def is_till_event(item: StockMovement | TillEvent) -> bool:
+    return type(item) is not StockMovement
+
+
+class JournalLogic:
+    """Builds the per-store `TxnJournal` step logic (a Bytewax builder)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.retention_s = settings.dedup_window_s
+
+    def __call__(self, resume: bytes | None) -> _JournalStep:
+        journal = pickle.loads(resume) if resume is not None else TxnJournal(self.retention_s)
+        return _JournalStep(journal)
+
+
+class _JournalStep(StatefulBatchLogic[TillEvent, StockMovement, bytes]):
+    def __init__(self, journal: TxnJournal) -> None:
+        self.journal = journal
+
+    def on_batch(self, events: list[TillEvent]) -> tuple[list[StockMovement], bool]:
+        moves: list[StockMovement] = []
+        for event in events:
+            moves += self.journal.apply(event)
+        return moves, StatefulBatchLogic.RETAIN
+
+    def snapshot(self) -> bytes:
+        return pickle.dumps(self.journal, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+class LedgerLogic:
+    """Builds the per-SKU `StockLedger` step logic (a Bytewax builder)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.dedup_window_s = settings.dedup_window_s
+        self.count_window_s = settings.count_window_s
+        self.order_retention_s = settings.order_retention_s
+        self.low_stock_threshold = settings.low_stock_threshold
+        self._new_ledger_sku: str | None = None
+
+    def __call__(self, resume: bytes | None) -> _LedgerStep:
+        if resume is not None:
+            return _LedgerStep(pickle.loads(resume), self)
+        return _LedgerStep(None, self)
+
+    def new_ledger(self, sku: str) -> StockLedger:
+        return StockLedger(sku, self.dedup_window_s, self.count_window_s, self.order_retention_s,
+                           self.low_stock_threshold)  # fmt: skip
+
+
+class _LedgerStep(StatefulBatchLogic[StockMovement, FlowRecord, bytes]):
+    # Bytewax builds the logic before it hands over the key's first batch, so
+    # the ledger is created from the first movement's SKU.
+    def __init__(self, ledger: StockLedger | None, builder: LedgerLogic) -> None:
+        self.ledger = ledger
+        self.builder = builder
+
+    def on_batch(self, moves: list[StockMovement]) -> tuple[list[FlowRecord], bool]:
+        ledger = self.ledger
+        if ledger is None:
+            ledger = self.ledger = self.builder.new_ledger(moves[0].sku)
+        out: list[FlowRecord] = []
+        duplicates_before = ledger.duplicates
+        version_before = ledger.version
+        for move in moves:
+            note = ledger.apply(move)
+            if note is not None:
+                out.append(note)
+        if ledger.version != version_before:
+            out.append(ledger.stock())  # one coalesced record per SKU per batch
+        if ledger.duplicates != duplicates_before:
+            DUPLICATES.labels(FLOW).inc(ledger.duplicates - duplicates_before)
+        return out, StatefulBatchLogic.RETAIN
+
+    def snapshot(self) -> bytes:
+        return pickle.dumps(self.ledger, protocol=pickle.HIGHEST_PROTOCOL)

@@ -1,0 +1,126 @@
+"""Starts a flow as Bytewax processes: recovery on by default, a loopback cluster when asked.
+
+Bytewax 0.21.1 specifics live in `flows/`: recovery partitions are created
+once with `python -m bytewax.recovery DIR N`; each process runs
+`python -m flows.run NAME` (see there); a cluster is one process per
+`--process-id` with every process's address (threads in one process do not
+scale under the GIL: PERF_NOTES.md, so the unit of scale is the process).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from flows.run import FLOWS
+from omnistream.settings import Settings
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """`settings` as `OMNISTREAM_*` variables, so a child process reads the same configuration."""
+    env = {}
+    for name, value in settings.model_dump().items():
+        env[f"OMNISTREAM_{name.upper()}"] = str(value)
+    return env
+
+
+def ensure_recovery(directory: Path, partitions: int) -> None:
+    """Create Bytewax recovery partitions in `directory` unless they exist."""
+    if directory.exists() and any(directory.glob("part-*.sqlite3")):
+        return
+    directory.mkdir(parents=True, exist_ok=True)
+    subprocess.run([sys.executable, "-m", "bytewax.recovery", str(directory), str(partitions)], check=True)
+
+
+@dataclass
+class FlowRun:
+    """The processes of one running flow."""
+
+    name: str
+    procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    def alive(self) -> bool:
+        return any(p.poll() is None for p in self.procs)
+
+    def wait(self, timeout_s: float | None = None) -> int:
+        """Wait for every process; returns the worst exit code (0 when all succeeded)."""
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        codes = []
+        for proc in self.procs:
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            codes.append(proc.wait(remaining))
+        return max(codes, key=abs, default=0)
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        """Interrupt every process (Bytewax stops at the next epoch), kill what lingers."""
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGINT)
+        deadline = time.monotonic() + timeout_s
+        for proc in self.procs:
+            try:
+                proc.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+    def kill(self) -> None:
+        """SIGKILL every process, as a crash would."""
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.kill()
+        for proc in self.procs:
+            proc.wait()
+
+
+def _free_ports(count: int) -> list[int]:
+    from omnistream.stack import free_port
+
+    ports: set[int] = set()
+    while len(ports) < count:
+        ports.add(free_port())
+    return sorted(ports)
+
+
+def start_flow(
+    name: str,
+    settings: Settings,
+    *,
+    recovery: bool = True,
+    extra_env: dict[str, str] | None = None,
+    stdout: int | None = None,
+    stderr: int | None = None,
+) -> FlowRun:
+    """Start flow `name` as `settings.processes` processes of `settings.workers` workers each."""
+    if name not in FLOWS:
+        raise ValueError(f"unknown flow {name!r}; known: {', '.join(FLOWS)}")
+    base = [sys.executable, "-m", "flows.run", name]
+    if recovery and str(settings.recovery_dir):
+        ensure_recovery(settings.recovery_dir, settings.recovery_partitions)
+    else:
+        base.append("--no-recovery")
+    env = {**os.environ, **settings_env(settings), **(extra_env or {})}
+    run = FlowRun(name)
+    if settings.processes == 1:
+        run.procs.append(subprocess.Popen(base, env=env, stdout=stdout, stderr=stderr))
+        return run
+    addresses = ",".join(f"127.0.0.1:{port}" for port in _free_ports(settings.processes))
+    for index in range(settings.processes):
+        cmd = [*base, "--process-id", str(index), "--addresses", addresses]
+        run.procs.append(subprocess.Popen(cmd, env=env, stdout=stdout, stderr=stderr))
+    return run
+
+
+def run_flow(name: str, settings: Settings, *, recovery: bool = True) -> int:
+    """Run flow `name` in the foreground until it ends or Ctrl-C; returns its exit code."""
+    run = start_flow(name, settings, recovery=recovery)
+    try:
+        return run.wait()
+    except KeyboardInterrupt:
+        run.stop()
+        return 130

@@ -1,0 +1,43 @@
+"""Prometheus metrics of the flows: one place names them.
+
+Counters are incremented once per batch with aggregated counts, never per
+event (a labelled `inc()` costs about a microsecond: PERF_NOTES.md budgets
+the whole event at ~25 us).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from prometheus_client import Counter, Histogram, start_http_server
+
+log = logging.getLogger(__name__)
+
+EVENTS_IN = Counter("omnistream_flow_events_total", "Input events decoded, by topic and event type.",
+                    ["flow", "topic", "type"])  # fmt: skip
+DEAD_LETTERS = Counter("omnistream_flow_dead_letters_total", "Input events sent to the dead-letter stream, by reason.",
+                       ["flow", "topic", "reason"])  # fmt: skip
+DUPLICATES = Counter("omnistream_flow_duplicates_dropped_total", "Redelivered events dropped by event_id.", ["flow"])
+ALERTS = Counter("omnistream_flow_alerts_total", "Alerts raised, by kind and severity.", ["flow", "kind", "severity"])
+REDIS_WRITE_SECONDS = Histogram(
+    "omnistream_flow_redis_write_seconds", "Wall time of one pipelined Redis write of a batch.", ["flow"],
+    buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0),
+)  # fmt: skip
+STATE_WRITES = Counter("omnistream_flow_state_writes_total", "Versioned records written to Redis, by outcome.",
+                       ["flow", "outcome"])  # fmt: skip
+END_TO_END_LAG = Histogram(
+    "omnistream_flow_end_to_end_lag_seconds",
+    "Write time minus the event time of the newest event in the written record.",
+    ["flow"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0),
+)
+
+
+def serve_metrics(port: int, process_index: int) -> None:
+    """Expose this process's metrics on `port + process_index` (0 disables)."""
+    if port == 0:
+        return
+    try:
+        start_http_server(port + process_index)
+    except OSError as ex:  # a second flow on the same machine: run without, say so
+        log.warning("flow metrics not served: port %d unavailable (%s)", port + process_index, ex)

@@ -1,0 +1,51 @@
+"""Runs one flow in this process: `python -m flows.run NAME [--process-id I --addresses A,B]`.
+
+`flows.launcher` starts one of these per cluster process. Running Bytewax
+through `cli_main` here (rather than `python -m bytewax.run`) lets epochs be
+shorter than a second and reads every setting from `OMNISTREAM_*`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+from datetime import timedelta
+
+from bytewax.recovery import RecoveryConfig
+from bytewax.run import cli_main
+
+from flows.metrics import serve_metrics
+from omnistream.settings import settings_or_exit
+
+FLOWS: dict[str, str] = {"inventory": "flows.inventory"}
+PROCESS_INDEX_ENV = "OMNISTREAM_FLOW_PROCESS_INDEX"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m flows.run", description=__doc__)
+    parser.add_argument("flow", choices=sorted(FLOWS))
+    parser.add_argument("--process-id", type=int, default=None)
+    parser.add_argument("--addresses", default=None, help="comma-separated host:port of every process")
+    parser.add_argument("--no-recovery", action="store_true")
+    args = parser.parse_args()
+
+    settings = settings_or_exit()
+    flow = importlib.import_module(FLOWS[args.flow]).build_flow(settings)
+    recovery = None
+    if not args.no_recovery and str(settings.recovery_dir):
+        recovery = RecoveryConfig(settings.recovery_dir, timedelta(seconds=settings.backup_interval_s))
+    serve_metrics(settings.flow_metrics_port, args.process_id or 0)
+    os.environ[PROCESS_INDEX_ENV] = str(args.process_id or 0)
+    cli_main(
+        flow,
+        workers_per_process=settings.workers,
+        process_id=args.process_id,
+        addresses=args.addresses.split(",") if args.addresses else None,
+        epoch_interval=timedelta(seconds=settings.snapshot_interval_s),
+        recovery_config=recovery,
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,118 @@
+"""The flows' sink: versioned state, alerts and dead letters to Redis and Kafka.
+
+One sink takes every record a flow produces, so each batch costs one Redis
+pipeline round trip whatever its mix (PERF_NOTES.md: the Redis client is the
+largest per-event cost).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from typing import Any
+
+import orjson
+from bytewax.outputs import DynamicSink, StatelessSinkPartition
+from confluent_kafka import Producer
+
+from events.alerts import Alert
+from events.dead_letter import DeadLetter
+from events.stock import SkuStock
+from events.topics import Topic
+from flows.metrics import ALERTS, DEAD_LETTERS, END_TO_END_LAG, REDIS_WRITE_SECONDS, STATE_WRITES
+from omnistream.settings import Settings
+from state import keys
+from state.connection import connect
+from state.stock_writer import StockWriter
+from state.stream_writer import StreamWriter
+
+FlowRecord = SkuStock | Alert | DeadLetter
+
+
+class _RecordSinkPartition(StatelessSinkPartition[FlowRecord]):
+    def __init__(self, flow_name: str, settings: Settings) -> None:
+        self._flow = flow_name
+        client = connect(settings.redis_url, timeout_s=10.0)
+        self._client = client
+        self._stock = StockWriter(client)
+        self._alerts = StreamWriter(client, keys.alerts_stream())
+        self._dead_letters = StreamWriter(client, keys.dlq_stream())
+        self._producer = Producer(
+            {"bootstrap.servers": settings.kafka_brokers, "enable.idempotence": True, "linger.ms": 5}
+        )
+        self._alerts_topic = settings.topic(Topic.ALERTS)
+        self._dlq_topic = settings.topic(Topic.DLQ)
+
+    def write_batch(self, items: list[FlowRecord]) -> None:
+        stocks: list[SkuStock] = []
+        alerts: list[tuple[str, bytes]] = []
+        letters: list[tuple[str, bytes]] = []
+        alert_kinds: Counter[tuple[str, str]] = Counter()
+        letter_reasons: Counter[tuple[str, str]] = Counter()
+        for item in items:
+            if type(item) is SkuStock:
+                stocks.append(item)
+            elif type(item) is Alert:
+                alerts.append((item.alert_id, orjson.dumps(item)))
+                alert_kinds[item.kind, item.severity.value] += 1
+            else:
+                assert type(item) is DeadLetter, f"unexpected record {type(item).__name__}"
+                letters.append((item.dlq_id, orjson.dumps(item)))
+                letter_reasons[item.source_topic, item.reason] += 1
+
+        # Kafka first and flushed: once write_batch returns, the epoch may be
+        # committed, and an undelivered record would be lost (at-least-once; the
+        # ids let consumers drop the repeats a recovery replay re-sends).
+        for record_id, body in alerts:
+            self._producer.produce(self._alerts_topic, body, key=record_id)
+        for record_id, body in letters:
+            self._producer.produce(self._dlq_topic, body, key=record_id)
+        if alerts or letters:
+            self._producer.flush()
+
+        started = time.perf_counter()
+        pipe = self._client.pipeline(transaction=False)
+        n_stock = self._stock.queue(pipe, stocks)
+        self._alerts.queue(pipe, alerts)
+        self._dead_letters.queue(pipe, letters)
+        replies = pipe.execute()
+        written_at = time.time()
+        REDIS_WRITE_SECONDS.labels(self._flow).observe(time.perf_counter() - started)
+
+        if n_stock:
+            applied = sum(int(r) for r in replies[:n_stock])
+            STATE_WRITES.labels(self._flow, "applied").inc(applied)
+            STATE_WRITES.labels(self._flow, "stale").inc(n_stock - applied)
+            lag = END_TO_END_LAG.labels(self._flow)
+            for stock in stocks:
+                lag.observe(max(0.0, written_at - stock.as_of))
+        for (kind, severity), n in alert_kinds.items():
+            ALERTS.labels(self._flow, kind, severity).inc(n)
+        for (topic, reason), n in letter_reasons.items():
+            DEAD_LETTERS.labels(self._flow, topic, reason).inc(n)
+
+    def close(self) -> None:
+        self._producer.flush()
+        self._client.close()
+
+
+class RecordSink(DynamicSink[FlowRecord]):
+    """Writes `SkuStock` (fenced), `Alert` and `DeadLetter` records of a flow.
+
+    Delivery: state writes are exactly-once in effect (absolute values behind
+    a version fence); alerts and dead letters reach each Redis stream once
+    (added only if their id is new) and their Kafka topics at least once,
+    keyed by `alert_id` / `dlq_id` so consumers can drop repeats after a
+    recovery replay.
+    """
+
+    def __init__(self, flow_name: str, settings: Settings) -> None:
+        self.flow_name = flow_name
+        self.settings = settings
+
+    def build(self, step_id: str, worker_index: int, worker_count: int) -> _RecordSinkPartition:
+        return _RecordSinkPartition(self.flow_name, self.settings)
+
+
+def is_dead_letter(item: Any) -> bool:
+    return type(item) is DeadLetter

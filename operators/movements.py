@@ -1,0 +1,108 @@
+"""Stock movements: what an input event does to one (sku, location) stock record.
+
+Events carry baskets and orders; the ledger works per SKU. This module turns
+inventory events and online purchases into movements, one per affected SKU
+(lines of the same SKU in one basket are summed, so a basket is one movement
+per SKU and its `event_id` stays a unique dedup key within that SKU).
+POS events need the transaction journal (voids name a sale, not SKUs): see
+`operators.txn_journal`.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+from typing import NamedTuple
+
+from events.models import (
+    Adjustment,
+    Count,
+    Fulfilment,
+    InventoryEvent,
+    LineItem,
+    OrderCancel,
+    Purchase,
+    Receipt,
+    TransferIn,
+    TransferOut,
+)
+
+
+class Move(IntEnum):
+    """The kinds of effect a movement has on a stock record."""
+
+    ON_HAND = 0  # signed change of on-hand at `ts`
+    COUNT = 1  # absolute on-hand as of `ts`
+    RESERVE = 2  # an online order line reserves `qty`
+    FULFIL = 3  # an order line shipped `qty`: on-hand and the reservation drop
+    CANCEL = 4  # an order was cancelled: its remaining reservation is released
+
+
+class StockMovement(NamedTuple):
+    """One effect on the stock of `sku` at `location_id`.
+
+    `event_id` is the dedup key within the SKU; `ts` is event time in epoch
+    seconds. `order_id` is set for RESERVE, FULFIL and CANCEL.
+    """
+
+    sku: str
+    location_id: str
+    kind: Move
+    qty: int
+    ts: float
+    event_id: str
+    order_id: str | None = None
+    source: tuple[str, int, int, bytes] | None = None  # (topic, partition, offset, raw) of a count, for its dead letter
+
+
+def qty_by_sku(items: list[LineItem]) -> dict[str, int]:
+    """Total quantity per SKU of a basket, in first-seen order."""
+    totals: dict[str, int] = {}
+    for item in items:
+        totals[item.sku] = totals.get(item.sku, 0) + item.qty
+    return totals
+
+
+def inventory_movement(
+    event: InventoryEvent, source: tuple[str, int, int, bytes] | None = None
+) -> StockMovement:
+    """The movement of one `omni.inventory` event (each names exactly one sku and location).
+
+    `source` (topic, partition, offset, raw bytes) is kept on cycle counts only:
+    a count too old to apply exactly becomes a dead letter that names it.
+
+    >>> from datetime import datetime, UTC
+    >>> receipt = Receipt(event_id="e1", ts=datetime(2026, 1, 1, tzinfo=UTC), schema_version=1,
+    ...                   sku="SKU-1", location_id="S1", qty=5)
+    >>> inventory_movement(receipt).qty
+    5
+    """
+    ts = event.ts.timestamp()
+    match event:
+        case Receipt() | TransferIn():
+            return StockMovement(event.sku, event.location_id, Move.ON_HAND, event.qty, ts, event.event_id)
+        case TransferOut():
+            return StockMovement(event.sku, event.location_id, Move.ON_HAND, -event.qty, ts, event.event_id)
+        case Adjustment():
+            return StockMovement(event.sku, event.location_id, Move.ON_HAND, event.qty, ts, event.event_id)
+        case Count():
+            return StockMovement(
+                event.sku, event.location_id, Move.COUNT, event.on_hand, ts, event.event_id, None, source
+            )
+        case Fulfilment():
+            return StockMovement(
+                event.sku, event.location_id, Move.FULFIL, event.qty, ts, event.event_id, event.order_id
+            )
+        case OrderCancel():
+            return StockMovement(event.sku, event.location_id, Move.CANCEL, 0, ts, event.event_id, event.order_id)
+    raise TypeError(f"not an inventory event: {type(event).__name__}")
+
+
+def purchase_movements(purchase: Purchase) -> list[StockMovement]:
+    """The reservations an online order makes at its fulfilment location, one per SKU."""
+    ts = purchase.ts.timestamp()
+    return [
+        StockMovement(
+            sku, purchase.fulfilment_location_id, Move.RESERVE, qty, ts, purchase.event_id, purchase.order_id
+        )
+        for sku, qty in qty_by_sku(purchase.items).items()
+    ]

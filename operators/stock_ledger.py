@@ -1,0 +1,279 @@
+"""Stock of one SKU at every location, exactly as CONTRACT.md "Stock semantics" defines it."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from events.alerts import Alert, Entity, Severity
+from events.dead_letter import DeadLetter
+from events.stock import LocationStock, SkuStock
+from operators.movements import Move, StockMovement
+from operators.seen_events import SeenEvents
+
+# Stock levels, worst last; an alert is raised when a location enters a worse one.
+OK, LOW, OUT, OVERSOLD = 0, 1, 2, 3
+_ALERTS = {
+    LOW: ("low_stock", Severity.WARNING),
+    OUT: ("out_of_stock", Severity.ATTENTION),
+    OVERSOLD: ("oversell", Severity.EMERGENCY),
+}
+_FIRST_SWEEP = 64
+
+
+class _OrderLine:
+    """What one online order does to one SKU at one location."""
+
+    __slots__ = ("cancelled", "fulfilled", "last_ts", "purchased")
+
+    def __init__(self) -> None:
+        self.purchased = 0
+        self.fulfilled = 0
+        self.cancelled = False
+        self.last_ts = float("-inf")
+
+    @property
+    def reserved(self) -> int:
+        # A pure function of what arrived, not of the order it arrived in:
+        # fulfilment before purchase, or cancel before either, end the same.
+        return 0 if self.cancelled else max(0, self.purchased - self.fulfilled)
+
+    @property
+    def closed(self) -> bool:
+        return self.purchased > 0 and (self.cancelled or self.fulfilled >= self.purchased)
+
+    def __getstate__(self) -> tuple[int, int, bool, float]:
+        return self.purchased, self.fulfilled, self.cancelled, self.last_ts
+
+    def __setstate__(self, state: tuple[int, int, bool, float]) -> None:
+        self.purchased, self.fulfilled, self.cancelled, self.last_ts = state
+
+
+class _Location:
+    """Stock of one SKU at one location, with what a late cycle count needs."""
+
+    __slots__ = (
+        "count_id",
+        "count_ts",
+        "folded_until",
+        "level",
+        "moves",
+        "on_hand",
+        "orders",
+        "reserved",
+        "sweep_moves_at",
+        "sweep_orders_at",
+        "updated_at",
+    )
+
+    def __init__(self) -> None:
+        self.on_hand = 0
+        self.reserved = 0
+        self.count_ts = float("-inf")  # the newest cycle count applied, by event time
+        self.count_id = ""
+        self.moves: list[tuple[float, int]] = []  # on-hand changes dated after the count
+        self.folded_until = float("-inf")  # changes older than this are only in `on_hand`
+        self.orders: dict[str, _OrderLine] = {}
+        self.updated_at = float("-inf")
+        self.level = OK
+        self.sweep_moves_at = _FIRST_SWEEP
+        self.sweep_orders_at = _FIRST_SWEEP
+
+    def __getstate__(self) -> tuple[object, ...]:
+        return tuple(getattr(self, name) for name in self.__slots__)
+
+    def __setstate__(self, state: tuple[object, ...]) -> None:
+        for name, value in zip(self.__slots__, state, strict=True):
+            setattr(self, name, value)
+
+
+class StockLedger:
+    """On-hand, reserved and available stock of one SKU at every location.
+
+    Applies `StockMovement`s in any arrival order and ends in the same state:
+    - a cycle count sets on-hand as of its `ts`: movements dated at or before
+      it are already in it, later ones apply on top, even when they arrived
+      before the count; an older count than the one applied changes nothing;
+    - each online order line keeps what was purchased, fulfilled and whether it
+      was cancelled, so reserved = purchased - fulfilled (never below 0), or 0
+      once cancelled, whichever of the three came first;
+    - a repeated `event_id` within `dedup_window_s` changes nothing.
+
+    To apply a late count exactly, on-hand changes are kept per location until
+    a newer count covers them; those older than `count_window_s` (event time,
+    behind the newest movement of the SKU) are folded into on-hand. A count
+    dated before the folded horizon can no longer be applied exactly and is
+    returned as a `DeadLetter`: it is reported, never silently approximated.
+
+    Each applied movement bumps `version`, the fence of the Redis writer.
+    Entering low stock (available at or below `low_stock_threshold`), out of
+    stock (0) or oversell (below 0) at a location returns an `Alert`.
+
+    Parameters
+    ----------
+    sku
+        The SKU this ledger keeps.
+    dedup_window_s
+        Event-time seconds a seen `event_id` is remembered.
+    count_window_s
+        Event-time seconds on-hand changes are kept for late cycle counts.
+    order_retention_s
+        Event-time seconds a closed order line is remembered after its last event.
+    low_stock_threshold
+        Available at or below this, above 0, is low stock.
+
+    Examples
+    --------
+    >>> from operators.movements import Move, StockMovement as M
+    >>> ledger = StockLedger("SKU-1", low_stock_threshold=1)
+    >>> ledger.apply(M("SKU-1", "S1", Move.ON_HAND, 10, 100.0, "receipt-1"))
+    >>> ledger.apply(M("SKU-1", "S1", Move.ON_HAND, -3, 300.0, "sale-1"))
+    >>> ledger.apply(M("SKU-1", "S1", Move.COUNT, 8, 200.0, "count-1"))  # late: the sale is on top
+    >>> ledger.apply(M("SKU-1", "S1", Move.FULFIL, 1, 400.0, "ship-1", "order-1"))  # before its purchase
+    >>> ledger.apply(M("SKU-1", "S1", Move.RESERVE, 3, 350.0, "buy-1", "order-1"))
+    >>> [(s.on_hand, s.reserved, s.available) for s in ledger.stock().locations]
+    [(4, 2, 2)]
+    >>> ledger.apply(M("SKU-1", "S1", Move.ON_HAND, -3, 300.0, "sale-1")) is None  # redelivered
+    True
+    >>> ledger.apply(M("SKU-1", "S1", Move.ON_HAND, -2, 500.0, "sale-2")).kind
+    'out_of_stock'
+    >>> ledger.version
+    6
+    """
+
+    def __init__(
+        self,
+        sku: str,
+        dedup_window_s: float = 86_400.0,
+        count_window_s: float = 86_400.0,
+        order_retention_s: float = 7 * 86_400.0,
+        low_stock_threshold: int = 5,
+    ) -> None:
+        self.sku = sku
+        self.dedup_window_s = dedup_window_s
+        self.count_window_s = count_window_s
+        self.order_retention_s = order_retention_s
+        self.low_stock_threshold = low_stock_threshold
+        self.version = 0
+        self.as_of = float("-inf")
+        self.duplicates = 0
+        self._seen = SeenEvents(dedup_window_s)
+        self._locations: dict[str, _Location] = {}
+
+    def apply(self, move: StockMovement) -> Alert | DeadLetter | None:
+        """Apply one movement; returns an alert or a dead letter when it raises one."""
+        if not self._seen.add(move.event_id, move.ts):
+            self.duplicates += 1
+            return None
+        loc = self._locations.get(move.location_id)
+        if loc is None:
+            loc = self._locations[move.location_id] = _Location()
+        self.version += 1
+        if move.ts > self.as_of:
+            self.as_of = move.ts
+        if move.ts > loc.updated_at:
+            loc.updated_at = move.ts
+        kind = move.kind
+        if kind == Move.ON_HAND:
+            self._change_on_hand(loc, move.qty, move.ts)
+        elif kind == Move.COUNT:
+            if move.ts < loc.folded_until:
+                return self._stale_count(move, loc)
+            self._count(loc, move)
+        else:
+            line = loc.orders.get(move.order_id)  # type: ignore[arg-type]
+            if line is None:
+                line = loc.orders[move.order_id] = _OrderLine()  # type: ignore[index]
+                if len(loc.orders) >= loc.sweep_orders_at:
+                    self._sweep_orders(loc)
+            before = line.reserved
+            if kind == Move.RESERVE:
+                line.purchased += move.qty
+            elif kind == Move.FULFIL:
+                line.fulfilled += move.qty
+                self._change_on_hand(loc, -move.qty, move.ts)
+            else:
+                line.cancelled = True
+            if move.ts > line.last_ts:
+                line.last_ts = move.ts
+            loc.reserved += line.reserved - before
+        return self._level_alert(loc, move)
+
+    def stock(self) -> SkuStock:
+        """The SKU's stock at every location, as of the last applied movement."""
+        return SkuStock(
+            self.sku,
+            self.version,
+            self.as_of,
+            tuple(
+                LocationStock(location_id, loc.on_hand, loc.reserved, loc.updated_at)
+                for location_id, loc in self._locations.items()
+            ),
+        )
+
+    def _change_on_hand(self, loc: _Location, qty: int, ts: float) -> None:
+        if ts <= loc.count_ts:
+            return  # already in the count (CONTRACT.md: counts are as of their ts)
+        loc.on_hand += qty
+        if ts >= loc.folded_until:
+            loc.moves.append((ts, qty))
+            if len(loc.moves) >= loc.sweep_moves_at:
+                self._fold_old_moves(loc)
+
+    def _count(self, loc: _Location, move: StockMovement) -> None:
+        if (move.ts, move.event_id) <= (loc.count_ts, loc.count_id):
+            return  # a newer count is already applied
+        later = [(ts, qty) for ts, qty in loc.moves if ts > move.ts]
+        loc.moves = later
+        loc.on_hand = move.qty + sum(qty for _, qty in later)
+        loc.count_ts, loc.count_id = move.ts, move.event_id
+
+    def _fold_old_moves(self, loc: _Location) -> None:
+        # Amortised O(1): sweep when the list has doubled since the last sweep.
+        horizon = self.as_of - self.count_window_s
+        if horizon > loc.folded_until:
+            loc.folded_until = horizon
+            loc.moves = [m for m in loc.moves if m[0] >= horizon]
+        loc.sweep_moves_at = max(_FIRST_SWEEP, 2 * len(loc.moves))
+
+    def _sweep_orders(self, loc: _Location) -> None:
+        horizon = self.as_of - self.order_retention_s
+        # Only lines that hold nothing go: closed ones, and cancels or fulfilments
+        # whose purchase never came. Evicting them leaves `reserved` unchanged.
+        loc.orders = {
+            order_id: line
+            for order_id, line in loc.orders.items()
+            if line.last_ts >= horizon or (line.purchased > 0 and not line.closed)
+        }
+        loc.sweep_orders_at = max(_FIRST_SWEEP, 2 * len(loc.orders))
+
+    def _stale_count(self, move: StockMovement, loc: _Location) -> DeadLetter:
+        topic, partition, offset, raw = move.source or ("", -1, -1, b"")
+        horizon = datetime.fromtimestamp(loc.folded_until, UTC).isoformat()
+        error = f"Cycle count older than the kept movement history (before {horizon}); cannot be applied exactly"
+        return DeadLetter.of(topic, partition, offset, error, raw)
+
+    def _level_alert(self, loc: _Location, move: StockMovement) -> Alert | None:
+        available = loc.on_hand - loc.reserved
+        if available < 0:
+            level = OVERSOLD
+        elif available == 0:
+            level = OUT
+        elif available <= self.low_stock_threshold:
+            level = LOW
+        else:
+            level = OK
+        entered_worse = level > loc.level
+        loc.level = level
+        if not entered_worse:
+            return None
+        kind, severity = _ALERTS[level]
+        return Alert(
+            alert_id=f"{kind}:{self.sku}:{move.location_id}:{self.version}",
+            kind=kind,
+            severity=severity,
+            entity=Entity("stock", f"{self.sku}@{move.location_id}"),
+            reasons=[f"available {available} (on_hand {loc.on_hand}, reserved {loc.reserved})",
+                     f"low_stock_threshold {self.low_stock_threshold}"],
+            ts=datetime.fromtimestamp(move.ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            source_event_ids=[move.event_id],
+        )

@@ -1,0 +1,98 @@
+"""The till transactions of one store, so that a void can undo the sale it names."""
+
+from __future__ import annotations
+
+from collections import deque
+
+from events.models import PosEvent, Return, Sale, Void
+from operators.movements import Move, StockMovement, qty_by_sku
+
+
+class TxnJournal:
+    """Turns one store's POS events into stock movements, voids included.
+
+    A `void` names only `original_txn_id`, so the journal remembers each
+    transaction's lines. The void's effect is a compensating movement per SKU
+    dated at the *original* transaction's `ts`: against a cycle count it
+    behaves exactly like the voided sale (counted in or on top of the count
+    together), so a voided sale nets to nothing whichever arrives first. A
+    void that arrives before its sale is held and applied when the sale comes.
+    A second void of the same transaction changes nothing.
+
+    Compensations carry the void's `event_id`; the stock ledger drops
+    redelivered movements by that id.
+
+    Parameters
+    ----------
+    retention_s
+        Event-time seconds a transaction (or an early void) is remembered.
+
+    Examples
+    --------
+    >>> from datetime import datetime, UTC
+    >>> from events.models import LineItem, PosPayment
+    >>> till = dict(schema_version=1, store_id="S1", register_id="R1", cashier_id="C1", currency="EUR")
+    >>> sale = Sale(event_id="e1", ts=datetime(2026, 1, 1, tzinfo=UTC), txn_id="T1", total=10.0,
+    ...             items=[LineItem("SKU-1", 2, 5.0)], payment=PosPayment(method="cash"), **till)
+    >>> void = Void(event_id="e2", ts=datetime(2026, 1, 1, 0, 5, tzinfo=UTC), txn_id="T2",
+    ...             original_txn_id="T1", **till)
+    >>> journal = TxnJournal()
+    >>> [(m.sku, m.qty) for m in journal.apply(void)]  # held until the sale arrives
+    []
+    >>> [(m.sku, m.qty, m.event_id) for m in journal.apply(sale)]
+    [('SKU-1', -2, 'e1'), ('SKU-1', 2, 'e2')]
+    """
+
+    def __init__(self, retention_s: float = 86_400.0) -> None:
+        self.retention_s = retention_s
+        self._txns: dict[str, tuple[str, float, dict[str, int]]] = {}  # txn_id -> (store, ts, signed qty by sku)
+        self._voids: dict[str, str] = {}  # original_txn_id -> the void's event_id
+        self._arrivals: deque[tuple[float, str, bool]] = deque()  # (ts, txn_id, is_void)
+        self._newest = float("-inf")
+
+    def apply(self, event: PosEvent) -> list[StockMovement]:
+        """The movements `event` causes now (possibly none, possibly a held void's too)."""
+        ts = event.ts.timestamp()
+        moves = self._void(event) if isinstance(event, Void) else self._sale_or_return(event, ts)
+        self._age_out(ts)
+        return moves
+
+    def _sale_or_return(self, event: Sale | Return, ts: float) -> list[StockMovement]:
+        sign = -1 if isinstance(event, Sale) else 1
+        lines = {sku: sign * qty for sku, qty in qty_by_sku(event.items).items()}
+        if event.txn_id not in self._txns:
+            self._arrivals.append((ts, event.txn_id, False))
+        self._txns[event.txn_id] = (event.store_id, ts, lines)
+        moves = [
+            StockMovement(sku, event.store_id, Move.ON_HAND, qty, ts, event.event_id) for sku, qty in lines.items()
+        ]
+        void_id = self._voids.get(event.txn_id)
+        if void_id is not None:
+            moves += self._compensations(event.txn_id, void_id)
+        return moves
+
+    def _void(self, void: Void) -> list[StockMovement]:
+        if void.original_txn_id in self._voids:
+            return []
+        self._voids[void.original_txn_id] = void.event_id
+        self._arrivals.append((void.ts.timestamp(), void.original_txn_id, True))
+        if void.original_txn_id in self._txns:
+            return self._compensations(void.original_txn_id, void.event_id)
+        return []
+
+    def _compensations(self, txn_id: str, void_event_id: str) -> list[StockMovement]:
+        store_id, ts, lines = self._txns[txn_id]
+        return [StockMovement(sku, store_id, Move.ON_HAND, -qty, ts, void_event_id) for sku, qty in lines.items()]
+
+    def _age_out(self, ts: float) -> None:
+        if ts <= self._newest:
+            return
+        self._newest = ts
+        horizon = ts - self.retention_s
+        arrivals = self._arrivals
+        while arrivals and arrivals[0][0] < horizon:
+            _, txn_id, is_void = arrivals.popleft()
+            (self._voids if is_void else self._txns).pop(txn_id, None)
+
+    def __len__(self) -> int:
+        return len(self._txns) + len(self._voids)
