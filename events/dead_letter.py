@@ -34,8 +34,12 @@ class DeadLetter:
         kept = (raw or b"")[:RAW_KEPT_BYTES]
         try:
             text, encoding = kept.decode("utf-8"), "utf-8"
-        except UnicodeDecodeError:
-            text, encoding = base64.b64encode(kept).decode("ascii"), "base64"
+        except UnicodeDecodeError as ex:
+            if ex.start >= len(kept) - 3 and len(raw or b"") > RAW_KEPT_BYTES:
+                # UTF-8 text whose 4 KiB cut split a character: keep it as text, cut at the boundary.
+                text, encoding = kept[: ex.start].decode("utf-8"), "utf-8"
+            else:
+                text, encoding = base64.b64encode(kept).decode("ascii"), "base64"
         return cls(
             dlq_id=f"{source_topic}/{partition}/{offset}",
             source_topic=source_topic,

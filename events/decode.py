@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
+import orjson
 
 from events.dead_letter import DeadLetter
 from events.models import (
@@ -32,6 +33,7 @@ EVENT_TYPES: dict[Topic, Any] = {
     Topic.INVENTORY: InventoryEvent,
     Topic.LABELS: LabelEvent,
 }
+_SINGLE_TYPE_TOPICS = frozenset({Topic.CATALOG, Topic.LABELS})  # low-volume topics with one event type
 _DECODERS: dict[Topic, msgspec.json.Decoder[Any]] = {
     topic: msgspec.json.Decoder(union) for topic, union in EVENT_TYPES.items()
 }
@@ -59,7 +61,12 @@ def decode(
     else:
         try:
             event: Event = _DECODERS[topic].decode(raw)
-            return event
-        except (msgspec.ValidationError, msgspec.DecodeError) as ex:
+            # msgspec treats the tag of a lone struct as optional; the contract does not.
+            if topic not in _SINGLE_TYPE_TOPICS or "type" in orjson.loads(raw):
+                return event
+            error = "Object missing required field `type`"
+        except (msgspec.ValidationError, msgspec.DecodeError, orjson.JSONDecodeError) as ex:
             error = str(ex)
+        except UnicodeDecodeError as ex:  # invalid UTF-8 inside a string the model keeps
+            error = f"Invalid UTF-8: {ex.reason} at byte {ex.start}"
     return DeadLetter.of(source_topic, partition, offset, error, raw)

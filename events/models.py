@@ -15,7 +15,7 @@ dict-to-model conversion (PERF_NOTES.md has pydantic at ~6 us/event).
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from msgspec import Meta, Struct
 
@@ -135,9 +135,7 @@ class Purchase(_Click, tag="purchase", kw_only=True):
     shipping_country: Country | None = None
 
 
-ClickEvent = Union[
-    PageView, Search, ProductView, AddToCart, RemoveFromCart, CheckoutStarted, Purchase
-]
+ClickEvent = PageView | Search | ProductView | AddToCart | RemoveFromCart | CheckoutStarted | Purchase
 
 
 # --- omni.pos ---------------------------------------------------------------
@@ -188,7 +186,7 @@ class Void(_Till, tag="void", kw_only=True):
     original_txn_id: Id
 
 
-PosEvent = Union[Sale, Return, Void]
+PosEvent = Sale | Return | Void
 
 
 # --- omni.inventory ---------------------------------------------------------
@@ -254,7 +252,7 @@ class OrderCancel(_Stock, tag="order_cancel", kw_only=True):
     order_id: Id
 
 
-InventoryEvent = Union[Receipt, Adjustment, TransferOut, TransferIn, Count, Fulfilment, OrderCancel]
+InventoryEvent = Receipt | Adjustment | TransferOut | TransferIn | Count | Fulfilment | OrderCancel
 
 
 # --- omni.labels ------------------------------------------------------------
@@ -275,9 +273,16 @@ class FraudLabel(Envelope, tag="fraud_label", kw_only=True):
 
 LabelEvent = FraudLabel
 
-Event = Union[CatalogEvent, ClickEvent, PosEvent, InventoryEvent, LabelEvent]
+Event = CatalogEvent | ClickEvent | PosEvent | InventoryEvent | LabelEvent
 
 
 def event_type(event: Event) -> str:
     """The contract's `type` of a decoded event (`receipt`, `sale`, ...)."""
-    return type(event).__struct_config__.tag  # type: ignore[return-value]
+    return _TYPE_TAGS[type(event)]
+
+
+_TYPE_TAGS: dict[type, str] = {
+    cls: cls.__struct_config__.tag  # type: ignore[misc]
+    for union in (ClickEvent, PosEvent, InventoryEvent)
+    for cls in union.__args__
+} | {ProductUpsert: "product_upsert", FraudLabel: "fraud_label"}

@@ -16,15 +16,14 @@ from collections import Counter
 from typing import Any
 
 import bytewax.operators as op
-from bytewax.connectors.kafka import KafkaError, KafkaSource, KafkaSourceMessage
 from bytewax.dataflow import Dataflow
 from bytewax.operators import StatefulBatchLogic
-from confluent_kafka import OFFSET_BEGINNING
 
 from events.dead_letter import DeadLetter
 from events.decode import decode
 from events.models import Count, Purchase, Return, Sale, Void, event_type
 from events.topics import Topic
+from flows.kafka_source import KafkaPartitions, KafkaRecord
 from flows.metrics import DUPLICATES, EVENTS_IN
 from flows.sinks import FlowRecord, RecordSink, is_dead_letter
 from omnistream.settings import Settings
@@ -34,7 +33,6 @@ from operators.txn_journal import TxnJournal
 
 FLOW = "inventory"
 TillEvent = Sale | Return | Void
-RawMessage = KafkaSourceMessage[bytes | None, bytes | None] | KafkaError[bytes | None, bytes | None]
 
 
 def build_flow(settings: Settings) -> Dataflow:
@@ -54,15 +52,9 @@ def build_flow(settings: Settings) -> Dataflow:
     return flow
 
 
-def kafka_source(settings: Settings, topics: list[str]) -> KafkaSource:
-    """Explicit partition assignment (no consumer-group join); offsets live in Bytewax recovery."""
-    return KafkaSource(
-        settings.broker_list,
-        topics,
-        tail=not settings.flow_stop_at_end,
-        starting_offset=OFFSET_BEGINNING,
-        batch_size=settings.kafka_batch_size,
-        raise_on_errors=False,  # a broken message is a dead letter, not a crash
+def kafka_source(settings: Settings, topics: list[str]) -> KafkaPartitions:
+    return KafkaPartitions(
+        settings.kafka_brokers, topics, stop_at_end=settings.flow_stop_at_end, batch_size=settings.kafka_batch_size
     )
 
 
@@ -71,31 +63,30 @@ class Decoder:
 
     def __init__(self, source_topics: dict[str, Topic]) -> None:
         self.source_topics = source_topics
+        # (topic, its contract name) per topic name, resolved once: enum attribute access is slow per event.
+        self._topics = {name: (topic, topic.value) for name, topic in source_topics.items()}
 
-    def decode_batch(self, messages: list[RawMessage]) -> list[Any]:
+    def decode_batch(self, records: list[KafkaRecord]) -> list[Any]:
         out: list[Any] = []
         seen: Counter[tuple[str, str]] = Counter()
-        for message in messages:
-            if isinstance(message, KafkaError):
-                msg = message.msg
-                partition = -1 if msg.partition is None else msg.partition
-                offset = -1 if msg.offset is None else msg.offset
-                out.append(DeadLetter.of(msg.topic or "", partition, offset, f"Kafka error: {message.err}", msg.value))
+        topics, inventory, pos = self._topics, Topic.INVENTORY, Topic.POS
+        for record in records:
+            if record.error is not None:
+                out.append(DeadLetter.of(record.topic, record.partition, record.offset,
+                                         f"Kafka error: {record.error}", record.value))  # fmt: skip
                 continue
-            topic = self.source_topics[message.topic]  # type: ignore[index]
-            event = decode(topic, message.value, source_topic=message.topic or "",
-                           partition=message.partition or 0, offset=message.offset or 0)  # fmt: skip
+            topic, topic_value = topics[record.topic]
+            event = decode(topic, record.value, source_topic=record.topic, partition=record.partition,
+                           offset=record.offset)  # fmt: skip
             kind = type(event)
             if kind is DeadLetter:
                 out.append(event)
                 continue
-            seen[topic.value, event_type(event)] += 1  # type: ignore[arg-type]
-            if topic is Topic.INVENTORY:
-                source = None
-                if kind is Count:
-                    source = (message.topic or "", message.partition or 0, message.offset or 0, message.value or b"")
+            seen[topic_value, event_type(event)] += 1  # type: ignore[arg-type]
+            if topic is inventory:
+                source = (*record[:3], record.value) if kind is Count else None
                 out.append(inventory_movement(event, source))  # type: ignore[arg-type]
-            elif topic is Topic.POS:
+            elif topic is pos:
                 out.append(event)
             elif kind is Purchase:
                 out.extend(purchase_movements(event))  # type: ignore[arg-type]

@@ -40,16 +40,16 @@ class Settings(BaseSettings):
         Path(".omnistream/recovery"), description="Bytewax recovery partitions; empty string disables recovery."
     )
     recovery_partitions: int = Field(1, ge=1, le=64, description="Recovery partitions (SQLite files).")
-    snapshot_interval_s: float = Field(5.0, gt=0, description="Seconds between recovery snapshots (epoch length).")
+    snapshot_interval_s: float = Field(10.0, gt=0, description="Seconds between recovery snapshots (epoch length).")
     backup_interval_s: float = Field(0.0, ge=0, description="How long old snapshots are kept for lagging workers.")
     workers: int = Field(1, ge=1, le=64, description="Bytewax worker threads per flow process.")
     processes: int = Field(1, ge=1, le=64, description="Bytewax processes per flow (a loopback cluster locally).")
     kafka_batch_size: int = Field(5000, ge=1, le=100_000, description="Messages per Kafka poll in the flows.")
     dedup_window_s: float = Field(
-        86_400.0, ge=3600.0, description="Event-time window in which a repeated event_id is dropped (at least 1 h)."
+        3_600.0, ge=3600.0, description="Event-time window in which a repeated event_id is dropped (at least 1 h)."
     )
     count_window_s: float = Field(
-        86_400.0,
+        6 * 3_600.0,
         ge=3600.0,
         description="Event-time window in which movements are kept so a late cycle count can be applied exactly.",
     )

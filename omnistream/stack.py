@@ -71,7 +71,11 @@ def _wait_until(ready: callable, what: str, timeout_s: float, proc: subprocess.P
 
 @dataclass
 class LocalService:
-    """A service this process started; `stop()` ends it."""
+    """A service this process started; `stop()` ends it.
+
+    Started services run in their own process group, so a Ctrl-C in the terminal reaches only their
+    owner, which stops its flows and API first and these last (a flow's final epoch still writes to Redis).
+    """
 
     name: str
     address: str
@@ -114,7 +118,7 @@ def start_redis(port: int | None = None) -> LocalService:
     proc = subprocess.Popen(
         [redis_server_binary(), "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no",
          "--dir", str(workdir), "--logfile", str(log_path)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, process_group=0,
     )  # fmt: skip
     url = f"redis://127.0.0.1:{port}/0"
     _wait_until(lambda: redis_reachable(url), "redis-server", 10.0, proc)
@@ -146,7 +150,7 @@ def start_broker(port: int | None = None) -> LocalService:
         proc = subprocess.Popen(
             [tansu_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url,
              "--storage-engine", "memory://tansu/"],
-            stdout=log, stderr=subprocess.STDOUT, env=env, cwd=workdir,
+            stdout=log, stderr=subprocess.STDOUT, env=env, cwd=workdir, process_group=0,
         )  # fmt: skip
     _wait_until(lambda: port_open("127.0.0.1", port), "Kafka broker (Tansu)", 15.0, proc)
     return LocalService("kafka", f"127.0.0.1:{port}", proc, workdir, log_path)

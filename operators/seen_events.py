@@ -51,5 +51,14 @@ class SeenEvents:
                 self._ids.discard(arrivals.popleft()[1])
         return True
 
+    def __getstate__(self) -> tuple[float, float, list[tuple[float, str]]]:
+        # Bytewax snapshots state every epoch: the id set is rebuilt on restore.
+        return self.window_s, self._newest, list(self._arrivals)
+
+    def __setstate__(self, state: tuple[float, float, list[tuple[float, str]]]) -> None:
+        self.window_s, self._newest, arrivals = state
+        self._arrivals = deque(arrivals)
+        self._ids = {event_id for _, event_id in arrivals}
+
     def __len__(self) -> int:
         return len(self._ids)

@@ -7,6 +7,8 @@ from collections import deque
 from events.models import PosEvent, Return, Sale, Void
 from operators.movements import Move, StockMovement, qty_by_sku
 
+_ON_HAND = Move.ON_HAND  # hoisted: enum attribute lookups are slow on the hot path
+
 
 class TxnJournal:
     """Turns one store's POS events into stock movements, voids included.
@@ -64,7 +66,7 @@ class TxnJournal:
             self._arrivals.append((ts, event.txn_id, False))
         self._txns[event.txn_id] = (event.store_id, ts, lines)
         moves = [
-            StockMovement(sku, event.store_id, Move.ON_HAND, qty, ts, event.event_id) for sku, qty in lines.items()
+            StockMovement(sku, event.store_id, _ON_HAND, qty, ts, event.event_id) for sku, qty in lines.items()
         ]
         void_id = self._voids.get(event.txn_id)
         if void_id is not None:
@@ -82,7 +84,7 @@ class TxnJournal:
 
     def _compensations(self, txn_id: str, void_event_id: str) -> list[StockMovement]:
         store_id, ts, lines = self._txns[txn_id]
-        return [StockMovement(sku, store_id, Move.ON_HAND, -qty, ts, void_event_id) for sku, qty in lines.items()]
+        return [StockMovement(sku, store_id, _ON_HAND, -qty, ts, void_event_id) for sku, qty in lines.items()]
 
     def _age_out(self, ts: float) -> None:
         if ts <= self._newest:

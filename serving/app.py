@@ -1,0 +1,62 @@
+"""The API's composition: settings, Redis client, middleware, error handlers, routers.
+
+Run it with `uvicorn --factory serving.app:create_app --no-access-log` (one worker per core;
+the settings come from `OMNISTREAM_*` variables). OpenAPI docs are at `/docs`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from omnistream.settings import Settings, settings_or_exit
+from serving import metrics
+from serving.backend import BoundedStockReader
+from serving.errors import install_error_handlers
+from serving.routes import health, inventory
+from state.connection import connect_async
+
+API_VERSION = "1.0.0"  # CONTRACT.md v1; additive changes bump the minor
+
+_DESCRIPTION = """\
+Live stock, recommendations and fraud scores computed by Omnistream's flows.
+
+Every error is `{"error": {"code", "message"}}`: 404 `not_found`, 422 `invalid_parameter`
+(the message names the parameter), 503 `backend_unavailable` (answered fast; retry),
+500 `internal_error`.
+"""
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Open the Redis client for the app's lifetime (no connection yet: `/readyz` tells when Redis answers)."""
+    settings: Settings = app.state.settings
+    timeout_s = settings.api_redis_timeout_ms / 1000
+    client = connect_async(settings.redis_url, timeout_s=timeout_s)
+    app.state.redis = client
+    app.state.stock_reader = BoundedStockReader(client, timeout_s)
+    try:
+        yield
+    finally:
+        await client.aclose()
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The API for `settings` (default: read from the environment, exiting on a bad value)."""
+    settings = settings or settings_or_exit()
+    app = FastAPI(
+        title="Omnistream API",
+        version=API_VERSION,
+        description=_DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.metrics = metrics.ApiMetrics()
+    app.add_middleware(metrics.MetricsMiddleware, metrics=app.state.metrics)
+    install_error_handlers(app)
+    app.include_router(health.router)
+    app.include_router(metrics.router)
+    app.include_router(inventory.router)
+    return app

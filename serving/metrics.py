@@ -1,0 +1,118 @@
+"""Prometheus metrics of the API: requests by route template, method and status; latency by route.
+
+The middleware is pure ASGI: `BaseHTTPMiddleware` runs each request through an extra task and
+memory streams, a large cost next to a handler that returns stored bytes (PERF_NOTES.md: the
+framework dominates). Labels use the matched route's template (`/v1/inventory/{sku}`), never
+the raw path, so the series stay bounded whatever callers send; unmatched paths share one
+label. Each app has its own `CollectorRegistry`, so several apps in one process (tests) don't
+collide on metric names.
+"""
+
+from __future__ import annotations
+
+from time import perf_counter
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+UNMATCHED_ROUTE = "<unmatched>"
+# A route answers from memory in well under a millisecond; the top buckets show Redis trouble
+# (the API's Redis budget is ~80 ms) and anything pathological.
+LATENCY_BUCKETS_S = (
+    0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0,
+)  # fmt: skip
+_KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+class ApiMetrics:
+    """The API's metrics in a registry of their own."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "omnistream_api_requests",
+            "HTTP requests answered, by route template, method and status.",
+            ["route", "method", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "omnistream_api_request_duration_seconds",
+            "Time from receiving a request to sending its last byte, by route template.",
+            ["route"],
+            buckets=LATENCY_BUCKETS_S,
+            registry=self.registry,
+        )
+        # `labels()` validates and locks on every call; the label sets are few, so keep the children.
+        self._request_counts: dict[tuple[str, str, int], Counter] = {}
+        self._latencies: dict[str, Histogram] = {}
+
+    def observe(self, route: str, method: str, status: int, duration_s: float) -> None:
+        """Count one answered request and record its latency."""
+        count = self._request_counts.get((route, method, status))
+        if count is None:
+            count = self._request_counts[route, method, status] = self.requests.labels(route, method, str(status))
+        count.inc()
+        latency = self._latencies.get(route)
+        if latency is None:
+            latency = self._latencies[route] = self.latency.labels(route)
+        latency.observe(duration_s)
+
+    def exposition(self) -> bytes:
+        """The registry in Prometheus' text format."""
+        return generate_latest(self.registry)
+
+
+class MetricsMiddleware:
+    """Pure ASGI middleware recording every HTTP request into `metrics`."""
+
+    def __init__(self, app: ASGIApp, metrics: ApiMetrics) -> None:
+        self.app = app
+        self.metrics = metrics
+        self._template_of_endpoint: dict[object, str] | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = perf_counter()
+        # An exception that escapes before the response starts becomes a 500 further out.
+        status = 500
+
+        async def send_noting_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_noting_status)
+        finally:
+            # The router stores the matched route in the (shared) scope.
+            route = getattr(scope.get("route"), "path_format", None) or self._template(scope)
+            method = scope["method"]
+            self.metrics.observe(route, method if method in _KNOWN_METHODS else "OTHER", status, perf_counter() - start)
+
+    def _template(self, scope: Scope) -> str:
+        # FastAPI sets `scope["route"]` for its API routes only; its own pages (`/docs`,
+        # `/openapi.json`) are plain Starlette routes that leave just their endpoint.
+        endpoint = scope.get("endpoint")
+        if endpoint is None:
+            return UNMATCHED_ROUTE
+        if self._template_of_endpoint is None:
+            routes = getattr(scope.get("app"), "routes", ())
+            self._template_of_endpoint = {
+                getattr(r, "endpoint", None): r.path_format for r in routes if hasattr(r, "path_format")
+            }
+        return self._template_of_endpoint.get(endpoint, UNMATCHED_ROUTE)
+
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/metrics", response_class=Response, responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}})
+async def read_metrics(request: Request) -> Response:
+    """The API's Prometheus metrics."""
+    metrics: ApiMetrics = request.app.state.metrics
+    return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,97 @@
+"""`/v1/inventory`: stock per SKU, per SKU × location, and for many SKUs at once.
+
+Handlers return the documents the inventory flow stored (`state.stock_writer.shape`) as they
+are: parsing and re-serialising them would cost more than the Redis round trip
+(PERF_NOTES.md). The batch response is spliced from those bytes.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import orjson
+from fastapi import APIRouter, Path, Query
+from fastapi.responses import Response
+
+from serving.deps import StockReaderDep
+from serving.errors import InvalidParameter, NotFound
+from serving.schemas import LocationStock, SkuStock, StockBatch, error_responses
+
+MAX_ID_LENGTH = 256
+MAX_BATCH_SKUS = 500  # CONTRACT.md: up to 500 SKUs in one call
+
+router = APIRouter(
+    prefix="/v1/inventory",
+    tags=["inventory"],
+    responses=error_responses(422, 503),
+)
+
+Sku = Annotated[str, Path(min_length=1, max_length=MAX_ID_LENGTH, description="The SKU.")]
+LocationId = Annotated[str, Path(min_length=1, max_length=MAX_ID_LENGTH, description="A store or warehouse id.")]
+SkuList = Annotated[
+    str,
+    Query(
+        description=f"Comma-separated SKUs, 1 to {MAX_BATCH_SKUS} distinct; blanks around each are ignored.",
+        examples=["SKU-1,SKU-2"],
+    ),
+]
+
+
+def parse_skus(raw: str) -> list[str]:
+    """The distinct SKUs of a `skus` parameter, in first-seen order; `InvalidParameter` if unusable.
+
+    >>> parse_skus(" A, B ,A")
+    ['A', 'B']
+    >>> parse_skus("A,,B")
+    Traceback (most recent call last):
+    ...
+    serving.errors.InvalidParameter: skus: item 2 is empty
+    """
+    if not raw.strip():
+        raise InvalidParameter("skus", "give at least one SKU")
+    skus: dict[str, None] = {}
+    for position, part in enumerate(raw.split(","), start=1):
+        sku = part.strip()
+        if not sku:
+            raise InvalidParameter("skus", f"item {position} is empty")
+        if len(sku) > MAX_ID_LENGTH:
+            raise InvalidParameter("skus", f"item {position} is longer than {MAX_ID_LENGTH} characters")
+        skus[sku] = None
+    if len(skus) > MAX_BATCH_SKUS:
+        raise InvalidParameter("skus", f"at most {MAX_BATCH_SKUS} distinct SKUs per call, got {len(skus)}")
+    return list(skus)
+
+
+def _json(body: bytes) -> Response:
+    return Response(body, media_type="application/json")
+
+
+@router.get("", responses={200: {"model": StockBatch}})
+async def read_inventory_batch(skus: SkuList, reader: StockReaderDep) -> Response:
+    """Stock of several SKUs in one call (consoles); SKUs without a record are listed in `missing`."""
+    wanted = parse_skus(skus)
+    docs = await reader.skus(wanted)
+    items = b",".join(doc for doc in docs if doc is not None)
+    missing = orjson.dumps([sku for sku, doc in zip(wanted, docs, strict=True) if doc is None])
+    return _json(b'{"items":[' + items + b'],"missing":' + missing + b"}")
+
+
+@router.get("/{sku}", responses={200: {"model": SkuStock}, **error_responses(404)})
+async def read_inventory(sku: Sku, reader: StockReaderDep) -> Response:
+    """Stock of one SKU: totals and every location."""
+    doc = await reader.sku(sku)
+    if doc is None:
+        raise NotFound(f"no stock record for sku {sku!r}")
+    return _json(doc)
+
+
+@router.get(
+    "/{sku}/locations/{location_id}",
+    responses={200: {"model": LocationStock}, **error_responses(404)},
+)
+async def read_inventory_at_location(sku: Sku, location_id: LocationId, reader: StockReaderDep) -> Response:
+    """Stock of one SKU at one location."""
+    doc = await reader.location(sku, location_id)
+    if doc is None:
+        raise NotFound(f"no stock record for sku {sku!r} at location {location_id!r}")
+    return _json(doc)

@@ -1,0 +1,194 @@
+"""Store traffic: till sales, voids, returns with and without receipt, and card-present fraud.
+
+A till only sells what tracked on-hand says is on the shelf. A void names an
+earlier sale of the same store; some voids are published before the sale they
+cancel (the till buffered the sale while offline), which the flow must survive.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any
+
+from events.topics import Topic
+from sim.catalog import Product
+from sim.fraud import FraudDesk
+from sim.run import MOVEMENT, Effect, Run
+from sim.shoppers import card_token
+
+_ENTRY_MODES = ("chip", "chip", "contactless", "contactless", "contactless", "swipe")
+
+
+class Tills:
+    """Publishes `omni.pos` events for every store.
+
+    Parameters
+    ----------
+    run
+        The stream's shared state.
+    fraud
+        Records which transactions are fraudulent.
+    void_rate
+        Share of sales voided at the till.
+    early_void_rate
+        Share of voids published before the sale they void.
+    loyalty_rate
+        Share of sales to a registered shopper (`customer_id`), who buys to taste.
+    """
+
+    def __init__(
+        self, run: Run, fraud: FraudDesk, void_rate: float, early_void_rate: float, loyalty_rate: float = 0.4
+    ) -> None:
+        self.run = run
+        self.fraud = fraud
+        self.void_rate = void_rate
+        self.early_void_rate = early_void_rate
+        self.loyalty_rate = loyalty_rate
+        self._expensive = [c for c in ("phones", "electronics", "computers") if c in run.catalog.categories] or [None]
+        # (store_id, txn_id, lines, payment, customer_id) of recent sales, for returns with receipt.
+        self._recent_sales: deque[tuple[str, str, list[tuple[Product, int]], dict[str, Any], str | None]] = deque(
+            maxlen=4096
+        )
+
+    def sale(self, t: float) -> None:
+        """A basket rung up at a store at `t`; sometimes voided right after."""
+        run, random = self.run, self.run.random
+        store = run.pick(run.catalog.stores)
+        category = None
+        customer_id = None
+        if random() < self.loyalty_rate:
+            shopper = run.pick(run.shoppers)
+            customer_id = shopper.user_id
+            payment = _till_payment(run, shopper.card_token, shopper.card_bin)
+            if random() < 0.7:
+                category = run.pick(shopper.categories)
+        else:
+            payment = _till_payment(run, None, "424242")
+        lines = self._basket(store, 1 + int(random() ** 2 * 8), category)
+        if lines:
+            self._sale(store, lines, payment, customer_id, t, fraud=False)
+
+    def fraud_sale(self, t: float) -> None:
+        """A stolen card keyed in by hand for expensive goods."""
+        run = self.run
+        token, card_bin, _ = self.fraud.stolen_card()
+        store = run.pick(run.catalog.stores)
+        category = run.pick(self._expensive)
+        lines = self._basket(store, 1 + int(run.random() * 3), category)
+        if lines:
+            payment = {"method": "card", "card_token": token, "card_bin": card_bin}
+            payment["entry_mode"] = "manual" if run.random() < 0.7 else "swipe"
+            self._sale(store, lines, payment, None, t, fraud=True)
+
+    def return_goods(self, t: float) -> None:
+        """Goods brought back: mostly with the receipt of a recent sale, sometimes without."""
+        run = self.run
+        if self._recent_sales and run.random() < 0.75:
+            store, original_txn_id, sold, payment, customer_id = run.pick(self._recent_sales)
+            product, qty = run.pick(sold)
+            lines = [(product, 1 + int(run.random() * qty))]
+            self._return(store, lines, payment, customer_id, original_txn_id, t, fraud=False)
+            return
+        # Without receipt: refunded in cash or on a gift card; a known fraud pattern.
+        store = run.pick(run.catalog.stores)
+        lines = [(run.catalog.draw_in_store(run.rng), 1 + int(run.random() * 2))]
+        payment = {"method": "cash"} if run.random() < 0.6 else {"method": "gift_card"}
+        self._return(store, lines, payment, None, None, t, fraud=run.random() < 0.3)
+
+    # --- event kinds ----------------------------------------------------------
+
+    def _basket(self, store: str, size: int, category: str | None) -> list[tuple[Product, int]]:
+        run = self.run
+        on_hand = run.on_hand
+        basket: dict[str, tuple[Product, int]] = {}
+        for _ in range(size):
+            product = run.catalog.draw_in_store(run.rng, category)
+            qty = min(1 if run.random() < 0.8 else 2 + int(run.random() * 3), on_hand.get((product.sku, store), 0))
+            if qty > 0 and product.sku not in basket:
+                basket[product.sku] = (product, qty)
+        return list(basket.values())
+
+    def _till(self, store: str, customer_id: str | None) -> dict[str, Any]:
+        run = self.run
+        fields: dict[str, Any] = {
+            "store_id": store,
+            "register_id": f"{store}-R{1 + int(run.random() * 6)}",
+            "cashier_id": f"C-{store[-2:]}{int(run.random() * 12):02d}",
+            "txn_id": run.new_id("T"),
+            "currency": run.currency,
+        }
+        if customer_id is not None:
+            fields["customer_id"] = customer_id
+        return fields
+
+    def _sale(
+        self,
+        store: str,
+        lines: list[tuple[Product, int]],
+        payment: dict[str, Any],
+        customer_id: str | None,
+        t: float,
+        fraud: bool,
+    ) -> None:
+        run = self.run
+        fields = self._till(store, customer_id)
+        txn_id = fields["txn_id"]
+        fields["items"] = [{"sku": p.sku, "qty": qty, "unit_price": p.price} for p, qty in lines]
+        fields["total"] = round(sum(p.price * qty for p, qty in lines), 2)
+        fields["payment"] = payment
+        effects: tuple[Effect, ...] = tuple((p.sku, store, -qty, t, MOVEMENT) for p, qty in lines)
+        publish_at = None
+        if run.random() < self.void_rate:
+            void_ts = t + run.uniform(5.0, 120.0)
+            void = {k: fields[k] for k in ("store_id", "register_id", "cashier_id", "currency")}
+            void["txn_id"] = run.new_id("T")
+            void["original_txn_id"] = txn_id
+            if customer_id is not None:
+                void["customer_id"] = customer_id
+            void_effects = tuple((p.sku, store, qty, void_ts, MOVEMENT) for p, qty in lines)
+            run.emit(Topic.POS, store.encode(), "void", void_ts, void, effects=void_effects)
+            if run.random() < self.early_void_rate:
+                publish_at = void_ts + run.uniform(1.0, 30.0)  # the sale reaches Kafka after its void
+        else:
+            self._recent_sales.append((store, txn_id, lines, payment, customer_id))
+        run.emit(Topic.POS, store.encode(), "sale", t, fields, publish_at=publish_at, effects=effects)
+        if payment.get("card_token"):
+            self.fraud.paid("txn_id", txn_id, t, fraud)
+
+    def _return(
+        self,
+        store: str,
+        lines: list[tuple[Product, int]],
+        payment: dict[str, Any],
+        customer_id: str | None,
+        original_txn_id: str | None,
+        t: float,
+        fraud: bool,
+    ) -> None:
+        run = self.run
+        fields = self._till(store, customer_id)
+        fields["items"] = [{"sku": p.sku, "qty": qty, "unit_price": p.price} for p, qty in lines]
+        fields["total"] = round(sum(p.price * qty for p, qty in lines), 2)
+        fields["payment"] = payment
+        if original_txn_id is not None:
+            fields["original_txn_id"] = original_txn_id
+        effects = tuple((p.sku, store, qty, t, MOVEMENT) for p, qty in lines)
+        run.emit(Topic.POS, store.encode(), "return", t, fields, effects=effects)
+        if fraud:
+            self.fraud.paid("txn_id", fields["txn_id"], t, fraud=True)
+
+
+def _till_payment(run: Run, token: str | None, card_bin: str) -> dict[str, Any]:
+    roll = run.random()
+    if roll < 0.55:
+        return {
+            "method": "card",
+            "card_token": token or card_token(run.rng),
+            "card_bin": card_bin,
+            "entry_mode": run.pick(_ENTRY_MODES),
+        }
+    if roll < 0.85:
+        return {"method": "cash"}
+    if roll < 0.97:
+        return {"method": "wallet", "card_token": token or card_token(run.rng), "entry_mode": "contactless"}
+    return {"method": "gift_card"}

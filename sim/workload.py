@@ -1,0 +1,235 @@
+"""The omnichannel workload: every input topic's traffic, in publish order, for one seed.
+
+The stream opens with the catalog and opening stock, then interleaves web
+sessions, till transactions, stock-room events and fraud, with the faults the
+contract says consumers must survive: out-of-order arrival, duplicates
+(byte-identical re-deliveries) and malformed payloads. Every fault is counted,
+so a test can compare what the flow dropped or dead-lettered with what was sent.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from collections.abc import Callable, Iterator
+from heapq import heappop
+from itertools import accumulate, islice
+
+from events.topics import INPUT_TOPICS, Topic
+from sim.catalog import Catalog
+from sim.fraud import FraudDesk
+from sim.keys import key_for
+from sim.malformed import KINDS, corrupt
+from sim.record import SimRecord
+from sim.run import Run
+from sim.shoppers import Shopper, make_shoppers
+from sim.stockroom import Stockroom
+from sim.tills import Tills
+from sim.web import WebShop
+
+DEFAULT_START_TS = 1795305600.0
+"""2026-11-22T00:00:00Z: a fixed default, so the same seed gives the same bytes on any day."""
+
+_EVENTS_PER_ACTIVITY = 3.5
+"""Mean events one activity publishes (a session is ~7, a till sale ~1): converts events/s into activities/s."""
+_ORDERS_PER_ACTIVITY = 0.1
+_ORDERS_PER_FRAUD_BURST = 4.5
+
+
+class Workload:
+    """A deterministic stream of retail events with the disorder and faults of production.
+
+    The same parameters always yield the same records, byte for byte, so a
+    benchmark or a failing test can be replayed exactly. `records(n)` is a
+    prefix of `records(m)` for `n < m`.
+
+    Cost: ~10 us per record in CPython (see `sim/README` in docs/events.md);
+    the opening stock is one receipt per SKU per warehouse and per store-carried
+    SKU per store, so large catalogs open with many records.
+
+    Parameters
+    ----------
+    seed
+        Seed of the catalog, the shoppers and every choice in the stream.
+    n_skus
+        Catalog size.
+    n_stores
+        Stores (`STORE-01` ...).
+    n_warehouses
+        Warehouses (`WH-01` ...).
+    n_users
+        Registered shoppers (`U-000001` ...).
+    start_ts
+        Event time (epoch seconds) of the first event.
+    events_per_s
+        Roughly how many events per second of *event time* the stream holds;
+        this sets the `ts` spacing, not the publishing rate.
+    duplicate_rate
+        Share of records delivered a second time, byte-identical, up to 30 s later.
+    malformed_rate
+        Share of valid records followed by a contract-breaking variant of themselves.
+    late_count_rate
+        Share of cycle counts published after a movement they predate.
+    early_order_rate
+        Share of online orders whose fulfilment or cancel is published before the purchase.
+    void_rate
+        Share of till sales voided.
+    early_void_rate
+        Share of voids published before their sale.
+    fraud_rate
+        Roughly the share of online orders and card sales made with stolen cards.
+    currency
+        ISO 4217 code of every price.
+
+    Examples
+    --------
+    >>> workload = Workload(seed=1, n_skus=50, n_stores=2, n_warehouses=1, n_users=100)
+    >>> records = list(workload.records(2000))
+    >>> records[0].topic, records[0].key
+    (<Topic.CATALOG: 'catalog'>, b'SKU-00001')
+    >>> sum(r.malformed for r in records) == sum(workload.malformed_count.values())
+    True
+    """
+
+    def __init__(
+        self,
+        seed: int = 7,
+        n_skus: int = 5000,
+        n_stores: int = 20,
+        n_warehouses: int = 3,
+        n_users: int = 10_000,
+        start_ts: float = DEFAULT_START_TS,
+        events_per_s: float = 100.0,
+        duplicate_rate: float = 0.01,
+        malformed_rate: float = 0.005,
+        late_count_rate: float = 0.2,
+        early_order_rate: float = 0.05,
+        void_rate: float = 0.02,
+        early_void_rate: float = 0.3,
+        fraud_rate: float = 0.02,
+        currency: str = "USD",
+    ) -> None:
+        if events_per_s <= 0:
+            raise ValueError(f"events_per_s must be positive, got {events_per_s}")
+        self.seed = seed
+        self.n_skus = n_skus
+        self.n_stores = n_stores
+        self.n_warehouses = n_warehouses
+        self.n_users = n_users
+        self.start_ts = start_ts
+        self.events_per_s = events_per_s
+        self.duplicate_rate = duplicate_rate
+        self.malformed_rate = malformed_rate
+        self.late_count_rate = late_count_rate
+        self.early_order_rate = early_order_rate
+        self.void_rate = void_rate
+        self.early_void_rate = early_void_rate
+        self.fraud_rate = fraud_rate
+        self.currency = currency
+
+        self.catalog = Catalog(seed=seed, n_skus=n_skus, n_stores=n_stores, n_warehouses=n_warehouses)
+        self.shoppers: list[Shopper] = make_shoppers(seed, n_users, self.catalog)
+        self._reset_counts()
+
+    def records(self, limit: int | None = None) -> Iterator[SimRecord]:
+        """The stream in publish order: endless, or its first `limit` records.
+
+        Each call starts the stream afresh and resets the counters below, which
+        then describe exactly the records yielded so far:
+        `published`, `malformed_count`, `duplicate_count` (per topic),
+        `malformed_kinds` (per kind of break) and `fraud_ids` (ground truth).
+        """
+        stream = self._stream()
+        return stream if limit is None else islice(stream, limit)
+
+    def _reset_counts(self) -> None:
+        self.published: dict[Topic, int] = dict.fromkeys(INPUT_TOPICS, 0)
+        self.malformed_count: dict[Topic, int] = dict.fromkeys(INPUT_TOPICS, 0)
+        self.duplicate_count: dict[Topic, int] = dict.fromkeys(INPUT_TOPICS, 0)
+        self.malformed_kinds: dict[str, int] = {}
+        self.fraud_ids: set[str] = set()
+
+    def _stream(self) -> Iterator[SimRecord]:
+        self._reset_counts()
+        run = Run(self.seed, self.start_ts, self.catalog, self.shoppers, self.currency)
+        fraud = FraudDesk(run)
+        self.fraud_ids = fraud.fraud_ids
+        stockroom = Stockroom(run, self.late_count_rate)
+        tills = Tills(run, fraud, self.void_rate, self.early_void_rate)
+        web = WebShop(run, stockroom, fraud, self.early_order_rate)
+
+        # The catalog and the opening stock come first, clean: every SKU is known before it sells.
+        for product in self.catalog.products:
+            fields = {"sku": product.sku, "name": product.name, "category": product.category}
+            fields |= {"brand": product.brand, "price": product.price, "attributes": product.attributes}
+            run.emit(Topic.CATALOG, product.key, "product_upsert", self.start_ts, fields)
+        stockroom.seed_stock(self.start_ts + 1.0)
+        run.clock = self.start_ts + 1.0
+        published = self.published
+        while (due := run.pop_due()) is not None:
+            record, effects = due
+            stockroom.apply(effects)
+            published[record.topic] += 1
+            yield record
+
+        activities: list[tuple[float, Callable[[float], None]]] = [
+            (0.45, web.session),
+            (0.35, tills.sale),
+            (0.02, tills.return_goods),
+            (0.15, stockroom.activity),
+            (0.002, self._price_change_for(run)),
+            (self.fraud_rate * _ORDERS_PER_ACTIVITY / _ORDERS_PER_FRAUD_BURST, web.fraud_burst),
+            (self.fraud_rate * 0.3 * 0.5, tills.fraud_sale),
+        ]
+        cum = list(accumulate(weight for weight, _ in activities))
+        actions = [action for _, action in activities]
+        last = len(actions) - 1
+        mean_gap_s = _EVENTS_PER_ACTIVITY / self.events_per_s
+        random, uniform = run.random, run.uniform
+        duplicate_rate, malformed_rate = self.duplicate_rate, self.malformed_rate
+        # A kind of break chosen but not applicable to its record waits for one it applies to.
+        pending: str | None = None
+        schedule = run.schedule
+        total_weight = cum[-1]
+        clock = run.clock
+        while True:
+            clock += mean_gap_s * 2.0 * random()
+            run.clock = clock
+            actions[bisect_right(cum, random() * total_weight, 0, last)](clock)
+            while schedule and schedule[0][0] <= clock:  # Run.pop_due, inlined: once per record
+                _, _, record, effects = heappop(schedule)
+                if effects:
+                    stockroom.apply(effects)
+                topic = record.topic
+                published[topic] += 1
+                if record.duplicate:
+                    self.duplicate_count[topic] += 1
+                elif random() < duplicate_rate:
+                    run.redeliver(record, run.clock + uniform(0.2, 30.0))  # the producer's retry
+                yield record
+                if pending is None and random() < malformed_rate:
+                    pending = KINDS[int(random() * len(KINDS))]
+                if pending is not None:
+                    malformed = self._malformed(run, pending, record)
+                    if malformed is not None:
+                        pending = None
+                        yield malformed
+
+    def _malformed(self, run: Run, kind: str, template: SimRecord) -> SimRecord | None:
+        value = corrupt(kind, template.topic, template.value, run.rng)
+        if value is None:
+            return None
+        self.malformed_kinds[kind] = self.malformed_kinds.get(kind, 0) + 1
+        self.malformed_count[template.topic] += 1
+        self.published[template.topic] += 1
+        return SimRecord(template.topic, key_for(template.topic, value), value, malformed=True)
+
+    def _price_change_for(self, run: Run) -> Callable[[float], None]:
+        def price_change(t: float) -> None:
+            """A re-price of a popular product: the full upsert, as catalog systems send it."""
+            product = self.catalog.draw(run.rng)
+            price = max(0.49, round(product.price * run.uniform(0.8, 1.15), 2))
+            fields = {"sku": product.sku, "name": product.name, "category": product.category}
+            fields |= {"brand": product.brand, "price": price, "attributes": product.attributes}
+            run.emit(Topic.CATALOG, product.key, "product_upsert", t, fields)
+
+        return price_change

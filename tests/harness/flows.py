@@ -1,0 +1,75 @@
+"""Run real Bytewax flows against the real broker and Redis, and read their results back."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import orjson
+import redis
+from confluent_kafka import Producer
+
+from events.topics import Topic
+from flows.launcher import FlowRun, start_flow
+from omnistream.settings import Settings
+from state import keys
+from state.stream_writer import RECORD_FIELD
+
+
+def publish(settings: Settings, records: Iterable[tuple[Topic, bytes | None, bytes]]) -> int:
+    """Publish `(topic, key, value)` records in order and wait until the broker has them all."""
+    producer = Producer({"bootstrap.servers": settings.kafka_brokers, "linger.ms": 5, "enable.idempotence": True})
+    failures: list[str] = []
+
+    def on_delivery(err: object, _msg: object) -> None:
+        if err is not None:
+            failures.append(str(err))
+
+    count = 0
+    for topic, key, value in records:
+        while True:
+            try:
+                producer.produce(settings.topic(topic), value, key=key, on_delivery=on_delivery)
+                break
+            except BufferError:
+                producer.poll(0.05)
+        count += 1
+        if count % 1000 == 0:
+            producer.poll(0)
+    producer.flush(60)
+    assert not failures, f"{len(failures)} records not delivered, first: {failures[0]}"
+    return count
+
+
+def run_to_end(settings: Settings, *, flow: str = "inventory", timeout_s: float = 300.0) -> None:
+    """Run `flow` until it has consumed everything published so far; fail on a non-zero exit."""
+    run = start(settings, flow=flow)
+    code = run.wait(timeout_s)
+    assert code == 0, f"flow {flow} exited with {code}"
+
+
+def start(settings: Settings, *, flow: str = "inventory") -> FlowRun:
+    """Start `flow` in the stop-at-end mode tests use."""
+    return start_flow(flow, settings.model_copy(update={"flow_stop_at_end": True}))
+
+
+def stock_hashes(redis_url: str) -> dict[str, dict[bytes, bytes]]:
+    """Every stock hash in Redis, by key: the whole stored state of the inventory flow."""
+    client = redis.Redis.from_url(redis_url)
+    pattern = keys.stock("*")
+    return {key.decode(): client.hgetall(key) for key in client.scan_iter(match=pattern, count=1000)}
+
+
+def stock_levels(redis_url: str) -> dict[tuple[str, str], tuple[int, int, int]]:
+    """(sku, location_id) -> (on_hand, reserved, available) from the stored SKU documents."""
+    levels = {}
+    for fields in stock_hashes(redis_url).values():
+        doc = orjson.loads(fields[keys.STOCK_DOC_FIELD.encode()])
+        for loc in doc["locations"]:
+            levels[doc["sku"], loc["location_id"]] = (loc["on_hand"], loc["reserved"], loc["available"])
+    return levels
+
+
+def stream_records(redis_url: str, stream_key: str) -> list[dict[str, object]]:
+    """Every record of a Redis stream (`keys.dlq_stream()`, `keys.alerts_stream()`), decoded."""
+    client = redis.Redis.from_url(redis_url)
+    return [orjson.loads(fields[RECORD_FIELD.encode()]) for _, fields in client.xrange(stream_key)]

@@ -1,0 +1,117 @@
+"""The API when Redis is down or hangs: a 503 error body within 100 ms, never a hang (CONTRACT.md)."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+
+from omnistream.settings import Settings
+from omnistream.stack import free_port
+from serving.app import create_app
+
+INVENTORY_PATHS = [
+    "/v1/inventory/SKU-1",
+    "/v1/inventory/SKU-1/locations/store-1",
+    "/v1/inventory?skus=SKU-1,SKU-2",
+]
+
+
+def timed_get(client: TestClient, path: str) -> tuple[float, object]:
+    start = time.perf_counter()
+    response = client.get(path)
+    return time.perf_counter() - start, response
+
+
+def assert_backend_unavailable(response) -> None:  # type: ignore[no-untyped-def]
+    assert response.status_code == 503, response.text
+    assert response.headers["content-type"] == "application/json"
+    body = response.json()
+    assert body["error"]["code"] == "backend_unavailable"
+    assert body["error"]["message"]
+    assert "127.0.0.1" not in body["error"]["message"]  # the cause stays in the log
+
+
+@pytest.fixture
+def hung_redis() -> Iterator[str]:
+    """A TCP listener that accepts connections and never answers a byte."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.05)
+    accepted: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept_forever() -> None:
+        while not stop.is_set():
+            try:
+                accepted.append(listener.accept()[0])
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+
+    thread = threading.Thread(target=accept_forever, daemon=True)
+    thread.start()
+    yield f"redis://127.0.0.1:{listener.getsockname()[1]}/0"
+    stop.set()
+    thread.join()
+    listener.close()
+    for conn in accepted:
+        conn.close()
+
+
+@pytest.fixture
+def closed_port_client() -> Iterator[TestClient]:
+    url = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens: connections are refused
+    with TestClient(create_app(Settings(redis_url=url, flow_metrics_port=0))) as client:
+        yield client
+
+
+@pytest.mark.parametrize("path", INVENTORY_PATHS)
+def test_read_inventory_with_redis_refusing_is_503_within_100ms(closed_port_client: TestClient, path: str) -> None:
+    closed_port_client.get("/healthz")  # warm the client's transport, so only the route is timed
+
+    elapsed_s, response = timed_get(closed_port_client, path)
+
+    assert_backend_unavailable(response)
+    assert elapsed_s < 0.100
+
+
+def test_readyz_with_redis_refusing_is_503(closed_port_client: TestClient) -> None:
+    elapsed_s, response = timed_get(closed_port_client, "/readyz")
+
+    assert_backend_unavailable(response)
+    assert elapsed_s < 0.100
+
+
+def test_healthz_with_redis_refusing_is_ok(closed_port_client: TestClient) -> None:
+    assert closed_port_client.get("/healthz").status_code == 200
+
+
+@pytest.mark.parametrize("path", [*INVENTORY_PATHS, "/readyz"])
+def test_read_with_redis_hung_is_503_within_150ms(hung_redis: str, path: str) -> None:
+    with TestClient(create_app(Settings(redis_url=hung_redis, flow_metrics_port=0))) as client:
+        client.get("/healthz")
+
+        elapsed_s, response = timed_get(client, path)
+
+        assert_backend_unavailable(response)
+        assert elapsed_s < 0.150
+
+
+def test_api_keeps_serving_after_redis_hangs(hung_redis: str) -> None:
+    with TestClient(create_app(Settings(redis_url=hung_redis, flow_metrics_port=0))) as client:
+        for _ in range(5):
+            elapsed_s, response = timed_get(client, "/v1/inventory/SKU-1")
+            assert_backend_unavailable(response)
+            assert elapsed_s < 0.150
+
+        assert client.get("/healthz").status_code == 200
+        elapsed_s, response = timed_get(client, "/v1/inventory/SKU-1")
+        assert_backend_unavailable(response)
+        assert elapsed_s < 0.150
+        metrics = client.get("/metrics").text
+        assert 'omnistream_api_requests_total{method="GET",route="/v1/inventory/{sku}",status="503"} 6.0' in metrics

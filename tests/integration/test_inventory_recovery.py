@@ -1,0 +1,89 @@
+"""The inventory flow's exactly-once effects: crashes and scale-out change nothing in Redis.
+
+Real broker, real Redis, real Bytewax processes (tests/conftest.py).
+"""
+
+from __future__ import annotations
+
+import random
+import time
+
+import pytest
+import redis
+
+from omnistream.settings import Settings
+from sim.workload import Workload
+from state import keys
+from tests.harness.flows import publish, run_to_end, start, stock_hashes, stream_records
+
+pytestmark = pytest.mark.integration
+
+N_EVENTS = 100_000
+
+
+def _publish_workload(settings: Settings, n_events: int = N_EVENTS, seed: int = 11) -> Workload:
+    workload = Workload(seed=seed, n_skus=300, n_stores=6, n_warehouses=2, n_users=500)
+    publish(settings, ((r.topic, r.key, r.value) for r in workload.records(n_events)))
+    return workload
+
+
+def _other_db(settings: Settings, db: int) -> Settings:
+    """The same topics, a separate Redis database and recovery directory: an independent run."""
+    url = settings.redis_url.rsplit("/", 1)[0] + f"/{db}"
+    redis.Redis.from_url(url).flushdb()
+    return settings.model_copy(update={"redis_url": url, "recovery_dir": settings.recovery_dir.with_name(f"rec-{db}")})
+
+
+def test_inventory_flow_killed_repeatedly_ends_in_the_uninterrupted_state(settings: Settings) -> None:
+    workload = _publish_workload(settings)
+    run_to_end(settings)
+    expected = stock_hashes(settings.redis_url)
+    assert len(expected) > 250, "the workload should touch most SKUs"
+
+    crashed = _other_db(settings, 1)
+    rng = random.Random(5)
+    kills = 0
+    while kills < 5:
+        run = start(crashed)
+        time.sleep(rng.uniform(0.7, 2.0))
+        if not run.alive():
+            pytest.fail(f"the flow finished before kill {kills + 1}: make the workload longer so crashes land mid-run")
+        run.kill()  # SIGKILL: no chance to flush or snapshot
+        kills += 1
+    run_to_end(crashed)
+
+    actual = stock_hashes(crashed.redis_url)
+    assert actual.keys() == expected.keys()
+    differing = [k for k in expected if actual[k] != expected[k]]
+    assert not differing, f"{len(differing)} keys differ after crashes, e.g. {[(k, expected[k], actual[k]) for k in differing[:2]]}"
+    dead_letters = stream_records(crashed.redis_url, keys.dlq_stream())
+    assert len(dead_letters) == sum(workload.malformed_count.values())
+
+
+def test_inventory_flow_on_two_processes_matches_one_process(settings: Settings) -> None:
+    _publish_workload(settings, n_events=20_000, seed=12)
+    run_to_end(settings)
+    expected = stock_hashes(settings.redis_url)
+
+    clustered = _other_db(settings, 2).model_copy(update={"processes": 2, "workers": 1})
+    run_to_end(clustered)
+    actual = stock_hashes(clustered.redis_url)
+
+    assert actual.keys() == expected.keys()
+    differing = [k for k in expected if actual[k] != expected[k]]
+    assert not differing, f"{len(differing)} keys differ between 1 and 2 processes, e.g. {differing[:3]}"
+
+
+def test_inventory_flow_replay_changes_nothing(settings: Settings) -> None:
+    _publish_workload(settings, n_events=5_000, seed=13)
+    run_to_end(settings)
+    before = stock_hashes(settings.redis_url)
+    dead_letters = len(stream_records(settings.redis_url, keys.dlq_stream()))
+
+    # A run without recovery state re-reads every topic from the start: all
+    # its writes carry versions Redis already has, so nothing changes.
+    replay = settings.model_copy(update={"recovery_dir": settings.recovery_dir.with_name("rec-replay")})
+    run_to_end(replay)
+
+    assert stock_hashes(settings.redis_url) == before
+    assert len(stream_records(settings.redis_url, keys.dlq_stream())) == dead_letters

@@ -1,0 +1,73 @@
+"""The API's metrics: labelled by route template, one registry per app."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from serving.metrics import UNMATCHED_ROUTE, ApiMetrics, MetricsMiddleware
+
+
+def app_with_metrics() -> tuple[FastAPI, ApiMetrics]:
+    app = FastAPI()
+    metrics = ApiMetrics()
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+
+    @app.get("/things/{thing_id}")
+    async def read_thing(thing_id: str) -> dict[str, str]:
+        return {"thing_id": thing_id}
+
+    @app.get("/fail")
+    async def fail() -> None:
+        raise RuntimeError("boom")
+
+    return app, metrics
+
+
+def count(metrics: ApiMetrics, route: str, method: str, status: str) -> float | None:
+    labels = {"route": route, "method": method, "status": status}
+    return metrics.registry.get_sample_value("omnistream_api_requests_total", labels)
+
+
+def test_requests_are_counted_by_route_template_not_raw_path() -> None:
+    app, metrics = app_with_metrics()
+    with TestClient(app) as client:
+        client.get("/things/a")
+        client.get("/things/b")
+        client.get("/nowhere/1")
+        client.get("/nowhere/2")
+
+    assert count(metrics, "/things/{thing_id}", "GET", "200") == 2
+    assert count(metrics, UNMATCHED_ROUTE, "GET", "404") == 2
+    latency_count = metrics.registry.get_sample_value(
+        "omnistream_api_request_duration_seconds_count", {"route": "/things/{thing_id}"}
+    )
+    assert latency_count == 2
+
+
+def test_unhandled_exception_counts_as_500() -> None:
+    app, metrics = app_with_metrics()
+    with TestClient(app, raise_server_exceptions=False) as client:
+        assert client.get("/fail").status_code == 500
+
+    assert count(metrics, "/fail", "GET", "500") == 1
+
+
+def test_unknown_methods_share_one_label() -> None:
+    app, metrics = app_with_metrics()
+    with TestClient(app) as client:
+        client.request("BREW", "/things/a")
+
+    assert count(metrics, "/things/{thing_id}", "OTHER", "405") == 1
+
+
+def test_two_apps_keep_separate_registries() -> None:
+    first, first_metrics = app_with_metrics()
+    second, second_metrics = app_with_metrics()
+    with TestClient(first) as client:
+        client.get("/things/a")
+    with TestClient(second) as client:
+        client.get("/things/a")
+
+    assert count(first_metrics, "/things/{thing_id}", "GET", "200") == 1
+    assert count(second_metrics, "/things/{thing_id}", "GET", "200") == 1
