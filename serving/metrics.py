@@ -10,11 +10,22 @@ collide on metric names.
 
 from __future__ import annotations
 
+from bisect import bisect_left
+from collections.abc import Iterator
 from time import perf_counter
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    GC_COLLECTOR,
+    CollectorRegistry,
+    GCCollector,
+    PlatformCollector,
+    ProcessCollector,
+    generate_latest,
+)
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 UNMATCHED_ROUTE = "<unmatched>"
@@ -26,42 +37,75 @@ LATENCY_BUCKETS_S = (
 _KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
+class _Latency:
+    """One route's latency histogram: a count per bucket (the last one is +Inf) and the sum."""
+
+    __slots__ = ("counts", "sum_s")
+
+    def __init__(self) -> None:
+        self.counts = [0] * (len(LATENCY_BUCKETS_S) + 1)
+        self.sum_s = 0.0
+
+
 class ApiMetrics:
-    """The API's metrics in a registry of their own."""
+    """The API's request counter and latency histogram, in a registry of their own.
+
+    Recording is plain arithmetic on dicts and lists, folded into Prometheus families only
+    when scraped: prometheus_client's `labels()` plus a lock per sample cost several µs a
+    request (PERF_NOTES.md: keep the API's per-request work small). Every request is handled
+    on the event loop's thread, so nothing needs a lock.
+    """
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        self.requests = Counter(
-            "omnistream_api_requests",
-            "HTTP requests answered, by route template, method and status.",
-            ["route", "method", "status"],
-            registry=self.registry,
-        )
-        self.latency = Histogram(
-            "omnistream_api_request_duration_seconds",
-            "Time from receiving a request to sending its last byte, by route template.",
-            ["route"],
-            buckets=LATENCY_BUCKETS_S,
-            registry=self.registry,
-        )
-        # `labels()` validates and locks on every call; the label sets are few, so keep the children.
-        self._request_counts: dict[tuple[str, str, int], Counter] = {}
-        self._latencies: dict[str, Histogram] = {}
+        self._request_counts: dict[tuple[str, str, int], int] = {}
+        self._latencies: dict[str, _Latency] = {}
+        self.registry.register(self)
+        ProcessCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)
+        if GC_COLLECTOR is not None:
+            GCCollector(registry=self.registry)
 
     def observe(self, route: str, method: str, status: int, duration_s: float) -> None:
         """Count one answered request and record its latency."""
-        count = self._request_counts.get((route, method, status))
-        if count is None:
-            count = self._request_counts[route, method, status] = self.requests.labels(route, method, str(status))
-        count.inc()
+        key = (route, method, status)
+        self._request_counts[key] = self._request_counts.get(key, 0) + 1
         latency = self._latencies.get(route)
         if latency is None:
-            latency = self._latencies[route] = self.latency.labels(route)
-        latency.observe(duration_s)
+            latency = self._latencies[route] = _Latency()
+        latency.counts[bisect_left(LATENCY_BUCKETS_S, duration_s)] += 1  # le: upper bounds are inclusive
+        latency.sum_s += duration_s
+
+    def collect(self) -> Iterator[Metric]:
+        """Prometheus families of what was recorded (the registry calls this on each scrape)."""
+        requests = CounterMetricFamily(
+            "omnistream_api_requests",
+            "HTTP requests answered, by route template, method and status.",
+            labels=["route", "method", "status"],
+        )
+        for (route, method, status), count in list(self._request_counts.items()):
+            requests.add_metric([route, method, str(status)], count)
+        yield requests
+        durations = HistogramMetricFamily(
+            "omnistream_api_request_duration_seconds",
+            "Time from receiving a request to sending its last byte, by route template.",
+            labels=["route"],
+        )
+        for route, latency in list(self._latencies.items()):
+            cumulative, buckets = 0, []
+            for bound, count in zip((*LATENCY_BUCKETS_S, float("inf")), latency.counts, strict=True):
+                cumulative += count
+                buckets.append((_bound_label(bound), cumulative))
+            durations.add_metric([route], buckets, latency.sum_s)
+        yield durations
 
     def exposition(self) -> bytes:
         """The registry in Prometheus' text format."""
         return generate_latest(self.registry)
+
+
+def _bound_label(bound: float) -> str:
+    return "+Inf" if bound == float("inf") else repr(bound)
 
 
 class MetricsMiddleware:

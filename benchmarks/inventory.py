@@ -1,0 +1,315 @@
+"""Inventory benchmark: ingest ceiling, flow throughput, end-to-end lag, API against a bare route.
+
+Everything runs in one go on private services (a fresh in-memory Tansu broker
+and a diskless redis-server on free ports), and every comparison is made
+against a baseline measured in the same run (PERF_NOTES.md: absolute numbers
+drift between machines, ratios carry over):
+
+(a) raw ceiling: confluent-kafka consume (explicit assignment, batches of 10k)
+    plus `orjson.loads` of the same events, events/s;
+(b) the inventory flow end to end (Kafka -> Redis), events/s with 1 process
+    and with 2 processes x 1 worker, and each one's ratio to (a);
+(c) end-to-end lag, event published -> its effect readable in Redis, p50/p99,
+    while the workload is offered at half the 1-process throughput;
+(d) `GET /v1/inventory/{sku}` on one API worker: maximum requests/s (closed
+    loop) and p50/p99 at half that rate (open loop), beside a bare FastAPI
+    route returning one Redis hash with HGETALL, measured the same way.
+
+Run: `python benchmarks/inventory.py` (or `make bench`); results go to
+`benchmarks/results/inventory.json` and a table is printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+import redis
+from confluent_kafka import Consumer, Producer, TopicPartition
+from rich.console import Console
+from rich.table import Table
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks import http_load  # noqa: E402
+from events.topics import Topic  # noqa: E402
+from flows.launcher import settings_env, start_flow  # noqa: E402
+from omnistream.kafka_admin import create_topics  # noqa: E402
+from omnistream.settings import Settings  # noqa: E402
+from omnistream.stack import LocalService, free_port, start_broker, start_redis  # noqa: E402
+from sim.publish import KafkaPublisher  # noqa: E402
+from sim.workload import Workload  # noqa: E402
+from state import keys  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results" / "inventory.json"
+FLOW_TOPICS = (Topic.INVENTORY, Topic.POS, Topic.CLICKSTREAM)
+console = Console()
+
+
+def workload_records(n_events: int, seed: int) -> list[tuple[Topic, bytes | None, bytes]]:
+    """The simulator's stream restricted to the topics the inventory flow reads."""
+    workload = Workload(seed=seed, n_skus=5000, n_stores=20, n_warehouses=3)
+    out = []
+    for record in workload.records():
+        if record.topic in FLOW_TOPICS:
+            out.append((record.topic, record.key, record.value))
+            if len(out) == n_events:
+                return out
+    return out
+
+
+def publish_all(settings: Settings, records: list[tuple[Topic, bytes | None, bytes]]) -> None:
+    producer = Producer({"bootstrap.servers": settings.kafka_brokers, "linger.ms": 5, "compression.type": "lz4"})
+    for topic, key, value in records:
+        while True:
+            try:
+                producer.produce(settings.topic(topic), value, key=key)
+                break
+            except BufferError:
+                producer.poll(0.05)
+    producer.flush(120)
+
+
+def raw_ceiling(settings: Settings, expected: int) -> float:
+    """(a): consume every partition of the flow's topics and parse each value, events/s."""
+    consumer = Consumer({"bootstrap.servers": settings.kafka_brokers, "group.id": "bench-raw",
+                         "enable.auto.commit": False, "enable.partition.eof": True})  # fmt: skip
+    parts = [TopicPartition(settings.topic(t), p, 0) for t in FLOW_TOPICS for p in range(settings.topic_partitions)]
+    consumer.assign(parts)
+    started = time.perf_counter()
+    seen = eofs = 0
+    while eofs < len(parts):
+        for message in consumer.consume(10_000, 1.0):
+            if message.error() is not None:
+                eofs += 1
+                continue
+            orjson.loads(message.value())
+            seen += 1
+    elapsed = time.perf_counter() - started
+    consumer.close()
+    assert seen == expected, f"consumed {seen} of {expected} events"
+    return seen / elapsed
+
+
+def flow_throughput(settings: Settings, n_events: int) -> dict[str, float]:
+    """(b): run the flow over the published backlog; rate from its first Redis write to its exit."""
+    client = redis.Redis.from_url(settings.redis_url)
+    client.flushdb()
+    shutil.rmtree(settings.recovery_dir, ignore_errors=True)
+    started = time.perf_counter()
+    run = start_flow("inventory", settings.model_copy(update={"flow_stop_at_end": True}),
+                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    first_write = None
+    while run.alive():
+        if first_write is None and client.dbsize() > 0:
+            first_write = time.perf_counter()
+        time.sleep(0.005)
+    ended = time.perf_counter()
+    code = run.wait()
+    assert code == 0, f"flow exited with {code}"
+    assert first_write is not None
+    return {"events_per_s": n_events / (ended - first_write), "wall_s": ended - started,
+            "startup_s": first_write - started}  # fmt: skip
+
+
+def end_to_end_lag(settings: Settings, records: list[tuple[Topic, bytes | None, bytes]], rate: float,
+                   duration_s: float) -> dict[str, float]:  # fmt: skip
+    """(c): offer the workload at `rate` to a tailing flow; time probe receipts until Redis shows them."""
+    client = redis.Redis.from_url(settings.redis_url)
+    client.flushdb()
+    shutil.rmtree(settings.recovery_dir, ignore_errors=True)
+    run = start_flow("inventory", settings, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    probe_producer = Producer({"bootstrap.servers": settings.kafka_brokers, "linger.ms": 0})
+    inventory_topic = settings.topic(Topic.INVENTORY)
+
+    def probe(i: int) -> tuple[str, float]:
+        sku = f"PROBE-{i:06d}"
+        ts = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        body = orjson.dumps({"event_id": f"probe-{i}", "type": "receipt", "ts": ts, "schema_version": 1,
+                             "sku": sku, "location_id": "WH-01", "qty": 1})  # fmt: skip
+        probe_producer.produce(inventory_topic, body, key=sku.encode())
+        probe_producer.flush(5)
+        return sku, time.perf_counter()
+
+    try:
+        # Wait until the flow answers at all (start-up is not lag).
+        sku, _ = probe(0)
+        deadline = time.monotonic() + 60
+        while not client.exists(keys.stock(sku)):
+            if time.monotonic() > deadline or not run.alive():
+                raise RuntimeError("the flow did not start")
+            time.sleep(0.01)
+
+        stop = threading.Event()
+
+        def offer_load() -> None:
+            publisher = KafkaPublisher(settings.kafka_brokers, {"linger.ms": 1})
+            from sim.record import SimRecord
+
+            wanted = int(rate * duration_s)
+            publisher.publish((SimRecord(t, k, v) for t, k, v in records[:wanted]),
+                              {t: settings.topic(t) for t in FLOW_TOPICS}, rate=rate)  # fmt: skip
+            stop.set()
+
+        loader = threading.Thread(target=offer_load, daemon=True)
+        loader.start()
+        lags: list[float] = []
+        i = 1
+        time.sleep(1.0)  # let the offered load reach its steady rate
+        while not stop.is_set():
+            sku, sent = probe(i)
+            i += 1
+            while not client.exists(keys.stock(sku)):
+                if time.perf_counter() - sent > 10:
+                    raise RuntimeError(f"probe {sku} not visible after 10 s")
+                time.sleep(0.0005)
+            lags.append(time.perf_counter() - sent)
+            time.sleep(0.05)
+        loader.join()
+    finally:
+        run.stop()
+    lags.sort()
+    return {"offered_rate": rate, "probes": len(lags), "p50_ms": 1000 * lags[len(lags) // 2],
+            "p99_ms": 1000 * lags[min(len(lags) - 1, int(len(lags) * 0.99))], "max_ms": 1000 * lags[-1]}  # fmt: skip
+
+
+def start_api(app: str, settings: Settings) -> tuple[subprocess.Popen[bytes], int]:
+    port = free_port()
+    env = {**os.environ, **settings_env(settings)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "--factory", app, "--host", "127.0.0.1", "--port", str(port),
+         "--no-access-log", "--log-level", "warning", "--loop", "uvloop", "--http", "httptools"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=Path(__file__).resolve().parent.parent,
+    )  # fmt: skip
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            import urllib.request
+
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/docs", timeout=1).read()
+            return proc, port
+        except OSError:
+            time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError(f"{app} did not start")
+
+
+def api_figures(port: int, paths: list[str], duration_s: float, connections: int) -> dict[str, Any]:
+    peak = http_load.run(http_load.closed_loop("127.0.0.1", port, paths, connections, duration_s))
+    half = http_load.run(http_load.open_loop("127.0.0.1", port, paths, peak.rate / 2, duration_s, connections))
+    return {"max": peak.as_dict(), "half_load": half.as_dict()}
+
+
+def api_comparison(settings: Settings, skus: list[str], duration_s: float, connections: int) -> dict[str, Any]:
+    """(d): one API worker on the route under test and on the bare baseline, one after the other."""
+    out: dict[str, Any] = {}
+    for name, app, prefix in (("inventory_route", "serving.app:create_app", "/v1/inventory/"),
+                              ("bare_route", "benchmarks.bare_app:create_app", "/bare/")):  # fmt: skip
+        proc, port = start_api(app, settings)
+        try:
+            out[name] = api_figures(port, [prefix + sku for sku in skus], duration_s, connections)
+        finally:
+            proc.terminate()
+            proc.wait(10)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=300_000)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--lag-seconds", type=float, default=20.0)
+    parser.add_argument("--api-seconds", type=float, default=8.0)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args()
+
+    broker: LocalService = start_broker()
+    store: LocalService = start_redis()
+    workdir = Path(tempfile.mkdtemp(prefix="omnistream-bench-"))
+    try:
+        base = Settings(kafka_brokers=broker.address, redis_url=store.address, topic_prefix="bench.",
+                        topic_partitions=4, recovery_dir=workdir / "recovery", flow_metrics_port=0)  # fmt: skip
+        create_topics(base.kafka_brokers, base.topic_prefix, base.topic_partitions)
+        console.print(f"generating {args.events:,} events ...")
+        records = workload_records(args.events, args.seed)
+        publish_all(base, records)
+
+        console.print("(a) raw ceiling ...")
+        raw = statistics.median(raw_ceiling(base, len(records)) for _ in range(3))
+        console.print("(b) flow, 1 process ...")
+        one = flow_throughput(base, len(records))
+        console.print("(b) flow, 2 processes x 1 worker ...")
+        two_settings = base.model_copy(update={"processes": 2, "workers": 1, "redis_url": store.address[:-1] + "1",
+                                               "recovery_dir": workdir / "recovery-2"})  # fmt: skip
+        two = flow_throughput(two_settings, len(records))
+
+        console.print("(d) API against the bare route ...")
+        client = redis.Redis.from_url(base.redis_url)
+        skus = sorted(k.decode().split("{", 1)[1].rstrip("}") for k in client.scan_iter(keys.stock("*"), count=1000))
+        api = api_comparison(base, skus[:2000], args.api_seconds, args.connections)
+
+        console.print("(c) end-to-end lag at half load ...")
+        lag_settings = base.model_copy(update={"topic_prefix": "lag.", "redis_url": store.address[:-1] + "2",
+                                               "recovery_dir": workdir / "recovery-lag"})  # fmt: skip
+        create_topics(lag_settings.kafka_brokers, lag_settings.topic_prefix, lag_settings.topic_partitions)
+        lag = end_to_end_lag(lag_settings, records, one["events_per_s"] / 2, args.lag_seconds)
+    finally:
+        broker.stop()
+        store.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+    inv, bare = api["inventory_route"], api["bare_route"]
+    result = {
+        "benchmark": "inventory",
+        "command": "python benchmarks/inventory.py " + " ".join(sys.argv[1:]),
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+        "events": len(records),
+        "raw_ceiling_events_per_s": raw,
+        "flow_1_process": one,
+        "flow_2_processes": two,
+        "flow_1_process_ratio_to_raw": one["events_per_s"] / raw,
+        "flow_2_processes_ratio_to_raw": two["events_per_s"] / raw,
+        "flow_2_processes_per_worker_ratio_to_raw": two["events_per_s"] / 2 / raw,
+        "lag": lag,
+        "api": api,
+        "api_max_ratio_to_bare": inv["max"]["rate"] / bare["max"]["rate"],
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS))
+
+    table = Table(title=f"Inventory benchmark ({len(records):,} events, {os.cpu_count()} cores)")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    table.add_column("vs baseline", justify="right")
+    table.add_row("(a) raw ceiling: consume + orjson", f"{raw:,.0f} ev/s", "1.00")
+    table.add_row("(b) flow, 1 process", f"{one['events_per_s']:,.0f} ev/s", f"{one['events_per_s'] / raw:.2f}")
+    table.add_row("(b) flow, 2 processes x 1 worker", f"{two['events_per_s']:,.0f} ev/s",
+                  f"{two['events_per_s'] / raw:.2f}")  # fmt: skip
+    table.add_row(f"(c) lag at {lag['offered_rate']:,.0f} ev/s, p50 / p99",
+                  f"{lag['p50_ms']:.1f} / {lag['p99_ms']:.1f} ms", "")  # fmt: skip
+    for name, figures in (("inventory route", inv), ("bare HGETALL route", bare)):
+        table.add_row(f"(d) {name}: max", f"{figures['max']['rate']:,.0f} req/s",
+                      f"{figures['max']['rate'] / bare['max']['rate']:.2f}")  # fmt: skip
+        half = figures["half_load"]
+        table.add_row(f"(d) {name}: at {half['offered_rate']:,.0f} req/s, p50 / p99",
+                      f"{half['p50_ms']:.2f} / {half['p99_ms']:.2f} ms", "")  # fmt: skip
+    console.print(table)
+    console.print(f"results: {args.out}")
+
+
+if __name__ == "__main__":
+    main()
