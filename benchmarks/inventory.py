@@ -43,15 +43,15 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks import http_load  # noqa: E402
-from events.topics import Topic  # noqa: E402
-from flows.launcher import settings_env, start_flow  # noqa: E402
-from omnistream.kafka_admin import create_topics  # noqa: E402
-from omnistream.settings import Settings  # noqa: E402
-from omnistream.stack import LocalService, free_port, start_broker, start_redis  # noqa: E402
-from sim.publish import KafkaPublisher  # noqa: E402
-from sim.workload import Workload  # noqa: E402
-from state import keys  # noqa: E402
+from benchmarks import http_load
+from events.topics import Topic
+from flows.launcher import settings_env, start_flow
+from omnistream.kafka_admin import create_topics
+from omnistream.settings import Settings
+from omnistream.stack import LocalService, free_port, start_broker, start_redis
+from sim.publish import KafkaPublisher
+from sim.workload import Workload
+from state import keys
 
 RESULTS = Path(__file__).resolve().parent / "results" / "inventory.json"
 FLOW_TOPICS = (Topic.INVENTORY, Topic.POS, Topic.CLICKSTREAM)

@@ -48,7 +48,7 @@ class LineItem(Struct, frozen=True):
 # --- omni.catalog -----------------------------------------------------------
 
 
-class ProductUpsert(Envelope, tag="product_upsert", kw_only=True):
+class ProductUpsert(Envelope, tag="product_upsert", kw_only=True, frozen=True):
     """A product was created or changed; `active=False` withdraws it from sale."""
 
     sku: Id
@@ -66,7 +66,7 @@ CatalogEvent = ProductUpsert
 # --- omni.clickstream -------------------------------------------------------
 
 
-class _Click(Envelope, kw_only=True):
+class _Click(Envelope, kw_only=True, frozen=True):
     session_id: Id
     channel: Literal["web", "app"]
     user_id: Id | None = None
@@ -74,19 +74,19 @@ class _Click(Envelope, kw_only=True):
     ip_country: Country | None = None
 
 
-class PageView(_Click, tag="page_view", kw_only=True):
+class PageView(_Click, tag="page_view", kw_only=True, frozen=True):
     """A non-product page was shown."""
 
     path: str
 
 
-class Search(_Click, tag="search", kw_only=True):
+class Search(_Click, tag="search", kw_only=True, frozen=True):
     """A shopper searched the catalogue."""
 
     query: str
 
 
-class ProductView(_Click, tag="product_view", kw_only=True):
+class ProductView(_Click, tag="product_view", kw_only=True, frozen=True):
     """A product page was shown; `rec_request_id` set means a click on a recommendation."""
 
     sku: Id
@@ -94,21 +94,21 @@ class ProductView(_Click, tag="product_view", kw_only=True):
     variant: Id | None = None
 
 
-class AddToCart(_Click, tag="add_to_cart", kw_only=True):
+class AddToCart(_Click, tag="add_to_cart", kw_only=True, frozen=True):
     """Items went into the cart; no stock effect until `purchase`."""
 
     sku: Id
     qty: PositiveQty
 
 
-class RemoveFromCart(_Click, tag="remove_from_cart", kw_only=True):
+class RemoveFromCart(_Click, tag="remove_from_cart", kw_only=True, frozen=True):
     """Items left the cart."""
 
     sku: Id
     qty: PositiveQty
 
 
-class CheckoutStarted(_Click, tag="checkout_started", kw_only=True):
+class CheckoutStarted(_Click, tag="checkout_started", kw_only=True, frozen=True):
     """The shopper opened checkout with a cart worth `cart_value`."""
 
     cart_value: Money
@@ -123,7 +123,7 @@ class OnlinePayment(Struct, frozen=True, kw_only=True):
     billing_country: Country | None = None
 
 
-class Purchase(_Click, tag="purchase", kw_only=True):
+class Purchase(_Click, tag="purchase", kw_only=True, frozen=True):
     """An online order was placed: it reserves stock at `fulfilment_location_id`."""
 
     order_id: Id
@@ -150,7 +150,7 @@ class PosPayment(Struct, frozen=True, kw_only=True):
     entry_mode: Literal["chip", "swipe", "contactless", "manual"] | None = None
 
 
-class _Till(Envelope, kw_only=True):
+class _Till(Envelope, kw_only=True, frozen=True):
     store_id: Id
     register_id: Id
     cashier_id: Id
@@ -159,7 +159,7 @@ class _Till(Envelope, kw_only=True):
     customer_id: Id | None = None
 
 
-class Sale(_Till, tag="sale", kw_only=True):
+class Sale(_Till, tag="sale", kw_only=True, frozen=True):
     """A till sale: lowers on-hand at `store_id`."""
 
     items: Annotated[list[LineItem], Meta(min_length=1)]
@@ -167,7 +167,7 @@ class Sale(_Till, tag="sale", kw_only=True):
     payment: PosPayment
 
 
-class Return(_Till, tag="return", kw_only=True):
+class Return(_Till, tag="return", kw_only=True, frozen=True):
     """Goods brought back to a till: raises on-hand at `store_id`.
 
     Without `original_txn_id` it is a return without receipt: allowed, and a
@@ -180,7 +180,7 @@ class Return(_Till, tag="return", kw_only=True):
     original_txn_id: Id | None = None
 
 
-class Void(_Till, tag="void", kw_only=True):
+class Void(_Till, tag="void", kw_only=True, frozen=True):
     """Cancels the stock effect of the till transaction `original_txn_id`."""
 
     original_txn_id: Id
@@ -192,18 +192,18 @@ PosEvent = Sale | Return | Void
 # --- omni.inventory ---------------------------------------------------------
 
 
-class _Stock(Envelope, kw_only=True):
+class _Stock(Envelope, kw_only=True, frozen=True):
     sku: Id
     location_id: Id
 
 
-class Receipt(_Stock, tag="receipt", kw_only=True):
+class Receipt(_Stock, tag="receipt", kw_only=True, frozen=True):
     """Goods received at a location."""
 
     qty: PositiveQty
 
 
-class Adjustment(_Stock, tag="adjustment", kw_only=True):
+class Adjustment(_Stock, tag="adjustment", kw_only=True, frozen=True):
     """A signed correction of on-hand (damage, shrink, correction, found)."""
 
     qty: int
@@ -214,7 +214,7 @@ class Adjustment(_Stock, tag="adjustment", kw_only=True):
             raise ValueError("Expected `int` != 0 - at `$.qty`")
 
 
-class TransferOut(_Stock, tag="transfer_out", kw_only=True):
+class TransferOut(_Stock, tag="transfer_out", kw_only=True, frozen=True):
     """Goods left `location_id` for `peer_location_id`."""
 
     qty: PositiveQty
@@ -222,7 +222,7 @@ class TransferOut(_Stock, tag="transfer_out", kw_only=True):
     peer_location_id: Id
 
 
-class TransferIn(_Stock, tag="transfer_in", kw_only=True):
+class TransferIn(_Stock, tag="transfer_in", kw_only=True, frozen=True):
     """Goods arrived at `location_id` from `peer_location_id`."""
 
     qty: PositiveQty
@@ -230,7 +230,7 @@ class TransferIn(_Stock, tag="transfer_in", kw_only=True):
     peer_location_id: Id
 
 
-class Count(_Stock, tag="count", kw_only=True):
+class Count(_Stock, tag="count", kw_only=True, frozen=True):
     """A cycle count: the absolute on-hand as of `ts`.
 
     Movements dated at or before `ts` are already in it; later ones apply on top.
@@ -239,14 +239,14 @@ class Count(_Stock, tag="count", kw_only=True):
     on_hand: NonNegativeQty
 
 
-class Fulfilment(_Stock, tag="fulfilment", kw_only=True):
+class Fulfilment(_Stock, tag="fulfilment", kw_only=True, frozen=True):
     """An online order line shipped or was picked up: on-hand and reserved both drop."""
 
     order_id: Id
     qty: PositiveQty
 
 
-class OrderCancel(_Stock, tag="order_cancel", kw_only=True):
+class OrderCancel(_Stock, tag="order_cancel", kw_only=True, frozen=True):
     """An online order was cancelled: what it still holds reserved here is released."""
 
     order_id: Id
@@ -258,7 +258,7 @@ InventoryEvent = Receipt | Adjustment | TransferOut | TransferIn | Count | Fulfi
 # --- omni.labels ------------------------------------------------------------
 
 
-class FraudLabel(Envelope, tag="fraud_label", kw_only=True):
+class FraudLabel(Envelope, tag="fraud_label", kw_only=True, frozen=True):
     """A verdict on a past payment, days later; names a `txn_id` or an `order_id`."""
 
     label: Literal["fraud", "legit"]
@@ -282,7 +282,7 @@ def event_type(event: Event) -> str:
 
 
 _TYPE_TAGS: dict[type, str] = {
-    cls: cls.__struct_config__.tag  # type: ignore[misc]
+    cls: cls.__struct_config__.tag
     for union in (ClickEvent, PosEvent, InventoryEvent)
     for cls in union.__args__
 } | {ProductUpsert: "product_upsert", FraudLabel: "fraud_label"}

@@ -25,7 +25,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
     """`settings` as `OMNISTREAM_*` variables, so a child process reads the same configuration."""
     env = {}
     for name, value in settings.model_dump().items():
-        env[f"OMNISTREAM_{name.upper()}"] = str(value)
+        env[f"OMNISTREAM_{name.upper()}"] = "" if value is None else str(value)
     return env
 
 
@@ -100,7 +100,7 @@ def start_flow(
     if name not in FLOWS:
         raise ValueError(f"unknown flow {name!r}; known: {', '.join(FLOWS)}")
     base = [sys.executable, "-m", "flows.run", name]
-    if recovery and str(settings.recovery_dir):
+    if recovery and settings.recovery_dir is not None:
         ensure_recovery(settings.recovery_dir, settings.recovery_partitions)
     else:
         base.append("--no-recovery")

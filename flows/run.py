@@ -40,7 +40,7 @@ def main() -> None:
     gc.freeze()
     flow = importlib.import_module(FLOWS[args.flow]).build_flow(settings)
     recovery = None
-    if not args.no_recovery and str(settings.recovery_dir):
+    if not args.no_recovery and settings.recovery_dir is not None:
         recovery = RecoveryConfig(settings.recovery_dir, timedelta(seconds=settings.backup_interval_s))
     serve_metrics(settings.flow_metrics_port, args.process_id or 0)
     os.environ[PROCESS_INDEX_ENV] = str(args.process_id or 0)

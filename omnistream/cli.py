@@ -232,6 +232,7 @@ class _LocalRun:
         self.flow: FlowRun | None = None
         self.api: _Child | None = None
         self.simulator: _Child | None = None
+        self.new_topics: list[str] = []
 
     def say(self, what: str, text: str) -> None:
         self.out.print(f"[bold cyan]{what:<9}[/] {text}", highlight=False, soft_wrap=True)
@@ -279,15 +280,21 @@ class _LocalRun:
             result = create_topics(s.kafka_brokers, s.topic_prefix, s.topic_partitions)
         except KafkaException as ex:
             raise UserError(f"creating topics at {s.kafka_brokers} failed: {ex}") from None
-        created = sum(1 for status in result.values() if status == "created")
+        self.new_topics = sorted(name for name, status in result.items() if status == "created")
+        created = len(self.new_topics)
         self.say("topics", f"{created} created, {len(result) - created} already there "
                            f"({s.topic_prefix}*, {s.topic_partitions} partitions)")  # fmt: skip
 
     def forget_stale_state(self) -> None:
-        """A broker started here is empty: state that points into an earlier broker must go."""
+        """Recovery state of topics that are new here points at offsets that do not exist: wipe it.
+
+        That is always so for a broker started here (in memory, empty), and also for a reused broker that was
+        restarted empty, e.g. `omnistream broker`. Resuming from such offsets would skip the new input.
+        """
         assert self.broker is not None and self.redis is not None
-        if not self.broker.started_here:
+        if not self.new_topics:
             return
+        why = "the broker is new" if self.broker.started_here else "its topics were just created"
         directory = self.effective.recovery_dir
         if _recovery_enabled(self.effective) and directory.is_dir():
             # Only the partitions (and SQLite's -wal/-shm files), never the directory: it may be shared.
@@ -295,13 +302,13 @@ class _LocalRun:
             for part in parts:
                 part.unlink(missing_ok=True)
             if parts:
-                self.say("recovery", f"wiped {directory}: the broker is new, so the offsets stored there "
-                                     "no longer exist; recreated empty")  # fmt: skip
+                self.say("recovery", f"wiped {directory}: {why}, so the offsets stored there no longer exist; "
+                                     "starting from empty recovery partitions")  # fmt: skip
         if not self.redis.started_here and self._redis_holds_state():
             self.warn(
                 f"{self.redis.address} already holds Omnistream stock from an earlier run; its versions are "
-                "ahead of what this new broker's stream will produce, so those SKUs look stale until they catch "
-                "up. Point OMNISTREAM_REDIS_URL at an empty database, or delete the omni:* keys."
+                "ahead of what the new topics will produce, so those SKUs look stale until they catch up. "
+                "Point OMNISTREAM_REDIS_URL at an empty database, or delete the omni:* keys."
             )
 
     def _redis_holds_state(self) -> bool:
@@ -592,10 +599,13 @@ def flow(
         f"flow [bold]{name}[/]: {settings.processes} process(es) × {settings.workers} worker(s), "
         f"recovery {settings.recovery_dir if enabled else 'off'}, brokers {settings.kafka_brokers}",
         highlight=False,
+        soft_wrap=True,
     )
     with _terminate_like_ctrl_c():
         code = run_flow(name, settings, recovery=enabled)
-    if code not in (0, 130):
+    if code == 130:
+        console.print(f"flow {name} stopped")
+    elif code != 0:
         _fail(f"flow {name} exited with code {code}", code=code if 0 < code < 256 else 1)
 
 

@@ -36,8 +36,8 @@ class Settings(BaseSettings):
     api_redis_timeout_ms: int = Field(
         80, ge=5, le=10_000, description="Redis timeout of the API; past it a request gets 503."
     )
-    recovery_dir: Path = Field(
-        Path(".omnistream/recovery"), description="Bytewax recovery partitions; empty string disables recovery."
+    recovery_dir: Path | None = Field(
+        Path(".omnistream/recovery"), description="Bytewax recovery partitions; empty disables recovery."
     )
     recovery_partitions: int = Field(1, ge=1, le=64, description="Recovery partitions (SQLite files).")
     snapshot_interval_s: float = Field(10.0, gt=0, description="Seconds between recovery snapshots (epoch length).")
@@ -64,6 +64,11 @@ class Settings(BaseSettings):
         False, description="Stop a flow once all input present at start is consumed (replays, tests, benchmarks)."
     )
     sim_seed: int = Field(7, description="Seed of the simulator.")
+
+    @field_validator("recovery_dir", mode="before")
+    @classmethod
+    def _empty_recovery_dir_disables(cls, value: object) -> object:
+        return None if value in ("", None) else value
 
     @field_validator("kafka_brokers")
     @classmethod

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import base64
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sized
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -107,7 +107,7 @@ class KafkaPublisher:
         names = topic_names
         produce, poll = self._producer.produce, self._producer.poll
         pacer = _TokenBucket(rate) if rate else None
-        if total is None and hasattr(records, "__len__"):
+        if total is None and isinstance(records, Sized):
             total = len(records)
         with _progress_bar(progress, total) as advance:
             sent = 0

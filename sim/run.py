@@ -12,7 +12,8 @@ from __future__ import annotations
 import heapq
 import random
 from collections import deque
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, TypeVar
 
 import orjson
 
@@ -21,6 +22,8 @@ from sim.catalog import Catalog
 from sim.record import SimRecord
 from sim.shoppers import Shopper
 from sim.timestamps import MILLIS, SECOND_PREFIXES, second_prefix
+
+T = TypeVar("T")
 
 Effect = tuple[str, str, int, float, int]
 """What a published inventory event does to tracked stock: (sku, location_id, delta, ts, kind)."""
@@ -78,7 +81,7 @@ class Run:
         """A float in [low, high): `rng.uniform` without its extra call."""
         return low + (high - low) * self.random()
 
-    def pick(self, options: tuple[Any, ...] | list[Any]) -> Any:
+    def pick(self, options: Sequence[T]) -> T:
         """One of `options`, uniformly."""
         return options[int(self.random() * len(options))]
 

@@ -44,7 +44,8 @@ class Tills:
         self.void_rate = void_rate
         self.early_void_rate = early_void_rate
         self.loyalty_rate = loyalty_rate
-        self._expensive = [c for c in ("phones", "electronics", "computers") if c in run.catalog.categories] or [None]
+        expensive = [c for c in ("phones", "electronics", "computers") if c in run.catalog.categories]
+        self._expensive: list[str | None] = [*expensive] or [None]
         # (store_id, txn_id, lines, payment, customer_id) of recent sales, for returns with receipt.
         self._recent_sales: deque[tuple[str, str, list[tuple[Product, int]], dict[str, Any], str | None]] = deque(
             maxlen=4096

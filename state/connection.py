@@ -11,6 +11,7 @@ API's 503 within 100 ms) gets an error instead of a hang.
 
 from __future__ import annotations
 
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 import redis
@@ -35,18 +36,20 @@ def _sentinel_parts(url: str) -> tuple[list[tuple[str, int]], str, int]:
 
 def connect(url: str, *, timeout_s: float | None = 5.0) -> redis.Redis:
     """A blocking client for `url` (flows and tools)."""
-    opts = {"socket_timeout": timeout_s, "socket_connect_timeout": timeout_s, "retry": None}
+    opts: dict[str, Any] = {"socket_timeout": timeout_s, "socket_connect_timeout": timeout_s, "retry": None}
     if url.startswith("redis+sentinel://"):
         hosts, service, db = _sentinel_parts(url)
-        return Sentinel(hosts, socket_timeout=timeout_s).master_for(service, db=db, **opts)
+        sentinel = Sentinel(hosts, socket_timeout=timeout_s)  # type: ignore[no-untyped-call]
+        return cast(redis.Redis, sentinel.master_for(service, db=db, **opts))  # type: ignore[no-untyped-call]
     if url.startswith("redis+cluster://"):
-        return RedisCluster.from_url(url.replace("redis+cluster://", "redis://", 1), **opts)  # type: ignore[no-any-return]
+        # Cluster clients share the Redis command API; callers type against `redis.Redis`.
+        return cast(redis.Redis, RedisCluster.from_url(url.replace("redis+cluster://", "redis://", 1), **opts))
     return redis.Redis.from_url(url, **opts)
 
 
 def connect_async(url: str, *, timeout_s: float) -> aioredis.Redis:
     """An asyncio client for `url` (the API); every call fails within about `timeout_s`."""
-    opts = {
+    opts: dict[str, Any] = {
         "socket_timeout": timeout_s,
         "socket_connect_timeout": timeout_s,
         "retry": None,
@@ -54,8 +57,9 @@ def connect_async(url: str, *, timeout_s: float) -> aioredis.Redis:
     }
     if url.startswith("redis+sentinel://"):
         hosts, service, db = _sentinel_parts(url)
-        return AsyncSentinel(hosts, socket_timeout=timeout_s).master_for(service, db=db, **opts)
+        sentinel = AsyncSentinel(hosts, socket_timeout=timeout_s)  # type: ignore[no-untyped-call]
+        return cast(aioredis.Redis, sentinel.master_for(service, db=db, **opts))
     if url.startswith("redis+cluster://"):
         opts.pop("max_connections")
-        return AsyncRedisCluster.from_url(url.replace("redis+cluster://", "redis://", 1), **opts)  # type: ignore[return-value]
+        return cast(aioredis.Redis, AsyncRedisCluster.from_url(url.replace("redis+cluster://", "redis://", 1), **opts))
     return aioredis.Redis.from_url(url, **opts)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import cast
 
 import redis.asyncio as aioredis
 
@@ -17,13 +18,13 @@ class StockReader:
 
     async def sku(self, sku: str) -> bytes | None:
         """The `GET /v1/inventory/{sku}` object."""
-        doc: bytes | None = await self._client.hget(keys.stock(sku), keys.STOCK_DOC_FIELD)
-        return doc
+        doc = await self._client.hget(keys.stock(sku), keys.STOCK_DOC_FIELD)
+        return cast(bytes | None, doc)
 
     async def location(self, sku: str, location_id: str) -> bytes | None:
         """The `GET /v1/inventory/{sku}/locations/{location_id}` object."""
-        doc: bytes | None = await self._client.hget(keys.stock(sku), keys.stock_location_field(location_id))
-        return doc
+        doc = await self._client.hget(keys.stock(sku), keys.stock_location_field(location_id))
+        return cast(bytes | None, doc)
 
     async def skus(self, skus: Sequence[str]) -> list[bytes | None]:
         """The SKU objects of `skus`, in order, `None` where a SKU has no stock record."""

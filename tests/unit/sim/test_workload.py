@@ -6,6 +6,7 @@ import re
 from collections import Counter, defaultdict
 from datetime import datetime
 from itertools import islice
+from typing import Any
 
 import orjson
 
@@ -166,7 +167,7 @@ def test_only_duplicates_repeat_an_event_id(stream: Stream) -> None:
 
 
 def test_some_cycle_counts_arrive_after_a_movement_they_predate(stream: Stream) -> None:
-    newest_movement: dict[tuple[str, str], str] = {}
+    newest_movement: dict[tuple[str | None, str | None], str] = {}
     late = on_time = 0
     for _, event in stream.valid:
         pair = (event.get("sku"), event.get("location_id"))
@@ -239,7 +240,7 @@ def test_returns_come_with_and_without_receipt(stream: Stream) -> None:
 
 
 def test_transfers_come_in_pairs(stream: Stream) -> None:
-    sides: dict[str, dict[str, dict[str, object]]] = defaultdict(dict)
+    sides: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
     for event in stream.of_type("transfer_out") + stream.of_type("transfer_in"):
         sides[event["transfer_id"]][event["type"]] = event
     pairs = [s for s in sides.values() if len(s) == 2]
