@@ -22,8 +22,12 @@ from msgspec import Meta, Struct
 EventId = Annotated[str, Meta(min_length=1, max_length=64)]
 Id = Annotated[str, Meta(min_length=1, max_length=256)]
 Timestamp = Annotated[datetime, Meta(tz=True)]
-PositiveQty = Annotated[int, Meta(ge=1)]
-NonNegativeQty = Annotated[int, Meta(ge=0)]
+# Quantities are capped at a billion units: far beyond any real movement, and it keeps
+# every stock figure a 64-bit integer (JSON encoders and Redis scripts need that).
+MAX_QTY = 1_000_000_000
+PositiveQty = Annotated[int, Meta(ge=1, le=MAX_QTY)]
+NonNegativeQty = Annotated[int, Meta(ge=0, le=MAX_QTY)]
+SignedQty = Annotated[int, Meta(ge=-MAX_QTY, le=MAX_QTY)]
 Money = Annotated[float, Meta(ge=0)]
 Country = Annotated[str, Meta(pattern="^[A-Z]{2}$")]
 Currency = Annotated[str, Meta(pattern="^[A-Z]{3}$")]
@@ -206,7 +210,7 @@ class Receipt(_Stock, tag="receipt", kw_only=True, frozen=True):
 class Adjustment(_Stock, tag="adjustment", kw_only=True, frozen=True):
     """A signed correction of on-hand (damage, shrink, correction, found)."""
 
-    qty: int
+    qty: SignedQty
     reason: Literal["damage", "shrink", "correction", "found"]
 
     def __post_init__(self) -> None:

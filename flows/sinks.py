@@ -7,11 +7,14 @@ largest per-event cost).
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import Counter
+from collections.abc import Iterator
 from typing import Any
 
 import orjson
+import redis
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 from confluent_kafka import Producer
 
@@ -27,6 +30,15 @@ from state.stock_writer import StockWriter
 from state.stream_writer import StreamWriter
 
 FlowRecord = SkuStock | Alert | DeadLetter
+log = logging.getLogger(__name__)
+
+
+def _backoff() -> Iterator[float]:
+    """0.1 s doubling to 5 s, forever."""
+    delay_s = 0.1
+    while True:
+        yield delay_s
+        delay_s = min(5.0, delay_s * 2)
 
 
 class _RecordSinkPartition(StatelessSinkPartition[FlowRecord]):
@@ -68,14 +80,10 @@ class _RecordSinkPartition(StatelessSinkPartition[FlowRecord]):
         for record_id, body in letters:
             self._producer.produce(self._dlq_topic, body, key=record_id)
         if alerts or letters:
-            self._producer.flush()
+            self._flush_kafka()
 
         started = time.perf_counter()
-        pipe = self._client.pipeline(transaction=False)
-        n_stock = self._stock.queue(pipe, stocks)
-        self._alerts.queue(pipe, alerts)
-        self._dead_letters.queue(pipe, letters)
-        replies = pipe.execute()
+        n_stock, replies = self._write_redis(stocks, alerts, letters)
         written_at = time.time()
         REDIS_WRITE_SECONDS.labels(self._flow).observe(time.perf_counter() - started)
 
@@ -90,6 +98,30 @@ class _RecordSinkPartition(StatelessSinkPartition[FlowRecord]):
             ALERTS.labels(self._flow, kind, severity).inc(n)
         for (topic, reason), n in letter_reasons.items():
             DEAD_LETTERS.labels(self._flow, topic, reason).inc(n)
+
+    def _write_redis(
+        self, stocks: list[SkuStock], alerts: list[tuple[str, bytes]], letters: list[tuple[str, bytes]]
+    ) -> tuple[int, list[Any]]:
+        # Every write is idempotent (fenced or added once), so a batch is simply
+        # retried until Redis is back: the flow waits instead of crashing or losing it.
+        for delay_s in _backoff():
+            try:
+                pipe = self._client.pipeline(transaction=False)
+                n_stock = self._stock.queue(pipe, stocks)
+                self._alerts.queue(pipe, alerts)
+                self._dead_letters.queue(pipe, letters)
+                return n_stock, pipe.execute()
+            except (redis.ConnectionError, redis.TimeoutError) as ex:
+                log.warning("flow %s: Redis unavailable (%s); retrying the batch in %.1f s", self._flow, ex, delay_s)
+                time.sleep(delay_s)
+        raise AssertionError("unreachable")
+
+    def _flush_kafka(self) -> None:
+        for delay_s in _backoff():
+            if self._producer.flush(10.0) == 0:
+                return
+            log.warning("flow %s: Kafka has not acknowledged alerts/dead letters; waiting %.1f s", self._flow, delay_s)
+            time.sleep(delay_s)
 
     def close(self) -> None:
         self._producer.flush()

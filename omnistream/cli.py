@@ -63,7 +63,14 @@ DEFAULT_RATE_EPS = 200.0
 
 
 class UserError(Exception):
-    """A mistake the user can fix, or a service that is not there; printed as one red line."""
+    """A mistake the user can fix, or a service that is not there; printed as one red line.
+
+    `details` (a log's last lines, say) follow it, not in red.
+    """
+
+    def __init__(self, message: str, details: str = "") -> None:
+        super().__init__(message)
+        self.details = details
 
 
 def _error_line(message: str) -> None:
@@ -168,6 +175,9 @@ def up(
 ) -> None:
     """Run the whole stack here: Redis, broker, topics, inventory flow, API (and simulator) until Ctrl-C."""
     settings = _settings()
+    # Started in the background, SIGINT may be ignored, and children would inherit that: with a handler
+    # installed here they start with the default, so Ctrl-C and the stops below reach them all.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     run = _LocalRun(settings, console)
     code = 0
     with _terminate_like_ctrl_c():
@@ -190,6 +200,8 @@ def up(
             console.print("stopping …")
         except UserError as ex:
             _error_line(f"omnistream: {ex}")
+            if ex.details:
+                err_console.print(ex.details, style="dim", markup=False, highlight=False, soft_wrap=True)
             code = 1
         finally:  # on a bug too: the traceback comes after the children are stopped
             # A second Ctrl-C must not abandon half-stopped children; every stop below is bounded in time.
@@ -424,11 +436,10 @@ class _LocalRun:
     def raise_if_one_died(self) -> None:
         for name, proc, log in self._children():
             if proc is not None and proc.poll() is not None:
-                tail = _tail(log)
                 code = proc.returncode
                 how = f"was killed by {signal.Signals(-code).name}" if code < 0 else f"exited with code {code}"
-                raise UserError(f"{name} {how} unexpectedly; stopping the rest"
-                                + (f"; its log: {log}" if log else "") + (f"\n{tail}" if tail else ""))  # fmt: skip
+                where = f"; its log: {log}" if log else ""
+                raise UserError(f"{name} {how} unexpectedly; stopping the rest{where}", details=_tail(log))
 
     def watch(self) -> None:
         """Until Ctrl-C or SIGTERM, or until a child dies (`UserError`)."""
@@ -484,6 +495,8 @@ def _summary(run: _LocalRun, workload: Workload, *, api: bool, simulate: bool, r
     else:
         grid.add_row("API", "off (--no-api)")
     metrics = f"http://127.0.0.1:{s.flow_metrics_port}/metrics" if s.flow_metrics_port else "off"
+    if s.flow_metrics_port and s.processes > 1:
+        metrics += f"  (process i: port {s.flow_metrics_port} + i)"
     grid.add_row("Flow", f"inventory, {s.processes} process(es) × {s.workers} worker(s)")
     grid.add_row("  metrics", metrics)
     grid.add_row("  recovery", str(s.recovery_dir) if _recovery_enabled(s) else "off")

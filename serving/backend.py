@@ -1,10 +1,16 @@
-"""Redis as the API uses it: every call bounded by one deadline (CONTRACT.md: 503 fast, never a hang).
+"""Redis as the API reads it: every call ends within the Redis timeout (CONTRACT.md: 503 fast, never a hang).
 
-The client's socket timeouts (`state.connection.connect_async`) bound each connect and each
-read. The deadline here also bounds what they don't: several round trips in one call (a
-pipeline read reply by reply, Sentinel discovery, Cluster redirects). Past it the call raises
-the builtin `TimeoutError`, which `serving.errors` answers with 503; redis-py drops a
-connection whose command was cancelled, so no half-read reply is left in the pool.
+On a single node the client's socket timeouts (`state.connection.connect_async`) already
+bound every phase of a call, and with retries off the first phase that stalls fails: a
+refused connection fails at once, a hung server within one timeout. Sentinel and Cluster
+chain round trips inside one call (master discovery, redirects, a pipeline split across
+nodes), each with its own socket timeout, so there the reader also holds one deadline over
+the whole call. Not on a single node: the deadline is a timer per call, about a tenth of
+the API's own cost per request (benchmarks/http_load.py), and buys nothing there.
+
+Past the deadline the call raises the builtin `TimeoutError`, which `serving.errors` answers
+with 503; redis-py drops a connection whose command was cancelled, so no half-read reply is
+left in the pool.
 """
 
 from __future__ import annotations
@@ -16,6 +22,8 @@ import redis.asyncio as aioredis
 
 from state.stock_reader import StockReader
 
+_MULTI_HOP_SCHEMES = ("redis+sentinel://", "redis+cluster://")
+
 
 class BoundedStockReader(StockReader):
     """A `StockReader` whose every call ends within `timeout_s`, with the stored bytes or an error.
@@ -25,7 +33,7 @@ class BoundedStockReader(StockReader):
     client
         The API's asyncio Redis client.
     timeout_s
-        Budget of one call, round trips included (`Settings.api_redis_timeout_ms`).
+        Budget of one call, all its round trips included (`Settings.api_redis_timeout_ms`).
     """
 
     def __init__(self, client: aioredis.Redis, timeout_s: float) -> None:
@@ -43,6 +51,13 @@ class BoundedStockReader(StockReader):
     async def skus(self, skus: Sequence[str]) -> list[bytes | None]:
         async with asyncio.timeout(self.timeout_s):
             return await super().skus(skus)
+
+
+def stock_reader(client: aioredis.Redis, redis_url: str, timeout_s: float) -> StockReader:
+    """The API's reader for `redis_url`: bounded by a deadline where socket timeouts are not enough."""
+    if redis_url.startswith(_MULTI_HOP_SCHEMES):
+        return BoundedStockReader(client, timeout_s)
+    return StockReader(client)
 
 
 async def ping(client: aioredis.Redis, timeout_s: float) -> None:
