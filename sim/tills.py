@@ -44,6 +44,8 @@ class Tills:
         self.void_rate = void_rate
         self.early_void_rate = early_void_rate
         self.loyalty_rate = loyalty_rate
+        self._registers = {store: tuple(f"{store}-R{n}" for n in range(1, 7)) for store in run.catalog.stores}
+        self._cashiers = {store: tuple(f"C-{store[-2:]}{n:02d}" for n in range(12)) for store in run.catalog.stores}
         expensive = [c for c in ("phones", "electronics", "computers") if c in run.catalog.categories]
         self._expensive: list[str | None] = [*expensive] or [None]
         # (store_id, txn_id, lines, payment, customer_id) of recent sales, for returns with receipt.
@@ -113,8 +115,8 @@ class Tills:
         run = self.run
         fields: dict[str, Any] = {
             "store_id": store,
-            "register_id": f"{store}-R{1 + int(run.random() * 6)}",
-            "cashier_id": f"C-{store[-2:]}{int(run.random() * 12):02d}",
+            "register_id": run.pick(self._registers[store]),
+            "cashier_id": run.pick(self._cashiers[store]),
             "txn_id": run.new_id("T"),
             "currency": run.currency,
         }

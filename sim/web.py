@@ -8,6 +8,7 @@ spread over seconds to minutes, so many sessions interleave in the stream.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from typing import Any
 
 from events.topics import Topic
@@ -79,9 +80,11 @@ class WebShop:
             t += 2.0 + 13.0 * random()
             emit(clicks, key, "search", t, {"query": category.replace("-", " ")}, None, (), common)
         cart: dict[str, tuple[Product, int]] = {}
+        in_category, cum = catalog.popularity_of(category)  # catalog.draw, unrolled: most events are views
+        top, weight = len(cum) - 1, cum[-1]
         for _ in range(1 + int(random() * 7)):
             t += 3.0 + 42.0 * random()
-            product = catalog.draw(run.rng, category)
+            product = in_category[bisect_right(cum, random() * weight, 0, top)]
             fields: dict[str, Any] = {"sku": product.sku}
             if random() < 0.1:
                 fields["rec_request_id"] = run.new_id("rec")

@@ -135,8 +135,9 @@ class Workload:
     def records(self, limit: int | None = None) -> Iterator[SimRecord]:
         """The stream in publish order: endless, or its first `limit` records.
 
-        Each call starts the stream afresh and resets the counters below, which
-        then describe exactly the records yielded so far:
+        Each call starts the stream afresh and resets the counters below (so
+        consume one stream at a time), which then describe exactly the records
+        yielded so far:
         `published`, `malformed_count`, `duplicate_count` (per topic),
         `malformed_kinds` (per kind of break) and `fraud_ids` (ground truth).
         """
