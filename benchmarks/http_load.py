@@ -34,7 +34,8 @@ _DRAIN_S = 1.0  # open loop: how long in-flight requests may finish after the ru
 
 @dataclass
 class LoadResult:
-    """What one run measured. Latencies in milliseconds; `rate` is answered requests per second.
+    """What one run measured. Latencies in milliseconds (None when nothing was answered); `rate` is
+    answered requests per second.
 
     `errors` counts transport failures and non-2xx answers. Open loop only: `offered_rate` and
     `unsent`, requests whose intended time fell in the run but which were never sent because
@@ -47,9 +48,9 @@ class LoadResult:
     requests: int
     errors: int
     rate: float
-    p50_ms: float
-    p99_ms: float
-    max_ms: float
+    p50_ms: float | None
+    p99_ms: float | None
+    max_ms: float | None
     offered_rate: float | None = None
     unsent: int = 0
     statuses: dict[int, int] = field(default_factory=dict)
@@ -111,11 +112,11 @@ def _requests(host: str, port: int, path_or_paths: str | Sequence[str]) -> list[
     return [f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode() for path in paths]
 
 
-def _percentile(ordered: list[float], q: float) -> float:
-    """Nearest-rank percentile of an ascending list (`q` in 0..100)."""
+def _percentile_ms(ordered: list[float], q: float) -> float | None:
+    """Nearest-rank percentile of an ascending list of seconds (`q` in 0..100), in ms; None if empty."""
     if not ordered:
-        return math.nan
-    return ordered[min(len(ordered) - 1, max(0, math.ceil(q / 100 * len(ordered)) - 1))]
+        return None
+    return round(ordered[min(len(ordered) - 1, max(0, math.ceil(q / 100 * len(ordered)) - 1))] * 1000, 3)
 
 
 class _Tally:
@@ -140,9 +141,9 @@ class _Tally:
             requests=answered,
             errors=self.errors,
             rate=round(answered / duration_s, 1) if duration_s > 0 else 0.0,
-            p50_ms=round(_percentile(ordered, 50) * 1000, 3),
-            p99_ms=round(_percentile(ordered, 99) * 1000, 3),
-            max_ms=round(ordered[-1] * 1000, 3) if ordered else math.nan,
+            p50_ms=_percentile_ms(ordered, 50),
+            p99_ms=_percentile_ms(ordered, 99),
+            max_ms=_percentile_ms(ordered, 100),
             statuses=dict(sorted(self.statuses.items())),
             **extra,
         )

@@ -95,9 +95,8 @@ def _settings(**overrides: object) -> Settings:
 
 
 def _recovery_enabled(settings: Settings) -> bool:
-    # OMNISTREAM_RECOVERY_DIR="" means "off", but pydantic turns "" into Path("."): treat both alike, or
-    # recovery partitions would land in the working directory (and `up` would wipe them there).
-    return str(settings.recovery_dir) not in ("", ".")
+    """Whether flows keep Bytewax recovery state (OMNISTREAM_RECOVERY_DIR="" turns it off)."""
+    return settings.recovery_dir is not None
 
 
 def _resolve_topic(name: str, settings: Settings) -> Topic:
@@ -308,7 +307,7 @@ class _LocalRun:
             return
         why = "the broker is new" if self.broker.started_here else "its topics were just created"
         directory = self.effective.recovery_dir
-        if _recovery_enabled(self.effective) and directory.is_dir():
+        if directory is not None and directory.is_dir():
             # Only the partitions (and SQLite's -wal/-shm files), never the directory: it may be shared.
             parts = list(directory.glob("part-*.sqlite3*"))
             for part in parts:

@@ -2,17 +2,28 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 import time
 from collections.abc import Iterator
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
 from omnistream.settings import Settings
 from omnistream.stack import free_port
 from serving.app import create_app
+from serving.backend import BoundedStockReader
+from state.connection import connect_async
+
+REDIS_TIMEOUT_MS = 80  # the default, pinned: the bounds below follow from it
+
+
+def api_settings(redis_url: str) -> Settings:
+    return Settings(redis_url=redis_url, api_redis_timeout_ms=REDIS_TIMEOUT_MS, flow_metrics_port=0)
+
 
 INVENTORY_PATHS = [
     "/v1/inventory/SKU-1",
@@ -21,13 +32,13 @@ INVENTORY_PATHS = [
 ]
 
 
-def timed_get(client: TestClient, path: str) -> tuple[float, object]:
+def timed_get(client: TestClient, path: str) -> tuple[float, httpx.Response]:
     start = time.perf_counter()
     response = client.get(path)
     return time.perf_counter() - start, response
 
 
-def assert_backend_unavailable(response) -> None:  # type: ignore[no-untyped-def]
+def assert_backend_unavailable(response: httpx.Response) -> None:
     assert response.status_code == 503, response.text
     assert response.headers["content-type"] == "application/json"
     body = response.json()
@@ -66,7 +77,7 @@ def hung_redis() -> Iterator[str]:
 @pytest.fixture
 def closed_port_client() -> Iterator[TestClient]:
     url = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens: connections are refused
-    with TestClient(create_app(Settings(redis_url=url, flow_metrics_port=0))) as client:
+    with TestClient(create_app(api_settings(url))) as client:
         yield client
 
 
@@ -93,7 +104,7 @@ def test_healthz_with_redis_refusing_is_ok(closed_port_client: TestClient) -> No
 
 @pytest.mark.parametrize("path", [*INVENTORY_PATHS, "/readyz"])
 def test_read_with_redis_hung_is_503_within_150ms(hung_redis: str, path: str) -> None:
-    with TestClient(create_app(Settings(redis_url=hung_redis, flow_metrics_port=0))) as client:
+    with TestClient(create_app(api_settings(hung_redis))) as client:
         client.get("/healthz")
 
         elapsed_s, response = timed_get(client, path)
@@ -103,7 +114,7 @@ def test_read_with_redis_hung_is_503_within_150ms(hung_redis: str, path: str) ->
 
 
 def test_api_keeps_serving_after_redis_hangs(hung_redis: str) -> None:
-    with TestClient(create_app(Settings(redis_url=hung_redis, flow_metrics_port=0))) as client:
+    with TestClient(create_app(api_settings(hung_redis))) as client:
         for _ in range(5):
             elapsed_s, response = timed_get(client, "/v1/inventory/SKU-1")
             assert_backend_unavailable(response)
@@ -115,3 +126,19 @@ def test_api_keeps_serving_after_redis_hangs(hung_redis: str) -> None:
         assert elapsed_s < 0.150
         metrics = client.get("/metrics").text
         assert 'omnistream_api_requests_total{method="GET",route="/v1/inventory/{sku}",status="503"} 6.0' in metrics
+
+
+def test_bounded_stock_reader_ends_within_budget_when_socket_timeouts_are_longer(hung_redis: str) -> None:
+    # Sentinel and Cluster chain round trips, each under its own socket timeout; the deadline caps the sum.
+    async def read_once() -> float:
+        client = connect_async(hung_redis, timeout_s=2.0)
+        reader = BoundedStockReader(client, timeout_s=0.08)
+        start = time.perf_counter()
+        try:
+            with pytest.raises(TimeoutError):
+                await reader.sku("SKU-1")
+            return time.perf_counter() - start
+        finally:
+            await client.aclose()
+
+    assert asyncio.run(read_once()) < 0.150

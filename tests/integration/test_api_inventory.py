@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
@@ -69,7 +70,7 @@ def client(redis_url: str) -> Iterator[TestClient]:
         yield client
 
 
-def assert_error(response, status: int, code: str) -> str:  # type: ignore[no-untyped-def]
+def assert_error(response: httpx.Response, status: int, code: str) -> str:
     assert response.status_code == status, response.text
     assert response.headers["content-type"] == "application/json"
     body = response.json()

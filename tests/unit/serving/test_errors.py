@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import httpx
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
@@ -45,7 +46,7 @@ def client() -> Iterator[TestClient]:
         yield client
 
 
-def error_of(response) -> dict[str, str]:  # type: ignore[no-untyped-def]
+def error_of(response: httpx.Response) -> dict[str, str]:
     assert response.headers["content-type"] == "application/json"
     body = response.json()
     assert list(body) == ["error"]
