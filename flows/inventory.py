@@ -35,8 +35,11 @@ FLOW = "inventory"
 TillEvent = Sale | Return | Void
 
 
-def build_flow(settings: Settings) -> Dataflow:
-    """Stock movements in; absolute, versioned stock per SKU, stock alerts and dead letters out."""
+def build_flow(settings: Settings, generation: str = "") -> Dataflow:
+    """Stock movements in; absolute, versioned stock per SKU, stock alerts and dead letters out.
+
+    `generation` names the lineage of flow state (see `flows.launcher.ensure_recovery`).
+    """
     flow = Dataflow(FLOW)
     source_topics = {settings.topic(t): t for t in (Topic.INVENTORY, Topic.POS, Topic.CLICKSTREAM)}
     raw = op.input("inventory_in", flow, kafka_source(settings, list(source_topics)))
@@ -48,7 +51,7 @@ def build_flow(settings: Settings) -> Dataflow:
     movements = op.merge("movements", till.falses, till_moves)
     by_sku = op.key_on("by_sku", movements, lambda move: move.sku)
     ledger_out = op.key_rm("ledger_out", op.stateful_batch("ledger", by_sku, LedgerLogic(settings)))
-    op.output("records_out", op.merge("records", split.trues, ledger_out), RecordSink(FLOW, settings))
+    op.output("records_out", op.merge("records", split.trues, ledger_out), RecordSink(FLOW, settings, generation))
     return flow
 
 

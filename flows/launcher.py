@@ -14,10 +14,11 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from flows.run import FLOWS
+from flows.run import FLOWS, GENERATION_ENV
 from omnistream.settings import Settings
 
 
@@ -29,12 +30,25 @@ def settings_env(settings: Settings) -> dict[str, str]:
     return env
 
 
-def ensure_recovery(directory: Path, partitions: int) -> None:
-    """Create Bytewax recovery partitions in `directory` unless they exist."""
-    if directory.exists() and any(directory.glob("part-*.sqlite3")):
-        return
+_GENERATION_FILE = "generation"
+
+
+def ensure_recovery(directory: Path, partitions: int) -> str:
+    """Create Bytewax recovery partitions in `directory` unless they exist; returns their generation.
+
+    The generation names this lineage of flow state. It is born with the
+    partitions, so a restart after a crash keeps it, and fresh partitions get
+    a new one: Redis then knows that versions of different lineages do not
+    compare (`state.stock_writer`).
+    """
     directory.mkdir(parents=True, exist_ok=True)
-    subprocess.run([sys.executable, "-m", "bytewax.recovery", str(directory), str(partitions)], check=True)
+    generation_file = directory / _GENERATION_FILE
+    if not any(directory.glob("part-*.sqlite3")):
+        subprocess.run([sys.executable, "-m", "bytewax.recovery", str(directory), str(partitions)], check=True)
+        generation_file.unlink(missing_ok=True)
+    if not generation_file.exists():
+        generation_file.write_text(uuid.uuid4().hex[:12])
+    return generation_file.read_text().strip()
 
 
 @dataclass
@@ -101,10 +115,11 @@ def start_flow(
         raise ValueError(f"unknown flow {name!r}; known: {', '.join(FLOWS)}")
     base = [sys.executable, "-m", "flows.run", name]
     if recovery and settings.recovery_dir is not None:
-        ensure_recovery(settings.recovery_dir, settings.recovery_partitions)
+        generation = ensure_recovery(settings.recovery_dir, settings.recovery_partitions)
     else:
         base.append("--no-recovery")
-    env = {**os.environ, **settings_env(settings), **(extra_env or {})}
+        generation = uuid.uuid4().hex[:12]  # every run without recovery is a lineage of its own
+    env = {**os.environ, **settings_env(settings), GENERATION_ENV: generation, **(extra_env or {})}
     run = FlowRun(name)
     if settings.processes == 1:
         run.procs.append(subprocess.Popen(base, env=env, stdout=stdout, stderr=stderr))

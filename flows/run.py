@@ -12,6 +12,7 @@ import gc
 import importlib
 import os
 import signal
+import uuid
 from datetime import timedelta
 
 from bytewax.recovery import RecoveryConfig
@@ -22,6 +23,7 @@ from omnistream.settings import settings_or_exit
 
 FLOWS: dict[str, str] = {"inventory": "flows.inventory"}
 PROCESS_INDEX_ENV = "OMNISTREAM_FLOW_PROCESS_INDEX"
+GENERATION_ENV = "OMNISTREAM_FLOW_GENERATION"
 
 
 def main() -> None:
@@ -33,15 +35,20 @@ def main() -> None:
     args = parser.parse_args()
 
     settings = settings_or_exit()
+    recovery = None
+    if not args.no_recovery and settings.recovery_dir is not None:
+        recovery = RecoveryConfig(settings.recovery_dir, timedelta(seconds=settings.backup_interval_s))
+        from flows.launcher import ensure_recovery  # the launcher imports this module for FLOWS
+
+        generation = ensure_recovery(settings.recovery_dir, settings.recovery_partitions)
+    else:
+        generation = os.environ.get(GENERATION_ENV) or uuid.uuid4().hex[:12]
     # Flow state is many small long-lived objects (seen ids, order lines, till
     # transactions); CPython's default young-generation threshold (700) makes
     # the collector rescan them constantly. Nothing in the flows builds cycles.
     gc.set_threshold(100_000, 50, 100)
     gc.freeze()
-    flow = importlib.import_module(FLOWS[args.flow]).build_flow(settings)
-    recovery = None
-    if not args.no_recovery and settings.recovery_dir is not None:
-        recovery = RecoveryConfig(settings.recovery_dir, timedelta(seconds=settings.backup_interval_s))
+    flow = importlib.import_module(FLOWS[args.flow]).build_flow(settings, generation)
     serve_metrics(settings.flow_metrics_port, args.process_id or 0)
     os.environ[PROCESS_INDEX_ENV] = str(args.process_id or 0)
     # Stopping is always safe to do abruptly: every write is flushed within its

@@ -42,13 +42,13 @@ def _backoff() -> Iterator[float]:
 
 
 class _RecordSinkPartition(StatelessSinkPartition[FlowRecord]):
-    def __init__(self, flow_name: str, settings: Settings) -> None:
+    def __init__(self, flow_name: str, settings: Settings, generation: str) -> None:
         self._flow = flow_name
         client = connect(settings.redis_url, timeout_s=10.0)
         self._client = client
-        self._stock = StockWriter(client)
-        self._alerts = StreamWriter(client, keys.alerts_stream())
-        self._dead_letters = StreamWriter(client, keys.dlq_stream())
+        self._stock = StockWriter(client, generation)
+        self._alerts = StreamWriter(client, keys.alerts_stream(), generation=generation)
+        self._dead_letters = StreamWriter(client, keys.dlq_stream(), generation=generation)
         self._producer = Producer(
             {"bootstrap.servers": settings.kafka_brokers, "enable.idempotence": True, "linger.ms": 5}
         )
@@ -138,12 +138,13 @@ class RecordSink(DynamicSink[FlowRecord]):
     recovery replay.
     """
 
-    def __init__(self, flow_name: str, settings: Settings) -> None:
+    def __init__(self, flow_name: str, settings: Settings, generation: str = "") -> None:
         self.flow_name = flow_name
         self.settings = settings
+        self.generation = generation
 
     def build(self, step_id: str, worker_index: int, worker_count: int) -> _RecordSinkPartition:
-        return _RecordSinkPartition(self.flow_name, self.settings)
+        return _RecordSinkPartition(self.flow_name, self.settings, self.generation)
 
 
 def is_dead_letter(item: Any) -> bool:

@@ -316,11 +316,17 @@ class _LocalRun:
                 self.say("recovery", f"wiped {directory}: {why}, so the offsets stored there no longer exist; "
                                      "starting from empty recovery partitions")  # fmt: skip
         if not self.redis.started_here and self._redis_holds_state():
-            self.warn(
-                f"{self.redis.address} already holds Omnistream stock from an earlier run; its versions are "
-                "ahead of what the new topics will produce, so those SKUs look stale until they catch up. "
-                "Point OMNISTREAM_REDIS_URL at an empty database, or delete the omni:* keys."
-            )
+            # Versions in Redis belong to state built from topics that no longer exist: drop them, or
+            # SKUs of the new run would look stale until their versions caught up.
+            from state.connection import connect
+            from state.maintenance import clear_namespace
+
+            client = connect(self.effective.redis_url)
+            try:
+                cleared = clear_namespace(client)
+            finally:
+                client.close()
+            self.say("redis", f"cleared {cleared} omni:* keys of an earlier run from {self.redis.address} ({why})")
 
     def _redis_holds_state(self) -> bool:
         import redis

@@ -13,7 +13,7 @@ from fastapi import FastAPI
 
 from omnistream.settings import Settings, settings_or_exit
 from serving import metrics
-from serving.backend import stock_reader
+from serving.backend import reader_for
 from serving.errors import install_error_handlers
 from serving.routes import health, inventory
 from state.connection import connect_async
@@ -36,7 +36,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     timeout_s = settings.api_redis_timeout_ms / 1000
     client = connect_async(settings.redis_url, timeout_s=timeout_s)
     app.state.redis = client
-    app.state.stock_reader = stock_reader(client, settings.redis_url, timeout_s)
+    app.state.stock_reader = reader_for(client, settings.redis_url, timeout_s)
     try:
         yield
     finally:

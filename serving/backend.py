@@ -53,7 +53,7 @@ class BoundedStockReader(StockReader):
             return await super().skus(skus)
 
 
-def stock_reader(client: aioredis.Redis, redis_url: str, timeout_s: float) -> StockReader:
+def reader_for(client: aioredis.Redis, redis_url: str, timeout_s: float) -> StockReader:
     """The API's reader for `redis_url`: bounded by a deadline where socket timeouts are not enough."""
     if redis_url.startswith(_MULTI_HOP_SCHEMES):
         return BoundedStockReader(client, timeout_s)

@@ -11,12 +11,13 @@ from __future__ import annotations
 NAMESPACE = "omni"
 
 STOCK_VERSION_FIELD = "version"
+STOCK_GENERATION_FIELD = "generation"
 STOCK_DOC_FIELD = "doc"
 _LOCATION_FIELD_PREFIX = "loc:"
 
 
 def stock(sku: str) -> str:
-    """Hash holding one SKU's stock: `version`, `doc` (the API's SKU object) and `loc:<id>` per location."""
+    """Hash holding one SKU's stock: `generation`, `version`, `doc` (the API's SKU object), `loc:<id>` per location."""
     return f"{NAMESPACE}:stock:{{{sku}}}"
 
 
@@ -35,6 +36,11 @@ def dlq_stream() -> str:
     return f"{NAMESPACE}:{{dlq}}"
 
 
-def stream_marker(stream_key: str, record_id: str) -> str:
-    """Marker that `record_id` was already added to `stream_key` (same hash slot as the stream)."""
-    return f"{stream_key}:seen:{record_id}"
+def stream_marker(stream_key: str, generation: str, record_id: str) -> str:
+    """Marker that `record_id` of flow-state lineage `generation` is already in `stream_key` (same slot)."""
+    return f"{stream_key}:seen:{generation}:{record_id}"
+
+
+def namespace_pattern() -> str:
+    """Pattern matching every key Omnistream owns (for clearing a development database)."""
+    return f"{NAMESPACE}:*"

@@ -20,10 +20,18 @@ from state import keys
 # newer: a replay after recovery re-sends older versions, which change nothing.
 # Whole-SKU writes matter: after a crash the replay may apply movements in a
 # different interleaving, so only the newest version is known to be complete.
+# Versions are only comparable within one lineage of flow state (`generation`,
+# born with the recovery partitions): a hash written by another lineage (an
+# earlier run on since-recreated topics) is replaced whole, stale fields too.
 _WRITE_IF_NEWER = """
-local stored = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '-1')
-if stored >= tonumber(ARGV[2]) then return 0 end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2], unpack(ARGV, 3))
+local gen = redis.call('HGET', KEYS[1], ARGV[1])
+if gen == ARGV[2] then
+  local stored = tonumber(redis.call('HGET', KEYS[1], ARGV[3]) or '-1')
+  if stored >= tonumber(ARGV[4]) then return 0 end
+elseif gen then
+  redis.call('DEL', KEYS[1])
+end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4], unpack(ARGV, 5))
 return 1
 """
 
@@ -69,7 +77,8 @@ class StockWriter:
     gives exactly-once effects.
     """
 
-    def __init__(self, client: redis.Redis) -> None:
+    def __init__(self, client: redis.Redis, generation: str = "") -> None:
+        self.generation = generation
         self._client = client
         self._write_if_newer = client.register_script(_WRITE_IF_NEWER)
 
@@ -91,10 +100,7 @@ class StockWriter:
             kept = newest.get(stock.sku)
             if kept is None or stock.version > kept.version:
                 newest[stock.sku] = stock
+        fence: list[bytes | str | int] = [keys.STOCK_GENERATION_FIELD, self.generation, keys.STOCK_VERSION_FIELD]
         for stock in newest.values():
-            self._write_if_newer(
-                keys=[keys.stock(stock.sku)],
-                args=[keys.STOCK_VERSION_FIELD, stock.version, *shape(stock)],
-                client=pipe,
-            )
+            self._write_if_newer(keys=[keys.stock(stock.sku)], args=[*fence, stock.version, *shape(stock)], client=pipe)
         return len(newest)

@@ -35,6 +35,8 @@ class StreamWriter:
     ----------
     stream_key
         The stream (`keys.alerts_stream()` or `keys.dlq_stream()`).
+    generation
+        The flow-state lineage; record ids (source offsets, versions) repeat across lineages.
     max_len
         Approximate cap of the stream; older entries are trimmed.
     marker_ttl_s
@@ -42,9 +44,16 @@ class StreamWriter:
     """
 
     def __init__(
-        self, client: redis.Redis, stream_key: str, *, max_len: int = 100_000, marker_ttl_s: int = 7 * 86_400
+        self,
+        client: redis.Redis,
+        stream_key: str,
+        *,
+        generation: str = "",
+        max_len: int = 100_000,
+        marker_ttl_s: int = 7 * 86_400,
     ) -> None:
         self.stream_key = stream_key
+        self.generation = generation
         self.max_len = max_len
         self.marker_ttl_s = marker_ttl_s
         self._client = client
@@ -62,7 +71,7 @@ class StreamWriter:
         count = 0
         for record_id, body in records:
             self._add_once(
-                keys=[self.stream_key, keys.stream_marker(self.stream_key, record_id)],
+                keys=[self.stream_key, keys.stream_marker(self.stream_key, self.generation, record_id)],
                 args=[self.marker_ttl_s, self.max_len, RECORD_FIELD, body],
                 client=pipe,
             )

@@ -29,7 +29,7 @@ def redis_service() -> Iterator[LocalService]:
         yield LocalService("redis", url)
         return
     if shutil.which("redis-server") is None:
-        pytest.fail("redis-server is not installed (apt-get install -y redis-server) and OMNISTREAM_TEST_REDIS_URL is unset")
+        pytest.fail("redis-server is not installed (apt-get install -y redis-server); or set OMNISTREAM_TEST_REDIS_URL")
     service = start_redis()
     yield service
     service.stop()

@@ -3,6 +3,11 @@
 Handlers return the documents the inventory flow stored (`state.stock_writer.shape`) as they
 are: parsing and re-serialising them would cost more than the Redis round trip
 (PERF_NOTES.md). The batch response is spliced from those bytes.
+
+The single-SKU and location reads are the hot path, benchmarked against a bare FastAPI
+route doing one HGETALL (benchmarks/bare_app.py), which they must match or beat: they take
+the reader with `deps.stock_reader(request)` rather than `StockReaderDep`, whose
+per-request dependency solving would cost them that margin (see `serving.deps`).
 """
 
 from __future__ import annotations
@@ -10,10 +15,10 @@ from __future__ import annotations
 from typing import Annotated
 
 import orjson
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
 
-from serving.deps import StockReaderDep
+from serving.deps import StockReaderDep, stock_reader
 from serving.errors import InvalidParameter, NotFound
 from serving.schemas import LocationStock, SkuStock, StockBatch, error_responses
 
@@ -77,9 +82,9 @@ async def read_inventory_batch(skus: SkuList, reader: StockReaderDep) -> Respons
 
 
 @router.get("/{sku}", responses={200: {"model": SkuStock}, **error_responses(404)})
-async def read_inventory(sku: Sku, reader: StockReaderDep) -> Response:
+async def read_inventory(sku: Sku, request: Request) -> Response:
     """Stock of one SKU: totals and every location."""
-    doc = await reader.sku(sku)
+    doc = await stock_reader(request).sku(sku)
     if doc is None:
         raise NotFound(f"no stock record for sku {sku!r}")
     return _json(doc)
@@ -89,9 +94,9 @@ async def read_inventory(sku: Sku, reader: StockReaderDep) -> Response:
     "/{sku}/locations/{location_id}",
     responses={200: {"model": LocationStock}, **error_responses(404)},
 )
-async def read_inventory_at_location(sku: Sku, location_id: LocationId, reader: StockReaderDep) -> Response:
+async def read_inventory_at_location(sku: Sku, location_id: LocationId, request: Request) -> Response:
     """Stock of one SKU at one location."""
-    doc = await reader.location(sku, location_id)
+    doc = await stock_reader(request).location(sku, location_id)
     if doc is None:
         raise NotFound(f"no stock record for sku {sku!r} at location {location_id!r}")
     return _json(doc)

@@ -53,10 +53,18 @@ def start(settings: Settings, *, flow: str = "inventory") -> FlowRun:
 
 
 def stock_hashes(redis_url: str) -> dict[str, dict[bytes, bytes]]:
-    """Every stock hash in Redis, by key: the whole stored state of the inventory flow."""
+    """Every stock hash in Redis, by key: the stored state of the inventory flow.
+
+    The `generation` field is left out: it names the run's lineage of flow
+    state (its recovery partitions), which differs between independent runs.
+    """
     client = redis.Redis.from_url(redis_url)
     pattern = keys.stock("*")
-    return {key.decode(): client.hgetall(key) for key in client.scan_iter(match=pattern, count=1000)}
+    lineage = keys.STOCK_GENERATION_FIELD.encode()
+    hashes = {key.decode(): client.hgetall(key) for key in client.scan_iter(match=pattern, count=1000)}
+    for fields in hashes.values():
+        fields.pop(lineage, None)
+    return hashes
 
 
 def stock_levels(redis_url: str) -> dict[tuple[str, str], tuple[int, int, int]]:

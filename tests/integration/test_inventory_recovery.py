@@ -11,6 +11,8 @@ import time
 import pytest
 import redis
 
+from flows.launcher import start_flow
+from flows.run import GENERATION_ENV
 from omnistream.settings import Settings
 from sim.workload import Workload
 from state import keys
@@ -55,7 +57,8 @@ def test_inventory_flow_killed_repeatedly_ends_in_the_uninterrupted_state(settin
     actual = stock_hashes(crashed.redis_url)
     assert actual.keys() == expected.keys()
     differing = [k for k in expected if actual[k] != expected[k]]
-    assert not differing, f"{len(differing)} keys differ after crashes, e.g. {[(k, expected[k], actual[k]) for k in differing[:2]]}"
+    examples = [(k, expected[k], actual[k]) for k in differing[:2]]
+    assert not differing, f"{len(differing)} keys differ after crashes, e.g. {examples}"
     dead_letters = stream_records(crashed.redis_url, keys.dlq_stream())
     assert len(dead_letters) == sum(workload.malformed_count.values())
 
@@ -80,10 +83,22 @@ def test_inventory_flow_replay_changes_nothing(settings: Settings) -> None:
     before = stock_hashes(settings.redis_url)
     dead_letters = len(stream_records(settings.redis_url, keys.dlq_stream()))
 
-    # A run without recovery state re-reads every topic from the start: all
-    # its writes carry versions Redis already has, so nothing changes.
-    replay = settings.model_copy(update={"recovery_dir": settings.recovery_dir.with_name("rec-replay")})
-    run_to_end(replay)
+    # Mark every stored document: a write that got through the fence would overwrite the mark.
+    client = redis.Redis.from_url(settings.redis_url)
+    for key in before:
+        client.hset(key, keys.STOCK_DOC_FIELD, b"written before the replay")
 
-    assert stock_hashes(settings.redis_url) == before
+    # The same lineage of state re-reading every topic from the start, as a
+    # recovery replay does: all its writes carry versions Redis already has.
+    generation = (settings.recovery_dir / "generation").read_text().strip()
+    replay = start_flow("inventory", settings.model_copy(update={"flow_stop_at_end": True}), recovery=False,
+                        extra_env={GENERATION_ENV: generation})  # fmt: skip
+    assert replay.wait(120) == 0
+
+    after = stock_hashes(settings.redis_url)
+    assert after.keys() == before.keys()
+    rewritten = [
+        key for key, fields in after.items() if fields[keys.STOCK_DOC_FIELD.encode()] != b"written before the replay"
+    ]
+    assert not rewritten, f"{len(rewritten)} SKUs were rewritten by the replay, e.g. {rewritten[:3]}"
     assert len(stream_records(settings.redis_url, keys.dlq_stream())) == dead_letters
