@@ -4,8 +4,8 @@ The middleware is pure ASGI: `BaseHTTPMiddleware` runs each request through an e
 memory streams, a large cost next to a handler that returns stored bytes (PERF_NOTES.md: the
 framework dominates). Labels use the matched route's template (`/v1/inventory/{sku}`), never
 the raw path, so the series stay bounded whatever callers send; unmatched paths share one
-label. Each app has its own `CollectorRegistry`, so several apps in one process (tests) don't
-collide on metric names.
+label. Each app has its own `CollectorRegistry` (with the process, platform and GC
+collectors), so several apps in one process (tests) don't collide on metric names.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
-    GC_COLLECTOR,
     CollectorRegistry,
     GCCollector,
     PlatformCollector,
@@ -63,8 +62,7 @@ class ApiMetrics:
         self.registry.register(self)
         ProcessCollector(registry=self.registry)
         PlatformCollector(registry=self.registry)
-        if GC_COLLECTOR is not None:
-            GCCollector(registry=self.registry)
+        GCCollector(registry=self.registry)
 
     def observe(self, route: str, method: str, status: int, duration_s: float) -> None:
         """Count one answered request and record its latency."""

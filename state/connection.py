@@ -17,8 +17,11 @@ from urllib.parse import urlsplit
 import redis
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
+from redis.asyncio.retry import Retry as AsyncRetry
 from redis.asyncio.sentinel import Sentinel as AsyncSentinel
+from redis.backoff import NoBackoff
 from redis.cluster import RedisCluster
+from redis.retry import Retry
 from redis.sentinel import Sentinel
 
 
@@ -26,7 +29,7 @@ def _sentinel_parts(url: str) -> tuple[list[tuple[str, int]], str, int]:
     parts = urlsplit(url)
     hosts = []
     for hostport in parts.netloc.rsplit("@", 1)[-1].split(","):
-        host, _, port = hostport.rpartition(":")
+        host, _, port = hostport.partition(":")
         hosts.append((host, int(port or 26379)))
     path = [p for p in parts.path.split("/") if p]
     if not path:
@@ -36,11 +39,14 @@ def _sentinel_parts(url: str) -> tuple[list[tuple[str, int]], str, int]:
 
 def connect(url: str, *, timeout_s: float | None = 5.0) -> redis.Redis:
     """A blocking client for `url` (flows and tools)."""
-    opts: dict[str, Any] = {"socket_timeout": timeout_s, "socket_connect_timeout": timeout_s, "retry": None}
+    # Retries off for real: `retry=None` makes Cluster clients fall back to their default retries.
+    opts: dict[str, Any] = {"socket_timeout": timeout_s, "socket_connect_timeout": timeout_s,
+                            "retry": Retry(NoBackoff(), 0)}  # fmt: skip
     if url.startswith("redis+sentinel://"):
         hosts, service, db = _sentinel_parts(url)
-        sentinel = Sentinel(hosts, socket_timeout=timeout_s)  # type: ignore[no-untyped-call]
-        return cast(redis.Redis, sentinel.master_for(service, db=db, **opts))  # type: ignore[no-untyped-call]
+        sentinel = Sentinel(hosts, sentinel_kwargs=dict(opts), **opts)  # type: ignore[no-untyped-call]
+        master = sentinel.master_for(service, db=db, password=urlsplit(url).password, **opts)  # type: ignore[no-untyped-call]
+        return cast(redis.Redis, master)
     if url.startswith("redis+cluster://"):
         # Cluster clients share the Redis command API; callers type against `redis.Redis`.
         return cast(redis.Redis, RedisCluster.from_url(url.replace("redis+cluster://", "redis://", 1), **opts))
@@ -52,13 +58,14 @@ def connect_async(url: str, *, timeout_s: float) -> aioredis.Redis:
     opts: dict[str, Any] = {
         "socket_timeout": timeout_s,
         "socket_connect_timeout": timeout_s,
-        "retry": None,
+        "retry": AsyncRetry(NoBackoff(), 0),
         "max_connections": 256,
     }
     if url.startswith("redis+sentinel://"):
         hosts, service, db = _sentinel_parts(url)
-        sentinel = AsyncSentinel(hosts, socket_timeout=timeout_s)  # type: ignore[no-untyped-call]
-        return cast(aioredis.Redis, sentinel.master_for(service, db=db, **opts))
+        node_opts = {k: v for k, v in opts.items() if k != "max_connections"}
+        sentinel = AsyncSentinel(hosts, sentinel_kwargs=node_opts, **node_opts)  # type: ignore[no-untyped-call]
+        return cast(aioredis.Redis, sentinel.master_for(service, db=db, password=urlsplit(url).password, **opts))
     if url.startswith("redis+cluster://"):
         opts.pop("max_connections")
         return cast(aioredis.Redis, AsyncRedisCluster.from_url(url.replace("redis+cluster://", "redis://", 1), **opts))
