@@ -9,8 +9,11 @@ drift between machines, ratios carry over):
     plus `orjson.loads` of the same events, events/s;
 (b) the inventory flow end to end (Kafka -> Redis), events/s with 1 process
     and with 2 processes x 1 worker, and each one's ratio to (a);
-(c) end-to-end lag, event published -> its effect readable in Redis, p50/p99,
-    while the workload is offered at half the 1-process throughput;
+(c) the sustained live throughput (the flow tailing while the producer
+    publishes as fast as it can and the broker serves both, all on this
+    machine), then end-to-end lag, event published -> its effect readable in
+    Redis, p50/p99, while the workload is offered at half that rate (and,
+    for context, at a modest fixed rate);
 (d) `GET /v1/inventory/{sku}` on one API worker: maximum requests/s (closed
     loop) and p50/p99 at half that rate (open loop), beside a bare FastAPI
     route returning one Redis hash with HGETALL, measured the same way.
@@ -22,6 +25,7 @@ Run: `python benchmarks/inventory.py` (or `make bench`); results go to
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import platform
 import shutil
@@ -45,11 +49,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks import http_load
 from events.topics import Topic
-from flows.launcher import settings_env, start_flow
+from flows.launcher import FlowRun, settings_env, start_flow
 from omnistream.kafka_admin import create_topics
 from omnistream.settings import Settings
 from omnistream.stack import LocalService, free_port, start_broker, start_redis
 from sim.publish import KafkaPublisher
+from sim.record import SimRecord
 from sim.workload import Workload
 from state import keys
 
@@ -95,10 +100,8 @@ def raw_ceiling(settings: Settings, expected: int) -> float:
             if message.error() is not None:
                 eofs += 1
                 continue
-            try:
+            with contextlib.suppress(orjson.JSONDecodeError):  # malformed events cost a parse too
                 orjson.loads(message.value())
-            except orjson.JSONDecodeError:
-                pass  # the workload's malformed events cost a parse too
             seen += 1
     elapsed = time.perf_counter() - started
     consumer.close()
@@ -127,59 +130,82 @@ def flow_throughput(settings: Settings, n_events: int) -> dict[str, float]:
             "startup_s": first_write - started}  # fmt: skip
 
 
+class Probe:
+    """Receipts for fresh SKUs, timed from publication until their stock is readable in Redis."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._producer = Producer({"bootstrap.servers": settings.kafka_brokers, "linger.ms": 0})
+        self._topic = settings.topic(Topic.INVENTORY)
+        self._client = redis.Redis.from_url(settings.redis_url)
+        self._count = 0
+
+    def send(self) -> tuple[str, float]:
+        self._count += 1
+        sku = f"PROBE-{self._count:06d}"
+        ts = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        body = orjson.dumps({"event_id": f"probe-{self._count}", "type": "receipt", "ts": ts, "schema_version": 1,
+                             "sku": sku, "location_id": "WH-01", "qty": 1})  # fmt: skip
+        self._producer.produce(self._topic, body, key=sku.encode())
+        self._producer.flush(5)
+        return sku, time.perf_counter()
+
+    def wait(self, sku: str, sent: float, timeout_s: float = 60.0) -> float:
+        """Seconds from `sent` until `sku` is readable."""
+        while not self._client.exists(keys.stock(sku)):
+            if time.perf_counter() - sent > timeout_s:
+                raise RuntimeError(f"probe {sku} not visible after {timeout_s:.0f} s")
+            time.sleep(0.0005)
+        return time.perf_counter() - sent
+
+    def round_trip(self, timeout_s: float = 60.0) -> float:
+        sku, sent = self.send()
+        return self.wait(sku, sent, timeout_s)
+
+
+def _tailing_flow(settings: Settings) -> tuple[FlowRun, Probe]:
+    redis.Redis.from_url(settings.redis_url).flushdb()
+    shutil.rmtree(settings.recovery_dir, ignore_errors=True)  # type: ignore[arg-type]
+    run = start_flow("inventory", settings, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    probe = Probe(settings)
+    probe.round_trip()  # start-up is not lag
+    return run, probe
+
+
+def _offer(settings: Settings, records: list[tuple[Topic, bytes | None, bytes]], rate: float | None) -> None:
+    publisher = KafkaPublisher(settings.kafka_brokers, {"linger.ms": 20})
+    publisher.publish((SimRecord(t, k, v) for t, k, v in records), {t: settings.topic(t) for t in FLOW_TOPICS},
+                      rate=rate)  # fmt: skip
+
+
+def live_throughput(settings: Settings, records: list[tuple[Topic, bytes | None, bytes]]) -> float:
+    """(c) first half: events/s the flow keeps up with while producer and broker run beside it.
+
+    Everything is published as fast as the producer goes to a tailing flow; the
+    rate is the events over the time until a probe sent after the last event is
+    readable (the flow has caught up).
+    """
+    run, probe = _tailing_flow(settings)
+    try:
+        started = time.perf_counter()
+        _offer(settings, records, None)
+        probe.round_trip(timeout_s=300)
+        return len(records) / (time.perf_counter() - started)
+    finally:
+        run.stop()
+
+
 def end_to_end_lag(settings: Settings, records: list[tuple[Topic, bytes | None, bytes]], rate: float,
                    duration_s: float) -> dict[str, float]:  # fmt: skip
     """(c): offer the workload at `rate` to a tailing flow; time probe receipts until Redis shows them."""
-    client = redis.Redis.from_url(settings.redis_url)
-    client.flushdb()
-    shutil.rmtree(settings.recovery_dir, ignore_errors=True)
-    run = start_flow("inventory", settings, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    probe_producer = Producer({"bootstrap.servers": settings.kafka_brokers, "linger.ms": 0})
-    inventory_topic = settings.topic(Topic.INVENTORY)
-
-    def probe(i: int) -> tuple[str, float]:
-        sku = f"PROBE-{i:06d}"
-        ts = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-        body = orjson.dumps({"event_id": f"probe-{i}", "type": "receipt", "ts": ts, "schema_version": 1,
-                             "sku": sku, "location_id": "WH-01", "qty": 1})  # fmt: skip
-        probe_producer.produce(inventory_topic, body, key=sku.encode())
-        probe_producer.flush(5)
-        return sku, time.perf_counter()
-
+    run, probe = _tailing_flow(settings)
     try:
-        # Wait until the flow answers at all (start-up is not lag).
-        sku, _ = probe(0)
-        deadline = time.monotonic() + 60
-        while not client.exists(keys.stock(sku)):
-            if time.monotonic() > deadline or not run.alive():
-                raise RuntimeError("the flow did not start")
-            time.sleep(0.01)
-
-        stop = threading.Event()
-
-        def offer_load() -> None:
-            publisher = KafkaPublisher(settings.kafka_brokers, {"linger.ms": 20})
-            from sim.record import SimRecord
-
-            wanted = int(rate * duration_s)
-            publisher.publish((SimRecord(t, k, v) for t, k, v in records[:wanted]),
-                              {t: settings.topic(t) for t in FLOW_TOPICS}, rate=rate)  # fmt: skip
-            stop.set()
-
-        loader = threading.Thread(target=offer_load, daemon=True)
+        loader = threading.Thread(target=_offer, args=(settings, records[: int(rate * duration_s)], rate))
         loader.start()
-        lags: list[float] = []
-        i = 1
         time.sleep(1.0)  # let the offered load reach its steady rate
-        while not stop.is_set():
-            sku, sent = probe(i)
-            i += 1
-            while not client.exists(keys.stock(sku)):
-                if time.perf_counter() - sent > 10:
-                    raise RuntimeError(f"probe {sku} not visible after 10 s")
-                time.sleep(0.0005)
-            lags.append(time.perf_counter() - sent)
-            time.sleep(0.05)
+        lags: list[float] = []
+        while loader.is_alive():
+            lags.append(probe.round_trip())
+            time.sleep(0.02)
         loader.join()
     finally:
         run.stop()
@@ -265,16 +291,19 @@ def main() -> None:
         skus = sorted(k.decode().split("{", 1)[1].rstrip("}") for k in client.scan_iter(keys.stock("*"), count=1000))
         api = api_comparison(base, skus[:2000], args.api_seconds, args.connections)
 
-        console.print("(c) end-to-end lag at half load ...")
-        lag_settings = base.model_copy(update={"topic_prefix": "lag.", "redis_url": store.address[:-1] + "2",
-                                               "recovery_dir": workdir / "recovery-lag"})  # fmt: skip
-        create_topics(lag_settings.kafka_brokers, lag_settings.topic_prefix, lag_settings.topic_partitions)
-        lag = end_to_end_lag(lag_settings, records, one["events_per_s"] / 2, args.lag_seconds)
-        # For context: the same at a modest fixed rate (the producer and the broker share these 2 cores).
-        low_settings = lag_settings.model_copy(update={"topic_prefix": "lowlag.",
-                                                       "recovery_dir": workdir / "recovery-lowlag"})  # fmt: skip
-        create_topics(low_settings.kafka_brokers, low_settings.topic_prefix, low_settings.topic_partitions)
-        low_lag = end_to_end_lag(low_settings, records, args.low_rate, args.lag_seconds)
+        console.print("(c) sustained live throughput, then end-to-end lag at half of it ...")
+        fresh = iter(range(1, 100))
+
+        def fresh_topics() -> Settings:
+            n = next(fresh)
+            fresh_settings = base.model_copy(update={"topic_prefix": f"live{n}.", "redis_url": store.address[:-1] + "2",
+                                                     "recovery_dir": workdir / f"recovery-live{n}"})  # fmt: skip
+            create_topics(fresh_settings.kafka_brokers, fresh_settings.topic_prefix, fresh_settings.topic_partitions)
+            return fresh_settings
+
+        live = live_throughput(fresh_topics(), records)
+        lag = end_to_end_lag(fresh_topics(), records, live / 2, args.lag_seconds)
+        low_lag = end_to_end_lag(fresh_topics(), records, args.low_rate, args.lag_seconds)
     finally:
         broker.stop()
         store.stop()
@@ -293,6 +322,7 @@ def main() -> None:
         "flow_1_process_ratio_to_raw": one["events_per_s"] / raw,
         "flow_2_processes_ratio_to_raw": two["events_per_s"] / raw,
         "flow_2_processes_per_worker_ratio_to_raw": two["events_per_s"] / 2 / raw,
+        "live_sustained_events_per_s": live,
         "lag": lag,
         "lag_low_rate": low_lag,
         "api": api,
@@ -309,6 +339,8 @@ def main() -> None:
     table.add_row("(b) flow, 1 process", f"{one['events_per_s']:,.0f} ev/s", f"{one['events_per_s'] / raw:.2f}")
     table.add_row("(b) flow, 2 processes x 1 worker", f"{two['events_per_s']:,.0f} ev/s",
                   f"{two['events_per_s'] / raw:.2f}")  # fmt: skip
+    table.add_row("(c) sustained live: producer + broker + flow on this machine", f"{live:,.0f} ev/s",
+                  f"{live / raw:.2f}")  # fmt: skip
     for figures in (lag, low_lag):
         table.add_row(f"(c) lag at {figures['offered_rate']:,.0f} ev/s, p50 / p99",
                       f"{figures['p50_ms']:.1f} / {figures['p99_ms']:.1f} ms", "")  # fmt: skip

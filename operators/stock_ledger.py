@@ -62,6 +62,7 @@ class _Location:
         "on_hand",
         "orders",
         "reserved",
+        "shown",
         "sweep_moves_at",
         "sweep_orders_at",
         "updated_at",
@@ -79,13 +80,18 @@ class _Location:
         self.level = OK
         self.sweep_moves_at = _FIRST_SWEEP
         self.sweep_orders_at = _FIRST_SWEEP
+        self.shown: LocationStock | None = None  # what `stock()` last reported; None once anything changed
 
     def __getstate__(self) -> tuple[object, ...]:
-        return tuple(getattr(self, name) for name in self.__slots__)
+        return tuple(getattr(self, name) for name in _PERSISTED)
 
     def __setstate__(self, state: tuple[object, ...]) -> None:
-        for name, value in zip(self.__slots__, state, strict=True):
+        for name, value in zip(_PERSISTED, state, strict=True):
             setattr(self, name, value)
+        self.shown = None
+
+
+_PERSISTED = tuple(name for name in _Location.__slots__ if name != "shown")
 
 
 class StockLedger:
@@ -170,6 +176,7 @@ class StockLedger:
         if loc is None:
             loc = self._locations[move.location_id] = _Location()
         self.version += 1
+        loc.shown = None
         if move.ts > self.as_of:
             self.as_of = move.ts
         if move.ts > loc.updated_at:
@@ -202,16 +209,13 @@ class StockLedger:
 
     def stock(self) -> SkuStock:
         """The SKU's stock at every location, as of the last applied movement."""
-        return SkuStock(
-            self.sku,
-            self.version,
-            self.as_of,
-            tuple(
-                LocationStock(location_id, loc.on_hand, loc.reserved, loc.updated_at)
-                # Sorted: first-seen order depends on arrival order, which a recovery replay changes.
-                for location_id, loc in sorted(self._locations.items())
-            ),
-        )
+        shown = []
+        # Sorted: first-seen order depends on arrival order, which a recovery replay changes.
+        for location_id, loc in sorted(self._locations.items()):
+            if loc.shown is None:
+                loc.shown = LocationStock(location_id, loc.on_hand, loc.reserved, loc.updated_at)
+            shown.append(loc.shown)
+        return SkuStock(self.sku, self.version, self.as_of, tuple(shown))
 
     def _change_on_hand(self, loc: _Location, qty: int, ts: float) -> None:
         if ts <= loc.count_ts:

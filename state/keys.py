@@ -13,17 +13,11 @@ NAMESPACE = "omni"
 STOCK_VERSION_FIELD = "version"
 STOCK_GENERATION_FIELD = "generation"
 STOCK_DOC_FIELD = "doc"
-_LOCATION_FIELD_PREFIX = "loc:"
 
 
 def stock(sku: str) -> str:
-    """Hash holding one SKU's stock: `generation`, `version`, `doc` (the API's SKU object), `loc:<id>` per location."""
+    """Hash holding one SKU's stock: `generation`, `version` and `doc` (the API's SKU object)."""
     return f"{NAMESPACE}:stock:{{{sku}}}"
-
-
-def stock_location_field(location_id: str) -> str:
-    """Field of `stock(sku)` holding one location's API object."""
-    return f"{_LOCATION_FIELD_PREFIX}{location_id}"
 
 
 def alerts_stream() -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import cast
 
+import orjson
 import redis.asyncio as aioredis
 
 from state import keys
@@ -22,9 +23,14 @@ class StockReader:
         return cast(bytes | None, doc)
 
     async def location(self, sku: str, location_id: str) -> bytes | None:
-        """The `GET /v1/inventory/{sku}/locations/{location_id}` object."""
-        doc = await self._client.hget(keys.stock(sku), keys.stock_location_field(location_id))
-        return cast(bytes | None, doc)
+        """The `GET /v1/inventory/{sku}/locations/{location_id}` object, cut from the SKU document."""
+        doc = await self.sku(sku)
+        if doc is None:
+            return None
+        for location in orjson.loads(doc)["locations"]:
+            if location["location_id"] == location_id:
+                return orjson.dumps({"sku": sku, **location})
+        return None
 
     async def skus(self, skus: Sequence[str]) -> list[bytes | None]:
         """The SKU objects of `skus`, in order, `None` where a SKU has no stock record."""

@@ -43,8 +43,9 @@ def test_stock_writer_of_a_new_lineage_replaces_the_whole_hash(redis_client: red
     assert applied == 1
     stored = redis_client.hgetall(keys.stock("SKU-1"))
     assert stored[b"version"] == b"1"
-    assert keys.stock_location_field("S2").encode() not in stored  # no field of the old lineage survives
-    assert _doc(redis_client)["total_on_hand"] == 1
+    assert set(stored) == {b"generation", b"version", b"doc"}
+    assert stored[b"generation"] == b"new"
+    assert _doc(redis_client)["total_on_hand"] == 1  # nothing of the old lineage's locations survives
 
 
 def test_stream_writer_adds_each_record_id_once_per_lineage(redis_client: redis.Redis) -> None:
