@@ -40,7 +40,9 @@ class Settings(BaseSettings):
         Path(".omnistream/recovery"), description="Bytewax recovery partitions; empty disables recovery."
     )
     recovery_partitions: int = Field(1, ge=1, le=64, description="Recovery partitions (SQLite files).")
-    snapshot_interval_s: float = Field(10.0, gt=0, description="Seconds between recovery snapshots (epoch length).")
+    snapshot_interval_s: float = Field(
+        30.0, gt=0, description="Seconds between recovery snapshots (epoch length); at most this much input is replayed."
+    )
     backup_interval_s: float = Field(0.0, ge=0, description="How long old snapshots are kept for lagging workers.")
     workers: int = Field(1, ge=1, le=64, description="Bytewax worker threads per flow process.")
     processes: int = Field(1, ge=1, le=64, description="Bytewax processes per flow (a loopback cluster locally).")
