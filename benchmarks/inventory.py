@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import multiprocessing
 import os
 import platform
 import shutil
@@ -33,7 +34,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -211,7 +211,11 @@ def end_to_end_lag(settings: Settings, records: list[tuple[Topic, bytes | None, 
     """(c): offer the workload at `rate` to a tailing flow; time probe receipts until Redis shows them."""
     run, probe = _tailing_flow(settings)
     try:
-        loader = threading.Thread(target=_offer, args=(settings, records[: int(rate * duration_s)], rate))
+        # The load comes from its own process: a publishing thread here would hold the GIL
+        # and delay the probes' own timing, which is what is measured.
+        loader = multiprocessing.get_context("fork").Process(
+            target=_offer, args=(settings, records[: int(rate * duration_s)], rate)
+        )
         loader.start()
         time.sleep(1.0)  # let the offered load reach its steady rate
         lags: list[float] = []
