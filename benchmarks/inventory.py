@@ -165,8 +165,8 @@ class Probe:
 def _tailing_flow(settings: Settings) -> tuple[FlowRun, Probe]:
     redis.Redis.from_url(settings.redis_url).flushdb()
     shutil.rmtree(settings.recovery_dir, ignore_errors=True)  # type: ignore[arg-type]
-    log = open(settings.recovery_dir.with_suffix(".log"), "wb")  # type: ignore[union-attr]
-    run = start_flow("inventory", settings, stdout=log, stderr=log)
+    with open(settings.recovery_dir.with_suffix(".log"), "wb") as log:  # type: ignore[union-attr]
+        run = start_flow("inventory", settings, stdout=log, stderr=log)  # the child keeps its own descriptor
     probe = Probe(settings)
     probe.round_trip()  # start-up is not lag
     return run, probe

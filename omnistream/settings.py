@@ -41,7 +41,7 @@ class Settings(BaseSettings):
     )
     recovery_partitions: int = Field(1, ge=1, le=64, description="Recovery partitions (SQLite files).")
     snapshot_interval_s: float = Field(
-        30.0, gt=0, description="Seconds between recovery snapshots (epoch length); at most this much input is replayed."
+        30.0, gt=0, description="Seconds between recovery snapshots (epoch); at most this much input is replayed."
     )
     backup_interval_s: float = Field(0.0, ge=0, description="How long old snapshots are kept for lagging workers.")
     workers: int = Field(1, ge=1, le=64, description="Bytewax worker threads per flow process.")
