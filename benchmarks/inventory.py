@@ -300,7 +300,7 @@ def main() -> None:
     parser.add_argument("--low-rate", type=float, default=2000.0, help="the second, modest rate of the lag test")
     parser.add_argument("--api-seconds", type=float, default=8.0)
     parser.add_argument("--connections", type=int, default=32)
-    parser.add_argument("--api-rounds", type=int, default=3)
+    parser.add_argument("--api-rounds", type=int, default=5)
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
 
