@@ -105,7 +105,8 @@ async def _validation_error(_: Request, exc: Exception) -> Response:
     return error_response(422, "invalid_parameter", message)
 
 
-async def _backend_error(request: Request, exc: Exception) -> Response:
+async def backend_error(request: Request, exc: Exception) -> Response:
+    """The 503 answer to a Redis failure (also used by `serving.fast_path`)."""
     # Redis refused, reset or timed out (redis-py's errors, or the API's own deadline:
     # builtin TimeoutError is an OSError). The cause stays in the log: it names hosts.
     log.warning("%s %s: backend unavailable: %s", request.method, request.url.path, type(exc).__name__)
@@ -124,6 +125,6 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_exception_handler(RedisError, _backend_error)
-    app.add_exception_handler(OSError, _backend_error)
+    app.add_exception_handler(RedisError, backend_error)
+    app.add_exception_handler(OSError, backend_error)
     app.add_exception_handler(Exception, _internal_error)

@@ -24,6 +24,11 @@ from serving.schemas import LocationStock, SkuStock, StockBatch, error_responses
 
 MAX_ID_LENGTH = 256
 MAX_BATCH_SKUS = 500  # CONTRACT.md: up to 500 SKUs in one call
+SKU_ROUTE = "/v1/inventory/{sku}"  # also served by `serving.fast_path`
+
+
+def missing_sku_message(sku: str) -> str:
+    return f"no stock record for sku {sku!r}"
 
 router = APIRouter(
     prefix="/v1/inventory",
@@ -86,7 +91,7 @@ async def read_inventory(sku: Sku, request: Request) -> Response:
     """Stock of one SKU: totals and every location."""
     doc = await stock_reader(request).sku(sku)
     if doc is None:
-        raise NotFound(f"no stock record for sku {sku!r}")
+        raise NotFound(missing_sku_message(sku))
     return _json(doc)
 
 
