@@ -109,6 +109,12 @@ def raw_ceiling(settings: Settings, expected: int) -> float:
     return seen / elapsed
 
 
+def median_run(runs: list[dict[str, float]]) -> dict[str, Any]:
+    """The run with the median rate, plus every round's rate."""
+    ordered = sorted(runs, key=lambda r: r["events_per_s"])
+    return {**ordered[len(ordered) // 2], "rounds_events_per_s": [r["events_per_s"] for r in runs]}
+
+
 def flow_throughput(settings: Settings, n_events: int) -> dict[str, float]:
     """(b): run the flow over the published backlog; rate from its first Redis write to its exit."""
     client = redis.Redis.from_url(settings.redis_url)
@@ -301,6 +307,7 @@ def main() -> None:
     parser.add_argument("--api-seconds", type=float, default=8.0)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--api-rounds", type=int, default=5)
+    parser.add_argument("--flow-rounds", type=int, default=3)
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
 
@@ -317,12 +324,14 @@ def main() -> None:
 
         console.print("(a) raw ceiling ...")
         raw = statistics.median(raw_ceiling(base, len(records)) for _ in range(3))
-        console.print("(b) flow, 1 process ...")
-        one = flow_throughput(base, len(records))
-        console.print("(b) flow, 2 processes x 1 worker ...")
+        console.print(f"(b) flow, 1 process, then 2 processes x 1 worker, alternating, {args.flow_rounds} rounds ...")
         two_settings = base.model_copy(update={"processes": 2, "workers": 1, "redis_url": store.address[:-1] + "1",
                                                "recovery_dir": workdir / "recovery-2"})  # fmt: skip
-        two = flow_throughput(two_settings, len(records))
+        one_runs, two_runs = [], []
+        for _ in range(args.flow_rounds):
+            one_runs.append(flow_throughput(base, len(records)))
+            two_runs.append(flow_throughput(two_settings, len(records)))
+        one, two = median_run(one_runs), median_run(two_runs)
 
         console.print("(d) API against the bare route ...")
         client = redis.Redis.from_url(base.redis_url)

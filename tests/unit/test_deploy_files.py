@@ -503,9 +503,7 @@ def test_cli_error_detects_unknown_commands_and_options() -> None:
 
 
 def test_compose_commands_exist_in_the_cli(services: dict[str, dict[str, Any]]) -> None:
-    """Every `omnistream ...` command in compose parses with the real CLI (once it exists)."""
-    if importlib.util.find_spec("omnistream.cli") is None:
-        pytest.skip("omnistream.cli does not exist yet")
+    """Every `omnistream ...` command in compose parses with the real CLI."""
     import typer
 
     cli = typer.main.get_command(importlib.import_module("omnistream.cli").app)
