@@ -135,7 +135,6 @@ class LedgerLogic:
         self.count_window_s = settings.count_window_s
         self.order_retention_s = settings.order_retention_s
         self.low_stock_threshold = settings.low_stock_threshold
-        self._new_ledger_sku: str | None = None
 
     def __call__(self, resume: bytes | None) -> _LedgerStep:
         if resume is not None:

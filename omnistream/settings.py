@@ -48,7 +48,9 @@ class Settings(BaseSettings):
     processes: int = Field(1, ge=1, le=64, description="Bytewax processes per flow (a loopback cluster locally).")
     kafka_batch_size: int = Field(5000, ge=1, le=100_000, description="Messages per Kafka poll in the flows.")
     dedup_window_s: float = Field(
-        3_600.0, ge=3600.0, description="Event-time window in which a repeated event_id is dropped (at least 1 h)."
+        3_600.0,
+        ge=3600.0,
+        description="Event-time window in which a repeated event_id is dropped, and a sale can be voided (min 1 h).",
     )
     count_window_s: float = Field(
         6 * 3_600.0,
