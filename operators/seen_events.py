@@ -2,7 +2,22 @@
 
 from __future__ import annotations
 
-from collections import deque
+import hashlib
+from array import array
+
+_COMPACT_AT = 4096
+
+
+def event_fingerprint(event_id: str) -> int:
+    """A stable 64-bit fingerprint of `event_id` (same in every process and after a restart).
+
+    Two distinct ids collide with probability about n²/2⁶⁵: for a million ids
+    in one window, about 3 in 100 million.
+
+    >>> event_fingerprint("e1") == event_fingerprint("e1") != event_fingerprint("e2")
+    True
+    """
+    return int.from_bytes(hashlib.blake2b(event_id.encode(), digest_size=8).digest(), "little", signed=True)
 
 
 class SeenEvents:
@@ -12,6 +27,11 @@ class SeenEvents:
     carries its original `ts`; an id is forgotten once the newest `ts` seen
     here is more than `window_s` past it. Ids are aged out in arrival order, so
     an old-dated id that arrived late is kept a little longer, never shorter.
+
+    Ids are kept as 64-bit fingerprints in arrays: Bytewax pickles every
+    touched key's state at each snapshot, and two flat arrays pickle as a copy
+    of their memory, where a list of (ts, id) tuples cost ~1 µs an entry and
+    stalled the flow for a sizeable part of a second per snapshot.
 
     Parameters
     ----------
@@ -31,34 +51,49 @@ class SeenEvents:
     1
     """
 
-    def __init__(self, window_s: float = 86_400.0) -> None:
+    def __init__(self, window_s: float = 3_600.0) -> None:
         self.window_s = window_s
-        self._ids: set[str] = set()
-        self._arrivals: deque[tuple[float, str]] = deque()
+        self._ids: set[int] = set()
+        self._arrival_ts = array("d")  # in arrival order, from `_head` on
+        self._arrival_ids = array("q")
+        self._head = 0
         self._newest = float("-inf")
 
     def add(self, event_id: str, ts: float) -> bool:
         """Record `event_id`; returns False when it was already seen in the window."""
-        if event_id in self._ids:
+        fingerprint = event_fingerprint(event_id)
+        if fingerprint in self._ids:
             return False
-        self._ids.add(event_id)
-        self._arrivals.append((ts, event_id))
+        self._ids.add(fingerprint)
+        self._arrival_ts.append(ts)
+        self._arrival_ids.append(fingerprint)
         if ts > self._newest:
             self._newest = ts
-            horizon = ts - self.window_s
-            arrivals = self._arrivals
-            while arrivals[0][0] < horizon:
-                self._ids.discard(arrivals.popleft()[1])
+            self._age_out(ts - self.window_s)
         return True
 
-    def __getstate__(self) -> tuple[float, float, list[tuple[float, str]]]:
-        # Bytewax snapshots state every epoch: the id set is rebuilt on restore.
-        return self.window_s, self._newest, list(self._arrivals)
+    def _age_out(self, horizon: float) -> None:
+        arrival_ts, arrival_ids, head = self._arrival_ts, self._arrival_ids, self._head
+        while arrival_ts[head] < horizon:
+            self._ids.discard(arrival_ids[head])
+            head += 1
+        if head >= _COMPACT_AT and head * 2 >= len(arrival_ts):
+            del arrival_ts[:head]
+            del arrival_ids[:head]
+            head = 0
+        self._head = head
 
-    def __setstate__(self, state: tuple[float, float, list[tuple[float, str]]]) -> None:
-        self.window_s, self._newest, arrivals = state
-        self._arrivals = deque(arrivals)
-        self._ids = {event_id for _, event_id in arrivals}
+    def __getstate__(self) -> tuple[float, float, bytes, bytes]:
+        # The id set is rebuilt on restore.
+        head = self._head
+        return self.window_s, self._newest, self._arrival_ts[head:].tobytes(), self._arrival_ids[head:].tobytes()
+
+    def __setstate__(self, state: tuple[float, float, bytes, bytes]) -> None:
+        self.window_s, self._newest, ts_bytes, id_bytes = state
+        self._arrival_ts = array("d", ts_bytes)
+        self._arrival_ids = array("q", id_bytes)
+        self._head = 0
+        self._ids = set(self._arrival_ids)
 
     def __len__(self) -> int:
         return len(self._ids)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from operator import attrgetter
 from typing import Any
 
 from events.alerts import Alert, Entity, Severity
@@ -94,6 +95,7 @@ class _Location:
 
 _PERSISTED = tuple(name for name in _Location.__slots__ if name != "shown")
 _LOCATION_FIELDS = tuple(name for name in _PERSISTED if name != "orders")
+_location_fields = attrgetter(*_LOCATION_FIELDS)  # one C call per location at each snapshot
 
 
 class StockLedger:
@@ -214,7 +216,7 @@ class StockLedger:
         # dicts pickle in C, several times faster than the slotted objects.
         locations = {
             location_id: (
-                *(getattr(loc, name) for name in _LOCATION_FIELDS),
+                *_location_fields(loc),
                 {order_id: line.__getstate__() for order_id, line in loc.orders.items()},
             )
             for location_id, loc in self._locations.items()
