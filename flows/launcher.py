@@ -33,6 +33,11 @@ def settings_env(settings: Settings) -> dict[str, str]:
 _GENERATION_FILE = "generation"
 
 
+def flow_recovery_dir(recovery_dir: Path, flow: str) -> Path:
+    """Each flow keeps its recovery partitions (and generation) in a folder of its own."""
+    return recovery_dir / flow
+
+
 def ensure_recovery(directory: Path, partitions: int) -> str:
     """Create Bytewax recovery partitions in `directory` unless they exist; returns their generation.
 
@@ -115,7 +120,7 @@ def start_flow(
         raise ValueError(f"unknown flow {name!r}; known: {', '.join(FLOWS)}")
     base = [sys.executable, "-m", "flows.run", name]
     if recovery and settings.recovery_dir is not None:
-        generation = ensure_recovery(settings.recovery_dir, settings.recovery_partitions)
+        generation = ensure_recovery(flow_recovery_dir(settings.recovery_dir, name), settings.recovery_partitions)
     else:
         base.append("--no-recovery")
         generation = uuid.uuid4().hex[:12]  # every run without recovery is a lineage of its own

@@ -37,10 +37,11 @@ def main() -> None:
     settings = settings_or_exit()
     recovery = None
     if not args.no_recovery and settings.recovery_dir is not None:
-        recovery = RecoveryConfig(settings.recovery_dir, timedelta(seconds=settings.backup_interval_s))
-        from flows.launcher import ensure_recovery  # the launcher imports this module for FLOWS
+        from flows.launcher import ensure_recovery, flow_recovery_dir  # the launcher imports this module
 
-        generation = ensure_recovery(settings.recovery_dir, settings.recovery_partitions)
+        directory = flow_recovery_dir(settings.recovery_dir, args.flow)
+        generation = ensure_recovery(directory, settings.recovery_partitions)
+        recovery = RecoveryConfig(directory, timedelta(seconds=settings.backup_interval_s))
     else:
         generation = os.environ.get(GENERATION_ENV) or uuid.uuid4().hex[:12]
     # Flow state is many small long-lived objects (seen ids, order lines, till

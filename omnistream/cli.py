@@ -309,7 +309,7 @@ class _LocalRun:
         directory = self.effective.recovery_dir
         if directory is not None and directory.is_dir():
             # Only the partitions (and SQLite's -wal/-shm files), never the directory: it may be shared.
-            parts = list(directory.glob("part-*.sqlite3*"))
+            parts = list(directory.rglob("part-*.sqlite3*"))
             for part in parts:
                 part.unlink(missing_ok=True)
             if parts:

@@ -90,7 +90,7 @@ def test_inventory_flow_replay_changes_nothing(settings: Settings) -> None:
 
     # The same lineage of state re-reading every topic from the start, as a
     # recovery replay does: all its writes carry versions Redis already has.
-    generation = (settings.recovery_dir / "generation").read_text().strip()
+    generation = (settings.recovery_dir / "inventory" / "generation").read_text().strip()
     replay = start_flow("inventory", settings.model_copy(update={"flow_stop_at_end": True}), recovery=False,
                         extra_env={GENERATION_ENV: generation})  # fmt: skip
     assert replay.wait(120) == 0
