@@ -137,9 +137,7 @@ class LedgerLogic:
         self.low_stock_threshold = settings.low_stock_threshold
 
     def __call__(self, resume: bytes | None) -> _LedgerStep:
-        if resume is not None:
-            return _LedgerStep(pickle.loads(resume), self)
-        return _LedgerStep(None, self)
+        return _LedgerStep(StockLedger.from_bytes(resume) if resume else None, self)
 
     def new_ledger(self, sku: str) -> StockLedger:
         return StockLedger(sku, self.dedup_window_s, self.count_window_s, self.order_retention_s,
@@ -171,4 +169,4 @@ class _LedgerStep(StatefulBatchLogic[StockMovement, FlowRecord, bytes]):
         return out, StatefulBatchLogic.RETAIN
 
     def snapshot(self) -> bytes:
-        return pickle.dumps(self.ledger, protocol=pickle.HIGHEST_PROTOCOL)
+        return self.ledger.to_bytes() if self.ledger is not None else b""
