@@ -24,7 +24,7 @@ from events.decode import decode
 from events.models import Count, Purchase, Return, Sale, Void, event_type
 from events.topics import Topic
 from flows.kafka_source import KafkaPartitions, KafkaRecord
-from flows.metrics import DUPLICATES, EVENTS_IN
+from flows.metrics import DUPLICATES, EVENTS_IN, UNMATCHED_VOIDS
 from flows.sinks import FlowRecord, RecordSink, is_dead_letter
 from omnistream.settings import Settings
 from operators.movements import StockMovement, inventory_movement, purchase_movements
@@ -119,8 +119,11 @@ class _JournalStep(StatefulBatchLogic[TillEvent, StockMovement, bytes]):
 
     def on_batch(self, events: list[TillEvent]) -> tuple[list[StockMovement], bool]:
         moves: list[StockMovement] = []
+        unmatched_before = self.journal.unmatched_voids
         for event in events:
             moves += self.journal.apply(event)
+        if self.journal.unmatched_voids != unmatched_before:
+            UNMATCHED_VOIDS.labels(FLOW).inc(self.journal.unmatched_voids - unmatched_before)
         return moves, StatefulBatchLogic.RETAIN
 
     def snapshot(self) -> bytes:

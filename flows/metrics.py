@@ -18,6 +18,11 @@ EVENTS_IN = Counter("omnistream_flow_events_total", "Input events decoded, by to
 DEAD_LETTERS = Counter("omnistream_flow_dead_letters_total", "Input events sent to the dead-letter stream, by reason.",
                        ["flow", "topic", "reason"])  # fmt: skip
 DUPLICATES = Counter("omnistream_flow_duplicates_dropped_total", "Redelivered events dropped by event_id.", ["flow"])
+UNMATCHED_VOIDS = Counter(
+    "omnistream_flow_unmatched_voids_total",
+    "Till voids forgotten before the transaction they name arrived (they changed no stock).",
+    ["flow"],
+)
 ALERTS = Counter("omnistream_flow_alerts_total", "Alerts raised, by kind and severity.", ["flow", "kind", "severity"])
 REDIS_WRITE_SECONDS = Histogram(
     "omnistream_flow_redis_write_seconds", "Wall time of one pipelined Redis write of a batch.", ["flow"],

@@ -22,7 +22,8 @@ class TxnJournal:
     A second void of the same transaction changes nothing.
 
     Compensations carry the void's `event_id`; the stock ledger drops
-    redelivered movements by that id.
+    redelivered movements by that id. A void whose transaction has not
+    arrived when it ages out undid nothing; `unmatched_voids` counts those.
 
     Parameters
     ----------
@@ -51,6 +52,7 @@ class TxnJournal:
         self._voids: dict[str, str] = {}  # original_txn_id -> the void's event_id
         self._arrivals: deque[tuple[float, str, bool]] = deque()  # (ts, txn_id, is_void)
         self._newest = float("-inf")
+        self.unmatched_voids = 0  # voids aged out before their transaction arrived
 
     def apply(self, event: PosEvent) -> list[StockMovement]:
         """The movements `event` causes now (possibly none, possibly a held void's too)."""
@@ -94,7 +96,11 @@ class TxnJournal:
         arrivals = self._arrivals
         while arrivals and arrivals[0][0] < horizon:
             _, txn_id, is_void = arrivals.popleft()
-            (self._voids if is_void else self._txns).pop(txn_id, None)
+            if is_void:
+                if self._voids.pop(txn_id, None) is not None and txn_id not in self._txns:
+                    self.unmatched_voids += 1  # reported by the flow: a void that undid nothing
+            else:
+                self._txns.pop(txn_id, None)
 
     def __len__(self) -> int:
         return len(self._txns) + len(self._voids)

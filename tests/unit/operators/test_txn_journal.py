@@ -5,7 +5,7 @@ from __future__ import annotations
 import pickle
 import random
 from collections import Counter
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -279,3 +279,13 @@ def test_txn_journal_and_ledger_match_the_contract_in_any_arrival_order() -> Non
 
             # A location touched only by voided txns shows on_hand 0; the reference lists only non-zero effects.
             assert {k: v for k, v in got.items() if v or k in expected} == expected, (seed, arrival)
+
+
+def test_txn_journal_counts_a_void_that_ages_out_before_its_sale() -> None:
+    till = dict(schema_version=1, store_id="S1", register_id="R1", cashier_id="C1", currency="EUR")
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    journal = TxnJournal(retention_s=60)
+    journal.apply(Void(event_id="v1", ts=start, txn_id="T9", original_txn_id="T-never", **till))
+    assert journal.unmatched_voids == 0
+    journal.apply(Void(event_id="v2", ts=start + timedelta(seconds=120), txn_id="T10", original_txn_id="T-x", **till))
+    assert journal.unmatched_voids == 1
