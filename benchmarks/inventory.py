@@ -142,8 +142,15 @@ class Probe:
     def __init__(self, settings: Settings) -> None:
         self._producer = Producer({"bootstrap.servers": settings.kafka_brokers, "linger.ms": 0})
         self._topic = settings.topic(Topic.INVENTORY)
-        self._client = redis.Redis.from_url(settings.redis_url)
         self._count = 0
+        # Redis tells when a probe's hash is written (keyspace notifications): polling for it
+        # would itself load the 2 cores whose latency is being measured.
+        client = redis.Redis.from_url(settings.redis_url)
+        client.config_set("notify-keyspace-events", "Kh")
+        db = client.connection_pool.connection_kwargs.get("db", 0)
+        self._pubsub = client.pubsub(ignore_subscribe_messages=True)
+        self._pubsub.psubscribe(f"__keyspace@{db}__:{keys.stock('PROBE-*')}")
+        self._prefix = len(f"__keyspace@{db}__:")
 
     def send(self) -> tuple[str, float]:
         self._count += 1
@@ -157,11 +164,14 @@ class Probe:
 
     def wait(self, sku: str, sent: float, timeout_s: float = 60.0) -> float:
         """Seconds from `sent` until `sku` is readable."""
-        while not self._client.exists(keys.stock(sku)):
-            if time.perf_counter() - sent > timeout_s:
+        wanted = keys.stock(sku)
+        while True:
+            remaining = timeout_s - (time.perf_counter() - sent)
+            if remaining <= 0:
                 raise RuntimeError(f"probe {sku} not visible after {timeout_s:.0f} s")
-            time.sleep(0.0005)
-        return time.perf_counter() - sent
+            message = self._pubsub.get_message(timeout=remaining)
+            if message is not None and message["channel"].decode()[self._prefix :] == wanted:
+                return time.perf_counter() - sent
 
     def round_trip(self, timeout_s: float = 60.0) -> float:
         sku, sent = self.send()
