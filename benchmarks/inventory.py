@@ -48,6 +48,7 @@ from rich.table import Table
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks import http_load
+from events.timestamps import rfc3339_ms
 from events.topics import Topic
 from flows.launcher import FlowRun, settings_env, start_flow
 from omnistream.kafka_admin import create_topics
@@ -73,18 +74,6 @@ def workload_records(n_events: int, seed: int) -> list[tuple[Topic, bytes | None
             if len(out) == n_events:
                 return out
     return out
-
-
-def publish_all(settings: Settings, records: list[tuple[Topic, bytes | None, bytes]]) -> None:
-    producer = Producer({"bootstrap.servers": settings.kafka_brokers, "linger.ms": 5, "compression.type": "lz4"})
-    for topic, key, value in records:
-        while True:
-            try:
-                producer.produce(settings.topic(topic), value, key=key)
-                break
-            except BufferError:
-                producer.poll(0.05)
-    producer.flush(120)
 
 
 def raw_ceiling(settings: Settings, expected: int) -> float:
@@ -155,7 +144,7 @@ class Probe:
     def send(self) -> tuple[str, float]:
         self._count += 1
         sku = f"PROBE-{self._count:06d}"
-        ts = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        ts = rfc3339_ms(time.time())
         body = orjson.dumps({"event_id": f"probe-{self._count}", "type": "receipt", "ts": ts, "schema_version": 1,
                              "sku": sku, "location_id": "WH-01", "qty": 1})  # fmt: skip
         self._producer.produce(self._topic, body, key=sku.encode())
@@ -330,7 +319,7 @@ def main() -> None:
         create_topics(base.kafka_brokers, base.topic_prefix, base.topic_partitions)
         console.print(f"generating {args.events:,} events ...")
         records = workload_records(args.events, args.seed)
-        publish_all(base, records)
+        _offer(base, records, None)
 
         console.print("(a) raw ceiling ...")
         raw = statistics.median(raw_ceiling(base, len(records)) for _ in range(3))

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import base64
+import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
+
+from events.timestamps import rfc3339_ms
 
 RAW_KEPT_BYTES = 4096
 
@@ -48,7 +50,7 @@ class DeadLetter:
             error=error,
             raw=text,
             raw_encoding=encoding,
-            ts=datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            ts=rfc3339_ms(time.time()),
         )
 
     @property

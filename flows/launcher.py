@@ -119,12 +119,15 @@ def start_flow(
     if name not in FLOWS:
         raise ValueError(f"unknown flow {name!r}; known: {', '.join(FLOWS)}")
     base = [sys.executable, "-m", "flows.run", name]
+    env = {**os.environ, **settings_env(settings)}
     if recovery and settings.recovery_dir is not None:
-        generation = ensure_recovery(flow_recovery_dir(settings.recovery_dir, name), settings.recovery_partitions)
+        # Created here, once, before the processes start; each process then reads its generation.
+        ensure_recovery(flow_recovery_dir(settings.recovery_dir, name), settings.recovery_partitions)
     else:
         base.append("--no-recovery")
-        generation = uuid.uuid4().hex[:12]  # every run without recovery is a lineage of its own
-    env = {**os.environ, **settings_env(settings), GENERATION_ENV: generation, **(extra_env or {})}
+        # Every run without recovery is a lineage of its own, shared by all its processes.
+        env[GENERATION_ENV] = uuid.uuid4().hex[:12]
+    env.update(extra_env or {})
     run = FlowRun(name)
     if settings.processes == 1:
         run.procs.append(subprocess.Popen(base, env=env, stdout=stdout, stderr=stderr))

@@ -11,6 +11,7 @@ import msgspec
 from events.alerts import Alert, Entity, Severity
 from events.dead_letter import DeadLetter
 from events.stock import LocationStock, SkuStock
+from events.timestamps import rfc3339_ms
 from operators.movements import Move, StockMovement
 from operators.seen_events import SeenEvents
 
@@ -336,6 +337,6 @@ class StockLedger:
             entity=Entity("stock", f"{self.sku}@{move.location_id}"),
             reasons=[f"available {available} (on_hand {loc.on_hand}, reserved {loc.reserved})",
                      f"low_stock_threshold {self.low_stock_threshold}"],
-            ts=datetime.fromtimestamp(move.ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            ts=rfc3339_ms(move.ts),
             source_event_ids=[move.event_id],
         )

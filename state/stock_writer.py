@@ -8,13 +8,13 @@ framework dominates the API's cost).
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import UTC, datetime
 from functools import lru_cache
 
 import orjson
 import redis
 
 from events.stock import LocationStock, SkuStock
+from events.timestamps import rfc3339_ms
 from state import keys
 
 # Applies a whole SKU document only when its version is
@@ -37,10 +37,7 @@ return 1
 """
 
 
-@lru_cache(maxsize=1 << 16)
-def iso_ts(epoch_s: float) -> str:
-    """RFC 3339 UTC with milliseconds, the contract's timestamp format (cached: most repeat)."""
-    return datetime.fromtimestamp(epoch_s, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+iso_ts = lru_cache(maxsize=1 << 16)(rfc3339_ms)  # most timestamps repeat from write to write
 
 
 class DocumentShaper:

@@ -6,38 +6,22 @@ from collections.abc import Iterable
 
 import orjson
 import redis
-from confluent_kafka import Producer
 
 from events.topics import Topic
 from flows.launcher import FlowRun, start_flow
 from omnistream.settings import Settings
+from sim.publish import KafkaPublisher
+from sim.record import SimRecord
 from state import keys
 from state.stream_writer import RECORD_FIELD
 
 
 def publish(settings: Settings, records: Iterable[tuple[Topic, bytes | None, bytes]]) -> int:
     """Publish `(topic, key, value)` records in order and wait until the broker has them all."""
-    producer = Producer({"bootstrap.servers": settings.kafka_brokers, "linger.ms": 5, "enable.idempotence": True})
-    failures: list[str] = []
-
-    def on_delivery(err: object, _msg: object) -> None:
-        if err is not None:
-            failures.append(str(err))
-
-    count = 0
-    for topic, key, value in records:
-        while True:
-            try:
-                producer.produce(settings.topic(topic), value, key=key, on_delivery=on_delivery)
-                break
-            except BufferError:
-                producer.poll(0.05)
-        count += 1
-        if count % 1000 == 0:
-            producer.poll(0)
-    producer.flush(60)
-    assert not failures, f"{len(failures)} records not delivered, first: {failures[0]}"
-    return count
+    counts = KafkaPublisher(settings.kafka_brokers).publish(
+        (SimRecord(topic, key, value) for topic, key, value in records), {t: settings.topic(t) for t in Topic}
+    )
+    return sum(counts.values())
 
 
 def run_to_end(settings: Settings, *, flow: str = "inventory", timeout_s: float = 300.0) -> None:
