@@ -224,8 +224,10 @@ def end_to_end_lag(settings: Settings, records: list[tuple[Topic, bytes | None, 
         loader.start()
         time.sleep(1.0)  # let the offered load reach its steady rate
         lags: list[float] = []
-        while loader.is_alive():
+        while True:  # at least one probe, even when a short load is already over
             lags.append(probe.round_trip())
+            if not loader.is_alive():
+                break
             time.sleep(0.02)
         loader.join()
     finally:
