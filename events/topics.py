@@ -18,6 +18,7 @@ class Topic(StrEnum):
     LABELS = "labels"
     ALERTS = "alerts"
     DLQ = "dlq"
+    REC_SERVED = "rec_served"
 
     def named(self, prefix: str) -> str:
         """The topic's full name under `prefix` (`omni.` gives `omni.pos`)."""
@@ -39,3 +40,5 @@ INPUT_TOPICS: tuple[Topic, ...] = (
     Topic.LABELS,
 )
 OUTPUT_TOPICS: tuple[Topic, ...] = (Topic.ALERTS, Topic.DLQ)
+FEEDBACK_TOPICS: tuple[Topic, ...] = (Topic.REC_SERVED,)
+"""Written by the API (each recommendation answer it served), read by the recommendation flow."""

@@ -17,6 +17,11 @@ EVENTS_IN = Counter("omnistream_flow_events_total", "Input events decoded, by to
                     ["flow", "topic", "type"])  # fmt: skip
 DEAD_LETTERS = Counter("omnistream_flow_dead_letters_total", "Input events sent to the dead-letter stream, by reason.",
                        ["flow", "topic", "reason"])  # fmt: skip
+SKIPPED = Counter(
+    "omnistream_flow_skipped_total",
+    "Malformed input events a flow skipped because another flow dead-letters that topic (flows.dead_letters).",
+    ["flow", "topic"],
+)
 DUPLICATES = Counter("omnistream_flow_duplicates_dropped_total", "Redelivered events dropped by event_id.", ["flow"])
 UNMATCHED_VOIDS = Counter(
     "omnistream_flow_unmatched_voids_total",
@@ -38,11 +43,24 @@ END_TO_END_LAG = Histogram(
 )
 
 
-def serve_metrics(port: int, process_index: int) -> None:
-    """Expose this process's metrics on `port + process_index` (0 disables)."""
+PORTS_PER_FLOW = 16
+"""Each flow's processes serve metrics on `base + PORTS_PER_FLOW * flow_ordinal + process_index`."""
+
+
+def metrics_port(base: int, flow_ordinal: int, process_index: int) -> int:
+    """Where one flow process serves its metrics (0 when metrics are off).
+
+    >>> metrics_port(9108, 0, 1), metrics_port(9108, 1, 0), metrics_port(0, 2, 0)
+    (9109, 9124, 0)
+    """
+    return base and base + PORTS_PER_FLOW * flow_ordinal + process_index
+
+
+def serve_metrics(port: int) -> None:
+    """Expose this process's metrics on `port` (0 disables)."""
     if port == 0:
         return
     try:
-        start_http_server(port + process_index)
-    except OSError as ex:  # a second flow on the same machine: run without, say so
-        log.warning("flow metrics not served: port %d unavailable (%s)", port + process_index, ex)
+        start_http_server(port)
+    except OSError as ex:  # another process on the same machine holds it: run without, say so
+        log.warning("flow metrics not served: port %d unavailable (%s)", port, ex)

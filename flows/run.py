@@ -18,10 +18,11 @@ from datetime import timedelta
 from bytewax.recovery import RecoveryConfig
 from bytewax.run import cli_main
 
-from flows.metrics import serve_metrics
+from flows.metrics import metrics_port, serve_metrics
 from omnistream.settings import settings_or_exit
 
 FLOWS: dict[str, str] = {"inventory": "flows.inventory"}
+"""Every flow by name and module, in a fixed order: a flow's position sets its metrics ports (flows.metrics)."""
 PROCESS_INDEX_ENV = "OMNISTREAM_FLOW_PROCESS_INDEX"
 GENERATION_ENV = "OMNISTREAM_FLOW_GENERATION"
 
@@ -50,7 +51,7 @@ def main() -> None:
     gc.set_threshold(100_000, 50, 100)
     gc.freeze()
     flow = importlib.import_module(FLOWS[args.flow]).build_flow(settings, generation)
-    serve_metrics(settings.flow_metrics_port, args.process_id or 0)
+    serve_metrics(metrics_port(settings.flow_metrics_port, list(FLOWS).index(args.flow), args.process_id or 0))
     os.environ[PROCESS_INDEX_ENV] = str(args.process_id or 0)
     # Stopping is always safe to do abruptly: every write is flushed within its
     # batch and recovery resumes from the last snapshot. Exiting here avoids

@@ -26,10 +26,11 @@ from flows.metrics import ALERTS, DEAD_LETTERS, END_TO_END_LAG, REDIS_WRITE_SECO
 from omnistream.settings import Settings
 from state import keys
 from state.connection import connect
+from state.doc_writer import DocWriter, FencedDoc
 from state.stock_writer import StockWriter
 from state.stream_writer import StreamWriter
 
-FlowRecord = SkuStock | Alert | DeadLetter
+FlowRecord = SkuStock | FencedDoc | Alert | DeadLetter
 log = logging.getLogger(__name__)
 
 
@@ -47,6 +48,7 @@ class _RecordSinkPartition(StatelessSinkPartition[FlowRecord]):
         client = connect(settings.redis_url, timeout_s=10.0)
         self._client = client
         self._stock = StockWriter(client, generation)
+        self._docs = DocWriter(client, generation)
         self._alerts = StreamWriter(client, keys.alerts_stream(), generation=generation)
         self._dead_letters = StreamWriter(client, keys.dlq_stream(), generation=generation)
         self._producer = Producer(
@@ -57,6 +59,7 @@ class _RecordSinkPartition(StatelessSinkPartition[FlowRecord]):
 
     def write_batch(self, items: list[FlowRecord]) -> None:
         stocks: list[SkuStock] = []
+        docs: list[FencedDoc] = []
         alerts: list[tuple[str, bytes]] = []
         letters: list[tuple[str, bytes]] = []
         alert_kinds: Counter[tuple[str, str]] = Counter()
@@ -64,6 +67,8 @@ class _RecordSinkPartition(StatelessSinkPartition[FlowRecord]):
         for item in items:
             if type(item) is SkuStock:
                 stocks.append(item)
+            elif type(item) is FencedDoc:
+                docs.append(item)
             elif type(item) is Alert:
                 alerts.append((item.alert_id, orjson.dumps(item)))
                 alert_kinds[item.kind, item.severity.value] += 1
@@ -83,34 +88,42 @@ class _RecordSinkPartition(StatelessSinkPartition[FlowRecord]):
             self._flush_kafka()
 
         started = time.perf_counter()
-        n_stock, replies = self._write_redis(stocks, alerts, letters)
+        n_state, replies = self._write_redis(stocks, docs, alerts, letters)
         written_at = time.time()
         REDIS_WRITE_SECONDS.labels(self._flow).observe(time.perf_counter() - started)
 
-        if n_stock:
-            applied = sum(int(r) for r in replies[:n_stock])
+        if n_state:
+            applied = sum(int(r) for r in replies[:n_state])
             STATE_WRITES.labels(self._flow, "applied").inc(applied)
-            STATE_WRITES.labels(self._flow, "stale").inc(n_stock - applied)
+            STATE_WRITES.labels(self._flow, "stale").inc(n_state - applied)
             lag = END_TO_END_LAG.labels(self._flow)
             for stock in stocks:
                 lag.observe(max(0.0, written_at - stock.as_of))
+            for doc in docs:
+                if doc.as_of is not None:
+                    lag.observe(max(0.0, written_at - doc.as_of))
         for (kind, severity), n in alert_kinds.items():
             ALERTS.labels(self._flow, kind, severity).inc(n)
         for (topic, reason), n in letter_reasons.items():
             DEAD_LETTERS.labels(self._flow, topic, reason).inc(n)
 
     def _write_redis(
-        self, stocks: list[SkuStock], alerts: list[tuple[str, bytes]], letters: list[tuple[str, bytes]]
+        self,
+        stocks: list[SkuStock],
+        docs: list[FencedDoc],
+        alerts: list[tuple[str, bytes]],
+        letters: list[tuple[str, bytes]],
     ) -> tuple[int, list[Any]]:
+        """Returns how many fenced state writes were queued (their replies come first) and all replies."""
         # Every write is idempotent (fenced or added once), so a batch is simply
         # retried until Redis is back: the flow waits instead of crashing or losing it.
         for delay_s in _backoff():
             try:
                 pipe = self._client.pipeline(transaction=False)
-                n_stock = self._stock.queue(pipe, stocks)
+                n_state = self._stock.queue(pipe, stocks) + self._docs.queue(pipe, docs)
                 self._alerts.queue(pipe, alerts)
                 self._dead_letters.queue(pipe, letters)
-                return n_stock, pipe.execute()
+                return n_state, pipe.execute()
             except (redis.ConnectionError, redis.TimeoutError) as ex:
                 log.warning("flow %s: Redis unavailable (%s); retrying the batch in %.1f s", self._flow, ex, delay_s)
                 time.sleep(delay_s)
@@ -129,7 +142,7 @@ class _RecordSinkPartition(StatelessSinkPartition[FlowRecord]):
 
 
 class RecordSink(DynamicSink[FlowRecord]):
-    """Writes `SkuStock` (fenced), `Alert` and `DeadLetter` records of a flow.
+    """Writes `SkuStock` and `FencedDoc` (fenced), `Alert` and `DeadLetter` records of a flow.
 
     Delivery: state writes are exactly-once in effect (absolute values behind
     a version fence); alerts and dead letters reach each Redis stream once

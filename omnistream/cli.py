@@ -6,8 +6,8 @@ command line override the environment. A user's mistake (unknown flow, missing
 file, no broker) is one red line and a non-zero exit, never a traceback.
 
 `omnistream up` is the embedded default: it reuses the Redis and the broker the
-settings point at when they answer, starts private ones otherwise, and runs the
-inventory flow and the API (and, with `--simulate`, the simulator) as child
+settings point at when they answer, starts private ones otherwise, and runs every
+flow and the API (and, with `--simulate`, the simulator) as child
 processes until Ctrl-C.
 """
 
@@ -172,7 +172,7 @@ def up(
     ),
     api: Annotated[bool, typer.Option("--api/--no-api", help="Also run the HTTP API.")] = True,
 ) -> None:
-    """Run the whole stack here: Redis, broker, topics, inventory flow, API (and simulator) until Ctrl-C."""
+    """Run the whole stack here: Redis, broker, topics, every flow, API (and simulator) until Ctrl-C."""
     settings = _settings()
     # Started in the background, SIGINT may be ignored, and children would inherit that: with a handler
     # installed here they start with the default, so Ctrl-C and the stops below reach them all.
@@ -184,7 +184,7 @@ def up(
             run.start_services()
             run.create_topics()
             run.forget_stale_state()
-            run.start_flow()
+            run.start_flows()
             if api:
                 run.start_api()
                 run.wait_api_ready()
@@ -240,7 +240,7 @@ class _LocalRun:
         self.out = out
         self.redis: LocalService | None = None
         self.broker: LocalService | None = None
-        self.flow: FlowRun | None = None
+        self.flows: dict[str, FlowRun] = {}
         self.api: _Child | None = None
         self.simulator: _Child | None = None
         self.new_topics: list[str] = []
@@ -345,21 +345,26 @@ class _LocalRun:
         LOG_DIR.mkdir(parents=True, exist_ok=True)
         return (LOG_DIR / f"{name}.log").open("wb")
 
-    def start_flow(self) -> None:
+    def start_flows(self) -> None:
+        """Every flow of `flows.run.FLOWS`, each logging to its own file."""
         from flows.launcher import start_flow
+        from flows.metrics import PORTS_PER_FLOW
+        from flows.run import FLOWS
 
         port, count = self.effective.flow_metrics_port, self.effective.processes
-        if port and not all(_port_free("0.0.0.0", port + i) for i in range(count)):
-            new_port = _free_ports_from("0.0.0.0", count)
-            self.say("flow", f"metrics port {port} is taken; using {new_port}")
+        span = PORTS_PER_FLOW * (len(FLOWS) - 1) + count
+        if port and not all(_port_free("0.0.0.0", port + i) for i in range(span)):
+            new_port = _free_ports_from("0.0.0.0", span)
+            self.say("flow", f"metrics ports {port}+ are taken; using {new_port}+")
             self.effective = self.effective.model_copy(update={"flow_metrics_port": new_port})
         recovery = _recovery_enabled(self.effective)
-        with self._log("inventory") as log:
-            self.flow = start_flow("inventory", self.effective, recovery=recovery,
-                                   stdout=log.fileno(), stderr=subprocess.STDOUT)  # fmt: skip
         s = self.effective
-        self.say("flow", f"inventory: {s.processes} process(es) × {s.workers} worker(s), "
-                         f"recovery {s.recovery_dir if recovery else 'off'}")  # fmt: skip
+        for name in FLOWS:
+            with self._log(name) as log:
+                self.flows[name] = start_flow(name, s, recovery=recovery, stdout=log.fileno(),
+                                              stderr=subprocess.STDOUT)  # fmt: skip
+            self.say("flow", f"{name}: {s.processes} process(es) × {s.workers} worker(s), "
+                             f"recovery {s.recovery_dir if recovery else 'off'}")  # fmt: skip
 
     def start_api(self) -> None:
         from flows.launcher import settings_env
@@ -431,9 +436,9 @@ class _LocalRun:
             yield "redis-server", self.redis.proc, self.redis.log_path
         if self.broker is not None:
             yield "Kafka broker (Tansu)", self.broker.proc, self.broker.log_path
-        if self.flow is not None:
-            for index, proc in enumerate(self.flow.procs):
-                yield f"flow inventory (process {index})", proc, LOG_DIR / "inventory.log"
+        for name, flow in self.flows.items():
+            for index, proc in enumerate(flow.procs):
+                yield f"flow {name} (process {index})", proc, LOG_DIR / f"{name}.log"
         for child in (self.api, self.simulator):
             if child is not None:
                 yield child.name, child.proc, child.log_path
@@ -459,9 +464,9 @@ class _LocalRun:
         if self.api is not None:
             self.api.stop(signal.SIGTERM)  # uvicorn's graceful shutdown
             self.say("stopped", "api")
-        if self.flow is not None:
-            self.flow.stop()
-            self.say("stopped", "flow inventory")
+        for name, flow in self.flows.items():
+            flow.stop()
+            self.say("stopped", f"flow {name}")
         for service in (self.broker, self.redis):
             if service is not None and service.started_here:
                 service.stop()
@@ -499,11 +504,15 @@ def _summary(run: _LocalRun, workload: Workload, *, api: bool, simulate: bool, r
         grid.add_row("  metrics", f"{run.api_base}/metrics")
     else:
         grid.add_row("API", "off (--no-api)")
-    metrics = f"http://127.0.0.1:{s.flow_metrics_port}/metrics" if s.flow_metrics_port else "off"
-    if s.flow_metrics_port and s.processes > 1:
-        metrics += f"  (process i: port {s.flow_metrics_port} + i)"
-    grid.add_row("Flow", f"inventory, {s.processes} process(es) × {s.workers} worker(s)")
-    grid.add_row("  metrics", metrics)
+    from flows.metrics import metrics_port
+
+    grid.add_row("Flows", f"{', '.join(run.flows)}: {s.processes} process(es) × {s.workers} worker(s) each")
+    for ordinal, name in enumerate(run.flows):
+        port = metrics_port(s.flow_metrics_port, ordinal, 0)
+        metrics = f"http://127.0.0.1:{port}/metrics" if port else "off"
+        if port and s.processes > 1:
+            metrics += f"  (process i: port {port} + i)"
+        grid.add_row(f"  {name} metrics", metrics)
     grid.add_row("  recovery", str(s.recovery_dir) if _recovery_enabled(s) else "off")
     grid.add_row("Topics", f"{s.topic_prefix}{{{','.join(t.value for t in Topic)}}}")
     grid.add_row("Simulator", f"~{rate:g} events/s, seed {s.sim_seed}" if simulate else "off (add --simulate)")

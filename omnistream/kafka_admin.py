@@ -5,7 +5,7 @@ from __future__ import annotations
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from events.topics import INPUT_TOPICS, OUTPUT_TOPICS, Topic
+from events.topics import FEEDBACK_TOPICS, INPUT_TOPICS, OUTPUT_TOPICS, Topic
 
 # Tansu needs an explicit retention.ms for some clients (PERF_NOTES.md); a week
 # also suits Apache Kafka for replays after an incident.
@@ -16,7 +16,7 @@ def create_topics(brokers: str, prefix: str, partitions: int, timeout_s: float =
     """Create every contract topic under `prefix`; returns topic -> "created" | "exists"."""
     admin = AdminClient({"bootstrap.servers": brokers})
     existing = set(admin.list_topics(timeout=timeout_s).topics)
-    names = [t.named(prefix) for t in (*INPUT_TOPICS, *OUTPUT_TOPICS)]
+    names = [t.named(prefix) for t in (*INPUT_TOPICS, *OUTPUT_TOPICS, *FEEDBACK_TOPICS)]
     wanted = [NewTopic(n, num_partitions=partitions, replication_factor=1, config=TOPIC_CONFIG) for n in names
               if n not in existing]  # fmt: skip
     result = {n: "exists" for n in names if n in existing}

@@ -10,9 +10,13 @@ from __future__ import annotations
 
 NAMESPACE = "omni"
 
-STOCK_VERSION_FIELD = "version"
-STOCK_GENERATION_FIELD = "generation"
-STOCK_DOC_FIELD = "doc"
+# Every fenced hash (stock, and each document a flow writes) holds these fields.
+VERSION_FIELD = "version"
+GENERATION_FIELD = "generation"
+DOC_FIELD = "doc"
+STOCK_VERSION_FIELD = VERSION_FIELD
+STOCK_GENERATION_FIELD = GENERATION_FIELD
+STOCK_DOC_FIELD = DOC_FIELD
 
 
 def stock(sku: str) -> str:

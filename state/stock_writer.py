@@ -16,26 +16,11 @@ import redis
 from events.stock import LocationStock, SkuStock
 from events.timestamps import rfc3339_ms
 from state import keys
+from state.fence import VersionFence
 
-# Applies a whole SKU document only when its version is
-# newer: a replay after recovery re-sends older versions, which change nothing.
 # Whole-SKU writes matter: after a crash the replay may apply movements in a
-# different interleaving, so only the newest version is known to be complete.
-# Versions are only comparable within one lineage of flow state (`generation`,
-# born with the recovery partitions): a hash written by another lineage (an
-# earlier run on since-recreated topics) is replaced whole, stale fields too.
-_WRITE_IF_NEWER = """
-local gen = redis.call('HGET', KEYS[1], ARGV[1])
-if gen == ARGV[2] then
-  local stored = tonumber(redis.call('HGET', KEYS[1], ARGV[3]) or '-1')
-  if stored >= tonumber(ARGV[4]) then return 0 end
-elseif gen then
-  redis.call('DEL', KEYS[1])
-end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4], unpack(ARGV, 5))
-return 1
-"""
-
+# different interleaving, so only the newest version is known to be complete
+# (the fence itself: `state.fence`).
 
 iso_ts = lru_cache(maxsize=1 << 16)(rfc3339_ms)  # most timestamps repeat from write to write
 
@@ -99,7 +84,7 @@ class StockWriter:
         self.generation = generation
         self._client = client
         self._shape = DocumentShaper()
-        self._write_if_newer = client.register_script(_WRITE_IF_NEWER)
+        self._fence = VersionFence(client, generation)
 
     def write_batch(self, stocks: Iterable[SkuStock]) -> int:
         """Write the newest record per SKU of `stocks`; returns how many Redis accepted."""
@@ -119,8 +104,7 @@ class StockWriter:
             kept = newest.get(stock.sku)
             if kept is None or stock.version > kept.version:
                 newest[stock.sku] = stock
+        fence, doc_field = self._fence, keys.DOC_FIELD
         for stock in newest.values():
-            args: list[bytes | str | int] = [keys.STOCK_GENERATION_FIELD, self.generation, keys.STOCK_VERSION_FIELD,
-                                             stock.version, keys.STOCK_DOC_FIELD, self._shape(stock)]  # fmt: skip
-            self._write_if_newer(keys=[keys.stock(stock.sku)], args=args, client=pipe)
+            fence.queue(pipe, keys.stock(stock.sku), stock.version, [doc_field, self._shape(stock)])
         return len(newest)

@@ -8,6 +8,7 @@ import redis
 
 from events.stock import LocationStock, SkuStock
 from state import keys
+from state.doc_writer import DocWriter, FencedDoc, read_doc
 from state.stock_writer import StockWriter
 from state.stream_writer import RECORD_FIELD, StreamWriter
 
@@ -57,3 +58,23 @@ def test_stream_writer_adds_each_record_id_once_per_lineage(redis_client: redis.
     assert StreamWriter(redis_client, stream, generation="g2").add_batch([("omni.pos/0/1", b'{"n":3}')]) == 1
     bodies = [orjson.loads(fields[RECORD_FIELD.encode()]) for _, fields in redis_client.xrange(stream)]
     assert bodies == [{"n": 1}, {"n": 2}, {"n": 3}]
+
+
+def test_doc_writer_applies_only_newer_versions_and_the_newest_of_a_batch(redis_client: redis.Redis) -> None:
+    writer = DocWriter(redis_client, generation="g1")
+    assert writer.write_batch([FencedDoc("omni:test:{a}", 2, b"two"), FencedDoc("omni:test:{a}", 3, b"three")]) == 1
+    assert writer.write_batch([FencedDoc("omni:test:{a}", 3, b"replayed"), FencedDoc("omni:test:{a}", 1, b"old")]) == 0
+    assert read_doc(redis_client, "omni:test:{a}") == b"three"
+
+
+def test_doc_writer_sets_a_time_to_live_only_when_asked(redis_client: redis.Redis) -> None:
+    writer = DocWriter(redis_client, generation="g1")
+    writer.write_batch([FencedDoc("omni:test:{ttl}", 1, b"x", ttl_s=60.0), FencedDoc("omni:test:{kept}", 1, b"y")])
+    assert 0 < redis_client.pttl("omni:test:{ttl}") <= 60_000
+    assert redis_client.pttl("omni:test:{kept}") == -1
+
+
+def test_doc_writer_of_a_new_lineage_replaces_a_higher_version(redis_client: redis.Redis) -> None:
+    DocWriter(redis_client, generation="old").write_batch([FencedDoc("omni:test:{b}", 900, b"old")])
+    assert DocWriter(redis_client, generation="new").write_batch([FencedDoc("omni:test:{b}", 1, b"new")]) == 1
+    assert read_doc(redis_client, "omni:test:{b}") == b"new"
