@@ -25,6 +25,10 @@ MAX_ANCHORS = 6
 """Recent SKUs whose neighbours are candidates: the request SKU plus the newest profile items."""
 ANCHOR_DECAY = 0.6
 """Weight factor per step back from the current SKU (session-kNN's recency weighting)."""
+NEIGHBOURS_SERVED = 50
+"""Neighbours per SKU worth storing for the API (`ItemNeighbours.top(NEIGHBOURS_SERVED, now)`)."""
+TRENDING_SERVED = 100
+"""SKUs per trending scope worth storing for the API: enough to survive the stock filter."""
 MAX_CATEGORIES = 3
 """Category shelves (`cat:<c>` trending) consulted per answer."""
 
