@@ -22,7 +22,9 @@ def served(request_id: str = "r1", ts: float = 0.0, skus: tuple[str, ...] = ("SK
     return ServedRecord(request_id, "blend", "u:U-1", ts, tuple((sku, {"covisit": 0.5}) for sku in skus))
 
 
-def event(event_id: str, ts: float, sku: str, kind: InteractionKind = VIEW, request_id: str | None = None) -> Interaction:
+def event(
+    event_id: str, ts: float, sku: str, kind: InteractionKind = VIEW, request_id: str | None = None
+) -> Interaction:
     return Interaction(event_id, ts, "u:U-1", "s:S-1", sku, kind, "web", None, None, request_id)
 
 

@@ -19,7 +19,8 @@ from operators.recs.interactions import Interaction, InteractionKind, actor_key,
 
 TS = datetime(2026, 11, 22, tzinfo=UTC)
 CLICK = {"schema_version": 1, "session_id": "S-1", "channel": "app", "ts": TS}
-TILL = {"schema_version": 1, "store_id": "STORE-01", "register_id": "R1", "cashier_id": "C1", "currency": "USD", "ts": TS}
+TILL = {"schema_version": 1, "store_id": "STORE-01", "register_id": "R1", "cashier_id": "C1", "currency": "USD"}
+TILL["ts"] = TS
 
 
 def test_anonymous_view_is_keyed_by_session_and_keeps_attribution() -> None:
