@@ -147,8 +147,10 @@ def recommend(request: RecRequest, material: RecMaterial, variant: Variant, k: i
     probability when the variant uses it and one is given. Then: never the
     request SKU, never a SKU outside `material.sellable`, at most
     `variant.category_cap` per category (filled from the rest if too few).
-    A shopper with no history gets the trending lists of their context
-    (location, then channel, then everywhere): the cold start.
+    A shopper with no history and no current SKU (nothing personal to go on)
+    gets the trending lists of their context in tiers: what trends at their
+    location first, then on their channel, then everywhere — the cold start.
+    Scores stay in [0, 1] there: (tier + blended score / total weight) / 3.
 
     >>> from operators.recs.experiments import Variant
     >>> material = RecMaterial(
@@ -204,6 +206,8 @@ def recommend(request: RecRequest, material: RecMaterial, variant: Variant, k: i
 
     blend_weights = variant.weights
     ranker = material.ranker if variant.use_ranker else None
+    cold = not any(source in row for row in features.values() for source in _PERSONAL)
+    total_weight = sum(blend_weights.get(source, 0.0) for source in _CONTEXT) or 1.0
     items: list[RecItem] = []
     for sku, row in features.items():
         best_source, best = "trending_global", -1.0
@@ -213,11 +217,21 @@ def recommend(request: RecRequest, material: RecMaterial, variant: Variant, k: i
             score += contribution
             if contribution > best:
                 best_source, best = source, contribution
-        if ranker is not None:
+        if cold:
+            tier = 2 if "trending_location" in row else 1 if "trending_channel" in row else 0
+            best_source = _TIER_REASON[tier]
+            score = (tier + min(1.0, score / total_weight)) / 3.0
+        elif ranker is not None:
             score = rank_score(ranker, row)
         items.append(RecItem(sku, score, REASONS[best_source], row))
     items.sort(key=lambda item: (-item.score, item.sku))  # sku breaks ties: the same answer every time
     return _diversify(items, categories, variant.category_cap, k)
+
+
+_PERSONAL = ("covisit", "session_category", "profile_category")
+"""Sources that know something of this shopper or product: without any, the answer is a cold start."""
+_CONTEXT = ("trending_location", "trending_channel", "trending_global")
+_TIER_REASON = ("trending_global", "trending_channel", "trending_location")
 
 
 def _anchors(request: RecRequest, profiles: Mapping[str, ProfileDoc]) -> list[tuple[str, float]]:

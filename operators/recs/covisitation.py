@@ -54,7 +54,7 @@ class SessionTrail:
     max_items
         SKUs remembered per actor.
     dedup_window_s
-        Event-time seconds an (event_id, sku) is remembered.
+        Event-time seconds an (event_id, sku) is remembered; 0 when the caller de-duplicates.
     kind_weights
         Weights of view, cart, purchase.
     position_decay
@@ -92,12 +92,14 @@ CoVisit(item='SKU-1', other='SKU-2', other_category='toys', weight=2.0, ts=10.0)
         self.position_decay = position_decay
         # Newest last: (sku, kind, ts, session, category).
         self._items: list[tuple[str, int, float, str, str | None]] = []
-        self._seen = SeenEvents(dedup_window_s)
+        # 0 turns de-duplication off, for a caller that already drops redeliveries (one window, not three).
+        self._seen = SeenEvents(dedup_window_s) if dedup_window_s > 0 else None
 
     def learn_one(self, interaction: Interaction) -> list[CoVisit]:
         """Remember `interaction`; returns the pair updates it makes (both directions)."""
         event_id, ts, _, session, sku, kind, _, _, category = interaction[:9]
-        if not self._seen.add(event_id + "\x1f" + sku, ts):
+        seen = self._seen
+        if seen is not None and not seen.add(event_id + "\x1f" + sku, ts):
             return []
         weights = self.kind_weights
         own_weight = weights[kind - 1]

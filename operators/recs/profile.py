@@ -44,7 +44,7 @@ class ShopperProfile:
     max_categories
         Categories kept.
     dedup_window_s
-        Event-time seconds an (event_id, sku) is remembered.
+        Event-time seconds an (event_id, sku) is remembered; 0 when the caller de-duplicates.
     kind_weights
         Affinity weight of a view, a cart, a purchase.
 
@@ -77,12 +77,14 @@ class ShopperProfile:
         self.kind_weights = tuple(kind_weights)
         self._recent: list[tuple[str, int, float, str]] = []  # oldest first
         self._categories = DecayedScores(half_life_s, max_categories)
-        self._seen = SeenEvents(dedup_window_s)
+        # 0 turns de-duplication off, for a caller that already drops redeliveries (one window, not three).
+        self._seen = SeenEvents(dedup_window_s) if dedup_window_s > 0 else None
         self.as_of = float("-inf")
 
     def learn_one(self, interaction: Interaction) -> None:
         sku, ts, kind = interaction.sku, interaction.ts, int(interaction.kind)
-        if not self._seen.add(interaction.event_id + "\x1f" + sku, ts):
+        seen = self._seen
+        if seen is not None and not seen.add(interaction.event_id + "\x1f" + sku, ts):
             return
         if ts > self.as_of:
             self.as_of = ts

@@ -101,3 +101,48 @@ def test_garbled_profile_entries_are_skipped() -> None:
                "categories": {"garden": "lots", "toys": 1.0}, "as_of": 0.0}  # fmt: skip
     out = skus(RecRequest(user_id="U-1"), material(profiles={"u:U-1": garbled}))  # type: ignore[dict-item]
     assert out[0] == "SKU-8"  # the one well-formed recent entry anchors co-visitation
+
+
+def test_cold_start_puts_everything_trending_at_the_location_before_what_trends_elsewhere() -> None:
+    material = RecMaterial(
+        profiles={},
+        neighbours={},
+        trending={
+            "loc:STORE-2": [("SKU-E", 6.0, "a"), ("SKU-F", 2.0, "b")],
+            "global": [("SKU-A", 9.0, "c"), ("SKU-E", 6.0, "a"), ("SKU-F", 2.0, "b")],
+        },
+        ranker=None,
+        sellable={"SKU-A", "SKU-E", "SKU-F"},
+    )
+    items = recommend(RecRequest(user_id="U-new", location_id="STORE-2"), material, Variant("v"), 3)
+    assert [i.sku for i in items] == ["SKU-E", "SKU-F", "SKU-A"]
+    assert [i.reason for i in items] == ["trending_location", "trending_location", "trending_global"]
+    assert all(0.0 <= i.score <= 1.0 for i in items)
+
+
+def test_a_known_product_page_is_not_a_cold_start() -> None:
+    material = RecMaterial(
+        profiles={},
+        neighbours={"SKU-1": [("SKU-2", 1.0, "a")]},
+        trending={"loc:S": [("SKU-3", 9.0, "b")], "global": []},
+        ranker=None,
+        sellable={"SKU-2", "SKU-3"},
+    )
+    items = recommend(RecRequest(sku="SKU-1", location_id="S"), material, Variant("v"), 2)
+    assert items[0].sku == "SKU-2" and items[0].reason == "co_visitation"
+
+
+def test_trail_and_profile_leave_redeliveries_to_the_caller_when_their_window_is_zero() -> None:
+    from operators.recs.covisitation import SessionTrail
+    from operators.recs.interactions import Interaction, InteractionKind
+    from operators.recs.profile import ShopperProfile
+
+    def view(event_id: str, ts: float, sku: str) -> Interaction:
+        return Interaction(event_id, ts, "u:U-1", "s:S-1", sku, InteractionKind.VIEW, "web", None, "toys")
+
+    trail, profile = SessionTrail(dedup_window_s=0), ShopperProfile("u:U-1", dedup_window_s=0)
+    for interaction in (view("e1", 0.0, "SKU-1"), view("e2", 1.0, "SKU-2")):
+        trail.learn_one(interaction)
+        profile.learn_one(interaction)
+    assert trail.learn_one(view("e2", 1.0, "SKU-2")) != []  # counted again: no window of its own
+    assert [entry[0] for entry in profile.get()["recent"]] == ["SKU-2", "SKU-1"]
