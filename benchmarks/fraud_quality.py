@@ -50,6 +50,7 @@ from events.dead_letter import DeadLetter
 from events.decode import decode
 from events.models import Event
 from operators.fraud import MODES, FraudEngine, HalfSpaceForest, RuleBook, card_ref
+from operators.fraud.engine import ENGINE_EVENT_TYPES
 from operators.fraud.alerts import RESOLVED_REASON
 from sim.workload import Workload
 
@@ -61,13 +62,14 @@ WORKLOAD: dict[str, Any] = dict(
     n_skus=2000,
     n_stores=12,
     n_warehouses=3,
-    n_users=5000,
+    n_users=20_000,
     events_per_s=60.0,
     fraud_rate=0.02,
     takeover_rate=0.0006,
     refund_abuse_rate=0.0002,
     manual_fraud_rate=0.0004,
     legit_manual_rate=0.02,
+    loyalty_scan_miss_rate=0.2,
     incidents=True,
     incident_start_s=3600.0,
 )
@@ -129,12 +131,17 @@ def _alert_epoch(alert: Alert) -> float:
 
 
 def generate(seed: int, n_records: int, workload_params: dict[str, Any]) -> tuple[Workload, list[Event | str]]:
-    """The decoded stream: events, or the source topic of each dead letter."""
+    """The decoded stream as the fraud flow would hand it to the engine: the event types it reads
+    (`ENGINE_EVENT_TYPES`; browsing and stock moves are dropped before it), and the source topic of
+    each dead letter."""
     workload = Workload(seed=seed, **workload_params)
     items: list[Event | str] = []
     for offset, record in enumerate(islice(workload.records(), n_records)):
         decoded = decode(record.topic, record.value, source_topic=record.topic.value, partition=0, offset=offset)
-        items.append(decoded.source_topic if isinstance(decoded, DeadLetter) else decoded)
+        if isinstance(decoded, DeadLetter):
+            items.append(decoded.source_topic)
+        elif type(decoded) in ENGINE_EVENT_TYPES:
+            items.append(decoded)
     return workload, items
 
 
@@ -266,7 +273,7 @@ def run(
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {"python": platform.python_version(), "platform": platform.platform()},
         "rules_version": rules.version,
-        "workload": {"seed": seed, "records": len(items), "events": n_events, **params},
+        "workload": {"seed": seed, "records": n_records, "engine_events": n_events, **params},
         "batch": batch,
         "modes": {},
     }

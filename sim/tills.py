@@ -38,6 +38,10 @@ class Tills:
     legit_manual_rate
         Share of honest card sales keyed in by hand (a chip that would not read): the
         innocent look-alikes of manual-entry fraud. 0 leaves the stream as it always was.
+    loyalty_scan_miss_rate
+        Share of registered shoppers' sales where the loyalty card is not scanned: their own
+        card pays with no `customer_id` (what a stolen card looks like too). 0 leaves the
+        stream as it always was.
     incidents
         Dark stores and silent registers to respect, or None.
     """
@@ -51,6 +55,7 @@ class Tills:
         loyalty_rate: float = 0.4,
         legit_manual_rate: float = 0.0,
         incidents: IncidentPlan | None = None,
+        loyalty_scan_miss_rate: float = 0.0,
     ) -> None:
         self.run = run
         self.fraud = fraud
@@ -59,6 +64,7 @@ class Tills:
         self.loyalty_rate = loyalty_rate
         self.legit_manual_rate = legit_manual_rate
         self.incidents = incidents
+        self.loyalty_scan_miss_rate = loyalty_scan_miss_rate
         self._registers = {store: tuple(f"{store}-R{n}" for n in range(1, 7)) for store in run.catalog.stores}
         self._cashiers = {store: tuple(f"C-{store[-2:]}{n:02d}" for n in range(12)) for store in run.catalog.stores}
         expensive = [c for c in ("phones", "electronics", "computers") if c in run.catalog.categories]
@@ -82,6 +88,8 @@ class Tills:
             payment = _till_payment(run, shopper.card_token, shopper.card_bin)
             if random() < 0.7:
                 category = run.pick(shopper.categories)
+            if self.loyalty_scan_miss_rate and random() < self.loyalty_scan_miss_rate:
+                customer_id = None
         else:
             payment = _till_payment(run, None, "424242")
         if self.legit_manual_rate and "entry_mode" in payment and random() < self.legit_manual_rate:

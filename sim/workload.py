@@ -92,6 +92,8 @@ class Workload:
         High-value manual-entry sales with stolen cards per activity.
     legit_manual_rate
         Share of honest card sales at the till keyed in by hand (chip not read).
+    loyalty_scan_miss_rate
+        Share of registered shoppers' till sales without their loyalty id (own card, no `customer_id`).
     incidents
         Inject the operational incidents of `sim.incidents.IncidentPlan` (dark store, silent
         register, shrink spike, dead-letter burst), the first `incident_start_s` into the stream.
@@ -129,6 +131,7 @@ class Workload:
         refund_abuse_rate: float = 0.0,
         manual_fraud_rate: float = 0.0,
         legit_manual_rate: float = 0.0,
+        loyalty_scan_miss_rate: float = 0.0,
         incidents: bool = False,
         incident_start_s: float = 1800.0,
     ) -> None:
@@ -153,6 +156,7 @@ class Workload:
         self.refund_abuse_rate = refund_abuse_rate
         self.manual_fraud_rate = manual_fraud_rate
         self.legit_manual_rate = legit_manual_rate
+        self.loyalty_scan_miss_rate = loyalty_scan_miss_rate
         self.incidents = incidents
         self.incident_start_s = incident_start_s
 
@@ -197,7 +201,13 @@ class Workload:
         self.incident_windows = list(plan.windows) if plan is not None else []
         stockroom = Stockroom(run, self.late_count_rate)
         tills = Tills(
-            run, fraud, self.void_rate, self.early_void_rate, legit_manual_rate=self.legit_manual_rate, incidents=plan
+            run,
+            fraud,
+            self.void_rate,
+            self.early_void_rate,
+            legit_manual_rate=self.legit_manual_rate,
+            incidents=plan,
+            loyalty_scan_miss_rate=self.loyalty_scan_miss_rate,
         )
         web = WebShop(run, stockroom, fraud, self.early_order_rate)
 

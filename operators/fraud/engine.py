@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from events.alerts import Alert
-from events.models import Adjustment, Event, FraudLabel
+from events.models import Adjustment, Event, FraudLabel, Purchase, Return, Sale, Void
 from operators.fraud.alerts import FraudAlerts
-from operators.fraud.features import CardVelocity, OrderChecks, RegisterBehaviour, ShopperHistory
+from operators.fraud.features import FEATURE_DEFAULTS, CardVelocity, OrderChecks, RegisterBehaviour, ShopperHistory
 from operators.fraud.operations import DeadLetterRate, SalesPulse, ShrinkWatch
 from operators.fraud.payments import Payment, payment_of, till_action_of
 from operators.fraud.rules import RuleBook
@@ -26,6 +26,8 @@ from operators.fraud.supervised import LabelJoin
 from operators.seen_events import SeenEvents
 
 S = TypeVar("S")
+ENGINE_EVENT_TYPES: frozenset[type] = frozenset({Sale, Purchase, Return, Void, FraudLabel, Adjustment})
+"""The event types the engine reads; a flow can drop every other event before it (browsing, stock moves)."""
 
 
 class _Lru(OrderedDict[str, S]):
@@ -69,6 +71,8 @@ class FraudEngine:
         Cards, shoppers and stores whose state is kept at most (least recently used go first).
     seed
         Of the anomaly model.
+    tick_s
+        Event-time seconds between silence checks and alert sweeps.
 
     Examples
     --------
@@ -89,15 +93,18 @@ class FraudEngine:
         self,
         rules: RuleBook,
         mode: Mode = "full",
-        presume_legit_after_s: float = 2400.0,
+        presume_legit_after_s: float = 2000.0,
         max_entities: int = 200_000,
         seed: int = 7,
+        tick_s: float = 30.0,
     ) -> None:
         self.rules = rules
         self.mode = mode
         self.presume_legit_after_s = presume_legit_after_s
         self.max_entities = max_entities
         self.seed = seed
+        self.tick_s = tick_s
+        self._next_tick = float("-inf")
         self.scorer = FraudScorer(rules, mode=mode, seed=seed)
         self.alerts = FraudAlerts(rules)
         self.labels = LabelJoin(presume_legit_after_s=presume_legit_after_s)
@@ -127,22 +134,21 @@ class FraudEngine:
         label_values: list[bool] = []
         for event in events:
             ts = event.ts.timestamp()
-            if not self._seen.add(event.event_id, ts):
-                continue  # a producer's retry: counted once (CONTRACT.md)
             self.clock = max(self.clock, ts)
+            kind = type(event)
+            if kind not in ENGINE_EVENT_TYPES or not self._seen.add(event.event_id, ts):
+                continue  # browsing and stock traffic, or a producer's retry (counted once, CONTRACT.md)
             payment = payment_of(event)
             action = till_action_of(event)
-            register: dict[str, float] = {}
             if action is not None:
-                store = self._stores.get_or_make(action.store_id, RegisterBehaviour)
-                register = store.learn_one(action)
                 if action.kind == "sale":
                     self.pulse.learn_one(action.store_id, action.register_id, ts)
-                else:
-                    out.alerts += self.alerts.learn_till_one(action, register)
+                else:  # sales change nothing in register behaviour: only returns and voids are kept
+                    store = self._stores.get_or_make(action.store_id, RegisterBehaviour)
+                    out.alerts += self.alerts.learn_till_one(action, store.learn_one(action))
             if payment is not None:
                 payments.append(payment)
-                features.append(self._features(payment, register))
+                features.append(self._features(payment))
             elif type(event) is FraudLabel:
                 model_input = self.labels.take(event.txn_id or event.order_id or "")
                 if model_input is not None:
@@ -158,22 +164,25 @@ class FraudEngine:
             out.scored.append((payment, verdict))
             out.alerts += self.alerts.learn_one(payment, verdict)
             self.labels.remember(payment.payment_id, payment.ts, verdict.model_input)
-        self.scorer.learn_many(features)
+        self.scorer.learn_scored(verdicts)
         matured = self.labels.mature(self.clock)
         self.labels_learned += len(label_inputs)
         self.scorer.learn_labels(label_inputs + matured, label_values + [False] * len(matured))
-        if self.clock > float("-inf"):
+        if self.clock >= self._next_tick:
+            # Silences and resolutions are judged at most every `tick_s` of event time: each tick
+            # passes over every store, register and open alert.
+            self._next_tick = self.clock + self.tick_s
             out.alerts += self.pulse.tick(self.clock)
             out.alerts += self.shrink.tick(self.clock)
             out.alerts += self.dead_letters.tick(self.clock)
             out.alerts += self.alerts.sweep(self.clock)
         return out
 
-    def _features(self, payment: Payment, register: dict[str, float]) -> dict[str, float]:
-        merged = self.checks.learn_one(payment)
+    def _features(self, payment: Payment) -> dict[str, float]:
+        merged = FEATURE_DEFAULTS.copy()  # every feature present: the scorer reads them in one call
+        merged |= self.checks.learn_one(payment)
         if payment.card_token is not None:
             merged |= self._cards.get_or_make(payment.card_token, CardVelocity).learn_one(payment)
         if payment.user_id is not None:
             merged |= self._shoppers.get_or_make(payment.user_id, ShopperHistory).learn_one(payment)
-        merged |= register
         return merged

@@ -3,11 +3,14 @@
 - The rule score (`RuleBook`) is what analysts declared; it works from the first payment.
 - The anomaly score (`HalfSpaceForest`) needs no labels: it flags payments unlike recent traffic.
 - The supervised model (`OnlineLogit`) learns from `fraud_label` events (joined to the inputs the
-  payment was scored with, see `LabelJoin`). Its inputs are the scaled features PLUS the rule and
-  anomaly scores, so it is also the blend: a stacked logistic regression that learns how much to
-  trust each signal, and its output is a calibrated probability of fraud. Until it has seen
-  `min_labels` fraud labels, the blend is the rule score alone (a model that has seen nothing
-  would say 0.5 to everything).
+  payment was scored with, see `LabelJoin`). Its inputs are the scaled features PLUS the rule
+  score (as log-odds) and the anomaly score, so it is also the blend: a stacked logistic regression
+  that learns how much to trust each signal and outputs a calibrated probability of fraud.
+  It starts AS the rule book (weight 1 on the rule log-odds, 0 elsewhere: its first output is the
+  rule score exactly), so there is no cold-start gap and no jump when learning begins; labels then
+  move it where the rules are wrong. It learns nothing until `min_legit` legitimate examples have
+  arrived (fraud labels come back first; learning from them alone would call everything fraud):
+  the examples wait in a bounded buffer until then.
 
 The decision applies the rule file's `review` / `block` thresholds to the blended score. Reasons
 are the fired rules' texts, then the features that pushed the model's log-odds up the most: rule
@@ -16,19 +19,22 @@ texts and feature names only, never a card, a BIN or a shopper.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Mapping, Sequence
 from typing import Literal, NamedTuple
 
 import numpy as np
+import numpy.typing as npt
 
 from operators.fraud.anomaly import HalfSpaceForest
-from operators.fraud.features import FEATURE_NAMES, vectorize
+from operators.fraud.features import FEATURE_NAMES, feature_matrix, scale_matrix
 from operators.fraud.rules import RuleBook
 from operators.fraud.supervised import OnlineLogit
 
 Mode = Literal["full", "rules_only", "anomaly_only"]
 MODES: tuple[Mode, ...] = ("full", "rules_only", "anomaly_only")
-MODEL_INPUT_NAMES: tuple[str, ...] = (*FEATURE_NAMES, "rule_score", "anomaly_score")
+MODEL_INPUT_NAMES: tuple[str, ...] = (*FEATURE_NAMES, "rule_log_odds", "anomaly_score")
+_RULE_FLOOR = 1e-3  # rule scores are clipped to [0.001, 0.999] before their log-odds: 0 would be -infinity
 """What the supervised model reads, in order: `FraudScore.model_input` has these values."""
 
 
@@ -58,8 +64,9 @@ class FraudScorer:
     mode
         `full` (the blend), `rules_only` or `anomaly_only`: the last two exist for
         comparison in the quality harness.
-    min_labels
-        Fraud labels the supervised model must have learned before it decides.
+    min_legit
+        Legitimate examples (labelled or presumed) that must have arrived before the supervised
+        model learns anything; examples wait in a buffer of at most `max_pending` until then.
     top_features
         Feature names added to the reasons.
     n_trees, height, window_size, seed
@@ -90,7 +97,8 @@ class FraudScorer:
         self,
         rules: RuleBook,
         mode: Mode = "full",
-        min_labels: int = 20,
+        min_legit: int = 500,
+        max_pending: int = 100_000,
         top_features: int = 3,
         n_trees: int = 25,
         height: int = 8,
@@ -102,7 +110,8 @@ class FraudScorer:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         self.rules = rules
         self.mode = mode
-        self.min_labels = min_labels
+        self.min_legit = min_legit
+        self.max_pending = max_pending
         self.top_features = top_features
         self.n_trees = n_trees
         self.height = height
@@ -110,7 +119,11 @@ class FraudScorer:
         self.seed = seed
         self.learning_rate = learning_rate
         self.forest = HalfSpaceForest(len(FEATURE_NAMES), n_trees, height, window_size, seed=seed)
-        self.model = OnlineLogit(len(MODEL_INPUT_NAMES), learning_rate)
+        prior = [0.0] * (len(MODEL_INPUT_NAMES) + 1)
+        prior[MODEL_INPUT_NAMES.index("rule_log_odds")] = 1.0
+        self.model = OnlineLogit(len(MODEL_INPUT_NAMES), learning_rate, prior=prior)
+        self._pending: deque[tuple[tuple[float, ...], bool]] = deque(maxlen=max_pending)
+        self._legit_seen = 0
 
     def set_rules(self, rules: RuleBook) -> None:
         """Swap in a reloaded rule book; the models keep what they learned."""
@@ -123,53 +136,80 @@ class FraudScorer:
 
     @property
     def supervised_ready(self) -> bool:
-        return self.model.positives >= self.min_labels
+        """Whether the supervised model has started learning (before, it equals the rule score)."""
+        return self.model.updates > 0
 
     def score_many(self, features: Sequence[Mapping[str, float]]) -> list[FraudScore]:
-        """Scores of a batch of payments (their merged feature dicts); reads only."""
+        """Scores of a batch of payments (their merged feature dicts); reads only.
+
+        Whole-batch numpy: features to a matrix, rules as column comparisons, the forest and the
+        logistic model as array operations; only the verdict objects are built per payment.
+        """
         if not features:
             return []
-        vectors = [vectorize(f) for f in features]
-        anomaly = self.forest.score_many(np.asarray(vectors)).tolist()
-        ruled = [self.rules.evaluate(f) for f in features]
-        inputs = [(*v, r[0], a) for v, r, a in zip(vectors, ruled, anomaly, strict=True)]
-        use_model = self.mode == "full" and self.supervised_ready
-        proba = self.model.predict_many(np.asarray(inputs)).tolist() if use_model else None
-        version = self.model_version
+        raw = feature_matrix(features)
+        scaled = scale_matrix(raw)
+        rule_scores, rule_reasons = self.rules.evaluate_many(raw)
+        anomaly = np.round(self.forest.score_many(scaled), 6)
+        clipped = np.clip(rule_scores, _RULE_FLOOR, 1.0 - _RULE_FLOOR)
+        inputs = np.column_stack((scaled, np.log(clipped / (1.0 - clipped)), anomaly))
+        if self.mode == "rules_only":
+            chosen = rule_scores
+        elif self.mode == "anomaly_only":
+            chosen = anomaly
+        elif self.supervised_ready:
+            chosen = self.model.predict_many(inputs)
+        else:
+            chosen = rule_scores  # what the untrained model would say, without the clipping
+        scores: list[float] = np.clip(chosen, 0.0, 1.0).round(6).tolist()
+        explain = self.mode == "full" and self.supervised_ready
+        if explain:
+            # Contributions to the log-odds, feature by feature; only read for payments worth a reason.
+            pushes = inputs * self.model.weights[:-1]
+        review, version = self.rules.review, self.model_version
+        rows = inputs.tolist()  # Python floats: cheaper to keep and to pickle than numpy scalars
         out = []
-        for i, ((rule_score, rule_reasons), anomaly_score, model_input) in enumerate(
-            zip(ruled, anomaly, inputs, strict=True)
+        for i, (score, reasons, rule_score, anomaly_score) in enumerate(
+            zip(scores, rule_reasons, rule_scores.tolist(), anomaly.tolist(), strict=True)
         ):
-            reasons = list(rule_reasons)
-            if self.mode == "rules_only":
-                score = rule_score
-            elif self.mode == "anomaly_only":
-                score = anomaly_score
-                if score >= self.rules.review:
+            if score >= review:
+                if explain:
+                    reasons += self._top_features(pushes[i])
+                elif self.mode == "anomaly_only":
                     reasons.append("unusual compared with recent payments")
-            elif proba is not None:
-                score = proba[i]
-                reasons += self._top_features(model_input)
-            else:
-                score = rule_score
-            score = round(min(1.0, max(0.0, score)), 6)
             decision = self.rules.decision(score)
-            out.append(FraudScore(score, decision, reasons, version, rule_score, round(anomaly_score, 6), model_input))
+            out.append(FraudScore(score, decision, reasons, version, rule_score, anomaly_score, tuple(rows[i])))
         return out
 
     def score_one(self, features: Mapping[str, float]) -> FraudScore:
         return self.score_many([features])[0]
 
-    def _top_features(self, model_input: Sequence[float]) -> list[str]:
-        ranked = sorted(enumerate(self.model.contributions(model_input)), key=lambda pair: -pair[1])
-        return [f"feature: {MODEL_INPUT_NAMES[i]}" for i, c in ranked[: self.top_features] if c > 0.5]
+    def _top_features(self, pushes: npt.NDArray[np.float64]) -> list[str]:
+        top = np.argsort(-pushes)[: self.top_features]
+        return [f"feature: {MODEL_INPUT_NAMES[i]}" for i in top.tolist() if pushes[i] > 0.5]
 
     def learn_many(self, features: Sequence[Mapping[str, float]]) -> None:
         """The anomaly model learns a batch of payments as (mostly normal) traffic."""
         if features:
-            self.forest.learn_many(np.asarray([vectorize(f) for f in features]))
+            self.forest.learn_many(scale_matrix(feature_matrix(features)))
+
+    def learn_scored(self, verdicts: Sequence[FraudScore]) -> None:
+        """`learn_many` for payments just scored: reuses their scaled inputs instead of recomputing them."""
+        if verdicts:
+            width = len(FEATURE_NAMES)
+            self.forest.learn_many(np.asarray([v.model_input[:width] for v in verdicts], dtype=np.float64))
 
     def learn_labels(self, model_inputs: Sequence[Sequence[float]], is_fraud: Sequence[bool]) -> None:
         """The supervised model learns from labelled (or matured, presumed legit) payments' inputs."""
-        if model_inputs:
-            self.model.learn_many(np.asarray(model_inputs, dtype=np.float64), is_fraud)
+        if not model_inputs:
+            return
+        self._legit_seen += sum(1 for y in is_fraud if not y)
+        if self.model.updates == 0 and self._legit_seen < self.min_legit:
+            self._pending.extend(zip((tuple(x) for x in model_inputs), is_fraud, strict=True))
+            return
+        inputs, labels = list(model_inputs), list(is_fraud)
+        if self._pending:
+            inputs = [list(x) for x, _ in self._pending] + inputs
+            labels = [y for _, y in self._pending] + labels
+            self._pending.clear()
+        self.model.learn_many(np.asarray(inputs, dtype=np.float64), labels)

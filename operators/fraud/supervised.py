@@ -114,7 +114,10 @@ class OnlineLogit:
     learning_rate
         AdaGrad base step.
     l2
-        Weight decay per update.
+        Pull of the weights back towards `prior` per update.
+    prior
+        Starting weights (the intercept last); zeros by default. Starting from a known
+        scorer's weights makes the model that scorer until labels say otherwise.
 
     Examples
     --------
@@ -126,11 +129,17 @@ class OnlineLogit:
     (True, 400)
     """
 
-    def __init__(self, n_features: int, learning_rate: float = 0.1, l2: float = 1e-5) -> None:
+    def __init__(
+        self, n_features: int, learning_rate: float = 0.1, l2: float = 1e-5, prior: Sequence[float] | None = None
+    ) -> None:
         self.n_features = n_features
         self.learning_rate = learning_rate
         self.l2 = l2
-        self.weights = np.zeros(n_features + 1)  # the last one is the intercept
+        self.prior = prior
+        self._prior = np.zeros(n_features + 1) if prior is None else np.asarray(prior, dtype=np.float64)
+        if self._prior.shape != (n_features + 1,):
+            raise ValueError(f"prior needs {n_features + 1} weights (the intercept last), got {self._prior.shape}")
+        self.weights = self._prior.copy()  # the last one is the intercept
         self._squared = np.full(n_features + 1, 1e-8)
         self.updates = 0
         self.positives = 0
@@ -158,7 +167,7 @@ class OnlineLogit:
             return
         target = np.asarray(y, dtype=np.float64)
         error = self.predict_many(x) - target
-        gradient = np.append(x.T @ error, error.sum()) + self.l2 * self.weights
+        gradient = np.append(x.T @ error, error.sum()) + self.l2 * (self.weights - self._prior)
         self._squared += gradient * gradient
         self.weights -= self.learning_rate * gradient / np.sqrt(self._squared)
         self.updates += x.shape[0]
