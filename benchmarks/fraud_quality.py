@@ -50,8 +50,8 @@ from events.dead_letter import DeadLetter
 from events.decode import decode
 from events.models import Event
 from operators.fraud import MODES, FraudEngine, HalfSpaceForest, RuleBook, card_ref
-from operators.fraud.engine import ENGINE_EVENT_TYPES
 from operators.fraud.alerts import RESOLVED_REASON
+from operators.fraud.engine import ENGINE_EVENT_TYPES
 from sim.workload import Workload
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -86,7 +86,7 @@ class FraudEngine:
     ...        b'"payment":{"method":"card","card_token":"tok_1","entry_mode":"manual"}}')
     >>> out = engine.process_many([decode(Topic.POS, raw, source_topic="pos", partition=0, offset=0)])
     >>> [(p.payment_id, s.decision) for p, s in out.scored], [a.severity.value for a in out.alerts]
-    ([('T1', 'block')], ['attention'])
+    ([('T1', 'review')], ['warning'])
     """
 
     def __init__(
