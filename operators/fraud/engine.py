@@ -26,6 +26,7 @@ from operators.fraud.supervised import LabelJoin
 from operators.seen_events import SeenEvents
 
 S = TypeVar("S")
+_NO_FEATURES: dict[str, float] = {}
 ENGINE_EVENT_TYPES: frozenset[type] = frozenset({Sale, Purchase, Return, Void, FraudLabel, Adjustment})
 """The event types the engine reads; a flow can drop every other event before it (browsing, stock moves)."""
 
@@ -159,15 +160,20 @@ class FraudEngine:
         for topic in dead_letter_topics:
             out.alerts += self.dead_letters.learn_one(topic, self.clock)
 
-        verdicts = self.scorer.score_many(features)
-        for payment, verdict in zip(payments, verdicts, strict=True):
-            out.scored.append((payment, verdict))
-            out.alerts += self.alerts.learn_one(payment, verdict)
-            self.labels.remember(payment.payment_id, payment.ts, verdict.model_input)
-        self.scorer.learn_scored(verdicts)
+        verdicts, model_inputs = self.scorer.score_batch(features, learn=True)
+        out.scored = list(zip(payments, verdicts, strict=True))
+        review = self.rules.review
+        for payment, verdict in out.scored:
+            if verdict.score >= review:
+                out.alerts += self.alerts.learn_one(payment, verdict)
+        self.labels.remember_many([p.payment_id for p in payments], [p.ts for p in payments], model_inputs)
+        # (the forest learned this batch inside score_batch: `learn=True` walks the trees once for both)
         matured = self.labels.mature(self.clock)
         self.labels_learned += len(label_inputs)
-        self.scorer.learn_labels(label_inputs + matured, label_values + [False] * len(matured))
+        if label_inputs:
+            self.scorer.learn_labels(label_inputs, label_values)
+        if len(matured):
+            self.scorer.learn_labels(matured, [False] * len(matured))
         if self.clock >= self._next_tick:
             # Silences and resolutions are judged at most every `tick_s` of event time: each tick
             # passes over every store, register and open alert.
@@ -179,10 +185,11 @@ class FraudEngine:
         return out
 
     def _features(self, payment: Payment) -> dict[str, float]:
-        merged = FEATURE_DEFAULTS.copy()  # every feature present: the scorer reads them in one call
-        merged |= self.checks.learn_one(payment)
+        # Every feature present (defaults first): the scorer then reads a row with one itemgetter call.
+        card: dict[str, float] = _NO_FEATURES
+        shopper: dict[str, float] = _NO_FEATURES
         if payment.card_token is not None:
-            merged |= self._cards.get_or_make(payment.card_token, CardVelocity).learn_one(payment)
+            card = self._cards.get_or_make(payment.card_token, CardVelocity).learn_one(payment)
         if payment.user_id is not None:
-            merged |= self._shoppers.get_or_make(payment.user_id, ShopperHistory).learn_one(payment)
-        return merged
+            shopper = self._shoppers.get_or_make(payment.user_id, ShopperHistory).learn_one(payment)
+        return {**FEATURE_DEFAULTS, **self.checks.learn_one(payment), **card, **shopper}

@@ -21,10 +21,12 @@ from operators.fraud.alerts import AlertBook
 
 @dataclass(slots=True)
 class _Pulse:
+    entity: Entity
     last_ts: float
     gap: float  # EWMA of the gap between sales, seconds, all hours
     by_hour: list[float]  # EWMA gap per hour of day (nan until seen)
     seen: int
+    silent: bool = False  # an alert is open
 
 
 class SalesPulse:
@@ -78,21 +80,22 @@ class SalesPulse:
         self.min_sales = min_sales
         self.alpha = alpha
         self.max_entities = max_entities
-        self._pulses: dict[Entity, _Pulse] = {}
+        self._pulses: dict[tuple[str, str], _Pulse] = {}  # by (entity type, id): no Entity built per sale
         self._resolved: list[Alert] = []
         self.book = AlertBook("anomaly", quiet_s=math.inf, max_open=max_entities)
 
     def learn_one(self, store_id: str, register_id: str, ts: float) -> None:
         """A sale at `register_id` of `store_id` at event time `ts`."""
-        for entity in (Entity("store", store_id), Entity("register", register_id)):
-            self._beat(entity, ts)
+        self._beat("store", store_id, ts)
+        self._beat("register", register_id, ts)
 
-    def _beat(self, entity: Entity, ts: float) -> None:
-        pulse = self._pulses.get(entity)
+    def _beat(self, entity_type: str, entity_id: str, ts: float) -> None:
+        pulse = self._pulses.get((entity_type, entity_id))
         if pulse is None:
             if len(self._pulses) >= self.max_entities:
                 return
-            self._pulses[entity] = _Pulse(ts, math.nan, [math.nan] * 24, 1)
+            entity = Entity(entity_type, entity_id)
+            self._pulses[entity_type, entity_id] = _Pulse(entity, ts, math.nan, [math.nan] * 24, 1)
             return
         if ts <= pulse.last_ts:
             return  # a late sale says nothing about the gap now
@@ -103,16 +106,18 @@ class SalesPulse:
         hour = int(ts // 3600.0) % 24
         usual = pulse.by_hour[hour]
         pulse.by_hour[hour] = gap if math.isnan(usual) else usual + self.alpha * (gap - usual)
-        if self.book.is_open(entity):
-            self._resolved += self.book.clear(entity, ts, ["sales resumed"])
+        if pulse.silent:
+            pulse.silent = False
+            self._resolved += self.book.clear(pulse.entity, ts, ["sales resumed"])
 
     def tick(self, now: float) -> list[Alert]:
         """Alerts at event time `now`: silences that began, and those resolved since the last tick."""
         alerts, self._resolved = self._resolved, []
         hour = int(now // 3600.0) % 24
-        for entity, pulse in self._pulses.items():
-            if pulse.seen < self.min_sales or self.book.is_open(entity):
+        for pulse in self._pulses.values():
+            if pulse.seen < self.min_sales or pulse.silent:
                 continue
+            entity = pulse.entity
             usual = pulse.by_hour[hour]
             if math.isnan(usual):
                 usual = pulse.gap
@@ -121,6 +126,7 @@ class SalesPulse:
             if now - pulse.last_ts > max(floor, self.factor * usual):
                 severity = Severity.ATTENTION if is_store else Severity.WARNING
                 reason = "store sales stopped" if is_store else "register silent"
+                pulse.silent = True
                 alerts += self.book.observe(entity, now, severity, [reason])
         return alerts
 

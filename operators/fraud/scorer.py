@@ -31,6 +31,8 @@ from operators.fraud.features import FEATURE_NAMES, feature_matrix, scale_matrix
 from operators.fraud.rules import RuleBook
 from operators.fraud.supervised import OnlineLogit
 
+FloatArray = npt.NDArray[np.float64]
+
 Mode = Literal["full", "rules_only", "anomaly_only"]
 MODES: tuple[Mode, ...] = ("full", "rules_only", "anomaly_only")
 MODEL_INPUT_NAMES: tuple[str, ...] = (*FEATURE_NAMES, "rule_log_odds", "anomaly_score")
@@ -41,8 +43,8 @@ _RULE_FLOOR = 1e-3  # rule scores are clipped to [0.001, 0.999] before their log
 class FraudScore(NamedTuple):
     """The verdict on one payment, as `GET /v1/scores/{id}` serves it (plus the parts, for learning).
 
-    `model_input` is what the supervised model read; the flow keeps it in a `LabelJoin`
-    until the payment's label arrives.
+    `model_input` is what the supervised model read (in `MODEL_INPUT_NAMES` order); the flow
+    keeps it in a `LabelJoin` until the payment's label arrives.
     """
 
     score: float
@@ -51,7 +53,7 @@ class FraudScore(NamedTuple):
     model_version: str
     rule_score: float
     anomaly_score: float
-    model_input: tuple[float, ...]
+    model_input: Sequence[float]
 
 
 class FraudScorer:
@@ -145,12 +147,24 @@ class FraudScorer:
         Whole-batch numpy: features to a matrix, rules as column comparisons, the forest and the
         logistic model as array operations; only the verdict objects are built per payment.
         """
+        return self.score_batch(features)[0]
+
+    def score_batch(
+        self, features: Sequence[Mapping[str, float]], learn: bool = False
+    ) -> tuple[list[FraudScore], FloatArray]:
+        """`score_many`, plus the batch's model inputs as one (n, len(MODEL_INPUT_NAMES)) array.
+
+        Hand that array to `LabelJoin.remember_many`: cheaper than gathering
+        `FraudScore.model_input` back row by row. `learn=True` also teaches the anomaly model the
+        batch (after scoring it, as `learn_many` would), walking its trees once for both.
+        """
         if not features:
-            return []
+            return [], np.zeros((0, len(MODEL_INPUT_NAMES)))
         raw = feature_matrix(features)
         scaled = scale_matrix(raw)
         rule_scores, rule_reasons = self.rules.evaluate_many(raw)
-        anomaly = np.round(self.forest.score_many(scaled), 6)
+        forest_scores = self.forest.score_learn_many(scaled) if learn else self.forest.score_many(scaled)
+        anomaly = np.round(forest_scores, 6)
         clipped = np.clip(rule_scores, _RULE_FLOOR, 1.0 - _RULE_FLOOR)
         inputs = np.column_stack((scaled, np.log(clipped / (1.0 - clipped)), anomaly))
         if self.mode == "rules_only":
@@ -161,25 +175,31 @@ class FraudScorer:
             chosen = self.model.predict_many(inputs)
         else:
             chosen = rule_scores  # what the untrained model would say, without the clipping
-        scores: list[float] = np.clip(chosen, 0.0, 1.0).round(6).tolist()
-        explain = self.mode == "full" and self.supervised_ready
-        if explain:
-            # Contributions to the log-odds, feature by feature; only read for payments worth a reason.
-            pushes = inputs * self.model.weights[:-1]
+        clipped_scores = np.clip(chosen, 0.0, 1.0).round(6)
+        scores: list[float] = clipped_scores.tolist()
+        decisions = np.where(
+            clipped_scores >= self.rules.block, "block", np.where(clipped_scores >= self.rules.review, "review", "allow")
+        ).tolist()
         review, version = self.rules.review, self.model_version
+        flagged = np.flatnonzero(clipped_scores >= review).tolist()
+        if flagged and self.mode == "full" and self.supervised_ready:
+            # Contributions to the log-odds, feature by feature: only for payments worth a reason.
+            pushes = inputs[flagged] * self.model.weights[:-1]
+            for row, push in zip(flagged, pushes, strict=True):
+                rule_reasons[row] += self._top_features(push)
+        elif flagged and self.mode == "anomaly_only":
+            for row in flagged:
+                rule_reasons[row].append("unusual compared with recent payments")
         rows = inputs.tolist()  # Python floats: cheaper to keep and to pickle than numpy scalars
-        out = []
-        for i, (score, reasons, rule_score, anomaly_score) in enumerate(
-            zip(scores, rule_reasons, rule_scores.tolist(), anomaly.tolist(), strict=True)
-        ):
-            if score >= review:
-                if explain:
-                    reasons += self._top_features(pushes[i])
-                elif self.mode == "anomaly_only":
-                    reasons.append("unusual compared with recent payments")
-            decision = self.rules.decision(score)
-            out.append(FraudScore(score, decision, reasons, version, rule_score, anomaly_score, tuple(rows[i])))
-        return out
+        make = tuple.__new__  # NamedTuple's own __new__ is a Python-level call: ~0.5 us per payment
+        out = [
+            make(FraudScore, fields)
+            for fields in zip(
+                scores, decisions, rule_reasons, [version] * len(scores), rule_scores.tolist(), anomaly.tolist(), rows,
+                strict=True,
+            )
+        ]  # fmt: skip
+        return out, inputs
 
     def score_one(self, features: Mapping[str, float]) -> FraudScore:
         return self.score_many([features])[0]
@@ -193,23 +213,22 @@ class FraudScorer:
         if features:
             self.forest.learn_many(scale_matrix(feature_matrix(features)))
 
-    def learn_scored(self, verdicts: Sequence[FraudScore]) -> None:
-        """`learn_many` for payments just scored: reuses their scaled inputs instead of recomputing them."""
-        if verdicts:
-            width = len(FEATURE_NAMES)
-            self.forest.learn_many(np.asarray([v.model_input[:width] for v in verdicts], dtype=np.float64))
+    def learn_inputs(self, model_inputs: FloatArray) -> None:
+        """`learn_many` for a batch just scored (`score_batch`'s array): no features recomputed."""
+        if len(model_inputs):
+            self.forest.learn_many(model_inputs[:, : len(FEATURE_NAMES)])
 
-    def learn_labels(self, model_inputs: Sequence[Sequence[float]], is_fraud: Sequence[bool]) -> None:
+    def learn_labels(self, model_inputs: Sequence[Sequence[float]] | FloatArray, is_fraud: Sequence[bool]) -> None:
         """The supervised model learns from labelled (or matured, presumed legit) payments' inputs."""
-        if not model_inputs:
+        if len(model_inputs) == 0:
             return
         self._legit_seen += sum(1 for y in is_fraud if not y)
         if self.model.updates == 0 and self._legit_seen < self.min_legit:
-            self._pending.extend(zip((tuple(x) for x in model_inputs), is_fraud, strict=True))
+            self._pending.extend(zip((tuple(map(float, x)) for x in model_inputs), is_fraud, strict=True))
             return
-        inputs, labels = list(model_inputs), list(is_fraud)
+        inputs, labels = np.asarray(model_inputs, dtype=np.float64), list(is_fraud)
         if self._pending:
-            inputs = [list(x) for x, _ in self._pending] + inputs
+            inputs = np.vstack([np.asarray([x for x, _ in self._pending]), inputs])
             labels = [y for _, y in self._pending] + labels
             self._pending.clear()
-        self.model.learn_many(np.asarray(inputs, dtype=np.float64), labels)
+        self.model.learn_many(inputs, labels)
