@@ -177,9 +177,8 @@ class FraudScorer:
             chosen = rule_scores  # what the untrained model would say, without the clipping
         clipped_scores = np.clip(chosen, 0.0, 1.0).round(6)
         scores: list[float] = clipped_scores.tolist()
-        decisions = np.where(
-            clipped_scores >= self.rules.block, "block", np.where(clipped_scores >= self.rules.review, "review", "allow")
-        ).tolist()
+        reviewed = np.where(clipped_scores >= self.rules.review, "review", "allow")
+        decisions = np.where(clipped_scores >= self.rules.block, "block", reviewed).tolist()
         review, version = self.rules.review, self.model_version
         flagged = np.flatnonzero(clipped_scores >= review).tolist()
         if flagged and self.mode == "full" and self.supervised_ready:
