@@ -138,7 +138,8 @@ class Tills:
         for _ in range(8 + int(run.random() * 8)):
             lines = [(run.catalog.draw_in_store(run.rng, run.pick(self._expensive)), 1)]
             payment = {"method": "cash"} if run.random() < 0.5 else {"method": "gift_card"}
-            self._return(store, lines, payment, None, None, t, fraud=True, till=(register, cashier), case=case)
+            if self.incidents is None or not self.incidents.store_is_dark(store, t):
+                self._return(store, lines, payment, None, None, t, fraud=True, till=(register, cashier), case=case)
             t += run.uniform(60.0, 300.0)
 
     def return_goods(self, t: float) -> None:
@@ -148,7 +149,8 @@ class Tills:
             store, original_txn_id, sold, payment, customer_id = run.pick(self._recent_sales)
             product, qty = run.pick(sold)
             lines = [(product, 1 + int(run.random() * qty))]
-            self._return(store, lines, payment, customer_id, original_txn_id, t, fraud=False)
+            if self.incidents is None or not self.incidents.store_is_dark(store, t):
+                self._return(store, lines, payment, customer_id, original_txn_id, t, fraud=False)
             return
         # Without receipt: refunded in cash or on a gift card; a known fraud pattern.
         store = run.pick(run.catalog.stores)
@@ -220,7 +222,10 @@ class Tills:
             if customer_id is not None:
                 void["customer_id"] = customer_id
             void_effects = tuple((p.sku, store, qty, void_ts, MOVEMENT) for p, qty in lines)
-            run.emit(Topic.POS, store.encode(), "void", void_ts, void, effects=void_effects)
+            if self.incidents is not None and self.incidents.store_is_dark(store, void_ts):
+                void_effects = ()  # the till went down before the void was rung up: the sale stands
+            else:
+                run.emit(Topic.POS, store.encode(), "void", void_ts, void, effects=void_effects)
             if run.random() < self.early_void_rate:
                 publish_at = void_ts + run.uniform(1.0, 30.0)  # the sale reaches Kafka after its void
         else:

@@ -244,11 +244,13 @@ class Workload:
             if rate > 0:
                 activities.append((rate, scenario))
         burst_start = burst_end = 0.0
-        burst_left = 0
+        burst_left = burst_per_record = 0
         if plan is not None:
             stockroom.shrink_spike(plan.shrink_location, *plan.shrink_window, plan.shrink_adjustments)
             burst_start, burst_end = plan.burst_window
             burst_left = plan.dead_letters
+            # Spread over the window whatever the rate: the topic carries at least a tenth of the events.
+            burst_per_record = 1 + int(burst_left / max(1.0, (burst_end - burst_start) * self.events_per_s * 0.1))
         cum = list(accumulate(weight for weight, _ in activities))
         actions = [action for _, action in activities]
         last = len(actions) - 1
@@ -284,7 +286,7 @@ class Workload:
                         yield malformed
                 if burst_left and plan is not None and topic is plan.burst_topic and burst_start <= clock < burst_end:
                     # A producer's bad release: its events come with broken twins until it is rolled back.
-                    for _ in range(min(burst_left, 2)):
+                    for _ in range(min(burst_left, burst_per_record)):
                         malformed = self._malformed(run, KINDS[int(random() * len(KINDS))], record)
                         if malformed is not None:
                             burst_left -= 1

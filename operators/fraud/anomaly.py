@@ -189,5 +189,3 @@ class HalfSpaceForest:
 
     def learn_one(self, x: Sequence[float]) -> None:
         self.learn_many(np.asarray([x], dtype=np.float64))
-
-

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from events.alerts import Alert
 from events.models import Adjustment, Event, FraudLabel, Purchase, Return, Sale, Void
@@ -37,6 +37,10 @@ class _Lru(OrderedDict[str, S]):
     def __init__(self, limit: int) -> None:
         super().__init__()
         self.limit = limit
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # OrderedDict pickles by calling the class without arguments; `limit` must come along.
+        return (type(self), (self.limit,), None, None, iter(self.items()))
 
     def get_or_make(self, key: str, make: Callable[[], S]) -> S:
         state = self.get(key)
