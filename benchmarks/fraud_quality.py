@@ -183,7 +183,8 @@ def detection(workload: Workload, alerts: list[Alert], horizon_s: float = 7200.0
             continue  # nothing was actually paid (an empty basket)
         entity_id = card_ref(case.entity_id) if case.entity_type == "card" else case.entity_id
         times = first_alert.get((case.entity_type, entity_id), [])
-        hits = [t - case.first_ts for t in times if case.first_ts - 1.0 <= t <= case.first_ts + horizon_s]
+        # Alert times are kept to the millisecond: an alert on the first payment itself may read a hair early.
+        hits = [max(0.0, t - case.first_ts) for t in times if case.first_ts - 1.0 <= t <= case.first_ts + horizon_s]
         by_scenario.setdefault(case.scenario, []).append(min(hits) if hits else None)
     for scenario, delays in sorted(by_scenario.items()):
         found = [d for d in delays if d is not None]

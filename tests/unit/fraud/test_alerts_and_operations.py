@@ -145,3 +145,14 @@ def test_watchers_pickle_for_recovery_snapshots() -> None:
     rate.learn_one("pos", T0)
     for state in (pulse, watch, rate, FraudAlerts(BOOK)):
         assert type(pickle.loads(pickle.dumps(state))) is type(state)
+
+
+def test_registers_of_a_dark_store_raise_no_alerts_of_their_own() -> None:
+    pulse = SalesPulse(min_sales=10, store_min_silence_s=300.0, register_min_silence_s=300.0)
+    for i in range(60):
+        pulse.learn_one("S1", f"S1-R{i % 3}", T0 + i * 10.0)
+        pulse.learn_one("S2", f"S2-R{i % 3}", T0 + i * 10.0)
+    for i in range(60, 200):
+        pulse.learn_one("S2", f"S2-R{i % 3}", T0 + i * 10.0)
+    alerts = pulse.tick(T0 + 2000.0)
+    assert [(a.entity.type, a.entity.id) for a in alerts] == [("store", "S1")]
