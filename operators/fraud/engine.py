@@ -138,12 +138,12 @@ class FraudEngine:
         mode: Mode = "full",
         presume_legit_after_s: float = 2000.0,
         label_sample_share: float = 1.0,
-        max_label_inputs: int = 500_000,
-        max_entities: int = 200_000,
+        max_label_inputs: int = 300_000,
+        max_entities: int = 100_000,
         seed: int = 7,
         tick_s: float = 30.0,
         dedup_window_s: float = 600.0,
-        max_dedup_ids: int = 500_000,
+        max_dedup_ids: int = 200_000,
     ) -> None:
         self.rules = rules
         self.mode = mode
