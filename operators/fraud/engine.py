@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, TypeVar
 
 from events.alerts import Alert
@@ -186,10 +187,13 @@ class FraudEngine:
         label_inputs: list[list[float]] = []
         label_values: list[bool] = []
         for event in events:
-            ts = event.ts.timestamp()
-            self.clock = max(self.clock, ts)
-            kind = type(event)
-            if kind not in ENGINE_EVENT_TYPES or not self._seen.add(event.event_id, ts):
+            when = getattr(event, "ts", None)
+            if not isinstance(when, datetime):
+                continue  # not a decoded event (a dead letter handed in by mistake): nothing to learn
+            ts = when.timestamp()
+            if ts > self.clock:
+                self.clock = ts  # any traffic's event time drives the silence checks
+            if type(event) not in ENGINE_EVENT_TYPES or not self._seen.add(event.event_id, ts):
                 continue  # browsing and stock traffic, or a producer's retry (counted once, CONTRACT.md)
             payment = payment_of(event)
             action = till_action_of(event)
