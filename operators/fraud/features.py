@@ -388,7 +388,9 @@ class RegisterBehaviour:
             history = deque(maxlen=self.max_actions)
         self._actions[cashier] = history  # most recently active last
         if len(self._actions) > self.max_cashiers:
-            del self._actions[next(iter(self._actions))]
+            stalest = next(iter(self._actions))
+            del self._actions[stalest]
+            self._norm.pop(stalest, None)
         if action.kind == "void":
             history.append((action.ts, True))
         elif not action.with_receipt:
