@@ -156,6 +156,9 @@ class ShrinkWatch:
         Adjustments above the peer mean needed at least.
     max_per_location
         Adjustments kept per location (bounds a runaway location).
+    max_locations
+        Locations watched at most; adjustments at further new ones are not watched (bounded state
+        whatever ids arrive).
 
     Examples
     --------
@@ -172,12 +175,18 @@ class ShrinkWatch:
     """
 
     def __init__(
-        self, window_s: float = 1800.0, z: float = 4.0, min_excess: float = 10.0, max_per_location: int = 10_000
+        self,
+        window_s: float = 1800.0,
+        z: float = 4.0,
+        min_excess: float = 10.0,
+        max_per_location: int = 10_000,
+        max_locations: int = 10_000,
     ) -> None:
         self.window_s = window_s
         self.z = z
         self.min_excess = min_excess
         self.max_per_location = max_per_location
+        self.max_locations = max_locations
         self._events: dict[str, deque[tuple[float, int]]] = {}
         self._totals: dict[str, int] = {}
         self._newest = -math.inf
@@ -185,6 +194,8 @@ class ShrinkWatch:
 
     def learn_one(self, location_id: str, units: int, ts: float) -> list[Alert]:
         """A shrink adjustment of `units` (positive) at `location_id`; alerts it raises."""
+        if location_id not in self._events and len(self._events) >= self.max_locations:
+            return []
         kept = self._events.setdefault(location_id, deque(maxlen=self.max_per_location))
         if len(kept) == kept.maxlen:
             self._totals[location_id] -= 1
