@@ -1,0 +1,240 @@
+"""Alerts that open once per entity and kind, escalate, and resolve when the condition clears.
+
+A card-testing burst is one incident, not twenty: `AlertBook` keeps at most
+one open alert per (entity, kind). While the condition goes on, nothing more is
+emitted unless it gets worse (an escalation is a new alert at the higher
+severity); once it has been quiet for `quiet_s` of event time (`sweep`) or is
+cleared outright (`clear`), one `resolved` alert closes it. Alert ids derive
+from entity, kind and the event time the alert opened, so the same input gives
+the same ids after a crash replay.
+
+Entities name cards by a pseudonym (`card_ref`), never by token or BIN; reasons
+are rule texts and feature names only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
+from typing import Any
+
+from events.alerts import Alert, Entity, Severity
+from events.timestamps import rfc3339_ms
+from operators.fraud.payments import Payment, TillAction
+from operators.fraud.rules import RuleBook
+from operators.fraud.scorer import FraudScore
+
+_RANK = {Severity.WARNING: 0, Severity.ATTENTION: 1, Severity.EMERGENCY: 2}
+_HAS_STATUS = "status" in {f.name for f in fields(Alert)}
+RESOLVED_REASON = "resolved"
+"""First reason of every resolving alert (also carried as `status` where `Alert` has it)."""
+
+
+def card_ref(card_token: str) -> str:
+    """A stable pseudonym of a card token for alert entities: the token itself never leaves the engine.
+
+    >>> card_ref("tok_0001") == card_ref("tok_0001") != card_ref("tok_0002")
+    True
+    """
+    return "card-" + hashlib.blake2b(card_token.encode(), digest_size=8, person=b"omni-card").hexdigest()
+
+
+def make_alert(
+    alert_id: str,
+    kind: str,
+    severity: Severity,
+    entity: Entity,
+    reasons: list[str],
+    ts: float,
+    source_event_ids: list[str],
+    score: float | None,
+    resolved: bool,
+) -> Alert:
+    """An `events.alerts.Alert`, with `status` when the contract's Alert carries it."""
+    extra: dict[str, Any] = {}
+    if _HAS_STATUS:
+        extra["status"] = "resolved" if resolved else "open"
+    return Alert(
+        alert_id=alert_id,
+        kind=kind,
+        severity=severity,
+        entity=entity,
+        reasons=reasons,
+        ts=rfc3339_ms(ts),
+        source_event_ids=source_event_ids,
+        score=score,
+        **extra,
+    )
+
+
+@dataclass(slots=True)
+class _Open:
+    opened_ts: float
+    last_ts: float
+    severity: Severity
+    alert_id: str
+    score: float | None
+
+
+class AlertBook:
+    """The open alerts of one kind, at most one per entity; emits open, escalation and resolved alerts.
+
+    Parameters
+    ----------
+    kind
+        The alerts' `kind` (`fraud`, `anomaly`).
+    quiet_s
+        Event-time seconds without the condition after which `sweep` resolves an alert.
+    max_open
+        Open alerts kept at most; past it the oldest are resolved (bounded state).
+
+    Examples
+    --------
+    >>> book = AlertBook("fraud", quiet_s=600)
+    >>> card = Entity("card", "card-1")
+    >>> [a.severity.value for a in book.observe(card, 0.0, Severity.WARNING, ["r"], 0.6, ["e1"])]
+    ['warning']
+    >>> book.observe(card, 30.0, Severity.WARNING, ["r"], 0.6, ["e2"])  # still the same incident
+    []
+    >>> [a.alert_id for a in book.observe(card, 60.0, Severity.ATTENTION, ["r"], 0.95, ["e3"])]
+    ['fraud:card:card-1:0:attention']
+    >>> book.sweep(now=600.0)
+    []
+    >>> [(a.alert_id, a.reasons[0]) for a in book.sweep(now=661.0)]
+    [('fraud:card:card-1:0:resolved', 'resolved')]
+    """
+
+    def __init__(self, kind: str, quiet_s: float = 1800.0, max_open: int = 100_000) -> None:
+        self.kind = kind
+        self.quiet_s = quiet_s
+        self.max_open = max_open
+        self._open: dict[Entity, _Open] = {}
+
+    def __len__(self) -> int:
+        return len(self._open)
+
+    def is_open(self, entity: Entity) -> bool:
+        return entity in self._open
+
+    def observe(
+        self,
+        entity: Entity,
+        ts: float,
+        severity: Severity,
+        reasons: list[str],
+        score: float | None = None,
+        source_event_ids: Sequence[str] = (),
+    ) -> list[Alert]:
+        """The condition holds for `entity` at `ts`: open an alert, escalate it, or just keep it open."""
+        current = self._open.get(entity)
+        if current is None:
+            alert_id = f"{self.kind}:{entity.type}:{entity.id}:{int(ts * 1000)}"
+            self._open[entity] = _Open(ts, ts, severity, alert_id, score)
+            alerts = [make_alert(alert_id, self.kind, severity, entity, reasons, ts, [*source_event_ids], score, False)]
+            while len(self._open) > self.max_open:
+                oldest = next(iter(self._open))
+                alerts += self.clear(oldest, ts)
+            return alerts
+        current.last_ts = max(current.last_ts, ts)
+        if _RANK[severity] <= _RANK[current.severity]:
+            return []
+        current.severity = severity
+        current.score = score
+        alert_id = f"{current.alert_id}:{severity.value}"
+        return [make_alert(alert_id, self.kind, severity, entity, reasons, ts, [*source_event_ids], score, False)]
+
+    def clear(self, entity: Entity, ts: float, reasons: Sequence[str] = ()) -> list[Alert]:
+        """The condition is over for `entity`: one resolved alert if one was open."""
+        current = self._open.pop(entity, None)
+        if current is None:
+            return []
+        alert_id = f"{current.alert_id}:resolved"
+        reasons = [RESOLVED_REASON, *reasons]
+        return [make_alert(alert_id, self.kind, current.severity, entity, reasons, ts, [], current.score, True)]
+
+    def sweep(self, now: float) -> list[Alert]:
+        """Resolve every alert whose condition has not held for `quiet_s` before event time `now`."""
+        quiet = [entity for entity, o in self._open.items() if now - o.last_ts > self.quiet_s]
+        return [alert for entity in quiet for alert in self.clear(entity, now, ["quiet"])]
+
+
+class FraudAlerts:
+    """Fraud alerts from scored payments (per card or shopper) and register behaviour (per cashier).
+
+    A payment decided `review` raises a `warning`, `block` an `attention`, and a
+    score at or above the rule file's `emergency` an `emergency`. The entity is
+    the shopper for an online order of a registered account (account takeover
+    is about the account), otherwise the card (by pseudonym); a payment with
+    neither is its own entity. A cashier whose returns and voids fire the rule
+    file's `till` rules gets an alert of its own (refund abuse).
+
+    Parameters
+    ----------
+    rules
+        Thresholds (`review`, `block`, `emergency`) and the `till` rules.
+    quiet_s
+        Event-time seconds without a suspicious payment before an alert resolves.
+
+    Examples
+    --------
+    >>> from operators.fraud.payments import Payment
+    >>> book = RuleBook.from_toml('version = "r"\\n[decision]\\nreview = 0.5\\nblock = 0.9')
+    >>> alerts = FraudAlerts(book)
+    >>> pay = Payment("O1", "order_id", 0.0, 5.0, "USD", "card", "tok_1", None, None, "web", None, None,
+    ...               "NG", "US", "NG", None, None, None, "e1")
+    >>> verdict = FraudScore(0.95, "block", ["many payments on one card within 10 minutes"], "r", 0.95, 0.0, ())
+    >>> [(a.entity.type, a.severity.value) for a in alerts.learn_one(pay, verdict)]
+    [('card', 'attention')]
+    >>> alerts.learn_one(pay._replace(payment_id="O2", ts=60.0), verdict)  # the same burst: no new alert
+    []
+    """
+
+    def __init__(self, rules: RuleBook, quiet_s: float = 1800.0, max_open: int = 100_000) -> None:
+        self.rules = rules
+        self.quiet_s = quiet_s
+        self.max_open = max_open
+        self.book = AlertBook("fraud", quiet_s, max_open)
+
+    def set_rules(self, rules: RuleBook) -> None:
+        self.rules = rules
+
+    def severity_of(self, score: float) -> Severity | None:
+        """The severity a score raises, or None below `review`."""
+        if score >= self.rules.emergency:
+            return Severity.EMERGENCY
+        if score >= self.rules.block:
+            return Severity.ATTENTION
+        if score >= self.rules.review:
+            return Severity.WARNING
+        return None
+
+    def learn_one(self, payment: Payment, verdict: FraudScore) -> list[Alert]:
+        """Alerts a scored payment raises (none for `allow`, none while its entity's alert is open)."""
+        severity = self.severity_of(verdict.score)
+        if severity is None:
+            return []
+        return self.book.observe(
+            payment_entity(payment), payment.ts, severity, verdict.reasons, verdict.score, [payment.event_id]
+        )
+
+    def learn_till_one(self, action: TillAction, features: dict[str, float]) -> list[Alert]:
+        """Alerts a register action raises through the rule file's `till` rules (refund abuse)."""
+        score, reasons = self.rules.evaluate(features, scope="till")
+        severity = self.severity_of(score)
+        if severity is None:
+            return []
+        entity = Entity("cashier", f"{action.store_id}/{action.cashier_id}")
+        return self.book.observe(entity, action.ts, severity, reasons, score, [action.event_id])
+
+    def sweep(self, now: float) -> list[Alert]:
+        return self.book.sweep(now)
+
+
+def payment_entity(payment: Payment) -> Entity:
+    """Whom a suspicious payment's alert is about: the account online, else the card, else the payment."""
+    if payment.channel != "store" and payment.user_id is not None:
+        return Entity("user", payment.user_id)
+    if payment.card_token is not None:
+        return Entity("card", card_ref(payment.card_token))
+    return Entity("payment", payment.payment_id)

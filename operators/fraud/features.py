@@ -1,0 +1,348 @@
+"""Per-entity feature state for fraud scoring: card velocity, shopper history, order checks, register behaviour.
+
+Each class keeps the learned state of ONE entity (the flow keys them by card
+token, user and store) and `learn_one` returns the features of the payment it
+just saw, computed over history including that payment. The flow merges the
+dicts of one payment; a missing entity (cash sale: no card; guest checkout: no
+user) leaves its features at `FEATURE_DEFAULTS`. Time is always the event's
+`ts`, never the wall clock, so a replay after a crash yields the same features.
+Every history is capped by event time AND by count: a card used 10,000 times a
+minute costs no more memory than one used 200 times.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Mapping
+
+from operators.fraud.payments import Payment, TillAction
+
+FEATURE_CAPS: dict[str, float] = {
+    # name: the value where the model's scaled input saturates at 1 (see `vectorize`)
+    "card_payments_1m": 10.0,
+    "card_payments_10m": 20.0,
+    "card_payments_1h": 50.0,
+    "card_spend_10m": 10_000.0,
+    "card_spend_1h": 20_000.0,
+    "card_places_10m": 5.0,
+    "card_channels_10m": 3.0,
+    "card_countries_1h": 4.0,
+    "card_small_share_10m": 1.0,
+    "user_known": 1.0,
+    "user_new_device": 1.0,
+    "user_new_country": 1.0,
+    "user_amount_z": 10.0,
+    "user_age_h": 24.0 * 30,
+    "ip_billing_mismatch": 1.0,
+    "ship_billing_mismatch": 1.0,
+    "ip_ship_mismatch": 1.0,
+    "manual_entry": 1.0,
+    "card_not_present": 1.0,
+    "guest_checkout": 1.0,
+    "amount": 20_000.0,
+    "high_value": 1.0,
+    "cashier_noreceipt_1h": 20.0,
+    "cashier_noreceipt_excess": 20.0,
+    "cashier_voids_1h": 20.0,
+}
+"""Every feature the engine knows, in the model's input order, with its saturation value."""
+
+FEATURE_NAMES: tuple[str, ...] = tuple(FEATURE_CAPS)
+FEATURE_DEFAULTS: dict[str, float] = dict.fromkeys(FEATURE_NAMES, 0.0)
+_LOG_CAPS = tuple(math.log1p(cap) for cap in FEATURE_CAPS.values())
+
+
+def vectorize(features: Mapping[str, float]) -> list[float]:
+    """The features as the models' input: `log1p(v) / log1p(cap)` clipped to [0, 1], in `FEATURE_NAMES` order.
+
+    Fixed transforms instead of a running min-max scaler: the scale of a count or an
+    amount is known in advance, one extreme payment cannot squash every other input,
+    and the same payment maps to the same vector before and after a restart. Missing
+    and non-finite values count as 0.
+
+    >>> v = vectorize({"card_payments_10m": 20.0, "manual_entry": 1.0, "amount": float("nan")})
+    >>> v[FEATURE_NAMES.index("card_payments_10m")], v[FEATURE_NAMES.index("manual_entry")], v[-5]
+    (1.0, 1.0, 0.0)
+    """
+    get = features.get
+    out = []
+    for name, log_cap in zip(FEATURE_NAMES, _LOG_CAPS, strict=True):
+        value = get(name, 0.0)
+        if not value > 0.0:  # also NaN
+            out.append(0.0)
+        elif value == math.inf:
+            out.append(1.0)
+        else:
+            out.append(min(1.0, math.log1p(value) / log_cap))
+    return out
+
+
+class CardVelocity:
+    """Payments, spend and places of one card over sliding event-time windows (1 min, 10 min, 1 h).
+
+    Card testing shows as many payments within minutes, often small, from new
+    places and countries; a stolen card is used in several stores and channels at
+    once. Windows end at the payment's own `ts`: a late payment sees the history
+    as it was then, and its own count includes itself.
+
+    Cost: one pass over the card's kept payments (at most `max_payments`).
+
+    Parameters
+    ----------
+    max_payments
+        Payments kept per card: bounds memory and cost for a card in a burst.
+    small_amount
+        Payments below this count as small (card testing probes with small amounts).
+
+    Examples
+    --------
+    >>> from operators.fraud.payments import Payment
+    >>> def pay(ts, amount):
+    ...     return Payment("O1", "order_id", ts, amount, "USD", "card", "tok", None, None, "web",
+    ...                    None, None, "NG", "US", "NG", None, None, None, "e")
+    >>> card = CardVelocity()
+    >>> _ = card.learn_one(pay(0.0, 1.0))
+    >>> f = card.learn_one(pay(30.0, 2.5))
+    >>> f["card_payments_1m"], f["card_spend_10m"], f["card_small_share_10m"]
+    (2.0, 3.5, 1.0)
+    >>> card.learn_one(pay(4000.0, 900.0))["card_payments_1h"]  # the first two have aged out
+    1.0
+    """
+
+    def __init__(self, max_payments: int = 200, small_amount: float = 10.0) -> None:
+        self.max_payments = max_payments
+        self.small_amount = small_amount
+        # (ts, amount, place, channel, country) in arrival order
+        self._payments: deque[tuple[float, float, str, str, str]] = deque(maxlen=max_payments)
+        self._newest = -math.inf
+
+    def learn_one(self, payment: Payment) -> dict[str, float]:
+        ts = payment.ts
+        place = payment.store_id or payment.channel
+        country = payment.ip_country or ""
+        self._payments.append((ts, payment.amount, place, payment.channel, country))
+        # Age out against the newest ts seen: a late event must not rewind the window.
+        self._newest = max(self._newest, ts)
+        while self._payments and self._payments[0][0] <= self._newest - 3600.0:
+            self._payments.popleft()
+        n_1m = n_10m = n_1h = small_10m = 0
+        spend_10m = spend_1h = 0.0
+        places: set[str] = set()
+        channels: set[str] = set()
+        countries: set[str] = set()
+        small = self.small_amount
+        for p_ts, amount, p_place, p_channel, p_country in self._payments:
+            age = ts - p_ts
+            if age < 0.0 or age >= 3600.0:
+                continue
+            n_1h += 1
+            spend_1h += amount
+            if p_country:
+                countries.add(p_country)
+            if age < 600.0:
+                n_10m += 1
+                spend_10m += amount
+                places.add(p_place)
+                channels.add(p_channel)
+                if amount < small:
+                    small_10m += 1
+                if age < 60.0:
+                    n_1m += 1
+        return {
+            "card_payments_1m": float(n_1m),
+            "card_payments_10m": float(n_10m),
+            "card_payments_1h": float(n_1h),
+            "card_spend_10m": spend_10m,
+            "card_spend_1h": spend_1h,
+            "card_places_10m": float(len(places)),
+            "card_channels_10m": float(len(channels)),
+            "card_countries_1h": float(len(countries)),
+            "card_small_share_10m": small_10m / n_10m if n_10m else 0.0,
+        }
+
+
+class ShopperHistory:
+    """What one registered shopper usually does: devices, countries, spend, tenure.
+
+    Account takeover shows as a known account on a new device, from a new
+    country, spending far above its own habit. A first payment has nothing to
+    compare with, so the novelty features stay 0 until the account has history
+    (`user_known` says which case it is). Spend habit is the running mean and
+    variance of log amounts (Welford), so a 10x basket is a large z whatever the
+    shopper's usual scale.
+
+    Parameters
+    ----------
+    max_known
+        Devices and countries remembered per shopper (the least recently used go first).
+
+    Examples
+    --------
+    >>> from operators.fraud.payments import Payment
+    >>> def pay(ts, amount, device, country):
+    ...     return Payment("O1", "order_id", ts, amount, "USD", "card", "tok", None, None, "web",
+    ...                    "U1", device, country, country, country, None, None, None, "e")
+    >>> shopper = ShopperHistory()
+    >>> shopper.learn_one(pay(0.0, 40.0, "D1", "US"))["user_known"]
+    0.0
+    >>> _ = shopper.learn_one(pay(3600.0, 50.0, "D1", "US"))
+    >>> f = shopper.learn_one(pay(7200.0, 2000.0, "D9", "RO"))
+    >>> f["user_new_device"], f["user_new_country"], f["user_amount_z"] > 3, f["user_age_h"]
+    (1.0, 1.0, True, 2.0)
+    """
+
+    def __init__(self, max_known: int = 8) -> None:
+        self.max_known = max_known
+        self._first_ts = math.inf
+        self._n = 0
+        self._mean = 0.0
+        self._m2 = 0.0
+        self._devices: dict[str, None] = {}  # insertion-ordered: an LRU set
+        self._countries: dict[str, None] = {}
+
+    def learn_one(self, payment: Payment) -> dict[str, float]:
+        known = self._n > 0
+        new_device = new_country = 0.0
+        z = 0.0
+        log_amount = math.log1p(max(payment.amount, 0.0))
+        if known:
+            if payment.device_id is not None and payment.device_id not in self._devices:
+                new_device = 1.0
+            for country in (payment.ip_country, payment.shipping_country):
+                if country is not None and country not in self._countries:
+                    new_country = 1.0
+            # A floor on the spread: two equal baskets must not make the third one infinitely odd.
+            std = max(math.sqrt(self._m2 / self._n), 0.25)
+            z = (log_amount - self._mean) / std
+        age_h = max(0.0, payment.ts - self._first_ts) / 3600.0 if known else 0.0
+        self._first_ts = min(self._first_ts, payment.ts)
+        self._n += 1
+        delta = log_amount - self._mean
+        self._mean += delta / self._n
+        self._m2 += delta * (log_amount - self._mean)
+        _remember(self._devices, payment.device_id, self.max_known)
+        _remember(self._countries, payment.ip_country, self.max_known)
+        _remember(self._countries, payment.shipping_country, self.max_known)
+        return {
+            "user_known": 1.0 if known else 0.0,
+            "user_new_device": new_device,
+            "user_new_country": new_country,
+            "user_amount_z": z,
+            "user_age_h": age_h,
+        }
+
+
+def _remember(known: dict[str, None], value: str | None, limit: int) -> None:
+    if value is None:
+        return
+    known.pop(value, None)
+    known[value] = None
+    if len(known) > limit:
+        del known[next(iter(known))]
+
+
+class OrderChecks:
+    """Checks that need nothing but the payment itself: country mismatches, manual entry, value.
+
+    Stateless, so it needs no key; `learn_one` is named like the others so the
+    flow treats every extractor alike.
+
+    Parameters
+    ----------
+    high_value
+        Amount from which a payment counts as high value.
+
+    Examples
+    --------
+    >>> from operators.fraud.payments import Payment
+    >>> p = Payment("T1", "txn_id", 0.0, 1500.0, "USD", "card", "tok", "411111", "manual", "store",
+    ...             None, None, None, None, None, "S1", "R1", "C1", "e")
+    >>> f = OrderChecks().learn_one(p)
+    >>> f["manual_entry"], f["high_value"], f["card_not_present"], f["ip_billing_mismatch"]
+    (1.0, 1.0, 0.0, 0.0)
+    """
+
+    def __init__(self, high_value: float = 1000.0) -> None:
+        self.high_value = high_value
+
+    def learn_one(self, payment: Payment) -> dict[str, float]:
+        ip, billing, shipping = payment.ip_country, payment.billing_country, payment.shipping_country
+        online = payment.channel != "store"
+        return {
+            "ip_billing_mismatch": 1.0 if ip and billing and ip != billing else 0.0,
+            "ship_billing_mismatch": 1.0 if shipping and billing and shipping != billing else 0.0,
+            "ip_ship_mismatch": 1.0 if ip and shipping and ip != shipping else 0.0,
+            "manual_entry": 1.0 if payment.entry_mode == "manual" else 0.0,
+            "card_not_present": 1.0 if online else 0.0,
+            "guest_checkout": 1.0 if online and payment.user_id is None else 0.0,
+            "amount": max(payment.amount, 0.0),
+            "high_value": 1.0 if payment.amount >= self.high_value else 0.0,
+        }
+
+
+class RegisterBehaviour:
+    """Returns without receipt and voids per cashier of one store, against the store's own norm.
+
+    Refund abuse shows as one cashier refunding without receipts far more often
+    than colleagues at the same store (cash or gift card, to an accomplice).
+    Comparing with the store's other cashiers, not a global constant, keeps a busy
+    flagship and a quiet kiosk on the same scale. Counts are over the last hour of
+    event time; each cashier keeps at most `max_actions` recent actions.
+
+    Parameters
+    ----------
+    window_s
+        Event-time seconds of history that count.
+    max_actions
+        Returns and voids kept per cashier.
+    max_cashiers
+        Cashiers tracked per store (the least recently active go first).
+
+    Examples
+    --------
+    >>> from operators.fraud.payments import TillAction
+    >>> store = RegisterBehaviour()
+    >>> for i in range(4):
+    ...     _ = store.learn_one(TillAction("return", f"T{i}", i * 60.0, 20.0, "S1", "R1", "C1", False, "e"))
+    >>> _ = store.learn_one(TillAction("return", "T9", 300.0, 20.0, "S1", "R2", "C2", True, "e"))
+    >>> f = store.learn_one(TillAction("return", "T5", 360.0, 20.0, "S1", "R1", "C1", False, "e"))
+    >>> f["cashier_noreceipt_1h"], f["cashier_noreceipt_excess"]
+    (5.0, 5.0)
+    """
+
+    def __init__(self, window_s: float = 3600.0, max_actions: int = 256, max_cashiers: int = 256) -> None:
+        self.window_s = window_s
+        self.max_actions = max_actions
+        self.max_cashiers = max_cashiers
+        # cashier -> (ts, is_void) of returns without receipt and voids, arrival order
+        self._actions: dict[str, deque[tuple[float, bool]]] = {}
+        self._newest = -math.inf
+
+    def learn_one(self, action: TillAction) -> dict[str, float]:
+        cashier = action.cashier_id
+        history = self._actions.pop(cashier, None)
+        if history is None:
+            history = deque(maxlen=self.max_actions)
+        self._actions[cashier] = history  # most recently active last
+        if len(self._actions) > self.max_cashiers:
+            del self._actions[next(iter(self._actions))]
+        if action.kind == "void":
+            history.append((action.ts, True))
+        elif action.kind == "return" and not action.with_receipt:
+            history.append((action.ts, False))
+        self._newest = max(self._newest, action.ts)
+        horizon = self._newest - self.window_s
+        for kept in self._actions.values():
+            while kept and kept[0][0] <= horizon:
+                kept.popleft()
+        noreceipt = float(sum(1 for _, is_void in history if not is_void))
+        voids = float(len(history)) - noreceipt
+        # The norm: mean over the store's other cashiers seen recently (this one's excess is what stands out).
+        others = [sum(1 for _, v in kept if not v) for c, kept in self._actions.items() if c != cashier]
+        norm = sum(others) / len(others) if others else 0.0
+        return {
+            "cashier_noreceipt_1h": noreceipt,
+            "cashier_noreceipt_excess": max(0.0, noreceipt - norm),
+            "cashier_voids_1h": voids,
+        }

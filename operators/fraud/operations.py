@@ -1,0 +1,287 @@
+"""Operational anomalies: stores and registers gone quiet, shrink spikes, bursts of dead letters.
+
+Silence cannot be seen in the silent entity's own events (there are none), so
+each watcher holds ALL its entities (low-volume state: stores, registers,
+locations, topics) and is driven by a clock: `tick(now)` with the event time of
+any other traffic. A store whose tills stop while the rest of the chain sells
+is noticed, and nothing is noticed when the whole stream merely pauses (the
+clock stops with it). Every alert goes through an `AlertBook`: one open alert
+per entity, one `resolved` when it clears.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass
+
+from events.alerts import Alert, Entity, Severity
+from operators.fraud.alerts import AlertBook
+
+
+@dataclass(slots=True)
+class _Pulse:
+    last_ts: float
+    gap: float  # EWMA of the gap between sales, seconds, all hours
+    by_hour: list[float]  # EWMA gap per hour of day (nan until seen)
+    seen: int
+
+
+class SalesPulse:
+    """Sales rate per store and per register against each one's own recent baseline; flags silence.
+
+    The baseline is an EWMA of the gap between consecutive sales, kept per hour of
+    day (a store is slower at 8 am than at noon) and overall for hours not seen yet.
+    An entity is silent when no sale came for `factor` times its usual gap, and at
+    least `min_silence_s`: a quiet store (one sale every 5 minutes) gets more slack
+    than a flagship. A silent store raises `attention` (tills down or the store
+    cut off), a silent register `warning`. Any sale resolves it.
+
+    Parameters
+    ----------
+    factor
+        Silence threshold in usual gaps.
+    store_min_silence_s, register_min_silence_s
+        Floors of the silence threshold.
+    min_sales
+        Sales an entity needs before its silence counts (a baseline first).
+    alpha
+        EWMA weight of a new gap.
+
+    Examples
+    --------
+    >>> pulse = SalesPulse(store_min_silence_s=300, register_min_silence_s=600, min_sales=5)
+    >>> for i in range(20):
+    ...     pulse.learn_one("S1", "S1-R1", i * 10.0)
+    ...     pulse.learn_one("S2", "S2-R1", i * 10.0 + 5)
+    >>> for t in range(200, 800, 10):
+    ...     pulse.learn_one("S2", "S2-R1", float(t))
+    >>> [(a.entity.type, a.entity.id, a.severity.value) for a in pulse.tick(800.0)]
+    [('store', 'S1', 'attention'), ('register', 'S1-R1', 'warning')]
+    >>> pulse.learn_one("S1", "S1-R1", 810.0)
+    >>> [(a.entity.id, a.reasons[0]) for a in pulse.tick(810.0)]
+    [('S1', 'resolved'), ('S1-R1', 'resolved')]
+    """
+
+    def __init__(
+        self,
+        factor: float = 10.0,
+        store_min_silence_s: float = 300.0,
+        register_min_silence_s: float = 900.0,
+        min_sales: int = 20,
+        alpha: float = 0.05,
+        max_entities: int = 100_000,
+    ) -> None:
+        self.factor = factor
+        self.store_min_silence_s = store_min_silence_s
+        self.register_min_silence_s = register_min_silence_s
+        self.min_sales = min_sales
+        self.alpha = alpha
+        self.max_entities = max_entities
+        self._pulses: dict[Entity, _Pulse] = {}
+        self._resolved: list[Alert] = []
+        self.book = AlertBook("anomaly", quiet_s=math.inf, max_open=max_entities)
+
+    def learn_one(self, store_id: str, register_id: str, ts: float) -> None:
+        """A sale at `register_id` of `store_id` at event time `ts`."""
+        for entity in (Entity("store", store_id), Entity("register", register_id)):
+            self._beat(entity, ts)
+
+    def _beat(self, entity: Entity, ts: float) -> None:
+        pulse = self._pulses.get(entity)
+        if pulse is None:
+            if len(self._pulses) >= self.max_entities:
+                return
+            self._pulses[entity] = _Pulse(ts, math.nan, [math.nan] * 24, 1)
+            return
+        if ts <= pulse.last_ts:
+            return  # a late sale says nothing about the gap now
+        gap = ts - pulse.last_ts
+        pulse.last_ts = ts
+        pulse.seen += 1
+        pulse.gap = gap if math.isnan(pulse.gap) else pulse.gap + self.alpha * (gap - pulse.gap)
+        hour = int(ts // 3600.0) % 24
+        usual = pulse.by_hour[hour]
+        pulse.by_hour[hour] = gap if math.isnan(usual) else usual + self.alpha * (gap - usual)
+        if self.book.is_open(entity):
+            self._resolved += self.book.clear(entity, ts, ["sales resumed"])
+
+    def tick(self, now: float) -> list[Alert]:
+        """Alerts at event time `now`: silences that began, and those resolved since the last tick."""
+        alerts, self._resolved = self._resolved, []
+        hour = int(now // 3600.0) % 24
+        for entity, pulse in self._pulses.items():
+            if pulse.seen < self.min_sales or self.book.is_open(entity):
+                continue
+            usual = pulse.by_hour[hour]
+            if math.isnan(usual):
+                usual = pulse.gap
+            is_store = entity.type == "store"
+            floor = self.store_min_silence_s if is_store else self.register_min_silence_s
+            if now - pulse.last_ts > max(floor, self.factor * usual):
+                severity = Severity.ATTENTION if is_store else Severity.WARNING
+                reason = "store sales stopped" if is_store else "register silent"
+                alerts += self.book.observe(entity, now, severity, [reason])
+        return alerts
+
+
+class ShrinkWatch:
+    """Shrink adjustments per location over a sliding window, against the other locations' norm.
+
+    A spike of shrink write-offs at one location (theft, a mis-scanning
+    handheld) stands out against the chain: the threshold is the mean count of
+    the other locations plus `z` Poisson standard deviations, plus `min_excess`.
+    Comparing with peers works from the first hour, where a location's own
+    baseline would need days.
+
+    Parameters
+    ----------
+    window_s
+        Event-time seconds of history that count.
+    z
+        Standard deviations above the peer mean.
+    min_excess
+        Adjustments above the peer mean needed at least.
+    max_per_location
+        Adjustments kept per location (bounds a runaway location).
+
+    Examples
+    --------
+    >>> watch = ShrinkWatch(window_s=1800, min_excess=5)
+    >>> for loc in ("S1", "S2", "S3"):
+    ...     _ = watch.learn_one(loc, 1, 0.0)
+    >>> alerts = []
+    >>> for i in range(10):
+    ...     alerts += watch.learn_one("S2", 2, 60.0 + i)
+    >>> [(a.entity.id, a.severity.value) for a in alerts]
+    [('S2', 'attention')]
+    >>> [a.reasons[0] for a in watch.tick(4000.0)]
+    ['resolved']
+    """
+
+    def __init__(
+        self, window_s: float = 1800.0, z: float = 4.0, min_excess: float = 10.0, max_per_location: int = 10_000
+    ) -> None:
+        self.window_s = window_s
+        self.z = z
+        self.min_excess = min_excess
+        self.max_per_location = max_per_location
+        self._events: dict[str, deque[tuple[float, int]]] = {}
+        self._totals: dict[str, int] = {}
+        self._newest = -math.inf
+        self.book = AlertBook("anomaly", quiet_s=window_s)
+
+    def learn_one(self, location_id: str, units: int, ts: float) -> list[Alert]:
+        """A shrink adjustment of `units` (positive) at `location_id`; alerts it raises."""
+        kept = self._events.setdefault(location_id, deque(maxlen=self.max_per_location))
+        if len(kept) == kept.maxlen:
+            self._totals[location_id] -= 1
+        kept.append((ts, abs(units)))
+        self._totals[location_id] = self._totals.get(location_id, 0) + 1
+        self._age(ts)
+        count = self._totals[location_id]
+        others = [n for loc, n in self._totals.items() if loc != location_id]
+        norm = sum(others) / len(others) if others else 0.0
+        if count > norm + max(self.min_excess, self.z * math.sqrt(max(norm, 1.0))):
+            entity = Entity("location", location_id)
+            reason = "shrink adjustments far above the other locations"
+            return self.book.observe(entity, ts, Severity.ATTENTION, [reason], float(count))
+        return []
+
+    def _age(self, ts: float) -> None:
+        self._newest = max(self._newest, ts)
+        horizon = self._newest - self.window_s
+        for location_id, kept in self._events.items():
+            while kept and kept[0][0] <= horizon:
+                kept.popleft()
+                self._totals[location_id] -= 1
+
+    def tick(self, now: float) -> list[Alert]:
+        """Resolved alerts of locations back to normal for a whole window by event time `now`."""
+        self._age(now)
+        return self.book.sweep(now)
+
+
+class DeadLetterRate:
+    """Dead letters per source topic per minute, against the topic's own EWMA baseline.
+
+    A burst of malformed events from one topic means a producer shipped a bad
+    release or a schema changed under it; a steady trickle is normal life. A
+    minute counts as a burst when it holds at least `min_burst` dead letters and
+    `factor` times the baseline. The baseline learns only from minutes that were
+    not bursts, so a long outage does not become the new normal.
+
+    Parameters
+    ----------
+    factor
+        Burst threshold as a multiple of the baseline per minute.
+    min_burst
+        Dead letters in one minute needed at least.
+    alpha
+        EWMA weight of a finished minute.
+
+    Examples
+    --------
+    >>> rate = DeadLetterRate(min_burst=20)
+    >>> for minute in range(10):
+    ...     for i in range(2):
+    ...         _ = rate.learn_one("omni.pos", minute * 60.0 + i)
+    >>> alerts = [a for i in range(30) for a in rate.learn_one("omni.pos", 600.0 + i)]
+    >>> [(a.entity.type, a.entity.id, a.severity.value) for a in alerts]
+    [('topic', 'omni.pos', 'attention')]
+    >>> [a.reasons[0] for a in rate.tick(800.0)]
+    ['resolved']
+    """
+
+    def __init__(self, factor: float = 5.0, min_burst: int = 50, alpha: float = 0.1) -> None:
+        self.factor = factor
+        self.min_burst = min_burst
+        self.alpha = alpha
+        self._minute: dict[str, int] = {}
+        self._count: dict[str, int] = {}
+        self._baseline: dict[str, float] = {}
+        self.book = AlertBook("anomaly", quiet_s=math.inf)
+
+    def learn_one(self, source_topic: str, ts: float) -> list[Alert]:
+        """A dead letter from `source_topic` at `ts`; alerts it raises."""
+        minute = int(ts // 60.0)
+        alerts = self._roll(source_topic, minute)
+        self._count[source_topic] = self._count.get(source_topic, 0) + 1
+        count = self._count[source_topic]
+        if count >= self._threshold(source_topic):
+            entity = Entity("topic", source_topic)
+            alerts += self.book.observe(entity, ts, Severity.ATTENTION, ["burst of malformed events"], float(count))
+        return alerts
+
+    def _threshold(self, source_topic: str) -> float:
+        return max(float(self.min_burst), self.factor * self._baseline.get(source_topic, 0.0))
+
+    def _roll(self, source_topic: str, minute: int) -> list[Alert]:
+        current = self._minute.get(source_topic)
+        if current is None:
+            self._minute[source_topic] = minute
+            self._count[source_topic] = 0
+            return []
+        if minute <= current:
+            return []  # late dead letters count in the open minute
+        count = self._count[source_topic]
+        entity = Entity("topic", source_topic)
+        alerts: list[Alert] = []
+        if self.book.is_open(entity):
+            calm_minute = current if count < self._threshold(source_topic) else current + 1
+            if calm_minute < minute:  # a closed minute (maybe an empty one skipped) was below the threshold
+                alerts = self.book.clear(entity, (calm_minute + 1) * 60.0, ["dead letters back to normal"])
+        else:
+            baseline = self._baseline.get(source_topic)
+            # Minutes skipped without dead letters count as zeros.
+            for observed in [count] + [0] * min(minute - current - 1, 60):
+                baseline = observed if baseline is None else baseline + self.alpha * (observed - baseline)
+            self._baseline[source_topic] = float(baseline or 0.0)
+        self._minute[source_topic] = minute
+        self._count[source_topic] = 0
+        return alerts
+
+    def tick(self, now: float) -> list[Alert]:
+        """Close minutes up to event time `now` for every topic; resolved alerts of bursts that ended."""
+        minute = int(now // 60.0)
+        return [alert for topic in list(self._minute) for alert in self._roll(topic, minute)]

@@ -1,0 +1,214 @@
+"""Fraud rules declared in a versioned TOML file, and their evaluation.
+
+Analysts change thresholds and weights without a deploy: the flow re-reads
+`deploy/fraud/rules.toml` when it changes and swaps in the new `RuleBook`.
+Parsing is strict and all-or-nothing: any mistake raises `RuleBookError`
+naming the rule and field at fault, and the caller keeps the rules it had.
+
+A rule fires when ALL its conditions hold; the rule score is the noisy-OR of
+the fired rules' weights, `1 - prod(1 - weight)`, so it stays in [0, 1],
+grows with each independent piece of evidence, and one strong rule alone can
+reach the block threshold. Reasons are the fired rules' texts, strongest
+first; they name behaviour, never a card, a BIN or a shopper.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from operators.fraud.features import FEATURE_NAMES
+
+_OPERATORS: dict[str, Callable[[float, float], bool]] = {
+    ">=": operator.ge,
+    ">": operator.gt,
+    "<=": operator.le,
+    "<": operator.lt,
+    "==": operator.eq,
+}
+SCOPES = ("payment", "till")
+"""`payment`: scored card payments (sales, purchases). `till`: register actions (returns, voids)."""
+
+
+class RuleBookError(ValueError):
+    """The rules file is not valid; the message names the rule and the field."""
+
+
+@dataclass(frozen=True, slots=True)
+class Condition:
+    """`feature op threshold`, e.g. `card_payments_10m >= 4`."""
+
+    feature: str
+    op: str
+    threshold: float
+
+    def holds(self, features: Mapping[str, float]) -> bool:
+        return _OPERATORS[self.op](features.get(self.feature, 0.0), self.threshold)
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """One named rule: conditions that must all hold, its weight in the rule score, its reason text."""
+
+    name: str
+    when: tuple[Condition, ...]
+    weight: float
+    reason: str
+    scope: str = "payment"
+
+    def fires(self, features: Mapping[str, float]) -> bool:
+        return all(condition.holds(features) for condition in self.when)
+
+
+class RuleBook:
+    """A versioned set of rules and the decision thresholds that turn a score into allow/review/block.
+
+    Parameters
+    ----------
+    version
+        The rule file's version; it goes into every score's `model_version`.
+    rules
+        The rules, in file order.
+    review
+        Scores at or above this are reviewed.
+    block
+        Scores at or above this are blocked (>= `review`).
+    emergency
+        Scores at or above this raise `emergency` alerts rather than `attention` ones.
+
+    Examples
+    --------
+    >>> book = RuleBook.from_toml('''
+    ... version = "test-1"
+    ... [decision]
+    ... review = 0.5
+    ... block = 0.9
+    ... [[rule]]
+    ... name = "card_testing"
+    ... when = [["card_payments_10m", ">=", 4]]
+    ... weight = 0.7
+    ... reason = "many payments on one card within 10 minutes"
+    ... ''')
+    >>> book.evaluate({"card_payments_10m": 5.0})
+    (0.7, ['many payments on one card within 10 minutes'])
+    >>> book.decision(0.7)
+    'review'
+    >>> try:
+    ...     RuleBook.from_toml('version = "x"\\n[decision]\\nreview = 0.9\\nblock = 0.5')
+    ... except RuleBookError as ex:
+    ...     print(ex)
+    [decision]: review (0.9) must be <= block (0.5)
+    """
+
+    def __init__(
+        self, version: str, rules: tuple[Rule, ...], review: float, block: float, emergency: float = 1.0
+    ) -> None:
+        self.version = version
+        self.rules = rules
+        self.review = review
+        self.block = block
+        self.emergency = emergency
+        self._by_scope = {scope: tuple(r for r in rules if r.scope == scope) for scope in SCOPES}
+
+    @classmethod
+    def from_toml(cls, text: str) -> RuleBook:
+        """Parse a rules file; raises `RuleBookError` (never anything else) when it is not valid."""
+        try:
+            doc = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as ex:
+            raise RuleBookError(f"not TOML: {ex}") from ex
+        except (TypeError, AttributeError) as ex:
+            raise RuleBookError(f"not text: {ex}") from ex
+        version = doc.get("version")
+        if not isinstance(version, str) or not version:
+            raise RuleBookError("version: a non-empty string is required")
+        decision = doc.get("decision")
+        if not isinstance(decision, dict):
+            raise RuleBookError("[decision]: the table with review and block is required")
+        review = _probability(decision, "review", "[decision]")
+        block = _probability(decision, "block", "[decision]")
+        emergency = _probability(decision, "emergency", "[decision]", default=1.0)
+        if review > block:
+            raise RuleBookError(f"[decision]: review ({review}) must be <= block ({block})")
+        if block > emergency:
+            raise RuleBookError(f"[decision]: block ({block}) must be <= emergency ({emergency})")
+        raw_rules = doc.get("rule", [])
+        if not isinstance(raw_rules, list):
+            raise RuleBookError("rule: must be an array of tables ([[rule]])")
+        rules = []
+        names: set[str] = set()
+        for i, raw in enumerate(raw_rules):
+            rule = _rule(raw, i)
+            if rule.name in names:
+                raise RuleBookError(f"rule {rule.name!r}: name used twice")
+            names.add(rule.name)
+            rules.append(rule)
+        return cls(version, tuple(rules), review, block, emergency)
+
+    def evaluate(self, features: Mapping[str, float], scope: str = "payment") -> tuple[float, list[str]]:
+        """The rule score in [0, 1] and the fired rules' reasons, strongest first."""
+        fired = [rule for rule in self._by_scope.get(scope, ()) if rule.fires(features)]
+        if not fired:
+            return 0.0, []
+        fired.sort(key=lambda rule: -rule.weight)
+        allowed = 1.0
+        for rule in fired:
+            allowed *= 1.0 - rule.weight
+        return round(1.0 - allowed, 6), [rule.reason for rule in fired]
+
+    def decision(self, score: float) -> str:
+        """`allow`, `review` or `block` by this file's thresholds."""
+        if score >= self.block:
+            return "block"
+        if score >= self.review:
+            return "review"
+        return "allow"
+
+    def __repr__(self) -> str:
+        return f"RuleBook(version={self.version!r}, rules={len(self.rules)}, review={self.review}, block={self.block})"
+
+
+def _probability(table: Mapping[str, Any], key: str, where: str, default: float | None = None) -> float:
+    value = table.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 <= value <= 1.0:
+        raise RuleBookError(f"{where}: {key} must be a number in [0, 1], got {value!r}")
+    return float(value)
+
+
+def _rule(raw: Any, index: int) -> Rule:
+    if not isinstance(raw, dict):
+        raise RuleBookError(f"rule #{index + 1}: must be a table")
+    name = raw.get("name")
+    if not isinstance(name, str) or not name:
+        raise RuleBookError(f"rule #{index + 1}: name must be a non-empty string")
+    where = f"rule {name!r}"
+    unknown = set(raw) - {"name", "when", "weight", "reason", "scope"}
+    if unknown:
+        raise RuleBookError(f"{where}: unknown field(s) {sorted(unknown)}")
+    weight = _probability(raw, "weight", where)
+    reason = raw.get("reason")
+    if not isinstance(reason, str) or not reason:
+        raise RuleBookError(f"{where}: reason must be a non-empty string")
+    scope = raw.get("scope", "payment")
+    if scope not in SCOPES:
+        raise RuleBookError(f"{where}: scope must be one of {list(SCOPES)}, got {scope!r}")
+    when = raw.get("when")
+    if not isinstance(when, list) or not when:
+        raise RuleBookError(f"{where}: when must be a non-empty list of [feature, op, threshold]")
+    conditions = []
+    for condition in when:
+        if not isinstance(condition, list) or len(condition) != 3:
+            raise RuleBookError(f"{where}: condition {condition!r} must be [feature, op, threshold]")
+        feature, op, threshold = condition
+        if feature not in FEATURE_NAMES:
+            raise RuleBookError(f"{where}: unknown feature {feature!r}")
+        if op not in _OPERATORS:
+            raise RuleBookError(f"{where}: operator {op!r} must be one of {list(_OPERATORS)}")
+        if isinstance(threshold, bool) or not isinstance(threshold, int | float) or not math.isfinite(threshold):
+            raise RuleBookError(f"{where}: threshold of {feature} must be a finite number, got {threshold!r}")
+        conditions.append(Condition(feature, op, float(threshold)))
+    return Rule(name, tuple(conditions), weight, reason, scope)
