@@ -1,0 +1,81 @@
+"""Refuses raw card numbers anywhere in an event (CONTRACT.md: the contract carries tokens only).
+
+A producer that leaks a primary account number (PAN) into any field, `card_token` or
+free text alike, must not get it into Omnistream's state, logs or streams: the event is
+dead-lettered with the reason `raw card number refused`, and the digits of every
+card-number-like run in the kept `raw` are masked.
+
+A card number here is 13-19 digits, optionally grouped with spaces or dashes, that passes
+the Luhn check. The check runs on every POS and clickstream payload, so it starts with a
+pre-check done entirely in C: digits become `0`, spaces and dashes vanish, and only a
+payload holding thirteen zeros in a row (a long digit run) goes on to the regex and Luhn.
+Timestamps (`2026-11-22T01:23:45.123Z`: at most 8 digits in a row once dashes go), prices,
+quantities and the contract's ids never get that far.
+
+Caveat: a 13-19 digit number that happens to be Luhn-valid (one in ten) is refused too,
+whatever its field; ids of that shape are not card-safe anyway.
+"""
+
+from __future__ import annotations
+
+import re
+
+CARD_NUMBER_REFUSED = "raw card number refused"
+
+_ZERO_DIGITS = bytes.maketrans(b"123456789", b"000000000")
+_LONG_RUN = b"0" * 13
+_RUN = re.compile(rb"[0-9](?:[ -]?[0-9])+")
+_NOT_DIGIT = re.compile(rb"[^0-9]")
+
+
+def luhn_valid(digits: bytes) -> bool:
+    """The Luhn checksum of a digit string.
+
+    >>> luhn_valid(b"4111111111111111"), luhn_valid(b"4111111111111112")
+    (True, False)
+    """
+    total = 0
+    for position, char in enumerate(reversed(digits)):
+        value = char - 48
+        if position % 2:
+            value *= 2
+            if value > 9:
+                value -= 9
+        total += value
+    return total % 10 == 0
+
+
+def _card_runs(raw: bytes) -> list[re.Match[bytes]]:
+    if _LONG_RUN not in raw.translate(_ZERO_DIGITS, b" -"):
+        return []
+    found = []
+    for match in _RUN.finditer(raw):
+        digits = _NOT_DIGIT.sub(b"", match.group())
+        if 13 <= len(digits) <= 19 and luhn_valid(digits):
+            found.append(match)
+    return found
+
+
+def contains_card_number(raw: bytes) -> bool:
+    """Whether any 13-19 digit, Luhn-valid run (spaces/dashes allowed) appears in `raw`.
+
+    >>> contains_card_number(b'{"card_token":"4111 1111 1111 1111","ts":"2026-11-22T01:23:45.123Z"}')
+    True
+    >>> contains_card_number(b'{"card_token":"tok_9f8e7d6c5b4a3921","total":1234567.5}')
+    False
+    """
+    return bool(_card_runs(raw))
+
+
+def mask_card_numbers(raw: bytes) -> bytes:
+    """`raw` with every digit of each card-number run replaced by `*` (separators kept).
+
+    >>> mask_card_numbers(b'{"note":"pan 4111-1111-1111-1111 ok","qty":2}')
+    b'{"note":"pan ****-****-****-**** ok","qty":2}'
+    """
+    out = bytearray(raw)
+    for match in _card_runs(raw):
+        for i in range(match.start(), match.end()):
+            if 48 <= out[i] <= 57:
+                out[i] = 42  # "*"
+    return bytes(out)
