@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 
-from prometheus_client import Counter, Histogram, start_http_server
+from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +42,29 @@ END_TO_END_LAG = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0),
 )
 
+
+# --- fraud flow (flows/fraud.py) ------------------------------------------------------------------------
+FRAUD_SCORES = Histogram(
+    "omnistream_fraud_score", "Fraud scores given to payments.", ["flow"],
+    buckets=(0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0),
+)  # fmt: skip
+FRAUD_DECISIONS = Counter("omnistream_fraud_decisions_total", "Payments scored, by decision.", ["flow", "decision"])
+FRAUD_LABELS = Counter(
+    "omnistream_fraud_labels_total",
+    "fraud_label events and matured payments the supervised model learned from (outcome: fraud, legit, "
+    "presumed_legit), or could not join to a scored payment (unmatched).",
+    ["flow", "outcome"],
+)
+FRAUD_MODEL_UPDATES = Gauge(
+    "omnistream_fraud_model_updates", "Supervised-model updates so far, per scorer shard.", ["flow", "shard"]
+)
+FRAUD_RULES = Gauge("omnistream_fraud_rules_info", "The rules file version in force (value 1).", ["flow", "version"])
+FRAUD_RULES_RELOADS = Counter(
+    "omnistream_fraud_rules_reloads_total", "Rules file reloads, by outcome (applied, refused).", ["flow", "outcome"]
+)
+FRAUD_STATE_ENTITIES = Gauge(
+    "omnistream_fraud_state_entities", "Entities held in the fraud flow's state, by stage.", ["flow", "stage"]
+)
 
 PORTS_PER_FLOW = 16
 """Each flow's processes serve metrics on `base + PORTS_PER_FLOW * flow_ordinal + process_index`."""

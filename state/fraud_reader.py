@@ -124,8 +124,9 @@ class FraudReader:
         lower: str = f"({wanted.after_id}" if wanted.after_id else "-"
         scanned = 0
         while len(found) < limit and scanned < self.max_scanned:
-            page: list[tuple[bytes, dict[bytes, bytes]]] = await self._client.xrevrange(
-                stream, max=upper, min=lower, count=self.scan_page
+            page = cast(
+                list[tuple[bytes, dict[bytes, bytes]]],
+                await self._client.xrevrange(stream, max=upper, min=lower, count=self.scan_page),
             )
             if not page:
                 break
@@ -143,7 +144,7 @@ class FraudReader:
 
     async def newest_alert_id(self) -> str:
         """The id of the newest entry of the alerts stream (`0-0` when empty): where a live tail starts."""
-        last: list[tuple[bytes, dict[bytes, bytes]]] = await self._client.xrevrange(keys.alerts_stream(), count=1)
+        last = cast(list[tuple[bytes, dict[bytes, bytes]]], await self._client.xrevrange(keys.alerts_stream(), count=1))
         return last[0][0].decode() if last else "0-0"
 
     async def models(self) -> list[bytes]:
@@ -166,7 +167,10 @@ async def tail_alerts(
     `client` must be a connection of its own with a socket timeout above `block_ms`: the
     API's shared client times out in milliseconds, by design.
     """
-    reply = await client.xread({keys.alerts_stream(): after_id}, count=count, block=block_ms)
+    reply = cast(
+        list[tuple[bytes, list[tuple[bytes, dict[bytes, bytes]]]]] | None,
+        await client.xread({keys.alerts_stream(): after_id}, count=count, block=block_ms),
+    )
     out: list[tuple[str, dict[str, Any]]] = []
     for _stream, entries in reply or []:
         for entry_id, fields in entries:

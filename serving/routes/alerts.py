@@ -137,7 +137,9 @@ async def stream_alerts(
     )
 
 
-async def _events(client: aioredis.Redis, after_id: str, wanted: AlertFilter, keepalive_ms: int) -> AsyncIterator[bytes]:
+async def _events(
+    client: aioredis.Redis, after_id: str, wanted: AlertFilter, keepalive_ms: int
+) -> AsyncIterator[bytes]:
     # `retry` tells EventSource clients how soon to reconnect (with Last-Event-ID) if we end.
     yield b"retry: 1000\n: connected\n\n"
     while True:

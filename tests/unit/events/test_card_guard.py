@@ -22,7 +22,10 @@ def _decode(raw: bytes) -> object:
     return decode(Topic.POS, raw, source_topic="omni.pos", partition=0, offset=3)
 
 
-@pytest.mark.parametrize("pan", [b"4111111111111111", b"4111 1111 1111 1111", b"5500-0000-0000-0004", b"378282246310005"])
+PANS = [b"4111111111111111", b"4111 1111 1111 1111", b"5500-0000-0000-0004", b"378282246310005"]
+
+
+@pytest.mark.parametrize("pan", PANS)
 def test_sale_with_a_card_number_as_token_is_dead_lettered_masked(pan: bytes) -> None:
     letter = _decode(SALE.replace(b"TOKEN", pan))
     assert isinstance(letter, DeadLetter)

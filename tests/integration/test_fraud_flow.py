@@ -1,0 +1,51 @@
+"""The fraud flow on real Redis, the real broker and real Bytewax runs."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+import redis
+
+from omnistream.settings import Settings
+from state import keys
+from state.doc_writer import read_doc
+from tests.harness.flows import publish, run_to_end, stream_records
+from tests.integration.fraud_events import RULES, T0, burst, normal_shopper
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def fraud_settings(settings: Settings) -> Settings:
+    return settings.model_copy(update={"fraud_rules_path": RULES})
+
+
+def _score(client: redis.Redis, payment_id: str) -> dict[str, object]:
+    doc = read_doc(client, keys.score(payment_id))
+    assert doc is not None, f"no score for {payment_id}"
+    return orjson.loads(doc)  # type: ignore[no-any-return]
+
+
+def test_card_testing_burst_is_reviewed_or_blocked_with_one_alert_and_a_normal_shopper_stays_allow(
+    fraud_settings: Settings, redis_client: redis.Redis
+) -> None:
+    shopper = normal_shopper("U-000042", "tok_regular_42", T0)
+    attack = burst("tok_stolen_77", T0 + 600.0, n=12)
+    publish(fraud_settings, shopper + attack)
+
+    run_to_end(fraud_settings, flow="fraud")
+
+    for i in range(len(shopper)):
+        assert _score(redis_client, f"U-000042-O{i}")["decision"] == "allow"
+    decisions = [_score(redis_client, f"BURST-{i}")["decision"] for i in range(12)]
+    assert all(d in ("review", "block") for d in decisions[3:]), decisions
+    score = _score(redis_client, "BURST-5")
+    assert score["reasons"] and score["model_version"] and 0.0 <= score["score"] <= 1.0  # type: ignore[operator]
+    assert 0 < redis_client.pttl(keys.score("BURST-5")) <= fraud_settings.fraud_score_ttl_s * 1000
+    fraud_alerts = [a for a in stream_records(fraud_settings.redis_url, keys.alerts_stream()) if a["kind"] == "fraud"]
+    opened = [a for a in fraud_alerts if a["status"] == "open"]
+    assert len(opened) == 1, fraud_alerts  # one incident, not one alert per payment
+    assert opened[0]["entity"]["type"] == "card"  # type: ignore[index]
+    # The shopper's later orders move event time hours past the burst: the incident is closed once.
+    assert [a["alert_id"] for a in fraud_alerts if a["status"] == "resolved"] == [f"{opened[0]['alert_id']}:resolved"]
+    assert "tok_stolen_77" not in orjson.dumps(fraud_alerts).decode()
