@@ -36,16 +36,17 @@ def sale(txn_id: str, ts: float, *, store: str = "STORE-01", register: str = "R1
 
 def purchase(order_id: str, ts: float, *, card_token: str, user_id: str | None = None, total: float = 40.0,
              ip_country: str = "US", billing_country: str = "US", shipping_country: str = "US",
-             device_id: str | None = "D-1") -> tuple[Topic, bytes, bytes]:  # fmt: skip
+             device_id: str | None = "D-1", session_id: str | None = None) -> tuple[Topic, bytes, bytes]:  # fmt: skip
+    session_id = session_id or f"S-{order_id}"
     event = _envelope("purchase", ts) | {
-        "session_id": f"S-{order_id}", "user_id": user_id, "device_id": device_id, "channel": "web",
+        "session_id": session_id, "user_id": user_id, "device_id": device_id, "channel": "web",
         "ip_country": ip_country, "order_id": order_id, "currency": "USD", "fulfilment_location_id": "WH-01",
         "items": [{"sku": "SKU-1", "qty": 1, "unit_price": total}], "total": total,
         "payment": {"method": "card", "card_token": card_token, "card_bin": "411111",
                     "billing_country": billing_country},
         "shipping_country": shipping_country,
     }  # fmt: skip
-    return Topic.CLICKSTREAM, (user_id or f"S-{order_id}").encode(), orjson.dumps(event)
+    return Topic.CLICKSTREAM, (user_id or session_id).encode(), orjson.dumps(event)
 
 
 def label(ts: float, *, txn_id: str | None = None, order_id: str | None = None,
@@ -59,9 +60,9 @@ def label(ts: float, *, txn_id: str | None = None, order_id: str | None = None,
 
 
 def burst(card_token: str, start_ts: float, n: int, gap_s: float = 20.0, prefix: str = "BURST") -> list[Any]:
-    """Card testing: `n` small guest orders on one card, `gap_s` apart."""
-    return [purchase(f"{prefix}-{i}", start_ts + i * gap_s, card_token=card_token, total=1.0 + i % 3)
-            for i in range(n)]  # fmt: skip
+    """Card testing: `n` small guest orders on one card, `gap_s` apart, from one session (one partition: in order)."""
+    return [purchase(f"{prefix}-{i}", start_ts + i * gap_s, card_token=card_token, total=1.0 + i % 3,
+                     session_id=f"S-{prefix}") for i in range(n)]  # fmt: skip
 
 
 def normal_shopper(user_id: str, card_token: str, start_ts: float, n: int = 4) -> list[Any]:
