@@ -5,8 +5,8 @@ free text alike, must not get it into Omnistream's state, logs or streams: the e
 dead-lettered with the reason `raw card number refused`, and the digits of every
 card-number-like run in the kept `raw` are masked.
 
-A card number here is 13-19 digits, optionally grouped with spaces or dashes, that passes
-the Luhn check. The check runs on every POS and clickstream payload, so it starts with a
+A card number here is 13-19 digits, optionally grouped with spaces or dashes, standing on
+its own (not part of a longer word such as a token), that passes the Luhn check. The check runs on every POS and clickstream payload, so it starts with a
 pre-check done entirely in C: digits become `0`, spaces and dashes vanish, and only a
 payload holding thirteen zeros in a row (a long digit run) goes on to the regex and Luhn.
 Timestamps (`2026-11-22T01:23:45.123Z`: at most 8 digits in a row once dashes go), prices,
@@ -24,7 +24,9 @@ CARD_NUMBER_REFUSED = "raw card number refused"
 
 _ZERO_DIGITS = bytes.maketrans(b"123456789", b"000000000")
 _LONG_RUN = b"0" * 13
-_RUN = re.compile(rb"[0-9](?:[ -]?[0-9])+")
+# A run standing on its own: not glued to letters, digits or `_` (a token such as `tok_9f41...` whose hex
+# happens to hold a long digit stretch is a token, not a card number).
+_RUN = re.compile(rb"(?<![0-9A-Za-z_])[0-9](?:[ -]?[0-9])+(?![0-9A-Za-z_])")
 _NOT_DIGIT = re.compile(rb"[^0-9]")
 
 
@@ -62,6 +64,8 @@ def contains_card_number(raw: bytes) -> bool:
     >>> contains_card_number(b'{"card_token":"4111 1111 1111 1111","ts":"2026-11-22T01:23:45.123Z"}')
     True
     >>> contains_card_number(b'{"card_token":"tok_9f8e7d6c5b4a3921","total":1234567.5}')
+    False
+    >>> contains_card_number(b'{"card_token":"tok_4111111111111111"}')  # part of a token
     False
     """
     return bool(_card_runs(raw))

@@ -43,6 +43,7 @@ from operator import itemgetter
 from typing import Any
 
 import bytewax.operators as op
+import numpy as np
 import orjson
 from bytewax.dataflow import Dataflow
 from bytewax.operators import StatefulBatchLogic
@@ -64,13 +65,14 @@ from flows.metrics import (
     FRAUD_SCORES,
     FRAUD_STATE_ENTITIES,
     SKIPPED,
+    observe_many,
 )
 from flows.rules_watch import RulesWatch, rules_watch
 from flows.sinks import RecordSink
 from omnistream.settings import Settings
 from operators.entity_cache import EntityCache, RecentIds
 from operators.fraud.alerts import FraudAlerts
-from operators.fraud.features import CardVelocity, OrderChecks, RegisterBehaviour, ShopperHistory
+from operators.fraud.features import FEATURE_NAMES, CardVelocity, OrderChecks, RegisterBehaviour, ShopperHistory
 from operators.fraud.operations import DeadLetterRate, SalesPulse, ShrinkWatch
 from operators.fraud.payments import Payment, TillAction, payment_of, till_action_of
 from operators.fraud.scorer import FraudScore, FraudScorer
@@ -85,6 +87,7 @@ OPS_KEY = "ops"
 FRAUD_ALERTS_KEY = "fraud_alerts"
 SINK_KEY = "sink"
 _RETAIN = StatefulBatchLogic.RETAIN
+_N_FEATURES = len(FEATURE_NAMES)
 
 
 class Scoring:
@@ -507,7 +510,6 @@ class _ScorerLogic(_Stage):
         docs: list[Any] = []
         suspicious: list[tuple[Payment, FraudScore]] = []
         decisions: Counter[str] = Counter()
-        observe = FRAUD_SCORES.labels(FLOW).observe
         ttl_s, score_key, remember = self.ttl_s, keys.score, join.remember
         for item, verdict in zip(items, verdicts, strict=True):
             payment = item.payment
@@ -515,10 +517,12 @@ class _ScorerLogic(_Stage):
             docs.append(FencedDoc(score_key(payment.payment_id), 1, _score_doc(payment, verdict), ttl_s, payment.ts))
             remember(payment.payment_id, payment.ts, verdict.model_input)
             decisions[verdict.decision] += 1
-            observe(verdict.score)
             if verdict.decision != "allow":
                 suspicious.append((payment, verdict))
-        scorer.learn_many(features)
+        if verdicts:
+            # The anomaly model learns the vectors `score_many` built (the first inputs of
+            # `model_input`) instead of `learn_many(features)` vectorizing every payment again.
+            scorer.forest.learn_many(np.asarray([v.model_input[:_N_FEATURES] for v in verdicts]))
         _count_labels(label_values, unmatched)
         if clock > state.clock:
             state.clock = clock
@@ -531,6 +535,8 @@ class _ScorerLogic(_Stage):
             scorer.learn_labels(label_inputs, label_values)
         for decision, n in decisions.items():
             FRAUD_DECISIONS.labels(FLOW, decision).inc(n)
+        if verdicts:
+            observe_many(FRAUD_SCORES.labels(FLOW), [v.score for v in verdicts])
         docs += self._model_doc(state, scorer)
         out: list[tuple[str, Any]] = []
         if docs:

@@ -51,3 +51,17 @@ def test_card_testing_burst_is_reviewed_or_blocked_with_one_alert_and_a_normal_s
     resolved = [a["alert_id"] for a in fraud_alerts if a["status"] == "resolved"]
     assert resolved in ([], [f"{opened[0]['alert_id']}:resolved"])
     assert "tok_stolen_77" not in orjson.dumps(fraud_alerts).decode()
+
+
+def test_every_payment_of_a_mixed_stream_gets_exactly_one_score(fraud_settings: Settings,
+                                                                 redis_client: redis.Redis) -> None:
+    from benchmarks.fraud import PaymentStream
+
+    records = list(PaymentStream(5).records(3000))
+    publish(fraud_settings, [(r.topic, r.key, r.value) for r in records])
+
+    run_to_end(fraud_settings, flow="fraud")
+
+    expected = {orjson.loads(r.value).get("txn_id") or orjson.loads(r.value)["order_id"] for r in records}
+    stored = {k.decode().split("{", 1)[1][:-1] for k in redis_client.scan_iter(match=keys.score("*"), count=1000)}
+    assert stored == expected, (len(expected - stored), sorted(expected - stored)[:5])
