@@ -97,7 +97,8 @@ class PaymentStream:
         event = {"event_id": event_id, "type": "sale", "ts": rfc3339_ms(ts), "schema_version": 1, "store_id": store,
                  "register_id": register, "cashier_id": f"{store}-C1", "txn_id": self._id("T"), "currency": "USD",
                  "items": [{"sku": "SKU-00001", "qty": 1, "unit_price": amount}], "total": amount,
-                 "payment": {"method": "card", "card_token": token, "card_bin": "411111", "entry_mode": "chip"}}  # fmt: skip
+                 "payment": {"method": "card", "card_token": token, "card_bin": "411111",
+                             "entry_mode": "chip"}}  # fmt: skip
         return Topic.POS, store.encode(), orjson.dumps(event), event_id
 
     def _purchase(self, ts: float, session: str, token: str, amount: float) -> tuple[Topic, bytes, bytes, str]:
@@ -229,8 +230,9 @@ def alert_latency(base: Settings, workdir: Path, rate: float, duration_s: float)
     def pct(p: float) -> float | None:
         return round(latencies[min(len(latencies) - 1, int(p * len(latencies)))], 4) if latencies else None
 
-    return {"rate_payments_per_s": rate, "duration_s": duration_s, "bursts": bursts, "alerts_measured": len(latencies),
-            "p50_s": pct(0.50), "p99_s": pct(0.99), "max_s": round(latencies[-1], 4) if latencies else None}  # fmt: skip
+    return {"rate_payments_per_s": rate, "duration_s": duration_s, "bursts": bursts,
+            "alerts_measured": len(latencies), "p50_s": pct(0.50), "p99_s": pct(0.99),
+            "max_s": round(latencies[-1], 4) if latencies else None}  # fmt: skip
 
 
 def _rss_mb(pid: int) -> float:

@@ -6,7 +6,8 @@ dead-lettered with the reason `raw card number refused`, and the digits of every
 card-number-like run in the kept `raw` are masked.
 
 A card number here is 13-19 digits, optionally grouped with spaces or dashes, standing on
-its own (not part of a longer word such as a token), that passes the Luhn check. The check runs on every POS and clickstream payload, so it starts with a
+its own (not part of a longer word such as a token), that passes the Luhn check. The check
+runs on every payload, so it starts with a
 pre-check done entirely in C: digits become `0`, spaces and dashes vanish, and only a
 payload holding thirteen zeros in a row (a long digit run) goes on to the regex and Luhn.
 Timestamps (`2026-11-22T01:23:45.123Z`: at most 8 digits in a row once dashes go), prices,
