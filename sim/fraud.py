@@ -9,11 +9,29 @@ real feedback loops.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 from events.topics import Topic
 from sim.run import Run
 
 FRAUD_COUNTRIES = ("NG", "RU", "BR", "VN", "ID", "RO", "UA", "PH")
 _FRAUD_SOURCES = ("chargeback", "chargeback", "chargeback", "customer_claim", "manual_review")
+
+
+@dataclass
+class FraudCase:
+    """One fraud incident as an investigator would file it: which scenario, against whom, since when.
+
+    `entity_type` / `entity_id` name what the engine should alert on: `card` (the raw token here;
+    the engine pseudonymises it), `user` or `cashier` (`store_id/cashier_id`). `first_ts` is the
+    event time of the first fraudulent event, from which detection delay is measured.
+    """
+
+    scenario: str
+    entity_type: str
+    entity_id: str
+    first_ts: float
+    payment_ids: list[str] = field(default_factory=list)
 
 
 class FraudDesk:
@@ -34,17 +52,39 @@ class FraudDesk:
         self.fraud_label_rate = fraud_label_rate
         self.legit_label_rate = legit_label_rate
         self.fraud_ids: set[str] = set()
+        self.fraud_by_scenario: dict[str, set[str]] = {}
+        self.cases: list[FraudCase] = []
+
+    def open_case(self, scenario: str, entity_type: str, entity_id: str, first_ts: float) -> FraudCase:
+        """Start the ground-truth record of one incident; its payments are added by `paid`."""
+        case = FraudCase(scenario, entity_type, entity_id, first_ts)
+        self.cases.append(case)
+        return case
 
     def stolen_card(self) -> tuple[str, str, str]:
         """A real shopper's card token, BIN and home country, now in a fraudster's hands."""
         victim = self.run.pick(self.run.shoppers)
         return victim.card_token, victim.card_bin, victim.country
 
-    def paid(self, id_field: str, payment_id: str, ts: float, fraud: bool) -> None:
-        """Record a payment (`txn_id` or `order_id`) and maybe schedule its label."""
+    def paid(
+        self,
+        id_field: str,
+        payment_id: str,
+        ts: float,
+        fraud: bool,
+        scenario: str = "other",
+        case: FraudCase | None = None,
+    ) -> None:
+        """Record a payment (`txn_id` or `order_id`) and maybe schedule its label.
+
+        `scenario` files a fraudulent payment under its kind of fraud; `case` under its incident.
+        """
         run = self.run
         if fraud:
             self.fraud_ids.add(payment_id)
+            self.fraud_by_scenario.setdefault(scenario, set()).add(payment_id)
+            if case is not None:
+                case.payment_ids.append(payment_id)
             if run.random() >= self.fraud_label_rate:
                 return
             label, source = "fraud", run.pick(_FRAUD_SOURCES)

@@ -62,6 +62,24 @@ class Stockroom:
         else:
             self._count(t)
 
+    def shrink_spike(self, location_id: str, start_ts: float, end_ts: float, n_adjustments: int) -> None:
+        """A run of shrink write-offs at one location (theft, a faulty handheld), spread over the window.
+
+        Each writes off one unit of a SKU the location stocks, dated inside the window; they are
+        published at their own times like any adjustment.
+        """
+        run = self.run
+        step = (end_ts - start_ts) / max(1, n_adjustments)
+        for i in range(n_adjustments):
+            product = self._stocked_product(location_id)
+            for _ in range(5):  # prefer a SKU on the shelf: a write-off of nothing would be a data error
+                if run.on_hand.get((product.sku, location_id), 0) > 0:
+                    break
+                product = self._stocked_product(location_id)
+            ts = start_ts + i * step + run.uniform(0.0, step)
+            fields = {"sku": product.sku, "location_id": location_id, "qty": -1, "reason": "shrink"}
+            self._emit(product, "adjustment", ts, fields, ((product.sku, location_id, -1, ts, MOVEMENT),))
+
     def settle_order(
         self, order_id: str, location_id: str, lines: list[tuple[Product, int]], t: float, delay_s: float
     ) -> float | None:

@@ -12,7 +12,8 @@ from typing import Any
 
 from events.topics import Topic
 from sim.catalog import Product
-from sim.fraud import FraudDesk
+from sim.fraud import FraudCase, FraudDesk
+from sim.incidents import IncidentPlan
 from sim.run import MOVEMENT, Effect, Run
 from sim.shoppers import card_token
 
@@ -34,16 +35,36 @@ class Tills:
         Share of voids published before the sale they void.
     loyalty_rate
         Share of sales to a registered shopper (`customer_id`), who buys to taste.
+    legit_manual_rate
+        Share of honest card sales keyed in by hand (a chip that would not read): the
+        innocent look-alikes of manual-entry fraud. 0 leaves the stream as it always was.
+    loyalty_scan_miss_rate
+        Share of registered shoppers' sales where the loyalty card is not scanned: their own
+        card pays with no `customer_id` (what a stolen card looks like too). 0 leaves the
+        stream as it always was.
+    incidents
+        Dark stores and silent registers to respect, or None.
     """
 
     def __init__(
-        self, run: Run, fraud: FraudDesk, void_rate: float, early_void_rate: float, loyalty_rate: float = 0.4
+        self,
+        run: Run,
+        fraud: FraudDesk,
+        void_rate: float,
+        early_void_rate: float,
+        loyalty_rate: float = 0.4,
+        legit_manual_rate: float = 0.0,
+        incidents: IncidentPlan | None = None,
+        loyalty_scan_miss_rate: float = 0.0,
     ) -> None:
         self.run = run
         self.fraud = fraud
         self.void_rate = void_rate
         self.early_void_rate = early_void_rate
         self.loyalty_rate = loyalty_rate
+        self.legit_manual_rate = legit_manual_rate
+        self.incidents = incidents
+        self.loyalty_scan_miss_rate = loyalty_scan_miss_rate
         self._registers = {store: tuple(f"{store}-R{n}" for n in range(1, 7)) for store in run.catalog.stores}
         self._cashiers = {store: tuple(f"C-{store[-2:]}{n:02d}" for n in range(12)) for store in run.catalog.stores}
         expensive = [c for c in ("phones", "electronics", "computers") if c in run.catalog.categories]
@@ -57,6 +78,8 @@ class Tills:
         """A basket rung up at a store at `t`; sometimes voided right after."""
         run, random = self.run, self.run.random
         store = run.pick(run.catalog.stores)
+        if self.incidents is not None and self.incidents.store_is_dark(store, t):
+            return  # tills down: nothing reaches Kafka from this store
         category = None
         customer_id = None
         if random() < self.loyalty_rate:
@@ -65,8 +88,12 @@ class Tills:
             payment = _till_payment(run, shopper.card_token, shopper.card_bin)
             if random() < 0.7:
                 category = run.pick(shopper.categories)
+            if self.loyalty_scan_miss_rate and random() < self.loyalty_scan_miss_rate:
+                customer_id = None
         else:
             payment = _till_payment(run, None, "424242")
+        if self.legit_manual_rate and "entry_mode" in payment and random() < self.legit_manual_rate:
+            payment["entry_mode"] = "manual"
         lines = self._basket(store, 1 + int(random() ** 2 * 8), category)
         if lines:
             self._sale(store, lines, payment, customer_id, t, fraud=False)
@@ -76,12 +103,44 @@ class Tills:
         run = self.run
         token, card_bin, _ = self.fraud.stolen_card()
         store = run.pick(run.catalog.stores)
+        if self.incidents is not None and self.incidents.store_is_dark(store, t):
+            return
         category = run.pick(self._expensive)
         lines = self._basket(store, 1 + int(run.random() * 3), category)
         if lines:
             payment = {"method": "card", "card_token": token, "card_bin": card_bin}
             payment["entry_mode"] = "manual" if run.random() < 0.7 else "swipe"
-            self._sale(store, lines, payment, None, t, fraud=True)
+            case = self.fraud.open_case("stolen_card_store", "card", token, t)
+            self._sale(store, lines, payment, None, t, fraud=True, case=case)
+
+    def manual_high_value(self, t: float) -> None:
+        """A stolen card keyed in by hand for several expensive items (always manual, always high value)."""
+        run = self.run
+        token, card_bin, _ = self.fraud.stolen_card()
+        store = run.pick(run.catalog.stores)
+        if self.incidents is not None and self.incidents.store_is_dark(store, t):
+            return
+        lines = self._basket(store, 2 + int(run.random() * 3), run.pick(self._expensive))
+        if lines:
+            payment = {"method": "card", "card_token": token, "card_bin": card_bin, "entry_mode": "manual"}
+            case = self.fraud.open_case("manual_high_value", "card", token, t)
+            self._sale(store, lines, payment, None, t, fraud=True, scenario="manual_high_value", case=case)
+
+    def refund_abuse(self, t: float) -> None:
+        """One cashier refunds goods without receipts, again and again, in cash or onto gift cards."""
+        run = self.run
+        store = run.pick(run.catalog.stores)
+        if self.incidents is not None and self.incidents.store_is_dark(store, t):
+            return
+        cashier = run.pick(self._cashiers[store])
+        register = run.pick(self._registers[store])
+        case = self.fraud.open_case("refund_abuse", "cashier", f"{store}/{cashier}", t)
+        for _ in range(8 + int(run.random() * 8)):
+            lines = [(run.catalog.draw_in_store(run.rng, run.pick(self._expensive)), 1)]
+            payment = {"method": "cash"} if run.random() < 0.5 else {"method": "gift_card"}
+            if self.incidents is None or not self.incidents.store_is_dark(store, t):
+                self._return(store, lines, payment, None, None, t, fraud=True, till=(register, cashier), case=case)
+            t += run.uniform(60.0, 300.0)
 
     def return_goods(self, t: float) -> None:
         """Goods brought back: mostly with the receipt of a recent sale, sometimes without."""
@@ -90,10 +149,13 @@ class Tills:
             store, original_txn_id, sold, payment, customer_id = run.pick(self._recent_sales)
             product, qty = run.pick(sold)
             lines = [(product, 1 + int(run.random() * qty))]
-            self._return(store, lines, payment, customer_id, original_txn_id, t, fraud=False)
+            if self.incidents is None or not self.incidents.store_is_dark(store, t):
+                self._return(store, lines, payment, customer_id, original_txn_id, t, fraud=False)
             return
         # Without receipt: refunded in cash or on a gift card; a known fraud pattern.
         store = run.pick(run.catalog.stores)
+        if self.incidents is not None and self.incidents.store_is_dark(store, t):
+            return
         lines = [(run.catalog.draw_in_store(run.rng), 1 + int(run.random() * 2))]
         payment = {"method": "cash"} if run.random() < 0.6 else {"method": "gift_card"}
         self._return(store, lines, payment, None, None, t, fraud=run.random() < 0.3)
@@ -111,12 +173,21 @@ class Tills:
                 basket[product.sku] = (product, qty)
         return list(basket.values())
 
-    def _till(self, store: str, customer_id: str | None) -> dict[str, Any]:
+    def _till(
+        self, store: str, customer_id: str | None, t: float, till: tuple[str, str] | None = None
+    ) -> dict[str, Any]:
         run = self.run
+        if till is None:
+            register, cashier = run.pick(self._registers[store]), run.pick(self._cashiers[store])
+        else:
+            register, cashier = till
+        if self.incidents is not None and self.incidents.register_is_silent(register, t):
+            registers = self._registers[store]
+            register = registers[(registers.index(register) + 1) % len(registers)]  # the till next to it
         fields: dict[str, Any] = {
             "store_id": store,
-            "register_id": run.pick(self._registers[store]),
-            "cashier_id": run.pick(self._cashiers[store]),
+            "register_id": register,
+            "cashier_id": cashier,
             "txn_id": run.new_id("T"),
             "currency": run.currency,
         }
@@ -132,9 +203,11 @@ class Tills:
         customer_id: str | None,
         t: float,
         fraud: bool,
+        scenario: str = "stolen_card_store",
+        case: FraudCase | None = None,
     ) -> None:
         run = self.run
-        fields = self._till(store, customer_id)
+        fields = self._till(store, customer_id, t)
         txn_id = fields["txn_id"]
         fields["items"] = [{"sku": p.sku, "qty": qty, "unit_price": p.price} for p, qty in lines]
         fields["total"] = round(sum(p.price * qty for p, qty in lines), 2)
@@ -149,14 +222,17 @@ class Tills:
             if customer_id is not None:
                 void["customer_id"] = customer_id
             void_effects = tuple((p.sku, store, qty, void_ts, MOVEMENT) for p, qty in lines)
-            run.emit(Topic.POS, store.encode(), "void", void_ts, void, effects=void_effects)
+            if self.incidents is not None and self.incidents.store_is_dark(store, void_ts):
+                void_effects = ()  # the till went down before the void was rung up: the sale stands
+            else:
+                run.emit(Topic.POS, store.encode(), "void", void_ts, void, effects=void_effects)
             if run.random() < self.early_void_rate:
                 publish_at = void_ts + run.uniform(1.0, 30.0)  # the sale reaches Kafka after its void
         else:
             self._recent_sales.append((store, txn_id, lines, payment, customer_id))
         run.emit(Topic.POS, store.encode(), "sale", t, fields, publish_at=publish_at, effects=effects)
         if payment.get("card_token"):
-            self.fraud.paid("txn_id", txn_id, t, fraud)
+            self.fraud.paid("txn_id", txn_id, t, fraud, scenario, case)
 
     def _return(
         self,
@@ -167,9 +243,11 @@ class Tills:
         original_txn_id: str | None,
         t: float,
         fraud: bool,
+        till: tuple[str, str] | None = None,
+        case: FraudCase | None = None,
     ) -> None:
         run = self.run
-        fields = self._till(store, customer_id)
+        fields = self._till(store, customer_id, t, till)
         fields["items"] = [{"sku": p.sku, "qty": qty, "unit_price": p.price} for p, qty in lines]
         fields["total"] = round(sum(p.price * qty for p, qty in lines), 2)
         fields["payment"] = payment
@@ -178,7 +256,8 @@ class Tills:
         effects = tuple((p.sku, store, qty, t, MOVEMENT) for p, qty in lines)
         run.emit(Topic.POS, store.encode(), "return", t, fields, effects=effects)
         if fraud:
-            self.fraud.paid("txn_id", fields["txn_id"], t, fraud=True)
+            scenario = "noreceipt_return" if case is None else case.scenario
+            self.fraud.paid("txn_id", fields["txn_id"], t, fraud=True, scenario=scenario, case=case)
 
 
 def _till_payment(run: Run, token: str | None, card_bin: str) -> dict[str, Any]:

@@ -9,13 +9,14 @@ spread over seconds to minutes, so many sessions interleave in the stream.
 from __future__ import annotations
 
 from bisect import bisect_right
+from collections import deque
 from typing import Any
 
 from events.topics import Topic
 from sim.catalog import Product
-from sim.fraud import FRAUD_COUNTRIES, FraudDesk
+from sim.fraud import FRAUD_COUNTRIES, FraudCase, FraudDesk
 from sim.run import Run
-from sim.shoppers import card_token
+from sim.shoppers import Shopper, card_token
 from sim.stockroom import Stockroom
 
 _PAGES = ("/", "/", "/deals", "/account", "/stores")
@@ -50,6 +51,8 @@ class WebShop:
         self.early_order_rate = early_order_rate
         self.anonymous_rate = anonymous_rate
         self._expensive = [c for c in _EXPENSIVE if c in run.catalog.categories] or run.catalog.categories
+        # Shoppers who recently ordered online: an account worth taking over has a history to hijack.
+        self._recent_buyers: deque[Shopper] = deque(maxlen=2048)
 
     def session(self, t: float) -> None:
         """One shopper's visit starting at `t`: pages, searches, product views, cart, maybe an order."""
@@ -114,6 +117,7 @@ class WebShop:
                 payment = _payment(run, shopper.card_token, shopper.card_bin, shopper.country)
                 pickup = random() < 0.2 and all(catalog.in_stores(p) for p, _ in lines)
                 location_id = shopper.home_store if pickup else shopper.warehouse
+                self._recent_buyers.append(shopper)
             self._purchase(key, common, lines, payment, location_id, common["ip_country"], t, fraud=False)
 
     def fraud_burst(self, t: float) -> None:
@@ -121,6 +125,7 @@ class WebShop:
         run = self.run
         token, card_bin, billing_country = self.fraud.stolen_card()
         country = run.pick(FRAUD_COUNTRIES)
+        case: FraudCase | None = None
         for attempt in range(3 + int(run.random() * 4)):
             session_id = run.new_id("S")
             common: dict[str, Any] = {"session_id": session_id, "user_id": None, "channel": "web"}
@@ -136,8 +141,39 @@ class WebShop:
             t += run.uniform(5.0, 30.0)
             payment = {"method": "card", "card_token": token, "card_bin": card_bin, "billing_country": billing_country}
             location_id = run.pick(run.catalog.warehouses)
-            self._purchase(key, common, [(product, qty)], payment, location_id, country, t, fraud=True)
+            case = case or self.fraud.open_case("card_testing", "card", token, t)
+            self._purchase(key, common, [(product, qty)], payment, location_id, country, t, True, "card_testing", case)
             t += run.uniform(20.0, 120.0)
+
+    def account_takeover(self, t: float) -> None:
+        """A hijacked account: known shopper, new device, foreign country, big orders on the stored card.
+
+        Nothing happens while no shopper has ordered yet (there is no account worth taking over).
+        """
+        run = self.run
+        if not self._recent_buyers:
+            return
+        victim = run.pick(self._recent_buyers)
+        country = run.pick([c for c in FRAUD_COUNTRIES if c != victim.country])
+        device_id = f"D-{run.rng.getrandbits(40):010x}"
+        key = victim.user_id.encode()
+        case = self.fraud.open_case("account_takeover", "user", victim.user_id, t)
+        for _ in range(1 + int(run.random() * 3)):
+            common: dict[str, Any] = {"session_id": run.new_id("S"), "user_id": victim.user_id, "channel": "web"}
+            common |= {"device_id": device_id, "ip_country": country}
+            run.emit(Topic.CLICKSTREAM, key, "page_view", t, {"path": "/account"}, None, (), common)
+            lines = []
+            for _ in range(1 + int(run.random() * 3)):
+                t += run.uniform(5.0, 40.0)
+                product = run.catalog.draw(run.rng, run.pick(self._expensive))
+                run.emit(Topic.CLICKSTREAM, key, "add_to_cart", t, {"sku": product.sku, "qty": 1}, None, (), common)
+                lines.append((product, 1))
+            t += run.uniform(20.0, 90.0)
+            payment = {"method": "card", "card_token": victim.card_token, "card_bin": victim.card_bin}
+            payment["billing_country"] = victim.country
+            location_id = run.pick(run.catalog.warehouses)
+            self._purchase(key, common, lines, payment, location_id, country, t, True, "account_takeover", case)
+            t += run.uniform(120.0, 900.0)
 
     def _purchase(
         self,
@@ -149,6 +185,8 @@ class WebShop:
         shipping_country: str,
         t: float,
         fraud: bool,
+        scenario: str = "other",
+        case: FraudCase | None = None,
     ) -> None:
         run = self.run
         order_id = run.new_id("O")
@@ -168,7 +206,7 @@ class WebShop:
             "shipping_country": shipping_country,
         }
         run.emit(Topic.CLICKSTREAM, key, "purchase", t, fields, publish_at=publish_at)
-        self.fraud.paid("order_id", order_id, t, fraud)
+        self.fraud.paid("order_id", order_id, t, fraud, scenario, case)
 
 
 def _total(lines: list[tuple[Product, int]]) -> float:

@@ -17,7 +17,8 @@ from typing import Any
 
 from events.topics import INPUT_TOPICS, Topic
 from sim.catalog import Catalog
-from sim.fraud import FraudDesk
+from sim.fraud import FraudCase, FraudDesk
+from sim.incidents import IncidentPlan, IncidentWindow
 from sim.keys import key_for
 from sim.malformed import KINDS, corrupt
 from sim.record import SimRecord
@@ -81,6 +82,23 @@ class Workload:
         Roughly the share of online orders and card sales made with stolen cards.
     currency
         ISO 4217 code of every price.
+    takeover_rate
+        Account takeovers per activity (a known shopper's account used from a new device and
+        country for big orders). The scenario rates below are 0 by default: with all of them
+        off, the stream is byte for byte what it always was.
+    refund_abuse_rate
+        Refund-abuse sprees per activity (one cashier, many returns without receipt).
+    manual_fraud_rate
+        High-value manual-entry sales with stolen cards per activity.
+    legit_manual_rate
+        Share of honest card sales at the till keyed in by hand (chip not read).
+    loyalty_scan_miss_rate
+        Share of registered shoppers' till sales without their loyalty id (own card, no `customer_id`).
+    incidents
+        Inject the operational incidents of `sim.incidents.IncidentPlan` (dark store, silent
+        register, shrink spike, dead-letter burst), the first `incident_start_s` into the stream.
+    incident_start_s
+        Event-time seconds after the start at which the incidents begin.
 
     Examples
     --------
@@ -109,6 +127,13 @@ class Workload:
         early_void_rate: float = 0.3,
         fraud_rate: float = 0.02,
         currency: str = "USD",
+        takeover_rate: float = 0.0,
+        refund_abuse_rate: float = 0.0,
+        manual_fraud_rate: float = 0.0,
+        legit_manual_rate: float = 0.0,
+        loyalty_scan_miss_rate: float = 0.0,
+        incidents: bool = False,
+        incident_start_s: float = 1800.0,
     ) -> None:
         if events_per_s <= 0:
             raise ValueError(f"events_per_s must be positive, got {events_per_s}")
@@ -127,6 +152,13 @@ class Workload:
         self.early_void_rate = early_void_rate
         self.fraud_rate = fraud_rate
         self.currency = currency
+        self.takeover_rate = takeover_rate
+        self.refund_abuse_rate = refund_abuse_rate
+        self.manual_fraud_rate = manual_fraud_rate
+        self.legit_manual_rate = legit_manual_rate
+        self.loyalty_scan_miss_rate = loyalty_scan_miss_rate
+        self.incidents = incidents
+        self.incident_start_s = incident_start_s
 
         self.catalog = Catalog(seed=seed, n_skus=n_skus, n_stores=n_stores, n_warehouses=n_warehouses)
         self.shoppers: list[Shopper] = make_shoppers(seed, n_users, self.catalog)
@@ -139,7 +171,11 @@ class Workload:
         consume one stream at a time), which then describe exactly the records
         yielded so far:
         `published`, `malformed_count`, `duplicate_count` (per topic),
-        `malformed_kinds` (per kind of break) and `fraud_ids` (ground truth).
+        `malformed_kinds` (per kind of break) and the ground truth: `fraud_ids`,
+        `fraud_by_scenario` (scenario -> payment ids), `fraud_cases` (one per incident,
+        with the entity to alert on and the time of its first fraudulent event) and
+        `incident_windows` (operational incidents, when `incidents` is on). Cases and
+        windows are known from the start of the stream; ids appear as they are generated.
         """
         stream = self._stream()
         return stream if limit is None else islice(stream, limit)
@@ -150,14 +186,29 @@ class Workload:
         self.duplicate_count: dict[Topic, int] = dict.fromkeys(INPUT_TOPICS, 0)
         self.malformed_kinds: dict[str, int] = {}
         self.fraud_ids: set[str] = set()
+        self.fraud_by_scenario: dict[str, set[str]] = {}
+        self.fraud_cases: list[FraudCase] = []
+        self.incident_windows: list[IncidentWindow] = []
 
     def _stream(self) -> Iterator[SimRecord]:
         self._reset_counts()
         run = Run(self.seed, self.start_ts, self.catalog, self.shoppers, self.currency)
         fraud = FraudDesk(run)
         self.fraud_ids = fraud.fraud_ids
+        self.fraud_by_scenario = fraud.fraud_by_scenario
+        self.fraud_cases = fraud.cases
+        plan = IncidentPlan(self.seed, self.catalog, self.start_ts + self.incident_start_s) if self.incidents else None
+        self.incident_windows = list(plan.windows) if plan is not None else []
         stockroom = Stockroom(run, self.late_count_rate)
-        tills = Tills(run, fraud, self.void_rate, self.early_void_rate)
+        tills = Tills(
+            run,
+            fraud,
+            self.void_rate,
+            self.early_void_rate,
+            legit_manual_rate=self.legit_manual_rate,
+            incidents=plan,
+            loyalty_scan_miss_rate=self.loyalty_scan_miss_rate,
+        )
         web = WebShop(run, stockroom, fraud, self.early_order_rate)
 
         # The catalog and the opening stock come first, clean: every SKU is known before it sells.
@@ -183,6 +234,23 @@ class Workload:
             (self.fraud_rate * _ORDERS_PER_ACTIVITY / _ORDERS_PER_FRAUD_BURST, web.fraud_burst),
             (self.fraud_rate * 0.3 * 0.5, tills.fraud_sale),
         ]
+        # Scenarios join the mix only when switched on: a zero-weight entry would still shift nothing,
+        # but leaving them out keeps the default stream's code path exactly as it was.
+        for rate, scenario in (
+            (self.takeover_rate, web.account_takeover),
+            (self.refund_abuse_rate, tills.refund_abuse),
+            (self.manual_fraud_rate, tills.manual_high_value),
+        ):
+            if rate > 0:
+                activities.append((rate, scenario))
+        burst_start = burst_end = 0.0
+        burst_left = burst_per_record = 0
+        if plan is not None:
+            stockroom.shrink_spike(plan.shrink_location, *plan.shrink_window, plan.shrink_adjustments)
+            burst_start, burst_end = plan.burst_window
+            burst_left = plan.dead_letters
+            # Spread over the window whatever the rate: the topic carries at least a tenth of the events.
+            burst_per_record = 1 + int(burst_left / max(1.0, (burst_end - burst_start) * self.events_per_s * 0.1))
         cum = list(accumulate(weight for weight, _ in activities))
         actions = [action for _, action in activities]
         last = len(actions) - 1
@@ -216,6 +284,13 @@ class Workload:
                     if malformed is not None:
                         pending = None
                         yield malformed
+                if burst_left and plan is not None and topic is plan.burst_topic and burst_start <= clock < burst_end:
+                    # A producer's bad release: its events come with broken twins until it is rolled back.
+                    for _ in range(min(burst_left, burst_per_record)):
+                        malformed = self._malformed(run, KINDS[int(random() * len(KINDS))], record)
+                        if malformed is not None:
+                            burst_left -= 1
+                            yield malformed
 
     def _malformed(self, run: Run, kind: str, template: SimRecord) -> SimRecord | None:
         value = corrupt(kind, template.topic, template.value, run.rng)

@@ -18,6 +18,7 @@ The flow (`flows/fraud.py`) wires these together:
 
 from operators.fraud.alerts import AlertBook, FraudAlerts, card_ref, payment_entity
 from operators.fraud.anomaly import HalfSpaceForest
+from operators.fraud.engine import EngineOutput, FraudEngine
 from operators.fraud.features import (
     FEATURE_DEFAULTS,
     FEATURE_NAMES,
@@ -41,7 +42,9 @@ __all__ = [
     "AlertBook",
     "CardVelocity",
     "DeadLetterRate",
+    "EngineOutput",
     "FraudAlerts",
+    "FraudEngine",
     "FraudScore",
     "FraudScorer",
     "HalfSpaceForest",

@@ -105,34 +105,58 @@ class HalfSpaceForest:
         self._in_window = 0
         self.windows = 0
         self._depth_weight = np.array([2.0**d for d in range(height + 1)])
+        # Flat views: a node is addressed as tree * n_nodes + node, so every gather is one `take`
+        # on a 1-d array (about 3x cheaper than 2-d fancy indexing with a tree and a node array).
+        self._tree_offsets = (np.arange(n_trees, dtype=np.int64) * n_nodes)[:, None]
+        padded_feature = np.zeros((n_trees, n_nodes), dtype=np.int64)
+        padded_split = np.zeros((n_trees, n_nodes))
+        padded_feature[:, :n_internal] = self._feature
+        padded_split[:, :n_internal] = self._split
+        self._feature_flat = padded_feature.ravel()
+        self._split_flat = padded_split.ravel()
 
     def _paths(self, x: FloatArray) -> list[npt.NDArray[np.int64]]:
-        """Node index per tree and event at each depth 0..height: (n_trees, n) arrays."""
-        n = x.shape[0]
-        trees = np.arange(self.n_trees)[:, None]
-        rows = np.arange(n)[None, :]
-        node = np.zeros((self.n_trees, n), dtype=np.int64)
+        """Flat node index (tree * n_nodes + node) per tree and event at each depth 0..height: (n_trees, n)."""
+        n, d = x.shape
+        flat_x = np.ascontiguousarray(x).ravel()
+        row_offsets = (np.arange(n, dtype=np.int64) * d)[None, :]
+        offsets = self._tree_offsets
+        node = np.repeat(offsets, n, axis=1)  # every tree's root
         paths = [node]
         for _ in range(self.height):
-            q = self._feature[trees, node]
-            right = x[rows, q] >= self._split[trees, node]
-            node = 2 * node + 1 + right
+            q = self._feature_flat.take(node)
+            right = flat_x.take(row_offsets + q) >= self._split_flat.take(node)
+            node = 2 * node - offsets + 1 + right  # child of node k is 2k+1 (left) or 2k+2 (right), per tree
             paths.append(node)
         return paths
 
     def score_many(self, x: FloatArray | Sequence[Sequence[float]]) -> FloatArray:
         """Anomaly scores in [0, 1] of a batch (rows are events); reads only."""
         x = np.asarray(x, dtype=np.float64)
+        if x.shape[0] == 0 or self.windows == 0:
+            return np.zeros(x.shape[0])
+        return self._score_paths(self._paths(x), x.shape[0])
+
+    def score_learn_many(self, x: FloatArray | Sequence[Sequence[float]]) -> FloatArray:
+        """`score_many` then `learn_many` of the same batch, walking the trees once: what a flow does per batch."""
+        x = np.asarray(x, dtype=np.float64)
         n = x.shape[0]
-        if n == 0 or self.windows == 0:
-            return np.zeros(n)
-        trees = np.arange(self.n_trees)[:, None]
+        if n == 0:
+            return np.zeros(0)
+        paths = self._paths(x)
+        scores = self._score_paths(paths, n) if self.windows else np.zeros(n)
+        self._learn_paths(paths, n)
+        return scores
+
+    def _score_paths(self, paths: list[npt.NDArray[np.int64]], n: int) -> FloatArray:
         threshold = self.limit * self.window_size
+        reference = self._reference.ravel()
         mass = np.zeros((self.n_trees, n))
         done = np.zeros((self.n_trees, n), dtype=bool)
-        for depth, node in enumerate(self._paths(x)):
-            r = self._reference[trees, node]
-            stop = ~done & ((r < threshold) | (depth == self.height))
+        for depth, node in enumerate(paths):
+            r = reference.take(node)
+            stop = (r < threshold) if depth < self.height else np.ones_like(done)
+            stop &= ~done
             mass[stop] = r[stop] * self._depth_weight[depth]
             done |= stop
         relative = np.minimum(1.0, mass / self.window_size)
@@ -145,15 +169,17 @@ class HalfSpaceForest:
     def learn_many(self, x: FloatArray | Sequence[Sequence[float]]) -> None:
         """Count a batch into the current window; a full window becomes the reference."""
         x = np.asarray(x, dtype=np.float64)
-        n_nodes = self._latest.shape[1]
-        offsets = (np.arange(self.n_trees) * n_nodes)[:, None]
+        if x.shape[0]:
+            self._learn_paths(self._paths(x), x.shape[0])
+
+    def _learn_paths(self, paths: list[npt.NDArray[np.int64]], n: int) -> None:
+        size = self._latest.size
         start = 0
-        while start < x.shape[0]:
+        while start < n:
             # Never let a batch straddle a window boundary: the swap happens exactly every window_size events.
-            take = min(self.window_size - self._in_window, x.shape[0] - start)
-            chunk = x[start : start + take]
-            flat = np.concatenate([(node + offsets).ravel() for node in self._paths(chunk)])
-            self._latest += np.bincount(flat, minlength=self.n_trees * n_nodes).reshape(self._latest.shape)
+            take = min(self.window_size - self._in_window, n - start)
+            flat = np.concatenate([node[:, start : start + take].ravel() for node in paths])
+            self._latest += np.bincount(flat, minlength=size).reshape(self._latest.shape)
             self._in_window += take
             start += take
             if self._in_window == self.window_size:
@@ -163,5 +189,3 @@ class HalfSpaceForest:
 
     def learn_one(self, x: Sequence[float]) -> None:
         self.learn_many(np.asarray([x], dtype=np.float64))
-
-

@@ -21,10 +21,13 @@ from operators.fraud.alerts import AlertBook
 
 @dataclass(slots=True)
 class _Pulse:
+    entity: Entity
     last_ts: float
     gap: float  # EWMA of the gap between sales, seconds, all hours
     by_hour: list[float]  # EWMA gap per hour of day (nan until seen)
     seen: int
+    silent: bool = False  # an alert is open
+    store: _Pulse | None = None  # a register's store
 
 
 class SalesPulse:
@@ -35,7 +38,8 @@ class SalesPulse:
     An entity is silent when no sale came for `factor` times its usual gap, and at
     least `min_silence_s`: a quiet store (one sale every 5 minutes) gets more slack
     than a flagship. A silent store raises `attention` (tills down or the store
-    cut off), a silent register `warning`. Any sale resolves it.
+    cut off), a silent register `warning`; the registers of a silent store raise nothing
+    of their own. Any sale resolves it.
 
     Parameters
     ----------
@@ -57,10 +61,10 @@ class SalesPulse:
     >>> for t in range(200, 800, 10):
     ...     pulse.learn_one("S2", "S2-R1", float(t))
     >>> [(a.entity.type, a.entity.id, a.severity.value) for a in pulse.tick(800.0)]
-    [('store', 'S1', 'attention'), ('register', 'S1-R1', 'warning')]
+    [('store', 'S1', 'attention')]
     >>> pulse.learn_one("S1", "S1-R1", 810.0)
     >>> [(a.entity.id, a.reasons[0]) for a in pulse.tick(810.0)]
-    [('S1', 'resolved'), ('S1-R1', 'resolved')]
+    [('S1', 'resolved')]
     """
 
     def __init__(
@@ -78,24 +82,25 @@ class SalesPulse:
         self.min_sales = min_sales
         self.alpha = alpha
         self.max_entities = max_entities
-        self._pulses: dict[Entity, _Pulse] = {}
+        self._pulses: dict[tuple[str, str], _Pulse] = {}  # by (entity type, id): no Entity built per sale
         self._resolved: list[Alert] = []
         self.book = AlertBook("anomaly", quiet_s=math.inf, max_open=max_entities)
 
     def learn_one(self, store_id: str, register_id: str, ts: float) -> None:
         """A sale at `register_id` of `store_id` at event time `ts`."""
-        for entity in (Entity("store", store_id), Entity("register", register_id)):
-            self._beat(entity, ts)
+        store = self._beat("store", store_id, ts, None)
+        self._beat("register", register_id, ts, store)
 
-    def _beat(self, entity: Entity, ts: float) -> None:
-        pulse = self._pulses.get(entity)
+    def _beat(self, entity_type: str, entity_id: str, ts: float, store: _Pulse | None) -> _Pulse | None:
+        pulse = self._pulses.get((entity_type, entity_id))
         if pulse is None:
             if len(self._pulses) >= self.max_entities:
-                return
-            self._pulses[entity] = _Pulse(ts, math.nan, [math.nan] * 24, 1)
-            return
+                return None
+            entity = Entity(entity_type, entity_id)
+            pulse = self._pulses[entity_type, entity_id] = _Pulse(entity, ts, math.nan, [math.nan] * 24, 1, store=store)
+            return pulse
         if ts <= pulse.last_ts:
-            return  # a late sale says nothing about the gap now
+            return pulse  # a late sale says nothing about the gap now
         gap = ts - pulse.last_ts
         pulse.last_ts = ts
         pulse.seen += 1
@@ -103,16 +108,22 @@ class SalesPulse:
         hour = int(ts // 3600.0) % 24
         usual = pulse.by_hour[hour]
         pulse.by_hour[hour] = gap if math.isnan(usual) else usual + self.alpha * (gap - usual)
-        if self.book.is_open(entity):
-            self._resolved += self.book.clear(entity, ts, ["sales resumed"])
+        if pulse.silent:
+            pulse.silent = False
+            self._resolved += self.book.clear(pulse.entity, ts, ["sales resumed"])
+        return pulse
 
     def tick(self, now: float) -> list[Alert]:
         """Alerts at event time `now`: silences that began, and those resolved since the last tick."""
         alerts, self._resolved = self._resolved, []
         hour = int(now // 3600.0) % 24
-        for entity, pulse in self._pulses.items():
-            if pulse.seen < self.min_sales or self.book.is_open(entity):
+        # Stores first: a register of a silent store is not news of its own (one alert per incident).
+        stores = [p for p in self._pulses.values() if p.store is None]
+        registers = [p for p in self._pulses.values() if p.store is not None]
+        for pulse in stores + registers:
+            if pulse.seen < self.min_sales or pulse.silent or (pulse.store is not None and pulse.store.silent):
                 continue
+            entity = pulse.entity
             usual = pulse.by_hour[hour]
             if math.isnan(usual):
                 usual = pulse.gap
@@ -121,6 +132,7 @@ class SalesPulse:
             if now - pulse.last_ts > max(floor, self.factor * usual):
                 severity = Severity.ATTENTION if is_store else Severity.WARNING
                 reason = "store sales stopped" if is_store else "register silent"
+                pulse.silent = True
                 alerts += self.book.observe(entity, now, severity, [reason])
         return alerts
 

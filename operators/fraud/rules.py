@@ -21,7 +21,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from operators.fraud.features import FEATURE_NAMES
+import numpy as np
+import numpy.typing as npt
+
+from operators.fraud.features import FEATURE_NAMES, TILL_FEATURE_NAMES
 
 _OPERATORS: dict[str, Callable[[float, float], bool]] = {
     ">=": operator.ge,
@@ -113,6 +116,11 @@ class RuleBook:
         self.block = block
         self.emergency = emergency
         self._by_scope = {scope: tuple(r for r in rules if r.scope == scope) for scope in SCOPES}
+        payment_rules = self._by_scope["payment"]
+        # Batch form of the payment rules: strongest first, so reasons come out in order.
+        self._batch_rules = sorted(payment_rules, key=lambda rule: -rule.weight)
+        self._columns = {name: i for i, name in enumerate(FEATURE_NAMES)}
+        self._log_allowed = np.asarray([math.log1p(-min(r.weight, 1.0 - 1e-12)) for r in self._batch_rules])
 
     @classmethod
     def from_toml(cls, text: str) -> RuleBook:
@@ -160,6 +168,27 @@ class RuleBook:
             allowed *= 1.0 - rule.weight
         return round(1.0 - allowed, 6), [rule.reason for rule in fired]
 
+    def evaluate_many(self, raw: npt.NDArray[np.float64]) -> tuple[npt.NDArray[np.float64], list[list[str]]]:
+        """`evaluate` of the payment rules for a batch: `raw` is `features.feature_matrix` (rows are payments).
+
+        Each condition is one numpy comparison over the whole batch; the noisy-OR is a sum of
+        `log(1 - weight)` over fired rules.
+        """
+        n = raw.shape[0]
+        if not self._batch_rules or n == 0:
+            return np.zeros(n), [[] for _ in range(n)]
+        fired = np.ones((len(self._batch_rules), n), dtype=bool)
+        for i, rule in enumerate(self._batch_rules):
+            for condition in rule.when:
+                column = raw[:, self._columns[condition.feature]]
+                fired[i] &= _OPERATORS[condition.op](column, condition.threshold)  # type: ignore[arg-type]
+        scores = np.round(1.0 - np.exp(self._log_allowed @ fired), 6)
+        reasons: list[list[str]] = [[] for _ in range(n)]
+        texts = [rule.reason for rule in self._batch_rules]
+        for i, row in zip(*np.nonzero(fired), strict=True):
+            reasons[int(row)].append(texts[int(i)])
+        return scores, reasons
+
     def decision(self, score: float) -> str:
         """`allow`, `review` or `block` by this file's thresholds."""
         if score >= self.block:
@@ -204,8 +233,9 @@ def _rule(raw: Any, index: int) -> Rule:
         if not isinstance(condition, list) or len(condition) != 3:
             raise RuleBookError(f"{where}: condition {condition!r} must be [feature, op, threshold]")
         feature, op, threshold = condition
-        if feature not in FEATURE_NAMES:
-            raise RuleBookError(f"{where}: unknown feature {feature!r}")
+        known = FEATURE_NAMES if scope == "payment" else TILL_FEATURE_NAMES
+        if feature not in known:
+            raise RuleBookError(f"{where}: unknown {scope} feature {feature!r}")
         if op not in _OPERATORS:
             raise RuleBookError(f"{where}: operator {op!r} must be one of {list(_OPERATORS)}")
         if isinstance(threshold, bool) or not isinstance(threshold, int | float) or not math.isfinite(threshold):

@@ -13,7 +13,6 @@ and learn a fraud rate dozens of times too high.
 from __future__ import annotations
 
 import math
-from array import array
 from collections import deque
 from collections.abc import Sequence
 
@@ -46,9 +45,9 @@ class LabelJoin:
     [0.5, 1.0]
     >>> join.take("O1") is None  # joined once
     True
-    >>> join.mature(now=1805.0)
+    >>> join.mature(now=1805.0).tolist()
     []
-    >>> join.mature(now=1810.0)  # O2 was never labelled fraud
+    >>> join.mature(now=1810.0).tolist()  # O2 was never labelled fraud
     [[0.0, 0.0]]
     """
 
@@ -58,7 +57,8 @@ class LabelJoin:
         self.presume_legit_after_s = presume_legit_after_s
         self.retention_s = retention_s
         self.max_entries = max_entries
-        self._inputs: dict[str, tuple[float, array[float]]] = {}
+        # payment id -> (ts, the batch's input matrix, row): a batch's rows share one array
+        self._inputs: dict[str, tuple[float, npt.NDArray[np.float32], int]] = {}
         self._order: deque[tuple[float, str]] = deque()  # arrival order
         self.dropped = 0
 
@@ -67,35 +67,54 @@ class LabelJoin:
 
     def remember(self, payment_id: str, ts: float, model_input: Sequence[float]) -> None:
         """Keep the input a payment was scored with (a rescored payment keeps its first input)."""
-        if payment_id in self._inputs:
-            return
-        self._inputs[payment_id] = (ts, array("d", model_input))
-        self._order.append((ts, payment_id))
-        while len(self._inputs) > self.max_entries:
-            _, oldest = self._order.popleft()
-            if self._inputs.pop(oldest, None) is not None:
+        self.remember_many([payment_id], [ts], np.asarray([model_input], dtype=np.float64))
+
+    def remember_many(self, payment_ids: Sequence[str], ts: Sequence[float], model_inputs: FloatArray) -> None:
+        """`remember` for a scored batch: the rows of `model_inputs` are kept as one array (float32)."""
+        matrix = np.asarray(model_inputs, dtype=np.float32)  # half the memory; labels teach no finer
+        inputs, order = self._inputs, self._order
+        for row, (payment_id, payment_ts) in enumerate(zip(payment_ids, ts, strict=True)):
+            if payment_id in inputs:
+                continue
+            inputs[payment_id] = (payment_ts, matrix, row)
+            order.append((payment_ts, payment_id))
+        while len(inputs) > self.max_entries:
+            _, oldest = order.popleft()
+            if inputs.pop(oldest, None) is not None:
                 self.dropped += 1
 
     def take(self, payment_id: str) -> list[float] | None:
         """The input of a labelled payment, removed (a label teaches once), or None if unknown or expired."""
         kept = self._inputs.pop(payment_id, None)
-        return None if kept is None else kept[1].tolist()
+        return None if kept is None else kept[1][kept[2]].tolist()
 
-    def mature(self, now: float) -> list[list[float]]:
+    def mature(self, now: float) -> FloatArray:
         """Inputs of payments older than `presume_legit_after_s` at event time `now`, removed: presumed legit.
 
-        Payments past `retention_s` without maturity configured are dropped unlearned.
+        One row per payment, oldest first. Without maturity configured, payments past
+        `retention_s` are dropped unlearned (and nothing is returned).
         """
-        matured: list[list[float]] = []
         after = self.presume_legit_after_s
         horizon = now - (after if after is not None else self.retention_s)
-        order = self._order
+        order, inputs = self._order, self._inputs
+        blocks: list[npt.NDArray[np.float32]] = []
+        batch: npt.NDArray[np.float32] | None = None
+        rows: list[int] = []
         while order and order[0][0] <= horizon:
             _, payment_id = order.popleft()
-            kept = self._inputs.pop(payment_id, None)
-            if kept is not None and after is not None:
-                matured.append(kept[1].tolist())
-        return matured
+            kept = inputs.pop(payment_id, None)
+            if kept is None or after is None:
+                continue
+            if kept[1] is not batch:  # rows of one scored batch are gathered with one fancy index
+                if batch is not None:
+                    blocks.append(batch[rows])
+                batch, rows = kept[1], []
+            rows.append(kept[2])
+        if batch is not None:
+            blocks.append(batch[rows])
+        if not blocks:
+            return np.zeros((0, 0))
+        return np.concatenate(blocks).astype(np.float64)
 
 
 class OnlineLogit:
@@ -114,7 +133,10 @@ class OnlineLogit:
     learning_rate
         AdaGrad base step.
     l2
-        Weight decay per update.
+        Pull of the weights back towards `prior` per update.
+    prior
+        Starting weights (the intercept last); zeros by default. Starting from a known
+        scorer's weights makes the model that scorer until labels say otherwise.
 
     Examples
     --------
@@ -126,11 +148,17 @@ class OnlineLogit:
     (True, 400)
     """
 
-    def __init__(self, n_features: int, learning_rate: float = 0.1, l2: float = 1e-5) -> None:
+    def __init__(
+        self, n_features: int, learning_rate: float = 0.1, l2: float = 1e-5, prior: Sequence[float] | None = None
+    ) -> None:
         self.n_features = n_features
         self.learning_rate = learning_rate
         self.l2 = l2
-        self.weights = np.zeros(n_features + 1)  # the last one is the intercept
+        self.prior = prior
+        self._prior = np.zeros(n_features + 1) if prior is None else np.asarray(prior, dtype=np.float64)
+        if self._prior.shape != (n_features + 1,):
+            raise ValueError(f"prior needs {n_features + 1} weights (the intercept last), got {self._prior.shape}")
+        self.weights = self._prior.copy()  # the last one is the intercept
         self._squared = np.full(n_features + 1, 1e-8)
         self.updates = 0
         self.positives = 0
@@ -158,7 +186,7 @@ class OnlineLogit:
             return
         target = np.asarray(y, dtype=np.float64)
         error = self.predict_many(x) - target
-        gradient = np.append(x.T @ error, error.sum()) + self.l2 * self.weights
+        gradient = np.append(x.T @ error, error.sum()) + self.l2 * (self.weights - self._prior)
         self._squared += gradient * gradient
         self.weights -= self.learning_rate * gradient / np.sqrt(self._squared)
         self.updates += x.shape[0]

@@ -1,0 +1,158 @@
+"""Alerts open once per entity, escalate, resolve; operational watchers notice silence, shrink and dead letters."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+from events.alerts import Entity, Severity
+from operators.fraud.alerts import AlertBook, FraudAlerts, card_ref, payment_entity
+from operators.fraud.operations import DeadLetterRate, SalesPulse, ShrinkWatch
+from operators.fraud.rules import RuleBook
+from operators.fraud.scorer import FraudScore
+from tests.unit.fraud.builders import T0, action, online, till
+
+BOOK = RuleBook.from_toml((Path(__file__).resolve().parents[3] / "deploy" / "fraud" / "rules.toml").read_text())
+
+
+def verdict(score: float) -> FraudScore:
+    return FraudScore(score, BOOK.decision(score), ["many payments on one card within 10 minutes"], "v", score, 0.0, ())
+
+
+def test_card_testing_burst_raises_one_alert_not_one_per_payment() -> None:
+    alerts = FraudAlerts(BOOK)
+    raised = []
+    for i in range(12):
+        pay = online(i * 30.0, 3.0, payment_id=f"O{i}", user_id=None, card_token="tok_victim")
+        raised += alerts.learn_one(pay, verdict(0.5))
+    assert len(raised) == 1
+    assert raised[0].entity == Entity("card", card_ref("tok_victim"))
+    assert "tok_victim" not in raised[0].alert_id and "tok_victim" not in str(raised[0].reasons)
+
+
+def test_alert_escalates_once_per_severity_and_resolves_once_after_quiet() -> None:
+    alerts = FraudAlerts(BOOK, quiet_s=600.0)
+    pay = online(0.0, user_id=None)
+    opened = alerts.learn_one(pay, verdict(0.2))
+    escalated = alerts.learn_one(pay._replace(ts=T0 + 60.0), verdict(0.9))
+    again = alerts.learn_one(pay._replace(ts=T0 + 90.0), verdict(0.9))
+    assert [a.severity for a in opened + escalated] == [Severity.WARNING, Severity.ATTENTION] and again == []
+    assert escalated[0].alert_id == opened[0].alert_id + ":attention"
+    assert alerts.sweep(T0 + 600.0) == []
+    resolved = alerts.sweep(T0 + 700.0)
+    assert [a.alert_id for a in resolved] == [opened[0].alert_id + ":resolved"] and resolved[0].reasons[0] == "resolved"
+    assert alerts.sweep(T0 + 800.0) == []
+    reopened = alerts.learn_one(pay._replace(ts=T0 + 900.0), verdict(0.2))
+    assert len(reopened) == 1 and reopened[0].alert_id != opened[0].alert_id
+
+
+def test_alert_ids_are_derived_from_entity_kind_and_event_time() -> None:
+    first = FraudAlerts(BOOK).learn_one(online(5.0), verdict(0.9))
+    second = FraudAlerts(BOOK).learn_one(online(5.0), verdict(0.9))
+    assert [a.alert_id for a in first] == [a.alert_id for a in second]
+
+
+def test_allowed_payments_raise_nothing() -> None:
+    assert FraudAlerts(BOOK).learn_one(online(0.0), verdict(0.01)) == []
+
+
+def test_alert_entity_is_the_account_online_the_card_at_the_till_else_the_payment() -> None:
+    assert payment_entity(online(user_id="U-9")) == Entity("user", "U-9")
+    assert payment_entity(till(customer_id="U-9")).type == "card"
+    assert payment_entity(till(card_token=None)) == Entity("payment", "T-1")
+
+
+def test_refund_abuse_raises_a_cashier_alert_through_till_rules() -> None:
+    alerts = FraudAlerts(BOOK)
+    features = {"cashier_noreceipt_30m": 6.0, "cashier_noreceipt_excess": 5.0, "cashier_voids_30m": 0.0}
+    raised = alerts.learn_till_one(action("return", 0.0, cashier_id="C-7"), features)
+    assert [(a.entity.type, a.entity.id) for a in raised] == [("cashier", "S1/C-7")]
+    assert alerts.learn_till_one(action("return", 0.0, cashier_id="C-8"), {"cashier_noreceipt_30m": 1.0}) == []
+
+
+def test_alert_book_is_bounded_and_resolves_what_it_drops() -> None:
+    book = AlertBook("fraud", max_open=3)
+    emitted = []
+    for i in range(5):
+        emitted += book.observe(Entity("card", f"c{i}"), float(i), Severity.WARNING, ["r"])
+    assert len(book) == 3
+    assert sum(a.reasons[0] == "resolved" for a in emitted) == 2
+
+
+def test_silent_store_is_noticed_by_the_clock_of_other_traffic_and_resolves_on_its_next_sale() -> None:
+    pulse = SalesPulse(min_sales=10, store_min_silence_s=300.0, register_min_silence_s=10_000.0)
+    for i in range(60):
+        pulse.learn_one("S1", "S1-R1", T0 + i * 10.0)
+        pulse.learn_one("S2", "S2-R1", T0 + i * 10.0)
+    assert pulse.tick(T0 + 600.0) == []
+    for i in range(60, 120):  # S1 goes dark; S2 keeps selling and drives the clock
+        pulse.learn_one("S2", "S2-R1", T0 + i * 10.0)
+    alerts = pulse.tick(T0 + 1200.0)
+    assert [(a.entity.type, a.entity.id, a.severity) for a in alerts] == [("store", "S1", Severity.ATTENTION)]
+    assert pulse.tick(T0 + 1300.0) == []  # one open alert, not one per tick
+    pulse.learn_one("S1", "S1-R1", T0 + 1310.0)
+    resolved = pulse.tick(T0 + 1320.0)
+    assert [(a.entity.id, a.reasons[0]) for a in resolved] == [("S1", "resolved")]
+
+
+def test_a_pause_of_the_whole_stream_raises_nothing() -> None:
+    pulse = SalesPulse(min_sales=10)
+    for i in range(60):
+        pulse.learn_one("S1", "S1-R1", T0 + i * 10.0)
+    assert pulse.tick(T0 + 600.0) == []  # the clock is event time: no traffic, no time passing
+
+
+def test_quiet_store_gets_more_slack_than_a_busy_one() -> None:
+    pulse = SalesPulse(min_sales=10, store_min_silence_s=60.0, register_min_silence_s=10_000.0)
+    for i in range(30):
+        pulse.learn_one("BUSY", "B-R1", T0 + i * 5.0)
+        pulse.learn_one("QUIET", "Q-R1", T0 + i * 120.0)
+    alerts = pulse.tick(T0 + 29 * 120.0 + 400.0)  # QUIET's usual gap is 120 s: 400 s is not yet silence
+    assert [a.entity.id for a in alerts] == ["BUSY"]
+
+
+def test_shrink_spike_at_one_location_alerts_once_and_resolves_after_a_quiet_window() -> None:
+    watch = ShrinkWatch(window_s=1800.0, min_excess=8.0)
+    alerts = []
+    for i in range(40):
+        for location in ("S1", "S2", "S3"):
+            alerts += watch.learn_one(location, 1, T0 + i * 90.0)  # everyone's normal trickle
+    assert alerts == []
+    for i in range(25):
+        alerts += watch.learn_one("S2", 1, T0 + 3600.0 + i * 20.0)
+    assert [(a.entity.id, a.kind) for a in alerts] == [("S2", "anomaly")]
+    assert [a.reasons[0] for a in watch.tick(T0 + 3600.0 + 500.0 + 1900.0)] == ["resolved"]
+
+
+def test_dead_letter_burst_from_one_topic_alerts_and_the_trickle_does_not() -> None:
+    rate = DeadLetterRate(min_burst=30)
+    alerts = []
+    for minute in range(30):
+        for k in range(3):
+            alerts += rate.learn_one("pos", T0 + minute * 60.0 + k)
+    assert alerts == []
+    for k in range(200):
+        alerts += rate.learn_one("pos", T0 + 1800.0 + k * 0.2)
+    assert [(a.entity.type, a.entity.id) for a in alerts] == [("topic", "pos")]
+    resolved = rate.tick(T0 + 2000.0)
+    assert [a.reasons[0] for a in resolved] == ["resolved"]
+
+
+def test_watchers_pickle_for_recovery_snapshots() -> None:
+    pulse, watch, rate = SalesPulse(), ShrinkWatch(), DeadLetterRate()
+    pulse.learn_one("S1", "S1-R1", T0)
+    watch.learn_one("S1", 1, T0)
+    rate.learn_one("pos", T0)
+    for state in (pulse, watch, rate, FraudAlerts(BOOK)):
+        assert type(pickle.loads(pickle.dumps(state))) is type(state)
+
+
+def test_registers_of_a_dark_store_raise_no_alerts_of_their_own() -> None:
+    pulse = SalesPulse(min_sales=10, store_min_silence_s=300.0, register_min_silence_s=300.0)
+    for i in range(60):
+        pulse.learn_one("S1", f"S1-R{i % 3}", T0 + i * 10.0)
+        pulse.learn_one("S2", f"S2-R{i % 3}", T0 + i * 10.0)
+    for i in range(60, 200):
+        pulse.learn_one("S2", f"S2-R{i % 3}", T0 + i * 10.0)
+    alerts = pulse.tick(T0 + 2000.0)
+    assert [(a.entity.type, a.entity.id) for a in alerts] == [("store", "S1")]
