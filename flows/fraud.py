@@ -43,7 +43,6 @@ from operator import itemgetter
 from typing import Any
 
 import bytewax.operators as op
-import numpy as np
 import orjson
 from bytewax.dataflow import Dataflow
 from bytewax.operators import StatefulBatchLogic
@@ -72,7 +71,7 @@ from flows.sinks import RecordSink
 from omnistream.settings import Settings
 from operators.entity_cache import EntityCache, RecentIds
 from operators.fraud.alerts import FraudAlerts
-from operators.fraud.features import FEATURE_NAMES, CardVelocity, OrderChecks, RegisterBehaviour, ShopperHistory
+from operators.fraud.features import CardVelocity, OrderChecks, RegisterBehaviour, ShopperHistory
 from operators.fraud.operations import DeadLetterRate, SalesPulse, ShrinkWatch
 from operators.fraud.payments import Payment, TillAction, payment_of, till_action_of
 from operators.fraud.scorer import FraudScore, FraudScorer
@@ -91,7 +90,6 @@ _RETAIN = StatefulBatchLogic.RETAIN
 _DUPLICATES = DUPLICATES.labels(FLOW)
 _SCORES = FRAUD_SCORES.labels(FLOW)
 _DECISIONS = {decision: FRAUD_DECISIONS.labels(FLOW, decision) for decision in ("allow", "review", "block")}
-_N_FEATURES = len(FEATURE_NAMES)
 
 
 class Scoring:
@@ -509,34 +507,29 @@ class _ScorerLogic(_Stage):
             first = groups[0][0]
             state.shard = self.shards.index(first.payment_id if type(first) is Scoring
                                             else first.txn_id or first.order_id or "")  # fmt: skip
-        features = [item.features for item in items]
-        verdicts = scorer.score_many(features)
+        # One numpy pass scores the batch and teaches the anomaly model (operators.fraud.scorer).
+        verdicts, inputs = scorer.score_batch([item.features for item in items], learn=True)
         docs: list[Any] = []
         suspicious: list[tuple[Payment, FraudScore]] = []
         decisions: Counter[str] = Counter()
-        ttl_s, score_key, remember = self.ttl_s, keys.score, join.remember
-        for item, verdict in zip(items, verdicts, strict=True):
-            payment = item.payment
-            assert payment is not None
+        ttl_s, score_key = self.ttl_s, keys.score
+        payments: list[Payment] = [item.payment for item in items]  # type: ignore[misc]
+        for payment, verdict in zip(payments, verdicts, strict=True):
             docs.append(FencedDoc(score_key(payment.payment_id), 1, _score_doc(payment, verdict), ttl_s, payment.ts))
-            remember(payment.payment_id, payment.ts, verdict.model_input)
             decisions[verdict.decision] += 1
             if verdict.decision != "allow":
                 suspicious.append((payment, verdict))
-        if verdicts:
-            # The anomaly model learns the vectors `score_many` built (the first inputs of
-            # `model_input`) instead of `learn_many(features)` vectorizing every payment again.
-            scorer.forest.learn_many(np.asarray([v.model_input[:_N_FEATURES] for v in verdicts]))
+        if payments:
+            join.remember_many([p.payment_id for p in payments], [p.ts for p in payments], inputs)
         _count_labels(label_values, unmatched)
+        if label_inputs:
+            scorer.learn_labels(label_inputs, label_values)
         if clock > state.clock:
             state.clock = clock
             matured = join.mature(clock)  # no label by now: presumed legitimate (operators.fraud.supervised)
-            if matured:
+            if len(matured):
                 FRAUD_LABELS.labels(FLOW, "presumed_legit").inc(len(matured))
-                label_inputs += matured
-                label_values += [False] * len(matured)
-        if label_inputs:
-            scorer.learn_labels(label_inputs, label_values)
+                scorer.learn_labels(matured, [False] * len(matured))
         for decision, n in decisions.items():
             _DECISIONS[decision].inc(n)
         if verdicts:
