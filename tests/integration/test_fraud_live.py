@@ -12,10 +12,10 @@ import orjson
 import pytest
 import redis
 
+from flows.launcher import start_flow
 from omnistream.settings import Settings
 from state import keys
 from state.doc_writer import read_doc
-from flows.launcher import start_flow
 from tests.harness.flows import publish, stream_records
 from tests.integration.fraud_events import RULES, T0, label, sale
 
