@@ -339,6 +339,7 @@ class _CardLogic(_Stage):
                 kept.append(item)
         if duplicates:
             _DUPLICATES.inc(duplicates)
+        _ENTITIES.report("cards", state, len(cards))
         key = self.shards.key
         out = _regroup(kept, lambda s: key("user", s.payment.user_id if s.payment and s.payment.user_id
                                            else s.payment_id))  # fmt: skip
@@ -373,6 +374,7 @@ class _ShopperLogic(_Stage):
                 if payment is not None and payment.user_id:
                     item.features.update(users.get_or_make(payment.user_id, ShopperHistory).learn_one(payment))
                 items.append(item)
+        _ENTITIES.report("shoppers", users, len(users))
         key = self.shards.key
         out = _regroup(items, lambda s: key("store", s.action.store_id) if s.action is not None
                        else key("store", s.payment_id))  # fmt: skip
@@ -432,6 +434,7 @@ class _RegisterLogic(_Stage):
         if clock > state.clock:
             state.clock = clock
             alerts += state.alerts.sweep(clock)
+        _ENTITIES.report("stores", state, len(stores))
         key = self.shards.key
         out: list[tuple[str, Any]] = _regroup(to_score, lambda s: key("scorer", s.payment_id))
         if alerts:
@@ -535,6 +538,7 @@ class _ScorerLogic(_Stage):
         if verdicts:
             observe_many(_SCORES, [v.score for v in verdicts])
         docs += self._model_doc(state, scorer)
+        _ENTITIES.report("pending_labels", state, len(join))
         out: list[tuple[str, Any]] = []
         if docs:
             out.append((SINK_KEY, docs))
@@ -628,6 +632,7 @@ class _FraudAlertLogic(_Stage):
         if clock > state.clock:
             state.clock = clock
             alerts += state.alerts.sweep(clock)
+        _ENTITIES.report("open_fraud_alerts", state, len(state.alerts.book))
         return ([(SINK_KEY, alerts)] if alerts else []), _RETAIN
 
 
@@ -691,6 +696,21 @@ class _OpsLogic(_Stage):
             state.dlq_clock = dlq_clock
             alerts += dead_letters.tick(dlq_clock)
         return ([(SINK_KEY, alerts)] if alerts else []), _RETAIN
+
+
+class _EntityCounts:
+    """Entities held per stage in this process, summed over its shards, for `omnistream_fraud_state_entities`."""
+
+    def __init__(self) -> None:
+        self._by_stage: dict[str, dict[int, int]] = {}
+
+    def report(self, stage: str, state: object, count: int) -> None:
+        shards = self._by_stage.setdefault(stage, {})
+        shards[id(state)] = count
+        FRAUD_STATE_ENTITIES.labels(FLOW, stage).set(sum(shards.values()))
+
+
+_ENTITIES = _EntityCounts()
 
 
 def _watch(settings: Settings) -> RulesWatch:
