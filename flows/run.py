@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import logging
 import importlib
 import os
 import signal
@@ -36,6 +37,7 @@ def main() -> None:
     args = parser.parse_args()
 
     settings = settings_or_exit()
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     recovery = None
     if not args.no_recovery and settings.recovery_dir is not None:
         from flows.launcher import ensure_recovery, flow_recovery_dir  # the launcher imports this module

@@ -117,6 +117,9 @@ class Settings(BaseSettings):
     api_sse_keepalive_s: float = Field(
         15.0, gt=0, le=300, description="Seconds between keep-alive comments on GET /v1/alerts/stream when idle."
     )
+    log_level: str = Field(
+        "WARNING", pattern="^(DEBUG|INFO|WARNING|ERROR)$", description="Log level of the flow processes (stderr)."
+    )
     fraud_memory_budget_mb: int = Field(
         1_024, ge=64, description="Resident memory a fraud flow process should stay under (benchmark soak check)."
     )
