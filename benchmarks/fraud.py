@@ -186,7 +186,8 @@ def alert_latency(base: Settings, workdir: Path, rate: float, duration_s: float)
                 for entry_id, fields in entries:
                     last = entry_id.decode()
                     alert = orjson.loads(fields[RECORD_FIELD.encode()])
-                    if alert["kind"] == "fraud" and alert.get("status") == "open":
+                    # The opening alert of each burst (escalations carry a suffix and later events).
+                    if alert["kind"] == "fraud" and alert.get("status") == "open" and alert["alert_id"].count(":") == 3:
                         for event_id in alert["source_event_ids"]:
                             arrivals.setdefault(event_id, now)
 
@@ -211,9 +212,9 @@ def alert_latency(base: Settings, workdir: Path, rate: float, duration_s: float)
                 sent += 1
             if now >= next_burst:
                 next_burst += 1.0
-                for ts, (topic, key, value, event_id) in stream.burst(now, gap_s=0.05):
+                for _, (topic, key, value, event_id) in stream.burst(now, gap_s=0.05):
                     producer.produce(names[topic], value, key=key)
-                    published_at[event_id] = ts
+                    published_at[event_id] = time.time()
                 sent += 5
             producer.poll(0)
             time.sleep(0.002)
