@@ -202,7 +202,7 @@ def alert_latency(base: Settings, workdir: Path, rate: float, duration_s: float)
     try:
         time.sleep(3.0)  # the flow's start-up
         started = time.time()
-        sent = 0
+        sent = bursts = 0
         next_burst = started + 1.0
         while (now := time.time()) < started + duration_s:
             due = int((now - started) * rate) - sent
@@ -212,6 +212,7 @@ def alert_latency(base: Settings, workdir: Path, rate: float, duration_s: float)
                 sent += 1
             if now >= next_burst:
                 next_burst += 1.0
+                bursts += 1
                 for _, (topic, key, value, event_id) in stream.burst(now, gap_s=0.05):
                     producer.produce(names[topic], value, key=key)
                     published_at[event_id] = time.time()
@@ -226,7 +227,6 @@ def alert_latency(base: Settings, workdir: Path, rate: float, duration_s: float)
         run.stop()
         log.close()
     latencies = sorted(arrivals[e] - published_at[e] for e in arrivals if e in published_at)
-    bursts = int(duration_s)
 
     def pct(p: float) -> float | None:
         return round(latencies[min(len(latencies) - 1, int(p * len(latencies)))], 4) if latencies else None

@@ -112,8 +112,19 @@ _WATCHES: dict[tuple[Path, float, float | None, float | None], RulesWatch] = {}
 _WATCHES_LOCK = threading.Lock()
 
 
+_CHECKOUT = Path(__file__).resolve().parents[1]
+
+
+def resolve_rules_path(path: Path) -> Path:
+    """`path` as given when it exists; a relative path that does not is looked up in the checkout (the default)."""
+    if path.is_absolute() or path.exists():
+        return path
+    return _CHECKOUT / path
+
+
 def rules_watch(path: Path, check_s: float, review: float | None, block: float | None) -> RulesWatch:
     """The process's one watch of `path` (every stateful step of the flow asks the same one)."""
+    path = resolve_rules_path(path)
     key = (path.resolve(), check_s, review, block)
     with _WATCHES_LOCK:
         watch = _WATCHES.get(key)
