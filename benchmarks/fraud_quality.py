@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import os
 import platform
 import sys
 import time
@@ -265,6 +266,96 @@ def shuttle_check(n_rows: int, batch: int, seeds: Sequence[int] = (42, 1, 2)) ->
     return result
 
 
+def _rss_mb() -> float:
+    """Resident memory now (not the high-water mark, which a checkpoint's own pickling would inflate)."""
+    with open("/proc/self/statm") as statm:
+        return round(int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20, 1)
+
+
+def soak(n_events: int, payments_per_s: float = 400.0, checkpoint: int = 500_000) -> dict[str, Any]:
+    """Memory under a long stream: `n_events` synthetic events through one engine with default bounds.
+
+    Mostly payments on fresh card tokens from a million shoppers (every entity map fills up and
+    must evict), a fraud label for 1% of them 2-30 minutes later, some till returns, spread at
+    `payments_per_s` of event time so label maturity, LRU eviction and the label-join cap all
+    bind. Built as validated event structs directly (no JSON), so the soak measures the engine.
+    """
+    import heapq
+    import pickle
+    import random
+
+    from events.models import FraudLabel, LineItem, OnlinePayment, PosPayment, Purchase, Return
+
+    rng = random.Random(5)
+    engine = FraudEngine(RuleBook.from_toml(RULES.read_text()))
+    start_ts = 1795305600.0
+    checkpoints = []
+    pending_labels: list[tuple[float, str]] = []
+    batch: list[Event] = []
+    began = time.process_time()
+    for i in range(n_events):
+        ts = start_ts + i / payments_per_s
+        when = datetime.fromtimestamp(ts, UTC)
+        roll = rng.random()
+        if pending_labels and pending_labels[0][0] <= ts:
+            _, order_id = heapq.heappop(pending_labels)
+            label = FraudLabel(
+                event_id=f"l{i}", ts=when, schema_version=1, label="fraud", source="chargeback", order_id=order_id
+            )
+            batch.append(label)
+        elif roll < 0.03:
+            till = {"store_id": f"S{rng.randrange(50)}", "register_id": "R1", "cashier_id": f"C{rng.randrange(600)}"}
+            items = [LineItem("SKU-1", 1, 20.0)]
+            refund = Return(
+                event_id=f"e{i}", ts=when, schema_version=1, txn_id=f"T{i}", currency="USD", items=items, total=20.0,
+                payment=PosPayment(method="cash"), **till,
+            )  # fmt: skip
+            batch.append(refund)
+        else:
+            order_id = f"O{i}"
+            total = round(rng.uniform(5, 500), 2)
+            card = OnlinePayment(method="card", card_token=f"tok_{rng.getrandbits(48):012x}", billing_country="US")
+            shopper = {"user_id": f"U{rng.randrange(1_000_000)}", "device_id": f"D{rng.randrange(2_000_000)}"}
+            order = Purchase(
+                event_id=f"e{i}", ts=when, schema_version=1, session_id=f"s{i}", channel="web", ip_country="US",
+                order_id=order_id, items=[LineItem("SKU-1", 1, total)], total=total, currency="USD",
+                fulfilment_location_id="WH-01", shipping_country="US", payment=card, **shopper,
+            )  # fmt: skip
+            batch.append(order)
+            if roll > 0.99:
+                heapq.heappush(pending_labels, (ts + rng.uniform(120, 1800), order_id))
+        if len(batch) == 500:
+            engine.process_many(batch)
+            batch = []
+        if (i + 1) % checkpoint == 0:
+            checkpoints.append(
+                {
+                    "events": i + 1,
+                    "rss_mb": _rss_mb(),
+                    "state_pickle_mb": round(len(pickle.dumps(engine)) / 2**20, 1),
+                    "cards": len(engine._cards),
+                    "shoppers": len(engine._shoppers),
+                    "label_inputs": len(engine.labels),
+                    "label_inputs_dropped": engine.labels.dropped,
+                    "dedup_ids": len(engine._seen),
+                    "open_fraud_alerts": len(engine.alerts.book),
+                }
+            )
+    if batch:
+        engine.process_many(batch)
+    return {
+        "events": n_events,
+        "event_time_s": round(n_events / payments_per_s),
+        "cpu_s": round(time.process_time() - began, 1),
+        "bounds": {
+            "max_entities": engine.max_entities,
+            "max_label_inputs": engine.max_label_inputs,
+            "max_dedup_ids": engine.max_dedup_ids,
+        },
+        "checkpoints": checkpoints,
+    }
+
+
 def run(
     seed: int = 11,
     n_records: int = 1_500_000,
@@ -353,6 +444,16 @@ def print_table(result: dict[str, Any], console: Console) -> None:
         for key in ("river_hst_default", "forest_river_settings", "forest_engine_settings"):
             t.add_row(key, f"{shuttle[key]['roc_auc']:.4f}", f"{shuttle[key]['us_per_event']:.2f}")
         console.print(t)
+    if "soak" in result:
+        soak_table = Table(title=f"memory soak: {result['soak']['events']:,} events, default bounds")
+        for column in ("events", "RSS MB", "state pickle MB", "cards", "label inputs", "dedup ids"):
+            soak_table.add_column(column, justify="right")
+        for c in result["soak"]["checkpoints"]:
+            soak_table.add_row(
+                f"{c['events']:,}", str(c["rss_mb"]), str(c["state_pickle_mb"]), f"{c['cards']:,}",
+                f"{c['label_inputs']:,}", f"{c['dedup_ids']:,}",
+            )  # fmt: skip
+        console.print(soak_table)
     for check, passed in result["acceptance"].items():
         console.print(f"{'PASS' if passed else 'FAIL'}  {check}")
 
@@ -363,9 +464,12 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=1_500_000, help="simulated records (default 1.5M, ~7 h)")
     parser.add_argument("--batch", type=int, default=500, help="records per engine batch")
     parser.add_argument("--shuttle-rows", type=int, default=49_097, help="rows of the Shuttle check (0: skip)")
+    parser.add_argument("--soak", type=int, default=0, help="also run a memory soak of this many events (~30 us each)")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     result = run(args.seed, args.records, args.batch, args.shuttle_rows)
+    if args.soak:
+        result["soak"] = soak(args.soak)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY))
     print_table(result, Console())

@@ -12,7 +12,8 @@ The flow (`flows/fraud.py`) wires these together:
 5. `FraudAlerts` turns scores and register behaviour into de-duplicated `Alert`s; `SalesPulse`,
    `ShrinkWatch` and `DeadLetterRate` raise operational `anomaly` alerts.
 
-`RuleBook.from_toml` parses `deploy/fraud/rules.toml`. `FraudEngine` runs all of it in one process
+`RuleBook.from_toml` parses `deploy/fraud/rules.toml`; `reload_rules(text, current)` keeps the current
+rules (and says why) when a changed file is not valid. `FraudEngine` runs all of it in one process
 (the quality harness, tests, and a single-key flow).
 """
 
@@ -30,7 +31,7 @@ from operators.fraud.features import (
 )
 from operators.fraud.operations import DeadLetterRate, SalesPulse, ShrinkWatch
 from operators.fraud.payments import Payment, TillAction, payment_of, till_action_of
-from operators.fraud.rules import Rule, RuleBook, RuleBookError
+from operators.fraud.rules import Rule, RuleBook, RuleBookError, reload_rules
 from operators.fraud.scorer import MODEL_INPUT_NAMES, MODES, FraudScore, FraudScorer, Mode
 from operators.fraud.supervised import LabelJoin, OnlineLogit
 
@@ -64,6 +65,7 @@ __all__ = [
     "card_ref",
     "payment_entity",
     "payment_of",
+    "reload_rules",
     "till_action_of",
     "vectorize",
 ]

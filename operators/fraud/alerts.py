@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
+from events import alerts as events_alerts
 from events.alerts import Alert, Entity, Severity
 from events.timestamps import rfc3339_ms
 from operators.fraud.payments import Payment, TillAction
@@ -27,6 +28,8 @@ from operators.fraud.scorer import FraudScore
 
 _RANK = {Severity.WARNING: 0, Severity.ATTENTION: 1, Severity.EMERGENCY: 2}
 _HAS_STATUS = "status" in {f.name for f in fields(Alert)}
+# `events.alerts.AlertStatus` arrives with the `status` field; until then resolution is told by the first reason.
+_STATUS_TYPE: Any = getattr(events_alerts, "AlertStatus", str)
 RESOLVED_REASON = "resolved"
 """First reason of every resolving alert (also carried as `status` where `Alert` has it)."""
 
@@ -54,7 +57,7 @@ def make_alert(
     """An `events.alerts.Alert`, with `status` when the contract's Alert carries it."""
     extra: dict[str, Any] = {}
     if _HAS_STATUS:
-        extra["status"] = "resolved" if resolved else "open"
+        extra["status"] = _STATUS_TYPE("resolved" if resolved else "open")
     return Alert(
         alert_id=alert_id,
         kind=kind,

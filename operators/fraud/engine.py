@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, TypeVar
 
 from events.alerts import Alert
@@ -23,7 +24,6 @@ from operators.fraud.payments import Payment, payment_of, till_action_of
 from operators.fraud.rules import RuleBook
 from operators.fraud.scorer import FraudScore, FraudScorer, Mode
 from operators.fraud.supervised import LabelJoin
-from operators.seen_events import SeenEvents
 
 S = TypeVar("S")
 _NO_FEATURES: dict[str, float] = {}
@@ -53,6 +53,37 @@ class _Lru(OrderedDict[str, S]):
         return state
 
 
+class _RecentIds:
+    """Event ids seen within `window_s` of event time, at most `max_ids` of them (oldest forgotten first).
+
+    `operators.seen_events.SeenEvents` bounds its memory by event time only; at the fraud flow's
+    rate (15k events/s) an hour of ids would not fit, so this one is capped by count as well: a
+    retry older than the last `max_ids` events is scored again, which only repeats its score.
+    """
+
+    def __init__(self, window_s: float, max_ids: int) -> None:
+        self.window_s = window_s
+        self.max_ids = max_ids
+        self._ids: OrderedDict[str, float] = OrderedDict()
+        self._newest = float("-inf")
+
+    def add(self, event_id: str, ts: float) -> bool:
+        """Record `event_id`; False when it was already seen."""
+        ids = self._ids
+        if event_id in ids:
+            return False
+        ids[event_id] = ts
+        if ts > self._newest:
+            self._newest = ts
+        horizon = self._newest - self.window_s
+        while ids and (len(ids) > self.max_ids or next(iter(ids.values())) < horizon):
+            ids.popitem(last=False)
+        return True
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+
 @dataclass
 class EngineOutput:
     """What one batch produced: each payment with its score, and the alerts raised."""
@@ -72,12 +103,20 @@ class FraudEngine:
         Scorer mode (`full`, `rules_only`, `anomaly_only`).
     presume_legit_after_s
         Event-time seconds after which an unlabelled payment teaches the model "legit".
+    label_sample_share
+        Share of payments kept for learning from labels (`LabelJoin.sample_share`).
+    max_label_inputs
+        Payments kept for learning at most (`LabelJoin.max_entries`).
     max_entities
         Cards, shoppers and stores whose state is kept at most (least recently used go first).
     seed
         Of the anomaly model.
     tick_s
         Event-time seconds between silence checks and alert sweeps.
+    dedup_window_s
+        Event-time seconds an `event_id` is remembered against producer retries.
+    max_dedup_ids
+        Event ids remembered at most (bounds memory at high rates).
 
     Examples
     --------
@@ -99,20 +138,30 @@ class FraudEngine:
         rules: RuleBook,
         mode: Mode = "full",
         presume_legit_after_s: float = 2000.0,
-        max_entities: int = 200_000,
+        label_sample_share: float = 1.0,
+        max_label_inputs: int = 300_000,
+        max_entities: int = 100_000,
         seed: int = 7,
         tick_s: float = 30.0,
+        dedup_window_s: float = 600.0,
+        max_dedup_ids: int = 200_000,
     ) -> None:
         self.rules = rules
         self.mode = mode
         self.presume_legit_after_s = presume_legit_after_s
+        self.label_sample_share = label_sample_share
+        self.max_label_inputs = max_label_inputs
         self.max_entities = max_entities
         self.seed = seed
         self.tick_s = tick_s
+        self.dedup_window_s = dedup_window_s
+        self.max_dedup_ids = max_dedup_ids
         self._next_tick = float("-inf")
         self.scorer = FraudScorer(rules, mode=mode, seed=seed)
         self.alerts = FraudAlerts(rules)
-        self.labels = LabelJoin(presume_legit_after_s=presume_legit_after_s)
+        self.labels = LabelJoin(
+            presume_legit_after_s=presume_legit_after_s, max_entries=max_label_inputs, sample_share=label_sample_share
+        )
         self.checks = OrderChecks()
         self.pulse = SalesPulse()
         self.shrink = ShrinkWatch()
@@ -120,7 +169,7 @@ class FraudEngine:
         self._cards: _Lru[CardVelocity] = _Lru(max_entities)
         self._shoppers: _Lru[ShopperHistory] = _Lru(max_entities)
         self._stores: _Lru[RegisterBehaviour] = _Lru(max_entities)
-        self._seen = SeenEvents(window_s=3600.0)
+        self._seen = _RecentIds(dedup_window_s, max_dedup_ids)
         self.clock = float("-inf")
         self.labels_learned = 0
 
@@ -138,10 +187,13 @@ class FraudEngine:
         label_inputs: list[list[float]] = []
         label_values: list[bool] = []
         for event in events:
-            ts = event.ts.timestamp()
-            self.clock = max(self.clock, ts)
-            kind = type(event)
-            if kind not in ENGINE_EVENT_TYPES or not self._seen.add(event.event_id, ts):
+            when = getattr(event, "ts", None)
+            if not isinstance(when, datetime):
+                continue  # not a decoded event (a dead letter handed in by mistake): nothing to learn
+            ts = when.timestamp()
+            if ts > self.clock:
+                self.clock = ts  # any traffic's event time drives the silence checks
+            if type(event) not in ENGINE_EVENT_TYPES or not self._seen.add(event.event_id, ts):
                 continue  # browsing and stock traffic, or a producer's retry (counted once, CONTRACT.md)
             payment = payment_of(event)
             action = till_action_of(event)

@@ -144,34 +144,44 @@ class CardVelocity:
     1.0
     """
 
+    # Slots and small lists/tuples, not dicts and deques: one instance per card seen in the last
+    # hours, hundreds of thousands of them; this keeps a one-payment card to a few hundred bytes.
+    __slots__ = ("_newest", "_owners", "_payments", "max_owners", "max_payments", "small_amount")
+
     def __init__(self, max_payments: int = 200, small_amount: float = 10.0, max_owners: int = 4) -> None:
         self.max_payments = max_payments
         self.small_amount = small_amount
         self.max_owners = max_owners
-        self._owners: dict[str, None] = {}  # accounts this card has paid for, least recent first
+        self._owners: tuple[str, ...] = ()  # accounts this card has paid for, least recent first
         # (ts, amount, place, channel, country) in arrival order
-        self._payments: deque[tuple[float, float, str, str, str]] = deque(maxlen=max_payments)
+        self._payments: list[tuple[float, float, str, str, str]] = []
         self._newest = -math.inf
 
     def learn_one(self, payment: Payment) -> dict[str, float]:
         ts = payment.ts
         user = payment.user_id
         owner_absent = 1.0 if self._owners and (user is None or user not in self._owners) else 0.0
-        _remember(self._owners, user, self.max_owners)
+        self._owners = _remembered(self._owners, user, self.max_owners)
         place = payment.store_id or payment.channel
         country = payment.ip_country or ""
-        self._payments.append((ts, payment.amount, place, payment.channel, country))
+        kept = self._payments
+        kept.append((ts, payment.amount, place, payment.channel, country))
         # Age out against the newest ts seen: a late event must not rewind the window.
         self._newest = max(self._newest, ts)
-        while self._payments and self._payments[0][0] <= self._newest - 3600.0:
-            self._payments.popleft()
+        horizon = self._newest - 3600.0
+        stale = 0
+        while stale < len(kept) and kept[stale][0] <= horizon:
+            stale += 1
+        stale = max(stale, len(kept) - self.max_payments)
+        if stale:
+            del kept[:stale]
         n_1m = n_10m = n_1h = small_10m = 0
         spend_10m = spend_1h = 0.0
         places: set[str] = set()
         channels: set[str] = set()
         countries: set[str] = set()
         small = self.small_amount
-        for p_ts, amount, p_place, p_channel, p_country in self._payments:
+        for p_ts, amount, p_place, p_channel, p_country in kept:
             age = ts - p_ts
             if age < 0.0 or age >= 3600.0:
                 continue
@@ -232,14 +242,16 @@ class ShopperHistory:
     (1.0, 1.0, True, 2.0)
     """
 
+    __slots__ = ("_countries", "_devices", "_first_ts", "_m2", "_mean", "_n", "max_known")  # many instances
+
     def __init__(self, max_known: int = 8) -> None:
         self.max_known = max_known
         self._first_ts = math.inf
         self._n = 0
         self._mean = 0.0
         self._m2 = 0.0
-        self._devices: dict[str, None] = {}  # insertion-ordered: an LRU set
-        self._countries: dict[str, None] = {}
+        self._devices: tuple[str, ...] = ()  # least recently used first
+        self._countries: tuple[str, ...] = ()
 
     def learn_one(self, payment: Payment) -> dict[str, float]:
         known = self._n > 0
@@ -263,9 +275,9 @@ class ShopperHistory:
         delta = log_amount - self._mean
         self._mean += delta / self._n
         self._m2 += delta * (log_amount - self._mean)
-        _remember(self._devices, payment.device_id, self.max_known)
-        _remember(self._countries, payment.ip_country, self.max_known)
-        _remember(self._countries, payment.shipping_country, self.max_known)
+        self._devices = _remembered(self._devices, payment.device_id, self.max_known)
+        self._countries = _remembered(self._countries, payment.ip_country, self.max_known)
+        self._countries = _remembered(self._countries, payment.shipping_country, self.max_known)
         return {
             "user_known": 1.0 if known else 0.0,
             "user_new_device": new_device,
@@ -275,13 +287,11 @@ class ShopperHistory:
         }
 
 
-def _remember(known: dict[str, None], value: str | None, limit: int) -> None:
-    if value is None:
-        return
-    known.pop(value, None)
-    known[value] = None
-    if len(known) > limit:
-        del known[next(iter(known))]
+def _remembered(known: tuple[str, ...], value: str | None, limit: int) -> tuple[str, ...]:
+    """`known` with `value` moved to the most recent end, the least recent dropped past `limit`."""
+    if value is None or (known and known[-1] == value):
+        return known
+    return (*(k for k in known if k != value), value)[-limit:]
 
 
 class OrderChecks:

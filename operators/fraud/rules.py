@@ -201,6 +201,26 @@ class RuleBook:
         return f"RuleBook(version={self.version!r}, rules={len(self.rules)}, review={self.review}, block={self.block})"
 
 
+def reload_rules(text: str, current: RuleBook) -> tuple[RuleBook, str | None]:
+    """The rules of a changed file, or the `current` ones and the reason when the file is not valid.
+
+    What the flow calls when `deploy/fraud/rules.toml` changes: a half-edited or broken file
+    never replaces working rules, and the message (rule and field at fault, no payment data)
+    is fit for a log line.
+
+    >>> good = RuleBook.from_toml('version = "1"\\n[decision]\\nreview = 0.3\\nblock = 0.8')
+    >>> kept, error = reload_rules('version = "2"\\n[decision]\\nreview = 0.3', good)
+    >>> kept is good, error
+    (True, '[decision]: block must be a number in [0, 1], got None')
+    >>> reload_rules('version = "2"\\n[decision]\\nreview = 0.2\\nblock = 0.7', good)[0].version
+    '2'
+    """
+    try:
+        return RuleBook.from_toml(text), None
+    except RuleBookError as ex:
+        return current, str(ex)
+
+
 def _probability(table: Mapping[str, Any], key: str, where: str, default: float | None = None) -> float:
     value = table.get(key, default)
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 <= value <= 1.0:

@@ -71,3 +71,12 @@ def test_engine_state_pickles() -> None:
     engine.process_many([purchase_event(i, f"O-{i}") for i in range(20)])
     clone = pickle.loads(pickle.dumps(engine))
     assert clone.scorer.model_version == engine.scorer.model_version
+
+
+def test_anything_but_a_decoded_event_is_skipped_not_fatal() -> None:
+    from events.dead_letter import DeadLetter
+
+    engine = FraudEngine(BOOK)
+    junk = [DeadLetter.of("pos", 0, 1, "Empty payload", b""), None, "text"]
+    out = engine.process_many([*junk, sale_event(0.0, "T-1")])  # type: ignore[list-item]
+    assert [p.payment_id for p, _ in out.scored] == ["T-1"]

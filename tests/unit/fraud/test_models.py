@@ -102,3 +102,14 @@ def test_online_logit_starts_at_its_prior_and_learns_a_separable_rule() -> None:
     low, high = model.predict_many([[0.0, 1.0], [1.0, 0.0]])
     assert low < 0.1 < 0.9 < high
     assert model.updates == 10_000 and model.positives == 5000
+
+
+def test_label_join_sample_is_stable_and_about_the_share_asked() -> None:
+    join = LabelJoin(sample_share=0.1)
+    ids = [f"O-{i}" for i in range(20_000)]
+    join.remember_many(ids, [0.0] * len(ids), np.zeros((len(ids), 2)))
+    assert 1700 < len(join) < 2300
+    again = LabelJoin(sample_share=0.1)
+    assert [again.sampled(i) for i in ids[:500]] == [join.sampled(i) for i in ids[:500]]
+    kept = next(i for i in ids if join.sampled(i))
+    assert join.take(kept) == [0.0, 0.0]
