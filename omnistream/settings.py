@@ -91,7 +91,7 @@ class Settings(BaseSettings):
         "features on crc32(payment id) % shards.",
     )
     fraud_max_entities: int = Field(
-        100_000, ge=100, description="Cards, shoppers or stores kept per shard at most (least recently active go)."
+        50_000, ge=100, description="Cards, shoppers or stores kept per shard at most (least recently active go)."
     )
     fraud_dedup_ids: int = Field(
         200_000, ge=1000, description="Recent event ids kept per card shard to drop producer retries."
