@@ -8,7 +8,7 @@ brings a new one).
 
 from __future__ import annotations
 
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
@@ -83,7 +83,11 @@ class RecentIds:
 
     def __init__(self, max_ids: int) -> None:
         self.max_ids = max_ids
-        self._ids: dict[int, None] = {}
+        # A set to look up and a FIFO to forget in order. Not an insertion-ordered dict popped at
+        # its front: each such deletion leaves a hole that `next(iter(d))` walks over, which made
+        # every add cost tens of microseconds once 200k ids had cycled through (measured).
+        self._ids: set[int] = set()
+        self._order: deque[int] = deque()
 
     def __len__(self) -> int:
         return len(self._ids)
@@ -94,7 +98,8 @@ class RecentIds:
         ids = self._ids
         if fingerprint in ids:
             return False
-        ids[fingerprint] = None
+        ids.add(fingerprint)
+        self._order.append(fingerprint)
         if len(ids) > self.max_ids:
-            del ids[next(iter(ids))]
+            ids.discard(self._order.popleft())
         return True
