@@ -78,6 +78,7 @@ from operators.fraud.scorer import FraudScore, FraudScorer
 from operators.fraud.supervised import LabelJoin
 from state import keys
 from state.doc_writer import FencedDoc
+from state.fraud_reader import parse_time
 
 FLOW = "fraud"
 log = logging.getLogger(__name__)
@@ -172,9 +173,10 @@ _NEXT = itemgetter(1)
 
 
 def _stage_is(stage: str) -> Callable[[tuple[str, Any]], bool]:
-    prefix = stage if stage in (OPS_KEY, FRAUD_ALERTS_KEY, SINK_KEY) else stage + ":"
+    """Whether a keyed group is bound for `stage`: one key (`ops`, `fraud_alerts`, `sink`) or its shards (`card:3`)."""
     if stage in (OPS_KEY, FRAUD_ALERTS_KEY, SINK_KEY):
-        return lambda item: item[0] == prefix
+        return lambda item: item[0] == stage
+    prefix = stage + ":"
     return lambda item: item[0].startswith(prefix)
 
 
@@ -201,7 +203,7 @@ class Decoder:
         seen: Counter[tuple[str, str]] = Counter()
         skipped: Counter[str] = Counter()
         pos, click, inventory, labels, dlq = Topic.POS, Topic.CLICKSTREAM, Topic.INVENTORY, Topic.LABELS, Topic.DLQ
-        card_key, scorer_key = self.shards.key, self.shards.key
+        key = self.shards.key
         for record in records:
             topic, topic_value = self._topics[record.topic]
             value = record.value
@@ -229,7 +231,7 @@ class Decoder:
             seen[topic_value, event_type(event)] += 1
             if topic is labels:
                 label: FraudLabel = event  # type: ignore[assignment]
-                groups.setdefault(scorer_key("scorer", label.txn_id or label.order_id or ""), []).append(label)
+                groups.setdefault(key("scorer", label.txn_id or label.order_id or ""), []).append(label)
                 continue
             ts = event.ts.timestamp()
             if topic is inventory:
@@ -242,7 +244,7 @@ class Decoder:
                 continue
             item = Scoring(payment, action, event.event_id, ts)
             card = payment.card_token if payment is not None and payment.card_token else item.payment_id
-            groups.setdefault(card_key("card", card), []).append(item)
+            groups.setdefault(key("card", card), []).append(item)
             if type(event) is Sale:
                 ops.append(("sale", event.store_id, event.register_id, ts))
             else:
@@ -264,8 +266,6 @@ def _dead_letter_signal(value: bytes) -> tuple[str, str, float] | None:
     try:
         record = orjson.loads(value)
         source_topic, ts = record["source_topic"], record["ts"]
-        from state.fraud_reader import parse_time  # the one RFC 3339 parser
-
         return ("dlq", str(source_topic), parse_time(str(ts)))
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
         return None

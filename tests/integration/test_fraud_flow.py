@@ -69,3 +69,31 @@ def test_every_payment_of_a_mixed_stream_gets_exactly_one_score(fraud_settings: 
     expected = {orjson.loads(r.value).get("txn_id") or orjson.loads(r.value)["order_id"] for r in records}
     stored = {k.decode().split("{", 1)[1][:-1] for k in redis_client.scan_iter(match=keys.score("*"), count=1000)}
     assert stored == expected, (len(expected - stored), sorted(expected - stored)[:5])
+
+
+def test_shrink_spike_and_dead_letter_burst_raise_anomaly_alerts(fraud_settings: Settings) -> None:
+    from events.timestamps import rfc3339_ms
+    from events.topics import Topic
+
+    def shrink(n: int, location: str, ts: float) -> tuple[Topic, bytes, bytes]:
+        event = {"event_id": f"adj-{location}-{n}", "type": "adjustment", "ts": rfc3339_ms(ts), "schema_version": 1,
+                 "sku": f"SKU-{n}", "location_id": location, "qty": -1, "reason": "shrink"}  # fmt: skip
+        return Topic.INVENTORY, f"SKU-{n}".encode(), orjson.dumps(event)
+
+    def dead_letter(n: int, ts: float) -> tuple[Topic, bytes, bytes]:
+        record = {"dlq_id": f"t.pos/0/{n}", "source_topic": "t.pos", "partition": 0, "offset": n,
+                  "error": "Empty payload", "raw": "", "raw_encoding": "utf-8", "ts": rfc3339_ms(ts)}  # fmt: skip
+        return Topic.DLQ, None, orjson.dumps(record)  # type: ignore[return-value]
+
+    records = [shrink(i, loc, T0 + i) for i, loc in enumerate(("STORE-01", "STORE-02", "STORE-03"))]
+    records += [shrink(100 + i, "STORE-02", T0 + 60 + i) for i in range(20)]
+    records += [dead_letter(i, T0 + i * 0.5) for i in range(80)]
+    publish(fraud_settings, records)
+
+    run_to_end(fraud_settings, flow="fraud")
+
+    anomalies = {(a["entity"]["type"], a["entity"]["id"], a["severity"])  # type: ignore[index]
+                 for a in stream_records(fraud_settings.redis_url, keys.alerts_stream()) if a["kind"] == "anomaly"}
+    assert ("location", "STORE-02", "attention") in anomalies
+    assert ("topic", "t.pos", "attention") in anomalies
+    assert not any(entity_id in ("STORE-01", "STORE-03") for _, entity_id, _ in anomalies)
