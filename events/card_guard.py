@@ -5,16 +5,15 @@ free text alike, must not get it into Omnistream's state, logs or streams: the e
 dead-lettered with the reason `raw card number refused`, and the digits of every
 card-number-like run in the kept `raw` are masked.
 
-A card number here is 13-19 digits, optionally grouped with spaces or dashes, standing on
-its own (not part of a longer word such as a token), that passes the Luhn check. The check
-runs on every payload, so it starts with a
-pre-check done entirely in C: digits become `0`, spaces and dashes vanish, and only a
-payload holding thirteen zeros in a row (a long digit run) goes on to the regex and Luhn.
-Timestamps (`2026-11-22T01:23:45.123Z`: at most 8 digits in a row once dashes go), prices,
-quantities and the contract's ids never get that far.
+A card number here is 13-19 digits standing on its own (not part of a longer word such as a
+token), either in one run or grouped as cards are written (4-4-4-4, 4-4-4-4-3, Amex 4-6-5,
+spaces or dashes), that passes the Luhn check. The check runs on every payload, so it starts
+with a pre-check done entirely in C: digits become `0`, and only a payload holding thirteen
+zeros in a row or a `0000-0000` / `0000 0000` group pair goes on to the regex and Luhn.
+Timestamps (`0000-00-00T00:00:00.000Z`), prices, quantities and short ids never get that far.
 
-Caveat: a 13-19 digit number that happens to be Luhn-valid (one in ten) is refused too,
-whatever its field; ids of that shape are not card-safe anyway.
+Caveat: an ungrouped 13-19 digit number that happens to be Luhn-valid (one in ten) is refused
+too, whatever its field; ids of that shape are not card-safe anyway.
 """
 
 from __future__ import annotations
@@ -24,7 +23,12 @@ import re
 CARD_NUMBER_REFUSED = "raw card number refused"
 
 _ZERO_DIGITS = bytes.maketrans(b"123456789", b"000000000")
-_LONG_RUN = b"0" * 13
+# Once digits are zeros: 13 in a row, or a 4-digit group followed by another group (how cards are written).
+_SUSPECT = (b"0" * 13, b"0000 0000", b"0000-0000")
+_SEPARATOR = re.compile(rb"[ -]")
+# How card numbers are grouped when they are: 4-4-4-4(-3), Amex 4-6-5, Diners 4-6-4.
+_GROUPINGS = {(4, 4, 4, 1), (4, 4, 4, 2), (4, 4, 4, 3), (4, 4, 4, 4), (4, 4, 4, 4, 1), (4, 4, 4, 4, 2),
+              (4, 4, 4, 4, 3), (4, 6, 5), (4, 6, 4), (4, 6, 3)}  # fmt: skip
 # A run standing on its own: not glued to letters, digits or `_` (a token such as `tok_9f41...` whose hex
 # happens to hold a long digit stretch is a token, not a card number).
 _RUN = re.compile(rb"(?<![0-9A-Za-z_])[0-9](?:[ -]?[0-9])+(?![0-9A-Za-z_])")
@@ -49,11 +53,16 @@ def luhn_valid(digits: bytes) -> bool:
 
 
 def _card_runs(raw: bytes) -> list[re.Match[bytes]]:
-    if _LONG_RUN not in raw.translate(_ZERO_DIGITS, b" -"):
+    zeroed = raw.translate(_ZERO_DIGITS)
+    if not any(suspect in zeroed for suspect in _SUSPECT):
         return []
     found = []
     for match in _RUN.finditer(raw):
-        digits = _NOT_DIGIT.sub(b"", match.group())
+        run = match.group()
+        groups = tuple(len(group) for group in _SEPARATOR.split(run))
+        if len(groups) > 1 and groups not in _GROUPINGS:
+            continue  # grouped, but not as cards are (dates, `20261122-10003` sequence ids)
+        digits = _NOT_DIGIT.sub(b"", run)
         if 13 <= len(digits) <= 19 and luhn_valid(digits):
             found.append(match)
     return found

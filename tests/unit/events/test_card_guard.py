@@ -48,3 +48,9 @@ def test_tokens_timestamps_prices_and_luhn_invalid_numbers_pass() -> None:
 
 def test_masking_keeps_everything_but_the_card_digits() -> None:
     assert mask_card_numbers(b'{"qty":2,"pan":"4111111111111111"}') == b'{"qty":2,"pan":"****************"}'
+
+
+def test_date_sequence_ids_grouped_unlike_cards_pass() -> None:
+    # `20261122-10003` is 13 digits and Luhn-valid once joined, but not grouped as a card.
+    assert not contains_card_number(b'{"event_id":"ev-20261122-10003","txn_id":"T-20261122-10028"}')
+    assert contains_card_number(b'{"note":"3782 822463 10005"}')  # Amex 4-6-5
