@@ -718,4 +718,4 @@ def _watch(settings: Settings) -> RulesWatch:
                        settings.fraud_block_threshold)  # fmt: skip
 
 
-__all__ = ["FLOW", "FRAUD_STATE_ENTITIES", "build_flow"]
+__all__ = ["FLOW", "build_flow"]

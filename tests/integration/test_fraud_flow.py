@@ -26,9 +26,11 @@ def _score(client: redis.Redis, payment_id: str) -> dict[str, object]:
     return orjson.loads(doc)  # type: ignore[no-any-return]
 
 
+@pytest.mark.parametrize("processes", [1, 2], ids=["one-process", "cluster-2x1"])
 def test_card_testing_burst_is_reviewed_or_blocked_with_one_alert_and_a_normal_shopper_stays_allow(
-    fraud_settings: Settings, redis_client: redis.Redis
+    fraud_settings: Settings, redis_client: redis.Redis, processes: int
 ) -> None:
+    fraud_settings = fraud_settings.model_copy(update={"processes": processes})
     shopper = normal_shopper("U-000042", "tok_regular_42", T0)
     attack = burst("tok_stolen_77", T0 + 600.0, n=12)
     publish(fraud_settings, shopper + attack)
