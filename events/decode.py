@@ -2,7 +2,8 @@
 
 Bad input is data (ARCHITECTURE.md): every way a payload can break the
 contract (not JSON, over 64 KiB, unknown `type`, a missing or mistyped field,
-a non-positive quantity, a negative price, a topic it does not belong on)
+a non-positive quantity, a negative price, a topic it does not belong on, a raw
+card number anywhere: `events.card_guard`)
 becomes a `DeadLetter` naming the rule and where in the payload it broke.
 """
 
@@ -13,6 +14,7 @@ from typing import Any
 import msgspec
 import orjson
 
+from events.card_guard import CARD_NUMBER_REFUSED, contains_card_number, mask_card_numbers
 from events.dead_letter import DeadLetter
 from events.models import (
     CatalogEvent,
@@ -58,6 +60,8 @@ def decode(
         error = "Empty payload"
     elif len(raw) > MAX_EVENT_BYTES:
         error = f"Payload of {len(raw)} bytes exceeds the {MAX_EVENT_BYTES}-byte limit"
+    elif contains_card_number(raw):  # never kept, logged or streamed: the DLQ keeps it masked
+        return DeadLetter.of(source_topic, partition, offset, CARD_NUMBER_REFUSED, mask_card_numbers(raw))
     else:
         try:
             event: Event = _DECODERS[topic].decode(raw)

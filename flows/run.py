@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import gc
 import importlib
+import logging
 import os
 import signal
 import uuid
@@ -21,7 +22,7 @@ from bytewax.run import cli_main
 from flows.metrics import metrics_port, serve_metrics
 from omnistream.settings import settings_or_exit
 
-FLOWS: dict[str, str] = {"inventory": "flows.inventory"}
+FLOWS: dict[str, str] = {"inventory": "flows.inventory", "fraud": "flows.fraud"}
 """Every flow by name and module, in a fixed order: a flow's position sets its metrics ports (flows.metrics)."""
 PROCESS_INDEX_ENV = "OMNISTREAM_FLOW_PROCESS_INDEX"
 GENERATION_ENV = "OMNISTREAM_FLOW_GENERATION"
@@ -36,6 +37,7 @@ def main() -> None:
     args = parser.parse_args()
 
     settings = settings_or_exit()
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     recovery = None
     if not args.no_recovery and settings.recovery_dir is not None:
         from flows.launcher import ensure_recovery, flow_recovery_dir  # the launcher imports this module

@@ -88,12 +88,12 @@ class _RecordSinkPartition(StatelessSinkPartition[FlowRecord]):
             self._flush_kafka()
 
         started = time.perf_counter()
-        n_state, replies = self._write_redis(stocks, docs, alerts, letters)
+        n_replies, n_state, replies = self._write_redis(stocks, docs, alerts, letters)
         written_at = time.time()
         REDIS_WRITE_SECONDS.labels(self._flow).observe(time.perf_counter() - started)
 
         if n_state:
-            applied = sum(int(r) for r in replies[:n_state])
+            applied = sum(int(r) for r in replies[:n_replies])  # each reply counts the writes it applied
             STATE_WRITES.labels(self._flow, "applied").inc(applied)
             STATE_WRITES.labels(self._flow, "stale").inc(n_state - applied)
             lag = END_TO_END_LAG.labels(self._flow)
@@ -113,17 +113,18 @@ class _RecordSinkPartition(StatelessSinkPartition[FlowRecord]):
         docs: list[FencedDoc],
         alerts: list[tuple[str, bytes]],
         letters: list[tuple[str, bytes]],
-    ) -> tuple[int, list[Any]]:
-        """Returns how many fenced state writes were queued (their replies come first) and all replies."""
+    ) -> tuple[int, int, list[Any]]:
+        """Returns how many replies the fenced state writes take (they come first), how many writes, all replies."""
         # Every write is idempotent (fenced or added once), so a batch is simply
         # retried until Redis is back: the flow waits instead of crashing or losing it.
         for delay_s in _backoff():
             try:
                 pipe = self._client.pipeline(transaction=False)
-                n_state = self._stock.queue(pipe, stocks) + self._docs.queue(pipe, docs)
+                n_stock = self._stock.queue(pipe, stocks)
+                doc_replies, n_docs = self._docs.queue_counted(pipe, docs)
                 self._alerts.queue(pipe, alerts)
                 self._dead_letters.queue(pipe, letters)
-                return n_state, pipe.execute()
+                return n_stock + doc_replies, n_stock + n_docs, pipe.execute()
             except (redis.ConnectionError, redis.TimeoutError) as ex:
                 log.warning("flow %s: Redis unavailable (%s); retrying the batch in %.1f s", self._flow, ex, delay_s)
                 time.sleep(delay_s)

@@ -69,9 +69,69 @@ class Settings(BaseSettings):
     )
     sim_seed: int = Field(7, description="Seed of the simulator.")
 
+    # --- fraud flow (flows/fraud.py) and its API ---------------------------------------------------------
+    fraud_rules_path: Path = Field(
+        Path("deploy/fraud/rules.toml"), description="Versioned fraud rules file (TOML), reloaded live when it changes."
+    )
+    fraud_rules_check_s: float = Field(
+        2.0, gt=0, le=3600, description="Wall seconds between checks of the rules file's modification time."
+    )
+    fraud_score_ttl_s: float = Field(
+        7 * 86_400.0, gt=0, description="How long a payment's score stays readable at GET /v1/scores/{id}."
+    )
+    fraud_review_threshold: float | None = Field(
+        None, ge=0, le=1, description="Overrides the rules file's review threshold (score at or above: review)."
+    )
+    fraud_block_threshold: float | None = Field(
+        None, ge=0, le=1, description="Overrides the rules file's block threshold (score at or above: block)."
+    )
+    fraud_shards: int = Field(
+        4, ge=1, le=1024,
+        description="Keyed shards per fraud stage (cards, shoppers, stores, scorers); a label meets its payment's "
+        "features on crc32(payment id) % shards.",
+    )
+    fraud_max_entities: int = Field(
+        50_000, ge=100, description="Cards, shoppers or stores kept per shard at most (least recently active go)."
+    )
+    fraud_dedup_ids: int = Field(
+        200_000, ge=1000, description="Recent event ids kept per card shard to drop producer retries."
+    )
+    fraud_label_retention_s: float = Field(
+        3 * 86_400.0, ge=60, description="Event time a payment's scoring features wait for its fraud_label."
+    )
+    fraud_label_max_pending: int = Field(
+        50_000, ge=1000, description="Payments awaiting a label kept per scorer shard at most (oldest go first)."
+    )
+    fraud_alert_quiet_s: float = Field(
+        1_800.0, ge=1, description="Event time without suspicious payments before a fraud alert resolves."
+    )
+    ops_silence_store_s: float = Field(
+        300.0, ge=1, description="Event time a store may go without a sale (while others sell) before an alert."
+    )
+    ops_silence_register_s: float = Field(
+        900.0, ge=1, description="Event time an active register may stay silent before an alert."
+    )
+    ops_tick_s: float = Field(
+        60.0, ge=1, description="Event-time spacing of the operational checks (silence, rate against baseline)."
+    )
+    api_sse_keepalive_s: float = Field(
+        15.0, gt=0, le=300, description="Seconds between keep-alive comments on GET /v1/alerts/stream when idle."
+    )
+    log_level: str = Field(
+        "WARNING", pattern="^(DEBUG|INFO|WARNING|ERROR)$", description="Log level of the flow processes (stderr)."
+    )
+    fraud_memory_budget_mb: int = Field(
+        1_024, ge=64, description="Resident memory a fraud flow process should stay under (benchmark soak check)."
+    )
+
     @field_validator("recovery_dir", mode="before")
     @classmethod
     def _empty_recovery_dir_disables(cls, value: object) -> object:
+        return None if value in ("", None) else value
+
+    @field_validator("fraud_review_threshold", "fraud_block_threshold", mode="before")
+    @classmethod
+    def _empty_threshold_keeps_the_rules_file(cls, value: object) -> object:
         return None if value in ("", None) else value
 
     @field_validator("kafka_brokers")

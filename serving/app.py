@@ -16,8 +16,9 @@ from serving import metrics
 from serving.backend import reader_for
 from serving.errors import install_error_handlers
 from serving.fast_path import StockFastPath
-from serving.routes import health, inventory
+from serving.routes import alerts, health, inventory, scores
 from state.connection import connect_async
+from state.fraud_reader import FraudReader
 
 API_VERSION = "1.0.0"  # CONTRACT.md v1; additive changes bump the minor
 
@@ -38,9 +39,14 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     client = connect_async(settings.redis_url, timeout_s=timeout_s)
     app.state.redis = client
     app.state.stock_reader = reader_for(client, settings.redis_url, timeout_s)
+    app.state.fraud_reader = FraudReader(client)
+    # The alerts stream blocks in XREAD between alerts: its own pool, with a timeout above the block.
+    stream_client = connect_async(settings.redis_url, timeout_s=settings.api_sse_keepalive_s + 5.0)
+    app.state.stream_redis = stream_client
     try:
         yield
     finally:
+        await stream_client.aclose()
         await client.aclose()
 
 
@@ -64,6 +70,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # passes costs a matching pass (with the probes ahead, an inventory read cost ~30 µs more
     # of its ~450 µs on the benchmark machine).
     app.include_router(inventory.router)
+    app.include_router(scores.router)
+    app.include_router(alerts.router)
     app.include_router(health.router)
     app.include_router(metrics.router)
     # Added last-but-one so the metrics middleware (added last, hence outermost) counts

@@ -12,6 +12,7 @@ import redis.asyncio as aioredis
 from fastapi import Depends, Request
 
 from omnistream.settings import Settings
+from state.fraud_reader import FraudReader
 from state.stock_reader import StockReader
 
 
@@ -41,6 +42,12 @@ async def _stock_reader(request: Request) -> StockReader:
     return stock_reader(request)
 
 
+async def _fraud_reader(request: Request) -> FraudReader:
+    reader: FraudReader = request.app.state.fraud_reader
+    return reader
+
+
 SettingsDep = Annotated[Settings, Depends(_settings)]
 RedisDep = Annotated[aioredis.Redis, Depends(_redis)]
 StockReaderDep = Annotated[StockReader, Depends(_stock_reader)]
+FraudReaderDep = Annotated[FraudReader, Depends(_fraud_reader)]

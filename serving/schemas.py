@@ -69,3 +69,40 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, object]]:
         503: "Redis is down or too slow; answered fast, retry shortly.",
     }
     return {status: {"model": ErrorBody, "description": descriptions.get(status, "Error.")} for status in statuses}
+
+
+class FraudScore(BaseModel):
+    """`GET /v1/scores/{txn_or_order_id}`: the verdict on one payment."""
+
+    payment_id: str = Field(description="The txn_id or order_id asked for.")
+    score: float = Field(ge=0, le=1, description="Calibrated probability-like fraud score.")
+    decision: str = Field(description="allow | review | block, by the rules file's thresholds.")
+    reasons: list[str] = Field(description="Fired rules' texts and the strongest model features; never identifiers.")
+    model_version: str = Field(description="Rules version + anomaly windows learned + supervised updates.")
+    scored_at: str = Field(description="RFC 3339 event time of the payment that was scored.")
+
+
+class AlertEntity(BaseModel):
+    type: str
+    id: str
+
+
+class AlertRecord(BaseModel):
+    """One alert of `omni.alerts`, plus the id of its entry in the Redis stream (a resume cursor)."""
+
+    alert_id: str
+    kind: str
+    severity: str = Field(description="warning | attention | emergency")
+    status: str = Field(description="open | resolved")
+    entity: AlertEntity
+    score: float | None = None
+    reasons: list[str]
+    ts: str
+    source_event_ids: list[str]
+    stream_id: str = Field(description="Pass as `since` (or SSE Last-Event-ID) to get only newer alerts.")
+
+
+class AlertList(BaseModel):
+    """`GET /v1/alerts`: newest first."""
+
+    items: list[AlertRecord]

@@ -48,21 +48,39 @@ class DocWriter:
     def write_batch(self, docs: Iterable[FencedDoc]) -> int:
         """Write the newest document per key of `docs`; returns how many Redis accepted."""
         pipe = self._client.pipeline(transaction=False)
-        if not self.queue(pipe, docs):
+        replies, _ = self.queue_counted(pipe, docs)
+        if not replies:
             return 0
         return sum(int(applied) for applied in pipe.execute())
 
+    def queue_counted(self, pipe: redis.client.Pipeline, docs: Iterable[FencedDoc]) -> tuple[int, int]:
+        """Add the fenced writes of the newest document per key to `pipe`, many per call.
+
+        Returns (replies queued, documents queued); each reply is the number of documents it
+        applied, so a sink sums the replies to count what was applied.
+        """
+        newest = _newest_per_key(docs)
+        writes = [(doc.key, doc.version, doc.doc, int(doc.ttl_s * 1000)) for doc in newest.values()]
+        if not writes:
+            return 0, 0
+        return self._fence.queue_docs(pipe, writes, keys.DOC_FIELD), len(writes)
+
     def queue(self, pipe: redis.client.Pipeline, docs: Iterable[FencedDoc]) -> int:
-        """Add the fenced writes of the newest document per key to `pipe`; returns how many."""
-        newest: dict[str, FencedDoc] = {}
-        for doc in docs:
-            kept = newest.get(doc.key)
-            if kept is None or doc.version > kept.version:
-                newest[doc.key] = doc
+        """Add the fenced writes of the newest document per key to `pipe`, one reply (1 or 0) each; returns how many."""
+        newest = _newest_per_key(docs)
         fence, doc_field = self._fence, keys.DOC_FIELD
         for doc in newest.values():
             fence.queue(pipe, doc.key, doc.version, [doc_field, doc.doc], ttl_ms=int(doc.ttl_s * 1000))
         return len(newest)
+
+
+def _newest_per_key(docs: Iterable[FencedDoc]) -> dict[str, FencedDoc]:
+    newest: dict[str, FencedDoc] = {}
+    for doc in docs:
+        kept = newest.get(doc.key)
+        if kept is None or doc.version > kept.version:
+            newest[doc.key] = doc
+    return newest
 
 
 def read_doc(client: redis.Redis, key: str) -> bytes | None:

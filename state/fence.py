@@ -11,6 +11,7 @@ live (milliseconds, 0 for none) lets short-lived facts (fraud scores) expire.
 from __future__ import annotations
 
 import redis
+from redis.cluster import RedisCluster
 from redis.commands.core import Script
 
 from state import keys
@@ -31,12 +32,44 @@ return 1
 """
 
 
+# The same fence over many documents in one call: KEYS the hashes; ARGV: generation field,
+# generation, version field, document field, then per key: version, ttl ms, document. Returns how
+# many were applied. One reply for a whole batch: redis-py spends more parsing one reply per
+# write than Redis spends applying it (measured on the fraud flow's score documents).
+_WRITE_MANY_IF_NEWER = """
+local applied = 0
+for i, key in ipairs(KEYS) do
+  local base = 4 + (i - 1) * 3
+  local write = true
+  local gen = redis.call('HGET', key, ARGV[1])
+  if gen == ARGV[2] then
+    local stored = tonumber(redis.call('HGET', key, ARGV[3]) or '-1')
+    if stored >= tonumber(ARGV[base + 1]) then write = false end
+  elseif gen then
+    redis.call('DEL', key)
+  end
+  if write then
+    redis.call('HSET', key, ARGV[1], ARGV[2], ARGV[3], ARGV[base + 1], ARGV[4], ARGV[base + 3])
+    local ttl = tonumber(ARGV[base + 2])
+    if ttl > 0 then redis.call('PEXPIRE', key, ttl) end
+    applied = applied + 1
+  end
+end
+return applied
+"""
+MANY_CHUNK = 256
+"""Documents per multi-key call: long enough to amortise the call, short enough not to stall Redis."""
+
+
 class VersionFence:
     """Queues fenced writes of `(key, version, fields)` into a pipeline; each replies 1 (applied) or 0."""
 
     def __init__(self, client: redis.Redis, generation: str = "") -> None:
         self.generation = generation
         self._script: Script = client.register_script(_WRITE_IF_NEWER)
+        self._many: Script = client.register_script(_WRITE_MANY_IF_NEWER)
+        # Redis Cluster refuses a script over keys of several slots: there, one call per key.
+        self._one_slot_only = isinstance(client, RedisCluster)
 
     def queue(
         self,
@@ -50,3 +83,23 @@ class VersionFence:
         args: list[bytes | str | int] = [keys.GENERATION_FIELD, self.generation, keys.VERSION_FIELD, version,
                                          ttl_ms, *fields]  # fmt: skip
         self._script(keys=[key], args=args, client=pipe)
+
+    def queue_docs(self, pipe: redis.client.Pipeline, writes: list[tuple[str, int, bytes, int]], doc_field: str) -> int:
+        """Add fenced writes of `(key, version, document, ttl_ms)` (field `doc_field`) to `pipe`.
+
+        Returns how many replies were queued; each reply is the number of documents it applied.
+        """
+        if self._one_slot_only:
+            for key, version, doc, ttl_ms in writes:
+                self.queue(pipe, key, version, [doc_field, doc], ttl_ms)
+            return len(writes)
+        head: list[bytes | str | int] = [keys.GENERATION_FIELD, self.generation, keys.VERSION_FIELD, doc_field]
+        replies = 0
+        for start in range(0, len(writes), MANY_CHUNK):
+            chunk = writes[start : start + MANY_CHUNK]
+            args = head.copy()
+            for _, version, doc, ttl_ms in chunk:
+                args += (version, ttl_ms, doc)
+            self._many(keys=[w[0] for w in chunk], args=args, client=pipe)
+            replies += 1
+        return replies

@@ -34,6 +34,21 @@ def dlq_stream() -> str:
     return f"{NAMESPACE}:{{dlq}}"
 
 
+def score(payment_id: str) -> str:
+    """Hash holding one payment's fraud score (`txn_id` or `order_id`): fenced `doc`, expires (TTL)."""
+    return f"{NAMESPACE}:score:{{{payment_id}}}"
+
+
+def fraud_model(shard: int) -> str:
+    """Hash holding one fraud scorer shard's model document: model version in force, labels learned."""
+    return f"{NAMESPACE}:fraud:model:{{{shard}}}"
+
+
+def fraud_model_pattern() -> str:
+    """Pattern matching every scorer shard's model document."""
+    return f"{NAMESPACE}:fraud:model:*"
+
+
 def stream_marker(stream_key: str, generation: str, record_id: str) -> str:
     """Marker that `record_id` of flow-state lineage `generation` is already in `stream_key` (same slot)."""
     return f"{stream_key}:seen:{generation}:{record_id}"
