@@ -1,0 +1,321 @@
+"""THE recommend function: candidates from neighbours, profiles and trending, blended, ranked, filtered.
+
+The API and the quality harness (`benchmarks/recs_quality.py`) both call
+`recommend`, so what the harness measures is what shoppers get. It does no
+I/O: `material_plan` and `followup_plan` say which documents to fetch (two
+round trips), `candidate_skus` which SKUs need a stock check, and the caller
+passes everything in as a `RecMaterial`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Container, Iterable, Mapping, Sequence
+from typing import NamedTuple
+
+from operators.recs.experiments import SOURCES, Variant
+from operators.recs.interactions import actor_key
+from operators.recs.profile import ProfileDoc
+from operators.recs.ranker import RankerWeights, rank_score
+from operators.recs.trending import GLOBAL, category_scope, channel_scope, location_scope
+
+Scored = tuple[str, float, str]
+"""(sku, score, category or "") as `ItemNeighbours.top` and `Trending.top` give them."""
+
+MAX_ANCHORS = 6
+"""Recent SKUs whose neighbours are candidates: the request SKU plus the newest profile items."""
+ANCHOR_DECAY = 0.6
+"""Weight factor per step back from the current SKU (session-kNN's recency weighting)."""
+NEIGHBOURS_SERVED = 50
+"""Neighbours per SKU worth storing for the API (`ItemNeighbours.top(NEIGHBOURS_SERVED, now)`)."""
+TRENDING_SERVED = 100
+"""SKUs per trending scope worth storing for the API: enough to survive the stock filter."""
+MAX_CATEGORIES = 3
+"""Category shelves (`cat:<c>` trending) consulted per answer."""
+
+
+class RecRequest(NamedTuple):
+    """What the storefront tells us: who (user and/or session), on which SKU, at which location, on which channel."""
+
+    user_id: str | None = None
+    session_id: str | None = None
+    sku: str | None = None
+    location_id: str | None = None
+    channel: str | None = None
+
+
+class RecMaterial(NamedTuple):
+    """Everything `recommend` needs, fetched by the caller.
+
+    `profiles` by actor key (`u:<user_id>`, `s:<session_id>`); `neighbours`
+    by SKU; `trending` by scope (`global`, `cat:<c>`, `loc:<id>`, `ch:<channel>`);
+    `sellable` holds every SKU that can be sold where the shopper is (at
+    `location_id`, or anywhere without one): nothing outside it is ever returned.
+    """
+
+    profiles: Mapping[str, ProfileDoc]
+    neighbours: Mapping[str, Sequence[Scored]]
+    trending: Mapping[str, Sequence[Scored]]
+    ranker: RankerWeights | None
+    sellable: Container[str]
+
+
+class RecItem(NamedTuple):
+    """One recommended SKU: its score, the source that contributed most, and its features (for the ranker)."""
+
+    sku: str
+    score: float
+    reason: str
+    features: dict[str, float]
+
+
+class MaterialPlan(NamedTuple):
+    """Documents to fetch: profiles by actor key, neighbour lists by SKU, trending lists by scope."""
+
+    profiles: list[str]
+    neighbours: list[str]
+    trending: list[str]
+
+
+REASONS = {
+    "covisit": "co_visitation",
+    "session_category": "session_category",
+    "profile_category": "profile_category",
+    "trending_location": "trending_location",
+    "trending_channel": "trending_channel",
+    "trending_global": "trending_global",
+}
+
+
+def material_plan(request: RecRequest) -> MaterialPlan:
+    """Round trip 1: the shopper's profiles, the request SKU's neighbours, the context's trending lists.
+
+    >>> material_plan(RecRequest("U-1", "S-1", "SKU-1", "STORE-01", "web"))
+    MaterialPlan(profiles=['u:U-1', 's:S-1'], neighbours=['SKU-1'], trending=['loc:STORE-01', 'ch:web', 'global'])
+    """
+    profiles = []
+    if request.user_id:
+        profiles.append(actor_key(request.user_id, None) or "")
+    if request.session_id:
+        profiles.append(actor_key(None, request.session_id) or "")
+    trending = []
+    if request.location_id:
+        trending.append(location_scope(request.location_id))
+    if request.channel:
+        trending.append(channel_scope(request.channel))
+    trending.append(GLOBAL)
+    return MaterialPlan(profiles, [request.sku] if request.sku else [], trending)
+
+
+def followup_plan(request: RecRequest, material: RecMaterial) -> MaterialPlan:
+    """Round trip 2, from round 1's material: neighbours of recent profile SKUs, trending of affine categories.
+
+    >>> profile = {"actor": "u:U-1", "recent": [("SKU-2", 1, 5.0, "toys")], "categories": {"toys": 1.0}, "as_of": 5.0}
+    >>> material = RecMaterial({"u:U-1": profile}, {}, {}, None, set())
+    >>> followup_plan(RecRequest("U-1", None, "SKU-1"), material)
+    MaterialPlan(profiles=[], neighbours=['SKU-2'], trending=['cat:toys'])
+    """
+    anchors = _anchors(request, material.profiles)
+    neighbours = [sku for sku, _ in anchors if sku not in material.neighbours and sku != request.sku]
+    session, profile = _category_weights(request, material.profiles, material.neighbours)
+    categories = {c for c, _ in session} | {c for c, _ in profile}
+    trending = [category_scope(c) for c in sorted(categories) if category_scope(c) not in material.trending]
+    return MaterialPlan([], neighbours, trending)
+
+
+def candidate_skus(request: RecRequest, material: RecMaterial) -> list[str]:
+    """Every SKU `recommend` could return from `material`: the ones to check for stock, in no special order."""
+    skus: set[str] = set()
+    for sku, _ in _anchors(request, material.profiles):
+        skus.update(other for other, _, _ in material.neighbours.get(sku, ()))
+    for scope_list in material.trending.values():
+        skus.update(sku for sku, _, _ in scope_list)
+    skus.discard(request.sku or "")
+    return sorted(skus)
+
+
+def recommend(request: RecRequest, material: RecMaterial, variant: Variant, k: int = 10) -> list[RecItem]:
+    """The top `k` SKUs for `request`, best first.
+
+    Candidates and their features (each in [0, 1]):
+    - `covisit`: neighbours of the request SKU and of the newest profile SKUs,
+      each list scaled to its best, weighted by recency (ANCHOR_DECAY per step);
+    - `session_category`: trending in the categories of what the shopper is
+      looking at now (the recent SKUs, recency-weighted);
+    - `profile_category`: trending in the shopper's decayed category affinities;
+    - `trending_location`, `trending_channel`, `trending_global`: the context.
+    The score is the variant's weighted sum of features, or the ranker's click
+    probability when the variant uses it and one is given. Then: never the
+    request SKU, never a SKU outside `material.sellable`, at most
+    `variant.category_cap` per category (filled from the rest if too few).
+    A shopper with no history gets the trending lists of their context
+    (location, then channel, then everywhere): the cold start.
+
+    >>> from operators.recs.experiments import Variant
+    >>> material = RecMaterial(
+    ...     profiles={},
+    ...     neighbours={"SKU-1": [("SKU-2", 4.0, "toys"), ("SKU-3", 2.0, "toys"), ("SKU-9", 9.0, "toys")]},
+    ...     trending={"global": [("SKU-4", 10.0, "books"), ("SKU-2", 1.0, "toys")]},
+    ...     ranker=None,
+    ...     sellable={"SKU-2", "SKU-3", "SKU-4"},  # SKU-9 is out of stock
+    ... )
+    >>> [(i.sku, round(i.score, 2), i.reason) for i in recommend(RecRequest(sku="SKU-1"), material, Variant("v"), 3)]
+    [('SKU-2', 0.45, 'co_visitation'), ('SKU-3', 0.22, 'co_visitation'), ('SKU-4', 0.1, 'trending_global')]
+    """
+    if k <= 0:
+        return []
+    features: dict[str, dict[str, float]] = {}
+    categories: dict[str, str] = {}
+    sellable, exclude = material.sellable, request.sku
+
+    def add(source: str, scored: Iterable[Scored], weight: float) -> None:
+        for sku, score, category in scored:
+            if sku == exclude or weight <= 0.0 or score <= 0.0:
+                continue
+            row = features.get(sku)
+            if row is None:
+                if sku not in sellable:
+                    continue  # filtered before scoring: the stock check is the cheap part
+                row = features[sku] = {}
+                categories[sku] = category
+            elif category and not categories[sku]:
+                categories[sku] = category
+            row[source] = row.get(source, 0.0) + weight * score
+
+    # Co-visitation: neighbours of what the shopper is on and was just on.
+    for sku, weight in _anchors(request, material.profiles):
+        add("covisit", _scaled(material.neighbours.get(sku, ())), weight)
+    session, profile = _category_weights(request, material.profiles, material.neighbours)
+    for source, weights in (("session_category", session), ("profile_category", profile)):
+        for category, weight in weights:
+            add(source, _scaled(material.trending.get(category_scope(category), ())), weight)
+    if request.location_id:
+        add("trending_location", _scaled(material.trending.get(location_scope(request.location_id), ())), 1.0)
+    if request.channel:
+        add("trending_channel", _scaled(material.trending.get(channel_scope(request.channel), ())), 1.0)
+    add("trending_global", _scaled(material.trending.get(GLOBAL, ())), 1.0)
+
+    # Each feature in [0, 1] across the candidates, so blend weights and ranker weights mean the same everywhere.
+    for source in SOURCES:
+        top = max((row.get(source, 0.0) for row in features.values()), default=0.0)
+        if top > 1.0:
+            for row in features.values():
+                if source in row:
+                    row[source] /= top
+
+    blend_weights = variant.weights
+    ranker = material.ranker if variant.use_ranker else None
+    items: list[RecItem] = []
+    for sku, row in features.items():
+        best_source, best = "trending_global", -1.0
+        score = 0.0
+        for source, value in row.items():
+            contribution = blend_weights.get(source, 0.0) * value
+            score += contribution
+            if contribution > best:
+                best_source, best = source, contribution
+        if ranker is not None:
+            score = rank_score(ranker, row)
+        items.append(RecItem(sku, score, REASONS[best_source], row))
+    items.sort(key=lambda item: (-item.score, item.sku))  # sku breaks ties: the same answer every time
+    return _diversify(items, categories, variant.category_cap, k)
+
+
+def _anchors(request: RecRequest, profiles: Mapping[str, ProfileDoc]) -> list[tuple[str, float]]:
+    """(sku, weight) of the request SKU and the newest profile SKUs, newest first, at most MAX_ANCHORS."""
+    anchors: list[tuple[str, float]] = []
+    seen: set[str] = set()
+    weight = 1.0
+    if request.sku:
+        anchors.append((request.sku, weight))
+        seen.add(request.sku)
+        weight *= ANCHOR_DECAY
+    for sku, _, _, _ in _recent(request, profiles):
+        if sku in seen:
+            continue
+        seen.add(sku)
+        anchors.append((sku, weight))
+        weight *= ANCHOR_DECAY
+        if len(anchors) >= MAX_ANCHORS:
+            break
+    return anchors
+
+
+def _recent(request: RecRequest, profiles: Mapping[str, ProfileDoc]) -> list[tuple[str, int, float, str]]:
+    """The recent SKUs of the shopper's profiles (session and user), newest first."""
+    recent: list[tuple[str, int, float, str]] = []
+    for actor in {actor_key(request.user_id, None), actor_key(None, request.session_id)}:
+        doc = profiles.get(actor or "")
+        if doc is not None:
+            recent.extend(tuple(entry) for entry in doc.get("recent", ()))  # type: ignore[misc]
+    if len(recent) > 1:
+        recent.sort(key=lambda entry: -entry[2])
+    return recent
+
+
+def _category_weights(
+    request: RecRequest, profiles: Mapping[str, ProfileDoc], neighbours: Mapping[str, Sequence[Scored]]
+) -> tuple[list[tuple[str, float]], list[tuple[str, float]]]:
+    """(session, long-term) category weights, each summing to 1, at most MAX_CATEGORIES each.
+
+    Session: categories of the recent SKUs (the request SKU's own category is
+    not in the material, so its neighbours' majority category stands in when
+    it is not among the recent ones), by recency. Long-term: the profiles'
+    decayed affinities.
+    """
+    session: dict[str, float] = {}
+    weight = 1.0
+    recent = _recent(request, profiles)
+    if request.sku and not (recent and recent[0][0] == request.sku):
+        votes: dict[str, float] = {}
+        for _, score, category in neighbours.get(request.sku, ())[:10]:
+            if category:
+                votes[category] = votes.get(category, 0.0) + score
+        if votes:
+            session[max(votes, key=lambda c: votes[c])] = weight
+            weight *= ANCHOR_DECAY
+    for _, _, _, category in recent[:MAX_ANCHORS]:
+        if category:
+            session[category] = session.get(category, 0.0) + weight
+        weight *= ANCHOR_DECAY
+    profile: dict[str, float] = {}
+    for actor in {actor_key(request.user_id, None), actor_key(None, request.session_id)}:
+        doc = profiles.get(actor or "")
+        if doc is not None:
+            affinities = doc.get("categories", {})
+            total = sum(affinities.values())
+            for category, value in affinities.items():
+                if total > 0 and value > 0:
+                    profile[category] = profile.get(category, 0.0) + value / total
+    return _normalised_top(session), _normalised_top(profile)
+
+
+def _normalised_top(weights: dict[str, float]) -> list[tuple[str, float]]:
+    top = sorted(weights.items(), key=lambda cw: (-cw[1], cw[0]))[:MAX_CATEGORIES]
+    total = sum(w for _, w in top)
+    return [(c, w / total) for c, w in top] if total > 0 else []
+
+
+def _scaled(scored: Sequence[Scored]) -> list[Scored]:
+    """`scored` with scores divided by the best one, so every list speaks in [0, 1]."""
+    top = max((score for _, score, _ in scored), default=0.0)
+    if top <= 0.0:
+        return []
+    return [(sku, score / top, category) for sku, score, category in scored]
+
+
+def _diversify(items: list[RecItem], categories: Mapping[str, str], cap: int | None, k: int) -> list[RecItem]:
+    if cap is None or cap <= 0:
+        return items[:k]
+    chosen: list[RecItem] = []
+    held_back: list[RecItem] = []
+    per_category: dict[str, int] = {}
+    for item in items:
+        category = categories.get(item.sku, "")
+        if category and per_category.get(category, 0) >= cap:
+            held_back.append(item)
+            continue
+        per_category[category] = per_category.get(category, 0) + 1
+        chosen.append(item)
+        if len(chosen) == k:
+            return chosen
+    return chosen + held_back[: k - len(chosen)]
