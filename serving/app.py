@@ -11,13 +11,19 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from events.topics import Topic
 from omnistream.settings import Settings, settings_or_exit
+from operators.recs.experiments import parse_variants
 from serving import metrics
 from serving.backend import reader_for
 from serving.errors import install_error_handlers
 from serving.fast_path import StockFastPath
-from serving.routes import health, inventory
+from serving.rec_fast_path import RecommendationsFastPath
+from serving.rec_served import ServedPublisher
+from serving.routes import experiments, health, inventory, recommendations
+from serving.routes.recommendations import Recommender
 from state.connection import connect_async
+from state.rec_reader import RecReader
 
 API_VERSION = "1.0.0"  # CONTRACT.md v1; additive changes bump the minor
 
@@ -38,9 +44,17 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     client = connect_async(settings.redis_url, timeout_s=timeout_s)
     app.state.redis = client
     app.state.stock_reader = reader_for(client, settings.redis_url, timeout_s)
+    # The producer connects in the background: a broker that is down costs requests nothing.
+    publisher = ServedPublisher(settings.kafka_brokers, settings.topic(Topic.REC_SERVED), settings.rec_served_queue_max)
+    app.state.metrics.registry.register(publisher)
+    app.state.recommender = Recommender(
+        RecReader(client), publisher, parse_variants(settings.rec_variants), settings.rec_experiment_salt
+    )
     try:
         yield
     finally:
+        app.state.metrics.registry.unregister(publisher)
+        publisher.flush(2.0)
         await client.aclose()
 
 
@@ -64,10 +78,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # passes costs a matching pass (with the probes ahead, an inventory read cost ~30 µs more
     # of its ~450 µs on the benchmark machine).
     app.include_router(inventory.router)
+    app.include_router(recommendations.router)
+    app.include_router(experiments.router)
     app.include_router(health.router)
     app.include_router(metrics.router)
     # Added last-but-one so the metrics middleware (added last, hence outermost) counts
     # the fast path's requests too.
     app.add_middleware(StockFastPath, api=app)
+    app.add_middleware(RecommendationsFastPath, api=app)
     app.add_middleware(metrics.MetricsMiddleware, metrics=app.state.metrics)
     return app
