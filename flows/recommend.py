@@ -41,7 +41,7 @@ from flows.kafka_source import KafkaPartitions, KafkaRecord
 from flows.metrics import DUPLICATES, EVENTS_IN, REC_FEEDBACK, SKIPPED
 from flows.sinks import RecordSink, is_dead_letter
 from omnistream.settings import Settings
-from operators.rec_shards import Shopper, ThrottledShard, next_version, shard_of
+from operators.rec_shards import ShardKeys, Shopper, ThrottledShard, next_version
 from operators.recs.catalog import CatalogItem
 from operators.recs.covisitation import DEFAULT_KIND_WEIGHTS, CoVisit, ItemNeighbours, SessionTrail
 from operators.recs.experiments import ExperimentTally, Feedback, LabelledExample, ServedRecord, TallyIncrement
@@ -134,6 +134,8 @@ class Decoder:
         self.shards = shards
         self._topics = {name: (topic, topic.value) for name, topic in source_topics.items()}
         self._owned = {topic for topic in source_topics.values() if owns_dead_letters(FLOW, topic)}
+        self._catalog_shard = ShardKeys(CATALOG, shards)
+        self._shopper_shard = ShardKeys(SHOPPERS, shards)
 
     def decode_batch(self, records: list[KafkaRecord]) -> list[DeadLetter | Routed]:
         out: list[DeadLetter | Routed] = []
@@ -141,7 +143,7 @@ class Decoder:
         skipped: Counter[str] = Counter()
         to_catalog: dict[str, list[Interaction | ProductUpsert]] = {}
         to_shoppers: dict[str, list[Any]] = {}
-        shards, topics, owned = self.shards, self._topics, self._owned
+        topics, owned, catalog_shard = self._topics, self._owned, self._catalog_shard
         for record in records:
             topic, topic_value = topics[record.topic]
             if record.error is not None:
@@ -156,7 +158,7 @@ class Decoder:
                                              "Not a served-recommendation record", record.value))  # fmt: skip
                     continue
                 seen[topic_value, "rec_served"] += 1
-                _group(to_shoppers, SHOPPERS + shard_of(served.actor, shards), served)
+                _group(to_shoppers, self._shopper_shard(served.actor), served)
                 continue
             event = decode(topic, record.value, source_topic=record.topic, partition=record.partition,
                            offset=record.offset)  # fmt: skip
@@ -168,10 +170,10 @@ class Decoder:
                 continue
             seen[topic_value, event_type(event)] += 1  # type: ignore[arg-type]
             if type(event) is ProductUpsert:
-                _group(to_catalog, CATALOG + shard_of(event.sku, shards), event)
+                _group(to_catalog, catalog_shard(event.sku), event)
                 continue
             for interaction in interactions_of(event):
-                _group(to_catalog, CATALOG + shard_of(interaction.sku, shards), interaction)
+                _group(to_catalog, catalog_shard(interaction.sku), interaction)
         out.extend(to_catalog.items())
         out.extend(to_shoppers.items())
         for (topic_name, type_name), n in seen.items():
@@ -208,6 +210,7 @@ class CatalogLogic:
     def __init__(self, settings: Settings) -> None:
         self.capacity = max(1, settings.rec_catalog_capacity // settings.rec_shards)
         self.shards = settings.rec_shards
+        self.shopper_shard = ShardKeys(SHOPPERS, settings.rec_shards)
 
     def __call__(self, resume: bytes | None) -> _CatalogStep:
         items: dict[str, tuple[CatalogItem, int]] = pickle.loads(resume) if resume else {}
@@ -220,7 +223,7 @@ class _CatalogStep(_PickledStep):
         self.builder = builder
 
     def on_batch(self, groups: list[list[Interaction | ProductUpsert]]) -> tuple[list[Any], bool]:
-        items, shards = self.state, self.builder.shards
+        items, shopper_shard = self.state, self.builder.shopper_shard
         changed: dict[str, None] = {}
         to_shoppers: dict[str, list[Interaction]] = {}
         for group in groups:
@@ -240,7 +243,12 @@ class _CatalogStep(_PickledStep):
                     interaction = held[0].enrich(value)  # type: ignore[arg-type]
                     if interaction is None:
                         continue  # a withdrawn product: no longer learned
-                _group(to_shoppers, SHOPPERS + shard_of(interaction.actor, shards), interaction)  # type: ignore[union-attr]
+                key = shopper_shard(interaction.actor)  # type: ignore[union-attr]
+                bucket = to_shoppers.get(key)
+                if bucket is None:
+                    to_shoppers[key] = [interaction]  # type: ignore[list-item]
+                else:
+                    bucket.append(interaction)  # type: ignore[arg-type]
         out: list[Any] = []
         for sku in changed:
             item, version = items[sku]
@@ -264,6 +272,8 @@ class ShopperLogic:
         self.capacity = max(1, settings.rec_actor_capacity // settings.rec_shards)
         self.profile_ttl_s = settings.rec_profile_ttl_s
         self.kind_weights = DEFAULT_KIND_WEIGHTS
+        self.neighbour_shard = ShardKeys(NEIGHBOURS, settings.rec_shards)
+        self.trending_shard = ShardKeys(TRENDING, settings.rec_shards)
 
     def __call__(self, resume: bytes | None) -> _ShopperStep:
         shard: ThrottledShard[Shopper] = pickle.loads(resume) if resume else ThrottledShard(self.capacity, 0.0)
@@ -285,7 +295,8 @@ class _ShopperStep(_PickledStep):
 
     def on_batch(self, groups: list[list[Interaction | ServedRecord]]) -> tuple[list[Any], bool]:
         shard, builder = self.state, self.builder
-        shards, weights, new_shopper = builder.shards, builder.kind_weights, builder.new_shopper
+        weights, new_shopper = builder.kind_weights, builder.new_shopper
+        neighbour_shard, trending_shard = builder.neighbour_shard, builder.trending_shard
         to_neighbours: dict[str, list[CoVisit]] = {}
         trend_hits: dict[str, list[TrendHit]] = {}
         feedback: list[Feedback] = []
@@ -306,13 +317,23 @@ class _ShopperStep(_PickledStep):
                     continue
                 covisits, shopper_feedback = learned
                 for covisit in covisits:
-                    _group(to_neighbours, NEIGHBOURS + shard_of(covisit.item, shards), covisit)
+                    key = neighbour_shard(covisit.item)
+                    bucket = to_neighbours.get(key)
+                    if bucket is None:
+                        to_neighbours[key] = [covisit]
+                    else:
+                        bucket.append(covisit)
                 if shopper_feedback:
                     feedback += shopper_feedback
-                weight, sku, ts, category = weights[interaction.kind - 1], interaction.sku, interaction.ts, ""
-                category = interaction.category or ""
+                hit = (weights[interaction.kind - 1], interaction.ts, interaction.category or "")
+                sku = interaction.sku
                 for scope in scopes_of(interaction):
-                    _group(trend_hits, TRENDING + shard_of(scope, shards), (scope, sku, weight, ts, category))
+                    key = trending_shard(scope)
+                    bucket = trend_hits.get(key)
+                    if bucket is None:
+                        trend_hits[key] = [(scope, sku, *hit)]
+                    else:
+                        bucket.append((scope, sku, *hit))
         if duplicates:
             DUPLICATES.labels(FLOW).inc(duplicates)
         return self._emit(shard.collect(), to_neighbours, trend_hits, feedback), StatefulBatchLogic.RETAIN
@@ -372,7 +393,7 @@ class NeighbourLogic:
 
     def __init__(self, settings: Settings) -> None:
         self.capacity = max(1, settings.rec_item_capacity // settings.rec_shards)
-        self.interval_s = settings.rec_write_interval_s
+        self.interval_s = settings.rec_neighbours_write_interval_s
         self.published = settings.rec_neighbours_published
         self.ttl_s = settings.rec_doc_ttl_s
         self.half_life_s = settings.rec_neighbours_half_life_s
@@ -397,7 +418,7 @@ class TrendingLogic:
 
     def __init__(self, settings: Settings) -> None:
         self.capacity = 1 << 30  # scopes are categories, locations, channels: few; each Trending is bounded
-        self.interval_s = settings.rec_write_interval_s
+        self.interval_s = settings.rec_trending_write_interval_s
         self.published = settings.rec_trending_published
         self.ttl_s = settings.rec_doc_ttl_s
         self.trending_capacity = settings.rec_trending_capacity
@@ -449,11 +470,11 @@ class Experiments:
 
 class ExperimentLogic:
     """Builds the experiments step: counts each variant's requests, impressions, clicks, carts, conversions
-    and trains the ranker on labelled examples (weights written at most every `rec_write_interval_s`)."""
+    and trains the ranker on labelled examples (weights written at most every `rec_trending_write_interval_s`)."""
 
     def __init__(self, settings: Settings) -> None:
         self.learning_rate = settings.rec_ranker_learning_rate
-        self.interval_s = settings.rec_write_interval_s
+        self.interval_s = settings.rec_trending_write_interval_s
 
     def __call__(self, resume: bytes | None) -> _ExperimentStep:
         return _ExperimentStep(pickle.loads(resume) if resume else Experiments(self.learning_rate), self)

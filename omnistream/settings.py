@@ -100,8 +100,11 @@ class Settings(BaseSettings):
     rec_doc_ttl_s: float = Field(
         30 * 86_400.0, ge=0, description="Redis time to live of neighbour and trending documents (0: none)."
     )
-    rec_write_interval_s: float = Field(
-        5.0, ge=0, description="Event-time seconds between rewrites of one SKU's neighbours or one trending scope."
+    rec_neighbours_write_interval_s: float = Field(
+        60.0, ge=0, description="Event-time seconds between rewrites of one SKU's neighbour list (the throttle)."
+    )
+    rec_trending_write_interval_s: float = Field(
+        5.0, ge=0, description="Event-time seconds between rewrites of one trending scope, and of the ranker."
     )
     rec_actor_capacity: int = Field(
         200_000, ge=100, description="Shoppers held in flow state (least recently active leave first)."

@@ -39,6 +39,32 @@ def shard_of(key: str, shards: int) -> str:
     return str(zlib.crc32(key.encode()) % shards)
 
 
+class ShardKeys:
+    """`prefix + shard_of(key)`, memoised: the flow routes several items per event (co-visits, scopes).
+
+    Hashing and formatting cost ~0.8 us a call, a dict hit ~0.05 us. The memo
+    starts afresh when it holds `max_cached` keys, so it stays bounded.
+
+    >>> keys = ShardKeys("nb/", 16)
+    >>> keys("SKU-1") == "nb/" + shard_of("SKU-1", 16)
+    True
+    """
+
+    def __init__(self, prefix: str, shards: int, max_cached: int = 1 << 17) -> None:
+        self.prefix = prefix
+        self.shards = shards
+        self.max_cached = max_cached
+        self._memo: dict[str, str] = {}
+
+    def __call__(self, key: str) -> str:
+        shard = self._memo.get(key)
+        if shard is None:
+            if len(self._memo) >= self.max_cached:
+                self._memo.clear()
+            shard = self._memo[key] = self.prefix + str(zlib.crc32(key.encode()) % self.shards)
+        return shard
+
+
 def next_version(previous: int, as_of: float) -> int:
     """A document version above `previous` and at least the event time in milliseconds.
 
@@ -54,19 +80,20 @@ def next_version(previous: int, as_of: float) -> int:
 
 
 class _Entry(Generic[S]):
-    __slots__ = ("due", "state", "version", "written_at")
+    __slots__ = ("due", "state", "used", "version", "written_at")
 
     def __init__(self, state: S) -> None:
         self.state = state
         self.version = 0
         self.written_at = float("-inf")
         self.due = False
+        self.used = True
 
-    def __getstate__(self) -> tuple[S, int, float, bool]:
-        return self.state, self.version, self.written_at, self.due
+    def __getstate__(self) -> tuple[S, int, float, bool, bool]:
+        return self.state, self.version, self.written_at, self.due, self.used
 
-    def __setstate__(self, packed: tuple[S, int, float, bool]) -> None:
-        self.state, self.version, self.written_at, self.due = packed
+    def __setstate__(self, packed: tuple[S, int, float, bool, bool]) -> None:
+        self.state, self.version, self.written_at, self.due, self.used = packed
 
 
 class ThrottledShard(Generic[S]):
@@ -82,8 +109,10 @@ class ThrottledShard(Generic[S]):
     Parameters
     ----------
     capacity
-        Entities held; the least recently touched one leaves first (its pending
-        document is written on the way out).
+        Entities held; when full, one not touched since the eviction scan last
+        passed it leaves (the CLOCK approximation of least recently used:
+        a touch only sets a flag, where true LRU reorders on every touch), its
+        pending document written on the way out.
     interval_s
         Event-time seconds between two writes of one entity.
 
@@ -99,9 +128,9 @@ class ThrottledShard(Generic[S]):
     >>> shard.touch("B", list, ts=12.0).append(3)
     >>> [(key, version) for key, _, version in shard.collect()]
     [('A', 12000), ('B', 12000)]
-    >>> shard.touch("C", list, ts=13.0).append(4)  # evicts A, the least recently touched
-    >>> sorted(shard.keys())
-    ['B', 'C']
+    >>> shard.touch("C", list, ts=13.0).append(4)  # full: evicts one not touched since the last scan
+    >>> len(shard)
+    2
     """
 
     def __init__(self, capacity: int, interval_s: float) -> None:
@@ -115,12 +144,13 @@ class ThrottledShard(Generic[S]):
     def touch(self, key: str, factory: Callable[[], S], ts: float) -> S:
         """The state of `key` (created by `factory` if absent), marked changed at event time `ts`."""
         entries = self._entries
-        entry = entries.pop(key, None)
+        entry = entries.get(key)
         if entry is None:
-            entry = _Entry(factory())
             if len(entries) >= self.capacity:
                 self._evict()
-        entries[key] = entry  # re-inserted: dict order is recency order
+            entry = entries[key] = _Entry(factory())
+        else:
+            entry.used = True
         if ts > self.clock:
             self.clock = ts
         if not entry.due:
@@ -129,8 +159,14 @@ class ThrottledShard(Generic[S]):
         return entry.state
 
     def _evict(self) -> None:
-        key = next(iter(self._entries))
-        entry = self._entries.pop(key)
+        entries = self._entries
+        while True:  # second chance: a used entry moves to the back, unmarked; ends within one full pass
+            key = next(iter(entries))
+            entry = entries.pop(key)
+            if not entry.used:
+                break
+            entry.used = False
+            entries[key] = entry
         if entry.due:
             self._pending.pop(key, None)
             entry.version = next_version(entry.version, self.clock)
@@ -162,7 +198,7 @@ class ThrottledShard(Generic[S]):
             self.interval_s = saved
 
     def items(self) -> list[tuple[str, S]]:
-        """(key, state) of every held entity, least recently touched first; marks nothing changed."""
+        """(key, state) of every held entity; marks nothing changed."""
         return [(key, entry.state) for key, entry in self._entries.items()]
 
     def keys(self) -> list[str]:
