@@ -384,7 +384,9 @@ def csv_interactions(path: Path) -> Iterator[Interaction]:
             if not who or not sku:
                 continue
             previous = last_seen.get(who)
-            session = previous[1] if previous and ts - previous[0] <= SESSION_GAP_S else (previous[1] + 1 if previous else 0)
+            session = 0
+            if previous is not None:
+                session = previous[1] + (ts - previous[0] > SESSION_GAP_S)
             last_seen[who] = (ts, session)
             yield Interaction(f"csv-{row_number}", ts, "u:" + who, f"s:{who}#{session}", sku, kind, "web")
 

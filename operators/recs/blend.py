@@ -245,8 +245,14 @@ def _recent(request: RecRequest, profiles: Mapping[str, ProfileDoc]) -> list[tup
     recent: list[tuple[str, int, float, str]] = []
     for actor in {actor_key(request.user_id, None), actor_key(None, request.session_id)}:
         doc = profiles.get(actor or "")
-        if doc is not None:
-            recent.extend(tuple(entry) for entry in doc.get("recent", ()))  # type: ignore[misc]
+        if doc is None:
+            continue
+        for entry in doc.get("recent") or ():
+            # Documents come back from Redis: a malformed entry is skipped, never a crash.
+            if isinstance(entry, (list, tuple)) and len(entry) == 4 and isinstance(entry[0], str):
+                sku, kind, ts, category = entry
+                if isinstance(ts, (int, float)) and isinstance(kind, int):
+                    recent.append((sku, kind, float(ts), category if isinstance(category, str) else ""))
     if len(recent) > 1:
         recent.sort(key=lambda entry: -entry[2])
     return recent
@@ -281,10 +287,13 @@ def _category_weights(
     for actor in {actor_key(request.user_id, None), actor_key(None, request.session_id)}:
         doc = profiles.get(actor or "")
         if doc is not None:
-            affinities = doc.get("categories", {})
-            total = sum(affinities.values())
-            for category, value in affinities.items():
-                if total > 0 and value > 0:
+            affinities = doc.get("categories")
+            if not isinstance(affinities, dict):
+                continue
+            valid = {c: float(v) for c, v in affinities.items() if isinstance(v, (int, float)) and v > 0}
+            total = sum(valid.values())
+            for category, value in valid.items():
+                if total > 0:
                     profile[category] = profile.get(category, 0.0) + value / total
     return _normalised_top(session), _normalised_top(profile)
 

@@ -44,7 +44,7 @@ class SessionTrail:
     interest. A redelivered `event_id` (same SKU) pairs nothing, so
     producer retries never inflate co-visitation.
 
-    Cost: at most 2 × (`max_items` - 1) pairs per interaction; the flow
+    Cost: at most 2 × `max_items` pairs per interaction; the flow
     routes each to a keyed state, so `max_items` trades quality for throughput.
 
     Parameters
