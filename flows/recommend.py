@@ -56,8 +56,6 @@ FLOW = "recommend"
 INPUT_TOPICS = (Topic.CATALOG, Topic.CLICKSTREAM, Topic.POS, Topic.REC_SERVED)
 # Prefixes of the keys routed between steps: one step's output carries items for several steps.
 CATALOG, SHOPPERS, NEIGHBOURS, TRENDING, EXPERIMENTS = "cat/", "who/", "nb/", "trend/", "exp"
-TrendHit = tuple[str, str, float, float, str]
-"""(scope, sku, weight, ts, category): one interaction's contribution to one trending scope."""
 Routed = tuple[str, list[Any]]
 T = TypeVar("T")
 
@@ -298,20 +296,16 @@ class _ShopperStep(_PickledStep):
         weights, new_shopper = builder.kind_weights, builder.new_shopper
         neighbour_shard, trending_shard = builder.neighbour_shard, builder.trending_shard
         to_neighbours: dict[str, list[CoVisit]] = {}
-        trend_hits: dict[str, list[TrendHit]] = {}
+        trend_hits: dict[str, dict[tuple[str, str], list[Any]]] = {}
         feedback: list[Feedback] = []
         duplicates = 0
         for group in groups:
             for value in group:
                 if type(value) is ServedRecord:
-                    actor = value.actor
-                    shopper = shard.touch(actor, lambda actor=actor: new_shopper(actor), value.ts)  # type: ignore[misc]
-                    feedback += shopper.learn_served(value)
+                    feedback += shard.touch(value.actor, new_shopper, value.ts).learn_served(value)
                     continue
                 interaction: Interaction = value  # type: ignore[assignment]
-                actor = interaction.actor
-                shopper = shard.touch(actor, lambda actor=actor: new_shopper(actor), interaction.ts)  # type: ignore[misc]
-                learned = shopper.learn_one(interaction)
+                learned = shard.touch(interaction.actor, new_shopper, interaction.ts).learn_one(interaction)
                 if learned is None:
                     duplicates += 1
                     continue
@@ -325,21 +319,26 @@ class _ShopperStep(_PickledStep):
                         bucket.append(covisit)
                 if shopper_feedback:
                     feedback += shopper_feedback
-                hit = (weights[interaction.kind - 1], interaction.ts, interaction.category or "")
-                sku = interaction.sku
+                # Summed per (scope, SKU) here: the global scope is hit by every interaction.
+                weight, ts, sku = weights[interaction.kind - 1], interaction.ts, interaction.sku
                 for scope in scopes_of(interaction):
                     key = trending_shard(scope)
-                    bucket = trend_hits.get(key)
-                    if bucket is None:
-                        trend_hits[key] = [(scope, sku, *hit)]
+                    summed = trend_hits.get(key)
+                    if summed is None:
+                        summed = trend_hits[key] = {}
+                    held = summed.get((scope, sku))
+                    if held is None:
+                        summed[scope, sku] = [weight, ts, interaction.category or ""]
                     else:
-                        bucket.append((scope, sku, *hit))
+                        held[0] += weight
+                        if ts > held[1]:
+                            held[1] = ts
         if duplicates:
             DUPLICATES.labels(FLOW).inc(duplicates)
         return self._emit(shard.collect(), to_neighbours, trend_hits, feedback), StatefulBatchLogic.RETAIN
 
-    def _emit(self, written: Any, to_neighbours: dict[str, list[CoVisit]], trend_hits: dict[str, list[TrendHit]],
-              feedback: list[Feedback]) -> list[Any]:  # fmt: skip
+    def _emit(self, written: Any, to_neighbours: dict[str, list[CoVisit]],
+              trend_hits: dict[str, dict[tuple[str, str], list[Any]]], feedback: list[Feedback]) -> list[Any]:
         ttl_s = self.builder.profile_ttl_s
         out: list[Any] = []
         for actor, shopper, version in written:  # every changed profile, every batch: freshness
@@ -404,7 +403,7 @@ class NeighbourLogic:
         shard = pickle.loads(resume) if resume else ThrottledShard(self.capacity, self.interval_s)
         return _ThrottledStep(shard, self)
 
-    def new(self) -> ItemNeighbours:
+    def new(self, sku: str) -> ItemNeighbours:
         return ItemNeighbours(self.half_life_s, self.neighbours_capacity)
 
     def learn(self, shard: ThrottledShard[ItemNeighbours], covisits: list[CoVisit]) -> None:
@@ -437,21 +436,14 @@ class TrendingLogic:
     def half_life_of(self, scope: str) -> float:
         return self.half_lives.get(scope.partition(":")[0], self.global_half_life_s)
 
-    def learn(self, shard: ThrottledShard[Trending], hits: list[TrendHit]) -> None:
-        # Pre-aggregated per (scope, SKU) first: the global scope is hit by every interaction.
-        summed: dict[tuple[str, str], list[Any]] = {}
-        for scope, sku, weight, ts, category in hits:
-            held = summed.get((scope, sku))
-            if held is None:
-                summed[scope, sku] = [weight, ts, category]
-            else:
-                held[0] += weight
-                if ts > held[1]:
-                    held[1] = ts
+    def new(self, scope: str) -> Trending:
+        return Trending(self.half_life_of(scope), self.trending_capacity)
+
+    def learn(self, shard: ThrottledShard[Trending], summed: dict[tuple[str, str], list[Any]]) -> None:
+        """`summed`: (scope, SKU) -> [weight, newest ts, category], one batch of one shopper shard."""
+        new = self.new
         for (scope, sku), (weight, ts, category) in summed.items():
-            trending = shard.touch(scope, lambda scope=scope: Trending(self.half_life_of(scope),  # type: ignore[misc]
-                                                                        self.trending_capacity), ts)  # fmt: skip
-            trending.learn_one(sku, weight, ts, category or None)
+            shard.touch(scope, new, ts).learn_one(sku, weight, ts, category or None)
 
 
 # --- experiments: one key, tallies per variant and the ranker ------------------------------------------------------

@@ -72,12 +72,12 @@ class Settings(BaseSettings):
     # --- recommendations (flows/recommend.py, serving/routes/recommendations.py) ---------------
     # Half-lives and windows are event time; capacities bound the flow's memory (docs/recommendations.md).
     rec_shards: int = Field(
-        16, ge=1, le=4096, description="Shards per keyed recommendation state (the unit Bytewax spreads over workers)."
+        8, ge=1, le=4096, description="Shards per keyed recommendation state (the unit Bytewax spreads over workers)."
     )
     rec_neighbours_half_life_s: float = Field(14 * 86_400.0, gt=0, description="Half-life of a co-visit.")
     rec_neighbours_capacity: int = Field(100, ge=1, description="Neighbours kept per SKU in flow state.")
     rec_neighbours_published: int = Field(30, ge=1, le=500, description="Neighbours written per SKU document.")
-    rec_trail_items: int = Field(6, ge=2, le=50, description="Recent SKUs per shopper that pair with a new one.")
+    rec_trail_items: int = Field(4, ge=2, le=50, description="Recent SKUs per shopper that pair with a new one.")
     rec_trail_window_s: float = Field(
         1_800.0, gt=0, description="Interactions of different sessions this close in time still pair."
     )

@@ -119,16 +119,18 @@ class ThrottledShard(Generic[S]):
     Examples
     --------
     >>> shard = ThrottledShard(capacity=2, interval_s=10.0)
-    >>> shard.touch("A", list, ts=0.0).append(1)
+    >>> def basket(key):
+    ...     return []
+    >>> shard.touch("A", basket, ts=0.0).append(1)
     >>> [(key, state, version) for key, state, version in shard.collect()]
     [('A', [1], 1)]
-    >>> shard.touch("A", list, ts=5.0).append(2)
+    >>> shard.touch("A", basket, ts=5.0).append(2)
     >>> list(shard.collect())  # written 5 s ago: waits
     []
-    >>> shard.touch("B", list, ts=12.0).append(3)
+    >>> shard.touch("B", basket, ts=12.0).append(3)
     >>> [(key, version) for key, _, version in shard.collect()]
     [('A', 12000), ('B', 12000)]
-    >>> shard.touch("C", list, ts=13.0).append(4)  # full: evicts one not touched since the last scan
+    >>> shard.touch("C", basket, ts=13.0).append(4)  # full: evicts one not touched since the last scan
     >>> len(shard)
     2
     """
@@ -141,14 +143,14 @@ class ThrottledShard(Generic[S]):
         self._pending: dict[str, None] = {}  # in order of first change since the last write
         self._evicted: list[tuple[str, S, int]] = []
 
-    def touch(self, key: str, factory: Callable[[], S], ts: float) -> S:
-        """The state of `key` (created by `factory` if absent), marked changed at event time `ts`."""
+    def touch(self, key: str, factory: Callable[[str], S], ts: float) -> S:
+        """The state of `key` (created by `factory(key)` if absent), marked changed at event time `ts`."""
         entries = self._entries
         entry = entries.get(key)
         if entry is None:
             if len(entries) >= self.capacity:
                 self._evict()
-            entry = entries[key] = _Entry(factory())
+            entry = entries[key] = _Entry(factory(key))
         else:
             entry.used = True
         if ts > self.clock:
