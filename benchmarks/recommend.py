@@ -131,7 +131,8 @@ class Clickstream:
             else:
                 body = {**base, "type": "purchase", "order_id": f"o-{i}", "total": 9.5, "currency": "EUR",
                         "items": [{"sku": sku, "qty": 1, "unit_price": 9.5}],
-                        "fulfilment_location_id": LOCATIONS[i % len(LOCATIONS)], "payment": {"method": "wallet"}}  # fmt: skip
+                        "fulfilment_location_id": LOCATIONS[i % len(LOCATIONS)],
+                        "payment": {"method": "wallet"}}  # fmt: skip
             yield Topic.CLICKSTREAM, (user_id or session_id).encode(), orjson.dumps(body)
             if rng.random() < end_probability:
                 sessions[slot] = self._new_session(rng, next_session)
@@ -227,7 +228,8 @@ class ProfileProbe:
         self._count += 1
         session = f"PROBE-{self._count:06d}"
         body = orjson.dumps({"event_id": f"probe-{self._count}", "type": "product_view", "ts": rfc3339_ms(ts),
-                             "schema_version": 1, "session_id": session, "channel": "web", "sku": "SKU-0000001"})  # fmt: skip
+                             "schema_version": 1, "session_id": session, "channel": "web",
+                             "sku": "SKU-0000001"})  # fmt: skip
         wanted = keys.rec_profile("s:" + session)
         self._producer.produce(self._topic, body, key=session.encode())
         self._producer.flush(5)
@@ -371,8 +373,9 @@ def main() -> None:
             result["api"] = api_comparison(api, args.skus, args.api_seconds, args.connections, args.api_rounds)
             rec, bare = result["api"]["recommendations_route"], result["api"]["bare_route"]
             result["api"]["ratio_max_rate"] = rec["max"]["rate"] / bare["max"]["rate"]
+            ratio = result["api"]["ratio_max_rate"]
             console.print(f"    rec {rec['max']['rate']:,.0f} req/s (p99 at half {rec['half_load']['p99_ms']:.1f} ms)"
-                          f" vs bare {bare['max']['rate']:,.0f} req/s: {result['api']['ratio_max_rate']:.2f}")  # fmt: skip
+                          f" vs bare {bare['max']['rate']:,.0f} req/s: {ratio:.2f}")  # fmt: skip
         if "soak" in parts and args.soak_events:
             console.print(f"(d) soak: {args.soak_events:,} events, catalog growing {args.soak_growth} SKU/event ...")
             soak = base.model_copy(update={"topic_prefix": "rbs.", "recovery_dir": workdir / "recovery-s",
@@ -392,7 +395,7 @@ def main() -> None:
         shutil.rmtree(workdir, ignore_errors=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     previous = orjson.loads(args.out.read_bytes()) if args.out.exists() else {}
-    args.out.write_bytes(orjson.dumps(previous | result, option=orjson.OPT_INDENT_2))
+    args.out.write_bytes(orjson.dumps(previous | result, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS))
     console.print(f"results in {args.out}")
 
 

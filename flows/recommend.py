@@ -248,12 +248,14 @@ class _CatalogStep(_PickledStep):
                 else:
                     bucket.append(interaction)  # type: ignore[arg-type]
         out: list[Any] = []
+        inactive = keys.rec_inactive()
         for sku in changed:
             item, version = items[sku]
             version = next_version(version, item.updated_at)
             items[sku] = (item, version)
             doc = orjson.dumps({"sku": sku, "active": item.active, "category": item.category})
-            out.append(FencedDoc(keys.rec_item(sku), version, doc, as_of=item.updated_at))
+            out.append(FencedDoc(keys.rec_item(sku), version, doc, as_of=item.updated_at, flag_set=inactive,
+                                 flag_member=sku, flagged=not item.active))  # fmt: skip
         out.extend(to_shoppers.items())
         return out, StatefulBatchLogic.RETAIN
 

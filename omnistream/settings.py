@@ -76,7 +76,7 @@ class Settings(BaseSettings):
     )
     rec_neighbours_half_life_s: float = Field(14 * 86_400.0, gt=0, description="Half-life of a co-visit.")
     rec_neighbours_capacity: int = Field(100, ge=1, description="Neighbours kept per SKU in flow state.")
-    rec_neighbours_published: int = Field(30, ge=1, le=500, description="Neighbours written per SKU document.")
+    rec_neighbours_published: int = Field(15, ge=1, le=500, description="Neighbours written per SKU document.")
     rec_trail_items: int = Field(4, ge=2, le=50, description="Recent SKUs per shopper that pair with a new one.")
     rec_trail_window_s: float = Field(
         1_800.0, gt=0, description="Interactions of different sessions this close in time still pair."
@@ -91,7 +91,7 @@ class Settings(BaseSettings):
     )
     rec_trending_half_life_channel_s: float = Field(6 * 3_600.0, gt=0, description="Half-life of trending per channel.")
     rec_trending_capacity: int = Field(300, ge=1, description="SKUs kept per trending scope in flow state.")
-    rec_trending_published: int = Field(50, ge=1, le=1000, description="SKUs written per trending document.")
+    rec_trending_published: int = Field(20, ge=1, le=1000, description="SKUs written per trending document.")
     rec_profile_recent: int = Field(20, ge=1, le=200, description="Recent SKUs kept per shopper profile.")
     rec_profile_half_life_s: float = Field(3 * 86_400.0, gt=0, description="Half-life of a category affinity.")
     rec_profile_ttl_s: float = Field(
@@ -120,6 +120,9 @@ class Settings(BaseSettings):
     )
     rec_experiment_salt: str = Field("rec-exp-1", description="Changing it reshuffles shoppers between the arms.")
     rec_ranker_learning_rate: float = Field(0.05, gt=0, le=10, description="SGD step of the online ranker.")
+    rec_api_cache_s: float = Field(
+        2.0, ge=0, le=60, description="Seconds the API reuses parsed neighbour and trending lists (0: never)."
+    )
     rec_served_queue_max: int = Field(
         100_000, ge=100, description="Served answers the API buffers for the broker before dropping (and counting)."
     )

@@ -48,7 +48,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     publisher = ServedPublisher(settings.kafka_brokers, settings.topic(Topic.REC_SERVED), settings.rec_served_queue_max)
     app.state.metrics.registry.register(publisher)
     app.state.recommender = Recommender(
-        RecReader(client), publisher, parse_variants(settings.rec_variants), settings.rec_experiment_salt
+        RecReader(client, settings.rec_api_cache_s),
+        publisher,
+        parse_variants(settings.rec_variants),
+        settings.rec_experiment_salt,
     )
     try:
         yield

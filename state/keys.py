@@ -75,15 +75,9 @@ def rec_item(sku: str) -> str:
     return f"{NAMESPACE}:rec:item:{{{sku}}}"
 
 
-def rec_item_affixes() -> tuple[str, str]:
-    """(prefix, suffix) around the SKU in `rec_item`, for the serving script that checks many SKUs.
-
-    >>> prefix, suffix = rec_item_affixes()
-    >>> prefix + "SKU-1" + suffix == rec_item("SKU-1")
-    True
-    """
-    prefix, _, suffix = rec_item("\x00").partition("\x00")
-    return prefix, suffix
+def rec_inactive() -> str:
+    """Set of the SKUs the catalog withdrew (`active: false`), kept with their `rec_item` documents."""
+    return f"{NAMESPACE}:rec:inactive"
 
 
 def rec_ranker() -> str:

@@ -6,17 +6,25 @@ Round 2 (`second_round`) is one Lua call: the documents round 1 pointed to
 (neighbours of the recent SKUs, trending of the affine categories), and the
 stock-aware filter over every candidate, those documents' included: a SKU
 passes only if it is in the sellable set of the location (or of anywhere)
-the inventory flow keeps, and its catalog facts do not say `active: false`.
+the inventory flow keeps, and not in the set of SKUs the catalog withdrew
+(two SMISMEMBER commands inside the script).
 Doing the filter server-side is what keeps it at two round trips: the
 candidates of round 2's own documents are not known to the API beforehand.
 
-The script reads keys it derives from the documents (the SKUs' catalog
-hashes), so like the flow sink it needs a single Redis node or Sentinel, not
-Cluster (docs/recommendations.md).
+The sets and documents of one call live in different hash slots, so like
+the flow sink this needs a single Redis node or Sentinel, not Cluster
+(docs/recommendations.md).
+
+Neighbour and trending lists are shared by every shopper and rewritten at
+most every few seconds (the flow throttles them), so the reader keeps parsed
+copies for `cache_s` seconds: hot SKUs and scopes then cost neither a fetch
+nor a parse. Profiles and the stock filter are never cached (freshness, and
+"never recommend what cannot be sold").
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
@@ -25,30 +33,36 @@ import redis.asyncio as aioredis
 
 from state import keys
 
-# KEYS[1] the sellable set, KEYS[2..] the documents to fetch.
-# ARGV[1] the document field, ARGV[2] and ARGV[3] what goes before and after a SKU in its catalog key,
-# ARGV[4..] candidates known already. Replies {documents (false when absent), sellable candidates}.
+# KEYS[1] the sellable set, KEYS[2] the withdrawn set, KEYS[3..] the documents to fetch.
+# ARGV[1] the document field, ARGV[2..] candidates known already.
+# Replies {documents (false when absent), the candidates that are sellable and not withdrawn}.
 _SECOND_ROUND = """
 local docs = {}
+local seen = {}
 local candidates = {}
-for i = 4, #ARGV do candidates[ARGV[i]] = true end
-for i = 2, #KEYS do
+for i = 2, #ARGV do
+  if not seen[ARGV[i]] then seen[ARGV[i]] = true; candidates[#candidates + 1] = ARGV[i] end
+end
+for i = 3, #KEYS do
   local doc = redis.call('HGET', KEYS[i], ARGV[1])
-  docs[i - 1] = doc
+  docs[i - 2] = doc
   if doc then
     local ok, list = pcall(cjson.decode, doc)
     if ok and type(list) == 'table' then
       for _, entry in ipairs(list) do
-        if type(entry) == 'table' and type(entry[1]) == 'string' then candidates[entry[1]] = true end
+        local sku = type(entry) == 'table' and entry[1]
+        if type(sku) == 'string' and not seen[sku] then seen[sku] = true; candidates[#candidates + 1] = sku end
       end
     end
   end
 end
 local sellable = {}
-for sku in pairs(candidates) do
-  if redis.call('SISMEMBER', KEYS[1], sku) == 1 then
-    local item = redis.call('HGET', ARGV[2] .. sku .. ARGV[3], ARGV[1])
-    if not (item and string.find(item, '"active":false', 1, true)) then sellable[#sellable + 1] = sku end
+for first = 1, #candidates, 4000 do  -- unpack() is bounded by Lua's C stack
+  local last = math.min(first + 3999, #candidates)
+  local in_stock = redis.call('SMISMEMBER', KEYS[1], unpack(candidates, first, last))
+  local withdrawn = redis.call('SMISMEMBER', KEYS[2], unpack(candidates, first, last))
+  for i = 1, last - first + 1 do
+    if in_stock[i] == 1 and withdrawn[i] == 0 then sellable[#sellable + 1] = candidates[first + i - 1] end
   end
 end
 return {docs, sellable}
@@ -81,58 +95,115 @@ def _parsed(doc: bytes | None) -> Any | None:
         return None  # a document the API cannot read is no document: never a failed request
 
 
-class RecReader:
-    """The recommendation documents in two calls; every call is one round trip."""
+class SharedDocCache:
+    """Parsed shared documents (neighbour and trending lists, the ranker) for `cache_s` seconds of wall time.
 
-    def __init__(self, client: aioredis.Redis) -> None:
+    Bounded: it starts afresh when it holds `max_entries`. A document found
+    absent is cached as absent too (a cold SKU asked for repeatedly).
+
+    >>> cache = SharedDocCache(cache_s=10.0)
+    >>> cache.put("k", [1], now=0.0)
+    >>> cache.get("k", now=5.0), cache.get("k", now=11.0), cache.get("other", now=0.0)
+    ([1], None, None)
+    """
+
+    ABSENT: Any = ()
+
+    def __init__(self, cache_s: float, max_entries: int = 100_000) -> None:
+        self.cache_s = cache_s
+        self.max_entries = max_entries
+        self._entries: dict[str, tuple[float, Any]] = {}
+
+    def get(self, key: str, now: float) -> Any | None:
+        """The cached document (`ABSENT` when Redis had none), or None when not cached or expired."""
+        held = self._entries.get(key)
+        if held is None or held[0] <= now:
+            return None
+        return held[1]
+
+    def put(self, key: str, doc: Any, now: float) -> None:
+        if self.cache_s <= 0:
+            return
+        if len(self._entries) >= self.max_entries:
+            self._entries.clear()
+        self._entries[key] = (now + self.cache_s, self.ABSENT if doc is None else doc)
+
+
+class RecReader:
+    """The recommendation documents in two calls; every call is one round trip (or none, when cached).
+
+    Parameters
+    ----------
+    client
+        The API's asyncio Redis client.
+    cache_s
+        Seconds parsed neighbour and trending lists and ranker weights are reused (0: never).
+    """
+
+    def __init__(self, client: aioredis.Redis, cache_s: float = 0.0) -> None:
         self._client = client
+        self.cache_s = cache_s
         self._second_round = client.register_script(_SECOND_ROUND)
-        self._affixes = keys.rec_item_affixes()
+        self._cache = SharedDocCache(cache_s)
+
+    def cached(self, kind: str, name: str) -> Any | None:
+        """A shared document from the cache: the parsed list, `SharedDocCache.ABSENT`, or None (not cached)."""
+        return self._cache.get(kind + ":" + name, time.monotonic())
 
     async def first_round(
         self, profiles: Sequence[str], neighbours: Sequence[str], trending: Sequence[str]
     ) -> FirstRound:
         """Profiles by actor, neighbour lists by SKU, trending lists by scope, and the ranker weights."""
+        now = time.monotonic()
+        cache, absent, field = self._cache, SharedDocCache.ABSENT, keys.DOC_FIELD
+        found: dict[str, dict[str, Any]] = {"profile": {}, "nb": {}, "trend": {}, "ranker": {}}
         pipe = self._client.pipeline(transaction=False)
-        field = keys.DOC_FIELD
-        for actor in profiles:
+        wanted: list[tuple[str, str]] = []  # (kind, name) in pipeline order
+        for actor in profiles:  # never cached: a profile is what makes an answer fresh
             pipe.hget(keys.rec_profile(actor), field)
-        for sku in neighbours:
-            pipe.hget(keys.rec_neighbours(sku), field)
-        for scope in trending:
-            pipe.hget(keys.rec_trending(scope), field)
-        pipe.hget(keys.rec_ranker(), field)
-        replies = await pipe.execute()
-        out: list[dict[str, Any]] = [{}, {}, {}]
-        position = 0
-        for index, names in enumerate((profiles, neighbours, trending)):
+            wanted.append(("profile", actor))
+        for kind, names, key_of in (("nb", neighbours, keys.rec_neighbours), ("trend", trending, keys.rec_trending),
+                                    ("ranker", ("",), lambda _: keys.rec_ranker())):  # fmt: skip
             for name in names:
-                doc = _parsed(replies[position])
-                if doc is not None:
-                    out[index][name] = doc
-                position += 1
-        return FirstRound(out[0], out[1], out[2], _parsed(replies[position]))
+                held = cache.get(kind + ":" + name, now)
+                if held is None:
+                    pipe.hget(key_of(name), field)
+                    wanted.append((kind, name))
+                elif held is not absent:
+                    found[kind][name] = held
+        replies = await pipe.execute() if wanted else []
+        for (kind, name), reply in zip(wanted, replies, strict=True):
+            doc = _parsed(reply)
+            if kind != "profile":
+                cache.put(kind + ":" + name, doc, now)
+            if doc is not None:
+                found[kind][name] = doc
+        return FirstRound(found["profile"], found["nb"], found["trend"], found["ranker"].get(""))
 
     async def second_round(
         self, location_id: str | None, neighbours: Sequence[str], trending: Sequence[str], candidates: Sequence[str]
     ) -> SecondRound:
-        """The follow-up documents and which of all candidates (theirs included) can be shown."""
+        """The follow-up documents and which of all candidates (theirs included) can be shown.
+
+        Pass only documents not cached (`cached`), and the candidates of the cached ones with the rest.
+        """
         sellable_key = keys.sellable_at(location_id) if location_id else keys.sellable_anywhere()
         doc_keys = [*(keys.rec_neighbours(sku) for sku in neighbours), *(keys.rec_trending(s) for s in trending)]
-        prefix, suffix = self._affixes
         docs, sellable = await self._second_round(
-            keys=[sellable_key, *doc_keys], args=[keys.DOC_FIELD, prefix, suffix, *candidates]
+            keys=[sellable_key, keys.rec_inactive(), *doc_keys], args=[keys.DOC_FIELD, *candidates]
         )
+        now = time.monotonic()
         parsed_neighbours: dict[str, Any] = {}
         parsed_trending: dict[str, Any] = {}
         for index, doc in enumerate(docs):
             parsed = _parsed(doc or None)
-            if parsed is None:
-                continue
             if index < len(neighbours):
-                parsed_neighbours[neighbours[index]] = parsed
+                name, kind, into = neighbours[index], "nb:", parsed_neighbours
             else:
-                parsed_trending[trending[index - len(neighbours)]] = parsed
+                name, kind, into = trending[index - len(neighbours)], "trend:", parsed_trending
+            self._cache.put(kind + name, parsed, now)
+            if parsed is not None:
+                into[name] = parsed
         return SecondRound(parsed_neighbours, parsed_trending, {sku.decode() for sku in sellable})
 
     async def experiments(self, variants: Sequence[str]) -> list[bytes | None]:

@@ -30,7 +30,7 @@ from operators.recs.experiments import ServedRecord, Variant, assign_variant
 from operators.recs.interactions import actor_key
 from serving.rec_served import ServedPublisher
 from serving.schemas import error_responses
-from state.rec_reader import RecReader
+from state.rec_reader import RecReader, SharedDocCache
 
 ROUTE = "/v1/recommendations"
 MAX_ID_LENGTH = 256
@@ -108,22 +108,33 @@ class Recommender:
         request = RecRequest(params.user_id, params.session_id, params.sku, params.location_id, params.channel)
         actor = actor_key(params.user_id, params.session_id) or ANONYMOUS
         variant = assign_variant(actor, self.variants, self.salt)
+        reader = self.reader
         plan = material_plan(request)
-        first = await self.reader.first_round(plan.profiles, plan.neighbours, plan.trending)
+        first = await reader.first_round(plan.profiles, plan.neighbours, plan.trending)
         ranker = first.ranker if variant.use_ranker else None
-        material = RecMaterial(first.profiles, first.neighbours, first.trending, ranker, ())
-        follow = followup_plan(request, material)
-        candidates = candidate_skus(request, material)
+        neighbours, trending = first.neighbours, first.trending
+        follow = followup_plan(request, RecMaterial(first.profiles, neighbours, trending, ranker, ()))
+        # Follow-up lists already cached join the material now; the rest are fetched in round 2.
+        fetch_neighbours, fetch_trending = [], []
+        for sku in follow.neighbours:
+            held = reader.cached("nb", sku)
+            if held is None:
+                fetch_neighbours.append(sku)
+            elif held is not SharedDocCache.ABSENT:
+                neighbours[sku] = held
+        for scope in follow.trending:
+            held = reader.cached("trend", scope)
+            if held is None:
+                fetch_trending.append(scope)
+            elif held is not SharedDocCache.ABSENT:
+                trending[scope] = held
+        candidates = candidate_skus(request, RecMaterial(first.profiles, neighbours, trending, ranker, ()))
         items = []
-        if candidates or follow.neighbours or follow.trending:
-            second = await self.reader.second_round(params.location_id, follow.neighbours, follow.trending, candidates)
-            material = RecMaterial(
-                first.profiles,
-                {**first.neighbours, **second.neighbours},
-                {**first.trending, **second.trending},
-                ranker,
-                second.sellable,
-            )
+        if candidates or fetch_neighbours or fetch_trending:
+            second = await reader.second_round(params.location_id, fetch_neighbours, fetch_trending, candidates)
+            neighbours.update(second.neighbours)
+            trending.update(second.trending)
+            material = RecMaterial(first.profiles, neighbours, trending, ranker, second.sellable)
             items = recommend(request, material, variant, params.k)
         request_id = uuid.uuid4().hex
         body = orjson.dumps({

@@ -20,8 +20,8 @@ from events.topics import Topic
 from omnistream.settings import Settings
 from serving.app import create_app
 from state import keys
-from state.doc_writer import read_doc
 from state.connection import connect
+from state.doc_writer import read_doc
 from tests.harness.flows import publish, run_to_end
 
 pytestmark = pytest.mark.integration

@@ -108,3 +108,14 @@ def test_reserved_stock_is_not_sellable(redis_client: redis.Redis) -> None:
     stock = SkuStock("SKU-1", 1, 1.0, (LocationStock("S1", 2, 2, 1.0),))
     StockWriter(redis_client, generation="g1").write_batch([stock])
     assert _members(redis_client, keys.sellable_at("S1")) == set()
+
+
+def test_doc_writer_keeps_a_flag_set_in_step_with_the_fenced_document(redis_client: redis.Redis) -> None:
+    writer = DocWriter(redis_client, generation="g1")
+    flag = "omni:test:flags"
+    writer.write_batch([FencedDoc("omni:test:{c}", 2, b"off", flag_set=flag, flag_member="SKU-1", flagged=True)])
+    assert redis_client.smembers(flag) == {b"SKU-1"}
+    writer.write_batch([FencedDoc("omni:test:{c}", 1, b"on", flag_set=flag, flag_member="SKU-1", flagged=False)])
+    assert redis_client.smembers(flag) == {b"SKU-1"}  # the older version did not pass the fence
+    writer.write_batch([FencedDoc("omni:test:{c}", 3, b"on", flag_set=flag, flag_member="SKU-1", flagged=False)])
+    assert redis_client.smembers(flag) == set()
