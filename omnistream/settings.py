@@ -75,7 +75,7 @@ class Settings(BaseSettings):
         8, ge=1, le=4096, description="Shards per keyed recommendation state (the unit Bytewax spreads over workers)."
     )
     rec_neighbours_half_life_s: float = Field(14 * 86_400.0, gt=0, description="Half-life of a co-visit.")
-    rec_neighbours_capacity: int = Field(100, ge=1, description="Neighbours kept per SKU in flow state.")
+    rec_neighbours_capacity: int = Field(50, ge=1, description="Neighbours kept per SKU in flow state.")
     rec_neighbours_published: int = Field(15, ge=1, le=500, description="Neighbours written per SKU document.")
     rec_trail_items: int = Field(4, ge=2, le=50, description="Recent SKUs per shopper that pair with a new one.")
     rec_trail_window_s: float = Field(
@@ -107,10 +107,10 @@ class Settings(BaseSettings):
         5.0, ge=0, description="Event-time seconds between rewrites of one trending scope, and of the ranker."
     )
     rec_actor_capacity: int = Field(
-        200_000, ge=100, description="Shoppers held in flow state (least recently active leave first)."
+        100_000, ge=100, description="Shoppers held in flow state (least recently active leave first)."
     )
-    rec_item_capacity: int = Field(200_000, ge=100, description="SKUs with neighbour lists held in flow state.")
-    rec_catalog_capacity: int = Field(2_000_000, ge=100, description="SKUs whose catalog facts the flow holds.")
+    rec_item_capacity: int = Field(50_000, ge=100, description="SKUs with neighbour lists held in flow state.")
+    rec_catalog_capacity: int = Field(500_000, ge=100, description="SKUs whose catalog facts the flow holds.")
     rec_feedback_window_s: float = Field(
         1_800.0, gt=0, description="Event-time seconds after an answer is served in which clicks, carts, buys count."
     )
