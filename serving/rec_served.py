@@ -48,7 +48,7 @@ class ServedPublisher:
                 # An answer's feedback value fades within the feedback window; don't hold it for longer.
                 "message.timeout.ms": 30_000,
                 "socket.connection.setup.timeout.ms": 3_000,
-                "log_level": 3,
+                "log_level": 2,  # an outage shows in the drop and failure counts, not as a log line per retry
             }
         )
 
