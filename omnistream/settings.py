@@ -107,7 +107,7 @@ class Settings(BaseSettings):
         5.0, ge=0, description="Event-time seconds between rewrites of one trending scope, and of the ranker."
     )
     rec_actor_capacity: int = Field(
-        100_000, ge=100, description="Shoppers held in flow state (least recently active leave first)."
+        50_000, ge=100, description="Shoppers held in flow state (least recently active leave first)."
     )
     rec_item_capacity: int = Field(50_000, ge=100, description="SKUs with neighbour lists held in flow state.")
     rec_catalog_capacity: int = Field(500_000, ge=100, description="SKUs whose catalog facts the flow holds.")
