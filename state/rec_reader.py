@@ -16,10 +16,13 @@ the flow sink this needs a single Redis node or Sentinel, not Cluster
 (docs/recommendations.md).
 
 Neighbour and trending lists are shared by every shopper and rewritten at
-most every few seconds (the flow throttles them), so the reader keeps parsed
-copies for `cache_s` seconds: hot SKUs and scopes then cost neither a fetch
-nor a parse. Profiles and the stock filter are never cached (freshness, and
-"never recommend what cannot be sold").
+most every few seconds (the flow throttles them), so the reader keeps their
+bytes for `cache_s` seconds: hot SKUs and scopes then cost no fetch. Bytes,
+not parsed lists: parsing twenty entries is a few microseconds, while a
+cache full of parsed lists is hundreds of thousands of objects that every
+full garbage collection walks (it showed as tens of milliseconds of p99).
+Profiles and the stock filter are never cached (freshness, and "never
+recommend what cannot be sold").
 """
 
 from __future__ import annotations
@@ -98,37 +101,37 @@ def _parsed(doc: bytes | None) -> Any | None:
 
 
 class SharedDocCache:
-    """Parsed shared documents (neighbour and trending lists, the ranker) for `cache_s` seconds of wall time.
+    """Stored bytes of shared documents (neighbour and trending lists, the ranker) for `cache_s` seconds.
 
     Bounded: it starts afresh when it holds `max_entries`. A document found
     absent is cached as absent too (a cold SKU asked for repeatedly).
 
     >>> cache = SharedDocCache(cache_s=10.0)
-    >>> cache.put("k", [1], now=0.0)
+    >>> cache.put("k", b"[1]", now=0.0)
     >>> cache.get("k", now=5.0), cache.get("k", now=11.0), cache.get("other", now=0.0)
-    ([1], None, None)
+    (b'[1]', None, None)
     """
 
-    ABSENT: Any = ()
+    ABSENT = b""
 
     def __init__(self, cache_s: float, max_entries: int = 100_000) -> None:
         self.cache_s = cache_s
         self.max_entries = max_entries
-        self._entries: dict[str, tuple[float, Any]] = {}
+        self._entries: dict[str, tuple[float, bytes]] = {}
 
-    def get(self, key: str, now: float) -> Any | None:
-        """The cached document (`ABSENT` when Redis had none), or None when not cached or expired."""
+    def get(self, key: str, now: float) -> bytes | None:
+        """The cached bytes (`ABSENT` when Redis had none), or None when not cached or expired."""
         held = self._entries.get(key)
         if held is None or held[0] <= now:
             return None
         return held[1]
 
-    def put(self, key: str, doc: Any, now: float) -> None:
+    def put(self, key: str, doc: bytes | None, now: float) -> None:
         if self.cache_s <= 0:
             return
         if len(self._entries) >= self.max_entries:
             self._entries.clear()
-        self._entries[key] = (now + self.cache_s, self.ABSENT if doc is None else doc)
+        self._entries[key] = (now + self.cache_s, doc or self.ABSENT)
 
 
 class RecReader:
@@ -149,15 +152,18 @@ class RecReader:
         self._cache = SharedDocCache(cache_s)
 
     def cached(self, kind: str, name: str) -> Any | None:
-        """A shared document from the cache: the parsed list, `SharedDocCache.ABSENT`, or None (not cached)."""
-        return self._cache.get(kind + ":" + name, time.monotonic())
+        """A shared document from the cache, parsed; `SharedDocCache.ABSENT` when Redis had none; None if not cached."""
+        held = self._cache.get(kind + ":" + name, time.monotonic())
+        if not held:
+            return held
+        return _parsed(held) or SharedDocCache.ABSENT
 
     async def first_round(
         self, profiles: Sequence[str], neighbours: Sequence[str], trending: Sequence[str]
     ) -> FirstRound:
         """Profiles by actor, neighbour lists by SKU, trending lists by scope, and the ranker weights."""
         now = time.monotonic()
-        cache, absent, field = self._cache, SharedDocCache.ABSENT, keys.DOC_FIELD
+        cache, field = self._cache, keys.DOC_FIELD
         found: dict[str, dict[str, Any]] = {"profile": {}, "nb": {}, "trend": {}, "ranker": {}}
         pipe = self._client.pipeline(transaction=False)
         wanted: list[tuple[str, str]] = []  # (kind, name) in pipeline order
@@ -171,13 +177,15 @@ class RecReader:
                 if held is None:
                     pipe.hget(key_of(name), field)
                     wanted.append((kind, name))
-                elif held is not absent:
-                    found[kind][name] = held
+                elif held:  # b"" (ABSENT): Redis had none
+                    doc = _parsed(held)
+                    if doc is not None:
+                        found[kind][name] = doc
         replies = await pipe.execute() if wanted else []
         for (kind, name), reply in zip(wanted, replies, strict=True):
             doc = _parsed(reply)
             if kind != "profile":
-                cache.put(kind + ":" + name, doc, now)
+                cache.put(kind + ":" + name, reply, now)
             if doc is not None:
                 found[kind][name] = doc
         return FirstRound(found["profile"], found["nb"], found["trend"], found["ranker"].get(""))
@@ -203,7 +211,7 @@ class RecReader:
                 name, kind, into = neighbours[index], "nb:", parsed_neighbours
             else:
                 name, kind, into = trending[index - len(neighbours)], "trend:", parsed_trending
-            self._cache.put(kind + name, parsed, now)
+            self._cache.put(kind + name, doc or None, now)
             if parsed is not None:
                 into[name] = parsed
         return SecondRound(parsed_neighbours, parsed_trending, set(sellable.decode().split(_SEPARATOR)) - {""})

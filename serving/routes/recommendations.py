@@ -120,13 +120,13 @@ class Recommender:
             held = reader.cached("nb", sku)
             if held is None:
                 fetch_neighbours.append(sku)
-            elif held is not SharedDocCache.ABSENT:
+            elif held != SharedDocCache.ABSENT:
                 neighbours[sku] = held
         for scope in follow.trending:
             held = reader.cached("trend", scope)
             if held is None:
                 fetch_trending.append(scope)
-            elif held is not SharedDocCache.ABSENT:
+            elif held != SharedDocCache.ABSENT:
                 trending[scope] = held
         candidates = candidate_skus(request, RecMaterial(first.profiles, neighbours, trending, ranker, ()))
         items = []
