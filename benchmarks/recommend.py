@@ -341,8 +341,10 @@ def main() -> None:
     broker: LocalService = start_broker()
     store: LocalService = start_redis()
     workdir = Path(tempfile.mkdtemp(prefix="omnistream-recbench-"))
-    result: dict[str, Any] = {"when": datetime.now(UTC).isoformat(timespec="seconds"), "args": vars(args) | {
-        "out": str(args.out)}}  # fmt: skip
+    # Keyed by the parts run, so partial reruns merged into one results file keep each part's own arguments.
+    run_name = "+".join(sorted(parts))
+    result: dict[str, Any] = {f"run:{run_name}": {"when": datetime.now(UTC).isoformat(timespec="seconds"),
+                                                 "args": vars(args) | {"out": str(args.out)}}}  # fmt: skip
     try:
         base = Settings(kafka_brokers=broker.address, redis_url=store.address, topic_prefix="rb.",
                         topic_partitions=4, recovery_dir=workdir / "recovery", flow_metrics_port=0)  # fmt: skip
