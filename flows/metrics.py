@@ -30,6 +30,11 @@ UNMATCHED_VOIDS = Counter(
     "Till voids forgotten before the transaction they name arrived (they changed no stock).",
     ["flow"],
 )
+REC_FEEDBACK = Counter(
+    "omnistream_rec_experiment_events_total",
+    "Recommendation experiment counts by variant: requests, impressions, clicks, carts, conversions.",
+    ["variant", "counter"],
+)
 ALERTS = Counter("omnistream_flow_alerts_total", "Alerts raised, by kind and severity.", ["flow", "kind", "severity"])
 REDIS_WRITE_SECONDS = Histogram(
     "omnistream_flow_redis_write_seconds", "Wall time of one pipelined Redis write of a batch.", ["flow"],

@@ -22,7 +22,7 @@ from bytewax.run import cli_main
 from flows.metrics import metrics_port, serve_metrics
 from omnistream.settings import settings_or_exit
 
-FLOWS: dict[str, str] = {"inventory": "flows.inventory", "fraud": "flows.fraud"}
+FLOWS: dict[str, str] = {"inventory": "flows.inventory", "recommend": "flows.recommend", "fraud": "flows.fraud"}
 """Every flow by name and module, in a fixed order: a flow's position sets its metrics ports (flows.metrics)."""
 PROCESS_INDEX_ENV = "OMNISTREAM_FLOW_PROCESS_INDEX"
 GENERATION_ENV = "OMNISTREAM_FLOW_GENERATION"

@@ -123,6 +123,66 @@ class Settings(BaseSettings):
     fraud_memory_budget_mb: int = Field(
         1_024, ge=64, description="Resident memory a fraud flow process should stay under (benchmark soak check)."
     )
+    # --- recommendations (flows/recommend.py, serving/routes/recommendations.py) ---------------
+    # Half-lives and windows are event time; capacities bound the flow's memory (docs/recommendations.md).
+    rec_shards: int = Field(
+        8, ge=1, le=4096, description="Shards per keyed recommendation state (the unit Bytewax spreads over workers)."
+    )
+    rec_neighbours_half_life_s: float = Field(14 * 86_400.0, gt=0, description="Half-life of a co-visit.")
+    rec_neighbours_capacity: int = Field(50, ge=1, description="Neighbours kept per SKU in flow state.")
+    rec_neighbours_published: int = Field(15, ge=1, le=500, description="Neighbours written per SKU document.")
+    rec_trail_items: int = Field(4, ge=2, le=50, description="Recent SKUs per shopper that pair with a new one.")
+    rec_trail_window_s: float = Field(
+        1_800.0, gt=0, description="Interactions of different sessions this close in time still pair."
+    )
+    rec_position_decay: float = Field(0.8, gt=0, le=1, description="Pair weight factor per step back in the trail.")
+    rec_trending_half_life_global_s: float = Field(6 * 3_600.0, gt=0, description="Half-life of trending everywhere.")
+    rec_trending_half_life_category_s: float = Field(
+        12 * 3_600.0, gt=0, description="Half-life of trending in a category."
+    )
+    rec_trending_half_life_location_s: float = Field(
+        24 * 3_600.0, gt=0, description="Half-life of trending at a store or warehouse (fewer, slower signals)."
+    )
+    rec_trending_half_life_channel_s: float = Field(6 * 3_600.0, gt=0, description="Half-life of trending per channel.")
+    rec_trending_capacity: int = Field(300, ge=1, description="SKUs kept per trending scope in flow state.")
+    rec_trending_published: int = Field(20, ge=1, le=1000, description="SKUs written per trending document.")
+    rec_profile_recent: int = Field(20, ge=1, le=200, description="Recent SKUs kept per shopper profile.")
+    rec_profile_half_life_s: float = Field(3 * 86_400.0, gt=0, description="Half-life of a category affinity.")
+    rec_profile_ttl_s: float = Field(
+        30 * 86_400.0, ge=0, description="Redis time to live of a profile document (0: none); sessions come and go."
+    )
+    rec_doc_ttl_s: float = Field(
+        30 * 86_400.0, ge=0, description="Redis time to live of neighbour and trending documents (0: none)."
+    )
+    rec_neighbours_write_interval_s: float = Field(
+        60.0, ge=0, description="Event-time seconds between rewrites of one SKU's neighbour list (the throttle)."
+    )
+    rec_trending_write_interval_s: float = Field(
+        5.0, ge=0, description="Event-time seconds between rewrites of one trending scope, and of the ranker."
+    )
+    rec_actor_capacity: int = Field(
+        50_000, ge=100, description="Shoppers held in flow state (least recently active leave first)."
+    )
+    rec_item_capacity: int = Field(50_000, ge=100, description="SKUs with neighbour lists held in flow state.")
+    rec_catalog_capacity: int = Field(500_000, ge=100, description="SKUs whose catalog facts the flow holds.")
+    rec_feedback_window_s: float = Field(
+        1_800.0, gt=0, description="Event-time seconds after an answer is served in which clicks, carts, buys count."
+    )
+    rec_variants: str = Field(
+        "blend:1;ranked:1:ranker=1",
+        description="Experiment arms, `name:share[:ranker=0|1,cap=N,<source>=<weight>,...]` joined by `;`.",
+    )
+    rec_experiment_salt: str = Field("rec-exp-1", description="Changing it reshuffles shoppers between the arms.")
+    rec_ranker_learning_rate: float = Field(0.05, gt=0, le=10, description="SGD step of the online ranker.")
+    rec_api_cache_s: float = Field(
+        2.0, ge=0, le=60, description="Seconds the API reuses parsed neighbour and trending lists (0: never)."
+    )
+    rec_served_queue_max: int = Field(
+        100_000, ge=100, description="Served answers the API buffers for the broker before dropping (and counting)."
+    )
+    rec_soak_rss_budget_mb: float = Field(
+        1_500.0, gt=0, description="Resident memory the recommend flow must stay under in the benchmark's soak."
+    )
 
     @field_validator("recovery_dir", mode="before")
     @classmethod
@@ -156,6 +216,14 @@ class Settings(BaseSettings):
     def _prefix_is_a_topic_name_part(cls, value: str) -> str:
         if not all(ch.isalnum() or ch in "._-" for ch in value):
             raise ValueError(f"only letters, digits, '.', '_' and '-' are allowed; got {value!r}")
+        return value
+
+    @field_validator("rec_variants")
+    @classmethod
+    def _variants_parse(cls, value: str) -> str:
+        from operators.recs.experiments import parse_variants  # pure; imported here to keep start-up light
+
+        parse_variants(value)  # raises ValueError with the reason
         return value
 
     @property

@@ -6,19 +6,26 @@ the settings come from `OMNISTREAM_*` variables). OpenAPI docs are at `/docs`.
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from events.topics import Topic
 from omnistream.settings import Settings, settings_or_exit
+from operators.recs.experiments import parse_variants
 from serving import metrics
 from serving.backend import reader_for
 from serving.errors import install_error_handlers
 from serving.fast_path import StockFastPath
-from serving.routes import alerts, health, inventory, scores
+from serving.rec_fast_path import RecommendationsFastPath
+from serving.rec_served import ServedPublisher
+from serving.routes import alerts, experiments, health, inventory, recommendations, scores
+from serving.routes.recommendations import Recommender
 from state.connection import connect_async
 from state.fraud_reader import FraudReader
+from state.rec_reader import RecReader
 
 API_VERSION = "1.0.0"  # CONTRACT.md v1; additive changes bump the minor
 
@@ -43,9 +50,23 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     # The alerts stream blocks in XREAD between alerts: its own pool, with a timeout above the block.
     stream_client = connect_async(settings.redis_url, timeout_s=settings.api_sse_keepalive_s + 5.0)
     app.state.stream_redis = stream_client
+    # The producer connects in the background: a broker that is down costs requests nothing.
+    publisher = ServedPublisher(settings.kafka_brokers, settings.topic(Topic.REC_SERVED), settings.rec_served_queue_max)
+    app.state.metrics.registry.register(publisher)
+    app.state.recommender = Recommender(
+        RecReader(client, settings.rec_api_cache_s),
+        publisher,
+        parse_variants(settings.rec_variants),
+        settings.rec_experiment_salt,
+    )
+    # Everything built so far lives as long as the process: keep it out of every garbage
+    # collection, whose full passes otherwise walk it on the request path (p99).
+    gc.freeze()
     try:
         yield
     finally:
+        app.state.metrics.registry.unregister(publisher)
+        publisher.flush(2.0)
         await stream_client.aclose()
         await client.aclose()
 
@@ -72,10 +93,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(inventory.router)
     app.include_router(scores.router)
     app.include_router(alerts.router)
+    app.include_router(recommendations.router)
+    app.include_router(experiments.router)
     app.include_router(health.router)
     app.include_router(metrics.router)
     # Added last-but-one so the metrics middleware (added last, hence outermost) counts
     # the fast path's requests too.
     app.add_middleware(StockFastPath, api=app)
+    app.add_middleware(RecommendationsFastPath, api=app)
     app.add_middleware(metrics.MetricsMiddleware, metrics=app.state.metrics)
     return app

@@ -24,6 +24,9 @@ class FencedDoc:
 
     `ttl_s` > 0 makes the key expire (e.g. fraud scores); `as_of` is the event
     time of the newest event the document reflects, for the lag metric.
+    `flag_set`, when given, is a set kept in step with the document in the same
+    fenced call: `flag_member` is in it exactly when `flagged` (the catalog's
+    set of withdrawn SKUs, which the recommendations API checks in one command).
     """
 
     key: str
@@ -31,6 +34,19 @@ class FencedDoc:
     doc: bytes
     ttl_s: float = 0.0
     as_of: float | None = None
+    flag_set: str | None = None
+    flag_member: str = ""
+    flagged: bool = False
+
+
+# Run only when the fence let the document through (a replayed, older version flags nothing).
+_KEEP_FLAG = """
+if ARGV[EXTRA + 1] == '1' then
+  redis.call('SADD', KEYS[2], ARGV[EXTRA])
+else
+  redis.call('SREM', KEYS[2], ARGV[EXTRA])
+end
+"""
 
 
 class DocWriter:
@@ -44,6 +60,7 @@ class DocWriter:
         self.generation = generation
         self._client = client
         self._fence = VersionFence(client, generation)
+        self._flagging_fence = VersionFence(client, generation, after_applied=_KEEP_FLAG)
 
     def write_batch(self, docs: Iterable[FencedDoc]) -> int:
         """Write the newest document per key of `docs`; returns how many Redis accepted."""
@@ -60,17 +77,26 @@ class DocWriter:
         applied, so a sink sums the replies to count what was applied.
         """
         newest = _newest_per_key(docs)
-        writes = [(doc.key, doc.version, doc.doc, int(doc.ttl_s * 1000)) for doc in newest.values()]
-        if not writes:
-            return 0, 0
-        return self._fence.queue_docs(pipe, writes, keys.DOC_FIELD), len(writes)
+        plain = [doc for doc in newest.values() if doc.flag_set is None]
+        flagged = [doc for doc in newest.values() if doc.flag_set is not None]
+        replies = self.queue(pipe, flagged)  # one reply (1 or 0) each: the set rides in the same call
+        writes = [(doc.key, doc.version, doc.doc, int(doc.ttl_s * 1000)) for doc in plain]
+        if writes:
+            replies += self._fence.queue_docs(pipe, writes, keys.DOC_FIELD)
+        return replies, len(newest)
 
     def queue(self, pipe: redis.client.Pipeline, docs: Iterable[FencedDoc]) -> int:
         """Add the fenced writes of the newest document per key to `pipe`, one reply (1 or 0) each; returns how many."""
         newest = _newest_per_key(docs)
         fence, doc_field = self._fence, keys.DOC_FIELD
         for doc in newest.values():
-            fence.queue(pipe, doc.key, doc.version, [doc_field, doc.doc], ttl_ms=int(doc.ttl_s * 1000))
+            if doc.flag_set is None:
+                fence.queue(pipe, doc.key, doc.version, [doc_field, doc.doc], ttl_ms=int(doc.ttl_s * 1000))
+            else:
+                self._flagging_fence.queue(
+                    pipe, doc.key, doc.version, [doc_field, doc.doc], ttl_ms=int(doc.ttl_s * 1000),
+                    extra_keys=[doc.flag_set], extra_args=[doc.flag_member, "1" if doc.flagged else "0"],
+                )  # fmt: skip
         return len(newest)
 
 

@@ -6,9 +6,16 @@ within one lineage of flow state (`generation`, born with the recovery
 partitions): a hash written by another lineage (an earlier run on since
 recreated topics) is replaced whole, stale fields too. An optional time to
 live (milliseconds, 0 for none) lets short-lived facts (fraud scores) expire.
+
+A writer that must keep other keys in step with the hash (the inventory
+flow's sellable sets) passes Lua to run only when the fence let the write
+through (`VersionFence(after_applied=...)`): the fence text itself exists
+once, here, and is composed rather than copied.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import redis
 from redis.cluster import RedisCluster
@@ -16,8 +23,10 @@ from redis.commands.core import Script
 
 from state import keys
 
-# KEYS[1] the hash; ARGV: generation field, generation, version field, version, ttl ms, field, value, ...
-_WRITE_IF_NEWER = """
+# KEYS[1] the hash, KEYS[2..] keys of the `after_applied` code.
+# ARGV: generation field, generation, version field, version, ttl ms, n (field and value args),
+#       field, value, ... (n of them), then the `after_applied` code's own args from ARGV[EXTRA].
+_FENCE = """
 local gen = redis.call('HGET', KEYS[1], ARGV[1])
 if gen == ARGV[2] then
   local stored = tonumber(redis.call('HGET', KEYS[1], ARGV[3]) or '-1')
@@ -25,10 +34,11 @@ if gen == ARGV[2] then
 elseif gen then
   redis.call('DEL', KEYS[1])
 end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4], unpack(ARGV, 6))
+local nfields = tonumber(ARGV[6])
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4], unpack(ARGV, 7, 6 + nfields))
 local ttl = tonumber(ARGV[5])
 if ttl > 0 then redis.call('PEXPIRE', KEYS[1], ttl) end
-return 1
+local EXTRA = 7 + nfields
 """
 
 
@@ -61,12 +71,34 @@ MANY_CHUNK = 256
 """Documents per multi-key call: long enough to amortise the call, short enough not to stall Redis."""
 
 
-class VersionFence:
-    """Queues fenced writes of `(key, version, fields)` into a pipeline; each replies 1 (applied) or 0."""
+def fenced_script(after_applied: str = "") -> str:
+    """The fence's Lua with `after_applied` run only when the write went through; replies 1 or 0.
 
-    def __init__(self, client: redis.Redis, generation: str = "") -> None:
+    `after_applied` sees `KEYS[2..]` and its own arguments from `ARGV[EXTRA]` on.
+
+    >>> fenced_script("redis.call('SADD', KEYS[2], ARGV[EXTRA])").count("return 1")
+    1
+    """
+    return f"{_FENCE}{after_applied}\nreturn 1\n"
+
+
+class VersionFence:
+    """Queues fenced writes of `(key, version, fields)` into a pipeline; each replies 1 (applied) or 0.
+
+    Parameters
+    ----------
+    client
+        The Redis client the script is registered with.
+    generation
+        The lineage of flow state writing (see module docstring).
+    after_applied
+        Lua run in the same call only when the write went through (see `fenced_script`).
+    """
+
+    def __init__(self, client: redis.Redis, generation: str = "", after_applied: str = "") -> None:
         self.generation = generation
-        self._script: Script = client.register_script(_WRITE_IF_NEWER)
+        self.after_applied = after_applied
+        self._script: Script = client.register_script(fenced_script(after_applied))
         self._many: Script = client.register_script(_WRITE_MANY_IF_NEWER)
         # Redis Cluster refuses a script over keys of several slots: there, one call per key.
         self._one_slot_only = isinstance(client, RedisCluster)
@@ -78,11 +110,16 @@ class VersionFence:
         version: int,
         fields: list[bytes | str | int],
         ttl_ms: int = 0,
+        extra_keys: Sequence[str] = (),
+        extra_args: Sequence[bytes | str | int] = (),
     ) -> None:
-        """Add the write of `fields` (name, value, ...) at `version` to `pipe`."""
+        """Add the write of `fields` (name, value, ...) at `version` to `pipe`.
+
+        `extra_keys` and `extra_args` are what the `after_applied` code works on.
+        """
         args: list[bytes | str | int] = [keys.GENERATION_FIELD, self.generation, keys.VERSION_FIELD, version,
-                                         ttl_ms, *fields]  # fmt: skip
-        self._script(keys=[key], args=args, client=pipe)
+                                         ttl_ms, len(fields), *fields, *extra_args]  # fmt: skip
+        self._script(keys=[key, *extra_keys], args=args, client=pipe)
 
     def queue_docs(self, pipe: redis.client.Pipeline, writes: list[tuple[str, int, bytes, int]], doc_field: str) -> int:
         """Add fenced writes of `(key, version, document, ttl_ms)` (field `doc_field`) to `pipe`.

@@ -54,6 +54,57 @@ def stream_marker(stream_key: str, generation: str, record_id: str) -> str:
     return f"{stream_key}:seen:{generation}:{record_id}"
 
 
+# --- stock-aware filter (written by the inventory flow with each SKU's stock) -----
+
+
+def sellable_at(location_id: str) -> str:
+    """Set of the SKUs with `available > 0` at `location_id` (positive: a SKU never stocked there is absent)."""
+    return f"{NAMESPACE}:sellable:loc:{{{location_id}}}"
+
+
+def sellable_anywhere() -> str:
+    """Set of the SKUs with `available > 0` at one location at least."""
+    return f"{NAMESPACE}:sellable:any"
+
+
+# --- recommendations (written by the recommend flow, read by the API) ----------
+
+
+def rec_profile(actor: str) -> str:
+    """Fenced hash: the shopper profile document of an actor (`u:<user_id>` or `s:<session_id>`)."""
+    return f"{NAMESPACE}:rec:profile:{{{actor}}}"
+
+
+def rec_neighbours(sku: str) -> str:
+    """Fenced hash: the co-visitation neighbours of a SKU, `[[sku, score, category], ...]` strongest first."""
+    return f"{NAMESPACE}:rec:nb:{{{sku}}}"
+
+
+def rec_trending(scope: str) -> str:
+    """Fenced hash: the trending SKUs of a scope (`global`, `cat:<c>`, `loc:<id>`, `ch:<channel>`)."""
+    return f"{NAMESPACE}:rec:trend:{{{scope}}}"
+
+
+def rec_item(sku: str) -> str:
+    """Fenced hash: the catalog facts of a SKU the recommender uses (`active`, `category`)."""
+    return f"{NAMESPACE}:rec:item:{{{sku}}}"
+
+
+def rec_inactive() -> str:
+    """Set of the SKUs the catalog withdrew (`active: false`), kept with their `rec_item` documents."""
+    return f"{NAMESPACE}:rec:inactive"
+
+
+def rec_ranker() -> str:
+    """Fenced hash: the learned ranker's weights (`operators.recs.ranker.RankerWeights`)."""
+    return f"{NAMESPACE}:rec:ranker"
+
+
+def rec_experiment(variant: str) -> str:
+    """Fenced hash: the live tally of one experiment variant (requests, impressions, clicks, rates)."""
+    return f"{NAMESPACE}:rec:exp:{{{variant}}}"
+
+
 def namespace_pattern() -> str:
     """Pattern matching every key Omnistream owns (for clearing a development database)."""
     return f"{NAMESPACE}:*"

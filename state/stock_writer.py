@@ -22,6 +22,24 @@ from state.fence import VersionFence
 # different interleaving, so only the newest version is known to be complete
 # (the fence itself: `state.fence`).
 
+# Kept in step with the stock hash, in the same call and only when the fence let the write
+# through (a replayed, older version must not resurrect a sold-out SKU in a set).
+# KEYS[2] the sellable-anywhere set, KEYS[3..] the sellable set of each location of the SKU;
+# ARGV[EXTRA] the SKU, then one '1' (available > 0) or '0' per location, in KEYS order.
+_KEEP_SELLABLE_SETS = """
+local sku = ARGV[EXTRA]
+local anywhere = false
+for i = 3, #KEYS do
+  if ARGV[EXTRA + i - 2] == '1' then
+    redis.call('SADD', KEYS[i], sku)
+    anywhere = true
+  else
+    redis.call('SREM', KEYS[i], sku)
+  end
+end
+if anywhere then redis.call('SADD', KEYS[2], sku) else redis.call('SREM', KEYS[2], sku) end
+"""
+
 iso_ts = lru_cache(maxsize=1 << 16)(rfc3339_ms)  # most timestamps repeat from write to write
 
 
@@ -73,7 +91,14 @@ class DocumentShaper:
 
 
 class StockWriter:
-    """Fenced, batched writer of `SkuStock` records.
+    """Fenced, batched writer of `SkuStock` records, and of the sellable sets derived from them.
+
+    With each SKU's stock it keeps, in the same Lua call, per-location sets of
+    the SKUs with `available > 0` and a set of the SKUs available somewhere
+    (`keys.sellable_at`, `keys.sellable_anywhere`): the recommendations API
+    filters candidates against them in its own round trip. The call touches
+    keys of several hash slots, so it needs a single Redis node or Sentinel
+    (as the flow sink already does), not Cluster.
 
     Delivery: each call is one pipeline round trip; a record whose version is
     not newer than Redis's is ignored, so at-least-once delivery from the flow
@@ -84,7 +109,8 @@ class StockWriter:
         self.generation = generation
         self._client = client
         self._shape = DocumentShaper()
-        self._fence = VersionFence(client, generation)
+        self._fence = VersionFence(client, generation, after_applied=_KEEP_SELLABLE_SETS)
+        self._anywhere = keys.sellable_anywhere()
 
     def write_batch(self, stocks: Iterable[SkuStock]) -> int:
         """Write the newest record per SKU of `stocks`; returns how many Redis accepted."""
@@ -105,6 +131,12 @@ class StockWriter:
             if kept is None or stock.version > kept.version:
                 newest[stock.sku] = stock
         fence, doc_field = self._fence, keys.DOC_FIELD
+        anywhere, sellable_at = self._anywhere, keys.sellable_at
         for stock in newest.values():
-            fence.queue(pipe, keys.stock(stock.sku), stock.version, [doc_field, self._shape(stock)])
+            locations = stock.locations
+            fence.queue(
+                pipe, keys.stock(stock.sku), stock.version, [doc_field, self._shape(stock)],
+                extra_keys=[anywhere, *(sellable_at(loc.location_id) for loc in locations)],
+                extra_args=[stock.sku, *("1" if loc.on_hand > loc.reserved else "0" for loc in locations)],
+            )  # fmt: skip
         return len(newest)

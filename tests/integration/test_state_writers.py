@@ -78,3 +78,44 @@ def test_doc_writer_of_a_new_lineage_replaces_a_higher_version(redis_client: red
     DocWriter(redis_client, generation="old").write_batch([FencedDoc("omni:test:{b}", 900, b"old")])
     assert DocWriter(redis_client, generation="new").write_batch([FencedDoc("omni:test:{b}", 1, b"new")]) == 1
     assert read_doc(redis_client, "omni:test:{b}") == b"new"
+
+
+def _members(client: redis.Redis, key: str) -> set[bytes]:
+    return client.smembers(key)  # type: ignore[return-value]
+
+
+def test_stock_writer_keeps_positive_sellable_sets_per_location_and_anywhere(redis_client: redis.Redis) -> None:
+    writer = StockWriter(redis_client, generation="g1")
+    writer.write_batch([_stock(1, ("S1", 3), ("S2", 0))])
+    assert _members(redis_client, keys.sellable_at("S1")) == {b"SKU-1"}
+    assert _members(redis_client, keys.sellable_at("S2")) == set()
+    assert _members(redis_client, keys.sellable_anywhere()) == {b"SKU-1"}
+
+    writer.write_batch([_stock(2, ("S1", 0), ("S2", 0))])  # sold out everywhere
+    assert _members(redis_client, keys.sellable_at("S1")) == set()
+    assert _members(redis_client, keys.sellable_anywhere()) == set()
+
+
+def test_stock_writer_stale_version_does_not_touch_sellable_sets(redis_client: redis.Redis) -> None:
+    writer = StockWriter(redis_client, generation="g1")
+    writer.write_batch([_stock(5, ("S1", 0))])
+    assert writer.write_batch([_stock(4, ("S1", 7))]) == 0  # a replayed, older version
+    assert _members(redis_client, keys.sellable_at("S1")) == set()
+    assert _members(redis_client, keys.sellable_anywhere()) == set()
+
+
+def test_reserved_stock_is_not_sellable(redis_client: redis.Redis) -> None:
+    stock = SkuStock("SKU-1", 1, 1.0, (LocationStock("S1", 2, 2, 1.0),))
+    StockWriter(redis_client, generation="g1").write_batch([stock])
+    assert _members(redis_client, keys.sellable_at("S1")) == set()
+
+
+def test_doc_writer_keeps_a_flag_set_in_step_with_the_fenced_document(redis_client: redis.Redis) -> None:
+    writer = DocWriter(redis_client, generation="g1")
+    flag = "omni:test:flags"
+    writer.write_batch([FencedDoc("omni:test:{c}", 2, b"off", flag_set=flag, flag_member="SKU-1", flagged=True)])
+    assert redis_client.smembers(flag) == {b"SKU-1"}
+    writer.write_batch([FencedDoc("omni:test:{c}", 1, b"on", flag_set=flag, flag_member="SKU-1", flagged=False)])
+    assert redis_client.smembers(flag) == {b"SKU-1"}  # the older version did not pass the fence
+    writer.write_batch([FencedDoc("omni:test:{c}", 3, b"on", flag_set=flag, flag_member="SKU-1", flagged=False)])
+    assert redis_client.smembers(flag) == set()

@@ -1,0 +1,196 @@
+"""`GET /v1/recommendations`: what to show a shopper next, fresh, sellable where they are, and measured.
+
+Two Redis round trips (`state.rec_reader`): the shopper's profiles, the
+request SKU's neighbours and the context's trending lists; then the
+neighbours of the shopper's recent SKUs, the trending of their categories
+and the stock-aware filter of every candidate. The blend is the engine's one
+`recommend` function (`operators.recs.blend`), the same the quality harness
+measures. Each answer is recorded to `omni.rec_served` (non-blocking) so the
+recommend flow can join it with the clicks that follow.
+
+`serving.rec_fast_path` answers well-formed requests ahead of FastAPI's
+routing (the framework would be most of the cost); this route documents the
+endpoint and answers what the fast path declines, with the 422s.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Sequence
+from typing import Annotated, Literal, NamedTuple
+
+import orjson
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response
+from pydantic import BaseModel, Field
+
+from operators.recs.blend import RecMaterial, RecRequest, candidate_skus, followup_plan, material_plan, recommend
+from operators.recs.experiments import ServedRecord, Variant, assign_variant
+from operators.recs.interactions import actor_key
+from serving.rec_served import ServedPublisher
+from serving.schemas import error_responses
+from state.rec_reader import RecReader, SharedDocCache
+
+ROUTE = "/v1/recommendations"
+MAX_ID_LENGTH = 256
+MAX_K = 100
+DEFAULT_K = 10
+CHANNELS = ("web", "app", "store")
+ANONYMOUS = "anonymous"
+"""The actor of a request naming neither user nor session: one shared arm of the experiment."""
+
+
+class RecParams(NamedTuple):
+    """A request's parameters, checked."""
+
+    user_id: str | None = None
+    session_id: str | None = None
+    sku: str | None = None
+    location_id: str | None = None
+    channel: str | None = None
+    k: int = DEFAULT_K
+
+
+def parse_query(pairs: Sequence[tuple[str, str]]) -> RecParams | None:
+    """The parameters of a well-formed query string, or None to let the FastAPI route answer (and 422).
+
+    Blank values count as absent (`?user_id=&sku=SKU-1`). Unknown parameters are ignored, as FastAPI does.
+
+    >>> parse_query([("user_id", "U-1"), ("k", "5"), ("session_id", "")])
+    RecParams(user_id='U-1', session_id=None, sku=None, location_id=None, channel=None, k=5)
+    >>> parse_query([("k", "0")]) is None, parse_query([("sku", "A"), ("sku", "B")]) is None
+    (True, True)
+    """
+    values: dict[str, str | None] = {}
+    k = DEFAULT_K
+    for name, value in pairs:
+        if name in values or (name == "k" and "k" in values):
+            return None  # repeated: let the route say which value it takes
+        if name == "k":
+            if not value.isdigit() or not 1 <= int(value) <= MAX_K:
+                return None
+            k = int(value)
+            values["k"] = value
+        elif name in RecParams._fields:
+            if len(value) > MAX_ID_LENGTH or (name == "channel" and value and value not in CHANNELS):
+                return None
+            values[name] = value or None
+    return RecParams(values.get("user_id"), values.get("session_id"), values.get("sku"), values.get("location_id"),
+                     values.get("channel"), k)  # fmt: skip
+
+
+class Recommender:
+    """Answers recommendation requests: assign the arm, read in two round trips, blend, record the answer.
+
+    Parameters
+    ----------
+    reader
+        The recommendation documents in Redis.
+    publisher
+        Where served answers go (None: not recorded, e.g. tools).
+    variants
+        The experiment's arms (`Settings.rec_variants`).
+    salt
+        The experiment's assignment salt.
+    """
+
+    def __init__(
+        self, reader: RecReader, publisher: ServedPublisher | None, variants: Sequence[Variant], salt: str
+    ) -> None:
+        self.reader = reader
+        self.publisher = publisher
+        self.variants = tuple(variants)
+        self.salt = salt
+
+    async def answer(self, params: RecParams) -> bytes:
+        """The response body for `params`; Redis failures propagate (the API answers 503)."""
+        request = RecRequest(params.user_id, params.session_id, params.sku, params.location_id, params.channel)
+        actor = actor_key(params.user_id, params.session_id) or ANONYMOUS
+        variant = assign_variant(actor, self.variants, self.salt)
+        reader = self.reader
+        plan = material_plan(request)
+        first = await reader.first_round(plan.profiles, plan.neighbours, plan.trending)
+        ranker = first.ranker if variant.use_ranker else None
+        neighbours, trending = first.neighbours, first.trending
+        follow = followup_plan(request, RecMaterial(first.profiles, neighbours, trending, ranker, ()))
+        # Follow-up lists already cached join the material now; the rest are fetched in round 2.
+        fetch_neighbours, fetch_trending = [], []
+        for sku in follow.neighbours:
+            held = reader.cached("nb", sku)
+            if held is None:
+                fetch_neighbours.append(sku)
+            elif held != SharedDocCache.ABSENT:
+                neighbours[sku] = held
+        for scope in follow.trending:
+            held = reader.cached("trend", scope)
+            if held is None:
+                fetch_trending.append(scope)
+            elif held != SharedDocCache.ABSENT:
+                trending[scope] = held
+        candidates = candidate_skus(request, RecMaterial(first.profiles, neighbours, trending, ranker, ()))
+        items = []
+        if candidates or fetch_neighbours or fetch_trending:
+            second = await reader.second_round(params.location_id, fetch_neighbours, fetch_trending, candidates)
+            neighbours.update(second.neighbours)
+            trending.update(second.trending)
+            material = RecMaterial(first.profiles, neighbours, trending, ranker, second.sellable)
+            items = recommend(request, material, variant, params.k)
+        request_id = uuid.uuid4().hex
+        body = orjson.dumps({
+            "request_id": request_id,
+            "variant": variant.name,
+            "items": [{"sku": item.sku, "score": round(item.score, 6), "reason": item.reason} for item in items],
+        })  # fmt: skip
+        if self.publisher is not None:
+            record = ServedRecord(request_id, variant.name, actor, time.time(),
+                                  tuple((item.sku, item.features) for item in items))  # fmt: skip
+            served = record.to_doc()
+            served["context"] = {"sku": params.sku, "location_id": params.location_id, "channel": params.channel,
+                                 "k": params.k, "reasons": [item.reason for item in items]}  # fmt: skip
+            self.publisher.publish(actor, orjson.dumps(served), variant.name)
+        return body
+
+
+def recommender(request: Request) -> Recommender:
+    """The app's `Recommender` (taken from `request`, as the hot inventory routes do: see `serving.deps`)."""
+    rec: Recommender = request.app.state.recommender
+    return rec
+
+
+router = APIRouter(prefix=ROUTE, tags=["recommendations"], responses=error_responses(422, 503))
+
+class RecommendedItem(BaseModel):
+    sku: str
+    score: float
+    reason: str = Field(description="The candidate source that contributed most to the score.")
+
+
+class Recommendations(BaseModel):
+    request_id: str = Field(description="Pass it back as `rec_request_id` on a product view from this answer.")
+    variant: str = Field(description="The experiment arm that answered (stable per user, else per session).")
+    items: list[RecommendedItem]
+
+
+@router.get("", responses={200: {"model": Recommendations}})
+async def read_recommendations(
+    request: Request,
+    user_id: Annotated[str | None, Query(max_length=MAX_ID_LENGTH, description="Logged-in shopper.")] = None,
+    session_id: Annotated[str | None, Query(max_length=MAX_ID_LENGTH, description="Browser or app session.")] = None,
+    sku: Annotated[str | None, Query(max_length=MAX_ID_LENGTH, description="The product page's SKU.")] = None,
+    location_id: Annotated[
+        str | None,
+        Query(max_length=MAX_ID_LENGTH, description="Store or warehouse; nothing unavailable there is returned."),
+    ] = None,
+    channel: Annotated[Literal["web", "app", "store", ""] | None, Query(description="Where the shopper is.")] = None,
+    k: Annotated[int, Query(ge=1, le=MAX_K, description="How many SKUs.")] = DEFAULT_K,
+) -> Response:
+    """Up to `k` SKUs for the shopper, best first: `request_id`, `variant`, `items` [{`sku`, `score`, `reason`}].
+
+    `reason` names the source that contributed most (`co_visitation`, `session_category`,
+    `profile_category`, `trending_location`, `trending_channel`, `trending_global`). Never an
+    item unavailable at `location_id` (or anywhere, without it), never an inactive one. A
+    shopper without history gets what is trending in their context.
+    """
+    params = RecParams(user_id or None, session_id or None, sku or None, location_id or None, channel or None, k)
+    return Response(await recommender(request).answer(params), media_type="application/json")

@@ -1,0 +1,103 @@
+"""The sharded holders of the recommendation flow: bounded, throttled, versions that only grow."""
+
+from __future__ import annotations
+
+import pickle
+
+from operators.rec_shards import ShardKeys, Shopper, ThrottledShard, next_version, shard_of
+from operators.recs.covisitation import SessionTrail
+from operators.recs.experiments import ServedRecord
+from operators.recs.interactions import Interaction, InteractionKind
+from operators.recs.profile import ShopperProfile
+
+
+def basket(_: str) -> list[int]:
+    return []
+
+
+def test_throttled_shard_writes_a_pending_entity_once_its_interval_has_passed() -> None:
+    shard: ThrottledShard[list[int]] = ThrottledShard(capacity=10, interval_s=60.0)
+    shard.touch("SKU-1", basket, ts=0.0).append(1)
+    assert [key for key, _, _ in shard.collect()] == ["SKU-1"]
+    shard.touch("SKU-1", basket, ts=30.0).append(2)
+    assert list(shard.collect()) == []
+    shard.touch("SKU-2", basket, ts=61.0)
+    assert sorted(key for key, _, _ in shard.collect()) == ["SKU-1", "SKU-2"]
+
+
+def test_throttled_shard_flush_writes_everything_pending() -> None:
+    shard: ThrottledShard[list[int]] = ThrottledShard(capacity=10, interval_s=3600.0)
+    shard.touch("A", basket, ts=0.0)
+    list(shard.collect())
+    shard.touch("A", basket, ts=1.0).append(5)
+    assert [(key, state) for key, state, _ in shard.flush()] == [("A", [5])]
+    assert list(shard.flush()) == []
+
+
+def test_throttled_shard_stays_within_capacity_and_writes_evicted_pending_state() -> None:
+    shard: ThrottledShard[list[int]] = ThrottledShard(capacity=100, interval_s=3600.0)
+    for n in range(1000):
+        shard.touch(f"SKU-{n}", basket, ts=float(n)).append(n)
+        assert len(shard) <= 100
+    written = {key for key, _, _ in shard.flush()}
+    assert len(written) == 1000  # evicted entities were written on their way out, the rest now
+
+
+def test_version_of_an_entity_that_comes_back_after_eviction_is_still_newer() -> None:
+    shard: ThrottledShard[list[int]] = ThrottledShard(capacity=1, interval_s=0.0)
+    shard.touch("A", basket, ts=100.0)
+    for _ in range(5):
+        shard.touch("A", basket, ts=100.0)
+        first_versions = [version for _, _, version in shard.collect()]
+    shard.touch("B", basket, ts=101.0)  # evicts A
+    list(shard.collect())
+    shard.touch("A", basket, ts=102.0)  # A again, state and counter fresh
+    (_, _, again), = list(shard.collect())
+    assert again > max(first_versions)
+
+
+def test_throttled_shard_survives_pickling_with_its_pending_work() -> None:
+    shard: ThrottledShard[list[int]] = ThrottledShard(capacity=10, interval_s=3600.0)
+    shard.touch("A", basket, ts=0.0)
+    list(shard.collect())
+    shard.touch("A", basket, ts=1.0).append(1)
+    restored = pickle.loads(pickle.dumps(shard))
+    assert [(key, state) for key, state, _ in restored.flush()] == [("A", [1])]
+
+
+def test_next_version_grows_with_event_time_and_per_write() -> None:
+    assert next_version(0, 10.0) == 10_000
+    assert next_version(10_000, 10.0) == 10_001
+    assert next_version(10_001, 5.0) == 10_002  # a late clock never rewinds it
+
+
+def test_shard_keys_match_shard_of_and_stay_bounded() -> None:
+    keys = ShardKeys("nb/", 8, max_cached=10)
+    for n in range(100):
+        assert keys(f"SKU-{n}") == "nb/" + shard_of(f"SKU-{n}", 8)
+    assert len(keys._memo) <= 10
+
+
+def _shopper() -> Shopper:
+    return Shopper("u:U-1", ShopperProfile("u:U-1", dedup_window_s=1.0), SessionTrail(dedup_window_s=1.0))
+
+
+def _view(event_id: str, sku: str, ts: float, rec_request_id: str | None = None) -> Interaction:
+    return Interaction(event_id, ts, "u:U-1", "s:S-1", sku, InteractionKind.VIEW, "web", None, "toys", rec_request_id)
+
+
+def test_shopper_drops_a_redelivered_event_for_every_part() -> None:
+    shopper = _shopper()
+    assert shopper.learn_one(_view("e1", "SKU-1", 0.0)) is not None
+    assert shopper.learn_one(_view("e1", "SKU-1", 0.0)) is None
+    assert [entry[0] for entry in shopper.profile.get()["recent"]] == ["SKU-1"]
+
+
+def test_shopper_counts_a_click_on_a_served_answer_once() -> None:
+    shopper = _shopper()
+    served = ServedRecord("r1", "blend", "u:U-1", 0.0, (("SKU-2", {"covisit": 1.0}),))
+    assert [(t.counter, t.n) for t in shopper.learn_served(served)] == [("requests", 1), ("impressions", 1)]
+    learned = shopper.learn_one(_view("e2", "SKU-2", 5.0, rec_request_id="r1"))
+    assert learned is not None
+    assert [(t.counter, t.n) for t in learned[1]] == [("clicks", 1)]
+    assert shopper.learn_one(_view("e2", "SKU-2", 5.0, rec_request_id="r1")) is None
