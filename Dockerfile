@@ -50,8 +50,11 @@ RUN groupadd --system --gid 10001 omnistream \
     && chown -R omnistream:omnistream /var/lib/omnistream
 
 COPY --from=build /opt/venv /opt/venv
+# The fraud flow's rules file (reloaded live when it changes: mount a newer one over it).
+COPY deploy/fraud/rules.toml /etc/omnistream/fraud/rules.toml
 
-ENV OMNISTREAM_RECOVERY_DIR=/var/lib/omnistream/recovery
+ENV OMNISTREAM_RECOVERY_DIR=/var/lib/omnistream/recovery \
+    OMNISTREAM_FRAUD_RULES_PATH=/etc/omnistream/fraud/rules.toml
 
 WORKDIR /home/omnistream
 USER 10001:10001
