@@ -48,6 +48,7 @@ from rich.table import Table
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks import http_load
+from benchmarks.keyspace import KeyWrites
 from events.timestamps import rfc3339_ms
 from events.topics import Topic
 from flows.launcher import FlowRun, settings_env, start_flow
@@ -132,14 +133,7 @@ class Probe:
         self._producer = Producer({"bootstrap.servers": settings.kafka_brokers, "linger.ms": 0})
         self._topic = settings.topic(Topic.INVENTORY)
         self._count = 0
-        # Redis tells when a probe's hash is written (keyspace notifications): polling for it
-        # would itself load the 2 cores whose latency is being measured.
-        client = redis.Redis.from_url(settings.redis_url)
-        client.config_set("notify-keyspace-events", "Kh")
-        db = client.connection_pool.connection_kwargs.get("db", 0)
-        self._pubsub = client.pubsub(ignore_subscribe_messages=True)
-        self._pubsub.psubscribe(f"__keyspace@{db}__:{keys.stock('PROBE-*')}")
-        self._prefix = len(f"__keyspace@{db}__:")
+        self._writes = KeyWrites(settings.redis_url, keys.stock("PROBE-*"))
 
     def send(self) -> tuple[str, float]:
         self._count += 1
@@ -153,14 +147,7 @@ class Probe:
 
     def wait(self, sku: str, sent: float, timeout_s: float = 60.0) -> float:
         """Seconds from `sent` until `sku` is readable."""
-        wanted = keys.stock(sku)
-        while True:
-            remaining = timeout_s - (time.perf_counter() - sent)
-            if remaining <= 0:
-                raise RuntimeError(f"probe {sku} not visible after {timeout_s:.0f} s")
-            message = self._pubsub.get_message(timeout=remaining)
-            if message is not None and message["channel"].decode()[self._prefix :] == wanted:
-                return time.perf_counter() - sent
+        return self._writes.wait(keys.stock(sku), sent, timeout_s)
 
     def round_trip(self, timeout_s: float = 60.0) -> float:
         sku, sent = self.send()

@@ -49,6 +49,7 @@ from rich.console import Console
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.inventory import api_figures, median_run, start_api
+from benchmarks.keyspace import KeyWrites
 from events.stock import LocationStock, SkuStock
 from events.timestamps import rfc3339_ms
 from events.topics import Topic
@@ -217,12 +218,7 @@ class ProfileProbe:
         self._producer = Producer({"bootstrap.servers": settings.kafka_brokers, "linger.ms": 0})
         self._topic = settings.topic(Topic.CLICKSTREAM)
         self._count = 0
-        client = redis.Redis.from_url(settings.redis_url)
-        client.config_set("notify-keyspace-events", "Kh")
-        db = client.connection_pool.connection_kwargs.get("db", 0)
-        self._pubsub = client.pubsub(ignore_subscribe_messages=True)
-        self._pubsub.psubscribe(f"__keyspace@{db}__:{keys.rec_profile('s:PROBE-*')}")
-        self._prefix = len(f"__keyspace@{db}__:")
+        self._writes = KeyWrites(settings.redis_url, keys.rec_profile("s:PROBE-*"))
 
     def round_trip(self, ts: float, timeout_s: float = 60.0) -> float:
         self._count += 1
@@ -230,17 +226,9 @@ class ProfileProbe:
         body = orjson.dumps({"event_id": f"probe-{self._count}", "type": "product_view", "ts": rfc3339_ms(ts),
                              "schema_version": 1, "session_id": session, "channel": "web",
                              "sku": "SKU-0000001"})  # fmt: skip
-        wanted = keys.rec_profile("s:" + session)
         self._producer.produce(self._topic, body, key=session.encode())
         self._producer.flush(5)
-        sent = time.perf_counter()
-        while True:
-            remaining = timeout_s - (time.perf_counter() - sent)
-            if remaining <= 0:
-                raise RuntimeError(f"probe {session} not visible after {timeout_s:.0f} s")
-            message = self._pubsub.get_message(timeout=remaining)
-            if message is not None and message["channel"].decode()[self._prefix :] == wanted:
-                return time.perf_counter() - sent
+        return self._writes.wait(keys.rec_profile("s:" + session), time.perf_counter(), timeout_s)
 
 
 def freshness(settings: Settings, rate: float, duration_s: float, seed: int) -> dict[str, Any]:
