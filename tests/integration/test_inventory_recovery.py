@@ -11,7 +11,7 @@ import time
 import pytest
 import redis
 
-from flows.launcher import start_flow
+from flows.launcher import FlowRun, start_flow
 from flows.run import GENERATION_ENV
 from omnistream.settings import Settings
 from sim.workload import Workload
@@ -36,6 +36,17 @@ def _other_db(settings: Settings, db: int) -> Settings:
     return settings.model_copy(update={"redis_url": url, "recovery_dir": settings.recovery_dir.with_name(f"rec-{db}")})
 
 
+def _wait_for_progress(run: FlowRun, redis_url: str, before: dict[str, dict[bytes, bytes]], kill: int) -> None:
+    """Return once the stored stock differs from `before`; fail if the run ends or stalls first."""
+    deadline = time.monotonic() + 120
+    while stock_hashes(redis_url) == before:
+        if not run.alive():
+            pytest.fail(f"the flow finished before kill {kill} without moving Redis on")
+        if time.monotonic() > deadline:
+            pytest.fail(f"the flow made no progress in 120 s before kill {kill}")
+        time.sleep(0.02)
+
+
 def test_inventory_flow_killed_repeatedly_ends_in_the_uninterrupted_state(settings: Settings) -> None:
     workload = _publish_workload(settings)
     started = time.monotonic()
@@ -46,16 +57,17 @@ def test_inventory_flow_killed_repeatedly_ends_in_the_uninterrupted_state(settin
 
     crashed = _other_db(settings, 1)
     rng = random.Random(5)
-    kills = 0
-    while kills < 5:
+    for kill in range(1, 6):
+        before = stock_hashes(crashed.redis_url)
         run = start(crashed)
-        # Between a third and 60 % of an uninterrupted run (start-up included): always mid-run,
-        # whatever the machine's speed, and each restart gets on a little from its last snapshot.
-        time.sleep(rng.uniform(0.35, 0.6) * uninterrupted_s)
+        # Kill only once this run has moved Redis past where the last one left it (start-up and the
+        # replay from the last snapshot are behind it), then a random slice of an uninterrupted run
+        # later: always mid-run, whatever the machine's speed, with progress left for the next kill.
+        _wait_for_progress(run, crashed.redis_url, before, kill)
+        time.sleep(rng.uniform(0.02, 0.1) * uninterrupted_s)
         if not run.alive():
-            pytest.fail(f"the flow finished before kill {kills + 1}: make the workload longer so crashes land mid-run")
+            pytest.fail(f"the flow finished before kill {kill}: make the workload longer so crashes land mid-run")
         run.kill()  # SIGKILL: no chance to flush or snapshot
-        kills += 1
     run_to_end(crashed)
 
     actual = stock_hashes(crashed.redis_url)
