@@ -1,34 +1,38 @@
-"""Reads what the recommendations API needs in two Redis round trips, and the experiment tallies.
+"""Reads what the recommendations API needs: usually one Redis round trip, two for a returning shopper.
 
-Round 1 (`first_round`) is one pipeline: the shopper's profiles, the request
-SKU's neighbours, the trending lists of the context and the ranker weights.
-Round 2 (`second_round`) is one Lua call: the documents round 1 pointed to
-(neighbours of the recent SKUs, trending of the affine categories), and the
-stock-aware filter over every candidate, those documents' included: a SKU
-passes only if it is in the sellable set of the location (or of anywhere)
-the inventory flow keeps, and not in the set of SKUs the catalog withdrew
-(two SMISMEMBER commands inside the script).
-Doing the filter server-side is what keeps it at two round trips: the
-candidates of round 2's own documents are not known to the API beforehand.
+Every round is one call of one Lua script (`_ROUND`): plain documents (the
+shopper's profiles, the ranker weights), list documents (neighbours by SKU,
+trending by scope), and the stock-aware filter over every candidate, the
+fetched lists' included: a SKU passes only if it is in the sellable set of
+the location (or of anywhere) the inventory flow keeps, and not in the set
+of SKUs the catalog withdrew (two SMISMEMBER commands inside the script).
+Doing the filter server-side is what keeps it to one call: the candidates
+of the lists fetched in that call are not known to the API beforehand.
+
+Round 1 fetches the profiles, the request SKU's neighbours and the
+context's trending lists, and filters all their candidates. A shopper
+with no profile (new, or anonymous) is answered from that. A returning
+shopper's profile names recent SKUs and categories whose lists round 2
+fetches, filtering only the candidates round 1 did not.
 
 The sets and documents of one call live in different hash slots, so like
 the flow sink this needs a single Redis node or Sentinel, not Cluster
 (docs/recommendations.md).
 
 Neighbour and trending lists are shared by every shopper and rewritten at
-most every few seconds (the flow throttles them), so the reader keeps their
-bytes for `cache_s` seconds: hot SKUs and scopes then cost no fetch. Bytes,
-not parsed lists: parsing twenty entries is a few microseconds, while a
-cache full of parsed lists is hundreds of thousands of objects that every
-full garbage collection walks (it showed as tens of milliseconds of p99).
-Profiles and the stock filter are never cached (freshness, and "never
-recommend what cannot be sold").
+most every few seconds (the flow throttles them), so the reader keeps them
+for `cache_s` seconds, parsed into tuples of (sku, score, category) tuples:
+hot SKUs and scopes then cost no fetch and no parse. Tuples of strings and
+numbers drop out of the garbage collector's tracking after their first
+young collection, so a full cache adds nothing to the full collections that
+would otherwise walk it on the request path (p99). Profiles and the stock
+filter are never cached (freshness, and "never recommend what cannot be sold").
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple
 
 import orjson
@@ -36,21 +40,23 @@ import redis.asyncio as aioredis
 
 from state import keys
 
-# KEYS[1] the sellable set, KEYS[2] the withdrawn set, KEYS[3..] the documents to fetch.
-# ARGV[1] the document field, ARGV[2] the candidates known already, joined by the unit separator (one
-# argument instead of a hundred: packing arguments one by one was a visible share of the API's time).
-# Replies {documents (false when absent), the candidates that are sellable and not withdrawn, joined likewise}.
+# KEYS[1] the sellable set, KEYS[2] the withdrawn set, KEYS[3 .. 2 + ARGV[2]] plain documents, the rest list documents.
+# ARGV[1] the document field, ARGV[2] how many plain documents, ARGV[3] the candidates known already, joined by the
+# unit separator (one argument instead of a hundred: packing arguments one by one was a visible share of the API's
+# time). Replies {plain documents, list documents (false when absent), the sellable candidates joined likewise}.
 _SEPARATOR = "\x1f"
-_SECOND_ROUND = """
-local docs = {}
+_ROUND = """
+local field, plain = ARGV[1], tonumber(ARGV[2])
+local plain_docs, list_docs = {}, {}
+for i = 3, 2 + plain do plain_docs[i - 2] = redis.call('HGET', KEYS[i], field) end
 local seen = {}
 local candidates = {}
-for sku in string.gmatch(ARGV[2], '[^\\31]+') do
+for sku in string.gmatch(ARGV[3], '[^\\31]+') do
   if not seen[sku] then seen[sku] = true; candidates[#candidates + 1] = sku end
 end
-for i = 3, #KEYS do
-  local doc = redis.call('HGET', KEYS[i], ARGV[1])
-  docs[i - 2] = doc
+for i = 3 + plain, #KEYS do
+  local doc = redis.call('HGET', KEYS[i], field)
+  list_docs[i - 2 - plain] = doc
   if doc then
     local ok, list = pcall(cjson.decode, doc)
     if ok and type(list) == 'table' then
@@ -70,151 +76,157 @@ for first = 1, #candidates, 4000 do  -- unpack() is bounded by Lua's C stack
     if in_stock[i] == 1 and withdrawn[i] == 0 then sellable[#sellable + 1] = candidates[first + i - 1] end
   end
 end
-return {docs, table.concat(sellable, '\\31')}
+return {plain_docs, list_docs, table.concat(sellable, '\\31')}
 """
 
+Scored = tuple[str, float, str]
+ScoredList = tuple[Scored, ...]
+NEIGHBOURS, TRENDING = "nb", "trend"
+"""The kinds of list documents: neighbours by SKU, trending by scope."""
 
-class FirstRound(NamedTuple):
-    """Round 1's documents, parsed; absent ones are left out."""
+
+class Round(NamedTuple):
+    """One round's documents and which of its candidates may be shown.
+
+    `profiles` by actor (absent ones left out); `lists` by kind, then name
+    (absent or unreadable ones left out); `checked` every SKU whose stock was
+    checked, `sellable` those that passed.
+    """
 
     profiles: dict[str, Any]
-    neighbours: dict[str, Any]
-    trending: dict[str, Any]
     ranker: Any | None
-
-
-class SecondRound(NamedTuple):
-    """Round 2's documents, parsed, and the candidates that may be shown."""
-
-    neighbours: dict[str, Any]
-    trending: dict[str, Any]
+    lists: dict[str, dict[str, ScoredList]]
+    checked: set[str]
     sellable: set[str]
 
 
+def scored_list(doc: bytes | None) -> ScoredList | None:
+    """A stored neighbour or trending list as tuples; entries that are not [sku, score, category] are left out.
+
+    A document the API cannot read is no document: never a failed request.
+
+    >>> scored_list(b'[["SKU-1", 2.5, "toys"], ["SKU-2", 1, null], [3], "x"]'), scored_list(b"{oops")
+    ((('SKU-1', 2.5, 'toys'), ('SKU-2', 1.0, '')), None)
+    """
+    parsed = _parsed(doc)
+    if not isinstance(parsed, list):
+        return None
+    entries = []
+    for entry in parsed:
+        if isinstance(entry, list) and len(entry) == 3:
+            sku, score, category = entry
+            if type(sku) is str and isinstance(score, (int, float)) and not isinstance(score, bool):
+                entries.append((sku, float(score), category if type(category) is str else ""))
+    return tuple(entries)
+
+
 def _parsed(doc: bytes | None) -> Any | None:
-    if doc is None:
+    if not doc:
         return None
     try:
         return orjson.loads(doc)
     except orjson.JSONDecodeError:
-        return None  # a document the API cannot read is no document: never a failed request
+        return None
 
 
 class SharedDocCache:
-    """Stored bytes of shared documents (neighbour and trending lists, the ranker) for `cache_s` seconds.
+    """Shared documents (neighbour and trending lists, the ranker), parsed, for `cache_s` seconds.
 
     Bounded: it starts afresh when it holds `max_entries`. A document found
     absent is cached as absent too (a cold SKU asked for repeatedly).
 
     >>> cache = SharedDocCache(cache_s=10.0)
-    >>> cache.put("k", b"[1]", now=0.0)
+    >>> cache.put("k", (("SKU-1", 1.0, ""),), now=0.0)
     >>> cache.get("k", now=5.0), cache.get("k", now=11.0), cache.get("other", now=0.0)
-    (b'[1]', None, None)
+    ((('SKU-1', 1.0, ''),), None, None)
     """
 
-    ABSENT = b""
+    ABSENT: Any = ()
+    """What `get` gives for a document Redis did not have (or that could not be read)."""
 
     def __init__(self, cache_s: float, max_entries: int = 100_000) -> None:
         self.cache_s = cache_s
         self.max_entries = max_entries
-        self._entries: dict[str, tuple[float, bytes]] = {}
+        self._entries: dict[str, tuple[float, Any]] = {}
 
-    def get(self, key: str, now: float) -> bytes | None:
-        """The cached bytes (`ABSENT` when Redis had none), or None when not cached or expired."""
+    def get(self, key: str, now: float) -> Any | None:
+        """The cached document (`ABSENT` when Redis had none), or None when not cached or expired."""
         held = self._entries.get(key)
         if held is None or held[0] <= now:
             return None
         return held[1]
 
-    def put(self, key: str, doc: bytes | None, now: float) -> None:
+    def put(self, key: str, doc: Any | None, now: float) -> None:
         if self.cache_s <= 0:
             return
         if len(self._entries) >= self.max_entries:
             self._entries.clear()
-        self._entries[key] = (now + self.cache_s, doc or self.ABSENT)
+        self._entries[key] = (now + self.cache_s, self.ABSENT if doc is None else doc)
 
 
 class RecReader:
-    """The recommendation documents in two calls; every call is one round trip (or none, when cached).
+    """The recommendation documents in one script call per round (or none, when all is cached and nothing to check).
 
     Parameters
     ----------
     client
         The API's asyncio Redis client.
     cache_s
-        Seconds parsed neighbour and trending lists and ranker weights are reused (0: never).
+        Seconds neighbour and trending lists and ranker weights are reused (0: never).
     """
 
     def __init__(self, client: aioredis.Redis, cache_s: float = 0.0) -> None:
         self._client = client
         self.cache_s = cache_s
-        self._second_round = client.register_script(_SECOND_ROUND)
+        self._round = client.register_script(_ROUND)
         self._cache = SharedDocCache(cache_s)
 
     def cached(self, kind: str, name: str) -> Any | None:
-        """A shared document from the cache, parsed; `SharedDocCache.ABSENT` when Redis had none; None if not cached."""
-        held = self._cache.get(kind + ":" + name, time.monotonic())
-        if not held:
-            return held
-        return _parsed(held) or SharedDocCache.ABSENT
+        """A shared list from the cache; `SharedDocCache.ABSENT` when Redis had none; None if not cached."""
+        return self._cache.get(kind + ":" + name, time.monotonic())
 
-    async def first_round(
-        self, profiles: Sequence[str], neighbours: Sequence[str], trending: Sequence[str]
-    ) -> FirstRound:
-        """Profiles by actor, neighbour lists by SKU, trending lists by scope, and the ranker weights."""
-        now = time.monotonic()
-        cache, field = self._cache, keys.DOC_FIELD
-        found: dict[str, dict[str, Any]] = {"profile": {}, "nb": {}, "trend": {}, "ranker": {}}
-        pipe = self._client.pipeline(transaction=False)
-        wanted: list[tuple[str, str]] = []  # (kind, name) in pipeline order
-        for actor in profiles:  # never cached: a profile is what makes an answer fresh
-            pipe.hget(keys.rec_profile(actor), field)
-            wanted.append(("profile", actor))
-        for kind, names, key_of in (("nb", neighbours, keys.rec_neighbours), ("trend", trending, keys.rec_trending),
-                                    ("ranker", ("",), lambda _: keys.rec_ranker())):  # fmt: skip
-            for name in names:
-                held = cache.get(kind + ":" + name, now)
-                if held is None:
-                    pipe.hget(key_of(name), field)
-                    wanted.append((kind, name))
-                elif held:  # b"" (ABSENT): Redis had none
-                    doc = _parsed(held)
-                    if doc is not None:
-                        found[kind][name] = doc
-        replies = await pipe.execute() if wanted else []
-        for (kind, name), reply in zip(wanted, replies, strict=True):
-            doc = _parsed(reply)
-            if kind != "profile":
-                cache.put(kind + ":" + name, reply, now)
-            if doc is not None:
-                found[kind][name] = doc
-        return FirstRound(found["profile"], found["nb"], found["trend"], found["ranker"].get(""))
+    async def fetch(
+        self,
+        location_id: str | None,
+        lists: Sequence[tuple[str, str]],
+        candidates: Iterable[str],
+        profiles: Sequence[str] = (),
+        ranker: bool = False,
+    ) -> Round:
+        """One round: `profiles` by actor, the ranker weights if asked, `lists` by (kind, name), and the stock check
+        of `candidates` and of every SKU in the fetched lists.
 
-    async def second_round(
-        self, location_id: str | None, neighbours: Sequence[str], trending: Sequence[str], candidates: Sequence[str]
-    ) -> SecondRound:
-        """The follow-up documents and which of all candidates (theirs included) can be shown.
-
-        Pass only documents not cached (`cached`), and the candidates of the cached ones with the rest.
+        Pass only lists not cached (`cached`), and the candidates of the cached ones with the rest.
         """
+        checked = set(candidates)
         sellable_key = keys.sellable_at(location_id) if location_id else keys.sellable_anywhere()
-        doc_keys = [*(keys.rec_neighbours(sku) for sku in neighbours), *(keys.rec_trending(s) for s in trending)]
-        docs, sellable = await self._second_round(
-            keys=[sellable_key, keys.rec_inactive(), *doc_keys], args=[keys.DOC_FIELD, _SEPARATOR.join(candidates)]
+        plain_keys = [keys.rec_profile(actor) for actor in profiles]
+        if ranker:
+            plain_keys.append(keys.rec_ranker())
+        list_keys = [keys.rec_neighbours(name) if kind == NEIGHBOURS else keys.rec_trending(name)
+                     for kind, name in lists]  # fmt: skip
+        plain_docs, list_docs, sellable = await self._round(
+            keys=[sellable_key, keys.rec_inactive(), *plain_keys, *list_keys],
+            args=[keys.DOC_FIELD, len(plain_keys), _SEPARATOR.join(checked)],
         )
-        now = time.monotonic()
-        parsed_neighbours: dict[str, Any] = {}
-        parsed_trending: dict[str, Any] = {}
-        for index, doc in enumerate(docs):
+        found_profiles = {}
+        for actor, doc in zip(profiles, plain_docs, strict=False):
             parsed = _parsed(doc or None)
-            if index < len(neighbours):
-                name, kind, into = neighbours[index], "nb:", parsed_neighbours
-            else:
-                name, kind, into = trending[index - len(neighbours)], "trend:", parsed_trending
-            self._cache.put(kind + name, doc or None, now)
-            if parsed is not None:
-                into[name] = parsed
-        return SecondRound(parsed_neighbours, parsed_trending, set(sellable.decode().split(_SEPARATOR)) - {""})
+            if isinstance(parsed, dict):
+                found_profiles[actor] = parsed
+        now = time.monotonic()
+        found_ranker = None
+        if ranker:
+            found_ranker = _parsed(plain_docs[-1] or None)
+            self._cache.put("ranker:", found_ranker, now)
+        found: dict[str, dict[str, ScoredList]] = {NEIGHBOURS: {}, TRENDING: {}}
+        for (kind, name), doc in zip(lists, list_docs, strict=True):
+            parsed_list = scored_list(doc or None)
+            self._cache.put(kind + ":" + name, parsed_list, now)
+            if parsed_list is not None:
+                found[kind][name] = parsed_list
+                checked.update(sku for sku, _, _ in parsed_list)
+        return Round(found_profiles, found_ranker, found, checked, set(sellable.decode().split(_SEPARATOR)) - {""})
 
     async def experiments(self, variants: Sequence[str]) -> list[bytes | None]:
         """The stored tally document of each variant, in order (None before its first answer)."""

@@ -9,7 +9,7 @@ passes everything in as a `RecMaterial`.
 
 from __future__ import annotations
 
-from collections.abc import Container, Iterable, Mapping, Sequence
+from collections.abc import Container, Mapping, Sequence
 from typing import NamedTuple
 
 from operators.recs.experiments import SOURCES, Variant
@@ -168,10 +168,15 @@ def recommend(request: RecRequest, material: RecMaterial, variant: Variant, k: i
     features: dict[str, dict[str, float]] = {}
     categories: dict[str, str] = {}
     sellable, exclude = material.sellable, request.sku
+    personal = False  # has any source that knows this shopper or product contributed?
 
-    def add(source: str, scored: Iterable[Scored], weight: float) -> None:
+    def add(source: str, scored: Sequence[Scored], weight: float) -> None:
+        # Each list is scaled to its best score first, so every list speaks in [0, 1].
+        top = max((score for _, score, _ in scored), default=0.0)
+        if top <= 0.0 or weight <= 0.0:
+            return
         for sku, score, category in scored:
-            if sku == exclude or weight <= 0.0 or score <= 0.0:
+            if score <= 0.0 or sku == exclude:
                 continue
             row = features.get(sku)
             if row is None:
@@ -181,24 +186,29 @@ def recommend(request: RecRequest, material: RecMaterial, variant: Variant, k: i
                 categories[sku] = category
             elif category and not categories[sku]:
                 categories[sku] = category
-            row[source] = row.get(source, 0.0) + weight * score
+            row[source] = row.get(source, 0.0) + weight * (score / top)
 
     # Co-visitation: neighbours of what the shopper is on and was just on.
     for sku, weight in _anchors(request, material.profiles):
-        add("covisit", _scaled(material.neighbours.get(sku, ())), weight)
+        add("covisit", material.neighbours.get(sku, ()), weight)
     session, profile = _category_weights(request, material.profiles, material.neighbours)
     for source, weights in (("session_category", session), ("profile_category", profile)):
         for category, weight in weights:
-            add(source, _scaled(material.trending.get(category_scope(category), ())), weight)
+            add(source, material.trending.get(category_scope(category), ()), weight)
+    personal = bool(features)  # only the personal sources above have added anything yet
     if request.location_id:
-        add("trending_location", _scaled(material.trending.get(location_scope(request.location_id), ())), 1.0)
+        add("trending_location", material.trending.get(location_scope(request.location_id), ()), 1.0)
     if request.channel:
-        add("trending_channel", _scaled(material.trending.get(channel_scope(request.channel), ())), 1.0)
-    add("trending_global", _scaled(material.trending.get(GLOBAL, ())), 1.0)
+        add("trending_channel", material.trending.get(channel_scope(request.channel), ()), 1.0)
+    add("trending_global", material.trending.get(GLOBAL, ()), 1.0)
 
     # Each feature in [0, 1] across the candidates, so blend weights and ranker weights mean the same everywhere.
-    for source in SOURCES:
-        top = max((row.get(source, 0.0) for row in features.values()), default=0.0)
+    tops = dict.fromkeys(SOURCES, 0.0)
+    for row in features.values():
+        for source, value in row.items():
+            if value > tops[source]:
+                tops[source] = value
+    for source, top in tops.items():
         if top > 1.0:
             for row in features.values():
                 if source in row:
@@ -206,9 +216,9 @@ def recommend(request: RecRequest, material: RecMaterial, variant: Variant, k: i
 
     blend_weights = variant.weights
     ranker = material.ranker if variant.use_ranker else None
-    cold = not any(source in row for row in features.values() for source in _PERSONAL)
+    cold = not personal
     total_weight = sum(blend_weights.get(source, 0.0) for source in _CONTEXT) or 1.0
-    items: list[RecItem] = []
+    ranked: list[tuple[float, str, str]] = []  # (-score, sku, source): sorted, best first
     for sku, row in features.items():
         best_source, best = "trending_global", -1.0
         score = 0.0
@@ -223,9 +233,10 @@ def recommend(request: RecRequest, material: RecMaterial, variant: Variant, k: i
             score = (tier + min(1.0, score / total_weight)) / 3.0
         elif ranker is not None:
             score = rank_score(ranker, row)
-        items.append(RecItem(sku, score, REASONS[best_source], row))
-    items.sort(key=lambda item: (-item.score, item.sku))  # sku breaks ties: the same answer every time
-    return _diversify(items, categories, variant.category_cap, k)
+        ranked.append((-score, sku, best_source))
+    ranked.sort()  # sku breaks ties: the same answer every time
+    chosen = _diversify(ranked, categories, variant.category_cap, k)
+    return [RecItem(sku, -negative, REASONS[source], features[sku]) for negative, sku, source in chosen]
 
 
 _PERSONAL = ("covisit", "session_category", "profile_category")
@@ -318,27 +329,22 @@ def _normalised_top(weights: dict[str, float]) -> list[tuple[str, float]]:
     return [(c, w / total) for c, w in top] if total > 0 else []
 
 
-def _scaled(scored: Sequence[Scored]) -> list[Scored]:
-    """`scored` with scores divided by the best one, so every list speaks in [0, 1]."""
-    top = max((score for _, score, _ in scored), default=0.0)
-    if top <= 0.0:
-        return []
-    return [(sku, score / top, category) for sku, score, category in scored]
-
-
-def _diversify(items: list[RecItem], categories: Mapping[str, str], cap: int | None, k: int) -> list[RecItem]:
+def _diversify(
+    ranked: list[tuple[float, str, str]], categories: Mapping[str, str], cap: int | None, k: int
+) -> list[tuple[float, str, str]]:
+    """The first `k` of `ranked` (best first, by SKU second), at most `cap` per category, filled from the rest."""
     if cap is None or cap <= 0:
-        return items[:k]
-    chosen: list[RecItem] = []
-    held_back: list[RecItem] = []
+        return ranked[:k]
+    chosen: list[tuple[float, str, str]] = []
+    held_back: list[tuple[float, str, str]] = []
     per_category: dict[str, int] = {}
-    for item in items:
-        category = categories.get(item.sku, "")
+    for entry in ranked:
+        category = categories.get(entry[1], "")
         if category and per_category.get(category, 0) >= cap:
-            held_back.append(item)
+            held_back.append(entry)
             continue
         per_category[category] = per_category.get(category, 0) + 1
-        chosen.append(item)
+        chosen.append(entry)
         if len(chosen) == k:
             return chosen
     return chosen + held_back[: k - len(chosen)]

@@ -25,12 +25,20 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
-from operators.recs.blend import RecMaterial, RecRequest, candidate_skus, followup_plan, material_plan, recommend
+from operators.recs.blend import (
+    RecMaterial,
+    RecRequest,
+    Scored,
+    candidate_skus,
+    followup_plan,
+    material_plan,
+    recommend,
+)
 from operators.recs.experiments import ServedRecord, Variant, assign_variant
 from operators.recs.interactions import actor_key
 from serving.rec_served import ServedPublisher
 from serving.schemas import error_responses
-from state.rec_reader import RecReader, SharedDocCache
+from state.rec_reader import NEIGHBOURS, TRENDING, RecReader
 
 ROUTE = "/v1/recommendations"
 MAX_ID_LENGTH = 256
@@ -110,32 +118,36 @@ class Recommender:
         variant = assign_variant(actor, self.variants, self.salt)
         reader = self.reader
         plan = material_plan(request)
-        first = await reader.first_round(plan.profiles, plan.neighbours, plan.trending)
-        ranker = first.ranker if variant.use_ranker else None
-        neighbours, trending = first.neighbours, first.trending
-        follow = followup_plan(request, RecMaterial(first.profiles, neighbours, trending, ranker, ()))
-        # Follow-up lists already cached join the material now; the rest are fetched in round 2.
-        fetch_neighbours, fetch_trending = [], []
-        for sku in follow.neighbours:
-            held = reader.cached("nb", sku)
-            if held is None:
-                fetch_neighbours.append(sku)
-            elif held != SharedDocCache.ABSENT:
-                neighbours[sku] = held
-        for scope in follow.trending:
-            held = reader.cached("trend", scope)
-            if held is None:
-                fetch_trending.append(scope)
-            elif held != SharedDocCache.ABSENT:
-                trending[scope] = held
-        candidates = candidate_skus(request, RecMaterial(first.profiles, neighbours, trending, ranker, ()))
-        items = []
-        if candidates or fetch_neighbours or fetch_trending:
-            second = await reader.second_round(params.location_id, fetch_neighbours, fetch_trending, candidates)
-            neighbours.update(second.neighbours)
-            trending.update(second.trending)
-            material = RecMaterial(first.profiles, neighbours, trending, ranker, second.sellable)
-            items = recommend(request, material, variant, params.k)
+        # Round 1: the profiles, the lists not cached (with the request SKU's category shelf when its cached
+        # neighbours tell it), and the stock check of every candidate known without a profile.
+        neighbours: dict[str, Sequence[Scored]] = {}
+        trending: dict[str, Sequence[Scored]] = {}
+        missing = [*_held(reader, NEIGHBOURS, plan.neighbours, neighbours),
+                   *_held(reader, TRENDING, plan.trending, trending)]  # fmt: skip
+        shelves = followup_plan(request, RecMaterial({}, neighbours, trending, None, ()))
+        missing += _held(reader, TRENDING, shelves.trending, trending)
+        ranker = reader.cached("ranker", "") if variant.use_ranker else None
+        known = candidate_skus(request, RecMaterial({}, neighbours, trending, None, ()))
+        first = await reader.fetch(params.location_id, missing, known, plan.profiles,
+                                   ranker=variant.use_ranker and ranker is None)  # fmt: skip
+        neighbours |= first.lists[NEIGHBOURS]
+        trending |= first.lists[TRENDING]
+        ranker = (first.ranker if ranker is None else ranker) or None
+        sellable = first.sellable
+        # Round 2, when round 1 told more: a returning shopper's recent SKUs and categories, the request SKU's
+        # category when its neighbours were not cached; and the stock check of what round 1 did not check.
+        follow = followup_plan(request, RecMaterial(first.profiles, neighbours, trending, ranker, sellable))
+        missing = [*_held(reader, NEIGHBOURS, follow.neighbours, neighbours),
+                   *_held(reader, TRENDING, follow.trending, trending)]  # fmt: skip
+        every = candidate_skus(request, RecMaterial(first.profiles, neighbours, trending, ranker, ()))
+        unchecked = [sku for sku in every if sku not in first.checked]
+        if missing or unchecked:
+            second = await reader.fetch(params.location_id, missing, unchecked)
+            neighbours |= second.lists[NEIGHBOURS]
+            trending |= second.lists[TRENDING]
+            sellable = sellable | second.sellable
+        material = RecMaterial(first.profiles, neighbours, trending, ranker, sellable)
+        items = recommend(request, material, variant, params.k)
         request_id = uuid.uuid4().hex
         body = orjson.dumps({
             "request_id": request_id,
@@ -148,8 +160,22 @@ class Recommender:
             served = record.to_doc()
             served["context"] = {"sku": params.sku, "location_id": params.location_id, "channel": params.channel,
                                  "k": params.k, "reasons": [item.reason for item in items]}  # fmt: skip
-            self.publisher.publish(actor, orjson.dumps(served), variant.name)
+            self.publisher.publish(orjson.dumps(served), variant.name)
         return body
+
+
+def _held(
+    reader: RecReader, kind: str, names: Sequence[str], into: dict[str, Sequence[Scored]]
+) -> list[tuple[str, str]]:
+    """Put the cached lists of `names` into `into`; return (kind, name) of those to fetch."""
+    missing = []
+    for name in names:
+        held = reader.cached(kind, name)
+        if held is None:
+            missing.append((kind, name))
+        elif held:
+            into[name] = held
+    return missing
 
 
 def recommender(request: Request) -> Recommender:
@@ -159,6 +185,7 @@ def recommender(request: Request) -> Recommender:
 
 
 router = APIRouter(prefix=ROUTE, tags=["recommendations"], responses=error_responses(422, 503))
+
 
 class RecommendedItem(BaseModel):
     sku: str
