@@ -289,10 +289,12 @@ class ShopperLogic:
 
     def new_shopper(self, actor: str) -> Shopper:
         s = self.settings
-        # The shopper deduplicates once for all its parts (`Shopper`), so the profile's and the trail's
-        # own windows are kept minimal: a second of ids each instead of an hour.
-        profile = ShopperProfile(actor, s.rec_profile_recent, s.rec_profile_half_life_s, dedup_window_s=1.0)
-        trail = SessionTrail(s.rec_trail_window_s, s.rec_trail_items, 1.0, position_decay=s.rec_position_decay)
+        # `Shopper.learn_one` is the only way into the profile and the trail, and it drops a redelivered
+        # (`event_id`, SKU) seen within `dedup_window_s` (at least an hour). Their own windows (same key,
+        # shorter) could never drop anything more, a double click included (two event ids), so they are
+        # off: one fingerprint and one remembered id per interaction instead of three.
+        profile = ShopperProfile(actor, s.rec_profile_recent, s.rec_profile_half_life_s, dedup_window_s=0)
+        trail = SessionTrail(s.rec_trail_window_s, s.rec_trail_items, 0, position_decay=s.rec_position_decay)
         return Shopper(actor, profile, trail, s.dedup_window_s, s.rec_feedback_window_s)
 
 

@@ -1,4 +1,4 @@
-"""The recommendation flow's catalog step: bounded, it forgets the oldest-known SKU first, across snapshots."""
+"""Steps of the recommendation flow: the catalog forgets the oldest-known SKU first; shoppers drop redeliveries."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 
 from events.models import ProductUpsert
-from flows.recommend import CatalogLogic
+from flows.recommend import CatalogLogic, ShopperLogic
 from omnistream.settings import Settings
 from operators.recs.interactions import Interaction, InteractionKind
 from state import keys
@@ -23,8 +23,8 @@ def upsert(sku: str, category: str = "toys") -> ProductUpsert:
     return ProductUpsert(event_id=f"p-{sku}", ts=TS, schema_version=1, sku=sku, name=sku, category=category, price=1.0)
 
 
-def view(sku: str) -> Interaction:
-    return Interaction(f"v-{sku}", TS.timestamp(), "s:S-1", "s:S-1", sku, InteractionKind.VIEW, "web")
+def view(sku: str, event_id: str = "", ts: float = 0.0) -> Interaction:
+    return Interaction(event_id or f"v-{sku}", TS.timestamp() + ts, "s:S-1", "s:S-1", sku, InteractionKind.VIEW, "web")
 
 
 def stamped(logic: CatalogLogic, resume: bytes | None, batch: list[Any]) -> tuple[dict[str, Any], bytes]:
@@ -59,3 +59,29 @@ def test_catalog_step_resumes_from_a_snapshot_of_a_plain_dict_and_still_evicts_i
     earlier = pickle.dumps(dict(pickle.loads(snapshot)), protocol=pickle.HIGHEST_PROTOCOL)  # as earlier releases
     seen, _ = stamped(logic, earlier, [upsert("SKU-100"), view("SKU-000"), view("SKU-001")])
     assert seen == {"SKU-000": None, "SKU-001": "toys", keys.rec_item("SKU-100"): "toys"}
+
+
+def shopper_outputs(batches: list[list[Interaction]]) -> list[list[Any]]:
+    """The shoppers step's output per batch, resumed from its own snapshot between batches."""
+    logic, resume, outputs = ShopperLogic(Settings(rec_shards=1)), None, []
+    for batch in batches:
+        step = logic(resume)
+        outputs.append(step.on_batch([batch])[0])
+        resume = step.snapshot()
+    return outputs
+
+
+def test_shoppers_step_drops_redeliveries_within_a_batch_and_across_snapshots() -> None:
+    first, second = [view("SKU-1", "e1"), view("SKU-2", "e2", 5.0)], [view("SKU-3", "e3", 10.0)]
+    redelivered = [[*first, first[1], first[0]], [first[1], *second, second[0]]]
+    assert shopper_outputs(redelivered) == shopper_outputs([first, second])
+
+
+def test_shoppers_step_learns_a_double_click_twice() -> None:
+    clicks = [view("SKU-1", "e1"), view("SKU-2", "e2", 5.0), view("SKU-2", "e3", 5.0)]  # two event ids
+    (out,) = shopper_outputs([clicks])
+    covisits = [(c.item, c.other) for routed in out if type(routed) is tuple and routed[0].startswith("nb/")
+                for c in routed[1]]  # fmt: skip
+    assert covisits == [("SKU-2", "SKU-1"), ("SKU-1", "SKU-2")] * 2
+    trending = next(routed[1] for routed in out if type(routed) is tuple and routed[0].startswith("trend/"))
+    assert trending["global", "SKU-2"][0] == 2.0
