@@ -23,7 +23,7 @@ Run it with `omnistream flow recommend` (recovery on by default); see `flows.run
 from __future__ import annotations
 
 import pickle
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -238,18 +238,20 @@ class CatalogLogic:
         self.shopper_shard = ShardKeys(SHOPPERS, settings.rec_shards)
 
     def __call__(self, resume: bytes | None) -> _CatalogStep:
-        items: dict[str, tuple[CatalogItem, int]] = pickle.loads(resume) if resume else {}
+        # OrderedDict(...) also takes the plain dict of snapshots from before it, in the same order.
+        items: OrderedDict[str, tuple[CatalogItem, int]] = OrderedDict(pickle.loads(resume) if resume else ())
         return _CatalogStep(items, self)
 
 
 class _CatalogStep(_PickledStep):
-    def __init__(self, items: dict[str, tuple[CatalogItem, int]], builder: CatalogLogic) -> None:
+    def __init__(self, items: OrderedDict[str, tuple[CatalogItem, int]], builder: CatalogLogic) -> None:
         self.state = items
         self.builder = builder
 
     def on_batch(self, groups: list[list[Interaction | ProductUpsert]]) -> tuple[list[Any], bool]:
         items, shopper_shard = self.state, self.builder.shopper_shard
         changed: dict[str, None] = {}
+        dropped: dict[str, tuple[CatalogItem, int]] = {}
         to_shoppers: dict[str, list[Interaction]] = {}
         for group in groups:
             for value in group:
@@ -258,7 +260,11 @@ class _CatalogStep(_PickledStep):
                     if held is None:
                         held = items[value.sku] = (CatalogItem(value.sku), 0)
                         if len(items) > self.builder.capacity:
-                            del items[next(iter(items))]  # the oldest-known SKU: its interactions pass unstamped
+                            # The oldest-known SKU: its interactions pass unstamped. popitem, O(1): a plain
+                            # dict deleted at its front keeps holes that `next(iter(d))` walks over.
+                            sku, oldest = items.popitem(last=False)
+                            if sku in changed:
+                                dropped[sku] = oldest  # changed earlier in this batch: its document is still due
                     held[0].apply(value)
                     changed[value.sku] = None
                     continue
@@ -277,9 +283,11 @@ class _CatalogStep(_PickledStep):
         out: list[Any] = []
         inactive = keys.rec_inactive()
         for sku in changed:
-            item, version = items[sku]
+            kept = items.get(sku)
+            item, version = kept if kept is not None else dropped[sku]
             version = next_version(version, item.updated_at)
-            items[sku] = (item, version)
+            if kept is not None:
+                items[sku] = (item, version)
             doc = orjson.dumps({"sku": sku, "active": item.active, "category": item.category})
             out.append(FencedDoc(keys.rec_item(sku), version, doc, as_of=item.updated_at, flag_set=inactive,
                                  flag_member=sku, flagged=not item.active))  # fmt: skip
@@ -308,10 +316,12 @@ class ShopperLogic:
 
     def new_shopper(self, actor: str) -> Shopper:
         s = self.settings
-        # The shopper deduplicates once for all its parts (`Shopper`), so the profile's and the trail's
-        # own windows are kept minimal: a second of ids each instead of an hour.
-        profile = ShopperProfile(actor, s.rec_profile_recent, s.rec_profile_half_life_s, dedup_window_s=1.0)
-        trail = SessionTrail(s.rec_trail_window_s, s.rec_trail_items, 1.0, position_decay=s.rec_position_decay)
+        # `Shopper.learn_one` is the only way into the profile and the trail, and it drops a redelivered
+        # (`event_id`, SKU) seen within `dedup_window_s` (at least an hour). Their own windows (same key,
+        # shorter) could never drop anything more, a double click included (two event ids), so they are
+        # off: one fingerprint and one remembered id per interaction instead of three.
+        profile = ShopperProfile(actor, s.rec_profile_recent, s.rec_profile_half_life_s, dedup_window_s=0)
+        trail = SessionTrail(s.rec_trail_window_s, s.rec_trail_items, 0, position_decay=s.rec_position_decay)
         return Shopper(actor, profile, trail, s.dedup_window_s, s.rec_feedback_window_s)
 
 

@@ -15,6 +15,7 @@ are rule texts and feature names only.
 from __future__ import annotations
 
 import hashlib
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from typing import Any
@@ -112,7 +113,16 @@ class AlertBook:
         self.kind = kind
         self.quiet_s = quiet_s
         self.max_open = max_open
-        self._open: dict[Entity, _Open] = {}
+        # Opening order, oldest first. An OrderedDict, not a dict: past `max_open` every new alert
+        # evicts the oldest, and a plain dict deleted at its front keeps holes that `next(iter(d))`
+        # walks over, so sustained overload would cost time growing with the book's size per alert.
+        self._open: OrderedDict[Entity, _Open] = OrderedDict()
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # Snapshots from before the OrderedDict hold a plain dict in the same (opening) order.
+        self.__dict__.update(state)
+        if type(self._open) is not OrderedDict:
+            self._open = OrderedDict(self._open)
 
     def __len__(self) -> int:
         return len(self._open)
@@ -136,8 +146,7 @@ class AlertBook:
             self._open[entity] = _Open(ts, ts, severity, alert_id, score)
             alerts = [make_alert(alert_id, self.kind, severity, entity, reasons, ts, [*source_event_ids], score, False)]
             while len(self._open) > self.max_open:
-                oldest = next(iter(self._open))
-                alerts += self.clear(oldest, ts)
+                alerts.append(self._resolved(*self._open.popitem(last=False), ts, ()))
             return alerts
         current.last_ts = max(current.last_ts, ts)
         if _RANK[severity] <= _RANK[current.severity]:
@@ -152,9 +161,12 @@ class AlertBook:
         current = self._open.pop(entity, None)
         if current is None:
             return []
+        return [self._resolved(entity, current, ts, reasons)]
+
+    def _resolved(self, entity: Entity, current: _Open, ts: float, reasons: Sequence[str]) -> Alert:
         alert_id = f"{current.alert_id}:resolved"
         reasons = [RESOLVED_REASON, *reasons]
-        return [make_alert(alert_id, self.kind, current.severity, entity, reasons, ts, [], current.score, True)]
+        return make_alert(alert_id, self.kind, current.severity, entity, reasons, ts, [], current.score, True)
 
     def sweep(self, now: float) -> list[Alert]:
         """Resolve every alert whose condition has not held for `quiet_s` before event time `now`."""

@@ -13,9 +13,10 @@ minute costs no more memory than one used 200 times.
 from __future__ import annotations
 
 import math
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Mapping, Sequence
 from operator import itemgetter
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -369,10 +370,18 @@ class RegisterBehaviour:
         self.window_s = window_s
         self.max_actions = max_actions
         self.max_cashiers = max_cashiers
-        # cashier -> (ts, is_void) of returns without receipt and voids, arrival order
-        self._actions: dict[str, deque[tuple[float, bool]]] = {}
+        # cashier -> (ts, is_void) of returns without receipt and voids, arrival order; cashiers least
+        # recently active first. An OrderedDict so refreshing and evicting a cashier are O(1): a plain
+        # dict refreshed by pop-and-reinsert and evicted at its front keeps holes that iteration walks over.
+        self._actions: OrderedDict[str, deque[tuple[float, bool]]] = OrderedDict()
         self._norm: dict[str, float] = {}
         self._newest = -math.inf
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # Snapshots from before the OrderedDict hold a plain dict in the same (least recent first) order.
+        self.__dict__.update(state)
+        if type(self._actions) is not OrderedDict:
+            self._actions = OrderedDict(self._actions)
 
     def learn_one(self, action: TillAction) -> dict[str, float]:
         cashier = action.cashier_id
@@ -383,14 +392,14 @@ class RegisterBehaviour:
             if not history:
                 return {"cashier_noreceipt_30m": 0.0, "cashier_noreceipt_excess": 0.0, "cashier_voids_30m": 0.0}
             return self._features(history, self._norm.get(cashier, 0.0), action.ts)
-        history = self._actions.pop(cashier, None)
+        history = self._actions.get(cashier)
         if history is None:
-            history = deque(maxlen=self.max_actions)
-        self._actions[cashier] = history  # most recently active last
-        if len(self._actions) > self.max_cashiers:
-            stalest = next(iter(self._actions))
-            del self._actions[stalest]
-            self._norm.pop(stalest, None)
+            history = self._actions[cashier] = deque(maxlen=self.max_actions)
+            if len(self._actions) > self.max_cashiers:
+                stalest, _ = self._actions.popitem(last=False)
+                self._norm.pop(stalest, None)
+        else:
+            self._actions.move_to_end(cashier)  # most recently active last
         if action.kind == "void":
             history.append((action.ts, True))
         elif not action.with_receipt:

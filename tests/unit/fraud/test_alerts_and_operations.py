@@ -79,6 +79,34 @@ def test_alert_book_is_bounded_and_resolves_what_it_drops() -> None:
     assert sum(a.reasons[0] == "resolved" for a in emitted) == 2
 
 
+def test_alert_book_over_its_bound_resolves_the_earliest_opened_first() -> None:
+    book = AlertBook("fraud", max_open=3)
+    cards = [Entity("card", f"c{i}") for i in range(6)]
+    for i, card in enumerate(cards[:3]):
+        book.observe(card, float(i), Severity.WARNING, ["r"])
+    book.observe(cards[0], 3.0, Severity.ATTENTION, ["r"])  # escalated and seen again: still the earliest opened
+    book.clear(cards[1], 4.0)
+    assert book.observe(cards[3], 5.0, Severity.WARNING, ["r"])[0].reasons == ["r"]  # back at the bound: no eviction
+    evicted = [alert for i in (4, 5) for alert in book.observe(cards[i], 2.0 + i, Severity.WARNING, ["r"])]
+    resolved = [(a.alert_id, a.severity) for a in evicted if a.reasons[0] == "resolved"]
+    assert resolved == [
+        ("fraud:card:c0:0:resolved", Severity.ATTENTION),
+        ("fraud:card:c2:2000:resolved", Severity.WARNING),
+    ]
+    assert [card.id for card in cards if book.is_open(card)] == ["c3", "c4", "c5"]
+
+
+def test_alert_book_snapshot_from_before_the_ordered_dict_loads_and_evicts_in_order() -> None:
+    book = AlertBook("fraud", max_open=2)
+    book.observe(Entity("card", "c0"), 0.0, Severity.WARNING, ["r"])
+    book.observe(Entity("card", "c1"), 1.0, Severity.WARNING, ["r"])
+    book.__dict__["_open"] = dict(book.__dict__["_open"])  # the state as earlier releases pickled it
+    restored = pickle.loads(pickle.dumps(book, protocol=pickle.HIGHEST_PROTOCOL))
+    evicted = restored.observe(Entity("card", "c2"), 2.0, Severity.WARNING, ["r"])
+    assert [a.alert_id for a in evicted] == ["fraud:card:c2:2000", "fraud:card:c0:0:resolved"]
+    assert len(restored) == 2 and restored.is_open(Entity("card", "c1"))
+
+
 def test_silent_store_is_noticed_by_the_clock_of_other_traffic_and_resolves_on_its_next_sale() -> None:
     pulse = SalesPulse(min_sales=10, store_min_silence_s=300.0, register_min_silence_s=10_000.0)
     for i in range(60):

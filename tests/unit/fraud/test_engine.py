@@ -6,7 +6,7 @@ import pickle
 from pathlib import Path
 
 from events.topics import Topic
-from operators.fraud.engine import FraudEngine
+from operators.fraud.engine import FraudEngine, _RecentIds
 from operators.fraud.rules import RuleBook
 from tests.unit.fraud.builders import event, purchase_event, sale_event
 
@@ -80,3 +80,12 @@ def test_anything_but_a_decoded_event_is_skipped_not_fatal() -> None:
     junk = [DeadLetter.of("pos", 0, 1, "Empty payload", b""), None, "text"]
     out = engine.process_many([*junk, sale_event(0.0, "T-1")])  # type: ignore[list-item]
     assert [p.payment_id for p, _ in out.scored] == ["T-1"]
+
+
+def test_remembered_event_ids_forget_the_oldest_first_by_count_and_by_event_time() -> None:
+    ids = _RecentIds(window_s=100.0, max_ids=3)
+    assert [ids.add(f"e{i}", float(i)) for i in range(4)] == [True] * 4
+    assert len(ids) == 3
+    assert [ids.add(e, 3.0) for e in ("e1", "e2", "e3", "e0")] == [False, False, False, True]  # e0 was the oldest
+    assert ids.add("e9", 150.0) and len(ids) == 1  # the newest ts ages every other id out
+    assert ids.add("e3", 150.0) and not ids.add("e9", 150.0)

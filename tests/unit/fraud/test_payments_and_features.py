@@ -144,6 +144,35 @@ def test_register_behaviour_tracks_a_bounded_number_of_cashiers() -> None:
     assert len(store._actions) == 10 and len(store._norm) <= 10
 
 
+def test_register_behaviour_forgets_the_least_recently_active_cashier_first() -> None:
+    store = RegisterBehaviour(max_cashiers=3)
+    for i, cashier in enumerate(["C-1", "C-2", "C-3", "C-1"]):  # C-1 returns again: now the most recent
+        store.learn_one(action("return", i * 10.0, cashier_id=cashier))
+    store.learn_one(action("sale", 40.0, cashier_id="C-2"))  # a sale is not return-or-void activity
+    store.learn_one(action("void", 50.0, cashier_id="C-4"))  # a fourth cashier: C-2 goes
+    assert store.learn_one(action("return", 60.0, cashier_id="C-2"))["cashier_noreceipt_30m"] == 1.0  # C-3 goes
+    assert store.learn_one(action("return", 70.0, cashier_id="C-1"))["cashier_noreceipt_30m"] == 3.0
+    assert store.learn_one(action("return", 80.0, cashier_id="C-3"))["cashier_noreceipt_30m"] == 1.0
+    assert list(store._actions) == ["C-2", "C-1", "C-3"]  # least recently active first
+
+
+def test_register_behaviour_snapshot_from_before_the_ordered_dict_carries_on_alike() -> None:
+    steps = [("return", "C-1"), ("void", "C-2"), ("return", "C-3"), ("return", "C-1"), ("return", "C-4")]
+    steps += [("return", "C-5"), ("void", "C-2"), ("return", "C-6"), ("return", "C-1")]
+    kept, restored = RegisterBehaviour(max_cashiers=3), RegisterBehaviour(max_cashiers=3)
+    for i, (kind, cashier) in enumerate(steps[:4]):
+        kept.learn_one(action(kind, i * 10.0, cashier_id=cashier))
+        restored.learn_one(action(kind, i * 10.0, cashier_id=cashier))
+    restored.__dict__["_actions"] = dict(restored.__dict__["_actions"])  # the state as earlier releases pickled it
+    restored = pickle.loads(pickle.dumps(restored, protocol=pickle.HIGHEST_PROTOCOL))
+    for i, (kind, cashier) in enumerate(steps[4:], start=4):
+        ts = i * 10.0
+        assert restored.learn_one(action(kind, ts, cashier_id=cashier)) == kept.learn_one(
+            action(kind, ts, cashier_id=cashier)
+        )
+    assert list(restored._actions) == list(kept._actions) == ["C-2", "C-6", "C-1"]
+
+
 def test_vectorize_and_scale_matrix_agree_and_survive_bad_values() -> None:
     rows = [
         {"amount": 120.0, "card_payments_10m": 3.0, "manual_entry": 1.0},
