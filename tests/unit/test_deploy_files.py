@@ -1,8 +1,9 @@
 """The container files agree with each other and with `omnistream.settings.Settings`.
 
 There is no Docker engine to run the stack, so these tests read `docker-compose.yml`,
-`deploy/prometheus/prometheus.yml`, `Dockerfile` and `.dockerignore` and check the
-properties that would otherwise only show up as a broken `docker compose up`.
+`deploy/prometheus/prometheus.yml`, the Grafana provisioning of `deploy/grafana`,
+`Dockerfile` and `.dockerignore` and check the properties that would otherwise only
+show up as a broken `docker compose up`.
 """
 
 from __future__ import annotations
@@ -24,11 +25,15 @@ import yaml
 from packaging.specifiers import SpecifierSet
 from pydantic import ValidationError
 
+from flows.metrics import metrics_port
+from flows.run import FLOWS
 from omnistream.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
 PROMETHEUS = ROOT / "deploy" / "prometheus" / "prometheus.yml"
+GRAFANA = ROOT / "deploy" / "grafana"
+DASHBOARD = GRAFANA / "omnistream.json"
 DOCKERFILE = ROOT / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"
 PYPROJECT = ROOT / "pyproject.toml"
@@ -133,12 +138,43 @@ def listening_ports(service: dict[str, Any]) -> set[int]:
     ports: set[int] = set()
     if argv[:2] == ["omnistream", "serve"]:
         ports.add(settings_value(service, "api_port"))
-    if argv[:2] == ["omnistream", "flow"]:
-        metrics = settings_value(service, "flow_metrics_port")
+    if argv[:2] == ["omnistream", "flow"] and len(argv) > 2 and argv[2] in FLOWS:
+        ordinal = list(FLOWS).index(argv[2])
+        base = settings_value(service, "flow_metrics_port")
         processes = settings_value(service, "processes")
-        if metrics:
-            ports.update(range(metrics, metrics + processes))
+        if base:
+            ports.update(metrics_port(base, ordinal, index) for index in range(processes))
     return ports
+
+
+def flow_services(services: dict[str, dict[str, Any]]) -> dict[str, str]:
+    """{service name: flow name} of every service running `omnistream flow NAME`."""
+    return {
+        name: command(service)[2]
+        for name, service in services.items()
+        if is_omnistream(service) and command(service)[:2] == ["omnistream", "flow"] and len(command(service)) > 2
+    }
+
+
+def host_path(service: dict[str, Any], container_path: str) -> Path | None:
+    """The repository path a bind mount of `service` shows at `container_path`, or None."""
+    best: tuple[str, str] | None = None
+    for volume in service.get("volumes") or []:
+        if isinstance(volume, dict):
+            source, target = str(volume.get("source", "")), str(volume["target"])
+        else:
+            source, target = str(volume).split(":")[:2]
+        if not source.startswith((".", "/")):
+            continue  # a named volume holds no repository file
+        target = target.rstrip("/") or "/"
+        if (container_path == target or container_path.startswith(target + "/")) and (
+            best is None or len(target) > len(best[1])
+        ):
+            best = (source, target)
+    if best is None:
+        return None
+    source, target = best
+    return (ROOT / source / container_path[len(target) :].lstrip("/")).resolve()
 
 
 def scrape_targets(prometheus: dict[str, Any]) -> Iterator[tuple[str, str, int]]:
@@ -155,7 +191,10 @@ def scrape_targets(prometheus: dict[str, Any]) -> Iterator[tuple[str, str, int]]
 
 
 def test_compose_has_the_stack(services: dict[str, dict[str, Any]]) -> None:
-    expected = {"kafka", "redis", "topics", "inventory-flow", "api", "simulator", "prometheus"}
+    expected = {
+        "kafka", "redis", "topics", "inventory-flow", "recommend-flow", "fraud-flow", "api", "simulator",
+        "prometheus", "grafana",
+    }  # fmt: skip
     assert expected <= services.keys(), f"missing services: {sorted(expected - services.keys())}"
     assert services["simulator"].get("profiles") == ["demo"], "the simulator is optional: profile `demo`"
     for name, service in services.items():
@@ -266,7 +305,7 @@ def test_omnistream_clients_point_at_compose_services(services: dict[str, dict[s
         redis = urlsplit(settings_value(service, "redis_url"))
         assert redis.hostname in services, f"{name}: Redis host {redis.hostname!r} is not a compose service"
         assert (redis.port or 6379) in listening_ports(services[redis.hostname]) | {6379}
-    assert checked >= 4, "topics, inventory-flow, api and simulator all run the Omnistream image"
+    assert checked >= 4 + len(FLOWS) - 1, "topics, every flow, api and simulator all run the Omnistream image"
 
 
 # ---------------------------------------------------------------- OMNISTREAM_* settings
@@ -353,6 +392,52 @@ def test_flow_recovery_dir_is_a_named_volume(
         )
 
 
+def test_every_flow_runs_in_a_compose_service(services: dict[str, dict[str, Any]]) -> None:
+    """Each flow of `flows.run.FLOWS` has one always-on service, started once its topics exist."""
+    running = flow_services(services)
+    for flow in FLOWS:
+        names = [name for name, runs in running.items() if runs == flow]
+        assert len(names) == 1, f"flow {flow!r} must run in exactly one compose service, found {names}"
+        service = services[names[0]]
+        assert not service.get("profiles"), f"{names[0]} runs flow {flow} only under a profile"
+        deps = depends_on(service)
+        assert deps.get("topics") == "service_completed_successfully", (
+            f"{names[0]} must wait for the topics service to have created the topics"
+        )
+        assert deps.get("redis") == "service_healthy", f"{names[0]} must wait for a healthy Redis"
+        assert str(service.get("restart")) == "unless-stopped", f"{names[0]}: a flow restarts after a crash"
+    unknown = {name: flow for name, flow in running.items() if flow not in FLOWS}
+    assert not unknown, f"services run unknown flows: {unknown}"
+
+
+def test_each_flow_has_a_recovery_volume_of_its_own(services: dict[str, dict[str, Any]]) -> None:
+    owners: dict[str, str] = {}
+    for name in flow_services(services):
+        recovery = str(settings_value(services[name], "recovery_dir"))
+        sources = [
+            str(volume).split(":")[0]
+            for volume in services[name].get("volumes") or []
+            if not isinstance(volume, dict) and str(volume).split(":")[1] == recovery
+        ]
+        assert len(sources) == 1, f"{name}: one volume at {recovery}, found {sources}"
+        assert sources[0] not in owners, f"{name} shares recovery volume {sources[0]} with {owners.get(sources[0])}"
+        owners[sources[0]] = name
+
+
+def test_fraud_flow_reads_a_rules_file_the_container_has(services: dict[str, dict[str, Any]]) -> None:
+    """The fraud flow stops at start without its rules file: it is in the image or mounted."""
+    for name, flow in flow_services(services).items():
+        if flow != "fraud":
+            continue
+        rules = str(settings_value(services[name], "fraud_rules_path"))
+        assert rules.startswith("/"), f"{name}: rules path {rules!r} must be absolute in a container"
+        mounted = host_path(services[name], rules)
+        copied = re.search(rf"^COPY\s+(\S+)\s+{re.escape(rules)}\s*$", DOCKERFILE.read_text(), flags=re.MULTILINE)
+        source = mounted or (ROOT / copied.group(1) if copied else None)
+        assert source is not None, f"{name}: {rules} is neither copied into the image nor mounted"
+        assert source.is_file(), f"{name}: {rules} comes from {source}, which does not exist"
+
+
 # ---------------------------------------------------------------- prometheus
 
 
@@ -385,6 +470,51 @@ def test_prometheus_scrapes_every_api_and_flow(
         )
 
 
+def test_every_flow_metrics_port_is_served_and_scraped(
+    prometheus: dict[str, Any], services: dict[str, dict[str, Any]]
+) -> None:
+    """Each flow process's `metrics_port(base, flow ordinal, process)` is exposed and a scrape target."""
+    scraped = {(host, port) for _, host, port in scrape_targets(prometheus)}
+    running = {flow: name for name, flow in flow_services(services).items()}
+    for ordinal, flow in enumerate(FLOWS):
+        assert flow in running, f"no compose service runs flow {flow!r}"
+        name = running[flow]
+        base = settings_value(services[name], "flow_metrics_port")
+        assert base, f"{name}: flow metrics are off (OMNISTREAM_FLOW_METRICS_PORT=0)"
+        for index in range(settings_value(services[name], "processes")):
+            port = metrics_port(base, ordinal, index)
+            assert port in container_ports(services[name]), f"{name} does not expose its metrics port {port}"
+            assert (name, port) in scraped, f"Prometheus does not scrape {flow} process {index} at {name}:{port}"
+
+
+def test_prometheus_target_labels_keep_the_metrics_own_labels(prometheus: dict[str, Any]) -> None:
+    """A target label named like a label of the series (`flow`, ...) would rename the series' one to `exported_*`."""
+    from prometheus_client import REGISTRY
+
+    import flows.metrics  # noqa: F401  (registers the flows' metrics)
+
+    metric_labels: set[str] = set()
+    for name, collector in list(REGISTRY._names_to_collectors.items()):
+        if name.startswith("omnistream_"):
+            metric_labels.update(getattr(collector, "_labelnames", ()))
+    assert "flow" in metric_labels
+    for job in prometheus["scrape_configs"]:
+        for static in job.get("static_configs") or []:
+            clash = set(static.get("labels") or {}) & metric_labels
+            assert not clash, f"{job['job_name']}: target labels {sorted(clash)} clash with metric labels"
+
+
+def test_prometheus_loads_the_alert_rules(prometheus: dict[str, Any]) -> None:
+    rule_files = [str(pattern) for pattern in prometheus.get("rule_files") or []]
+    loaded = {path.resolve() for pattern in rule_files for path in PROMETHEUS.parent.glob(pattern)}
+    alerts = (PROMETHEUS.parent / "alerts.yml").resolve()
+    assert alerts.is_file(), "deploy/prometheus/alerts.yml is missing"
+    assert alerts in loaded, f"rule_files {rule_files} do not load alerts.yml"
+    for pattern in rule_files:
+        if not any(ch in pattern for ch in "*?["):
+            assert (PROMETHEUS.parent / pattern).is_file(), f"rule file {pattern} does not exist"
+
+
 def test_prometheus_service_mounts_this_config(services: dict[str, dict[str, Any]]) -> None:
     prom = services["prometheus"]
     config_flags = [arg for arg in command(prom) if arg.startswith("--config.file=")]
@@ -397,6 +527,119 @@ def test_prometheus_service_mounts_this_config(services: dict[str, dict[str, Any
             assert host_file == PROMETHEUS.resolve(), f"--config.file maps to {host_file}, not {PROMETHEUS}"
             return
     pytest.fail(f"{config_path} is not inside any volume of the prometheus service")
+
+
+# ---------------------------------------------------------------- grafana
+
+
+GRAFANA_DEFAULT_PROVISIONING = "/etc/grafana/provisioning"
+
+
+@pytest.fixture(scope="module")
+def grafana(services: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    assert "grafana" in services, "compose runs no grafana service"
+    return services["grafana"]
+
+
+def _provisioning_files(grafana: dict[str, Any], kind: str) -> list[Path]:
+    """The host files Grafana reads as `kind` (datasources, dashboards) provisioning."""
+    root = environment(grafana).get("GF_PATHS_PROVISIONING") or GRAFANA_DEFAULT_PROVISIONING
+    folder = host_path(grafana, f"{root}/{kind}")
+    assert folder is not None, f"grafana: {root}/{kind} is not mounted from the repository"
+    assert folder.is_dir(), f"grafana: {root}/{kind} maps to {folder}, which does not exist"
+    files = sorted([*folder.glob("*.yml"), *folder.glob("*.yaml")])
+    assert files, f"no {kind} provisioning file in {folder}"
+    return files
+
+
+@pytest.fixture(scope="module")
+def datasources(grafana: dict[str, Any]) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = []
+    for path in _provisioning_files(grafana, "datasources"):
+        doc = yaml.safe_load(path.read_text())
+        assert isinstance(doc, dict) and doc.get("apiVersion") == 1, f"{path}: apiVersion 1 expected"
+        found += doc.get("datasources") or []
+    assert found, "no datasource is provisioned"
+    return found
+
+
+def test_grafana_image_is_pinned_and_waits_for_prometheus(grafana: dict[str, Any]) -> None:
+    repository, _, tag = str(grafana["image"]).rpartition(":")
+    assert repository == "grafana/grafana", f"grafana image is {grafana['image']}"
+    assert re.fullmatch(r"\d+\.\d+\.\d+", tag), f"pin an exact Grafana version, not {tag!r}"
+    assert "prometheus" in depends_on(grafana), "grafana starts after prometheus"
+    assert container_ports(grafana) == {3000}, "Grafana serves on 3000"
+
+
+def test_grafana_datasource_is_the_compose_prometheus(
+    datasources: list[dict[str, Any]], services: dict[str, dict[str, Any]]
+) -> None:
+    prometheus_sources = [ds for ds in datasources if ds.get("type") == "prometheus"]
+    assert len(prometheus_sources) == 1, f"one Prometheus datasource expected, got {prometheus_sources}"
+    source = prometheus_sources[0]
+    assert source.get("uid") and source.get("name"), "the datasource needs a stable uid and a name"
+    assert source.get("isDefault") is True, "the dashboard's datasource variable starts on the default one"
+    url = urlsplit(str(source["url"]))
+    assert url.hostname in services, f"datasource host {url.hostname!r} is not a compose service"
+    assert url.hostname == "prometheus" and (url.port or 80) in listening_ports(services["prometheus"]), (
+        f"datasource URL {source['url']} does not reach the prometheus service"
+    )
+
+
+def test_grafana_dashboard_provider_serves_the_dashboard(grafana: dict[str, Any]) -> None:
+    served: set[Path] = set()
+    for path in _provisioning_files(grafana, "dashboards"):
+        doc = yaml.safe_load(path.read_text())
+        assert isinstance(doc, dict) and doc.get("apiVersion") == 1, f"{path}: apiVersion 1 expected"
+        for provider in doc.get("providers") or []:
+            assert provider.get("type", "file") == "file", f"{path}: only file providers are used"
+            folder = str(provider["options"]["path"])
+            host = host_path(grafana, folder)
+            assert host is not None and host.is_dir(), f"{path}: dashboard path {folder} is not a mounted folder"
+            served.update(p.resolve() for p in host.rglob("*.json"))
+    assert DASHBOARD.resolve() in served, f"no dashboard provider reads {DASHBOARD.relative_to(ROOT)}"
+    home = environment(grafana).get("GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH")
+    if home:
+        assert host_path(grafana, home) == DASHBOARD.resolve(), f"home dashboard {home} is not {DASHBOARD.name}"
+
+
+def _datasource_refs(node: Any) -> Iterator[Any]:
+    if isinstance(node, dict):
+        if "datasource" in node:
+            yield node["datasource"]
+        for value in node.values():
+            yield from _datasource_refs(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _datasource_refs(item)
+
+
+def test_dashboard_datasources_resolve_to_the_provisioned_one(datasources: list[dict[str, Any]]) -> None:
+    import json
+
+    dashboard = json.loads(DASHBOARD.read_text())
+    assert dashboard.get("uid") and dashboard.get("panels"), "the dashboard needs a uid and panels"
+    variables = {var["name"]: var for var in (dashboard.get("templating") or {}).get("list", [])}
+    by_uid = {str(ds["uid"]): ds for ds in datasources}
+    by_name = {str(ds["name"]): ds for ds in datasources}
+    refs = list(_datasource_refs(dashboard["panels"]))
+    assert refs, "the dashboard's panels name no datasource"
+    for ref in refs:
+        uid = ref.get("uid") if isinstance(ref, dict) else ref
+        kind = ref.get("type") if isinstance(ref, dict) else None
+        variable = re.fullmatch(r"\$\{?(\w+)\}?", str(uid))
+        if variable:
+            var = variables.get(variable.group(1))
+            assert var is not None, f"datasource variable {uid} is not defined in the dashboard"
+            assert var.get("type") == "datasource", f"variable {var['name']} is not a datasource variable"
+            matching = [ds for ds in datasources if ds.get("type") == var.get("query")]
+            assert matching, f"no provisioned datasource of type {var.get('query')!r} for {uid}"
+        else:
+            ds = by_uid.get(str(uid)) or by_name.get(str(uid))
+            assert ds is not None, f"datasource {uid!r} is not provisioned (uids {sorted(by_uid)})"
+            matching = [ds]
+        if kind:
+            assert all(ds.get("type") == kind for ds in matching), f"datasource {ref} is not of type {kind}"
 
 
 # ---------------------------------------------------------------- image
