@@ -39,6 +39,7 @@ import orjson
 import redis.asyncio as aioredis
 
 from state import keys
+from state.script_batch import BatchedScript
 
 # KEYS[1] the sellable set, KEYS[2] the withdrawn set, KEYS[3 .. 2 + ARGV[2]] plain documents, the rest list documents.
 # ARGV[1] the document field, ARGV[2] how many plain documents, ARGV[3] the candidates known already, joined by the
@@ -178,7 +179,7 @@ class RecReader:
     def __init__(self, client: aioredis.Redis, cache_s: float = 0.0) -> None:
         self._client = client
         self.cache_s = cache_s
-        self._round = client.register_script(_ROUND)
+        self._round = BatchedScript(client, _ROUND)
         self._cache = SharedDocCache(cache_s)
 
     def cached(self, kind: str, name: str) -> Any | None:

@@ -10,9 +10,10 @@ passes everything in as a `RecMaterial`.
 from __future__ import annotations
 
 from collections.abc import Container, Mapping, Sequence
+from operator import itemgetter
 from typing import NamedTuple
 
-from operators.recs.experiments import SOURCES, Variant
+from operators.recs.experiments import Variant
 from operators.recs.interactions import actor_key
 from operators.recs.profile import ProfileDoc
 from operators.recs.ranker import RankerWeights, rank_score
@@ -165,28 +166,30 @@ def recommend(request: RecRequest, material: RecMaterial, variant: Variant, k: i
     """
     if k <= 0:
         return []
-    features: dict[str, dict[str, float]] = {}
+    # Accumulated feature values by source (in SOURCES order), then SKU; and each candidate's category.
+    # By source rather than by SKU: most candidates have one or two sources, and a dict per candidate
+    # was most of this function's time on the API's path.
+    values_of: dict[str, dict[str, float]] = {}
     categories: dict[str, str] = {}
     sellable, exclude = material.sellable, request.sku
-    personal = False  # has any source that knows this shopper or product contributed?
 
     def add(source: str, scored: Sequence[Scored], weight: float) -> None:
         # Each list is scaled to its best score first, so every list speaks in [0, 1].
-        top = max((score for _, score, _ in scored), default=0.0)
+        top = max(map(_score_of, scored), default=0.0)
         if top <= 0.0 or weight <= 0.0:
             return
+        values = values_of.setdefault(source, {})
         for sku, score, category in scored:
             if score <= 0.0 or sku == exclude:
                 continue
-            row = features.get(sku)
-            if row is None:
+            held = categories.get(sku)
+            if held is None:
                 if sku not in sellable:
                     continue  # filtered before scoring: the stock check is the cheap part
-                row = features[sku] = {}
                 categories[sku] = category
-            elif category and not categories[sku]:
+            elif category and not held:
                 categories[sku] = category
-            row[source] = row.get(source, 0.0) + weight * (score / top)
+            values[sku] = values.get(sku, 0.0) + weight * (score / top)
 
     # Co-visitation: neighbours of what the shopper is on and was just on.
     for sku, weight in _anchors(request, material.profiles):
@@ -195,7 +198,7 @@ def recommend(request: RecRequest, material: RecMaterial, variant: Variant, k: i
     for source, weights in (("session_category", session), ("profile_category", profile)):
         for category, weight in weights:
             add(source, material.trending.get(category_scope(category), ()), weight)
-    personal = bool(features)  # only the personal sources above have added anything yet
+    cold = not categories  # only the personal sources above have added anything yet
     if request.location_id:
         add("trending_location", material.trending.get(location_scope(request.location_id), ()), 1.0)
     if request.channel:
@@ -203,42 +206,43 @@ def recommend(request: RecRequest, material: RecMaterial, variant: Variant, k: i
     add("trending_global", material.trending.get(GLOBAL, ()), 1.0)
 
     # Each feature in [0, 1] across the candidates, so blend weights and ranker weights mean the same everywhere.
-    tops = dict.fromkeys(SOURCES, 0.0)
-    for row in features.values():
-        for source, value in row.items():
-            if value > tops[source]:
-                tops[source] = value
-    for source, top in tops.items():
+    for source, values in values_of.items():
+        top = max(values.values(), default=0.0)
         if top > 1.0:
-            for row in features.values():
-                if source in row:
-                    row[source] /= top
+            values_of[source] = {sku: value / top for sku, value in values.items()}
 
     blend_weights = variant.weights
-    ranker = material.ranker if variant.use_ranker else None
-    cold = not personal
-    total_weight = sum(blend_weights.get(source, 0.0) for source in _CONTEXT) or 1.0
-    ranked: list[tuple[float, str, str]] = []  # (-score, sku, source): sorted, best first
-    for sku, row in features.items():
-        best_source, best = "trending_global", -1.0
-        score = 0.0
-        for source, value in row.items():
-            contribution = blend_weights.get(source, 0.0) * value
-            score += contribution
-            if contribution > best:
-                best_source, best = source, contribution
-        if cold:
-            tier = 2 if "trending_location" in row else 1 if "trending_channel" in row else 0
-            best_source = _TIER_REASON[tier]
-            score = (tier + min(1.0, score / total_weight)) / 3.0
-        elif ranker is not None:
-            score = rank_score(ranker, row)
-        ranked.append((-score, sku, best_source))
-    ranked.sort()  # sku breaks ties: the same answer every time
+    scores = dict.fromkeys(categories, 0.0)
+    best = dict.fromkeys(categories, -1.0)
+    reasons = dict.fromkeys(categories, "trending_global")
+    for source, values in values_of.items():
+        weight = blend_weights.get(source, 0.0)
+        for sku, value in values.items():
+            contribution = weight * value
+            scores[sku] += contribution
+            if contribution > best[sku]:
+                best[sku], reasons[sku] = contribution, source
+
+    def features(sku: str) -> dict[str, float]:
+        return {source: values[sku] for source, values in values_of.items() if sku in values}
+
+    if cold:
+        total_weight = sum(blend_weights.get(source, 0.0) for source in _CONTEXT) or 1.0
+        at_location = values_of.get("trending_location", {})
+        on_channel = values_of.get("trending_channel", {})
+        for sku, score in scores.items():
+            tier = 2 if sku in at_location else 1 if sku in on_channel else 0
+            reasons[sku] = _TIER_REASON[tier]
+            scores[sku] = (tier + min(1.0, score / total_weight)) / 3.0
+    elif variant.use_ranker and material.ranker is not None:
+        ranker = material.ranker
+        scores = {sku: rank_score(ranker, features(sku)) for sku in scores}
+    ranked = sorted((-score, sku, reasons[sku]) for sku, score in scores.items())  # sku breaks ties: stable answers
     chosen = _diversify(ranked, categories, variant.category_cap, k)
-    return [RecItem(sku, -negative, REASONS[source], features[sku]) for negative, sku, source in chosen]
+    return [RecItem(sku, -negative, REASONS[source], features(sku)) for negative, sku, source in chosen]
 
 
+_score_of = itemgetter(1)
 _PERSONAL = ("covisit", "session_category", "profile_category")
 """Sources that know something of this shopper or product: without any, the answer is a cold start."""
 _CONTEXT = ("trending_location", "trending_channel", "trending_global")

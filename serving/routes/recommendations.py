@@ -136,11 +136,14 @@ class Recommender:
         sellable = first.sellable
         # Round 2, when round 1 told more: a returning shopper's recent SKUs and categories, the request SKU's
         # category when its neighbours were not cached; and the stock check of what round 1 did not check.
-        follow = followup_plan(request, RecMaterial(first.profiles, neighbours, trending, ranker, sellable))
-        missing = [*_held(reader, NEIGHBOURS, follow.neighbours, neighbours),
-                   *_held(reader, TRENDING, follow.trending, trending)]  # fmt: skip
-        every = candidate_skus(request, RecMaterial(first.profiles, neighbours, trending, ranker, ()))
-        unchecked = [sku for sku in every if sku not in first.checked]
+        # (Without a profile, and with every list cached, round 1 had all there is: the common case.)
+        unchecked: list[str] = []
+        if first.profiles or missing:
+            follow = followup_plan(request, RecMaterial(first.profiles, neighbours, trending, ranker, sellable))
+            missing = [*_held(reader, NEIGHBOURS, follow.neighbours, neighbours),
+                       *_held(reader, TRENDING, follow.trending, trending)]  # fmt: skip
+            every = candidate_skus(request, RecMaterial(first.profiles, neighbours, trending, ranker, ()))
+            unchecked = [sku for sku in every if sku not in first.checked]
         if missing or unchecked:
             second = await reader.fetch(params.location_id, missing, unchecked)
             neighbours |= second.lists[NEIGHBOURS]

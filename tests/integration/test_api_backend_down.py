@@ -25,10 +25,11 @@ def api_settings(redis_url: str) -> Settings:
     return Settings(redis_url=redis_url, api_redis_timeout_ms=REDIS_TIMEOUT_MS, flow_metrics_port=0)
 
 
-INVENTORY_PATHS = [
+READ_PATHS = [
     "/v1/inventory/SKU-1",
     "/v1/inventory/SKU-1/locations/store-1",
     "/v1/inventory?skus=SKU-1,SKU-2",
+    "/v1/recommendations?user_id=U-1&sku=SKU-1&location_id=store-1",
 ]
 
 
@@ -81,7 +82,7 @@ def closed_port_client() -> Iterator[TestClient]:
         yield client
 
 
-@pytest.mark.parametrize("path", INVENTORY_PATHS)
+@pytest.mark.parametrize("path", READ_PATHS)
 def test_read_inventory_with_redis_refusing_is_503_within_100ms(closed_port_client: TestClient, path: str) -> None:
     closed_port_client.get("/healthz")  # warm the client's transport, so only the route is timed
 
@@ -102,7 +103,7 @@ def test_healthz_with_redis_refusing_is_ok(closed_port_client: TestClient) -> No
     assert closed_port_client.get("/healthz").status_code == 200
 
 
-@pytest.mark.parametrize("path", [*INVENTORY_PATHS, "/readyz"])
+@pytest.mark.parametrize("path", [*READ_PATHS, "/readyz"])
 def test_read_with_redis_hung_is_503_within_150ms(hung_redis: str, path: str) -> None:
     with TestClient(create_app(api_settings(hung_redis))) as client:
         client.get("/healthz")
