@@ -18,8 +18,9 @@ Everything here is pure (no Bytewax, no Redis); `flows/recommend.py` adapts it.
 from __future__ import annotations
 
 import zlib
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from operators.recs.covisitation import CoVisit, SessionTrail
 from operators.recs.experiments import Feedback, FeedbackJoin, ServedRecord
@@ -139,7 +140,10 @@ class ThrottledShard(Generic[S]):
         self.capacity = capacity
         self.interval_s = interval_s
         self.clock = float("-inf")
-        self._entries: dict[str, _Entry[S]] = {}
+        # OrderedDict, not dict: eviction takes from the front. A plain dict leaves a dummy slot per
+        # front delete that the next `next(iter(...))` scans past, so a full shard's evictions cost
+        # up to O(capacity) each until the next resize; the OrderedDict's linked list makes them O(1).
+        self._entries: OrderedDict[str, _Entry[S]] = OrderedDict()
         self._pending: dict[str, None] = {}  # in order of first change since the last write
         self._evicted: list[tuple[str, S, int]] = []
 
@@ -164,11 +168,12 @@ class ThrottledShard(Generic[S]):
         entries = self._entries
         while True:  # second chance: a used entry moves to the back, unmarked; ends within one full pass
             key = next(iter(entries))
-            entry = entries.pop(key)
+            entry = entries[key]
             if not entry.used:
                 break
             entry.used = False
-            entries[key] = entry
+            entries.move_to_end(key)
+        entries.popitem(last=False)
         if entry.due:
             self._pending.pop(key, None)
             entry.version = next_version(entry.version, self.clock)
@@ -208,6 +213,13 @@ class ThrottledShard(Generic[S]):
 
     def __len__(self) -> int:
         return len(self._entries)
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # Snapshots taken before `_entries` was an OrderedDict hold a plain dict: same entries, same order.
+        entries = state["_entries"]
+        if not isinstance(entries, OrderedDict):
+            state["_entries"] = OrderedDict(entries)
+        self.__dict__.update(state)
 
 
 class Shopper:

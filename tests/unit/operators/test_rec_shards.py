@@ -129,6 +129,24 @@ def test_throttled_shard_keeps_evicting_in_order_after_a_snapshot() -> None:
     assert shard.keys() == clock_model(6, touches)[0]
 
 
+def test_throttled_shard_loads_a_snapshot_taken_when_its_entries_were_a_plain_dict() -> None:
+    shard: ThrottledShard[list[int]] = ThrottledShard(capacity=3, interval_s=3600.0)
+    for key in "ABCD":
+        shard.touch(key, basket, ts=0.0)
+    shard.touch("B", basket, ts=2.0)
+    # The snapshot of that state before the OrderedDict: the same attributes, the entries in a plain dict.
+    old = ThrottledShard.__new__(ThrottledShard)
+    old.__dict__.update(vars(shard), _entries=dict(shard._entries))
+    snapshot = pickle.dumps(old, protocol=pickle.HIGHEST_PROTOCOL)
+    assert b"OrderedDict" not in snapshot
+    restored: ThrottledShard[list[int]] = pickle.loads(snapshot)
+    assert restored.keys() == ["B", "C", "D"]
+    restored.touch("E", basket, ts=3.0)
+    restored.touch("F", basket, ts=4.0)
+    assert restored.keys() == ["E", "D", "F"]  # the same order as the shard that was never pickled
+    assert [key for key, _, _ in restored.collect()][:3] == ["A", "C", "B"]
+
+
 def test_next_version_grows_with_event_time_and_per_write() -> None:
     assert next_version(0, 10.0) == 10_000
     assert next_version(10_000, 10.0) == 10_001
