@@ -140,11 +140,11 @@ class ThrottledShard(Generic[S]):
         self.capacity = capacity
         self.interval_s = interval_s
         self.clock = float("-inf")
-        # OrderedDict, not dict: eviction takes from the front. A plain dict leaves a dummy slot per
-        # front delete that the next `next(iter(...))` scans past, so a full shard's evictions cost
-        # up to O(capacity) each until the next resize; the OrderedDict's linked list makes them O(1).
+        # OrderedDicts, not dicts: eviction and writes take from the front. A plain dict leaves a dummy
+        # slot per front delete that the next `next(iter(...))` scans past, so a full shard's evictions
+        # cost up to O(capacity) each until the next resize; the OrderedDict's linked list makes them O(1).
         self._entries: OrderedDict[str, _Entry[S]] = OrderedDict()
-        self._pending: dict[str, None] = {}  # in order of first change since the last write
+        self._pending: OrderedDict[str, None] = OrderedDict()  # in order of first change since the last write
         self._evicted: list[tuple[str, S, int]] = []
 
     def touch(self, key: str, factory: Callable[[str], S], ts: float) -> S:
@@ -184,13 +184,14 @@ class ThrottledShard(Generic[S]):
         evicted, self._evicted = self._evicted, []
         yield from evicted
         clock, interval_s, entries, pending = self.clock, self.interval_s, self._entries, self._pending
-        for key in list(pending):
+        while pending:
+            key = next(iter(pending))
             entry = entries[key]
             if entry.written_at > clock - interval_s:
                 # Pending keys are in order of first change, which is nearly the order of their last
                 # write: the first one not yet due ends the scan (amortised O(1) per write).
                 break
-            del pending[key]
+            pending.popitem(last=False)
             entry.due = False
             entry.written_at = clock
             entry.version = next_version(entry.version, clock)
@@ -215,10 +216,10 @@ class ThrottledShard(Generic[S]):
         return len(self._entries)
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        # Snapshots taken before `_entries` was an OrderedDict hold a plain dict: same entries, same order.
-        entries = state["_entries"]
-        if not isinstance(entries, OrderedDict):
-            state["_entries"] = OrderedDict(entries)
+        # Snapshots taken before the OrderedDicts hold plain dicts: same keys, same order.
+        for name in ("_entries", "_pending"):
+            if not isinstance(state[name], OrderedDict):
+                state[name] = OrderedDict(state[name])
         self.__dict__.update(state)
 
 

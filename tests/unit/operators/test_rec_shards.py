@@ -26,6 +26,24 @@ def test_throttled_shard_writes_a_pending_entity_once_its_interval_has_passed() 
     assert sorted(key for key, _, _ in shard.collect()) == ["SKU-1", "SKU-2"]
 
 
+def test_throttled_shard_writes_in_order_of_first_change_and_stops_at_the_first_not_due() -> None:
+    shard: ThrottledShard[list[int]] = ThrottledShard(capacity=10, interval_s=10.0)
+
+    def written(key: str, ts: float) -> list[str]:
+        shard.touch(key, basket, ts=ts)
+        return [key for key, _, _ in shard.collect()]
+
+    assert written("A", 0.0) == ["A"]
+    assert written("B", 1.0) == ["B"]
+    shard.touch("B", basket, ts=5.0)
+    assert written("A", 6.0) == []  # B and A were written less than 10 s ago
+    assert written("C", 12.0) == ["B", "A", "C"]
+    shard.touch("A", basket, ts=13.0)  # written at 12: not due before 22
+    assert written("B", 14.0) == []  # B is due, but the scan ends at A, changed before it
+    assert written("D", 22.0) == ["A", "B", "D"]
+    assert list(shard.flush()) == []
+
+
 def test_throttled_shard_flush_writes_everything_pending() -> None:
     shard: ThrottledShard[list[int]] = ThrottledShard(capacity=10, interval_s=3600.0)
     shard.touch("A", basket, ts=0.0)
@@ -129,14 +147,14 @@ def test_throttled_shard_keeps_evicting_in_order_after_a_snapshot() -> None:
     assert shard.keys() == clock_model(6, touches)[0]
 
 
-def test_throttled_shard_loads_a_snapshot_taken_when_its_entries_were_a_plain_dict() -> None:
+def test_throttled_shard_loads_a_snapshot_taken_when_its_entries_were_plain_dicts() -> None:
     shard: ThrottledShard[list[int]] = ThrottledShard(capacity=3, interval_s=3600.0)
     for key in "ABCD":
         shard.touch(key, basket, ts=0.0)
     shard.touch("B", basket, ts=2.0)
-    # The snapshot of that state before the OrderedDict: the same attributes, the entries in a plain dict.
+    # The snapshot of that state before the OrderedDicts: the same attributes, held in plain dicts.
     old = ThrottledShard.__new__(ThrottledShard)
-    old.__dict__.update(vars(shard), _entries=dict(shard._entries))
+    old.__dict__.update(vars(shard), _entries=dict(shard._entries), _pending=dict(shard._pending))
     snapshot = pickle.dumps(old, protocol=pickle.HIGHEST_PROTOCOL)
     assert b"OrderedDict" not in snapshot
     restored: ThrottledShard[list[int]] = pickle.loads(snapshot)
