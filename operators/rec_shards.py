@@ -18,8 +18,9 @@ Everything here is pure (no Bytewax, no Redis); `flows/recommend.py` adapts it.
 from __future__ import annotations
 
 import zlib
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from operators.recs.covisitation import CoVisit, SessionTrail
 from operators.recs.experiments import Feedback, FeedbackJoin, ServedRecord
@@ -139,8 +140,11 @@ class ThrottledShard(Generic[S]):
         self.capacity = capacity
         self.interval_s = interval_s
         self.clock = float("-inf")
-        self._entries: dict[str, _Entry[S]] = {}
-        self._pending: dict[str, None] = {}  # in order of first change since the last write
+        # OrderedDicts, not dicts: eviction and writes take from the front. A plain dict leaves a dummy
+        # slot per front delete that the next `next(iter(...))` scans past, so a full shard's evictions
+        # cost up to O(capacity) each until the next resize; the OrderedDict's linked list makes them O(1).
+        self._entries: OrderedDict[str, _Entry[S]] = OrderedDict()
+        self._pending: OrderedDict[str, None] = OrderedDict()  # in order of first change since the last write
         self._evicted: list[tuple[str, S, int]] = []
 
     def touch(self, key: str, factory: Callable[[str], S], ts: float) -> S:
@@ -164,11 +168,12 @@ class ThrottledShard(Generic[S]):
         entries = self._entries
         while True:  # second chance: a used entry moves to the back, unmarked; ends within one full pass
             key = next(iter(entries))
-            entry = entries.pop(key)
+            entry = entries[key]
             if not entry.used:
                 break
             entry.used = False
-            entries[key] = entry
+            entries.move_to_end(key)
+        entries.popitem(last=False)
         if entry.due:
             self._pending.pop(key, None)
             entry.version = next_version(entry.version, self.clock)
@@ -179,13 +184,14 @@ class ThrottledShard(Generic[S]):
         evicted, self._evicted = self._evicted, []
         yield from evicted
         clock, interval_s, entries, pending = self.clock, self.interval_s, self._entries, self._pending
-        for key in list(pending):
+        while pending:
+            key = next(iter(pending))
             entry = entries[key]
             if entry.written_at > clock - interval_s:
                 # Pending keys are in order of first change, which is nearly the order of their last
                 # write: the first one not yet due ends the scan (amortised O(1) per write).
                 break
-            del pending[key]
+            pending.popitem(last=False)
             entry.due = False
             entry.written_at = clock
             entry.version = next_version(entry.version, clock)
@@ -208,6 +214,13 @@ class ThrottledShard(Generic[S]):
 
     def __len__(self) -> int:
         return len(self._entries)
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # Snapshots taken before the OrderedDicts hold plain dicts: same keys, same order.
+        for name in ("_entries", "_pending"):
+            if not isinstance(state[name], OrderedDict):
+                state[name] = OrderedDict(state[name])
+        self.__dict__.update(state)
 
 
 class Shopper:

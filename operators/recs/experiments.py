@@ -263,6 +263,9 @@ class FeedbackJoin:
     def __init__(self, window_s: float = 1_800.0, max_requests: int = 32) -> None:
         self.window_s = window_s
         self.max_requests = max_requests
+        # Plain dicts, though both close from the front: they hold at most `max_requests` (+1), so the dummy
+        # slots front deletes leave stay few and go at the next resize. An OrderedDict would take two to
+        # three times the bytes, and the recommend flow keeps a join per shopper (`rec_shards.Shopper`).
         self._open: dict[str, _Open] = {}  # request_id -> answer, in serving (arrival) order
         self._early_clicks: dict[str, tuple[float, set[str]]] = {}  # request_id -> (ts, skus)
         self._newest = float("-inf")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+import random
 
 from operators.rec_shards import ShardKeys, Shopper, ThrottledShard, next_version, shard_of
 from operators.recs.covisitation import SessionTrail
@@ -23,6 +24,24 @@ def test_throttled_shard_writes_a_pending_entity_once_its_interval_has_passed() 
     assert list(shard.collect()) == []
     shard.touch("SKU-2", basket, ts=61.0)
     assert sorted(key for key, _, _ in shard.collect()) == ["SKU-1", "SKU-2"]
+
+
+def test_throttled_shard_writes_in_order_of_first_change_and_stops_at_the_first_not_due() -> None:
+    shard: ThrottledShard[list[int]] = ThrottledShard(capacity=10, interval_s=10.0)
+
+    def written(key: str, ts: float) -> list[str]:
+        shard.touch(key, basket, ts=ts)
+        return [key for key, _, _ in shard.collect()]
+
+    assert written("A", 0.0) == ["A"]
+    assert written("B", 1.0) == ["B"]
+    shard.touch("B", basket, ts=5.0)
+    assert written("A", 6.0) == []  # B and A were written less than 10 s ago
+    assert written("C", 12.0) == ["B", "A", "C"]
+    shard.touch("A", basket, ts=13.0)  # written at 12: not due before 22
+    assert written("B", 14.0) == []  # B is due, but the scan ends at A, changed before it
+    assert written("D", 22.0) == ["A", "B", "D"]
+    assert list(shard.flush()) == []
 
 
 def test_throttled_shard_flush_writes_everything_pending() -> None:
@@ -52,7 +71,7 @@ def test_version_of_an_entity_that_comes_back_after_eviction_is_still_newer() ->
     shard.touch("B", basket, ts=101.0)  # evicts A
     list(shard.collect())
     shard.touch("A", basket, ts=102.0)  # A again, state and counter fresh
-    (_, _, again), = list(shard.collect())
+    ((_, _, again),) = list(shard.collect())
     assert again > max(first_versions)
 
 
@@ -63,6 +82,87 @@ def test_throttled_shard_survives_pickling_with_its_pending_work() -> None:
     shard.touch("A", basket, ts=1.0).append(1)
     restored = pickle.loads(pickle.dumps(shard))
     assert [(key, state) for key, state, _ in restored.flush()] == [("A", [1])]
+
+
+def clock_model(capacity: int, touches: list[str]) -> tuple[list[str], list[str]]:
+    """Held keys (oldest first) and evicted keys after `touches`, by the second-chance rule spelled out plainly.
+
+    A new key enters at the back, marked used; a touch of a held key only marks it. When full, the
+    front key leaves if unmarked, else it is unmarked and goes to the back, and the scan goes on.
+    """
+    held: list[list[object]] = []  # [key, used]
+    evicted: list[str] = []
+    for key in touches:
+        found = next((entry for entry in held if entry[0] == key), None)
+        if found is not None:
+            found[1] = True
+            continue
+        if len(held) >= capacity:
+            while held[0][1]:
+                held[0][1] = False
+                held.append(held.pop(0))
+            evicted.append(str(held.pop(0)[0]))
+        held.append([key, True])
+    return [str(entry[0]) for entry in held], evicted
+
+
+def test_full_shard_gives_every_entry_a_second_chance_before_evicting_the_oldest() -> None:
+    shard: ThrottledShard[list[int]] = ThrottledShard(capacity=3, interval_s=3600.0)
+    for key in "ABC":
+        shard.touch(key, basket, ts=0.0)
+    shard.touch("D", basket, ts=1.0)  # all three are marked: one full pass unmarks them, then A leaves
+    assert shard.keys() == ["B", "C", "D"]
+    shard.touch("B", basket, ts=2.0)  # marks B again: a touch does not reorder
+    assert shard.keys() == ["B", "C", "D"]
+    shard.touch("E", basket, ts=3.0)  # B is spared (unmarked, to the back), C leaves
+    assert shard.keys() == ["D", "B", "E"]
+    shard.touch("F", basket, ts=4.0)  # D, still marked from its creation, is spared; B is not
+    assert shard.keys() == ["E", "D", "F"]
+    assert [key for key, _, _ in shard.collect()][:3] == ["A", "C", "B"]  # evicted pending states first
+
+
+def test_throttled_shard_evicts_in_the_order_of_the_second_chance_rule() -> None:
+    rng = random.Random(7)
+    for capacity in (1, 2, 5, 16):
+        touches = [f"K{rng.randrange(3 * capacity)}" for _ in range(400)]
+        shard: ThrottledShard[list[int]] = ThrottledShard(capacity=capacity, interval_s=3600.0)
+        for n, key in enumerate(touches):
+            shard.touch(key, basket, ts=float(n))
+            assert len(shard) <= capacity
+        held, evicted = clock_model(capacity, touches)
+        assert shard.keys() == held
+        written = [key for key, _, _ in shard.collect()]
+        assert written[: len(evicted)] == evicted  # each eviction wrote its pending state, in eviction order
+
+
+def test_throttled_shard_keeps_evicting_in_order_after_a_snapshot() -> None:
+    touches = [f"K{n % 7}" for n in range(0, 60, 3)] + [f"K{n}" for n in range(20)]
+    shard: ThrottledShard[list[int]] = ThrottledShard(capacity=6, interval_s=0.0)
+    for n, key in enumerate(touches[:20]):
+        shard.touch(key, basket, ts=float(n))
+        list(shard.collect())
+    shard = pickle.loads(pickle.dumps(shard))
+    for n, key in enumerate(touches[20:], start=20):
+        shard.touch(key, basket, ts=float(n))
+    assert shard.keys() == clock_model(6, touches)[0]
+
+
+def test_throttled_shard_loads_a_snapshot_taken_when_its_entries_were_plain_dicts() -> None:
+    shard: ThrottledShard[list[int]] = ThrottledShard(capacity=3, interval_s=3600.0)
+    for key in "ABCD":
+        shard.touch(key, basket, ts=0.0)
+    shard.touch("B", basket, ts=2.0)
+    # The snapshot of that state before the OrderedDicts: the same attributes, held in plain dicts.
+    old = ThrottledShard.__new__(ThrottledShard)
+    old.__dict__.update(vars(shard), _entries=dict(shard._entries), _pending=dict(shard._pending))
+    snapshot = pickle.dumps(old, protocol=pickle.HIGHEST_PROTOCOL)
+    assert b"OrderedDict" not in snapshot
+    restored: ThrottledShard[list[int]] = pickle.loads(snapshot)
+    assert restored.keys() == ["B", "C", "D"]
+    restored.touch("E", basket, ts=3.0)
+    restored.touch("F", basket, ts=4.0)
+    assert restored.keys() == ["E", "D", "F"]  # the same order as the shard that was never pickled
+    assert [key for key, _, _ in restored.collect()][:3] == ["A", "C", "B"]
 
 
 def test_next_version_grows_with_event_time_and_per_write() -> None:

@@ -94,6 +94,50 @@ def test_feedback_join_is_bounded_and_pickles() -> None:
     assert counters(restored.apply(event("e1", 200.0, "SKU-1", request_id="r99"))) == [("clicks", 1)]
 
 
+def closed(out: list[TallyIncrement | LabelledExample]) -> list[str]:
+    """Request ids of the answers closed in `out`, in the order they closed."""
+    return list(dict.fromkeys(x.request_id for x in out if isinstance(x, LabelledExample)))
+
+
+def test_feedback_join_closes_the_oldest_served_answer_first_when_full() -> None:
+    join = FeedbackJoin(window_s=1e9, max_requests=3)
+    for n in range(3):
+        assert closed(join.apply_served(served(f"r{n}", float(n)))) == []
+    assert closed(join.apply_served(served("r3", 3.0))) == ["r0"]
+    join.apply(event("e1", 4.0, "SKU-1", request_id="r1"))  # a click does not keep an answer open
+    assert closed(join.apply_served(served("r4", 5.0))) == ["r1"]
+    assert len(join) == 3
+    assert closed(join.close_all()) == ["r2", "r3", "r4"]
+    assert len(join) == 0
+
+
+def test_feedback_join_closes_answers_in_serving_order_as_the_window_passes() -> None:
+    join = FeedbackJoin(window_s=100.0, max_requests=8)
+    for n, ts in enumerate((0.0, 10.0, 20.0, 30.0)):
+        join.apply_served(served(f"r{n}", ts))
+    assert closed(join.apply(event("e1", 115.0, "SKU-9"))) == ["r0", "r1"]  # served before 15
+    assert closed(join.apply(event("e2", 131.0, "SKU-9"))) == ["r2", "r3"]
+    assert len(join) == 0
+
+
+def test_feedback_join_holds_at_most_max_requests_early_clicks_dropping_the_oldest() -> None:
+    join = FeedbackJoin(window_s=1e9, max_requests=2)
+    for n in range(3):  # clicks on answers whose served records have not arrived
+        join.apply(event(f"e{n}", float(n), "SKU-1", request_id=f"r{n}"))
+        assert len(join._early_clicks) <= 2
+    assert counters(join.apply_served(served("r0", 0.0))) == [("requests", 1), ("impressions", 2)]
+    assert ("clicks", 1) in counters(join.apply_served(served("r1", 1.0)))
+    assert ("clicks", 1) in counters(join.apply_served(served("r2", 2.0)))
+
+
+def test_feedback_join_forgets_early_clicks_older_than_the_window() -> None:
+    join = FeedbackJoin(window_s=100.0)
+    join.apply(event("e1", 0.0, "SKU-1", request_id="r1"))
+    join.apply(event("e2", 150.0, "SKU-2", request_id="r2"))
+    assert counters(join.apply_served(served("r1", 0.0))) == [("requests", 1), ("impressions", 2)]
+    assert ("clicks", 1) in counters(join.apply_served(served("r2", 149.0)))
+
+
 def test_tally_ignores_unknown_counters() -> None:
     tally = ExperimentTally("blend")
     tally.update(TallyIncrement("blend", "requests", 2, 1.0))
