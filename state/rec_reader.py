@@ -31,6 +31,7 @@ filter are never cached (freshness, and "never recommend what cannot be sold").
 
 from __future__ import annotations
 
+import gc
 import time
 from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple
@@ -80,6 +81,8 @@ end
 return {plain_docs, list_docs, table.concat(sellable, '\\31')}
 """
 
+_COLLECT_EVERY_LISTS = 16
+"""Lists parsed between two young collections (`RecReader.fetch`): a few hundred tuples, well under a millisecond."""
 Scored = tuple[str, float, str]
 ScoredList = tuple[Scored, ...]
 NEIGHBOURS, TRENDING = "nb", "trend"
@@ -181,6 +184,7 @@ class RecReader:
         self.cache_s = cache_s
         self._round = BatchedScript(client, _ROUND)
         self._cache = SharedDocCache(cache_s)
+        self._fresh_lists = 0
 
     def cached(self, kind: str, name: str) -> Any | None:
         """A shared list from the cache; `SharedDocCache.ABSENT` when Redis had none; None if not cached."""
@@ -227,6 +231,14 @@ class RecReader:
             if parsed_list is not None:
                 found[kind][name] = parsed_list
                 checked.update(sku for sku, _, _ in parsed_list)
+        self._fresh_lists += len(lists)
+        if self._fresh_lists >= _COLLECT_EVERY_LISTS:
+            # Hand the new lists' tuples to a young collection while they are few: it stops tracking them. Left
+            # alone they pile up (a cache refill frees as many objects as it makes, so the allocation count that
+            # triggers collections barely moves), and one young collection then walked every list cached since
+            # the last: 15-25 ms, the endpoint's p99 at half load.
+            self._fresh_lists = 0
+            gc.collect(0)
         return Round(found_profiles, found_ranker, found, checked, set(sellable.decode().split(_SEPARATOR)) - {""})
 
     async def experiments(self, variants: Sequence[str]) -> list[bytes | None]:
