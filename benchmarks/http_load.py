@@ -154,7 +154,10 @@ async def closed_loop(
 ) -> LoadResult:
     """Drive `connections` keep-alive connections as fast as the server answers, for `duration_s`.
 
-    Paths are cycled through, each connection starting at a different one.
+    Paths are cycled through, the connections starting evenly spread over them. (Starting one
+    path apart, they walked the list in lockstep: every path arrived as a burst of
+    `connections` identical requests at once, which no storefront's traffic looks like, and
+    which a server's cache of shared documents meets as a herd of simultaneous misses.)
     """
     requests = _requests(host, port, path_or_paths)
     tally = _Tally()
@@ -163,7 +166,7 @@ async def closed_loop(
 
     async def drive(index: int) -> None:
         conn = _Connection(host, port)
-        n = index
+        n = index * len(requests) // connections
         try:
             while (start := clock()) < deadline:
                 request = requests[n % len(requests)]

@@ -175,7 +175,11 @@ class Settings(BaseSettings):
     rec_experiment_salt: str = Field("rec-exp-1", description="Changing it reshuffles shoppers between the arms.")
     rec_ranker_learning_rate: float = Field(0.05, gt=0, le=10, description="SGD step of the online ranker.")
     rec_api_cache_s: float = Field(
-        2.0, ge=0, le=60, description="Seconds the API reuses parsed neighbour and trending lists (0: never)."
+        5.0,
+        ge=0,
+        le=60,
+        description="Seconds the API reuses parsed neighbour and trending lists (0: never). The flow rewrites them"
+        " at most every rec_neighbours_write_interval_s / rec_trending_write_interval_s; profiles are never cached.",
     )
     rec_served_queue_max: int = Field(
         100_000, ge=100, description="Served answers the API buffers for the broker before dropping (and counting)."

@@ -123,7 +123,7 @@ def followup_plan(request: RecRequest, material: RecMaterial) -> MaterialPlan:
     return MaterialPlan([], neighbours, trending)
 
 
-def candidate_skus(request: RecRequest, material: RecMaterial) -> list[str]:
+def candidate_skus(request: RecRequest, material: RecMaterial) -> set[str]:
     """Every SKU `recommend` could return from `material`: the ones to check for stock, in no special order."""
     skus: set[str] = set()
     for sku, _ in _anchors(request, material.profiles):
@@ -131,7 +131,7 @@ def candidate_skus(request: RecRequest, material: RecMaterial) -> list[str]:
     for scope_list in material.trending.values():
         skus.update(sku for sku, _, _ in scope_list)
     skus.discard(request.sku or "")
-    return sorted(skus)
+    return skus
 
 
 def recommend(request: RecRequest, material: RecMaterial, variant: Variant, k: int = 10) -> list[RecItem]:
