@@ -127,9 +127,9 @@ def candidate_skus(request: RecRequest, material: RecMaterial) -> set[str]:
     """Every SKU `recommend` could return from `material`: the ones to check for stock, in no special order."""
     skus: set[str] = set()
     for sku, _ in _anchors(request, material.profiles):
-        skus.update(other for other, _, _ in material.neighbours.get(sku, ()))
+        skus.update(map(_sku_of, material.neighbours.get(sku, ())))
     for scope_list in material.trending.values():
-        skus.update(sku for sku, _, _ in scope_list)
+        skus.update(map(_sku_of, scope_list))
     skus.discard(request.sku or "")
     return skus
 
@@ -242,7 +242,7 @@ def recommend(request: RecRequest, material: RecMaterial, variant: Variant, k: i
     return [RecItem(sku, -negative, REASONS[source], features(sku)) for negative, sku, source in chosen]
 
 
-_score_of = itemgetter(1)
+_sku_of, _score_of = itemgetter(0), itemgetter(1)
 _PERSONAL = ("covisit", "session_category", "profile_category")
 """Sources that know something of this shopper or product: without any, the answer is a cold start."""
 _CONTEXT = ("trending_location", "trending_channel", "trending_global")

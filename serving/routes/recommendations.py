@@ -36,6 +36,7 @@ from operators.recs.blend import (
 )
 from operators.recs.experiments import ServedRecord, Variant, assign_variant
 from operators.recs.interactions import actor_key
+from serving.cold_answers import ColdAnswers
 from serving.rec_served import ServedPublisher
 from serving.schemas import error_responses
 from state.rec_reader import NEIGHBOURS, TRENDING, RecReader
@@ -110,6 +111,7 @@ class Recommender:
         self.publisher = publisher
         self.variants = tuple(variants)
         self.salt = salt
+        self.cold_answers = ColdAnswers()
 
     async def answer(self, params: RecParams) -> bytes:
         """The response body for `params`; Redis failures propagate (the API answers 503)."""
@@ -137,20 +139,25 @@ class Recommender:
         # Round 2, when round 1 told more: a returning shopper's recent SKUs and categories, the request SKU's
         # category when its neighbours were not cached; and the stock check of what round 1 did not check.
         # (Without a profile, and with every list cached, round 1 had all there is: the common case.)
-        unchecked: list[str] = []
+        unchecked: set[str] = set()
         if first.profiles or missing:
             follow = followup_plan(request, RecMaterial(first.profiles, neighbours, trending, ranker, sellable))
             missing = [*_held(reader, NEIGHBOURS, follow.neighbours, neighbours),
                        *_held(reader, TRENDING, follow.trending, trending)]  # fmt: skip
             every = candidate_skus(request, RecMaterial(first.profiles, neighbours, trending, ranker, ()))
-            unchecked = [sku for sku in every if sku not in first.checked]
+            unchecked = every - first.checked
         if missing or unchecked:
             second = await reader.fetch(params.location_id, missing, unchecked)
             neighbours |= second.lists[NEIGHBOURS]
             trending |= second.lists[TRENDING]
             sellable = sellable | second.sellable
         material = RecMaterial(first.profiles, neighbours, trending, ranker, sellable)
-        items = recommend(request, material, variant, params.k)
+        cold_key = None if first.profiles else (params.sku, params.location_id, params.channel, variant.name, params.k)
+        items = self.cold_answers.get(cold_key, material) if cold_key else None
+        if items is None:
+            items = recommend(request, material, variant, params.k)
+            if cold_key:
+                self.cold_answers.put(cold_key, material, items)
         request_id = os.urandom(16).hex()  # a random 128-bit id, as uuid4's hex without the object
         body = orjson.dumps({
             "request_id": request_id,
