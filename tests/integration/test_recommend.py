@@ -135,6 +135,22 @@ def test_item_sold_out_at_a_store_by_a_till_sale_is_never_recommended_there(
     assert "SKU-C" not in skus_of(recommend(api, user_id="U-NEW", location_id="STORE-1", k=100))
 
 
+def test_an_answer_reused_for_shoppers_without_history_drops_an_item_as_soon_as_it_sells_out(
+    settings: Settings, api: TestClient
+) -> None:
+    publish(settings, [*stocked_catalog("STORE-1", qty=1), *browsing_history()])
+    run_flows(settings)
+    page = {"user_id": "U-FIRST-VISIT", "sku": "SKU-B", "location_id": "STORE-1"}
+    assert skus_of(recommend(api, **page))[0] == "SKU-C"
+    assert skus_of(recommend(api, **page))[0] == "SKU-C"  # the same inputs: the same answer, reused
+
+    publish(settings, [till_sale("STORE-1", "SKU-C", T0 + 1_700)])  # the only SKU-C at STORE-1 goes
+    run_to_end(settings, flow="inventory")
+
+    assert "SKU-C" not in skus_of(recommend(api, **page, k=100))
+    assert "SKU-C" not in skus_of(recommend(api, **page))
+
+
 def test_new_user_gets_what_is_trending_at_their_location(settings: Settings, api: TestClient) -> None:
     records = stocked_catalog("STORE-2", "STORE-3")
     records += [till_sale("STORE-2", "SKU-E", T0 + 100 + n, customer_id=f"L{n}") for n in range(6)]
