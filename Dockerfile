@@ -59,7 +59,8 @@ ENV OMNISTREAM_RECOVERY_DIR=/var/lib/omnistream/recovery \
 WORKDIR /home/omnistream
 USER 10001:10001
 
-# 8000: API (`omnistream serve`, /metrics on the same port); 9108: flow metrics.
-EXPOSE 8000 9108
+# 8000: API (`omnistream serve`, /metrics on the same port); flow metrics: 9108 inventory, 9124 recommend,
+# 9140 fraud (base + 16 x the flow's position + the process index).
+EXPOSE 8000 9108 9124 9140
 
 CMD ["omnistream", "--help"]

@@ -62,7 +62,11 @@ class Settings(BaseSettings):
     )
     low_stock_threshold: int = Field(5, ge=0, description="available at or below this (and above 0) raises low_stock.")
     flow_metrics_port: int = Field(
-        9108, ge=0, le=65535, description="Prometheus port of a flow process (plus its process index); 0 disables."
+        9108,
+        ge=0,
+        le=65535,
+        description="Base Prometheus port of the flows: base + 16 x the flow's position in FLOWS + the process index"
+        " (inventory 9108, recommend 9124, fraud 9140); 0 disables.",
     )
     flow_stop_at_end: bool = Field(
         False, description="Stop a flow once all input present at start is consumed (replays, tests, benchmarks)."

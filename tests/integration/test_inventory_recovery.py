@@ -49,9 +49,11 @@ def _wait_for_progress(run: FlowRun, redis_url: str, before: dict[str, dict[byte
 
 def test_inventory_flow_killed_repeatedly_ends_in_the_uninterrupted_state(settings: Settings) -> None:
     workload = _publish_workload(settings)
-    started = time.monotonic()
-    run_to_end(settings)
-    uninterrupted_s = time.monotonic() - started
+    run = start(settings)
+    _wait_for_progress(run, settings.redis_url, {}, 0)
+    first_write = time.monotonic()
+    assert run.wait(300) == 0
+    work_s = time.monotonic() - first_write  # processing only: start-up is not work a kill can interrupt
     expected = stock_hashes(settings.redis_url)
     assert len(expected) > 250, "the workload should touch most SKUs"
 
@@ -61,10 +63,11 @@ def test_inventory_flow_killed_repeatedly_ends_in_the_uninterrupted_state(settin
         before = stock_hashes(crashed.redis_url)
         run = start(crashed)
         # Kill only once this run has moved Redis past where the last one left it (start-up and the
-        # replay from the last snapshot are behind it), then a random slice of an uninterrupted run
-        # later: always mid-run, whatever the machine's speed, with progress left for the next kill.
+        # replay from the last snapshot are behind it), then a random slice of the uninterrupted run's
+        # processing time later: always mid-run, whatever the machine's speed, with work left for the
+        # next kill (five slices of at most a tenth each).
         _wait_for_progress(run, crashed.redis_url, before, kill)
-        time.sleep(rng.uniform(0.02, 0.1) * uninterrupted_s)
+        time.sleep(rng.uniform(0.02, 0.1) * work_s)
         if not run.alive():
             pytest.fail(f"the flow finished before kill {kill}: make the workload longer so crashes land mid-run")
         run.kill()  # SIGKILL: no chance to flush or snapshot
