@@ -66,11 +66,15 @@ def test_a_label_arriving_after_its_payment_updates_the_supervised_model(
     settings = live(fraud_shards=1, fraud_label_retention_s=60.0)
     # Enough unlabelled payments ageing past the label wait (presumed legit) for the model to start.
     payments = [sale(f"T-{i:04d}", T0 + i, card_token=f"tok_{i:04d}", store=f"STORE-{i % 3}") for i in range(600)]
-    payments.append(sale("T-LATE", T0 + 700.0, card_token="tok_late"))
     publish(settings, payments)
-    before = wait_for(lambda: (m := _model(redis_client)) and m["supervised_updates"] >= 500 and m,
+    # Every payment scored (and remembered for its label) before event time moves on: payments of a
+    # store's partition read after a later one's are presumed legit only when the clock next advances.
+    score_keys = [keys.score(payment_id) for payment_id in (f"T-{i:04d}" for i in range(600))]
+    wait_for(lambda: redis_client.exists(*score_keys) == len(score_keys), what="every payment to be scored")
+    publish(settings, [sale("T-LATE", T0 + 700.0, card_token="tok_late")])  # 100 s on: the first 600 matured
+    before = wait_for(lambda: (m := _model(redis_client)) and m["supervised_updates"] >= 500
+                      and _score(redis_client, "T-LATE") is not None and m,
                       what="the model to learn the matured payments")  # fmt: skip
-    assert _score(redis_client, "T-LATE") is not None
 
     publish(settings, [label(T0 + 710.0, txn_id="T-LATE", verdict="fraud")])
 
