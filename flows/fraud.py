@@ -529,10 +529,12 @@ class _ScorerLogic(_Stage):
             scorer.learn_labels(label_inputs, label_values)
         if clock > state.clock:
             state.clock = clock
-            matured = join.mature(clock)  # no label by now: presumed legitimate (operators.fraud.supervised)
-            if len(matured):
-                FRAUD_LABELS.labels(FLOW, "presumed_legit").inc(len(matured))
-                scorer.learn_labels(matured, [False] * len(matured))
+        # Every batch, not only when the clock moves: payments read after a later partition advanced the
+        # clock are already past the wait, and would otherwise wait for the next advance.
+        matured = join.mature(state.clock)  # no label by now: presumed legitimate (operators.fraud.supervised)
+        if len(matured):
+            FRAUD_LABELS.labels(FLOW, "presumed_legit").inc(len(matured))
+            scorer.learn_labels(matured, [False] * len(matured))
         for decision, n in decisions.items():
             _DECISIONS[decision].inc(n)
         if verdicts:
