@@ -13,6 +13,7 @@ and learn a fraud rate dozens of times too high.
 from __future__ import annotations
 
 import hashlib
+import heapq
 import math
 from collections import deque
 from collections.abc import Sequence
@@ -35,7 +36,7 @@ class LabelJoin:
     retention_s
         Event-time seconds an input is kept at most (>= `presume_legit_after_s`).
     max_entries
-        Inputs kept at most; past it the oldest are dropped unlearned (counted in `dropped`).
+        Inputs kept at most; past it the oldest by event time are dropped unlearned (counted in `dropped`).
     sample_share
         Share of payments remembered at all, chosen by a stable hash of the payment id (the same
         in every process and after a restart). Below 1 it bounds memory at high rates: at 15k
@@ -72,8 +73,18 @@ class LabelJoin:
         self._sample_below = int(sample_share * 2**64)
         # payment id -> (ts, the batch's input matrix, row): a batch's rows share one array
         self._inputs: dict[str, tuple[float, npt.NDArray[np.float32], int]] = {}
-        self._order: deque[tuple[float, str]] = deque()  # arrival order
+        # (ts, payment id), a heap by event time: payments of a partition read late are often older than
+        # ones already remembered, and must mature by their own time, not queue behind newer ones.
+        self._order: list[tuple[float, str]] = []
         self.dropped = 0
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        order = state.get("_order")
+        if isinstance(order, deque):  # a snapshot from before the heap: arrival order
+            order = list(order)
+            heapq.heapify(order)
+            state["_order"] = order
+        self.__dict__.update(state)
 
     def __len__(self) -> int:
         return len(self._inputs)
@@ -91,9 +102,9 @@ class LabelJoin:
             if payment_id in inputs or (sampled and not self.sampled(payment_id)):
                 continue
             inputs[payment_id] = (payment_ts, matrix, row)
-            order.append((payment_ts, payment_id))
+            heapq.heappush(order, (payment_ts, payment_id))
         while len(inputs) > self.max_entries:
-            _, oldest = order.popleft()
+            _, oldest = heapq.heappop(order)
             if inputs.pop(oldest, None) is not None:
                 self.dropped += 1
 
@@ -122,7 +133,7 @@ class LabelJoin:
         batch: npt.NDArray[np.float32] | None = None
         rows: list[int] = []
         while order and order[0][0] <= horizon:
-            _, payment_id = order.popleft()
+            _, payment_id = heapq.heappop(order)
             kept = inputs.pop(payment_id, None)
             if kept is None or after is None:
                 continue

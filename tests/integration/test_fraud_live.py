@@ -85,6 +85,21 @@ def test_a_label_arriving_after_its_payment_updates_the_supervised_model(
     assert after["model_version"] != before["model_version"]
 
 
+def test_payments_read_after_event_time_moved_on_are_presumed_legit_without_waiting_for_more(
+    live: Callable[..., Settings], redis_client: redis.Redis
+) -> None:
+    settings = live(fraud_shards=1, fraud_label_retention_s=60.0)
+    publish(settings, [sale("T-NEWEST", T0 + 700.0, card_token="tok_newest")])  # the clock is at T0 + 700 now
+    wait_for(lambda: _score(redis_client, "T-NEWEST"), what="the newest payment to be scored")
+
+    # Payments a slower partition delivers afterwards, all past the 60 s wait at that clock; nothing follows.
+    publish(settings, [sale(f"T-{i:04d}", T0 + i, card_token=f"tok_{i:04d}") for i in range(600)])
+
+    model = wait_for(lambda: (m := _model(redis_client)) and m["supervised_updates"] >= 600 and m,
+                     what="the late-read payments to be presumed legit")  # fmt: skip
+    assert model["fraud_labels_learned"] == 0
+
+
 def test_a_changed_rules_file_is_picked_up_live_and_a_broken_one_keeps_the_rules(
     live: Callable[..., Settings], redis_client: redis.Redis
 ) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+from collections import deque
 
 import numpy as np
 
@@ -68,6 +69,27 @@ def test_label_join_takes_a_label_once_and_matures_the_rest_in_order() -> None:
     assert join.mature(now=115.0).tolist() == [[1.0]]
     assert join.mature(now=1000.0).tolist() == [[3.0]]
     assert len(join) == 0
+
+
+def test_label_join_matures_by_event_time_not_by_arrival() -> None:
+    join = LabelJoin(presume_legit_after_s=60.0)
+    join.remember("NEWEST", 700.0, [9.0])  # read first, from a partition ahead of the others
+    join.remember_many([f"OLD-{i}" for i in range(5)], [float(i) for i in range(5)], np.zeros((5, 1)))
+
+    assert join.mature(now=700.0).shape[0] == 5  # past the wait already: not held behind the newest
+    assert len(join) == 1 and join.take("NEWEST") == [9.0]
+
+
+def test_label_join_from_a_snapshot_in_arrival_order_loads_and_matures_by_event_time() -> None:
+    join = LabelJoin(presume_legit_after_s=60.0)
+    join.remember("NEWEST", 700.0, [9.0])
+    join.remember("OLD", 0.0, [1.0])
+    join._order = deque([(700.0, "NEWEST"), (0.0, "OLD")])  # as pickled before the heap: arrival order
+
+    restored = pickle.loads(pickle.dumps(join))
+
+    assert restored.mature(now=700.0).tolist() == [[1.0]]
+    assert len(restored) == 1
 
 
 def test_label_join_is_bounded_by_count_and_counts_what_it_dropped() -> None:
