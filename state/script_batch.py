@@ -44,6 +44,7 @@ class BatchedScript:
         self._source = source
         self.sha = hashlib.sha1(source.encode()).hexdigest()
         self._pending: list[Call] = []
+        self._in_flight: set[asyncio.Task[None]] = set()  # the loop keeps only weak references to tasks
         self.batches = 0
         self.calls = 0
 
@@ -60,7 +61,9 @@ class BatchedScript:
         batch, self._pending = self._pending, []
         live = [call for call in batch if not call[2].done()]  # a cancelled request needs no reply
         if live:
-            asyncio.get_running_loop().create_task(self._run(live))
+            task = asyncio.get_running_loop().create_task(self._run(live))
+            self._in_flight.add(task)
+            task.add_done_callback(self._in_flight.discard)
 
     async def _run(self, batch: list[Call]) -> None:
         self.batches += 1
