@@ -44,7 +44,14 @@ from omnistream.settings import Settings
 from operators.rec_shards import ShardKeys, Shopper, ThrottledShard, next_version
 from operators.recs.catalog import CatalogItem
 from operators.recs.covisitation import DEFAULT_KIND_WEIGHTS, CoVisit, ItemNeighbours, SessionTrail
-from operators.recs.experiments import ExperimentTally, Feedback, LabelledExample, ServedRecord, TallyIncrement
+from operators.recs.experiments import (
+    ExperimentTally,
+    Feedback,
+    LabelledExample,
+    ServedRecord,
+    TallyIncrement,
+    served_records,
+)
 from operators.recs.interactions import Interaction, interactions_of
 from operators.recs.profile import ShopperProfile
 from operators.recs.ranker import RecRanker
@@ -150,7 +157,7 @@ class Decoder:
                                              f"Kafka error: {record.error}", record.value))  # fmt: skip
                 continue
             if topic is Topic.REC_SERVED:
-                answers, rejected = _served_records(record.value)
+                answers, rejected = served_records(record.value)
                 if rejected is not None:
                     out.append(DeadLetter.of(record.topic, record.partition, record.offset, rejected[0], rejected[1]))
                 for served in answers:
@@ -179,42 +186,6 @@ class Decoder:
         for topic_name, n in skipped.items():
             SKIPPED.labels(FLOW, topic_name).inc(n)
         return out
-
-
-def _served_records(raw: bytes | None) -> tuple[list[ServedRecord], tuple[str, bytes | None] | None]:
-    """The answers of one `rec_served` message, and (reason, bytes) of what in it is not an answer.
-
-    A message is a JSON array of answer records (the API's batches) or one
-    record. Elements that are not records go to one dead letter per message
-    (a letter is named by its offset), holding just those elements: one bad
-    answer does not take its batch with it.
-
-    >>> good = b'{"request_id": "r1", "variant": "blend", "actor": "u:U-1", "ts": 5.0, "items": []}'
-    >>> answers, rejected = _served_records(b"[" + good + b", 7]")
-    >>> [a.request_id for a in answers], rejected
-    (['r1'], ('1 of 2 elements of the batch are not served-recommendation records', b'[7]'))
-    >>> _served_records(b"{oops")
-    ([], ('Not a served-recommendation record', b'{oops'))
-    """
-    not_a_record = "Not a served-recommendation record"
-    try:
-        doc = orjson.loads(raw or b"")
-    except orjson.JSONDecodeError:
-        return [], (not_a_record, raw)
-    if not isinstance(doc, list):
-        record = ServedRecord.from_doc(doc)
-        return ([record], None) if record is not None else ([], (not_a_record, raw))
-    answers, bad = [], []
-    for element in doc:
-        record = ServedRecord.from_doc(element)
-        if record is None:
-            bad.append(element)
-        else:
-            answers.append(record)
-    if not bad:
-        return answers, None
-    return answers, (f"{len(bad)} of {len(doc)} elements of the batch are not served-recommendation records",
-                     orjson.dumps(bad))  # fmt: skip
 
 
 class _PickledStep(StatefulBatchLogic[list[Any], Any, bytes]):

@@ -12,8 +12,9 @@ batches that cannot be delivered within `message.timeout.ms` count as failed.
 Why batches: one Kafka message per answer cost the API about a sixth of its
 CPU per request (librdkafka's per-message work and a delivery callback into
 Python) and the broker as much again, on the same cores that serve requests.
-A batch is one message whose value is a JSON array of answer records; the
-flow reads a lone JSON object as a batch of one (`flows.recommend`).
+A batch is one message whose value is a JSON array of answer records
+(`operators.recs.experiments.served_batch`; `served_records` reads it back,
+a lone JSON object as a batch of one).
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from collections.abc import Iterator
 
 from confluent_kafka import KafkaError, Producer
 from prometheus_client.core import CounterMetricFamily, Metric
+
+from operators.recs.experiments import served_batch
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +97,7 @@ class ServedPublisher:
             return
         records = len(batch)
         try:
-            self._producer.produce(self.topic, b"[" + b",".join(batch) + b"]",
+            self._producer.produce(self.topic, served_batch(batch),
                                    on_delivery=lambda error, _: self._delivered(error, records))  # fmt: skip
         except BufferError:
             self.counts["dropped"] += records  # the broker is behind or away: the answers were served anyway

@@ -7,6 +7,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
+import orjson
+
 from operators.recs.interactions import Interaction, InteractionKind
 
 SOURCES = (
@@ -178,6 +180,51 @@ class ServedRecord(NamedTuple):
             return cls(request_id, variant, actor, float(doc["ts"]), items)
         except (AssertionError, KeyError, TypeError, ValueError, AttributeError):
             return None
+
+
+def served_batch(docs: Sequence[bytes]) -> bytes:
+    """One feedback-topic message carrying `docs` (each a JSON object of `ServedRecord.to_doc`): a JSON array.
+
+    >>> served_batch([b'{"a":1}', b'{"b":2}'])
+    b'[{"a":1},{"b":2}]'
+    """
+    return b"[" + b",".join(docs) + b"]"
+
+
+def served_records(raw: bytes | None) -> tuple[list[ServedRecord], tuple[str, bytes | None] | None]:
+    """The answers of one `rec_served` message, and (reason, bytes) of what in it is not an answer.
+
+    A message is a JSON array of answer records (`served_batch`, as the API
+    sends them) or one record. Elements that are not records go to one dead letter per message
+    (a letter is named by its offset), holding just those elements: one bad
+    answer does not take its batch with it.
+
+    >>> good = b'{"request_id": "r1", "variant": "blend", "actor": "u:U-1", "ts": 5.0, "items": []}'
+    >>> answers, rejected = served_records(b"[" + good + b", 7]")
+    >>> [a.request_id for a in answers], rejected
+    (['r1'], ('1 of 2 elements of the batch are not served-recommendation records', b'[7]'))
+    >>> served_records(b"{oops")
+    ([], ('Not a served-recommendation record', b'{oops'))
+    """
+    not_a_record = "Not a served-recommendation record"
+    try:
+        doc = orjson.loads(raw or b"")
+    except orjson.JSONDecodeError:
+        return [], (not_a_record, raw)
+    if not isinstance(doc, list):
+        record = ServedRecord.from_doc(doc)
+        return ([record], None) if record is not None else ([], (not_a_record, raw))
+    answers, bad = [], []
+    for element in doc:
+        record = ServedRecord.from_doc(element)
+        if record is None:
+            bad.append(element)
+        else:
+            answers.append(record)
+    if not bad:
+        return answers, None
+    return answers, (f"{len(bad)} of {len(doc)} elements of the batch are not served-recommendation records",
+                     orjson.dumps(bad))  # fmt: skip
 
 
 class TallyIncrement(NamedTuple):
