@@ -87,6 +87,8 @@ Scored = tuple[str, float, str]
 ScoredList = tuple[Scored, ...]
 NEIGHBOURS, TRENDING = "nb", "trend"
 """The kinds of list documents: neighbours by SKU, trending by scope."""
+RANKER = "ranker"
+"""The kind of the one ranker document (`cached(RANKER, "")`)."""
 
 
 class Round(NamedTuple):
@@ -223,7 +225,7 @@ class RecReader:
         found_ranker = None
         if ranker:
             found_ranker = _parsed(plain_docs[-1] or None)
-            self._cache.put("ranker:", found_ranker, now)
+            self._cache.put(RANKER + ":", found_ranker, now)
         found: dict[str, dict[str, ScoredList]] = {NEIGHBOURS: {}, TRENDING: {}}
         for (kind, name), doc in zip(lists, list_docs, strict=True):
             parsed_list = scored_list(doc or None)

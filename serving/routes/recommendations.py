@@ -39,7 +39,7 @@ from operators.recs.interactions import actor_key
 from serving.cold_answers import ColdAnswers
 from serving.rec_served import ServedPublisher
 from serving.schemas import error_responses
-from state.rec_reader import NEIGHBOURS, TRENDING, RecReader
+from state.rec_reader import NEIGHBOURS, RANKER, TRENDING, RecReader
 
 ROUTE = "/v1/recommendations"
 MAX_ID_LENGTH = 256
@@ -126,10 +126,10 @@ class Recommender:
         trending: dict[str, Sequence[Scored]] = {}
         missing = [*_held(reader, NEIGHBOURS, plan.neighbours, neighbours),
                    *_held(reader, TRENDING, plan.trending, trending)]  # fmt: skip
-        shelves = followup_plan(request, RecMaterial({}, neighbours, trending, None, ()))
-        missing += _held(reader, TRENDING, shelves.trending, trending)
-        ranker = reader.cached("ranker", "") if variant.use_ranker else None
-        known = candidate_skus(request, RecMaterial({}, neighbours, trending, None, ()))
+        without_profile = RecMaterial({}, neighbours, trending, None, ())  # sees the shelves added next
+        missing += _held(reader, TRENDING, followup_plan(request, without_profile).trending, trending)
+        ranker = reader.cached(RANKER, "") if variant.use_ranker else None
+        known = candidate_skus(request, without_profile)
         first = await reader.fetch(params.location_id, missing, known, plan.profiles,
                                    ranker=variant.use_ranker and ranker is None)  # fmt: skip
         neighbours |= first.lists[NEIGHBOURS]
