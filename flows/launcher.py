@@ -18,7 +18,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from flows.run import FLOWS, GENERATION_ENV
+from flows.run import FLOWS, GENERATION_ENV, STATE_FORMATS
 from omnistream.settings import Settings
 
 
@@ -31,6 +31,11 @@ def settings_env(settings: Settings) -> dict[str, str]:
 
 
 _GENERATION_FILE = "generation"
+_STATE_FORMAT_FILE = "state-format"
+
+
+class IncompatibleRecovery(SystemExit):
+    """Recovery state of another snapshot layout: refused at start-up with a message, never misread."""
 
 
 def flow_recovery_dir(recovery_dir: Path, flow: str) -> Path:
@@ -38,19 +43,31 @@ def flow_recovery_dir(recovery_dir: Path, flow: str) -> Path:
     return recovery_dir / flow
 
 
-def ensure_recovery(directory: Path, partitions: int) -> str:
+def ensure_recovery(directory: Path, partitions: int, state_format: int = 1) -> str:
     """Create Bytewax recovery partitions in `directory` unless they exist; returns their generation.
 
     The generation names this lineage of flow state. It is born with the
     partitions, so a restart after a crash keeps it, and fresh partitions get
     a new one: Redis then knows that versions of different lineages do not
     compare (`state.stock_writer`).
+
+    `state_format` is the layout of the flow's snapshots (`flows.run.STATE_FORMATS`);
+    partitions written in another layout raise `IncompatibleRecovery`.
     """
     directory.mkdir(parents=True, exist_ok=True)
     generation_file = directory / _GENERATION_FILE
+    format_file = directory / _STATE_FORMAT_FILE
     if not any(directory.glob("part-*.sqlite3")):
         subprocess.run([sys.executable, "-m", "bytewax.recovery", str(directory), str(partitions)], check=True)
         generation_file.unlink(missing_ok=True)
+        format_file.write_text(f"{state_format}\n")
+    found = int(format_file.read_text()) if format_file.exists() else 1  # before the file existed: layout 1
+    if found != state_format:
+        raise IncompatibleRecovery(
+            f"omnistream: the recovery state in {directory} has snapshot layout {found}, this release writes "
+            f"{state_format}; run the release that wrote it, or remove {directory} to rebuild the state from the "
+            "topics (a new lineage: Redis accepts its versions)"
+        )
     if not generation_file.exists():
         generation_file.write_text(uuid.uuid4().hex[:12])
     return generation_file.read_text().strip()
@@ -122,7 +139,8 @@ def start_flow(
     env = {**os.environ, **settings_env(settings)}
     if recovery and settings.recovery_dir is not None:
         # Created here, once, before the processes start; each process then reads its generation.
-        ensure_recovery(flow_recovery_dir(settings.recovery_dir, name), settings.recovery_partitions)
+        ensure_recovery(flow_recovery_dir(settings.recovery_dir, name), settings.recovery_partitions,
+                        STATE_FORMATS.get(name, 1))  # fmt: skip
     else:
         base.append("--no-recovery")
         # Every run without recovery is a lineage of its own, shared by all its processes.

@@ -41,7 +41,7 @@ from flows.kafka_source import KafkaPartitions, KafkaRecord
 from flows.metrics import DUPLICATES, EVENTS_IN, REC_FEEDBACK, SKIPPED
 from flows.sinks import RecordSink, is_dead_letter
 from omnistream.settings import Settings
-from operators.rec_shards import ShardKeys, Shopper, ThrottledShard, next_version
+from operators.rec_shards import Shopper, ThrottledShard, next_version
 from operators.recs.catalog import CatalogItem
 from operators.recs.covisitation import DEFAULT_KIND_WEIGHTS, CoVisit, ItemNeighbours, SessionTrail
 from operators.recs.experiments import (
@@ -56,6 +56,7 @@ from operators.recs.interactions import Interaction, interactions_of
 from operators.recs.profile import ShopperProfile
 from operators.recs.ranker import RecRanker
 from operators.recs.trending import Trending, scopes_of
+from operators.shard_keys import ShardKeys
 from state import keys
 from state.doc_writer import FencedDoc
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 import pickle
 import random
 
-from operators.rec_shards import ShardKeys, Shopper, ThrottledShard, next_version, shard_of
+from operators.rec_shards import Shopper, ThrottledShard, next_version
 from operators.recs.covisitation import SessionTrail
 from operators.recs.experiments import ServedRecord
 from operators.recs.interactions import Interaction, InteractionKind
 from operators.recs.profile import ShopperProfile
+from operators.shard_keys import ShardKeys, shard_of
 
 
 def basket(_: str) -> list[int]:

@@ -1,0 +1,46 @@
+"""Stable shard keys: many entities grouped under few Bytewax keys.
+
+Keyed steps hold shards of entities rather than one key per entity: Bytewax
+routes and snapshots per key, and both cost per key (PERF_NOTES.md; the
+inventory and recommend flows measured it), so a batch's updates travel as
+one item per shard and an epoch's snapshot writes one row per shard.
+"""
+
+from __future__ import annotations
+
+import zlib
+
+
+def shard_of(key: str, shards: int) -> str:
+    """The shard key of `key`: stable across processes and restarts (Python's `hash` is salted per process).
+
+    >>> shard_of("SKU-1", 16) == shard_of("SKU-1", 16), shard_of("SKU-1", 1)
+    (True, '0')
+    """
+    return str(zlib.crc32(key.encode()) % shards)
+
+
+class ShardKeys:
+    """`prefix + shard_of(key)`, memoised: the flow routes several items per event (co-visits, scopes).
+
+    Hashing and formatting cost ~0.8 us a call, a dict hit ~0.05 us. The memo
+    starts afresh when it holds `max_cached` keys, so it stays bounded.
+
+    >>> keys = ShardKeys("nb/", 16)
+    >>> keys("SKU-1") == "nb/" + shard_of("SKU-1", 16)
+    True
+    """
+
+    def __init__(self, prefix: str, shards: int, max_cached: int = 1 << 17) -> None:
+        self.prefix = prefix
+        self.shards = shards
+        self.max_cached = max_cached
+        self._memo: dict[str, str] = {}
+
+    def __call__(self, key: str) -> str:
+        shard = self._memo.get(key)
+        if shard is None:
+            if len(self._memo) >= self.max_cached:
+                self._memo.clear()
+            shard = self._memo[key] = self.prefix + str(zlib.crc32(key.encode()) % self.shards)
+        return shard
