@@ -27,6 +27,7 @@ from omnistream.settings import Settings
 from state import keys
 from state.connection import connect
 from state.doc_writer import DocWriter, FencedDoc
+from state.pipeline_scripts import run_pipeline
 from state.stock_writer import StockWriter
 from state.stream_writer import StreamWriter
 
@@ -51,6 +52,7 @@ class _RecordSinkPartition(StatelessSinkPartition[FlowRecord]):
         self._docs = DocWriter(client, generation)
         self._alerts = StreamWriter(client, keys.alerts_stream(), generation=generation)
         self._dead_letters = StreamWriter(client, keys.dlq_stream(), generation=generation)
+        self._scripts = (*self._stock.scripts, *self._docs.scripts, *self._alerts.scripts, *self._dead_letters.scripts)
         self._producer = Producer(
             {"bootstrap.servers": settings.kafka_brokers, "enable.idempotence": True, "linger.ms": 5}
         )
@@ -117,14 +119,17 @@ class _RecordSinkPartition(StatelessSinkPartition[FlowRecord]):
         """Returns how many replies the fenced state writes take (they come first), how many writes, all replies."""
         # Every write is idempotent (fenced or added once), so a batch is simply
         # retried until Redis is back: the flow waits instead of crashing or losing it.
+        def queue_all(pipe: redis.client.Pipeline) -> tuple[int, tuple[int, int]]:
+            n_stock = self._stock.queue(pipe, stocks)
+            docs_queued = self._docs.queue_counted(pipe, docs)
+            self._alerts.queue(pipe, alerts)
+            self._dead_letters.queue(pipe, letters)
+            return n_stock, docs_queued
+
         for delay_s in _backoff():
             try:
-                pipe = self._client.pipeline(transaction=False)
-                n_stock = self._stock.queue(pipe, stocks)
-                doc_replies, n_docs = self._docs.queue_counted(pipe, docs)
-                self._alerts.queue(pipe, alerts)
-                self._dead_letters.queue(pipe, letters)
-                return n_stock + doc_replies, n_stock + n_docs, pipe.execute()
+                (n_stock, (doc_replies, n_docs)), replies = run_pipeline(self._client, queue_all, self._scripts)
+                return n_stock + doc_replies, n_stock + n_docs, replies
             except (redis.ConnectionError, redis.TimeoutError) as ex:
                 log.warning("flow %s: Redis unavailable (%s); retrying the batch in %.1f s", self._flow, ex, delay_s)
                 time.sleep(delay_s)

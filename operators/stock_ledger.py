@@ -155,6 +155,9 @@ class StockLedger:
         loc = self._locations.get(move.location_id)
         if loc is None:
             loc = self._locations[move.location_id] = _Location()
+            # Kept sorted by location (rarely new), so `stock()` need not sort on every write: first-seen
+            # order depends on arrival order, which a recovery replay changes.
+            self._locations = dict(sorted(self._locations.items()))
         self.version += 1
         self._shown.pop(move.location_id, None)
         if move.ts > self.as_of:
@@ -207,7 +210,8 @@ class StockLedger:
     def from_bytes(cls, data: bytes) -> StockLedger:
         ledger = cls.__new__(cls)
         (ledger.sku, ledger.dedup_window_s, ledger.count_window_s, ledger.order_retention_s, ledger.low_stock_threshold,
-         ledger.version, ledger.as_of, ledger.duplicates, seen, ledger._locations) = _DECODER.decode(data)  # fmt: skip
+         ledger.version, ledger.as_of, ledger.duplicates, seen, locations) = _DECODER.decode(data)  # fmt: skip
+        ledger._locations = dict(sorted(locations.items()))  # kept sorted (see `apply`)
         ledger._seen = SeenEvents.__new__(SeenEvents)
         ledger._seen.__setstate__(seen)
         ledger._shown = {}
@@ -216,8 +220,7 @@ class StockLedger:
     def stock(self) -> SkuStock:
         """The SKU's stock at every location, as of the last applied movement."""
         shown, cached = [], self._shown
-        # Sorted: first-seen order depends on arrival order, which a recovery replay changes.
-        for location_id, loc in sorted(self._locations.items()):
+        for location_id, loc in self._locations.items():  # sorted by location id (see `apply`)
             location = cached.get(location_id)
             if location is None:
                 location = cached[location_id] = LocationStock(location_id, loc.on_hand, loc.reserved, loc.updated_at)

@@ -16,6 +16,7 @@ import redis
 
 from state import keys
 from state.fence import VersionFence
+from state.pipeline_scripts import run_pipeline
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,14 +62,13 @@ class DocWriter:
         self._client = client
         self._fence = VersionFence(client, generation)
         self._flagging_fence = VersionFence(client, generation, after_applied=_KEEP_FLAG)
+        self.scripts = (*self._fence.scripts, *self._flagging_fence.scripts)  # for `run_pipeline`
 
     def write_batch(self, docs: Iterable[FencedDoc]) -> int:
         """Write the newest document per key of `docs`; returns how many Redis accepted."""
-        pipe = self._client.pipeline(transaction=False)
-        replies, _ = self.queue_counted(pipe, docs)
-        if not replies:
-            return 0
-        return sum(int(applied) for applied in pipe.execute())
+        docs = list(docs)
+        _, replies = run_pipeline(self._client, lambda pipe: self.queue_counted(pipe, docs), self.scripts)
+        return sum(int(applied) for applied in replies)
 
     def queue_counted(self, pipe: redis.client.Pipeline, docs: Iterable[FencedDoc]) -> tuple[int, int]:
         """Add the fenced writes of the newest document per key to `pipe`, many per call.

@@ -19,9 +19,9 @@ from collections.abc import Sequence
 
 import redis
 from redis.cluster import RedisCluster
-from redis.commands.core import Script
 
 from state import keys
+from state.pipeline_scripts import PipelineScript
 
 # KEYS[1] the hash, KEYS[2..] keys of the `after_applied` code.
 # ARGV: generation field, generation, version field, version, ttl ms, n (field and value args),
@@ -98,8 +98,9 @@ class VersionFence:
     def __init__(self, client: redis.Redis, generation: str = "", after_applied: str = "") -> None:
         self.generation = generation
         self.after_applied = after_applied
-        self._script: Script = client.register_script(fenced_script(after_applied))
-        self._many: Script = client.register_script(_WRITE_MANY_IF_NEWER)
+        self._script = PipelineScript(client, fenced_script(after_applied))
+        self._many = PipelineScript(client, _WRITE_MANY_IF_NEWER)
+        self.scripts = (self._script, self._many)  # for `run_pipeline`
         # Redis Cluster refuses a script over keys of several slots: there, one call per key.
         self._one_slot_only = isinstance(client, RedisCluster)
 
@@ -119,7 +120,7 @@ class VersionFence:
         """
         args: list[bytes | str | int] = [keys.GENERATION_FIELD, self.generation, keys.VERSION_FIELD, version,
                                          ttl_ms, len(fields), *fields, *extra_args]  # fmt: skip
-        self._script(keys=[key, *extra_keys], args=args, client=pipe)
+        self._script.queue(pipe, [key, *extra_keys], args)
 
     def queue_docs(self, pipe: redis.client.Pipeline, writes: list[tuple[str, int, bytes, int]], doc_field: str) -> int:
         """Add fenced writes of `(key, version, document, ttl_ms)` (field `doc_field`) to `pipe`.
@@ -137,6 +138,6 @@ class VersionFence:
             args = head.copy()
             for _, version, doc, ttl_ms in chunk:
                 args += (version, ttl_ms, doc)
-            self._many(keys=[w[0] for w in chunk], args=args, client=pipe)
+            self._many.queue(pipe, [w[0] for w in chunk], args)
             replies += 1
         return replies

@@ -16,6 +16,7 @@ import redis
 from events.alerts import Alert
 from events.dead_letter import DeadLetter
 from state import keys
+from state.pipeline_scripts import PipelineScript, run_pipeline
 
 RECORD_FIELD = "json"
 
@@ -57,23 +58,23 @@ class StreamWriter:
         self.max_len = max_len
         self.marker_ttl_s = marker_ttl_s
         self._client = client
-        self._add_once = client.register_script(_ADD_ONCE)
+        self._add_once = PipelineScript(client, _ADD_ONCE)
+        self.scripts = (self._add_once,)  # for `run_pipeline`
 
     def add_batch(self, records: Iterable[tuple[str, bytes]]) -> int:
         """Add `(record_id, json_bytes)` pairs not added before; returns how many were new."""
-        pipe = self._client.pipeline(transaction=False)
-        if not self.queue(pipe, records):
-            return 0
-        return sum(int(added) for added in pipe.execute())
+        records = list(records)
+        _, replies = run_pipeline(self._client, lambda pipe: self.queue(pipe, records), self.scripts)
+        return sum(int(added) for added in replies)
 
     def queue(self, pipe: redis.client.Pipeline, records: Iterable[tuple[str, bytes]]) -> int:
         """Add the idempotent XADDs of `records` to `pipe`; returns how many were queued."""
         count = 0
         for record_id, body in records:
-            self._add_once(
-                keys=[self.stream_key, keys.stream_marker(self.stream_key, self.generation, record_id)],
-                args=[self.marker_ttl_s, self.max_len, RECORD_FIELD, body],
-                client=pipe,
+            self._add_once.queue(
+                pipe,
+                [self.stream_key, keys.stream_marker(self.stream_key, self.generation, record_id)],
+                [self.marker_ttl_s, self.max_len, RECORD_FIELD, body],
             )
             count += 1
         return count

@@ -119,3 +119,29 @@ def test_doc_writer_keeps_a_flag_set_in_step_with_the_fenced_document(redis_clie
     assert redis_client.smembers(flag) == {b"SKU-1"}  # the older version did not pass the fence
     writer.write_batch([FencedDoc("omni:test:{c}", 3, b"on", flag_set=flag, flag_member="SKU-1", flagged=False)])
     assert redis_client.smembers(flag) == set()
+
+
+def _script_exists_calls(client: redis.Redis) -> int:
+    stats: dict[str, dict[str, int]] = client.info("commandstats")  # type: ignore[assignment]
+    return stats.get("cmdstat_script|exists", {}).get("calls", 0)
+
+
+def test_writers_load_the_scripts_redis_lost_and_never_ask_whether_they_exist(redis_client: redis.Redis) -> None:
+    # A restarted or failed-over Redis has no scripts: the batch is sent again after
+    # loading them. And no SCRIPT EXISTS round trip goes before each batch (redis-py's
+    # registered scripts send one per pipeline).
+    stocks, docs = StockWriter(redis_client, generation="g1"), DocWriter(redis_client, generation="g1")
+    stream = StreamWriter(redis_client, keys.alerts_stream(), generation="g1")
+    redis_client.script_flush()
+    asked_before = _script_exists_calls(redis_client)
+
+    assert stocks.write_batch([_stock(1, ("S1", 3))]) == 1
+    assert docs.write_batch([FencedDoc("omni:test:{c}", 1, b"one")]) == 1
+    assert stream.add_batch([("a1", b'{"n":1}')]) == 1
+    redis_client.script_flush()
+    assert stocks.write_batch([_stock(2, ("S1", 4))]) == 1
+
+    assert _doc(redis_client)["total_on_hand"] == 4
+    assert read_doc(redis_client, "omni:test:{c}") == b"one"
+    assert redis_client.xlen(keys.alerts_stream()) == 1
+    assert _script_exists_calls(redis_client) == asked_before
