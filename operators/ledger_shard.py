@@ -77,12 +77,25 @@ class LedgerShard:
         return out
 
     def to_bytes(self) -> bytes:
-        """Every ledger's bytes: kept ones as they are, changed ones encoded afresh (and kept)."""
-        packed = self._packed
-        for sku, ledger in self._ledgers.items():
+        """Every ledger's bytes: kept ones as they are, changed ones encoded afresh (and kept).
+
+        A ledger no movement reached since the previous snapshot is let go as
+        an object and kept as bytes only (several times smaller), so memory
+        holds decoded only the SKUs that moved in the last epoch; the next
+        movement of the SKU decodes it again.
+        """
+        packed, ledgers = self._packed, self._ledgers
+        for sku in [sku for sku in ledgers if sku in packed]:
+            del ledgers[sku]
+        for sku, ledger in ledgers.items():
             if sku not in packed:
                 packed[sku] = ledger.to_bytes()
         return _ENCODER.encode(packed)
+
+    @property
+    def decoded(self) -> int:
+        """How many ledgers are held as objects (the rest as bytes only)."""
+        return len(self._ledgers)
 
     @classmethod
     def from_bytes(cls, data: bytes, new_ledger: Callable[[str], StockLedger]) -> LedgerShard:

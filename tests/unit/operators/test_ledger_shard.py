@@ -68,3 +68,17 @@ def test_a_restored_shard_keeps_every_sku_even_those_it_never_decodes() -> None:
     again = LedgerShard.from_bytes(restored.to_bytes(), _new_ledger)
     assert len(again) == 5
     assert [again._ledger(f"SKU-{n}").stock().locations[0].on_hand for n in range(1, 6)] == [2, 2, 3, 4, 5]
+
+
+def test_ledgers_no_movement_reached_for_a_whole_epoch_are_kept_as_bytes_only() -> None:
+    shard = LedgerShard(_new_ledger)
+    shard.apply([StockMovement(f"SKU-{n}", "S1", Move.ON_HAND, 10, 1.0, f"e{n}") for n in range(1, 4)])
+    shard.to_bytes()
+    assert shard.decoded == 3  # all moved in the epoch just snapshotted
+    shard.apply([StockMovement("SKU-1", "S1", Move.ON_HAND, -1, 2.0, "e9")])
+    snapshot = shard.to_bytes()
+    assert shard.decoded == 1  # SKU-2 and SKU-3 did not move since the previous snapshot
+
+    out = shard.apply([StockMovement("SKU-2", "S1", Move.ON_HAND, -4, 3.0, "e10")])  # decoded again
+    assert [(s.sku, s.version, s.locations[0].on_hand) for s in out] == [("SKU-2", 2, 6)]
+    assert shard.to_bytes() != snapshot and len(shard) == 3
