@@ -28,7 +28,7 @@ from flows.sinks import FlowRecord, RecordSink, is_dead_letter
 from omnistream.settings import Settings
 from operators.ledger_shard import LedgerShard
 from operators.movements import StockMovement, inventory_movement, purchase_movements
-from operators.shard_keys import ShardKeys
+from operators.shard_keys import ShardKeys, add_to_group
 from operators.stock_ledger import StockLedger
 from operators.txn_journal import TxnJournal
 
@@ -150,12 +150,7 @@ class ShardRouter:
         groups: dict[str, list[StockMovement]] = {}
         shard = self._shard
         for move in moves:
-            key = shard(move.sku)
-            group = groups.get(key)
-            if group is None:
-                groups[key] = [move]
-            else:
-                group.append(move)
+            add_to_group(groups, shard(move.sku), move)
         return list(groups.items())
 
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 import pickle
 from collections import Counter, OrderedDict
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import bytewax.operators as op
 import orjson
@@ -56,7 +56,7 @@ from operators.recs.interactions import Interaction, interactions_of
 from operators.recs.profile import ShopperProfile
 from operators.recs.ranker import RecRanker
 from operators.recs.trending import Trending, scopes_of
-from operators.shard_keys import ShardKeys
+from operators.shard_keys import ShardKeys, add_to_group
 from state import keys
 from state.doc_writer import FencedDoc
 
@@ -65,7 +65,6 @@ INPUT_TOPICS = (Topic.CATALOG, Topic.CLICKSTREAM, Topic.POS, Topic.REC_SERVED)
 # Prefixes of the keys routed between steps: one step's output carries items for several steps.
 CATALOG, SHOPPERS, NEIGHBOURS, TRENDING, EXPERIMENTS = "cat/", "who/", "nb/", "trend/", "exp"
 Routed = tuple[str, list[Any]]
-T = TypeVar("T")
 
 
 def build_flow(settings: Settings, generation: str = "") -> Dataflow:
@@ -119,14 +118,6 @@ def is_doc(item: Any) -> bool:
     return type(item) is FencedDoc
 
 
-def _group(groups: dict[str, list[T]], key: str, item: T) -> None:
-    bucket = groups.get(key)
-    if bucket is None:
-        groups[key] = [item]
-    else:
-        bucket.append(item)
-
-
 class Decoder:
     """Raw Kafka messages to routed groups of interactions, upserts and served answers; never raises.
 
@@ -162,7 +153,7 @@ class Decoder:
                 if rejected is not None:
                     out.append(DeadLetter.of(record.topic, record.partition, record.offset, rejected[0], rejected[1]))
                 for served in answers:
-                    _group(to_shoppers, self._shopper_shard(served.actor), served)
+                    add_to_group(to_shoppers, self._shopper_shard(served.actor), served)
                 if answers:
                     seen[topic_value, "rec_served"] += len(answers)
                 continue
@@ -176,10 +167,10 @@ class Decoder:
                 continue
             seen[topic_value, event_type(event)] += 1  # type: ignore[arg-type]
             if type(event) is ProductUpsert:
-                _group(to_catalog, catalog_shard(event.sku), event)
+                add_to_group(to_catalog, catalog_shard(event.sku), event)
                 continue
             for interaction in interactions_of(event):
-                _group(to_catalog, catalog_shard(interaction.sku), interaction)
+                add_to_group(to_catalog, catalog_shard(interaction.sku), interaction)
         out.extend(to_catalog.items())
         out.extend(to_shoppers.items())
         for (topic_name, type_name), n in seen.items():

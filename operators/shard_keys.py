@@ -9,6 +9,9 @@ one item per shard and an epoch's snapshot writes one row per shard.
 from __future__ import annotations
 
 import zlib
+from typing import TypeVar
+
+T = TypeVar("T")
 
 
 def shard_of(key: str, shards: int) -> str:
@@ -44,3 +47,18 @@ class ShardKeys:
                 self._memo.clear()
             shard = self._memo[key] = self.prefix + str(zlib.crc32(key.encode()) % self.shards)
         return shard
+
+
+def add_to_group(groups: dict[str, list[T]], key: str, item: T) -> None:
+    """Append `item` to the list of `key` in `groups`: how a batch's items are gathered per shard.
+
+    >>> groups: dict[str, list[int]] = {}
+    >>> add_to_group(groups, "0", 1); add_to_group(groups, "0", 2); add_to_group(groups, "1", 3)
+    >>> groups
+    {'0': [1, 2], '1': [3]}
+    """
+    group = groups.get(key)
+    if group is None:
+        groups[key] = [item]
+    else:
+        group.append(item)
