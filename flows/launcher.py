@@ -140,7 +140,7 @@ def start_flow(
     if recovery and settings.recovery_dir is not None:
         # Created here, once, before the processes start; each process then reads its generation.
         ensure_recovery(flow_recovery_dir(settings.recovery_dir, name), settings.recovery_partitions,
-                        STATE_FORMATS.get(name, 1))  # fmt: skip
+                        STATE_FORMATS[name])  # fmt: skip
     else:
         base.append("--no-recovery")
         # Every run without recovery is a lineage of its own, shared by all its processes.

@@ -24,8 +24,8 @@ from omnistream.settings import settings_or_exit
 
 FLOWS: dict[str, str] = {"inventory": "flows.inventory", "recommend": "flows.recommend", "fraud": "flows.fraud"}
 """Every flow by name and module, in a fixed order: a flow's position sets its metrics ports (flows.metrics)."""
-STATE_FORMATS: dict[str, int] = {"inventory": 2}
-"""The layout of each flow's recovery snapshots (1 when absent). Bump it when a flow's keyed state changes
+STATE_FORMATS: dict[str, int] = {"inventory": 2, "recommend": 1, "fraud": 1}
+"""The layout of each flow's recovery snapshots. Bump it when a flow's keyed state changes
 shape, so that recovery state written by an older release is refused with a clear message, not misread.
 inventory 2: ledgers in shards of SKUs (`flows.inventory.LEDGER_SHARDS`), till journals in MessagePack."""
 PROCESS_INDEX_ENV = "OMNISTREAM_FLOW_PROCESS_INDEX"
@@ -47,7 +47,7 @@ def main() -> None:
         from flows.launcher import ensure_recovery, flow_recovery_dir  # the launcher imports this module
 
         directory = flow_recovery_dir(settings.recovery_dir, args.flow)
-        generation = ensure_recovery(directory, settings.recovery_partitions, STATE_FORMATS.get(args.flow, 1))
+        generation = ensure_recovery(directory, settings.recovery_partitions, STATE_FORMATS[args.flow])
         recovery = RecoveryConfig(directory, timedelta(seconds=settings.backup_interval_s))
     else:
         generation = os.environ.get(GENERATION_ENV) or uuid.uuid4().hex[:12]

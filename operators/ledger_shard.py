@@ -56,31 +56,30 @@ class LedgerShard:
     def apply(self, moves: list[StockMovement]) -> list[SkuStock | Alert | DeadLetter]:
         """Apply `moves` in order; the alerts and dead letters they raise, then one stock record per changed SKU."""
         out: list[SkuStock | Alert | DeadLetter] = []
-        touched: dict[str, tuple[StockLedger, int]] = {}  # sku -> (ledger, its version before this batch)
-        duplicates = 0
+        touched: dict[str, tuple[StockLedger, int, int]] = {}  # sku -> (ledger, version, duplicates) before the batch
         for move in moves:
             sku = move.sku
             held = touched.get(sku)
             if held is None:
                 ledger = self._ledger(sku)
-                touched[sku] = (ledger, ledger.version)
+                touched[sku] = (ledger, ledger.version, ledger.duplicates)
                 self._packed.pop(sku, None)  # about to change: its kept bytes are stale
             else:
                 ledger = held[0]
-            before = ledger.duplicates
             note = ledger.apply(move)
             if note is not None:
                 out.append(note)
-            duplicates += ledger.duplicates - before
-        self.duplicates += duplicates
-        out.extend(ledger.stock() for ledger, version in touched.values() if ledger.version != version)
+        for ledger, version, duplicates in touched.values():
+            self.duplicates += ledger.duplicates - duplicates
+            if ledger.version != version:
+                out.append(ledger.stock())
         return out
 
     def to_bytes(self) -> bytes:
         """Every ledger's bytes: kept ones as they are, changed ones encoded afresh (and kept).
 
         A ledger no movement reached since the previous snapshot is let go as
-        an object and kept as bytes only (several times smaller), so memory
+        an object and kept as bytes only, so memory
         holds decoded only the SKUs that moved in the last epoch; the next
         movement of the SKU decodes it again.
         """

@@ -51,7 +51,7 @@ class DocumentShaper:
     location changed; shaping every location again dominated the flow's cost
     at live rates (small batches coalesce little). The ledger hands over the
     same `LocationStock` object until that location changes, so fragments are
-    found by identity: hashing the dataclass on every lookup cost more than
+    found by identity: hashing the record on every lookup cost more than
     the rest of the shaping.
 
     Parameters

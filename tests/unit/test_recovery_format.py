@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from flows.launcher import IncompatibleRecovery, ensure_recovery
-from flows.run import STATE_FORMATS
+from flows.run import FLOWS, STATE_FORMATS
 
 
 def test_fresh_partitions_record_their_layout_and_a_restart_with_it_keeps_the_lineage(tmp_path: Path) -> None:
@@ -30,3 +30,7 @@ def test_partitions_from_before_layouts_were_recorded_count_as_layout_1(tmp_path
     assert ensure_recovery(tmp_path, 1, state_format=1)
     with pytest.raises(IncompatibleRecovery):
         ensure_recovery(tmp_path, 1, state_format=STATE_FORMATS["inventory"])
+
+
+def test_every_flow_names_its_snapshot_layout() -> None:
+    assert set(STATE_FORMATS) == set(FLOWS)
