@@ -119,17 +119,19 @@ class _RecordSinkPartition(StatelessSinkPartition[FlowRecord]):
         """Returns how many replies the fenced state writes take (they come first), how many writes, all replies."""
         # Every write is idempotent (fenced or added once), so a batch is simply
         # retried until Redis is back: the flow waits instead of crashing or losing it.
-        def queue_all(pipe: redis.client.Pipeline) -> tuple[int, tuple[int, int]]:
-            n_stock = self._stock.queue(pipe, stocks)
+        def queue_all(pipe: redis.client.Pipeline) -> tuple[tuple[int, int], tuple[int, int]]:
+            stock_queued = self._stock.queue(pipe, stocks)
             docs_queued = self._docs.queue_counted(pipe, docs)
             self._alerts.queue(pipe, alerts)
             self._dead_letters.queue(pipe, letters)
-            return n_stock, docs_queued
+            return stock_queued, docs_queued
 
         for delay_s in _backoff():
             try:
-                (n_stock, (doc_replies, n_docs)), replies = run_pipeline(self._client, queue_all, self._scripts)
-                return n_stock + doc_replies, n_stock + n_docs, replies
+                ((stock_replies, n_stock), (doc_replies, n_docs)), replies = run_pipeline(
+                    self._client, queue_all, self._scripts
+                )
+                return stock_replies + doc_replies, n_stock + n_docs, replies
             except (redis.ConnectionError, redis.TimeoutError) as ex:
                 log.warning("flow %s: Redis unavailable (%s); retrying the batch in %.1f s", self._flow, ex, delay_s)
                 time.sleep(delay_s)

@@ -7,9 +7,10 @@ partitions): a hash written by another lineage (an earlier run on since
 recreated topics) is replaced whole, stale fields too. An optional time to
 live (milliseconds, 0 for none) lets short-lived facts (fraud scores) expire.
 
-A writer that must keep other keys in step with the hash (the inventory
-flow's sellable sets) passes Lua to run only when the fence let the write
-through (`VersionFence(after_applied=...)`): the fence text itself exists
+A writer that must keep other keys in step with the hash (a flow's flag
+sets) passes Lua to run only when the fence let the write through
+(`VersionFence(after_applied=...)`); a writer with a script of its own (the
+stock writer's) starts it with `FENCE_FUNCTION`: the fence text itself exists
 once, here, and is composed rather than copied.
 """
 
@@ -23,17 +24,26 @@ from redis.cluster import RedisCluster
 from state import keys
 from state.pipeline_scripts import PipelineScript
 
+# The fence itself, as a Lua function every fenced script here starts with (`FENCE_FUNCTION`):
+# whether writing `version` to hash `key` may go ahead. A hash of another lineage is deleted first.
+# `also` names one more field to read in the same call, before any delete; its value is returned second.
+FENCE_FUNCTION = """
+local function passes_fence(key, gen_field, gen, version_field, version, also)
+  local stored = redis.call('HMGET', key, gen_field, version_field, also or gen_field)
+  if stored[1] == gen then
+    return tonumber(stored[2] or '-1') < tonumber(version), stored[3]
+  elseif stored[1] then
+    redis.call('DEL', key)
+  end
+  return true, stored[3]
+end
+"""
+
 # KEYS[1] the hash, KEYS[2..] keys of the `after_applied` code.
 # ARGV: generation field, generation, version field, version, ttl ms, n (field and value args),
 #       field, value, ... (n of them), then the `after_applied` code's own args from ARGV[EXTRA].
-_FENCE = """
-local gen = redis.call('HGET', KEYS[1], ARGV[1])
-if gen == ARGV[2] then
-  local stored = tonumber(redis.call('HGET', KEYS[1], ARGV[3]) or '-1')
-  if stored >= tonumber(ARGV[4]) then return 0 end
-elseif gen then
-  redis.call('DEL', KEYS[1])
-end
+_FENCE = FENCE_FUNCTION + """
+if not passes_fence(KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4]) then return 0 end
 local nfields = tonumber(ARGV[6])
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4], unpack(ARGV, 7, 6 + nfields))
 local ttl = tonumber(ARGV[5])
@@ -46,19 +56,11 @@ local EXTRA = 7 + nfields
 # generation, version field, document field, then per key: version, ttl ms, document. Returns how
 # many were applied. One reply for a whole batch: redis-py spends more parsing one reply per
 # write than Redis spends applying it (measured on the fraud flow's score documents).
-_WRITE_MANY_IF_NEWER = """
+_WRITE_MANY_IF_NEWER = FENCE_FUNCTION + """
 local applied = 0
 for i, key in ipairs(KEYS) do
   local base = 4 + (i - 1) * 3
-  local write = true
-  local gen = redis.call('HGET', key, ARGV[1])
-  if gen == ARGV[2] then
-    local stored = tonumber(redis.call('HGET', key, ARGV[3]) or '-1')
-    if stored >= tonumber(ARGV[base + 1]) then write = false end
-  elseif gen then
-    redis.call('DEL', key)
-  end
-  if write then
+  if passes_fence(key, ARGV[1], ARGV[2], ARGV[3], ARGV[base + 1]) then
     redis.call('HSET', key, ARGV[1], ARGV[2], ARGV[3], ARGV[base + 1], ARGV[4], ARGV[base + 3])
     local ttl = tonumber(ARGV[base + 2])
     if ttl > 0 then redis.call('PEXPIRE', key, ttl) end

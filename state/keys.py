@@ -14,6 +14,8 @@ NAMESPACE = "omni"
 VERSION_FIELD = "version"
 GENERATION_FIELD = "generation"
 DOC_FIELD = "doc"
+# The stock hash also keeps the SKU's sellable map (location id -> 1 or 0) its sellable sets were last set from.
+SELLABLE_FIELD = "sellable"
 STOCK_VERSION_FIELD = VERSION_FIELD
 STOCK_GENERATION_FIELD = GENERATION_FIELD
 STOCK_DOC_FIELD = DOC_FIELD

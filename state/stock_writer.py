@@ -16,36 +16,68 @@ import redis
 from events.stock import LocationStock, SkuStock
 from events.timestamps import rfc3339_ms
 from state import keys
-from state.fence import VersionFence
-from state.pipeline_scripts import run_pipeline
+from state.fence import FENCE_FUNCTION
+from state.pipeline_scripts import PipelineScript, run_pipeline
 
 # Whole-SKU writes matter: after a crash the replay may apply movements in a
 # different interleaving, so only the newest version is known to be complete
-# (the fence itself: `state.fence`).
-
-# Kept in step with the stock hash, in the same call and only when the fence let the write
-# through (a replayed, older version must not resurrect a sold-out SKU in a set).
-# KEYS[2] the sellable-anywhere set, KEYS[3..] the sellable set of each location of the SKU;
-# ARGV[EXTRA] the SKU, then one '1' (available > 0) or '0' per location, in KEYS order.
-_KEEP_SELLABLE_SETS = """
-local sku = ARGV[EXTRA]
-local anywhere = false
-for i = 3, #KEYS do
-  if ARGV[EXTRA + i - 2] == '1' then
-    redis.call('SADD', KEYS[i], sku)
-    anywhere = true
-  else
-    redis.call('SREM', KEYS[i], sku)
+# (the fence, as in `state.fence`, decides per SKU).
+#
+# Many SKUs per call: one EVALSHA per SKU, each naming every location's
+# sellable set, made packing the arguments in redis-py the biggest cost of the
+# flow while it tails the topics (small batches coalesce little). Here a SKU
+# costs four arguments, and its sellable sets are touched only when its
+# sellable map (location -> 1 when available > 0, else 0) differs from the one
+# stored beside it: most writes move a count, not the sign of `available`.
+#
+# KEYS: the chunk's stock hashes, then the sellable-anywhere set.
+# ARGV: generation field, generation, version field, document field, sellable-map field, sellable-set
+#       key prefix and suffix (the key of location L is prefix .. L .. suffix, as `keys.sellable_at`
+#       spells it), then per SKU: version, document, SKU, sellable map (JSON object).
+# Returns how many SKUs were applied. A hash of another lineage is replaced whole, and the sets are
+# moved from the map it held (read before it goes) to the new one: no member of it is left behind.
+_WRITE_STOCK_MANY = FENCE_FUNCTION + """
+local anywhere = KEYS[#KEYS]
+local applied = 0
+for i = 1, #KEYS - 1 do
+  local key = KEYS[i]
+  local base = 7 + (i - 1) * 4
+  local version, sku, sellable = ARGV[base + 1], ARGV[base + 3], ARGV[base + 4]
+  local passes, before = passes_fence(key, ARGV[1], ARGV[2], ARGV[3], version, ARGV[5])
+  if passes then
+    redis.call('HSET', key, ARGV[1], ARGV[2], ARGV[3], version, ARGV[4], ARGV[base + 2], ARGV[5], sellable)
+    if sellable ~= before then
+      local now = cjson.decode(sellable)
+      local was = before and cjson.decode(before) or {}
+      local somewhere = false
+      for loc, flag in pairs(now) do
+        if flag == 1 then somewhere = true end
+        if was[loc] ~= flag then
+          if flag == 1 then
+            redis.call('SADD', ARGV[6] .. loc .. ARGV[7], sku)
+          else
+            redis.call('SREM', ARGV[6] .. loc .. ARGV[7], sku)
+          end
+        end
+      end
+      for loc, flag in pairs(was) do
+        if now[loc] == nil and flag == 1 then redis.call('SREM', ARGV[6] .. loc .. ARGV[7], sku) end
+      end
+      if somewhere then redis.call('SADD', anywhere, sku) else redis.call('SREM', anywhere, sku) end
+    end
+    applied = applied + 1
   end
 end
-if anywhere then redis.call('SADD', KEYS[2], sku) else redis.call('SREM', KEYS[2], sku) end
+return applied
 """
+STOCK_CHUNK = 128
+"""SKUs per call: long enough to amortise the call, short enough not to stall Redis."""
 
 iso_ts = lru_cache(maxsize=1 << 16)(rfc3339_ms)  # most timestamps repeat from write to write
 
 
 class DocumentShaper:
-    """Builds the API's SKU document, reusing the bytes of locations that did not change.
+    """Builds the API's SKU document and sellable map, reusing the bytes of locations that did not change.
 
     A SKU is rewritten whole on every batch that touches it, but usually one
     location changed; shaping every location again dominated the flow's cost
@@ -62,9 +94,10 @@ class DocumentShaper:
 
     def __init__(self, max_cached: int = 1 << 18) -> None:
         self.max_cached = max_cached
-        # id(location) -> (the location, its fragment): the location is held, so its id is not reused
-        # while the entry lives; an equal but distinct object misses and is shaped again (same bytes).
-        self._fragments: dict[int, tuple[LocationStock, bytes]] = {}
+        # id(location) -> (the location, its document fragment, its sellable-map entry): the location is
+        # held, so its id is not reused while the entry lives; an equal but distinct object misses and is
+        # shaped again (same bytes).
+        self._fragments: dict[int, tuple[LocationStock, bytes, bytes]] = {}
 
     def __call__(self, stock: SkuStock) -> bytes:
         """The `GET /v1/inventory/{sku}` document of `stock`.
@@ -73,14 +106,22 @@ class DocumentShaper:
         >>> shaper(SkuStock("SKU-1", 3, 0.0, (LocationStock("S1", 5, 2, 0.0),))).decode()[:96]
         '{"sku":"SKU-1","total_on_hand":5,"total_reserved":2,"total_available":3,"locations":[{"location_'
         """
+        return self.shape(stock)[0]
+
+    def shape(self, stock: SkuStock) -> tuple[bytes, bytes]:
+        """The document of `stock` and its sellable map: a JSON object, location id -> 1 if available > 0 else 0.
+
+        >>> DocumentShaper().shape(SkuStock("SKU-1", 3, 0.0, (LocationStock("S1", 5, 2, 0.0),
+        ...                                                    LocationStock("S2", 1, 1, 0.0))))[1]
+        b'{"S1":1,"S2":0}'
+        """
         fragments = self._fragments
         parts = []
+        flags = []
         on_hand = reserved = 0
         for loc in stock.locations:
             held = fragments.get(id(loc))
-            if held is not None and held[0] is loc:
-                fragment = held[1]
-            else:
+            if held is None or held[0] is not loc:
                 if len(fragments) >= self.max_cached:
                     fragments.clear()
                 fragment = orjson.dumps({
@@ -90,13 +131,16 @@ class DocumentShaper:
                     "available": loc.on_hand - loc.reserved,
                     "updated_at": iso_ts(loc.updated_at),
                 })  # fmt: skip
-                fragments[id(loc)] = (loc, fragment)
-            parts.append(fragment)
+                flag = orjson.dumps(loc.location_id) + (b":1" if loc.on_hand > loc.reserved else b":0")
+                held = fragments[id(loc)] = (loc, fragment, flag)
+            parts.append(held[1])
+            flags.append(held[2])
             on_hand += loc.on_hand
             reserved += loc.reserved
         head = b'{"sku":%b,"total_on_hand":%d,"total_reserved":%d,"total_available":%d,"locations":[' % (
             orjson.dumps(stock.sku), on_hand, reserved, on_hand - reserved)  # fmt: skip
-        return b"%b%b],\"as_of\":\"%b\"}" % (head, b",".join(parts), iso_ts(stock.as_of).encode())
+        document = b"%b%b],\"as_of\":\"%b\"}" % (head, b",".join(parts), iso_ts(stock.as_of).encode())
+        return document, b"{%b}" % b",".join(flags)
 
 
 class StockWriter:
@@ -106,8 +150,9 @@ class StockWriter:
     the SKUs with `available > 0` and a set of the SKUs available somewhere
     (`keys.sellable_at`, `keys.sellable_anywhere`): the recommendations API
     filters candidates against them in its own round trip. The call touches
-    keys of several hash slots, so it needs a single Redis node or Sentinel
-    (as the flow sink already does), not Cluster.
+    keys of several hash slots, and names the location sets it changes only
+    inside the script, so it needs a single Redis node or Sentinel (as the
+    flow sink already does), not Cluster.
 
     Delivery: each call is one pipeline round trip; a record whose version is
     not newer than Redis's is ignored, so at-least-once delivery from the flow
@@ -118,9 +163,13 @@ class StockWriter:
         self.generation = generation
         self._client = client
         self._shape = DocumentShaper()
-        self._fence = VersionFence(client, generation, after_applied=_KEEP_SELLABLE_SETS)
+        self._script = PipelineScript(client, _WRITE_STOCK_MANY)
+        prefix, suffix = keys.sellable_at("\0").split("\0")
+        self._head: list[bytes | str | int] = [
+            keys.GENERATION_FIELD, generation, keys.VERSION_FIELD, keys.DOC_FIELD, keys.SELLABLE_FIELD, prefix, suffix,
+        ]  # fmt: skip
         self._anywhere = keys.sellable_anywhere()
-        self.scripts = self._fence.scripts  # for `run_pipeline`
+        self.scripts = (self._script,)  # for `run_pipeline`
 
     def write_batch(self, stocks: Iterable[SkuStock]) -> int:
         """Write the newest record per SKU of `stocks`; returns how many Redis accepted."""
@@ -128,24 +177,29 @@ class StockWriter:
         _, replies = run_pipeline(self._client, lambda pipe: self.queue(pipe, stocks), self.scripts)
         return sum(int(applied) for applied in replies)
 
-    def queue(self, pipe: redis.client.Pipeline, stocks: Iterable[SkuStock]) -> int:
-        """Add the fenced writes of the newest record per SKU to `pipe`; returns how many.
+    def queue(self, pipe: redis.client.Pipeline, stocks: Iterable[SkuStock]) -> tuple[int, int]:
+        """Add the fenced writes of the newest record per SKU to `pipe`, many SKUs per call.
 
-        Lets a sink send stock, alerts and dead letters in one round trip;
-        each queued write replies 1 (applied) or 0 (not newer) in order.
+        Lets a sink send stock, alerts and dead letters in one round trip.
+        Returns (replies queued, SKUs queued); each reply is the number of
+        SKUs it applied, so a sink sums the replies to count what was applied.
         """
         newest: dict[str, SkuStock] = {}
         for stock in stocks:
             kept = newest.get(stock.sku)
             if kept is None or stock.version > kept.version:
                 newest[stock.sku] = stock
-        fence, doc_field = self._fence, keys.DOC_FIELD
-        anywhere, sellable_at = self._anywhere, keys.sellable_at
-        for stock in newest.values():
-            locations = stock.locations
-            fence.queue(
-                pipe, keys.stock(stock.sku), stock.version, [doc_field, self._shape(stock)],
-                extra_keys=[anywhere, *(sellable_at(loc.location_id) for loc in locations)],
-                extra_args=[stock.sku, *("1" if loc.on_hand > loc.reserved else "0" for loc in locations)],
-            )  # fmt: skip
-        return len(newest)
+        shape, stock_key = self._shape.shape, keys.stock
+        chunk = list(newest.values())
+        replies = 0
+        for start in range(0, len(chunk), STOCK_CHUNK):
+            hashes: list[str] = []
+            args: list[bytes | str | int] = self._head.copy()
+            for stock in chunk[start : start + STOCK_CHUNK]:
+                document, sellable = shape(stock)
+                hashes.append(stock_key(stock.sku))
+                args += (stock.version, document, stock.sku, sellable)
+            hashes.append(self._anywhere)
+            self._script.queue(pipe, hashes, args)
+            replies += 1
+        return replies, len(newest)

@@ -44,9 +44,13 @@ def test_stock_writer_of_a_new_lineage_replaces_the_whole_hash(redis_client: red
     assert applied == 1
     stored = redis_client.hgetall(keys.stock("SKU-1"))
     assert stored[b"version"] == b"1"
-    assert set(stored) == {b"generation", b"version", b"doc"}
+    assert set(stored) == {b"generation", b"version", b"doc", b"sellable"}
     assert stored[b"generation"] == b"new"
     assert _doc(redis_client)["total_on_hand"] == 1  # nothing of the old lineage's locations survives
+    assert orjson.loads(stored[b"sellable"]) == {"S1": 1}
+    # ... nor in the sellable sets: S2 was sellable in the old lineage only.
+    assert _members(redis_client, keys.sellable_at("S2")) == set()
+    assert _members(redis_client, keys.sellable_at("S1")) == {b"SKU-1"}
 
 
 def test_stream_writer_adds_each_record_id_once_per_lineage(redis_client: redis.Redis) -> None:
@@ -102,6 +106,38 @@ def test_stock_writer_stale_version_does_not_touch_sellable_sets(redis_client: r
     assert writer.write_batch([_stock(4, ("S1", 7))]) == 0  # a replayed, older version
     assert _members(redis_client, keys.sellable_at("S1")) == set()
     assert _members(redis_client, keys.sellable_anywhere()) == set()
+
+
+def test_stock_writer_moves_a_sku_between_sellable_sets_as_its_locations_change(redis_client: redis.Redis) -> None:
+    writer = StockWriter(redis_client, generation="g1")
+    writer.write_batch([_stock(1, ("S1", 3), ("S2", 4))])
+    writer.write_batch([_stock(2, ("S1", 2), ("S2", 1))])  # counts moved, sellable everywhere still
+    writer.write_batch([_stock(3, ("S2", 0), ("S3", 5))])  # S1 no longer held, S2 sold out, S3 new
+    assert _members(redis_client, keys.sellable_at("S1")) == set()
+    assert _members(redis_client, keys.sellable_at("S2")) == set()
+    assert _members(redis_client, keys.sellable_at("S3")) == {b"SKU-1"}
+    assert _members(redis_client, keys.sellable_anywhere()) == {b"SKU-1"}
+
+
+def test_stock_writer_sets_up_sellable_sets_over_a_hash_written_without_a_sellable_map(
+    redis_client: redis.Redis,
+) -> None:
+    # A hash an earlier release wrote (no sellable map beside it): every location is set explicitly.
+    redis_client.hset(keys.stock("SKU-1"), mapping={"generation": "g1", "version": 1, "doc": "{}"})
+    redis_client.sadd(keys.sellable_at("S1"), "SKU-1")
+    redis_client.sadd(keys.sellable_anywhere(), "SKU-1")
+    assert StockWriter(redis_client, generation="g1").write_batch([_stock(2, ("S1", 0))]) == 1
+    assert _members(redis_client, keys.sellable_at("S1")) == set()
+    assert _members(redis_client, keys.sellable_anywhere()) == set()
+
+
+def test_stock_writer_writes_batches_larger_than_one_call(redis_client: redis.Redis) -> None:
+    stocks = [SkuStock(f"SKU-{n}", 1, 1.0, (LocationStock("S1", n % 2, 0, 1.0),)) for n in range(1, 301)]
+    writer = StockWriter(redis_client, generation="g1")
+    assert writer.write_batch(stocks) == 300
+    assert writer.write_batch(stocks) == 0  # replayed: nothing newer
+    assert _members(redis_client, keys.sellable_at("S1")) == {f"SKU-{n}".encode() for n in range(1, 301, 2)}
+    assert orjson.loads(redis_client.hget(keys.stock("SKU-300"), keys.DOC_FIELD))["total_on_hand"] == 0  # type: ignore[arg-type]
 
 
 def test_reserved_stock_is_not_sellable(redis_client: redis.Redis) -> None:
