@@ -44,7 +44,7 @@ from typing import Any
 
 import orjson
 import redis
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import OFFSET_END, Consumer, Producer, TopicPartition
 from rich.console import Console
 from rich.table import Table
 
@@ -54,11 +54,12 @@ from benchmarks import http_load
 from benchmarks.keyspace import KeyWrites
 from events.timestamps import rfc3339_ms
 from events.topics import Topic
+from flows.kafka_source import FETCH_CONFIG
 from flows.launcher import FlowRun, settings_env, start_flow
 from omnistream.kafka_admin import create_topics
 from omnistream.settings import Settings
 from omnistream.stack import LocalService, free_port, start_broker, start_redis
-from sim.publish import KafkaPublisher
+from sim.publish import DEFAULT_LINGER_MS, KafkaPublisher
 from sim.record import SimRecord
 from sim.workload import Workload
 from state import keys
@@ -169,6 +170,33 @@ class Probe:
         return self.wait(sku, sent, timeout_s)
 
 
+class BrokerProbe(Probe):
+    """The same receipts timed to the broker alone: published -> consumed, with no flow at all.
+
+    Its consumer reads every partition the flow reads, with the flow's fetch
+    settings, so the difference to `Probe` is what the flow adds.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings)
+        self._consumer = Consumer({"bootstrap.servers": settings.kafka_brokers, "group.id": "omnistream-bench",
+                                   "enable.auto.commit": False, **FETCH_CONFIG})  # fmt: skip
+        topics = [settings.topic(t) for t in FLOW_TOPICS]
+        metadata = self._consumer.list_topics(timeout=30).topics
+        self._consumer.assign([TopicPartition(t, p, OFFSET_END) for t in topics for p in metadata[t].partitions])
+
+    def wait(self, sku: str, sent: float, timeout_s: float = 60.0) -> float:
+        key, deadline = sku.encode(), sent + timeout_s
+        while time.perf_counter() < deadline:
+            for message in self._consumer.consume(10_000, 0.1):
+                if message.key() == key:
+                    return time.perf_counter() - sent
+        raise TimeoutError(f"probe {sku} not consumed within {timeout_s} s")
+
+    def close(self) -> None:
+        self._consumer.close()
+
+
 def _tailing_flow(settings: Settings) -> tuple[FlowRun, Probe]:
     redis.Redis.from_url(settings.redis_url).flushdb()
     shutil.rmtree(settings.recovery_dir, ignore_errors=True)  # type: ignore[arg-type]
@@ -179,8 +207,10 @@ def _tailing_flow(settings: Settings) -> tuple[FlowRun, Probe]:
     return run, probe
 
 
-def _offer(settings: Settings, records: list[tuple[Topic, bytes | None, bytes]], rate: float | None) -> None:
-    publisher = KafkaPublisher(settings.kafka_brokers, {"linger.ms": 20})
+def _offer(settings: Settings, records: list[tuple[Topic, bytes | None, bytes]], rate: float | None,
+           linger_ms: int | None = None) -> None:  # fmt: skip
+    """Publish `records` with the simulator's publisher: its defaults, unless `linger_ms` overrides its batching."""
+    publisher = KafkaPublisher(settings.kafka_brokers, None if linger_ms is None else {"linger.ms": linger_ms})
     publisher.publish((SimRecord(t, k, v) for t, k, v in records), {t: settings.topic(t) for t in FLOW_TOPICS},
                       rate=rate)  # fmt: skip
 
@@ -213,31 +243,49 @@ def live_throughput(settings: Settings, records: list[tuple[Topic, bytes | None,
         run.stop()
 
 
+def _time_probes(probe: Probe, settings: Settings, records: list[tuple[Topic, bytes | None, bytes]], rate: float,
+                 duration_s: float, linger_ms: int | None) -> dict[str, float]:  # fmt: skip
+    """Offer `rate` events/s for `duration_s` from another process; time one probe after another meanwhile."""
+    # The load comes from its own process: a publishing thread here would hold the GIL
+    # and delay the probes' own timing, which is what is measured.
+    loader = multiprocessing.get_context("fork").Process(
+        target=_offer, args=(settings, records[: int(rate * duration_s)], rate, linger_ms)
+    )
+    loader.start()
+    time.sleep(1.0)  # let the offered load reach its steady rate
+    lags: list[float] = []
+    while True:  # at least one probe, even when a short load is already over
+        lags.append(probe.round_trip())
+        if not loader.is_alive():
+            break
+        time.sleep(0.02)
+    loader.join()
+    lags.sort()
+    return {"offered_rate": rate, "offered_s": duration_s, "probes": len(lags),
+            "p50_ms": 1000 * lags[len(lags) // 2], "p99_ms": 1000 * lags[min(len(lags) - 1, int(len(lags) * 0.99))],
+            "max_ms": 1000 * lags[-1]}  # fmt: skip
+
+
 def end_to_end_lag(settings: Settings, records: list[tuple[Topic, bytes | None, bytes]], rate: float,
-                   duration_s: float) -> dict[str, float]:  # fmt: skip
+                   duration_s: float, linger_ms: int | None = None) -> dict[str, float]:  # fmt: skip
     """(c): offer the workload at `rate` to a tailing flow; time probe receipts until Redis shows them."""
     run, probe = _tailing_flow(settings)
     try:
-        # The load comes from its own process: a publishing thread here would hold the GIL
-        # and delay the probes' own timing, which is what is measured.
-        loader = multiprocessing.get_context("fork").Process(
-            target=_offer, args=(settings, records[: int(rate * duration_s)], rate)
-        )
-        loader.start()
-        time.sleep(1.0)  # let the offered load reach its steady rate
-        lags: list[float] = []
-        while True:  # at least one probe, even when a short load is already over
-            lags.append(probe.round_trip())
-            if not loader.is_alive():
-                break
-            time.sleep(0.02)
-        loader.join()
+        figures = _time_probes(probe, settings, records, rate, duration_s, linger_ms)
     finally:
         run.stop()
-    lags.sort()
-    return {"offered_rate": rate, "offered_s": duration_s, "snapshot_interval_s": settings.snapshot_interval_s,
-            "probes": len(lags), "p50_ms": 1000 * lags[len(lags) // 2],
-            "p99_ms": 1000 * lags[min(len(lags) - 1, int(len(lags) * 0.99))], "max_ms": 1000 * lags[-1]}  # fmt: skip
+    return figures | {"snapshot_interval_s": settings.snapshot_interval_s}
+
+
+def broker_lag(settings: Settings, records: list[tuple[Topic, bytes | None, bytes]], rate: float,
+               duration_s: float, linger_ms: int | None = None) -> dict[str, float]:  # fmt: skip
+    """(c) baseline: the same load and probes with no flow, each probe timed until it is consumed."""
+    probe = BrokerProbe(settings)
+    try:
+        probe.round_trip()  # connection and assignment are not lag
+        return _time_probes(probe, settings, records, rate, duration_s, linger_ms)
+    finally:
+        probe.close()
 
 
 def start_api(app: str, settings: Settings) -> tuple[subprocess.Popen[bytes], int]:
@@ -310,6 +358,8 @@ def main() -> None:
                         help="offered load per lag test: long enough to hold a recovery snapshot (every 30 s by "
                              "default), whose pause is part of the lag")  # fmt: skip
     parser.add_argument("--low-rate", type=float, default=2000.0, help="the second, modest rate of the lag test")
+    parser.add_argument("--load-linger-ms", type=int, default=DEFAULT_LINGER_MS,
+                        help="offered load batching (librdkafka linger.ms); simulator default")  # fmt: skip
     parser.add_argument("--api-seconds", type=float, default=8.0)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--api-rounds", type=int, default=5)
@@ -361,8 +411,11 @@ def main() -> None:
             console.print(f"generating {needed:,} events for {args.lag_seconds:.0f} s of offered load ...")
             records = workload_records(needed, args.seed)
             freeze_gc()
-        lag = end_to_end_lag(fresh_topics(), records, live / 2, args.lag_seconds)
-        low_lag = end_to_end_lag(fresh_topics(), records, args.low_rate, args.lag_seconds)
+        console.print("(c) the same load and probes through the broker alone ...")
+        broker_alone = broker_lag(fresh_topics(), records, live / 2, args.lag_seconds, args.load_linger_ms)
+        console.print("(c) ... and through the flow")
+        lag = end_to_end_lag(fresh_topics(), records, live / 2, args.lag_seconds, args.load_linger_ms)
+        low_lag = end_to_end_lag(fresh_topics(), records, args.low_rate, args.lag_seconds, args.load_linger_ms)
     except Exception:
         for log in workdir.glob("*.log"):
             console.print(f"[red]{log.name}[/red]: {log.read_text(errors='replace')[-3000:]}")
@@ -386,7 +439,9 @@ def main() -> None:
         "flow_2_processes_ratio_to_raw": two["events_per_s"] / raw,
         "flow_2_processes_per_worker_ratio_to_raw": two["events_per_s"] / 2 / raw,
         "live_sustained_events_per_s": live,
+        "load_linger_ms": args.load_linger_ms,
         "lag": lag,
+        "lag_broker_alone": broker_alone,
         "lag_low_rate": low_lag,
         "api": api,
         "api_max_ratio_to_bare": inv["max"]["rate"] / bare["max"]["rate"],
@@ -404,8 +459,8 @@ def main() -> None:
                   f"{two['events_per_s'] / raw:.2f}")  # fmt: skip
     table.add_row("(c) flow while producer + broker run beside it", f"{live:,.0f} ev/s",
                   f"{live / raw:.2f}")  # fmt: skip
-    for figures in (lag, low_lag):
-        table.add_row(f"(c) lag at {figures['offered_rate']:,.0f} ev/s for {figures['offered_s']:.0f} s, p50 / p99",
+    for name, figures in (("lag", lag), ("broker alone", broker_alone), ("lag", low_lag)):
+        table.add_row(f"(c) {name} at {figures['offered_rate']:,.0f} ev/s for {figures['offered_s']:.0f} s, p50 / p99",
                       f"{figures['p50_ms']:.1f} / {figures['p99_ms']:.1f} ms", "")  # fmt: skip
     for name, figures in (("inventory route", inv), ("bare HGETALL route", bare)):
         table.add_row(f"(d) {name}: max", f"{figures['max']['rate']:,.0f} req/s",

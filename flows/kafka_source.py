@@ -21,6 +21,10 @@ from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 from confluent_kafka.admin import AdminClient
 
+# A fetch that finds nothing waits at the broker at most this long: librdkafka's
+# 500 ms default showed up directly as end-to-end lag with the local broker.
+FETCH_CONFIG = {"fetch.wait.max.ms": "10"}
+
 
 class KafkaRecord(NamedTuple):
     """One message as read: where it came from, its value, and the broker's error if any."""
@@ -173,9 +177,7 @@ class KafkaPartitions(FixedPartitionedSource[KafkaRecord, int]):
             "group.id": "omnistream-unused",  # required by the client; offsets live in recovery
             "enable.auto.commit": "false",
             "enable.partition.eof": str(self.stop_at_end).lower(),
-            # A fetch that finds nothing waits at the broker at most this long:
-            # librdkafka's 500 ms default showed up directly as end-to-end lag.
-            "fetch.wait.max.ms": "10",
+            **FETCH_CONFIG,
             **self.extra_config,
         }
         offset = OFFSET_BEGINNING if resume_state is None else resume_state
