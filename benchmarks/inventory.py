@@ -44,7 +44,7 @@ from typing import Any
 
 import orjson
 import redis
-from confluent_kafka import OFFSET_END, Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, Producer, TopicPartition
 from rich.console import Console
 from rich.table import Table
 
@@ -183,12 +183,18 @@ class BrokerProbe(Probe):
                                    "enable.auto.commit": False, **FETCH_CONFIG})  # fmt: skip
         topics = [settings.topic(t) for t in FLOW_TOPICS]
         metadata = self._consumer.list_topics(timeout=30).topics
-        self._consumer.assign([TopicPartition(t, p, OFFSET_END) for t in topics for p in metadata[t].partitions])
+        # From each partition's current end, as an offset: OFFSET_END is resolved only at the first
+        # fetch, which could come after the first probe and skip it.
+        parts = [TopicPartition(t, p) for t in topics for p in metadata[t].partitions]
+        self._consumer.assign([TopicPartition(tp.topic, tp.partition, self._consumer.get_watermark_offsets(tp, 30)[1])
+                               for tp in parts])  # fmt: skip
 
     def wait(self, sku: str, sent: float, timeout_s: float = 60.0) -> float:
         key, deadline = sku.encode(), sent + timeout_s
         while time.perf_counter() < deadline:
-            for message in self._consumer.consume(10_000, 0.1):
+            first = self._consumer.poll(0.1)  # returns as soon as one message is there
+            # ... then whatever else is already fetched, without waiting (`consume` waits for all it asks).
+            for message in [first, *self._consumer.consume(10_000, 0)] if first is not None else []:
                 if message.key() == key:
                     return time.perf_counter() - sent
         raise TimeoutError(f"probe {sku} not consumed within {timeout_s} s")

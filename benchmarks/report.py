@@ -21,6 +21,7 @@ def inventory_table(result: dict) -> str:  # type: ignore[type-arg]
     raw = result["raw_ceiling_events_per_s"]
     one, two = result["flow_1_process"]["events_per_s"], result["flow_2_processes"]["events_per_s"]
     live, lag, low = result["live_sustained_events_per_s"], result["lag"], result["lag_low_rate"]
+    alone = result.get("lag_broker_alone")
     inv, bare = result["api"]["inventory_route"], result["api"]["bare_route"]
     rows = [
         ("(a) raw ceiling: confluent-kafka consume + orjson, same events", f"{raw:,.0f} ev/s", "1.00"),
@@ -31,6 +32,8 @@ def inventory_table(result: dict) -> str:  # type: ignore[type-arg]
          f"{live / raw:.2f}"),
         (f"(c) end-to-end lag at {lag['offered_rate']:,.0f} ev/s (half of the above){_window(lag)}, p50 / p99",
          f"{lag['p50_ms']:.1f} / {lag['p99_ms']:.1f} ms", ""),
+        *([("(c) the same load and probes through the broker alone, no flow (published → consumed), p50 / p99",
+            f"{alone['p50_ms']:.1f} / {alone['p99_ms']:.1f} ms", "")] if alone else []),
         (f"(c) end-to-end lag at {low['offered_rate']:,.0f} ev/s{_window(low)}, p50 / p99",
          f"{low['p50_ms']:.1f} / {low['p99_ms']:.1f} ms", ""),
         ("(d) `GET /v1/inventory/{sku}`, 1 worker: max", f"{inv['max']['rate']:,.0f} req/s",
@@ -45,8 +48,9 @@ def inventory_table(result: dict) -> str:  # type: ignore[type-arg]
     lines += [f"| {a} | {b} | {c} |" for a, b, c in rows]
     machine = result["machine"]
     lines.append("")
-    lines.append(f"{result['events']:,} simulated events; {machine['cpus']} cores, Python {machine['python']}; "
-                 f"run {result['when']} with `{result['command'].strip()}`.")  # fmt: skip
+    batching = f"; load offered in batches of up to {result['load_linger_ms']} ms" if "load_linger_ms" in result else ""
+    lines.append(f"{result['events']:,} simulated events; {machine['cpus']} cores, Python {machine['python']}"
+                 f"{batching}; run {result['when']} with `{result['command'].strip()}`.")  # fmt: skip
     return "\n".join(lines)
 
 
