@@ -98,6 +98,7 @@ class DocumentShaper:
         # held, so its id is not reused while the entry lives; an equal but distinct object misses and is
         # shaped again (same bytes).
         self._fragments: dict[int, tuple[LocationStock, bytes, bytes]] = {}
+        self._names: dict[str, bytes] = {}  # location id -> its JSON string, for the sellable maps
 
     def __call__(self, stock: SkuStock) -> bytes:
         """The `GET /v1/inventory/{sku}` document of `stock`.
@@ -131,7 +132,11 @@ class DocumentShaper:
                     "available": loc.on_hand - loc.reserved,
                     "updated_at": iso_ts(loc.updated_at),
                 })  # fmt: skip
-                flag = orjson.dumps(loc.location_id) + (b":1" if loc.on_hand > loc.reserved else b":0")
+                names = self._names
+                name = names.get(loc.location_id)
+                if name is None:
+                    name = names[loc.location_id] = orjson.dumps(loc.location_id)
+                flag = name + (b":1" if loc.on_hand > loc.reserved else b":0")
                 held = fragments[id(loc)] = (loc, fragment, flag)
             parts.append(held[1])
             flags.append(held[2])
