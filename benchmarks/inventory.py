@@ -54,7 +54,7 @@ from benchmarks import http_load
 from benchmarks.keyspace import KeyWrites
 from events.timestamps import rfc3339_ms
 from events.topics import Topic
-from flows.kafka_source import FETCH_CONFIG
+from flows.kafka_source import fetch_config
 from flows.launcher import FlowRun, settings_env, start_flow
 from omnistream.kafka_admin import create_topics
 from omnistream.settings import Settings
@@ -180,7 +180,7 @@ class BrokerProbe(Probe):
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
         self._consumer = Consumer({"bootstrap.servers": settings.kafka_brokers, "group.id": "omnistream-bench",
-                                   "enable.auto.commit": False, **FETCH_CONFIG})  # fmt: skip
+                                   "enable.auto.commit": False, **fetch_config(settings)})  # fmt: skip
         topics = [settings.topic(t) for t in FLOW_TOPICS]
         metadata = self._consumer.list_topics(timeout=30).topics
         # From each partition's current end, as an offset: OFFSET_END is resolved only at the first

@@ -54,7 +54,7 @@ from events.models import Adjustment, FraudLabel, Sale, event_type
 from events.timestamps import rfc3339_ms
 from events.topics import Topic
 from flows.dead_letters import owns_dead_letters
-from flows.inventory import kafka_source
+from flows.kafka_source import kafka_source
 from flows.metrics import (
     DUPLICATES,
     EVENTS_IN,

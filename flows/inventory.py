@@ -22,7 +22,7 @@ from events.dead_letter import DeadLetter
 from events.decode import decode
 from events.models import Count, Purchase, Return, Sale, Void, event_type
 from events.topics import Topic
-from flows.kafka_source import KafkaPartitions, KafkaRecord
+from flows.kafka_source import KafkaRecord, kafka_source
 from flows.metrics import DUPLICATES, EVENTS_IN, UNMATCHED_VOIDS
 from flows.sinks import FlowRecord, RecordSink, is_dead_letter
 from omnistream.settings import Settings
@@ -58,12 +58,6 @@ def build_flow(settings: Settings, generation: str = "") -> Dataflow:
     ledger_out = op.key_rm("ledger_out", ledgers)
     op.output("records_out", op.merge("records", split.trues, ledger_out), RecordSink(FLOW, settings, generation))
     return flow
-
-
-def kafka_source(settings: Settings, topics: list[str]) -> KafkaPartitions:
-    return KafkaPartitions(
-        settings.kafka_brokers, topics, stop_at_end=settings.flow_stop_at_end, batch_size=settings.kafka_batch_size
-    )
 
 
 class Decoder:

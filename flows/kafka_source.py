@@ -21,9 +21,17 @@ from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-# A fetch that finds nothing waits at the broker at most this long: librdkafka's
-# 500 ms default showed up directly as end-to-end lag with the local broker.
-FETCH_CONFIG = {"fetch.wait.max.ms": "10"}
+from omnistream.settings import Settings
+
+
+def fetch_config(settings: Settings) -> dict[str, str]:
+    """librdkafka settings of the flows' consumers that shape lag.
+
+    A fetch that finds nothing waits at the broker at most `kafka_fetch_wait_ms`:
+    the local broker answers only then, so librdkafka's 500 ms default showed
+    up directly as end-to-end lag.
+    """
+    return {"fetch.wait.max.ms": str(settings.kafka_fetch_wait_ms)}
 
 
 class KafkaRecord(NamedTuple):
@@ -153,12 +161,14 @@ class KafkaPartitions(FixedPartitionedSource[KafkaRecord, int]):
         stop_at_end: bool = False,
         batch_size: int = 5000,
         extra_config: dict[str, str] | None = None,
+        consumer_config: dict[str, str] | None = None,
     ) -> None:
         self.brokers = brokers
         self.topics = topics
         self.stop_at_end = stop_at_end
         self.batch_size = batch_size
-        self.extra_config = extra_config or {}
+        self.extra_config = extra_config or {}  # every client: admin and consumer
+        self.consumer_config = consumer_config or {}
 
     def list_parts(self) -> list[str]:
         admin = AdminClient({"bootstrap.servers": self.brokers, **self.extra_config})
@@ -177,8 +187,14 @@ class KafkaPartitions(FixedPartitionedSource[KafkaRecord, int]):
             "group.id": "omnistream-unused",  # required by the client; offsets live in recovery
             "enable.auto.commit": "false",
             "enable.partition.eof": str(self.stop_at_end).lower(),
-            **FETCH_CONFIG,
             **self.extra_config,
+            **self.consumer_config,
         }
         offset = OFFSET_BEGINNING if resume_state is None else resume_state
         return _KafkaPartition(_SharedConsumer.for_config(config, self.batch_size), topic, int(index), offset)
+
+
+def kafka_source(settings: Settings, topics: list[str]) -> KafkaPartitions:
+    """The input of every flow: `topics` on `settings`' brokers, tailed or read to the end."""
+    return KafkaPartitions(settings.kafka_brokers, topics, stop_at_end=settings.flow_stop_at_end,
+                           batch_size=settings.kafka_batch_size, consumer_config=fetch_config(settings))  # fmt: skip

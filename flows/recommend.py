@@ -37,7 +37,7 @@ from events.decode import decode
 from events.models import ProductUpsert, event_type
 from events.topics import Topic
 from flows.dead_letters import owns_dead_letters
-from flows.kafka_source import KafkaPartitions, KafkaRecord
+from flows.kafka_source import KafkaRecord, kafka_source
 from flows.metrics import DUPLICATES, EVENTS_IN, REC_FEEDBACK, SKIPPED
 from flows.sinks import RecordSink, is_dead_letter
 from omnistream.settings import Settings
@@ -99,12 +99,6 @@ def build_flow(settings: Settings, generation: str = "") -> Dataflow:
     )
     op.output("records_out", docs, RecordSink(FLOW, settings, generation))
     return flow
-
-
-def kafka_source(settings: Settings, topics: list[str]) -> KafkaPartitions:
-    return KafkaPartitions(
-        settings.kafka_brokers, topics, stop_at_end=settings.flow_stop_at_end, batch_size=settings.kafka_batch_size
-    )
 
 
 def routed_to(prefix: str) -> Callable[[Any], bool]:
