@@ -8,7 +8,6 @@ framework dominates the API's cost).
 from __future__ import annotations
 
 from collections.abc import Iterable
-from functools import lru_cache
 
 import orjson
 import redis
@@ -73,9 +72,6 @@ return applied
 STOCK_CHUNK = 128
 """SKUs per call: long enough to amortise the call, short enough not to stall Redis."""
 
-iso_ts = lru_cache(maxsize=1 << 16)(rfc3339_ms)  # most timestamps repeat from write to write
-
-
 class DocumentShaper:
     """Builds the API's SKU document and sellable map, reusing the bytes of locations that did not change.
 
@@ -130,7 +126,7 @@ class DocumentShaper:
                     "on_hand": loc.on_hand,
                     "reserved": loc.reserved,
                     "available": loc.on_hand - loc.reserved,
-                    "updated_at": iso_ts(loc.updated_at),
+                    "updated_at": rfc3339_ms(loc.updated_at),
                 })  # fmt: skip
                 names = self._names
                 name = names.get(loc.location_id)
@@ -144,7 +140,7 @@ class DocumentShaper:
             reserved += loc.reserved
         head = b'{"sku":%b,"total_on_hand":%d,"total_reserved":%d,"total_available":%d,"locations":[' % (
             orjson.dumps(stock.sku), on_hand, reserved, on_hand - reserved)  # fmt: skip
-        document = b"%b%b],\"as_of\":\"%b\"}" % (head, b",".join(parts), iso_ts(stock.as_of).encode())
+        document = b"%b%b],\"as_of\":\"%b\"}" % (head, b",".join(parts), rfc3339_ms(stock.as_of).encode())
         return document, b"{%b}" % b",".join(flags)
 
 
@@ -195,12 +191,12 @@ class StockWriter:
             if kept is None or stock.version > kept.version:
                 newest[stock.sku] = stock
         shape, stock_key = self._shape.shape, keys.stock
-        chunk = list(newest.values())
+        latest = list(newest.values())
         replies = 0
-        for start in range(0, len(chunk), STOCK_CHUNK):
+        for start in range(0, len(latest), STOCK_CHUNK):
             hashes: list[str] = []
             args: list[bytes | str | int] = self._head.copy()
-            for stock in chunk[start : start + STOCK_CHUNK]:
+            for stock in latest[start : start + STOCK_CHUNK]:
                 document, sellable = shape(stock)
                 hashes.append(stock_key(stock.sku))
                 args += (stock.version, document, stock.sku, sellable)
