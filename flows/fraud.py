@@ -679,7 +679,7 @@ class _OpsLogic(_Stage):
             for signal in group:
                 kind = signal[0]
                 if kind == "sale":
-                    pulse.learn_one(signal[1], signal[2], signal[3])
+                    alerts += pulse.learn_one(signal[1], signal[2], signal[3])
                     clock = max(clock, signal[3])
                 elif kind == "clock":
                     clock = max(clock, signal[1])

@@ -199,7 +199,7 @@ class FraudEngine:
             action = till_action_of(event)
             if action is not None:
                 if action.kind == "sale":
-                    self.pulse.learn_one(action.store_id, action.register_id, ts)
+                    out.alerts += self.pulse.learn_one(action.store_id, action.register_id, ts)
                 else:  # sales change nothing in register behaviour: only returns and voids are kept
                     store = self._stores.get_or_make(action.store_id, RegisterBehaviour)
                     out.alerts += self.alerts.learn_till_one(action, store.learn_one(action))

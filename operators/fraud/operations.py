@@ -56,14 +56,13 @@ class SalesPulse:
     --------
     >>> pulse = SalesPulse(store_min_silence_s=300, register_min_silence_s=600, min_sales=5)
     >>> for i in range(20):
-    ...     pulse.learn_one("S1", "S1-R1", i * 10.0)
-    ...     pulse.learn_one("S2", "S2-R1", i * 10.0 + 5)
+    ...     _ = pulse.learn_one("S1", "S1-R1", i * 10.0)
+    ...     _ = pulse.learn_one("S2", "S2-R1", i * 10.0 + 5)
     >>> for t in range(200, 800, 10):
-    ...     pulse.learn_one("S2", "S2-R1", float(t))
+    ...     _ = pulse.learn_one("S2", "S2-R1", float(t))
     >>> [(a.entity.type, a.entity.id, a.severity.value) for a in pulse.tick(800.0)]
     [('store', 'S1', 'attention')]
-    >>> pulse.learn_one("S1", "S1-R1", 810.0)
-    >>> [(a.entity.id, a.reasons[0]) for a in pulse.tick(810.0)]
+    >>> [(a.entity.id, a.reasons[0]) for a in pulse.learn_one("S1", "S1-R1", 810.0)]
     [('S1', 'resolved')]
     """
 
@@ -83,15 +82,23 @@ class SalesPulse:
         self.alpha = alpha
         self.max_entities = max_entities
         self._pulses: dict[tuple[str, str], _Pulse] = {}  # by (entity type, id): no Entity built per sale
-        self._resolved: list[Alert] = []
         self.book = AlertBook("anomaly", quiet_s=math.inf, max_open=max_entities)
 
-    def learn_one(self, store_id: str, register_id: str, ts: float) -> None:
-        """A sale at `register_id` of `store_id` at event time `ts`."""
-        store = self._beat("store", store_id, ts, None)
-        self._beat("register", register_id, ts, store)
+    def learn_one(self, store_id: str, register_id: str, ts: float) -> list[Alert]:
+        """A sale at `register_id` of `store_id` at event time `ts`; the resolved alerts it brings.
 
-    def _beat(self, entity_type: str, entity_id: str, ts: float, store: _Pulse | None) -> _Pulse | None:
+        A resolution is emitted at once rather than at the next tick: the tick runs on the
+        event-time clock, which a sale older than the newest one seen does not move, so a
+        resumed store could otherwise wait for traffic that never comes.
+        """
+        resolved: list[Alert] = []
+        store = self._beat("store", store_id, ts, None, resolved)
+        self._beat("register", register_id, ts, store, resolved)
+        return resolved
+
+    def _beat(
+        self, entity_type: str, entity_id: str, ts: float, store: _Pulse | None, resolved: list[Alert]
+    ) -> _Pulse | None:
         pulse = self._pulses.get((entity_type, entity_id))
         if pulse is None:
             if len(self._pulses) >= self.max_entities:
@@ -110,12 +117,12 @@ class SalesPulse:
         pulse.by_hour[hour] = gap if math.isnan(usual) else usual + self.alpha * (gap - usual)
         if pulse.silent:
             pulse.silent = False
-            self._resolved += self.book.clear(pulse.entity, ts, ["sales resumed"])
+            resolved += self.book.clear(pulse.entity, ts, ["sales resumed"])
         return pulse
 
     def tick(self, now: float) -> list[Alert]:
-        """Alerts at event time `now`: silences that began, and those resolved since the last tick."""
-        alerts, self._resolved = self._resolved, []
+        """Alerts at event time `now`: the silences that began."""
+        alerts: list[Alert] = []
         hour = int(now // 3600.0) % 24
         # Stores first: a register of a silent store is not news of its own (one alert per incident).
         stores = [p for p in self._pulses.values() if p.store is None]

@@ -118,9 +118,24 @@ def test_silent_store_is_noticed_by_the_clock_of_other_traffic_and_resolves_on_i
     alerts = pulse.tick(T0 + 1200.0)
     assert [(a.entity.type, a.entity.id, a.severity) for a in alerts] == [("store", "S1", Severity.ATTENTION)]
     assert pulse.tick(T0 + 1300.0) == []  # one open alert, not one per tick
-    pulse.learn_one("S1", "S1-R1", T0 + 1310.0)
-    resolved = pulse.tick(T0 + 1320.0)
+    resolved = pulse.learn_one("S1", "S1-R1", T0 + 1310.0)
     assert [(a.entity.id, a.reasons[0]) for a in resolved] == [("S1", "resolved")]
+    assert pulse.tick(T0 + 1320.0) == []
+
+
+def test_a_store_resuming_with_a_sale_older_than_the_clock_still_resolves_at_once() -> None:
+    """Other traffic may have moved the clock (and ticked) past the resumed store's first sale."""
+    pulse = SalesPulse(min_sales=10, store_min_silence_s=300.0, register_min_silence_s=10_000.0)
+    for i in range(60):
+        pulse.learn_one("S1", "S1-R1", T0 + i * 10.0)
+        pulse.learn_one("S2", "S2-R1", T0 + i * 10.0)
+    for i in range(60, 120):
+        pulse.learn_one("S2", "S2-R1", T0 + i * 10.0)
+    assert [a.entity.id for a in pulse.tick(T0 + 1200.0)] == ["S1"]
+    pulse.learn_one("S2", "S2-R1", T0 + 1210.0)
+    assert pulse.tick(T0 + 1210.0) == []
+    resolved = pulse.learn_one("S1", "S1-R1", T0 + 1205.0)  # published before S2's, delivered after the tick
+    assert [(a.entity.id, a.status.value) for a in resolved] == [("S1", "resolved")]
 
 
 def test_a_pause_of_the_whole_stream_raises_nothing() -> None:
