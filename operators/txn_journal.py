@@ -10,8 +10,25 @@ from events.models import PosEvent, Return, Sale, Void
 from operators.movements import Move, StockMovement, qty_by_sku
 
 _ON_HAND = Move.ON_HAND  # hoisted: enum attribute lookups are slow on the hot path
+
+
+# Structs, not tuples, for what the journal keeps per transaction: a new tuple is tracked by the
+# cycle collector until a young collection visits it, and one or two per till event made those
+# collections, and the flow's pauses, longer. Both encode as arrays, as the tuples they replaced did.
+class _Txn(msgspec.Struct, array_like=True, gc=False):
+    store_id: str
+    ts: float
+    lines: dict[str, int]  # signed qty by SKU
+
+
+class _Arrival(msgspec.Struct, array_like=True, gc=False):
+    ts: float
+    txn_id: str
+    is_void: bool
+
+
 _ENCODER = msgspec.msgpack.Encoder()
-_DECODER = msgspec.msgpack.Decoder()
+_DECODER = msgspec.msgpack.Decoder(tuple[float, float, int, dict[str, _Txn], dict[str, str], list[_Arrival]])
 
 
 class TxnJournal:
@@ -52,9 +69,9 @@ class TxnJournal:
 
     def __init__(self, retention_s: float = 86_400.0) -> None:
         self.retention_s = retention_s
-        self._txns: dict[str, tuple[str, float, dict[str, int]]] = {}  # txn_id -> (store, ts, signed qty by sku)
+        self._txns: dict[str, _Txn] = {}
         self._voids: dict[str, str] = {}  # original_txn_id -> the void's event_id
-        self._arrivals: deque[tuple[float, str, bool]] = deque()  # (ts, txn_id, is_void)
+        self._arrivals: deque[_Arrival] = deque()
         self._newest = float("-inf")
         self.unmatched_voids = 0  # voids aged out before their transaction arrived
 
@@ -69,8 +86,8 @@ class TxnJournal:
         sign = -1 if isinstance(event, Sale) else 1
         lines = {sku: sign * qty for sku, qty in qty_by_sku(event.items).items()}
         if event.txn_id not in self._txns:
-            self._arrivals.append((ts, event.txn_id, False))
-        self._txns[event.txn_id] = (event.store_id, ts, lines)
+            self._arrivals.append(_Arrival(ts, event.txn_id, False))
+        self._txns[event.txn_id] = _Txn(event.store_id, ts, lines)
         moves = [
             StockMovement(sku, event.store_id, _ON_HAND, qty, ts, event.event_id) for sku, qty in lines.items()
         ]
@@ -83,14 +100,15 @@ class TxnJournal:
         if void.original_txn_id in self._voids:
             return []
         self._voids[void.original_txn_id] = void.event_id
-        self._arrivals.append((void.ts.timestamp(), void.original_txn_id, True))
+        self._arrivals.append(_Arrival(void.ts.timestamp(), void.original_txn_id, True))
         if void.original_txn_id in self._txns:
             return self._compensations(void.original_txn_id, void.event_id)
         return []
 
     def _compensations(self, txn_id: str, void_event_id: str) -> list[StockMovement]:
-        store_id, ts, lines = self._txns[txn_id]
-        return [StockMovement(sku, store_id, _ON_HAND, -qty, ts, void_event_id) for sku, qty in lines.items()]
+        txn = self._txns[txn_id]
+        store_id, ts = txn.store_id, txn.ts
+        return [StockMovement(sku, store_id, _ON_HAND, -qty, ts, void_event_id) for sku, qty in txn.lines.items()]
 
     def _age_out(self, ts: float) -> None:
         if ts <= self._newest:
@@ -98,9 +116,10 @@ class TxnJournal:
         self._newest = ts
         horizon = ts - self.retention_s
         arrivals = self._arrivals
-        while arrivals and arrivals[0][0] < horizon:
-            _, txn_id, is_void = arrivals.popleft()
-            if is_void:
+        while arrivals and arrivals[0].ts < horizon:
+            arrival = arrivals.popleft()
+            txn_id = arrival.txn_id
+            if arrival.is_void:
                 if self._voids.pop(txn_id, None) is not None and txn_id not in self._txns:
                     self.unmatched_voids += 1  # reported by the flow: a void that undid nothing
             else:
@@ -131,8 +150,8 @@ class TxnJournal:
         retention_s, newest, unmatched_voids, txns, voids, arrivals = _DECODER.decode(data)
         journal = cls(retention_s)
         journal._newest, journal.unmatched_voids, journal._voids = newest, unmatched_voids, voids
-        journal._txns = {txn_id: (store, ts, lines) for txn_id, (store, ts, lines) in txns.items()}
-        journal._arrivals = deque((ts, txn_id, is_void) for ts, txn_id, is_void in arrivals)
+        journal._txns = txns
+        journal._arrivals = deque(arrivals)
         return journal
 
     def __len__(self) -> int:

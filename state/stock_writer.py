@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+import msgspec
 import orjson
 import redis
 
@@ -72,6 +73,19 @@ return applied
 STOCK_CHUNK = 128
 """SKUs per call: long enough to amortise the call, short enough not to stall Redis."""
 
+class _Fragment(msgspec.Struct, gc=False):
+    """A location's shaped bytes, cached by `DocumentShaper`.
+
+    Not tracked by the cycle collector (it refers to nothing that refers back):
+    a tuple is tracked until a young collection visits it, and one per changed
+    location made those collections, and the flow's pauses, longer.
+    """
+
+    location: LocationStock
+    document: bytes
+    sellable: bytes
+
+
 class DocumentShaper:
     """Builds the API's SKU document and sellable map, reusing the bytes of locations that did not change.
 
@@ -93,7 +107,7 @@ class DocumentShaper:
         # id(location) -> (the location, its document fragment, its sellable-map entry): the location is
         # held, so its id is not reused while the entry lives; an equal but distinct object misses and is
         # shaped again (same bytes).
-        self._fragments: dict[int, tuple[LocationStock, bytes, bytes]] = {}
+        self._fragments: dict[int, _Fragment] = {}
         self._names: dict[str, bytes] = {}  # location id -> its JSON string, for the sellable maps
 
     def __call__(self, stock: SkuStock) -> bytes:
@@ -118,7 +132,7 @@ class DocumentShaper:
         on_hand = reserved = 0
         for loc in stock.locations:
             held = fragments.get(id(loc))
-            if held is None or held[0] is not loc:
+            if held is None or held.location is not loc:
                 if len(fragments) >= self.max_cached:
                     fragments.clear()
                 fragment = orjson.dumps({
@@ -133,9 +147,9 @@ class DocumentShaper:
                 if name is None:
                     name = names[loc.location_id] = orjson.dumps(loc.location_id)
                 flag = name + (b":1" if loc.on_hand > loc.reserved else b":0")
-                held = fragments[id(loc)] = (loc, fragment, flag)
-            parts.append(held[1])
-            flags.append(held[2])
+                held = fragments[id(loc)] = _Fragment(loc, fragment, flag)
+            parts.append(held.document)
+            flags.append(held.sellable)
             on_hand += loc.on_hand
             reserved += loc.reserved
         head = b'{"sku":%b,"total_on_hand":%d,"total_reserved":%d,"total_available":%d,"locations":[' % (
