@@ -160,18 +160,16 @@ class KafkaPartitions(FixedPartitionedSource[KafkaRecord, int]):
         *,
         stop_at_end: bool = False,
         batch_size: int = 5000,
-        extra_config: dict[str, str] | None = None,
         consumer_config: dict[str, str] | None = None,
     ) -> None:
         self.brokers = brokers
         self.topics = topics
         self.stop_at_end = stop_at_end
         self.batch_size = batch_size
-        self.extra_config = extra_config or {}  # every client: admin and consumer
-        self.consumer_config = consumer_config or {}
+        self.consumer_config = consumer_config or {}  # consumers only: the admin client warns about their properties
 
     def list_parts(self) -> list[str]:
-        admin = AdminClient({"bootstrap.servers": self.brokers, **self.extra_config})
+        admin = AdminClient({"bootstrap.servers": self.brokers})
         parts = []
         for topic in self.topics:
             metadata = admin.list_topics(topic, timeout=30).topics[topic]
@@ -187,7 +185,6 @@ class KafkaPartitions(FixedPartitionedSource[KafkaRecord, int]):
             "group.id": "omnistream-unused",  # required by the client; offsets live in recovery
             "enable.auto.commit": "false",
             "enable.partition.eof": str(self.stop_at_end).lower(),
-            **self.extra_config,
             **self.consumer_config,
         }
         offset = OFFSET_BEGINNING if resume_state is None else resume_state

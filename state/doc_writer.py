@@ -11,11 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from operator import attrgetter
 
 import redis
 
 from state import keys
-from state.fence import VersionFence
+from state.fence import VersionFence, newest_per_key
 from state.pipeline_scripts import run_pipeline
 
 
@@ -39,6 +40,8 @@ class FencedDoc:
     flag_member: str = ""
     flagged: bool = False
 
+
+_KEY = attrgetter("key")
 
 # Run only when the fence let the document through (a replayed, older version flags nothing).
 _KEEP_FLAG = """
@@ -76,7 +79,7 @@ class DocWriter:
         Returns (replies queued, documents queued); each reply is the number of documents it
         applied, so a sink sums the replies to count what was applied.
         """
-        newest = _newest_per_key(docs)
+        newest = newest_per_key(docs, _KEY)
         plain = [doc for doc in newest.values() if doc.flag_set is None]
         flagged = [doc for doc in newest.values() if doc.flag_set is not None]
         replies = self.queue(pipe, flagged)  # one reply (1 or 0) each: the set rides in the same call
@@ -87,7 +90,7 @@ class DocWriter:
 
     def queue(self, pipe: redis.client.Pipeline, docs: Iterable[FencedDoc]) -> int:
         """Add the fenced writes of the newest document per key to `pipe`, one reply (1 or 0) each; returns how many."""
-        newest = _newest_per_key(docs)
+        newest = newest_per_key(docs, _KEY)
         fence, doc_field = self._fence, keys.DOC_FIELD
         for doc in newest.values():
             if doc.flag_set is None:
@@ -98,15 +101,6 @@ class DocWriter:
                     extra_keys=[doc.flag_set], extra_args=[doc.flag_member, "1" if doc.flagged else "0"],
                 )  # fmt: skip
         return len(newest)
-
-
-def _newest_per_key(docs: Iterable[FencedDoc]) -> dict[str, FencedDoc]:
-    newest: dict[str, FencedDoc] = {}
-    for doc in docs:
-        kept = newest.get(doc.key)
-        if kept is None or doc.version > kept.version:
-            newest[doc.key] = doc
-    return newest
 
 
 def read_doc(client: redis.Redis, key: str) -> bytes | None:

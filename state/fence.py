@@ -16,7 +16,8 @@ once, here, and is composed rather than copied.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import Protocol, TypeVar
 
 import redis
 from redis.cluster import RedisCluster
@@ -71,6 +72,31 @@ return applied
 """
 MANY_CHUNK = 256
 """Documents per multi-key call: long enough to amortise the call, short enough not to stall Redis."""
+
+
+class _Versioned(Protocol):
+    @property
+    def version(self) -> int: ...
+
+
+Record = TypeVar("Record", bound=_Versioned)
+
+
+def newest_per_key(records: Iterable[Record], key: Callable[[Record], str]) -> dict[str, Record]:
+    """The record of the highest version per key: what the fence would keep of a batch anyway, sent once.
+
+    >>> from collections import namedtuple
+    >>> Doc = namedtuple("Doc", "key version")
+    >>> list(newest_per_key([Doc("a", 2), Doc("b", 1), Doc("a", 3), Doc("a", 1)], lambda d: d.key).values())
+    [Doc(key='a', version=3), Doc(key='b', version=1)]
+    """
+    newest: dict[str, Record] = {}
+    for record in records:
+        name = key(record)
+        kept = newest.get(name)
+        if kept is None or record.version > kept.version:
+            newest[name] = record
+    return newest
 
 
 def fenced_script(after_applied: str = "") -> str:

@@ -8,6 +8,7 @@ framework dominates the API's cost).
 from __future__ import annotations
 
 from collections.abc import Iterable
+from operator import attrgetter
 
 import msgspec
 import orjson
@@ -16,7 +17,7 @@ import redis
 from events.stock import LocationStock, SkuStock
 from events.timestamps import rfc3339_ms
 from state import keys
-from state.fence import FENCE_FUNCTION
+from state.fence import FENCE_FUNCTION, newest_per_key
 from state.pipeline_scripts import PipelineScript, run_pipeline
 
 # Whole-SKU writes matter: after a crash the replay may apply movements in a
@@ -72,6 +73,8 @@ return applied
 """
 STOCK_CHUNK = 128
 """SKUs per call: long enough to amortise the call, short enough not to stall Redis."""
+_SKU = attrgetter("sku")
+
 
 class _Fragment(msgspec.Struct, gc=False):
     """A location's shaped bytes, cached by `DocumentShaper`.
@@ -110,20 +113,14 @@ class DocumentShaper:
         self._fragments: dict[int, _Fragment] = {}
         self._names: dict[str, bytes] = {}  # location id -> its JSON string, for the sellable maps
 
-    def __call__(self, stock: SkuStock) -> bytes:
-        """The `GET /v1/inventory/{sku}` document of `stock`.
-
-        >>> shaper = DocumentShaper()
-        >>> shaper(SkuStock("SKU-1", 3, 0.0, (LocationStock("S1", 5, 2, 0.0),))).decode()[:96]
-        '{"sku":"SKU-1","total_on_hand":5,"total_reserved":2,"total_available":3,"locations":[{"location_'
-        """
-        return self.shape(stock)[0]
-
     def shape(self, stock: SkuStock) -> tuple[bytes, bytes]:
-        """The document of `stock` and its sellable map: a JSON object, location id -> 1 if available > 0 else 0.
+        """The `GET /v1/inventory/{sku}` document of `stock` and its sellable map (location id -> 1 if available > 0).
 
-        >>> DocumentShaper().shape(SkuStock("SKU-1", 3, 0.0, (LocationStock("S1", 5, 2, 0.0),
-        ...                                                    LocationStock("S2", 1, 1, 0.0))))[1]
+        >>> document, sellable = DocumentShaper().shape(SkuStock("SKU-1", 3, 0.0, (LocationStock("S1", 5, 2, 0.0),
+        ...                                                                        LocationStock("S2", 1, 1, 0.0))))
+        >>> document.decode()[:96]
+        '{"sku":"SKU-1","total_on_hand":6,"total_reserved":3,"total_available":3,"locations":[{"location_'
+        >>> sellable
         b'{"S1":1,"S2":0}'
         """
         fragments = self._fragments
@@ -199,11 +196,7 @@ class StockWriter:
         Returns (replies queued, SKUs queued); each reply is the number of
         SKUs it applied, so a sink sums the replies to count what was applied.
         """
-        newest: dict[str, SkuStock] = {}
-        for stock in stocks:
-            kept = newest.get(stock.sku)
-            if kept is None or stock.version > kept.version:
-                newest[stock.sku] = stock
+        newest = newest_per_key(stocks, _SKU)
         shape, stock_key = self._shape.shape, keys.stock
         latest = list(newest.values())
         replies = 0
