@@ -43,6 +43,7 @@ test: deps venv
 
 lint: venv
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/mypy events operators state
 
 bench: deps venv

@@ -337,7 +337,9 @@ def main() -> None:
         base = Settings(kafka_brokers=broker.address, redis_url=store.address, topic_prefix="rb.",
                         topic_partitions=4, recovery_dir=workdir / "recovery", flow_metrics_port=0)  # fmt: skip
         result["settings"] = {k: v for k, v in base.model_dump().items() if k.startswith("rec_")} | {
-            "snapshot_interval_s": base.snapshot_interval_s, "kafka_batch_size": base.kafka_batch_size}
+            "snapshot_interval_s": base.snapshot_interval_s,
+            "kafka_batch_size": base.kafka_batch_size,
+        }
         create_topics(base.kafka_brokers, base.topic_prefix, base.topic_partitions)
         if "flow" in parts:
             console.print(f"(a) publishing {args.events:,} simulated clickstream events over {args.skus:,} SKUs ...")

@@ -41,9 +41,7 @@ _DECODERS: dict[Topic, msgspec.json.Decoder[Any]] = {
 }
 
 
-def decode(
-    topic: Topic, raw: bytes | None, *, source_topic: str, partition: int, offset: int
-) -> Event | DeadLetter:
+def decode(topic: Topic, raw: bytes | None, *, source_topic: str, partition: int, offset: int) -> Event | DeadLetter:
     """Validate `raw` against the events of `topic`.
 
     `source_topic`, `partition` and `offset` only label the dead letter.

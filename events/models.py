@@ -286,7 +286,5 @@ def event_type(event: Event) -> str:
 
 
 _TYPE_TAGS: dict[type, str] = {
-    cls: cls.__struct_config__.tag
-    for union in (ClickEvent, PosEvent, InventoryEvent)
-    for cls in union.__args__
+    cls: cls.__struct_config__.tag for union in (ClickEvent, PosEvent, InventoryEvent) for cls in union.__args__
 } | {ProductUpsert: "product_upsert", FraudLabel: "fraud_label"}

@@ -617,9 +617,9 @@ class FraudAlertStage:
 class _FraudAlertLogic(_Stage):
     watch: RulesWatch
 
-    def on_batch(self, groups: list[list[tuple[list[tuple[Payment, FraudScore]], float]]]) -> tuple[
-        list[tuple[str, Any]], bool
-    ]:
+    def on_batch(
+        self, groups: list[list[tuple[list[tuple[Payment, FraudScore]], float]]]
+    ) -> tuple[list[tuple[str, Any]], bool]:
         state: FraudAlertState = self.state
         rules = self.watch.current()
         if rules is not state.alerts.rules:

@@ -182,4 +182,3 @@ class _LedgerStep(StatefulBatchLogic[list[StockMovement], FlowRecord, bytes]):
 
     def snapshot(self) -> bytes:
         return self.shard.to_bytes()
-

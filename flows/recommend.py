@@ -333,8 +333,13 @@ class _ShopperStep(_PickledStep):
             DUPLICATES.labels(FLOW).inc(duplicates)
         return self._emit(shard.collect(), to_neighbours, trend_hits, feedback), StatefulBatchLogic.RETAIN
 
-    def _emit(self, written: Any, to_neighbours: dict[str, list[CoVisit]],
-              trend_hits: dict[str, dict[tuple[str, str], list[Any]]], feedback: list[Feedback]) -> list[Any]:
+    def _emit(
+        self,
+        written: Any,
+        to_neighbours: dict[str, list[CoVisit]],
+        trend_hits: dict[str, dict[tuple[str, str], list[Any]]],
+        feedback: list[Feedback],
+    ) -> list[Any]:
         ttl_s = self.builder.profile_ttl_s
         out: list[Any] = []
         for actor, shopper, version in written:  # every changed profile, every batch: freshness
@@ -377,8 +382,13 @@ class _ThrottledStep(_PickledStep):
     def _docs(self, written: Any) -> list[FencedDoc]:
         builder, clock = self.builder, self.state.clock
         return [
-            FencedDoc(builder.key_of(key), version, orjson.dumps(state.top(builder.published, clock)),
-                      builder.ttl_s, state.newest)
+            FencedDoc(
+                builder.key_of(key),
+                version,
+                orjson.dumps(state.top(builder.published, clock)),
+                builder.ttl_s,
+                state.newest,
+            )
             for key, state, version in written
         ]
 
@@ -515,4 +525,3 @@ class _ExperimentStep(_PickledStep):
         state.ranker_written = state.clock
         weights = state.ranker.export()
         return FencedDoc(keys.rec_ranker(), weights["version"], orjson.dumps(weights), as_of=state.clock)
-

@@ -120,6 +120,7 @@ class _RecordSinkPartition(StatelessSinkPartition[FlowRecord]):
         letters: list[tuple[str, bytes]],
     ) -> tuple[int, int, list[Any]]:
         """Returns how many replies the fenced state writes take (they come first), how many writes, all replies."""
+
         # Every write is idempotent (fenced or added once), so a batch is simply
         # retried until Redis is back: the flow waits instead of crashing or losing it.
         def queue_all(pipe: redis.client.Pipeline) -> tuple[tuple[int, int], tuple[int, int]]:

@@ -22,9 +22,7 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="OMNISTREAM_", extra="ignore", frozen=True)
 
-    kafka_brokers: str = Field(
-        "127.0.0.1:9092", description="Kafka bootstrap servers, comma-separated host:port."
-    )
+    kafka_brokers: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers, comma-separated host:port.")
     redis_url: str = Field(
         "redis://127.0.0.1:6379/0",
         description="redis://, rediss://, unix://, redis+sentinel://host:port/service or redis+cluster://host:port.",
@@ -98,7 +96,9 @@ class Settings(BaseSettings):
         None, ge=0, le=1, description="Overrides the rules file's block threshold (score at or above: block)."
     )
     fraud_shards: int = Field(
-        4, ge=1, le=1024,
+        4,
+        ge=1,
+        le=1024,
         description="Keyed shards per fraud stage (cards, shoppers, stores, scorers); a label meets its payment's "
         "features on crc32(payment id) % shards.",
     )

@@ -62,9 +62,7 @@ def qty_by_sku(items: list[LineItem]) -> dict[str, int]:
     return totals
 
 
-def inventory_movement(
-    event: InventoryEvent, source: tuple[str, int, int, bytes] | None = None
-) -> StockMovement:
+def inventory_movement(event: InventoryEvent, source: tuple[str, int, int, bytes] | None = None) -> StockMovement:
     """The movement of one `omni.inventory` event (each names exactly one sku and location).
 
     `source` (topic, partition, offset, raw bytes) is kept on cycle counts only:
@@ -101,8 +99,6 @@ def purchase_movements(purchase: Purchase) -> list[StockMovement]:
     """The reservations an online order makes at its fulfilment location, one per SKU."""
     ts = purchase.ts.timestamp()
     return [
-        StockMovement(
-            sku, purchase.fulfilment_location_id, Move.RESERVE, qty, ts, purchase.event_id, purchase.order_id
-        )
+        StockMovement(sku, purchase.fulfilment_location_id, Move.RESERVE, qty, ts, purchase.event_id, purchase.order_id)
         for sku, qty in qty_by_sku(purchase.items).items()
     ]

@@ -304,8 +304,10 @@ class StockLedger:
             kind=kind,
             severity=severity,
             entity=Entity("stock", f"{self.sku}@{move.location_id}"),
-            reasons=[f"available {available} (on_hand {loc.on_hand}, reserved {loc.reserved})",
-                     f"low_stock_threshold {self.low_stock_threshold}"],
+            reasons=[
+                f"available {available} (on_hand {loc.on_hand}, reserved {loc.reserved})",
+                f"low_stock_threshold {self.low_stock_threshold}",
+            ],
             ts=rfc3339_ms(move.ts),
             source_event_ids=[move.event_id],
         )

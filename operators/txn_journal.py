@@ -88,9 +88,7 @@ class TxnJournal:
         if event.txn_id not in self._txns:
             self._arrivals.append(_Arrival(ts, event.txn_id, False))
         self._txns[event.txn_id] = _Txn(event.store_id, ts, lines)
-        moves = [
-            StockMovement(sku, event.store_id, _ON_HAND, qty, ts, event.event_id) for sku, qty in lines.items()
-        ]
+        moves = [StockMovement(sku, event.store_id, _ON_HAND, qty, ts, event.event_id) for sku, qty in lines.items()]
         void_id = self._voids.get(event.txn_id)
         if void_id is not None:
             moves += self._compensations(event.txn_id, void_id)

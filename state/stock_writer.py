@@ -37,7 +37,9 @@ from state.pipeline_scripts import PipelineScript, run_pipeline
 #       spells it), then per SKU: version, document, SKU, sellable map (JSON object).
 # Returns how many SKUs were applied. A hash of another lineage is replaced whole, and the sets are
 # moved from the map it held (read before it goes) to the new one: no member of it is left behind.
-_WRITE_STOCK_MANY = FENCE_FUNCTION + """
+_WRITE_STOCK_MANY = (
+    FENCE_FUNCTION
+    + """
 local anywhere = KEYS[#KEYS]
 local applied = 0
 for i = 1, #KEYS - 1 do
@@ -71,6 +73,7 @@ for i = 1, #KEYS - 1 do
 end
 return applied
 """
+)
 STOCK_CHUNK = 128
 """SKUs per call: long enough to amortise the call, short enough not to stall Redis."""
 _SKU = attrgetter("sku")
@@ -151,7 +154,7 @@ class DocumentShaper:
             reserved += loc.reserved
         head = b'{"sku":%b,"total_on_hand":%d,"total_reserved":%d,"total_available":%d,"locations":[' % (
             orjson.dumps(stock.sku), on_hand, reserved, on_hand - reserved)  # fmt: skip
-        document = b"%b%b],\"as_of\":\"%b\"}" % (head, b",".join(parts), rfc3339_ms(stock.as_of).encode())
+        document = b'%b%b],"as_of":"%b"}' % (head, b",".join(parts), rfc3339_ms(stock.as_of).encode())
         return document, b"{%b}" % b",".join(flags)
 
 

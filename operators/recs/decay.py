@@ -12,32 +12,32 @@ _second = itemgetter(1)
 class DecayedScores:
     """Per-key sums of weights that halve every `half_life_s` of event time, at most ~`capacity` keys.
 
-Each key may carry a label (the SKU's category), kept and dropped with it.
+    Each key may carry a label (the SKU's category), kept and dropped with it.
 
-    Forward decay (Cormode et al., "Forward Decay: A Practical Time Decay Model
-    for Streaming Systems", ICDE 2009): a weight added at `ts` is stored as
-    `weight * 2**((ts - landmark) / half_life_s)`, so an update is one dict
-    addition whatever the age of the other keys, and all stored values compare
-    directly. Reading scales by `2**(-(now - landmark) / half_life_s)`. Late
-    (older) events simply add less. When more than `capacity` plus a quarter
-    keys are held, the weakest are dropped down to `capacity`: the amortised
-    cost stays O(1) per update, and a new key gets a quarter-capacity of
-    updates to prove itself before it competes.
+        Forward decay (Cormode et al., "Forward Decay: A Practical Time Decay Model
+        for Streaming Systems", ICDE 2009): a weight added at `ts` is stored as
+        `weight * 2**((ts - landmark) / half_life_s)`, so an update is one dict
+        addition whatever the age of the other keys, and all stored values compare
+        directly. Reading scales by `2**(-(now - landmark) / half_life_s)`. Late
+        (older) events simply add less. When more than `capacity` plus a quarter
+        keys are held, the weakest are dropped down to `capacity`: the amortised
+        cost stays O(1) per update, and a new key gets a quarter-capacity of
+        updates to prove itself before it competes.
 
-    Parameters
-    ----------
-    half_life_s
-        Event-time seconds after which a weight counts half.
-    capacity
-        Keys kept after pruning.
+        Parameters
+        ----------
+        half_life_s
+            Event-time seconds after which a weight counts half.
+        capacity
+            Keys kept after pruning.
 
-    Examples
-    --------
-    >>> scores = DecayedScores(half_life_s=3600.0, capacity=2)
-    >>> scores.add("SKU-1", 1.0, ts=0.0)
-    >>> scores.add("SKU-2", 1.0, ts=3600.0)
-    >>> scores.top(2, now=3600.0)
-    [('SKU-2', 1.0), ('SKU-1', 0.5)]
+        Examples
+        --------
+        >>> scores = DecayedScores(half_life_s=3600.0, capacity=2)
+        >>> scores.add("SKU-1", 1.0, ts=0.0)
+        >>> scores.add("SKU-2", 1.0, ts=3600.0)
+        >>> scores.top(2, now=3600.0)
+        [('SKU-2', 1.0), ('SKU-1', 0.5)]
     """
 
     def __init__(self, half_life_s: float, capacity: int) -> None:

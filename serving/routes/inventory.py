@@ -30,6 +30,7 @@ SKU_ROUTE = "/v1/inventory/{sku}"  # also served by `serving.fast_path`
 def missing_sku_message(sku: str) -> str:
     return f"no stock record for sku {sku!r}"
 
+
 router = APIRouter(
     prefix="/v1/inventory",
     tags=["inventory"],

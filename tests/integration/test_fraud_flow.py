@@ -59,8 +59,9 @@ def test_card_testing_burst_is_reviewed_or_blocked_with_one_alert_and_a_normal_s
     assert "tok_stolen_77" not in orjson.dumps(fraud_alerts).decode()
 
 
-def test_every_payment_of_a_mixed_stream_gets_exactly_one_score(fraud_settings: Settings,
-                                                                 redis_client: redis.Redis) -> None:
+def test_every_payment_of_a_mixed_stream_gets_exactly_one_score(
+    fraud_settings: Settings, redis_client: redis.Redis
+) -> None:
     from benchmarks.fraud import PaymentStream
 
     records = list(PaymentStream(5).records(3000))
@@ -94,8 +95,11 @@ def test_shrink_spike_and_dead_letter_burst_raise_anomaly_alerts(fraud_settings:
 
     run_to_end(fraud_settings, flow="fraud")
 
-    anomalies = {(a["entity"]["type"], a["entity"]["id"], a["severity"])  # type: ignore[index]
-                 for a in stream_records(fraud_settings.redis_url, keys.alerts_stream()) if a["kind"] == "anomaly"}
+    anomalies = {
+        (a["entity"]["type"], a["entity"]["id"], a["severity"])  # type: ignore[index]
+        for a in stream_records(fraud_settings.redis_url, keys.alerts_stream())
+        if a["kind"] == "anomaly"
+    }
     assert ("location", "STORE-02", "attention") in anomalies
     assert ("topic", "t.pos", "attention") in anomalies
     assert not any(entity_id in ("STORE-01", "STORE-03") for _, entity_id, _ in anomalies)

@@ -198,9 +198,7 @@ def test_redelivered_events_do_not_inflate_co_visitation(settings: Settings) -> 
     assert _neighbours(settings, "SKU-D") == pytest.approx({"SKU-A": _neighbours(settings, "SKU-F")["SKU-E"]}, rel=1e-3)
 
 
-def test_ab_assignment_is_stable_and_experiment_counters_match_the_clicks(
-    settings: Settings, api: TestClient
-) -> None:
+def test_ab_assignment_is_stable_and_experiment_counters_match_the_clicks(settings: Settings, api: TestClient) -> None:
     publish(settings, [*stocked_catalog("STORE-1"), *browsing_history()])
     run_flows(settings)
 
@@ -231,9 +229,7 @@ def test_ab_assignment_is_stable_and_experiment_counters_match_the_clicks(
     metrics = {arm["variant"]: arm["metrics"] for arm in experiments["variants"]}
     assert {v: metrics[v]["clicks"] for v in variants} == clicks
     assert sum(metrics[v]["requests"] for v in variants) == 24
-    assert sum(metrics[v]["impressions"] for v in variants) == sum(
-        len(body["items"]) for body in answers.values()
-    ) * 2
+    assert sum(metrics[v]["impressions"] for v in variants) == sum(len(body["items"]) for body in answers.values()) * 2
     for variant in variants:
         assert metrics[variant]["ctr"] == pytest.approx(clicks[variant] / metrics[variant]["impressions"])
 

@@ -210,9 +210,7 @@ def test_depends_on_names_existing_services_with_sound_conditions(
             assert dep != name, f"{name} depends on itself"
             assert condition in DEPENDS_ON_CONDITIONS, f"{name} -> {dep}: unknown condition {condition!r}"
             if condition == "service_healthy":
-                assert "healthcheck" in services[dep], (
-                    f"{name} waits for {dep} to be healthy; it has no healthcheck"
-                )
+                assert "healthcheck" in services[dep], f"{name} waits for {dep} to be healthy; it has no healthcheck"
             if condition == "service_completed_successfully":
                 restart = str(services[dep].get("restart", "no"))
                 assert restart in {"no", "on-failure"}, f"{dep} is awaited to exit but restarts ({restart})"
@@ -273,9 +271,7 @@ def test_kafka_is_a_single_node_kraft_broker(services: dict[str, dict[str, Any]]
     for name, address in advertised.items():
         assert name in listeners, f"advertised listener {name} is not a listener"
         port = address.rsplit(":", 1)[1]
-        assert listeners[name].endswith(f":{port}"), (
-            f"{name} advertises port {port} but listens on {listeners[name]}"
-        )
+        assert listeners[name].endswith(f":{port}"), f"{name} advertises port {port} but listens on {listeners[name]}"
     for key in ("KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR", "KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR"):
         assert str(env[key]) == "1", f"{key} must be 1 on a single broker"
 
@@ -289,9 +285,7 @@ def test_kafka_and_redis_have_cli_healthchecks(services: dict[str, dict[str, Any
 
 def test_omnistream_clients_point_at_compose_services(services: dict[str, dict[str, Any]]) -> None:
     kafka_env = environment(services["kafka"])
-    advertised = {
-        address.split("://", 1)[1] for address in kafka_env["KAFKA_ADVERTISED_LISTENERS"].split(",")
-    }
+    advertised = {address.split("://", 1)[1] for address in kafka_env["KAFKA_ADVERTISED_LISTENERS"].split(",")}
     checked = 0
     for name, service in services.items():
         if not is_omnistream(service):
@@ -363,18 +357,12 @@ def test_omnistream_services_expose_only_ports_they_listen_on(services: dict[str
     for name, service in services.items():
         if is_omnistream(service):
             stray = container_ports(service) - listening_ports(service)
-            assert not stray, (
-                f"{name} publishes/exposes {sorted(stray)} but its process does not listen there"
-            )
+            assert not stray, f"{name} publishes/exposes {sorted(stray)} but its process does not listen there"
 
 
-def test_flow_recovery_dir_is_a_named_volume(
-    compose: dict[str, Any], services: dict[str, dict[str, Any]]
-) -> None:
+def test_flow_recovery_dir_is_a_named_volume(compose: dict[str, Any], services: dict[str, dict[str, Any]]) -> None:
     declared = set((compose.get("volumes") or {}).keys())
-    flows = {
-        n: s for n, s in services.items() if is_omnistream(s) and command(s)[:2] == ["omnistream", "flow"]
-    }
+    flows = {n: s for n, s in services.items() if is_omnistream(s) and command(s)[:2] == ["omnistream", "flow"]}
     assert flows, "no service runs `omnistream flow ...`"
     for name, service in flows.items():
         recovery = str(settings_value(service, "recovery_dir"))
@@ -387,9 +375,7 @@ def test_flow_recovery_dir_is_a_named_volume(
                 source, target = str(volume).split(":")[:2]
                 mounts[target] = source
         assert recovery in mounts, f"{name}: recovery dir {recovery} is not a mount ({mounts})"
-        assert mounts[recovery] in declared, (
-            f"{name}: recovery must be on a named volume, not {mounts[recovery]}"
-        )
+        assert mounts[recovery] in declared, f"{name}: recovery must be on a named volume, not {mounts[recovery]}"
 
 
 def test_every_flow_runs_in_a_compose_service(services: dict[str, dict[str, Any]]) -> None:
@@ -453,9 +439,7 @@ def test_prometheus_targets_are_compose_services_on_their_ports(
         assert not services[host].get("profiles"), f"{job}: {host} only runs under a profile"
 
 
-def test_prometheus_scrapes_every_api_and_flow(
-    prometheus: dict[str, Any], services: dict[str, dict[str, Any]]
-) -> None:
+def test_prometheus_scrapes_every_api_and_flow(prometheus: dict[str, Any], services: dict[str, dict[str, Any]]) -> None:
     scraped = {(host, port) for _, host, port in scrape_targets(prometheus)}
     for name, service in services.items():
         if is_omnistream(service) and command(service)[:2] in (
@@ -465,9 +449,7 @@ def test_prometheus_scrapes_every_api_and_flow(
             for port in listening_ports(service):
                 assert (name, port) in scraped, f"Prometheus does not scrape {name}:{port}"
     for job in prometheus["scrape_configs"]:
-        assert job.get("metrics_path", "/metrics") == "/metrics", (
-            f"{job['job_name']}: metrics live at /metrics"
-        )
+        assert job.get("metrics_path", "/metrics") == "/metrics", f"{job['job_name']}: metrics live at /metrics"
 
 
 def test_every_flow_metrics_port_is_served_and_scraped(
@@ -651,9 +633,7 @@ def test_dockerfile_builds_a_non_root_python_311_image() -> None:
     assert bases and all(base == "python:3.11-slim" for base in bases), f"bases: {bases}"
     requires = tomllib.loads(PYPROJECT.read_text())["project"]["requires-python"]
     assert "3.11.9" in SpecifierSet(requires), f"python 3.11 does not satisfy requires-python {requires}"
-    assert re.search(r"pip install\s+(?:\S+\s+)*\.(?:\s|$)", text), (
-        "the image installs the project: pip install ."
-    )
+    assert re.search(r"pip install\s+(?:\S+\s+)*\.(?:\s|$)", text), "the image installs the project: pip install ."
 
     users = re.findall(r"^USER\s+(\S+)", text, flags=re.MULTILINE)
     assert users, "the image must switch to a non-root user"
@@ -665,9 +645,7 @@ def test_dockerfile_builds_a_non_root_python_311_image() -> None:
 
 def test_dockerignore_keeps_what_pip_install_needs() -> None:
     patterns = [
-        line.strip()
-        for line in DOCKERIGNORE.read_text().splitlines()
-        if line.strip() and not line.startswith("#")
+        line.strip() for line in DOCKERIGNORE.read_text().splitlines() if line.strip() and not line.startswith("#")
     ]
     project = tomllib.loads(PYPROJECT.read_text())
     needed = ["pyproject.toml", project["project"]["readme"]]
@@ -675,12 +653,8 @@ def test_dockerignore_keeps_what_pip_install_needs() -> None:
     for path in needed:
         for pattern in patterns:
             if not pattern.startswith("!"):
-                assert not fnmatch(path, pattern.lstrip("/")), (
-                    f".dockerignore pattern {pattern!r} drops {path}"
-                )
-    assert ".venv" in patterns and ".git" in patterns, (
-        "keep the virtualenv and git history out of the context"
-    )
+                assert not fnmatch(path, pattern.lstrip("/")), f".dockerignore pattern {pattern!r} drops {path}"
+    assert ".venv" in patterns and ".git" in patterns, "keep the virtualenv and git history out of the context"
 
 
 def test_recovery_dir_in_image_is_created_for_the_user() -> None:

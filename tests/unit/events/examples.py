@@ -39,13 +39,22 @@ def envelope(type_: str, **fields: Any) -> dict[str, Any]:
 
 
 def click(type_: str, **fields: Any) -> dict[str, Any]:
-    return envelope(type_, session_id="sess-1", user_id="user-1", device_id="dev-1", channel="web",
-                    ip_country="DE", **fields)
+    return envelope(
+        type_, session_id="sess-1", user_id="user-1", device_id="dev-1", channel="web", ip_country="DE", **fields
+    )
 
 
 def till(type_: str, **fields: Any) -> dict[str, Any]:
-    return envelope(type_, store_id="S1", register_id="R1", cashier_id="C1", txn_id="T1", customer_id="cust-1",
-                    currency="EUR", **fields)
+    return envelope(
+        type_,
+        store_id="S1",
+        register_id="R1",
+        cashier_id="C1",
+        txn_id="T1",
+        customer_id="cust-1",
+        currency="EUR",
+        **fields,
+    )
 
 
 def stock(type_: str, **fields: Any) -> dict[str, Any]:
@@ -57,19 +66,40 @@ POS_PAYMENT = {"method": "card", "card_token": "tok_1", "card_bin": "411111", "e
 
 # (topic, payload, the class it decodes to)
 EXAMPLES: list[tuple[Topic, dict[str, Any], type]] = [
-    (Topic.CATALOG, envelope("product_upsert", sku="SKU-1", name="Kettle", category="kitchen", brand="Acme",
-                             price=29.99, attributes={"colour": "red"}, active=True), ProductUpsert),
+    (
+        Topic.CATALOG,
+        envelope(
+            "product_upsert",
+            sku="SKU-1",
+            name="Kettle",
+            category="kitchen",
+            brand="Acme",
+            price=29.99,
+            attributes={"colour": "red"},
+            active=True,
+        ),
+        ProductUpsert,
+    ),
     (Topic.CLICKSTREAM, click("page_view", path="/home"), PageView),
     (Topic.CLICKSTREAM, click("search", query="kettle"), Search),
     (Topic.CLICKSTREAM, click("product_view", sku="SKU-1", rec_request_id="rec-1", variant="B"), ProductView),
     (Topic.CLICKSTREAM, click("add_to_cart", sku="SKU-1", qty=2), AddToCart),
     (Topic.CLICKSTREAM, click("remove_from_cart", sku="SKU-1", qty=1), RemoveFromCart),
     (Topic.CLICKSTREAM, click("checkout_started", cart_value=59.98), CheckoutStarted),
-    (Topic.CLICKSTREAM, click("purchase", order_id="O1", items=BASKET, total=9.0, currency="EUR",
-                              fulfilment_location_id="W1",
-                              payment={"method": "card", "card_token": "tok_1", "card_bin": "411111",
-                                       "billing_country": "DE"},
-                              shipping_country="DE"), Purchase),
+    (
+        Topic.CLICKSTREAM,
+        click(
+            "purchase",
+            order_id="O1",
+            items=BASKET,
+            total=9.0,
+            currency="EUR",
+            fulfilment_location_id="W1",
+            payment={"method": "card", "card_token": "tok_1", "card_bin": "411111", "billing_country": "DE"},
+            shipping_country="DE",
+        ),
+        Purchase,
+    ),
     (Topic.POS, till("sale", items=BASKET, total=9.0, payment=POS_PAYMENT), Sale),
     (Topic.POS, till("return", items=BASKET, total=9.0, payment={"method": "cash"}, original_txn_id="T0"), Return),
     (Topic.POS, till("void", original_txn_id="T0"), Void),

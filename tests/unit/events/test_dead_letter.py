@@ -12,7 +12,11 @@ def test_dead_letter_of_names_its_source_position() -> None:
 
     assert result.dlq_id == "omni.inventory/2/99"
     assert (result.source_topic, result.partition, result.offset, result.error) == (
-        "omni.inventory", 2, 99, "Empty payload")
+        "omni.inventory",
+        2,
+        99,
+        "Empty payload",
+    )
 
 
 def test_dead_letter_of_accepts_no_payload() -> None:

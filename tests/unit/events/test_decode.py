@@ -145,12 +145,15 @@ def test_decode_dead_letters_a_payload_that_is_not_json() -> None:
     assert (result.raw, result.raw_encoding) == ("qty=3&sku=SKU-1", "utf-8")
 
 
-@pytest.mark.parametrize(("raw", "error"), [
-    (b"[1, 2]", "Expected `object`, got `array`"),
-    (b"null", "Expected `object`, got `null`"),
-    (b'"receipt"', "Expected `object`, got `str`"),
-    (b'{"event_id": "e1"', "Input data was truncated"),
-])
+@pytest.mark.parametrize(
+    ("raw", "error"),
+    [
+        (b"[1, 2]", "Expected `object`, got `array`"),
+        (b"null", "Expected `object`, got `null`"),
+        (b'"receipt"', "Expected `object`, got `str`"),
+        (b'{"event_id": "e1"', "Input data was truncated"),
+    ],
+)
 def test_decode_dead_letters_json_that_is_not_an_object(raw: bytes, error: str) -> None:
     result = run(Topic.INVENTORY, raw)
 
@@ -282,14 +285,18 @@ def test_decode_dead_letters_a_type_that_is_not_a_string(topic: Topic) -> None:
     assert result.error == "Expected `str` - at `$.type`"
 
 
-@pytest.mark.parametrize(("ts", "error"), [
-    ("2026-11-22T01:23:45", "Expected `datetime` with a timezone component - at `$.ts`"),
-    ("2026-11-22T01:23:45.123", "Expected `datetime` with a timezone component - at `$.ts`"),
-    ("yesterday", "Invalid RFC3339 encoded datetime - at `$.ts`"),
-    ("2026-02-30T01:00:00Z", "Invalid RFC3339 encoded datetime - at `$.ts`"),
-    ("", "Invalid RFC3339 encoded datetime - at `$.ts`"),
-    (1_795_000_000, "Expected `datetime`, got `int` - at `$.ts`"),
-], ids=["no-offset", "no-offset-ms", "not-a-date", "no-such-day", "empty", "epoch-number"])
+@pytest.mark.parametrize(
+    ("ts", "error"),
+    [
+        ("2026-11-22T01:23:45", "Expected `datetime` with a timezone component - at `$.ts`"),
+        ("2026-11-22T01:23:45.123", "Expected `datetime` with a timezone component - at `$.ts`"),
+        ("yesterday", "Invalid RFC3339 encoded datetime - at `$.ts`"),
+        ("2026-02-30T01:00:00Z", "Invalid RFC3339 encoded datetime - at `$.ts`"),
+        ("", "Invalid RFC3339 encoded datetime - at `$.ts`"),
+        (1_795_000_000, "Expected `datetime`, got `int` - at `$.ts`"),
+    ],
+    ids=["no-offset", "no-offset-ms", "not-a-date", "no-such-day", "empty", "epoch-number"],
+)
 def test_decode_dead_letters_a_bad_ts(ts: Any, error: str) -> None:
     assert error_of("receipt", ts=ts) == error
 
@@ -298,12 +305,15 @@ def test_decode_dead_letters_a_missing_ts() -> None:
     assert error_of("sale", ts=None) == "Object missing required field `ts`"
 
 
-@pytest.mark.parametrize(("version", "error"), [
-    (2, "Invalid enum value 2 - at `$.schema_version`"),
-    (0, "Invalid enum value 0 - at `$.schema_version`"),
-    ("1", "Expected `int`, got `str` - at `$.schema_version`"),
-    (True, "Expected `int`, got `bool` - at `$.schema_version`"),
-])
+@pytest.mark.parametrize(
+    ("version", "error"),
+    [
+        (2, "Invalid enum value 2 - at `$.schema_version`"),
+        (0, "Invalid enum value 0 - at `$.schema_version`"),
+        ("1", "Expected `int`, got `str` - at `$.schema_version`"),
+        (True, "Expected `int`, got `bool` - at `$.schema_version`"),
+    ],
+)
 def test_decode_dead_letters_a_schema_version_other_than_1(version: Any, error: str) -> None:
     assert error_of("receipt", schema_version=version) == error
 
@@ -315,8 +325,9 @@ def test_decode_dead_letters_a_missing_schema_version() -> None:
 # --- dead letters: quantities, prices, types ---------------------------------
 
 
-@pytest.mark.parametrize("type_", ["receipt", "transfer_out", "transfer_in", "fulfilment", "add_to_cart",
-                                   "remove_from_cart"])
+@pytest.mark.parametrize(
+    "type_", ["receipt", "transfer_out", "transfer_in", "fulfilment", "add_to_cart", "remove_from_cart"]
+)
 @pytest.mark.parametrize("qty", [0, -1])
 def test_decode_dead_letters_a_non_positive_qty(type_: str, qty: int) -> None:
     assert error_of(type_, qty=qty) == "Expected `int` >= 1 - at `$.qty`"
@@ -351,39 +362,46 @@ def test_decode_dead_letters_a_negative_unit_price(type_: str) -> None:
     assert error_of(type_, items=payload["items"]) == "Expected `float` >= 0.0 - at `$.items[0].unit_price`"
 
 
-@pytest.mark.parametrize(("type_", "field"), [("sale", "total"), ("purchase", "total"),
-                                              ("checkout_started", "cart_value")])
+@pytest.mark.parametrize(
+    ("type_", "field"), [("sale", "total"), ("purchase", "total"), ("checkout_started", "cart_value")]
+)
 def test_decode_dead_letters_a_negative_amount(type_: str, field: str) -> None:
     assert error_of(type_, **{field: -5}) == f"Expected `float` >= 0.0 - at `$.{field}`"
 
 
-@pytest.mark.parametrize(("qty", "error"), [
-    ("3", "Expected `int`, got `str` - at `$.qty`"),
-    (True, "Expected `int`, got `bool` - at `$.qty`"),
-    (3.5, "Expected `int`, got `float` - at `$.qty`"),
-    (3.0, "Expected `int`, got `float` - at `$.qty`"),
-    ([3], "Expected `int`, got `array` - at `$.qty`"),
-])
+@pytest.mark.parametrize(
+    ("qty", "error"),
+    [
+        ("3", "Expected `int`, got `str` - at `$.qty`"),
+        (True, "Expected `int`, got `bool` - at `$.qty`"),
+        (3.5, "Expected `int`, got `float` - at `$.qty`"),
+        (3.0, "Expected `int`, got `float` - at `$.qty`"),
+        ([3], "Expected `int`, got `array` - at `$.qty`"),
+    ],
+)
 def test_decode_dead_letters_a_wrongly_typed_qty(qty: Any, error: str) -> None:
     assert error_of("receipt", qty=qty) == error
 
 
-@pytest.mark.parametrize(("type_", "changes", "error"), [
-    ("receipt", {"sku": 17}, "Expected `str`, got `int` - at `$.sku`"),
-    ("receipt", {"location_id": None}, "Object missing required field `location_id`"),
-    ("product_upsert", {"active": "yes"}, "Expected `bool`, got `str` - at `$.active`"),
-    ("product_upsert", {"price": "9.99"}, "Expected `float`, got `str` - at `$.price`"),
-    ("product_upsert", {"attributes": ["red"]}, "Expected `object | null`, got `array` - at `$.attributes`"),
-    ("page_view", {"channel": "kiosk"}, "Invalid enum value 'kiosk' - at `$.channel`"),
-    ("page_view", {"session_id": None}, "Object missing required field `session_id`"),
-    ("page_view", {"ip_country": "Germany"}, "Expected `str` matching regex '^[A-Z]{2}$' - at `$.ip_country`"),
-    ("sale", {"currency": "euro"}, "Expected `str` matching regex '^[A-Z]{3}$' - at `$.currency`"),
-    ("sale", {"payment": {"method": "cheque"}}, "Invalid enum value 'cheque' - at `$.payment.method`"),
-    ("purchase", {"payment": {"method": "cash"}}, "Invalid enum value 'cash' - at `$.payment.method`"),
-    ("void", {"original_txn_id": None}, "Object missing required field `original_txn_id`"),
-    ("adjustment", {"reason": "theft"}, "Invalid enum value 'theft' - at `$.reason`"),
-    ("fraud_label", {"label": "maybe"}, "Invalid enum value 'maybe' - at `$.label`"),
-])
+@pytest.mark.parametrize(
+    ("type_", "changes", "error"),
+    [
+        ("receipt", {"sku": 17}, "Expected `str`, got `int` - at `$.sku`"),
+        ("receipt", {"location_id": None}, "Object missing required field `location_id`"),
+        ("product_upsert", {"active": "yes"}, "Expected `bool`, got `str` - at `$.active`"),
+        ("product_upsert", {"price": "9.99"}, "Expected `float`, got `str` - at `$.price`"),
+        ("product_upsert", {"attributes": ["red"]}, "Expected `object | null`, got `array` - at `$.attributes`"),
+        ("page_view", {"channel": "kiosk"}, "Invalid enum value 'kiosk' - at `$.channel`"),
+        ("page_view", {"session_id": None}, "Object missing required field `session_id`"),
+        ("page_view", {"ip_country": "Germany"}, "Expected `str` matching regex '^[A-Z]{2}$' - at `$.ip_country`"),
+        ("sale", {"currency": "euro"}, "Expected `str` matching regex '^[A-Z]{3}$' - at `$.currency`"),
+        ("sale", {"payment": {"method": "cheque"}}, "Invalid enum value 'cheque' - at `$.payment.method`"),
+        ("purchase", {"payment": {"method": "cash"}}, "Invalid enum value 'cash' - at `$.payment.method`"),
+        ("void", {"original_txn_id": None}, "Object missing required field `original_txn_id`"),
+        ("adjustment", {"reason": "theft"}, "Invalid enum value 'theft' - at `$.reason`"),
+        ("fraud_label", {"label": "maybe"}, "Invalid enum value 'maybe' - at `$.label`"),
+    ],
+)
 def test_decode_dead_letters_a_wrong_or_missing_field(type_: str, changes: dict[str, Any], error: str) -> None:
     assert error_of(type_, **changes) == error
 

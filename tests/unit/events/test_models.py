@@ -35,16 +35,31 @@ def test_event_encodes_with_its_type_and_decodes_back_equal(topic: Topic, payloa
 
 
 def test_every_contract_type_has_one_class_on_one_topic() -> None:
-    tags = {topic: sorted(event_type(msgspec.convert(p, c)) for t, p, c in EXAMPLES if t == topic)
-            for topic in EVENT_TYPES}
+    tags = {
+        topic: sorted(event_type(msgspec.convert(p, c)) for t, p, c in EXAMPLES if t == topic) for topic in EVENT_TYPES
+    }
 
     assert tags == {
         Topic.CATALOG: ["product_upsert"],
-        Topic.CLICKSTREAM: ["add_to_cart", "checkout_started", "page_view", "product_view", "purchase",
-                            "remove_from_cart", "search"],
+        Topic.CLICKSTREAM: [
+            "add_to_cart",
+            "checkout_started",
+            "page_view",
+            "product_view",
+            "purchase",
+            "remove_from_cart",
+            "search",
+        ],
         Topic.POS: ["return", "sale", "void"],
-        Topic.INVENTORY: ["adjustment", "count", "fulfilment", "order_cancel", "receipt", "transfer_in",
-                          "transfer_out"],
+        Topic.INVENTORY: [
+            "adjustment",
+            "count",
+            "fulfilment",
+            "order_cancel",
+            "receipt",
+            "transfer_in",
+            "transfer_out",
+        ],
         Topic.LABELS: ["fraud_label"],
     }
 
@@ -79,8 +94,15 @@ def test_line_item_is_positional_sku_qty_unit_price() -> None:
 
 
 def test_convert_applies_the_same_rules_as_decode() -> None:
-    payload = {"event_id": "e1", "type": "receipt", "ts": "2026-11-22T01:00:00Z", "schema_version": 1,
-               "sku": "SKU-1", "location_id": "S1", "qty": 0}
+    payload = {
+        "event_id": "e1",
+        "type": "receipt",
+        "ts": "2026-11-22T01:00:00Z",
+        "schema_version": 1,
+        "sku": "SKU-1",
+        "location_id": "S1",
+        "qty": 0,
+    }
 
     with pytest.raises(msgspec.ValidationError, match=r"Expected `int` >= 1 - at `\$.qty`"):
         msgspec.convert(payload, Receipt)

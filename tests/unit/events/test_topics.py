@@ -29,5 +29,10 @@ def test_topic_from_name_refuses_an_unknown_suffix() -> None:
 
 def test_topics_are_the_contracts_inputs_and_outputs() -> None:
     assert [t.named("omni.") for t in INPUT_TOPICS] == [
-        "omni.catalog", "omni.clickstream", "omni.pos", "omni.inventory", "omni.labels"]
+        "omni.catalog",
+        "omni.clickstream",
+        "omni.pos",
+        "omni.inventory",
+        "omni.labels",
+    ]
     assert [t.named("omni.") for t in OUTPUT_TOPICS] == ["omni.alerts", "omni.dlq"]

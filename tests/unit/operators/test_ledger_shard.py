@@ -47,11 +47,13 @@ def test_a_shard_snapshotted_and_restored_at_random_points_ends_like_the_uninter
 
 def test_a_batch_gives_its_notes_then_one_stock_record_per_changed_sku() -> None:
     shard = LedgerShard(_new_ledger)
-    out = shard.apply([
-        StockMovement("SKU-1", "S1", Move.ON_HAND, 10, 1.0, "e1"),
-        StockMovement("SKU-2", "S1", Move.ON_HAND, 2, 1.0, "e2"),  # enters low stock: an alert
-        StockMovement("SKU-1", "S1", Move.ON_HAND, -1, 2.0, "e3"),
-    ])
+    out = shard.apply(
+        [
+            StockMovement("SKU-1", "S1", Move.ON_HAND, 10, 1.0, "e1"),
+            StockMovement("SKU-2", "S1", Move.ON_HAND, 2, 1.0, "e2"),  # enters low stock: an alert
+            StockMovement("SKU-1", "S1", Move.ON_HAND, -1, 2.0, "e3"),
+        ]
+    )
     assert [type(r).__name__ for r in out] == ["Alert", "SkuStock", "SkuStock"]
     assert [(r.sku, r.version, r.locations[0].on_hand) for r in out[1:]] == [("SKU-1", 2, 9), ("SKU-2", 1, 2)]
 

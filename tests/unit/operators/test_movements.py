@@ -30,9 +30,19 @@ SOURCE = ("omni.inventory", 3, 1234, b'{"type":"count"}')
 
 
 def purchase(*items: LineItem, location: str = "W1") -> Purchase:
-    return Purchase(event_id="buy-1", ts=TS, schema_version=1, session_id="sess-1", channel="app", order_id="O1",
-                    items=list(items), total=1.0, currency="EUR", fulfilment_location_id=location,
-                    payment=OnlinePayment(method="card", card_token="tok"))
+    return Purchase(
+        event_id="buy-1",
+        ts=TS,
+        schema_version=1,
+        session_id="sess-1",
+        channel="app",
+        order_id="O1",
+        items=list(items),
+        total=1.0,
+        currency="EUR",
+        fulfilment_location_id=location,
+        payment=OnlinePayment(method="card", card_token="tok"),
+    )
 
 
 def test_receipt_raises_on_hand() -> None:
@@ -99,9 +109,19 @@ def test_movement_ts_is_epoch_seconds_whatever_the_offset() -> None:
 
 
 def test_inventory_movement_refuses_a_pos_event() -> None:
-    sale = Sale(event_id="e1", ts=TS, schema_version=1, store_id="S1", register_id="R1", cashier_id="C1",
-                txn_id="T1", currency="EUR", items=[LineItem("SKU-1", 1, 1.0)], total=1.0,
-                payment=PosPayment(method="cash"))
+    sale = Sale(
+        event_id="e1",
+        ts=TS,
+        schema_version=1,
+        store_id="S1",
+        register_id="R1",
+        cashier_id="C1",
+        txn_id="T1",
+        currency="EUR",
+        items=[LineItem("SKU-1", 1, 1.0)],
+        total=1.0,
+        payment=PosPayment(method="cash"),
+    )
 
     with pytest.raises(TypeError, match="not an inventory event: Sale"):
         inventory_movement(sale)  # type: ignore[arg-type]

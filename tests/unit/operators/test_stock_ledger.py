@@ -28,8 +28,9 @@ def on_hand(qty: int, ts: float, event_id: str, location_id: str = "L1") -> Stoc
     return StockMovement(SKU, location_id, Move.ON_HAND, qty, ts, event_id)
 
 
-def count(qty: int, ts: float, event_id: str, location_id: str = "L1",
-          source: tuple[str, int, int, bytes] | None = None) -> StockMovement:
+def count(
+    qty: int, ts: float, event_id: str, location_id: str = "L1", source: tuple[str, int, int, bytes] | None = None
+) -> StockMovement:
     return StockMovement(SKU, location_id, Move.COUNT, qty, ts, event_id, None, source)
 
 
@@ -87,8 +88,9 @@ def reference_stock(moves: Sequence[StockMovement]) -> State:
     return stock
 
 
-def random_history(rng: random.Random, n: int, ts_max: int, orders: int, locations: Sequence[str] = LOCATIONS
-                   ) -> list[StockMovement]:
+def random_history(
+    rng: random.Random, n: int, ts_max: int, orders: int, locations: Sequence[str] = LOCATIONS
+) -> list[StockMovement]:
     """Receipts, adjustments, transfers, sales, counts, purchases, fulfilments and cancels.
 
     Timestamps are whole seconds in a small range so that counts tie with each other and with
@@ -105,8 +107,20 @@ def random_history(rng: random.Random, n: int, ts_max: int, orders: int, locatio
     while len(history) < n:
         loc = rng.choice(locations)
         order_id = f"O{rng.randrange(orders)}"
-        match rng.choice(["receipt", "adjustment", "transfer", "sale", "sale", "count", "purchase", "purchase",
-                          "fulfilment", "cancel"]):
+        match rng.choice(
+            [
+                "receipt",
+                "adjustment",
+                "transfer",
+                "sale",
+                "sale",
+                "count",
+                "purchase",
+                "purchase",
+                "fulfilment",
+                "cancel",
+            ]
+        ):
             case "receipt":
                 history.append(on_hand(rng.randint(1, 10), ts(), next_id("receipt"), loc))
             case "adjustment":
@@ -136,8 +150,9 @@ def with_redeliveries(rng: random.Random, history: list[StockMovement]) -> list[
 # --- properties ----------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("n", "ts_max", "orders"), [(12, 5, 2), (60, 30, 4), (150, 60, 6)],
-                         ids=["tiny", "small", "medium"])
+@pytest.mark.parametrize(
+    ("n", "ts_max", "orders"), [(12, 5, 2), (60, 30, 4), (150, 60, 6)], ids=["tiny", "small", "medium"]
+)
 def test_stock_ledger_matches_the_contract_in_any_arrival_order(n: int, ts_max: int, orders: int) -> None:
     for seed in range(150):
         rng = random.Random(seed)
@@ -247,8 +262,13 @@ def test_stock_ledger_ignores_repeated_event_id_of_a_count_and_a_fulfilment() ->
 
 def test_stock_ledger_version_counts_applied_movements_only() -> None:
     ledger = StockLedger(SKU)
-    moves = [on_hand(5, 1.0, "a"), count(3, 2.0, "b"), reserve("O1", 1, 3.0, "c"), cancel("O1", 4.0, "d"),
-             on_hand(-1, 0.5, "e", "L2")]
+    moves = [
+        on_hand(5, 1.0, "a"),
+        count(3, 2.0, "b"),
+        reserve("O1", 1, 3.0, "c"),
+        cancel("O1", 4.0, "d"),
+        on_hand(-1, 0.5, "e", "L2"),
+    ]
 
     for version, move in enumerate(moves, start=1):
         ledger.apply(move)
@@ -515,18 +535,36 @@ def test_stock_ledger_alert_id_is_derived_not_random() -> None:
 
     assert apply_all(first, moves) == apply_all(second, moves)
     assert [a.alert_id for a in apply_all(StockLedger(SKU), moves) if isinstance(a, Alert)] == [
-        "low_stock:SKU-1:L1:1", "out_of_stock:SKU-1:L1:2", "oversell:SKU-1:L1:3"]
+        "low_stock:SKU-1:L1:1",
+        "out_of_stock:SKU-1:L1:2",
+        "oversell:SKU-1:L1:3",
+    ]
 
 
 def test_stock_ledger_does_not_repeat_an_alert_while_the_level_stays() -> None:
     ledger = StockLedger(SKU, low_stock_threshold=5)
     ledger.apply(on_hand(10, 1.0, "receipt-1"))
 
-    results = apply_all(ledger, [on_hand(-6, 2.0, "s1"), on_hand(-1, 3.0, "s2"), on_hand(-2, 4.0, "s3"),
-                                 on_hand(-1, 5.0, "s4"), on_hand(-1, 6.0, "s5"), on_hand(-2, 7.0, "s6")])
+    results = apply_all(
+        ledger,
+        [
+            on_hand(-6, 2.0, "s1"),
+            on_hand(-1, 3.0, "s2"),
+            on_hand(-2, 4.0, "s3"),
+            on_hand(-1, 5.0, "s4"),
+            on_hand(-1, 6.0, "s5"),
+            on_hand(-2, 7.0, "s6"),
+        ],
+    )
 
     assert [r.kind if isinstance(r, Alert) else r for r in results] == [
-        "low_stock", None, None, "out_of_stock", "oversell", None]
+        "low_stock",
+        None,
+        None,
+        "out_of_stock",
+        "oversell",
+        None,
+    ]
 
 
 def test_stock_ledger_does_not_alert_when_stock_improves() -> None:
@@ -581,15 +619,25 @@ def test_stock_ledger_alert_from_a_late_count() -> None:
 
 def test_stock_ledger_stock_returns_every_location() -> None:
     ledger = StockLedger(SKU)
-    apply_all(ledger, [on_hand(5, 10.0, "r1", "L1"), count(7, 30.0, "c1", "L2"), cancel("O1", 20.0, "x1", "W9"),
-                       on_hand(-1, 5.0, "s1", "L1")])
+    apply_all(
+        ledger,
+        [
+            on_hand(5, 10.0, "r1", "L1"),
+            count(7, 30.0, "c1", "L2"),
+            cancel("O1", 20.0, "x1", "W9"),
+            on_hand(-1, 5.0, "s1", "L1"),
+        ],
+    )
 
     stock = ledger.stock()
 
     assert stock.sku == SKU
     assert (stock.version, stock.as_of) == (4, 30.0)
     assert {(s.location_id, s.on_hand, s.reserved, s.available, s.updated_at) for s in stock.locations} == {
-        ("L1", 4, 0, 4, 10.0), ("L2", 7, 0, 7, 30.0), ("W9", 0, 0, 0, 20.0)}
+        ("L1", 4, 0, 4, 10.0),
+        ("L2", 7, 0, 7, 30.0),
+        ("W9", 0, 0, 0, 20.0),
+    }
 
 
 def test_stock_ledger_stock_of_a_new_ledger_is_empty() -> None:

@@ -24,19 +24,33 @@ def till(store_id: str) -> dict[str, object]:
 
 
 def sale(event_id: str, txn_id: str, ts: float, *lines: tuple[str, int], store_id: str = "S1") -> Sale:
-    return Sale(event_id=event_id, ts=at(ts), txn_id=txn_id, items=[LineItem(sku, qty, 1.0) for sku, qty in lines],
-                total=1.0, payment=PosPayment(method="cash"), **till(store_id))  # type: ignore[arg-type]
+    return Sale(
+        event_id=event_id,
+        ts=at(ts),
+        txn_id=txn_id,
+        items=[LineItem(sku, qty, 1.0) for sku, qty in lines],
+        total=1.0,
+        payment=PosPayment(method="cash"),
+        **till(store_id),
+    )  # type: ignore[arg-type]
 
 
 def refund(event_id: str, txn_id: str, ts: float, *lines: tuple[str, int], store_id: str = "S1") -> Return:
-    return Return(event_id=event_id, ts=at(ts), txn_id=txn_id,
-                  items=[LineItem(sku, qty, 1.0) for sku, qty in lines], total=1.0,
-                  payment=PosPayment(method="cash"), **till(store_id))  # type: ignore[arg-type]
+    return Return(
+        event_id=event_id,
+        ts=at(ts),
+        txn_id=txn_id,
+        items=[LineItem(sku, qty, 1.0) for sku, qty in lines],
+        total=1.0,
+        payment=PosPayment(method="cash"),
+        **till(store_id),
+    )  # type: ignore[arg-type]
 
 
 def void(event_id: str, original_txn_id: str, ts: float, store_id: str = "S1") -> Void:
-    return Void(event_id=event_id, ts=at(ts), txn_id=f"{event_id}-txn", original_txn_id=original_txn_id,
-                **till(store_id))  # type: ignore[arg-type]
+    return Void(
+        event_id=event_id, ts=at(ts), txn_id=f"{event_id}-txn", original_txn_id=original_txn_id, **till(store_id)
+    )  # type: ignore[arg-type]
 
 
 def net(moves: list[StockMovement]) -> dict[tuple[str, str], int]:
@@ -226,8 +240,16 @@ def random_pos_history(rng: random.Random) -> list[Sale | Return | Void | Count]
     for u in range(rng.randint(0, 2)):
         history.append(void(f"u{u}", f"unknown-{u}", float(rng.randint(0, 30)), store_id=rng.choice(STORES)))
     for c in range(rng.randint(0, 6)):
-        history.append(Count(event_id=f"c{c}", ts=at(rng.randint(0, 30)), schema_version=1, sku=rng.choice(SKUS),
-                             location_id=rng.choice(STORES), on_hand=rng.randint(0, 20)))
+        history.append(
+            Count(
+                event_id=f"c{c}",
+                ts=at(rng.randint(0, 30)),
+                schema_version=1,
+                sku=rng.choice(SKUS),
+                location_id=rng.choice(STORES),
+                on_hand=rng.randint(0, 20),
+            )
+        )
     return history
 
 

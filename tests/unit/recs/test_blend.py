@@ -42,8 +42,11 @@ def test_never_the_request_sku_nor_anything_outside_sellable() -> None:
 
 
 def test_cold_start_gets_the_location_then_everywhere() -> None:
-    out = skus(RecRequest(location_id="STORE-01"), material(), Variant("v", weights={"trending_location": 1.0,
-                                                                                     "trending_global": 0.5}))
+    out = skus(
+        RecRequest(location_id="STORE-01"),
+        material(),
+        Variant("v", weights={"trending_location": 1.0, "trending_global": 0.5}),
+    )
     assert out[:2] == ["SKU-60", "SKU-61"]
     assert "SKU-50" in out
     assert skus(RecRequest(), material()) == ["SKU-50", "SKU-2"]
