@@ -62,8 +62,8 @@ from flows.metrics import (
     FRAUD_LABELS,
     FRAUD_MODEL_UPDATES,
     FRAUD_SCORES,
-    FRAUD_STATE_ENTITIES,
     SKIPPED,
+    StateEntities,
     observe_many,
 )
 from flows.rules_watch import RulesWatch, rules_watch
@@ -700,19 +700,7 @@ class _OpsLogic(_Stage):
         return ([(SINK_KEY, alerts)] if alerts else []), _RETAIN
 
 
-class _EntityCounts:
-    """Entities held per stage in this process, summed over its shards, for `omnistream_fraud_state_entities`."""
-
-    def __init__(self) -> None:
-        self._by_stage: dict[str, dict[int, int]] = {}
-
-    def report(self, stage: str, state: object, count: int) -> None:
-        shards = self._by_stage.setdefault(stage, {})
-        shards[id(state)] = count
-        FRAUD_STATE_ENTITIES.labels(FLOW, stage).set(sum(shards.values()))
-
-
-_ENTITIES = _EntityCounts()
+_ENTITIES = StateEntities(FLOW)
 
 
 def _watch(settings: Settings) -> RulesWatch:

@@ -23,7 +23,7 @@ from events.decode import decode
 from events.models import Count, Purchase, Return, Sale, Void, event_type
 from events.topics import Topic
 from flows.kafka_source import KafkaRecord, kafka_source
-from flows.metrics import DUPLICATES, EVENTS_IN, UNMATCHED_VOIDS
+from flows.metrics import DUPLICATES, EVENTS_IN, UNMATCHED_VOIDS, StateEntities
 from flows.sinks import FlowRecord, RecordSink, is_dead_letter
 from omnistream.settings import Settings
 from operators.ledger_shard import LedgerShard
@@ -36,6 +36,8 @@ FLOW = "inventory"
 # Ledgers are held in this many keyed shards. Part of the recovery state's layout
 # (`flows.run.STATE_FORMATS`): a snapshot holds the ledgers of its shard.
 LEDGER_SHARDS = 64
+# Reported when a shard snapshots (once per epoch per shard that changed): counting on every batch costs more.
+_ENTITIES = StateEntities(FLOW)
 TillEvent = Sale | Return | Void
 
 
@@ -126,6 +128,7 @@ class _JournalStep(StatefulBatchLogic[TillEvent, StockMovement, bytes]):
         return moves, StatefulBatchLogic.RETAIN
 
     def snapshot(self) -> bytes:
+        _ENTITIES.report("till_transactions", self.journal, len(self.journal))
         return self.journal.to_bytes()
 
 
@@ -181,4 +184,6 @@ class _LedgerStep(StatefulBatchLogic[list[StockMovement], FlowRecord, bytes]):
         return out, StatefulBatchLogic.RETAIN
 
     def snapshot(self) -> bytes:
-        return self.shard.to_bytes()
+        data = self.shard.to_bytes()
+        _ENTITIES.report("sku_ledgers", self.shard, len(self.shard))
+        return data

@@ -69,9 +69,29 @@ FRAUD_RULES = Gauge("omnistream_fraud_rules_info", "The rules file version in fo
 FRAUD_RULES_RELOADS = Counter(
     "omnistream_fraud_rules_reloads_total", "Rules file reloads, by outcome (applied, refused).", ["flow", "outcome"]
 )
-FRAUD_STATE_ENTITIES = Gauge(
-    "omnistream_fraud_state_entities", "Entities held in the fraud flow's state, by stage.", ["flow", "stage"]
+STATE_ENTITIES = Gauge(
+    "omnistream_flow_state_entities",
+    "Entities held in a flow's state in this process, by stage (SKU ledgers, till transactions, cards, ...).",
+    ["flow", "stage"],
 )
+
+
+class StateEntities:
+    """Entities held per stage of one flow in this process, summed over the stage's shards.
+
+    A stage's state lives in many keyed shards, each reporting its own count;
+    the gauge shows their sum, which is what memory and snapshot size follow.
+    """
+
+    def __init__(self, flow: str) -> None:
+        self.flow = flow
+        self._by_stage: dict[str, dict[int, int]] = {}
+
+    def report(self, stage: str, shard: object, count: int) -> None:
+        shards = self._by_stage.setdefault(stage, {})
+        shards[id(shard)] = count
+        STATE_ENTITIES.labels(self.flow, stage).set(sum(shards.values()))
+
 
 PORTS_PER_FLOW = 16
 """Each flow's processes serve metrics on `base + PORTS_PER_FLOW * flow_ordinal + process_index`."""

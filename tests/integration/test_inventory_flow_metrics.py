@@ -43,6 +43,7 @@ def test_inventory_flow_exports_events_dead_letters_duplicates_alerts_and_lag(se
             'omnistream_flow_events_total{flow="inventory",topic="inventory",type="receipt"}': 3.0,
             'omnistream_flow_duplicates_dropped_total{flow="inventory"}': 1.0,
             'omnistream_flow_alerts_total{flow="inventory",kind="low_stock",severity="warning"}': 1.0,
+            'omnistream_flow_state_entities{flow="inventory",stage="sku_ledgers"}': 1.0,  # as of its snapshot
         }
         deadline = time.monotonic() + 60
         while True:
