@@ -26,6 +26,7 @@ from operators.recs.experiments import Feedback, FeedbackJoin, ServedRecord
 from operators.recs.interactions import Interaction
 from operators.recs.profile import ShopperProfile
 from operators.seen_events import SeenEvents
+from operators.snapshots import with_ordered_dicts
 
 S = TypeVar("S")
 
@@ -180,11 +181,7 @@ class ThrottledShard(Generic[S]):
         return len(self._entries)
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        # Snapshots taken before the OrderedDicts hold plain dicts: same keys, same order.
-        for name in ("_entries", "_pending"):
-            if not isinstance(state[name], OrderedDict):
-                state[name] = OrderedDict(state[name])
-        self.__dict__.update(state)
+        self.__dict__.update(with_ordered_dicts(state, "_entries", "_pending"))
 
 
 class Shopper:

@@ -26,6 +26,7 @@ from events.timestamps import rfc3339_ms
 from operators.fraud.payments import Payment, TillAction
 from operators.fraud.rules import RuleBook
 from operators.fraud.scorer import FraudScore
+from operators.snapshots import with_ordered_dicts
 
 _RANK = {Severity.WARNING: 0, Severity.ATTENTION: 1, Severity.EMERGENCY: 2}
 _HAS_STATUS = "status" in {f.name for f in fields(Alert)}
@@ -119,10 +120,7 @@ class AlertBook:
         self._open: OrderedDict[Entity, _Open] = OrderedDict()
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        # Snapshots from before the OrderedDict hold a plain dict in the same (opening) order.
-        self.__dict__.update(state)
-        if type(self._open) is not OrderedDict:
-            self._open = OrderedDict(self._open)
+        self.__dict__.update(with_ordered_dicts(state, "_open"))  # plain dicts before: same (opening) order
 
     def __len__(self) -> int:
         return len(self._open)

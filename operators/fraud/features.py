@@ -22,6 +22,7 @@ import numpy as np
 import numpy.typing as npt
 
 from operators.fraud.payments import Payment, TillAction
+from operators.snapshots import with_ordered_dicts
 
 FEATURE_CAPS: dict[str, float] = {
     # name: the value where the model's scaled input saturates at 1 (see `vectorize`)
@@ -378,10 +379,7 @@ class RegisterBehaviour:
         self._newest = -math.inf
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        # Snapshots from before the OrderedDict hold a plain dict in the same (least recent first) order.
-        self.__dict__.update(state)
-        if type(self._actions) is not OrderedDict:
-            self._actions = OrderedDict(self._actions)
+        self.__dict__.update(with_ordered_dicts(state, "_actions"))
 
     def learn_one(self, action: TillAction) -> dict[str, float]:
         cashier = action.cashier_id
