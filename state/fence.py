@@ -43,9 +43,8 @@ end
 # KEYS[1] the hash, KEYS[2..] keys of the `after_applied` code.
 # ARGV: generation field, generation, version field, version, ttl ms, n (field and value args),
 #       field, value, ... (n of them), then the `after_applied` code's own args from ARGV[EXTRA].
-_FENCE = (
-    FENCE_FUNCTION
-    + """
+# fmt: off
+_FENCE = FENCE_FUNCTION + """
 if not passes_fence(KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4]) then return 0 end
 local nfields = tonumber(ARGV[6])
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4], unpack(ARGV, 7, 6 + nfields))
@@ -53,16 +52,15 @@ local ttl = tonumber(ARGV[5])
 if ttl > 0 then redis.call('PEXPIRE', KEYS[1], ttl) end
 local EXTRA = 7 + nfields
 """
-)
+# fmt: on
 
 
 # The same fence over many documents in one call: KEYS the hashes; ARGV: generation field,
 # generation, version field, document field, then per key: version, ttl ms, document. Returns how
 # many were applied. One reply for a whole batch: redis-py spends more parsing one reply per
 # write than Redis spends applying it (measured on the fraud flow's score documents).
-_WRITE_MANY_IF_NEWER = (
-    FENCE_FUNCTION
-    + """
+# fmt: off
+_WRITE_MANY_IF_NEWER = FENCE_FUNCTION + """
 local applied = 0
 for i, key in ipairs(KEYS) do
   local base = 4 + (i - 1) * 3
@@ -75,7 +73,7 @@ for i, key in ipairs(KEYS) do
 end
 return applied
 """
-)
+# fmt: on
 MANY_CHUNK = 256
 """Documents per multi-key call: long enough to amortise the call, short enough not to stall Redis."""
 

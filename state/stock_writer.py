@@ -37,9 +37,8 @@ from state.pipeline_scripts import PipelineScript, run_pipeline
 #       spells it), then per SKU: version, document, SKU, sellable map (JSON object).
 # Returns how many SKUs were applied. A hash of another lineage is replaced whole, and the sets are
 # moved from the map it held (read before it goes) to the new one: no member of it is left behind.
-_WRITE_STOCK_MANY = (
-    FENCE_FUNCTION
-    + """
+# fmt: off
+_WRITE_STOCK_MANY = FENCE_FUNCTION + """
 local anywhere = KEYS[#KEYS]
 local applied = 0
 for i = 1, #KEYS - 1 do
@@ -73,7 +72,7 @@ for i = 1, #KEYS - 1 do
 end
 return applied
 """
-)
+# fmt: on
 STOCK_CHUNK = 128
 """SKUs per call: long enough to amortise the call, short enough not to stall Redis."""
 _SKU = attrgetter("sku")
