@@ -23,34 +23,24 @@ def till(store_id: str) -> dict[str, object]:
     return {"schema_version": 1, "store_id": store_id, "register_id": "R1", "cashier_id": "C1", "currency": "EUR"}
 
 
+def till_txn(kind: type[Sale] | type[Return], event_id: str, txn_id: str, ts: float, lines: tuple[tuple[str, int], ...],
+             store_id: str) -> Sale | Return:  # fmt: skip
+    items = [LineItem(sku, qty, 1.0) for sku, qty in lines]
+    return kind(event_id=event_id, ts=at(ts), txn_id=txn_id, items=items, total=1.0, payment=PosPayment(method="cash"),
+                **till(store_id))  # type: ignore[arg-type]  # fmt: skip
+
+
 def sale(event_id: str, txn_id: str, ts: float, *lines: tuple[str, int], store_id: str = "S1") -> Sale:
-    return Sale(
-        event_id=event_id,
-        ts=at(ts),
-        txn_id=txn_id,
-        items=[LineItem(sku, qty, 1.0) for sku, qty in lines],
-        total=1.0,
-        payment=PosPayment(method="cash"),
-        **till(store_id),
-    )  # type: ignore[arg-type]
+    return till_txn(Sale, event_id, txn_id, ts, lines, store_id)  # type: ignore[return-value]
 
 
 def refund(event_id: str, txn_id: str, ts: float, *lines: tuple[str, int], store_id: str = "S1") -> Return:
-    return Return(
-        event_id=event_id,
-        ts=at(ts),
-        txn_id=txn_id,
-        items=[LineItem(sku, qty, 1.0) for sku, qty in lines],
-        total=1.0,
-        payment=PosPayment(method="cash"),
-        **till(store_id),
-    )  # type: ignore[arg-type]
+    return till_txn(Return, event_id, txn_id, ts, lines, store_id)  # type: ignore[return-value]
 
 
 def void(event_id: str, original_txn_id: str, ts: float, store_id: str = "S1") -> Void:
-    return Void(
-        event_id=event_id, ts=at(ts), txn_id=f"{event_id}-txn", original_txn_id=original_txn_id, **till(store_id)
-    )  # type: ignore[arg-type]
+    return Void(event_id=event_id, ts=at(ts), txn_id=f"{event_id}-txn", original_txn_id=original_txn_id,
+                **till(store_id))  # type: ignore[arg-type]  # fmt: skip
 
 
 def net(moves: list[StockMovement]) -> dict[tuple[str, str], int]:
