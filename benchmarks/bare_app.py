@@ -1,6 +1,6 @@
 """The benchmark's baseline: a bare FastAPI route doing one HGETALL of a SKU's stock hash.
 
-It is PERF_NOTES.md's "FastAPI route doing one Redis HGETALL" written plainly: no
+It is docs/performance.md's "FastAPI route doing one Redis HGETALL" written plainly: no
 middleware, no error mapping, FastAPI's default JSON encoding of the returned dict. The
 inventory route of `serving` must answer at least as many requests per second.
 

@@ -2,7 +2,7 @@
 
 Everything runs in one go on private services (a fresh in-memory Tansu broker
 and a diskless redis-server on free ports), and every comparison is made
-against a baseline measured in the same run (PERF_NOTES.md: absolute numbers
+against a baseline measured in the same run (docs/performance.md: absolute numbers
 drift between machines, ratios carry over):
 
 (a) raw ceiling: confluent-kafka consume (explicit assignment, batches of 10k)

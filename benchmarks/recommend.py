@@ -2,7 +2,7 @@
 
 Everything runs in one go on private services (a fresh in-memory Tansu broker
 and a diskless redis-server on free ports); comparisons are against baselines
-measured in the same run (PERF_NOTES.md):
+measured in the same run (docs/performance.md):
 
 (a) flow throughput: the recommend flow over a clickstream backlog, 1
     process x 1 worker, events/s from its first Redis write to its exit;

@@ -9,7 +9,7 @@ that a field breaks becomes a `DeadLetter` with msgspec's precise message
 
 Why msgspec and not pydantic: validation sits on the ingest hot path; typed
 msgspec decoding measured ~7x faster than `orjson.loads` followed by any
-dict-to-model conversion (PERF_NOTES.md has pydantic at ~6 us/event).
+dict-to-model conversion (docs/performance.md has pydantic at ~6 us/event).
 """
 
 from __future__ import annotations

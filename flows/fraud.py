@@ -87,7 +87,7 @@ OPS_KEY = "ops"
 FRAUD_ALERTS_KEY = "fraud_alerts"
 SINK_KEY = "sink"
 _RETAIN = StatefulBatchLogic.RETAIN
-# Metric children resolved once: `labels()` costs more than the increment (PERF_NOTES.md).
+# Metric children resolved once: `labels()` costs more than the increment (docs/performance.md).
 _DUPLICATES = DUPLICATES.labels(FLOW)
 _SCORES = FRAUD_SCORES.labels(FLOW)
 _DECISIONS = {decision: FRAUD_DECISIONS.labels(FLOW, decision) for decision in ("allow", "review", "block")}

@@ -4,7 +4,7 @@ Bytewax 0.21.1 specifics live in `flows/`: recovery partitions are created
 once with `python -m bytewax.recovery DIR N`; each process runs
 `python -m flows.run NAME` (see there); a cluster is one process per
 `--process-id` with every process's address (threads in one process do not
-scale under the GIL: PERF_NOTES.md, so the unit of scale is the process).
+scale under the GIL: docs/performance.md, so the unit of scale is the process).
 """
 
 from __future__ import annotations

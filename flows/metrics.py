@@ -1,7 +1,7 @@
 """Prometheus metrics of the flows: one place names them.
 
 Counters are incremented once per batch with aggregated counts, never per
-event (a labelled `inc()` costs about a microsecond: PERF_NOTES.md budgets
+event (a labelled `inc()` costs about a microsecond: docs/performance.md budgets
 the whole event at ~25 us).
 """
 

@@ -1,7 +1,7 @@
 """The flows' sink: versioned state, alerts and dead letters to Redis and Kafka.
 
 One sink takes every record a flow produces, so each batch costs one Redis
-pipeline round trip whatever its mix (PERF_NOTES.md: the Redis client is the
+pipeline round trip whatever its mix (docs/performance.md: the Redis client is the
 largest per-event cost).
 """
 

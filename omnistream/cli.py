@@ -660,7 +660,7 @@ def serve(
         host=settings.api_host,
         port=settings.api_port,
         workers=workers,
-        access_log=False,  # a log line per request costs more than the handler (PERF_NOTES.md)
+        access_log=False,  # a log line per request costs more than the handler (docs/performance.md)
     )
 
 

@@ -7,7 +7,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from events.topics import FEEDBACK_TOPICS, INPUT_TOPICS, OUTPUT_TOPICS, Topic
 
-# Tansu needs an explicit retention.ms for some clients (PERF_NOTES.md); a week
+# Tansu needs an explicit retention.ms for some clients (docs/performance.md); a week
 # also suits Apache Kafka for replays after an incident.
 TOPIC_CONFIG = {"retention.ms": str(7 * 24 * 3600 * 1000)}
 

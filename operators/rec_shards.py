@@ -4,7 +4,7 @@ The recommend flow keys its states by a shard of the entity (SKU, shopper,
 trending scope) rather than by the entity itself, for two reasons measured
 or forced by the issue:
 
-- Cost: each Bytewax keyed step costs per item routed (PERF_NOTES.md: keyed
+- Cost: each Bytewax keyed step costs per item routed (docs/performance.md: keyed
   state is ~45k items/s alone), and one clickstream event makes up to a
   dozen co-visit pairs. Grouping a batch's updates per shard sends one item
   per shard per batch through the exchange instead.

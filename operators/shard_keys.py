@@ -1,7 +1,7 @@
 """Stable shard keys: many entities grouped under few Bytewax keys.
 
 Keyed steps hold shards of entities rather than one key per entity: Bytewax
-routes and snapshots per key, and both cost per key (PERF_NOTES.md; the
+routes and snapshots per key, and both cost per key (docs/performance.md; the
 inventory and recommend flows measured it), so a batch's updates travel as
 one item per shard and an epoch's snapshot writes one row per shard.
 """

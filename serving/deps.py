@@ -21,7 +21,7 @@ def stock_reader(request: Request) -> StockReader:
 
     Same object; what it skips is FastAPI solving a dependency on every request, measured at
     ~45 µs of ~400 µs per inventory read on the 2-core benchmark machine. Without that the
-    inventory read only matches the bare HGETALL route it must beat (PERF_NOTES.md: the
+    inventory read only matches the bare HGETALL route it must beat (docs/performance.md: the
     framework dominates the API's cost).
     """
     reader: StockReader = request.app.state.stock_reader

@@ -1,7 +1,7 @@
 """`GET /v1/inventory/{sku}` answered in plain ASGI, ahead of FastAPI's routing.
 
 Storefronts and consoles poll this one read far more than anything else, and
-on it the framework is the cost: PERF_NOTES.md measured a framework-free ASGI
+on it the framework is the cost: docs/performance.md measured a framework-free ASGI
 app at ~5x FastAPI's requests/s, and FastAPI's routing plus dependency
 solving are most of this route's time (the handler itself returns bytes the
 flow already shaped). So this middleware serves exactly that request —

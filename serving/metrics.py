@@ -1,7 +1,7 @@
 """Prometheus metrics of the API: requests by route template, method and status; latency by route.
 
 The middleware is pure ASGI: `BaseHTTPMiddleware` runs each request through an extra task and
-memory streams, a large cost next to a handler that returns stored bytes (PERF_NOTES.md: the
+memory streams, a large cost next to a handler that returns stored bytes (docs/performance.md: the
 framework dominates). Labels use the matched route's template (`/v1/inventory/{sku}`), never
 the raw path, so the series stay bounded whatever callers send; unmatched paths share one
 label. Each app has its own `CollectorRegistry` (with the process, platform and GC
@@ -51,7 +51,7 @@ class ApiMetrics:
 
     Recording is plain arithmetic on dicts and lists, folded into Prometheus families only
     when scraped: prometheus_client's `labels()` plus a lock per sample cost several µs a
-    request (PERF_NOTES.md: keep the API's per-request work small). Every request is handled
+    request (docs/performance.md: keep the API's per-request work small). Every request is handled
     on the event loop's thread, so nothing needs a lock.
     """
 

@@ -3,7 +3,7 @@ for stock reads).
 
 Storefronts call it on every product and home page. FastAPI's routing, query
 validation and dependency solving cost about as much as the two Redis round
-trips (PERF_NOTES.md: the framework dominates), so well-formed requests are
+trips (docs/performance.md: the framework dominates), so well-formed requests are
 parsed here and answered by the same `Recommender` the route uses; anything
 this declines (a bad or repeated parameter, HEAD, ...) goes on to the
 FastAPI route, which answers it, 422s included.

@@ -1,7 +1,7 @@
 """Response shapes for the OpenAPI document only.
 
 Handlers return bytes stored by `state.stock_writer.shape` and never build these models
-(PERF_NOTES.md: re-serialising would cost more than the Redis call). Keep them in step with
+(docs/performance.md: re-serialising would cost more than the Redis call). Keep them in step with
 `shape()`; the integration tests pin both to CONTRACT.md.
 """
 

@@ -1,7 +1,7 @@
 """Writes `SkuStock` records to Redis: absolute, version-fenced, coalesced, pipelined.
 
 The documents are shaped here, once per write, exactly as the API serves them,
-so the API returns stored bytes without re-serialising (PERF_NOTES.md: the
+so the API returns stored bytes without re-serialising (docs/performance.md: the
 framework dominates the API's cost).
 """
 

@@ -2,7 +2,7 @@
 
 Handlers return the documents the inventory flow stored (`state.stock_writer.shape`) as they
 are: parsing and re-serialising them would cost more than the Redis round trip
-(PERF_NOTES.md). The batch response is spliced from those bytes.
+(docs/performance.md). The batch response is spliced from those bytes.
 
 The single-SKU and location reads are the hot path, benchmarked against a bare FastAPI
 route doing one HGETALL (benchmarks/bare_app.py), which they must match or beat: they take
