@@ -9,22 +9,25 @@ scale under the GIL: docs/performance.md, so the unit of scale is the process).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO, Any
 
-from flows.run import FLOWS, GENERATION_ENV, STATE_FORMATS
+from flows.registry import FLOWS, GENERATION_ENV, STATE_FORMATS
 from omnistream.settings import Settings
 
 
 def settings_env(settings: Settings) -> dict[str, str]:
     """`settings` as `OMNISTREAM_*` variables, so a child process reads the same configuration."""
-    env = {}
+    env: dict[str, str] = {}
     for name, value in settings.model_dump().items():
         env[f"OMNISTREAM_{name.upper()}"] = "" if value is None else str(value)
     return env
@@ -51,7 +54,7 @@ def ensure_recovery(directory: Path, partitions: int, state_format: int = 1) -> 
     a new one: Redis then knows that versions of different lineages do not
     compare (`state.stock_writer`).
 
-    `state_format` is the layout of the flow's snapshots (`flows.run.STATE_FORMATS`);
+    `state_format` is the layout of the flow's snapshots (`flows.registry.STATE_FORMATS`);
     partitions written in another layout raise `IncompatibleRecovery`.
     """
     directory.mkdir(parents=True, exist_ok=True)
@@ -115,11 +118,16 @@ class FlowRun:
 
 
 def _free_ports(count: int) -> list[int]:
-    from omnistream.stack import free_port
+    """`count` distinct loopback ports nothing listens on now: the addresses of a cluster's processes.
 
-    ports: set[int] = set()
-    while len(ports) < count:
-        ports.add(free_port())
+    Every socket stays bound until all ports are chosen, so the kernel never hands out the same one twice.
+    """
+    with contextlib.ExitStack() as held:
+        ports = []
+        for _ in range(count):
+            sock = held.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+            sock.bind(("127.0.0.1", 0))
+            ports.append(int(sock.getsockname()[1]))
     return sorted(ports)
 
 
@@ -129,8 +137,8 @@ def start_flow(
     *,
     recovery: bool = True,
     extra_env: dict[str, str] | None = None,
-    stdout: int | None = None,
-    stderr: int | None = None,
+    stdout: int | IO[Any] | None = None,
+    stderr: int | IO[Any] | None = None,
 ) -> FlowRun:
     """Start flow `name` as `settings.processes` processes of `settings.workers` workers each."""
     if name not in FLOWS:

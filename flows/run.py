@@ -19,17 +19,13 @@ from datetime import timedelta
 from bytewax.recovery import RecoveryConfig
 from bytewax.run import cli_main
 
+from flows.launcher import ensure_recovery, flow_recovery_dir
 from flows.metrics import metrics_port, serve_metrics
+from flows.registry import FLOWS, GENERATION_ENV, PROCESS_INDEX_ENV, STATE_FORMATS, flow_ordinal
 from omnistream.settings import settings_or_exit
 
-FLOWS: dict[str, str] = {"inventory": "flows.inventory", "recommend": "flows.recommend", "fraud": "flows.fraud"}
-"""Every flow by name and module, in a fixed order: a flow's position sets its metrics ports (flows.metrics)."""
-STATE_FORMATS: dict[str, int] = {"inventory": 2, "recommend": 1, "fraud": 1}
-"""The layout of each flow's recovery snapshots. Bump it when a flow's keyed state changes
-shape, so that recovery state written by an older release is refused with a clear message, not misread.
-inventory 2: ledgers in shards of SKUs (`flows.inventory.LEDGER_SHARDS`), till journals in MessagePack."""
-PROCESS_INDEX_ENV = "OMNISTREAM_FLOW_PROCESS_INDEX"
-GENERATION_ENV = "OMNISTREAM_FLOW_GENERATION"
+# The flow table lives in `flows.registry`; these names stay importable from here for older callers.
+__all__ = ["FLOWS", "GENERATION_ENV", "PROCESS_INDEX_ENV", "STATE_FORMATS", "main"]
 
 
 def main() -> None:
@@ -44,8 +40,6 @@ def main() -> None:
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     recovery = None
     if not args.no_recovery and settings.recovery_dir is not None:
-        from flows.launcher import ensure_recovery, flow_recovery_dir  # the launcher imports this module
-
         directory = flow_recovery_dir(settings.recovery_dir, args.flow)
         generation = ensure_recovery(directory, settings.recovery_partitions, STATE_FORMATS[args.flow])
         recovery = RecoveryConfig(directory, timedelta(seconds=settings.backup_interval_s))
@@ -57,7 +51,7 @@ def main() -> None:
     gc.set_threshold(100_000, 50, 100)
     gc.freeze()
     flow = importlib.import_module(FLOWS[args.flow]).build_flow(settings, generation)
-    serve_metrics(metrics_port(settings.flow_metrics_port, list(FLOWS).index(args.flow), args.process_id or 0))
+    serve_metrics(metrics_port(settings.flow_metrics_port, flow_ordinal(args.flow), args.process_id or 0))
     os.environ[PROCESS_INDEX_ENV] = str(args.process_id or 0)
     # Stopping is always safe to do abruptly: every write is flushed within its
     # batch and recovery resumes from the last snapshot. Exiting here avoids

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from flows.launcher import IncompatibleRecovery, ensure_recovery
-from flows.run import FLOWS, STATE_FORMATS
+from flows.registry import FLOWS, STATE_FORMATS
 
 
 def test_fresh_partitions_record_their_layout_and_a_restart_with_it_keeps_the_lineage(tmp_path: Path) -> None:

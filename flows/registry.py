@@ -1,0 +1,33 @@
+"""The flows' own registry: every flow by name, its module and its snapshot layout.
+
+Both sides of a flow's start read it: `flows.launcher` (in the process that
+starts a flow) and `flows.run` (in each flow process). Keeping the table here,
+below both, lets `flows.run` use the launcher's recovery helpers while the
+launcher needs nothing from `flows.run`: no import cycle. Not to be confused
+with `events.registry`, the registry of event types.
+"""
+
+from __future__ import annotations
+
+FLOWS: dict[str, str] = {"inventory": "flows.inventory", "recommend": "flows.recommend", "fraud": "flows.fraud"}
+"""Every flow by name and module, in a fixed order: a flow's position sets its metrics ports (flows.metrics)."""
+
+STATE_FORMATS: dict[str, int] = {"inventory": 2, "recommend": 1, "fraud": 1}
+"""The layout of each flow's recovery snapshots. Bump it when a flow's keyed state changes
+shape, so that recovery state written by an older release is refused with a clear message, not misread.
+inventory 2: ledgers in shards of SKUs (`flows.inventory.LEDGER_SHARDS`), till journals in MessagePack."""
+
+GENERATION_ENV = "OMNISTREAM_FLOW_GENERATION"
+"""The lineage of flow state a run without recovery shares across its processes (`flows.launcher`)."""
+
+PROCESS_INDEX_ENV = "OMNISTREAM_FLOW_PROCESS_INDEX"
+"""This flow process's index in its cluster, set by `flows.run` before the flow starts."""
+
+
+def flow_ordinal(name: str) -> int:
+    """The flow's position in `FLOWS`, which places its metrics ports (`flows.metrics.metrics_port`).
+
+    >>> flow_ordinal("inventory"), flow_ordinal("fraud")
+    (0, 2)
+    """
+    return list(FLOWS).index(name)
