@@ -4,14 +4,33 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import subprocess
+import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
+import typer
 from typer.testing import CliRunner
 
 from omnistream.cli import app
 
 INVENTORY_TYPES = {"receipt", "adjustment", "transfer_out", "transfer_in", "count", "fulfilment", "order_cancel"}
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+# Every command and its options as the README and `--help` document them: a command or option lost
+# (or added) when the CLI is reorganised shows up here.
+DOCUMENTED_COMMANDS: dict[str, tuple[list[str], set[str]]] = {
+    "up": ([], {"--simulate", "--rate", "--api", "--no-api"}),
+    "broker": ([], {"--port"}),
+    "topics create": ([], {"--partitions"}),
+    "flow": (["name"], {"--processes", "--workers", "--recovery", "--no-recovery"}),
+    "serve": ([], {"--host", "--port", "--workers"}),
+    "simulate": ([], {"--rate", "--duration", "--events", "--seed", "--out-dir"}),
+    "replay": (["file"], {"--topic", "--rate"}),
+    "schema": ([], {"--topic", "--out"}),
+}
 
 
 @pytest.fixture
@@ -92,3 +111,60 @@ def test_replay_to_an_unknown_topic_is_a_clear_error(runner: CliRunner, tmp_path
     assert result.exit_code != 0
     assert "unknown topic 'nope'" in result.stderr
     assert "Traceback" not in result.output
+
+
+def _leaf_commands(group: Any, ctx: Any, path: str = "") -> dict[str, Any]:
+    """Every runnable command under click group `group`, by its path (`topics create`)."""
+    found = {}
+    for name in group.list_commands(ctx):
+        command = group.get_command(ctx, name)
+        full = f"{path} {name}".strip()
+        if hasattr(command, "list_commands"):
+            found |= _leaf_commands(command, command.make_context(name, [], parent=ctx, resilient_parsing=True), full)
+        else:
+            found[full] = command
+    return found
+
+
+def test_every_command_is_registered_with_its_documented_arguments_and_options() -> None:
+    cli = typer.main.get_command(app)
+    commands = _leaf_commands(cli, cli.make_context("omnistream", [], resilient_parsing=True))
+
+    assert set(commands) == set(DOCUMENTED_COMMANDS)
+    for path, (arguments, options) in DOCUMENTED_COMMANDS.items():
+        params = commands[path].params
+        assert [p.name for p in params if p.param_type_name == "argument"] == arguments, path
+        declared = {opt for p in params if p.param_type_name == "option" for opt in (*p.opts, *p.secondary_opts)}
+        assert declared - {"--help"} == options, path
+
+
+def _readme_command_lines() -> list[list[str]]:
+    """The command lines of the README's CLI section, optional parts (`[--rate 200]`) included."""
+    section = README.read_text(encoding="utf-8").split("## The CLI", 1)[1].split("```console", 1)[1]
+    block = section.split("```", 1)[0]
+    lines = [line.split("#", 1)[0].replace("[", " ").replace("]", " ").split() for line in block.splitlines()]
+    return [argv for argv in lines if argv]
+
+
+def test_every_command_line_the_readme_shows_parses_with_the_cli() -> None:
+    cli = typer.main.get_command(app)
+    lines = _readme_command_lines()
+
+    assert {" ".join(argv[1:3]) if argv[1] == "topics" else argv[1] for argv in lines} == set(DOCUMENTED_COMMANDS)
+    for argv in lines:
+        assert argv[0] == "omnistream"
+        ctx = cli.make_context("omnistream", [], resilient_parsing=True)
+        command, rest = cli, argv[1:]
+        while hasattr(command, "get_command"):
+            command = command.get_command(ctx, rest.pop(0))
+            ctx = command.make_context("omnistream", [], parent=ctx, resilient_parsing=True)
+        command.make_context("omnistream", rest, parent=ctx)  # raises a usage error if the line does not parse
+
+
+def test_the_cli_runs_as_a_module_the_way_up_starts_its_simulator() -> None:
+    # `omnistream up --simulate` starts `python -m omnistream.cli simulate ...` with this interpreter.
+    result = subprocess.run([sys.executable, "-m", "omnistream.cli", "simulate", "--help"],
+                            capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+
+    assert result.returncode == 0, result.stderr
+    assert re.search(r"--rate\b", result.stdout)
