@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from confluent_kafka import KafkaException
-from confluent_kafka.admin import AdminClient, NewTopic
+
+# NewTopic is documented under `confluent_kafka.admin`, which imports it without re-exporting it for type checkers.
+from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from events.topics import FEEDBACK_TOPICS, INPUT_TOPICS, OUTPUT_TOPICS, Topic
 

@@ -19,7 +19,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -57,7 +57,8 @@ def brokers_reachable(brokers: str) -> bool:
     return False
 
 
-def _wait_until(ready: callable, what: str, timeout_s: float, proc: subprocess.Popen[bytes]) -> None:  # type: ignore[valid-type]
+def _wait_until(ready: Callable[[], bool], what: str, timeout_s: float, proc: subprocess.Popen[bytes]) -> None:
+    """Until `ready()`; a service that exits or stays unready past `timeout_s` raises `RuntimeError`."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
