@@ -131,6 +131,7 @@ def progress(total: int | None) -> Iterator[Callable[[int], None]]:
 
 
 def print_counts(counts: Counts, title: str) -> None:
+    """The table printed when a stream ends: records per topic, with the duplicates and malformed among them."""
     table = Table(title=title)
     for column in ("topic", "events", "duplicates", "malformed"):
         table.add_column(column, justify="left" if column == "topic" else "right")
