@@ -9,8 +9,8 @@ cache) and the milliseconds come from a table.
 
 from __future__ import annotations
 
-import math
 import time
+from math import floor
 
 SECOND_PREFIXES: dict[int, str] = {}
 """`2026-11-22T01:23:45` by epoch second, filled as seconds are first seen."""
@@ -40,7 +40,7 @@ def rfc3339_ms(epoch_s: float) -> str:
     >>> rfc3339_ms(1795305600.9999996), rfc3339_ms(-0.5)
     ('2026-11-22T00:00:01.000Z', '1969-12-31T23:59:59.500Z')
     """
-    second = math.floor(epoch_s)
+    second = floor(epoch_s)
     ms = round((epoch_s - second) * 1_000_000) // 1000  # the fraction is exact; rounded as datetime does
     if ms == 1000:
         second, ms = second + 1, 0
