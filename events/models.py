@@ -5,10 +5,10 @@ topic each belongs to, its message key and its docs, and everything else
 (decoders, schemas, simulator keys) derives from that. Each topic's tagged union
 (`InventoryEvent`, `PosEvent`, ...) is spelled here for type checkers; a registry
 test keeps it equal to the topic's registered classes. `events.decode` validates
-raw Kafka bytes against a topic's union in a single pass: the `type` field selects the class, unknown
-extra fields are ignored (forward compatibility), and any rule of the contract
-that a field breaks becomes a `DeadLetter` with msgspec's precise message
-(`Expected int >= 1 - at $.qty`).
+raw Kafka bytes against a topic's union in a single pass: the `type` field
+selects the class, unknown extra fields are ignored (forward compatibility), and
+any rule of the contract that a field breaks becomes a `DeadLetter` with
+msgspec's precise message (`Expected int >= 1 - at $.qty`).
 
 Why msgspec and not pydantic: validation sits on the ingest hot path; typed
 msgspec decoding measured ~7x faster than `orjson.loads` followed by any

@@ -1,10 +1,10 @@
 """The contract's timestamp format, written: RFC 3339 in UTC, milliseconds, `Z`.
 
 One formatter for everything Omnistream writes: dead letters, alerts, stock
-documents, and every event the simulator (`sim/`) publishes. `datetime.isoformat`
-costs ~1.5 us per call and both the flows and the simulator format a timestamp
-per record, so the date and time of day are formatted once per second (a bounded
-cache) and the milliseconds come from a table.
+documents, and every event the simulator (`sim/`) publishes. Both the flows and
+the simulator format a timestamp per record, so the date and time of day are
+formatted once per second (a bounded cache) and the milliseconds come from a
+table (docs/performance.md, "`rfc3339_ms` formats once per second").
 """
 
 from __future__ import annotations
