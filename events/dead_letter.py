@@ -6,6 +6,7 @@ import base64
 import time
 from dataclasses import dataclass
 
+from events.reasons import Reason, reason_of
 from events.timestamps import rfc3339_ms
 
 RAW_KEPT_BYTES = 4096
@@ -54,6 +55,9 @@ class DeadLetter:
         )
 
     @property
-    def reason(self) -> str:
-        """A short, low-cardinality label for metrics: the error up to its location."""
-        return self.error.split(" - at ", 1)[0][:60]
+    def reason(self) -> Reason:
+        """The class of failure (`missing_field`, `not_json`, ...): a low-cardinality label for metrics.
+
+        `error` keeps the full message; `events.reasons` lists the codes.
+        """
+        return reason_of(self.error)

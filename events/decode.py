@@ -4,7 +4,9 @@ Bad input is data (ARCHITECTURE.md): every way a payload can break the
 contract (not JSON, over 64 KiB, unknown `type`, a missing or mistyped field,
 a non-positive quantity, a negative price, a topic it does not belong on, a raw
 card number anywhere: `events.card_guard`)
-becomes a `DeadLetter` naming the rule and where in the payload it broke.
+becomes a `DeadLetter` naming the rule and where in the payload it broke
+(`events.reasons` classifies it). Which types each topic carries comes from the
+event registry (`events.registry`).
 """
 
 from __future__ import annotations
@@ -16,26 +18,19 @@ import orjson
 
 from events.card_guard import CARD_NUMBER_REFUSED, contains_card_number, mask_card_numbers
 from events.dead_letter import DeadLetter
-from events.models import (
-    CatalogEvent,
-    ClickEvent,
-    Event,
-    InventoryEvent,
-    LabelEvent,
-    PosEvent,
-)
+from events.models import Event
+from events.reasons import EMPTY_PAYLOAD
+from events.registry import INPUT_TOPICS, REGISTRY
 from events.topics import Topic
 
 MAX_EVENT_BYTES = 64 * 1024
 
-EVENT_TYPES: dict[Topic, Any] = {
-    Topic.CATALOG: CatalogEvent,
-    Topic.CLICKSTREAM: ClickEvent,
-    Topic.POS: PosEvent,
-    Topic.INVENTORY: InventoryEvent,
-    Topic.LABELS: LabelEvent,
-}
-_SINGLE_TYPE_TOPICS = frozenset({Topic.CATALOG, Topic.LABELS})  # low-volume topics with one event type
+EVENT_TYPES: dict[Topic, Any] = {topic: REGISTRY.union(topic) for topic in INPUT_TOPICS}
+"""Each input topic's tagged union of models (one struct for a topic with one type)."""
+# msgspec treats the tag of a lone struct as optional; the contract does not, so topics with one
+# type check that `type` is there (they are low-volume: labels). Topics with more types decode a
+# tagged union, where msgspec itself requires it.
+_SINGLE_TYPE_TOPICS = frozenset(topic for topic in INPUT_TOPICS if len(REGISTRY.of_topic(topic)) == 1)
 _DECODERS: dict[Topic, msgspec.json.Decoder[Any]] = {
     topic: msgspec.json.Decoder(union) for topic, union in EVENT_TYPES.items()
 }
@@ -50,12 +45,13 @@ def decode(topic: Topic, raw: bytes | None, *, source_topic: str, partition: int
     >>> raw += b'"schema_version":1,"sku":"SKU-1","location_id":"S1","qty":4}'
     >>> decode(Topic.INVENTORY, raw, source_topic="omni.inventory", partition=0, offset=7).qty
     4
-    >>> bad = raw.replace(b'"qty":4', b'"qty":0')
-    >>> decode(Topic.INVENTORY, bad, source_topic="omni.inventory", partition=0, offset=8).error
-    'Expected `int` >= 1 - at `$.qty`'
+    >>> bad = decode(Topic.INVENTORY, raw.replace(b'"qty":4', b'"qty":0'), source_topic="omni.inventory",
+    ...              partition=0, offset=8)
+    >>> bad.error, bad.reason
+    ('Expected `int` >= 1 - at `$.qty`', <Reason.INVALID_FIELD: 'invalid_field'>)
     """
     if not raw:
-        error = "Empty payload"
+        error = EMPTY_PAYLOAD
     elif len(raw) > MAX_EVENT_BYTES:
         error = f"Payload of {len(raw)} bytes exceeds the {MAX_EVENT_BYTES}-byte limit"
     elif contains_card_number(raw):  # never kept, logged or streamed: the DLQ keeps it masked
@@ -63,7 +59,6 @@ def decode(topic: Topic, raw: bytes | None, *, source_topic: str, partition: int
     else:
         try:
             event: Event = _DECODERS[topic].decode(raw)
-            # msgspec treats the tag of a lone struct as optional; the contract does not.
             if topic not in _SINGLE_TYPE_TOPICS or "type" in orjson.loads(raw):
                 return event
             error = "Object missing required field `type`"

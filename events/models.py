@@ -1,11 +1,14 @@
 """The input events of CONTRACT.md v1, as validating msgspec structs.
 
-One class per event `type`, grouped by topic. Each topic has a tagged union
-(`InventoryEvent`, `PosEvent`, ...) that `events.decode` validates raw Kafka
-bytes against in a single pass: the `type` field selects the class, unknown
-extra fields are ignored (forward compatibility), and any rule of the contract
-that a field breaks becomes a `DeadLetter` with msgspec's precise message
-(`Expected int >= 1 - at $.qty`).
+One class per event `type`, grouped by topic; `events.registry` declares which
+topic each belongs to, its message key and its docs, and everything else
+(decoders, schemas, simulator keys) derives from that. Each topic's tagged union
+(`InventoryEvent`, `PosEvent`, ...) is spelled here for type checkers; a registry
+test keeps it equal to the topic's registered classes. `events.decode` validates
+raw Kafka bytes against a topic's union in a single pass: the `type` field
+selects the class, unknown extra fields are ignored (forward compatibility), and
+any rule of the contract that a field breaks becomes a `DeadLetter` with
+msgspec's precise message (`Expected int >= 1 - at $.qty`).
 
 Why msgspec and not pydantic: validation sits on the ingest hot path; typed
 msgspec decoding measured ~7x faster than `orjson.loads` followed by any
@@ -64,7 +67,18 @@ class ProductUpsert(Envelope, tag="product_upsert", kw_only=True, frozen=True):
     active: bool = True
 
 
-CatalogEvent = ProductUpsert
+class PriceChange(Envelope, tag="price_change", kw_only=True, frozen=True):
+    """A SKU's selling price is `price` from `ts` on: a markdown, a promotion ending, a rise.
+
+    Only the price moves; the rest of the product is as its last `product_upsert` says.
+    """
+
+    sku: Id
+    price: Money
+    currency: Currency
+
+
+CatalogEvent = ProductUpsert | PriceChange
 
 
 # --- omni.clickstream -------------------------------------------------------
@@ -281,10 +295,18 @@ Event = CatalogEvent | ClickEvent | PosEvent | InventoryEvent | LabelEvent
 
 
 def event_type(event: Event) -> str:
-    """The contract's `type` of a decoded event (`receipt`, `sale`, ...)."""
+    """The contract's `type` of a decoded event (`receipt`, `sale`, ...).
+
+    It is the model's msgspec tag, read once per class and then looked up: flows
+    call this for every event they count.
+    """
     return _TYPE_TAGS[type(event)]
 
 
-_TYPE_TAGS: dict[type, str] = {
-    cls: cls.__struct_config__.tag for union in (ClickEvent, PosEvent, InventoryEvent) for cls in union.__args__
-} | {ProductUpsert: "product_upsert", FraudLabel: "fraud_label"}
+class _TagsByClass(dict[type, str]):
+    def __missing__(self, cls: type) -> str:
+        tag = self[cls] = str(cls.__struct_config__.tag)  # type: ignore[attr-defined]
+        return tag
+
+
+_TYPE_TAGS = _TagsByClass()

@@ -1,30 +1,47 @@
-"""The contract's timestamp format, written: RFC 3339 in UTC, milliseconds, `Z`."""
+"""The contract's timestamp format, written: RFC 3339 in UTC, milliseconds, `Z`.
+
+One formatter for everything Omnistream writes: dead letters, alerts, stock
+documents, and every event the simulator (`sim/`) publishes. Both the flows and
+the simulator format a timestamp per record, so the date and time of day are
+formatted once per second (a bounded cache) and the milliseconds come from a
+table (docs/performance.md, "`rfc3339_ms` formats once per second").
+"""
 
 from __future__ import annotations
 
-import math
-from datetime import UTC, datetime
-from functools import lru_cache
+import time
+from math import floor
+
+SECOND_PREFIXES: dict[int, str] = {}
+"""`2026-11-22T01:23:45` by epoch second, filled as seconds are first seen."""
+MILLIS: tuple[str, ...] = tuple(f".{ms:03d}Z" for ms in range(1000))
+"""`.000Z` to `.999Z`: the tail of a timestamp by its milliseconds."""
+_CACHE_LIMIT = 65_536
 
 
-@lru_cache(maxsize=1 << 14)
-def _whole_second(epoch_s: int) -> str:
-    return datetime.fromtimestamp(epoch_s, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+def second_prefix(second: int) -> str:
+    """The date and time of epoch `second`, cached (bounded, for week-long runs)."""
+    prefix = SECOND_PREFIXES.get(second)
+    if prefix is None:
+        if len(SECOND_PREFIXES) >= _CACHE_LIMIT:
+            SECOND_PREFIXES.clear()
+        prefix = SECOND_PREFIXES[second] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+    return prefix
 
 
 def rfc3339_ms(epoch_s: float) -> str:
     """`epoch_s` as `2026-11-22T01:23:45.123Z` (microseconds rounded, then cut to milliseconds).
 
-    Written for every location a flow writes: the date and time of day are
-    formatted once per second, the milliseconds appended.
+    Rounding to the microsecond first is what `datetime.fromtimestamp` does, so a
+    timestamp written here reads back as the `datetime` the decoder gives for it.
 
     >>> rfc3339_ms(1795305600.25)
     '2026-11-22T00:00:00.250Z'
     >>> rfc3339_ms(1795305600.9999996), rfc3339_ms(-0.5)
     ('2026-11-22T00:00:01.000Z', '1969-12-31T23:59:59.500Z')
     """
-    seconds = math.floor(epoch_s)
-    micros = round((epoch_s - seconds) * 1_000_000)  # the fraction is exact; rounded as datetime does
-    if micros == 1_000_000:
-        seconds, micros = seconds + 1, 0
-    return f"{_whole_second(seconds)}.{micros // 1000:03d}Z"
+    second = floor(epoch_s)
+    ms = round((epoch_s - second) * 1_000_000) // 1000  # the fraction is exact; rounded as datetime does
+    if ms == 1000:
+        second, ms = second + 1, 0
+    return (SECOND_PREFIXES.get(second) or second_prefix(second)) + MILLIS[ms]

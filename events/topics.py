@@ -1,6 +1,8 @@
 """Topic names of CONTRACT.md: one place spells them.
 
 Every topic is the configurable prefix (default `omni.`) plus a fixed suffix.
+Which event types each input topic carries, and its message key, is the event
+registry's (`events.registry`).
 """
 
 from __future__ import annotations
@@ -32,13 +34,18 @@ class Topic(StrEnum):
         return cls(name[len(prefix) :])
 
 
-INPUT_TOPICS: tuple[Topic, ...] = (
-    Topic.CATALOG,
-    Topic.CLICKSTREAM,
-    Topic.POS,
-    Topic.INVENTORY,
-    Topic.LABELS,
-)
+INPUT_TOPICS: tuple[Topic, ...]
+"""The topics that carry input events, from the event registry (`events.registry.INPUT_TOPICS`)."""
 OUTPUT_TOPICS: tuple[Topic, ...] = (Topic.ALERTS, Topic.DLQ)
 FEEDBACK_TOPICS: tuple[Topic, ...] = (Topic.REC_SERVED,)
 """Written by the API (each recommendation answer it served), read by the recommendation flow."""
+
+
+def __getattr__(name: str) -> tuple[Topic, ...]:
+    # `INPUT_TOPICS` is derived from the event registry, which imports this module for `Topic`:
+    # it is looked up there on first use (PEP 562) rather than imported at the top, in a cycle.
+    if name == "INPUT_TOPICS":
+        from events.registry import INPUT_TOPICS
+
+        return INPUT_TOPICS
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -2,23 +2,19 @@
 
 The key decides the partition, and so which worker sees an entity's events in
 order: catalog and inventory by `sku`, clickstream by `user_id` (else
-`session_id`), POS by `store_id`, labels by `txn_id` (else `order_id`).
+`session_id`), POS by `store_id`, labels by `txn_id` (else `order_id`). The
+fields come from the event registry (`events.registry`), per topic and, where the
+contract keys a type differently, per type.
 """
 
 from __future__ import annotations
 
 import orjson
 
+from events.registry import KEY_FIELDS, key_fields
 from events.topics import Topic
 
-KEY_FIELDS: dict[Topic, tuple[str, ...]] = {
-    Topic.CATALOG: ("sku",),
-    Topic.CLICKSTREAM: ("user_id", "session_id"),
-    Topic.POS: ("store_id",),
-    Topic.INVENTORY: ("sku",),
-    Topic.LABELS: ("txn_id", "order_id"),
-}
-"""The payload fields that key each input topic, first present one wins."""
+__all__ = ["KEY_FIELDS", "key_for"]
 
 
 def key_for(topic: Topic, value: bytes) -> bytes | None:
@@ -38,7 +34,7 @@ def key_for(topic: Topic, value: bytes) -> bytes | None:
         return None
     if not isinstance(event, dict):
         return None
-    for field in KEY_FIELDS.get(topic, ()):
+    for field in key_fields(topic, event.get("type")):
         candidate = event.get(field)
         if isinstance(candidate, str) and candidate:
             return candidate.encode()

@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 
+from events.reasons import Reason
 from events.topics import Topic
 
 _Mutation = Callable[[Topic, dict[str, Any], bytes, random.Random], bytes | None]
@@ -156,6 +157,24 @@ MALFORMATIONS: dict[str, _Mutation] = {
 """Every kind of contract break the simulator injects, by name."""
 
 KINDS: tuple[str, ...] = tuple(MALFORMATIONS)
+
+REASONS: dict[str, Reason] = {
+    "not_json": Reason.NOT_JSON,
+    "binary": Reason.NOT_JSON,
+    "empty": Reason.EMPTY,
+    "missing_event_id": Reason.MISSING_FIELD,
+    "missing_field": Reason.MISSING_FIELD,
+    "non_positive_qty": Reason.INVALID_FIELD,
+    "negative_price": Reason.INVALID_FIELD,
+    "unknown_type": Reason.UNKNOWN_TYPE,
+    "foreign_type": Reason.WRONG_TOPIC,
+    "wrong_field_type": Reason.WRONG_TYPE,
+    "ts_without_offset": Reason.INVALID_FIELD,
+    "oversized": Reason.TOO_LARGE,
+    "unsupported_version": Reason.INVALID_FIELD,
+}
+"""The dead-letter reason (`events.reasons`) each kind of break must get: a dead-letter metric by
+reason can be checked against `Workload.malformed_kinds`."""
 
 
 def corrupt(kind: str, topic: Topic, raw: bytes, rng: random.Random) -> bytes | None:

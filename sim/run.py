@@ -17,11 +17,11 @@ from typing import Any, TypeVar
 
 import orjson
 
+from events.timestamps import rfc3339_ms
 from events.topics import Topic
 from sim.catalog import Catalog
 from sim.record import SimRecord
 from sim.shoppers import Shopper
-from sim.timestamps import MILLIS, SECOND_PREFIXES, second_prefix
 
 T = TypeVar("T")
 
@@ -102,8 +102,7 @@ class Run:
         """
         self._ids += 1
         event_id = f"ev-{self._tag}{self._ids}"
-        second, ms = divmod(int(ts * 1000.0), 1000)  # rfc3339_ms, inlined: once per event
-        ts_text = (SECOND_PREFIXES.get(second) or second_prefix(second)) + MILLIS[ms]
+        ts_text = rfc3339_ms(ts)
         if common is None:
             event = {"event_id": event_id, "type": event_type, "ts": ts_text, "schema_version": 1, **fields}
         else:

@@ -1,36 +1,12 @@
-"""Event timestamps as the contract spells them: RFC 3339, milliseconds, `Z`.
+"""Event timestamps as the contract spells them: the one formatter of `events.timestamps`.
 
-`datetime.isoformat` costs ~1.5 us per call; the simulator formats one
-timestamp per event, so the date-and-second prefix is cached per second and
-the milliseconds come from a table. `Run.emit` inlines `rfc3339_ms` with these
-same tables (a function call is a noticeable share of an event's cost).
+Kept as a module so `from sim.timestamps import rfc3339_ms` goes on working; the
+simulator and the flows format timestamps with the same code, so a time the
+simulator writes is the time a flow writes back for it.
 """
 
 from __future__ import annotations
 
-import time
+from events.timestamps import MILLIS, SECOND_PREFIXES, rfc3339_ms, second_prefix
 
-SECOND_PREFIXES: dict[int, str] = {}
-"""`2026-11-22T01:23:45` by epoch second, filled as seconds are first seen."""
-MILLIS: tuple[str, ...] = tuple(f".{ms:03d}Z" for ms in range(1000))
-_CACHE_LIMIT = 65_536
-
-
-def second_prefix(second: int) -> str:
-    """The date and time of epoch `second`, cached (bounded, for week-long runs)."""
-    prefix = SECOND_PREFIXES.get(second)
-    if prefix is None:
-        if len(SECOND_PREFIXES) >= _CACHE_LIMIT:
-            SECOND_PREFIXES.clear()
-        prefix = SECOND_PREFIXES[second] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-    return prefix
-
-
-def rfc3339_ms(ts: float) -> str:
-    """`ts` (epoch seconds) as `2026-11-22T01:23:45.123Z`.
-
-    >>> rfc3339_ms(1795305600.25)
-    '2026-11-22T00:00:00.250Z'
-    """
-    second, ms = divmod(int(ts * 1000.0), 1000)
-    return (SECOND_PREFIXES.get(second) or second_prefix(second)) + MILLIS[ms]
+__all__ = ["MILLIS", "SECOND_PREFIXES", "rfc3339_ms", "second_prefix"]

@@ -1,7 +1,7 @@
 """The omnichannel workload: every input topic's traffic, in publish order, for one seed.
 
 The stream opens with the catalog and opening stock, then interleaves web
-sessions, till transactions, stock-room events and fraud, with the faults the
+sessions, till transactions, stock-room events, price changes and fraud, with the faults the
 contract says consumers must survive: out-of-order arrival, duplicates
 (byte-identical re-deliveries) and malformed payloads. Every fault is counted,
 so a test can compare what the flow dropped or dead-lettered with what was sent.
@@ -13,7 +13,6 @@ from bisect import bisect_right
 from collections.abc import Callable, Iterator
 from heapq import heappop
 from itertools import accumulate, islice
-from typing import Any
 
 from events.topics import INPUT_TOPICS, Topic
 from sim.catalog import Catalog
@@ -21,6 +20,7 @@ from sim.fraud import FraudCase, FraudDesk
 from sim.incidents import IncidentPlan, IncidentWindow
 from sim.keys import key_for
 from sim.malformed import KINDS, corrupt
+from sim.merchandising import Merchandising
 from sim.record import SimRecord
 from sim.run import Run
 from sim.shoppers import Shopper, make_shoppers
@@ -211,11 +211,9 @@ class Workload:
         )
         web = WebShop(run, stockroom, fraud, self.early_order_rate)
 
+        merchandising = Merchandising(run)
         # The catalog and the opening stock come first, clean: every SKU is known before it sells.
-        for product in self.catalog.products:
-            fields: dict[str, Any] = {"sku": product.sku, "name": product.name, "category": product.category}
-            fields |= {"brand": product.brand, "price": product.price, "attributes": product.attributes}
-            run.emit(Topic.CATALOG, product.key, "product_upsert", self.start_ts, fields)
+        merchandising.publish_catalog(self.start_ts)
         stockroom.seed_stock(self.start_ts + 1.0)
         run.clock = self.start_ts + 1.0
         published = self.published
@@ -230,7 +228,7 @@ class Workload:
             (0.35, tills.sale),
             (0.02, tills.return_goods),
             (0.15, stockroom.activity),
-            (0.002, self._price_change_for(run)),
+            (0.002, merchandising.price_change),
             (self.fraud_rate * _ORDERS_PER_ACTIVITY / _ORDERS_PER_FRAUD_BURST, web.fraud_burst),
             (self.fraud_rate * 0.3 * 0.5, tills.fraud_sale),
         ]
@@ -300,14 +298,3 @@ class Workload:
         self.malformed_count[template.topic] += 1
         self.published[template.topic] += 1
         return SimRecord(template.topic, key_for(template.topic, value), value, malformed=True)
-
-    def _price_change_for(self, run: Run) -> Callable[[float], None]:
-        def price_change(t: float) -> None:
-            """A re-price of a popular product: the full upsert, as catalog systems send it."""
-            product = self.catalog.draw(run.rng)
-            price = max(0.49, round(product.price * run.uniform(0.8, 1.15), 2))
-            fields: dict[str, Any] = {"sku": product.sku, "name": product.name, "category": product.category}
-            fields |= {"brand": product.brand, "price": price, "attributes": product.attributes}
-            run.emit(Topic.CATALOG, product.key, "product_upsert", t, fields)
-
-        return price_change

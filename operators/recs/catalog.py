@@ -1,13 +1,18 @@
-"""What the recommender needs to know about a SKU: its category and whether it is for sale."""
+"""What the recommender needs to know about a SKU: its category, whether it is for sale, its price."""
 
 from __future__ import annotations
 
-from events.models import ProductUpsert
+from typing import Any
+
+from events.models import PriceChange, ProductUpsert
 from operators.recs.interactions import Interaction
+
+CATALOG_EVENTS: frozenset[type] = frozenset({ProductUpsert, PriceChange})
+"""The `omni.catalog` events `CatalogItem.apply` takes: route each to its SKU's item."""
 
 
 class CatalogItem:
-    """The catalog facts of one SKU, newest `product_upsert` by event time wins.
+    """The catalog facts of one SKU, newest by event time wins.
 
     The recommend flow keys interactions by SKU through this state: it stamps
     each with the SKU's category (trending per category and profile affinities
@@ -15,6 +20,12 @@ class CatalogItem:
     which must stop being learned and recommended. A SKU never upserted is
     unknown, not withdrawn: its interactions pass through without a category,
     because the catalog topic may lag the clickstream.
+
+    The price has its own event time: a `product_upsert` carries the full product,
+    price included, and a `price_change` only the price. A price change for a SKU
+    never upserted is kept (the catalog may lag its price feed); the SKU stays
+    unknown for everything else until its upsert arrives, and an upsert older than
+    the price change does not roll the price back.
 
     Parameters
     ----------
@@ -24,14 +35,21 @@ class CatalogItem:
     Examples
     --------
     >>> from datetime import datetime, UTC
-    >>> def upsert(ts, active=True, category="toys"):
+    >>> def upsert(ts, active=True, category="toys", price=9.5):
     ...     return ProductUpsert(event_id=f"p{ts}", ts=datetime.fromtimestamp(ts, UTC), schema_version=1,
-    ...                          sku="SKU-1", name="Kite", category=category, price=9.5, active=active)
+    ...                          sku="SKU-1", name="Kite", category=category, price=price, active=active)
+    >>> def price_change(ts, price):
+    ...     return PriceChange(event_id=f"c{ts}", ts=datetime.fromtimestamp(ts, UTC), schema_version=1,
+    ...                        sku="SKU-1", price=price, currency="USD")
     >>> item = CatalogItem("SKU-1")
     >>> item.apply(upsert(100))
     >>> item.apply(upsert(50, category="books"))  # older than what is applied: ignored
     >>> item.category, item.active, item.price
     ('toys', True, 9.5)
+    >>> item.apply(price_change(150, 7.99))  # a markdown
+    >>> item.apply(upsert(120, category="games", price=9.5))  # newer category, older price
+    >>> item.category, item.price
+    ('games', 7.99)
     >>> item.apply(upsert(200, active=False))
     >>> item.active
     False
@@ -43,16 +61,26 @@ class CatalogItem:
         self.active = True
         self.price: float | None = None
         self.updated_at = float("-inf")
+        """Event time of the newest `product_upsert` applied."""
+        self.price_at = float("-inf")
+        """Event time of the price held: of the newest `product_upsert` or `price_change` applied."""
 
-    def apply(self, upsert: ProductUpsert) -> None:
-        """Take the facts of `upsert` unless a newer one (by event time) is already applied."""
-        ts = upsert.ts.timestamp()
-        if ts < self.updated_at:
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # Snapshots from before price changes: their price came with the upsert applied last.
+        state.setdefault("price_at", state.get("updated_at", float("-inf")))
+        self.__dict__.update(state)
+
+    def apply(self, event: ProductUpsert | PriceChange) -> None:
+        """Take the facts of `event` unless newer ones (by event time) are already applied."""
+        ts = event.ts.timestamp()
+        if ts >= self.price_at:
+            self.price_at = ts
+            self.price = event.price
+        if isinstance(event, PriceChange) or ts < self.updated_at:
             return  # a late, older upsert must not roll the catalog back
         self.updated_at = ts
-        self.category = upsert.category
-        self.active = upsert.active
-        self.price = upsert.price
+        self.category = event.category
+        self.active = event.active
 
     def enrich(self, interaction: Interaction) -> Interaction | None:
         """`interaction` with this SKU's category; None when the product is withdrawn."""

@@ -63,13 +63,14 @@ def test_dead_letter_keeps_multibyte_text_that_fits_in_4_kib() -> None:
     assert (result.raw, result.raw_encoding) == ('{"name": "Crème brûlée ☕"}', "utf-8")
 
 
-def test_dead_letter_reason_is_the_error_without_its_location() -> None:
+def test_dead_letter_reason_is_the_class_of_its_error_and_error_keeps_the_message() -> None:
     result = DeadLetter.of("omni.pos", 0, 1, "Expected `int` >= 1 - at `$.items[0].qty`", b"{}")
 
-    assert result.reason == "Expected `int` >= 1"
+    assert result.reason == "invalid_field"
+    assert result.error == "Expected `int` >= 1 - at `$.items[0].qty`"
 
 
-def test_dead_letter_reason_is_at_most_60_chars() -> None:
+def test_dead_letter_reason_of_an_unknown_message_is_refused_not_the_message() -> None:
     result = DeadLetter.of("omni.pos", 0, 1, "x" * 500, b"{}")
 
-    assert result.reason == "x" * 60
+    assert result.reason == "refused"

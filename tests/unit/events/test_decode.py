@@ -12,7 +12,7 @@ import pytest
 
 from events.dead_letter import RAW_KEPT_BYTES, DeadLetter
 from events.decode import MAX_EVENT_BYTES, decode
-from events.models import Adjustment, Count, FraudLabel, ProductUpsert, Receipt, Sale, event_type
+from events.models import Adjustment, Count, FraudLabel, PriceChange, ProductUpsert, Receipt, Sale, event_type
 from events.topics import Topic
 from tests.unit.events.examples import EXAMPLES, INPUT_TOPICS, example
 
@@ -260,7 +260,7 @@ def test_decode_dead_letters_a_receipt_on_pos() -> None:
 
     assert isinstance(result, DeadLetter)
     assert result.error == "Invalid value 'receipt' - at `$.type`"
-    assert result.reason == "Invalid value 'receipt'"
+    assert result.reason == "wrong_topic"
 
 
 @pytest.mark.parametrize("topic", INPUT_TOPICS)
@@ -473,3 +473,40 @@ def test_decode_never_raises_on_mangled_payloads() -> None:
                 pytest.fail(f"seed {seed}, payload {bytes(raw)!r} on {target}: {ex!r}")
 
             assert isinstance(result, DeadLetter) or event_type(result) in TOPIC_OF
+
+
+# --- price_change: the catalog's second type ----------------------------------
+
+
+def test_decode_accepts_a_price_change_on_catalog() -> None:
+    change = run(Topic.CATALOG, example("price_change"))
+
+    assert isinstance(change, PriceChange)
+    assert (change.sku, change.price, change.currency) == ("SKU-1", 24.99, "EUR")
+    assert change.ts == datetime(2026, 11, 22, 1, 23, 45, 123000, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("changes", "error"),
+    [
+        ({"price": -0.01}, "Expected `float` >= 0.0 - at `$.price`"),
+        ({"price": "9.99"}, "Expected `float`, got `str` - at `$.price`"),
+        ({"currency": "euro"}, "Expected `str` matching regex '^[A-Z]{3}$' - at `$.currency`"),
+        ({"currency": None}, "Object missing required field `currency`"),
+        ({"sku": None}, "Object missing required field `sku`"),
+        ({"price": None}, "Object missing required field `price`"),
+    ],
+)
+def test_decode_dead_letters_a_price_change_that_breaks_a_rule(changes: dict[str, Any], error: str) -> None:
+    assert error_of("price_change", **changes) == error
+
+
+@pytest.mark.parametrize("type_", ["product_upsert", "price_change"])
+def test_decode_dead_letters_a_catalog_event_without_type_now_that_the_topic_has_two(type_: str) -> None:
+    payload = example(type_)
+    del payload["type"]
+
+    result = run(Topic.CATALOG, payload)
+
+    assert isinstance(result, DeadLetter)
+    assert result.error == "Object missing required field `type`"

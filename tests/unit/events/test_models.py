@@ -40,7 +40,7 @@ def test_every_contract_type_has_one_class_on_one_topic() -> None:
     }
 
     assert tags == {
-        Topic.CATALOG: ["product_upsert"],
+        Topic.CATALOG: ["price_change", "product_upsert"],
         Topic.CLICKSTREAM: [
             "add_to_cart",
             "checkout_started",
