@@ -33,7 +33,7 @@ soak (the same flow, 5M payments).
 Acceptance (printed): the blend beats rules-only and anomaly-only on PR-AUC;
 precision at `block` >= 0.9; recall at `review` >= 0.9.
 
-Run: `python benchmarks/fraud_quality.py` (a few minutes); results go to
+Run: `python benchmarks/fraud_quality.py` (3-5 minutes on a shared 2-core machine); results go to
 `benchmarks/results/fraud_quality.json` and a table is printed.
 """
 
@@ -45,7 +45,8 @@ import gc
 import platform
 import sys
 import time
-from collections.abc import Sequence
+from array import array
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from itertools import islice
 from pathlib import Path
@@ -78,7 +79,10 @@ from state.doc_writer import FencedDoc
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results" / "fraud_quality.json"
 RULES = ROOT / "deploy" / "fraud" / "rules.toml"
-_SCORE_PREFIX = keys.score("")[:-2]  # "omni:score:{"
+_SCORE_PREFIX = keys.score("")[:-1]  # "omni:score:{"
+_MODEL_PREFIX = keys.fraud_model(0)[:-2]  # "omni:fraud:model:{"
+_MODEL_FIELDS = ("shard", "supervised_ready", "supervised_updates", "fraud_labels_learned", "pending_labels",
+                 "model_version")  # fmt: skip
 
 WORKLOAD: dict[str, Any] = dict(
     n_skus=2000,
@@ -161,7 +165,36 @@ def flow_settings(mode: str = "full", rules_path: Path = RULES) -> Settings:
     return Settings(topic_prefix="", fraud_rules_path=rules_path, fraud_scorer_mode=mode)  # type: ignore[arg-type,call-arg]
 
 
-def generate(seed: int, n_records: int, workload_params: dict[str, Any]) -> tuple[Workload, list[KafkaRecord]]:
+class RecordLog:
+    """The Kafka records of a run, their values in one byte buffer; iterating hands out `KafkaRecord`s afresh.
+
+    Holding a million and a half small `bytes` objects made from the simulator's temporaries
+    pinned its heap (several GB resident for ~400 MB of payloads); one buffer holds only the bytes.
+    """
+
+    def __init__(self) -> None:
+        self._topics: list[str] = []
+        self._offsets = array("q")
+        self._ends = array("q")
+        self._blob = bytearray()
+
+    def append(self, topic: str, offset: int, value: bytes) -> None:
+        self._topics.append(topic)
+        self._offsets.append(offset)
+        self._blob += value
+        self._ends.append(len(self._blob))
+
+    def __len__(self) -> int:
+        return len(self._topics)
+
+    def __iter__(self) -> Iterator[KafkaRecord]:
+        blob, start = memoryview(self._blob), 0
+        for topic, offset, end in zip(self._topics, self._offsets, self._ends, strict=True):
+            yield KafkaRecord(topic, 0, offset, bytes(blob[start:end]))
+            start = end
+
+
+def generate(seed: int, n_records: int, workload_params: dict[str, Any]) -> tuple[Workload, RecordLog]:
     """The Kafka records the fraud flow reads: the workload's on its topics, one partition each, in publish order.
 
     After each malformed record whose dead letter another flow writes (`flows.dead_letters`),
@@ -172,12 +205,12 @@ def generate(seed: int, n_records: int, workload_params: dict[str, Any]) -> tupl
     settings = flow_settings()
     names = {topic: settings.topic(topic) for topic in Topic}
     offsets = dict.fromkeys(Topic, 0)
-    records: list[KafkaRecord] = []
+    records = RecordLog()
     last_good: bytes | None = None
     for record in islice(workload.records(), n_records):
         topic = record.topic
         if topic in INPUT_TOPICS:
-            records.append(KafkaRecord(names[topic], 0, offsets[topic], record.value))
+            records.append(names[topic], offsets[topic], record.value)
         offsets[topic] += 1
         if not record.malformed:
             last_good = record.value
@@ -186,23 +219,29 @@ def generate(seed: int, n_records: int, workload_params: dict[str, Any]) -> tupl
         if not isinstance(letter, DeadLetter) or owns_dead_letters("fraud", topic) or last_good is None:
             continue
         ts = rfc3339_ms(datetime.fromisoformat(orjson.loads(last_good)["ts"].replace("Z", "+00:00")).timestamp())
-        records.append(KafkaRecord(names[Topic.DLQ], 0, offsets[Topic.DLQ],
-                                   orjson.dumps(dataclasses.replace(letter, ts=ts))))  # fmt: skip
+        records.append(names[Topic.DLQ], offsets[Topic.DLQ], orjson.dumps(dataclasses.replace(letter, ts=ts)))
         offsets[Topic.DLQ] += 1
     return workload, records
 
 
 class FlowRun:
-    """What one run of the flow wrote: the first score of each payment id, every alert, the CPU it took."""
+    """What one run of the flow wrote: the first score of each payment id, every alert, the CPU it took.
 
-    def __init__(self, scores: dict[str, float], alerts: list[Alert], cpu_s: float, score_docs: int) -> None:
+    `models` is each scorer shard's last model document (`omni:fraud:model:{shard}`): whether
+    its supervised model had started learning, and from how many labels.
+    """
+
+    def __init__(
+        self, scores: dict[str, float], alerts: list[Alert], cpu_s: float, score_docs: int, models: list[Any]
+    ) -> None:
         self.scores = scores
         self.alerts = alerts
         self.cpu_s = cpu_s
         self.score_docs = score_docs
+        self.models = models
 
 
-def run_flow(settings: Settings, records: list[KafkaRecord], batch: int) -> tuple[list[FlowRecord], float]:
+def run_flow(settings: Settings, records: Iterable[KafkaRecord], batch: int) -> tuple[list[FlowRecord], float]:
     """The fraud flow over `records` in this process (one worker), batches of `batch` records; its output, CPU s."""
     out: list[FlowRecord] = []
     flow = build_flow(settings, "quality", source=TestingSource(records, batch_size=batch), sink=TestingSink(out))
@@ -216,14 +255,20 @@ def score_docs(out: list[FlowRecord]) -> list[dict[str, Any]]:
     return [orjson.loads(item.doc) for item in out if type(item) is FencedDoc and item.key.startswith(_SCORE_PREFIX)]
 
 
-def run_mode(mode: str, records: list[KafkaRecord], batch: int, rules_path: Path = RULES) -> FlowRun:
-    """The flow in one scorer mode: first score per payment id, every alert, CPU seconds, score documents."""
+def run_mode(mode: str, records: Iterable[KafkaRecord], batch: int, rules_path: Path = RULES) -> FlowRun:
+    """The flow in one scorer mode: first score per payment id, every alert, CPU seconds, documents."""
     out, cpu_s = run_flow(flow_settings(mode, rules_path), records, batch)
     scores: dict[str, float] = {}
     docs = score_docs(out)
     for doc in docs:
         scores.setdefault(doc["payment_id"], doc["score"])
-    return FlowRun(scores, [item for item in out if type(item) is Alert], cpu_s, len(docs))
+    models: dict[int, Any] = {}
+    for item in out:
+        if type(item) is FencedDoc and item.key.startswith(_MODEL_PREFIX):
+            model = orjson.loads(item.doc)
+            models[model["shard"]] = model
+    alerts = [item for item in out if type(item) is Alert]
+    return FlowRun(scores, alerts, cpu_s, len(docs), [models[shard] for shard in sorted(models)])
 
 
 def detection(workload: Workload, alerts: list[Alert], horizon_s: float = 7200.0) -> dict[str, Any]:
@@ -335,10 +380,12 @@ def run(
     params = WORKLOAD | (workload_params or {})
     began = time.perf_counter()
     workload, records = generate(seed, n_records, params)
-    # The records are the harness's input, not flow state: keep the cyclic garbage collector from
-    # walking its million objects at every collection, which would bill the flow for it.
+    thresholds = gc.get_threshold()
+    # The workload's ground truth is the harness's, not flow state: keep the cyclic garbage collector
+    # from walking it at every collection, which would bill the flow for it.
     gc.collect()
     gc.freeze()
+    gc.set_threshold(100_000, 50, 100)  # as the flow process runs (flows/run.py)
     result: dict[str, Any] = {
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {"python": platform.python_version(), "platform": platform.platform()},
@@ -364,6 +411,7 @@ def run(
             "block": at_threshold(y, s, rules.block),
             "detection": detection(workload, flow_run.alerts),
             "alerts": len(flow_run.alerts),
+            "scorer_shards": [{k: m[k] for k in _MODEL_FIELDS} for m in flow_run.models],
             "flow_us_per_payment": round(flow_run.cpu_s / max(1, len(ids)) * 1e6, 2),
             "flow_us_per_record": round(flow_run.cpu_s / max(1, len(records)) * 1e6, 2),
         }
@@ -379,6 +427,7 @@ def run(
     }
     result["wall_s"] = round(time.perf_counter() - began, 1)
     gc.unfreeze()
+    gc.set_threshold(*thresholds)
     return result
 
 
@@ -394,6 +443,11 @@ def print_table(result: dict[str, Any], console: Console) -> None:
             f"{m['flow_us_per_payment']:.1f}",
         )  # fmt: skip
     console.print(table)
+    shards = result["modes"]["full"]["scorer_shards"]
+    learning = sum(1 for m in shards if m["supervised_ready"])
+    console.print(f"full blend: supervised model learning in {learning} of {len(shards)} scorer shards "
+                  f"({sum(m['fraud_labels_learned'] for m in shards)} fraud labels learned; before it learns, "
+                  "the blend is the rule score)")  # fmt: skip
     delays = Table(title="detection delay, full blend (event time, first fraudulent event → first alert)")
     for column in ("scenario", "detected", "p50 s", "p99 s"):
         delays.add_column(column)
