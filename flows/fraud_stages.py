@@ -110,8 +110,12 @@ class Decoder:
         self._topics = {name: (topic, topic.value) for name, topic in source_topics.items()}
 
     def decode_batch(self, records: list[KafkaRecord]) -> list[Routed]:
-        route, route_single = self.router.add, self.router.add_to_single
-        cards, scorer, ops, sink = FraudStage.CARDS, FraudStage.SCORER, FraudStage.OPS, FraudStage.SINK
+        cards: list[str] = []  # the card (or payment) each payment's features are keyed on
+        payments: list[Scoring] = []
+        label_ids: list[str] = []
+        labels_in: list[FraudLabel] = []
+        ops: list[OpsSignal] = []
+        letters: list[DeadLetter] = []
         seen: Counter[tuple[str, str]] = Counter()
         skipped: Counter[str] = Counter()
         pos, click, inventory, labels, dlq = Topic.POS, Topic.CLICKSTREAM, Topic.INVENTORY, Topic.LABELS, Topic.DLQ
@@ -120,50 +124,54 @@ class Decoder:
             value = record.value
             if record.error is not None or value is None:
                 if topic is labels:
-                    route_single(sink, DeadLetter.of(record.topic, record.partition, record.offset,
-                                                     f"Kafka error: {record.error}", value))  # fmt: skip
+                    letters.append(DeadLetter.of(record.topic, record.partition, record.offset,
+                                                 f"Kafka error: {record.error}", value))  # fmt: skip
                 elif topic is not dlq:
                     skipped[topic_value] += 1
                 continue
             if topic is dlq:
                 signal = _dead_letter_signal(value)
                 if signal is not None:
-                    route_single(ops, signal)
+                    ops.append(signal)
                 continue
             if (topic is click and b'"purchase"' not in value) or (topic is inventory and b'"adjustment"' not in value):
                 continue
             event = decode(topic, value, source_topic=record.topic, partition=record.partition, offset=record.offset)
             if isinstance(event, DeadLetter):
                 if owns_dead_letters(FLOW, topic):
-                    route_single(sink, event)
+                    letters.append(event)
                 else:
                     skipped[topic_value] += 1
                 continue
             seen[topic_value, event_type(event)] += 1
             if topic is labels:
                 label: FraudLabel = event  # type: ignore[assignment]
-                route(scorer, label.txn_id or label.order_id or "", label)
+                label_ids.append(label.txn_id or label.order_id or "")
+                labels_in.append(label)
                 continue
             ts = event.ts.timestamp()
             if topic is inventory:
                 if type(event) is Adjustment and event.reason == "shrink" and event.qty < 0:
-                    route_single(ops, ShrinkSeen(event.location_id, -event.qty, ts))
+                    ops.append(ShrinkSeen(event.location_id, -event.qty, ts))
                 continue
             payment = payment_of(event)
             action = till_action_of(event) if topic is pos else None
             if payment is None and action is None:
                 continue
             item = Scoring(payment, action, event.event_id, ts)
-            route(cards, payment.card_token if payment is not None and payment.card_token else item.payment_id, item)
-            if type(event) is Sale:
-                route_single(ops, SaleSeen(event.store_id, event.register_id, ts))
-            else:
-                route_single(ops, TrafficSeen(ts))
+            cards.append(payment.card_token if payment is not None and payment.card_token else item.payment_id)
+            payments.append(item)
+            ops.append(SaleSeen(event.store_id, event.register_id, ts) if type(event) is Sale else TrafficSeen(ts))
         for (topic_name, type_name), n in seen.items():
             EVENTS_IN.labels(FLOW, topic_name, type_name).inc(n)
         for topic_name, n in skipped.items():
             SKIPPED.labels(FLOW, topic_name).inc(n)
-        return self.router.drain()
+        router = self.router
+        router.add_many(FraudStage.CARDS, cards, payments)
+        router.add_many(FraudStage.SCORER, label_ids, labels_in)
+        router.add_all_to_single(FraudStage.OPS, ops)
+        router.add_all_to_single(FraudStage.SINK, letters)
+        return router.drain()
 
 
 def _dead_letter_signal(value: bytes) -> DeadLetterSeen | None:
@@ -194,8 +202,7 @@ class _Logic(StatefulBatchLogic[list[Any], Routed, bytes]):
         return groups[0] if len(groups) == 1 else [item for group in groups for item in group]
 
     def _sink(self, records: list[Any]) -> None:
-        for record in records:
-            self.router.add_to_single(FraudStage.SINK, record)
+        self.router.add_all_to_single(FraudStage.SINK, records)
 
 
 def _resume(resume: bytes | None, make: Callable[[], S]) -> S:
@@ -227,10 +234,9 @@ class _CardLogic(_Logic):
         if len(kept) < len(items):
             _DUPLICATES.inc(len(items) - len(kept))
         _ENTITIES.report("cards", self.shard, len(self.shard.cards))
-        route, shoppers = self.router.add, FraudStage.SHOPPERS
-        for item in kept:
-            payment = item.payment
-            route(shoppers, payment.user_id if payment is not None and payment.user_id else item.payment_id, item)
+        shoppers = [item.payment.user_id if item.payment is not None and item.payment.user_id else item.payment_id
+                     for item in kept]  # fmt: skip
+        self.router.add_many(FraudStage.SHOPPERS, shoppers, kept)
         return self.router.drain(), _RETAIN
 
 
@@ -251,9 +257,8 @@ class _ShopperLogic(_Logic):
         items = self._items(groups)
         self.shard.learn_many(items)
         _ENTITIES.report("shoppers", self.shard, len(self.shard.shoppers))
-        route, stores = self.router.add, FraudStage.REGISTERS
-        for item in items:
-            route(stores, item.action.store_id if item.action is not None else item.payment_id, item)
+        stores = [item.action.store_id if item.action is not None else item.payment_id for item in items]
+        self.router.add_many(FraudStage.REGISTERS, stores, items)
         return self.router.drain(), _RETAIN
 
 
@@ -278,9 +283,7 @@ class _RegisterLogic(_Logic):
     def on_batch(self, groups: list[list[Scoring]]) -> tuple[list[Routed], bool]:
         to_score, alerts = self.shard.learn_many(self._items(groups), self.watch.current())
         _ENTITIES.report("stores", self.shard, len(self.shard.stores))
-        route, scorer = self.router.add, FraudStage.SCORER
-        for item in to_score:
-            route(scorer, item.payment_id, item)
+        self.router.add_many(FraudStage.SCORER, [item.payment_id for item in to_score], to_score)
         self._sink(alerts)
         return self.router.drain(), _RETAIN
 
