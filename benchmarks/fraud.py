@@ -317,10 +317,9 @@ def soak_child(n_events: int) -> None:
         def build_part(self, step_id: str, for_part: str, resume_state: int | None) -> _Generated:
             return _Generated(resume_state or 0)
 
-    fraud.kafka_source = lambda _settings, _topics: _Source()  # type: ignore[assignment,return-value]
     from datetime import timedelta
 
-    cli_main(fraud.build_flow(settings, "soak"), workers_per_process=1,
+    cli_main(fraud.build_flow(settings, "soak", source=_Source()), workers_per_process=1,
              epoch_interval=timedelta(seconds=settings.snapshot_interval_s))  # fmt: skip
 
 

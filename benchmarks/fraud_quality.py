@@ -1,40 +1,52 @@
-"""Fraud quality harness: how well the engine separates fraud, how fast it alerts, what it costs.
+"""Fraud quality harness: how well the deployed fraud flow separates fraud, how fast it alerts, what it costs.
 
-In-process, on the simulator (no Kafka, no Redis): one seeded workload with
-every fraud scenario and operational incident switched on is decoded once,
-then fed in batches through `operators.fraud.FraudEngine` in each scorer mode
-- `full` (the blend), `rules_only` and `anomaly_only` - in the same run.
-The supervised part learns only from `fraud_label` events that have arrived
-by then in the stream (and from payments presumed legit once their label
-window has passed), as a live system would.
+In-process, on the simulator (no Kafka, no Redis): one seeded workload with every
+fraud scenario and operational incident switched on is turned into the Kafka records
+the flow reads, then the real dataflow, `flows.fraud.build_flow` with its default
+settings, runs over them once per scorer mode (`OMNISTREAM_FRAUD_SCORER_MODE`: `full`,
+the blend, `rules_only` and `anomaly_only`) with Bytewax's `TestingSource` in place of
+Kafka and `TestingSink` in place of Redis. What is scored is what the sink would write:
+the score documents (`GET /v1/scores/{id}`) and the alerts. So the numbers are the
+deployed model's, with its sharding, clocks, de-duplication and label retention; an
+integration test (`tests/integration/test_fraud_quality_parity.py`) checks that this
+in-process run and the flow on the real broker and Redis give the same score per payment.
 
-Reported per mode: ROC-AUC and PR-AUC (average precision) of the score over
-every scored payment; precision and recall at the rule file's `review` and
-`block` thresholds; detection delay per fraud scenario (event time from an
-incident's first fraudulent event to the first alert on its entity, p50/p99)
-and per operational incident; the engine's CPU microseconds per payment.
+Malformed records are dead-lettered by the inventory flow in production and reach the
+fraud flow through `omni.dlq`; the harness hands the flow those dead-letter records
+itself, right after each malformed record, stamped with the stream's event time. The
+supervised part learns only from `fraud_label` events that have arrived by then in the
+stream (and from payments presumed legit once `OMNISTREAM_FRAUD_LABEL_RETENTION_S` has
+passed unlabelled), as the live system does.
 
-Plus a check of the anomaly model alone on real labelled data: the Statlog
-Shuttle set bundled inside river (`river.datasets.Shuttle`, no download),
-ROC-AUC and cost per event of `HalfSpaceForest` against river's own
-`anomaly.HalfSpaceTrees` with default settings, on the same min-max-scaled rows.
+Reported per mode: ROC-AUC and PR-AUC (average precision) of the score over every scored
+payment; precision and recall at the rule file's `review` and `block` thresholds;
+detection delay per fraud scenario (event time from an incident's first fraudulent event
+to the first alert on its entity, p50/p99) and per operational incident; the flow's CPU
+microseconds per payment (decoding, every stage and Bytewax itself, in one worker).
+
+Plus a check of the anomaly model alone on real labelled data: the Statlog Shuttle set
+bundled inside river (`river.datasets.Shuttle`, no download), ROC-AUC and cost per event
+of `HalfSpaceForest` against river's own `anomaly.HalfSpaceTrees` with default settings,
+on the same min-max-scaled rows. Memory over a long stream is `benchmarks/fraud.py`'s
+soak (the same flow, 5M payments).
 
 Acceptance (printed): the blend beats rules-only and anomaly-only on PR-AUC;
 precision at `block` >= 0.9; recall at `review` >= 0.9.
 
-Run: `python benchmarks/fraud_quality.py` (about 2-3 minutes); results go to
+Run: `python benchmarks/fraud_quality.py` (3-5 minutes on a shared 2-core machine); results go to
 `benchmarks/results/fraud_quality.json` and a table is printed.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import gc
-import os
 import platform
 import sys
 import time
-from collections.abc import Sequence
+from array import array
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from itertools import islice
 from pathlib import Path
@@ -42,6 +54,7 @@ from typing import Any
 
 import numpy as np
 import orjson
+from bytewax.testing import TestingSink, TestingSource, run_main
 from rich.console import Console
 from rich.table import Table
 
@@ -50,15 +63,26 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from events.alerts import Alert
 from events.dead_letter import DeadLetter
 from events.decode import decode
-from events.models import Event
-from operators.fraud import MODES, FraudEngine, HalfSpaceForest, RuleBook, card_ref
+from events.timestamps import rfc3339_ms
+from events.topics import Topic
+from flows.dead_letters import owns_dead_letters
+from flows.fraud import INPUT_TOPICS, build_flow
+from flows.kafka_source import KafkaRecord
+from flows.sinks import FlowRecord
+from omnistream.settings import Settings
+from operators.fraud import MODES, HalfSpaceForest, RuleBook, card_ref
 from operators.fraud.alerts import RESOLVED_REASON
-from operators.fraud.engine import ENGINE_EVENT_TYPES
 from sim.workload import Workload
+from state import keys
+from state.doc_writer import FencedDoc
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results" / "fraud_quality.json"
 RULES = ROOT / "deploy" / "fraud" / "rules.toml"
+_SCORE_PREFIX = keys.score("")[:-1]  # "omni:score:{"
+_MODEL_PREFIX = keys.fraud_model(0)[:-2]  # "omni:fraud:model:{"
+_MODEL_FIELDS = ("shard", "supervised_ready", "supervised_updates", "fraud_labels_learned", "pending_labels",
+                 "model_version")  # fmt: skip
 
 WORKLOAD: dict[str, Any] = dict(
     n_skus=2000,
@@ -132,42 +156,119 @@ def _alert_epoch(alert: Alert) -> float:
     return datetime.fromisoformat(alert.ts.replace("Z", "+00:00")).timestamp()
 
 
-def generate(seed: int, n_records: int, workload_params: dict[str, Any]) -> tuple[Workload, list[Event | str]]:
-    """The decoded stream as the fraud flow would hand it to the engine: the event types it reads
-    (`ENGINE_EVENT_TYPES`; browsing and stock moves are dropped before it), and the source topic of
-    each dead letter."""
+def flow_settings(mode: str = "full", rules_path: Path = RULES) -> Settings:
+    """The deployed flow's settings (every default), in one scorer mode; topics without a prefix.
+
+    The empty prefix only renames topics: the dead-letter incident's entity is then the
+    contract's topic name, as the simulator's ground truth names it.
+    """
+    return Settings(topic_prefix="", fraud_rules_path=rules_path, fraud_scorer_mode=mode)  # type: ignore[arg-type,call-arg]
+
+
+class RecordLog:
+    """The Kafka records of a run, their values in one byte buffer; iterating hands out `KafkaRecord`s afresh.
+
+    Holding a million and a half small `bytes` objects made from the simulator's temporaries
+    pinned its heap (several GB resident for ~400 MB of payloads); one buffer holds only the bytes.
+    """
+
+    def __init__(self) -> None:
+        self._topics: list[str] = []
+        self._offsets = array("q")
+        self._ends = array("q")
+        self._blob = bytearray()
+
+    def append(self, topic: str, offset: int, value: bytes) -> None:
+        self._topics.append(topic)
+        self._offsets.append(offset)
+        self._blob += value
+        self._ends.append(len(self._blob))
+
+    def __len__(self) -> int:
+        return len(self._topics)
+
+    def __iter__(self) -> Iterator[KafkaRecord]:
+        blob, start = memoryview(self._blob), 0
+        for topic, offset, end in zip(self._topics, self._offsets, self._ends, strict=True):
+            yield KafkaRecord(topic, 0, offset, bytes(blob[start:end]))
+            start = end
+
+
+def generate(seed: int, n_records: int, workload_params: dict[str, Any]) -> tuple[Workload, RecordLog]:
+    """The Kafka records the fraud flow reads: the workload's on its topics, one partition each, in publish order.
+
+    After each malformed record whose dead letter another flow writes (`flows.dead_letters`),
+    that dead letter arrives on the DLQ topic, stamped with the event time of the stream so far
+    (live, the inventory flow writes it within a second).
+    """
     workload = Workload(seed=seed, **workload_params)
-    items: list[Event | str] = []
-    for offset, record in enumerate(islice(workload.records(), n_records)):
-        decoded = decode(record.topic, record.value, source_topic=record.topic.value, partition=0, offset=offset)
-        if isinstance(decoded, DeadLetter):
-            items.append(decoded.source_topic)
-        elif type(decoded) in ENGINE_EVENT_TYPES:
-            items.append(decoded)
-    return workload, items
+    settings = flow_settings()
+    names = {topic: settings.topic(topic) for topic in Topic}
+    offsets = dict.fromkeys(Topic, 0)
+    records = RecordLog()
+    last_good: bytes | None = None
+    for record in islice(workload.records(), n_records):
+        topic = record.topic
+        if topic in INPUT_TOPICS:
+            records.append(names[topic], offsets[topic], record.value)
+        offsets[topic] += 1
+        if not record.malformed:
+            last_good = record.value
+            continue
+        letter = decode(topic, record.value, source_topic=names[topic], partition=0, offset=offsets[topic] - 1)
+        if not isinstance(letter, DeadLetter) or owns_dead_letters("fraud", topic) or last_good is None:
+            continue
+        ts = rfc3339_ms(datetime.fromisoformat(orjson.loads(last_good)["ts"].replace("Z", "+00:00")).timestamp())
+        records.append(names[Topic.DLQ], offsets[Topic.DLQ], orjson.dumps(dataclasses.replace(letter, ts=ts)))
+        offsets[Topic.DLQ] += 1
+    return workload, records
 
 
-def run_mode(
-    mode: str, rules: RuleBook, items: list[Event | str], batch: int, seed: int
-) -> tuple[dict[str, float], list[Alert], float, int]:
-    """First score per payment id, every alert, engine CPU seconds, payments scored."""
-    engine = FraudEngine(rules, mode=mode, seed=seed)  # type: ignore[arg-type]
+class FlowRun:
+    """What one run of the flow wrote: the first score of each payment id, every alert, the CPU it took.
+
+    `models` is each scorer shard's last model document (`omni:fraud:model:{shard}`): whether
+    its supervised model had started learning, and from how many labels.
+    """
+
+    def __init__(
+        self, scores: dict[str, float], alerts: list[Alert], cpu_s: float, score_docs: int, models: list[Any]
+    ) -> None:
+        self.scores = scores
+        self.alerts = alerts
+        self.cpu_s = cpu_s
+        self.score_docs = score_docs
+        self.models = models
+
+
+def run_flow(settings: Settings, records: Iterable[KafkaRecord], batch: int) -> tuple[list[FlowRecord], float]:
+    """The fraud flow over `records` in this process (one worker), batches of `batch` records; its output, CPU s."""
+    out: list[FlowRecord] = []
+    flow = build_flow(settings, "quality", source=TestingSource(records, batch_size=batch), sink=TestingSink(out))
+    began = time.process_time()
+    run_main(flow)
+    return out, time.process_time() - began
+
+
+def score_docs(out: list[FlowRecord]) -> list[dict[str, Any]]:
+    """The score documents (`GET /v1/scores/{id}`) among the flow's output, parsed, in the order written."""
+    return [orjson.loads(item.doc) for item in out if type(item) is FencedDoc and item.key.startswith(_SCORE_PREFIX)]
+
+
+def run_mode(mode: str, records: Iterable[KafkaRecord], batch: int, rules_path: Path = RULES) -> FlowRun:
+    """The flow in one scorer mode: first score per payment id, every alert, CPU seconds, documents."""
+    out, cpu_s = run_flow(flow_settings(mode, rules_path), records, batch)
     scores: dict[str, float] = {}
-    alerts: list[Alert] = []
-    cpu = 0.0
-    n_payments = 0
-    for start in range(0, len(items), batch):
-        chunk = items[start : start + batch]
-        events = [item for item in chunk if not isinstance(item, str)]
-        dead = [item for item in chunk if isinstance(item, str)]
-        began = time.process_time()
-        out = engine.process_many(events, dead)
-        cpu += time.process_time() - began
-        n_payments += len(out.scored)
-        for payment, verdict in out.scored:
-            scores.setdefault(payment.payment_id, verdict.score)
-        alerts += out.alerts
-    return scores, alerts, cpu, n_payments
+    docs = score_docs(out)
+    for doc in docs:
+        scores.setdefault(doc["payment_id"], doc["score"])
+    models: dict[int, Any] = {}
+    for item in out:
+        if type(item) is FencedDoc and item.key.startswith(_MODEL_PREFIX):
+            model = orjson.loads(item.doc)
+            models[model["shard"]] = model
+    alerts = [item for item in out if type(item) is Alert]
+    return FlowRun(scores, alerts, cpu_s, len(docs), [models[shard] for shard in sorted(models)])
 
 
 def detection(workload: Workload, alerts: list[Alert], horizon_s: float = 7200.0) -> dict[str, Any]:
@@ -266,138 +367,53 @@ def shuttle_check(n_rows: int, batch: int, seeds: Sequence[int] = (42, 1, 2)) ->
     return result
 
 
-def _rss_mb() -> float:
-    """Resident memory now (not the high-water mark, which a checkpoint's own pickling would inflate)."""
-    with open("/proc/self/statm") as statm:
-        return round(int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20, 1)
-
-
-def soak(n_events: int, payments_per_s: float = 400.0, checkpoint: int = 500_000) -> dict[str, Any]:
-    """Memory under a long stream: `n_events` synthetic events through one engine with default bounds.
-
-    Mostly payments on fresh card tokens from a million shoppers (every entity map fills up and
-    must evict), a fraud label for 1% of them 2-30 minutes later, some till returns, spread at
-    `payments_per_s` of event time so label maturity, LRU eviction and the label-join cap all
-    bind. Built as validated event structs directly (no JSON), so the soak measures the engine.
-    """
-    import heapq
-    import pickle
-    import random
-
-    from events.models import FraudLabel, LineItem, OnlinePayment, PosPayment, Purchase, Return
-
-    rng = random.Random(5)
-    engine = FraudEngine(RuleBook.from_toml(RULES.read_text()))
-    start_ts = 1795305600.0
-    checkpoints = []
-    pending_labels: list[tuple[float, str]] = []
-    batch: list[Event] = []
-    began = time.process_time()
-    for i in range(n_events):
-        ts = start_ts + i / payments_per_s
-        when = datetime.fromtimestamp(ts, UTC)
-        roll = rng.random()
-        if pending_labels and pending_labels[0][0] <= ts:
-            _, order_id = heapq.heappop(pending_labels)
-            label = FraudLabel(
-                event_id=f"l{i}", ts=when, schema_version=1, label="fraud", source="chargeback", order_id=order_id
-            )
-            batch.append(label)
-        elif roll < 0.03:
-            till = {"store_id": f"S{rng.randrange(50)}", "register_id": "R1", "cashier_id": f"C{rng.randrange(600)}"}
-            items = [LineItem("SKU-1", 1, 20.0)]
-            refund = Return(
-                event_id=f"e{i}", ts=when, schema_version=1, txn_id=f"T{i}", currency="USD", items=items, total=20.0,
-                payment=PosPayment(method="cash"), **till,
-            )  # fmt: skip
-            batch.append(refund)
-        else:
-            order_id = f"O{i}"
-            total = round(rng.uniform(5, 500), 2)
-            card = OnlinePayment(method="card", card_token=f"tok_{rng.getrandbits(48):012x}", billing_country="US")
-            shopper = {"user_id": f"U{rng.randrange(1_000_000)}", "device_id": f"D{rng.randrange(2_000_000)}"}
-            order = Purchase(
-                event_id=f"e{i}", ts=when, schema_version=1, session_id=f"s{i}", channel="web", ip_country="US",
-                order_id=order_id, items=[LineItem("SKU-1", 1, total)], total=total, currency="USD",
-                fulfilment_location_id="WH-01", shipping_country="US", payment=card, **shopper,
-            )  # fmt: skip
-            batch.append(order)
-            if roll > 0.99:
-                heapq.heappush(pending_labels, (ts + rng.uniform(120, 1800), order_id))
-        if len(batch) == 500:
-            engine.process_many(batch)
-            batch = []
-        if (i + 1) % checkpoint == 0:
-            checkpoints.append(
-                {
-                    "events": i + 1,
-                    "rss_mb": _rss_mb(),
-                    "state_pickle_mb": round(len(pickle.dumps(engine)) / 2**20, 1),
-                    "cards": len(engine._cards),
-                    "shoppers": len(engine._shoppers),
-                    "label_inputs": len(engine.labels),
-                    "label_inputs_dropped": engine.labels.dropped,
-                    "dedup_ids": len(engine._seen),
-                    "open_fraud_alerts": len(engine.alerts.book),
-                }
-            )
-    if batch:
-        engine.process_many(batch)
-    return {
-        "events": n_events,
-        "event_time_s": round(n_events / payments_per_s),
-        "cpu_s": round(time.process_time() - began, 1),
-        "bounds": {
-            "max_entities": engine.max_entities,
-            "max_label_inputs": engine.max_label_inputs,
-            "max_dedup_ids": engine.max_dedup_ids,
-        },
-        "checkpoints": checkpoints,
-    }
-
-
 def run(
     seed: int = 11,
     n_records: int = 1_500_000,
     batch: int = 500,
     shuttle_rows: int = 49_097,
     workload_params: dict[str, Any] | None = None,
-    rules_text: str | None = None,
+    rules_path: Path = RULES,
 ) -> dict[str, Any]:
     """The whole harness; returns the result document (also what is written as JSON)."""
-    rules = RuleBook.from_toml(rules_text if rules_text is not None else RULES.read_text())
+    rules = RuleBook.from_toml(rules_path.read_text())
     params = WORKLOAD | (workload_params or {})
     began = time.perf_counter()
-    workload, items = generate(seed, n_records, params)
-    # The decoded stream is the harness's input, not engine state: keep the cyclic garbage collector
-    # from walking its million objects at every collection, which would bill the engine for it.
+    workload, records = generate(seed, n_records, params)
+    thresholds = gc.get_threshold()
+    # The workload's ground truth is the harness's, not flow state: keep the cyclic garbage collector
+    # from walking it at every collection, which would bill the flow for it.
     gc.collect()
     gc.freeze()
-    n_events = sum(1 for item in items if not isinstance(item, str))
+    gc.set_threshold(100_000, 50, 100)  # as the flow process runs (flows/run.py)
     result: dict[str, Any] = {
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {"python": platform.python_version(), "platform": platform.platform()},
+        "pipeline": "flows.fraud.build_flow, default settings, 1 worker, TestingSource/TestingSink",
         "rules_version": rules.version,
-        "workload": {"seed": seed, "records": n_records, "engine_events": n_events, **params},
+        "workload": {"seed": seed, "records": n_records, "flow_records": len(records), **params},
         "batch": batch,
         "modes": {},
     }
     for mode in MODES:
-        scores, alerts, cpu, n_payments = run_mode(mode, rules, items, batch, seed)
+        flow_run = run_mode(mode, records, batch, rules_path)
+        scores = flow_run.scores
         ids = list(scores)
         y = np.asarray([i in workload.fraud_ids for i in ids])
         s = np.asarray([scores[i] for i in ids])
         result["modes"][mode] = {
             "payments": len(ids),
+            "score_documents": flow_run.score_docs,
             "fraud_payments": int(y.sum()),
             "roc_auc": round(roc_auc(y, s), 4),
             "pr_auc": round(average_precision(y, s), 4),
             "review": at_threshold(y, s, rules.review),
             "block": at_threshold(y, s, rules.block),
-            "detection": detection(workload, alerts),
-            "alerts": len(alerts),
-            "engine_us_per_payment": round(cpu / max(1, n_payments) * 1e6, 2),
-            "engine_us_per_event": round(cpu / max(1, n_events) * 1e6, 2),
+            "detection": detection(workload, flow_run.alerts),
+            "alerts": len(flow_run.alerts),
+            "scorer_shards": [{k: m[k] for k in _MODEL_FIELDS} for m in flow_run.models],
+            "flow_us_per_payment": round(flow_run.cpu_s / max(1, len(ids)) * 1e6, 2),
+            "flow_us_per_record": round(flow_run.cpu_s / max(1, len(records)) * 1e6, 2),
         }
     result["fraud_by_scenario"] = {k: len(v) for k, v in sorted(workload.fraud_by_scenario.items())}
     if shuttle_rows:
@@ -411,6 +427,7 @@ def run(
     }
     result["wall_s"] = round(time.perf_counter() - began, 1)
     gc.unfreeze()
+    gc.set_threshold(*thresholds)
     return result
 
 
@@ -423,9 +440,14 @@ def print_table(result: dict[str, Any], console: Console) -> None:
             mode, f"{m['roc_auc']:.3f}", f"{m['pr_auc']:.3f}",
             f"{m['review']['precision']:.3f} / {m['review']['recall']:.3f}",
             f"{m['block']['precision']:.3f} / {m['block']['recall']:.3f}",
-            f"{m['engine_us_per_payment']:.1f}",
+            f"{m['flow_us_per_payment']:.1f}",
         )  # fmt: skip
     console.print(table)
+    shards = result["modes"]["full"]["scorer_shards"]
+    learning = sum(1 for m in shards if m["supervised_ready"])
+    console.print(f"full blend: supervised model learning in {learning} of {len(shards)} scorer shards "
+                  f"({sum(m['fraud_labels_learned'] for m in shards)} fraud labels learned; before it learns, "
+                  "the blend is the rule score)")  # fmt: skip
     delays = Table(title="detection delay, full blend (event time, first fraudulent event → first alert)")
     for column in ("scenario", "detected", "p50 s", "p99 s"):
         delays.add_column(column)
@@ -444,16 +466,6 @@ def print_table(result: dict[str, Any], console: Console) -> None:
         for key in ("river_hst_default", "forest_river_settings", "forest_engine_settings"):
             t.add_row(key, f"{shuttle[key]['roc_auc']:.4f}", f"{shuttle[key]['us_per_event']:.2f}")
         console.print(t)
-    if "soak" in result:
-        soak_table = Table(title=f"memory soak: {result['soak']['events']:,} events, default bounds")
-        for column in ("events", "RSS MB", "state pickle MB", "cards", "label inputs", "dedup ids"):
-            soak_table.add_column(column, justify="right")
-        for c in result["soak"]["checkpoints"]:
-            soak_table.add_row(
-                f"{c['events']:,}", str(c["rss_mb"]), str(c["state_pickle_mb"]), f"{c['cards']:,}",
-                f"{c['label_inputs']:,}", f"{c['dedup_ids']:,}",
-            )  # fmt: skip
-        console.print(soak_table)
     for check, passed in result["acceptance"].items():
         console.print(f"{'PASS' if passed else 'FAIL'}  {check}")
 
@@ -462,16 +474,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--records", type=int, default=1_500_000, help="simulated records (default 1.5M, ~7 h)")
-    parser.add_argument("--batch", type=int, default=500, help="records per engine batch")
+    parser.add_argument("--batch", type=int, default=500, help="records per source batch (a Kafka poll's worth)")
     parser.add_argument("--shuttle-rows", type=int, default=49_097, help="rows of the Shuttle check (0: skip)")
-    parser.add_argument("--soak", type=int, default=0, help="also run a memory soak of this many events (~30 us each)")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
-    # The soak first, in a fresh process: afterwards the heap would still hold the quality run's stream.
-    soaked = soak(args.soak) if args.soak else None
     result = run(args.seed, args.records, args.batch, args.shuttle_rows)
-    if soaked is not None:
-        result["soak"] = soaked
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY))
     print_table(result, Console())

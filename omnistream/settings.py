@@ -7,7 +7,7 @@ with one line naming the variable (`settings_or_exit`).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -116,6 +116,11 @@ class Settings(BaseSettings):
     )
     fraud_alert_quiet_s: float = Field(
         1_800.0, ge=1, description="Event time without suspicious payments before a fraud alert resolves."
+    )
+    fraud_scorer_mode: Literal["full", "rules_only", "anomaly_only"] = Field(
+        "full",
+        description="What the score is: the blend (`full`), or the rules or the anomaly model alone (a fallback, "
+        "and the quality harness's comparison).",
     )
     ops_silence_store_s: float = Field(
         300.0, ge=1, description="Event time a store may go without a sale (while others sell) before an alert."

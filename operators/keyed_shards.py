@@ -14,6 +14,7 @@ Pure logic: the Bytewax glue that branches a stream of `ShardBatch` by stage is
 from __future__ import annotations
 
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Generic, TypeVar
@@ -84,6 +85,39 @@ class ShardRouter(Generic[S, T]):
     def add_to_single(self, stage: S, item: T) -> None:
         """Send `item` to `stage`'s only key (a stage that sees everything, e.g. operations)."""
         self._append((stage, stage.value), item)
+
+    def add_many(self, stage: S, entity_ids: Sequence[str], items: Sequence[T]) -> None:
+        """`add` for a whole batch: `items[i]` to the shard of `stage` holding `entity_ids[i]`.
+
+        One Python call per batch instead of three per item, for a flow's hot path.
+
+        >>> class Stage(StrEnum):
+        ...     CARDS = "card"
+        >>> router: ShardRouter[Stage, str] = ShardRouter(shards=2)
+        >>> router.add(Stage.CARDS, "tok_1", "payment-1")
+        >>> router.add_many(Stage.CARDS, ["tok_2", "tok_1"], ["payment-2", "payment-3"])
+        >>> one: ShardRouter[Stage, str] = ShardRouter(shards=2)
+        >>> for card, item in [("tok_1", "payment-1"), ("tok_2", "payment-2"), ("tok_1", "payment-3")]:
+        ...     one.add(Stage.CARDS, card, item)
+        >>> router.drain() == one.drain()
+        True
+        """
+        if len(entity_ids) != len(items):
+            raise ValueError(f"{len(entity_ids)} entity ids for {len(items)} items")
+        self.shard_of(stage, "")  # builds the stage's shard names once
+        names, shards, groups, crc32 = self._names[stage], self.shards, self._groups, zlib.crc32
+        for entity_id, item in zip(entity_ids, items, strict=True):
+            key = (stage, names[crc32(entity_id.encode()) % shards])
+            group = groups.get(key)
+            if group is None:
+                groups[key] = [item]
+            else:
+                group.append(item)
+
+    def add_all_to_single(self, stage: S, items: Sequence[T]) -> None:
+        """`add_to_single` for a whole batch, in order."""
+        if items:
+            self._groups.setdefault((stage, stage.value), []).extend(items)
 
     def drain(self) -> list[ShardBatch[S, T]]:
         """This batch's groups in the order first added; the router is empty afterwards."""

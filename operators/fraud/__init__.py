@@ -13,13 +13,13 @@ The flow (`flows/fraud.py`) wires these together:
    `ShrinkWatch` and `DeadLetterRate` raise operational `anomaly` alerts.
 
 `RuleBook.from_toml` parses `deploy/fraud/rules.toml`; `reload_rules(text, current)` keeps the current
-rules (and says why) when a changed file is not valid. `FraudEngine` runs all of it in one process
-(the quality harness, tests, and a single-key flow).
+rules (and says why) when a changed file is not valid. `operators.fraud.shards` holds the state of one
+shard of each of the flow's keyed stages and what it does with a batch; `operators.fraud.records` the
+typed records travelling between them. There is one pipeline, the flow: the quality harness runs it.
 """
 
 from operators.fraud.alerts import AlertBook, FraudAlerts, card_ref, payment_entity
 from operators.fraud.anomaly import HalfSpaceForest
-from operators.fraud.engine import EngineOutput, FraudEngine
 from operators.fraud.features import (
     FEATURE_DEFAULTS,
     FEATURE_NAMES,
@@ -43,9 +43,7 @@ __all__ = [
     "AlertBook",
     "CardVelocity",
     "DeadLetterRate",
-    "EngineOutput",
     "FraudAlerts",
-    "FraudEngine",
     "FraudScore",
     "FraudScorer",
     "HalfSpaceForest",

@@ -28,7 +28,7 @@ def test_harness_small_run_is_well_formed() -> None:
         assert mode["payments"] > 1000 and mode["fraud_payments"] > 0
         assert 0.0 <= mode["roc_auc"] <= 1.0 and 0.0 <= mode["pr_auc"] <= 1.0
         assert {"precision", "recall", "threshold", "flagged"} <= set(mode["review"])
-        assert mode["engine_us_per_payment"] > 0
+        assert mode["flow_us_per_payment"] > 0 and mode["score_documents"] == mode["payments"]
         assert set(mode["detection"]["incidents"]) == {"store_dark", "register_silent", "shrink_spike",
                                                        "dead_letter_burst"}  # fmt: skip
     shuttle = result["shuttle"]

@@ -1,0 +1,422 @@
+"""The fraud flow's steps: the decoder and the keyed stages' Bytewax logic (wiring in `flows/fraud.py`).
+
+Each stage's logic is a thin adapter: the shard's state and what it does with a batch are
+pure classes of `operators.fraud.shards`; here they are fed the batch's items, their
+results are routed on as `ShardBatch`es (`FraudStage` names where each goes) and counted in
+the flow's metrics, and the scorer's results become the Redis documents the API reads.
+
+Nothing here connects to anything when built: the rules file is the only thing read.
+"""
+
+from __future__ import annotations
+
+import pickle
+import zlib
+from collections import Counter
+from collections.abc import Callable
+from enum import StrEnum
+from typing import Any, TypeVar
+
+import orjson
+from bytewax.operators import StatefulBatchLogic
+
+from events.alerts import Alert
+from events.dead_letter import DeadLetter
+from events.decode import decode
+from events.models import Adjustment, FraudLabel, Sale, event_type
+from events.timestamps import rfc3339_ms
+from events.topics import Topic
+from flows.dead_letters import owns_dead_letters
+from flows.kafka_source import KafkaRecord
+from flows.metrics import (
+    DUPLICATES,
+    EVENTS_IN,
+    FRAUD_DECISIONS,
+    FRAUD_LABELS,
+    FRAUD_MODEL_UPDATES,
+    FRAUD_SCORES,
+    SKIPPED,
+    StateEntities,
+    observe_many,
+)
+from flows.rules_watch import RulesWatch, rules_watch
+from omnistream.settings import Settings
+from operators.fraud.payments import Payment, payment_of, till_action_of
+from operators.fraud.records import DeadLetterSeen, OpsSignal, SaleSeen, Scoring, ShardVerdicts, ShrinkSeen, TrafficSeen
+from operators.fraud.scorer import FraudScore, FraudScorer
+from operators.fraud.shards import (
+    CardShard,
+    FraudAlertDesk,
+    OperationsDesk,
+    RegisterShard,
+    ScorerBatch,
+    ScorerShard,
+    ShopperShard,
+)
+from operators.fraud.supervised import LabelJoin
+from operators.keyed_shards import ShardBatch, ShardRouter
+from state import keys
+from state.doc_writer import FencedDoc
+from state.fraud_reader import parse_time
+
+FLOW = "fraud"
+
+
+class FraudStage(StrEnum):
+    """Where a `ShardBatch` of the fraud flow goes; the values name the stages' Bytewax keys (`card:3`, `ops`)."""
+
+    CARDS = "card"
+    SHOPPERS = "user"
+    REGISTERS = "store"
+    SCORER = "scorer"
+    FRAUD_ALERTS = "fraud_alerts"
+    OPS = "ops"
+    SINK = "sink"
+    """Records for the sink (documents, alerts, dead letters): not a keyed stage."""
+
+
+Routed = ShardBatch[FraudStage, Any]
+_RETAIN = StatefulBatchLogic.RETAIN
+# Metric children resolved once: `labels()` costs more than the increment (docs/performance.md).
+_DUPLICATES = DUPLICATES.labels(FLOW)
+_SCORES = FRAUD_SCORES.labels(FLOW)
+_DECISIONS = {decision: FRAUD_DECISIONS.labels(FLOW, decision) for decision in ("allow", "review", "block")}
+_LABELS = {outcome: FRAUD_LABELS.labels(FLOW, outcome) for outcome in ("fraud", "legit", "unmatched",
+                                                                       "presumed_legit")}  # fmt: skip
+_ENTITIES = StateEntities(FLOW)
+
+
+def ungroup(batch: Routed) -> list[Any]:
+    """The records of a `FraudStage.SINK` batch, one by one for the sink."""
+    return batch.items
+
+
+# --------------------------------------------------------------------------------------------- decode
+
+
+class Decoder:
+    """Raw Kafka messages to `ShardBatch`es: payments per card shard, labels per scorer shard, ops signals.
+
+    Never raises. Clickstream events other than `purchase` and inventory events other than
+    `adjustment` are not this flow's business and are passed over without decoding (a
+    substring test on the raw bytes; a false positive only costs a decode). Malformed labels
+    become dead letters (this flow owns them, `flows.dead_letters`); malformed events of the
+    other topics are skipped and counted (the inventory flow dead-letters them).
+    """
+
+    def __init__(self, source_topics: dict[str, Topic], shards: int) -> None:
+        self.source_topics = source_topics
+        self.router: ShardRouter[FraudStage, Any] = ShardRouter(shards)
+        self._topics = {name: (topic, topic.value) for name, topic in source_topics.items()}
+
+    def decode_batch(self, records: list[KafkaRecord]) -> list[Routed]:
+        cards: list[str] = []  # the card (or payment) each payment's features are keyed on
+        payments: list[Scoring] = []
+        label_ids: list[str] = []
+        labels_in: list[FraudLabel] = []
+        ops: list[OpsSignal] = []
+        letters: list[DeadLetter] = []
+        seen: Counter[tuple[str, str]] = Counter()
+        skipped: Counter[str] = Counter()
+        pos, click, inventory, labels, dlq = Topic.POS, Topic.CLICKSTREAM, Topic.INVENTORY, Topic.LABELS, Topic.DLQ
+        for record in records:
+            topic, topic_value = self._topics[record.topic]
+            value = record.value
+            if record.error is not None or value is None:
+                if topic is labels:
+                    letters.append(DeadLetter.of(record.topic, record.partition, record.offset,
+                                                 f"Kafka error: {record.error}", value))  # fmt: skip
+                elif topic is not dlq:
+                    skipped[topic_value] += 1
+                continue
+            if topic is dlq:
+                signal = _dead_letter_signal(value)
+                if signal is not None:
+                    ops.append(signal)
+                continue
+            if (topic is click and b'"purchase"' not in value) or (topic is inventory and b'"adjustment"' not in value):
+                continue
+            event = decode(topic, value, source_topic=record.topic, partition=record.partition, offset=record.offset)
+            if isinstance(event, DeadLetter):
+                if owns_dead_letters(FLOW, topic):
+                    letters.append(event)
+                else:
+                    skipped[topic_value] += 1
+                continue
+            seen[topic_value, event_type(event)] += 1
+            if topic is labels:
+                label: FraudLabel = event  # type: ignore[assignment]
+                label_ids.append(label.txn_id or label.order_id or "")
+                labels_in.append(label)
+                continue
+            ts = event.ts.timestamp()
+            if topic is inventory:
+                if type(event) is Adjustment and event.reason == "shrink" and event.qty < 0:
+                    ops.append(ShrinkSeen(event.location_id, -event.qty, ts))
+                continue
+            payment = payment_of(event)
+            action = till_action_of(event) if topic is pos else None
+            if payment is None and action is None:
+                continue
+            item = Scoring(payment, action, event.event_id, ts)
+            cards.append(payment.card_token if payment is not None and payment.card_token else item.payment_id)
+            payments.append(item)
+            ops.append(SaleSeen(event.store_id, event.register_id, ts) if type(event) is Sale else TrafficSeen(ts))
+        for (topic_name, type_name), n in seen.items():
+            EVENTS_IN.labels(FLOW, topic_name, type_name).inc(n)
+        for topic_name, n in skipped.items():
+            SKIPPED.labels(FLOW, topic_name).inc(n)
+        router = self.router
+        router.add_many(FraudStage.CARDS, cards, payments)
+        router.add_many(FraudStage.SCORER, label_ids, labels_in)
+        router.add_all_to_single(FraudStage.OPS, ops)
+        router.add_all_to_single(FraudStage.SINK, letters)
+        return router.drain()
+
+
+def _dead_letter_signal(value: bytes) -> DeadLetterSeen | None:
+    """The source topic and time of a dead-letter record, or None for a record that is not one."""
+    try:
+        record = orjson.loads(value)
+        return DeadLetterSeen(str(record["source_topic"]), parse_time(str(record["ts"])))
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+        return None
+
+
+# --------------------------------------------------------------------------------------------- stages
+
+S = TypeVar("S")
+
+
+class _Logic(StatefulBatchLogic[list[Any], Routed, bytes]):
+    """A keyed shard's logic: `shard` (an `operators.fraud.shards` object) is pickled whole at every snapshot."""
+
+    def __init__(self, shard: Any, settings: Settings) -> None:
+        self.shard = shard
+        self.router: ShardRouter[FraudStage, Any] = ShardRouter(settings.fraud_shards)
+
+    def snapshot(self) -> bytes:
+        return pickle.dumps(self.shard, protocol=pickle.HIGHEST_PROTOCOL)
+
+    def _items(self, groups: list[list[Any]]) -> list[Any]:
+        return groups[0] if len(groups) == 1 else [item for group in groups for item in group]
+
+    def _sink(self, records: list[Any]) -> None:
+        self.router.add_all_to_single(FraudStage.SINK, records)
+
+
+def _resume(resume: bytes | None, make: Callable[[], S]) -> S:
+    return pickle.loads(resume) if resume is not None else make()
+
+
+def _watch(settings: Settings) -> RulesWatch:
+    return rules_watch(settings.fraud_rules_path, settings.fraud_rules_check_s, settings.fraud_review_threshold,
+                       settings.fraud_block_threshold)  # fmt: skip
+
+
+class CardStage:
+    """Builds the `cards` step: drops producer retries, adds card-velocity features; on to the shopper shards."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def __call__(self, resume: bytes | None) -> _Logic:
+        s = self.settings
+        return _CardLogic(_resume(resume, lambda: CardShard(s.fraud_max_entities, s.fraud_dedup_ids)), s)
+
+
+class _CardLogic(_Logic):
+    shard: CardShard
+
+    def on_batch(self, groups: list[list[Scoring]]) -> tuple[list[Routed], bool]:
+        items = self._items(groups)
+        kept = self.shard.learn_many(items)
+        if len(kept) < len(items):
+            _DUPLICATES.inc(len(items) - len(kept))
+        _ENTITIES.report("cards", self.shard, len(self.shard.cards))
+        shoppers = [item.payment.user_id if item.payment is not None and item.payment.user_id else item.payment_id
+                     for item in kept]  # fmt: skip
+        self.router.add_many(FraudStage.SHOPPERS, shoppers, kept)
+        return self.router.drain(), _RETAIN
+
+
+class ShopperStage:
+    """Builds the `shoppers` step: adds the shopper's history; on to the store shards."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def __call__(self, resume: bytes | None) -> _Logic:
+        return _ShopperLogic(_resume(resume, lambda: ShopperShard(self.settings.fraud_max_entities)), self.settings)
+
+
+class _ShopperLogic(_Logic):
+    shard: ShopperShard
+
+    def on_batch(self, groups: list[list[Scoring]]) -> tuple[list[Routed], bool]:
+        items = self._items(groups)
+        self.shard.learn_many(items)
+        _ENTITIES.report("shoppers", self.shard, len(self.shard.shoppers))
+        stores = [item.action.store_id if item.action is not None else item.payment_id for item in items]
+        self.router.add_many(FraudStage.REGISTERS, stores, items)
+        return self.router.drain(), _RETAIN
+
+
+class RegisterStage:
+    """Builds the `registers` step: cashier behaviour for sales, refund-abuse alerts; payments on to the scorer."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def __call__(self, resume: bytes | None) -> _Logic:
+        s, watch = self.settings, _watch(self.settings)
+        shard = _resume(resume, lambda: RegisterShard(watch.current(), s.fraud_alert_quiet_s, s.fraud_max_entities))
+        logic = _RegisterLogic(shard, s)
+        logic.watch = watch
+        return logic
+
+
+class _RegisterLogic(_Logic):
+    shard: RegisterShard
+    watch: RulesWatch
+
+    def on_batch(self, groups: list[list[Scoring]]) -> tuple[list[Routed], bool]:
+        to_score, alerts = self.shard.learn_many(self._items(groups), self.watch.current())
+        _ENTITIES.report("stores", self.shard, len(self.shard.stores))
+        self.router.add_many(FraudStage.SCORER, [item.payment_id for item in to_score], to_score)
+        self._sink(alerts)
+        return self.router.drain(), _RETAIN
+
+
+class ScorerStage:
+    """Builds the `scorer` step: scores payments in one batch, learns labels and normal traffic."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def __call__(self, resume: bytes | None) -> _Logic:
+        s, watch = self.settings, _watch(self.settings)
+
+        def fresh() -> ScorerShard:
+            join = LabelJoin(presume_legit_after_s=s.fraud_label_retention_s, retention_s=s.fraud_label_retention_s,
+                             max_entries=s.fraud_label_max_pending)  # fmt: skip
+            return ScorerShard(FraudScorer(watch.current(), mode=s.fraud_scorer_mode), join)
+
+        logic = _ScorerLogic(_resume(resume, fresh), s)
+        logic.watch, logic.ttl_s, logic.shards = watch, s.fraud_score_ttl_s, s.fraud_shards
+        return logic
+
+
+class _ScorerLogic(_Logic):
+    shard: ScorerShard
+    watch: RulesWatch
+    ttl_s: float
+    shards: int
+
+    def on_batch(self, groups: list[list[Any]]) -> tuple[list[Routed], bool]:
+        shard = self.shard
+        items = self._items(groups)
+        if shard.shard is None:
+            first = items[0]
+            payment_id = first.payment_id if type(first) is Scoring else first.txn_id or first.order_id or ""
+            shard.shard = zlib.crc32(payment_id.encode()) % self.shards
+        batch = shard.learn_many(items, self.watch.current())
+        _count(batch)
+        ttl_s, score_key = self.ttl_s, keys.score
+        self._sink([FencedDoc(score_key(p.payment_id), 1, _score_doc(p, v), ttl_s, p.ts) for p, v in batch.scored])
+        self._sink(_model_doc(shard))
+        _ENTITIES.report("pending_labels", shard, len(shard.join))
+        if batch.suspicious or shard.clock > float("-inf"):
+            self.router.add_to_single(FraudStage.FRAUD_ALERTS, ShardVerdicts(batch.suspicious, shard.clock))
+        return self.router.drain(), _RETAIN
+
+
+def _count(batch: ScorerBatch) -> None:
+    decisions: Counter[str] = Counter(verdict.decision for _, verdict in batch.scored)
+    for decision, n in decisions.items():
+        _DECISIONS[decision].inc(n)
+    if batch.scored:
+        observe_many(_SCORES, [verdict.score for _, verdict in batch.scored])
+    for outcome, n in (("fraud", batch.fraud_labels), ("legit", batch.legit_labels),
+                       ("unmatched", batch.unmatched_labels), ("presumed_legit", batch.presumed_legit)):  # fmt: skip
+        if n:
+            _LABELS[outcome].inc(n)
+
+
+def _score_doc(payment: Payment, verdict: FraudScore) -> bytes:
+    """The `GET /v1/scores/{id}` document; `scored_at` is the payment's event time (replays give the same bytes)."""
+    return orjson.dumps({
+        "payment_id": payment.payment_id,
+        "score": verdict.score,
+        "decision": verdict.decision,
+        "reasons": verdict.reasons,
+        "model_version": verdict.model_version,
+        "scored_at": rfc3339_ms(payment.ts),
+    })  # fmt: skip
+
+
+def _model_doc(shard: ScorerShard) -> list[FencedDoc]:
+    """The shard's model document, when its model changed since the last one."""
+    version = shard.next_model_version()
+    if version is None:
+        return []
+    scorer, index = shard.scorer, shard.shard or 0
+    FRAUD_MODEL_UPDATES.labels(FLOW, str(index)).set(scorer.model.updates)
+    doc = orjson.dumps({
+        "shard": index,
+        "model_version": version,
+        "rules_version": scorer.rules.version,
+        "supervised_updates": scorer.model.updates,
+        "fraud_labels_learned": scorer.model.positives,
+        "supervised_ready": scorer.supervised_ready,
+        "pending_labels": len(shard.join),
+        "as_of": rfc3339_ms(shard.clock) if shard.clock > float("-inf") else None,
+    })  # fmt: skip
+    return [FencedDoc(keys.fraud_model(index), shard.doc_version, doc)]
+
+
+class FraudAlertStage:
+    """Builds the `fraud_alerts` step (one key): one open alert per card or shopper, escalations, resolutions."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def __call__(self, resume: bytes | None) -> _Logic:
+        s, watch = self.settings, _watch(self.settings)
+        desk = _resume(resume, lambda: FraudAlertDesk(watch.current(), s.fraud_alert_quiet_s, s.fraud_max_entities))
+        logic = _FraudAlertLogic(desk, s)
+        logic.watch = watch
+        return logic
+
+
+class _FraudAlertLogic(_Logic):
+    shard: FraudAlertDesk
+    watch: RulesWatch
+
+    def on_batch(self, groups: list[list[ShardVerdicts]]) -> tuple[list[Routed], bool]:
+        self._sink(self.shard.learn_many(self._items(groups), self.watch.current()))
+        _ENTITIES.report("open_fraud_alerts", self.shard, len(self.shard.alerts.book))
+        return self.router.drain(), _RETAIN
+
+
+class OpsStage:
+    """Builds the `ops` step (one key, so silence is judged against the whole flow's clock)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def __call__(self, resume: bytes | None) -> _Logic:
+        s = self.settings
+        logic = _OpsLogic(_resume(resume, lambda: OperationsDesk(s.ops_silence_store_s, s.ops_silence_register_s)), s)
+        logic.tick_s = s.ops_tick_s
+        return logic
+
+
+class _OpsLogic(_Logic):
+    shard: OperationsDesk
+    tick_s: float
+
+    def on_batch(self, groups: list[list[OpsSignal]]) -> tuple[list[Routed], bool]:
+        alerts: list[Alert] = self.shard.learn_many(self._items(groups), self.tick_s)
+        self._sink(alerts)
+        return self.router.drain(), _RETAIN

@@ -1,0 +1,75 @@
+"""What travels between the fraud flow's keyed stages: small typed records, one per payment or signal.
+
+They are `gc=False` msgspec Structs: at 15k payments/s, per-event objects the cyclic
+collector tracks cost measurable pauses (docs/performance.md). None of them can be part of
+a reference cycle: they hold events, numbers, strings and a feature dict.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from operators.fraud.payments import Payment, TillAction
+from operators.fraud.scorer import FraudScore
+
+
+class Scoring(msgspec.Struct, gc=False):
+    """One payment (or till action) on its way through the keyed stages, gathering features.
+
+    `payment` is None for returns and voids: they only feed register behaviour; `action` is
+    None for online orders. `features` grows at each stage (card, shopper, register) and is
+    scored at the end.
+    """
+
+    payment: Payment | None
+    action: TillAction | None
+    event_id: str
+    ts: float
+    features: dict[str, float] = msgspec.field(default_factory=dict)
+
+    @property
+    def payment_id(self) -> str:
+        """The payment's id (`txn_id` / `order_id`): what its label names and its scorer shard is keyed on."""
+        if self.payment is not None:
+            return self.payment.payment_id
+        return self.action.txn_id if self.action is not None else self.event_id
+
+
+class SaleSeen(msgspec.Struct, gc=False, frozen=True):
+    """A till sale: a beat of its store's and register's sales pulse."""
+
+    store_id: str
+    register_id: str
+    ts: float
+
+
+class TrafficSeen(msgspec.Struct, gc=False, frozen=True):
+    """Any other payment: it only moves the operations clock (silence is judged against it)."""
+
+    ts: float
+
+
+class ShrinkSeen(msgspec.Struct, gc=False, frozen=True):
+    """A shrink adjustment: `units` written off at a location."""
+
+    location_id: str
+    units: int
+    ts: float
+
+
+class DeadLetterSeen(msgspec.Struct, gc=False, frozen=True):
+    """A dead letter of `source_topic`, at the time it was dead-lettered (its own clock)."""
+
+    source_topic: str
+    ts: float
+
+
+OpsSignal = SaleSeen | TrafficSeen | ShrinkSeen | DeadLetterSeen
+"""What the operations desk reads."""
+
+
+class ShardVerdicts(msgspec.Struct, gc=False):
+    """One scorer shard's batch, for the alert desk: its suspicious payments and its event clock."""
+
+    suspicious: list[tuple[Payment, FraudScore]]
+    clock: float

@@ -1,0 +1,106 @@
+"""The fraud flow's wiring, run in process: injected source and sink, no broker, no Redis."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from bytewax.testing import TestingSink, TestingSource, run_main
+
+from events.alerts import Alert
+from events.dead_letter import DeadLetter
+from events.topics import Topic
+from flows.fraud import build_flow
+from flows.kafka_source import KafkaRecord
+from flows.metrics import DUPLICATES, FRAUD_LABELS
+from flows.sinks import FlowRecord
+from omnistream.settings import Settings
+from operators.fraud.alerts import card_ref
+from state import keys
+from state.doc_writer import FencedDoc
+from tests.integration.fraud_events import RULES, T0, burst, label, normal_shopper, sale
+
+SETTINGS = Settings(fraud_rules_path=RULES, fraud_shards=4)
+
+
+def records(events: list[tuple[Topic, bytes, bytes]]) -> list[KafkaRecord]:
+    """One Kafka record per event, offsets counted per topic (one partition each)."""
+    offsets: dict[Topic, int] = {}
+    out = []
+    for topic, _, value in events:
+        offsets[topic] = offsets.get(topic, -1) + 1
+        out.append(KafkaRecord(SETTINGS.topic(topic), 0, offsets[topic], value))
+    return out
+
+
+def run(events: list[KafkaRecord]) -> list[FlowRecord]:
+    out: list[FlowRecord] = []
+    run_main(build_flow(SETTINGS, source=TestingSource(events, batch_size=7), sink=TestingSink(out)))
+    return out
+
+
+def scores(out: list[FlowRecord]) -> dict[str, list[dict[str, Any]]]:
+    """Every score document the flow emitted, by payment id (a list: a payment scored twice would show)."""
+    found: dict[str, list[dict[str, Any]]] = {}
+    for item in out:
+        if type(item) is FencedDoc and item.key.startswith(keys.score("")[:-2]):
+            doc = orjson.loads(item.doc)
+            assert item.key == keys.score(doc["payment_id"])
+            found.setdefault(doc["payment_id"], []).append(doc)
+    return found
+
+
+def counter(child: Any) -> float:
+    return float(child._value.get())
+
+
+def test_payments_a_label_a_malformed_label_and_a_retry_give_scores_alerts_and_one_dead_letter() -> None:
+    shopper = normal_shopper("U-000042", "tok_regular_42", T0)
+    attack = burst("tok_stolen_77", T0 + 600.0, n=8)
+    till = [sale(f"TXN-{i}", T0 + 900.0 * i, card_token=f"tok_till_{i}") for i in range(3)]
+    retried = attack[4]
+    events = shopper + till + attack[:5] + [retried] + attack[5:]
+    events.append(label(T0 + 900.0, order_id="BURST-0"))
+    malformed = (Topic.LABELS, b"BURST-1", b'{"type": "fraud_label", "label": "maybe"}')
+    events.append(malformed)
+    duplicates, fraud_labels = counter(DUPLICATES.labels("fraud")), counter(FRAUD_LABELS.labels("fraud", "fraud"))
+
+    out = run(records(events))
+
+    scored = scores(out)
+    expected = {f"U-000042-O{i}" for i in range(4)} | {f"TXN-{i}" for i in range(3)} | {f"BURST-{i}" for i in range(8)}
+    assert set(scored) == expected
+    assert all(len(docs) == 1 for docs in scored.values()), "the retried event was scored twice"
+    assert counter(DUPLICATES.labels("fraud")) == duplicates + 1
+    assert all(scored[f"U-000042-O{i}"][0]["decision"] == "allow" for i in range(4))
+    assert all(scored[f"TXN-{i}"][0]["decision"] == "allow" for i in range(3))
+    burst_decisions = [scored[f"BURST-{i}"][0]["decision"] for i in range(8)]
+    assert all(d in ("review", "block") for d in burst_decisions[3:]), burst_decisions
+    # The label found the input its payment was scored with (same scorer shard) and taught it.
+    assert counter(FRAUD_LABELS.labels("fraud", "fraud")) == fraud_labels + 1
+
+    letters = [item for item in out if type(item) is DeadLetter]
+    assert [(d.source_topic, d.offset) for d in letters] == [(SETTINGS.topic(Topic.LABELS), 1)]
+    assert letters[0].error
+
+    alerts = [item for item in out if type(item) is Alert]
+    fraud = [a for a in alerts if a.kind == "fraud"]
+    assert fraud and {a.entity.type for a in fraud} == {"card"} and len({a.entity.id for a in fraud}) == 1
+    assert {a.entity.id for a in alerts} == {card_ref("tok_stolen_77")}  # nothing on the shopper or the tills
+    opened = [a for a in fraud if a.status == "open"]
+    assert all(a.alert_id.startswith(opened[0].alert_id) for a in fraud)  # one incident, escalated at most
+    assert len({a.severity for a in opened}) == len(opened) <= 3
+    assert "tok_stolen_77" not in orjson.dumps(alerts).decode()
+    model_docs = [item for item in out if type(item) is FencedDoc and item.key.startswith(keys.fraud_model(0)[:-3])]
+    assert model_docs, "no scorer shard published its model document"
+    assert {type(item) for item in out} <= {FencedDoc, Alert, DeadLetter}
+
+
+def test_building_and_running_needs_no_broker_and_no_redis() -> None:
+    # Unreachable addresses: anything that connected at build or run time would fail or hang here.
+    settings = SETTINGS.model_copy(update={"kafka_brokers": "127.0.0.1:9", "redis_url": "redis://127.0.0.1:9/0"})
+    out: list[FlowRecord] = []
+    events = records([sale("TXN-9", T0)])
+    run_main(build_flow(settings, source=TestingSource(events), sink=TestingSink(out)))
+    assert [orjson.loads(item.doc)["payment_id"] for item in out if type(item) is FencedDoc
+            and item.key == keys.score("TXN-9")] == ["TXN-9"]  # fmt: skip

@@ -1,0 +1,116 @@
+"""One shard of each fraud stage: retries dropped, state bounded, labels joined once, alerts once per entity."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+from events.alerts import Entity
+from events.models import FraudLabel
+from events.topics import Topic
+from operators.fraud.alerts import card_ref
+from operators.fraud.payments import payment_of
+from operators.fraud.records import DeadLetterSeen, SaleSeen, Scoring, ShardVerdicts, ShrinkSeen, TrafficSeen
+from operators.fraud.rules import RuleBook
+from operators.fraud.scorer import FraudScorer
+from operators.fraud.shards import CardShard, FraudAlertDesk, OperationsDesk, ScorerShard, ShopperShard
+from operators.fraud.supervised import LabelJoin
+from tests.unit.fraud.builders import T0, event, online, purchase_event
+
+BOOK = RuleBook.from_toml((Path(__file__).resolve().parents[3] / "deploy" / "fraud" / "rules.toml").read_text())
+
+
+def scoring(ts: float, payment_id: str, *, card_token: str = "tok_a", event_id: str | None = None,
+            user_id: str | None = None) -> Scoring:  # fmt: skip
+    payment = online(ts, 30.0, payment_id=payment_id, card_token=card_token, user_id=user_id)
+    return Scoring(payment, None, event_id or f"ev-{payment_id}", payment.ts)
+
+
+def scorer_shard() -> ScorerShard:
+    return ScorerShard(FraudScorer(BOOK), LabelJoin(presume_legit_after_s=3600.0, retention_s=3600.0))
+
+
+def fraud_label(payment_id: str, ts: float) -> FraudLabel:
+    label = event(Topic.LABELS, "fraud_label", ts, f"lab-{payment_id}", order_id=payment_id, label="fraud",
+                  source="chargeback")  # fmt: skip
+    assert type(label) is FraudLabel
+    return label
+
+
+def test_a_retried_event_is_dropped_and_its_payment_not_featured_twice() -> None:
+    shard = CardShard(max_cards=100, max_ids=1000)
+    kept = shard.learn_many([scoring(0.0, "O-1"), scoring(0.0, "O-1"), scoring(5.0, "O-2")])
+    assert [item.payment_id for item in kept] == ["O-1", "O-2"]
+    assert kept[1].features["card_payments_10m"] == 2.0  # O-1 counted once on the card
+
+
+def test_card_and_shopper_state_is_bounded_by_max_entities() -> None:
+    cards, shoppers = CardShard(max_cards=50, max_ids=1000), ShopperShard(max_shoppers=30)
+    items = [scoring(float(i), f"O-{i}", card_token=f"tok_{i}", user_id=f"U-{i}") for i in range(500)]
+    shoppers.learn_many(cards.learn_many(items))
+    assert len(cards.cards) == 50 and len(shoppers.shoppers) == 30
+    assert items[-1].features["user_known"] == 0.0  # a new shopper, featured
+
+
+def test_a_label_teaches_the_input_its_payment_was_scored_with_once() -> None:
+    shard = scorer_shard()
+    items = CardShard(100, 1000).learn_many([scoring(0.0, "O-1")])
+    first = shard.learn_many(items, BOOK)
+    assert [p.payment_id for p, _ in first.scored] == ["O-1"]
+    again = shard.learn_many([fraud_label("O-1", 300.0), fraud_label("O-1", 301.0)], BOOK)
+    assert (again.fraud_labels, again.unmatched_labels) == (1, 1)
+    unknown = shard.learn_many([fraud_label("O-404", 302.0)], BOOK)
+    assert (unknown.fraud_labels, unknown.unmatched_labels) == (0, 1)
+
+
+def test_unlabelled_payments_are_presumed_legit_once_the_retention_has_passed() -> None:
+    shard = scorer_shard()
+    shard.learn_many(CardShard(100, 1000).learn_many([scoring(0.0, "O-1"), scoring(10.0, "O-2")]), BOOK)
+    later = shard.learn_many(CardShard(100, 1000).learn_many([scoring(3605.0, "O-3", card_token="tok_b")]), BOOK)
+    assert later.presumed_legit == 1 and len(shard.join) == 2
+
+
+def test_a_burst_spread_over_scorer_shards_raises_one_alert_on_the_card() -> None:
+    cards = CardShard(100, 1000)
+    burst = cards.learn_many([scoring(i * 20.0, f"B-{i}", card_token="tok_stolen") for i in range(10)])
+    left, right = scorer_shard(), scorer_shard()
+    verdicts = [left.learn_many(burst[0::2], BOOK), right.learn_many(burst[1::2], BOOK)]
+    assert all(batch.suspicious for batch in verdicts)
+    desk = FraudAlertDesk(BOOK, quiet_s=1800.0, max_open=100)
+    alerts = desk.learn_many([ShardVerdicts(b.suspicious, T0 + 200.0) for b in verdicts], BOOK)
+    assert {a.entity for a in alerts} == {Entity("card", card_ref("tok_stolen"))}
+    opening = alerts[0].alert_id
+    assert all(a.alert_id.startswith(opening) for a in alerts) and len(alerts) <= 3  # one incident, escalated
+    resolved = desk.learn_many([ShardVerdicts([], T0 + 200.0 + 1801.0)], BOOK)
+    assert [a.status for a in resolved] == ["resolved"]
+
+
+def test_a_silent_store_is_noticed_from_the_other_stores_traffic() -> None:
+    desk = OperationsDesk(store_silence_s=300.0, register_silence_s=900.0)
+    signals = [SaleSeen("S1", "S1-R1", T0 + i * 10.0) for i in range(40)]
+    signals += [SaleSeen("S2", "S2-R1", T0 + i * 10.0 + 5) for i in range(100)]
+    alerts = desk.learn_many(signals, tick_s=60.0)
+    assert ("store", "S1") in {(a.entity.type, a.entity.id) for a in alerts if a.kind == "anomaly"}
+
+
+def test_dead_letters_burst_on_their_own_clock_without_moving_the_traffic_clock() -> None:
+    desk = OperationsDesk(store_silence_s=300.0, register_silence_s=900.0)
+    desk.learn_many([TrafficSeen(T0), ShrinkSeen("STORE-01", 1, T0)], tick_s=60.0)
+    desk.learn_many([DeadLetterSeen("pos", T0 + 3600.0 + i * 0.1) for i in range(5)], tick_s=60.0)
+    assert desk.clock == T0 and desk.dlq_clock == T0 + 3600.4
+    alerts = desk.learn_many([DeadLetterSeen("pos", T0 + 3601.0 + i * 0.1) for i in range(80)], tick_s=60.0)
+    assert [(a.entity.type, a.entity.id) for a in alerts] == [("topic", "pos")]
+
+
+def test_shards_survive_a_snapshot() -> None:
+    shard = scorer_shard()
+    shard.learn_many(CardShard(100, 1000).learn_many([scoring(float(i), f"O-{i}") for i in range(20)]), BOOK)
+    clone = pickle.loads(pickle.dumps(shard))
+    assert clone.scorer.model_version == shard.scorer.model_version and len(clone.join) == len(shard.join) == 20
+
+
+def test_a_payment_record_is_built_from_the_decoded_event() -> None:
+    payment = payment_of(purchase_event(0.0, "O-1"))
+    assert payment is not None
+    item = Scoring(payment, None, "ev-O-1", payment.ts)
+    assert item.payment_id == "O-1" and item.features == {}
