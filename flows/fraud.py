@@ -144,7 +144,7 @@ class Shards:
 def build_flow(settings: Settings, generation: str = "") -> Dataflow:
     """Payments, labels, till actions, shrink and dead letters in; scores, model documents and alerts out."""
     flow = Dataflow(FLOW)
-    shards = Shards(settings.fraud_shards)
+    shards = Shards(settings.fraud.shards)
     source_topics = {settings.topic(t): t for t in (Topic.POS, Topic.CLICKSTREAM, Topic.INVENTORY, Topic.LABELS,
                                                     Topic.DLQ)}  # fmt: skip
     raw = op.input("fraud_in", flow, kafka_source(settings, list(source_topics)))
@@ -308,8 +308,8 @@ class CardStage:
 
     def __init__(self, settings: Settings, shards: Shards) -> None:
         self.shards = shards
-        self.max_cards = settings.fraud_max_entities
-        self.max_ids = settings.fraud_dedup_ids
+        self.max_cards = settings.fraud.max_entities
+        self.max_ids = settings.fraud.dedup_ids
 
     def __call__(self, resume: bytes | None) -> _Stage:
         logic = _CardLogic(_resume(resume, lambda: CardState(self.max_cards, self.max_ids)))
@@ -354,7 +354,7 @@ class ShopperStage:
 
     def __init__(self, settings: Settings, shards: Shards) -> None:
         self.shards = shards
-        self.max_users = settings.fraud_max_entities
+        self.max_users = settings.fraud.max_entities
 
     def __call__(self, resume: bytes | None) -> _Stage:
         logic = _ShopperLogic(_resume(resume, lambda: EntityCache[ShopperHistory](self.max_users)))
@@ -399,8 +399,8 @@ class RegisterStage:
 
     def __call__(self, resume: bytes | None) -> _Stage:
         watch = _watch(self.settings)
-        state = _resume(resume, lambda: RegisterState(watch.current(), self.settings.fraud_alert_quiet_s,
-                                                      self.settings.fraud_max_entities))  # fmt: skip
+        state = _resume(resume, lambda: RegisterState(watch.current(), self.settings.fraud.alert_quiet_s,
+                                                      self.settings.fraud.max_entities))  # fmt: skip
         logic = _RegisterLogic(state)
         logic.shards, logic.watch = self.shards, watch
         return logic
@@ -466,13 +466,13 @@ class ScorerStage:
         watch = _watch(settings)
 
         def fresh() -> ScorerState:
-            join = LabelJoin(presume_legit_after_s=settings.fraud_label_retention_s,
-                             retention_s=settings.fraud_label_retention_s,
-                             max_entries=settings.fraud_label_max_pending)  # fmt: skip
+            join = LabelJoin(presume_legit_after_s=settings.fraud.label_retention_s,
+                             retention_s=settings.fraud.label_retention_s,
+                             max_entries=settings.fraud.label_max_pending)  # fmt: skip
             return ScorerState(FraudScorer(watch.current()), join)
 
         logic = _ScorerLogic(_resume(resume, fresh))
-        logic.watch, logic.ttl_s, logic.shards = watch, settings.fraud_score_ttl_s, self.shards
+        logic.watch, logic.ttl_s, logic.shards = watch, settings.fraud.score_ttl_s, self.shards
         return logic
 
 
@@ -607,8 +607,8 @@ class FraudAlertStage:
 
     def __call__(self, resume: bytes | None) -> _Stage:
         watch = _watch(self.settings)
-        state = _resume(resume, lambda: FraudAlertState(watch.current(), self.settings.fraud_alert_quiet_s,
-                                                        self.settings.fraud_max_entities))  # fmt: skip
+        state = _resume(resume, lambda: FraudAlertState(watch.current(), self.settings.fraud.alert_quiet_s,
+                                                        self.settings.fraud.max_entities))  # fmt: skip
         logic = _FraudAlertLogic(state)
         logic.watch = watch
         return logic
@@ -646,8 +646,8 @@ class OpsState:
     """
 
     def __init__(self, settings: Settings) -> None:
-        self.pulse = SalesPulse(store_min_silence_s=settings.ops_silence_store_s,
-                                register_min_silence_s=settings.ops_silence_register_s)  # fmt: skip
+        self.pulse = SalesPulse(store_min_silence_s=settings.ops.silence_store_s,
+                                register_min_silence_s=settings.ops.silence_register_s)  # fmt: skip
         self.shrink = ShrinkWatch()
         self.dead_letters = DeadLetterRate()
         self.clock = float("-inf")
@@ -663,7 +663,7 @@ class OpsStage:
 
     def __call__(self, resume: bytes | None) -> _Stage:
         logic = _OpsLogic(_resume(resume, lambda: OpsState(self.settings)))
-        logic.tick_s = self.settings.ops_tick_s
+        logic.tick_s = self.settings.ops.tick_s
         return logic
 
 
@@ -704,8 +704,8 @@ _ENTITIES = StateEntities(FLOW)
 
 
 def _watch(settings: Settings) -> RulesWatch:
-    return rules_watch(settings.fraud_rules_path, settings.fraud_rules_check_s, settings.fraud_review_threshold,
-                       settings.fraud_block_threshold)  # fmt: skip
+    return rules_watch(settings.fraud.rules_path, settings.fraud.rules_check_s, settings.fraud.review_threshold,
+                       settings.fraud.block_threshold)  # fmt: skip
 
 
 __all__ = ["FLOW", "build_flow"]

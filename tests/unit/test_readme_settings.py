@@ -72,19 +72,19 @@ def rows() -> dict[str, tuple[str, str]]:
 
 
 def test_every_setting_has_a_row(rows: dict[str, tuple[str, str]]) -> None:
-    missing = [env_name(field, info) for field, info in Settings.model_fields.items()]
+    missing = [env_name(field, info) for field, info in Settings.flat_fields().items()]
     missing = [name for name in missing if name not in rows]
     assert not missing, f"README.md's configuration table lacks {missing}"
 
 
 def test_every_row_is_a_setting(rows: dict[str, tuple[str, str]]) -> None:
-    known = {env_name(field, info) for field, info in Settings.model_fields.items()}
+    known = {env_name(field, info) for field, info in Settings.flat_fields().items()}
     stale = sorted(set(rows) - known)
     assert not stale, f"README.md documents variables that no setting reads: {stale}"
 
 
 def test_rows_give_the_default_and_a_meaning(rows: dict[str, tuple[str, str]]) -> None:
-    for field, info in Settings.model_fields.items():
+    for field, info in Settings.flat_fields().items():
         name = env_name(field, info)
         if name not in rows:
             continue  # reported by test_every_setting_has_a_row
@@ -98,7 +98,7 @@ def test_rows_give_the_default_and_a_meaning(rows: dict[str, tuple[str, str]]) -
 def test_a_missing_row_is_detected() -> None:
     """The parser sees only the Configuration section, so a variable elsewhere does not count."""
     text = README.read_text()
-    name = env_name("log_level", Settings.model_fields["log_level"])
+    name = env_name("log_level", Settings.flat_fields()["log_level"])
     assert name in configuration_rows(text)
     without = "\n".join(line for line in text.splitlines() if not line.startswith(f"| `{name}`"))
     assert name not in configuration_rows(without + f"\n## Elsewhere\n| `{name}` | `WARNING` | Moved. |\n")
