@@ -22,7 +22,7 @@ from state import keys
 
 def create_app(redis_url: str | None = None) -> FastAPI:
     """The baseline app on `redis_url` (default: `OMNISTREAM_REDIS_URL`)."""
-    url = redis_url or settings_or_exit().redis_url
+    url = redis_url or settings_or_exit().redis.url
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -133,7 +133,7 @@ def _names(settings: Settings) -> dict[Topic, str]:
 
 def _settings(base: Settings, prefix: str, workdir: Path) -> Settings:
     settings = base.model_copy(update={"topic_prefix": prefix, "recovery_dir": workdir / prefix})
-    create_topics(settings.kafka_brokers, settings.topic_prefix, settings.topic_partitions)
+    create_topics(settings.kafka.brokers, settings.topic.prefix, settings.topic.partitions)
     return settings
 
 
@@ -151,9 +151,9 @@ def throughput(base: Settings, workdir: Path, n_payments: int) -> dict[str, Any]
     empty = _settings(base, "empty.", workdir)
     startup_s = min(_run_to_end(empty, workdir / "empty.log") for _ in range(2))
     settings = _settings(base, "tput.", workdir)
-    published = KafkaPublisher(settings.kafka_brokers).publish(PaymentStream(7).records(n_payments), _names(settings))
+    published = KafkaPublisher(settings.kafka.brokers).publish(PaymentStream(7).records(n_payments), _names(settings))
     total_s = _run_to_end(settings, workdir / "tput.log")
-    scored = _count_scores(settings.redis_url)
+    scored = _count_scores(settings.redis.url)
     return {
         "payments": n_payments,
         "published": {t.value: n for t, n in published.items()},
@@ -172,14 +172,14 @@ def _count_scores(redis_url: str) -> int:
 
 def alert_latency(base: Settings, workdir: Path, rate: float, duration_s: float) -> dict[str, Any]:
     settings = _settings(base, "live.", workdir)
-    client = redis.Redis.from_url(settings.redis_url)
+    client = redis.Redis.from_url(settings.redis.url)
     client.delete(keys.alerts_stream())
     arrivals: dict[str, float] = {}
     stop = threading.Event()
 
     def watch() -> None:
         last = "0-0"
-        reader = redis.Redis.from_url(settings.redis_url, socket_timeout=5)
+        reader = redis.Redis.from_url(settings.redis.url, socket_timeout=5)
         while not stop.is_set():
             for _, entries in reader.xread({keys.alerts_stream(): last}, block=200) or []:
                 now = time.time()
@@ -197,7 +197,7 @@ def alert_latency(base: Settings, workdir: Path, rate: float, duration_s: float)
     run = start_flow("fraud", settings, stdout=log, stderr=log)
     published_at: dict[str, float] = {}
     stream = PaymentStream(11)
-    producer = KafkaPublisher(settings.kafka_brokers)._producer
+    producer = KafkaPublisher(settings.kafka.brokers)._producer
     names = _names(settings)
     try:
         time.sleep(3.0)  # the flow's start-up
@@ -271,8 +271,8 @@ def soak(base: Settings, workdir: Path, n_events: int) -> dict[str, Any]:
         "rss_mb_max": max(rss, default=0.0),
         "rss_mb_first_quarter_max": max(rss[:quarter], default=0.0),
         "rss_mb_last_quarter_max": max(rss[-quarter:], default=0.0),
-        "budget_mb": settings.fraud_memory_budget_mb,
-        "within_budget": max(rss, default=0.0) <= settings.fraud_memory_budget_mb,
+        "budget_mb": settings.fraud.memory_budget_mb,
+        "within_budget": max(rss, default=0.0) <= settings.fraud.memory_budget_mb,
         "samples": samples[:: max(1, len(samples) // 40)],
     }
 

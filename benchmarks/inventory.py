@@ -95,9 +95,9 @@ def freeze_gc() -> None:
 
 def raw_ceiling(settings: Settings, expected: int) -> float:
     """(a): consume every partition of the flow's topics and parse each value, events/s."""
-    consumer = Consumer({"bootstrap.servers": settings.kafka_brokers, "group.id": "bench-raw",
+    consumer = Consumer({"bootstrap.servers": settings.kafka.brokers, "group.id": "bench-raw",
                          "enable.auto.commit": False, "enable.partition.eof": True})  # fmt: skip
-    parts = [TopicPartition(settings.topic(t), p, 0) for t in FLOW_TOPICS for p in range(settings.topic_partitions)]
+    parts = [TopicPartition(settings.topic(t), p, 0) for t in FLOW_TOPICS for p in range(settings.topic.partitions)]
     consumer.assign(parts)
     started = time.perf_counter()
     seen = eofs = 0
@@ -123,9 +123,9 @@ def median_run(runs: list[dict[str, float]]) -> dict[str, Any]:
 
 def flow_throughput(settings: Settings, n_events: int) -> dict[str, float]:
     """(b): run the flow over the published backlog; rate from its first Redis write to its exit."""
-    client = redis.Redis.from_url(settings.redis_url)
+    client = redis.Redis.from_url(settings.redis.url)
     client.flushdb()
-    shutil.rmtree(settings.recovery_dir, ignore_errors=True)
+    shutil.rmtree(settings.recovery.dir, ignore_errors=True)
     started = time.perf_counter()
     run = start_flow("inventory", settings.model_copy(update={"flow_stop_at_end": True}),
                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
@@ -146,10 +146,10 @@ class Probe:
     """Receipts for fresh SKUs, timed from publication until their stock is readable in Redis."""
 
     def __init__(self, settings: Settings) -> None:
-        self._producer = Producer({"bootstrap.servers": settings.kafka_brokers, "linger.ms": 0})
+        self._producer = Producer({"bootstrap.servers": settings.kafka.brokers, "linger.ms": 0})
         self._topic = settings.topic(Topic.INVENTORY)
         self._count = 0
-        self._writes = KeyWrites(settings.redis_url, keys.stock("PROBE-*"))
+        self._writes = KeyWrites(settings.redis.url, keys.stock("PROBE-*"))
 
     def send(self) -> tuple[str, float]:
         self._count += 1
@@ -179,7 +179,7 @@ class BrokerProbe(Probe):
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
-        self._consumer = Consumer({"bootstrap.servers": settings.kafka_brokers, "group.id": "omnistream-bench",
+        self._consumer = Consumer({"bootstrap.servers": settings.kafka.brokers, "group.id": "omnistream-bench",
                                    "enable.auto.commit": False, **fetch_config(settings)})  # fmt: skip
         topics = [settings.topic(t) for t in FLOW_TOPICS]
         metadata = self._consumer.list_topics(timeout=30).topics
@@ -204,9 +204,9 @@ class BrokerProbe(Probe):
 
 
 def _tailing_flow(settings: Settings) -> tuple[FlowRun, Probe]:
-    redis.Redis.from_url(settings.redis_url).flushdb()
-    shutil.rmtree(settings.recovery_dir, ignore_errors=True)  # type: ignore[arg-type]
-    with open(settings.recovery_dir.with_suffix(".log"), "wb") as log:  # type: ignore[union-attr]
+    redis.Redis.from_url(settings.redis.url).flushdb()
+    shutil.rmtree(settings.recovery.dir, ignore_errors=True)  # type: ignore[arg-type]
+    with open(settings.recovery.dir.with_suffix(".log"), "wb") as log:  # type: ignore[union-attr]
         run = start_flow("inventory", settings, stdout=log, stderr=log)  # the child keeps its own descriptor
     probe = Probe(settings)
     probe.round_trip()  # start-up is not lag
@@ -216,7 +216,7 @@ def _tailing_flow(settings: Settings) -> tuple[FlowRun, Probe]:
 def _offer(settings: Settings, records: list[tuple[Topic, bytes | None, bytes]], rate: float | None,
            linger_ms: int | None = None) -> None:  # fmt: skip
     """Publish `records` with the simulator's publisher: its defaults, unless `linger_ms` overrides its batching."""
-    publisher = KafkaPublisher(settings.kafka_brokers, None if linger_ms is None else {"linger.ms": linger_ms})
+    publisher = KafkaPublisher(settings.kafka.brokers, None if linger_ms is None else {"linger.ms": linger_ms})
     publisher.publish((SimRecord(t, k, v) for t, k, v in records), {t: settings.topic(t) for t in FLOW_TOPICS},
                       rate=rate)  # fmt: skip
 
@@ -385,7 +385,7 @@ def main() -> None:
     try:
         base = Settings(kafka_brokers=broker.address, redis_url=store.address, topic_prefix="bench.",
                         topic_partitions=4, recovery_dir=workdir / "recovery", flow_metrics_port=0)  # fmt: skip
-        create_topics(base.kafka_brokers, base.topic_prefix, base.topic_partitions)
+        create_topics(base.kafka.brokers, base.topic.prefix, base.topic.partitions)
         console.print(f"generating {args.events:,} events ...")
         records = workload_records(args.events, args.seed)
         freeze_gc()
@@ -403,7 +403,7 @@ def main() -> None:
         one, two = median_run(one_runs), median_run(two_runs)
 
         console.print("(d) API against the bare route ...")
-        client = redis.Redis.from_url(base.redis_url)
+        client = redis.Redis.from_url(base.redis.url)
         skus = sorted(k.decode().split("{", 1)[1].rstrip("}") for k in client.scan_iter(keys.stock("*"), count=1000))
         api = api_comparison(base, skus[:2000], args.api_seconds, args.connections, args.api_rounds)
 
@@ -414,7 +414,7 @@ def main() -> None:
             n = next(fresh)
             fresh_settings = base.model_copy(update={"topic_prefix": f"live{n}.", "redis_url": store.address[:-1] + "2",
                                                      "recovery_dir": workdir / f"recovery-live{n}"})  # fmt: skip
-            create_topics(fresh_settings.kafka_brokers, fresh_settings.topic_prefix, fresh_settings.topic_partitions)
+            create_topics(fresh_settings.kafka.brokers, fresh_settings.topic.prefix, fresh_settings.topic.partitions)
             return fresh_settings
 
         live = live_throughput(fresh_topics(), records)

@@ -162,7 +162,7 @@ def simulated_clickstream(n_events: int, seed: int, n_skus: int) -> list[Record]
 
 
 def publish(settings: Settings, records: Iterator[Record] | list[Record], rate: float | None = None) -> int:
-    publisher = KafkaPublisher(settings.kafka_brokers, {"linger.ms": 20})
+    publisher = KafkaPublisher(settings.kafka.brokers, {"linger.ms": 20})
     counts = publisher.publish((SimRecord(t, k, v) for t, k, v in records),
                                {t: settings.topic(t) for t in Topic}, rate=rate)  # fmt: skip
     return sum(counts.values())
@@ -181,9 +181,9 @@ def vm_rss_mb(pid: int) -> float | None:
 
 def flow_run(settings: Settings, n_events: int, sample_rss: bool = False) -> dict[str, Any]:
     """Run the recommend flow over the published backlog; rate from its first Redis write to its exit."""
-    client = redis.Redis.from_url(settings.redis_url)
+    client = redis.Redis.from_url(settings.redis.url)
     client.flushdb()
-    shutil.rmtree(settings.recovery_dir, ignore_errors=True)  # type: ignore[arg-type]
+    shutil.rmtree(settings.recovery.dir, ignore_errors=True)  # type: ignore[arg-type]
     started = time.perf_counter()
     run = start_flow("recommend", settings.model_copy(update={"flow_stop_at_end": True}),
                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
@@ -215,10 +215,10 @@ class ProfileProbe:
     """Views of fresh sessions, timed from publication until the session's profile is written."""
 
     def __init__(self, settings: Settings) -> None:
-        self._producer = Producer({"bootstrap.servers": settings.kafka_brokers, "linger.ms": 0})
+        self._producer = Producer({"bootstrap.servers": settings.kafka.brokers, "linger.ms": 0})
         self._topic = settings.topic(Topic.CLICKSTREAM)
         self._count = 0
-        self._writes = KeyWrites(settings.redis_url, keys.rec_profile("s:PROBE-*"))
+        self._writes = KeyWrites(settings.redis.url, keys.rec_profile("s:PROBE-*"))
 
     def round_trip(self, ts: float, timeout_s: float = 60.0) -> float:
         self._count += 1
@@ -233,9 +233,9 @@ class ProfileProbe:
 
 def freshness(settings: Settings, rate: float, duration_s: float, seed: int) -> dict[str, Any]:
     """(b): probes while the clickstream is offered at `rate` to a tailing flow."""
-    redis.Redis.from_url(settings.redis_url).flushdb()
-    shutil.rmtree(settings.recovery_dir, ignore_errors=True)  # type: ignore[arg-type]
-    log_path = Path(str(settings.recovery_dir) + ".log")
+    redis.Redis.from_url(settings.redis.url).flushdb()
+    shutil.rmtree(settings.recovery.dir, ignore_errors=True)  # type: ignore[arg-type]
+    log_path = Path(str(settings.recovery.dir) + ".log")
     with open(log_path, "wb") as log:
         run: FlowRun = start_flow("recommend", settings, stdout=log, stderr=log)
     try:
@@ -262,7 +262,7 @@ def freshness(settings: Settings, rate: float, duration_s: float, seed: int) -> 
 
 def seed_stock(settings: Settings, n_skus: int) -> None:
     """Stock for every SKU at every location (sellable sets included), written as the inventory flow writes it."""
-    writer = StockWriter(redis.Redis.from_url(settings.redis_url), generation="bench")
+    writer = StockWriter(redis.Redis.from_url(settings.redis.url), generation="bench")
     batch = []
     for n in range(n_skus):
         locations = tuple(LocationStock(loc, 0 if (n + i) % 7 == 0 else 20, 0, 0.0) for i, loc in enumerate(LOCATIONS))
@@ -336,11 +336,11 @@ def main() -> None:
     try:
         base = Settings(kafka_brokers=broker.address, redis_url=store.address, topic_prefix="rb.",
                         topic_partitions=4, recovery_dir=workdir / "recovery", flow_metrics_port=0)  # fmt: skip
-        result["settings"] = {k: v for k, v in base.model_dump().items() if k.startswith("rec_")} | {
+        result["settings"] = {k: v for k, v in base.flat_values().items() if k.startswith("rec_")} | {
             "snapshot_interval_s": base.snapshot_interval_s,
-            "kafka_batch_size": base.kafka_batch_size,
+            "kafka_batch_size": base.kafka.batch_size,
         }
-        create_topics(base.kafka_brokers, base.topic_prefix, base.topic_partitions)
+        create_topics(base.kafka.brokers, base.topic.prefix, base.topic.partitions)
         if "flow" in parts:
             console.print(f"(a) publishing {args.events:,} simulated clickstream events over {args.skus:,} SKUs ...")
             records = simulated_clickstream(args.events, seed=7, n_skus=args.skus)
@@ -352,13 +352,13 @@ def main() -> None:
         if "fresh" in parts:
             console.print(f"(b) freshness at {args.fresh_rate:,.0f} events/s offered ...")
             fresh = base.model_copy(update={"topic_prefix": "rbf.", "recovery_dir": workdir / "recovery-f"})
-            create_topics(fresh.kafka_brokers, fresh.topic_prefix, fresh.topic_partitions)
+            create_topics(fresh.kafka.brokers, fresh.topic.prefix, fresh.topic.partitions)
             result["freshness"] = freshness(fresh, args.fresh_rate, args.fresh_seconds, seed=11)
             console.print(f"    {result['freshness']}")
         if "api" in parts:
             console.print("(c) API: state from a flow run, then the route against the bare one ...")
             api = base.model_copy(update={"topic_prefix": "rba.", "recovery_dir": workdir / "recovery-a"})
-            create_topics(api.kafka_brokers, api.topic_prefix, api.topic_partitions)
+            create_topics(api.kafka.brokers, api.topic.prefix, api.topic.partitions)
             publish(api, Clickstream(n_skus=args.skus, seed=5).records(min(args.events, 200_000)))
             flow_run(api, 1)
             seed_stock(api, args.skus)
@@ -372,14 +372,14 @@ def main() -> None:
             console.print(f"(d) soak: {args.soak_events:,} events, catalog growing {args.soak_growth} SKU/event ...")
             soak = base.model_copy(update={"topic_prefix": "rbs.", "recovery_dir": workdir / "recovery-s",
                                            "topic_partitions": 4})  # fmt: skip
-            create_topics(soak.kafka_brokers, soak.topic_prefix, soak.topic_partitions)
+            create_topics(soak.kafka.brokers, soak.topic.prefix, soak.topic.partitions)
             stream = Clickstream(seed=9, n_skus=args.skus, growth=args.soak_growth)
             n = publish(soak, stream.records(args.soak_events))
             run = flow_run(soak, n, sample_rss=True)
             result["soak"] = {"events": args.soak_events, "records": n, "final_skus": args.skus + int(
-                args.soak_events * args.soak_growth), "budget_mb": soak.rec_soak_rss_budget_mb,
-                "within_budget": run["rss_max_mb"] < soak.rec_soak_rss_budget_mb} | run  # fmt: skip
-            console.print(f"    max RSS {run['rss_max_mb']:,.0f} MiB of {soak.rec_soak_rss_budget_mb:,.0f};"
+                args.soak_events * args.soak_growth), "budget_mb": soak.rec.soak_rss_budget_mb,
+                "within_budget": run["rss_max_mb"] < soak.rec.soak_rss_budget_mb} | run  # fmt: skip
+            console.print(f"    max RSS {run['rss_max_mb']:,.0f} MiB of {soak.rec.soak_rss_budget_mb:,.0f};"
                           f" {run['events_per_s']:,.0f} events/s")  # fmt: skip
     finally:
         broker.stop()

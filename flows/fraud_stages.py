@@ -193,7 +193,7 @@ class _Logic(StatefulBatchLogic[list[Any], Routed, bytes]):
 
     def __init__(self, shard: Any, settings: Settings) -> None:
         self.shard = shard
-        self.router: ShardRouter[FraudStage, Any] = ShardRouter(settings.fraud_shards)
+        self.router: ShardRouter[FraudStage, Any] = ShardRouter(settings.fraud.shards)
 
     def snapshot(self) -> bytes:
         return pickle.dumps(self.shard, protocol=pickle.HIGHEST_PROTOCOL)
@@ -210,8 +210,8 @@ def _resume(resume: bytes | None, make: Callable[[], S]) -> S:
 
 
 def _watch(settings: Settings) -> RulesWatch:
-    return rules_watch(settings.fraud_rules_path, settings.fraud_rules_check_s, settings.fraud_review_threshold,
-                       settings.fraud_block_threshold)  # fmt: skip
+    return rules_watch(settings.fraud.rules_path, settings.fraud.rules_check_s, settings.fraud.review_threshold,
+                       settings.fraud.block_threshold)  # fmt: skip
 
 
 class CardStage:
@@ -222,7 +222,7 @@ class CardStage:
 
     def __call__(self, resume: bytes | None) -> _Logic:
         s = self.settings
-        return _CardLogic(_resume(resume, lambda: CardShard(s.fraud_max_entities, s.fraud_dedup_ids)), s)
+        return _CardLogic(_resume(resume, lambda: CardShard(s.fraud.max_entities, s.fraud.dedup_ids)), s)
 
 
 class _CardLogic(_Logic):
@@ -247,7 +247,7 @@ class ShopperStage:
         self.settings = settings
 
     def __call__(self, resume: bytes | None) -> _Logic:
-        return _ShopperLogic(_resume(resume, lambda: ShopperShard(self.settings.fraud_max_entities)), self.settings)
+        return _ShopperLogic(_resume(resume, lambda: ShopperShard(self.settings.fraud.max_entities)), self.settings)
 
 
 class _ShopperLogic(_Logic):
@@ -270,7 +270,7 @@ class RegisterStage:
 
     def __call__(self, resume: bytes | None) -> _Logic:
         s, watch = self.settings, _watch(self.settings)
-        shard = _resume(resume, lambda: RegisterShard(watch.current(), s.fraud_alert_quiet_s, s.fraud_max_entities))
+        shard = _resume(resume, lambda: RegisterShard(watch.current(), s.fraud.alert_quiet_s, s.fraud.max_entities))
         logic = _RegisterLogic(shard, s)
         logic.watch = watch
         return logic
@@ -298,12 +298,12 @@ class ScorerStage:
         s, watch = self.settings, _watch(self.settings)
 
         def fresh() -> ScorerShard:
-            join = LabelJoin(presume_legit_after_s=s.fraud_label_retention_s, retention_s=s.fraud_label_retention_s,
-                             max_entries=s.fraud_label_max_pending)  # fmt: skip
-            return ScorerShard(FraudScorer(watch.current(), mode=s.fraud_scorer_mode), join)
+            join = LabelJoin(presume_legit_after_s=s.fraud.label_retention_s, retention_s=s.fraud.label_retention_s,
+                             max_entries=s.fraud.label_max_pending)  # fmt: skip
+            return ScorerShard(FraudScorer(watch.current(), mode=s.fraud.scorer_mode), join)
 
         logic = _ScorerLogic(_resume(resume, fresh), s)
-        logic.watch, logic.ttl_s, logic.shards = watch, s.fraud_score_ttl_s, s.fraud_shards
+        logic.watch, logic.ttl_s, logic.shards = watch, s.fraud.score_ttl_s, s.fraud.shards
         return logic
 
 
@@ -383,7 +383,7 @@ class FraudAlertStage:
 
     def __call__(self, resume: bytes | None) -> _Logic:
         s, watch = self.settings, _watch(self.settings)
-        desk = _resume(resume, lambda: FraudAlertDesk(watch.current(), s.fraud_alert_quiet_s, s.fraud_max_entities))
+        desk = _resume(resume, lambda: FraudAlertDesk(watch.current(), s.fraud.alert_quiet_s, s.fraud.max_entities))
         logic = _FraudAlertLogic(desk, s)
         logic.watch = watch
         return logic
@@ -407,8 +407,8 @@ class OpsStage:
 
     def __call__(self, resume: bytes | None) -> _Logic:
         s = self.settings
-        logic = _OpsLogic(_resume(resume, lambda: OperationsDesk(s.ops_silence_store_s, s.ops_silence_register_s)), s)
-        logic.tick_s = s.ops_tick_s
+        logic = _OpsLogic(_resume(resume, lambda: OperationsDesk(s.ops.silence_store_s, s.ops.silence_register_s)), s)
+        logic.tick_s = s.ops.tick_s
         return logic
 
 

@@ -31,7 +31,7 @@ def fetch_config(settings: Settings) -> dict[str, str]:
     the local broker answers only then, so librdkafka's 500 ms default showed
     up directly as end-to-end lag.
     """
-    return {"fetch.wait.max.ms": str(settings.kafka_fetch_wait_ms)}
+    return {"fetch.wait.max.ms": str(settings.kafka.fetch_wait_ms)}
 
 
 class KafkaRecord(NamedTuple):
@@ -193,5 +193,5 @@ class KafkaPartitions(FixedPartitionedSource[KafkaRecord, int]):
 
 def kafka_source(settings: Settings, topics: list[str]) -> KafkaPartitions:
     """The input of every flow: `topics` on `settings`' brokers, tailed or read to the end."""
-    return KafkaPartitions(settings.kafka_brokers, topics, stop_at_end=settings.flow_stop_at_end,
-                           batch_size=settings.kafka_batch_size, consumer_config=fetch_config(settings))  # fmt: skip
+    return KafkaPartitions(settings.kafka.brokers, topics, stop_at_end=settings.flow.stop_at_end,
+                           batch_size=settings.kafka.batch_size, consumer_config=fetch_config(settings))  # fmt: skip

@@ -28,7 +28,7 @@ from omnistream.settings import Settings
 def settings_env(settings: Settings) -> dict[str, str]:
     """`settings` as `OMNISTREAM_*` variables, so a child process reads the same configuration."""
     env: dict[str, str] = {}
-    for name, value in settings.model_dump().items():
+    for name, value in settings.flat_values().items():
         env[f"OMNISTREAM_{name.upper()}"] = "" if value is None else str(value)
     return env
 
@@ -145,9 +145,9 @@ def start_flow(
         raise ValueError(f"unknown flow {name!r}; known: {', '.join(FLOWS)}")
     base = [sys.executable, "-m", "flows.run", name]
     env = {**os.environ, **settings_env(settings)}
-    if recovery and settings.recovery_dir is not None:
+    if recovery and settings.recovery.dir is not None:
         # Created here, once, before the processes start; each process then reads its generation.
-        ensure_recovery(flow_recovery_dir(settings.recovery_dir, name), settings.recovery_partitions,
+        ensure_recovery(flow_recovery_dir(settings.recovery.dir, name), settings.recovery.partitions,
                         STATE_FORMATS[name])  # fmt: skip
     else:
         base.append("--no-recovery")

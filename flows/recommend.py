@@ -75,7 +75,7 @@ def build_flow(settings: Settings, generation: str = "") -> Dataflow:
     flow = Dataflow(FLOW)
     source_topics = {settings.topic(t): t for t in INPUT_TOPICS}
     raw = op.input("recommend_in", flow, kafka_source(settings, list(source_topics)))
-    decoded = op.flat_map_batch("decode", raw, Decoder(source_topics, settings.rec_shards).decode_batch)
+    decoded = op.flat_map_batch("decode", raw, Decoder(source_topics, settings.rec.shards).decode_batch)
     split = op.branch("is_dead_letter", decoded, is_dead_letter)
     routed = op.branch("to_catalog", split.falses, routed_to(CATALOG))
     catalog_out = op.stateful_batch("catalog", routed.trues, CatalogLogic(settings))  # type: ignore[arg-type]
@@ -190,9 +190,9 @@ class CatalogLogic:
     """Builds the catalog step: stamps interactions with their SKU's category, drops withdrawn SKUs' ones."""
 
     def __init__(self, settings: Settings) -> None:
-        self.capacity = max(1, settings.rec_catalog_capacity // settings.rec_shards)
-        self.shards = settings.rec_shards
-        self.shopper_shard = ShardKeys(SHOPPERS, settings.rec_shards)
+        self.capacity = max(1, settings.rec.catalog_capacity // settings.rec.shards)
+        self.shards = settings.rec.shards
+        self.shopper_shard = ShardKeys(SHOPPERS, settings.rec.shards)
 
     def __call__(self, resume: bytes | None) -> _CatalogStep:
         # OrderedDict(...) also takes the plain dict of snapshots from before it, in the same order.
@@ -260,12 +260,12 @@ class ShopperLogic:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.shards = settings.rec_shards
-        self.capacity = max(1, settings.rec_actor_capacity // settings.rec_shards)
-        self.profile_ttl_s = settings.rec_profile_ttl_s
+        self.shards = settings.rec.shards
+        self.capacity = max(1, settings.rec.actor_capacity // settings.rec.shards)
+        self.profile_ttl_s = settings.rec.profile_ttl_s
         self.kind_weights = DEFAULT_KIND_WEIGHTS
-        self.neighbour_shard = ShardKeys(NEIGHBOURS, settings.rec_shards)
-        self.trending_shard = ShardKeys(TRENDING, settings.rec_shards)
+        self.neighbour_shard = ShardKeys(NEIGHBOURS, settings.rec.shards)
+        self.trending_shard = ShardKeys(TRENDING, settings.rec.shards)
 
     def __call__(self, resume: bytes | None) -> _ShopperStep:
         shard: ThrottledShard[Shopper] = pickle.loads(resume) if resume else ThrottledShard(self.capacity, 0.0)
@@ -277,9 +277,9 @@ class ShopperLogic:
         # (`event_id`, SKU) seen within `dedup_window_s` (at least an hour). Their own windows (same key,
         # shorter) could never drop anything more, a double click included (two event ids), so they are
         # off: one fingerprint and one remembered id per interaction instead of three.
-        profile = ShopperProfile(actor, s.rec_profile_recent, s.rec_profile_half_life_s, dedup_window_s=0)
-        trail = SessionTrail(s.rec_trail_window_s, s.rec_trail_items, 0, position_decay=s.rec_position_decay)
-        return Shopper(actor, profile, trail, s.dedup_window_s, s.rec_feedback_window_s)
+        profile = ShopperProfile(actor, s.rec.profile_recent, s.rec.profile_half_life_s, dedup_window_s=0)
+        trail = SessionTrail(s.rec.trail_window_s, s.rec.trail_items, 0, position_decay=s.rec.position_decay)
+        return Shopper(actor, profile, trail, s.dedup_window_s, s.rec.feedback_window_s)
 
 
 class _ShopperStep(_PickledStep):
@@ -397,12 +397,12 @@ class NeighbourLogic:
     """Builds the neighbours step: time-decayed co-visitation per SKU, top-N written throttled."""
 
     def __init__(self, settings: Settings) -> None:
-        self.capacity = max(1, settings.rec_item_capacity // settings.rec_shards)
-        self.interval_s = settings.rec_neighbours_write_interval_s
-        self.published = settings.rec_neighbours_published
-        self.ttl_s = settings.rec_doc_ttl_s
-        self.half_life_s = settings.rec_neighbours_half_life_s
-        self.neighbours_capacity = settings.rec_neighbours_capacity
+        self.capacity = max(1, settings.rec.item_capacity // settings.rec.shards)
+        self.interval_s = settings.rec.neighbours_write_interval_s
+        self.published = settings.rec.neighbours_published
+        self.ttl_s = settings.rec.doc_ttl_s
+        self.half_life_s = settings.rec.neighbours_half_life_s
+        self.neighbours_capacity = settings.rec.neighbours_capacity
         self.key_of = keys.rec_neighbours
 
     def __call__(self, resume: bytes | None) -> _ThrottledStep:
@@ -423,16 +423,16 @@ class TrendingLogic:
 
     def __init__(self, settings: Settings) -> None:
         self.capacity = 1 << 30  # scopes are categories, locations, channels: few; each Trending is bounded
-        self.interval_s = settings.rec_trending_write_interval_s
-        self.published = settings.rec_trending_published
-        self.ttl_s = settings.rec_doc_ttl_s
-        self.trending_capacity = settings.rec_trending_capacity
+        self.interval_s = settings.rec.trending_write_interval_s
+        self.published = settings.rec.trending_published
+        self.ttl_s = settings.rec.doc_ttl_s
+        self.trending_capacity = settings.rec.trending_capacity
         self.half_lives = {
-            "cat": settings.rec_trending_half_life_category_s,
-            "loc": settings.rec_trending_half_life_location_s,
-            "ch": settings.rec_trending_half_life_channel_s,
+            "cat": settings.rec.trending_half_life_category_s,
+            "loc": settings.rec.trending_half_life_location_s,
+            "ch": settings.rec.trending_half_life_channel_s,
         }
-        self.global_half_life_s = settings.rec_trending_half_life_global_s
+        self.global_half_life_s = settings.rec.trending_half_life_global_s
         self.key_of = keys.rec_trending
 
     def __call__(self, resume: bytes | None) -> _ThrottledStep:
@@ -471,8 +471,8 @@ class ExperimentLogic:
     and trains the ranker on labelled examples (weights written at most every `rec_trending_write_interval_s`)."""
 
     def __init__(self, settings: Settings) -> None:
-        self.learning_rate = settings.rec_ranker_learning_rate
-        self.interval_s = settings.rec_trending_write_interval_s
+        self.learning_rate = settings.rec.ranker_learning_rate
+        self.interval_s = settings.rec.trending_write_interval_s
 
     def __call__(self, resume: bytes | None) -> _ExperimentStep:
         return _ExperimentStep(pickle.loads(resume) if resume else Experiments(self.learning_rate), self)

@@ -39,9 +39,9 @@ def main() -> None:
     settings = settings_or_exit()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     recovery = None
-    if not args.no_recovery and settings.recovery_dir is not None:
-        directory = flow_recovery_dir(settings.recovery_dir, args.flow)
-        generation = ensure_recovery(directory, settings.recovery_partitions, STATE_FORMATS[args.flow])
+    if not args.no_recovery and settings.recovery.dir is not None:
+        directory = flow_recovery_dir(settings.recovery.dir, args.flow)
+        generation = ensure_recovery(directory, settings.recovery.partitions, STATE_FORMATS[args.flow])
         recovery = RecoveryConfig(directory, timedelta(seconds=settings.backup_interval_s))
     else:
         generation = os.environ.get(GENERATION_ENV) or uuid.uuid4().hex[:12]
@@ -51,7 +51,7 @@ def main() -> None:
     gc.set_threshold(100_000, 50, 100)
     gc.freeze()
     flow = importlib.import_module(FLOWS[args.flow]).build_flow(settings, generation)
-    serve_metrics(metrics_port(settings.flow_metrics_port, flow_ordinal(args.flow), args.process_id or 0))
+    serve_metrics(metrics_port(settings.flow.metrics_port, flow_ordinal(args.flow), args.process_id or 0))
     os.environ[PROCESS_INDEX_ENV] = str(args.process_id or 0)
     # Stopping is always safe to do abruptly: every write is flushed within its
     # batch and recovery resumes from the last snapshot. Exiting here avoids

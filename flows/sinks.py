@@ -46,7 +46,7 @@ def _backoff() -> Iterator[float]:
 class _RecordSinkPartition(StatelessSinkPartition[FlowRecord]):
     def __init__(self, flow_name: str, settings: Settings, generation: str) -> None:
         self._flow = flow_name
-        client = connect(settings.redis_url, timeout_s=10.0)
+        client = connect(settings.redis.url, timeout_s=10.0)
         self._client = client
         self._stock = StockWriter(client, generation)
         self._docs = DocWriter(client, generation)
@@ -54,7 +54,7 @@ class _RecordSinkPartition(StatelessSinkPartition[FlowRecord]):
         self._dead_letters = StreamWriter(client, keys.dlq_stream(), generation=generation)
         self._scripts = (*self._stock.scripts, *self._docs.scripts, *self._alerts.scripts, *self._dead_letters.scripts)
         self._producer = Producer(
-            {"bootstrap.servers": settings.kafka_brokers, "enable.idempotence": True, "linger.ms": 5}
+            {"bootstrap.servers": settings.kafka.brokers, "enable.idempotence": True, "linger.ms": 5}
         )
         self._alerts_topic = settings.topic(Topic.ALERTS)
         self._dlq_topic = settings.topic(Topic.DLQ)

@@ -42,22 +42,22 @@ Every error is `{"error": {"code", "message"}}`: 404 `not_found`, 422 `invalid_p
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Open the Redis client for the app's lifetime (no connection yet: `/readyz` tells when Redis answers)."""
     settings: Settings = app.state.settings
-    timeout_s = settings.api_redis_timeout_ms / 1000
-    client = connect_async(settings.redis_url, timeout_s=timeout_s)
+    timeout_s = settings.api.redis_timeout_ms / 1000
+    client = connect_async(settings.redis.url, timeout_s=timeout_s)
     app.state.redis = client
-    app.state.stock_reader = reader_for(client, settings.redis_url, timeout_s)
+    app.state.stock_reader = reader_for(client, settings.redis.url, timeout_s)
     app.state.fraud_reader = FraudReader(client)
     # The alerts stream blocks in XREAD between alerts: its own pool, with a timeout above the block.
-    stream_client = connect_async(settings.redis_url, timeout_s=settings.api_sse_keepalive_s + 5.0)
+    stream_client = connect_async(settings.redis.url, timeout_s=settings.api.sse_keepalive_s + 5.0)
     app.state.stream_redis = stream_client
     # The producer connects in the background: a broker that is down costs requests nothing.
-    publisher = ServedPublisher(settings.kafka_brokers, settings.topic(Topic.REC_SERVED), settings.rec_served_queue_max)
+    publisher = ServedPublisher(settings.kafka.brokers, settings.topic(Topic.REC_SERVED), settings.rec.served_queue_max)
     app.state.metrics.registry.register(publisher)
     app.state.recommender = Recommender(
-        RecReader(client, settings.rec_api_cache_s),
+        RecReader(client, settings.rec.api_cache_s),
         publisher,
-        parse_variants(settings.rec_variants),
-        settings.rec_experiment_salt,
+        parse_variants(settings.rec.variants),
+        settings.rec.experiment_salt,
     )
     # Everything built so far lives as long as the process: keep it out of every garbage
     # collection, whose full passes otherwise walk it on the request path (p99).

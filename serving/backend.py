@@ -33,7 +33,7 @@ class BoundedStockReader(StockReader):
     client
         The API's asyncio Redis client.
     timeout_s
-        Budget of one call, all its round trips included (`Settings.api_redis_timeout_ms`).
+        Budget of one call, all its round trips included (`Settings.api.redis_timeout_ms`).
     """
 
     def __init__(self, client: aioredis.Redis, timeout_s: float) -> None:

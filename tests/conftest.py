@@ -69,5 +69,5 @@ def settings(broker: LocalService, redis_url: str, tmp_path_factory: pytest.Temp
         snapshot_interval_s=0.5,
         flow_metrics_port=0,
     )
-    create_topics(settings.kafka_brokers, settings.topic_prefix, settings.topic_partitions)
+    create_topics(settings.kafka.brokers, settings.topic.prefix, settings.topic.partitions)
     return settings

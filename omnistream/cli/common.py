@@ -66,7 +66,7 @@ def load_settings(**overrides: object) -> Settings:
 
 def recovery_enabled(settings: Settings) -> bool:
     """Whether flows keep Bytewax recovery state (OMNISTREAM_RECOVERY_DIR="" turns it off)."""
-    return settings.recovery_dir is not None
+    return settings.recovery.dir is not None
 
 
 def resolve_topic(name: str, settings: Settings) -> Topic:
@@ -74,18 +74,18 @@ def resolve_topic(name: str, settings: Settings) -> Topic:
     with contextlib.suppress(ValueError):
         return Topic(name)
     with contextlib.suppress(ValueError):
-        return Topic.from_name(name, settings.topic_prefix)
+        return Topic.from_name(name, settings.topic.prefix)
     known = ", ".join(t.value for t in Topic)
-    fail(f"unknown topic {name!r}; expected one of {known}, optionally prefixed with {settings.topic_prefix!r}")
+    fail(f"unknown topic {name!r}; expected one of {known}, optionally prefixed with {settings.topic.prefix!r}")
 
 
 def require_broker(settings: Settings) -> None:
     """Stop with what to do when no broker answers: a command that publishes would otherwise hang."""
     from omnistream.stack import brokers_reachable
 
-    if not brokers_reachable(settings.kafka_brokers):
+    if not brokers_reachable(settings.kafka.brokers):
         fail(
-            f"no Kafka broker answers at {settings.kafka_brokers} (OMNISTREAM_KAFKA_BROKERS); "
+            f"no Kafka broker answers at {settings.kafka.brokers} (OMNISTREAM_KAFKA_BROKERS); "
             "start one with `omnistream broker`, or run everything with `omnistream up`"
         )
 

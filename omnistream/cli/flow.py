@@ -29,7 +29,7 @@ def flow(
     enabled = recovery and recovery_enabled(settings)
     console.print(
         f"flow [bold]{name}[/]: {settings.processes} process(es) × {settings.workers} worker(s), "
-        f"recovery {settings.recovery_dir if enabled else 'off'}, brokers {settings.kafka_brokers}",
+        f"recovery {settings.recovery.dir if enabled else 'off'}, brokers {settings.kafka.brokers}",
         highlight=False,
         soft_wrap=True,
     )

@@ -80,7 +80,7 @@ class LocalRun:
 
     @property
     def api_base(self) -> str:
-        return f"http://{reachable_host(self.effective.api_host)}:{self.effective.api_port}"
+        return f"http://{reachable_host(self.effective.api.host)}:{self.effective.api.port}"
 
     # --- starting ---
 
@@ -88,20 +88,20 @@ class LocalRun:
         from omnistream.stack import ensure_broker, ensure_redis
 
         try:
-            self.redis = ensure_redis(self.settings.redis_url)
+            self.redis = ensure_redis(self.settings.redis.url)
         except RuntimeError as ex:
             raise UserError(str(ex)) from None
         if self.redis.started_here:
-            self.say("redis", f"started redis-server at {self.redis.address} (none at {self.settings.redis_url})")
+            self.say("redis", f"started redis-server at {self.redis.address} (none at {self.settings.redis.url})")
         else:
             self.say("redis", f"using {self.redis.address}")
         try:
-            self.broker = ensure_broker(self.settings.kafka_brokers)
+            self.broker = ensure_broker(self.settings.kafka.brokers)
         except (RuntimeError, ImportError) as ex:
             raise UserError(f"the local Kafka broker did not start: {ex}") from None
         if self.broker.started_here:
             self.say("kafka", f"started Tansu (in memory) at {self.broker.address} "
-                              f"(none at {self.settings.kafka_brokers})")  # fmt: skip
+                              f"(none at {self.settings.kafka.brokers})")  # fmt: skip
         else:
             self.say("kafka", f"using {self.broker.address}")
         self.effective = self.effective.model_copy(
@@ -115,13 +115,13 @@ class LocalRun:
 
         s = self.effective
         try:
-            result = create_topics(s.kafka_brokers, s.topic_prefix, s.topic_partitions)
+            result = create_topics(s.kafka.brokers, s.topic.prefix, s.topic.partitions)
         except KafkaException as ex:
-            raise UserError(f"creating topics at {s.kafka_brokers} failed: {ex}") from None
+            raise UserError(f"creating topics at {s.kafka.brokers} failed: {ex}") from None
         self.new_topics = sorted(name for name, status in result.items() if status == "created")
         created = len(self.new_topics)
         self.say("topics", f"{created} created, {len(result) - created} already there "
-                           f"({s.topic_prefix}*, {s.topic_partitions} partitions)")  # fmt: skip
+                           f"({s.topic.prefix}*, {s.topic.partitions} partitions)")  # fmt: skip
 
     def forget_stale_state(self) -> None:
         """Recovery state of topics that are new here points at offsets that do not exist: wipe it.
@@ -133,7 +133,7 @@ class LocalRun:
         if not self.new_topics:
             return
         why = "the broker is new" if self.broker.started_here else "its topics were just created"
-        directory = self.effective.recovery_dir
+        directory = self.effective.recovery.dir
         if directory is not None and directory.is_dir():
             # Only the partitions (and SQLite's -wal/-shm files), never the directory: it may be shared.
             parts = list(directory.rglob("part-*.sqlite3*"))
@@ -148,7 +148,7 @@ class LocalRun:
             from state.connection import connect
             from state.maintenance import clear_namespace
 
-            client = connect(self.effective.redis_url)
+            client = connect(self.effective.redis.url)
             try:
                 cleared = clear_namespace(client)
             finally:
@@ -160,7 +160,7 @@ class LocalRun:
 
         from state import keys
 
-        client = redis.Redis.from_url(self.effective.redis_url, socket_timeout=2.0)
+        client = redis.Redis.from_url(self.effective.redis.url, socket_timeout=2.0)
         try:
             return next(iter(client.scan_iter(match=f"{keys.NAMESPACE}:stock:*", count=1000)), None) is not None
         except redis.RedisError:
@@ -178,7 +178,7 @@ class LocalRun:
         from flows.metrics import PORTS_PER_FLOW
         from flows.registry import FLOWS
 
-        port, count = self.effective.flow_metrics_port, self.effective.processes
+        port, count = self.effective.flow.metrics_port, self.effective.processes
         span = PORTS_PER_FLOW * (len(FLOWS) - 1) + count
         if port and not all(port_free("0.0.0.0", port + i) for i in range(span)):
             new_port = free_ports_from("0.0.0.0", span)
@@ -191,12 +191,12 @@ class LocalRun:
                 self.flows[name] = start_flow(name, s, recovery=recovery, stdout=log.fileno(),
                                               stderr=subprocess.STDOUT)  # fmt: skip
             self.say("flow", f"{name}: {s.processes} process(es) × {s.workers} worker(s), "
-                             f"recovery {s.recovery_dir if recovery else 'off'}")  # fmt: skip
+                             f"recovery {s.recovery.dir if recovery else 'off'}")  # fmt: skip
 
     def start_api(self) -> None:
         from flows.launcher import settings_env
 
-        host, port = self.effective.api_host, self.effective.api_port
+        host, port = self.effective.api.host, self.effective.api.port
         if not port_free(host, port):
             new_port = free_ports_from(host, 1)
             self.say("api", f"port {port} is taken; using {new_port}")
@@ -229,7 +229,7 @@ class LocalRun:
         cmd = [sys.executable, "-m", "omnistream.cli", "simulate", "--rate", f"{rate:g}"]
         self.simulator = self._spawn("simulator", cmd, {**os.environ, **settings_env(self.effective)})
         self.say("simulator", f"publishing the catalog and opening stock, then ~{rate:g} events/s "
-                              f"(seed {self.effective.sim_seed})")  # fmt: skip
+                              f"(seed {self.effective.sim.seed})")  # fmt: skip
 
     def wait_opening_loaded(self, workload: Workload, timeout_s: float = 180.0) -> None:
         """Until every catalog SKU has stock in Redis: Kafka, the flow and Redis all work end to end."""
@@ -238,7 +238,7 @@ class LocalRun:
         from state import keys
 
         skus = [product.sku for product in workload.catalog.products]
-        client = redis.Redis.from_url(self.effective.redis_url, socket_timeout=2.0)
+        client = redis.Redis.from_url(self.effective.redis.url, socket_timeout=2.0)
         start = time.monotonic()
         try:
             while time.monotonic() - start < timeout_s:

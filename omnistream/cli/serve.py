@@ -17,18 +17,18 @@ def serve(
 ) -> None:
     """Run the HTTP API (uvicorn) in the foreground."""
     settings = load_settings(api_host=host, api_port=port)
-    if not port_free(settings.api_host, settings.api_port):
-        fail(f"{settings.api_host}:{settings.api_port} is in use; choose another with --port or OMNISTREAM_API_PORT")
+    if not port_free(settings.api.host, settings.api.port):
+        fail(f"{settings.api.host}:{settings.api.port} is in use; choose another with --port or OMNISTREAM_API_PORT")
     # The factory reads its settings from the environment, here and in every worker process.
-    os.environ["OMNISTREAM_API_HOST"] = settings.api_host
-    os.environ["OMNISTREAM_API_PORT"] = str(settings.api_port)
+    os.environ["OMNISTREAM_API_HOST"] = settings.api.host
+    os.environ["OMNISTREAM_API_PORT"] = str(settings.api.port)
     import uvicorn
 
     uvicorn.run(
         API_APP,
         factory=True,
-        host=settings.api_host,
-        port=settings.api_port,
+        host=settings.api.host,
+        port=settings.api.port,
         workers=workers,
         access_log=False,  # a log line per request costs more than the handler (docs/performance.md)
     )

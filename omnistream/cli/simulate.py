@@ -60,7 +60,7 @@ def simulate(
     params: Pacing = {"events_per_s": rate} if rate > 0 else {}  # the spacing of event times
     if out_dir is None and rate > 0:
         params["start_ts"] = time.time()  # live traffic is dated now, so lag metrics mean something
-    workload = simulated_workload(settings.sim_seed, **params)
+    workload = simulated_workload(settings.sim.seed, **params)
     counts = Counts()
     with GracefulStop() as stop, progress(events) as advance:
         stream = stop.guard(counts.tally(workload.records(events), advance))
@@ -74,17 +74,17 @@ def simulate(
         else:
             if duration is not None:
                 stream = until_wall_time(stream, time.monotonic() + duration)
-            publisher = sim_publish.KafkaPublisher(settings.kafka_brokers)
+            publisher = sim_publish.KafkaPublisher(settings.kafka.brokers)
             names = {topic: settings.topic(topic) for topic in Topic}
             opening = Opening(stream, rfc3339_ms(workload.start_ts + 1.0))
             try:
                 publisher.publish(opening, names)  # the catalog and opening stock, unpaced
                 publisher.publish(opening.rest(), names, rate)
             except sim_publish.PublishError as ex:
-                fail(f"publishing to {settings.kafka_brokers} failed: {ex}")
+                fail(f"publishing to {settings.kafka.brokers} failed: {ex}")
     if stop.requested:
         console.print("stopped: everything sent was acknowledged")
-    print_counts(counts, f"written to {out_dir}" if out_dir else f"published to {settings.kafka_brokers}")
+    print_counts(counts, f"written to {out_dir}" if out_dir else f"published to {settings.kafka.brokers}")
 
 
 def replay(
@@ -104,7 +104,7 @@ def replay(
         records = list(sim_publish.jsonl_records(file, chosen))  # a bad line stops us before anything is sent
     except (OSError, ValueError) as ex:
         fail(f"cannot read {file}: {ex}")
-    publisher = sim_publish.KafkaPublisher(settings.kafka_brokers)
+    publisher = sim_publish.KafkaPublisher(settings.kafka.brokers)
     counts = Counts()
     with GracefulStop() as stop, progress(len(records)) as advance:
         try:
@@ -112,7 +112,7 @@ def replay(
             published = publisher.publish(stop.guard(counts.tally(records, advance)), {chosen: settings.topic(chosen)},
                                           rate)  # fmt: skip
         except sim_publish.PublishError as ex:
-            fail(f"publishing to {settings.kafka_brokers} failed: {ex}")
+            fail(f"publishing to {settings.kafka.brokers} failed: {ex}")
     sent = sum(published.values())
     note = f" (stopped early: {len(records) - sent:,} not sent)" if stop.requested else ""
     console.print(f"published {sent:,} events from {file} to {settings.topic(chosen)}{note}", highlight=False)

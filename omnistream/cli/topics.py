@@ -26,10 +26,10 @@ def topics_create(
     from omnistream.kafka_admin import create_topics
 
     try:
-        result = create_topics(settings.kafka_brokers, settings.topic_prefix, settings.topic_partitions)
+        result = create_topics(settings.kafka.brokers, settings.topic.prefix, settings.topic.partitions)
     except KafkaException as ex:
-        fail(f"creating topics at {settings.kafka_brokers} failed: {ex}")
-    table = Table(title=f"topics at {settings.kafka_brokers}")
+        fail(f"creating topics at {settings.kafka.brokers} failed: {ex}")
+    table = Table(title=f"topics at {settings.kafka.brokers}")
     table.add_column("topic")
     table.add_column("status")
     for name, status in sorted(result.items()):

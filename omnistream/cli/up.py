@@ -53,7 +53,7 @@ def up(
             if api:
                 run.start_api()
                 run.wait_api_ready()
-            workload = simulated_workload(run.effective.sim_seed)
+            workload = simulated_workload(run.effective.sim.seed)
             if simulate:
                 run.start_simulator(rate)
                 run.wait_opening_loaded(workload)
@@ -84,8 +84,8 @@ def _summary(run: LocalRun, workload: Workload, *, api: bool, simulate: bool, ra
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold")
     grid.add_column()
-    grid.add_row("Redis", s.redis_url + ("  (started here, diskless)" if run.redis.started_here else ""))
-    grid.add_row("Kafka", s.kafka_brokers + ("  (Tansu, in memory, started here)" if run.broker.started_here else ""))
+    grid.add_row("Redis", s.redis.url + ("  (started here, diskless)" if run.redis.started_here else ""))
+    grid.add_row("Kafka", s.kafka.brokers + ("  (Tansu, in memory, started here)" if run.broker.started_here else ""))
     if api:
         grid.add_row("API", run.api_base)
         grid.add_row("  docs", f"{run.api_base}/docs")
@@ -96,14 +96,14 @@ def _summary(run: LocalRun, workload: Workload, *, api: bool, simulate: bool, ra
 
     grid.add_row("Flows", f"{', '.join(run.flows)}: {s.processes} process(es) × {s.workers} worker(s) each")
     for ordinal, name in enumerate(run.flows):
-        port = metrics_port(s.flow_metrics_port, ordinal, 0)
+        port = metrics_port(s.flow.metrics_port, ordinal, 0)
         metrics = f"http://127.0.0.1:{port}/metrics" if port else "off"
         if port and s.processes > 1:
             metrics += f"  (process i: port {port} + i)"
         grid.add_row(f"  {name} metrics", metrics)
-    grid.add_row("  recovery", str(s.recovery_dir) if recovery_enabled(s) else "off")
-    grid.add_row("Topics", f"{s.topic_prefix}{{{','.join(t.value for t in Topic)}}}")
-    grid.add_row("Simulator", f"~{rate:g} events/s, seed {s.sim_seed}" if simulate else "off (add --simulate)")
+    grid.add_row("  recovery", str(s.recovery.dir) if recovery_enabled(s) else "off")
+    grid.add_row("Topics", f"{s.topic.prefix}{{{','.join(t.value for t in Topic)}}}")
+    grid.add_row("Simulator", f"~{rate:g} events/s, seed {s.sim.seed}" if simulate else "off (add --simulate)")
     grid.add_row("Logs", f"{LOG_DIR}/")
     body: list[RenderableType] = [grid]
     if api:

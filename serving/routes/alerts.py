@@ -129,7 +129,7 @@ async def stream_alerts(
     # Resolved before the response starts, so an unreachable Redis is a 503 like any other read.
     start_id = last_event_id.strip() if last_event_id else await reader.newest_alert_id()
     client: aioredis.Redis = request.app.state.stream_redis
-    keepalive_ms = int(settings.api_sse_keepalive_s * 1000)
+    keepalive_ms = int(settings.api.sse_keepalive_s * 1000)
     return StreamingResponse(
         _events(client, start_id, wanted, keepalive_ms),
         media_type="text/event-stream",

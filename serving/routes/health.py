@@ -24,5 +24,5 @@ async def read_health() -> Response:
 @router.get("/readyz", responses={200: {"model": Status}, **error_responses(503)})
 async def read_readiness(redis: RedisDep, settings: SettingsDep) -> Response:
     """200 when Redis answers PING within the API's Redis timeout, else 503."""
-    await ping(redis, settings.api_redis_timeout_ms / 1000)
+    await ping(redis, settings.api.redis_timeout_ms / 1000)
     return Response(_READY, media_type="application/json")

@@ -99,7 +99,7 @@ class Recommender:
     publisher
         Where served answers go (None: not recorded, e.g. tools).
     variants
-        The experiment's arms (`Settings.rec_variants`).
+        The experiment's arms (`Settings.rec.variants`).
     salt
         The experiment's assignment salt.
     """

@@ -295,7 +295,7 @@ def check_sku_object(item: dict[str, Any]) -> list[str]:
 def consume_topic(settings: Settings, topic: str, timeout_s: float = 30.0) -> list[tuple[bytes | None, bytes | None]]:
     """Every message of `topic`, from the beginning to the end, by explicit assignment (no group join)."""
     consumer = Consumer({
-        "bootstrap.servers": settings.kafka_brokers,
+        "bootstrap.servers": settings.kafka.brokers,
         "group.id": f"e2e-{topic}",
         "enable.auto.commit": False,
         "enable.partition.eof": True,

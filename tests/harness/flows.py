@@ -18,7 +18,7 @@ from state.stream_writer import RECORD_FIELD
 
 def publish(settings: Settings, records: Iterable[tuple[Topic, bytes | None, bytes]]) -> int:
     """Publish `(topic, key, value)` records in order and wait until the broker has them all."""
-    counts = KafkaPublisher(settings.kafka_brokers).publish(
+    counts = KafkaPublisher(settings.kafka.brokers).publish(
         (SimRecord(topic, key, value) for topic, key, value in records), {t: settings.topic(t) for t in Topic}
     )
     return sum(counts.values())

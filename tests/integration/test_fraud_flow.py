@@ -43,8 +43,8 @@ def test_card_testing_burst_is_reviewed_or_blocked_with_one_alert_and_a_normal_s
     assert all(d in ("review", "block") for d in decisions[3:]), decisions
     score = _score(redis_client, "BURST-5")
     assert score["reasons"] and score["model_version"] and 0.0 <= score["score"] <= 1.0  # type: ignore[operator]
-    assert 0 < redis_client.pttl(keys.score("BURST-5")) <= fraud_settings.fraud_score_ttl_s * 1000
-    fraud_alerts = [a for a in stream_records(fraud_settings.redis_url, keys.alerts_stream()) if a["kind"] == "fraud"]
+    assert 0 < redis_client.pttl(keys.score("BURST-5")) <= fraud_settings.fraud.score_ttl_s * 1000
+    fraud_alerts = [a for a in stream_records(fraud_settings.redis.url, keys.alerts_stream()) if a["kind"] == "fraud"]
     opened = [a for a in fraud_alerts if a["status"] == "open"]
     # One incident, not one alert per payment: the opening alert, then at most one escalation per
     # higher severity (AlertBook), all under the opening alert's id.
@@ -97,7 +97,7 @@ def test_shrink_spike_and_dead_letter_burst_raise_anomaly_alerts(fraud_settings:
 
     anomalies = {
         (a["entity"]["type"], a["entity"]["id"], a["severity"])  # type: ignore[index]
-        for a in stream_records(fraud_settings.redis_url, keys.alerts_stream())
+        for a in stream_records(fraud_settings.redis.url, keys.alerts_stream())
         if a["kind"] == "anomaly"
     }
     assert ("location", "STORE-02", "attention") in anomalies

@@ -111,12 +111,12 @@ def test_a_changed_rules_file_is_picked_up_live_and_a_broken_one_keeps_the_rules
     assert first["model_version"].startswith(version + "+")
 
     text = RULES.read_text().replace(f'version = "{version}"', 'version = "live-2"')
-    settings.fraud_rules_path.write_text(text)
+    settings.fraud.rules_path.write_text(text)
     time.sleep(1.0)
     publish(settings, [sale("T-AFTER", T0 + 60, card_token="tok_b")])
     assert wait_for(lambda: _score(redis_client, "T-AFTER"))["model_version"].startswith("live-2+")
 
-    settings.fraud_rules_path.write_text(text.replace("[decision]", "[decision\n"))  # not TOML
+    settings.fraud.rules_path.write_text(text.replace("[decision]", "[decision\n"))  # not TOML
     time.sleep(1.0)
     publish(settings, [sale("T-BROKEN", T0 + 120, card_token="tok_c")])
     assert wait_for(lambda: _score(redis_client, "T-BROKEN"))["model_version"].startswith("live-2+")
@@ -128,7 +128,7 @@ def test_a_store_that_goes_silent_raises_attention_then_resolved_when_it_sells_a
     settings = live(ops_tick_s=1.0)
 
     def store_alerts() -> list[dict[str, Any]]:
-        return [a for a in stream_records(settings.redis_url, keys.alerts_stream())
+        return [a for a in stream_records(settings.redis.url, keys.alerts_stream())
                 if a["kind"] == "anomaly" and a["entity"] == {"type": "store", "id": "STORE-QUIET"}]  # fmt: skip
 
     both = [sale(f"{store}-{i}", T0 + i * 10.0, store=store, card_token=None)

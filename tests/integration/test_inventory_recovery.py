@@ -31,9 +31,9 @@ def _publish_workload(settings: Settings, n_events: int = N_EVENTS, seed: int = 
 
 def _other_db(settings: Settings, db: int) -> Settings:
     """The same topics, a separate Redis database and recovery directory: an independent run."""
-    url = settings.redis_url.rsplit("/", 1)[0] + f"/{db}"
+    url = settings.redis.url.rsplit("/", 1)[0] + f"/{db}"
     redis.Redis.from_url(url).flushdb()
-    return settings.model_copy(update={"redis_url": url, "recovery_dir": settings.recovery_dir.with_name(f"rec-{db}")})
+    return settings.model_copy(update={"redis_url": url, "recovery_dir": settings.recovery.dir.with_name(f"rec-{db}")})
 
 
 def _wait_for_progress(run: FlowRun, redis_url: str, before: dict[str, dict[bytes, bytes]], kill: int) -> None:
@@ -50,46 +50,46 @@ def _wait_for_progress(run: FlowRun, redis_url: str, before: dict[str, dict[byte
 def test_inventory_flow_killed_repeatedly_ends_in_the_uninterrupted_state(settings: Settings) -> None:
     workload = _publish_workload(settings)
     run = start(settings)
-    _wait_for_progress(run, settings.redis_url, {}, 0)
+    _wait_for_progress(run, settings.redis.url, {}, 0)
     first_write = time.monotonic()
     assert run.wait(300) == 0
     work_s = time.monotonic() - first_write  # processing only: start-up is not work a kill can interrupt
-    expected = stock_hashes(settings.redis_url)
+    expected = stock_hashes(settings.redis.url)
     assert len(expected) > 250, "the workload should touch most SKUs"
 
     crashed = _other_db(settings, 1)
     rng = random.Random(5)
     for kill in range(1, 6):
-        before = stock_hashes(crashed.redis_url)
+        before = stock_hashes(crashed.redis.url)
         run = start(crashed)
         # Kill only once this run has moved Redis past where the last one left it (start-up and the
         # replay from the last snapshot are behind it), then a random slice of the uninterrupted run's
         # processing time later: always mid-run, whatever the machine's speed, with work left for the
         # next kill (five slices of at most a tenth each).
-        _wait_for_progress(run, crashed.redis_url, before, kill)
+        _wait_for_progress(run, crashed.redis.url, before, kill)
         time.sleep(rng.uniform(0.02, 0.1) * work_s)
         if not run.alive():
             pytest.fail(f"the flow finished before kill {kill}: make the workload longer so crashes land mid-run")
         run.kill()  # SIGKILL: no chance to flush or snapshot
     run_to_end(crashed)
 
-    actual = stock_hashes(crashed.redis_url)
+    actual = stock_hashes(crashed.redis.url)
     assert actual.keys() == expected.keys()
     differing = [k for k in expected if actual[k] != expected[k]]
     examples = [(k, expected[k], actual[k]) for k in differing[:2]]
     assert not differing, f"{len(differing)} keys differ after crashes, e.g. {examples}"
-    dead_letters = stream_records(crashed.redis_url, keys.dlq_stream())
+    dead_letters = stream_records(crashed.redis.url, keys.dlq_stream())
     assert len(dead_letters) == sum(workload.malformed_count.values())
 
 
 def test_inventory_flow_on_two_processes_matches_one_process(settings: Settings) -> None:
     _publish_workload(settings, n_events=20_000, seed=12)
     run_to_end(settings)
-    expected = stock_hashes(settings.redis_url)
+    expected = stock_hashes(settings.redis.url)
 
     clustered = _other_db(settings, 2).model_copy(update={"processes": 2, "workers": 1})
     run_to_end(clustered)
-    actual = stock_hashes(clustered.redis_url)
+    actual = stock_hashes(clustered.redis.url)
 
     assert actual.keys() == expected.keys()
     differing = [k for k in expected if actual[k] != expected[k]]
@@ -99,25 +99,25 @@ def test_inventory_flow_on_two_processes_matches_one_process(settings: Settings)
 def test_inventory_flow_replay_changes_nothing(settings: Settings) -> None:
     _publish_workload(settings, n_events=5_000, seed=13)
     run_to_end(settings)
-    before = stock_hashes(settings.redis_url)
-    dead_letters = len(stream_records(settings.redis_url, keys.dlq_stream()))
+    before = stock_hashes(settings.redis.url)
+    dead_letters = len(stream_records(settings.redis.url, keys.dlq_stream()))
 
     # Mark every stored document: a write that got through the fence would overwrite the mark.
-    client = redis.Redis.from_url(settings.redis_url)
+    client = redis.Redis.from_url(settings.redis.url)
     for key in before:
         client.hset(key, keys.STOCK_DOC_FIELD, b"written before the replay")
 
     # The same lineage of state re-reading every topic from the start, as a
     # recovery replay does: all its writes carry versions Redis already has.
-    generation = (settings.recovery_dir / "inventory" / "generation").read_text().strip()
+    generation = (settings.recovery.dir / "inventory" / "generation").read_text().strip()
     replay = start_flow("inventory", settings.model_copy(update={"flow_stop_at_end": True}), recovery=False,
                         extra_env={GENERATION_ENV: generation})  # fmt: skip
     assert replay.wait(120) == 0
 
-    after = stock_hashes(settings.redis_url)
+    after = stock_hashes(settings.redis.url)
     assert after.keys() == before.keys()
     rewritten = [
         key for key, fields in after.items() if fields[keys.STOCK_DOC_FIELD.encode()] != b"written before the replay"
     ]
     assert not rewritten, f"{len(rewritten)} SKUs were rewritten by the replay, e.g. {rewritten[:3]}"
-    assert len(stream_records(settings.redis_url, keys.dlq_stream())) == dead_letters
+    assert len(stream_records(settings.redis.url, keys.dlq_stream())) == dead_letters

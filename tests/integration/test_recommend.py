@@ -179,7 +179,7 @@ def test_withdrawn_item_disappears_from_recommendations(settings: Settings, api:
 
 
 def _neighbours(settings: Settings, sku: str) -> dict[str, float]:
-    doc = read_doc(connect(settings.redis_url), keys.rec_neighbours(sku))
+    doc = read_doc(connect(settings.redis.url), keys.rec_neighbours(sku))
     assert doc is not None, f"no neighbours written for {sku}"
     return {other: score for other, score, _ in orjson.loads(doc)}
 

@@ -122,8 +122,8 @@ def settings_value(service: dict[str, Any], field: str) -> Any:
     env = {**dockerfile_env(), **environment(service)}
     name = ENV_PREFIX + field.upper()
     if name in env:
-        return Settings(**{field: env[name]}).model_dump()[field]  # type: ignore[arg-type]
-    return Settings.model_fields[field].default
+        return Settings(**{field: env[name]}).flat_values()[field]  # type: ignore[arg-type]
+    return Settings.flat_fields()[field].default
 
 
 def listening_ports(service: dict[str, Any]) -> set[int]:
@@ -321,7 +321,7 @@ def _omnistream_variables(services: dict[str, dict[str, Any]]) -> dict[str, str]
 def test_every_omnistream_variable_is_a_settings_field(services: dict[str, dict[str, Any]]) -> None:
     used = _omnistream_variables(services)
     assert used, "compose sets no OMNISTREAM_* variable at all"
-    fields = {ENV_PREFIX + field.upper() for field in Settings.model_fields}
+    fields = {ENV_PREFIX + field.upper() for field in Settings.flat_fields()}
     unknown = {name: where for name, where in used.items() if name not in fields}
     assert not unknown, f"not fields of omnistream.settings.Settings: {unknown}"
 
