@@ -258,7 +258,8 @@ def flow_documents(records: Iterable[Record], settings: Settings | None = None) 
 
 def written_at(doc: FencedDoc) -> float:
     """The event time at which the flow wrote `doc` (from then on the API can read it)."""
-    return max(doc.as_of, doc.version / 1000.0) if doc.version >= _MS_VERSIONS else doc.as_of
+    as_of = doc.as_of if doc.as_of is not None else float("-inf")
+    return max(as_of, doc.version / 1000.0) if doc.version >= _MS_VERSIONS else as_of
 
 
 class DocumentStore:
@@ -442,8 +443,8 @@ def replay(log: InputLog, evaluation: Evaluation, stock: StockView | None) -> in
         if stock is not None and topic is Topic.INVENTORY:
             stock.apply_event(event, topic, offset, value)
         interactions = interactions_of(event)
-        if interactions and event.event_id not in seen:  # type: ignore[union-attr]
-            seen.add(event.event_id)  # type: ignore[union-attr]
+        if interactions and event.event_id not in seen:
+            seen.add(event.event_id)
             for interaction in interactions:
                 evaluation.step(interaction)
         # Stock effects after the answers: the shopper was recommended to before their order reserved anything.
