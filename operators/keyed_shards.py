@@ -68,36 +68,44 @@ class ShardRouter(Generic[S, T]):
             raise ValueError(f"shards must be >= 1, got {shards}")
         self.shards = shards
         self.max_cached = max_cached
-        # A flow routes several items per event, so `add` is kept to two dict hits: the entity's shard name,
-        # memoised per stage (crc32 + format on a miss; each memo starts afresh at `max_cached` entities, so
-        # it stays bounded), and the group, keyed by that name alone (it starts with the stage's value).
+        # A flow routes several items per event, so `add` is kept to two dict hits in the common case: the
+        # entity's shard name, memoised per stage (crc32 on a miss; each memo starts afresh at `max_cached`
+        # entities, so it stays bounded), and the group, keyed by that name alone (it starts with the stage).
         self._groups: dict[str, list[T]] = {}
         self._stage_of: dict[str, S] = {}
         self._memos: dict[S, dict[str, str]] = {}
+        self._names: dict[S, list[str]] = {}
 
     def shard_of(self, stage: S, entity_id: str) -> str:
         """The Bytewax key of the shard of `stage` that holds `entity_id`."""
         memo = self._memos.get(stage)
         if memo is None:
             memo = self._memos[stage] = {}
+            self._names[stage] = [f"{stage.value}:{i}" for i in range(self.shards)]
         shard = memo.get(entity_id)
         if shard is None:
             if len(memo) >= self.max_cached:
                 memo.clear()
-            shard = memo[entity_id] = f"{stage.value}:{zlib.crc32(entity_id.encode()) % self.shards}"
+            shard = memo[entity_id] = self._names[stage][zlib.crc32(entity_id.encode()) % self.shards]
         return shard
 
     def add(self, stage: S, entity_id: str, item: T) -> None:
         """Send `item` to the shard of `stage` that holds `entity_id`."""
-        try:  # the common case, a memo hit and a group already open: no exception, no extra calls
-            shard = self._memos[stage][entity_id]
-        except KeyError:
-            shard = self.shard_of(stage, entity_id)
-        try:
-            self._groups[shard].append(item)
-        except KeyError:
+        memo = self._memos.get(stage)
+        if memo is None:
+            self.shard_of(stage, entity_id)  # the stage's first item: its memo and names
+            memo = self._memos[stage]
+        shard = memo.get(entity_id)
+        if shard is None:  # `shard_of`, inlined: most shoppers are new, so misses are common
+            if len(memo) >= self.max_cached:
+                memo.clear()
+            shard = memo[entity_id] = self._names[stage][zlib.crc32(entity_id.encode()) % self.shards]
+        group = self._groups.get(shard)
+        if group is None:
             self._groups[shard] = [item]
             self._stage_of[shard] = stage
+        else:
+            group.append(item)
 
     def add_to_single(self, stage: S, item: T) -> None:
         """Send `item` to `stage`'s only key (a stage that sees everything, e.g. operations)."""
