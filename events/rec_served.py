@@ -25,7 +25,7 @@ class ServedItem(msgspec.Struct, frozen=True):
     features: dict[str, float] = msgspec.field(default_factory=dict)
 
 
-class ServedContext(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+class ServedContext(msgspec.Struct, frozen=True, kw_only=True):
     """What the request asked: the page's SKU, the location, the channel, how many; and each item's reason."""
 
     sku: str | None = None
