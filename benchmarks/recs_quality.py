@@ -431,11 +431,11 @@ def _filtered(skus: Sequence[str], exclude: str | None, sellable: Sellable) -> l
     return out
 
 
-def replay(log: InputLog, evaluation: Evaluation, stock: StockView | None) -> int:
-    """Walk `log` in order: each new interaction is asked about, then stock effects apply; returns the records."""
+def replay(records: Iterable[Record], evaluation: Evaluation, stock: StockView | None) -> int:
+    """Walk `records` in order: each new interaction is asked about, then stock effects apply; returns how many."""
     seen: set[str] = set()
     total = 0
-    for offset, (topic, value) in enumerate(log.records()):
+    for offset, (topic, value) in enumerate(records):
         total += 1
         event = decode(topic, value, source_topic=topic.value, partition=0, offset=offset)
         if isinstance(event, DeadLetter):
@@ -472,14 +472,15 @@ def evaluate(
     """One prequential run; returns the result document (also what the JSON file holds)."""
     started = time.perf_counter()
     log: InputLog = SimulatorLog(events, seed, n_skus, n_users) if csv_path is None else CsvLog(csv_path)
-    docs = flow_documents(log.records())
+    records = list(log.records())  # read once: the flow and the requests see the very same log
+    docs = flow_documents(records)
     flow_s = time.perf_counter() - started
     stock = StockView() if csv_path is None else None
     evaluation = Evaluation(DocumentStore(docs), stock)
-    records = replay(log, evaluation, stock)
+    replay(records, evaluation, stock)
     if csv_path is None:
         catalog_size = n_skus
-        source: dict[str, Any] = {"kind": "simulator", "seed": seed, "events": events, "records": records,
+        source: dict[str, Any] = {"kind": "simulator", "seed": seed, "events": events, "records": len(records),
                                   "n_skus": n_skus, "n_users": n_users}  # fmt: skip
     else:
         catalog_size = len(evaluation.known)
