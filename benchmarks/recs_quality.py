@@ -1,31 +1,42 @@
-"""Recommendation quality: prequential HitRate@20 and MRR@20 of the full blend against baselines.
+"""Recommendation quality: prequential HitRate@20 and MRR@20 of what the deployed code serves, against baselines.
 
-For each interaction (view, cart, purchase) in stream order, every method is
-FIRST asked for its top 20 given what was known just before: the shopper
-(user and/or session), the SKU they are on (their previous SKU in the session),
-their location (the store, for till baskets; none online, which means
-"sellable anywhere"). THEN every model learns from the interaction. A hit is
-the interaction's SKU among the 20; MRR adds 1/rank.
+One pipeline: the events run through the real recommend dataflow in process
+(`flows.recommend.build_flow` with a `TestingSource` and a `TestingSink`), and
+every request is answered from the `FencedDoc` documents that flow emitted, read
+with the API's own parsers (`state.rec_reader.scored_list`, `plain_doc`) and
+combined by the API's own pure functions (`operators.recs.blend.material_plan`,
+`followup_plan`, `recommend`: the blend, the stock filter, the diversification).
+`tests/integration/test_recommend_harness.py` checks that this path and
+the live one (broker, Redis, flows, HTTP endpoint) give identical lists.
 
-The task is "the next different SKU": an interaction on the SKU the shopper is
-already on is learned from but not scored (the contract never recommends the
-SKU being viewed, so no method could hit it).
+Prequential: for each interaction (view, cart, purchase) in stream order,
+every method is asked for its top 20 given the documents the flow had written
+*before* it (a document counts from the event time of its write: the fence
+version of a sharded document is that time in milliseconds, see
+`operators.rec_shards.next_version`; so a throttled list counts from when it
+was written, not from its newest event), for the shopper (user and/or
+session), the SKU they are on (their previous SKU in the session) and their
+location (the store, for till baskets; none online: "sellable anywhere"). A hit
+is the interaction's SKU among the 20; MRR adds 1/rank. The task is "the next
+different SKU": an interaction on the SKU the shopper is already on is not
+scored (the contract never recommends the SKU being viewed).
 
-Methods, all learning from the same stream, all filtered the same way (never
-the current SKU, never a SKU without available stock where the shopper is):
-- `omnistream_blend`: `operators.recs.blend.recommend` with the default variant,
-  fed exactly the documents `material_plan` / `followup_plan` ask for;
-- `popularity`: all-time interaction counts;
-- `recent_popularity`: time-decayed counts (the blend's global trending list);
-- `covisitation`: neighbours of the current SKU only.
+Methods, all filtered the same way (never the current SKU, never a SKU without
+available stock where the shopper is, never a withdrawn one):
+- `omnistream_blend`: what `GET /v1/recommendations` answers (the default variant);
+- `popularity`: all-time interaction counts (kept here: the flow has no such list);
+- `recent_popularity`: the flow's global trending document;
+- `covisitation`: the flow's neighbour document of the current SKU only.
 
 Stock: the simulator's inventory, till and order events run through the real
-`TxnJournal` and `StockLedger`, so "sellable" means exactly what the API will
-read from Redis. `oos_share` re-checks every returned SKU against that view.
+`TxnJournal` and `StockLedger`, so "sellable" means what the inventory flow's
+sellable sets say. `oos_share` re-checks every returned SKU against that view.
 
-Input: the simulator (default) or a CSV `ts,user_or_session,item,event_type`
-(`benchmarks/interactions_csv.py` converts public logs); a CSV has no stock,
-so every SKU seen counts as sellable.
+Inputs are logs of contract events (`InputLog`: topic and JSON value per
+record): the simulator (default), or a CSV `ts,user_or_session,item,event_type`
+(`benchmarks/interactions_csv.py` converts public logs) turned into clickstream
+events; a CSV has no stock, so every SKU seen counts as sellable. A reader of
+recorded sessions plugs in as one more `InputLog`.
 
 Run: `python benchmarks/recs_quality.py [--events N] [--seed S] [--csv PATH]`;
 results go to `benchmarks/results/recs_quality.json` and a table is printed.
@@ -34,6 +45,7 @@ results go to `benchmarks/results/recs_quality.json` and a table is printed.
 from __future__ import annotations
 
 import argparse
+import bisect
 import csv
 import heapq
 import platform
@@ -42,9 +54,10 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
+from bytewax.testing import TestingSink, TestingSource, run_main
 from rich.console import Console
 from rich.table import Table
 
@@ -52,29 +65,22 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from events.dead_letter import DeadLetter
 from events.decode import decode
-from events.models import Count, ProductUpsert, Purchase, Return, Sale, Void
+from events.models import Count, Purchase, Return, Sale, Void
+from events.timestamps import rfc3339_ms
 from events.topics import Topic
+from flows.kafka_source import KafkaRecord
+from flows.recommend import INPUT_TOPICS, build_flow
+from omnistream.settings import Settings
 from operators.movements import StockMovement, inventory_movement, purchase_movements
-from operators.recs.blend import (
-    NEIGHBOURS_SERVED,
-    TRENDING_SERVED,
-    RecMaterial,
-    RecRequest,
-    Scored,
-    followup_plan,
-    material_plan,
-    recommend,
-)
-from operators.recs.catalog import CatalogItem
-from operators.recs.covisitation import DEFAULT_KIND_WEIGHTS, ItemNeighbours, SessionTrail
+from operators.recs.blend import RecItem, RecMaterial, RecRequest, followup_plan, material_plan, recommend
 from operators.recs.experiments import Variant
-from operators.recs.interactions import Interaction, InteractionKind, interactions_of
-from operators.recs.profile import ProfileDoc, ShopperProfile
-from operators.recs.ranker import RankerWeights
-from operators.recs.trending import GLOBAL, Trending, scopes_of
+from operators.recs.interactions import Interaction, interactions_of
 from operators.stock_ledger import StockLedger
 from operators.txn_journal import TxnJournal
 from sim.workload import Workload
+from state import keys
+from state.doc_writer import FencedDoc
+from state.rec_reader import ScoredList, plain_doc, scored_list
 
 K = 20
 RESULTS = Path(__file__).resolve().parent / "results" / "recs_quality.json"
@@ -82,8 +88,77 @@ METHODS = ("omnistream_blend", "popularity", "recent_popularity", "covisitation"
 BASELINES = METHODS[1:]
 SESSION_GAP_S = 1_800.0
 """A shopper's previous SKU is "the SKU they are on" only within this gap (and for CSV input, it splits sessions)."""
-TRENDING_REFRESH_S = 60.0
-"""Event-time seconds a trending list is reused: the flow rewrites trending documents per batch, not per event."""
+FLOW_BATCH = 16
+"""Records per batch of the in-process flow: the documents of a batch are written at once, at its newest event."""
+_MS_VERSIONS = 10**11
+"""Fence versions at least this large are event-time milliseconds (2001 onwards); smaller ones are counters."""
+Record = tuple[Topic, bytes]
+
+
+class InputLog(Protocol):
+    """A log of contract events in stream order: what the flow consumes and what the requests are drawn from."""
+
+    def records(self) -> Iterator[Record]: ...
+
+
+class SimulatorLog:
+    """The simulator's records: the opening catalog and stock, then `events` more."""
+
+    def __init__(self, events: int, seed: int, n_skus: int, n_users: int) -> None:
+        self.workload = Workload(seed=seed, n_skus=n_skus, n_users=n_users)
+        opening = n_skus * (1 + self.workload.n_warehouses) + self.workload.n_stores * min(n_skus, 1000)
+        self.limit = opening + events
+
+    def records(self) -> Iterator[Record]:
+        for record in self.workload.records(self.limit):
+            yield record.topic, record.value
+
+
+_EVENT_TYPES = {"view": "product_view", "cart": "add_to_cart", "purchase": "purchase"}
+
+
+class CsvLog:
+    """A CSV `ts,user_or_session,item,event_type` as clickstream events; bad rows are skipped, never fatal.
+
+    `ts` is epoch seconds or RFC 3339. Sessions are split at SESSION_GAP_S of inactivity.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def records(self) -> Iterator[Record]:
+        last_seen: dict[str, tuple[float, int]] = {}
+        with self.path.open(newline="") as handle:
+            for row_number, row in enumerate(csv.DictReader(handle)):
+                try:
+                    ts = _parse_ts(row["ts"])
+                    who, sku = row["user_or_session"].strip(), row["item"].strip()
+                    kind = _EVENT_TYPES[row["event_type"].strip()]
+                except (KeyError, ValueError, AttributeError):
+                    continue
+                if not who or not sku:
+                    continue
+                previous = last_seen.get(who)
+                session = 0 if previous is None else previous[1] + (ts - previous[0] > SESSION_GAP_S)
+                last_seen[who] = (ts, session)
+                event: dict[str, Any] = {"event_id": f"csv-{row_number}", "type": kind, "ts": rfc3339_ms(ts),
+                                         "schema_version": 1, "session_id": f"{who}#{session}", "user_id": who,
+                                         "channel": "web"}  # fmt: skip
+                if kind == "purchase":
+                    event |= {"order_id": f"csv-{row_number}", "items": [{"sku": sku, "qty": 1, "unit_price": 0.0}],
+                              "total": 0.0, "currency": "EUR", "fulfilment_location_id": "online",
+                              "payment": {"method": "card"}}  # fmt: skip
+                else:
+                    event |= {"sku": sku, "qty": 1} if kind == "add_to_cart" else {"sku": sku}
+                yield Topic.CLICKSTREAM, orjson.dumps(event)
+
+
+def _parse_ts(text: str) -> float:
+    text = text.strip()
+    try:
+        return float(text)
+    except ValueError:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
 
 class StockView:
@@ -94,7 +169,6 @@ class StockView:
         self.journals: dict[str, TxnJournal] = {}
         self.available: dict[tuple[str, str], int] = {}
         self.locations_with_stock: dict[str, int] = {}
-        self.inactive: set[str] = set()
 
     def apply(self, moves: Iterable[StockMovement]) -> None:
         for move in moves:
@@ -106,6 +180,17 @@ class StockView:
             for location in ledger.stock().locations:
                 if location.location_id == move.location_id:
                     self._set(move.sku, move.location_id, location.available)
+
+    def apply_event(self, event: object, topic: Topic, offset: int, value: bytes) -> None:
+        """The stock effect of one decoded event, if it has one (inventory movements, orders, till baskets)."""
+        kind = type(event)
+        if topic is Topic.INVENTORY:
+            source = (topic.value, 0, offset, value) if kind is Count else None
+            self.apply([inventory_movement(event, source)])  # type: ignore[arg-type]
+        elif kind is Purchase:
+            self.apply(purchase_movements(event))  # type: ignore[arg-type]
+        elif kind in (Sale, Return, Void):
+            self.apply_till(event)  # type: ignore[arg-type]
 
     def apply_till(self, event: Sale | Return | Void) -> None:
         journal = self.journals.get(event.store_id)
@@ -120,25 +205,9 @@ class StockView:
             self.locations_with_stock[sku] = self.locations_with_stock.get(sku, 0) + (1 if available > 0 else -1)
 
     def sellable(self, sku: str, location_id: str | None) -> bool:
-        if sku in self.inactive:
-            return False
         if location_id is None:
             return self.locations_with_stock.get(sku, 0) > 0
         return self.available.get((sku, location_id), 0) > 0
-
-
-class Sellable:
-    """The `sellable` container `recommend` takes, answered by the stock view at one location."""
-
-    def __init__(self, stock: StockView | None, location_id: str | None, known: set[str]) -> None:
-        self.stock, self.location_id, self.known = stock, location_id, known
-
-    def __contains__(self, sku: object) -> bool:
-        if not isinstance(sku, str):
-            return False
-        if self.stock is None:
-            return sku in self.known
-        return self.stock.sellable(sku, self.location_id)
 
 
 class Metrics:
@@ -173,124 +242,142 @@ class Metrics:
         }
 
 
-class Harness:
-    """Every model's state, learned in one pass, asked before it learns each interaction."""
+# --- the deployed pipeline ------------------------------------------------------
 
-    def __init__(self, stock: StockView | None, variant: Variant | None = None) -> None:
+
+def flow_documents(records: Iterable[Record], settings: Settings | None = None) -> list[FencedDoc]:
+    """Every document the recommend flow writes for `records`, in order: the real dataflow, run in process."""
+    settings = settings or Settings()
+    wanted = set(INPUT_TOPICS)
+    kafka = [KafkaRecord(settings.topic(topic), 0, offset, value)
+             for offset, (topic, value) in enumerate(records) if topic in wanted]  # fmt: skip
+    out: list[Any] = []
+    run_main(build_flow(settings, source=TestingSource(kafka, batch_size=FLOW_BATCH), sink=TestingSink(out)))
+    return [item for item in out if type(item) is FencedDoc]
+
+
+def written_at(doc: FencedDoc) -> float:
+    """The event time at which the flow wrote `doc` (from then on the API can read it)."""
+    as_of = doc.as_of if doc.as_of is not None else float("-inf")
+    return max(as_of, doc.version / 1000.0) if doc.version >= _MS_VERSIONS else as_of
+
+
+class DocumentStore:
+    """What Redis holds of the flow's documents at a point of event time: the newest version per key, fenced.
+
+    Feed it the flow's documents; `advance(ts)` applies those written before `ts`.
+    Lists and profiles are parsed once per stored version, by the API's parsers.
+    """
+
+    def __init__(self, docs: Iterable[FencedDoc]) -> None:
+        self._pending = sorted(docs, key=written_at)
+        self._times = [written_at(doc) for doc in self._pending]
+        self._next = 0
+        self.docs: dict[str, FencedDoc] = {}
+        self.inactive: set[str] = set()
+        self._parsed: dict[str, Any] = {}
+
+    @classmethod
+    def final(cls, docs: Iterable[FencedDoc]) -> DocumentStore:
+        """Every document applied: the state the flow leaves once its input is consumed."""
+        store = cls(docs)
+        store.advance(float("inf"))
+        return store
+
+    def advance(self, ts: float) -> None:
+        """Apply every document written strictly before `ts`."""
+        end = bisect.bisect_left(self._times, ts, lo=self._next)
+        for doc in self._pending[self._next : end]:
+            held = self.docs.get(doc.key)
+            if held is not None and held.version >= doc.version:
+                continue  # the fence keeps the newer version
+            self.docs[doc.key] = doc
+            self._parsed.pop(doc.key, None)
+            if doc.flag_set is not None:
+                (self.inactive.add if doc.flagged else self.inactive.discard)(doc.flag_member)
+        self._next = end
+
+    def _doc(self, key: str, parse: Any) -> Any:
+        if key in self._parsed:
+            return self._parsed[key]
+        doc = self.docs.get(key)
+        parsed = self._parsed[key] = parse(doc.doc) if doc is not None else None
+        return parsed
+
+    def scored(self, key: str) -> ScoredList | None:
+        return self._doc(key, scored_list)  # type: ignore[no-any-return]
+
+    def plain(self, key: str) -> dict[str, Any] | None:
+        return self._doc(key, plain_doc)  # type: ignore[no-any-return]
+
+
+class Sellable:
+    """The `sellable` container the API builds: in stock where the shopper is (or anywhere) and not withdrawn."""
+
+    def __init__(self, stock: StockView | None, location_id: str | None, store: DocumentStore, known: set[str]) -> None:
+        self.stock, self.location_id, self.store, self.known = stock, location_id, store, known
+
+    def __contains__(self, sku: object) -> bool:
+        if not isinstance(sku, str) or sku in self.store.inactive:
+            return False
+        if self.stock is None:
+            return sku in self.known
+        return self.stock.sellable(sku, self.location_id)
+
+
+def served_answer(request: RecRequest, variant: Variant, k: int, store: DocumentStore, sellable: Any) -> list[RecItem]:
+    """What `GET /v1/recommendations` answers from these documents: the route's plan, fetch and blend, without I/O.
+
+    The route (`serving.routes.recommendations.Recommender.answer`) fetches round 1 (`material_plan`) and
+    round 2 (`followup_plan` of round 1) from Redis, then calls `recommend`; here the fetch reads `store`.
+    """
+    material = RecMaterial({}, {}, {}, store.plain(keys.rec_ranker()) if variant.use_ranker else None, sellable)
+    for plan in (material_plan(request), None):
+        if plan is None:
+            plan = followup_plan(request, material)
+        profiles = dict(material.profiles)
+        for actor in plan.profiles:
+            profile = store.plain(keys.rec_profile(actor))
+            if profile is not None:
+                profiles[actor] = profile
+        neighbours = dict(material.neighbours)
+        for sku in plan.neighbours:
+            listed = store.scored(keys.rec_neighbours(sku))
+            if listed is not None:
+                neighbours[sku] = listed
+        trending = dict(material.trending)
+        for scope in plan.trending:
+            listed = store.scored(keys.rec_trending(scope))
+            if listed is not None:
+                trending[scope] = listed
+        material = material._replace(profiles=profiles, neighbours=neighbours, trending=trending)
+    return recommend(request, material, variant, k)
+
+
+# --- the evaluation -------------------------------------------------------------
+
+
+class Evaluation:
+    """Asks every method before each interaction, from the documents written before it, and scores the answers."""
+
+    def __init__(self, store: DocumentStore, stock: StockView | None, variant: Variant | None = None) -> None:
+        self.store = store
         self.stock = stock
         self.variant = variant or Variant("blend")
-        self.catalog: dict[str, CatalogItem] = {}
-        self.trails: dict[str, SessionTrail] = {}
-        self.profiles: dict[str, ShopperProfile] = {}
-        self.neighbours: dict[str, ItemNeighbours] = {}
-        self.trending: dict[str, Trending] = {}
         self.popularity: dict[str, float] = {}
         self.last: dict[str, tuple[str, float, str]] = {}  # actor -> (sku, ts, session) of the previous interaction
         self.known: set[str] = set()
         self.metrics = {name: Metrics() for name in METHODS}
-        self.now = float("-inf")
-        self._trending_cache: dict[str, tuple[float, list[Scored]]] = {}
-        self._popular_cache: tuple[int, list[Scored]] = (-1, [])
+        self._popular: tuple[int, list[str]] = (-1, [])
         self.interactions = 0
         self.evaluated = 0
-        self.ranker: RankerWeights | None = None
-
-    # --- learning -------------------------------------------------------------
-
-    def upsert(self, event: ProductUpsert) -> None:
-        item = self.catalog.get(event.sku)
-        if item is None:
-            item = self.catalog[event.sku] = CatalogItem(event.sku)
-        item.apply(event)
-        if self.stock is not None:
-            if item.active:
-                self.stock.inactive.discard(event.sku)
-            else:
-                self.stock.inactive.add(event.sku)
-
-    def learn(self, interaction: Interaction) -> None:
-        actor = interaction.actor
-        profile = self.profiles.get(actor)
-        if profile is None:
-            profile = self.profiles[actor] = ShopperProfile(actor)
-        profile.learn_one(interaction)
-        trail = self.trails.get(actor)
-        if trail is None:
-            trail = self.trails[actor] = SessionTrail()
-        for covisit in trail.learn_one(interaction):
-            neighbours = self.neighbours.get(covisit.item)
-            if neighbours is None:
-                neighbours = self.neighbours[covisit.item] = ItemNeighbours()
-            neighbours.learn_one(covisit)
-        weight = DEFAULT_KIND_WEIGHTS[interaction.kind - 1]
-        for scope in scopes_of(interaction):
-            trending = self.trending.get(scope)
-            if trending is None:
-                trending = self.trending[scope] = Trending()
-            trending.learn_one(interaction.sku, weight, interaction.ts, interaction.category)
-        self.popularity[interaction.sku] = self.popularity.get(interaction.sku, 0.0) + weight
-        self.known.add(interaction.sku)
-        self.last[actor] = (interaction.sku, interaction.ts, interaction.session)
-
-    # --- asking ---------------------------------------------------------------
-
-    def _trending_top(self, scope: str) -> list[Scored]:
-        cached = self._trending_cache.get(scope)
-        if cached is not None and self.now - cached[0] < TRENDING_REFRESH_S:
-            return cached[1]
-        trending = self.trending.get(scope)
-        top = trending.top(TRENDING_SERVED, self.now) if trending is not None else []
-        self._trending_cache[scope] = (self.now, top)
-        return top
-
-    def _fetch(
-        self, request: RecRequest, plan_profiles: list[str], plan_neighbours: list[str], plan_trending: list[str],
-        material: RecMaterial,
-    ) -> RecMaterial:  # fmt: skip
-        profiles: dict[str, ProfileDoc] = dict(material.profiles)
-        for actor in plan_profiles:
-            profile = self.profiles.get(actor)
-            if profile is not None:
-                profiles[actor] = profile.get()
-        neighbours = dict(material.neighbours)
-        for sku in plan_neighbours:
-            state = self.neighbours.get(sku)
-            if state is not None:
-                neighbours[sku] = state.top(NEIGHBOURS_SERVED, self.now)
-        trending = dict(material.trending)
-        for scope in plan_trending:
-            trending[scope] = self._trending_top(scope)
-        return material._replace(profiles=profiles, neighbours=neighbours, trending=trending)
-
-    def blend(self, request: RecRequest, sellable: Sellable) -> list[str]:
-        empty = RecMaterial({}, {}, {}, self.ranker, sellable)
-        material = self._fetch(request, *material_plan(request), empty)
-        material = self._fetch(request, *followup_plan(request, material), material)
-        return [item.sku for item in recommend(request, material, self.variant, K)]
-
-    def popular(self, request: RecRequest, sellable: Sellable) -> list[str]:
-        if self._popular_cache[0] != self.interactions // 200:  # refreshed every 200 interactions
-            top = heapq.nlargest(TRENDING_SERVED, self.popularity.items(), key=lambda kv: kv[1])
-            self._popular_cache = (self.interactions // 200, [(sku, score, "") for sku, score in top])
-        return _filtered(self._popular_cache[1], request.sku, sellable)
-
-    def recent_popular(self, request: RecRequest, sellable: Sellable) -> list[str]:
-        return _filtered(self._trending_top(GLOBAL), request.sku, sellable)
-
-    def covisitation(self, request: RecRequest, sellable: Sellable) -> list[str]:
-        state = self.neighbours.get(request.sku or "")
-        return _filtered(state.top(NEIGHBOURS_SERVED, self.now) if state else [], request.sku, sellable)
 
     def step(self, interaction: Interaction) -> None:
-        """Ask every method, score them, then learn from `interaction`."""
-        item = self.catalog.get(interaction.sku)
-        if item is not None:
-            enriched = item.enrich(interaction)
-            if enriched is None:
-                return  # a withdrawn product: neither scored nor learned
-            interaction = enriched
-        if interaction.ts > self.now:
-            self.now = interaction.ts
+        """Ask every method, score them, then count `interaction`."""
+        store = self.store
+        store.advance(interaction.ts)
+        if interaction.sku in store.inactive:
+            return  # a withdrawn product: the flow no longer learns it, nor is it scored
         actor = interaction.actor
         last = self.last.get(actor)
         current = None
@@ -301,19 +388,27 @@ class Harness:
             session_id = interaction.session[2:] if interaction.session.startswith("s:") else None
             location_id = interaction.location_id if interaction.channel == "store" else None
             request = RecRequest(user_id, session_id, current, location_id, interaction.channel)
-            sellable = Sellable(self.stock, location_id, self.known)
+            sellable = Sellable(self.stock, location_id, store, self.known)
             answers = {
-                "omnistream_blend": self.blend(request, sellable),
-                "popularity": self.popular(request, sellable),
-                "recent_popularity": self.recent_popular(request, sellable),
-                "covisitation": self.covisitation(request, sellable),
+                "omnistream_blend": [item.sku for item in served_answer(request, self.variant, K, store, sellable)],
+                "popularity": _filtered(self._popular_skus(), current, sellable),
+                "recent_popularity": _filtered(_skus(store.scored(keys.rec_trending("global"))), current, sellable),
+                "covisitation": _filtered(_skus(store.scored(keys.rec_neighbours(current or ""))), current, sellable),
             }
             for name, returned in answers.items():
                 oos = sum(1 for sku in returned if not self._in_stock(sku, location_id))
                 self.metrics[name].score(returned, interaction.sku, oos)
             self.evaluated += 1
-        self.learn(interaction)
+        self.popularity[interaction.sku] = self.popularity.get(interaction.sku, 0.0) + 1.0
+        self.known.add(interaction.sku)
+        self.last[actor] = (interaction.sku, interaction.ts, interaction.session)
         self.interactions += 1
+
+    def _popular_skus(self) -> list[str]:
+        if self._popular[0] != self.interactions // 200:  # refreshed every 200 interactions
+            top = heapq.nlargest(100, self.popularity.items(), key=lambda kv: kv[1])
+            self._popular = (self.interactions // 200, [sku for sku, _ in top])
+        return self._popular[1]
 
     def _in_stock(self, sku: str, location_id: str | None) -> bool:
         # Checked against the stock view directly, not through `Sellable`: an independent re-check.
@@ -322,9 +417,13 @@ class Harness:
         return self.stock.sellable(sku, location_id)
 
 
-def _filtered(scored: Sequence[Scored], exclude: str | None, sellable: Sellable) -> list[str]:
+def _skus(scored: ScoredList | None) -> list[str]:
+    return [sku for sku, _, _ in scored or ()]
+
+
+def _filtered(skus: Sequence[str], exclude: str | None, sellable: Sellable) -> list[str]:
     out: list[str] = []
-    for sku, _, _ in scored:
+    for sku in skus:
         if sku != exclude and sku in sellable:
             out.append(sku)
             if len(out) == K:
@@ -332,71 +431,36 @@ def _filtered(scored: Sequence[Scored], exclude: str | None, sellable: Sellable)
     return out
 
 
-# --- inputs -------------------------------------------------------------------
-
-
-def run_simulator(harness: Harness, stock: StockView, events: int, seed: int, n_skus: int, n_users: int) -> int:
-    """Feed `events` simulator records (after the opening catalog and stock) through stock and harness."""
-    workload = Workload(seed=seed, n_skus=n_skus, n_users=n_users)
+def replay(records: Iterable[Record], evaluation: Evaluation, stock: StockView | None) -> int:
+    """Walk `records` in order: each new interaction is asked about, then stock effects apply; returns how many."""
     seen: set[str] = set()
-    opening = n_skus * (1 + workload.n_warehouses) + workload.n_stores * min(n_skus, 1000)
     total = 0
-    for offset, record in enumerate(workload.records(opening + events)):
-        event = decode(record.topic, record.value, source_topic=record.topic.value, partition=0, offset=offset)
+    for offset, (topic, value) in enumerate(records):
         total += 1
+        event = decode(topic, value, source_topic=topic.value, partition=0, offset=offset)
         if isinstance(event, DeadLetter):
             continue
-        kind = type(event)
-        if kind is ProductUpsert:
-            harness.upsert(event)  # type: ignore[arg-type]
-        elif record.topic is Topic.INVENTORY:
-            source = (record.topic.value, 0, offset, record.value) if kind is Count else None
-            stock.apply([inventory_movement(event, source)])  # type: ignore[arg-type]
+        if stock is not None and topic is Topic.INVENTORY:
+            stock.apply_event(event, topic, offset, value)
         interactions = interactions_of(event)
-        if interactions and event.event_id not in seen:  # type: ignore[union-attr]
-            seen.add(event.event_id)  # type: ignore[union-attr]
+        if interactions and event.event_id not in seen:
+            seen.add(event.event_id)
             for interaction in interactions:
-                harness.step(interaction)
+                evaluation.step(interaction)
         # Stock effects after the answers: the shopper was recommended to before their order reserved anything.
-        if kind is Purchase:
-            stock.apply(purchase_movements(event))  # type: ignore[arg-type]
-        elif kind in (Sale, Return, Void):
-            stock.apply_till(event)  # type: ignore[arg-type]
+        if stock is not None and topic is not Topic.INVENTORY:
+            stock.apply_event(event, topic, offset, value)
     return total
 
 
-_KINDS = {"view": InteractionKind.VIEW, "cart": InteractionKind.CART, "purchase": InteractionKind.PURCHASE}
-
-
-def csv_interactions(path: Path) -> Iterator[Interaction]:
-    """Interactions from a CSV `ts,user_or_session,item,event_type`; bad rows are skipped, never fatal.
-
-    `ts` is epoch seconds or RFC 3339. Sessions are split at SESSION_GAP_S of inactivity.
-    """
-    last_seen: dict[str, tuple[float, int]] = {}
-    with path.open(newline="") as handle:
-        for row_number, row in enumerate(csv.DictReader(handle)):
-            try:
-                ts = _parse_ts(row["ts"])
-                who, sku, kind = row["user_or_session"].strip(), row["item"].strip(), _KINDS[row["event_type"].strip()]
-            except (KeyError, ValueError, AttributeError):
-                continue
-            if not who or not sku:
-                continue
-            previous = last_seen.get(who)
-            session = 0
-            if previous is not None:
-                session = previous[1] + (ts - previous[0] > SESSION_GAP_S)
-            last_seen[who] = (ts, session)
-            yield Interaction(f"csv-{row_number}", ts, "u:" + who, f"s:{who}#{session}", sku, kind, "web")
-
-
-def _parse_ts(text: str) -> float:
-    text = text.strip()
-    try:
-        return float(text)
-    except ValueError:
-        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+def stock_of(records: Iterable[Record]) -> StockView:
+    """The stock view once every record has applied: what the inventory flow's sellable sets then hold."""
+    stock = StockView()
+    for offset, (topic, value) in enumerate(records):
+        event = decode(topic, value, source_topic=topic.value, partition=0, offset=offset)
+        if not isinstance(event, DeadLetter):
+            stock.apply_event(event, topic, offset, value)
+    return stock
 
 
 # --- the run ------------------------------------------------------------------
@@ -407,20 +471,21 @@ def evaluate(
 ) -> dict[str, Any]:
     """One prequential run; returns the result document (also what the JSON file holds)."""
     started = time.perf_counter()
+    log: InputLog = SimulatorLog(events, seed, n_skus, n_users) if csv_path is None else CsvLog(csv_path)
+    records = list(log.records())  # read once: the flow and the requests see the very same log
+    docs = flow_documents(records)
+    flow_s = time.perf_counter() - started
     stock = StockView() if csv_path is None else None
-    harness = Harness(stock)
+    evaluation = Evaluation(DocumentStore(docs), stock)
+    replay(records, evaluation, stock)
     if csv_path is None:
-        assert stock is not None
-        records = run_simulator(harness, stock, events, seed, n_skus, n_users)
         catalog_size = n_skus
-        source: dict[str, Any] = {"kind": "simulator", "seed": seed, "events": events, "records": records,
+        source: dict[str, Any] = {"kind": "simulator", "seed": seed, "events": events, "records": len(records),
                                   "n_skus": n_skus, "n_users": n_users}  # fmt: skip
     else:
-        for interaction in csv_interactions(csv_path):
-            harness.step(interaction)
-        catalog_size = len(harness.known)
+        catalog_size = len(evaluation.known)
         source = {"kind": "csv", "path": str(csv_path)}
-    methods = {name: metrics.get(catalog_size) for name, metrics in harness.metrics.items()}
+    methods = {name: metrics.get(catalog_size) for name, metrics in evaluation.metrics.items()}
     blend = methods["omnistream_blend"]
     hit, mrr = f"hit_rate_at_{K}", f"mrr_at_{K}"
     acceptance = {
@@ -432,12 +497,17 @@ def evaluate(
     return {
         "benchmark": "recs_quality",
         "k": K,
-        "protocol": "prequential: ask every method, then learn; target = the next different SKU of the actor",
+        "protocol": "prequential: ask every method from the documents the recommend flow wrote before the"
+        " interaction, then go on; target = the next different SKU of the actor",
+        "pipeline": "flows.recommend run in process (TestingSource/TestingSink), answers by the API's"
+        " material_plan/followup_plan/recommend over the API's document parsers",
         "source": source,
-        "interactions": harness.interactions,
-        "evaluated": harness.evaluated,
+        "documents": len(docs),
+        "interactions": evaluation.interactions,
+        "evaluated": evaluation.evaluated,
         "methods": methods,
         "acceptance": acceptance,
+        "flow_s": round(flow_s, 1),
         "elapsed_s": round(time.perf_counter() - started, 1),
         "machine": {"python": platform.python_version(), "platform": platform.platform()},
         "run_at": datetime.now(UTC).isoformat(timespec="seconds"),

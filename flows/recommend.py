@@ -9,9 +9,8 @@ clicks, carts and purchases that followed, per-variant experiment tallies
 and an online ranker. Every result is an absolute document behind a version
 fence (`state.doc_writer.FencedDoc`), so a recovery replay changes nothing.
 
-Keyed steps hold shards of entities (`operators.rec_shards`: one routed item
-per shard per batch instead of one per update, and a bound on held
-entities), in this order:
+Each keyed stage holds shards of entities and receives `ShardBatch`es naming
+it (`flows.recommend_stages.Stage`, `flows.keyed`), in this order:
 
     decode ─> catalog (by SKU shard) ─> shoppers (by actor shard) ─┬─> neighbours (by SKU shard)
     rec_served ─────────────────────────────────^                    ├─> trending (by scope shard)
@@ -22,506 +21,64 @@ Run it with `omnistream flow recommend` (recovery on by default); see `flows.run
 
 from __future__ import annotations
 
-import pickle
-from collections import Counter, OrderedDict
-from collections.abc import Callable
 from typing import Any
 
 import bytewax.operators as op
-import orjson
 from bytewax.dataflow import Dataflow
-from bytewax.operators import StatefulBatchLogic
+from bytewax.inputs import Source
+from bytewax.outputs import Sink
 
-from events.dead_letter import DeadLetter
-from events.decode import decode
-from events.models import ProductUpsert, event_type
 from events.topics import Topic
-from flows.dead_letters import owns_dead_letters
 from flows.kafka_source import KafkaRecord, kafka_source
-from flows.metrics import DUPLICATES, EVENTS_IN, REC_FEEDBACK, SKIPPED
-from flows.sinks import RecordSink, is_dead_letter
-from omnistream.settings import Settings
-from operators.rec_shards import Shopper, ThrottledShard, next_version
-from operators.recs.catalog import CatalogItem
-from operators.recs.covisitation import DEFAULT_KIND_WEIGHTS, CoVisit, ItemNeighbours, SessionTrail
-from operators.recs.experiments import (
-    ExperimentTally,
-    Feedback,
-    LabelledExample,
-    ServedRecord,
-    TallyIncrement,
-    served_records,
+from flows.keyed import keyed_stage, to_stage
+from flows.recommend_stages import (
+    FLOW,
+    CatalogLogic,
+    Decoder,
+    ExperimentLogic,
+    NeighbourLogic,
+    ShopperLogic,
+    Stage,
+    TrendingLogic,
+    is_doc,
 )
-from operators.recs.interactions import Interaction, interactions_of
-from operators.recs.profile import ShopperProfile
-from operators.recs.ranker import RecRanker
-from operators.recs.trending import Trending, scopes_of
-from operators.shard_keys import ShardKeys, add_to_group
-from state import keys
-from state.doc_writer import FencedDoc
+from flows.sinks import FlowRecord, RecordSink
+from omnistream.settings import Settings
 
-FLOW = "recommend"
 INPUT_TOPICS = (Topic.CATALOG, Topic.CLICKSTREAM, Topic.POS, Topic.REC_SERVED)
-# Prefixes of the keys routed between steps: one step's output carries items for several steps.
-CATALOG, SHOPPERS, NEIGHBOURS, TRENDING, EXPERIMENTS = "cat/", "who/", "nb/", "trend/", "exp"
-Routed = tuple[str, list[Any]]
 
 
-def build_flow(settings: Settings, generation: str = "") -> Dataflow:
+def build_flow(
+    settings: Settings,
+    generation: str = "",
+    *,
+    source: Source[KafkaRecord] | None = None,
+    sink: Sink[FlowRecord] | None = None,
+) -> Dataflow:
     """Interactions, catalog and served answers in; fenced recommendation documents and dead letters out.
 
-    `generation` names the lineage of flow state (see `flows.launcher.ensure_recovery`).
+    `generation` names the lineage of flow state (see `flows.launcher.ensure_recovery`). `source` and `sink`
+    default to the topics in Kafka and the Redis/Kafka `RecordSink`; nothing connects while building.
     """
     flow = Dataflow(FLOW)
     source_topics = {settings.topic(t): t for t in INPUT_TOPICS}
-    raw = op.input("recommend_in", flow, kafka_source(settings, list(source_topics)))
+    raw = op.input("recommend_in", flow, source or kafka_source(settings, list(source_topics)))
     decoded = op.flat_map_batch("decode", raw, Decoder(source_topics, settings.rec.shards).decode_batch)
-    split = op.branch("is_dead_letter", decoded, is_dead_letter)
-    routed = op.branch("to_catalog", split.falses, routed_to(CATALOG))
-    catalog_out = op.stateful_batch("catalog", routed.trues, CatalogLogic(settings))  # type: ignore[arg-type]
-    catalog_split = op.branch("is_item_doc", op.key_rm("catalog_out", catalog_out), is_doc)
-    shoppers_in = op.merge("shoppers_in", routed.falses, catalog_split.falses)
-    shoppers_out = op.key_rm("shoppers_out", op.stateful_batch("shoppers", shoppers_in, ShopperLogic(settings)))  # type: ignore[arg-type]
-    shopper_split = op.branch("is_profile_doc", shoppers_out, is_doc)
-    to_neighbours = op.branch("to_neighbours", shopper_split.falses, routed_to(NEIGHBOURS))
-    to_trending = op.branch("to_trending", to_neighbours.falses, routed_to(TRENDING))
-    neighbours_out = op.stateful_batch("neighbours", to_neighbours.trues, NeighbourLogic(settings))  # type: ignore[arg-type]
-    trending_out = op.stateful_batch("trending", to_trending.trues, TrendingLogic(settings))  # type: ignore[arg-type]
-    experiments_out = op.stateful_batch("experiments", to_trending.falses, ExperimentLogic(settings))  # type: ignore[arg-type]
-    docs = op.merge(
+    # Dead letters pass every branch below on the `falses` side, straight to the records.
+    catalog_in = to_stage("to_catalog", decoded, Stage.CATALOG)
+    catalog_out = keyed_stage("catalog", catalog_in.trues, CatalogLogic(settings))
+    shoppers_in = to_stage("to_shoppers", op.merge("shoppers_in", catalog_in.falses, catalog_out), Stage.SHOPPERS)
+    shoppers_out = op.branch("is_profile_doc", keyed_stage("shoppers", shoppers_in.trues, ShopperLogic(settings)),
+                             is_doc)  # fmt: skip
+    neighbours_in = to_stage("to_neighbours", shoppers_out.falses, Stage.NEIGHBOURS)
+    trending_in = to_stage("to_trending", neighbours_in.falses, Stage.TRENDING)
+    records: Any = op.merge(
         "records",
-        split.trues,
-        catalog_split.trues,
-        shopper_split.trues,
-        op.key_rm("neighbours_out", neighbours_out),
-        op.key_rm("trending_out", trending_out),
-        op.key_rm("experiments_out", experiments_out),
+        shoppers_in.falses,  # dead letters and item documents
+        shoppers_out.trues,  # profiles
+        keyed_stage("neighbours", neighbours_in.trues, NeighbourLogic(settings)),
+        keyed_stage("trending", trending_in.trues, TrendingLogic(settings)),
+        keyed_stage("experiments", trending_in.falses, ExperimentLogic(settings)),  # all that is left
     )
-    op.output("records_out", docs, RecordSink(FLOW, settings, generation))
+    op.output("records_out", records, sink or RecordSink(FLOW, settings, generation))
     return flow
-
-
-def routed_to(prefix: str) -> Callable[[Any], bool]:
-    def is_for(item: Routed) -> bool:
-        return item[0].startswith(prefix)
-
-    return is_for
-
-
-def is_doc(item: Any) -> bool:
-    return type(item) is FencedDoc
-
-
-class Decoder:
-    """Raw Kafka messages to routed groups of interactions, upserts and served answers; never raises.
-
-    Malformed `catalog` and `rec_served` records become dead letters (this flow
-    owns them, `flows.dead_letters`); malformed `clickstream` and `pos` events
-    are skipped and counted, as the inventory flow dead-letters them.
-    """
-
-    def __init__(self, source_topics: dict[str, Topic], shards: int) -> None:
-        self.source_topics = source_topics
-        self.shards = shards
-        self._topics = {name: (topic, topic.value) for name, topic in source_topics.items()}
-        self._owned = {topic for topic in source_topics.values() if owns_dead_letters(FLOW, topic)}
-        self._catalog_shard = ShardKeys(CATALOG, shards)
-        self._shopper_shard = ShardKeys(SHOPPERS, shards)
-
-    def decode_batch(self, records: list[KafkaRecord]) -> list[DeadLetter | Routed]:
-        out: list[DeadLetter | Routed] = []
-        seen: Counter[tuple[str, str]] = Counter()
-        skipped: Counter[str] = Counter()
-        to_catalog: dict[str, list[Interaction | ProductUpsert]] = {}
-        to_shoppers: dict[str, list[Any]] = {}
-        topics, owned, catalog_shard = self._topics, self._owned, self._catalog_shard
-        for record in records:
-            topic, topic_value = topics[record.topic]
-            if record.error is not None:
-                if topic in owned:
-                    out.append(DeadLetter.of(record.topic, record.partition, record.offset,
-                                             f"Kafka error: {record.error}", record.value))  # fmt: skip
-                continue
-            if topic is Topic.REC_SERVED:
-                answers, rejected = served_records(record.value)
-                if rejected is not None:
-                    out.append(DeadLetter.of(record.topic, record.partition, record.offset, rejected[0], rejected[1]))
-                for served in answers:
-                    add_to_group(to_shoppers, self._shopper_shard(served.actor), served)
-                if answers:
-                    seen[topic_value, "rec_served"] += len(answers)
-                continue
-            event = decode(topic, record.value, source_topic=record.topic, partition=record.partition,
-                           offset=record.offset)  # fmt: skip
-            if type(event) is DeadLetter:
-                if topic in owned:
-                    out.append(event)
-                else:
-                    skipped[topic_value] += 1
-                continue
-            seen[topic_value, event_type(event)] += 1  # type: ignore[arg-type]
-            if type(event) is ProductUpsert:
-                add_to_group(to_catalog, catalog_shard(event.sku), event)
-                continue
-            for interaction in interactions_of(event):
-                add_to_group(to_catalog, catalog_shard(interaction.sku), interaction)
-        out.extend(to_catalog.items())
-        out.extend(to_shoppers.items())
-        for (topic_name, type_name), n in seen.items():
-            EVENTS_IN.labels(FLOW, topic_name, type_name).inc(n)
-        for topic_name, n in skipped.items():
-            SKIPPED.labels(FLOW, topic_name).inc(n)
-        return out
-
-
-class _PickledStep(StatefulBatchLogic[list[Any], Any, bytes]):
-    """A keyed step whose whole state is one picklable object (a shard)."""
-
-    state: Any
-
-    def snapshot(self) -> bytes:
-        return pickle.dumps(self.state, protocol=pickle.HIGHEST_PROTOCOL)
-
-
-# --- catalog: by SKU shard ---------------------------------------------------------------------------------
-
-
-class CatalogLogic:
-    """Builds the catalog step: stamps interactions with their SKU's category, drops withdrawn SKUs' ones."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.capacity = max(1, settings.rec.catalog_capacity // settings.rec.shards)
-        self.shards = settings.rec.shards
-        self.shopper_shard = ShardKeys(SHOPPERS, settings.rec.shards)
-
-    def __call__(self, resume: bytes | None) -> _CatalogStep:
-        # OrderedDict(...) also takes the plain dict of snapshots from before it, in the same order.
-        items: OrderedDict[str, tuple[CatalogItem, int]] = OrderedDict(pickle.loads(resume) if resume else ())
-        return _CatalogStep(items, self)
-
-
-class _CatalogStep(_PickledStep):
-    def __init__(self, items: OrderedDict[str, tuple[CatalogItem, int]], builder: CatalogLogic) -> None:
-        self.state = items
-        self.builder = builder
-
-    def on_batch(self, groups: list[list[Interaction | ProductUpsert]]) -> tuple[list[Any], bool]:
-        items, shopper_shard = self.state, self.builder.shopper_shard
-        changed: dict[str, None] = {}
-        dropped: dict[str, tuple[CatalogItem, int]] = {}
-        to_shoppers: dict[str, list[Interaction]] = {}
-        for group in groups:
-            for value in group:
-                if type(value) is ProductUpsert:
-                    held = items.get(value.sku)
-                    if held is None:
-                        held = items[value.sku] = (CatalogItem(value.sku), 0)
-                        if len(items) > self.builder.capacity:
-                            # The oldest-known SKU: its interactions pass unstamped. popitem, O(1): a plain
-                            # dict deleted at its front keeps holes that `next(iter(d))` walks over.
-                            sku, oldest = items.popitem(last=False)
-                            if sku in changed:
-                                dropped[sku] = oldest  # changed earlier in this batch: its document is still due
-                    held[0].apply(value)
-                    changed[value.sku] = None
-                    continue
-                interaction: Interaction | None = value  # type: ignore[assignment]
-                held = items.get(value.sku)
-                if held is not None:
-                    interaction = held[0].enrich(value)  # type: ignore[arg-type]
-                    if interaction is None:
-                        continue  # a withdrawn product: no longer learned
-                key = shopper_shard(interaction.actor)  # type: ignore[union-attr]
-                bucket = to_shoppers.get(key)
-                if bucket is None:
-                    to_shoppers[key] = [interaction]  # type: ignore[list-item]
-                else:
-                    bucket.append(interaction)  # type: ignore[arg-type]
-        out: list[Any] = []
-        inactive = keys.rec_inactive()
-        for sku in changed:
-            kept = items.get(sku)
-            item, version = kept if kept is not None else dropped[sku]
-            version = next_version(version, item.updated_at)
-            if kept is not None:
-                items[sku] = (item, version)
-            doc = orjson.dumps({"sku": sku, "active": item.active, "category": item.category})
-            out.append(FencedDoc(keys.rec_item(sku), version, doc, as_of=item.updated_at, flag_set=inactive,
-                                 flag_member=sku, flagged=not item.active))  # fmt: skip
-        out.extend(to_shoppers.items())
-        return out, StatefulBatchLogic.RETAIN
-
-
-# --- shoppers: by actor shard --------------------------------------------------------------------------------
-
-
-class ShopperLogic:
-    """Builds the shoppers step: profiles, co-visit pairs, trending hits and feedback of each shopper."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.shards = settings.rec.shards
-        self.capacity = max(1, settings.rec.actor_capacity // settings.rec.shards)
-        self.profile_ttl_s = settings.rec.profile_ttl_s
-        self.kind_weights = DEFAULT_KIND_WEIGHTS
-        self.neighbour_shard = ShardKeys(NEIGHBOURS, settings.rec.shards)
-        self.trending_shard = ShardKeys(TRENDING, settings.rec.shards)
-
-    def __call__(self, resume: bytes | None) -> _ShopperStep:
-        shard: ThrottledShard[Shopper] = pickle.loads(resume) if resume else ThrottledShard(self.capacity, 0.0)
-        return _ShopperStep(shard, self)
-
-    def new_shopper(self, actor: str) -> Shopper:
-        s = self.settings
-        # `Shopper.learn_one` is the only way into the profile and the trail, and it drops a redelivered
-        # (`event_id`, SKU) seen within `dedup_window_s` (at least an hour). Their own windows (same key,
-        # shorter) could never drop anything more, a double click included (two event ids), so they are
-        # off: one fingerprint and one remembered id per interaction instead of three.
-        profile = ShopperProfile(actor, s.rec.profile_recent, s.rec.profile_half_life_s, dedup_window_s=0)
-        trail = SessionTrail(s.rec.trail_window_s, s.rec.trail_items, 0, position_decay=s.rec.position_decay)
-        return Shopper(actor, profile, trail, s.dedup_window_s, s.rec.feedback_window_s)
-
-
-class _ShopperStep(_PickledStep):
-    def __init__(self, shard: ThrottledShard[Shopper], builder: ShopperLogic) -> None:
-        self.state = shard
-        self.builder = builder
-
-    def on_batch(self, groups: list[list[Interaction | ServedRecord]]) -> tuple[list[Any], bool]:
-        shard, builder = self.state, self.builder
-        weights, new_shopper = builder.kind_weights, builder.new_shopper
-        neighbour_shard, trending_shard = builder.neighbour_shard, builder.trending_shard
-        to_neighbours: dict[str, list[CoVisit]] = {}
-        trend_hits: dict[str, dict[tuple[str, str], list[Any]]] = {}
-        feedback: list[Feedback] = []
-        duplicates = 0
-        for group in groups:
-            for value in group:
-                if type(value) is ServedRecord:
-                    feedback += shard.touch(value.actor, new_shopper, value.ts).learn_served(value)
-                    continue
-                interaction: Interaction = value  # type: ignore[assignment]
-                learned = shard.touch(interaction.actor, new_shopper, interaction.ts).learn_one(interaction)
-                if learned is None:
-                    duplicates += 1
-                    continue
-                covisits, shopper_feedback = learned
-                for covisit in covisits:
-                    key = neighbour_shard(covisit.item)
-                    bucket = to_neighbours.get(key)
-                    if bucket is None:
-                        to_neighbours[key] = [covisit]
-                    else:
-                        bucket.append(covisit)
-                if shopper_feedback:
-                    feedback += shopper_feedback
-                # Summed per (scope, SKU) here: the global scope is hit by every interaction.
-                weight, ts, sku = weights[interaction.kind - 1], interaction.ts, interaction.sku
-                for scope in scopes_of(interaction):
-                    key = trending_shard(scope)
-                    summed = trend_hits.get(key)
-                    if summed is None:
-                        summed = trend_hits[key] = {}
-                    held = summed.get((scope, sku))
-                    if held is None:
-                        summed[scope, sku] = [weight, ts, interaction.category or ""]
-                    else:
-                        held[0] += weight
-                        if ts > held[1]:
-                            held[1] = ts
-        if duplicates:
-            DUPLICATES.labels(FLOW).inc(duplicates)
-        return self._emit(shard.collect(), to_neighbours, trend_hits, feedback), StatefulBatchLogic.RETAIN
-
-    def _emit(
-        self,
-        written: Any,
-        to_neighbours: dict[str, list[CoVisit]],
-        trend_hits: dict[str, dict[tuple[str, str], list[Any]]],
-        feedback: list[Feedback],
-    ) -> list[Any]:
-        ttl_s = self.builder.profile_ttl_s
-        out: list[Any] = []
-        for actor, shopper, version in written:  # every changed profile, every batch: freshness
-            profile = shopper.profile.get()
-            out.append(FencedDoc(keys.rec_profile(actor), version, orjson.dumps(profile), ttl_s, profile["as_of"]))
-        out.extend(to_neighbours.items())
-        out.extend(trend_hits.items())
-        if feedback:
-            out.append((EXPERIMENTS, feedback))
-        return out
-
-    def on_eof(self) -> tuple[list[Any], bool]:
-        # A bounded run ends: close every open answer so its labels train the ranker.
-        feedback: list[Feedback] = []
-        for _, shopper in self.state.items():
-            feedback += shopper.close_answers()
-        return self._emit(self.state.flush(), {}, {}, feedback), StatefulBatchLogic.RETAIN
-
-
-# --- neighbours and trending: by SKU shard / scope shard, written throttled -------------------------------------
-
-
-class _ThrottledStep(_PickledStep):
-    """Folds routed updates into a `ThrottledShard` and writes each changed entity's document when due."""
-
-    def __init__(self, shard: ThrottledShard[Any], builder: NeighbourLogic | TrendingLogic) -> None:
-        self.state = shard
-        self.builder = builder
-
-    def on_batch(self, groups: list[list[Any]]) -> tuple[list[FencedDoc], bool]:
-        learn = self.builder.learn
-        shard = self.state
-        for group in groups:
-            learn(shard, group)
-        return self._docs(shard.collect()), StatefulBatchLogic.RETAIN
-
-    def on_eof(self) -> tuple[list[FencedDoc], bool]:
-        return self._docs(self.state.flush()), StatefulBatchLogic.RETAIN
-
-    def _docs(self, written: Any) -> list[FencedDoc]:
-        builder, clock = self.builder, self.state.clock
-        return [
-            FencedDoc(
-                builder.key_of(key),
-                version,
-                orjson.dumps(state.top(builder.published, clock)),
-                builder.ttl_s,
-                state.newest,
-            )
-            for key, state, version in written
-        ]
-
-
-class NeighbourLogic:
-    """Builds the neighbours step: time-decayed co-visitation per SKU, top-N written throttled."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.capacity = max(1, settings.rec.item_capacity // settings.rec.shards)
-        self.interval_s = settings.rec.neighbours_write_interval_s
-        self.published = settings.rec.neighbours_published
-        self.ttl_s = settings.rec.doc_ttl_s
-        self.half_life_s = settings.rec.neighbours_half_life_s
-        self.neighbours_capacity = settings.rec.neighbours_capacity
-        self.key_of = keys.rec_neighbours
-
-    def __call__(self, resume: bytes | None) -> _ThrottledStep:
-        shard = pickle.loads(resume) if resume else ThrottledShard(self.capacity, self.interval_s)
-        return _ThrottledStep(shard, self)
-
-    def new(self, sku: str) -> ItemNeighbours:
-        return ItemNeighbours(self.half_life_s, self.neighbours_capacity)
-
-    def learn(self, shard: ThrottledShard[ItemNeighbours], covisits: list[CoVisit]) -> None:
-        new = self.new
-        for covisit in covisits:
-            shard.touch(covisit.item, new, covisit.ts).learn_one(covisit)
-
-
-class TrendingLogic:
-    """Builds the trending step: decayed weight per SKU per scope, each scope kind with its half-life."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.capacity = 1 << 30  # scopes are categories, locations, channels: few; each Trending is bounded
-        self.interval_s = settings.rec.trending_write_interval_s
-        self.published = settings.rec.trending_published
-        self.ttl_s = settings.rec.doc_ttl_s
-        self.trending_capacity = settings.rec.trending_capacity
-        self.half_lives = {
-            "cat": settings.rec.trending_half_life_category_s,
-            "loc": settings.rec.trending_half_life_location_s,
-            "ch": settings.rec.trending_half_life_channel_s,
-        }
-        self.global_half_life_s = settings.rec.trending_half_life_global_s
-        self.key_of = keys.rec_trending
-
-    def __call__(self, resume: bytes | None) -> _ThrottledStep:
-        shard = pickle.loads(resume) if resume else ThrottledShard(self.capacity, self.interval_s)
-        return _ThrottledStep(shard, self)
-
-    def half_life_of(self, scope: str) -> float:
-        return self.half_lives.get(scope.partition(":")[0], self.global_half_life_s)
-
-    def new(self, scope: str) -> Trending:
-        return Trending(self.half_life_of(scope), self.trending_capacity)
-
-    def learn(self, shard: ThrottledShard[Trending], summed: dict[tuple[str, str], list[Any]]) -> None:
-        """`summed`: (scope, SKU) -> [weight, newest ts, category], one batch of one shopper shard."""
-        new = self.new
-        for (scope, sku), (weight, ts, category) in summed.items():
-            shard.touch(scope, new, ts).learn_one(sku, weight, ts, category or None)
-
-
-# --- experiments: one key, tallies per variant and the ranker ------------------------------------------------------
-
-
-class Experiments:
-    """Per-variant tallies and the online ranker, with the versions of their documents."""
-
-    def __init__(self, learning_rate: float) -> None:
-        self.learning_rate = learning_rate
-        self.tallies: dict[str, tuple[ExperimentTally, int]] = {}
-        self.ranker = RecRanker(learning_rate=learning_rate)
-        self.ranker_written = float("-inf")
-        self.clock = float("-inf")
-
-
-class ExperimentLogic:
-    """Builds the experiments step: counts each variant's requests, impressions, clicks, carts, conversions
-    and trains the ranker on labelled examples (weights written at most every `rec_trending_write_interval_s`)."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.learning_rate = settings.rec.ranker_learning_rate
-        self.interval_s = settings.rec.trending_write_interval_s
-
-    def __call__(self, resume: bytes | None) -> _ExperimentStep:
-        return _ExperimentStep(pickle.loads(resume) if resume else Experiments(self.learning_rate), self)
-
-
-class _ExperimentStep(_PickledStep):
-    def __init__(self, experiments: Experiments, builder: ExperimentLogic) -> None:
-        self.state = experiments
-        self.builder = builder
-
-    def on_batch(self, groups: list[list[Feedback]]) -> tuple[list[FencedDoc], bool]:
-        state = self.state
-        changed: dict[str, None] = {}
-        learned = 0
-        counted: Counter[tuple[str, str]] = Counter()
-        for group in groups:
-            for item in group:
-                if item.ts > state.clock:
-                    state.clock = item.ts
-                if type(item) is TallyIncrement:
-                    held = state.tallies.get(item.variant)
-                    if held is None:
-                        held = state.tallies[item.variant] = (ExperimentTally(item.variant), 0)
-                    held[0].update(item)
-                    changed[item.variant] = None
-                    counted[item.variant, item.counter] += item.n
-                elif type(item) is LabelledExample:
-                    state.ranker.learn_one(item.features, item.clicked)
-                    learned += 1
-        for (variant, counter), n in counted.items():
-            REC_FEEDBACK.labels(variant, counter).inc(n)
-        out: list[FencedDoc] = []
-        for variant in changed:
-            tally, version = state.tallies[variant]
-            version = next_version(version, 0.0)  # a plain counter: tallies are never evicted
-            state.tallies[variant] = (tally, version)
-            out.append(FencedDoc(keys.rec_experiment(variant), version, orjson.dumps(tally.get()), as_of=tally.as_of))
-        if learned and state.clock - state.ranker_written >= self.builder.interval_s:
-            out.append(self._ranker_doc())
-        return out, StatefulBatchLogic.RETAIN
-
-    def on_eof(self) -> tuple[list[FencedDoc], bool]:
-        state = self.state
-        if state.ranker.version and state.ranker_written < state.clock:
-            return [self._ranker_doc()], StatefulBatchLogic.RETAIN
-        return [], StatefulBatchLogic.RETAIN
-
-    def _ranker_doc(self) -> FencedDoc:
-        state = self.state
-        state.ranker_written = state.clock
-        weights = state.ranker.export()
-        return FencedDoc(keys.rec_ranker(), weights["version"], orjson.dumps(weights), as_of=state.clock)

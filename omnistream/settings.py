@@ -261,6 +261,8 @@ class RecSettings(_Group):
         "blend:1;ranked:1:ranker=1",
         description="Experiment arms, `name:share[:ranker=0|1,cap=N,<source>=<weight>,...]` joined by `;`.",
     )
+    # Parsed, and refused with the reason, where it is used: the API's start (`operators.recs.experiments.
+    # parse_variants`). Settings sit above every layer but are imported by all of them, so they import none.
     experiment_salt: str = Field("rec-exp-1", description="Changing it reshuffles shoppers between the arms.")
     ranker_learning_rate: float = Field(0.05, gt=0, le=10, description="SGD step of the online ranker.")
     api_cache_s: float = Field(
@@ -276,14 +278,6 @@ class RecSettings(_Group):
     soak_rss_budget_mb: float = Field(
         1_500.0, gt=0, description="Resident memory the recommend flow must stay under in the benchmark's soak."
     )
-
-    @field_validator("variants")
-    @classmethod
-    def _variants_parse(cls, value: str) -> str:
-        from operators.recs.experiments import parse_variants  # pure; imported here to keep start-up light
-
-        parse_variants(value)  # raises ValueError with the reason
-        return value
 
 
 class Settings(BaseSettings):

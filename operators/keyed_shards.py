@@ -64,27 +64,59 @@ class ShardRouter(Generic[S, T]):
     []
     """
 
-    def __init__(self, shards: int) -> None:
+    def __init__(self, shards: int, max_cached: int = 1 << 17) -> None:
         if shards < 1:
             raise ValueError(f"shards must be >= 1, got {shards}")
         self.shards = shards
-        self._groups: dict[tuple[S, str], list[T]] = {}
+        self.max_cached = max_cached
+        # A flow routes several items per event, so `add` is kept to two dict hits in the common case: the
+        # entity's shard name, memoised per stage (crc32 on a miss; each memo starts afresh at `max_cached`
+        # entities, so it stays bounded), and the group, keyed by that name alone (it starts with the stage).
+        self._groups: dict[str, list[T]] = {}
+        self._stage_of: dict[str, S] = {}
+        self._memos: dict[S, dict[str, str]] = {}
         self._names: dict[S, list[str]] = {}
 
     def shard_of(self, stage: S, entity_id: str) -> str:
         """The Bytewax key of the shard of `stage` that holds `entity_id`."""
-        names = self._names.get(stage)
-        if names is None:
-            names = self._names[stage] = [f"{stage.value}:{i}" for i in range(self.shards)]
-        return names[zlib.crc32(entity_id.encode()) % self.shards]
+        memo = self._memos.get(stage)
+        if memo is None:
+            memo = self._memos[stage] = {}
+            self._names[stage] = [f"{stage.value}:{i}" for i in range(self.shards)]
+        shard = memo.get(entity_id)
+        if shard is None:
+            if len(memo) >= self.max_cached:
+                memo.clear()
+            shard = memo[entity_id] = self._names[stage][zlib.crc32(entity_id.encode()) % self.shards]
+        return shard
 
     def add(self, stage: S, entity_id: str, item: T) -> None:
         """Send `item` to the shard of `stage` that holds `entity_id`."""
-        self._append((stage, self.shard_of(stage, entity_id)), item)
+        memo = self._memos.get(stage)
+        if memo is None:
+            self.shard_of(stage, entity_id)  # the stage's first item: its memo and names
+            memo = self._memos[stage]
+        shard = memo.get(entity_id)
+        if shard is None:  # `shard_of`, inlined: most shoppers are new, so misses are common
+            if len(memo) >= self.max_cached:
+                memo.clear()
+            shard = memo[entity_id] = self._names[stage][zlib.crc32(entity_id.encode()) % self.shards]
+        group = self._groups.get(shard)
+        if group is None:
+            self._groups[shard] = [item]
+            self._stage_of[shard] = stage
+        else:
+            group.append(item)
 
     def add_to_single(self, stage: S, item: T) -> None:
         """Send `item` to `stage`'s only key (a stage that sees everything, e.g. operations)."""
-        self._append((stage, stage.value), item)
+        shard: str = stage.value
+        group = self._groups.get(shard)
+        if group is None:
+            self._groups[shard] = [item]
+            self._stage_of[shard] = stage
+        else:
+            group.append(item)
 
     def add_many(self, stage: S, entity_ids: Sequence[str], items: Sequence[T]) -> None:
         """`add` for a whole batch: `items[i]` to the shard of `stage` holding `entity_ids[i]`.
@@ -107,27 +139,23 @@ class ShardRouter(Generic[S, T]):
         self.shard_of(stage, "")  # builds the stage's shard names once
         names, shards, groups, crc32 = self._names[stage], self.shards, self._groups, zlib.crc32
         for entity_id, item in zip(entity_ids, items, strict=True):
-            key = (stage, names[crc32(entity_id.encode()) % shards])
-            group = groups.get(key)
+            shard = names[crc32(entity_id.encode()) % shards]
+            group = groups.get(shard)
             if group is None:
-                groups[key] = [item]
+                groups[shard] = [item]
+                self._stage_of[shard] = stage
             else:
                 group.append(item)
 
     def add_all_to_single(self, stage: S, items: Sequence[T]) -> None:
         """`add_to_single` for a whole batch, in order."""
         if items:
-            self._groups.setdefault((stage, stage.value), []).extend(items)
+            self._groups.setdefault(stage.value, []).extend(items)
+            self._stage_of[stage.value] = stage
 
     def drain(self) -> list[ShardBatch[S, T]]:
         """This batch's groups in the order first added; the router is empty afterwards."""
-        out = [ShardBatch(stage, shard, items) for (stage, shard), items in self._groups.items()]
+        stage_of = self._stage_of
+        out = [ShardBatch(stage_of[shard], shard, items) for shard, items in self._groups.items()]
         self._groups = {}
         return out
-
-    def _append(self, key: tuple[S, str], item: T) -> None:
-        group = self._groups.get(key)
-        if group is None:
-            self._groups[key] = [item]
-        else:
-            group.append(item)

@@ -12,7 +12,8 @@ or forced by the issue:
   per SKU with a growing catalog grow without end. A shard holds at most
   `capacity` entities and lets the least recently touched go.
 
-Everything here is pure (no Bytewax, no Redis); `flows/recommend.py` adapts it.
+Everything here is pure (no Bytewax, no Redis); `flows/recommend_stages.py` adapts it, and routes
+between the shards with `operators.keyed_shards.ShardRouter`.
 """
 
 from __future__ import annotations

@@ -4,6 +4,12 @@ Keyed steps hold shards of entities rather than one key per entity: Bytewax
 routes and snapshots per key, and both cost per key (docs/performance.md; the
 inventory and recommend flows measured it), so a batch's updates travel as
 one item per shard and an epoch's snapshot writes one row per shard.
+
+The typed form is `operators.keyed_shards.ShardRouter` (same `crc32 % shards`
+placement, the stage named by an enum member rather than a string prefix):
+the recommend flow routes with it. `ShardKeys` and `add_to_group` remain
+for the inventory flow's ledger shards, whose recovery state is stored under
+these keys.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Publishes each recommendation answer the API served to `omni.rec_served`: the feedback loop's input.
+"""Records each recommendation answer the API served to `omni.rec_served`: the feedback loop's input.
 
 The recommend flow joins these records with the clicks, carts and purchases
 that follow, to train the ranker and count each variant's CTR and conversion.
@@ -13,22 +13,19 @@ Why batches: one Kafka message per answer cost the API about a sixth of its
 CPU per request (librdkafka's per-message work and a delivery callback into
 Python) and the broker as much again, on the same cores that serve requests.
 A batch is one message whose value is a JSON array of answer records
-(`operators.recs.experiments.served_batch`; `served_records` reads it back,
-a lone JSON object as a batch of one).
+(`events.rec_served`, the format the flow reads back). The broker is reached
+only through `state.rec_served_log.RecServedLog`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Iterator
 
-from confluent_kafka import KafkaError, Producer
 from prometheus_client.core import CounterMetricFamily, Metric
 
-from operators.recs.experiments import served_batch
-
-log = logging.getLogger(__name__)
+from events.rec_served import served_batch
+from state.rec_served_log import RecServedLog
 
 BATCH_RECORDS = 200
 """Answers per message at most: about 0.3 MB of JSON, well under Kafka's 1 MB message limit."""
@@ -58,20 +55,7 @@ class ServedPublisher:
         self.served_by_variant: dict[str, int] = {}
         self._batch: list[bytes] = []
         self._timer: asyncio.TimerHandle | None = None
-        self._producer = Producer(
-            {
-                "bootstrap.servers": brokers,
-                "linger.ms": 5,
-                "queue.buffering.max.messages": max(1, queue_max // BATCH_RECORDS),
-                # Answers repeat their field names and SKUs: lz4 shrinks a batch about fivefold, at a few
-                # percent of one core at thousands of answers a second, and the broker stores that much less.
-                "compression.type": "lz4",
-                # An answer's feedback value fades within the feedback window; don't hold it for longer.
-                "message.timeout.ms": 30_000,
-                "socket.connection.setup.timeout.ms": 3_000,
-                "log_level": 2,  # an outage shows in the drop and failure counts, not as a log line per retry
-            }
-        )
+        self._log = RecServedLog(brokers, topic, queue_max // BATCH_RECORDS)
 
     def publish(self, value: bytes, variant: str) -> None:
         """Queue one served answer (a JSON object); never raises, never waits."""
@@ -88,7 +72,7 @@ class ServedPublisher:
                 self.send()
 
     def send(self) -> None:
-        """Hand the current batch to librdkafka now (the linger timer calls this)."""
+        """Append the current batch to the log now (the linger timer calls this)."""
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -96,24 +80,16 @@ class ServedPublisher:
         if not batch:
             return
         records = len(batch)
-        try:
-            self._producer.produce(self.topic, served_batch(batch),
-                                   on_delivery=lambda error, _: self._delivered(error, records))  # fmt: skip
-        except BufferError:
+        if not self._log.append(served_batch(batch), lambda ok: self._delivered(ok, records)):
             self.counts["dropped"] += records  # the broker is behind or away: the answers were served anyway
-        except Exception:  # a broken client must not turn into failed requests
-            self.counts["dropped"] += records
-            log.exception("rec_served: produce failed")
-        self._producer.poll(0)
 
-    def _delivered(self, error: KafkaError | None, records: int) -> None:
-        self.counts["failed" if error is not None else "delivered"] += records
+    def _delivered(self, ok: bool, records: int) -> None:
+        self.counts["delivered" if ok else "failed"] += records
 
     def flush(self, timeout_s: float) -> int:
         """Send the open batch and wait up to `timeout_s` for queued messages; returns how many are undelivered."""
         self.send()
-        remaining: int = self._producer.flush(timeout_s)
-        return remaining
+        return self._log.flush(timeout_s)
 
     def collect(self) -> Iterator[Metric]:
         """Prometheus families (registered in the API's registry)."""

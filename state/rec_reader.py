@@ -126,6 +126,16 @@ def scored_list(doc: bytes | None) -> ScoredList | None:
     return tuple(entries)
 
 
+def plain_doc(doc: bytes | None) -> dict[str, Any] | None:
+    """A stored profile or ranker document as a dict; None when absent or not a JSON object.
+
+    >>> plain_doc(b'{"actor": "u:U-1"}'), plain_doc(b"[1]"), plain_doc(None)
+    ({'actor': 'u:U-1'}, None, None)
+    """
+    parsed = _parsed(doc)
+    return parsed if isinstance(parsed, dict) else None
+
+
 def _parsed(doc: bytes | None) -> Any | None:
     if not doc:
         return None
@@ -218,13 +228,13 @@ class RecReader:
         )
         found_profiles = {}
         for actor, doc in zip(profiles, plain_docs, strict=False):
-            parsed = _parsed(doc or None)
-            if isinstance(parsed, dict):
+            parsed = plain_doc(doc or None)
+            if parsed is not None:
                 found_profiles[actor] = parsed
         now = time.monotonic()
         found_ranker = None
         if ranker:
-            found_ranker = _parsed(plain_docs[-1] or None)
+            found_ranker = plain_doc(plain_docs[-1] or None)
             self._cache.put(RANKER + ":", found_ranker, now)
         found: dict[str, dict[str, ScoredList]] = {NEIGHBOURS: {}, TRENDING: {}}
         for (kind, name), doc in zip(lists, list_docs, strict=True):

@@ -7,8 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-import orjson
-
+from events.rec_served import RecServed, decode_served
 from operators.recs.interactions import Interaction, InteractionKind
 
 SOURCES = (
@@ -151,80 +150,30 @@ class ServedRecord(NamedTuple):
     ts: float
     items: tuple[tuple[str, dict[str, float]], ...]
 
-    def to_doc(self) -> dict[str, Any]:
-        """Plain JSON-able form (the feedback topic's payload)."""
-        return {
-            "request_id": self.request_id,
-            "variant": self.variant,
-            "actor": self.actor,
-            "ts": self.ts,
-            "items": [{"sku": sku, "features": features} for sku, features in self.items],
-        }
-
     @classmethod
-    def from_doc(cls, doc: object) -> ServedRecord | None:
-        """The record in `doc`, or None when it is malformed (bad input is data, never a crash).
+    def of(cls, served: RecServed) -> ServedRecord:
+        """The join's view of a record of the served-recommendations log.
 
-        >>> record = ServedRecord("r1", "blend", "u:U-1", 5.0, (("SKU-1", {"covisit": 1.0}),))
-        >>> ServedRecord.from_doc(record.to_doc()) == record, ServedRecord.from_doc({"request_id": 3})
-        (True, None)
+        >>> from events.rec_served import ServedItem
+        >>> record = RecServed(request_id="r1", variant="blend", actor="u:U-1", ts=5.0,
+        ...                    items=[ServedItem("SKU-1", {"covisit": 1.0})])
+        >>> ServedRecord.of(record)
+        ServedRecord(request_id='r1', variant='blend', actor='u:U-1', ts=5.0, items=(('SKU-1', {'covisit': 1.0}),))
         """
-        try:
-            assert isinstance(doc, Mapping)
-            request_id, variant, actor = doc["request_id"], doc["variant"], doc["actor"]
-            assert isinstance(request_id, str) and isinstance(variant, str) and isinstance(actor, str)
-            items = tuple(
-                (str(item["sku"]), {str(k): float(v) for k, v in (item.get("features") or {}).items()})
-                for item in doc["items"]
-            )
-            return cls(request_id, variant, actor, float(doc["ts"]), items)
-        except (AssertionError, KeyError, TypeError, ValueError, AttributeError):
-            return None
-
-
-def served_batch(docs: Sequence[bytes]) -> bytes:
-    """One feedback-topic message carrying `docs` (each a JSON object of `ServedRecord.to_doc`): a JSON array.
-
-    >>> served_batch([b'{"a":1}', b'{"b":2}'])
-    b'[{"a":1},{"b":2}]'
-    """
-    return b"[" + b",".join(docs) + b"]"
+        items = tuple((item.sku, item.features) for item in served.items)
+        return cls(served.request_id, served.variant, served.actor, served.ts, items)
 
 
 def served_records(raw: bytes | None) -> tuple[list[ServedRecord], tuple[str, bytes | None] | None]:
-    """The answers of one `rec_served` message, and (reason, bytes) of what in it is not an answer.
-
-    A message is a JSON array of answer records (`served_batch`, as the API
-    sends them) or one record. Elements that are not records go to one dead letter per message
-    (a letter is named by its offset), holding just those elements: one bad
-    answer does not take its batch with it.
+    """The answers of one `rec_served` message (`events.rec_served`), and (reason, bytes) of what is not an answer.
 
     >>> good = b'{"request_id": "r1", "variant": "blend", "actor": "u:U-1", "ts": 5.0, "items": []}'
     >>> answers, rejected = served_records(b"[" + good + b", 7]")
     >>> [a.request_id for a in answers], rejected
     (['r1'], ('1 of 2 elements of the batch are not served-recommendation records', b'[7]'))
-    >>> served_records(b"{oops")
-    ([], ('Not a served-recommendation record', b'{oops'))
     """
-    not_a_record = "Not a served-recommendation record"
-    try:
-        doc = orjson.loads(raw or b"")
-    except orjson.JSONDecodeError:
-        return [], (not_a_record, raw)
-    if not isinstance(doc, list):
-        record = ServedRecord.from_doc(doc)
-        return ([record], None) if record is not None else ([], (not_a_record, raw))
-    answers, bad = [], []
-    for element in doc:
-        record = ServedRecord.from_doc(element)
-        if record is None:
-            bad.append(element)
-        else:
-            answers.append(record)
-    if not bad:
-        return answers, None
-    return answers, (f"{len(bad)} of {len(doc)} elements of the batch are not served-recommendation records",
-                     orjson.dumps(bad))  # fmt: skip
+    records, rejected = decode_served(raw)
+    return [ServedRecord.of(record) for record in records], rejected
 
 
 class TallyIncrement(NamedTuple):

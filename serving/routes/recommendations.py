@@ -5,7 +5,7 @@ request SKU's neighbours and the context's trending lists; then the
 neighbours of the shopper's recent SKUs, the trending of their categories
 and the stock-aware filter of every candidate. The blend is the engine's one
 `recommend` function (`operators.recs.blend`), the same the quality harness
-measures. Each answer is recorded to `omni.rec_served` (non-blocking) so the
+measures. Each answer is recorded to `omni.rec_served` (`events.rec_served`; non-blocking) so the
 recommend flow can join it with the clicks that follow.
 
 `serving.rec_fast_path` answers well-formed requests ahead of FastAPI's
@@ -25,6 +25,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
+from events.rec_served import RecServed, ServedContext, ServedItem, encode_served
 from operators.recs.blend import (
     RecMaterial,
     RecRequest,
@@ -34,7 +35,7 @@ from operators.recs.blend import (
     material_plan,
     recommend,
 )
-from operators.recs.experiments import ServedRecord, Variant, assign_variant
+from operators.recs.experiments import Variant, assign_variant
 from operators.recs.interactions import actor_key
 from serving.cold_answers import ColdAnswers
 from serving.rec_served import ServedPublisher
@@ -165,12 +166,12 @@ class Recommender:
             "items": [{"sku": item.sku, "score": round(item.score, 6), "reason": item.reason} for item in items],
         })  # fmt: skip
         if self.publisher is not None:
-            record = ServedRecord(request_id, variant.name, actor, time.time(),
-                                  tuple((item.sku, item.features) for item in items))  # fmt: skip
-            served = record.to_doc()
-            served["context"] = {"sku": params.sku, "location_id": params.location_id, "channel": params.channel,
-                                 "k": params.k, "reasons": [item.reason for item in items]}  # fmt: skip
-            self.publisher.publish(orjson.dumps(served), variant.name)
+            served = RecServed(request_id=request_id, variant=variant.name, actor=actor, ts=time.time(),
+                               items=[ServedItem(item.sku, item.features) for item in items],
+                               context=ServedContext(sku=params.sku, location_id=params.location_id,
+                                                     channel=params.channel, k=params.k,
+                                                     reasons=[item.reason for item in items]))  # fmt: skip
+            self.publisher.publish(encode_served(served), variant.name)
         return body
 
 

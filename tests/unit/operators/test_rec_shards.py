@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pickle
 import random
+from enum import StrEnum
 
+from operators.keyed_shards import ShardRouter
 from operators.rec_shards import Shopper, ThrottledShard, next_version
 from operators.recs.covisitation import SessionTrail
 from operators.recs.experiments import ServedRecord
@@ -177,6 +179,24 @@ def test_shard_keys_match_shard_of_and_stay_bounded() -> None:
     for n in range(100):
         assert keys(f"SKU-{n}") == "nb/" + shard_of(f"SKU-{n}", 8)
     assert len(keys._memo) <= 10
+
+
+class _Stage(StrEnum):
+    NEIGHBOURS = "neighbours"
+    TRENDING = "trending"
+
+
+def test_shard_router_places_entities_as_shard_of_does_and_its_memo_stays_bounded() -> None:
+    router: ShardRouter[_Stage, int] = ShardRouter(8, max_cached=10)
+    for n in range(100):
+        router.add(_Stage.NEIGHBOURS, f"SKU-{n}", n)
+    batches = router.drain()
+    assert {item: batch.shard for batch in batches for item in batch.items} == {
+        n: "neighbours:" + shard_of(f"SKU-{n}", 8) for n in range(100)
+    }
+    assert {batch.stage for batch in batches} == {_Stage.NEIGHBOURS}
+    assert router.shard_of(_Stage.TRENDING, "SKU-1") == "trending:" + shard_of("SKU-1", 8)  # per stage
+    assert all(len(memo) <= 10 for memo in router._memos.values())
 
 
 def _shopper() -> Shopper:

@@ -2,8 +2,10 @@ from __future__ import annotations
 
 import pickle
 
+import orjson
 import pytest
 
+from events.rec_served import RecServed, ServedItem, encode_served, served_batch
 from operators.recs.experiments import (
     ExperimentTally,
     FeedbackJoin,
@@ -12,6 +14,7 @@ from operators.recs.experiments import (
     TallyIncrement,
     assign_variant,
     parse_variants,
+    served_records,
 )
 from operators.recs.interactions import Interaction, InteractionKind
 
@@ -146,7 +149,17 @@ def test_tally_ignores_unknown_counters() -> None:
     assert doc["requests"] == 2 and "bogus" not in doc and doc["ctr"] == 0.0
 
 
-def test_served_record_from_bad_docs_is_none() -> None:
-    for doc in (None, [], {"request_id": "r", "variant": "v", "actor": "a", "ts": "x", "items": []},
+def test_served_messages_that_are_not_records_are_rejected_whole() -> None:
+    for doc in (None, {"request_id": "r", "variant": "v", "actor": "a", "ts": "x", "items": []},
                 {"request_id": "r", "variant": "v", "actor": "a", "ts": 1, "items": [{"no_sku": 1}]}):  # fmt: skip
-        assert ServedRecord.from_doc(doc) is None
+        raw = orjson.dumps(doc)
+        assert served_records(raw) == ([], ("Not a served-recommendation record", raw))
+
+
+def test_a_batch_keeps_its_good_records_and_sets_the_bad_ones_aside() -> None:
+    good = served("r1")
+    raw = served_batch([encode_served(RecServed(request_id=good.request_id, variant=good.variant, actor=good.actor,
+                                                ts=good.ts, items=[ServedItem(s, f) for s, f in good.items])),
+                        b'{"request_id": 3}'])  # fmt: skip
+    assert served_records(raw) == ([good], ("1 of 2 elements of the batch are not served-recommendation records",
+                                            b'[{"request_id": 3}]'))  # fmt: skip

@@ -9,8 +9,9 @@ from typing import Any
 import orjson
 
 from events.models import ProductUpsert
-from flows.recommend import CatalogLogic, ShopperLogic
+from flows.recommend_stages import CatalogLogic, ShopperLogic, Stage
 from omnistream.settings import Settings
+from operators.keyed_shards import ShardBatch
 from operators.recs.interactions import Interaction, InteractionKind
 from state import keys
 from state.doc_writer import FencedDoc
@@ -31,7 +32,7 @@ def stamped(logic: CatalogLogic, resume: bytes | None, batch: list[Any]) -> tupl
     """What the step made of `batch`: each view's category, each written item's category; then its snapshot."""
     step = logic(resume)
     out, _ = step.on_batch([batch])
-    views = {i.sku: i.category for item in out if type(item) is tuple for i in item[1]}
+    views = {i.sku: i.category for item in out if type(item) is ShardBatch for i in item.items}
     docs = {doc.key: orjson.loads(doc.doc)["category"] for doc in out if type(doc) is FencedDoc}
     return views | docs, step.snapshot()
 
@@ -80,8 +81,8 @@ def test_shoppers_step_drops_redeliveries_within_a_batch_and_across_snapshots() 
 def test_shoppers_step_learns_a_double_click_twice() -> None:
     clicks = [view("SKU-1", "e1"), view("SKU-2", "e2", 5.0), view("SKU-2", "e3", 5.0)]  # two event ids
     (out,) = shopper_outputs([clicks])
-    covisits = [(c.item, c.other) for routed in out if type(routed) is tuple and routed[0].startswith("nb/")
-                for c in routed[1]]  # fmt: skip
+    covisits = [(c.item, c.other) for routed in out if type(routed) is ShardBatch and routed.stage is Stage.NEIGHBOURS
+                for c in routed.items]  # fmt: skip
     assert covisits == [("SKU-2", "SKU-1"), ("SKU-1", "SKU-2")] * 2
-    trending = next(routed[1] for routed in out if type(routed) is tuple and routed[0].startswith("trend/"))
+    (trending,) = next(routed.items for routed in out if type(routed) is ShardBatch and routed.stage is Stage.TRENDING)
     assert trending["global", "SKU-2"][0] == 2.0

@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from benchmarks.interactions_csv import RETAILROCKET, Layout, convert, parse_event_map
-from benchmarks.recs_quality import METHODS, K, evaluate
+from benchmarks.recs_quality import METHODS, DocumentStore, K, evaluate
+from state import keys
+from state.doc_writer import FencedDoc
 
 RETAILROCKET_ROWS = """timestamp,visitorid,event,itemid,transactionid
 1433221332117,257597,view,355908,
@@ -55,3 +57,21 @@ def test_generic_layout_maps_columns_and_event_names(tmp_path: Path) -> None:
     layout = Layout("when", "who", "what", "action", parse_event_map("click=view,buy=purchase"), "iso")
     assert convert(source, target, layout) == {"written": 2, "skipped": 0}
     assert target.read_text().splitlines()[1:] == ["1795305601.000,a,y,purchase", "1795305605.000,a,x,view"]
+
+
+def test_a_request_sees_only_documents_written_before_it_and_the_newest_version_of_each() -> None:
+    key = keys.rec_trending("global")
+    earlier = FencedDoc(key, 1_795_000_000_000, b'[["SKU-1", 1.0, ""]]', as_of=1_795_000_000.0)
+    # Written later (its version is the write's event-time ms) though its newest event is older: a throttled list.
+    later = FencedDoc(key, 1_795_000_060_000, b'[["SKU-2", 1.0, ""]]', as_of=1_795_000_030.0)
+    withdrawn = FencedDoc(keys.rec_item("SKU-1"), 1_795_000_010_000, b"{}", as_of=1_795_000_010.0,
+                          flag_set=keys.rec_inactive(), flag_member="SKU-1", flagged=True)  # fmt: skip
+    store = DocumentStore([later, withdrawn, earlier])
+
+    store.advance(1_795_000_000.0)
+    assert store.scored(key) is None  # written at the request's own time: not yet readable
+    store.advance(1_795_000_045.0)
+    assert store.scored(key) == (("SKU-1", 1.0, ""),) and store.inactive == {"SKU-1"}
+    store.advance(1_795_000_060.5)
+    assert store.scored(key) == (("SKU-2", 1.0, ""),)
+    assert DocumentStore.final([later, earlier]).scored(key) == (("SKU-2", 1.0, ""),)

@@ -35,7 +35,7 @@ class RecordingProducer:
 
 def publisher_recording(linger_s: float = 0.02, capacity: int = 1_000) -> tuple[ServedPublisher, RecordingProducer]:
     publisher = ServedPublisher("127.0.0.1:1", "omni.rec_served", linger_s=linger_s)
-    producer = publisher._producer = RecordingProducer(capacity)  # type: ignore[assignment]
+    producer = publisher._log._producer = RecordingProducer(capacity)  # type: ignore[assignment]
     return publisher, producer
 
 

@@ -1,0 +1,96 @@
+"""The recommend flow's wiring, run in process: injected source and sink, no broker, no Redis."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from bytewax.testing import TestingSink, TestingSource, run_main
+
+from events.dead_letter import DeadLetter
+from events.topics import Topic
+from flows.kafka_source import KafkaRecord
+from flows.recommend import build_flow
+from flows.sinks import FlowRecord
+from omnistream.settings import Settings
+from state import keys
+from state.doc_writer import FencedDoc
+from tests.unit.events.examples import click, envelope
+
+SETTINGS = Settings(rec_shards=4)
+T1, T2, T3 = "2026-11-22T01:00:00.000Z", "2026-11-22T01:00:30.000Z", "2026-11-22T01:01:00.000Z"
+CARD = {"method": "card", "card_token": "tok_1", "card_bin": "411111", "billing_country": "DE"}
+
+
+def record(topic: Topic, offset: int, payload: dict[str, Any]) -> KafkaRecord:
+    return KafkaRecord(SETTINGS.topic(topic), 0, offset, orjson.dumps(payload))
+
+
+def view(event_id: str, sku: str, ts: str) -> dict[str, Any]:
+    return {**click("product_view", sku=sku), "event_id": event_id, "ts": ts}
+
+
+def run(records: list[KafkaRecord]) -> list[FlowRecord]:
+    out: list[FlowRecord] = []
+    run_main(build_flow(SETTINGS, source=TestingSource(records, batch_size=2), sink=TestingSink(out)))
+    return out
+
+
+def latest(out: list[FlowRecord]) -> dict[str, Any]:
+    """The newest document per key, parsed: what Redis holds once the fence has kept the highest version."""
+    newest: dict[str, FencedDoc] = {}
+    for item in out:
+        if type(item) is FencedDoc and (item.key not in newest or item.version > newest[item.key].version):
+            newest[item.key] = item
+    return {key: orjson.loads(doc.doc) for key, doc in newest.items()}
+
+
+def test_views_a_purchase_and_the_catalog_become_documents_and_a_malformed_upsert_a_dead_letter() -> None:
+    kettle = envelope("product_upsert", sku="SKU-1", name="Kettle", category="kitchen", price=29.99)
+    purchase = {**click("purchase", order_id="O1", items=[{"sku": "SKU-2", "qty": 1, "unit_price": 3.0}],
+                        total=3.0, currency="EUR", fulfilment_location_id="W1", payment=CARD),
+                "event_id": "p1", "ts": T3}  # fmt: skip
+    out = run([
+        record(Topic.CATALOG, 0, kettle),
+        record(Topic.CATALOG, 1, {"type": "product_upsert", "sku": 3}),
+        record(Topic.CLICKSTREAM, 0, view("v1", "SKU-1", T1)),
+        record(Topic.CLICKSTREAM, 1, view("v2", "SKU-2", T2)),
+        record(Topic.CLICKSTREAM, 2, purchase),
+    ])  # fmt: skip
+
+    letters = [item for item in out if type(item) is DeadLetter]
+    assert [(letter.source_topic, letter.offset) for letter in letters] == [(SETTINGS.topic(Topic.CATALOG), 1)]
+    assert "sku" in letters[0].error
+    docs = latest(out)
+    assert set(docs) == {
+        keys.rec_item("SKU-1"),
+        keys.rec_profile("u:user-1"),
+        keys.rec_neighbours("SKU-1"),
+        keys.rec_neighbours("SKU-2"),
+        *(keys.rec_trending(scope) for scope in ("global", "ch:web", "cat:kitchen", "loc:W1")),
+    }
+    assert docs[keys.rec_item("SKU-1")] == {"sku": "SKU-1", "active": True, "category": "kitchen"}
+    profile = docs[keys.rec_profile("u:user-1")]
+    assert [(sku, kind, category) for sku, kind, _, category in profile["recent"]] == [
+        ("SKU-2", 3, ""),  # the purchase, newest first; SKU-2 has no catalog entry
+        ("SKU-1", 1, "kitchen"),  # stamped by the catalog step
+    ]
+    assert list(profile["categories"]) == ["kitchen"]
+    assert [sku for sku, _, _ in docs[keys.rec_neighbours("SKU-1")]] == ["SKU-2"]
+    assert [(sku, category) for sku, _, category in docs[keys.rec_neighbours("SKU-2")]] == [("SKU-1", "kitchen")]
+    assert [sku for sku, _, _ in docs[keys.rec_trending("global")]] == ["SKU-2", "SKU-1"]  # a purchase weighs more
+    assert [sku for sku, _, _ in docs[keys.rec_trending("cat:kitchen")]] == ["SKU-1"]
+    assert [sku for sku, _, _ in docs[keys.rec_trending("loc:W1")]] == ["SKU-2"]  # where the order ships from
+
+
+def test_a_served_answer_and_the_click_on_it_reach_the_experiment_tally() -> None:
+    served = {"request_id": "r1", "variant": "blend", "actor": "u:user-1", "ts": 1795309200.0,
+              "items": [{"sku": "SKU-2", "features": {"covisit": 1.0}}]}  # fmt: skip
+    clicked = {**view("v1", "SKU-2", T2), "rec_request_id": "r1", "variant": "blend"}
+    out = run([record(Topic.REC_SERVED, 0, served), record(Topic.REC_SERVED, 1, {"request_id": 7}),
+               record(Topic.CLICKSTREAM, 0, clicked)])  # fmt: skip
+
+    tally = latest(out)[keys.rec_experiment("blend")]
+    assert (tally["requests"], tally["impressions"], tally["clicks"]) == (1, 1, 1)
+    letters = [item for item in out if type(item) is DeadLetter]
+    assert [(letter.source_topic, letter.offset) for letter in letters] == [(SETTINGS.topic(Topic.REC_SERVED), 1)]
