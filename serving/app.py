@@ -74,6 +74,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The API for `settings` (default: read from the environment, exiting on a bad value)."""
     settings = settings or settings_or_exit()
+    try:  # refused here, before serving, with the variable's name: settings import no operator to check it
+        parse_variants(settings.rec.variants)
+    except ValueError as ex:
+        raise SystemExit(f"omnistream: bad configuration: OMNISTREAM_REC_VARIANTS: {ex}") from None
     app = FastAPI(
         title="Omnistream API",
         version=API_VERSION,

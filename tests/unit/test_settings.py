@@ -119,7 +119,6 @@ def test_a_non_number_in_any_numeric_variable_stops_start_up_naming_it(
         ("OMNISTREAM_KAFKA_BROKERS", "broker-without-port", "expected host:port"),
         ("OMNISTREAM_REDIS_URL", "http://cache:6379", "expected a URL starting with one of"),
         ("OMNISTREAM_TOPIC_PREFIX", "omni pos", "only letters, digits"),
-        ("OMNISTREAM_REC_VARIANTS", "blend:x", "Value error"),
         ("OMNISTREAM_API_PORT", "70000", "less than or equal to 65535"),
         ("OMNISTREAM_LOG_LEVEL", "LOUD", "should match pattern"),
     ],
@@ -227,3 +226,12 @@ def test_topic_names_and_broker_list_come_from_their_groups() -> None:
     settings = Settings(topic_prefix="shop.", kafka_brokers="k1:9092, k2:9092")
     assert (settings.topic(Topic.POS), settings.topic.prefix) == ("shop.pos", "shop.")
     assert settings.broker_list == ["k1:9092", "k2:9092"]
+
+
+def test_the_api_refuses_bad_experiment_arms_under_their_variable() -> None:
+    """Settings import no operator, so the arms are parsed where they are used: the API, before it serves."""
+    from serving.app import create_app
+
+    with pytest.raises(SystemExit) as stopped:
+        create_app(Settings(rec_variants="blend:x"))
+    assert str(stopped.value.code).startswith("omnistream: bad configuration: OMNISTREAM_REC_VARIANTS: ")
