@@ -274,7 +274,8 @@ def _time_probes(probe: Probe, settings: Settings, records: list[tuple[Topic, by
     loader.join()
     lags.sort()
     return {"offered_rate": rate, "offered_s": duration_s, "probes": len(lags),
-            "p50_ms": 1000 * lags[len(lags) // 2], "p99_ms": 1000 * lags[min(len(lags) - 1, int(len(lags) * 0.99))],
+            "p50_ms": 1000 * lags[len(lags) // 2], "p90_ms": 1000 * lags[int(len(lags) * 0.9)],
+            "p99_ms": 1000 * lags[min(len(lags) - 1, int(len(lags) * 0.99))],
             "max_ms": 1000 * lags[-1]}  # fmt: skip
 
 
@@ -362,6 +363,68 @@ def api_comparison(settings: Settings, skus: list[str], duration_s: float, conne
     }
 
 
+def _variant(text: str) -> tuple[str, dict[str, Any]]:
+    """`NAME:FIELD=VALUE,...` -> (NAME, settings update), values parsed as JSON when they parse."""
+    name, _, assignments = text.partition(":")
+    update: dict[str, Any] = {}
+    for assignment in filter(None, assignments.split(",")):
+        field_name, _, value = assignment.partition("=")
+        try:
+            update[field_name] = orjson.loads(value)
+        except orjson.JSONDecodeError:
+            update[field_name] = value
+    return name, update
+
+
+def enough_records(records: list[tuple[Topic, bytes | None, bytes]], needed: float,
+                   seed: int) -> list[tuple[Topic, bytes | None, bytes]]:  # fmt: skip
+    """`records`, or a longer stream of the same workload when the lag tests need more than it holds."""
+    if int(needed) + 1 <= len(records):
+        return records
+    console.print(f"generating {int(needed) + 1:,} events for the offered load ...")
+    records = workload_records(int(needed) + 1, seed)
+    freeze_gc()
+    return records
+
+
+def lag_experiment(args: argparse.Namespace, variants: dict[str, dict[str, Any]],
+                   records: list[tuple[Topic, bytes | None, bytes]], fresh_topics: Any) -> None:  # fmt: skip
+    """(c) alone: the live rate (unless `--lag-rate`), then the flow's lag at the lag rate, per variant, alternating.
+
+    Alternating the variants round by round keeps each comparison within the
+    same stretch of a shared machine's load (docs/performance.md).
+    """
+    live = None
+    if args.lag_rate is None:
+        console.print("(c) sustained live throughput ...")
+        live = live_throughput(fresh_topics(), records)
+    rate = args.lag_rate or live / 2
+    records = enough_records(records, rate * args.lag_seconds, args.seed)
+    runs: dict[str, list[dict[str, float]]] = {name: [] for name in variants}
+    for round_ in range(args.lag_rounds):
+        for name, update in variants.items():
+            console.print(f"(c) round {round_ + 1}, {name}: lag at {rate:,.0f} ev/s for {args.lag_seconds:.0f} s ...")
+            runs[name].append(end_to_end_lag(fresh_topics(update), records, rate, args.lag_seconds,
+                                             args.load_linger_ms))  # fmt: skip
+    table = Table(title=f"Inventory end-to-end lag at {rate:,.0f} ev/s"
+                        + (f" (half of the live {live:,.0f} ev/s)" if live else ""))  # fmt: skip
+    for column in ("variant", "round", "probes", "p50 ms", "p90 ms", "p99 ms", "max ms"):
+        table.add_column(column, justify="left" if column == "variant" else "right")
+    for name, figures in runs.items():
+        for index, run in enumerate(figures, 1):
+            table.add_row(name, str(index), str(run["probes"]), f"{run['p50_ms']:.1f}", f"{run['p90_ms']:.1f}",
+                          f"{run['p99_ms']:.1f}", f"{run['max_ms']:.1f}")  # fmt: skip
+    console.print(table)
+    if args.out is not None:
+        result = {"benchmark": "inventory-lag", "command": "python benchmarks/inventory.py " + " ".join(sys.argv[1:]),
+                  "when": datetime.now(UTC).isoformat(timespec="seconds"), "live_sustained_events_per_s": live,
+                  "offered_rate": rate, "load_linger_ms": args.load_linger_ms,
+                  "variants": {name: {"settings": variants[name], "rounds": runs[name]}
+                               for name in variants}}  # fmt: skip
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=300_000)
@@ -376,8 +439,25 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--api-rounds", type=int, default=5)
     parser.add_argument("--flow-rounds", type=int, default=3)
-    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--lag-only", action="store_true",
+                        help="only (c): the live rate, then the lag at half of it (for lag experiments; the "
+                             "results go to --out only when it is given)")  # fmt: skip
+    parser.add_argument("--lag-rate", type=float, default=None,
+                        help="offer this rate in the lag tests instead of half the measured live rate")  # fmt: skip
+    parser.add_argument(
+        "--lag-rounds",
+        type=int,
+        default=1,
+        help="flow lag tests at the lag rate, each on fresh topics (the table shows each one)",
+    )
+    parser.add_argument("--variant", action="append", default=[], metavar="NAME:FIELD=VALUE[,FIELD=VALUE]",
+                        help="with --lag-only: also time the flow with these settings changed, alternating with "
+                             "the unchanged flow round by round (e.g. 'small:kafka_batch_size=500')")  # fmt: skip
+    parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
+    if args.out is None and not args.lag_only:
+        args.out = RESULTS
+    variants = {"base": {}} | dict(_variant(text) for text in args.variant)
 
     broker: LocalService = start_broker()
     store: LocalService = start_redis()
@@ -385,12 +465,25 @@ def main() -> None:
     try:
         base = Settings(kafka_brokers=broker.address, redis_url=store.address, topic_prefix="bench.",
                         topic_partitions=4, recovery_dir=workdir / "recovery", flow_metrics_port=0)  # fmt: skip
-        create_topics(base.kafka_brokers, base.topic_prefix, base.topic_partitions)
         console.print(f"generating {args.events:,} events ...")
         records = workload_records(args.events, args.seed)
         freeze_gc()
-        _offer(base, records, None)
+        fresh = iter(range(1, 1000))
 
+        def fresh_topics(update: dict[str, Any] | None = None) -> Settings:
+            n = next(fresh)
+            fresh_settings = base.model_copy(update={"topic_prefix": f"live{n}.", "redis_url": store.address[:-1] + "2",
+                                                     "recovery_dir": workdir / f"recovery-live{n}",
+                                                     **(update or {})})  # fmt: skip
+            create_topics(fresh_settings.kafka_brokers, fresh_settings.topic_prefix, fresh_settings.topic_partitions)
+            return fresh_settings
+
+        if args.lag_only:
+            lag_experiment(args, variants, records, fresh_topics)
+            return
+
+        create_topics(base.kafka_brokers, base.topic_prefix, base.topic_partitions)
+        _offer(base, records, None)
         console.print("(a) raw ceiling ...")
         raw = statistics.median(raw_ceiling(base, len(records)) for _ in range(3))
         console.print(f"(b) flow, 1 process, then 2 processes x 1 worker, alternating, {args.flow_rounds} rounds ...")
@@ -408,25 +501,13 @@ def main() -> None:
         api = api_comparison(base, skus[:2000], args.api_seconds, args.connections, args.api_rounds)
 
         console.print("(c) sustained live throughput, then end-to-end lag at half of it ...")
-        fresh = iter(range(1, 100))
-
-        def fresh_topics() -> Settings:
-            n = next(fresh)
-            fresh_settings = base.model_copy(update={"topic_prefix": f"live{n}.", "redis_url": store.address[:-1] + "2",
-                                                     "recovery_dir": workdir / f"recovery-live{n}"})  # fmt: skip
-            create_topics(fresh_settings.kafka_brokers, fresh_settings.topic_prefix, fresh_settings.topic_partitions)
-            return fresh_settings
-
         live = live_throughput(fresh_topics(), records)
-        needed = int(max(live / 2, args.low_rate) * args.lag_seconds) + 1
-        if needed > len(records):
-            console.print(f"generating {needed:,} events for {args.lag_seconds:.0f} s of offered load ...")
-            records = workload_records(needed, args.seed)
-            freeze_gc()
+        rate = args.lag_rate or live / 2
+        records = enough_records(records, max(rate, args.low_rate) * args.lag_seconds, args.seed)
         console.print("(c) the same load and probes through the broker alone ...")
-        broker_alone = broker_lag(fresh_topics(), records, live / 2, args.lag_seconds, args.load_linger_ms)
+        broker_alone = broker_lag(fresh_topics(), records, rate, args.lag_seconds, args.load_linger_ms)
         console.print("(c) ... and through the flow")
-        lag = end_to_end_lag(fresh_topics(), records, live / 2, args.lag_seconds, args.load_linger_ms)
+        lag = end_to_end_lag(fresh_topics(), records, rate, args.lag_seconds, args.load_linger_ms)
         low_lag = end_to_end_lag(fresh_topics(), records, args.low_rate, args.lag_seconds, args.load_linger_ms)
     except Exception:
         for log in workdir.glob("*.log"):
