@@ -150,6 +150,7 @@ class Probe:
         self._topic = settings.topic(Topic.INVENTORY)
         self._count = 0
         self._writes = KeyWrites(settings.redis_url, keys.stock("PROBE-*"))
+        self.timed: list[tuple[str, float, float]] = []  # (sku, sent, readable) in wall-clock seconds
 
     def send(self) -> tuple[str, float]:
         self._count += 1
@@ -166,8 +167,11 @@ class Probe:
         return self._writes.wait(keys.stock(sku), sent, timeout_s)
 
     def round_trip(self, timeout_s: float = 60.0) -> float:
+        sent_wall = time.time()
         sku, sent = self.send()
-        return self.wait(sku, sent, timeout_s)
+        lag = self.wait(sku, sent, timeout_s)
+        self.timed.append((sku, sent_wall, sent_wall + (time.perf_counter() - sent)))
+        return lag
 
 
 class BrokerProbe(Probe):
@@ -203,13 +207,15 @@ class BrokerProbe(Probe):
         self._consumer.close()
 
 
-def _tailing_flow(settings: Settings) -> tuple[FlowRun, Probe]:
+def _tailing_flow(settings: Settings, trace: Path | None = None) -> tuple[FlowRun, Probe]:
     redis.Redis.from_url(settings.redis_url).flushdb()
     shutil.rmtree(settings.recovery_dir, ignore_errors=True)  # type: ignore[arg-type]
     with open(settings.recovery_dir.with_suffix(".log"), "wb") as log:  # type: ignore[union-attr]
-        run = start_flow("inventory", settings, stdout=log, stderr=log)  # the child keeps its own descriptor
+        # the child keeps its own descriptor
+        run = start_flow("inventory", settings, stdout=log, stderr=log, extra_env=_trace_env(trace))
     probe = Probe(settings)
     probe.round_trip()  # start-up is not lag
+    probe.timed.clear()
     return run, probe
 
 
@@ -280,14 +286,22 @@ def _time_probes(probe: Probe, settings: Settings, records: list[tuple[Topic, by
 
 
 def end_to_end_lag(settings: Settings, records: list[tuple[Topic, bytes | None, bytes]], rate: float,
-                   duration_s: float, linger_ms: int | None = None) -> dict[str, float]:  # fmt: skip
-    """(c): offer the workload at `rate` to a tailing flow; time probe receipts until Redis shows them."""
-    run, probe = _tailing_flow(settings)
+                   duration_s: float, linger_ms: int | None = None,
+                   trace: Path | None = None) -> dict[str, Any]:  # fmt: skip
+    """(c): offer the workload at `rate` to a tailing flow; time probe receipts until Redis shows them.
+
+    With `trace`, the flow notes when each of its stages ran (`install_trace`) and
+    the figures include where the probes' time went (`trace_breakdown`).
+    """
+    run, probe = _tailing_flow(settings, trace)
     try:
         figures = _time_probes(probe, settings, records, rate, duration_s, linger_ms)
     finally:
         run.stop()
-    return figures | {"snapshot_interval_s": settings.snapshot_interval_s}
+    figures |= {"snapshot_interval_s": settings.snapshot_interval_s}
+    if trace is not None:
+        figures["breakdown"] = trace_breakdown(trace, probe.timed)
+    return figures
 
 
 def broker_lag(settings: Settings, records: list[tuple[Topic, bytes | None, bytes]], rate: float,
@@ -299,6 +313,152 @@ def broker_lag(settings: Settings, records: list[tuple[Topic, bytes | None, byte
         return _time_probes(probe, settings, records, rate, duration_s, linger_ms)
     finally:
         probe.close()
+
+
+# --- where a probe's time goes -----------------------------------------------------------------------------
+TRACE_ENV = "OMNISTREAM_BENCH_TRACE"
+_REPO = Path(__file__).resolve().parent.parent
+
+
+def _trace_env(trace: Path | None) -> dict[str, str]:
+    """Environment that makes a flow process call `install_trace` at start-up (nothing without a trace).
+
+    A `sitecustomize` module on the child's path does it, so the flow runs
+    exactly as `flows.run` starts it, only with timing notes around its stages.
+    """
+    if trace is None:
+        return {}
+    hook = trace.parent / "trace-hook"
+    hook.mkdir(parents=True, exist_ok=True)
+    (hook / "sitecustomize.py").write_text(
+        f"import sys\nsys.path.insert(0, {str(_REPO)!r})\n"
+        "from benchmarks.inventory import install_trace\ninstall_trace()\n"
+    )
+    path = os.pathsep.join(filter(None, [str(hook), os.environ.get("PYTHONPATH", "")]))
+    return {TRACE_ENV: str(trace), "PYTHONPATH": path}
+
+
+def install_trace() -> None:
+    """Wrap the inventory flow's stages with wall-clock notes, written to `$OMNISTREAM_BENCH_TRACE`.
+
+    Notes are `(stage, start, end, items, probes)`; kept in memory and written
+    after each sink write (one write per Bytewax cycle), since the flow exits
+    abruptly when stopped. Costs per batch, plus a prefix test per polled
+    message to find the probes; the traced flow is a little slower than the
+    untraced one, so its lag figures come from untraced runs.
+    """
+    import threading
+
+    from events.stock import SkuStock
+    from flows import decoding, inventory, kafka_source, sinks
+
+    fd = os.open(os.environ[TRACE_ENV], os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    notes: list[tuple[Any, ...]] = []
+    lock = threading.Lock()
+    now = time.time
+
+    def flush() -> None:
+        with lock:
+            lines, notes[:] = b"".join(orjson.dumps(n) + b"\n" for n in notes), []
+        os.write(fd, lines)
+
+    def timed(cls: Any, name: str, stage: str, probes_of: Any = None, then: Any = None) -> None:
+        original = getattr(cls, name)
+
+        def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+            started = now()
+            result = original(self, *args, **kwargs)
+            items = args[0] if args and isinstance(args[0], list) else ()
+            notes.append((stage, started, now(), len(items), probes_of(self, items, result) if probes_of else []))
+            if then is not None:
+                then()
+            return result
+
+        setattr(cls, name, wrapper)
+
+    def polled_probes(consumer: Any, _items: Any, _result: Any) -> list[str]:
+        found = []
+        for buffer in consumer._buffers.values():
+            for record in buffer:
+                if record.value is not None and record.value.startswith(b'{"event_id":"probe-'):
+                    found.append(orjson.loads(record.value)["sku"])
+        return found
+
+    def written_probes(_sink: Any, items: list[Any], _result: Any) -> list[str]:
+        return [i.sku for i in items if type(i) is SkuStock and i.sku.startswith("PROBE-")]
+
+    timed(kafka_source._SharedConsumer, "_poll", "poll", polled_probes)
+    timed(decoding.BatchDecoder, "decode_batch", "decode")
+    timed(inventory.ShardRouter, "group", "route")
+    timed(inventory._JournalStep, "on_batch", "journal")
+    timed(inventory._LedgerStep, "on_batch", "ledger")
+    timed(inventory._JournalStep, "snapshot", "snapshot")
+    timed(inventory._LedgerStep, "snapshot", "snapshot")
+    timed(sinks._RecordSinkPartition, "_write_redis", "redis")
+    timed(sinks._RecordSinkPartition, "_flush_kafka", "kafka_flush")
+    timed(sinks._RecordSinkPartition, "write_batch", "sink", written_probes, flush)
+
+    collecting: list[float] = []
+
+    def on_gc(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            collecting[:] = [now()]
+        elif collecting:
+            notes.append(("gc", collecting[0], now(), info.get("generation", -1), []))
+
+    gc.callbacks.append(on_gc)
+
+
+_STAGES = ("decode", "route", "journal", "ledger", "snapshot", "gc", "sink")
+
+
+def trace_breakdown(trace: Path, timed: list[tuple[str, float, float]]) -> dict[str, Any]:
+    """Where each probe's time went, from the flow's notes: median probe and the slowest 2 %, in ms.
+
+    Per probe: `to_poll` (published -> in the flow's poll: producer, broker,
+    fetch, and the flow finishing the cycle it was in), `in_flow` (poll -> its
+    cycle's sink write starts), `redis` (its sink's Redis pipeline),
+    `notify` (written -> the benchmark sees the keyspace notification), and
+    `kafka_flush_after` (alerts/dead letters acknowledged after the Redis write:
+    not in the probe's lag, but in the next cycle's); and how
+    much of the probe's whole window each stage of the flow was busy
+    (`busy_<stage>`, summed over every batch in the window).
+    """
+    notes = [orjson.loads(line) for line in trace.read_bytes().splitlines() if line.strip()]
+    polled = {sku: start for stage, start, _, _, probes in notes if stage == "poll" for sku in probes}
+    sinks = {sku: (start, end) for stage, start, end, _, probes in notes if stage == "sink" for sku in probes}
+    writes = sorted((start, end) for stage, start, end, *_ in notes if stage == "redis")
+    flushes = sorted((start, end) for stage, start, end, *_ in notes if stage == "kafka_flush")
+    by_stage: dict[str, list[tuple[float, float]]] = {}
+    for stage, start, end, *_ in notes:
+        by_stage.setdefault(stage, []).append((start, end))
+
+    def within(stage: str, low: float, high: float, spans: list[tuple[float, float]] | None = None) -> float:
+        return sum(max(0.0, min(end, high) - max(start, low)) for start, end in (spans or by_stage.get(stage, [])))
+
+    rows = []
+    for sku, sent, seen in timed:
+        if sku not in polled or sku not in sinks:
+            continue
+        sink_start, sink_end = sinks[sku]
+        written = max((end for start, end in writes if sink_start <= start <= sink_end), default=sink_end)
+        row = {"total": seen - sent, "to_poll": polled[sku] - sent, "in_flow": sink_start - polled[sku],
+               "redis": within("", sink_start, sink_end, writes),
+               "kafka_flush_after": within("", sink_start, sink_end, flushes),
+               "notify": seen - written}  # fmt: skip
+        row |= {f"busy_{stage}": within(stage, sent, sink_start) for stage in _STAGES}
+        rows.append(row)
+    rows.sort(key=lambda row: row["total"])
+    if not rows:
+        return {}
+
+    def mean_ms(part: list[dict[str, float]]) -> dict[str, float]:
+        return {key: round(1000 * statistics.fmean(row[key] for row in part), 2) for key in part[0]}
+
+    middle = rows[len(rows) * 45 // 100 : len(rows) * 55 // 100 + 1]
+    return {"probes_traced": len(rows), "median_probe": mean_ms(middle),
+            "slowest_2pct": mean_ms(rows[len(rows) * 98 // 100 :]),
+            "batches": {stage: len(spans) for stage, spans in by_stage.items()}}  # fmt: skip
 
 
 def start_api(app: str, settings: Settings) -> tuple[subprocess.Popen[bytes], int]:
@@ -404,8 +564,9 @@ def lag_experiment(args: argparse.Namespace, variants: dict[str, dict[str, Any]]
     for round_ in range(args.lag_rounds):
         for name, update in variants.items():
             console.print(f"(c) round {round_ + 1}, {name}: lag at {rate:,.0f} ev/s for {args.lag_seconds:.0f} s ...")
-            runs[name].append(end_to_end_lag(fresh_topics(update), records, rate, args.lag_seconds,
-                                             args.load_linger_ms))  # fmt: skip
+            settings = fresh_topics(update)
+            trace = settings.recovery_dir.with_suffix(".trace.jsonl") if args.trace else None
+            runs[name].append(end_to_end_lag(settings, records, rate, args.lag_seconds, args.load_linger_ms, trace))
     table = Table(title=f"Inventory end-to-end lag at {rate:,.0f} ev/s"
                         + (f" (half of the live {live:,.0f} ev/s)" if live else ""))  # fmt: skip
     for column in ("variant", "round", "probes", "p50 ms", "p90 ms", "p99 ms", "max ms"):
@@ -415,6 +576,8 @@ def lag_experiment(args: argparse.Namespace, variants: dict[str, dict[str, Any]]
             table.add_row(name, str(index), str(run["probes"]), f"{run['p50_ms']:.1f}", f"{run['p90_ms']:.1f}",
                           f"{run['p99_ms']:.1f}", f"{run['max_ms']:.1f}")  # fmt: skip
     console.print(table)
+    if args.trace:
+        print_breakdown(runs)
     if args.out is not None:
         result = {"benchmark": "inventory-lag", "command": "python benchmarks/inventory.py " + " ".join(sys.argv[1:]),
                   "when": datetime.now(UTC).isoformat(timespec="seconds"), "live_sustained_events_per_s": live,
@@ -423,6 +586,21 @@ def lag_experiment(args: argparse.Namespace, variants: dict[str, dict[str, Any]]
                                for name in variants}}  # fmt: skip
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
+
+
+def print_breakdown(runs: dict[str, list[dict[str, Any]]]) -> None:
+    """Per variant and round: the median probe's and the slowest 2 %'s time, part by part (`trace_breakdown`)."""
+    table = Table(title="Where a probe's time goes, ms (busy_*: a stage's work inside the probe's window)")
+    table.add_column("part")
+    columns = [(name, index, which) for name, figures in runs.items() for index in range(len(figures))
+               for which in ("median_probe", "slowest_2pct")]  # fmt: skip
+    for name, index, which in columns:
+        table.add_column(f"{name} {index + 1}\n{'median' if which == 'median_probe' else 'worst 2%'}", justify="right")
+    parts = next((list(f["breakdown"][which]) for f in runs[columns[0][0]] if f.get("breakdown")), [])
+    for part in parts:
+        cells = [runs[name][index].get("breakdown", {}).get(which, {}).get(part) for name, index, which in columns]
+        table.add_row(part, *("" if cell is None else f"{cell:.1f}" for cell in cells))
+    console.print(table)
 
 
 def main() -> None:
@@ -453,6 +631,11 @@ def main() -> None:
     parser.add_argument("--variant", action="append", default=[], metavar="NAME:FIELD=VALUE[,FIELD=VALUE]",
                         help="with --lag-only: also time the flow with these settings changed, alternating with "
                              "the unchanged flow round by round (e.g. 'small:kafka_batch_size=500')")  # fmt: skip
+    parser.add_argument(
+        "--trace",
+        action="store_true",
+        help="with --lag-only: time each stage of the flow and show where the probes' time went",
+    )
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     if args.out is None and not args.lag_only:
