@@ -167,10 +167,10 @@ class Probe:
         return self._writes.wait(keys.stock(sku), sent, timeout_s)
 
     def round_trip(self, timeout_s: float = 60.0) -> float:
-        sent_wall = time.time()
         sku, sent = self.send()
+        sent_wall = time.time() - (time.perf_counter() - sent)
         lag = self.wait(sku, sent, timeout_s)
-        self.timed.append((sku, sent_wall, sent_wall + (time.perf_counter() - sent)))
+        self.timed.append((sku, sent_wall, sent_wall + lag))
         return lag
 
 
@@ -207,12 +207,12 @@ class BrokerProbe(Probe):
         self._consumer.close()
 
 
-def _tailing_flow(settings: Settings, trace: Path | None = None) -> tuple[FlowRun, Probe]:
+def _tailing_flow(settings: Settings, trace: Path | None = None, code: Path | None = None) -> tuple[FlowRun, Probe]:
     redis.Redis.from_url(settings.redis_url).flushdb()
     shutil.rmtree(settings.recovery_dir, ignore_errors=True)  # type: ignore[arg-type]
     with open(settings.recovery_dir.with_suffix(".log"), "wb") as log:  # type: ignore[union-attr]
         # the child keeps its own descriptor
-        run = start_flow("inventory", settings, stdout=log, stderr=log, extra_env=_trace_env(trace))
+        run = start_flow("inventory", settings, stdout=log, stderr=log, extra_env=_flow_env(trace, code))
     probe = Probe(settings)
     probe.round_trip()  # start-up is not lag
     probe.timed.clear()
@@ -287,13 +287,15 @@ def _time_probes(probe: Probe, settings: Settings, records: list[tuple[Topic, by
 
 def end_to_end_lag(settings: Settings, records: list[tuple[Topic, bytes | None, bytes]], rate: float,
                    duration_s: float, linger_ms: int | None = None,
-                   trace: Path | None = None) -> dict[str, Any]:  # fmt: skip
+                   trace: Path | None = None, code: Path | None = None) -> dict[str, Any]:  # fmt: skip
     """(c): offer the workload at `rate` to a tailing flow; time probe receipts until Redis shows them.
 
     With `trace`, the flow notes when each of its stages ran (`install_trace`) and
-    the figures include where the probes' time went (`trace_breakdown`).
+    the figures include where the probes' time went (`trace_breakdown`). With
+    `code`, the flow runs the code of that checkout (run the benchmark from a
+    directory without a `flows` package, so that the path decides).
     """
-    run, probe = _tailing_flow(settings, trace)
+    run, probe = _tailing_flow(settings, trace, code)
     try:
         figures = _time_probes(probe, settings, records, rate, duration_s, linger_ms)
     finally:
@@ -320,22 +322,26 @@ TRACE_ENV = "OMNISTREAM_BENCH_TRACE"
 _REPO = Path(__file__).resolve().parent.parent
 
 
-def _trace_env(trace: Path | None) -> dict[str, str]:
-    """Environment that makes a flow process call `install_trace` at start-up (nothing without a trace).
+def _flow_env(trace: Path | None, code: Path | None) -> dict[str, str]:
+    """Environment of a flow process: the code of this checkout or of `code` (another one), traced if `trace` is.
 
-    A `sitecustomize` module on the child's path does it, so the flow runs
-    exactly as `flows.run` starts it, only with timing notes around its stages.
+    A `sitecustomize` module on the child's path calls `install_trace` at
+    start-up, so the flow runs exactly as `flows.run` starts it, only with
+    timing notes around its stages.
     """
-    if trace is None:
-        return {}
-    hook = trace.parent / "trace-hook"
-    hook.mkdir(parents=True, exist_ok=True)
-    (hook / "sitecustomize.py").write_text(
-        f"import sys\nsys.path.insert(0, {str(_REPO)!r})\n"
-        "from benchmarks.inventory import install_trace\ninstall_trace()\n"
-    )
-    path = os.pathsep.join(filter(None, [str(hook), os.environ.get("PYTHONPATH", "")]))
-    return {TRACE_ENV: str(trace), "PYTHONPATH": path}
+    env: dict[str, str] = {}
+    paths = [str(code or _REPO)]
+    if trace is not None:
+        hook = trace.parent / f"trace-hook-{trace.stem}"
+        hook.mkdir(parents=True, exist_ok=True)
+        (hook / "sitecustomize.py").write_text(
+            f"import sys\nsys.path.insert(0, {paths[0]!r})\n"
+            "from benchmarks.inventory import install_trace\ninstall_trace()\n"
+        )
+        paths.insert(0, str(hook))
+        env[TRACE_ENV] = str(trace)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [*paths, os.environ.get("PYTHONPATH", "")]))
+    return env
 
 
 def install_trace() -> None:
@@ -456,8 +462,11 @@ def trace_breakdown(trace: Path, timed: list[tuple[str, float, float]]) -> dict[
         return {key: round(1000 * statistics.fmean(row[key] for row in part), 2) for key in part[0]}
 
     middle = rows[len(rows) * 45 // 100 : len(rows) * 55 // 100 + 1]
+    events = sum(items for stage, _, _, items, _ in notes if stage == "decode") or 1
+    per_event_us = {stage: round(1e6 * sum(end - start for start, end in by_stage.get(stage, [])) / events, 2)
+                    for stage in (*_STAGES, "redis", "kafka_flush")}  # fmt: skip
     return {"probes_traced": len(rows), "median_probe": mean_ms(middle),
-            "slowest_2pct": mean_ms(rows[len(rows) * 98 // 100 :]),
+            "slowest_2pct": mean_ms(rows[len(rows) * 98 // 100 :]), "events": events, "per_event_us": per_event_us,
             "batches": {stage: len(spans) for stage, spans in by_stage.items()}}  # fmt: skip
 
 
@@ -524,8 +533,12 @@ def api_comparison(settings: Settings, skus: list[str], duration_s: float, conne
 
 
 def _variant(text: str) -> tuple[str, dict[str, Any]]:
-    """`NAME:FIELD=VALUE,...` -> (NAME, settings update), values parsed as JSON when they parse."""
-    name, _, assignments = text.partition(":")
+    """`NAME[@DIR]:FIELD=VALUE,...` -> (NAME, settings update), values parsed as JSON when they parse.
+
+    `@DIR` runs that variant's flow with the code of the checkout in DIR (kept under `_code`).
+    """
+    head, _, assignments = text.partition(":")
+    name, _, code = head.partition("@")
     update: dict[str, Any] = {}
     for assignment in filter(None, assignments.split(",")):
         field_name, _, value = assignment.partition("=")
@@ -533,6 +546,8 @@ def _variant(text: str) -> tuple[str, dict[str, Any]]:
             update[field_name] = orjson.loads(value)
         except orjson.JSONDecodeError:
             update[field_name] = value
+    if code:
+        update["_code"] = Path(code).resolve()
     return name, update
 
 
@@ -564,9 +579,11 @@ def lag_experiment(args: argparse.Namespace, variants: dict[str, dict[str, Any]]
     for round_ in range(args.lag_rounds):
         for name, update in variants.items():
             console.print(f"(c) round {round_ + 1}, {name}: lag at {rate:,.0f} ev/s for {args.lag_seconds:.0f} s ...")
-            settings = fresh_topics(update)
+            code = update.get("_code")
+            settings = fresh_topics({k: v for k, v in update.items() if k != "_code"})
             trace = settings.recovery_dir.with_suffix(".trace.jsonl") if args.trace else None
-            runs[name].append(end_to_end_lag(settings, records, rate, args.lag_seconds, args.load_linger_ms, trace))
+            runs[name].append(end_to_end_lag(settings, records, rate, args.lag_seconds, args.load_linger_ms, trace,
+                                             code))  # fmt: skip
     table = Table(title=f"Inventory end-to-end lag at {rate:,.0f} ev/s"
                         + (f" (half of the live {live:,.0f} ev/s)" if live else ""))  # fmt: skip
     for column in ("variant", "round", "probes", "p50 ms", "p90 ms", "p99 ms", "max ms"):
@@ -582,7 +599,8 @@ def lag_experiment(args: argparse.Namespace, variants: dict[str, dict[str, Any]]
         result = {"benchmark": "inventory-lag", "command": "python benchmarks/inventory.py " + " ".join(sys.argv[1:]),
                   "when": datetime.now(UTC).isoformat(timespec="seconds"), "live_sustained_events_per_s": live,
                   "offered_rate": rate, "load_linger_ms": args.load_linger_ms,
-                  "variants": {name: {"settings": variants[name], "rounds": runs[name]}
+                  "variants": {name: {"settings": {k: str(v) for k, v in variants[name].items()},
+                                      "rounds": runs[name]}
                                for name in variants}}  # fmt: skip
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
@@ -590,17 +608,22 @@ def lag_experiment(args: argparse.Namespace, variants: dict[str, dict[str, Any]]
 
 def print_breakdown(runs: dict[str, list[dict[str, Any]]]) -> None:
     """Per variant and round: the median probe's and the slowest 2 %'s time, part by part (`trace_breakdown`)."""
+    traced = [(name, index, run["breakdown"]) for name, figures in runs.items()
+              for index, run in enumerate(figures, 1) if run.get("breakdown")]  # fmt: skip
+    if not traced:
+        return
+    parts = list(traced[0][2]["median_probe"])
     table = Table(title="Where a probe's time goes, ms (busy_*: a stage's work inside the probe's window)")
-    table.add_column("part")
-    columns = [(name, index, which) for name, figures in runs.items() for index in range(len(figures))
-               for which in ("median_probe", "slowest_2pct")]  # fmt: skip
-    for name, index, which in columns:
-        table.add_column(f"{name} {index + 1}\n{'median' if which == 'median_probe' else 'worst 2%'}", justify="right")
-    parts = next((list(f["breakdown"][which]) for f in runs[columns[0][0]] if f.get("breakdown")), [])
+    table.add_column("run")
     for part in parts:
-        cells = [runs[name][index].get("breakdown", {}).get(which, {}).get(part) for name, index, which in columns]
-        table.add_row(part, *("" if cell is None else f"{cell:.1f}" for cell in cells))
+        table.add_column(part.replace("busy_", "b_"), justify="right")
+    for name, index, breakdown in traced:
+        for which, label in (("median_probe", "median"), ("slowest_2pct", "worst 2%")):
+            table.add_row(f"{name} {index} {label}", *(f"{breakdown[which][part]:.1f}" for part in parts))
     console.print(table)
+    for name, index, breakdown in traced:
+        costs = ", ".join(f"{k} {v:.1f}" for k, v in breakdown["per_event_us"].items())
+        console.print(f"{name} {index}: flow time per input event, us: {costs}")
 
 
 def main() -> None:
@@ -628,9 +651,10 @@ def main() -> None:
         default=1,
         help="flow lag tests at the lag rate, each on fresh topics (the table shows each one)",
     )
-    parser.add_argument("--variant", action="append", default=[], metavar="NAME:FIELD=VALUE[,FIELD=VALUE]",
+    parser.add_argument("--variant", action="append", default=[], metavar="NAME[@DIR]:FIELD=VALUE[,FIELD=VALUE]",
                         help="with --lag-only: also time the flow with these settings changed, alternating with "
-                             "the unchanged flow round by round (e.g. 'small:kafka_batch_size=500')")  # fmt: skip
+                             "the unchanged flow round by round (e.g. 'small:kafka_batch_size=500'); @DIR: "
+                             "with the code of the checkout in DIR")  # fmt: skip
     parser.add_argument(
         "--trace",
         action="store_true",
