@@ -121,14 +121,14 @@ def median_run(runs: list[dict[str, float]]) -> dict[str, Any]:
     return {**ordered[len(ordered) // 2], "rounds_events_per_s": [r["events_per_s"] for r in runs]}
 
 
-def flow_throughput(settings: Settings, n_events: int) -> dict[str, float]:
+def flow_throughput(settings: Settings, n_events: int, code: Path | None = None) -> dict[str, float]:
     """(b): run the flow over the published backlog; rate from its first Redis write to its exit."""
     client = redis.Redis.from_url(settings.redis_url)
     client.flushdb()
     shutil.rmtree(settings.recovery_dir, ignore_errors=True)
     started = time.perf_counter()
     run = start_flow("inventory", settings.model_copy(update={"flow_stop_at_end": True}),
-                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, extra_env=_flow_env(None, code))  # fmt: skip
     first_write = None
     while run.alive():
         if first_write is None and client.dbsize() > 0:
@@ -606,6 +606,28 @@ def lag_experiment(args: argparse.Namespace, variants: dict[str, dict[str, Any]]
         args.out.write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
 
 
+def throughput_experiment(args: argparse.Namespace, variants: dict[str, dict[str, Any]], settings: Settings,
+                          n_events: int) -> None:  # fmt: skip
+    """(a) and (b) with 1 process alone, per variant, alternating round by round; each round beside a raw ceiling."""
+    rows = []
+    for round_ in range(args.flow_rounds):
+        raw = raw_ceiling(settings, n_events)
+        for name, update in variants.items():
+            console.print(f"(b) round {round_ + 1}, {name} ...")
+            flow_settings = settings.model_copy(update={k: v for k, v in update.items() if k != "_code"})
+            rate = flow_throughput(flow_settings, n_events, update.get("_code"))["events_per_s"]
+            rows.append((name, round_ + 1, raw, rate))
+    table = Table(title=f"Inventory flow over a backlog of {n_events:,} events, 1 process")
+    for column in ("variant", "round", "raw ceiling ev/s", "flow ev/s", "ratio"):
+        table.add_column(column, justify="left" if column == "variant" else "right")
+    for name, index, raw, rate in rows:
+        table.add_row(name, str(index), f"{raw:,.0f}", f"{rate:,.0f}", f"{rate / raw:.2f}")
+    console.print(table)
+    for name in variants:
+        ratios = sorted(rate / raw for n, _, raw, rate in rows if n == name)
+        console.print(f"{name}: median ratio to the raw ceiling {ratios[len(ratios) // 2]:.2f}")
+
+
 def print_breakdown(runs: dict[str, list[dict[str, Any]]]) -> None:
     """Per variant and round: the median probe's and the slowest 2 %'s time, part by part (`trace_breakdown`)."""
     traced = [(name, index, run["breakdown"]) for name, figures in runs.items()
@@ -652,17 +674,22 @@ def main() -> None:
         help="flow lag tests at the lag rate, each on fresh topics (the table shows each one)",
     )
     parser.add_argument("--variant", action="append", default=[], metavar="NAME[@DIR]:FIELD=VALUE[,FIELD=VALUE]",
-                        help="with --lag-only: also time the flow with these settings changed, alternating with "
-                             "the unchanged flow round by round (e.g. 'small:kafka_batch_size=500'); @DIR: "
-                             "with the code of the checkout in DIR")  # fmt: skip
+                        help="with --lag-only or --throughput-only: also run the flow with these settings changed, "
+                             "alternating with the unchanged flow round by round (e.g. "
+                             "'small:kafka_batch_size=500'); @DIR: with the code of the checkout in DIR")  # fmt: skip
     parser.add_argument(
         "--trace",
         action="store_true",
         help="with --lag-only: time each stage of the flow and show where the probes' time went",
     )
+    parser.add_argument(
+        "--throughput-only",
+        action="store_true",
+        help="only (a) and (b) with 1 process, per --variant, alternating for --flow-rounds rounds",
+    )
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
-    if args.out is None and not args.lag_only:
+    if args.out is None and not (args.lag_only or args.throughput_only):
         args.out = RESULTS
     variants = {"base": {}} | dict(_variant(text) for text in args.variant)
 
@@ -688,9 +715,12 @@ def main() -> None:
         if args.lag_only:
             lag_experiment(args, variants, records, fresh_topics)
             return
-
         create_topics(base.kafka_brokers, base.topic_prefix, base.topic_partitions)
         _offer(base, records, None)
+        if args.throughput_only:
+            throughput_experiment(args, variants, base, len(records))
+            return
+
         console.print("(a) raw ceiling ...")
         raw = statistics.median(raw_ceiling(base, len(records)) for _ in range(3))
         console.print(f"(b) flow, 1 process, then 2 processes x 1 worker, alternating, {args.flow_rounds} rounds ...")
