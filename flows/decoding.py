@@ -33,7 +33,9 @@ How the flows plug in:
   its dead letters (malformed labels) for the sink group in `add_dead_letter`,
   and `output()` returns the groups, then `(OPS_KEY, ops)` and
   `(SINK_KEY, letters)`. Malformed `pos`/`clickstream`/`inventory` events are
-  counted as skipped here, as it does today.
+  counted as skipped here, as it does today; one difference: a Kafka error
+  on `dlq` (a topic no flow owns) is counted as skipped too, where its
+  `Decoder` ignores it.
 - recommend (flows/recommend.py `Decoder`): `raw_topics={REC_SERVED}` with
   `add_raw` calling `served_records(record.value)`, adding each answer to the
   shopper groups, passing a rejected record to `add_dead_letter` itself
