@@ -121,14 +121,14 @@ def median_run(runs: list[dict[str, float]]) -> dict[str, Any]:
     return {**ordered[len(ordered) // 2], "rounds_events_per_s": [r["events_per_s"] for r in runs]}
 
 
-def flow_throughput(settings: Settings, n_events: int) -> dict[str, float]:
+def flow_throughput(settings: Settings, n_events: int, code: Path | None = None) -> dict[str, float]:
     """(b): run the flow over the published backlog; rate from its first Redis write to its exit."""
     client = redis.Redis.from_url(settings.redis.url)
     client.flushdb()
     shutil.rmtree(settings.recovery.dir, ignore_errors=True)
     started = time.perf_counter()
     run = start_flow("inventory", settings.model_copy(update={"flow_stop_at_end": True}),
-                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, extra_env=_flow_env(None, code))  # fmt: skip
     first_write = None
     while run.alive():
         if first_write is None and client.dbsize() > 0:
@@ -150,6 +150,7 @@ class Probe:
         self._topic = settings.topic(Topic.INVENTORY)
         self._count = 0
         self._writes = KeyWrites(settings.redis.url, keys.stock("PROBE-*"))
+        self.timed: list[tuple[str, float, float]] = []  # (sku, sent, readable) in wall-clock seconds
 
     def send(self) -> tuple[str, float]:
         self._count += 1
@@ -167,7 +168,10 @@ class Probe:
 
     def round_trip(self, timeout_s: float = 60.0) -> float:
         sku, sent = self.send()
-        return self.wait(sku, sent, timeout_s)
+        sent_wall = time.time() - (time.perf_counter() - sent)
+        lag = self.wait(sku, sent, timeout_s)
+        self.timed.append((sku, sent_wall, sent_wall + lag))
+        return lag
 
 
 class BrokerProbe(Probe):
@@ -203,13 +207,15 @@ class BrokerProbe(Probe):
         self._consumer.close()
 
 
-def _tailing_flow(settings: Settings) -> tuple[FlowRun, Probe]:
+def _tailing_flow(settings: Settings, trace: Path | None = None, code: Path | None = None) -> tuple[FlowRun, Probe]:
     redis.Redis.from_url(settings.redis.url).flushdb()
     shutil.rmtree(settings.recovery.dir, ignore_errors=True)  # type: ignore[arg-type]
     with open(settings.recovery.dir.with_suffix(".log"), "wb") as log:  # type: ignore[union-attr]
-        run = start_flow("inventory", settings, stdout=log, stderr=log)  # the child keeps its own descriptor
+        # the child keeps its own descriptor
+        run = start_flow("inventory", settings, stdout=log, stderr=log, extra_env=_flow_env(trace, code))
     probe = Probe(settings)
     probe.round_trip()  # start-up is not lag
+    probe.timed.clear()
     return run, probe
 
 
@@ -274,19 +280,30 @@ def _time_probes(probe: Probe, settings: Settings, records: list[tuple[Topic, by
     loader.join()
     lags.sort()
     return {"offered_rate": rate, "offered_s": duration_s, "probes": len(lags),
-            "p50_ms": 1000 * lags[len(lags) // 2], "p99_ms": 1000 * lags[min(len(lags) - 1, int(len(lags) * 0.99))],
+            "p50_ms": 1000 * lags[len(lags) // 2], "p90_ms": 1000 * lags[int(len(lags) * 0.9)],
+            "p99_ms": 1000 * lags[min(len(lags) - 1, int(len(lags) * 0.99))],
             "max_ms": 1000 * lags[-1]}  # fmt: skip
 
 
 def end_to_end_lag(settings: Settings, records: list[tuple[Topic, bytes | None, bytes]], rate: float,
-                   duration_s: float, linger_ms: int | None = None) -> dict[str, float]:  # fmt: skip
-    """(c): offer the workload at `rate` to a tailing flow; time probe receipts until Redis shows them."""
-    run, probe = _tailing_flow(settings)
+                   duration_s: float, linger_ms: int | None = None,
+                   trace: Path | None = None, code: Path | None = None) -> dict[str, Any]:  # fmt: skip
+    """(c): offer the workload at `rate` to a tailing flow; time probe receipts until Redis shows them.
+
+    With `trace`, the flow notes when each of its stages ran (`install_trace`) and
+    the figures include where the probes' time went (`trace_breakdown`). With
+    `code`, the flow runs the code of that checkout (run the benchmark from a
+    directory without a `flows` package, so that the path decides).
+    """
+    run, probe = _tailing_flow(settings, trace, code)
     try:
         figures = _time_probes(probe, settings, records, rate, duration_s, linger_ms)
     finally:
         run.stop()
-    return figures | {"snapshot_interval_s": settings.snapshot_interval_s}
+    figures |= {"snapshot_interval_s": settings.snapshot_interval_s}
+    if trace is not None:
+        figures["breakdown"] = trace_breakdown(trace, probe.timed)
+    return figures
 
 
 def broker_lag(settings: Settings, records: list[tuple[Topic, bytes | None, bytes]], rate: float,
@@ -298,6 +315,159 @@ def broker_lag(settings: Settings, records: list[tuple[Topic, bytes | None, byte
         return _time_probes(probe, settings, records, rate, duration_s, linger_ms)
     finally:
         probe.close()
+
+
+# --- where a probe's time goes -----------------------------------------------------------------------------
+TRACE_ENV = "OMNISTREAM_BENCH_TRACE"
+_REPO = Path(__file__).resolve().parent.parent
+
+
+def _flow_env(trace: Path | None, code: Path | None) -> dict[str, str]:
+    """Environment of a flow process: the code of this checkout or of `code` (another one), traced if `trace` is.
+
+    A `sitecustomize` module on the child's path calls `install_trace` at
+    start-up, so the flow runs exactly as `flows.run` starts it, only with
+    timing notes around its stages.
+    """
+    env: dict[str, str] = {}
+    paths = [str(code or _REPO)]
+    if trace is not None:
+        hook = trace.parent / f"trace-hook-{trace.stem}"
+        hook.mkdir(parents=True, exist_ok=True)
+        (hook / "sitecustomize.py").write_text(
+            f"import sys\nsys.path.insert(0, {paths[0]!r})\n"
+            "from benchmarks.inventory import install_trace\ninstall_trace()\n"
+        )
+        paths.insert(0, str(hook))
+        env[TRACE_ENV] = str(trace)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [*paths, os.environ.get("PYTHONPATH", "")]))
+    return env
+
+
+def install_trace() -> None:
+    """Wrap the inventory flow's stages with wall-clock notes, written to `$OMNISTREAM_BENCH_TRACE`.
+
+    Notes are `(stage, start, end, items, probes)`; kept in memory and written
+    after each sink write (one write per Bytewax cycle), since the flow exits
+    abruptly when stopped. Costs per batch, plus a prefix test per polled
+    message to find the probes; the traced flow is a little slower than the
+    untraced one, so its lag figures come from untraced runs.
+    """
+    import threading
+
+    from events.stock import SkuStock
+    from flows import decoding, inventory, kafka_source, sinks
+
+    fd = os.open(os.environ[TRACE_ENV], os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    notes: list[tuple[Any, ...]] = []
+    lock = threading.Lock()
+    now = time.time
+
+    def flush() -> None:
+        with lock:
+            lines, notes[:] = b"".join(orjson.dumps(n) + b"\n" for n in notes), []
+        os.write(fd, lines)
+
+    def timed(cls: Any, name: str, stage: str, probes_of: Any = None, then: Any = None) -> None:
+        original = getattr(cls, name)
+
+        def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+            started = now()
+            result = original(self, *args, **kwargs)
+            items = args[0] if args and isinstance(args[0], list) else ()
+            notes.append((stage, started, now(), len(items), probes_of(self, items, result) if probes_of else []))
+            if then is not None:
+                then()
+            return result
+
+        setattr(cls, name, wrapper)
+
+    def polled_probes(consumer: Any, _items: Any, _result: Any) -> list[str]:
+        found = []
+        for buffer in consumer._buffers.values():
+            for record in buffer:
+                if record.value is not None and record.value.startswith(b'{"event_id":"probe-'):
+                    found.append(orjson.loads(record.value)["sku"])
+        return found
+
+    def written_probes(_sink: Any, items: list[Any], _result: Any) -> list[str]:
+        return [i.sku for i in items if type(i) is SkuStock and i.sku.startswith("PROBE-")]
+
+    timed(kafka_source._SharedConsumer, "_poll", "poll", polled_probes)
+    timed(decoding.BatchDecoder, "decode_batch", "decode")
+    timed(inventory.ShardRouter, "group", "route")
+    timed(inventory._JournalStep, "on_batch", "journal")
+    timed(inventory._LedgerStep, "on_batch", "ledger")
+    timed(inventory._JournalStep, "snapshot", "snapshot")
+    timed(inventory._LedgerStep, "snapshot", "snapshot")
+    timed(sinks._RecordSinkPartition, "_write_redis", "redis")
+    timed(sinks._RecordSinkPartition, "_flush_kafka", "kafka_flush")
+    timed(sinks._RecordSinkPartition, "write_batch", "sink", written_probes, flush)
+
+    collecting: list[float] = []
+
+    def on_gc(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            collecting[:] = [now()]
+        elif collecting:
+            notes.append(("gc", collecting[0], now(), info.get("generation", -1), []))
+
+    gc.callbacks.append(on_gc)
+
+
+_STAGES = ("decode", "route", "journal", "ledger", "snapshot", "gc", "sink")
+
+
+def trace_breakdown(trace: Path, timed: list[tuple[str, float, float]]) -> dict[str, Any]:
+    """Where each probe's time went, from the flow's notes: median probe and the slowest 2 %, in ms.
+
+    Per probe: `to_poll` (published -> in the flow's poll: producer, broker,
+    fetch, and the flow finishing the cycle it was in), `in_flow` (poll -> its
+    cycle's sink write starts), `redis` (its sink's Redis pipeline),
+    `notify` (written -> the benchmark sees the keyspace notification), and
+    `kafka_flush_after` (alerts/dead letters acknowledged after the Redis write:
+    not in the probe's lag, but in the next cycle's); and how
+    much of the probe's whole window each stage of the flow was busy
+    (`busy_<stage>`, summed over every batch in the window).
+    """
+    notes = [orjson.loads(line) for line in trace.read_bytes().splitlines() if line.strip()]
+    polled = {sku: start for stage, start, _, _, probes in notes if stage == "poll" for sku in probes}
+    sinks = {sku: (start, end) for stage, start, end, _, probes in notes if stage == "sink" for sku in probes}
+    writes = sorted((start, end) for stage, start, end, *_ in notes if stage == "redis")
+    flushes = sorted((start, end) for stage, start, end, *_ in notes if stage == "kafka_flush")
+    by_stage: dict[str, list[tuple[float, float]]] = {}
+    for stage, start, end, *_ in notes:
+        by_stage.setdefault(stage, []).append((start, end))
+
+    def within(stage: str, low: float, high: float, spans: list[tuple[float, float]] | None = None) -> float:
+        return sum(max(0.0, min(end, high) - max(start, low)) for start, end in (spans or by_stage.get(stage, [])))
+
+    rows = []
+    for sku, sent, seen in timed:
+        if sku not in polled or sku not in sinks:
+            continue
+        sink_start, sink_end = sinks[sku]
+        written = max((end for start, end in writes if sink_start <= start <= sink_end), default=sink_end)
+        row = {"total": seen - sent, "to_poll": polled[sku] - sent, "in_flow": sink_start - polled[sku],
+               "redis": within("", sink_start, sink_end, writes),
+               "kafka_flush_after": within("", sink_start, sink_end, flushes),
+               "notify": seen - written}  # fmt: skip
+        row |= {f"busy_{stage}": within(stage, sent, sink_start) for stage in _STAGES}
+        rows.append(row)
+    rows.sort(key=lambda row: row["total"])
+    if not rows:
+        return {}
+
+    def mean_ms(part: list[dict[str, float]]) -> dict[str, float]:
+        return {key: round(1000 * statistics.fmean(row[key] for row in part), 2) for key in part[0]}
+
+    middle = rows[len(rows) * 45 // 100 : len(rows) * 55 // 100 + 1]
+    events = sum(items for stage, _, _, items, _ in notes if stage == "decode") or 1
+    per_event_us = {stage: round(1e6 * sum(end - start for start, end in by_stage.get(stage, [])) / events, 2)
+                    for stage in (*_STAGES, "redis", "kafka_flush")}  # fmt: skip
+    return {"probes_traced": len(rows), "median_probe": mean_ms(middle),
+            "slowest_2pct": mean_ms(rows[len(rows) * 98 // 100 :]), "events": events, "per_event_us": per_event_us,
+            "batches": {stage: len(spans) for stage, spans in by_stage.items()}}  # fmt: skip
 
 
 def start_api(app: str, settings: Settings) -> tuple[subprocess.Popen[bytes], int]:
@@ -362,6 +532,122 @@ def api_comparison(settings: Settings, skus: list[str], duration_s: float, conne
     }
 
 
+def _variant(text: str) -> tuple[str, dict[str, Any]]:
+    """`NAME[@DIR]:FIELD=VALUE,...` -> (NAME, settings update), values parsed as JSON when they parse.
+
+    `@DIR` runs that variant's flow with the code of the checkout in DIR (kept under `_code`).
+    """
+    head, _, assignments = text.partition(":")
+    name, _, code = head.partition("@")
+    update: dict[str, Any] = {}
+    for assignment in filter(None, assignments.split(",")):
+        field_name, _, value = assignment.partition("=")
+        try:
+            update[field_name] = orjson.loads(value)
+        except orjson.JSONDecodeError:
+            update[field_name] = value
+    if code:
+        update["_code"] = Path(code).resolve()
+    return name, update
+
+
+def enough_records(records: list[tuple[Topic, bytes | None, bytes]], needed: float,
+                   seed: int) -> list[tuple[Topic, bytes | None, bytes]]:  # fmt: skip
+    """`records`, or a longer stream of the same workload when the lag tests need more than it holds."""
+    if int(needed) + 1 <= len(records):
+        return records
+    console.print(f"generating {int(needed) + 1:,} events for the offered load ...")
+    records = workload_records(int(needed) + 1, seed)
+    freeze_gc()
+    return records
+
+
+def lag_experiment(args: argparse.Namespace, variants: dict[str, dict[str, Any]],
+                   records: list[tuple[Topic, bytes | None, bytes]], fresh_topics: Any) -> None:  # fmt: skip
+    """(c) alone: the live rate (unless `--lag-rate`), then the flow's lag at the lag rate, per variant, alternating.
+
+    Alternating the variants round by round keeps each comparison within the
+    same stretch of a shared machine's load (docs/performance.md).
+    """
+    live = None
+    if args.lag_rate is None:
+        console.print("(c) sustained live throughput ...")
+        live = live_throughput(fresh_topics(), records)
+    rate = args.lag_rate or live / 2
+    records = enough_records(records, rate * args.lag_seconds, args.seed)
+    runs: dict[str, list[dict[str, float]]] = {name: [] for name in variants}
+    for round_ in range(args.lag_rounds):
+        for name, update in variants.items():
+            console.print(f"(c) round {round_ + 1}, {name}: lag at {rate:,.0f} ev/s for {args.lag_seconds:.0f} s ...")
+            code = update.get("_code")
+            settings = fresh_topics({k: v for k, v in update.items() if k != "_code"})
+            trace = settings.recovery.dir.with_suffix(".trace.jsonl") if args.trace else None
+            runs[name].append(end_to_end_lag(settings, records, rate, args.lag_seconds, args.load_linger_ms, trace,
+                                             code))  # fmt: skip
+    table = Table(title=f"Inventory end-to-end lag at {rate:,.0f} ev/s"
+                        + (f" (half of the live {live:,.0f} ev/s)" if live else ""))  # fmt: skip
+    for column in ("variant", "round", "probes", "p50 ms", "p90 ms", "p99 ms", "max ms"):
+        table.add_column(column, justify="left" if column == "variant" else "right")
+    for name, figures in runs.items():
+        for index, run in enumerate(figures, 1):
+            table.add_row(name, str(index), str(run["probes"]), f"{run['p50_ms']:.1f}", f"{run['p90_ms']:.1f}",
+                          f"{run['p99_ms']:.1f}", f"{run['max_ms']:.1f}")  # fmt: skip
+    console.print(table)
+    if args.trace:
+        print_breakdown(runs)
+    if args.out is not None:
+        result = {"benchmark": "inventory-lag", "command": "python benchmarks/inventory.py " + " ".join(sys.argv[1:]),
+                  "when": datetime.now(UTC).isoformat(timespec="seconds"), "live_sustained_events_per_s": live,
+                  "offered_rate": rate, "load_linger_ms": args.load_linger_ms,
+                  "variants": {name: {"settings": {k: str(v) for k, v in variants[name].items()},
+                                      "rounds": runs[name]}
+                               for name in variants}}  # fmt: skip
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
+
+
+def throughput_experiment(args: argparse.Namespace, variants: dict[str, dict[str, Any]], settings: Settings,
+                          n_events: int) -> None:  # fmt: skip
+    """(a) and (b) with 1 process alone, per variant, alternating round by round; each round beside a raw ceiling."""
+    rows = []
+    for round_ in range(args.flow_rounds):
+        raw = raw_ceiling(settings, n_events)
+        for name, update in variants.items():
+            console.print(f"(b) round {round_ + 1}, {name} ...")
+            flow_settings = settings.model_copy(update={k: v for k, v in update.items() if k != "_code"})
+            rate = flow_throughput(flow_settings, n_events, update.get("_code"))["events_per_s"]
+            rows.append((name, round_ + 1, raw, rate))
+    table = Table(title=f"Inventory flow over a backlog of {n_events:,} events, 1 process")
+    for column in ("variant", "round", "raw ceiling ev/s", "flow ev/s", "ratio"):
+        table.add_column(column, justify="left" if column == "variant" else "right")
+    for name, index, raw, rate in rows:
+        table.add_row(name, str(index), f"{raw:,.0f}", f"{rate:,.0f}", f"{rate / raw:.2f}")
+    console.print(table)
+    for name in variants:
+        ratios = sorted(rate / raw for n, _, raw, rate in rows if n == name)
+        console.print(f"{name}: median ratio to the raw ceiling {ratios[len(ratios) // 2]:.2f}")
+
+
+def print_breakdown(runs: dict[str, list[dict[str, Any]]]) -> None:
+    """Per variant and round: the median probe's and the slowest 2 %'s time, part by part (`trace_breakdown`)."""
+    traced = [(name, index, run["breakdown"]) for name, figures in runs.items()
+              for index, run in enumerate(figures, 1) if run.get("breakdown")]  # fmt: skip
+    if not traced:
+        return
+    parts = list(traced[0][2]["median_probe"])
+    table = Table(title="Where a probe's time goes, ms (busy_*: a stage's work inside the probe's window)")
+    table.add_column("run")
+    for part in parts:
+        table.add_column(part.replace("busy_", "b_"), justify="right")
+    for name, index, breakdown in traced:
+        for which, label in (("median_probe", "median"), ("slowest_2pct", "worst 2%")):
+            table.add_row(f"{name} {index} {label}", *(f"{breakdown[which][part]:.1f}" for part in parts))
+    console.print(table)
+    for name, index, breakdown in traced:
+        costs = ", ".join(f"{k} {v:.1f}" for k, v in breakdown["per_event_us"].items())
+        console.print(f"{name} {index}: flow time per input event, us: {costs}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=300_000)
@@ -376,8 +662,36 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--api-rounds", type=int, default=5)
     parser.add_argument("--flow-rounds", type=int, default=3)
-    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--lag-only", action="store_true",
+                        help="only (c): the live rate, then the lag at half of it (for lag experiments; the "
+                             "results go to --out only when it is given)")  # fmt: skip
+    parser.add_argument("--lag-rate", type=float, default=None,
+                        help="offer this rate in the lag tests instead of half the measured live rate")  # fmt: skip
+    parser.add_argument(
+        "--lag-rounds",
+        type=int,
+        default=1,
+        help="flow lag tests at the lag rate, each on fresh topics (the table shows each one)",
+    )
+    parser.add_argument("--variant", action="append", default=[], metavar="NAME[@DIR]:FIELD=VALUE[,FIELD=VALUE]",
+                        help="with --lag-only or --throughput-only: also run the flow with these settings changed, "
+                             "alternating with the unchanged flow round by round (e.g. "
+                             "'small:kafka_batch_size=500'); @DIR: with the code of the checkout in DIR")  # fmt: skip
+    parser.add_argument(
+        "--trace",
+        action="store_true",
+        help="with --lag-only: time each stage of the flow and show where the probes' time went",
+    )
+    parser.add_argument(
+        "--throughput-only",
+        action="store_true",
+        help="only (a) and (b) with 1 process, per --variant, alternating for --flow-rounds rounds",
+    )
+    parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
+    if args.out is None and not (args.lag_only or args.throughput_only):
+        args.out = RESULTS
+    variants = {"base": {}} | dict(_variant(text) for text in args.variant)
 
     broker: LocalService = start_broker()
     store: LocalService = start_redis()
@@ -385,11 +699,27 @@ def main() -> None:
     try:
         base = Settings(kafka_brokers=broker.address, redis_url=store.address, topic_prefix="bench.",
                         topic_partitions=4, recovery_dir=workdir / "recovery", flow_metrics_port=0)  # fmt: skip
-        create_topics(base.kafka.brokers, base.topic.prefix, base.topic.partitions)
         console.print(f"generating {args.events:,} events ...")
         records = workload_records(args.events, args.seed)
         freeze_gc()
+        fresh = iter(range(1, 1000))
+
+        def fresh_topics(update: dict[str, Any] | None = None) -> Settings:
+            n = next(fresh)
+            fresh_settings = base.model_copy(update={"topic_prefix": f"live{n}.", "redis_url": store.address[:-1] + "2",
+                                                     "recovery_dir": workdir / f"recovery-live{n}",
+                                                     **(update or {})})  # fmt: skip
+            create_topics(fresh_settings.kafka.brokers, fresh_settings.topic.prefix, fresh_settings.topic.partitions)
+            return fresh_settings
+
+        if args.lag_only:
+            lag_experiment(args, variants, records, fresh_topics)
+            return
+        create_topics(base.kafka.brokers, base.topic.prefix, base.topic.partitions)
         _offer(base, records, None)
+        if args.throughput_only:
+            throughput_experiment(args, variants, base, len(records))
+            return
 
         console.print("(a) raw ceiling ...")
         raw = statistics.median(raw_ceiling(base, len(records)) for _ in range(3))
@@ -408,25 +738,13 @@ def main() -> None:
         api = api_comparison(base, skus[:2000], args.api_seconds, args.connections, args.api_rounds)
 
         console.print("(c) sustained live throughput, then end-to-end lag at half of it ...")
-        fresh = iter(range(1, 100))
-
-        def fresh_topics() -> Settings:
-            n = next(fresh)
-            fresh_settings = base.model_copy(update={"topic_prefix": f"live{n}.", "redis_url": store.address[:-1] + "2",
-                                                     "recovery_dir": workdir / f"recovery-live{n}"})  # fmt: skip
-            create_topics(fresh_settings.kafka.brokers, fresh_settings.topic.prefix, fresh_settings.topic.partitions)
-            return fresh_settings
-
         live = live_throughput(fresh_topics(), records)
-        needed = int(max(live / 2, args.low_rate) * args.lag_seconds) + 1
-        if needed > len(records):
-            console.print(f"generating {needed:,} events for {args.lag_seconds:.0f} s of offered load ...")
-            records = workload_records(needed, args.seed)
-            freeze_gc()
+        rate = args.lag_rate or live / 2
+        records = enough_records(records, max(rate, args.low_rate) * args.lag_seconds, args.seed)
         console.print("(c) the same load and probes through the broker alone ...")
-        broker_alone = broker_lag(fresh_topics(), records, live / 2, args.lag_seconds, args.load_linger_ms)
+        broker_alone = broker_lag(fresh_topics(), records, rate, args.lag_seconds, args.load_linger_ms)
         console.print("(c) ... and through the flow")
-        lag = end_to_end_lag(fresh_topics(), records, live / 2, args.lag_seconds, args.load_linger_ms)
+        lag = end_to_end_lag(fresh_topics(), records, rate, args.lag_seconds, args.load_linger_ms)
         low_lag = end_to_end_lag(fresh_topics(), records, args.low_rate, args.lag_seconds, args.load_linger_ms)
     except Exception:
         for log in workdir.glob("*.log"):

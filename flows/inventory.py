@@ -11,19 +11,20 @@ Run it with `omnistream flow inventory` (recovery on by default); see `flows.run
 
 from __future__ import annotations
 
-from collections import Counter
 from typing import Any
 
 import bytewax.operators as op
 from bytewax.dataflow import Dataflow
+from bytewax.inputs import Source
 from bytewax.operators import StatefulBatchLogic
+from bytewax.outputs import Sink
 
 from events.dead_letter import DeadLetter
-from events.decode import decode
-from events.models import Count, Purchase, Return, Sale, Void, event_type
+from events.models import Count, Event, Purchase, Return, Sale, Void
 from events.topics import Topic
+from flows.decoding import BatchDecoder
 from flows.kafka_source import KafkaRecord, kafka_source
-from flows.metrics import DUPLICATES, EVENTS_IN, UNMATCHED_VOIDS, StateEntities
+from flows.metrics import DUPLICATES, UNMATCHED_VOIDS, StateEntities
 from flows.sinks import FlowRecord, RecordSink, is_dead_letter
 from omnistream.settings import Settings
 from operators.ledger_shard import LedgerShard
@@ -39,64 +40,76 @@ LEDGER_SHARDS = 64
 # Reported when a shard snapshots (once per epoch per shard that changed): counting on every batch costs more.
 _ENTITIES = StateEntities(FLOW)
 TillEvent = Sale | Return | Void
+_INVENTORY, _POS = Topic.INVENTORY, Topic.POS
 
 
-def build_flow(settings: Settings, generation: str = "") -> Dataflow:
+def build_flow(
+    settings: Settings,
+    generation: str = "",
+    *,
+    source: Source[KafkaRecord] | None = None,
+    sink: Sink[FlowRecord] | None = None,
+) -> Dataflow:
     """Stock movements in; absolute, versioned stock per SKU, stock alerts and dead letters out.
 
     `generation` names the lineage of flow state (see `flows.launcher.ensure_recovery`).
+    `source` and `sink` default to the flow's Kafka topics and its Redis/Kafka
+    sink; tests pass their own, and then nothing connects to a broker or Redis.
     """
     flow = Dataflow(FLOW)
     source_topics = {settings.topic(t): t for t in (Topic.INVENTORY, Topic.POS, Topic.CLICKSTREAM)}
-    raw = op.input("inventory_in", flow, kafka_source(settings, list(source_topics)))
-    decoded = op.flat_map_batch("decode", raw, Decoder(source_topics).decode_batch)
+    if source is None:
+        source = kafka_source(settings, list(source_topics))
+    if sink is None:
+        sink = RecordSink(FLOW, settings, generation)
+    raw = op.input("inventory_in", flow, source)
+    decoded = op.flat_map_batch("decode", raw, BatchDecoder(FLOW, source_topics, StockMovements).decode_batch)
     split = op.branch("is_dead_letter", decoded, is_dead_letter)
     till = op.branch("is_till", split.falses, is_till_event)
     by_store = op.key_on("by_store", till.trues, lambda event: event.store_id)
     till_moves = op.key_rm("till_moves", op.stateful_batch("txn_journal", by_store, JournalLogic(settings)))
     movements = op.merge("movements", till.falses, till_moves)
     by_shard = op.flat_map_batch("by_sku_shard", movements, ShardRouter().group)
-    ledgers = op.stateful_batch("ledgers", by_shard, LedgerLogic(settings))  # type: ignore[arg-type]
+    ledgers = op.stateful_batch("ledgers", by_shard, LedgerLogic(settings))
     ledger_out = op.key_rm("ledger_out", ledgers)
-    op.output("records_out", op.merge("records", split.trues, ledger_out), RecordSink(FLOW, settings, generation))
+    op.output("records_out", op.merge("records", split.trues, ledger_out), sink)
     return flow
 
 
-class Decoder:
-    """Raw Kafka messages to stock movements, till events and dead letters; never raises."""
+class StockMovements:
+    """One batch of decoded events as the stock steps take them (a `flows.decoding.DecodedBatch`).
 
-    def __init__(self, source_topics: dict[str, Topic]) -> None:
-        self.source_topics = source_topics
-        # (topic, its contract name) per topic name, resolved once: enum attribute access is slow per event.
-        self._topics = {name: (topic, topic.value) for name, topic in source_topics.items()}
+    Inventory events become movements (a count keeps where it was read, for
+    its late-count history), till events go on to the per-store journal, and a
+    purchase becomes one reservation per line; other clickstream events change
+    no stock. This flow owns the dead letters of all three topics
+    (`flows.dead_letters`), so they come out here too.
+    """
 
-    def decode_batch(self, records: list[KafkaRecord]) -> list[Any]:
-        out: list[Any] = []
-        seen: Counter[tuple[str, str]] = Counter()
-        topics, inventory, pos = self._topics, Topic.INVENTORY, Topic.POS
-        for record in records:
-            if record.error is not None:
-                out.append(DeadLetter.of(record.topic, record.partition, record.offset,
-                                         f"Kafka error: {record.error}", record.value))  # fmt: skip
-                continue
-            topic, topic_value = topics[record.topic]
-            event = decode(topic, record.value, source_topic=record.topic, partition=record.partition,
-                           offset=record.offset)  # fmt: skip
-            kind = type(event)
-            if kind is DeadLetter:
-                out.append(event)
-                continue
-            seen[topic_value, event_type(event)] += 1  # type: ignore[arg-type]
-            if topic is inventory:
-                source = (*record[:3], record.value) if kind is Count else None
-                out.append(inventory_movement(event, source))  # type: ignore[arg-type]
-            elif topic is pos:
-                out.append(event)
-            elif kind is Purchase:
-                out.extend(purchase_movements(event))  # type: ignore[arg-type]
-        for (topic_name, type_name), n in seen.items():
-            EVENTS_IN.labels(FLOW, topic_name, type_name).inc(n)
-        return out
+    __slots__ = ("out",)
+
+    def __init__(self) -> None:
+        # Any: the next step splits by type (`is_dead_letter`, `is_till_event`).
+        self.out: list[Any] = []
+
+    def add(self, topic: Topic, event: Event, record: KafkaRecord) -> None:
+        kind = type(event)
+        if topic is _INVENTORY:
+            source = (*record[:3], record.value) if kind is Count else None
+            self.out.append(inventory_movement(event, source))  # type: ignore[arg-type]
+        elif topic is _POS:
+            self.out.append(event)
+        elif kind is Purchase:
+            self.out.extend(purchase_movements(event))  # type: ignore[arg-type]
+
+    def add_dead_letter(self, letter: DeadLetter) -> None:
+        self.out.append(letter)
+
+    def add_raw(self, topic: Topic, record: KafkaRecord) -> int:
+        raise AssertionError(f"the inventory flow decodes every topic it reads, not {topic.value}")
+
+    def output(self) -> list[Any]:
+        return self.out
 
 
 def is_till_event(item: StockMovement | TillEvent) -> bool:

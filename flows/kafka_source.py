@@ -94,7 +94,8 @@ class _SharedConsumer:
         # Timeout 0: librdkafka fetches in the background, this only drains its queue. A wait here
         # would be paid once per partition per Bytewax cycle (a dozen partitions: ~12 ms of lag).
         for msg in self._consumer.consume(self._batch_size, 0):
-            part = (msg.topic(), msg.partition())
+            # Set on every consumed message; the client types them optional (they are None only on events).
+            part: tuple[str, int] = (msg.topic(), msg.partition())  # type: ignore[assignment]
             error = msg.error()
             if error is not None:
                 if error.code() == KafkaError._PARTITION_EOF:
@@ -104,7 +105,7 @@ class _SharedConsumer:
                     part = next_offset_hint[0]
                 buffers[part].append(KafkaRecord(part[0], part[1], next_offset_hint[1], msg.value(), str(error)))
                 continue
-            buffers[part].append(KafkaRecord(part[0], part[1], msg.offset(), msg.value()))
+            buffers[part].append(KafkaRecord(part[0], part[1], msg.offset(), msg.value()))  # type: ignore[arg-type]
 
     def release(self, topic: str, partition: int) -> None:
         with self._lock:

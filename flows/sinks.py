@@ -22,7 +22,7 @@ from events.alerts import Alert
 from events.dead_letter import DeadLetter
 from events.stock import SkuStock
 from events.topics import Topic
-from flows.metrics import ALERTS, DEAD_LETTERS, END_TO_END_LAG, REDIS_WRITE_SECONDS, STATE_WRITES
+from flows.metrics import ALERTS, DEAD_LETTERS, END_TO_END_LAG, REDIS_WRITE_SECONDS, STATE_WRITES, observe_many
 from omnistream.settings import Settings
 from state import keys
 from state.connection import connect
@@ -46,6 +46,7 @@ def _backoff() -> Iterator[float]:
 class _RecordSinkPartition(StatelessSinkPartition[FlowRecord]):
     def __init__(self, flow_name: str, settings: Settings, generation: str) -> None:
         self._flow = flow_name
+        self._lag = END_TO_END_LAG.labels(flow_name)
         client = connect(settings.redis.url, timeout_s=10.0)
         self._client = client
         self._stock = StockWriter(client, generation)
@@ -53,8 +54,12 @@ class _RecordSinkPartition(StatelessSinkPartition[FlowRecord]):
         self._alerts = StreamWriter(client, keys.alerts_stream(), generation=generation)
         self._dead_letters = StreamWriter(client, keys.dlq_stream(), generation=generation)
         self._scripts = (*self._stock.scripts, *self._docs.scripts, *self._alerts.scripts, *self._dead_letters.scripts)
+        # No linger: the batch's alerts and dead letters are all produced before the Redis write, so
+        # they go out at once and their acknowledgement arrives while Redis works; with a linger they
+        # waited for the flush after it, adding a broker round trip to every batch that has any
+        # (docs/performance.md, "Inventory end-to-end lag").
         self._producer = Producer(
-            {"bootstrap.servers": settings.kafka.brokers, "enable.idempotence": True, "linger.ms": 5}
+            {"bootstrap.servers": settings.kafka.brokers, "enable.idempotence": True, "linger.ms": 0}
         )
         self._alerts_topic = settings.topic(Topic.ALERTS)
         self._dlq_topic = settings.topic(Topic.DLQ)
@@ -101,12 +106,10 @@ class _RecordSinkPartition(StatelessSinkPartition[FlowRecord]):
             applied = sum(int(r) for r in replies[:n_replies])  # each reply counts the writes it applied
             STATE_WRITES.labels(self._flow, "applied").inc(applied)
             STATE_WRITES.labels(self._flow, "stale").inc(n_state - applied)
-            lag = END_TO_END_LAG.labels(self._flow)
-            for stock in stocks:
-                lag.observe(max(0.0, written_at - stock.as_of))
-            for doc in docs:
-                if doc.as_of is not None:
-                    lag.observe(max(0.0, written_at - doc.as_of))
+            # One pass over the buckets per batch, not a locked `observe` per record (flows.metrics.observe_many).
+            lags = [written_at - stock.as_of for stock in stocks]
+            lags += [written_at - doc.as_of for doc in docs if doc.as_of is not None]
+            observe_many(self._lag, [lag if lag > 0.0 else 0.0 for lag in lags])
         for (kind, severity), n in alert_kinds.items():
             ALERTS.labels(self._flow, kind, severity).inc(n)
         for (topic, reason), n in letter_reasons.items():

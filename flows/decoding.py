@@ -1,0 +1,168 @@
+"""The first step of every flow: a batch of raw Kafka records in, what the flow routes out.
+
+Every flow starts the same way: a Kafka error becomes a dead letter (or is
+skipped and counted when another flow owns the topic's dead letters,
+`flows.dead_letters`), the record's topic is looked up, the payload is decoded
+against the contract (`events.decode.decode`), each decoded event is counted in
+`omnistream_flow_events_total` by topic and type, once per batch. What a flow
+then makes of each event (movements, keyed groups, signals) is its own
+business: `BatchDecoder` does the common part and hands each event to the
+flow's `DecodedBatch`, a fresh one per batch.
+
+A fresh `DecodedBatch` per batch, not state on the decoder: Bytewax runs one
+mapper for every worker thread of a process, so per-batch state must be local
+to the call.
+
+This is the hot path (docs/performance.md budgets an event at ~25 us): per
+event the decoder pays one dict look-up, the decode, one counter increment and
+one method call into the flow; everything resolvable per topic is resolved once
+in the constructor.
+
+How the flows plug in:
+
+- inventory (`flows.inventory.StockMovements`): owns the dead letters of all
+  three of its topics, so it decodes every event (no pre-filter) and turns
+  inventory events into movements, passes till events on, and expands
+  purchases into reservations.
+- fraud (flows/fraud.py `Decoder`): `wanted={CLICKSTREAM: b'"purchase"',
+  INVENTORY: b'"adjustment"'}` (it owns neither topic's dead letters, so
+  skipping unwanted events undecoded loses nothing), `raw_topics={DLQ}` with
+  `add_raw` turning a dead-letter record into a `("dlq", topic, ts)` ops signal
+  and returning 0 (dead letters are not input events of its own); its batch
+  groups payments per card shard and labels per scorer shard in `add`, keeps
+  its dead letters (malformed labels) for the sink group in `add_dead_letter`,
+  and `output()` returns the groups, then `(OPS_KEY, ops)` and
+  `(SINK_KEY, letters)`. Malformed `pos`/`clickstream`/`inventory` events are
+  counted as skipped here, as it does today; one difference: a Kafka error
+  on `dlq` (a topic no flow owns) is counted as skipped too, where its
+  `Decoder` ignores it.
+- recommend (flows/recommend.py `Decoder`): `raw_topics={REC_SERVED}` with
+  `add_raw` calling `served_records(record.value)`, adding each answer to the
+  shopper groups, passing a rejected record to `add_dead_letter` itself
+  (`DeadLetter.of(...)`: it owns `rec_served`), and returning how many answers
+  it held (counted as events of type `rec_served`); `add` routes product upserts
+  and `interactions_of(event)` to the catalog groups; `output()` returns its
+  dead letters, then the catalog and shopper groups.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Collection, Mapping
+from typing import Generic, Protocol, TypeVar
+
+from events.dead_letter import DeadLetter
+from events.decode import decode
+from events.models import Event, event_type
+from events.topics import Topic
+from flows.dead_letters import owns_dead_letters
+from flows.kafka_source import KafkaRecord
+from flows.metrics import EVENTS_IN, SKIPPED
+
+Out = TypeVar("Out")
+
+
+class DecodedBatch(Protocol[Out]):
+    """The flow-specific half of decoding one batch: what the flow makes of each record."""
+
+    def add(self, topic: Topic, event: Event, record: KafkaRecord) -> None:
+        """Take one valid event, read from `record` on `topic`."""
+
+    def add_dead_letter(self, letter: DeadLetter) -> None:
+        """Take one dead letter of a topic this flow owns."""
+
+    def add_raw(self, topic: Topic, record: KafkaRecord) -> int:
+        """Take one record of a `raw_topics` topic, undecoded; returns how many input events it held."""
+        ...
+
+    def output(self) -> list[Out]:
+        """Everything the batch produced, in the shape the next step takes."""
+        ...
+
+
+class _TopicPlan:
+    """What the decoder does with records of one topic, resolved once (enum look-ups are slow per event)."""
+
+    __slots__ = ("marker", "owned", "raw", "topic", "value")
+
+    def __init__(self, flow: str, topic: Topic, marker: bytes | None, raw: bool) -> None:
+        self.topic = topic
+        self.value = topic.value
+        self.owned = owns_dead_letters(flow, topic)
+        self.marker = marker
+        self.raw = raw
+
+
+class BatchDecoder(Generic[Out]):
+    """Kafka records to a flow's routed output; never raises.
+
+    `source_topics` maps each topic name read to its contract topic.
+    `new_batch` makes the flow's `DecodedBatch` for one batch. `wanted` is an
+    optional cheap pre-filter on the raw bytes: a topic's records that do not
+    contain its marker (e.g. `b'"purchase"'`) are passed over undecoded and
+    uncounted, a false positive costing only a decode; it is refused for a
+    topic whose dead letters the flow owns, whose malformed events it must see.
+    Records of `raw_topics` go to `DecodedBatch.add_raw` undecoded.
+    """
+
+    def __init__(
+        self,
+        flow: str,
+        source_topics: Mapping[str, Topic],
+        new_batch: Callable[[], DecodedBatch[Out]],
+        *,
+        wanted: Mapping[Topic, bytes] | None = None,
+        raw_topics: Collection[Topic] = (),
+    ) -> None:
+        wanted = wanted or {}
+        for topic in wanted:
+            if owns_dead_letters(flow, topic):
+                raise ValueError(f"flow {flow} owns the dead letters of {topic.value}: it cannot pre-filter them")
+        self.flow = flow
+        self.source_topics = dict(source_topics)
+        self._new_batch = new_batch
+        self._plans = {name: _TopicPlan(flow, topic, wanted.get(topic), topic in raw_topics)
+                       for name, topic in source_topics.items()}  # fmt: skip
+        # Only topics with a pre-filter or raw reading take the slower branch.
+        self._plain = {name: plan for name, plan in self._plans.items() if plan.marker is None and not plan.raw}
+
+    def decode_batch(self, records: list[KafkaRecord]) -> list[Out]:
+        batch = self._new_batch()
+        add = batch.add
+        seen: Counter[tuple[str, str]] = Counter()
+        skipped: Counter[str] = Counter()
+        plain, plans = self._plain, self._plans
+        for record in records:
+            plan = plain.get(record.topic)
+            if plan is None or record.error is not None:
+                plan = plans[record.topic]
+                if record.error is not None:
+                    if plan.owned:
+                        batch.add_dead_letter(DeadLetter.of(record.topic, record.partition, record.offset,
+                                                            f"Kafka error: {record.error}", record.value))  # fmt: skip
+                    else:
+                        skipped[plan.value] += 1
+                    continue
+                if plan.raw:
+                    n = batch.add_raw(plan.topic, record)
+                    if n:
+                        seen[plan.value, plan.value] += n
+                    continue
+                if plan.marker is not None and (record.value is None or plan.marker not in record.value):
+                    continue
+            event = decode(plan.topic, record.value, source_topic=record.topic, partition=record.partition,
+                           offset=record.offset)  # fmt: skip
+            if type(event) is DeadLetter:
+                if plan.owned:
+                    batch.add_dead_letter(event)
+                else:
+                    skipped[plan.value] += 1
+                continue
+            seen[plan.value, event_type(event)] += 1  # type: ignore[arg-type]
+            add(plan.topic, event, record)  # type: ignore[arg-type]
+        flow = self.flow
+        for (topic_name, type_name), n in seen.items():
+            EVENTS_IN.labels(flow, topic_name, type_name).inc(n)
+        for topic_name, n in skipped.items():
+            SKIPPED.labels(flow, topic_name).inc(n)
+        return batch.output()

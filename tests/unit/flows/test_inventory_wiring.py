@@ -1,0 +1,172 @@
+"""The inventory flow wired to a test source and sink: whole runs with no broker and no Redis.
+
+Raw Kafka records in (as the Kafka source reads them), every record the sink
+would write out: stock per SKU, alerts and dead letters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from bytewax.testing import TestingSink, TestingSource, run_main
+from prometheus_client import REGISTRY
+
+from events.alerts import Alert
+from events.dead_letter import DeadLetter
+from events.stock import LocationStock, SkuStock
+from events.topics import Topic
+from flows.inventory import build_flow
+from flows.kafka_source import KafkaRecord
+from omnistream.settings import Settings
+
+# No broker and no Redis listen here: a flow that tried to connect would fail.
+SETTINGS = Settings(kafka_brokers="127.0.0.1:9", redis_url="redis://127.0.0.1:9/0", low_stock_threshold=1)
+T0 = datetime(2026, 11, 22, 9, 0, tzinfo=UTC).timestamp()
+
+
+def at(offset_s: float) -> str:
+    return datetime.fromtimestamp(T0 + offset_s, UTC).isoformat().replace("+00:00", "Z")
+
+
+def envelope(event_id: str, kind: str, offset_s: float) -> dict[str, Any]:
+    return {"event_id": event_id, "type": kind, "ts": at(offset_s), "schema_version": 1}
+
+
+def receipt(event_id: str, sku: str, location_id: str, qty: int, offset_s: float) -> dict[str, Any]:
+    return envelope(event_id, "receipt", offset_s) | {"sku": sku, "location_id": location_id, "qty": qty}
+
+
+def till(event_id: str, kind: str, txn_id: str, offset_s: float, **fields: Any) -> dict[str, Any]:
+    return envelope(event_id, kind, offset_s) | {"store_id": "S1", "register_id": "R1", "cashier_id": "C1",
+                                                 "txn_id": txn_id, "currency": "EUR", **fields}  # fmt: skip
+
+
+def sale(event_id: str, txn_id: str, sku: str, qty: int, offset_s: float) -> dict[str, Any]:
+    return till(event_id, "sale", txn_id, offset_s, items=[{"sku": sku, "qty": qty, "unit_price": 2.5}],
+                total=2.5 * qty, payment={"method": "cash"})  # fmt: skip
+
+
+class Topics:
+    """Numbers each topic's records in order, as a partition's offsets would."""
+
+    def __init__(self) -> None:
+        self.offsets: dict[Topic, int] = {}
+        self.records: list[KafkaRecord] = []
+
+    def add(self, topic: Topic, value: dict[str, Any] | bytes, error: str | None = None) -> KafkaRecord:
+        offset = self.offsets.get(topic, 0)
+        self.offsets[topic] = offset + 1
+        raw = value if isinstance(value, bytes) else orjson.dumps(value)
+        record = KafkaRecord(SETTINGS.topic(topic), 0, offset, raw, error)
+        self.records.append(record)
+        return record
+
+
+def run(records: list[KafkaRecord]) -> list[Any]:
+    out: list[Any] = []
+    run_main(build_flow(SETTINGS, "test", source=TestingSource(records), sink=TestingSink(out)))
+    return out
+
+
+def latest_stock(out: list[Any]) -> dict[str, SkuStock]:
+    latest: dict[str, SkuStock] = {}
+    for record in out:
+        if type(record) is SkuStock:
+            assert record.sku not in latest or record.version > latest[record.sku].version, "versions must grow"
+            latest[record.sku] = record
+    return latest
+
+
+def sample(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+def shop_day() -> Iterator[tuple[Topic, dict[str, Any] | bytes]]:
+    """Receipts, a sale and its void, a second sale, an online order shipped, a redelivery, bad input."""
+    yield Topic.INVENTORY, receipt("rcv-1", "SKU-A", "WH-01", 10, 0)
+    yield Topic.INVENTORY, receipt("rcv-2", "SKU-B", "WH-01", 5, 1)
+    yield Topic.POS, sale("sale-1", "T1", "SKU-C", 2, 10)
+    yield Topic.POS, till("void-1", "void", "T9", 20, original_txn_id="T1")
+    yield Topic.POS, sale("sale-2", "T2", "SKU-C", 3, 30)
+    yield Topic.CLICKSTREAM, envelope("view-1", "page_view", 39) | {"session_id": "s1", "channel": "web", "path": "/"}
+    yield Topic.CLICKSTREAM, envelope("buy-1", "purchase", 40) | {
+        "session_id": "s1", "channel": "web", "order_id": "O1", "total": 8.0, "currency": "EUR",
+        "items": [{"sku": "SKU-B", "qty": 2, "unit_price": 4.0}],
+        "fulfilment_location_id": "WH-01", "payment": {"method": "wallet"}}  # fmt: skip
+    yield Topic.INVENTORY, envelope("ship-1", "fulfilment", 50) | {"sku": "SKU-B", "location_id": "WH-01",
+                                                                   "order_id": "O1", "qty": 2}  # fmt: skip
+    yield Topic.INVENTORY, receipt("rcv-1", "SKU-A", "WH-01", 10, 0)  # redelivered: same event_id
+    yield Topic.INVENTORY, receipt("rcv-3", "SKU-A", "WH-01", 0, 60)  # breaks the contract: qty >= 1
+    yield Topic.POS, b'{"event_id": "sale-3", "type": "sale", '  # cut short: not JSON
+
+
+def test_inventory_flow_turns_a_shop_day_into_stock_per_sku() -> None:
+    topics = Topics()
+    for topic, value in shop_day():
+        topics.add(topic, value)
+
+    out = run(topics.records)
+
+    assert latest_stock(out) == {
+        # The redelivered receipt changes nothing: still one applied movement.
+        "SKU-A": SkuStock("SKU-A", 1, T0, (LocationStock("WH-01", 10, 0, T0),)),
+        # Received 5, 2 reserved by the order, then shipped: on hand and reserved both drop.
+        "SKU-B": SkuStock("SKU-B", 3, T0 + 50, (LocationStock("WH-01", 3, 0, T0 + 50),)),
+        # Sold 2 (voided: back), then 3, with no stock received: oversold by 3.
+        "SKU-C": SkuStock("SKU-C", 3, T0 + 30, (LocationStock("S1", -3, 0, T0 + 30),)),
+    }
+
+
+def test_inventory_flow_raises_an_alert_each_time_a_sku_enters_oversell() -> None:
+    topics = Topics()
+    for topic, value in shop_day():
+        topics.add(topic, value)
+
+    alerts = [record for record in run(topics.records) if type(record) is Alert]
+
+    # -2 (oversold), +2 by the void (out of stock: better, no alert), -3 (oversold again).
+    assert [(a.kind, a.entity.id, a.source_event_ids) for a in alerts] == [
+        ("oversell", "SKU-C@S1", ["sale-1"]),
+        ("oversell", "SKU-C@S1", ["sale-2"]),
+    ]
+
+
+def test_inventory_flow_sends_malformed_events_and_kafka_errors_to_dead_letters() -> None:
+    topics = Topics()
+    for topic, value in shop_day():
+        topics.add(topic, value)
+    topics.add(Topic.CLICKSTREAM, b"", error="Broker: Message corrupt")
+
+    letters = sorted((r for r in run(topics.records) if type(r) is DeadLetter), key=lambda r: r.dlq_id)
+
+    inventory, pos, click = (SETTINGS.topic(t) for t in (Topic.INVENTORY, Topic.POS, Topic.CLICKSTREAM))
+    assert [(letter.dlq_id, letter.source_topic, letter.offset) for letter in letters] == [
+        (f"{click}/0/2", click, 2),
+        (f"{inventory}/0/4", inventory, 4),
+        (f"{pos}/0/3", pos, 3),
+    ]
+    assert letters[0].error == "Kafka error: Broker: Message corrupt"
+    assert letters[1].error == "Expected `int` >= 1 - at `$.qty`"
+    assert letters[1].raw == orjson.dumps(receipt("rcv-3", "SKU-A", "WH-01", 0, 60)).decode()
+    assert letters[2].error.startswith("Input data was truncated")
+    assert letters[2].raw == '{"event_id": "sale-3", "type": "sale", '
+
+
+def test_inventory_flow_counts_decoded_events_by_topic_and_type_and_the_redelivery() -> None:
+    topics = Topics()
+    for topic, value in shop_day():
+        topics.add(topic, value)
+    events = "omnistream_flow_events_total"
+    counted = [(Topic.INVENTORY, "receipt"), (Topic.POS, "sale"), (Topic.CLICKSTREAM, "page_view")]
+    before = {key: sample(events, flow="inventory", topic=key[0].value, type=key[1]) for key in counted}
+    duplicates_before = sample("omnistream_flow_duplicates_dropped_total", flow="inventory")
+
+    run(topics.records)
+
+    after = {key: sample(events, flow="inventory", topic=key[0].value, type=key[1]) for key in counted}
+    # Three receipts decoded (one of them redelivered), two sales, one page view; the bad ones are not events.
+    assert [after[key] - before[key] for key in counted] == [3, 2, 1]
+    assert sample("omnistream_flow_duplicates_dropped_total", flow="inventory") - duplicates_before == 1
