@@ -16,7 +16,7 @@ import redis
 from events.alerts import Alert
 from events.dead_letter import DeadLetter
 from state import keys
-from state.pipeline_scripts import PipelineScript, run_pipeline
+from state.pipeline_scripts import LuaScript, run_pipeline
 
 RECORD_FIELD = "json"
 
@@ -58,7 +58,7 @@ class StreamWriter:
         self.max_len = max_len
         self.marker_ttl_s = marker_ttl_s
         self._client = client
-        self._add_once = PipelineScript(client, _ADD_ONCE)
+        self._add_once = LuaScript(_ADD_ONCE)
         self.scripts = (self._add_once,)  # for `run_pipeline`
 
     def add_batch(self, records: Iterable[tuple[str, bytes]]) -> int:
