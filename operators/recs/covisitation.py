@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import NamedTuple
 
 from operators.recs.decay import DecayedScores
-from operators.recs.interactions import Interaction
+from operators.recs.interactions import Interaction, first_delivery
 from operators.seen_events import SeenEvents
 
 DEFAULT_KIND_WEIGHTS = (1.0, 3.0, 5.0)
@@ -98,8 +98,7 @@ CoVisit(item='SKU-1', other='SKU-2', other_category='toys', weight=2.0, ts=10.0)
     def learn_one(self, interaction: Interaction) -> list[CoVisit]:
         """Remember `interaction`; returns the pair updates it makes (both directions)."""
         event_id, ts, _, session, sku, kind, _, _, category = interaction[:9]
-        seen = self._seen
-        if seen is not None and not seen.add(event_id + "\x1f" + sku, ts):
+        if not first_delivery(self._seen, event_id, sku, ts):
             return []
         weights = self.kind_weights
         own_weight = weights[kind - 1]

@@ -12,6 +12,7 @@ from typing import NamedTuple
 
 from events.models import AddToCart, ProductView, Purchase, Sale
 from operators.movements import qty_by_sku
+from operators.seen_events import SeenEvents
 
 
 class InteractionKind(IntEnum):
@@ -50,6 +51,22 @@ class Interaction(NamedTuple):
     category: str | None = None
     rec_request_id: str | None = None
     variant: str | None = None
+
+
+def first_delivery(seen: SeenEvents | None, event_id: str, sku: str, ts: float) -> bool:
+    """False when (`event_id`, `sku`) is in `seen` already (a redelivery); records it otherwise.
+
+    One event makes an interaction per SKU with the same `event_id`
+    (`interactions_of`), so the pair is what identifies a delivery. Without a
+    window (`seen` None: the caller de-duplicates upstream) every delivery is a first.
+
+    >>> seen = SeenEvents(3_600.0)
+    >>> first_delivery(seen, "e1", "SKU-1", 0.0), first_delivery(seen, "e1", "SKU-2", 0.0)
+    (True, True)
+    >>> first_delivery(seen, "e1", "SKU-1", 0.0), first_delivery(None, "e1", "SKU-1", 0.0)
+    (False, True)
+    """
+    return seen is None or seen.add(event_id + "\x1f" + sku, ts)
 
 
 def actor_key(user_id: str | None, session_id: str | None) -> str | None:

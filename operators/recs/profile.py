@@ -7,7 +7,7 @@ from typing import TypedDict
 
 from operators.recs.covisitation import DEFAULT_KIND_WEIGHTS
 from operators.recs.decay import DecayedScores
-from operators.recs.interactions import Interaction
+from operators.recs.interactions import Interaction, first_delivery
 from operators.seen_events import SeenEvents
 
 
@@ -83,8 +83,7 @@ class ShopperProfile:
 
     def learn_one(self, interaction: Interaction) -> None:
         sku, ts, kind = interaction.sku, interaction.ts, int(interaction.kind)
-        seen = self._seen
-        if seen is not None and not seen.add(interaction.event_id + "\x1f" + sku, ts):
+        if not first_delivery(self._seen, interaction.event_id, sku, ts):
             return
         if ts > self.as_of:
             self.as_of = ts
