@@ -118,6 +118,14 @@ def run_pipeline(
             client.script_load(script.source)
 
 
+def run_counting(
+    client: redis.Redis, build: Callable[[redis.client.Pipeline], object], scripts: Sequence[LuaScript]
+) -> int:
+    """`run_pipeline` of writes whose every reply is how many it applied; returns their total (the writers' batches)."""
+    _, replies = run_pipeline(client, build, scripts)
+    return sum(int(applied) for applied in replies)
+
+
 async def run_pipeline_async(
     client: aioredis.Redis, build: Callable[[aioredis.client.Pipeline], object], scripts: Sequence[LuaScript]
 ) -> list[Any]:

@@ -16,7 +16,7 @@ import redis
 from events.alerts import Alert
 from events.dead_letter import DeadLetter
 from state import keys
-from state.pipeline_scripts import LuaScript, run_pipeline
+from state.pipeline_scripts import LuaScript, run_counting
 
 RECORD_FIELD = "json"
 
@@ -64,8 +64,7 @@ class StreamWriter:
     def add_batch(self, records: Iterable[tuple[str, bytes]]) -> int:
         """Add `(record_id, json_bytes)` pairs not added before; returns how many were new."""
         records = list(records)
-        _, replies = run_pipeline(self._client, lambda pipe: self.queue(pipe, records), self.scripts)
-        return sum(int(added) for added in replies)
+        return run_counting(self._client, lambda pipe: self.queue(pipe, records), self.scripts)
 
     def queue(self, pipe: redis.client.Pipeline, records: Iterable[tuple[str, bytes]]) -> int:
         """Add the idempotent XADDs of `records` to `pipe`; returns how many were queued."""
