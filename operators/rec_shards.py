@@ -24,7 +24,7 @@ from typing import Any, Generic, TypeVar
 
 from operators.recs.covisitation import CoVisit, SessionTrail
 from operators.recs.experiments import Feedback, FeedbackJoin, ServedRecord
-from operators.recs.interactions import Interaction
+from operators.recs.interactions import Interaction, first_delivery
 from operators.recs.profile import ShopperProfile
 from operators.seen_events import SeenEvents
 from operators.snapshots import with_ordered_dicts
@@ -236,7 +236,7 @@ class Shopper:
 
     def learn_one(self, interaction: Interaction) -> tuple[list[CoVisit], list[Feedback]] | None:
         """Learn a new interaction: its co-visits and feedback; None for a redelivered one."""
-        if not self._seen.add(interaction.event_id + "\x1f" + interaction.sku, interaction.ts):
+        if not first_delivery(self._seen, interaction.event_id, interaction.sku, interaction.ts):
             return None
         self.profile.learn_one(interaction)
         covisits = self.trail.learn_one(interaction)

@@ -83,10 +83,29 @@ class SeenEvents:
             head = 0
         self._head = head
 
-    def __getstate__(self) -> tuple[float, float, bytes, bytes]:
-        # The id set is rebuilt on restore.
+    def to_state(self) -> tuple[float, float, bytes, bytes]:
+        """The window as plain values (window_s, newest ts, arrival times, ids as bytes): its pickled form.
+
+        `StockLedger` embeds it in its MessagePack bytes; `from_state` reverses it.
+        """
         head = self._head
         return self.window_s, self._newest, self._arrival_ts[head:].tobytes(), self._arrival_ids[head:].tobytes()
+
+    @classmethod
+    def from_state(cls, state: tuple[float, float, bytes, bytes]) -> SeenEvents:
+        """The window `to_state` gave (the id set is rebuilt).
+
+        >>> seen = SeenEvents(60.0)
+        >>> _ = seen.add("e1", 1.0)
+        >>> SeenEvents.from_state(seen.to_state()).add("e1", 1.0)
+        False
+        """
+        seen = cls.__new__(cls)
+        seen.__setstate__(state)
+        return seen
+
+    def __getstate__(self) -> tuple[float, float, bytes, bytes]:
+        return self.to_state()
 
     def __setstate__(self, state: tuple[float, float, bytes, bytes]) -> None:
         self.window_s, self._newest, ts_bytes, id_bytes = state

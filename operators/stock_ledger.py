@@ -82,7 +82,7 @@ class _Location(msgspec.Struct, array_like=True, gc=False):
 
 
 # sku, dedup_window_s, count_window_s, order_retention_s, low_stock_threshold, version, as_of, duplicates,
-# the seen ids (`SeenEvents.__getstate__`), the locations.
+# the seen ids (`SeenEvents.to_state`), the locations.
 _LedgerState = tuple[str, float, float, float, int, int, float, int, tuple[float, float, bytes, bytes],
                      dict[str, _Location]]  # fmt: skip
 _DECODER = msgspec.msgpack.Decoder(_LedgerState)
@@ -219,7 +219,7 @@ class StockLedger:
         """
         return _ENCODER.encode((self.sku, self.dedup_window_s, self.count_window_s, self.order_retention_s,
                                 self.low_stock_threshold, self.version, self.as_of, self.duplicates,
-                                self._seen.__getstate__(), self._locations))  # fmt: skip
+                                self._seen.to_state(), self._locations))  # fmt: skip
 
     @classmethod
     def from_bytes(cls, data: bytes) -> StockLedger:
@@ -227,8 +227,7 @@ class StockLedger:
         (ledger.sku, ledger.dedup_window_s, ledger.count_window_s, ledger.order_retention_s, ledger.low_stock_threshold,
          ledger.version, ledger.as_of, ledger.duplicates, seen, locations) = _DECODER.decode(data)  # fmt: skip
         ledger._locations = dict(sorted(locations.items()))  # kept sorted (see `apply`)
-        ledger._seen = SeenEvents.__new__(SeenEvents)
-        ledger._seen.__setstate__(seen)
+        ledger._seen = SeenEvents.from_state(seen)
         ledger._shown = {}
         return ledger
 

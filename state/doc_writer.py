@@ -17,7 +17,7 @@ import redis
 
 from state import keys
 from state.fence import VersionFence, newest_per_key
-from state.pipeline_scripts import run_pipeline
+from state.pipeline_scripts import run_counting
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,8 +70,7 @@ class DocWriter:
     def write_batch(self, docs: Iterable[FencedDoc]) -> int:
         """Write the newest document per key of `docs`; returns how many Redis accepted."""
         docs = list(docs)
-        _, replies = run_pipeline(self._client, lambda pipe: self.queue_counted(pipe, docs), self.scripts)
-        return sum(int(applied) for applied in replies)
+        return run_counting(self._client, lambda pipe: self.queue_counted(pipe, docs), self.scripts)
 
     def queue_counted(self, pipe: redis.client.Pipeline, docs: Iterable[FencedDoc]) -> tuple[int, int]:
         """Add the fenced writes of the newest document per key to `pipe`, many per call.

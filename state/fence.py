@@ -23,7 +23,7 @@ import redis
 from redis.cluster import RedisCluster
 
 from state import keys
-from state.pipeline_scripts import PipelineScript
+from state.pipeline_scripts import LuaScript
 
 # The fence itself, as a Lua function every fenced script here starts with (`FENCE_FUNCTION`):
 # whether writing `version` to hash `key` may go ahead. A hash of another lineage is deleted first.
@@ -130,8 +130,8 @@ class VersionFence:
     def __init__(self, client: redis.Redis, generation: str = "", after_applied: str = "") -> None:
         self.generation = generation
         self.after_applied = after_applied
-        self._script = PipelineScript(client, fenced_script(after_applied))
-        self._many = PipelineScript(client, _WRITE_MANY_IF_NEWER)
+        self._script = LuaScript(fenced_script(after_applied))
+        self._many = LuaScript(_WRITE_MANY_IF_NEWER)
         self.scripts = (self._script, self._many)  # for `run_pipeline`
         # Redis Cluster refuses a script over keys of several slots: there, one call per key.
         self._one_slot_only = isinstance(client, RedisCluster)

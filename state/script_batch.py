@@ -12,18 +12,19 @@ write.
 Errors stay per call: a call whose reply is an error gets that error; a
 connection failure fails every call of the batch (the API answers 503, as
 it would have for each). A script Redis does not have (after a restart or
-failover) is loaded once and its calls retried.
+failover) is loaded once and the batch sent again (`state.pipeline_scripts.ScriptRounds`,
+the rule the flows' writers follow too).
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 from collections.abc import Sequence
 from typing import Any
 
 import redis.asyncio as aioredis
-from redis.exceptions import NoScriptError
+
+from state.pipeline_scripts import LuaScript, run_pipeline_async
 
 Call = tuple[Sequence[str], Sequence[Any], "asyncio.Future[Any]"]
 
@@ -41,8 +42,7 @@ class BatchedScript:
 
     def __init__(self, client: aioredis.Redis, source: str) -> None:
         self._client = client
-        self._source = source
-        self.sha = hashlib.sha1(source.encode()).hexdigest()
+        self.script = LuaScript(source)
         self._pending: list[Call] = []
         self._in_flight: set[asyncio.Task[None]] = set()  # the loop keeps only weak references to tasks
         self.batches = 0
@@ -69,12 +69,7 @@ class BatchedScript:
         self.batches += 1
         self.calls += len(batch)
         try:
-            replies = await self._execute(batch)
-            missing = [call for call, reply in zip(batch, replies, strict=True) if isinstance(reply, NoScriptError)]
-            if missing:
-                await self._client.script_load(self._source)
-                retried = dict(zip((id(call) for call in missing), await self._execute(missing), strict=True))
-                replies = [retried.get(id(call), reply) for call, reply in zip(batch, replies, strict=True)]
+            replies = await run_pipeline_async(self._client, lambda pipe: self._queue(pipe, batch), (self.script,))
         except BaseException as exc:  # the connection failed: every call of the batch fails with it
             for _, _, future in batch:
                 if not future.done():
@@ -90,9 +85,7 @@ class BatchedScript:
             else:
                 future.set_result(reply)
 
-    async def _execute(self, batch: list[Call]) -> list[Any]:
-        pipe = self._client.pipeline(transaction=False)
+    def _queue(self, pipe: aioredis.client.Pipeline, batch: list[Call]) -> None:
+        queue = self.script.queue
         for keys, args, _ in batch:
-            pipe.execute_command("EVALSHA", self.sha, len(keys), *keys, *args)
-        replies: list[Any] = await pipe.execute(raise_on_error=False)
-        return replies
+            queue(pipe, keys, args)

@@ -18,7 +18,7 @@ from events.stock import LocationStock, SkuStock
 from events.timestamps import rfc3339_ms
 from state import keys
 from state.fence import FENCE_FUNCTION, newest_per_key
-from state.pipeline_scripts import PipelineScript, run_pipeline
+from state.pipeline_scripts import LuaScript, run_counting
 
 # Whole-SKU writes matter: after a crash the replay may apply movements in a
 # different interleaving, so only the newest version is known to be complete
@@ -177,7 +177,7 @@ class StockWriter:
         self.generation = generation
         self._client = client
         self._shape = DocumentShaper()
-        self._script = PipelineScript(client, _WRITE_STOCK_MANY)
+        self._script = LuaScript(_WRITE_STOCK_MANY)
         prefix, suffix = keys.sellable_at("\0").split("\0")
         self._head: list[bytes | str | int] = [
             keys.GENERATION_FIELD, generation, keys.VERSION_FIELD, keys.DOC_FIELD, keys.SELLABLE_FIELD, prefix, suffix,
@@ -188,8 +188,7 @@ class StockWriter:
     def write_batch(self, stocks: Iterable[SkuStock]) -> int:
         """Write the newest record per SKU of `stocks`; returns how many Redis accepted."""
         stocks = list(stocks)
-        _, replies = run_pipeline(self._client, lambda pipe: self.queue(pipe, stocks), self.scripts)
-        return sum(int(applied) for applied in replies)
+        return run_counting(self._client, lambda pipe: self.queue(pipe, stocks), self.scripts)
 
     def queue(self, pipe: redis.client.Pipeline, stocks: Iterable[SkuStock]) -> tuple[int, int]:
         """Add the fenced writes of the newest record per SKU to `pipe`, many SKUs per call.

@@ -16,7 +16,7 @@ import redis
 from events.alerts import Alert
 from events.dead_letter import DeadLetter
 from state import keys
-from state.pipeline_scripts import PipelineScript, run_pipeline
+from state.pipeline_scripts import LuaScript, run_counting
 
 RECORD_FIELD = "json"
 
@@ -58,14 +58,13 @@ class StreamWriter:
         self.max_len = max_len
         self.marker_ttl_s = marker_ttl_s
         self._client = client
-        self._add_once = PipelineScript(client, _ADD_ONCE)
+        self._add_once = LuaScript(_ADD_ONCE)
         self.scripts = (self._add_once,)  # for `run_pipeline`
 
     def add_batch(self, records: Iterable[tuple[str, bytes]]) -> int:
         """Add `(record_id, json_bytes)` pairs not added before; returns how many were new."""
         records = list(records)
-        _, replies = run_pipeline(self._client, lambda pipe: self.queue(pipe, records), self.scripts)
-        return sum(int(added) for added in replies)
+        return run_counting(self._client, lambda pipe: self.queue(pipe, records), self.scripts)
 
     def queue(self, pipe: redis.client.Pipeline, records: Iterable[tuple[str, bytes]]) -> int:
         """Add the idempotent XADDs of `records` to `pipe`; returns how many were queued."""

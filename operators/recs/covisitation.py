@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import NamedTuple
 
 from operators.recs.decay import DecayedScores
-from operators.recs.interactions import Interaction
+from operators.recs.interactions import Interaction, first_delivery, keep_newest
 from operators.seen_events import SeenEvents
 
 DEFAULT_KIND_WEIGHTS = (1.0, 3.0, 5.0)
@@ -98,8 +98,7 @@ CoVisit(item='SKU-1', other='SKU-2', other_category='toys', weight=2.0, ts=10.0)
     def learn_one(self, interaction: Interaction) -> list[CoVisit]:
         """Remember `interaction`; returns the pair updates it makes (both directions)."""
         event_id, ts, _, session, sku, kind, _, _, category = interaction[:9]
-        seen = self._seen
-        if seen is not None and not seen.add(event_id + "\x1f" + sku, ts):
+        if not first_delivery(self._seen, event_id, sku, ts):
             return []
         weights = self.kind_weights
         own_weight = weights[kind - 1]
@@ -118,11 +117,7 @@ CoVisit(item='SKU-1', other='SKU-2', other_category='toys', weight=2.0, ts=10.0)
                 out.append(CoVisit(sku, other, other_category, weight, ts))
                 out.append(CoVisit(other, sku, category, weight, ts))
             factor *= decay
-        if previous is not None:
-            kind = max(kind, items.pop(previous)[1])  # type: ignore[assignment]
-        items.append((sku, kind, ts, session, category))
-        if len(items) > self.max_items:
-            del items[0]
+        keep_newest(items, (sku, kind, ts, session, category), previous, self.max_items)
         return out
 
     def recent(self) -> list[str]:

@@ -8,10 +8,11 @@ the same way an online one does (one omnichannel shopper).
 from __future__ import annotations
 
 from enum import IntEnum
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from events.models import AddToCart, ProductView, Purchase, Sale
 from operators.movements import qty_by_sku
+from operators.seen_events import SeenEvents
 
 
 class InteractionKind(IntEnum):
@@ -50,6 +51,45 @@ class Interaction(NamedTuple):
     category: str | None = None
     rec_request_id: str | None = None
     variant: str | None = None
+
+
+def first_delivery(seen: SeenEvents | None, event_id: str, sku: str, ts: float) -> bool:
+    """False when (`event_id`, `sku`) is in `seen` already (a redelivery); records it otherwise.
+
+    One event makes an interaction per SKU with the same `event_id`
+    (`interactions_of`), so the pair is what identifies a delivery. Without a
+    window (`seen` None: the caller de-duplicates upstream) every delivery is a first.
+
+    >>> seen = SeenEvents(3_600.0)
+    >>> first_delivery(seen, "e1", "SKU-1", 0.0), first_delivery(seen, "e1", "SKU-2", 0.0)
+    (True, True)
+    >>> first_delivery(seen, "e1", "SKU-1", 0.0), first_delivery(None, "e1", "SKU-1", 0.0)
+    (False, True)
+    """
+    return seen is None or seen.add(event_id + "\x1f" + sku, ts)
+
+
+def keep_newest(recent: list[Any], entry: tuple[Any, ...], previous: int | None, limit: int) -> None:
+    """Append `entry` (sku, kind, ...) to `recent` (oldest first), at most `limit` kept.
+
+    A SKU already held (at index `previous`) moves to the newest place, keeping the
+    stronger of its two kinds: re-viewing a SKU put in the cart leaves it a cart.
+
+    >>> recent = [("SKU-1", 2, 0.0), ("SKU-2", 1, 5.0)]
+    >>> keep_newest(recent, ("SKU-1", 1, 9.0), 0, limit=2)
+    >>> recent
+    [('SKU-2', 1, 5.0), ('SKU-1', 2, 9.0)]
+    >>> keep_newest(recent, ("SKU-3", 1, 10.0), None, limit=2)
+    >>> [item[0] for item in recent]
+    ['SKU-1', 'SKU-3']
+    """
+    if previous is not None:
+        held_kind = recent.pop(previous)[1]
+        if held_kind > entry[1]:
+            entry = (entry[0], held_kind, *entry[2:])
+    recent.append(entry)
+    if len(recent) > limit:
+        del recent[0]
 
 
 def actor_key(user_id: str | None, session_id: str | None) -> str | None:

@@ -7,7 +7,7 @@ from typing import TypedDict
 
 from operators.recs.covisitation import DEFAULT_KIND_WEIGHTS
 from operators.recs.decay import DecayedScores
-from operators.recs.interactions import Interaction
+from operators.recs.interactions import Interaction, first_delivery, keep_newest
 from operators.seen_events import SeenEvents
 
 
@@ -83,8 +83,7 @@ class ShopperProfile:
 
     def learn_one(self, interaction: Interaction) -> None:
         sku, ts, kind = interaction.sku, interaction.ts, int(interaction.kind)
-        seen = self._seen
-        if seen is not None and not seen.add(interaction.event_id + "\x1f" + sku, ts):
+        if not first_delivery(self._seen, interaction.event_id, sku, ts):
             return
         if ts > self.as_of:
             self.as_of = ts
@@ -92,13 +91,12 @@ class ShopperProfile:
         if category:
             self._categories.add(category, self.kind_weights[kind - 1], ts)
         recent = self._recent
+        previous = None
         for index in range(len(recent) - 1, -1, -1):
             if recent[index][0] == sku:
-                kind = max(kind, recent.pop(index)[1])
+                previous = index
                 break
-        recent.append((sku, kind, ts, category))
-        if len(recent) > self.max_recent:
-            del recent[0]
+        keep_newest(recent, (sku, kind, ts, category), previous, self.max_recent)
 
     def get(self) -> ProfileDoc:
         as_of = self.as_of

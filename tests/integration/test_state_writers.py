@@ -181,3 +181,13 @@ def test_writers_load_the_scripts_redis_lost_and_never_ask_whether_they_exist(re
     assert read_doc(redis_client, "omni:test:{c}") == b"one"
     assert redis_client.xlen(keys.alerts_stream()) == 1
     assert _script_exists_calls(redis_client) == asked_before
+
+
+def test_an_error_reply_fails_the_whole_write_batch(redis_client: redis.Redis) -> None:
+    # The flow's sink must not count a batch written when part of it was refused.
+    redis_client.set("omni:test:{d}", "not a hash")
+    docs = DocWriter(redis_client, generation="g1")
+    redis_client.script_flush()  # the error is raised after the lost scripts were loaded and the batch sent again
+
+    with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
+        docs.write_batch([FencedDoc("omni:test:{e}", 1, b"fine"), FencedDoc("omni:test:{d}", 1, b"refused")])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pickle
 import random
+from array import array
 
 import pytest
 
@@ -100,3 +101,19 @@ def test_seen_events_survives_pickling() -> None:
     assert restored.add("e3", ts=150.0) is True
     assert restored.add("e1", ts=0.0) is True  # aged out after the restore, as without one
     assert len(restored) == 3
+
+
+def test_seen_events_pickled_by_the_earlier_release_keep_their_window() -> None:
+    # Pickled before `SeenEvents.to_state`: window 100 s, "e1" at ts 0 (aged out by "e3"), "e2" at 50, "e3" at 120.
+    earlier = bytes.fromhex(
+        "80059567000000000000008c156f70657261746f72732e7365656e5f6576656e7473948c0a5365656e4576656e74739493942981"
+        "942847405900000000000047405e000000000000431000000000000049400000000000005e40944310fed135082f0eff78f76c4f"
+        "ebcbb745d9947494622e"
+    )
+    seen = pickle.loads(earlier)
+
+    assert len(seen) == 2
+    assert seen.add("e2", ts=50.0) is False
+    assert seen.add("e3", ts=120.0) is False
+    assert seen.add("e1", ts=0.0) is True
+    assert seen.to_state()[:3] == (100.0, 120.0, array("d", [50.0, 120.0, 0.0]).tobytes())
