@@ -10,6 +10,7 @@ per-item cost), with a bound on the entities each shard holds.
 from __future__ import annotations
 
 import pickle
+import threading
 from collections import Counter, OrderedDict
 from enum import StrEnum
 from typing import Any
@@ -18,12 +19,11 @@ import orjson
 from bytewax.operators import StatefulBatchLogic
 
 from events.dead_letter import DeadLetter
-from events.decode import decode
-from events.models import ProductUpsert, event_type
+from events.models import Event, ProductUpsert
 from events.topics import Topic
-from flows.dead_letters import owns_dead_letters
+from flows.decoding import BatchDecoder
 from flows.kafka_source import KafkaRecord
-from flows.metrics import DUPLICATES, EVENTS_IN, REC_FEEDBACK, SKIPPED
+from flows.metrics import DUPLICATES, REC_FEEDBACK
 from omnistream.settings import Settings
 from operators.keyed_shards import ShardBatch, ShardRouter
 from operators.rec_shards import Shopper, ThrottledShard, next_version
@@ -66,63 +66,75 @@ def is_doc(item: object) -> bool:
     return type(item) is FencedDoc
 
 
-class Decoder:
-    """Raw Kafka messages to routed groups of interactions, upserts and served answers; never raises.
+_TO_CATALOG, _TO_SHOPPERS = Stage.CATALOG, Stage.SHOPPERS
+"""Looked up once: an enum member's attribute look-up costs per event."""
 
-    Malformed `catalog` and `rec_served` records become dead letters (this flow
-    owns them, `flows.dead_letters`); malformed `clickstream` and `pos` events
-    are skipped and counted, as the inventory flow dead-letters them.
+
+class RecBatch:
+    """One batch of decoded records as the catalog and shoppers stages take them (a `flows.decoding.DecodedBatch`).
+
+    Product upserts and the interactions of the other events go to their SKU's
+    catalog shard; each answer of a `rec_served` record goes to its shopper's
+    shard. Malformed `catalog` and `rec_served` records become dead letters
+    (this flow owns them, `flows.dead_letters`); malformed `clickstream` and
+    `pos` events are skipped and counted by `BatchDecoder`, as the inventory
+    flow dead-letters them.
+    """
+
+    __slots__ = ("letters", "route", "router")
+
+    def __init__(self, router: ShardRouter[Stage, Any]) -> None:
+        self.router = router
+        self.route = router.add  # bound once per batch: `add` runs for every event
+        self.letters: list[DeadLetter] = []
+
+    def add(self, topic: Topic, event: Event, record: KafkaRecord) -> None:
+        if type(event) is ProductUpsert:
+            self.route(_TO_CATALOG, event.sku, event)
+            return
+        for interaction in interactions_of(event):
+            self.route(_TO_CATALOG, interaction.sku, interaction)
+
+    def add_dead_letter(self, letter: DeadLetter) -> None:
+        self.letters.append(letter)
+
+    def add_raw(self, topic: Topic, record: KafkaRecord) -> int:
+        """A `rec_served` record: the answers it holds to their shoppers, a rejected one to the dead letters."""
+        answers, rejected = served_records(record.value)
+        if rejected is not None:
+            self.letters.append(DeadLetter.of(record.topic, record.partition, record.offset, rejected[0], rejected[1]))
+        route = self.route
+        for served in answers:
+            route(_TO_SHOPPERS, served.actor, served)
+        return len(answers)
+
+    def output(self) -> list[DeadLetter | Routed]:
+        """The dead letters in the order read, then the batch's groups."""
+        out: list[DeadLetter | Routed] = [*self.letters]
+        out.extend(self.router.drain())
+        return out
+
+
+class Decoder(BatchDecoder[DeadLetter | Routed]):
+    """Raw Kafka messages to routed groups of upserts, interactions and served answers; never raises.
+
+    `BatchDecoder` with a `RecBatch` per batch and `rec_served` read raw
+    (`served_records` parses its answers). Each worker thread routes with its
+    own `ShardRouter`, kept across batches so its shard memo stays warm (a
+    fresh one per batch pays a crc32 per SKU and shopper again); a batch is
+    decoded on one thread from start to end, so its groups are its own.
     """
 
     def __init__(self, source_topics: dict[str, Topic], shards: int) -> None:
-        self.source_topics = source_topics
+        super().__init__(FLOW, source_topics, self._new_batch, raw_topics={Topic.REC_SERVED})
         self.shards = shards
-        self._topics = {name: (topic, topic.value) for name, topic in source_topics.items()}
-        self._owned = {topic for topic in source_topics.values() if owns_dead_letters(FLOW, topic)}
-        self._router: ShardRouter[Stage, Any] = ShardRouter(shards)
+        self._routers = threading.local()
 
-    def decode_batch(self, records: list[KafkaRecord]) -> list[DeadLetter | Routed]:
-        out: list[DeadLetter | Routed] = []
-        seen: Counter[tuple[str, str]] = Counter()
-        skipped: Counter[str] = Counter()
-        topics, owned, router = self._topics, self._owned, self._router
-        to_catalog, to_shoppers = Stage.CATALOG, Stage.SHOPPERS
-        for record in records:
-            topic, topic_value = topics[record.topic]
-            if record.error is not None:
-                if topic in owned:
-                    out.append(DeadLetter.of(record.topic, record.partition, record.offset,
-                                             f"Kafka error: {record.error}", record.value))  # fmt: skip
-                continue
-            if topic is Topic.REC_SERVED:
-                answers, rejected = served_records(record.value)
-                if rejected is not None:
-                    out.append(DeadLetter.of(record.topic, record.partition, record.offset, rejected[0], rejected[1]))
-                for served in answers:
-                    router.add(to_shoppers, served.actor, served)
-                if answers:
-                    seen[topic_value, "rec_served"] += len(answers)
-                continue
-            event = decode(topic, record.value, source_topic=record.topic, partition=record.partition,
-                           offset=record.offset)  # fmt: skip
-            if type(event) is DeadLetter:
-                if topic in owned:
-                    out.append(event)
-                else:
-                    skipped[topic_value] += 1
-                continue
-            seen[topic_value, event_type(event)] += 1  # type: ignore[arg-type]
-            if type(event) is ProductUpsert:
-                router.add(to_catalog, event.sku, event)
-                continue
-            for interaction in interactions_of(event):
-                router.add(to_catalog, interaction.sku, interaction)
-        out.extend(router.drain())
-        for (topic_name, type_name), n in seen.items():
-            EVENTS_IN.labels(FLOW, topic_name, type_name).inc(n)
-        for topic_name, n in skipped.items():
-            SKIPPED.labels(FLOW, topic_name).inc(n)
-        return out
+    def _new_batch(self) -> RecBatch:
+        router: ShardRouter[Stage, Any] | None = getattr(self._routers, "router", None)
+        if router is None:
+            router = self._routers.router = ShardRouter(self.shards)
+        return RecBatch(router)
 
 
 class _PickledStep(StatefulBatchLogic[list[Any], Any, bytes]):
