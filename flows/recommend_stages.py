@@ -19,7 +19,7 @@ import orjson
 from bytewax.operators import StatefulBatchLogic
 
 from events.dead_letter import DeadLetter
-from events.models import Event, ProductUpsert
+from events.models import Event, PriceChange, ProductUpsert
 from events.topics import Topic
 from flows.decoding import BatchDecoder
 from flows.kafka_source import KafkaRecord
@@ -27,7 +27,7 @@ from flows.metrics import DUPLICATES, REC_FEEDBACK
 from omnistream.settings import Settings
 from operators.keyed_shards import ShardBatch, ShardRouter
 from operators.rec_shards import Shopper, ThrottledShard, next_version
-from operators.recs.catalog import CatalogItem
+from operators.recs.catalog import CATALOG_EVENTS, CatalogItem
 from operators.recs.covisitation import DEFAULT_KIND_WEIGHTS, CoVisit, ItemNeighbours, SessionTrail
 from operators.recs.experiments import (
     ExperimentTally,
@@ -73,12 +73,12 @@ _TO_CATALOG, _TO_SHOPPERS = Stage.CATALOG, Stage.SHOPPERS
 class RecBatch:
     """One batch of decoded records as the catalog and shoppers stages take them (a `flows.decoding.DecodedBatch`).
 
-    Product upserts and the interactions of the other events go to their SKU's
-    catalog shard; each answer of a `rec_served` record goes to its shopper's
-    shard. Malformed `catalog` and `rec_served` records become dead letters
-    (this flow owns them, `flows.dead_letters`); malformed `clickstream` and
-    `pos` events are skipped and counted by `BatchDecoder`, as the inventory
-    flow dead-letters them.
+    Catalog events (`operators.recs.catalog.CATALOG_EVENTS`) and the
+    interactions of the others go to their SKU's catalog shard; each answer of
+    a `rec_served` record goes to its shopper's shard. Malformed `catalog` and
+    `rec_served` records become dead letters (this flow owns them,
+    `flows.dead_letters`); malformed `clickstream` and `pos` events are skipped
+    and counted by `BatchDecoder`, as the inventory flow dead-letters them.
     """
 
     __slots__ = ("letters", "route", "router")
@@ -89,8 +89,9 @@ class RecBatch:
         self.letters: list[DeadLetter] = []
 
     def add(self, topic: Topic, event: Event, record: KafkaRecord) -> None:
-        if type(event) is ProductUpsert:
-            self.route(_TO_CATALOG, event.sku, event)
+        if type(event) in CATALOG_EVENTS:
+            catalog_event: ProductUpsert | PriceChange = event  # type: ignore[assignment]
+            self.route(_TO_CATALOG, catalog_event.sku, catalog_event)
             return
         for interaction in interactions_of(event):
             self.route(_TO_CATALOG, interaction.sku, interaction)
@@ -116,7 +117,7 @@ class RecBatch:
 
 
 class Decoder(BatchDecoder[DeadLetter | Routed]):
-    """Raw Kafka messages to routed groups of upserts, interactions and served answers; never raises.
+    """Raw Kafka messages to routed groups of catalog events, interactions and served answers; never raises.
 
     `BatchDecoder` with a `RecBatch` per batch and `rec_served` read raw
     (`served_records` parses its answers). Each worker thread routes with its
@@ -150,7 +151,12 @@ class _PickledStep(StatefulBatchLogic[list[Any], Any, bytes]):
 
 
 class CatalogLogic:
-    """Builds the catalog step: stamps interactions with their SKU's category, drops withdrawn SKUs' ones."""
+    """Builds the catalog step: stamps interactions with their SKU's category, drops withdrawn SKUs' ones.
+
+    Upserts and price changes keep each SKU's `CatalogItem`; a changed one is
+    written as its item document (`CatalogItem.get`: the live price with it),
+    once per batch, and kept in step with the set of withdrawn SKUs.
+    """
 
     def __init__(self, settings: Settings) -> None:
         self.capacity = max(1, settings.rec.catalog_capacity // settings.rec.shards)
@@ -168,26 +174,27 @@ class _CatalogStep(_PickledStep):
         self.builder = builder
         self.router: ShardRouter[Stage, Interaction] = ShardRouter(builder.shards)
 
-    def on_batch(self, groups: list[list[Interaction | ProductUpsert]]) -> tuple[list[Any], bool]:
-        items, router, to_shoppers = self.state, self.router, Stage.SHOPPERS
+    def on_batch(self, groups: list[list[Interaction | ProductUpsert | PriceChange]]) -> tuple[list[Any], bool]:
+        items, router, to_shoppers, catalog_events = self.state, self.router, Stage.SHOPPERS, CATALOG_EVENTS
         changed: dict[str, None] = {}
         dropped: dict[str, tuple[CatalogItem, int]] = {}
         for group in groups:
             for value in group:
-                if type(value) is ProductUpsert:
-                    held = items.get(value.sku)
+                if type(value) in catalog_events:  # an upsert or a price change (which may lead its upsert)
+                    event: ProductUpsert | PriceChange = value  # type: ignore[assignment]
+                    held = items.get(event.sku)
                     if held is None:
-                        held = items[value.sku] = (CatalogItem(value.sku), 0)
+                        held = items[event.sku] = (CatalogItem(event.sku), 0)
                         if len(items) > self.builder.capacity:
                             # The oldest-known SKU: its interactions pass unstamped. popitem, O(1): a plain
                             # dict deleted at its front keeps holes that `next(iter(d))` walks over.
                             sku, oldest = items.popitem(last=False)
                             if sku in changed:
                                 dropped[sku] = oldest  # changed earlier in this batch: its document is still due
-                    held[0].apply(value)
-                    changed[value.sku] = None
+                    held[0].apply(event)
+                    changed[event.sku] = None
                     continue
-                interaction: Interaction = value  # type: ignore[assignment]  # not an upsert: an interaction
+                interaction: Interaction = value  # type: ignore[assignment]  # not a catalog event: an interaction
                 held = items.get(interaction.sku)
                 if held is not None:
                     enriched = held[0].enrich(interaction)
@@ -200,11 +207,12 @@ class _CatalogStep(_PickledStep):
         for sku in changed:
             kept = items.get(sku)
             item, version = kept if kept is not None else dropped[sku]
-            version = next_version(version, item.updated_at)
+            as_of = item.as_of
+            version = next_version(version, as_of)
             if kept is not None:
                 items[sku] = (item, version)
-            doc = orjson.dumps({"sku": sku, "active": item.active, "category": item.category})
-            out.append(FencedDoc(keys.rec_item(sku), version, doc, as_of=item.updated_at, flag_set=inactive,
+            doc = orjson.dumps(item.get())
+            out.append(FencedDoc(keys.rec_item(sku), version, doc, as_of=as_of, flag_set=inactive,
                                  flag_member=sku, flagged=not item.active))  # fmt: skip
         out.extend(router.drain())
         return out, StatefulBatchLogic.RETAIN
