@@ -6,6 +6,7 @@ from typing import Any
 
 import orjson
 from bytewax.testing import TestingSink, TestingSource, run_main
+from prometheus_client import REGISTRY
 
 from events.dead_letter import DeadLetter
 from events.topics import Topic
@@ -119,3 +120,22 @@ def test_price_changes_reach_the_item_documents_and_a_late_older_upsert_keeps_th
     assert [(sku, category) for sku, _, _, category in docs[keys.rec_profile("u:user-1")]["recent"]] == [("SKU-9", "")]
     letters = [item for item in out if type(item) is DeadLetter]
     assert [(letter.source_topic, letter.offset) for letter in letters] == [(SETTINGS.topic(Topic.CATALOG), 4)]
+
+
+def skipped(topic: Topic) -> float:
+    labels = {"flow": "recommend", "topic": topic.value}
+    return REGISTRY.get_sample_value("omnistream_flow_skipped_total", labels) or 0.0
+
+
+def test_a_kafka_error_is_a_dead_letter_on_a_topic_the_flow_owns_and_counted_as_skipped_on_the_others() -> None:
+    before = skipped(Topic.CLICKSTREAM)
+    out = run([
+        KafkaRecord(SETTINGS.topic(Topic.CATALOG), 0, 0, None, "Broker: Message corrupt"),
+        KafkaRecord(SETTINGS.topic(Topic.CLICKSTREAM), 0, 0, None, "Broker: Message corrupt"),
+    ])  # fmt: skip
+
+    letters = [item for item in out if type(item) is DeadLetter]
+    assert [(letter.source_topic, letter.error) for letter in letters] == [
+        (SETTINGS.topic(Topic.CATALOG), "Kafka error: Broker: Message corrupt")
+    ]
+    assert skipped(Topic.CLICKSTREAM) == before + 1
