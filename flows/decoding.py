@@ -36,13 +36,16 @@ How the flows plug in:
   counted as skipped here, as it does today; one difference: a Kafka error
   on `dlq` (a topic no flow owns) is counted as skipped too, where its
   `Decoder` ignores it.
-- recommend (flows/recommend.py `Decoder`): `raw_topics={REC_SERVED}` with
-  `add_raw` calling `served_records(record.value)`, adding each answer to the
-  shopper groups, passing a rejected record to `add_dead_letter` itself
-  (`DeadLetter.of(...)`: it owns `rec_served`), and returning how many answers
-  it held (counted as events of type `rec_served`); `add` routes product upserts
+- recommend (flows/recommend_stages.py `Decoder`, batches `RecBatch`):
+  `raw_topics={REC_SERVED}` with `add_raw` calling `served_records(record.value)`,
+  adding each answer to the shopper groups, keeping a rejected record as a dead
+  letter (`DeadLetter.of(...)`: it owns `rec_served`), and returning how many
+  answers it held (counted as events of type `rec_served`); `add` routes catalog
+  events (`operators.recs.catalog.CATALOG_EVENTS`: upserts and price changes)
   and `interactions_of(event)` to the catalog groups; `output()` returns its
-  dead letters, then the catalog and shopper groups.
+  dead letters, then the catalog and shopper groups. A Kafka error on
+  `clickstream` or `pos` (whose dead letters it does not own) is counted as
+  skipped, where its own loop ignored it.
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ per-item cost), with a bound on the entities each shard holds.
 from __future__ import annotations
 
 import pickle
+import threading
 from collections import Counter, OrderedDict
 from enum import StrEnum
 from typing import Any
@@ -18,16 +19,15 @@ import orjson
 from bytewax.operators import StatefulBatchLogic
 
 from events.dead_letter import DeadLetter
-from events.decode import decode
-from events.models import ProductUpsert, event_type
+from events.models import Event, PriceChange, ProductUpsert
 from events.topics import Topic
-from flows.dead_letters import owns_dead_letters
+from flows.decoding import BatchDecoder
 from flows.kafka_source import KafkaRecord
-from flows.metrics import DUPLICATES, EVENTS_IN, REC_FEEDBACK, SKIPPED
+from flows.metrics import DUPLICATES, REC_FEEDBACK
 from omnistream.settings import Settings
 from operators.keyed_shards import ShardBatch, ShardRouter
 from operators.rec_shards import Shopper, ThrottledShard, next_version
-from operators.recs.catalog import CatalogItem
+from operators.recs.catalog import CATALOG_EVENTS, CatalogItem
 from operators.recs.covisitation import DEFAULT_KIND_WEIGHTS, CoVisit, ItemNeighbours, SessionTrail
 from operators.recs.experiments import (
     ExperimentTally,
@@ -66,63 +66,76 @@ def is_doc(item: object) -> bool:
     return type(item) is FencedDoc
 
 
-class Decoder:
-    """Raw Kafka messages to routed groups of interactions, upserts and served answers; never raises.
+_TO_CATALOG, _TO_SHOPPERS = Stage.CATALOG, Stage.SHOPPERS
+"""Looked up once: an enum member's attribute look-up costs per event."""
 
-    Malformed `catalog` and `rec_served` records become dead letters (this flow
-    owns them, `flows.dead_letters`); malformed `clickstream` and `pos` events
-    are skipped and counted, as the inventory flow dead-letters them.
+
+class RecBatch:
+    """One batch of decoded records as the catalog and shoppers stages take them (a `flows.decoding.DecodedBatch`).
+
+    Catalog events (`operators.recs.catalog.CATALOG_EVENTS`) and the
+    interactions of the others go to their SKU's catalog shard; each answer of
+    a `rec_served` record goes to its shopper's shard. Malformed `catalog` and
+    `rec_served` records become dead letters (this flow owns them,
+    `flows.dead_letters`); malformed `clickstream` and `pos` events are skipped
+    and counted by `BatchDecoder`, as the inventory flow dead-letters them.
+    """
+
+    __slots__ = ("letters", "route", "router")
+
+    def __init__(self, router: ShardRouter[Stage, Any]) -> None:
+        self.router = router
+        self.route = router.add  # bound once per batch: `add` runs for every event
+        self.letters: list[DeadLetter] = []
+
+    def add(self, topic: Topic, event: Event, record: KafkaRecord) -> None:
+        if type(event) in CATALOG_EVENTS:
+            catalog_event: ProductUpsert | PriceChange = event  # type: ignore[assignment]
+            self.route(_TO_CATALOG, catalog_event.sku, catalog_event)
+            return
+        for interaction in interactions_of(event):
+            self.route(_TO_CATALOG, interaction.sku, interaction)
+
+    def add_dead_letter(self, letter: DeadLetter) -> None:
+        self.letters.append(letter)
+
+    def add_raw(self, topic: Topic, record: KafkaRecord) -> int:
+        """A `rec_served` record: the answers it holds to their shoppers, a rejected one to the dead letters."""
+        answers, rejected = served_records(record.value)
+        if rejected is not None:
+            self.letters.append(DeadLetter.of(record.topic, record.partition, record.offset, rejected[0], rejected[1]))
+        route = self.route
+        for served in answers:
+            route(_TO_SHOPPERS, served.actor, served)
+        return len(answers)
+
+    def output(self) -> list[DeadLetter | Routed]:
+        """The dead letters in the order read, then the batch's groups."""
+        out: list[DeadLetter | Routed] = [*self.letters]
+        out.extend(self.router.drain())
+        return out
+
+
+class Decoder(BatchDecoder[DeadLetter | Routed]):
+    """Raw Kafka messages to routed groups of catalog events, interactions and served answers; never raises.
+
+    `BatchDecoder` with a `RecBatch` per batch and `rec_served` read raw
+    (`served_records` parses its answers). Each worker thread routes with its
+    own `ShardRouter`, kept across batches so its shard memo stays warm (a
+    fresh one per batch pays a crc32 per SKU and shopper again); a batch is
+    decoded on one thread from start to end, so its groups are its own.
     """
 
     def __init__(self, source_topics: dict[str, Topic], shards: int) -> None:
-        self.source_topics = source_topics
+        super().__init__(FLOW, source_topics, self._new_batch, raw_topics={Topic.REC_SERVED})
         self.shards = shards
-        self._topics = {name: (topic, topic.value) for name, topic in source_topics.items()}
-        self._owned = {topic for topic in source_topics.values() if owns_dead_letters(FLOW, topic)}
-        self._router: ShardRouter[Stage, Any] = ShardRouter(shards)
+        self._routers = threading.local()
 
-    def decode_batch(self, records: list[KafkaRecord]) -> list[DeadLetter | Routed]:
-        out: list[DeadLetter | Routed] = []
-        seen: Counter[tuple[str, str]] = Counter()
-        skipped: Counter[str] = Counter()
-        topics, owned, router = self._topics, self._owned, self._router
-        to_catalog, to_shoppers = Stage.CATALOG, Stage.SHOPPERS
-        for record in records:
-            topic, topic_value = topics[record.topic]
-            if record.error is not None:
-                if topic in owned:
-                    out.append(DeadLetter.of(record.topic, record.partition, record.offset,
-                                             f"Kafka error: {record.error}", record.value))  # fmt: skip
-                continue
-            if topic is Topic.REC_SERVED:
-                answers, rejected = served_records(record.value)
-                if rejected is not None:
-                    out.append(DeadLetter.of(record.topic, record.partition, record.offset, rejected[0], rejected[1]))
-                for served in answers:
-                    router.add(to_shoppers, served.actor, served)
-                if answers:
-                    seen[topic_value, "rec_served"] += len(answers)
-                continue
-            event = decode(topic, record.value, source_topic=record.topic, partition=record.partition,
-                           offset=record.offset)  # fmt: skip
-            if type(event) is DeadLetter:
-                if topic in owned:
-                    out.append(event)
-                else:
-                    skipped[topic_value] += 1
-                continue
-            seen[topic_value, event_type(event)] += 1  # type: ignore[arg-type]
-            if type(event) is ProductUpsert:
-                router.add(to_catalog, event.sku, event)
-                continue
-            for interaction in interactions_of(event):
-                router.add(to_catalog, interaction.sku, interaction)
-        out.extend(router.drain())
-        for (topic_name, type_name), n in seen.items():
-            EVENTS_IN.labels(FLOW, topic_name, type_name).inc(n)
-        for topic_name, n in skipped.items():
-            SKIPPED.labels(FLOW, topic_name).inc(n)
-        return out
+    def _new_batch(self) -> RecBatch:
+        router: ShardRouter[Stage, Any] | None = getattr(self._routers, "router", None)
+        if router is None:
+            router = self._routers.router = ShardRouter(self.shards)
+        return RecBatch(router)
 
 
 class _PickledStep(StatefulBatchLogic[list[Any], Any, bytes]):
@@ -138,7 +151,12 @@ class _PickledStep(StatefulBatchLogic[list[Any], Any, bytes]):
 
 
 class CatalogLogic:
-    """Builds the catalog step: stamps interactions with their SKU's category, drops withdrawn SKUs' ones."""
+    """Builds the catalog step: stamps interactions with their SKU's category, drops withdrawn SKUs' ones.
+
+    Upserts and price changes keep each SKU's `CatalogItem`; a changed one is
+    written as its item document (`CatalogItem.get`: the live price with it),
+    once per batch, and kept in step with the set of withdrawn SKUs.
+    """
 
     def __init__(self, settings: Settings) -> None:
         self.capacity = max(1, settings.rec.catalog_capacity // settings.rec.shards)
@@ -156,26 +174,27 @@ class _CatalogStep(_PickledStep):
         self.builder = builder
         self.router: ShardRouter[Stage, Interaction] = ShardRouter(builder.shards)
 
-    def on_batch(self, groups: list[list[Interaction | ProductUpsert]]) -> tuple[list[Any], bool]:
-        items, router, to_shoppers = self.state, self.router, Stage.SHOPPERS
+    def on_batch(self, groups: list[list[Interaction | ProductUpsert | PriceChange]]) -> tuple[list[Any], bool]:
+        items, router, to_shoppers, catalog_events = self.state, self.router, Stage.SHOPPERS, CATALOG_EVENTS
         changed: dict[str, None] = {}
         dropped: dict[str, tuple[CatalogItem, int]] = {}
         for group in groups:
             for value in group:
-                if type(value) is ProductUpsert:
-                    held = items.get(value.sku)
+                if type(value) in catalog_events:  # an upsert or a price change (which may lead its upsert)
+                    event: ProductUpsert | PriceChange = value  # type: ignore[assignment]
+                    held = items.get(event.sku)
                     if held is None:
-                        held = items[value.sku] = (CatalogItem(value.sku), 0)
+                        held = items[event.sku] = (CatalogItem(event.sku), 0)
                         if len(items) > self.builder.capacity:
                             # The oldest-known SKU: its interactions pass unstamped. popitem, O(1): a plain
                             # dict deleted at its front keeps holes that `next(iter(d))` walks over.
                             sku, oldest = items.popitem(last=False)
                             if sku in changed:
                                 dropped[sku] = oldest  # changed earlier in this batch: its document is still due
-                    held[0].apply(value)
-                    changed[value.sku] = None
+                    held[0].apply(event)
+                    changed[event.sku] = None
                     continue
-                interaction: Interaction = value  # type: ignore[assignment]  # not an upsert: an interaction
+                interaction: Interaction = value  # type: ignore[assignment]  # not a catalog event: an interaction
                 held = items.get(interaction.sku)
                 if held is not None:
                     enriched = held[0].enrich(interaction)
@@ -188,11 +207,12 @@ class _CatalogStep(_PickledStep):
         for sku in changed:
             kept = items.get(sku)
             item, version = kept if kept is not None else dropped[sku]
-            version = next_version(version, item.updated_at)
+            as_of = item.as_of
+            version = next_version(version, as_of)
             if kept is not None:
                 items[sku] = (item, version)
-            doc = orjson.dumps({"sku": sku, "active": item.active, "category": item.category})
-            out.append(FencedDoc(keys.rec_item(sku), version, doc, as_of=item.updated_at, flag_set=inactive,
+            doc = orjson.dumps(item.get())
+            out.append(FencedDoc(keys.rec_item(sku), version, doc, as_of=as_of, flag_set=inactive,
                                  flag_member=sku, flagged=not item.active))  # fmt: skip
         out.extend(router.drain())
         return out, StatefulBatchLogic.RETAIN

@@ -82,6 +82,26 @@ class CatalogItem:
         self.category = event.category
         self.active = event.active
 
+    @property
+    def as_of(self) -> float:
+        """Event time of the newest fact applied, upsert or price change."""
+        return self.updated_at if self.updated_at >= self.price_at else self.price_at  # max(), without its call
+
+    def get(self) -> dict[str, Any]:
+        """The item document: what the catalog says of this SKU, live price included.
+
+        `category` is None until the SKU's first upsert (a price change may lead
+        it); `price` is None until a price is known.
+
+        >>> from datetime import datetime, UTC
+        >>> item = CatalogItem("SKU-1")
+        >>> item.apply(PriceChange(event_id="c1", ts=datetime.fromtimestamp(60, UTC), schema_version=1,
+        ...                        sku="SKU-1", price=4.5, currency="USD"))
+        >>> item.get(), item.as_of
+        ({'sku': 'SKU-1', 'active': True, 'category': None, 'price': 4.5}, 60.0)
+        """
+        return {"sku": self.sku, "active": self.active, "category": self.category, "price": self.price}
+
     def enrich(self, interaction: Interaction) -> Interaction | None:
         """`interaction` with this SKU's category; None when the product is withdrawn."""
         if not self.active:

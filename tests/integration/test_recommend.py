@@ -40,6 +40,11 @@ def product(sku: str, category: str, ts: float = T0, active: bool = True) -> tup
     return Topic.CATALOG, sku.encode(), orjson.dumps(event)
 
 
+def price_change(sku: str, price: float, ts: float) -> tuple[Topic, bytes, bytes]:
+    event = {**_envelope("price_change", ts), "sku": sku, "price": price, "currency": "EUR"}
+    return Topic.CATALOG, sku.encode(), orjson.dumps(event)
+
+
 def receipt(sku: str, location_id: str, qty: int, ts: float = T0) -> tuple[Topic, bytes, bytes]:
     event = {**_envelope("receipt", ts), "sku": sku, "location_id": location_id, "qty": qty}
     return Topic.INVENTORY, sku.encode(), orjson.dumps(event)
@@ -176,6 +181,19 @@ def test_withdrawn_item_disappears_from_recommendations(settings: Settings, api:
 
     assert "SKU-C" not in skus_of(recommend(api, session_id="S-2", sku="SKU-B", location_id="STORE-1", k=100))
     assert "SKU-C" not in skus_of(recommend(api, session_id="S-3", location_id="STORE-1", k=100))
+
+
+def test_a_price_change_reaches_the_item_document_and_a_late_older_upsert_does_not_roll_it_back(
+    settings: Settings,
+) -> None:
+    publish(settings, [product("SKU-A", "tents")])
+    run_to_end(settings, flow="recommend")
+    publish(settings, [price_change("SKU-A", 7.5, T0 + 100), product("SKU-A", "tents", ts=T0 + 50)])
+    run_to_end(settings, flow="recommend")  # resumed from its recovery state
+
+    doc = read_doc(connect(settings.redis.url), keys.rec_item("SKU-A"))
+    assert doc is not None
+    assert orjson.loads(doc) == {"sku": "SKU-A", "active": True, "category": "tents", "price": 7.5}
 
 
 def _neighbours(settings: Settings, sku: str) -> dict[str, float]:

@@ -6,6 +6,7 @@ from typing import Any
 
 import orjson
 from bytewax.testing import TestingSink, TestingSource, run_main
+from prometheus_client import REGISTRY
 
 from events.dead_letter import DeadLetter
 from events.topics import Topic
@@ -69,7 +70,7 @@ def test_views_a_purchase_and_the_catalog_become_documents_and_a_malformed_upser
         keys.rec_neighbours("SKU-2"),
         *(keys.rec_trending(scope) for scope in ("global", "ch:web", "cat:kitchen", "loc:W1")),
     }
-    assert docs[keys.rec_item("SKU-1")] == {"sku": "SKU-1", "active": True, "category": "kitchen"}
+    assert docs[keys.rec_item("SKU-1")] == {"sku": "SKU-1", "active": True, "category": "kitchen", "price": 29.99}
     profile = docs[keys.rec_profile("u:user-1")]
     assert [(sku, kind, category) for sku, kind, _, category in profile["recent"]] == [
         ("SKU-2", 3, ""),  # the purchase, newest first; SKU-2 has no catalog entry
@@ -94,3 +95,47 @@ def test_a_served_answer_and_the_click_on_it_reach_the_experiment_tally() -> Non
     assert (tally["requests"], tally["impressions"], tally["clicks"]) == (1, 1, 1)
     letters = [item for item in out if type(item) is DeadLetter]
     assert [(letter.source_topic, letter.offset) for letter in letters] == [(SETTINGS.topic(Topic.REC_SERVED), 1)]
+
+
+def price_change(event_id: str, sku: str, price: float, ts: str) -> dict[str, Any]:
+    return {**envelope("price_change", sku=sku, price=price, currency="EUR"), "event_id": event_id, "ts": ts}
+
+
+def test_price_changes_reach_the_item_documents_and_a_late_older_upsert_keeps_the_newer_price() -> None:
+    kettle = {**envelope("product_upsert", sku="SKU-1", name="Kettle", category="kitchen", price=29.99), "ts": T1}
+    late_kettle = {**kettle, "event_id": "late", "category": "appliances", "price": 31.0}  # newer facts, older price
+    out = run([
+        record(Topic.CATALOG, 0, kettle),
+        record(Topic.CATALOG, 1, price_change("c1", "SKU-1", 24.99, T3)),  # a markdown
+        record(Topic.CATALOG, 2, {**late_kettle, "ts": T2}),
+        record(Topic.CATALOG, 3, price_change("c2", "SKU-9", 5.0, T2)),  # the price feed ahead of the catalog
+        record(Topic.CATALOG, 4, {**envelope("price_change", sku="SKU-1", price=-1.0, currency="EUR")}),
+        record(Topic.CLICKSTREAM, 0, view("v1", "SKU-9", T3)),
+    ])  # fmt: skip
+
+    docs = latest(out)
+    assert docs[keys.rec_item("SKU-1")] == {"sku": "SKU-1", "active": True, "category": "appliances", "price": 24.99}
+    # Known by its price alone: not withdrawn, no category yet, and its views still count.
+    assert docs[keys.rec_item("SKU-9")] == {"sku": "SKU-9", "active": True, "category": None, "price": 5.0}
+    assert [(sku, category) for sku, _, _, category in docs[keys.rec_profile("u:user-1")]["recent"]] == [("SKU-9", "")]
+    letters = [item for item in out if type(item) is DeadLetter]
+    assert [(letter.source_topic, letter.offset) for letter in letters] == [(SETTINGS.topic(Topic.CATALOG), 4)]
+
+
+def skipped(topic: Topic) -> float:
+    labels = {"flow": "recommend", "topic": topic.value}
+    return REGISTRY.get_sample_value("omnistream_flow_skipped_total", labels) or 0.0
+
+
+def test_a_kafka_error_is_a_dead_letter_on_a_topic_the_flow_owns_and_counted_as_skipped_on_the_others() -> None:
+    before = skipped(Topic.CLICKSTREAM)
+    out = run([
+        KafkaRecord(SETTINGS.topic(Topic.CATALOG), 0, 0, None, "Broker: Message corrupt"),
+        KafkaRecord(SETTINGS.topic(Topic.CLICKSTREAM), 0, 0, None, "Broker: Message corrupt"),
+    ])  # fmt: skip
+
+    letters = [item for item in out if type(item) is DeadLetter]
+    assert [(letter.source_topic, letter.error) for letter in letters] == [
+        (SETTINGS.topic(Topic.CATALOG), "Kafka error: Broker: Message corrupt")
+    ]
+    assert skipped(Topic.CLICKSTREAM) == before + 1

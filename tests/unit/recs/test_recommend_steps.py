@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import pickle
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
 
-from events.models import ProductUpsert
+from events.models import PriceChange, ProductUpsert
 from flows.recommend_stages import CatalogLogic, ShopperLogic, Stage
 from omnistream.settings import Settings
 from operators.keyed_shards import ShardBatch
@@ -60,6 +60,18 @@ def test_catalog_step_resumes_from_a_snapshot_of_a_plain_dict_and_still_evicts_i
     earlier = pickle.dumps(dict(pickle.loads(snapshot)), protocol=pickle.HIGHEST_PROTOCOL)  # as earlier releases
     seen, _ = stamped(logic, earlier, [upsert("SKU-100"), view("SKU-000"), view("SKU-001")])
     assert seen == {"SKU-000": None, "SKU-001": "toys", keys.rec_item("SKU-100"): "toys"}
+
+
+def test_a_price_change_rewrites_the_item_document_above_the_upserts_version_as_of_its_own_time() -> None:
+    step = CatalogLogic(Settings(rec_shards=1))(None)
+    markdown = PriceChange(event_id="c1", ts=TS + timedelta(minutes=1), schema_version=1, sku="SKU-1", price=0.5,
+                           currency="USD")  # fmt: skip
+    (upserted,), _ = step.on_batch([[upsert("SKU-1")]])
+    (marked_down,), _ = step.on_batch([[markdown]])
+    assert type(upserted) is FencedDoc and type(marked_down) is FencedDoc
+    assert marked_down.version > upserted.version  # the version fence lets it over the upsert's document
+    assert marked_down.as_of == TS.timestamp() + 60
+    assert orjson.loads(marked_down.doc) == {"sku": "SKU-1", "active": True, "category": "toys", "price": 0.5}
 
 
 def shopper_outputs(batches: list[list[Interaction]]) -> list[list[Any]]:
