@@ -5,7 +5,8 @@ from __future__ import annotations
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from serving.metrics import UNMATCHED_ROUTE, ApiMetrics, MetricsMiddleware
+from serving.metrics import ApiMetrics, MetricsMiddleware
+from serving.route_label import UNMATCHED_ROUTE
 
 
 def app_with_metrics() -> tuple[FastAPI, ApiMetrics]:
