@@ -3,7 +3,7 @@
 A tailing flow keeps many small long-lived objects (seen event ids, order
 lines, till transactions, ledgers); CPython's default young-generation
 threshold (700 allocations) makes the cycle collector rescan them constantly,
-and each pass is a pause of the whole flow (docs/performance.md, "Tricks").
+and each pass is a pause of the whole flow (docs/performance.md, "Garbage collection").
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ def tune_for_tailing_flow() -> None:
     nothing the flows keep per event forms reference cycles (per-event state is
     made of `gc=False` msgspec Structs and tuples: `tests/unit/test_collector_load.py`),
     so a rarer collection frees the same objects, only later; the frozen
-    startup objects are never freed anyway. docs/performance.md, "Tricks",
-    gives what it buys.
+    startup objects are never freed anyway. docs/performance.md, "Garbage
+    collection", gives what it buys.
     """
     gc.set_threshold(YOUNG_THRESHOLD, *OLDER_THRESHOLDS)
     gc.freeze()

@@ -6,7 +6,7 @@ scores, would pay that per record. `observe_many` fills the same buckets and
 sum with one increment per bucket. It reads the histogram's private fields
 (`_upper_bounds`, `_buckets`, `_sum`) of prometheus_client 0.26, pinned in
 pyproject.toml; `tests/unit/flows/test_histogram_batch.py` fails if an upgrade
-changes them. docs/performance.md, "Tricks", gives what it buys.
+changes them. docs/performance.md, "Flows", gives what it buys.
 """
 
 from __future__ import annotations

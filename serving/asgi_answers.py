@@ -1,9 +1,10 @@
 """Answers sent in plain ASGI, for the fast paths that serve hot reads ahead of FastAPI's routing.
 
-A fast path skips the framework (docs/performance.md, "Tricks": routing and
-dependency solving are most of a stored-bytes read's time), so it sends its
-answers itself: a JSON body as two ASGI messages, or one of the contract's
-error responses (`serving.errors`) run as the ASGI app a Starlette response is.
+A fast path skips the framework (docs/performance.md, "The API: the framework
+is the cost": routing and dependency solving are most of a stored-bytes
+read's time), so it sends its answers itself: a JSON body as two ASGI
+messages, or one of the contract's error responses (`serving.errors`) run as
+the ASGI app a Starlette response is.
 """
 
 from __future__ import annotations

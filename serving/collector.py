@@ -3,7 +3,7 @@
 On the request path a collection is a pause of every request in flight: a
 full one walks everything the process holds, a young one everything allocated
 since the last. Both policies here keep those walks short (docs/performance.md,
-"Tricks", gives what each buys).
+"Garbage collection", gives what each buys).
 """
 
 from __future__ import annotations
