@@ -48,7 +48,7 @@ class RouteLabels:
     def of(self, scope: Scope) -> str:
         """The matched route's template; `UNMATCHED_ROUTE` when no route matched."""
         template = getattr(scope.get("route"), "path_format", None)
-        return template if isinstance(template, str) else self._by_endpoint(scope)
+        return template if isinstance(template, str) and template else self._by_endpoint(scope)
 
     def _by_endpoint(self, scope: Scope) -> str:
         endpoint = scope.get("endpoint")
