@@ -107,7 +107,7 @@ def raw_ceiling(settings: Settings, expected: int) -> float:
                 eofs += 1
                 continue
             with contextlib.suppress(orjson.JSONDecodeError):  # malformed events cost a parse too
-                orjson.loads(message.value())
+                orjson.loads(message.value() or b"")  # a value-less record is malformed too
             seen += 1
     elapsed = time.perf_counter() - started
     consumer.close()
@@ -125,7 +125,8 @@ def flow_throughput(settings: Settings, n_events: int, code: Path | None = None)
     """(b): run the flow over the published backlog; rate from its first Redis write to its exit."""
     client = redis.Redis.from_url(settings.redis.url)
     client.flushdb()
-    shutil.rmtree(settings.recovery.dir, ignore_errors=True)
+    if settings.recovery.dir is not None:
+        shutil.rmtree(settings.recovery.dir, ignore_errors=True)
     started = time.perf_counter()
     run = start_flow("inventory", settings.model_copy(update={"flow_stop_at_end": True}),
                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, extra_env=_flow_env(None, code))  # fmt: skip
@@ -135,8 +136,8 @@ def flow_throughput(settings: Settings, n_events: int, code: Path | None = None)
             first_write = time.perf_counter()
         time.sleep(0.005)
     ended = time.perf_counter()
-    code = run.wait()
-    assert code == 0, f"flow exited with {code}"
+    exit_code = run.wait()
+    assert exit_code == 0, f"flow exited with {exit_code}"
     assert first_write is not None
     return {"events_per_s": n_events / (ended - first_write), "wall_s": ended - started,
             "startup_s": first_write - started}  # fmt: skip
@@ -297,7 +298,7 @@ def end_to_end_lag(settings: Settings, records: list[tuple[Topic, bytes | None, 
     """
     run, probe = _tailing_flow(settings, trace, code)
     try:
-        figures = _time_probes(probe, settings, records, rate, duration_s, linger_ms)
+        figures: dict[str, Any] = _time_probes(probe, settings, records, rate, duration_s, linger_ms)
     finally:
         run.stop()
     figures |= {"snapshot_interval_s": settings.snapshot_interval_s}
@@ -519,7 +520,7 @@ def api_comparison(settings: Settings, skus: list[str], duration_s: float, conne
             proc.wait(10)
 
     def median_of(name: str, phase: str, field: str) -> float:
-        return statistics.median(run[phase][field] for run in runs[name])
+        return float(statistics.median(run[phase][field] for run in runs[name]))
 
     return {
         name: {
@@ -570,10 +571,11 @@ def lag_experiment(args: argparse.Namespace, variants: dict[str, dict[str, Any]]
     same stretch of a shared machine's load (docs/performance.md).
     """
     live = None
+    rate: float = args.lag_rate
     if args.lag_rate is None:
         console.print("(c) sustained live throughput ...")
         live = live_throughput(fresh_topics(), records)
-    rate = args.lag_rate or live / 2
+        rate = live / 2
     records = enough_records(records, rate * args.lag_seconds, args.seed)
     runs: dict[str, list[dict[str, float]]] = {name: [] for name in variants}
     for round_ in range(args.lag_rounds):
@@ -691,7 +693,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.out is None and not (args.lag_only or args.throughput_only):
         args.out = RESULTS
-    variants = {"base": {}} | dict(_variant(text) for text in args.variant)
+    variants: dict[str, dict[str, Any]] = {"base": {}} | dict(_variant(text) for text in args.variant)
 
     broker: LocalService = start_broker()
     store: LocalService = start_redis()

@@ -19,7 +19,7 @@ class KeyWrites:
         self._client = client = redis.Redis.from_url(redis_url)
         client.config_set("notify-keyspace-events", "Kh")
         db = client.connection_pool.connection_kwargs.get("db", 0)
-        self._pubsub = client.pubsub(ignore_subscribe_messages=True)
+        self._pubsub = client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
         self._pubsub.psubscribe(f"__keyspace@{db}__:{pattern}")
         self._prefix = len(f"__keyspace@{db}__:")
 

@@ -309,7 +309,7 @@ def api_comparison(settings: Settings, n_skus: int, duration_s: float, connectio
             proc.wait(10)
 
     def median_of(name: str, phase: str, field: str) -> float:
-        return statistics.median(run[phase][field] for run in runs[name])
+        return float(statistics.median(run[phase][field] for run in runs[name]))
 
     return {
         name: {

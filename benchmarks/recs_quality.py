@@ -307,8 +307,9 @@ class DocumentStore:
     def scored(self, key: str) -> ScoredList | None:
         return self._doc(key, scored_list)  # type: ignore[no-any-return]
 
-    def plain(self, key: str) -> dict[str, Any] | None:
-        return self._doc(key, plain_doc)  # type: ignore[no-any-return]
+    def plain(self, key: str) -> Any | None:
+        """A profile or the ranker weights: unchecked JSON objects, typed as the blend reads them (as `Round`)."""
+        return self._doc(key, plain_doc)
 
 
 class Sellable:

@@ -9,8 +9,7 @@ class LocationStock(msgspec.Struct, frozen=True, gc=False):
     """Stock of one SKU at one location, as CONTRACT.md "Stock semantics" defines it.
 
     Untracked by the garbage collector (`gc=False`: it holds only a string and
-    numbers): the inventory flow makes one per changed location per batch, a
-    quarter of the young objects whose collections paused it under load.
+    numbers, never a cycle); what that buys: docs/performance.md, "Garbage collection".
 
     `updated_at` is the event time (epoch seconds) of the newest movement applied
     here, so a replay after recovery reproduces it exactly.

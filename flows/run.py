@@ -8,7 +8,6 @@ shorter than a second and reads every setting from `OMNISTREAM_*`.
 from __future__ import annotations
 
 import argparse
-import gc
 import importlib
 import logging
 import os
@@ -19,6 +18,7 @@ from datetime import timedelta
 from bytewax.recovery import RecoveryConfig
 from bytewax.run import cli_main
 
+from flows.collector import tune_for_tailing_flow
 from flows.launcher import ensure_recovery, flow_recovery_dir
 from flows.metrics import metrics_port, serve_metrics
 from flows.registry import FLOWS, GENERATION_ENV, PROCESS_INDEX_ENV, STATE_FORMATS, flow_ordinal
@@ -45,11 +45,7 @@ def main() -> None:
         recovery = RecoveryConfig(directory, timedelta(seconds=settings.backup_interval_s))
     else:
         generation = os.environ.get(GENERATION_ENV) or uuid.uuid4().hex[:12]
-    # Flow state is many small long-lived objects (seen ids, order lines, till
-    # transactions); CPython's default young-generation threshold (700) makes
-    # the collector rescan them constantly. Nothing in the flows builds cycles.
-    gc.set_threshold(100_000, 50, 100)
-    gc.freeze()
+    tune_for_tailing_flow()
     flow = importlib.import_module(FLOWS[args.flow]).build_flow(settings, generation)
     serve_metrics(metrics_port(settings.flow.metrics_port, flow_ordinal(args.flow), args.process_id or 0))
     os.environ[PROCESS_INDEX_ENV] = str(args.process_id or 0)

@@ -6,7 +6,6 @@ the settings come from `OMNISTREAM_*` variables). OpenAPI docs are at `/docs`.
 
 from __future__ import annotations
 
-import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -17,6 +16,7 @@ from omnistream.settings import Settings, settings_or_exit
 from operators.recs.experiments import parse_variants
 from serving import metrics
 from serving.backend import reader_for
+from serving.collector import ParsedListCollector, freeze_startup_objects
 from serving.errors import install_error_handlers
 from serving.fast_path import StockFastPath
 from serving.rec_fast_path import RecommendationsFastPath
@@ -54,14 +54,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     publisher = ServedPublisher(settings.kafka.brokers, settings.topic(Topic.REC_SERVED), settings.rec.served_queue_max)
     app.state.metrics.registry.register(publisher)
     app.state.recommender = Recommender(
-        RecReader(client, settings.rec.api_cache_s),
+        RecReader(client, settings.rec.api_cache_s, after_parse=ParsedListCollector()),
         publisher,
         parse_variants(settings.rec.variants),
         settings.rec.experiment_salt,
     )
-    # Everything built so far lives as long as the process: keep it out of every garbage
-    # collection, whose full passes otherwise walk it on the request path (p99).
-    gc.freeze()
+    freeze_startup_objects()
     try:
         yield
     finally:

@@ -9,6 +9,7 @@ refusing or too slow: answered within the Redis timeout, never a hang), 500 `int
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from http import HTTPStatus
 
 import orjson
@@ -60,7 +61,7 @@ class InvalidParameter(ApiError):
         self.parameter = parameter
 
 
-def error_response(status_code: int, code: str, message: str, headers: dict[str, str] | None = None) -> Response:
+def error_response(status_code: int, code: str, message: str, headers: Mapping[str, str] | None = None) -> Response:
     """The contract's error body with `status_code`."""
     body = orjson.dumps({"error": {"code": code, "message": message}})
     return Response(body, status_code=status_code, media_type="application/json", headers=headers)

@@ -12,19 +12,17 @@ answers what this declines (HEAD, over-long SKUs that get the 422, ...).
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 from redis.exceptions import RedisError
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from serving.errors import backend_error, error_response
+from serving.asgi_answers import send_backend_error, send_json, send_response
+from serving.errors import error_response
+from serving.route_label import RouteStamp
 from serving.routes.inventory import MAX_ID_LENGTH, SKU_ROUTE, missing_sku_message
 
 _PREFIX = SKU_ROUTE.split("{", 1)[0]  # "/v1/inventory/"
-_JSON_HEADERS = [(b"content-type", b"application/json")]
-# What the metrics middleware reads off a matched route: the template, for a bounded label.
-_ROUTE = SimpleNamespace(path_format=SKU_ROUTE)
+_ROUTE = RouteStamp(SKU_ROUTE)
 
 
 class StockFastPath:
@@ -49,15 +47,13 @@ class StockFastPath:
         await self.app(scope, receive, send)
 
     async def _serve(self, sku: str, scope: Scope, receive: Receive, send: Send) -> None:
-        scope["route"] = _ROUTE
+        _ROUTE.stamp(scope)
         try:
-            doc = await self.api.state.stock_reader.sku(sku)
+            doc: bytes | None = await self.api.state.stock_reader.sku(sku)
         except (RedisError, OSError) as exc:
-            await (await backend_error(Request(scope), exc))(scope, receive, send)
+            await send_backend_error(exc, scope, receive, send)
             return
         if doc is None:
-            await error_response(404, "not_found", missing_sku_message(sku))(scope, receive, send)
+            await send_response(error_response(404, "not_found", missing_sku_message(sku)), scope, receive, send)
             return
-        await send({"type": "http.response.start", "status": 200,
-                    "headers": [*_JSON_HEADERS, (b"content-length", b"%d" % len(doc))]})  # fmt: skip
-        await send({"type": "http.response.body", "body": doc})
+        await send_json(send, doc)

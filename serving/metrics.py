@@ -2,7 +2,7 @@
 
 The middleware is pure ASGI: `BaseHTTPMiddleware` runs each request through an extra task and
 memory streams, a large cost next to a handler that returns stored bytes (docs/performance.md: the
-framework dominates). Labels use the matched route's template (`/v1/inventory/{sku}`), never
+framework dominates). Labels use the matched route's template (`serving.route_label`), never
 the raw path, so the series stay bounded whatever callers send; unmatched paths share one
 label. Each app has its own `CollectorRegistry` (with the process, platform and GC
 collectors), so several apps in one process (tests) don't collide on metric names.
@@ -27,7 +27,8 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-UNMATCHED_ROUTE = "<unmatched>"
+from serving.route_label import RouteLabels
+
 # A route answers from memory in well under a millisecond; the top buckets show Redis trouble
 # (the API's Redis budget is ~80 ms) and anything pathological.
 LATENCY_BUCKETS_S = (
@@ -112,7 +113,7 @@ class MetricsMiddleware:
     def __init__(self, app: ASGIApp, metrics: ApiMetrics) -> None:
         self.app = app
         self.metrics = metrics
-        self._template_of_endpoint: dict[object, str] | None = None
+        self._labels = RouteLabels()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -131,23 +132,10 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, send_noting_status)
         finally:
-            # The router stores the matched route in the (shared) scope.
-            route = getattr(scope.get("route"), "path_format", None) or self._template(scope)
+            # The router (or a fast path) recorded the matched route in the shared scope.
+            route = self._labels.of(scope)
             method = scope["method"]
             self.metrics.observe(route, method if method in _KNOWN_METHODS else "OTHER", status, perf_counter() - start)
-
-    def _template(self, scope: Scope) -> str:
-        # FastAPI sets `scope["route"]` for its API routes only; its own pages (`/docs`,
-        # `/openapi.json`) are plain Starlette routes that leave just their endpoint.
-        endpoint = scope.get("endpoint")
-        if endpoint is None:
-            return UNMATCHED_ROUTE
-        if self._template_of_endpoint is None:
-            routes = getattr(scope.get("app"), "routes", ())
-            self._template_of_endpoint = {
-                getattr(r, "endpoint", None): r.path_format for r in routes if hasattr(r, "path_format")
-            }
-        return self._template_of_endpoint.get(endpoint, UNMATCHED_ROUTE)
 
 
 router = APIRouter(tags=["operations"])

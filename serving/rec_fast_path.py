@@ -11,18 +11,17 @@ FastAPI route, which answers it, 422s included.
 
 from __future__ import annotations
 
-from types import SimpleNamespace
 from urllib.parse import parse_qsl
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 from redis.exceptions import RedisError
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from serving.errors import backend_error
+from serving.asgi_answers import send_backend_error, send_json
+from serving.route_label import RouteStamp
 from serving.routes.recommendations import ROUTE, parse_query
 
-_JSON = (b"content-type", b"application/json")
-_ROUTE = SimpleNamespace(path_format=ROUTE)  # the metrics middleware labels by template
+_ROUTE = RouteStamp(ROUTE)
 
 
 class RecommendationsFastPath:
@@ -40,14 +39,12 @@ class RecommendationsFastPath:
             except UnicodeDecodeError:
                 params = None
             if params is not None:
-                scope["route"] = _ROUTE
+                _ROUTE.stamp(scope)
                 try:
-                    body = await self.api.state.recommender.answer(params)
+                    body: bytes = await self.api.state.recommender.answer(params)
                 except (RedisError, OSError) as exc:
-                    await (await backend_error(Request(scope), exc))(scope, receive, send)
+                    await send_backend_error(exc, scope, receive, send)
                     return
-                await send({"type": "http.response.start", "status": 200,
-                            "headers": [_JSON, (b"content-length", b"%d" % len(body))]})  # fmt: skip
-                await send({"type": "http.response.body", "body": body})
+                await send_json(send, body)
                 return
         await self.app(scope, receive, send)

@@ -25,15 +25,15 @@ for `cache_s` seconds, parsed into tuples of (sku, score, category) tuples:
 hot SKUs and scopes then cost no fetch and no parse. Tuples of strings and
 numbers drop out of the garbage collector's tracking after their first
 young collection, so a full cache adds nothing to the full collections that
-would otherwise walk it on the request path (p99). Profiles and the stock
+would otherwise walk it on the request path (p99); when that collection runs
+is the caller's policy (`after_parse`). Profiles and the stock
 filter are never cached (freshness, and "never recommend what cannot be sold").
 """
 
 from __future__ import annotations
 
-import gc
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, NamedTuple
 
 import orjson
@@ -81,8 +81,6 @@ end
 return {plain_docs, list_docs, table.concat(sellable, '\\31')}
 """
 
-_COLLECT_EVERY_LISTS = 16
-"""Lists parsed between two young collections (`RecReader.fetch`): a few hundred tuples, well under a millisecond."""
 Scored = tuple[str, float, str]
 ScoredList = tuple[Scored, ...]
 NEIGHBOURS, TRENDING = "nb", "trend"
@@ -189,14 +187,19 @@ class RecReader:
         The API's asyncio Redis client.
     cache_s
         Seconds neighbour and trending lists and ranker weights are reused (0: never).
+    after_parse
+        Called with the number of lists each round parsed (the API's collection
+        policy, `serving.collector.ParsedListCollector`).
     """
 
-    def __init__(self, client: aioredis.Redis, cache_s: float = 0.0) -> None:
+    def __init__(
+        self, client: aioredis.Redis, cache_s: float = 0.0, after_parse: Callable[[int], None] | None = None
+    ) -> None:
         self._client = client
         self.cache_s = cache_s
         self._round = BatchedScript(client, _ROUND)
         self._cache = SharedDocCache(cache_s)
-        self._fresh_lists = 0
+        self._after_parse = after_parse
 
     def cached(self, kind: str, name: str) -> Any | None:
         """A shared list from the cache; `SharedDocCache.ABSENT` when Redis had none; None if not cached."""
@@ -243,14 +246,8 @@ class RecReader:
             if parsed_list is not None:
                 found[kind][name] = parsed_list
                 checked.update(sku for sku, _, _ in parsed_list)
-        self._fresh_lists += len(lists)
-        if self._fresh_lists >= _COLLECT_EVERY_LISTS:
-            # Hand the new lists' tuples to a young collection while they are few: it stops tracking them. Left
-            # alone they pile up (a cache refill frees as many objects as it makes, so the allocation count that
-            # triggers collections barely moves), and one young collection then walked every list cached since
-            # the last: 15-25 ms, the endpoint's p99 at half load.
-            self._fresh_lists = 0
-            gc.collect(0)
+        if self._after_parse is not None and lists:
+            self._after_parse(len(lists))
         return Round(found_profiles, found_ranker, found, checked, set(sellable.decode().split(_SEPARATOR)) - {""})
 
     async def experiments(self, variants: Sequence[str]) -> list[bytes | None]:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from starlette.types import Receive, Scope, Send
 
-from serving.metrics import UNMATCHED_ROUTE, ApiMetrics, MetricsMiddleware
+from serving.metrics import ApiMetrics, MetricsMiddleware
+from serving.route_label import UNMATCHED_ROUTE, RouteStamp
 
 
 def app_with_metrics() -> tuple[FastAPI, ApiMetrics]:
@@ -71,3 +73,30 @@ def test_two_apps_keep_separate_registries() -> None:
 
     assert count(first_metrics, "/things/{thing_id}", "GET", "200") == 1
     assert count(second_metrics, "/things/{thing_id}", "GET", "200") == 1
+
+
+def test_framework_pages_are_counted_by_their_path() -> None:
+    app, metrics = app_with_metrics()
+    with TestClient(app) as client:
+        assert client.get("/openapi.json").status_code == 200
+        assert client.get("/docs").status_code == 200
+
+    assert count(metrics, "/openapi.json", "GET", "200") == 1
+    assert count(metrics, "/docs", "GET", "200") == 1
+
+
+def test_a_request_answered_ahead_of_routing_is_counted_under_the_route_it_stands_in_for() -> None:
+    stamp = RouteStamp("/things/{thing_id}")
+    metrics = ApiMetrics()
+
+    async def fast_path(scope: Scope, receive: Receive, send: Send) -> None:
+        stamp.stamp(scope)
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"{}"})
+
+    client = TestClient(MetricsMiddleware(fast_path, metrics))  # no `with`: no lifespan for a bare ASGI app
+    client.get("/things/a")
+    client.get("/things/b")
+
+    assert count(metrics, "/things/{thing_id}", "GET", "200") == 2
+    assert count(metrics, UNMATCHED_ROUTE, "GET", "200") is None
