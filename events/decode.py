@@ -1,6 +1,6 @@
 """Raw Kafka bytes in; a typed event or a `DeadLetter` with its reason out. Never raises.
 
-Bad input is data (ARCHITECTURE.md): every way a payload can break the
+Bad input is data (docs/architecture.md): every way a payload can break the
 contract (not JSON, over 64 KiB, unknown `type`, a missing or mistyped field,
 a non-positive quantity, a negative price, a topic it does not belong on, a raw
 card number anywhere: `events.card_guard`)

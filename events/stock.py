@@ -30,7 +30,7 @@ class SkuStock(msgspec.Struct, frozen=True, gc=False):
 
     `version` only grows within the flow's state; the Redis writer applies a
     `SkuStock` only if its version is newer than the stored one, so replayed
-    output after a crash changes nothing (ARCHITECTURE.md). Untracked by the
+    output after a crash changes nothing (docs/architecture.md). Untracked by the
     garbage collector like `LocationStock`: it holds a tuple of them, never a cycle.
     """
 

@@ -1,6 +1,6 @@
 """Shared fixtures: a real Redis and a real Kafka-protocol broker, private to the test run.
 
-Integration and end-to-end tests never fake either (STYLE.md). The run starts
+Integration and end-to-end tests never fake either (docs/architecture.md). The run starts
 its own diskless redis-server and in-memory Tansu broker on free loopback
 ports, so it neither depends on nor disturbs services already on the machine.
 When `redis-server` is not installed, `OMNISTREAM_TEST_REDIS_URL` may name a
