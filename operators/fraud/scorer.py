@@ -141,6 +141,11 @@ class FraudScorer:
         """Whether the supervised model has started learning (before, it equals the rule score)."""
         return self.model.updates > 0
 
+    @property
+    def examples_buffered(self) -> int:
+        """Labelled examples waiting for the first `min_legit` genuine ones before the model learns them all."""
+        return len(self._pending)
+
     def score_many(self, features: Sequence[Mapping[str, float]]) -> list[FraudScore]:
         """Scores of a batch of payments (their merged feature dicts); reads only.
 
