@@ -57,6 +57,7 @@ from operators.fraud.records import (
 from operators.fraud.scorer import FraudScore, FraudScorer
 from operators.fraud.shards import (
     CardShard,
+    DirectoryShard,
     FraudAlertDesk,
     OperationsDesk,
     RegisterShard,
@@ -77,6 +78,7 @@ class FraudStage(StrEnum):
 
     CARDS = "card"
     SHOPPERS = "user"
+    DIRECTORY = "directory"
     REGISTERS = "store"
     SCORER = "scorer"
     FRAUD_ALERTS = "fraud_alerts"
@@ -178,7 +180,7 @@ class Decoder:
             SKIPPED.labels(FLOW, topic_name).inc(n)
         router = self.router
         router.add_many(FraudStage.CARDS, cards, payments)
-        router.add_many(FraudStage.SCORER, label_ids, labels_in)
+        router.add_many(FraudStage.DIRECTORY, label_ids, labels_in)
         router.add_all_to_single(FraudStage.OPS, ops)
         router.add_all_to_single(FraudStage.SINK, letters)
         return router.drain()
@@ -267,9 +269,41 @@ class _ShopperLogic(_Logic):
         items = self._items(groups)
         self.shard.learn_many(items)
         _ENTITIES.report("shoppers", self.shard, len(self.shard.shoppers))
-        stores = [item.action.store_id if item.action is not None else item.payment_id for item in items]
-        self.router.add_many(FraudStage.REGISTERS, stores, items)
+        self.router.add_many(FraudStage.DIRECTORY, [item.payment_id for item in items], items)
         return self.router.drain(), _RETAIN
+
+
+class DirectoryStage:
+    """Builds the `directory` step (keyed by payment id): each payment's store, for its label to find."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def __call__(self, resume: bytes | None) -> _Logic:
+        s = self.settings
+        shard = _resume(resume, lambda: DirectoryShard(s.fraud.label_horizon_s, 4 * s.fraud.label_max_pending))
+        return _DirectoryLogic(shard, s)
+
+
+class _DirectoryLogic(_Logic):
+    shard: DirectoryShard
+
+    def on_batch(self, groups: list[list[Any]]) -> tuple[list[Routed], bool]:
+        payments, labels, store_labels = self.shard.learn_many(self._items(groups))
+        _ENTITIES.report("payment_stores", self.shard, len(self.shard.directory))
+        router = self.router
+        router.add_many(FraudStage.REGISTERS, [_store_key(item) for item in payments], payments)
+        router.add_many(FraudStage.REGISTERS, [label.store_id for label in store_labels], store_labels)
+        router.add_many(FraudStage.SCORER, [seen.payment_id for seen in labels], labels)
+        return router.drain(), _RETAIN
+
+
+def _store_key(item: Scoring) -> str:
+    """The store a payment or till action is keyed on in the `registers` step (its payment id without one)."""
+    payment, action = item.payment, item.action
+    if payment is not None and payment.store_id:
+        return payment.store_id
+    return action.store_id if action is not None else item.payment_id
 
 
 class RegisterStage:

@@ -91,3 +91,11 @@ class LabelSeen(msgspec.Struct, gc=False, frozen=True):
     @property
     def payment_id(self) -> str:
         return self.label.txn_id or self.label.order_id or ""
+
+
+class StoreLabel(msgspec.Struct, gc=False, frozen=True):
+    """A label's verdict for the store its payment was made at, dated by the payment: a store's fraud rate."""
+
+    store_id: str
+    payment_ts: float
+    is_fraud: bool

@@ -18,10 +18,11 @@ from typing import NamedTuple
 from events.alerts import Alert
 from operators.entity_cache import EntityCache, RecentIds
 from operators.fraud.alerts import FraudAlerts
+from operators.fraud.behaviour import CardHabit, StoreRisk
 from operators.fraud.features import CardVelocity, OrderChecks, RegisterBehaviour, ShopperHistory
 from operators.fraud.operations import DeadLetterRate, SalesPulse, ShrinkWatch
 from operators.fraud.payments import Payment
-from operators.fraud.pending import Matched, PendingPayments
+from operators.fraud.pending import Matched, PaymentDirectory, PendingPayments
 from operators.fraud.records import (
     DeadLetterSeen,
     LabelSeen,
@@ -30,6 +31,7 @@ from operators.fraud.records import (
     Scoring,
     ShardVerdicts,
     ShrinkSeen,
+    StoreLabel,
 )
 from operators.fraud.rules import RuleBook
 from operators.fraud.scorer import FraudScore, FraudScorer
@@ -51,11 +53,12 @@ class CardShard:
 
     def __init__(self, max_cards: int, max_ids: int) -> None:
         self.cards: EntityCache[CardVelocity] = EntityCache(max_cards)
+        self.habits: EntityCache[CardHabit] = EntityCache(max_cards)
         self.recent = RecentIds(max_ids)
 
     def learn_many(self, items: Sequence[Scoring]) -> list[Scoring]:
         """The items that are not retries, payments with their first features; retries are left out."""
-        cards, recent, checks = self.cards, self.recent, _CHECKS
+        cards, habits, recent, checks = self.cards, self.habits, self.recent, _CHECKS
         kept: list[Scoring] = []
         for item in items:
             if not recent.add(item.event_id):
@@ -65,6 +68,8 @@ class CardShard:
                 features = checks.learn_one(payment)
                 if payment.card_token:
                     features.update(cards.get_or_make(payment.card_token, CardVelocity).learn_one(payment))
+                    habit = habits.get_or_make(payment.card_token, CardHabit)
+                    features.update(habit.learn_one(payment.ts, payment.amount))
                 item.features = features
             kept.append(item)
         return kept
@@ -84,6 +89,52 @@ class ShopperShard:
                 item.features.update(shoppers.get_or_make(payment.user_id, ShopperHistory).learn_one(payment))
 
 
+class DirectoryShard:
+    """Remembers the store of each payment (keyed by payment id), so a label can reach its store's fraud rate.
+
+    Payments pass through unchanged; each label goes on to its payment's scorer shard and, as a
+    `StoreLabel`, to its store's shard. A label read before its payment (another partition)
+    reaches the scorer still, but not the store's rate.
+    """
+
+    def __init__(self, horizon_s: float, max_payments: int) -> None:
+        self.directory = PaymentDirectory(horizon_s, max_payments)
+        self.clock = _NEVER
+
+    def learn_many(self, items: Sequence[Scoring | LabelSeen]) -> tuple[list[Scoring], list[LabelSeen],
+                                                                      list[StoreLabel]]:  # fmt: skip
+        payments: list[Scoring] = []
+        labels: list[LabelSeen] = []
+        ids: list[str] = []
+        times: list[float] = []
+        stores: list[str] = []
+        clock = self.clock
+        for item in items:
+            if type(item) is LabelSeen:
+                labels.append(item)
+                continue
+            scoring: Scoring = item  # type: ignore[assignment]
+            payments.append(scoring)
+            payment = scoring.payment
+            if payment is not None and payment.store_id:
+                ids.append(payment.payment_id)
+                times.append(payment.ts)
+                stores.append(payment.store_id)
+            if scoring.ts > clock:
+                clock = scoring.ts
+        directory = self.directory
+        directory.remember_many(ids, times, stores)
+        store_labels: list[StoreLabel] = []
+        if labels:
+            for seen, found in zip(labels, directory.find_many([seen.payment_id for seen in labels]), strict=True):
+                if found is not None:
+                    store_labels.append(StoreLabel(found[0], found[1], seen.label.label == "fraud"))
+        if clock > self.clock:
+            self.clock = clock
+            directory.forget(clock)
+        return payments, labels, store_labels
+
+
 class RegisterShard:
     """Register behaviour per store: features for till sales, refund-abuse alerts for returns and voids.
 
@@ -93,18 +144,26 @@ class RegisterShard:
 
     def __init__(self, rules: RuleBook, quiet_s: float, max_stores: int) -> None:
         self.stores: EntityCache[RegisterBehaviour] = EntityCache(max_stores)
+        self.risks: EntityCache[StoreRisk] = EntityCache(max_stores)
         self.alerts = FraudAlerts(rules, quiet_s=quiet_s)
         self.clock = _NEVER
 
-    def learn_many(self, items: Sequence[Scoring], rules: RuleBook) -> tuple[list[Scoring], list[Alert]]:
-        """The payments to score, and the till alerts raised or resolved."""
+    def learn_many(self, items: Sequence[Scoring | StoreLabel], rules: RuleBook) -> tuple[list[Scoring], list[Alert]]:
+        """The payments to score, and the till alerts raised or resolved; store labels update fraud rates."""
         if rules is not self.alerts.rules:
             self.alerts.set_rules(rules)
-        stores = self.stores
+        stores, risks = self.stores, self.risks
         to_score: list[Scoring] = []
         alerts: list[Alert] = []
         clock = self.clock
-        for item in items:
+        for entry in items:
+            if isinstance(entry, StoreLabel):
+                risks.get_or_make(entry.store_id, StoreRisk).label(entry.payment_ts, entry.is_fraud)
+                continue
+            item = entry
+            payment = item.payment
+            if payment is not None and payment.store_id:
+                item.features.update(risks.get_or_make(payment.store_id, StoreRisk).learn_one(payment.ts))
             action = item.action
             if action is not None:
                 register = stores.get_or_make(action.store_id, RegisterBehaviour).learn_one(action)
