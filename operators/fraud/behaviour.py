@@ -40,66 +40,74 @@ class CardHabit:
     `card_amount_ratio_30d` is the payment's amount over the card's mean of the 30 days
     before it (0 without history): a card whose usual basket is 40 paying 200 reads 5.
 
+    The state of a card is `CardHabit.new()`: two flat lists of (bucket, count, sum) triples,
+    not an object. There is one per card of the last 30 days, hundreds of thousands of them,
+    and a snapshot pickles plain lists of floats without a Python-level call per card.
+
     Examples
     --------
-    >>> card = CardHabit()
-    >>> _ = card.learn_one(0.0, 40.0)
-    >>> _ = card.learn_one(DAY_S * 2, 40.0)
-    >>> f = card.learn_one(DAY_S * 2 + 60.0, 200.0)
+    >>> card = CardHabit.new()
+    >>> _ = CardHabit.learn_one(card, 0.0, 40.0)
+    >>> _ = CardHabit.learn_one(card, DAY_S * 2, 40.0)
+    >>> f = CardHabit.learn_one(card, DAY_S * 2 + 60.0, 200.0)
     >>> f["card_payments_1d"], f["card_payments_7d"], f["card_mean_amount_7d"], f["card_amount_ratio_30d"]
     (2.0, 3.0, 93.33333333333333, 5.0)
     """
 
-    __slots__ = ("_days", "_hours")  # one per card of the last 30 days: hundreds of thousands
+    @staticmethod
+    def new() -> list[list[float]]:
+        """A card without history: [hour triples, day triples], oldest first."""
+        return [[], []]
 
-    def __init__(self) -> None:
-        self._hours: list[list[float]] = []  # [hour, count, spend], oldest first
-        self._days: list[list[float]] = []  # [day, count, spend], oldest first
-
-    def learn_one(self, ts: float, amount: float) -> dict[str, float]:
-        hour, day = _bucket(ts, HOUR_S), _bucket(ts, DAY_S)
-        before_n = before_spend = 0.0
-        for d, n, spend in self._days:
-            if day - 30 < d <= day:
-                before_n += n
-                before_spend += spend
-        ratio = amount / (before_spend / before_n) if before_n and before_spend > 0 else 0.0
-        _add(self._hours, hour, amount, keep=24)
-        _add(self._days, day, amount, keep=30)
-        out = {"card_amount_ratio_30d": ratio}
+    @staticmethod
+    def learn_one(state: list[list[float]], ts: float, amount: float) -> dict[str, float]:
+        """Counts the payment in `state` and returns the card's features including it."""
+        hours, days = state
+        hour, day = float(_bucket(ts, HOUR_S)), float(_bucket(ts, DAY_S))
+        _add(hours, hour, amount, keep=24)
+        _add(days, day, amount, keep=30)
         n_1d = spend_1d = 0.0
-        for h, n, spend in self._hours:
-            if hour - 24 < h <= hour:
-                n_1d += n
-                spend_1d += spend
-        out["card_payments_1d"] = n_1d
-        out["card_mean_amount_1d"] = spend_1d / n_1d if n_1d else 0.0
-        for window in (7, 30):
-            n_w = spend_w = 0.0
-            for d, n, spend in self._days:
-                if day - window < d <= day:
-                    n_w += n
-                    spend_w += spend
-            out[f"card_payments_{window}d"] = n_w
-            out[f"card_mean_amount_{window}d"] = spend_w / n_w if n_w else 0.0
-        return out
+        for i in range(0, len(hours), 3):
+            if hour - 24 < hours[i] <= hour:
+                n_1d += hours[i + 1]
+                spend_1d += hours[i + 2]
+        n_7 = spend_7 = n_30 = spend_30 = 0.0
+        for i in range(0, len(days), 3):
+            d = days[i]
+            if day - 30 < d <= day:
+                n_30 += days[i + 1]
+                spend_30 += days[i + 2]
+                if day - 7 < d:
+                    n_7 += days[i + 1]
+                    spend_7 += days[i + 2]
+        before_n, before_spend = n_30 - 1.0, spend_30 - amount
+        return {
+            "card_payments_1d": n_1d,
+            "card_payments_7d": n_7,
+            "card_payments_30d": n_30,
+            "card_mean_amount_1d": spend_1d / n_1d if n_1d else 0.0,
+            "card_mean_amount_7d": spend_7 / n_7 if n_7 else 0.0,
+            "card_mean_amount_30d": spend_30 / n_30 if n_30 else 0.0,
+            "card_amount_ratio_30d": amount * before_n / before_spend if before_n > 0 and before_spend > 0 else 0.0,
+        }
 
 
-def _add(buckets: list[list[float]], bucket: int, amount: float, keep: int) -> None:
-    """Count a payment in its bucket (created in time order; a late payment joins its own bucket)."""
-    for entry in reversed(buckets):
-        if entry[0] == bucket:
-            entry[1] += 1.0
-            entry[2] += amount
-            return
-        if entry[0] < bucket:
-            break
-    buckets.append([float(bucket), 1.0, amount])
-    if len(buckets) > 1 and buckets[-2][0] > bucket:
-        buckets.sort(key=lambda entry: entry[0])
-    newest = buckets[-1][0]
-    while buckets and buckets[0][0] <= newest - keep:
-        del buckets[0]
+def _add(buckets: list[float], bucket: float, value: float, keep: int) -> None:
+    """Count one in `bucket` and add `value` (buckets kept in time order; a late payment joins its own)."""
+    i = len(buckets) - 3
+    while i >= 0 and buckets[i] > bucket:
+        i -= 3
+    if i >= 0 and buckets[i] == bucket:
+        buckets[i + 1] += 1.0
+        buckets[i + 2] += value
+    else:
+        buckets[i + 3 : i + 3] = (bucket, 1.0, value)
+    stale = 0
+    oldest = buckets[-3] - keep
+    while stale < len(buckets) and buckets[stale] <= oldest:
+        stale += 3
+    if stale:
+        del buckets[:stale]
 
 
 class StoreRisk:
@@ -119,28 +127,36 @@ class StoreRisk:
     __slots__ = ("_days",)
 
     def __init__(self) -> None:
-        self._days: list[list[float]] = []  # [day, payments, frauds], oldest first
+        self._days: list[float] = []  # (day, payments, frauds) triples, oldest first
 
     def learn_one(self, ts: float) -> dict[str, float]:
-        day = _bucket(ts, DAY_S)
-        _add(self._days, day, 0.0, keep=30)
-        out: dict[str, float] = {}
-        for window in _WINDOWS:
-            n_w = frauds = 0.0
-            for d, n, fraud in self._days:
+        day = float(_bucket(ts, DAY_S))
+        days = self._days
+        _add(days, day, 0.0, keep=30)
+        counts = [0.0, 0.0, 0.0]
+        frauds = [0.0, 0.0, 0.0]
+        for i in range(0, len(days), 3):
+            d = days[i]
+            for w, window in enumerate(_WINDOWS):
                 if day - window < d <= day:
-                    n_w += n
-                    frauds += fraud
-            out[f"store_payments_{window}d"] = n_w
-            out[f"store_fraud_rate_{window}d"] = frauds / n_w if n_w else 0.0
-        return out
+                    counts[w] += days[i + 1]
+                    frauds[w] += days[i + 2]
+        return {
+            "store_payments_1d": counts[0],
+            "store_payments_7d": counts[1],
+            "store_payments_30d": counts[2],
+            "store_fraud_rate_1d": frauds[0] / counts[0] if counts[0] else 0.0,
+            "store_fraud_rate_7d": frauds[1] / counts[1] if counts[1] else 0.0,
+            "store_fraud_rate_30d": frauds[2] / counts[2] if counts[2] else 0.0,
+        }
 
     def label(self, payment_ts: float, is_fraud: bool) -> None:
         """A label received for one of this store's payments: a fraud counts in its payment's day."""
         if not is_fraud:
             return
-        day = _bucket(payment_ts, DAY_S)
-        for entry in self._days:
-            if entry[0] == day:
-                entry[2] += 1.0
+        day = float(_bucket(payment_ts, DAY_S))
+        days = self._days
+        for i in range(0, len(days), 3):
+            if days[i] == day:
+                days[i + 2] += 1.0
                 return

@@ -19,7 +19,7 @@ from events.alerts import Alert
 from operators.entity_cache import EntityCache, RecentIds
 from operators.fraud.alerts import FraudAlerts
 from operators.fraud.behaviour import CardHabit, StoreRisk
-from operators.fraud.features import CardVelocity, OrderChecks, RegisterBehaviour, ShopperHistory
+from operators.fraud.features import FEATURE_DEFAULTS, CardVelocity, OrderChecks, RegisterBehaviour, ShopperHistory
 from operators.fraud.operations import DeadLetterRate, SalesPulse, ShrinkWatch
 from operators.fraud.payments import Payment
 from operators.fraud.pending import Matched, PaymentDirectory, PendingPayments
@@ -53,23 +53,24 @@ class CardShard:
 
     def __init__(self, max_cards: int, max_ids: int) -> None:
         self.cards: EntityCache[CardVelocity] = EntityCache(max_cards)
-        self.habits: EntityCache[CardHabit] = EntityCache(max_cards)
+        self.habits: EntityCache[list[list[float]]] = EntityCache(max_cards)  # CardHabit states
         self.recent = RecentIds(max_ids)
 
     def learn_many(self, items: Sequence[Scoring]) -> list[Scoring]:
         """The items that are not retries, payments with their first features; retries are left out."""
-        cards, habits, recent, checks = self.cards, self.habits, self.recent, _CHECKS
+        cards, habits, recent, checks, learn_habit = self.cards, self.habits, self.recent, _CHECKS, CardHabit.learn_one
         kept: list[Scoring] = []
         for item in items:
             if not recent.add(item.event_id):
                 continue
             payment = item.payment
             if payment is not None:
-                features = checks.learn_one(payment)
+                features = FEATURE_DEFAULTS.copy()  # every feature present: one itemgetter reads them all
+                features.update(checks.learn_one(payment))
                 if payment.card_token:
                     features.update(cards.get_or_make(payment.card_token, CardVelocity).learn_one(payment))
-                    habit = habits.get_or_make(payment.card_token, CardHabit)
-                    features.update(habit.learn_one(payment.ts, payment.amount))
+                    habit = habits.get_or_make(payment.card_token, CardHabit.new)
+                    features.update(learn_habit(habit, payment.ts, payment.amount))
                 item.features = features
             kept.append(item)
         return kept

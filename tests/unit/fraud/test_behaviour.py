@@ -19,20 +19,21 @@ BOOK = RuleBook.from_toml((Path(__file__).resolve().parents[3] / "deploy" / "fra
 
 
 def test_a_card_paying_five_times_its_habit_reads_five_and_its_windows_count_whole_days() -> None:
-    card = CardHabit()
+    card = CardHabit.new()
     for day in range(20):
-        card.learn_one(T0 + day * DAY_S, 40.0)
-    features = card.learn_one(T0 + 20 * DAY_S + 60.0, 200.0)
+        CardHabit.learn_one(card, T0 + day * DAY_S, 40.0)
+    features = CardHabit.learn_one(card, T0 + 20 * DAY_S + 60.0, 200.0)
     assert features["card_amount_ratio_30d"] == 5.0
     assert (features["card_payments_1d"], features["card_payments_7d"], features["card_payments_30d"]) == (1, 7, 21)
 
 
 def test_a_card_forgets_days_past_thirty_and_keeps_bounded_buckets() -> None:
-    card = CardHabit()
+    card = CardHabit.new()
     for i in range(2000):
-        card.learn_one(T0 + i * 3600.0, 10.0)  # hourly for 83 days
-    assert len(card._days) <= 30 and len(card._hours) <= 24
-    features = card.learn_one(T0 + 2000 * 3600.0, 10.0)
+        CardHabit.learn_one(card, T0 + i * 3600.0, 10.0)  # hourly for 83 days
+    hours, days = card
+    assert len(days) <= 3 * 30 and len(hours) <= 3 * 24
+    features = CardHabit.learn_one(card, T0 + 2000 * 3600.0, 10.0)
     assert features["card_payments_30d"] <= 30 * 24 + 1 and features["card_payments_1d"] == 24
 
 
