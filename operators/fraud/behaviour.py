@@ -111,7 +111,12 @@ def _add(buckets: list[float], bucket: float, value: float, keep: int) -> None:
 
 
 class StoreRisk:
-    """One store's (terminal's) payments and received fraud labels per day of the last 30 days.
+    """One store's (terminal's) payments, received labels and frauds per day of the last 40 days.
+
+    Labels come back days after their payments, so the most recent days of a store have none
+    yet: its fraud rates are over the days ending at the newest day with a label received
+    (1, 7 and 30 days of them), frauds over payments. A terminal compromised since last week
+    reads a 1-day rate near 1 as soon as the first day's labels are in.
 
     Examples
     --------
@@ -120,41 +125,48 @@ class StoreRisk:
     ...     _ = store.learn_one(i * 60.0)
     >>> store.label(payment_ts=60.0, is_fraud=True)
     >>> f = store.learn_one(DAY_S * 8)
-    >>> f["store_payments_7d"], f["store_payments_30d"], f["store_fraud_rate_30d"], f["store_fraud_rate_7d"]
-    (1.0, 11.0, 0.09090909090909091, 0.0)
+    >>> f["store_payments_7d"], f["store_payments_30d"], f["store_fraud_rate_1d"], f["store_fraud_rate_30d"]
+    (1.0, 11.0, 0.1, 0.1)
     """
 
-    __slots__ = ("_days",)
+    __slots__ = ("_days", "_labelled")
 
     def __init__(self) -> None:
         self._days: list[float] = []  # (day, payments, frauds) triples, oldest first
+        self._labelled = -math.inf  # the newest day with a label received
 
     def learn_one(self, ts: float) -> dict[str, float]:
         day = float(_bucket(ts, DAY_S))
         days = self._days
-        _add(days, day, 0.0, keep=30)
+        _add(days, day, 0.0, keep=40)
         counts = [0.0, 0.0, 0.0]
+        rate_n = [0.0, 0.0, 0.0]
         frauds = [0.0, 0.0, 0.0]
+        labelled = self._labelled
         for i in range(0, len(days), 3):
             d = days[i]
             for w, window in enumerate(_WINDOWS):
                 if day - window < d <= day:
                     counts[w] += days[i + 1]
+                if labelled - window < d <= labelled:
+                    rate_n[w] += days[i + 1]
                     frauds[w] += days[i + 2]
         return {
             "store_payments_1d": counts[0],
             "store_payments_7d": counts[1],
             "store_payments_30d": counts[2],
-            "store_fraud_rate_1d": frauds[0] / counts[0] if counts[0] else 0.0,
-            "store_fraud_rate_7d": frauds[1] / counts[1] if counts[1] else 0.0,
-            "store_fraud_rate_30d": frauds[2] / counts[2] if counts[2] else 0.0,
+            "store_fraud_rate_1d": frauds[0] / rate_n[0] if rate_n[0] else 0.0,
+            "store_fraud_rate_7d": frauds[1] / rate_n[1] if rate_n[1] else 0.0,
+            "store_fraud_rate_30d": frauds[2] / rate_n[2] if rate_n[2] else 0.0,
         }
 
     def label(self, payment_ts: float, is_fraud: bool) -> None:
-        """A label received for one of this store's payments: a fraud counts in its payment's day."""
+        """A label received for one of this store's payments: its day now has labels; a fraud counts in it."""
+        day = float(_bucket(payment_ts, DAY_S))
+        if day > self._labelled:
+            self._labelled = day
         if not is_fraud:
             return
-        day = float(_bucket(payment_ts, DAY_S))
         days = self._days
         for i in range(0, len(days), 3):
             if days[i] == day:

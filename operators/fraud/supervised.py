@@ -78,13 +78,17 @@ class OnlineLogit:
         """Each input's share of the log-odds (weight x value): what pushed this payment's score."""
         return [w * v for w, v in zip(self.weights[:-1].tolist(), x, strict=True)]
 
-    def learn_many(self, x: FloatArray | Sequence[Sequence[float]], y: Sequence[bool]) -> None:
-        """One AdaGrad step on a mini-batch (`y` True = fraud)."""
+    def learn_many(
+        self, x: FloatArray | Sequence[Sequence[float]], y: Sequence[bool], fraud_weight: float = 1.0
+    ) -> None:
+        """One AdaGrad step on a mini-batch (`y` True = fraud); a fraud example counts `fraud_weight` times."""
         x = np.asarray(x, dtype=np.float64)
         if x.shape[0] == 0:
             return
         target = np.asarray(y, dtype=np.float64)
         error = self.predict_many(x) - target
+        if fraud_weight != 1.0:
+            error *= np.where(target > 0.5, fraud_weight, 1.0)
         gradient = np.append(x.T @ error, error.sum()) + self.l2 * (self.weights - self._prior)
         self._squared += gradient * gradient
         self.weights -= self.learning_rate * gradient / np.sqrt(self._squared)
@@ -93,3 +97,27 @@ class OnlineLogit:
 
     def learn_one(self, x: Sequence[float], y: bool) -> None:
         self.learn_many([list(x)], [y])
+
+
+BIN_EDGES = np.asarray([0.02, *np.arange(1, 16) / 16.0])
+"""Edges of the bins of a scaled feature (0..1): each feature also enters the model as its bin, one-hot."""
+N_BINS = len(BIN_EDGES) + 1
+
+
+def with_bins(inputs: FloatArray, n_binned: int) -> FloatArray:
+    """`inputs` followed by the one-hot bin of each of its first `n_binned` columns.
+
+    A logistic model on bins is additive but not linear in each feature: it learns that
+    amounts above a point are suspect, or that a store's fraud rate matters only once it
+    is not tiny, which one weight per feature cannot. The pending store keeps `inputs`
+    only; the bins are recomputed from them, the same each time.
+
+    >>> row = with_bins(np.asarray([[0.0, 0.5, 7.0]]), n_binned=2)[0]
+    >>> row[:3].tolist(), np.flatnonzero(row[3:]).tolist()  # bin 0 of the first, bin 9 of the second
+    ([0.0, 0.5, 7.0], [0, 26])
+    """
+    n = inputs.shape[0]
+    bins = np.searchsorted(BIN_EDGES, inputs[:, :n_binned], side="right")
+    onehot = np.zeros((n, n_binned * N_BINS))
+    onehot[np.arange(n)[:, None], np.arange(n_binned) * N_BINS + bins] = 1.0
+    return np.hstack((inputs, onehot))
