@@ -118,7 +118,7 @@ class FraudScorer:
         height: int = 8,
         window_size: int = 1000,
         seed: int = 7,
-        learning_rate: float = 0.1,
+        learning_rate: float = 1.0,
         max_fraud_weight: float = 30.0,
     ) -> None:
         if mode not in MODES:
