@@ -139,32 +139,45 @@ class SalesPulse:
             resolved += self.book.clear(pulse.entity, ts, ["sales resumed"])
         return pulse
 
-    def expected_sales(self, pulse: _Pulse, start: float, end: float) -> float:
-        """Sales `pulse` would usually make in (`start`, `end`]: its rate by hour of day (overall before a day)."""
+    def _per_hour(self, pulse: _Pulse) -> list[float] | None:
+        """Sales in each hour of an average day; None before a day of history (then the overall rate counts)."""
         span = pulse.last_ts - pulse.first_ts
         if span < _DAY_S:
-            return (pulse.seen - 1) / span * (end - start) if span > 0 else 0.0
-        per_hour = [n * _DAY_S / span for n in pulse.sales_by_hour]  # sales in that hour of an average day
+            return None
+        return [n * _DAY_S / span for n in pulse.sales_by_hour]
+
+    def expected_sales(self, pulse: _Pulse, start: float, end: float) -> float:
+        """Sales `pulse` would usually make in (`start`, `end`]: its rate by hour of day (overall before a day)."""
+        return self._walk(pulse, start, end, math.inf)[0]
+
+    def _deadline(self, pulse: _Pulse, expected: float) -> float:
+        """When the silence since the last sale reaches `expected` missing sales."""
+        return self._walk(pulse, pulse.last_ts, pulse.last_ts + 60 * _DAY_S, expected)[1]
+
+    def _walk(self, pulse: _Pulse, start: float, end: float, target: float) -> tuple[float, float]:
+        """(sales expected in (`start`, `end`], the time they reach `target` or inf): hour by hour for two days,
+        then whole days at the daily rate."""
+        per_hour = self._per_hour(pulse)
+        if per_hour is None:
+            span = pulse.last_ts - pulse.first_ts
+            rate = (pulse.seen - 1) / span if span > 0 else 0.0  # per second
+            total = rate * (end - start)
+            return total, (start + target / rate if rate > 0 and total >= target else math.inf)
         total, t, steps = 0.0, start, 0
         while t < end and steps < 48:
             hour_end = min(end, (math.floor(t / _HOUR_S) + 1) * _HOUR_S)
-            total += per_hour[int(t // _HOUR_S) % 24] * (hour_end - t) / _HOUR_S
-            t, steps = hour_end, steps + 1
+            rate = per_hour[int(t // _HOUR_S) % 24] / _HOUR_S
+            part = rate * (hour_end - t)
+            if total + part >= target:
+                return total + part, t + (target - total) / rate
+            total, t, steps = total + part, hour_end, steps + 1
         if t < end:
-            total += sum(per_hour) * (end - t) / _DAY_S  # past two days: whole days at the daily rate
-        return total
-
-    def _deadline(self, pulse: _Pulse, expected: float) -> float:
-        """When silence since the last sale reaches `expected` missing sales (within a day's step)."""
-        lo, hi = pulse.last_ts, pulse.last_ts + _HOUR_S
-        while self.expected_sales(pulse, pulse.last_ts, hi) < expected:
-            lo, hi = hi, pulse.last_ts + 2 * (hi - pulse.last_ts)
-            if hi - pulse.last_ts > 60 * _DAY_S:
-                return math.inf
-        for _ in range(12):  # bisection: minutes of precision
-            mid = (lo + hi) / 2.0
-            lo, hi = (mid, hi) if self.expected_sales(pulse, pulse.last_ts, mid) < expected else (lo, mid)
-        return hi
+            rate = sum(per_hour) / _DAY_S
+            part = rate * (end - t)
+            if total + part >= target:
+                return total + part, t + (target - total) / rate
+            total += part
+        return total, math.inf
 
     def tick(self, now: float) -> list[Alert]:
         """Alerts at event time `now`: the silences that became improbable (or more so)."""
