@@ -40,6 +40,10 @@ _RULE_FLOOR = 1e-3  # rule scores are clipped to [0.001, 0.999] before their log
 """What the supervised model reads, in order: `FraudScore.model_input` has these values."""
 
 
+_ANOMALY_INPUTS = FEATURE_NAMES.index("card_payments_1d")
+"""The anomaly model reads the features before the day-scale ones (`operators.fraud.behaviour`): counts
+over 30 days and store fraud rates are not "unlike recent traffic", and with them its PR-AUC on the
+simulator fell from 0.70 to 0.49 (`benchmarks/results/fraud_quality.json`, runs of 2026-12-06)."""
 _BINNED_OWNER = np.concatenate((np.arange(len(MODEL_INPUT_NAMES)), np.repeat(np.arange(len(FEATURE_NAMES)), N_BINS)))
 """For each column of the binned model input, the `MODEL_INPUT_NAMES` index it belongs to."""
 
@@ -133,7 +137,7 @@ class FraudScorer:
         self.window_size = window_size
         self.seed = seed
         self.learning_rate = learning_rate
-        self.forest = HalfSpaceForest(len(FEATURE_NAMES), n_trees, height, window_size, seed=seed)
+        self.forest = HalfSpaceForest(_ANOMALY_INPUTS, n_trees, height, window_size, seed=seed)
         width = len(MODEL_INPUT_NAMES) + N_BINS * len(FEATURE_NAMES)
         prior = [0.0] * (width + 1)
         prior[MODEL_INPUT_NAMES.index("rule_log_odds")] = 1.0
@@ -183,7 +187,8 @@ class FraudScorer:
         raw = feature_matrix(features)
         scaled = scale_matrix(raw)
         rule_scores, rule_reasons = self.rules.evaluate_many(raw)
-        forest_scores = self.forest.score_learn_many(scaled) if learn else self.forest.score_many(scaled)
+        recent = scaled[:, :_ANOMALY_INPUTS]
+        forest_scores = self.forest.score_learn_many(recent) if learn else self.forest.score_many(recent)
         anomaly = np.round(forest_scores, 6)
         clipped = np.clip(rule_scores, _RULE_FLOOR, 1.0 - _RULE_FLOOR)
         inputs = np.column_stack((scaled, np.log(clipped / (1.0 - clipped)), anomaly))
@@ -230,12 +235,12 @@ class FraudScorer:
     def learn_many(self, features: Sequence[Mapping[str, float]]) -> None:
         """The anomaly model learns a batch of payments as (mostly normal) traffic."""
         if features:
-            self.forest.learn_many(scale_matrix(feature_matrix(features)))
+            self.forest.learn_many(scale_matrix(feature_matrix(features))[:, :_ANOMALY_INPUTS])
 
     def learn_inputs(self, model_inputs: FloatArray) -> None:
         """`learn_many` for a batch just scored (`score_batch`'s array): no features recomputed."""
         if len(model_inputs):
-            self.forest.learn_many(model_inputs[:, : len(FEATURE_NAMES)])
+            self.forest.learn_many(model_inputs[:, :_ANOMALY_INPUTS])
 
     def learn_labels(self, model_inputs: Sequence[Sequence[float]] | FloatArray, is_fraud: Sequence[bool]) -> None:
         """The supervised model learns from labelled (or matured, presumed legit) payments' inputs."""
