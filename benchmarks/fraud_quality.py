@@ -15,7 +15,7 @@ Malformed records are dead-lettered by the inventory flow in production and reac
 fraud flow through `omni.dlq`; the harness hands the flow those dead-letter records
 itself, right after each malformed record, stamped with the stream's event time. The
 supervised part learns only from `fraud_label` events that have arrived by then in the
-stream (and from payments presumed legit once `OMNISTREAM_FRAUD_LABEL_RETENTION_S` has
+stream (and from payments presumed genuine once `OMNISTREAM_FRAUD_LABEL_MATURITY_S` has
 passed unlabelled), as the live system does.
 
 Reported per mode: ROC-AUC and PR-AUC (average precision) of the score over every scored

@@ -7,12 +7,16 @@ Redis (`GET /v1/scores/{id}`, with a time to live), each scorer shard's model do
 and alerts to `omni.alerts` and its Redis stream.
 
 ```
-fraud_in → decode ─┬─ payments (grouped per card shard) → cards → shoppers → registers ─┐
-                   ├─ labels (grouped per scorer shard) ──────────────────────────────────┴→ scorer ─┬→ records_out
-                   ├─ sales, shrink, dead letters, event clock → ops (one key) ───────────────────────┤
-                   └─ malformed labels (this flow owns their dead letters) ──────────────────────────┤
-                                         scorer: suspicious payments + its clock → fraud_alerts ─────┘
+fraud_in → decode ─┬─ payments (per card shard) → cards → shoppers ─┐
+                   ├─ labels (per payment) ─────────────────────────┴→ directory ─┬→ registers ─┐
+                   │               labels, on to their payment's scorer shard ────┴─────────────┴→ scorer ─┬→ out
+                   ├─ sales, shrink, dead letters, event clock → ops (one key) ────────────────────────────┤
+                   └─ malformed labels (this flow owns their dead letters) ───────────────────────────────┤
+                                         scorer: suspicious payments + its clock → fraud_alerts ──────────┘
 ```
+
+The `directory` (keyed by payment id) remembers each payment's store for the label horizon,
+so a label, which names only its payment, also reaches its store's fraud rate (`registers`).
 
 Items between steps are `ShardBatch`es (`operators.keyed_shards`): one list of payments per
 shard per batch, addressed to a `FraudStage`, so Bytewax's per-item cost is paid per group,
@@ -48,6 +52,7 @@ from flows.fraud_stages import (
     FLOW,
     CardStage,
     Decoder,
+    DirectoryStage,
     FraudAlertStage,
     FraudStage,
     OpsStage,
@@ -83,12 +88,15 @@ def build_flow(
     to_cards = to_stage("to_cards", routed, FraudStage.CARDS)
     cards = keyed_stage("cards", to_cards.trues, CardStage(settings))
     shoppers = keyed_stage("shoppers", cards, ShopperStage(settings))
-    registers = keyed_stage("registers", shoppers, RegisterStage(settings))
-    to_scorer = to_stage("to_scorer", op.merge("scorer_in", registers, to_cards.falses), FraudStage.SCORER)
+    to_directory = to_stage("to_directory", op.merge("directory_in", shoppers, to_cards.falses), FraudStage.DIRECTORY)
+    directory = keyed_stage("directory", to_directory.trues, DirectoryStage(settings))
+    to_registers = to_stage("to_registers", directory, FraudStage.REGISTERS)
+    registers = keyed_stage("registers", to_registers.trues, RegisterStage(settings))
+    to_scorer = to_stage("to_scorer", op.merge("scorer_in", registers, to_registers.falses), FraudStage.SCORER)
     scored = keyed_stage("scorer", to_scorer.trues, ScorerStage(settings))
     to_alerts = to_stage("to_fraud_alerts", scored, FraudStage.FRAUD_ALERTS)
     fraud_alerts = keyed_stage("fraud_alerts", to_alerts.trues, FraudAlertStage(settings))
-    to_ops = to_stage("to_ops", to_scorer.falses, FraudStage.OPS)
+    to_ops = to_stage("to_ops", op.merge("ops_in", to_directory.falses, to_scorer.falses), FraudStage.OPS)
     ops = keyed_stage("ops", to_ops.trues, OpsStage(settings))
     # What is left: records for the sink (score and model documents, alerts, malformed labels' dead letters).
     records = op.merge("records", to_alerts.falses, fraud_alerts, to_ops.falses, ops)

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from enum import StrEnum
 from typing import Any, TypeVar
 
+import msgspec
 import orjson
 from bytewax.operators import StatefulBatchLogic
 
@@ -42,10 +43,21 @@ from flows.metrics import (
 from flows.rules_watch import RulesWatch, rules_watch
 from omnistream.settings import Settings
 from operators.fraud.payments import Payment, payment_of, till_action_of
-from operators.fraud.records import DeadLetterSeen, OpsSignal, SaleSeen, Scoring, ShardVerdicts, ShrinkSeen, TrafficSeen
+from operators.fraud.pending import PendingPayments
+from operators.fraud.records import (
+    DeadLetterSeen,
+    LabelSeen,
+    OpsSignal,
+    SaleSeen,
+    Scoring,
+    ShardVerdicts,
+    ShrinkSeen,
+    TrafficSeen,
+)
 from operators.fraud.scorer import FraudScore, FraudScorer
 from operators.fraud.shards import (
     CardShard,
+    DirectoryShard,
     FraudAlertDesk,
     OperationsDesk,
     RegisterShard,
@@ -53,7 +65,6 @@ from operators.fraud.shards import (
     ScorerShard,
     ShopperShard,
 )
-from operators.fraud.supervised import LabelJoin
 from operators.keyed_shards import ShardBatch, ShardRouter
 from state import keys
 from state.doc_writer import FencedDoc
@@ -67,6 +78,7 @@ class FraudStage(StrEnum):
 
     CARDS = "card"
     SHOPPERS = "user"
+    DIRECTORY = "directory"
     REGISTERS = "store"
     SCORER = "scorer"
     FRAUD_ALERTS = "fraud_alerts"
@@ -113,7 +125,7 @@ class Decoder:
         cards: list[str] = []  # the card (or payment) each payment's features are keyed on
         payments: list[Scoring] = []
         label_ids: list[str] = []
-        labels_in: list[FraudLabel] = []
+        labels_in: list[LabelSeen] = []
         ops: list[OpsSignal] = []
         letters: list[DeadLetter] = []
         seen: Counter[tuple[str, str]] = Counter()
@@ -147,7 +159,7 @@ class Decoder:
             if topic is labels:
                 label: FraudLabel = event  # type: ignore[assignment]
                 label_ids.append(label.txn_id or label.order_id or "")
-                labels_in.append(label)
+                labels_in.append(LabelSeen(label, record.topic, record.partition, record.offset))
                 continue
             ts = event.ts.timestamp()
             if topic is inventory:
@@ -168,7 +180,7 @@ class Decoder:
             SKIPPED.labels(FLOW, topic_name).inc(n)
         router = self.router
         router.add_many(FraudStage.CARDS, cards, payments)
-        router.add_many(FraudStage.SCORER, label_ids, labels_in)
+        router.add_many(FraudStage.DIRECTORY, label_ids, labels_in)
         router.add_all_to_single(FraudStage.OPS, ops)
         router.add_all_to_single(FraudStage.SINK, letters)
         return router.drain()
@@ -257,9 +269,41 @@ class _ShopperLogic(_Logic):
         items = self._items(groups)
         self.shard.learn_many(items)
         _ENTITIES.report("shoppers", self.shard, len(self.shard.shoppers))
-        stores = [item.action.store_id if item.action is not None else item.payment_id for item in items]
-        self.router.add_many(FraudStage.REGISTERS, stores, items)
+        self.router.add_many(FraudStage.DIRECTORY, [item.payment_id for item in items], items)
         return self.router.drain(), _RETAIN
+
+
+class DirectoryStage:
+    """Builds the `directory` step (keyed by payment id): each payment's store, for its label to find."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def __call__(self, resume: bytes | None) -> _Logic:
+        s = self.settings
+        shard = _resume(resume, lambda: DirectoryShard(s.fraud.label_horizon_s, 4 * s.fraud.label_max_pending))
+        return _DirectoryLogic(shard, s)
+
+
+class _DirectoryLogic(_Logic):
+    shard: DirectoryShard
+
+    def on_batch(self, groups: list[list[Any]]) -> tuple[list[Routed], bool]:
+        payments, labels, store_labels = self.shard.learn_many(self._items(groups))
+        _ENTITIES.report("payment_stores", self.shard, len(self.shard.directory))
+        router = self.router
+        router.add_many(FraudStage.REGISTERS, [_store_key(item) for item in payments], payments)
+        router.add_many(FraudStage.REGISTERS, [label.store_id for label in store_labels], store_labels)
+        router.add_many(FraudStage.SCORER, [seen.payment_id for seen in labels], labels)
+        return router.drain(), _RETAIN
+
+
+def _store_key(item: Scoring) -> str:
+    """The store a payment or till action is keyed on in the `registers` step (its payment id without one)."""
+    payment, action = item.payment, item.action
+    if payment is not None and payment.store_id:
+        return payment.store_id
+    return action.store_id if action is not None else item.payment_id
 
 
 class RegisterStage:
@@ -298,9 +342,9 @@ class ScorerStage:
         s, watch = self.settings, _watch(self.settings)
 
         def fresh() -> ScorerShard:
-            join = LabelJoin(presume_legit_after_s=s.fraud.label_retention_s, retention_s=s.fraud.label_retention_s,
-                             max_entries=s.fraud.label_max_pending)  # fmt: skip
-            return ScorerShard(FraudScorer(watch.current(), mode=s.fraud.scorer_mode), join)
+            pending = PendingPayments(horizon_s=s.fraud.label_horizon_s, maturity_s=s.fraud.label_maturity_s,
+                                      max_payments=s.fraud.label_max_pending)  # fmt: skip
+            return ScorerShard(FraudScorer(watch.current(), mode=s.fraud.scorer_mode), pending)
 
         logic = _ScorerLogic(_resume(resume, fresh), s)
         logic.watch, logic.ttl_s, logic.shards = watch, s.fraud.score_ttl_s, s.fraud.shards
@@ -317,15 +361,14 @@ class _ScorerLogic(_Logic):
         shard = self.shard
         items = self._items(groups)
         if shard.shard is None:
-            first = items[0]
-            payment_id = first.payment_id if type(first) is Scoring else first.txn_id or first.order_id or ""
-            shard.shard = zlib.crc32(payment_id.encode()) % self.shards
+            shard.shard = zlib.crc32(items[0].payment_id.encode()) % self.shards
         batch = shard.learn_many(items, self.watch.current())
         _count(batch)
         ttl_s, score_key = self.ttl_s, keys.score
         self._sink([FencedDoc(score_key(p.payment_id), 1, _score_doc(p, v), ttl_s, p.ts) for p, v in batch.scored])
         self._sink(_model_doc(shard))
-        _ENTITIES.report("pending_labels", shard, len(shard.join))
+        self._sink([_label_dead_letter(seen, reason) for seen, reason in batch.refused])
+        _ENTITIES.report("pending_labels", shard, len(shard.pending))
         if batch.suspicious or shard.clock > float("-inf"):
             self.router.add_to_single(FraudStage.FRAUD_ALERTS, ShardVerdicts(batch.suspicious, shard.clock))
         return self.router.drain(), _RETAIN
@@ -355,6 +398,12 @@ def _score_doc(payment: Payment, verdict: FraudScore) -> bytes:
     })  # fmt: skip
 
 
+def _label_dead_letter(seen: LabelSeen, reason: str) -> DeadLetter:
+    """A label that teaches nothing, as a dead letter named by where it was read (a re-read is the same record)."""
+    return DeadLetter.of(seen.topic, seen.partition, seen.offset, f"{reason} ({seen.payment_id})",
+                         msgspec.json.encode(seen.label))  # fmt: skip
+
+
 def _model_doc(shard: ScorerShard) -> list[FencedDoc]:
     """The shard's model document, when its model changed since the last one."""
     version = shard.next_model_version()
@@ -369,7 +418,12 @@ def _model_doc(shard: ScorerShard) -> list[FencedDoc]:
         "supervised_updates": scorer.model.updates,
         "fraud_labels_learned": scorer.model.positives,
         "supervised_ready": scorer.supervised_ready,
-        "pending_labels": len(shard.join),
+        "examples_buffered": scorer.examples_buffered,
+        "pending_labels": len(shard.pending),
+        "pending_bytes": shard.pending.nbytes,
+        "bytes_per_pending_payment": shard.pending.bytes_per_payment,
+        "labels_waiting_for_payment": len(shard.pending.waiting),
+        "labels": shard.totals,
         "as_of": rfc3339_ms(shard.clock) if shard.clock > float("-inf") else None,
     })  # fmt: skip
     return [FencedDoc(keys.fraud_model(index), shard.doc_version, doc)]

@@ -178,11 +178,21 @@ class FraudSettings(_Group):
         description="What the score is: the blend (`full`), or the rules or the anomaly model alone (a fallback, "
         "and the quality harness's comparison).",
     )
-    label_retention_s: float = Field(
-        3 * 86_400.0, ge=60, description="Event time a payment's scoring features wait for its fraud_label."
+    label_horizon_s: float = Field(
+        120 * 86_400.0,
+        ge=60,
+        description="Event time a payment's scoring inputs wait for its fraud_label (the chargeback window).",
+    )
+    label_maturity_s: float | None = Field(
+        None,
+        ge=60,
+        description="Event time after which an unlabelled payment is learned as genuine, never earlier; unset: "
+        "the horizon.",
     )
     label_max_pending: int = Field(
-        50_000, ge=1000, description="Payments awaiting a label kept per scorer shard at most (oldest go first)."
+        2_500_000,
+        ge=1000,
+        description="Payments awaiting a label kept per scorer shard at most (the oldest day goes first, unlearned).",
     )
     alert_quiet_s: float = Field(
         1_800.0, ge=1, description="Event time without suspicious payments before a fraud alert resolves."
@@ -191,10 +201,16 @@ class FraudSettings(_Group):
         1_024, ge=64, description="Resident memory a fraud flow process should stay under (benchmark soak check)."
     )
 
-    @field_validator("review_threshold", "block_threshold", mode="before")
+    @field_validator("review_threshold", "block_threshold", "label_maturity_s", mode="before")
     @classmethod
     def _empty_threshold_keeps_the_rules_file(cls, value: object) -> object:
         return None if value in ("", None) else value
+
+    @model_validator(mode="after")
+    def _maturity_within_the_horizon(self) -> FraudSettings:
+        if self.label_maturity_s is not None and self.label_maturity_s > self.label_horizon_s:
+            raise ValueError("label_maturity_s must not be past label_horizon_s (payments are forgotten there)")
+        return self
 
 
 class OpsSettings(_Group):

@@ -1,4 +1,4 @@
-"""Fraud and anomaly engine: pure logic, no I/O (ARCHITECTURE.md, `operators/`).
+"""Fraud and anomaly engine: pure logic, no I/O (docs/architecture.md, `operators/`).
 
 The flow (`flows/fraud.py`) wires these together:
 
@@ -7,8 +7,9 @@ The flow (`flows/fraud.py`) wires these together:
    `RegisterBehaviour` (store), `OrderChecks` (stateless); the dicts of one payment are merged.
 3. `FraudScorer.score_many(features)` gives each payment a `FraudScore` (score, decision, reasons,
    model_version); `learn_many(features)` teaches the anomaly model normal traffic.
-4. `LabelJoin` keeps each payment's `FraudScore.model_input` until its `fraud_label` arrives
-   (`take`) or it matures unlabelled (`mature`, presumed legit); `FraudScorer.learn_labels` learns them.
+4. `PendingPayments` keeps each payment's `FraudScore.model_input` compactly until its `fraud_label`
+   arrives (up to the label horizon) or it matures unlabelled (presumed genuine, never earlier);
+   `FraudScorer.learn_labels` learns them.
 5. `FraudAlerts` turns scores and register behaviour into de-duplicated `Alert`s; `SalesPulse`,
    `ShrinkWatch` and `DeadLetterRate` raise operational `anomaly` alerts.
 
@@ -31,9 +32,10 @@ from operators.fraud.features import (
 )
 from operators.fraud.operations import DeadLetterRate, SalesPulse, ShrinkWatch
 from operators.fraud.payments import Payment, TillAction, payment_of, till_action_of
+from operators.fraud.pending import PendingPayments
 from operators.fraud.rules import Rule, RuleBook, RuleBookError, reload_rules
 from operators.fraud.scorer import MODEL_INPUT_NAMES, MODES, FraudScore, FraudScorer, Mode
-from operators.fraud.supervised import LabelJoin, OnlineLogit
+from operators.fraud.supervised import OnlineLogit
 
 __all__ = [
     "FEATURE_DEFAULTS",
@@ -47,11 +49,11 @@ __all__ = [
     "FraudScore",
     "FraudScorer",
     "HalfSpaceForest",
-    "LabelJoin",
     "Mode",
     "OnlineLogit",
     "OrderChecks",
     "Payment",
+    "PendingPayments",
     "RegisterBehaviour",
     "Rule",
     "RuleBook",

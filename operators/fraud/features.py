@@ -49,6 +49,22 @@ FEATURE_CAPS: dict[str, float] = {
     "amount": 20_000.0,
     "high_value": 1.0,
     "card_owner_absent": 1.0,
+    # Behaviour over days (operators.fraud.behaviour): a card's habit, a store's received fraud labels.
+    "card_payments_1d": 50.0,
+    "card_payments_7d": 200.0,
+    "card_payments_30d": 500.0,
+    "card_mean_amount_1d": 20_000.0,
+    "card_mean_amount_7d": 20_000.0,
+    "card_mean_amount_30d": 20_000.0,
+    "card_amount_ratio_30d": 20.0,
+    "store_payments_1d": 2_000.0,
+    "store_payments_7d": 10_000.0,
+    "store_payments_30d": 50_000.0,
+    "store_fraud_rate_1d": 1.0,
+    "store_fraud_rate_7d": 1.0,
+    "store_fraud_rate_30d": 1.0,
+    "night": 1.0,
+    "weekend": 1.0,
 }
 """Every payment feature, in the models' input order, with its saturation value."""
 
@@ -296,6 +312,17 @@ def _remembered(known: tuple[str, ...], value: str | None, limit: int) -> tuple[
     return (*(k for k in known if k != value), value)[-limit:]
 
 
+def time_of_week(ts: float) -> dict[str, float]:
+    """`night` (00:00 to 06:00) and `weekend` (Saturday, Sunday) of an event time, in UTC.
+
+    >>> time_of_week(1795305600.0 + 3600.0)  # Sunday 2026-11-22, 01:00
+    {'night': 1.0, 'weekend': 1.0}
+    """
+    seconds = ts % 86_400.0
+    weekday = (math.floor(ts / 86_400.0) + 3) % 7  # 1970-01-01 was a Thursday: 0 is Monday
+    return {"night": 1.0 if seconds < 6 * 3600.0 else 0.0, "weekend": 1.0 if weekday >= 5 else 0.0}
+
+
 class OrderChecks:
     """Checks that need nothing but the payment itself: country mismatches, manual entry, value.
 
@@ -332,6 +359,7 @@ class OrderChecks:
             "guest_checkout": 1.0 if online and payment.user_id is None else 0.0,
             "amount": max(payment.amount, 0.0),
             "high_value": 1.0 if payment.amount >= self.high_value else 0.0,
+            **time_of_week(payment.ts),
         }
 
 

@@ -11,6 +11,7 @@ per entity, one `resolved` when it clears.
 
 from __future__ import annotations
 
+import heapq
 import math
 from collections import deque
 from dataclasses import dataclass
@@ -22,35 +23,47 @@ from operators.fraud.alerts import AlertBook
 @dataclass(slots=True)
 class _Pulse:
     entity: Entity
+    first_ts: float
     last_ts: float
-    gap: float  # EWMA of the gap between sales, seconds, all hours
-    by_hour: list[float]  # EWMA gap per hour of day (nan until seen)
+    sales_by_hour: list[float]  # sales per hour of day since `first_ts` (halved as history ages)
     seen: int
-    silent: bool = False  # an alert is open
+    severity: Severity | None = None  # of the open alert, None when none is open
     store: _Pulse | None = None  # a register's store
+    alert_day: int = -1
+    alerts_that_day: int = 0
+
+
+_DAY_S = 86_400.0
+_HOUR_S = 3_600.0
+_RANK = {Severity.WARNING: 1, Severity.ATTENTION: 2, Severity.EMERGENCY: 3}
 
 
 class SalesPulse:
-    """Sales rate per store and per register against each one's own recent baseline; flags silence.
+    """Sales per store and per register against each one's own rate by hour of day; flags improbable silence.
 
-    The baseline is an EWMA of the gap between consecutive sales, kept per hour of
-    day (a store is slower at 8 am than at noon) and overall for hours not seen yet.
-    An entity is silent when no sale came for `factor` times its usual gap, and at
-    least `min_silence_s`: a quiet store (one sale every 5 minutes) gets more slack
-    than a flagship. A silent store raises `attention` (tills down or the store
-    cut off), a silent register `warning`; the registers of a silent store raise nothing
-    of their own. Any sale resolves it.
+    Each entity learns how many sales it usually makes in each hour of the day. A silence is
+    judged by the sales that would have been expected in it: with `expected` sales expected
+    and none made (a Poisson chance of e^-expected, 1 in 22,000 with the default 10), the
+    entity is silent. A store selling once a day is not silent after an hour, nor overnight
+    if it never sells at night; a till selling every few seconds is silent within minutes.
+    Severity follows the evidence: a store is `warning` at `expected` missing sales and
+    `attention` at three times as many; a register is `warning`; the registers of a silent
+    store raise nothing of their own. At most `max_alerts_per_day` alerts per entity per day
+    (escalations included). Any sale resolves it. Before a day of history the rate is the
+    entity's overall rate so far.
 
     Parameters
     ----------
-    factor
-        Silence threshold in usual gaps.
+    expected
+        Sales expected during a silence before it counts.
     store_min_silence_s, register_min_silence_s
-        Floors of the silence threshold.
+        Silences shorter than these never count.
     min_sales
         Sales an entity needs before its silence counts (a baseline first).
-    alpha
-        EWMA weight of a new gap.
+    max_alerts_per_day
+        Alerts per entity per event-time day at most.
+    history_days
+        Days of sales per hour kept (older history is halved away).
 
     Examples
     --------
@@ -68,20 +81,24 @@ class SalesPulse:
 
     def __init__(
         self,
-        factor: float = 10.0,
+        expected: float = 10.0,
         store_min_silence_s: float = 300.0,
         register_min_silence_s: float = 900.0,
         min_sales: int = 20,
-        alpha: float = 0.05,
+        max_alerts_per_day: int = 3,
+        history_days: float = 28.0,
         max_entities: int = 100_000,
     ) -> None:
-        self.factor = factor
+        self.expected = expected
         self.store_min_silence_s = store_min_silence_s
         self.register_min_silence_s = register_min_silence_s
         self.min_sales = min_sales
-        self.alpha = alpha
+        self.max_alerts_per_day = max_alerts_per_day
+        self.history_days = history_days
         self.max_entities = max_entities
         self._pulses: dict[tuple[str, str], _Pulse] = {}  # by (entity type, id): no Entity built per sale
+        # (time to look again, entity key, the last sale it was pushed for): a heap, stale entries skipped
+        self._due: list[tuple[float, tuple[str, str], float]] = []
         self.book = AlertBook("anomaly", quiet_s=math.inf, max_open=max_entities)
 
     def learn_one(self, store_id: str, register_id: str, ts: float) -> list[Alert]:
@@ -99,48 +116,107 @@ class SalesPulse:
     def _beat(
         self, entity_type: str, entity_id: str, ts: float, store: _Pulse | None, resolved: list[Alert]
     ) -> _Pulse | None:
-        pulse = self._pulses.get((entity_type, entity_id))
+        key = (entity_type, entity_id)
+        pulse = self._pulses.get(key)
         if pulse is None:
             if len(self._pulses) >= self.max_entities:
                 return None
-            entity = Entity(entity_type, entity_id)
-            pulse = self._pulses[entity_type, entity_id] = _Pulse(entity, ts, math.nan, [math.nan] * 24, 1, store=store)
+            pulse = self._pulses[key] = _Pulse(Entity(entity_type, entity_id), ts, ts, [0.0] * 24, 1, store=store)
+            pulse.sales_by_hour[int(ts // _HOUR_S) % 24] += 1.0
             return pulse
-        if ts <= pulse.last_ts:
-            return pulse  # a late sale says nothing about the gap now
-        gap = ts - pulse.last_ts
-        pulse.last_ts = ts
+        pulse.sales_by_hour[int(ts // _HOUR_S) % 24] += 1.0
         pulse.seen += 1
-        pulse.gap = gap if math.isnan(pulse.gap) else pulse.gap + self.alpha * (gap - pulse.gap)
-        hour = int(ts // 3600.0) % 24
-        usual = pulse.by_hour[hour]
-        pulse.by_hour[hour] = gap if math.isnan(usual) else usual + self.alpha * (gap - usual)
-        if pulse.silent:
-            pulse.silent = False
+        if ts <= pulse.last_ts:
+            return pulse  # a late sale says nothing about the silence now
+        pulse.last_ts = ts
+        if ts - pulse.first_ts > self.history_days * _DAY_S:  # forget half of the history
+            pulse.sales_by_hour = [n / 2.0 for n in pulse.sales_by_hour]
+            pulse.first_ts += (ts - pulse.first_ts) / 2.0
+        floor = self.store_min_silence_s if entity_type == "store" else self.register_min_silence_s
+        heapq.heappush(self._due, (ts + floor, key, ts))
+        if pulse.severity is not None:
+            pulse.severity = None
             resolved += self.book.clear(pulse.entity, ts, ["sales resumed"])
         return pulse
 
+    def _per_hour(self, pulse: _Pulse) -> list[float] | None:
+        """Sales in each hour of an average day; None before a day of history (then the overall rate counts)."""
+        span = pulse.last_ts - pulse.first_ts
+        if span < _DAY_S:
+            return None
+        return [n * _DAY_S / span for n in pulse.sales_by_hour]
+
+    def expected_sales(self, pulse: _Pulse, start: float, end: float) -> float:
+        """Sales `pulse` would usually make in (`start`, `end`]: its rate by hour of day (overall before a day)."""
+        return self._walk(pulse, start, end, math.inf)[0]
+
+    def _deadline(self, pulse: _Pulse, expected: float) -> float:
+        """When the silence since the last sale reaches `expected` missing sales."""
+        return self._walk(pulse, pulse.last_ts, pulse.last_ts + 60 * _DAY_S, expected)[1]
+
+    def _walk(self, pulse: _Pulse, start: float, end: float, target: float) -> tuple[float, float]:
+        """(sales expected in (`start`, `end`], the time they reach `target` or inf): hour by hour for two days,
+        then whole days at the daily rate."""
+        per_hour = self._per_hour(pulse)
+        if per_hour is None:
+            span = pulse.last_ts - pulse.first_ts
+            rate = (pulse.seen - 1) / span if span > 0 else 0.0  # per second
+            total = rate * (end - start)
+            return total, (start + target / rate if rate > 0 and total >= target else math.inf)
+        total, t, steps = 0.0, start, 0
+        while t < end and steps < 48:
+            hour_end = min(end, (math.floor(t / _HOUR_S) + 1) * _HOUR_S)
+            rate = per_hour[int(t // _HOUR_S) % 24] / _HOUR_S
+            part = rate * (hour_end - t)
+            if total + part >= target:
+                return total + part, t + (target - total) / rate
+            total, t, steps = total + part, hour_end, steps + 1
+        if t < end:
+            rate = sum(per_hour) / _DAY_S
+            part = rate * (end - t)
+            if total + part >= target:
+                return total + part, t + (target - total) / rate
+            total += part
+        return total, math.inf
+
     def tick(self, now: float) -> list[Alert]:
-        """Alerts at event time `now`: the silences that began."""
+        """Alerts at event time `now`: the silences that became improbable (or more so)."""
         alerts: list[Alert] = []
-        hour = int(now // 3600.0) % 24
+        due = self._due
+        found: list[_Pulse] = []
+        while due and due[0][0] <= now:
+            _, key, pushed_for = heapq.heappop(due)
+            pulse = self._pulses.get(key)
+            if pulse is None or pulse.last_ts != pushed_for:
+                continue  # a later sale pushed its own entry
+            found.append(pulse)
         # Stores first: a register of a silent store is not news of its own (one alert per incident).
-        stores = [p for p in self._pulses.values() if p.store is None]
-        registers = [p for p in self._pulses.values() if p.store is not None]
-        for pulse in stores + registers:
-            if pulse.seen < self.min_sales or pulse.silent or (pulse.store is not None and pulse.store.silent):
+        found.sort(key=lambda p: p.store is not None)
+        for pulse in found:
+            if pulse.seen < self.min_sales or (pulse.store is not None and pulse.store.severity is not None):
                 continue
-            entity = pulse.entity
-            usual = pulse.by_hour[hour]
-            if math.isnan(usual):
-                usual = pulse.gap
-            is_store = entity.type == "store"
-            floor = self.store_min_silence_s if is_store else self.register_min_silence_s
-            if now - pulse.last_ts > max(floor, self.factor * usual):
-                severity = Severity.ATTENTION if is_store else Severity.WARNING
-                reason = "store sales stopped" if is_store else "register silent"
-                pulse.silent = True
-                alerts += self.book.observe(entity, now, severity, [reason])
+            is_store = pulse.store is None
+            missing = self.expected_sales(pulse, pulse.last_ts, now)
+            severity = None
+            if missing >= 3 * self.expected and is_store:
+                severity = Severity.ATTENTION
+            elif missing >= self.expected:
+                severity = Severity.WARNING
+            if severity is not None and (pulse.severity is None or _RANK[severity] > _RANK[pulse.severity]):
+                day = int(now // _DAY_S)
+                if day != pulse.alert_day:
+                    pulse.alert_day, pulse.alerts_that_day = day, 0
+                if pulse.alerts_that_day < self.max_alerts_per_day:
+                    pulse.alerts_that_day += 1
+                    pulse.severity = severity
+                    reason = "store sales stopped" if is_store else "register silent"
+                    detail = f"{missing:.0f} sales expected in the silence"
+                    alerts += self.book.observe(pulse.entity, now, severity, [reason, detail])
+            # Look again when the silence would next change the verdict (an alert, or its escalation).
+            if pulse.severity is None or (is_store and pulse.severity is Severity.WARNING):
+                target = self.expected if pulse.severity is None else 3 * self.expected
+                again = max(now + 60.0, self._deadline(pulse, target))
+                heapq.heappush(due, (again, (pulse.entity.type, pulse.entity.id), pulse.last_ts))
         return alerts
 
 

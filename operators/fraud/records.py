@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import msgspec
 
+from events.models import FraudLabel
 from operators.fraud.payments import Payment, TillAction
 from operators.fraud.scorer import FraudScore
 
@@ -73,3 +74,28 @@ class ShardVerdicts(msgspec.Struct, gc=False):
 
     suspicious: list[tuple[Payment, FraudScore]]
     clock: float
+
+
+class LabelSeen(msgspec.Struct, gc=False, frozen=True):
+    """A `fraud_label` on its way to the scorer shard of its payment, with where it was read.
+
+    The position names its dead letter (`topic/partition/offset`) if it never meets its payment,
+    so a label re-read after a recovery is recognisably the same record.
+    """
+
+    label: FraudLabel
+    topic: str
+    partition: int
+    offset: int
+
+    @property
+    def payment_id(self) -> str:
+        return self.label.txn_id or self.label.order_id or ""
+
+
+class StoreLabel(msgspec.Struct, gc=False, frozen=True):
+    """A label's verdict for the store its payment was made at, dated by the payment: a store's fraud rate."""
+
+    store_id: str
+    payment_ts: float
+    is_fraud: bool

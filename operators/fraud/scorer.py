@@ -29,7 +29,7 @@ import numpy.typing as npt
 from operators.fraud.anomaly import HalfSpaceForest
 from operators.fraud.features import FEATURE_NAMES, feature_matrix, scale_matrix
 from operators.fraud.rules import RuleBook
-from operators.fraud.supervised import OnlineLogit
+from operators.fraud.supervised import N_BINS, OnlineLogit, with_bins
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -38,6 +38,22 @@ MODES: tuple[Mode, ...] = ("full", "rules_only", "anomaly_only")
 MODEL_INPUT_NAMES: tuple[str, ...] = (*FEATURE_NAMES, "rule_log_odds", "anomaly_score")
 _RULE_FLOOR = 1e-3  # rule scores are clipped to [0.001, 0.999] before their log-odds: 0 would be -infinity
 """What the supervised model reads, in order: `FraudScore.model_input` has these values."""
+
+
+_ANOMALY_INPUTS = FEATURE_NAMES.index("card_payments_1d")
+"""The anomaly model reads the features before the day-scale ones (`operators.fraud.behaviour`): counts
+over 30 days and store fraud rates are not "unlike recent traffic", and with them its PR-AUC on the
+simulator fell from 0.70 to 0.49 (`benchmarks/results/fraud_quality.json`, runs of 2026-12-06)."""
+_BINNED_OWNER = np.concatenate((np.arange(len(MODEL_INPUT_NAMES)), np.repeat(np.arange(len(FEATURE_NAMES)), N_BINS)))
+"""For each column of the binned model input, the `MODEL_INPUT_NAMES` index it belongs to."""
+
+
+def _pushes_per_input(pushes: FloatArray) -> FloatArray:
+    """Log-odds pushes of the binned columns summed back to the model inputs they came from (per row)."""
+    out = np.zeros((pushes.shape[0], len(MODEL_INPUT_NAMES)))
+    for column, owner in enumerate(_BINNED_OWNER.tolist()):
+        out[:, owner] += pushes[:, column]
+    return out
 
 
 class FraudScore(NamedTuple):
@@ -106,7 +122,8 @@ class FraudScorer:
         height: int = 8,
         window_size: int = 1000,
         seed: int = 7,
-        learning_rate: float = 0.1,
+        learning_rate: float = 1.0,
+        max_fraud_weight: float = 30.0,
     ) -> None:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
@@ -120,10 +137,12 @@ class FraudScorer:
         self.window_size = window_size
         self.seed = seed
         self.learning_rate = learning_rate
-        self.forest = HalfSpaceForest(len(FEATURE_NAMES), n_trees, height, window_size, seed=seed)
-        prior = [0.0] * (len(MODEL_INPUT_NAMES) + 1)
+        self.forest = HalfSpaceForest(_ANOMALY_INPUTS, n_trees, height, window_size, seed=seed)
+        width = len(MODEL_INPUT_NAMES) + N_BINS * len(FEATURE_NAMES)
+        prior = [0.0] * (width + 1)
         prior[MODEL_INPUT_NAMES.index("rule_log_odds")] = 1.0
-        self.model = OnlineLogit(len(MODEL_INPUT_NAMES), learning_rate, prior=prior)
+        self.model = OnlineLogit(width, learning_rate, prior=prior)
+        self.max_fraud_weight = max_fraud_weight
         self._pending: deque[tuple[tuple[float, ...], bool]] = deque(maxlen=max_pending)
         self._legit_seen = 0
 
@@ -140,6 +159,11 @@ class FraudScorer:
     def supervised_ready(self) -> bool:
         """Whether the supervised model has started learning (before, it equals the rule score)."""
         return self.model.updates > 0
+
+    @property
+    def examples_buffered(self) -> int:
+        """Labelled examples waiting for the first `min_legit` genuine ones before the model learns them all."""
+        return len(self._pending)
 
     def score_many(self, features: Sequence[Mapping[str, float]]) -> list[FraudScore]:
         """Scores of a batch of payments (their merged feature dicts); reads only.
@@ -163,7 +187,8 @@ class FraudScorer:
         raw = feature_matrix(features)
         scaled = scale_matrix(raw)
         rule_scores, rule_reasons = self.rules.evaluate_many(raw)
-        forest_scores = self.forest.score_learn_many(scaled) if learn else self.forest.score_many(scaled)
+        recent = scaled[:, :_ANOMALY_INPUTS]
+        forest_scores = self.forest.score_learn_many(recent) if learn else self.forest.score_many(recent)
         anomaly = np.round(forest_scores, 6)
         clipped = np.clip(rule_scores, _RULE_FLOOR, 1.0 - _RULE_FLOOR)
         inputs = np.column_stack((scaled, np.log(clipped / (1.0 - clipped)), anomaly))
@@ -172,10 +197,10 @@ class FraudScorer:
         elif self.mode == "anomaly_only":
             chosen = anomaly
         elif self.supervised_ready:
-            chosen = self.model.predict_many(inputs)
+            chosen = self.model.predict_many(with_bins(inputs, len(FEATURE_NAMES)))
         else:
             chosen = rule_scores  # what the untrained model would say, without the clipping
-        clipped_scores = np.clip(chosen, 0.0, 1.0).round(6)
+        clipped_scores = np.clip(chosen, 0.0, 1.0)  # full precision: a rounded score loses the ranking
         scores: list[float] = clipped_scores.tolist()
         reviewed = np.where(clipped_scores >= self.rules.review, "review", "allow")
         decisions = np.where(clipped_scores >= self.rules.block, "block", reviewed).tolist()
@@ -183,7 +208,7 @@ class FraudScorer:
         flagged = np.flatnonzero(clipped_scores >= review).tolist()
         if flagged and self.mode == "full" and self.supervised_ready:
             # Contributions to the log-odds, feature by feature: only for payments worth a reason.
-            pushes = inputs[flagged] * self.model.weights[:-1]
+            pushes = _pushes_per_input(with_bins(inputs[flagged], len(FEATURE_NAMES)) * self.model.weights[:-1])
             for row, push in zip(flagged, pushes, strict=True):
                 rule_reasons[row] += self._top_features(push)
         elif flagged and self.mode == "anomaly_only":
@@ -210,12 +235,12 @@ class FraudScorer:
     def learn_many(self, features: Sequence[Mapping[str, float]]) -> None:
         """The anomaly model learns a batch of payments as (mostly normal) traffic."""
         if features:
-            self.forest.learn_many(scale_matrix(feature_matrix(features)))
+            self.forest.learn_many(scale_matrix(feature_matrix(features))[:, :_ANOMALY_INPUTS])
 
     def learn_inputs(self, model_inputs: FloatArray) -> None:
         """`learn_many` for a batch just scored (`score_batch`'s array): no features recomputed."""
         if len(model_inputs):
-            self.forest.learn_many(model_inputs[:, : len(FEATURE_NAMES)])
+            self.forest.learn_many(model_inputs[:, :_ANOMALY_INPUTS])
 
     def learn_labels(self, model_inputs: Sequence[Sequence[float]] | FloatArray, is_fraud: Sequence[bool]) -> None:
         """The supervised model learns from labelled (or matured, presumed legit) payments' inputs."""
@@ -230,4 +255,17 @@ class FraudScorer:
             inputs = np.vstack([np.asarray([x for x, _ in self._pending]), inputs])
             labels = [y for _, y in self._pending] + labels
             self._pending.clear()
-        self.model.learn_many(inputs, labels)
+        self.model.learn_many(with_bins(inputs, len(FEATURE_NAMES)), labels, self.fraud_weight(labels))
+
+    def fraud_weight(self, labels: Sequence[bool]) -> float:
+        """How many genuine examples a fraud example counts for: the square root of the imbalance seen so far.
+
+        Frauds are about 1% of payments: unweighted, the model learns mostly that payments are
+        genuine. Weighting by the full ratio over-corrects (every score high, poorly ranked among
+        the top); its square root, capped at `max_fraud_weight`, balances them half way.
+        """
+        positives = self.model.positives + sum(labels)
+        negatives = self.model.updates + len(labels) - positives
+        if positives == 0:
+            return 1.0
+        return float(min(self.max_fraud_weight, max(1.0, (negatives / positives) ** 0.5)))

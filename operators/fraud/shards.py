@@ -16,16 +16,25 @@ from collections.abc import Sequence
 from typing import NamedTuple
 
 from events.alerts import Alert
-from events.models import FraudLabel
 from operators.entity_cache import EntityCache, RecentIds
 from operators.fraud.alerts import FraudAlerts
-from operators.fraud.features import CardVelocity, OrderChecks, RegisterBehaviour, ShopperHistory
+from operators.fraud.behaviour import CardHabit, StoreRisk
+from operators.fraud.features import FEATURE_DEFAULTS, CardVelocity, OrderChecks, RegisterBehaviour, ShopperHistory
 from operators.fraud.operations import DeadLetterRate, SalesPulse, ShrinkWatch
 from operators.fraud.payments import Payment
-from operators.fraud.records import DeadLetterSeen, OpsSignal, SaleSeen, Scoring, ShardVerdicts, ShrinkSeen
+from operators.fraud.pending import Matched, PaymentDirectory, PendingPayments
+from operators.fraud.records import (
+    DeadLetterSeen,
+    LabelSeen,
+    OpsSignal,
+    SaleSeen,
+    Scoring,
+    ShardVerdicts,
+    ShrinkSeen,
+    StoreLabel,
+)
 from operators.fraud.rules import RuleBook
 from operators.fraud.scorer import FraudScore, FraudScorer
-from operators.fraud.supervised import LabelJoin
 
 _NEVER = float("-inf")
 _CHECKS = OrderChecks()  # stateless
@@ -44,20 +53,24 @@ class CardShard:
 
     def __init__(self, max_cards: int, max_ids: int) -> None:
         self.cards: EntityCache[CardVelocity] = EntityCache(max_cards)
+        self.habits: EntityCache[list[list[float]]] = EntityCache(max_cards)  # CardHabit states
         self.recent = RecentIds(max_ids)
 
     def learn_many(self, items: Sequence[Scoring]) -> list[Scoring]:
         """The items that are not retries, payments with their first features; retries are left out."""
-        cards, recent, checks = self.cards, self.recent, _CHECKS
+        cards, habits, recent, checks, learn_habit = self.cards, self.habits, self.recent, _CHECKS, CardHabit.learn_one
         kept: list[Scoring] = []
         for item in items:
             if not recent.add(item.event_id):
                 continue
             payment = item.payment
             if payment is not None:
-                features = checks.learn_one(payment)
+                features = FEATURE_DEFAULTS.copy()  # every feature present: one itemgetter reads them all
+                features.update(checks.learn_one(payment))
                 if payment.card_token:
                     features.update(cards.get_or_make(payment.card_token, CardVelocity).learn_one(payment))
+                    habit = habits.get_or_make(payment.card_token, CardHabit.new)
+                    features.update(learn_habit(habit, payment.ts, payment.amount))
                 item.features = features
             kept.append(item)
         return kept
@@ -77,6 +90,52 @@ class ShopperShard:
                 item.features.update(shoppers.get_or_make(payment.user_id, ShopperHistory).learn_one(payment))
 
 
+class DirectoryShard:
+    """Remembers the store of each payment (keyed by payment id), so a label can reach its store's fraud rate.
+
+    Payments pass through unchanged; each label goes on to its payment's scorer shard and, as a
+    `StoreLabel`, to its store's shard. A label read before its payment (another partition)
+    reaches the scorer still, but not the store's rate.
+    """
+
+    def __init__(self, horizon_s: float, max_payments: int) -> None:
+        self.directory = PaymentDirectory(horizon_s, max_payments)
+        self.clock = _NEVER
+
+    def learn_many(self, items: Sequence[Scoring | LabelSeen]) -> tuple[list[Scoring], list[LabelSeen],
+                                                                      list[StoreLabel]]:  # fmt: skip
+        payments: list[Scoring] = []
+        labels: list[LabelSeen] = []
+        ids: list[str] = []
+        times: list[float] = []
+        stores: list[str] = []
+        clock = self.clock
+        for item in items:
+            if type(item) is LabelSeen:
+                labels.append(item)
+                continue
+            scoring: Scoring = item  # type: ignore[assignment]
+            payments.append(scoring)
+            payment = scoring.payment
+            if payment is not None and payment.store_id:
+                ids.append(payment.payment_id)
+                times.append(payment.ts)
+                stores.append(payment.store_id)
+            if scoring.ts > clock:
+                clock = scoring.ts
+        directory = self.directory
+        directory.remember_many(ids, times, stores)
+        store_labels: list[StoreLabel] = []
+        if labels:
+            for seen, found in zip(labels, directory.find_many([seen.payment_id for seen in labels]), strict=True):
+                if found is not None:
+                    store_labels.append(StoreLabel(found[0], found[1], seen.label.label == "fraud"))
+        if clock > self.clock:
+            self.clock = clock
+            directory.forget(clock)
+        return payments, labels, store_labels
+
+
 class RegisterShard:
     """Register behaviour per store: features for till sales, refund-abuse alerts for returns and voids.
 
@@ -86,18 +145,26 @@ class RegisterShard:
 
     def __init__(self, rules: RuleBook, quiet_s: float, max_stores: int) -> None:
         self.stores: EntityCache[RegisterBehaviour] = EntityCache(max_stores)
+        self.risks: EntityCache[StoreRisk] = EntityCache(max_stores)
         self.alerts = FraudAlerts(rules, quiet_s=quiet_s)
         self.clock = _NEVER
 
-    def learn_many(self, items: Sequence[Scoring], rules: RuleBook) -> tuple[list[Scoring], list[Alert]]:
-        """The payments to score, and the till alerts raised or resolved."""
+    def learn_many(self, items: Sequence[Scoring | StoreLabel], rules: RuleBook) -> tuple[list[Scoring], list[Alert]]:
+        """The payments to score, and the till alerts raised or resolved; store labels update fraud rates."""
         if rules is not self.alerts.rules:
             self.alerts.set_rules(rules)
-        stores = self.stores
+        stores, risks = self.stores, self.risks
         to_score: list[Scoring] = []
         alerts: list[Alert] = []
         clock = self.clock
-        for item in items:
+        for entry in items:
+            if isinstance(entry, StoreLabel):
+                risks.get_or_make(entry.store_id, StoreRisk).label(entry.payment_ts, entry.is_fraud)
+                continue
+            item = entry
+            payment = item.payment
+            if payment is not None and payment.store_id:
+                item.features.update(risks.get_or_make(payment.store_id, StoreRisk).learn_one(payment.ts))
             action = item.action
             if action is not None:
                 register = stores.get_or_make(action.store_id, RegisterBehaviour).learn_one(action)
@@ -124,70 +191,94 @@ class ScorerBatch(NamedTuple):
     legit_labels: int
     unmatched_labels: int
     presumed_legit: int
+    refused: list[tuple[LabelSeen, str]]
+    """Labels that teach nothing, with the reason: for the dead-letter topic."""
+
+
+UNKNOWN_PAYMENT = "label for an unknown payment: none scored within the label horizon"
+BEFORE_PAYMENT = "label dated before its payment"
 
 
 class ScorerShard:
     """Scores payments in one numpy pass, joins labels to the inputs their payments were scored with, learns.
 
     A label reaches the shard that scored its payment because both are keyed by the payment
-    id; payments unlabelled after the label retention are learned as legitimate.
+    id. Scored payments wait for their label in `PendingPayments` (up to the label horizon);
+    one no label has claimed at maturity is learned as genuine, never before.
     """
 
-    def __init__(self, scorer: FraudScorer, join: LabelJoin) -> None:
+    def __init__(self, scorer: FraudScorer, pending: PendingPayments) -> None:
         self.scorer = scorer
-        self.join = join
+        self.pending = pending
         self.clock = _NEVER
         self.shard: int | None = None
         self.doc_version = 0
         self.published_version = ""
+        self.totals: dict[str, int] = dict.fromkeys(("fraud", "legit", "unknown", "refused", "presumed_genuine"), 0)
+        """Labels matched (fraud, legit), dead-lettered (unknown, refused), payments presumed genuine: ever."""
 
-    def learn_many(self, items: Sequence[Scoring | FraudLabel], rules: RuleBook) -> ScorerBatch:
-        scorer, join = self.scorer, self.join
+    def learn_many(self, items: Sequence[Scoring | LabelSeen], rules: RuleBook) -> ScorerBatch:
+        scorer, pending = self.scorer, self.pending
         if rules is not scorer.rules:
             scorer.set_rules(rules)
         to_score: list[Scoring] = []
-        label_inputs: list[list[float]] = []
-        label_values: list[bool] = []
-        unmatched = 0
+        labels: list[LabelSeen] = []
         clock = self.clock
         for item in items:
             if type(item) is Scoring:
                 to_score.append(item)
                 if item.ts > clock:
                     clock = item.ts
-                continue
-            label: FraudLabel = item  # type: ignore[assignment]
-            model_input = join.take(label.txn_id or label.order_id or "")
-            if model_input is None:
-                unmatched += 1  # scored by nobody here, or past the label retention
             else:
-                label_inputs.append(model_input)
-                label_values.append(label.label == "fraud")
+                labels.append(item)  # type: ignore[arg-type]
         # One numpy pass scores the batch and teaches the anomaly model (operators.fraud.scorer).
         verdicts, inputs = scorer.score_batch([item.features for item in to_score], learn=True)
         payments: list[Payment] = [item.payment for item in to_score]  # type: ignore[misc]
         scored = list(zip(payments, verdicts, strict=True))
         suspicious = [pair for pair in scored if pair[1].decision != "allow"]
-        if payments:
-            join.remember_many([p.payment_id for p in payments], [p.ts for p in payments], inputs)
-        if label_inputs:
-            scorer.learn_labels(label_inputs, label_values)
+        joined: list[Matched] = []
+        if payments:  # remembered before this batch's labels: a payment and its label may share a batch
+            joined.append(pending.remember_many([p.payment_id for p in payments], [p.ts for p in payments], inputs))
+        if labels:
+            joined.append(pending.label_many([seen.payment_id for seen in labels],
+                                             [seen.label.ts.timestamp() for seen in labels],
+                                             [seen.label.label == "fraud" for seen in labels], labels))  # fmt: skip
+        fraud = legit = 0
+        refused: list[tuple[LabelSeen, str]] = []
+        for matched in joined:
+            if matched.is_fraud:
+                scorer.learn_labels(matched.inputs, matched.is_fraud)
+                fraud += sum(matched.is_fraud)
+                legit += len(matched.is_fraud) - sum(matched.is_fraud)
+            refused += [(w.label, BEFORE_PAYMENT) for w in matched.refused]  # type: ignore[misc]
         if clock > self.clock:
             self.clock = clock
         # Every batch, not only when the clock moves: payments read after a later partition advanced the
-        # clock are already past the wait, and would otherwise wait for the next advance.
-        matured = join.mature(self.clock)  # no label by now: presumed legitimate (operators.fraud.supervised)
+        # clock may be past maturity already, and would otherwise wait for the next advance.
+        matured = pending.mature(self.clock)  # no label by maturity: presumed genuine
         if len(matured):
             scorer.learn_labels(matured, [False] * len(matured))
-        fraud = sum(label_values)
-        return ScorerBatch(scored, suspicious, fraud, len(label_values) - fraud, unmatched, len(matured))
+        unknown = pending.expire(self.clock)
+        refused += [(w.label, UNKNOWN_PAYMENT) for w in unknown]  # type: ignore[misc]
+        totals = self.totals
+        totals["fraud"] += fraud
+        totals["legit"] += legit
+        totals["unknown"] += len(unknown)
+        totals["refused"] += len(refused) - len(unknown)
+        totals["presumed_genuine"] += len(matured)
+        return ScorerBatch(scored, suspicious, fraud, legit, len(unknown), len(matured), refused)
 
     def next_model_version(self) -> str | None:
-        """The model version to publish when it changed since the last publication (then counted), else None."""
+        """The model version to publish when the model or its label counts changed since the last one, else None.
+
+        The document also reports the pending payments and label counts, so a label matched but not
+        learned yet (the supervised model waits for enough genuine examples) still shows.
+        """
         version = self.scorer.model_version
-        if version == self.published_version:
+        published = f"{version}|{sorted(self.totals.items())}|{len(self.pending)}"
+        if published == self.published_version:
             return None
-        self.published_version = version
+        self.published_version = published
         self.doc_version += 1
         return version
 

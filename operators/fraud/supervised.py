@@ -1,152 +1,19 @@
-"""Learning from `fraud_label` events: the label join and an online logistic regression.
+"""Learning from `fraud_label` events: an online logistic regression.
 
-Labels come back minutes to days after the payment (CONTRACT.md, `omni.labels`).
-To learn from one, the engine needs the model input the payment had *when it
-was scored*, not features recomputed later with hindsight: `LabelJoin` keeps
-those inputs by payment id, bounded by event time and by count. A payment that
-no `fraud` label has claimed once the label delay is over is presumed
-legitimate, as production fraud systems do once a label matures; without that,
-the model would only ever see the rare payments someone labelled, mostly fraud,
-and learn a fraud rate dozens of times too high.
+Labels come back days to months after the payment (CONTRACT.md, `omni.labels`);
+`operators.fraud.pending` keeps each payment's model input until then and hands
+labelled (and, at maturity, presumed genuine) inputs here.
 """
 
 from __future__ import annotations
 
-import hashlib
-import heapq
 import math
-from collections import deque
 from collections.abc import Sequence
 
 import numpy as np
 import numpy.typing as npt
 
 FloatArray = npt.NDArray[np.float64]
-
-
-class LabelJoin:
-    """Model inputs of recent payments, by payment id, until their label arrives or matures.
-
-    Parameters
-    ----------
-    presume_legit_after_s
-        Event-time seconds after which an unlabelled payment is handed back as
-        presumed legitimate (`mature`). None keeps it until `retention_s` and
-        then forgets it without learning from it.
-    retention_s
-        Event-time seconds an input is kept at most (>= `presume_legit_after_s`).
-    max_entries
-        Inputs kept at most; past it the oldest by event time are dropped unlearned (counted in `dropped`).
-    sample_share
-        Share of payments remembered at all, chosen by a stable hash of the payment id (the same
-        in every process and after a restart). Below 1 it bounds memory at high rates: at 15k
-        payments/s, 40 minutes of label delay is 36 million payments, and a 1% sample still
-        brings back labels every second. A uniform sample keeps the fraud rate, so the model
-        stays calibrated without reweighting.
-
-    Examples
-    --------
-    >>> join = LabelJoin(presume_legit_after_s=1800.0, max_entries=1000)
-    >>> join.remember("O1", ts=0.0, model_input=[0.5, 1.0])
-    >>> join.remember("O2", ts=10.0, model_input=[0.0, 0.0])
-    >>> join.take("O1")
-    [0.5, 1.0]
-    >>> join.take("O1") is None  # joined once
-    True
-    >>> join.mature(now=1805.0).tolist()
-    []
-    >>> join.mature(now=1810.0).tolist()  # O2 was never labelled fraud
-    [[0.0, 0.0]]
-    """
-
-    def __init__(
-        self,
-        presume_legit_after_s: float | None = 2400.0,
-        retention_s: float = 3600.0,
-        max_entries: int = 500_000,
-        sample_share: float = 1.0,
-    ) -> None:
-        self.presume_legit_after_s = presume_legit_after_s
-        self.retention_s = retention_s
-        self.max_entries = max_entries
-        self.sample_share = sample_share
-        self._sample_below = int(sample_share * 2**64)
-        # payment id -> (ts, the batch's input matrix, row): a batch's rows share one array
-        self._inputs: dict[str, tuple[float, npt.NDArray[np.float32], int]] = {}
-        # (ts, payment id), a heap by event time: payments of a partition read late are often older than
-        # ones already remembered, and must mature by their own time, not queue behind newer ones.
-        self._order: list[tuple[float, str]] = []
-        self.dropped = 0
-
-    def __setstate__(self, state: dict[str, object]) -> None:
-        order = state.get("_order")
-        if isinstance(order, deque):  # a snapshot from before the heap: arrival order
-            order = list(order)
-            heapq.heapify(order)
-            state["_order"] = order
-        self.__dict__.update(state)
-
-    def __len__(self) -> int:
-        return len(self._inputs)
-
-    def remember(self, payment_id: str, ts: float, model_input: Sequence[float]) -> None:
-        """Keep the input a payment was scored with (a rescored payment keeps its first input)."""
-        self.remember_many([payment_id], [ts], np.asarray([model_input], dtype=np.float64))
-
-    def remember_many(self, payment_ids: Sequence[str], ts: Sequence[float], model_inputs: FloatArray) -> None:
-        """`remember` for a scored batch: the rows of `model_inputs` are kept as one array (float32)."""
-        matrix = np.asarray(model_inputs, dtype=np.float32)  # half the memory; labels teach no finer
-        inputs, order = self._inputs, self._order
-        sampled = self.sample_share < 1.0
-        for row, (payment_id, payment_ts) in enumerate(zip(payment_ids, ts, strict=True)):
-            if payment_id in inputs or (sampled and not self.sampled(payment_id)):
-                continue
-            inputs[payment_id] = (payment_ts, matrix, row)
-            heapq.heappush(order, (payment_ts, payment_id))
-        while len(inputs) > self.max_entries:
-            _, oldest = heapq.heappop(order)
-            if inputs.pop(oldest, None) is not None:
-                self.dropped += 1
-
-    def sampled(self, payment_id: str) -> bool:
-        """Whether `payment_id` falls in the remembered sample (always, with `sample_share` 1)."""
-        if self.sample_share >= 1.0:
-            return True
-        digest = hashlib.blake2b(payment_id.encode(), digest_size=8).digest()
-        return int.from_bytes(digest, "little") < self._sample_below
-
-    def take(self, payment_id: str) -> list[float] | None:
-        """The input of a labelled payment, removed (a label teaches once), or None if unknown or expired."""
-        kept = self._inputs.pop(payment_id, None)
-        return None if kept is None else kept[1][kept[2]].tolist()
-
-    def mature(self, now: float) -> FloatArray:
-        """Inputs of payments older than `presume_legit_after_s` at event time `now`, removed: presumed legit.
-
-        One row per payment, oldest first. Without maturity configured, payments past
-        `retention_s` are dropped unlearned (and nothing is returned).
-        """
-        after = self.presume_legit_after_s
-        horizon = now - (after if after is not None else self.retention_s)
-        order, inputs = self._order, self._inputs
-        blocks: list[npt.NDArray[np.float32]] = []
-        batch: npt.NDArray[np.float32] | None = None
-        rows: list[int] = []
-        while order and order[0][0] <= horizon:
-            _, payment_id = heapq.heappop(order)
-            kept = inputs.pop(payment_id, None)
-            if kept is None or after is None:
-                continue
-            if kept[1] is not batch:  # rows of one scored batch are gathered with one fancy index
-                if batch is not None:
-                    blocks.append(batch[rows])
-                batch, rows = kept[1], []
-            rows.append(kept[2])
-        if batch is not None:
-            blocks.append(batch[rows])
-        if not blocks:
-            return np.zeros((0, 0))
-        return np.concatenate(blocks).astype(np.float64)
 
 
 class OnlineLogit:
@@ -211,13 +78,17 @@ class OnlineLogit:
         """Each input's share of the log-odds (weight x value): what pushed this payment's score."""
         return [w * v for w, v in zip(self.weights[:-1].tolist(), x, strict=True)]
 
-    def learn_many(self, x: FloatArray | Sequence[Sequence[float]], y: Sequence[bool]) -> None:
-        """One AdaGrad step on a mini-batch (`y` True = fraud)."""
+    def learn_many(
+        self, x: FloatArray | Sequence[Sequence[float]], y: Sequence[bool], fraud_weight: float = 1.0
+    ) -> None:
+        """One AdaGrad step on a mini-batch (`y` True = fraud); a fraud example counts `fraud_weight` times."""
         x = np.asarray(x, dtype=np.float64)
         if x.shape[0] == 0:
             return
         target = np.asarray(y, dtype=np.float64)
         error = self.predict_many(x) - target
+        if fraud_weight != 1.0:
+            error *= np.where(target > 0.5, fraud_weight, 1.0)
         gradient = np.append(x.T @ error, error.sum()) + self.l2 * (self.weights - self._prior)
         self._squared += gradient * gradient
         self.weights -= self.learning_rate * gradient / np.sqrt(self._squared)
@@ -226,3 +97,27 @@ class OnlineLogit:
 
     def learn_one(self, x: Sequence[float], y: bool) -> None:
         self.learn_many([list(x)], [y])
+
+
+BIN_EDGES = np.asarray([0.02, *np.arange(1, 16) / 16.0])
+"""Edges of the bins of a scaled feature (0..1): each feature also enters the model as its bin, one-hot."""
+N_BINS = len(BIN_EDGES) + 1
+
+
+def with_bins(inputs: FloatArray, n_binned: int) -> FloatArray:
+    """`inputs` followed by the one-hot bin of each of its first `n_binned` columns.
+
+    A logistic model on bins is additive but not linear in each feature: it learns that
+    amounts above a point are suspect, or that a store's fraud rate matters only once it
+    is not tiny, which one weight per feature cannot. The pending store keeps `inputs`
+    only; the bins are recomputed from them, the same each time.
+
+    >>> row = with_bins(np.asarray([[0.0, 0.5, 7.0]]), n_binned=2)[0]
+    >>> row[:3].tolist(), np.flatnonzero(row[3:]).tolist()  # bin 0 of the first, bin 9 of the second
+    ([0.0, 0.5, 7.0], [0, 26])
+    """
+    n = inputs.shape[0]
+    bins = np.searchsorted(BIN_EDGES, inputs[:, :n_binned], side="right")
+    onehot = np.zeros((n, n_binned * N_BINS))
+    onehot[np.arange(n)[:, None], np.arange(n_binned) * N_BINS + bins] = 1.0
+    return np.hstack((inputs, onehot))

@@ -63,7 +63,7 @@ def _model(client: redis.Redis) -> dict[str, Any] | None:
 def test_a_label_arriving_after_its_payment_updates_the_supervised_model(
     live: Callable[..., Settings], redis_client: redis.Redis
 ) -> None:
-    settings = live(fraud_shards=1, fraud_label_retention_s=60.0)
+    settings = live(fraud_shards=1, fraud_label_maturity_s=60.0)
     # Enough unlabelled payments ageing past the label wait (presumed legit) for the model to start.
     payments = [sale(f"T-{i:04d}", T0 + i, card_token=f"tok_{i:04d}", store=f"STORE-{i % 3}") for i in range(600)]
     publish(settings, payments)
@@ -71,13 +71,14 @@ def test_a_label_arriving_after_its_payment_updates_the_supervised_model(
     # store's partition read after a later one's are presumed legit only when the clock next advances.
     score_keys = [keys.score(payment_id) for payment_id in (f"T-{i:04d}" for i in range(600))]
     wait_for(lambda: redis_client.exists(*score_keys) == len(score_keys), what="every payment to be scored")
-    publish(settings, [sale("T-LATE", T0 + 700.0, card_token="tok_late")])  # 100 s on: the first 600 matured
+    # Maturity is judged per event-time day: the day of the first 600 ended over 60 s before this one.
+    publish(settings, [sale("T-LATE", T0 + 86_400.0 + 100.0, card_token="tok_late")])
     # All 600 learned before the label: with fewer, the rest could land beside the label (a slow machine did).
     before = wait_for(lambda: (m := _model(redis_client)) and m["supervised_updates"] >= 600
                       and _score(redis_client, "T-LATE") is not None and m,
                       what="the model to learn every matured payment")  # fmt: skip
 
-    publish(settings, [label(T0 + 710.0, txn_id="T-LATE", verdict="fraud")])
+    publish(settings, [label(T0 + 86_400.0 + 110.0, txn_id="T-LATE", verdict="fraud")])
 
     after = wait_for(lambda: (m := _model(redis_client)) and m["supervised_updates"] > before["supervised_updates"]
                      and m, what="the label to be learned")  # fmt: skip
@@ -89,8 +90,8 @@ def test_a_label_arriving_after_its_payment_updates_the_supervised_model(
 def test_payments_read_after_event_time_moved_on_are_presumed_legit_without_waiting_for_more(
     live: Callable[..., Settings], redis_client: redis.Redis
 ) -> None:
-    settings = live(fraud_shards=1, fraud_label_retention_s=60.0)
-    publish(settings, [sale("T-NEWEST", T0 + 700.0, card_token="tok_newest")])  # the clock is at T0 + 700 now
+    settings = live(fraud_shards=1, fraud_label_maturity_s=60.0)
+    publish(settings, [sale("T-NEWEST", T0 + 86_400.0 + 100.0, card_token="tok_newest")])  # a day on
     wait_for(lambda: _score(redis_client, "T-NEWEST"), what="the newest payment to be scored")
 
     # Payments a slower partition delivers afterwards, all past the 60 s wait at that clock; nothing follows.

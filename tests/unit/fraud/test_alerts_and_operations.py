@@ -199,3 +199,44 @@ def test_registers_of_a_dark_store_raise_no_alerts_of_their_own() -> None:
         pulse.learn_one("S2", f"S2-R{i % 3}", T0 + i * 10.0)
     alerts = pulse.tick(T0 + 2000.0)
     assert [(a.entity.type, a.entity.id) for a in alerts] == [("store", "S1")]
+
+
+def test_a_store_selling_a_few_times_a_day_is_not_silent_after_hours_or_overnight() -> None:
+    pulse = SalesPulse(min_sales=10)
+    alerts = []
+    for day in range(20):  # three sales a day, around noon; a busy store drives the clock all day
+        for hour in (11.0, 12.5, 14.0):
+            alerts += pulse.learn_one("SLOW", "SLOW-R1", T0 + day * 86_400.0 + hour * 3600.0)
+        for minute in range(0, 24 * 60, 2):
+            alerts += pulse.learn_one("BUSY", "BUSY-R1", T0 + day * 86_400.0 + minute * 60.0)
+            if minute % 30 == 0:
+                alerts += pulse.tick(T0 + day * 86_400.0 + minute * 60.0)
+    assert [a for a in alerts if a.entity.id.startswith("SLOW")] == []
+
+
+def test_a_busy_store_outage_is_alerted_within_fifteen_minutes_and_escalates_with_the_evidence() -> None:
+    pulse = SalesPulse(min_sales=10)
+    for day in range(3):
+        for minute in range(0, 24 * 60):
+            ts = T0 + day * 86_400.0 + minute * 60.0
+            pulse.learn_one("BUSY", "BUSY-R1", ts)
+            pulse.learn_one("OTHER", "OTHER-R1", ts)
+    outage = T0 + 3 * 86_400.0
+    alerts = []
+    for minute in range(1, 60):
+        pulse.learn_one("OTHER", "OTHER-R1", outage + minute * 60.0)
+        alerts += [(minute, a.severity) for a in pulse.tick(outage + minute * 60.0) if a.entity.id == "BUSY"]
+    assert alerts[0][0] <= 15 and alerts[0][1] == Severity.WARNING
+    assert [severity for _, severity in alerts] == [Severity.WARNING, Severity.ATTENTION]
+
+
+def test_silence_alerts_per_store_stay_within_the_daily_budget() -> None:
+    pulse = SalesPulse(min_sales=10, max_alerts_per_day=1, store_min_silence_s=60.0)
+    for i in range(100):
+        pulse.learn_one("FLAKY", "FLAKY-R1", T0 + i * 10.0)
+    opened = 0
+    for cycle in range(5):  # silent, then a sale, five times in a day
+        start = T0 + 1000.0 + cycle * 3000.0
+        opened += sum(1 for a in pulse.tick(start + 2000.0) if a.status.value == "open" and a.entity.type == "store")
+        pulse.learn_one("FLAKY", "FLAKY-R1", start + 2500.0)
+    assert opened == 1

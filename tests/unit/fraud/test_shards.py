@@ -10,11 +10,27 @@ from events.models import FraudLabel
 from events.topics import Topic
 from operators.fraud.alerts import card_ref
 from operators.fraud.payments import payment_of
-from operators.fraud.records import DeadLetterSeen, SaleSeen, Scoring, ShardVerdicts, ShrinkSeen, TrafficSeen
+from operators.fraud.pending import DAY_S, PendingPayments
+from operators.fraud.records import (
+    DeadLetterSeen,
+    LabelSeen,
+    SaleSeen,
+    Scoring,
+    ShardVerdicts,
+    ShrinkSeen,
+    TrafficSeen,
+)
 from operators.fraud.rules import RuleBook
 from operators.fraud.scorer import FraudScorer
-from operators.fraud.shards import CardShard, FraudAlertDesk, OperationsDesk, ScorerShard, ShopperShard
-from operators.fraud.supervised import LabelJoin
+from operators.fraud.shards import (
+    BEFORE_PAYMENT,
+    UNKNOWN_PAYMENT,
+    CardShard,
+    FraudAlertDesk,
+    OperationsDesk,
+    ScorerShard,
+    ShopperShard,
+)
 from tests.unit.fraud.builders import T0, event, online, purchase_event
 
 BOOK = RuleBook.from_toml((Path(__file__).resolve().parents[3] / "deploy" / "fraud" / "rules.toml").read_text())
@@ -27,14 +43,14 @@ def scoring(ts: float, payment_id: str, *, card_token: str = "tok_a", event_id: 
 
 
 def scorer_shard() -> ScorerShard:
-    return ScorerShard(FraudScorer(BOOK), LabelJoin(presume_legit_after_s=3600.0, retention_s=3600.0))
+    return ScorerShard(FraudScorer(BOOK), PendingPayments(horizon_s=120 * DAY_S, maturity_s=30 * DAY_S))
 
 
-def fraud_label(payment_id: str, ts: float) -> FraudLabel:
-    label = event(Topic.LABELS, "fraud_label", ts, f"lab-{payment_id}", order_id=payment_id, label="fraud",
+def fraud_label(payment_id: str, ts: float, verdict: str = "fraud", offset: int = 0) -> LabelSeen:
+    label = event(Topic.LABELS, "fraud_label", ts, f"lab-{payment_id}", order_id=payment_id, label=verdict,
                   source="chargeback")  # fmt: skip
     assert type(label) is FraudLabel
-    return label
+    return LabelSeen(label, "omni.labels", 0, offset)
 
 
 def test_a_retried_event_is_dropped_and_its_payment_not_featured_twice() -> None:
@@ -54,20 +70,57 @@ def test_card_and_shopper_state_is_bounded_by_max_entities() -> None:
 
 def test_a_label_teaches_the_input_its_payment_was_scored_with_once() -> None:
     shard = scorer_shard()
-    items = CardShard(100, 1000).learn_many([scoring(0.0, "O-1")])
-    first = shard.learn_many(items, BOOK)
+    first = shard.learn_many(CardShard(100, 1000).learn_many([scoring(0.0, "O-1")]), BOOK)
     assert [p.payment_id for p, _ in first.scored] == ["O-1"]
-    again = shard.learn_many([fraud_label("O-1", 300.0), fraud_label("O-1", 301.0)], BOOK)
-    assert (again.fraud_labels, again.unmatched_labels) == (1, 1)
-    unknown = shard.learn_many([fraud_label("O-404", 302.0)], BOOK)
-    assert (unknown.fraud_labels, unknown.unmatched_labels) == (0, 1)
+    again = shard.learn_many([fraud_label("O-1", 20 * DAY_S), fraud_label("O-1", 20 * DAY_S + 1)], BOOK)
+    assert (again.fraud_labels, again.unmatched_labels, again.refused) == (1, 0, [])
+    assert shard.pending.duplicate_labels == 1 and len(shard.pending) == 0
 
 
-def test_unlabelled_payments_are_presumed_legit_once_the_retention_has_passed() -> None:
+def test_a_label_for_an_unknown_payment_waits_for_it_then_is_dead_lettered_with_a_reason() -> None:
     shard = scorer_shard()
-    shard.learn_many(CardShard(100, 1000).learn_many([scoring(0.0, "O-1"), scoring(10.0, "O-2")]), BOOK)
-    later = shard.learn_many(CardShard(100, 1000).learn_many([scoring(3605.0, "O-3", card_token="tok_b")]), BOOK)
-    assert later.presumed_legit == 1 and len(shard.join) == 2
+    unknown = fraud_label("O-404", 5.0, offset=7)
+    waiting = shard.learn_many([unknown], BOOK)
+    assert (waiting.fraud_labels, waiting.unmatched_labels, waiting.refused) == (0, 0, [])
+    early = shard.learn_many(CardShard(100, 1000).learn_many([scoring(DAY_S, "O-1")]), BOOK)
+    assert early.refused == []  # a day is the lateness a payment may have behind its label
+    late = shard.learn_many(CardShard(100, 1000).learn_many([scoring(DAY_S + 10.0, "O-2")]), BOOK)
+    assert (late.unmatched_labels, late.refused) == (1, [(unknown, UNKNOWN_PAYMENT)])
+
+
+def test_a_label_read_before_its_payment_is_learned_when_the_payment_is_scored() -> None:
+    shard = scorer_shard()
+    shard.learn_many([fraud_label("O-1", 60.0)], BOOK)
+    batch = shard.learn_many(CardShard(100, 1000).learn_many([scoring(30.0, "O-1")]), BOOK)
+    assert (batch.fraud_labels, batch.refused) == (1, [])
+    assert shard.scorer.model.positives + len(shard.scorer._pending) == 1
+
+
+def test_a_label_dated_before_its_payment_is_refused() -> None:
+    shard = scorer_shard()
+    shard.learn_many(CardShard(100, 1000).learn_many([scoring(3600.0, "O-1")]), BOOK)
+    label = fraud_label("O-1", 60.0)
+    batch = shard.learn_many([label], BOOK)
+    assert (batch.fraud_labels, batch.refused) == (0, [(label, BEFORE_PAYMENT)])
+
+
+def test_unlabelled_payments_are_presumed_genuine_at_maturity_never_before() -> None:
+    shard = scorer_shard()
+    cards = CardShard(100, 1000)
+    shard.learn_many(cards.learn_many([scoring(0.0, "O-1"), scoring(10.0, "O-2")]), BOOK)
+    before = shard.learn_many(cards.learn_many([scoring(30 * DAY_S, "O-3", card_token="tok_b")]), BOOK)
+    assert before.presumed_legit == 0 and len(shard.pending) == 3  # their day ends 30 days before midnight
+    after = shard.learn_many(cards.learn_many([scoring(31 * DAY_S, "O-4", card_token="tok_b")]), BOOK)
+    assert after.presumed_legit == 2 and len(shard.pending) == 2
+
+
+def test_a_fraud_label_after_maturity_corrects_the_presumed_genuine_payment() -> None:
+    shard = scorer_shard()
+    cards = CardShard(100, 1000)
+    shard.learn_many(cards.learn_many([scoring(0.0, "O-1")]), BOOK)
+    shard.learn_many(cards.learn_many([scoring(31 * DAY_S, "O-2", card_token="tok_b")]), BOOK)
+    batch = shard.learn_many([fraud_label("O-1", 31 * DAY_S + 5)], BOOK)
+    assert (batch.fraud_labels, batch.refused) == (1, [])
 
 
 def test_a_burst_spread_over_scorer_shards_raises_one_alert_on_the_card() -> None:
@@ -106,7 +159,8 @@ def test_shards_survive_a_snapshot() -> None:
     shard = scorer_shard()
     shard.learn_many(CardShard(100, 1000).learn_many([scoring(float(i), f"O-{i}") for i in range(20)]), BOOK)
     clone = pickle.loads(pickle.dumps(shard))
-    assert clone.scorer.model_version == shard.scorer.model_version and len(clone.join) == len(shard.join) == 20
+    assert clone.scorer.model_version == shard.scorer.model_version and len(clone.pending) == len(shard.pending) == 20
+    assert clone.learn_many([fraud_label("O-3", 5 * DAY_S)], BOOK).fraud_labels == 1
 
 
 def test_a_payment_record_is_built_from_the_decoded_event() -> None:

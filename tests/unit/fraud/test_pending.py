@@ -1,0 +1,75 @@
+"""Payments awaiting their label: joined once, genuine only at maturity, forgotten at the horizon, compact."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+
+from operators.fraud.pending import DAY_S, PendingPayments, payment_keys
+
+
+def inputs(n: int, width: int = 3, value: float = 1.0) -> np.ndarray:
+    return np.full((n, width), value)
+
+
+def test_a_label_thirty_days_late_meets_the_input_its_payment_was_scored_with() -> None:
+    pending = PendingPayments()  # 120-day horizon, maturity at the horizon
+    pending.remember_many(["P1", "P2"], [100.0, 200.0], np.asarray([[1.0, 2.0], [3.0, 4.0]]))
+    assert pending.mature(now=30 * DAY_S).shape[0] == 0
+    matched = pending.label_many(["P2"], [30 * DAY_S], [True], ["label"])
+    assert matched.inputs.tolist() == [[3.0, 4.0]] and matched.is_fraud == [True]
+    assert len(pending) == 1
+
+
+def test_an_unlabelled_payment_is_never_presumed_genuine_before_its_maturity() -> None:
+    pending = PendingPayments(horizon_s=120 * DAY_S, maturity_s=10 * DAY_S)
+    pending.remember_many(["LATE-IN-DAY"], [DAY_S - 1.0], inputs(1))
+    assert pending.mature(now=11 * DAY_S - 2.0).shape[0] == 0  # 10 days minus a second after the payment
+    assert pending.mature(now=11 * DAY_S).shape[0] == 1
+    assert pending.mature(now=12 * DAY_S).shape[0] == 0  # once
+
+
+def test_payments_are_forgotten_at_the_horizon_and_their_labels_then_wait_as_unknown() -> None:
+    pending = PendingPayments(horizon_s=20 * DAY_S)
+    pending.remember_many(["P1"], [0.0], inputs(1))
+    assert pending.mature(now=21 * DAY_S).shape[0] == 1 and pending.nbytes == 0
+    matched = pending.label_many(["P1"], [21 * DAY_S], [True], ["late label"])
+    assert matched.is_fraud == [] and len(pending.waiting) == 1
+    assert [w.label for w in pending.expire(now=22 * DAY_S)] == ["late label"]
+
+
+def test_many_batches_of_a_day_stay_few_sorted_runs_and_are_all_found() -> None:
+    pending = PendingPayments()
+    for b in range(200):
+        ids = [f"P{b}-{i}" for i in range(50)]
+        pending.remember_many(ids, [b * 10.0] * 50, inputs(50, value=float(b)))
+    block = pending.blocks[0]
+    assert len(block.runs) <= 10
+    matched = pending.label_many([f"P{b}-7" for b in range(200)], [DAY_S] * 200, [False] * 200, [None] * 200)
+    assert sorted(row[0] for row in matched.inputs.tolist()) == [float(b) for b in range(200)]
+    assert len(pending) == 200 * 49
+
+
+def test_the_oldest_day_is_dropped_unlearned_past_the_bound() -> None:
+    pending = PendingPayments(max_payments=100)
+    for day in range(3):
+        pending.remember_many([f"D{day}-{i}" for i in range(50)], [day * DAY_S + i for i in range(50)], inputs(50))
+    assert len(pending) == 100 and pending.dropped == 50 and min(pending.blocks) == 1
+
+
+def test_the_store_pickles_and_costs_a_fixed_number_of_bytes_per_payment() -> None:
+    pending = PendingPayments()
+    pending.remember_many([f"P{i}" for i in range(10_000)], [float(i) for i in range(10_000)], inputs(10_000, 30))
+    assert pending.bytes_per_payment == 8 + 4 + 120 + 1
+    assert pending.nbytes == 10_000 * pending.bytes_per_payment
+    blob = pickle.dumps(pending, protocol=pickle.HIGHEST_PROTOCOL)
+    assert len(blob) < 10_000 * pending.bytes_per_payment * 1.05
+    clone = pickle.loads(blob)
+    assert clone.label_many(["P77"], [DAY_S], [True], [None]).inputs.shape == (1, 30)
+
+
+def test_payment_keys_are_stable_and_distinct() -> None:
+    keys = payment_keys([f"P{i}" for i in range(100_000)])
+    assert len(np.unique(keys)) == 100_000
+    assert payment_keys(["P1"]).tolist() == payment_keys(["P1"]).tolist()
