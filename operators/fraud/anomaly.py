@@ -115,20 +115,31 @@ class HalfSpaceForest:
         self._feature_flat = padded_feature.ravel()
         self._split_flat = padded_split.ravel()
 
-    def _paths(self, x: FloatArray) -> list[npt.NDArray[np.int64]]:
-        """Flat node index (tree * n_nodes + node) per tree and event at each depth 0..height: (n_trees, n)."""
+    def _paths(self, x: FloatArray) -> npt.NDArray[np.int64]:
+        """Flat node index (tree * n_nodes + node) per depth 0..height, tree and event: (height + 1, n_trees, n).
+
+        One preallocated array, filled in place level by level: the batches are small (a scorer
+        shard sees tens of payments per Bytewax batch), so numpy's per-call cost is what counts.
+        """
         n, d = x.shape
         flat_x = np.ascontiguousarray(x).ravel()
         row_offsets = (np.arange(n, dtype=np.int64) * d)[None, :]
         offsets = self._tree_offsets
-        node = np.repeat(offsets, n, axis=1)  # every tree's root
-        paths = [node]
-        for _ in range(self.height):
-            q = self._feature_flat.take(node)
-            right = flat_x.take(row_offsets + q) >= self._split_flat.take(node)
-            node = 2 * node - offsets + 1 + right  # child of node k is 2k+1 (left) or 2k+2 (right), per tree
-            paths.append(node)
-        return paths
+        nodes = np.empty((self.height + 1, self.n_trees, n), dtype=np.int64)
+        node = nodes[0]
+        node[:] = offsets  # every tree's root
+        feature, split = self._feature_flat, self._split_flat
+        for depth in range(1, self.height + 1):
+            q = feature.take(node)
+            q += row_offsets
+            right = flat_x.take(q) >= split.take(node)
+            child = nodes[depth]
+            np.multiply(node, 2, out=child)  # child of node k is 2k+1 (left) or 2k+2 (right), per tree
+            child -= offsets
+            child += right
+            child += 1
+            node = child
+        return nodes
 
     def score_many(self, x: FloatArray | Sequence[Sequence[float]]) -> FloatArray:
         """Anomaly scores in [0, 1] of a batch (rows are events); reads only."""
@@ -148,17 +159,14 @@ class HalfSpaceForest:
         self._learn_paths(paths, n)
         return scores
 
-    def _score_paths(self, paths: list[npt.NDArray[np.int64]], n: int) -> FloatArray:
-        threshold = self.limit * self.window_size
-        reference = self._reference.ravel()
-        mass = np.zeros((self.n_trees, n))
-        done = np.zeros((self.n_trees, n), dtype=bool)
-        for depth, node in enumerate(paths):
-            r = reference.take(node)
-            stop = (r < threshold) if depth < self.height else np.ones_like(done)
-            stop &= ~done
-            mass[stop] = r[stop] * self._depth_weight[depth]
-            done |= stop
+    def _score_paths(self, paths: npt.NDArray[np.int64], n: int) -> FloatArray:
+        # The mass of the first node on each path that is too thin to descend (else the leaf's), in one pass
+        # over all depths rather than a masked assignment per depth.
+        r = self._reference.ravel().take(paths)
+        stop = r < self.limit * self.window_size
+        stop[-1] = True
+        first = stop.argmax(axis=0)
+        mass = np.take_along_axis(r, first[None], axis=0)[0] * self._depth_weight[first]
         relative = np.minimum(1.0, mass / self.window_size)
         scores: FloatArray = 1.0 - relative.mean(axis=0)
         return scores
@@ -172,18 +180,19 @@ class HalfSpaceForest:
         if x.shape[0]:
             self._learn_paths(self._paths(x), x.shape[0])
 
-    def _learn_paths(self, paths: list[npt.NDArray[np.int64]], n: int) -> None:
-        size = self._latest.size
+    def _learn_paths(self, paths: npt.NDArray[np.int64], n: int) -> None:
+        latest = self._latest.ravel()  # a view: the counts land in `_latest`
         start = 0
         while start < n:
             # Never let a batch straddle a window boundary: the swap happens exactly every window_size events.
             take = min(self.window_size - self._in_window, n - start)
-            flat = np.concatenate([node[:, start : start + take].ravel() for node in paths])
-            self._latest += np.bincount(flat, minlength=size).reshape(self._latest.shape)
+            # add.at touches only the visited nodes (a bincount would build and add a whole forest of zeros).
+            np.add.at(latest, paths[:, :, start : start + take].ravel(), 1.0)
             self._in_window += take
             start += take
             if self._in_window == self.window_size:
                 self._reference, self._latest = self._latest, np.zeros_like(self._latest)
+                latest = self._latest.ravel()
                 self._in_window = 0
                 self.windows += 1
 

@@ -234,12 +234,10 @@ class PendingPayments:
             self.dropped += oldest.open
         if not self.waiting:
             return Matched(np.zeros((0, self.width)), [], 0, [])
-        waited = [w for w in (self.waiting.pop(int(k), None) for k in keys[np.isin(keys, self._waiting_keys())])
-                  if w is not None]  # fmt: skip
-        return self._join(waited)
-
-    def _waiting_keys(self) -> Keys:
-        return np.fromiter(self.waiting, dtype=np.uint64, count=len(self.waiting))
+        # Dict lookups, not `np.isin` against every waiting key: a batch holds tens of payments, the
+        # waiting labels may be thousands, and isin would sort them all each batch.
+        waiting = self.waiting
+        return self._join([waiting.pop(k) for k in keys.tolist() if k in waiting])
 
     def label_many(self, payment_ids: Sequence[str], ts: Sequence[float], is_fraud: Sequence[bool],
                    labels: Sequence[object]) -> Matched:  # fmt: skip
