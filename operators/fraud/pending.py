@@ -122,6 +122,25 @@ class _DayBlock:
         return np.concatenate(parts) if parts else np.zeros((0, 0), dtype=np.float32)
 
 
+def _add_by_day(blocks: dict[int, _DayBlock], keys: Keys, times: FloatArray,
+                inputs: npt.NDArray[np.float32]) -> None:  # fmt: skip
+    """Add rows to the blocks of their event-time days (made when missing), in day order."""
+    days = np.floor(times / DAY_S).astype(np.int64)
+    first = int(days[0])
+    if (days == first).all():  # nearly every batch: one day, no split (a shard's batch is tens of rows)
+        block = blocks.get(first)
+        if block is None:
+            block = blocks[first] = _DayBlock(first * DAY_S)
+        block.add(keys, times, inputs)
+        return
+    for day in np.unique(days).tolist():
+        rows = np.flatnonzero(days == day)
+        block = blocks.get(day)
+        if block is None:
+            block = blocks[day] = _DayBlock(day * DAY_S)
+        block.add(keys[rows], times[rows], inputs[rows])
+
+
 class WaitingLabel(NamedTuple):
     key: int
     ts: float
@@ -220,13 +239,7 @@ class PendingPayments:
         self.width = inputs.shape[1]
         keys = payment_keys(payment_ids)
         times = np.asarray(ts, dtype=np.float64)
-        days = np.floor(times / DAY_S).astype(np.int64)
-        for day in np.unique(days).tolist():
-            rows = np.flatnonzero(days == day)
-            block = self.blocks.get(day)
-            if block is None:
-                block = self.blocks[day] = _DayBlock(day * DAY_S)
-            block.add(keys[rows], times[rows], inputs[rows])
+        _add_by_day(self.blocks, keys, times, inputs)
         self.rows += len(keys)
         while self.rows > self.max_payments and self.blocks:
             oldest = self.blocks.pop(min(self.blocks))
@@ -363,13 +376,7 @@ class PaymentDirectory:
         keys = payment_keys(payment_ids)
         times = np.asarray(ts, dtype=np.float64)
         column = np.asarray(numbers, dtype=np.uint32).reshape(-1, 1)
-        days = np.floor(times / DAY_S).astype(np.int64)
-        for day in np.unique(days).tolist():
-            rows = np.flatnonzero(days == day)
-            block = self.blocks.get(day)
-            if block is None:
-                block = self.blocks[day] = _DayBlock(day * DAY_S)
-            block.add(keys[rows], times[rows], column[rows])  # type: ignore[arg-type]
+        _add_by_day(self.blocks, keys, times, column)  # type: ignore[arg-type]
         self.rows += len(keys)
         while self.rows > self.max_payments and self.blocks:
             self.rows -= len(self.blocks.pop(min(self.blocks)))

@@ -121,6 +121,7 @@ class RuleBook:
         self._batch_rules = sorted(payment_rules, key=lambda rule: -rule.weight)
         self._columns = {name: i for i, name in enumerate(FEATURE_NAMES)}
         self._log_allowed = np.asarray([math.log1p(-min(r.weight, 1.0 - 1e-12)) for r in self._batch_rules])
+        self._plan: _ConditionPlan | None = None  # built at the first batch
 
     @classmethod
     def from_toml(cls, text: str) -> RuleBook:
@@ -177,11 +178,10 @@ class RuleBook:
         n = raw.shape[0]
         if not self._batch_rules or n == 0:
             return np.zeros(n), [[] for _ in range(n)]
-        fired = np.ones((len(self._batch_rules), n), dtype=bool)
-        for i, rule in enumerate(self._batch_rules):
-            for condition in rule.when:
-                column = raw[:, self._columns[condition.feature]]
-                fired[i] &= _OPERATORS[condition.op](column, condition.threshold)  # type: ignore[arg-type]
+        plan = getattr(self, "_plan", None)  # None in a rule book pickled before the plan existed
+        if plan is None:
+            plan = self._plan = _ConditionPlan(self._batch_rules, self._columns)
+        fired = plan.fired(raw)
         scores = np.round(1.0 - np.exp(self._log_allowed @ fired), 6)
         reasons: list[list[str]] = [[] for _ in range(n)]
         texts = [rule.reason for rule in self._batch_rules]
@@ -199,6 +199,37 @@ class RuleBook:
 
     def __repr__(self) -> str:
         return f"RuleBook(version={self.version!r}, rules={len(self.rules)}, review={self.review}, block={self.block})"
+
+
+class _ConditionPlan:
+    """Every condition of the payment rules as one comparison per operator over the batch, then one count per rule.
+
+    A scorer shard's batch is tens of payments: a numpy call per condition (two dozen of them)
+    cost more than the comparisons themselves. Here the columns of all conditions with the same
+    operator are compared at once, and a rule fires when its count of holding conditions is its
+    number of conditions; the result is the same boolean matrix as condition by condition.
+    """
+
+    def __init__(self, rules: list[Rule], columns: Mapping[str, int]) -> None:
+        conditions = [(i, condition) for i, rule in enumerate(rules) for condition in rule.when]
+        self.width = len(conditions)
+        self.groups = []
+        for op in sorted({condition.op for _, condition in conditions}):
+            at = [k for k, (_, condition) in enumerate(conditions) if condition.op == op]
+            self.groups.append((_OPERATORS[op], np.asarray(at, dtype=np.intp),
+                                np.asarray([columns[conditions[k][1].feature] for k in at], dtype=np.intp),
+                                np.asarray([conditions[k][1].threshold for k in at], dtype=np.float64)))  # fmt: skip
+        self.incidence = np.zeros((self.width, len(rules)), dtype=np.int64)
+        for k, (i, _) in enumerate(conditions):
+            self.incidence[k, i] = 1
+        self.needed = np.asarray([len(rule.when) for rule in rules], dtype=np.int64)
+
+    def fired(self, raw: npt.NDArray[np.float64]) -> npt.NDArray[np.bool_]:
+        """(rules, payments): whether each rule fires for each payment of `raw` (a feature matrix)."""
+        holds = np.empty((raw.shape[0], self.width), dtype=np.int64)
+        for compare, at, columns, thresholds in self.groups:
+            holds[:, at] = compare(raw[:, columns], thresholds)  # type: ignore[arg-type]
+        return np.ascontiguousarray((holds @ self.incidence == self.needed).T)
 
 
 def reload_rules(text: str, current: RuleBook) -> tuple[RuleBook, str | None]:
