@@ -53,6 +53,38 @@ def test_score_learn_many_equals_score_then_learn() -> None:
     assert (a._reference == b._reference).all() and (a._latest == b._latest).all()
 
 
+def _walked_score(forest: HalfSpaceForest, x: list[float]) -> float:
+    """The half-space-tree score of one event, walking each tree node by node (the paper's definition)."""
+    masses = []
+    for tree in range(forest.n_trees):
+        node, depth = 0, 0
+        while True:
+            mass = forest._reference[tree, node]
+            if depth == forest.height or mass < forest.limit * forest.window_size:
+                masses.append(min(1.0, mass * 2.0**depth / forest.window_size))
+                break
+            right = x[forest._feature[tree, node]] >= forest._split[tree, node]
+            node, depth = 2 * node + 1 + int(right), depth + 1
+    return 1.0 - sum(masses) / len(masses)
+
+
+def test_batched_forest_scores_match_walking_each_tree_node_by_node() -> None:
+    forest = HalfSpaceForest(4, n_trees=10, height=6, window_size=100, seed=3)
+    forest.learn_many(normal_traffic(250))
+    batch = np.vstack([normal_traffic(20, seed=4), np.random.default_rng(5).random((20, 4))])
+    walked = [_walked_score(forest, row) for row in batch.tolist()]
+    assert np.allclose(forest.score_many(batch), walked, rtol=0, atol=1e-12)
+    assert len(set(np.round(walked, 6))) > 5  # thin nodes at several depths, not one constant score
+
+
+def test_forest_learns_each_event_once_per_node_on_its_path() -> None:
+    forest = HalfSpaceForest(4, n_trees=3, height=4, window_size=1000, seed=1)
+    batch = normal_traffic(7)
+    forest.learn_many(batch)
+    assert forest._latest.sum() == 7 * 3 * (4 + 1)  # every tree counts each event at every depth
+    assert (forest._latest[:, 0] == 7).all()  # every path starts at the root
+
+
 def test_forest_is_deterministic_for_a_seed_and_pickles() -> None:
     a, b = HalfSpaceForest(4, seed=5), HalfSpaceForest(4, seed=5)
     assert (a._split == b._split).all() and not (a._split == HalfSpaceForest(4, seed=6)._split).all()

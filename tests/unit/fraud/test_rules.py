@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 import random
 from pathlib import Path
 
@@ -95,3 +96,30 @@ def test_nan_features_fire_no_rule() -> None:
     book = RuleBook.from_toml(RULES_FILE.read_text())
     scores, reasons = book.evaluate_many(feature_matrix([{"amount": float("nan"), "manual_entry": float("nan")}]))
     assert scores.tolist() == [0.0] and reasons == [[]]
+
+
+def test_evaluate_many_matches_evaluate_for_every_operator_at_its_threshold() -> None:
+    text = HEAD + "".join(
+        f'[[rule]]\nname = "r{i}"\nwhen = [["amount", "{op}", 300], ["card_payments_10m", ">=", 2]]\n'
+        f'weight = 0.{i + 1}\nreason = "{op} 300"\n'
+        for i, op in enumerate((">=", ">", "<=", "<", "=="))
+    )
+    book = RuleBook.from_toml(text)
+    rows = [{"amount": amount, "card_payments_10m": n} for amount in (299.0, 300.0, 301.0) for n in (1.0, 2.0)]
+    scores, reasons = book.evaluate_many(feature_matrix(rows))
+    expected = [book.evaluate(r) for r in rows]
+    assert reasons == [r for _, r in expected]
+    assert np.allclose(scores, [s for s, _ in expected])
+    assert reasons[3] == [
+        "== 300",
+        "<= 300",
+        ">= 300",
+    ]  # amount 300: inclusive rules, strongest first
+
+
+def test_rule_book_from_an_older_snapshot_still_evaluates_batches() -> None:
+    book = RuleBook.from_toml(RULES_FILE.read_text())
+    old = pickle.loads(pickle.dumps(book))
+    del old._plan  # pickled before the batch plan existed
+    rows = feature_matrix([{"card_payments_10m": 6.0, "card_not_present": 1.0}])
+    assert old.evaluate_many(rows)[1] == book.evaluate_many(rows)[1] != [[]]
