@@ -24,18 +24,19 @@ How the flows plug in:
   three of its topics, so it decodes every event (no pre-filter) and turns
   inventory events into movements, passes till events on, and expands
   purchases into reservations.
-- fraud (flows/fraud.py `Decoder`): `wanted={CLICKSTREAM: b'"purchase"',
-  INVENTORY: b'"adjustment"'}` (it owns neither topic's dead letters, so
-  skipping unwanted events undecoded loses nothing), `raw_topics={DLQ}` with
-  `add_raw` turning a dead-letter record into a `("dlq", topic, ts)` ops signal
-  and returning 0 (dead letters are not input events of its own); its batch
-  groups payments per card shard and labels per scorer shard in `add`, keeps
-  its dead letters (malformed labels) for the sink group in `add_dead_letter`,
-  and `output()` returns the groups, then `(OPS_KEY, ops)` and
-  `(SINK_KEY, letters)`. Malformed `pos`/`clickstream`/`inventory` events are
-  counted as skipped here, as it does today; one difference: a Kafka error
-  on `dlq` (a topic no flow owns) is counted as skipped too, where its
-  `Decoder` ignores it.
+- fraud (flows/fraud_stages.py `Decoder`, batches `FraudBatch`):
+  `wanted={CLICKSTREAM: b'"purchase"', INVENTORY: b'"adjustment"'}` (it
+  owns neither topic's dead letters, so skipping unwanted events undecoded
+  loses nothing), `raw_topics={DLQ}` with `add_raw` turning a dead-letter
+  record into a `DeadLetterSeen` ops signal and returning 0 (dead letters are
+  not input events of its own); `add` routes payments and till actions to
+  the card shards, labels to the directory shards and shrink adjustments and
+  till traffic to the ops desk; it keeps its dead letters (malformed labels)
+  for the sink, and `output()` returns the card, directory, ops and sink
+  `ShardBatch`es. Malformed `pos`/`clickstream`/`inventory` events are
+  counted as skipped here. A Kafka error on `dlq` (a topic no flow owns) is
+  counted as skipped too: the ops signal it would have given is lost, and
+  the count says so (its own loop ignored it).
 - recommend (flows/recommend_stages.py `Decoder`, batches `RecBatch`):
   `raw_topics={REC_SERVED}` with `add_raw` calling `served_records(record.value)`,
   adding each answer to the shopper groups, keeping a rejected record as a dead
@@ -86,7 +87,7 @@ class DecodedBatch(Protocol[Out]):
 class _TopicPlan:
     """What the decoder does with records of one topic, resolved once (enum look-ups are slow per event)."""
 
-    __slots__ = ("marker", "owned", "raw", "topic", "value")
+    __slots__ = ("marker", "owned", "raw", "special", "topic", "value")
 
     def __init__(self, flow: str, topic: Topic, marker: bytes | None, raw: bool) -> None:
         self.topic = topic
@@ -94,6 +95,8 @@ class _TopicPlan:
         self.owned = owns_dead_letters(flow, topic)
         self.marker = marker
         self.raw = raw
+        # Only topics with a pre-filter or raw reading take the slower branch.
+        self.special = marker is not None or raw
 
 
 class BatchDecoder(Generic[Out]):
@@ -126,19 +129,16 @@ class BatchDecoder(Generic[Out]):
         self._new_batch = new_batch
         self._plans = {name: _TopicPlan(flow, topic, wanted.get(topic), topic in raw_topics)
                        for name, topic in source_topics.items()}  # fmt: skip
-        # Only topics with a pre-filter or raw reading take the slower branch.
-        self._plain = {name: plan for name, plan in self._plans.items() if plan.marker is None and not plan.raw}
 
     def decode_batch(self, records: list[KafkaRecord]) -> list[Out]:
         batch = self._new_batch()
         add = batch.add
         seen: Counter[tuple[str, str]] = Counter()
         skipped: Counter[str] = Counter()
-        plain, plans = self._plain, self._plans
+        plans = self._plans
         for record in records:
-            plan = plain.get(record.topic)
-            if plan is None or record.error is not None:
-                plan = plans[record.topic]
+            plan = plans[record.topic]  # one subscript per record, cheaper than a `.get` call
+            if plan.special or record.error is not None:
                 if record.error is not None:
                     if plan.owned:
                         batch.add_dead_letter(DeadLetter.of(record.topic, record.partition, record.offset,

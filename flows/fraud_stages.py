@@ -11,6 +11,7 @@ Nothing here connects to anything when built: the rules file is the only thing r
 from __future__ import annotations
 
 import pickle
+import threading
 import zlib
 from collections import Counter
 from collections.abc import Callable
@@ -23,20 +24,17 @@ from bytewax.operators import StatefulBatchLogic
 
 from events.alerts import Alert
 from events.dead_letter import DeadLetter
-from events.decode import decode
-from events.models import Adjustment, FraudLabel, Sale, event_type
+from events.models import Adjustment, Event, FraudLabel, Sale
 from events.timestamps import rfc3339_ms
 from events.topics import Topic
-from flows.dead_letters import owns_dead_letters
+from flows.decoding import BatchDecoder
 from flows.kafka_source import KafkaRecord
 from flows.metrics import (
     DUPLICATES,
-    EVENTS_IN,
     FRAUD_DECISIONS,
     FRAUD_LABELS,
     FRAUD_MODEL_UPDATES,
     FRAUD_SCORES,
-    SKIPPED,
     StateEntities,
     observe_many,
 )
@@ -106,84 +104,95 @@ def ungroup(batch: Routed) -> list[Any]:
 # --------------------------------------------------------------------------------------------- decode
 
 
-class Decoder:
-    """Raw Kafka messages to `ShardBatch`es: payments per card shard, labels per scorer shard, ops signals.
+class FraudBatch:
+    """One batch of decoded records as the fraud flow routes them (a `flows.decoding.DecodedBatch`).
 
-    Never raises. Clickstream events other than `purchase` and inventory events other than
-    `adjustment` are not this flow's business and are passed over without decoding (a
-    substring test on the raw bytes; a false positive only costs a decode). Malformed labels
-    become dead letters (this flow owns them, `flows.dead_letters`); malformed events of the
-    other topics are skipped and counted (the inventory flow dead-letters them).
+    Payments and till actions go to their card's shard (the payment id's without a card),
+    labels to their payment's directory shard, shrink adjustments, till traffic and dead-letter
+    records to the ops desk, and malformed labels to the sink as dead letters (this flow owns
+    them, `flows.dead_letters`); malformed events of the other topics are skipped and counted
+    by `BatchDecoder`, as the inventory flow dead-letters them.
+    """
+
+    __slots__ = ("cards", "label_ids", "labels", "letters", "ops", "payments", "router")
+
+    def __init__(self, router: ShardRouter[FraudStage, Any]) -> None:
+        self.router = router
+        self.cards: list[str] = []  # the card (or payment) each payment's features are keyed on
+        self.payments: list[Scoring] = []
+        self.label_ids: list[str] = []
+        self.labels: list[LabelSeen] = []
+        self.ops: list[OpsSignal] = []
+        self.letters: list[DeadLetter] = []
+
+    def add(self, topic: Topic, event: Event, record: KafkaRecord) -> None:
+        if topic is _LABEL_TOPIC:
+            label: FraudLabel = event  # type: ignore[assignment]
+            self.label_ids.append(label.txn_id or label.order_id or "")
+            self.labels.append(LabelSeen(label, record.topic, record.partition, record.offset))
+            return
+        sold: Sale | Adjustment = event  # type: ignore[assignment]  # every pos, clickstream and inventory event
+        ts = sold.ts.timestamp()
+        if topic is _INVENTORY_TOPIC:
+            if type(event) is Adjustment and event.reason == "shrink" and event.qty < 0:
+                self.ops.append(ShrinkSeen(event.location_id, -event.qty, ts))
+            return
+        payment = payment_of(event)
+        action = till_action_of(event) if topic is _POS_TOPIC else None
+        if payment is None and action is None:
+            return
+        item = Scoring(payment, action, sold.event_id, ts)
+        self.cards.append(payment.card_token if payment is not None and payment.card_token else item.payment_id)
+        self.payments.append(item)
+        self.ops.append(SaleSeen(event.store_id, event.register_id, ts) if type(event) is Sale else TrafficSeen(ts))
+
+    def add_dead_letter(self, letter: DeadLetter) -> None:
+        self.letters.append(letter)
+
+    def add_raw(self, topic: Topic, record: KafkaRecord) -> int:
+        """A `dlq` record: an ops signal of where and when a dead letter was made; not an input event of ours."""
+        signal = _dead_letter_signal(record.value) if record.value is not None else None
+        if signal is not None:
+            self.ops.append(signal)
+        return 0
+
+    def output(self) -> list[Routed]:
+        """Payments per card shard, labels per directory shard, then the ops signals and the dead letters."""
+        router = self.router
+        router.add_many(FraudStage.CARDS, self.cards, self.payments)
+        router.add_many(FraudStage.DIRECTORY, self.label_ids, self.labels)
+        router.add_all_to_single(FraudStage.OPS, self.ops)
+        router.add_all_to_single(FraudStage.SINK, self.letters)
+        return router.drain()
+
+
+_LABEL_TOPIC, _INVENTORY_TOPIC, _POS_TOPIC = Topic.LABELS, Topic.INVENTORY, Topic.POS
+# Clickstream and inventory events this flow has no use for are passed over undecoded: it owns
+# neither topic's dead letters, so nothing is lost by not looking at them.
+_WANTED = {Topic.CLICKSTREAM: b'"purchase"', Topic.INVENTORY: b'"adjustment"'}
+
+
+class Decoder(BatchDecoder[Routed]):
+    """Raw Kafka messages to `ShardBatch`es: payments per card shard, labels per directory shard, ops signals.
+
+    `BatchDecoder` with a `FraudBatch` per batch, `dlq` read raw and a pre-filter on the raw
+    bytes for `clickstream` (purchases) and `inventory` (adjustments): the other events of
+    those topics are not this flow's business (a false positive only costs a decode). A Kafka
+    error on `dlq`, a topic no flow dead-letters, is counted as skipped like one on `pos`: the
+    ops signal it would have given is lost, and the count says so. Each worker thread routes
+    with its own `ShardRouter`, kept across batches so its shard memo stays warm.
     """
 
     def __init__(self, source_topics: dict[str, Topic], shards: int) -> None:
-        self.source_topics = source_topics
-        self.router: ShardRouter[FraudStage, Any] = ShardRouter(shards)
-        self._topics = {name: (topic, topic.value) for name, topic in source_topics.items()}
+        super().__init__(FLOW, source_topics, self._new_batch, wanted=_WANTED, raw_topics={Topic.DLQ})
+        self.shards = shards
+        self._routers = threading.local()
 
-    def decode_batch(self, records: list[KafkaRecord]) -> list[Routed]:
-        cards: list[str] = []  # the card (or payment) each payment's features are keyed on
-        payments: list[Scoring] = []
-        label_ids: list[str] = []
-        labels_in: list[LabelSeen] = []
-        ops: list[OpsSignal] = []
-        letters: list[DeadLetter] = []
-        seen: Counter[tuple[str, str]] = Counter()
-        skipped: Counter[str] = Counter()
-        pos, click, inventory, labels, dlq = Topic.POS, Topic.CLICKSTREAM, Topic.INVENTORY, Topic.LABELS, Topic.DLQ
-        for record in records:
-            topic, topic_value = self._topics[record.topic]
-            value = record.value
-            if record.error is not None or value is None:
-                if topic is labels:
-                    letters.append(DeadLetter.of(record.topic, record.partition, record.offset,
-                                                 f"Kafka error: {record.error}", value))  # fmt: skip
-                elif topic is not dlq:
-                    skipped[topic_value] += 1
-                continue
-            if topic is dlq:
-                signal = _dead_letter_signal(value)
-                if signal is not None:
-                    ops.append(signal)
-                continue
-            if (topic is click and b'"purchase"' not in value) or (topic is inventory and b'"adjustment"' not in value):
-                continue
-            event = decode(topic, value, source_topic=record.topic, partition=record.partition, offset=record.offset)
-            if isinstance(event, DeadLetter):
-                if owns_dead_letters(FLOW, topic):
-                    letters.append(event)
-                else:
-                    skipped[topic_value] += 1
-                continue
-            seen[topic_value, event_type(event)] += 1
-            if topic is labels:
-                label: FraudLabel = event  # type: ignore[assignment]
-                label_ids.append(label.txn_id or label.order_id or "")
-                labels_in.append(LabelSeen(label, record.topic, record.partition, record.offset))
-                continue
-            ts = event.ts.timestamp()
-            if topic is inventory:
-                if type(event) is Adjustment and event.reason == "shrink" and event.qty < 0:
-                    ops.append(ShrinkSeen(event.location_id, -event.qty, ts))
-                continue
-            payment = payment_of(event)
-            action = till_action_of(event) if topic is pos else None
-            if payment is None and action is None:
-                continue
-            item = Scoring(payment, action, event.event_id, ts)
-            cards.append(payment.card_token if payment is not None and payment.card_token else item.payment_id)
-            payments.append(item)
-            ops.append(SaleSeen(event.store_id, event.register_id, ts) if type(event) is Sale else TrafficSeen(ts))
-        for (topic_name, type_name), n in seen.items():
-            EVENTS_IN.labels(FLOW, topic_name, type_name).inc(n)
-        for topic_name, n in skipped.items():
-            SKIPPED.labels(FLOW, topic_name).inc(n)
-        router = self.router
-        router.add_many(FraudStage.CARDS, cards, payments)
-        router.add_many(FraudStage.DIRECTORY, label_ids, labels_in)
-        router.add_all_to_single(FraudStage.OPS, ops)
-        router.add_all_to_single(FraudStage.SINK, letters)
-        return router.drain()
+    def _new_batch(self) -> FraudBatch:
+        router: ShardRouter[FraudStage, Any] | None = getattr(self._routers, "router", None)
+        if router is None:
+            router = self._routers.router = ShardRouter(self.shards)
+        return FraudBatch(router)
 
 
 def _dead_letter_signal(value: bytes) -> DeadLetterSeen | None:

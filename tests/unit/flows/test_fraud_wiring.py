@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
 import orjson
 from bytewax.testing import TestingSink, TestingSource, run_main
 
@@ -11,14 +12,16 @@ from events.alerts import Alert
 from events.dead_letter import DeadLetter
 from events.topics import Topic
 from flows.fraud import build_flow
+from flows.fraud_stages import Decoder, FraudStage
 from flows.kafka_source import KafkaRecord
-from flows.metrics import DUPLICATES, FRAUD_LABELS
+from flows.metrics import DUPLICATES, EVENTS_IN, FRAUD_LABELS, SKIPPED
 from flows.sinks import FlowRecord
 from omnistream.settings import Settings
 from operators.fraud.alerts import card_ref
+from operators.fraud.records import DeadLetterSeen, ShrinkSeen
 from state import keys
 from state.doc_writer import FencedDoc
-from tests.integration.fraud_events import RULES, T0, burst, label, normal_shopper, sale
+from tests.integration.fraud_events import RULES, T0, burst, label, normal_shopper, purchase, sale
 
 SETTINGS = Settings(fraud_rules_path=RULES, fraud_shards=4)
 
@@ -104,3 +107,63 @@ def test_building_and_running_needs_no_broker_and_no_redis() -> None:
     run_main(build_flow(settings, source=TestingSource(events), sink=TestingSink(out)))
     assert [orjson.loads(item.doc)["payment_id"] for item in out if type(item) is FencedDoc
             and item.key == keys.score("TXN-9")] == ["TXN-9"]  # fmt: skip
+
+
+DECODER_TOPICS = {
+    SETTINGS.topic(t): t for t in (Topic.POS, Topic.CLICKSTREAM, Topic.INVENTORY, Topic.LABELS, Topic.DLQ)
+}
+STOCK = {"event_id": "st-1", "ts": "2026-11-22T00:10:00Z", "schema_version": 1, "sku": "SKU-1", "location_id": "S1"}
+
+
+def record(topic: Topic, offset: int, value: bytes | None, error: str | None = None) -> KafkaRecord:
+    return KafkaRecord(SETTINGS.topic(topic), 0, offset, value, error)
+
+
+def test_a_kafka_error_on_the_dead_letter_topic_is_counted_as_skipped_and_signals_nothing() -> None:
+    # No flow dead-letters `dlq`: the ops signal the record would have given is lost, and the count says so.
+    before = counter(SKIPPED.labels("fraud", Topic.DLQ.value))
+
+    out = Decoder(DECODER_TOPICS, 4).decode_batch([record(Topic.DLQ, 0, None, error="Broker: Message corrupt")])
+
+    assert out == []
+    assert counter(SKIPPED.labels("fraud", Topic.DLQ.value)) == before + 1
+
+
+def test_dead_letter_records_become_ops_signals_and_are_not_counted_as_input_events() -> None:
+    letter = msgspec.json.encode(DeadLetter.of("omni.pos", 0, 3, "bad", b"{}"))
+    seen = counter(EVENTS_IN.labels("fraud", Topic.DLQ.value, Topic.DLQ.value))
+
+    out = Decoder(DECODER_TOPICS, 4).decode_batch([record(Topic.DLQ, 0, letter), record(Topic.DLQ, 1, b"not json")])
+
+    assert len(out) == 1 and out[0].stage is FraudStage.OPS
+    [signal] = out[0].items
+    assert type(signal) is DeadLetterSeen and signal.source_topic == "omni.pos"
+    assert counter(EVENTS_IN.labels("fraud", Topic.DLQ.value, Topic.DLQ.value)) == seen
+
+
+def test_only_purchases_and_shrink_adjustments_of_the_shared_topics_are_decoded_and_counted() -> None:
+    view = orjson.dumps({"event_id": "v1", "type": "page_view", "ts": "2026-11-22T00:10:00Z", "schema_version": 1,
+                         "session_id": "s1", "channel": "web", "path": "/"})  # fmt: skip
+    receipt = orjson.dumps(STOCK | {"type": "receipt", "qty": 4})
+    shrink = orjson.dumps(STOCK | {"type": "adjustment", "qty": -2, "reason": "shrink"})
+    bought = purchase("O-1", T0, card_token="tok_web_1", user_id="U-1")[2]
+    counted = {kind: counter(EVENTS_IN.labels("fraud", topic.value, kind)) for topic, kind in
+               ((Topic.CLICKSTREAM, "page_view"), (Topic.CLICKSTREAM, "purchase"), (Topic.INVENTORY, "receipt"),
+                (Topic.INVENTORY, "adjustment"))}  # fmt: skip
+
+    out = Decoder(DECODER_TOPICS, 4).decode_batch([
+        record(Topic.CLICKSTREAM, 0, view), record(Topic.INVENTORY, 0, receipt),
+        record(Topic.CLICKSTREAM, 1, bought), record(Topic.INVENTORY, 1, shrink),
+    ])  # fmt: skip
+
+    cards = [batch for batch in out if batch.stage is FraudStage.CARDS]
+    assert [item.payment_id for batch in cards for item in batch.items] == ["O-1"]
+    [ops] = [batch for batch in out if batch.stage is FraudStage.OPS]
+    assert [type(item) for item in ops.items] == [type(ops.items[0]), ShrinkSeen]
+    assert ops.items[1] == ShrinkSeen("S1", 2, T0 + 600.0)
+    assert {batch.stage for batch in out} == {FraudStage.CARDS, FraudStage.OPS}
+    after = {kind: counter(EVENTS_IN.labels("fraud", topic.value, kind)) for topic, kind in
+             ((Topic.CLICKSTREAM, "page_view"), (Topic.CLICKSTREAM, "purchase"), (Topic.INVENTORY, "receipt"),
+              (Topic.INVENTORY, "adjustment"))}  # fmt: skip
+    assert {kind: after[kind] - counted[kind] for kind in after} == {"page_view": 0, "purchase": 1, "receipt": 0,
+                                                                    "adjustment": 1}  # fmt: skip
