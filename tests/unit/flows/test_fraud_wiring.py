@@ -18,7 +18,7 @@ from flows.metrics import DUPLICATES, EVENTS_IN, FRAUD_LABELS, SKIPPED
 from flows.sinks import FlowRecord
 from omnistream.settings import Settings
 from operators.fraud.alerts import card_ref
-from operators.fraud.records import DeadLetterSeen, ShrinkSeen
+from operators.fraud.records import DeadLetterSeen, ShrinkSeen, TrafficSeen
 from state import keys
 from state.doc_writer import FencedDoc
 from tests.integration.fraud_events import RULES, T0, burst, label, normal_shopper, purchase, sale
@@ -159,8 +159,7 @@ def test_only_purchases_and_shrink_adjustments_of_the_shared_topics_are_decoded_
     cards = [batch for batch in out if batch.stage is FraudStage.CARDS]
     assert [item.payment_id for batch in cards for item in batch.items] == ["O-1"]
     [ops] = [batch for batch in out if batch.stage is FraudStage.OPS]
-    assert [type(item) for item in ops.items] == [type(ops.items[0]), ShrinkSeen]
-    assert ops.items[1] == ShrinkSeen("S1", 2, T0 + 600.0)
+    assert ops.items == [TrafficSeen(T0), ShrinkSeen("S1", 2, T0 + 600.0)]  # the web purchase, then the shrink
     assert {batch.stage for batch in out} == {FraudStage.CARDS, FraudStage.OPS}
     after = {kind: counter(EVENTS_IN.labels("fraud", topic.value, kind)) for topic, kind in
              ((Topic.CLICKSTREAM, "page_view"), (Topic.CLICKSTREAM, "purchase"), (Topic.INVENTORY, "receipt"),
