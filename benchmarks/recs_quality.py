@@ -361,7 +361,12 @@ def served_answer(request: RecRequest, variant: Variant, k: int, store: Document
             listed = store.scored(keys.rec_trending(scope))
             if listed is not None:
                 trending[scope] = listed
-        material = material._replace(profiles=profiles, neighbours=neighbours, trending=trending)
+        sessions = dict(material.sessions)
+        for session_id in plan.sessions:
+            listed = store.scored(keys.rec_session(session_id))
+            if listed is not None:
+                sessions[session_id] = listed
+        material = material._replace(profiles=profiles, neighbours=neighbours, trending=trending, sessions=sessions)
     return recommend(request, material, variant, k)
 
 

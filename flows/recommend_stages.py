@@ -13,6 +13,7 @@ import pickle
 import threading
 from collections import Counter, OrderedDict
 from enum import StrEnum
+from operator import attrgetter
 from typing import Any
 
 import orjson
@@ -40,6 +41,7 @@ from operators.recs.experiments import (
 from operators.recs.interactions import Interaction, interactions_of
 from operators.recs.profile import ShopperProfile
 from operators.recs.ranker import RecRanker
+from operators.recs.session_knn import SessionNeighbourhood
 from operators.recs.trending import Trending, scopes_of
 from state import keys
 from state.doc_writer import FencedDoc
@@ -54,6 +56,7 @@ class Stage(StrEnum):
     SHOPPERS = "shoppers"
     NEIGHBOURS = "neighbours"
     TRENDING = "trending"
+    SESSIONS = "sessions"
     EXPERIMENTS = "experiments"
 
 
@@ -67,6 +70,7 @@ def is_doc(item: object) -> bool:
 
 
 _TO_CATALOG, _TO_SHOPPERS = Stage.CATALOG, Stage.SHOPPERS
+_ts_of = attrgetter("ts")
 """Looked up once: an enum member's attribute look-up costs per event."""
 
 
@@ -257,10 +261,15 @@ class _ShopperStep(_PickledStep):
         weights, new_shopper = builder.kind_weights, builder.new_shopper
         router, to_neighbours, to_trending = self.router, Stage.NEIGHBOURS, Stage.TRENDING
         trend_hits: dict[str, TrendHits] = {}  # by trending shard
+        clicks: list[tuple[str, str, float]] = []  # (session, SKU, ts) for the session neighbourhood
         feedback: list[Feedback] = []
         duplicates = 0
-        for group in groups:
-            for value in group:
+        # In event-time order: the batch comes grouped by catalog shard (by SKU), and a shopper's trail pairs
+        # and session index place each click after the ones learned before it. Stable: equal times keep order.
+        values: list[Interaction | ServedRecord] = [value for group in groups for value in group]
+        values.sort(key=_ts_of)
+        for values_group in (values,):
+            for value in values_group:
                 if type(value) is ServedRecord:
                     feedback += shard.touch(value.actor, new_shopper, value.ts).learn_served(value)
                     continue
@@ -270,6 +279,8 @@ class _ShopperStep(_PickledStep):
                     duplicates += 1
                     continue
                 covisits, shopper_feedback = learned
+                if interaction.session.startswith("s:"):
+                    clicks.append((interaction.session, interaction.sku, interaction.ts))
                 for covisit in covisits:
                     router.add(to_neighbours, covisit.item, covisit)
                 if shopper_feedback:
@@ -290,9 +301,15 @@ class _ShopperStep(_PickledStep):
                             held[1] = ts
         if duplicates:
             DUPLICATES.labels(FLOW).inc(duplicates)
-        return self._emit(shard.collect(), trend_hits, feedback), StatefulBatchLogic.RETAIN
+        return self._emit(shard.collect(), trend_hits, feedback, clicks), StatefulBatchLogic.RETAIN
 
-    def _emit(self, written: Any, trend_hits: dict[str, TrendHits], feedback: list[Feedback]) -> list[Any]:
+    def _emit(
+        self,
+        written: Any,
+        trend_hits: dict[str, TrendHits],
+        feedback: list[Feedback],
+        clicks: list[tuple[str, str, float]] | None = None,
+    ) -> list[Any]:
         ttl_s = self.builder.profile_ttl_s
         out: list[Any] = []
         for actor, shopper, version in written:  # every changed profile, every batch: freshness
@@ -301,6 +318,8 @@ class _ShopperStep(_PickledStep):
         out.extend(self.router.drain())
         # Summed per (scope, SKU) above, so each trending shard gets one item: the batch's summed hits.
         out.extend(ShardBatch(Stage.TRENDING, shard, [hits]) for shard, hits in trend_hits.items())
+        if clicks:
+            out.append(ShardBatch(Stage.SESSIONS, Stage.SESSIONS.value, clicks))
         if feedback:
             out.append(ShardBatch(Stage.EXPERIMENTS, Stage.EXPERIMENTS.value, feedback))
         return out
@@ -405,6 +424,81 @@ class TrendingLogic:
         for summed in batches:
             for (scope, sku), (weight, ts, category) in summed.items():
                 shard.touch(scope, new, ts).learn_one(sku, weight, ts, category or None)
+
+
+# --- sessions: one key, the item-to-session index and each clicking session's neighbourhood -------------------------
+
+
+class SessionIndex:
+    """The session neighbourhood and the version of each session's document (bounded with it)."""
+
+    def __init__(self, neighbourhood: SessionNeighbourhood) -> None:
+        self.neighbourhood = neighbourhood
+        self.versions: dict[str, int] = {}
+
+
+class SessionLogic:
+    """Builds the sessions step: learns every click into one `SessionNeighbourhood` and, once per batch, writes
+    each online session that clicked its neighbourhood list (`keys.rec_session`), so the next answer uses it.
+
+    One key: finding a session's neighbours needs every session's clicks. Online sessions (`s:`) only: they are
+    the ones asked for by `session_id`, and a till basket is a purchase, not a path through the shop (its SKUs
+    reach co-visitation already).
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.capacity = settings.rec.session_capacity
+        self.neighbours = settings.rec.session_neighbours
+        self.published = settings.rec.session_published
+        self.ttl_s = settings.rec.profile_ttl_s
+
+    def __call__(self, resume: bytes | None) -> _SessionStep:
+        state = (
+            pickle.loads(resume)
+            if resume
+            else SessionIndex(SessionNeighbourhood(self.capacity, neighbours=self.neighbours))
+        )
+        return _SessionStep(state, self)
+
+
+class _SessionStep(_PickledStep):
+    def __init__(self, state: SessionIndex, builder: SessionLogic) -> None:
+        self.state = state
+        self.builder = builder
+        self.run_sessions: dict[str, float] = {}  # sessions written in this run -> their newest click
+
+    def on_batch(self, groups: list[list[tuple[str, str, float]]]) -> tuple[list[FencedDoc], bool]:
+        learn = self.state.neighbourhood.learn_one
+        touched: dict[str, float] = {}
+        for group in groups:
+            for session, sku, ts in group:
+                learn(session, sku, ts)
+                if ts >= touched.get(session, ts):
+                    touched[session] = ts
+        self.run_sessions |= touched
+        if len(self.run_sessions) > self.builder.capacity:
+            self.run_sessions = dict(touched)
+        return self._docs(touched), StatefulBatchLogic.RETAIN
+
+    def on_eof(self) -> tuple[list[FencedDoc], bool]:
+        # A bounded run ends: its sessions are written once more, with every session it learned (clicks of
+        # other partitions may have come after theirs), as of the newest click learned (`as_of`).
+        clock = max(self.run_sessions.values(), default=float("-inf"))
+        docs = self._docs(dict.fromkeys(self.run_sessions, clock))
+        self.run_sessions = {}
+        return docs, StatefulBatchLogic.RETAIN
+
+    def _docs(self, sessions: dict[str, float]) -> list[FencedDoc]:
+        neighbourhood, versions, builder = self.state.neighbourhood, self.state.versions, self.builder
+        out: list[FencedDoc] = []
+        for session, ts in sessions.items():
+            top = neighbourhood.score_one(session, ts, builder.published)
+            version = versions[session] = next_version(versions.get(session, 0), ts)
+            doc = orjson.dumps([[sku, round(score, 6), ""] for sku, score in top])
+            out.append(FencedDoc(keys.rec_session(session[2:]), version, doc, builder.ttl_s, ts))
+        if len(versions) > 2 * builder.capacity:  # versions of sessions the index forgot: forget them too
+            self.state.versions = {s: v for s, v in versions.items() if neighbourhood.items_of(s)}
+        return out
 
 
 # --- experiments: one key, tallies per variant and the ranker ------------------------------------------------------

@@ -222,6 +222,11 @@ class RecSettings(_Group):
     neighbours_half_life_s: float = Field(14 * 86_400.0, gt=0, description="Half-life of a co-visit.")
     neighbours_capacity: int = Field(50, ge=1, description="Neighbours kept per SKU in flow state.")
     neighbours_published: int = Field(15, ge=1, le=500, description="Neighbours written per SKU document.")
+    session_capacity: int = Field(
+        200_000, ge=100, description="Sessions in the session-neighbourhood index (least recently active out first)."
+    )
+    session_neighbours: int = Field(100, ge=1, le=1000, description="Most similar past sessions that vote per click.")
+    session_published: int = Field(50, ge=1, le=500, description="SKUs written per session-neighbourhood document.")
     trail_items: int = Field(4, ge=2, le=50, description="Recent SKUs per shopper that pair with a new one.")
     trail_window_s: float = Field(
         1_800.0, gt=0, description="Interactions of different sessions this close in time still pair."

@@ -87,6 +87,11 @@ def rec_trending(scope: str) -> str:
     return f"{NAMESPACE}:rec:trend:{{{scope}}}"
 
 
+def rec_session(session_id: str) -> str:
+    """Fenced hash: what the session's neighbour sessions clicked, `[[sku, score, ""], ...]` best first."""
+    return f"{NAMESPACE}:rec:sess:{{{session_id}}}"
+
+
 def rec_item(sku: str) -> str:
     """Fenced hash: the catalog facts of a SKU the recommender uses (`active`, `category`)."""
     return f"{NAMESPACE}:rec:item:{{{sku}}}"

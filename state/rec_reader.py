@@ -83,8 +83,10 @@ return {plain_docs, list_docs, table.concat(sellable, '\\31')}
 
 Scored = tuple[str, float, str]
 ScoredList = tuple[Scored, ...]
-NEIGHBOURS, TRENDING = "nb", "trend"
-"""The kinds of list documents: neighbours by SKU, trending by scope."""
+NEIGHBOURS, TRENDING, SESSIONS = "nb", "trend", "sess"
+"""The kinds of list documents: neighbours by SKU, trending by scope, session neighbourhoods by session id
+(rewritten on every click of the session: never cached)."""
+_LIST_KEYS = {NEIGHBOURS: keys.rec_neighbours, TRENDING: keys.rec_trending, SESSIONS: keys.rec_session}
 RANKER = "ranker"
 """The kind of the one ranker document (`cached(RANKER, "")`)."""
 
@@ -223,8 +225,7 @@ class RecReader:
         plain_keys = [keys.rec_profile(actor) for actor in profiles]
         if ranker:
             plain_keys.append(keys.rec_ranker())
-        list_keys = [keys.rec_neighbours(name) if kind == NEIGHBOURS else keys.rec_trending(name)
-                     for kind, name in lists]  # fmt: skip
+        list_keys = [_LIST_KEYS[kind](name) for kind, name in lists]
         plain_docs, list_docs, sellable = await self._round(
             keys=[sellable_key, keys.rec_inactive(), *plain_keys, *list_keys],
             args=[keys.DOC_FIELD, len(plain_keys), _SEPARATOR.join(checked)],
@@ -239,10 +240,11 @@ class RecReader:
         if ranker:
             found_ranker = plain_doc(plain_docs[-1] or None)
             self._cache.put(RANKER + ":", found_ranker, now)
-        found: dict[str, dict[str, ScoredList]] = {NEIGHBOURS: {}, TRENDING: {}}
+        found: dict[str, dict[str, ScoredList]] = {NEIGHBOURS: {}, TRENDING: {}, SESSIONS: {}}
         for (kind, name), doc in zip(lists, list_docs, strict=True):
             parsed_list = scored_list(doc or None)
-            self._cache.put(kind + ":" + name, parsed_list, now)
+            if kind != SESSIONS:
+                self._cache.put(kind + ":" + name, parsed_list, now)
             if parsed_list is not None:
                 found[kind][name] = parsed_list
                 checked.update(sku for sku, _, _ in parsed_list)

@@ -51,6 +51,8 @@ class RecMaterial(NamedTuple):
     by SKU; `trending` by scope (`global`, `cat:<c>`, `loc:<id>`, `ch:<channel>`);
     `sellable` holds every SKU that can be sold where the shopper is (at
     `location_id`, or anywhere without one): nothing outside it is ever returned.
+    `sessions` by session id: what the session's neighbour sessions clicked
+    (`operators.recs.session_knn`), the list the flow rewrites on every click.
     """
 
     profiles: Mapping[str, ProfileDoc]
@@ -58,6 +60,7 @@ class RecMaterial(NamedTuple):
     trending: Mapping[str, Sequence[Scored]]
     ranker: RankerWeights | None
     sellable: Container[str]
+    sessions: Mapping[str, Sequence[Scored]] = {}
 
 
 class RecItem(NamedTuple):
@@ -70,14 +73,17 @@ class RecItem(NamedTuple):
 
 
 class MaterialPlan(NamedTuple):
-    """Documents to fetch: profiles by actor key, neighbour lists by SKU, trending lists by scope."""
+    """Documents to fetch: profiles by actor key, neighbour lists by SKU, trending lists by scope,
+    session-neighbourhood lists by session id (never cached: rewritten on every click)."""
 
     profiles: list[str]
     neighbours: list[str]
     trending: list[str]
+    sessions: Sequence[str] = ()
 
 
 REASONS = {
+    "session_knn": "similar_sessions",
     "covisit": "co_visitation",
     "session_category": "session_category",
     "profile_category": "profile_category",
@@ -88,10 +94,12 @@ REASONS = {
 
 
 def material_plan(request: RecRequest) -> MaterialPlan:
-    """Round trip 1: the shopper's profiles, the request SKU's neighbours, the context's trending lists.
+    """Round trip 1: the shopper's profiles, the request SKU's neighbours, the context's trending lists, the
+    session's neighbourhood.
 
-    >>> material_plan(RecRequest("U-1", "S-1", "SKU-1", "STORE-01", "web"))
-    MaterialPlan(profiles=['u:U-1', 's:S-1'], neighbours=['SKU-1'], trending=['loc:STORE-01', 'ch:web', 'global'])
+    >>> material_plan(RecRequest("U-1", "S-1", "SKU-1", "STORE-01", "web"))  # doctest: +NORMALIZE_WHITESPACE
+    MaterialPlan(profiles=['u:U-1', 's:S-1'], neighbours=['SKU-1'], trending=['loc:STORE-01', 'ch:web', 'global'],
+                 sessions=['S-1'])
     """
     profiles = []
     if request.user_id:
@@ -104,7 +112,8 @@ def material_plan(request: RecRequest) -> MaterialPlan:
     if request.channel:
         trending.append(channel_scope(request.channel))
     trending.append(GLOBAL)
-    return MaterialPlan(profiles, [request.sku] if request.sku else [], trending)
+    sessions = [request.session_id] if request.session_id else []
+    return MaterialPlan(profiles, [request.sku] if request.sku else [], trending, sessions)
 
 
 def followup_plan(request: RecRequest, material: RecMaterial) -> MaterialPlan:
@@ -113,7 +122,7 @@ def followup_plan(request: RecRequest, material: RecMaterial) -> MaterialPlan:
     >>> profile = {"actor": "u:U-1", "recent": [("SKU-2", 1, 5.0, "toys")], "categories": {"toys": 1.0}, "as_of": 5.0}
     >>> material = RecMaterial({"u:U-1": profile}, {}, {}, None, set())
     >>> followup_plan(RecRequest("U-1", None, "SKU-1"), material)
-    MaterialPlan(profiles=[], neighbours=['SKU-2'], trending=['cat:toys'])
+    MaterialPlan(profiles=[], neighbours=['SKU-2'], trending=['cat:toys'], sessions=())
     """
     anchors = _anchors(request, material.profiles)
     neighbours = [sku for sku, _ in anchors if sku not in material.neighbours and sku != request.sku]
@@ -125,7 +134,7 @@ def followup_plan(request: RecRequest, material: RecMaterial) -> MaterialPlan:
 
 def candidate_skus(request: RecRequest, material: RecMaterial) -> set[str]:
     """Every SKU `recommend` could return from `material`: the ones to check for stock, in no special order."""
-    skus: set[str] = set()
+    skus: set[str] = set(map(_sku_of, material.sessions.get(request.session_id or "", ())))
     for sku, _ in _anchors(request, material.profiles):
         skus.update(map(_sku_of, material.neighbours.get(sku, ())))
     for scope_list in material.trending.values():
@@ -138,6 +147,8 @@ def recommend(request: RecRequest, material: RecMaterial, variant: Variant, k: i
     """The top `k` SKUs for `request`, best first.
 
     Candidates and their features (each in [0, 1]):
+    - `session_knn`: what the sessions most like this one clicked (the
+      whole session, newer clicks weighted more: `operators.recs.session_knn`);
     - `covisit`: neighbours of the request SKU and of the newest profile SKUs,
       each list scaled to its best, weighted by recency (ANCHOR_DECAY per step);
     - `session_category`: trending in the categories of what the shopper is
@@ -191,6 +202,9 @@ def recommend(request: RecRequest, material: RecMaterial, variant: Variant, k: i
                 categories[sku] = category
             values[sku] = values.get(sku, 0.0) + weight * (score / top)
 
+    # The session's neighbourhood: its earlier clicks, not only the last, choose these.
+    if request.session_id:
+        add("session_knn", material.sessions.get(request.session_id, ()), 1.0)
     # Co-visitation: neighbours of what the shopper is on and was just on.
     for sku, weight in _anchors(request, material.profiles):
         add("covisit", material.neighbours.get(sku, ()), weight)
@@ -243,7 +257,7 @@ def recommend(request: RecRequest, material: RecMaterial, variant: Variant, k: i
 
 
 _sku_of, _score_of = itemgetter(0), itemgetter(1)
-_PERSONAL = ("covisit", "session_category", "profile_category")
+_PERSONAL = ("session_knn", "covisit", "session_category", "profile_category")
 """Sources that know something of this shopper or product: without any, the answer is a cold start."""
 _CONTEXT = ("trending_location", "trending_channel", "trending_global")
 _TIER_REASON = ("trending_global", "trending_channel", "trending_location")

@@ -1,7 +1,8 @@
 """`GET /v1/recommendations`: what to show a shopper next, fresh, sellable where they are, and measured.
 
 Two Redis round trips (`state.rec_reader`): the shopper's profiles, the
-request SKU's neighbours and the context's trending lists; then the
+session's neighbourhood, the request SKU's neighbours and the context's
+trending lists; then the
 neighbours of the shopper's recent SKUs, the trending of their categories
 and the stock-aware filter of every candidate. The blend is the engine's one
 `recommend` function (`operators.recs.blend`), the same the quality harness
@@ -40,7 +41,7 @@ from operators.recs.interactions import actor_key
 from serving.cold_answers import ColdAnswers
 from serving.rec_served import ServedPublisher
 from serving.schemas import error_responses
-from state.rec_reader import NEIGHBOURS, RANKER, TRENDING, RecReader
+from state.rec_reader import NEIGHBOURS, RANKER, SESSIONS, TRENDING, RecReader
 
 ROUTE = "/v1/recommendations"
 MAX_ID_LENGTH = 256
@@ -131,10 +132,13 @@ class Recommender:
         missing += _held(reader, TRENDING, followup_plan(request, without_profile).trending, trending)
         ranker = reader.cached(RANKER, "") if variant.use_ranker else None
         known = candidate_skus(request, without_profile)
-        first = await reader.fetch(params.location_id, missing, known, plan.profiles,
+        # The session's neighbourhood is rewritten on every click of the session: never cached, always fetched.
+        own = [(SESSIONS, session_id) for session_id in plan.sessions]
+        first = await reader.fetch(params.location_id, [*missing, *own], known, plan.profiles,
                                    ranker=variant.use_ranker and ranker is None)  # fmt: skip
         neighbours |= first.lists[NEIGHBOURS]
         trending |= first.lists[TRENDING]
+        sessions = first.lists[SESSIONS]
         ranker = (first.ranker if ranker is None else ranker) or None
         sellable = first.sellable
         # Round 2, when round 1 told more: a returning shopper's recent SKUs and categories, the request SKU's
@@ -145,15 +149,16 @@ class Recommender:
             follow = followup_plan(request, RecMaterial(first.profiles, neighbours, trending, ranker, sellable))
             missing = [*_held(reader, NEIGHBOURS, follow.neighbours, neighbours),
                        *_held(reader, TRENDING, follow.trending, trending)]  # fmt: skip
-            every = candidate_skus(request, RecMaterial(first.profiles, neighbours, trending, ranker, ()))
+            every = candidate_skus(request, RecMaterial(first.profiles, neighbours, trending, ranker, (), sessions))
             unchecked = every - first.checked
         if missing or unchecked:
             second = await reader.fetch(params.location_id, missing, unchecked)
             neighbours |= second.lists[NEIGHBOURS]
             trending |= second.lists[TRENDING]
             sellable = sellable | second.sellable
-        material = RecMaterial(first.profiles, neighbours, trending, ranker, sellable)
-        cold_key = None if first.profiles else (params.sku, params.location_id, params.channel, variant.name, params.k)
+        material = RecMaterial(first.profiles, neighbours, trending, ranker, sellable, sessions)
+        personal = first.profiles or sessions
+        cold_key = None if personal else (params.sku, params.location_id, params.channel, variant.name, params.k)
         items = self.cold_answers.get(cold_key, material) if cold_key else None
         if items is None:
             items = recommend(request, material, variant, params.k)

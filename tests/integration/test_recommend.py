@@ -120,6 +120,40 @@ def test_session_that_views_a_then_b_gets_b_like_items_next(settings: Settings, 
     assert skus_of(body).index("SKU-C") < skus_of(body).index("SKU-D")  # A's neighbour counts, less
 
 
+TRIP = {"TENT": "tents", "LAMP": "lights", "STOVE": "stoves", "POT": "kitchen", "KAYAK": "boats", "PADDLE": "boats",
+        "PUMP": "boats", "VEST": "boats", "ROPE": "tools", "MAP": "books"}  # fmt: skip
+
+
+def trips() -> list[tuple[Topic, bytes, bytes]]:
+    """Campers look at a tent, then far later a stove, then a pot; paddlers at a kayak, later the same stove,
+    then a map. The stove's co-visitation holds the pot and the map alike; only the session's first click tells
+    them apart (it is too far back to pair with the last SKUs: `rec_trail_items`)."""
+    records = [product(sku, category) for sku, category in TRIP.items()]
+    records += [receipt(sku, "WH-1", 50) for sku in TRIP]
+    for n in range(10):
+        ts = T0 + 60 + n * 60
+        for first, last in (("TENT", "POT"), ("KAYAK", "MAP")):
+            session = f"hist-{first}-{n}"
+            path = [first, "LAMP", "PADDLE", "PUMP", "VEST", "ROPE", "STOVE", last]
+            records += [view(session, sku, ts + step) for step, sku in enumerate(path)]
+    return records
+
+
+def test_a_sessions_earlier_clicks_not_only_its_last_change_its_recommendations(
+    settings: Settings, api: TestClient
+) -> None:
+    now = T0 + 1_800
+    publish(settings, [*trips(), view("S-CAMPER", "TENT", now), view("S-CAMPER", "STOVE", now + 10),
+                       view("S-PADDLER", "KAYAK", now), view("S-PADDLER", "STOVE", now + 10)])  # fmt: skip
+    run_flows(settings)
+
+    camper = skus_of(recommend(api, session_id="S-CAMPER", sku="STOVE", k=20))
+    paddler = skus_of(recommend(api, session_id="S-PADDLER", sku="STOVE", k=20))
+
+    assert camper.index("POT") < camper.index("MAP"), camper  # same SKU on screen, a camper's session
+    assert paddler.index("MAP") < paddler.index("POT"), paddler
+
+
 def test_item_sold_out_at_a_store_by_a_till_sale_is_never_recommended_there(
     settings: Settings, api: TestClient
 ) -> None:

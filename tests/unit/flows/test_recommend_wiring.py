@@ -69,6 +69,7 @@ def test_views_a_purchase_and_the_catalog_become_documents_and_a_malformed_upser
         keys.rec_neighbours("SKU-1"),
         keys.rec_neighbours("SKU-2"),
         *(keys.rec_trending(scope) for scope in ("global", "ch:web", "cat:kitchen", "loc:W1")),
+        keys.rec_session("sess-1"),
     }
     assert docs[keys.rec_item("SKU-1")] == {"sku": "SKU-1", "active": True, "category": "kitchen", "price": 29.99}
     profile = docs[keys.rec_profile("u:user-1")]
@@ -82,6 +83,25 @@ def test_views_a_purchase_and_the_catalog_become_documents_and_a_malformed_upser
     assert [sku for sku, _, _ in docs[keys.rec_trending("global")]] == ["SKU-2", "SKU-1"]  # a purchase weighs more
     assert [sku for sku, _, _ in docs[keys.rec_trending("cat:kitchen")]] == ["SKU-1"]
     assert [sku for sku, _, _ in docs[keys.rec_trending("loc:W1")]] == ["SKU-2"]  # where the order ships from
+    assert docs[keys.rec_session("sess-1")] == []  # the only session so far: no neighbour sessions to draw from
+
+
+def session_view(event_id: str, session_id: str, sku: str, ts: str) -> dict[str, Any]:
+    return {**view(event_id, sku, ts), "session_id": session_id, "user_id": None}
+
+
+def test_a_session_is_written_what_earlier_sessions_sharing_its_clicks_went_on_to() -> None:
+    out = run([
+        record(Topic.CLICKSTREAM, 0, session_view("a1", "A", "TENT", T1)),
+        record(Topic.CLICKSTREAM, 1, session_view("a2", "A", "STOVE", T1)),
+        record(Topic.CLICKSTREAM, 2, session_view("b1", "B", "LAMP", T1)),
+        record(Topic.CLICKSTREAM, 3, session_view("b2", "B", "MUG", T1)),
+        record(Topic.CLICKSTREAM, 4, session_view("c1", "C", "TENT", T2)),
+    ])  # fmt: skip
+
+    docs = latest(out)
+    assert [sku for sku, _, _ in docs[keys.rec_session("C")]] == ["TENT", "STOVE"]  # from A; B shares nothing
+    assert {keys.rec_session(s) for s in "ABC"} <= set(docs)
 
 
 def test_a_served_answer_and_the_click_on_it_reach_the_experiment_tally() -> None:
