@@ -234,6 +234,7 @@ class ShopperLogic:
         self.capacity = max(1, settings.rec.actor_capacity // settings.rec.shards)
         self.profile_ttl_s = settings.rec.profile_ttl_s
         self.kind_weights = DEFAULT_KIND_WEIGHTS
+        self.session_clicks = settings.rec.session_neighbours > 0  # else no session neighbourhood at all
 
     def __call__(self, resume: bytes | None) -> _ShopperStep:
         shard: ThrottledShard[Shopper] = pickle.loads(resume) if resume else ThrottledShard(self.capacity, 0.0)
@@ -279,7 +280,7 @@ class _ShopperStep(_PickledStep):
                     duplicates += 1
                     continue
                 covisits, shopper_feedback = learned
-                if interaction.session.startswith("s:"):
+                if builder.session_clicks and interaction.session.startswith("s:"):
                     clicks.append((interaction.session, interaction.sku, interaction.ts))
                 for covisit in covisits:
                     router.add(to_neighbours, covisit.item, covisit)
@@ -492,7 +493,10 @@ class _SessionStep(_PickledStep):
         neighbourhood, versions, builder = self.state.neighbourhood, self.state.versions, self.builder
         out: list[FencedDoc] = []
         for session, ts in sessions.items():
-            top = neighbourhood.score_one(session, ts, builder.published)
+            # Never the SKU the session is on (its newest click), even when a request does not name it.
+            on = neighbourhood.items_of(session)[-1:]
+            top = [e for e in neighbourhood.score_one(session, ts, builder.published + 1) if e[0] not in on]
+            del top[builder.published :]
             version = versions[session] = next_version(versions.get(session, 0), ts)
             doc = orjson.dumps([[sku, round(score, 6), ""] for sku, score in top])
             out.append(FencedDoc(keys.rec_session(session[2:]), version, doc, builder.ttl_s, ts))

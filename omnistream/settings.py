@@ -225,7 +225,9 @@ class RecSettings(_Group):
     session_capacity: int = Field(
         200_000, ge=100, description="Sessions in the session-neighbourhood index (least recently active out first)."
     )
-    session_neighbours: int = Field(100, ge=1, le=1000, description="Most similar past sessions that vote per click.")
+    session_neighbours: int = Field(
+        100, ge=0, le=1000, description="Most similar past sessions that vote per click (0: no session neighbourhood)."
+    )
     session_published: int = Field(50, ge=1, le=500, description="SKUs written per session-neighbourhood document.")
     trail_items: int = Field(4, ge=2, le=50, description="Recent SKUs per shopper that pair with a new one.")
     trail_window_s: float = Field(

@@ -100,7 +100,8 @@ def test_a_session_is_written_what_earlier_sessions_sharing_its_clicks_went_on_t
     ])  # fmt: skip
 
     docs = latest(out)
-    assert [sku for sku, _, _ in docs[keys.rec_session("C")]] == ["TENT", "STOVE"]  # from A; B shares nothing
+    # From A (B shares nothing); never TENT, the SKU session C is on.
+    assert [sku for sku, _, _ in docs[keys.rec_session("C")]] == ["STOVE"]
     assert {keys.rec_session(s) for s in "ABC"} <= set(docs)
 
 
@@ -159,3 +160,15 @@ def test_a_kafka_error_is_a_dead_letter_on_a_topic_the_flow_owns_and_counted_as_
         (SETTINGS.topic(Topic.CATALOG), "Kafka error: Broker: Message corrupt")
     ]
     assert skipped(Topic.CLICKSTREAM) == before + 1
+
+
+def test_without_session_neighbours_no_session_document_is_written() -> None:
+    settings = Settings(rec_shards=4, rec_session_neighbours=0)
+    records = [KafkaRecord(settings.topic(Topic.CLICKSTREAM), 0, n, orjson.dumps(session_view(f"v{n}", s, sku, T1)))
+               for n, (s, sku) in enumerate([("A", "TENT"), ("A", "STOVE"), ("C", "TENT")])]  # fmt: skip
+    out: list[FlowRecord] = []
+    run_main(build_flow(settings, source=TestingSource(records, batch_size=2), sink=TestingSink(out)))
+
+    docs = latest(out)
+    assert keys.rec_profile("s:C") in docs  # the rest of the flow goes on
+    assert not [key for key in docs if key.startswith(keys.rec_session(""))]
