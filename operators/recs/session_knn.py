@@ -9,8 +9,9 @@ shared one more (neighbour position); published evaluations of session-based
 recommendation find these level with neural models on e-commerce clicks.
 
 Memory is bounded: at most `capacity` sessions (least recently active out
-first), `session_items` SKUs per session (newest kept), and per SKU the
-`sessions_per_item` sessions that clicked it last. Time is the event's `ts`.
+first), `session_items` SKUs per session (newest kept), `item_capacity` SKUs
+indexed (least recently clicked out first) and per SKU the `sessions_per_item`
+sessions that clicked it last. Time is the event's `ts`.
 """
 
 from __future__ import annotations
@@ -68,6 +69,8 @@ class SessionNeighbourhood:
         Seconds of event time after which a neighbour session counts 1/e (STAN's lambda 2).
     neighbour_position_items
         Clicks away from the shared SKU after which a neighbour's SKU counts 1/e (STAN's lambda 3).
+    item_capacity
+        SKUs indexed (the most recently clicked).
 
     Examples
     --------
@@ -103,6 +106,7 @@ class SessionNeighbourhood:
         position_decay_items: float = 1.0,
         recency_s: float = 7 * 86_400.0,
         neighbour_position_items: float = 2.0,
+        item_capacity: int = 100_000,
     ) -> None:
         self.capacity = capacity
         self.session_items = session_items
@@ -112,8 +116,9 @@ class SessionNeighbourhood:
         self.position_decay_items = position_decay_items
         self.recency_s = recency_s
         self.neighbour_position_items = neighbour_position_items
+        self.item_capacity = item_capacity
         self._sessions: OrderedDict[str, _Session] = OrderedDict()
-        self._sessions_of: dict[str, deque[str]] = {}
+        self._sessions_of: OrderedDict[str, deque[str]] = OrderedDict()
 
     def learn_one(self, session_id: str, sku: str, ts: float) -> None:
         """Add a click of `session_id` on `sku` at event time `ts`."""
@@ -126,9 +131,14 @@ class SessionNeighbourhood:
         else:
             sessions.move_to_end(session_id)
         session.add(sku, ts, self.session_items)
-        indexed = self._sessions_of.get(sku)
+        sessions_of = self._sessions_of
+        indexed = sessions_of.get(sku)
         if indexed is None:
-            indexed = self._sessions_of[sku] = deque(maxlen=self.sessions_per_item)
+            indexed = sessions_of[sku] = deque(maxlen=self.sessions_per_item)
+            if len(sessions_of) > self.item_capacity:
+                sessions_of.popitem(last=False)  # the SKU clicked least recently
+        else:
+            sessions_of.move_to_end(sku)
         if not indexed or indexed[-1] != session_id:
             indexed.append(session_id)
 

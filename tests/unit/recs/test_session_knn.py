@@ -25,15 +25,18 @@ def test_two_sessions_on_the_same_sku_differ_by_their_earlier_clicks() -> None:
 
 
 def test_memory_is_bounded_in_sessions_skus_per_session_and_sessions_per_sku() -> None:
-    index = SessionNeighbourhood(capacity=100, session_items=5, sessions_per_item=10)
+    index = SessionNeighbourhood(capacity=100, session_items=5, sessions_per_item=10, item_capacity=50)
     for n in range(1_000):
         for step in range(8):
             index.learn_one(f"s{n}", f"SKU-{step}", float(n * 10 + step))
+            index.learn_one(f"s{n}", f"ONCE-{n}-{step}", float(n * 10 + step))
 
     assert len(index) == 100
-    assert index.items_of("s999") == [f"SKU-{step}" for step in range(3, 8)]  # the newest five
+    assert index.items_of("s999") == ["ONCE-999-5", "SKU-6", "ONCE-999-6", "SKU-7", "ONCE-999-7"]  # the newest
     assert not index.items_of("s0")  # the least recently active left first
     assert max(len(sessions) for sessions in index._sessions_of.values()) == 10
+    assert len(index._sessions_of) == 50
+    assert "SKU-7" in index._sessions_of  # clicked all along: kept
 
 
 def test_a_recent_neighbour_session_outweighs_an_old_one() -> None:
