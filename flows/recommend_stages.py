@@ -493,10 +493,7 @@ class _SessionStep(_PickledStep):
         neighbourhood, versions, builder = self.state.neighbourhood, self.state.versions, self.builder
         out: list[FencedDoc] = []
         for session, ts in sessions.items():
-            # Never the SKU the session is on (its newest click), even when a request does not name it.
-            on = neighbourhood.items_of(session)[-1:]
-            top = [e for e in neighbourhood.score_one(session, ts, builder.published + 1) if e[0] not in on]
-            del top[builder.published :]
+            top = neighbourhood.score_one(session, ts, builder.published)
             version = versions[session] = next_version(versions.get(session, 0), ts)
             doc = orjson.dumps([[sku, round(score, 6), ""] for sku, score in top])
             out.append(FencedDoc(keys.rec_session(session[2:]), version, doc, builder.ttl_s, ts))

@@ -204,7 +204,12 @@ def recommend(request: RecRequest, material: RecMaterial, variant: Variant, k: i
 
     # The session's neighbourhood: its earlier clicks, not only the last, choose these.
     if request.session_id:
-        add("session_knn", material.sessions.get(request.session_id, ()), 1.0)
+        listed = material.sessions.get(request.session_id, ())
+        if not request.sku and listed:  # never the SKU the session is on, even when the request does not name it
+            recent = _recent(request, material.profiles)
+            on = recent[0][0] if recent else None
+            listed = [entry for entry in listed if entry[0] != on]
+        add("session_knn", listed, 1.0)
     # Co-visitation: neighbours of what the shopper is on and was just on.
     for sku, weight in _anchors(request, material.profiles):
         add("covisit", material.neighbours.get(sku, ()), weight)
