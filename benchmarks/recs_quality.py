@@ -38,8 +38,13 @@ record): the simulator (default), or a CSV `ts,user_or_session,item,event_type`
 events; a CSV has no stock, so every SKU seen counts as sellable. A reader of
 recorded sessions plugs in as one more `InputLog`.
 
-Run: `python benchmarks/recs_quality.py [--events N] [--seed S] [--csv PATH]`;
-results go to `benchmarks/results/recs_quality.json` and a table is printed.
+Recorded click sessions (`--sessions [DIR]`, a `SessionId ItemId Time` TSV pair, see
+`benchmarks/session_log.py`) run the next-click protocol instead: the same flow
+and the same answer, against popularity, last-item co-visitation and session
+kNN implemented in that module as references.
+
+Run: `python benchmarks/recs_quality.py [--events N] [--seed S] [--csv PATH] [--sessions [DIR]]`;
+results go to `benchmarks/results/recs_quality.json` (`recs_quality_sessions.json`) and a table is printed.
 """
 
 from __future__ import annotations
@@ -48,6 +53,7 @@ import argparse
 import bisect
 import csv
 import heapq
+import math
 import platform
 import sys
 import time
@@ -63,6 +69,7 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.session_log import DEFAULT_DIR, Scores, SessionLog, next_click_tasks, reference_scores
 from events.dead_letter import DeadLetter
 from events.decode import decode
 from events.models import Count, Purchase, Return, Sale, Void
@@ -84,6 +91,7 @@ from state.rec_reader import ScoredList, plain_doc, scored_list
 
 K = 20
 RESULTS = Path(__file__).resolve().parent / "results" / "recs_quality.json"
+SESSION_RESULTS = Path(__file__).resolve().parent / "results" / "recs_quality_sessions.json"
 METHODS = ("omnistream_blend", "popularity", "recent_popularity", "covisitation")
 BASELINES = METHODS[1:]
 SESSION_GAP_S = 1_800.0
@@ -245,14 +253,16 @@ class Metrics:
 # --- the deployed pipeline ------------------------------------------------------
 
 
-def flow_documents(records: Iterable[Record], settings: Settings | None = None) -> list[FencedDoc]:
+def flow_documents(
+    records: Iterable[Record], settings: Settings | None = None, batch_size: int = FLOW_BATCH
+) -> list[FencedDoc]:
     """Every document the recommend flow writes for `records`, in order: the real dataflow, run in process."""
     settings = settings or Settings()
     wanted = set(INPUT_TOPICS)
     kafka = [KafkaRecord(settings.topic(topic), 0, offset, value)
              for offset, (topic, value) in enumerate(records) if topic in wanted]  # fmt: skip
     out: list[Any] = []
-    run_main(build_flow(settings, source=TestingSource(kafka, batch_size=FLOW_BATCH), sink=TestingSink(out)))
+    run_main(build_flow(settings, source=TestingSource(kafka, batch_size=batch_size), sink=TestingSink(out)))
     return [item for item in out if type(item) is FencedDoc]
 
 
@@ -464,6 +474,84 @@ def stock_of(records: Iterable[Record]) -> StockView:
     return stock
 
 
+# --- recorded sessions: the next-click protocol ------------------------------------------------------------
+
+
+SESSION_BATCH = 1
+"""Records per batch of the in-process flow on a session log: each click's documents are written before the next
+click is asked about, as the live stack does within its freshness bound (the next click comes seconds later)."""
+
+
+def evaluate_sessions(directory: Path, variant: Variant | None = None) -> dict[str, Any]:
+    """The next-click protocol of `benchmarks/session_log.py` on a recorded log: the deployed answer and the
+    reference methods of the same run, under both scorings (`all`, `next_different`)."""
+    started = time.perf_counter()
+    log = SessionLog(directory)
+    docs = flow_documents(log.records(), batch_size=SESSION_BATCH)
+    flow_s = time.perf_counter() - started
+    store = DocumentStore(docs)
+    variant = variant or Variant("blend")
+    tasks = next_click_tasks(log.valid)
+    known: set[str] = set()
+    deployed = {"all": Scores(), "next_different": Scores()}
+    for click in log.train:
+        known.add(click.item)
+    for index, click in enumerate(log.valid):
+        known.add(click.item)
+        target = tasks.get(index)
+        if target is None:
+            continue
+        store.advance(math.nextafter(click.ts, math.inf))  # what was written up to and with this click
+        request = RecRequest(None, click.session, click.item, None, "web")
+        items = served_answer(request, variant, K, store, Sellable(None, None, store, known))
+        returned, reasons = [item.sku for item in items], [item.reason for item in items]
+        deployed["all"].score(returned, target, reasons)
+        if target != click.item:
+            deployed["next_different"].score(returned, target, reasons)
+    references = reference_scores(log)
+    catalog_size = len({click.item for click in log.clicks()})
+    methods = {"omnistream_blend": deployed, **references}
+    return {
+        "benchmark": "recs_quality_sessions",
+        "k": K,
+        "protocol": "learn the training log in time order, replay each validation session click by click; after"
+        " click i ask the top 20 with session_id and the current sku; hit if click i+1 is in them. Scorings:"
+        " all (every next click, repeats included: the API never recommends the SKU being viewed, so a repeat"
+        " is always a miss for it) and next_different (a repeat of the current SKU is not scored; references"
+        " filtered as the API)",
+        "pipeline": "flows.recommend run in process (TestingSource/TestingSink, one record per batch), answers by"
+        " the API's material_plan/followup_plan/recommend; references from benchmarks/session_log.py",
+        "source": {
+            "kind": "sessions",
+            "path": str(directory),
+            "train_clicks": len(log.train),
+            "valid_clicks": len(log.valid),
+        },
+        "documents": len(docs),
+        "scorings": {
+            scoring: {name: scores[scoring].get(catalog_size) for name, scores in methods.items()}
+            for scoring in ("all", "next_different")
+        },
+        "flow_s": round(flow_s, 1),
+        "elapsed_s": round(time.perf_counter() - started, 1),
+        "machine": {"python": platform.python_version(), "platform": platform.platform()},
+        "run_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+
+
+def sessions_table(result: dict[str, Any], scoring: str) -> Table:
+    methods = result["scorings"][scoring]
+    requests = next(iter(methods.values()))["requests"]
+    out = Table(title=f"Next click on recorded sessions, scoring {scoring} @ {K} ({requests} predictions)")
+    for column in ("method", f"HitRate@{K}", f"MRR@{K}", "coverage", "hits by source"):
+        out.add_column(column, justify="left" if column in ("method", "hits by source") else "right")
+    for name, m in methods.items():
+        shares = ", ".join(f"{s} {v:.0%}" for s, v in m.get("hit_share_by_source", {}).items())
+        out.add_row(name, f"{m[f'hit_rate_at_{K}']:.4f}", f"{m[f'mrr_at_{K}']:.4f}",
+                    f"{m['catalog_coverage']:.1%}", shares)  # fmt: skip
+    return out
+
+
 # --- the run ------------------------------------------------------------------
 
 
@@ -532,12 +620,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--csv", type=Path, default=None, help="a CSV ts,user_or_session,item,event_type instead")
     parser.add_argument("--skus", type=int, default=5000)
     parser.add_argument("--users", type=int, default=10_000)
-    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--sessions",
+        type=Path,
+        nargs="?",
+        const=DEFAULT_DIR,
+        default=None,
+        help=f"a folder with train.tsv and valid.tsv (SessionId ItemId Time); default {DEFAULT_DIR}",
+    )
+    parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
+    console = Console()
+    if args.sessions is not None:
+        sessions = evaluate_sessions(args.sessions)
+        out = args.out or SESSION_RESULTS
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_bytes(orjson.dumps(sessions, option=orjson.OPT_INDENT_2) + b"\n")
+        for scoring in ("all", "next_different"):
+            console.print(sessions_table(sessions, scoring))
+        console.print(f"({sessions['elapsed_s']} s, flow {sessions['flow_s']} s)")
+        return 0
+    args.out = args.out or RESULTS
     result = evaluate(args.events, args.seed, args.csv, args.skus, args.users)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2) + b"\n")
-    console = Console()
     console.print(table(result))
     console.print(f"acceptance: {result['acceptance']}  ({result['elapsed_s']} s)")
     return 0 if result["acceptance"]["passed"] else 1

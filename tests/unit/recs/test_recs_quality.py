@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from benchmarks.interactions_csv import RETAILROCKET, Layout, convert, parse_event_map
-from benchmarks.recs_quality import METHODS, DocumentStore, K, evaluate
+from benchmarks.recs_quality import METHODS, DocumentStore, K, evaluate, evaluate_sessions
+from benchmarks.session_log import next_click_tasks, read_clicks
 from state import keys
 from state.doc_writer import FencedDoc
 
@@ -75,3 +76,23 @@ def test_a_request_sees_only_documents_written_before_it_and_the_newest_version_
     store.advance(1_795_000_060.5)
     assert store.scored(key) == (("SKU-2", 1.0, ""),)
     assert DocumentStore.final([later, earlier]).scored(key) == (("SKU-2", 1.0, ""),)
+
+
+def test_a_session_log_is_read_in_time_order_without_its_malformed_rows_and_scored_click_by_click(
+    tmp_path: Path,
+) -> None:
+    train = "SessionId\tItemId\tTime\n" + "".join(
+        f"t{n}\tTENT\t{100 + 10 * n}\nt{n}\tSTOVE\t{101 + 10 * n}\n" for n in range(5)
+    )
+    (tmp_path / "train.tsv").write_text(train + "bad\trow\tnot-a-time\n")
+    (tmp_path / "valid.tsv").write_text("SessionId\tItemId\tTime\nv1\tSTOVE\t501\nv1\tTENT\t500\nv1\tPOT\t502\n")
+
+    valid = read_clicks(tmp_path / "valid.tsv")
+    assert [c.item for c in valid] == ["TENT", "STOVE", "POT"]  # by time, not by row
+    assert len(read_clicks(tmp_path / "train.tsv")) == 10
+    assert next_click_tasks(valid) == {0: "STOVE", 1: "POT"}
+
+    result = evaluate_sessions(tmp_path)
+    deployed = result["scorings"]["next_different"]["omnistream_blend"]
+    assert deployed["requests"] == 2
+    assert deployed[f"hit_rate_at_{K}"] == 0.5  # STOVE after TENT was learned; POT never seen before
