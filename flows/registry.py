@@ -23,9 +23,6 @@ fraud 3: payments awaiting labels in columnar day blocks (`operators.fraud.pendi
 GENERATION_ENV = "OMNISTREAM_FLOW_GENERATION"
 """The lineage of flow state a run without recovery shares across its processes (`flows.launcher`)."""
 
-PROCESS_INDEX_ENV = "OMNISTREAM_FLOW_PROCESS_INDEX"
-"""This flow process's index in its cluster, set by `flows.run` before the flow starts."""
-
 
 def flow_ordinal(name: str) -> int:
     """The flow's position in `FLOWS`, which places its metrics ports (`flows.metrics.metrics_port`).

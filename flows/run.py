@@ -21,11 +21,8 @@ from bytewax.run import cli_main
 from flows.collector import tune_for_tailing_flow
 from flows.launcher import ensure_recovery, flow_recovery_dir
 from flows.metrics import metrics_port, serve_metrics
-from flows.registry import FLOWS, GENERATION_ENV, PROCESS_INDEX_ENV, STATE_FORMATS, flow_ordinal
+from flows.registry import FLOWS, GENERATION_ENV, STATE_FORMATS, flow_ordinal
 from omnistream.settings import settings_or_exit
-
-# The flow table lives in `flows.registry`; these names stay importable from here for older callers.
-__all__ = ["FLOWS", "GENERATION_ENV", "PROCESS_INDEX_ENV", "STATE_FORMATS", "main"]
 
 
 def main() -> None:
@@ -48,7 +45,6 @@ def main() -> None:
     tune_for_tailing_flow()
     flow = importlib.import_module(FLOWS[args.flow]).build_flow(settings, generation)
     serve_metrics(metrics_port(settings.flow.metrics_port, flow_ordinal(args.flow), args.process_id or 0))
-    os.environ[PROCESS_INDEX_ENV] = str(args.process_id or 0)
     # Stopping is always safe to do abruptly: every write is flushed within its
     # batch and recovery resumes from the last snapshot. Exiting here avoids
     # the panic Bytewax shows when KeyboardInterrupt lands inside a callback.

@@ -12,7 +12,7 @@ import pytest
 import redis
 
 from flows.launcher import FlowRun, start_flow
-from flows.run import GENERATION_ENV
+from flows.registry import GENERATION_ENV
 from omnistream.settings import Settings
 from sim.workload import Workload
 from state import keys

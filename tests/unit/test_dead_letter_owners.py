@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from events.topics import FEEDBACK_TOPICS, INPUT_TOPICS
 from flows.dead_letters import DEAD_LETTER_OWNER, owns_dead_letters
-from flows.run import FLOWS
+from flows.registry import FLOWS
 
 
 def test_every_topic_read_by_a_flow_has_one_owner_among_the_flows() -> None:

@@ -26,7 +26,7 @@ from packaging.specifiers import SpecifierSet
 from pydantic import ValidationError
 
 from flows.metrics import metrics_port
-from flows.run import FLOWS
+from flows.registry import FLOWS
 from omnistream.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -143,8 +143,8 @@ def test_a_bad_flat_override_is_reported_under_its_variable() -> None:
 def test_an_unknown_variable_of_a_group_is_ignored_as_before(no_omnistream_environment: pytest.MonkeyPatch) -> None:
     """A deployment that still sets a retired variable keeps starting, and a flow process its launcher's own.
 
-    The launcher gives each flow process OMNISTREAM_FLOW_GENERATION and OMNISTREAM_FLOW_PROCESS_INDEX,
-    which are read into the `flow` group as unknown fields.
+    The launcher gives each flow process OMNISTREAM_FLOW_GENERATION (and earlier releases also set
+    OMNISTREAM_FLOW_PROCESS_INDEX), which are read into the `flow` group as unknown fields.
     """
     no_omnistream_environment.setenv("OMNISTREAM_FLOW_GENERATION", "3f9a0c2e")
     no_omnistream_environment.setenv("OMNISTREAM_FLOW_PROCESS_INDEX", "1")
