@@ -44,7 +44,7 @@ test: deps venv
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy  # the packages and modules of [tool.mypy] in pyproject.toml
+	$(BIN)/mypy  # the packages of [tool.mypy] in pyproject.toml
 
 bench: deps venv
 	$(BIN)/python benchmarks/inventory.py

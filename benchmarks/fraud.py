@@ -181,7 +181,9 @@ def alert_latency(base: Settings, workdir: Path, rate: float, duration_s: float)
         last = "0-0"
         reader = redis.Redis.from_url(settings.redis.url, socket_timeout=5)
         while not stop.is_set():
-            for _, entries in reader.xread({keys.alerts_stream(): last}, block=200) or []:
+            replies: list[tuple[bytes, list[tuple[bytes, dict[bytes, bytes]]]]]
+            replies = reader.xread({keys.alerts_stream(): last}, block=200) or []  # type: ignore[assignment]
+            for _, entries in replies:
                 now = time.time()
                 for entry_id, fields in entries:
                     last = entry_id.decode()

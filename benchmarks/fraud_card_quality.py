@@ -44,19 +44,14 @@ from typing import Any
 
 import numpy as np
 import orjson
-from bytewax.testing import TestingSink, TestingSource, run_main
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from events.alerts import Alert
+from benchmarks.fraud_quality import FlowRun, run_flow
 from events.timestamps import rfc3339_ms
 from events.topics import Topic
-from flows.fraud import build_flow
 from flows.kafka_source import KafkaRecord
-from flows.sinks import FlowRecord
 from omnistream.settings import Settings
-from state import keys
-from state.doc_writer import FencedDoc
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "card-fraud-dev"
@@ -68,8 +63,6 @@ TRAIN_START = datetime(2018, 7, 4, tzinfo=UTC).timestamp()
 TEST_START = datetime(2018, 7, 18, tzinfo=UTC).timestamp()
 TEST_DAYS = 7
 TEST_END = TEST_START + TEST_DAYS * DAY
-_SCORE_PREFIX = keys.score("")[:-1]
-_MODEL_PREFIX = keys.fraud_model(0)[:-2]
 
 
 class Transactions:
@@ -143,16 +136,9 @@ def replay(tx: Transactions, settings: Settings) -> Iterator[KafkaRecord]:
             offsets["labels"] += 1
 
 
-class FlowResult:
-    def __init__(self, scores: dict[str, float], decisions: dict[str, str], alerts: list[Alert],
-                 models: list[dict[str, Any]], cpu_s: float, records: int) -> None:  # fmt: skip
-        self.scores, self.decisions, self.alerts, self.models = scores, decisions, alerts, models
-        self.cpu_s, self.records = cpu_s, records
-
-
-def run_flow(tx: Transactions, batch: int) -> FlowResult:
-    settings = Settings(topic_prefix="")  # type: ignore[call-arg]
-    out: list[FlowRecord] = []
+def run_card_flow(tx: Transactions, batch: int) -> tuple[FlowRun, int]:
+    """The deployed flow over the replay, in process (`benchmarks.fraud_quality.run_flow`); its run and records read."""
+    settings = Settings(topic_prefix="")
     counted = [0]
 
     def counting() -> Iterator[KafkaRecord]:
@@ -160,26 +146,7 @@ def run_flow(tx: Transactions, batch: int) -> FlowResult:
             counted[0] += 1
             yield record
 
-    flow = build_flow(settings, "card-fraud", source=TestingSource(counting(), batch_size=batch), sink=TestingSink(out))
-    began = time.process_time()
-    run_main(flow)
-    cpu_s = time.process_time() - began
-    scores: dict[str, float] = {}
-    decisions: dict[str, str] = {}
-    models: dict[int, dict[str, Any]] = {}
-    alerts: list[Alert] = []
-    for item in out:
-        if type(item) is FencedDoc and item.key.startswith(_SCORE_PREFIX):
-            doc = orjson.loads(item.doc)
-            if doc["payment_id"] not in scores:
-                scores[doc["payment_id"]] = doc["score"]
-                decisions[doc["payment_id"]] = doc["decision"]
-        elif type(item) is FencedDoc and item.key.startswith(_MODEL_PREFIX):
-            doc = orjson.loads(item.doc)
-            models[doc["shard"]] = doc
-        elif type(item) is Alert:
-            alerts.append(item)
-    return FlowResult(scores, decisions, alerts, [models[k] for k in sorted(models)], cpu_s, counted[0])
+    return FlowRun.of(*run_flow(settings, counting(), batch)), counted[0]
 
 
 # --------------------------------------------------------------------------------------------- references
@@ -299,7 +266,7 @@ def main() -> None:
     known = set(tx.card[tx.fraud & (tx.ts < TEST_START - DELAY)].tolist())
     book = test & ~np.isin(tx.card, list(known))
 
-    flow = run_flow(tx, args.batch)
+    flow, records_replayed = run_card_flow(tx, args.batch)
     flow_score = np.asarray([flow.scores.get(f"TX-{i}", np.nan) for i in tx.id.tolist()])
     missing = int(np.isnan(flow_score[test]).sum())
     flow_score = np.nan_to_num(flow_score, nan=0.0)
@@ -314,7 +281,7 @@ def main() -> None:
     decisions = Counter(flow.decisions.get(i, "missing") for i in test_ids)
     alert_days = Counter((a.kind, a.severity) for a in flow.alerts if TEST_START <= _epoch(a.ts) < TEST_END)
     payments_replayed = int((tx.ts < TEST_END).sum())
-    report = {
+    report: dict[str, Any] = {
         "run_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": f"{platform.machine()} {os.cpu_count()} cores, Python {platform.python_version()}",
         "data": f"{DATA_FILE} ({len(tx)} transactions, {int(tx.fraud.sum())} fraudulent)",
@@ -325,10 +292,10 @@ def main() -> None:
         "results": results,
         "flow": {
             "payments_replayed": payments_replayed,
-            "records_replayed": flow.records,
+            "records_replayed": records_replayed,
             "test_payments_unscored": missing,
             "cpu_s": round(flow.cpu_s, 1),
-            "records_per_cpu_s": round(flow.records / flow.cpu_s),
+            "records_per_cpu_s": round(records_replayed / flow.cpu_s),
             "payments_per_cpu_s": round(payments_replayed / flow.cpu_s),
             "test_week_decisions": dict(decisions),
             "test_week_alerts_per_day": {f"{k} {s}": round(n / TEST_DAYS, 1) for (k, s), n in alert_days.items()},
@@ -343,7 +310,7 @@ def main() -> None:
         b, a = r["book"], r["all"]
         print(f"{method:40} {b['auc']:9.3f} {b['ap']:8.3f} {b['cp_at_100']:8.3f} {a['auc']:8.3f} {a['ap']:7.3f} "
               f"{a['cp_at_100']:7.3f}")  # fmt: skip
-    print(orjson.dumps(report["flow"] | {"scorer_shards": len(flow.models)}).decode())
+    print(orjson.dumps({**report["flow"], "scorer_shards": len(flow.models)}).decode())
     print(f"results in {args.out}")
 
 

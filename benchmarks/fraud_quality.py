@@ -162,7 +162,7 @@ def flow_settings(mode: str = "full", rules_path: Path = RULES) -> Settings:
     The empty prefix only renames topics: the dead-letter incident's entity is then the
     contract's topic name, as the simulator's ground truth names it.
     """
-    return Settings(topic_prefix="", fraud_rules_path=rules_path, fraud_scorer_mode=mode)  # type: ignore[arg-type,call-arg]
+    return Settings(topic_prefix="", fraud_rules_path=rules_path, fraud_scorer_mode=mode)
 
 
 class RecordLog:
@@ -225,20 +225,45 @@ def generate(seed: int, n_records: int, workload_params: dict[str, Any]) -> tupl
 
 
 class FlowRun:
-    """What one run of the flow wrote: the first score of each payment id, every alert, the CPU it took.
+    """What one run of the flow wrote: the first score and decision of each payment id, every alert, the CPU it took.
 
     `models` is each scorer shard's last model document (`omni:fraud:model:{shard}`): whether
     its supervised model had started learning, and from how many labels.
     """
 
     def __init__(
-        self, scores: dict[str, float], alerts: list[Alert], cpu_s: float, score_docs: int, models: list[Any]
+        self,
+        scores: dict[str, float],
+        decisions: dict[str, str],
+        alerts: list[Alert],
+        cpu_s: float,
+        score_docs: int,
+        models: list[Any],
     ) -> None:
         self.scores = scores
+        self.decisions = decisions
         self.alerts = alerts
         self.cpu_s = cpu_s
         self.score_docs = score_docs
         self.models = models
+
+    @classmethod
+    def of(cls, out: list[FlowRecord], cpu_s: float) -> FlowRun:
+        """Read one run's output (`run_flow`): the first score document per payment id wins."""
+        scores: dict[str, float] = {}
+        decisions: dict[str, str] = {}
+        docs = score_docs(out)
+        for doc in docs:
+            if doc["payment_id"] not in scores:
+                scores[doc["payment_id"]] = doc["score"]
+                decisions[doc["payment_id"]] = doc["decision"]
+        models: dict[int, Any] = {}
+        for item in out:
+            if type(item) is FencedDoc and item.key.startswith(_MODEL_PREFIX):
+                model = orjson.loads(item.doc)
+                models[model["shard"]] = model
+        alerts = [item for item in out if type(item) is Alert]
+        return cls(scores, decisions, alerts, cpu_s, len(docs), [models[shard] for shard in sorted(models)])
 
 
 def run_flow(settings: Settings, records: Iterable[KafkaRecord], batch: int) -> tuple[list[FlowRecord], float]:
@@ -257,18 +282,7 @@ def score_docs(out: list[FlowRecord]) -> list[dict[str, Any]]:
 
 def run_mode(mode: str, records: Iterable[KafkaRecord], batch: int, rules_path: Path = RULES) -> FlowRun:
     """The flow in one scorer mode: first score per payment id, every alert, CPU seconds, documents."""
-    out, cpu_s = run_flow(flow_settings(mode, rules_path), records, batch)
-    scores: dict[str, float] = {}
-    docs = score_docs(out)
-    for doc in docs:
-        scores.setdefault(doc["payment_id"], doc["score"])
-    models: dict[int, Any] = {}
-    for item in out:
-        if type(item) is FencedDoc and item.key.startswith(_MODEL_PREFIX):
-            model = orjson.loads(item.doc)
-            models[model["shard"]] = model
-    alerts = [item for item in out if type(item) is Alert]
-    return FlowRun(scores, alerts, cpu_s, len(docs), [models[shard] for shard in sorted(models)])
+    return FlowRun.of(*run_flow(flow_settings(mode, rules_path), records, batch))
 
 
 def detection(workload: Workload, alerts: list[Alert], horizon_s: float = 7200.0) -> dict[str, Any]:
@@ -319,8 +333,8 @@ def shuttle_check(n_rows: int, batch: int, seeds: Sequence[int] = (42, 1, 2)) ->
     rows: list[dict[str, float]] = []
     labels: list[bool] = []
     for x, y in islice(datasets.Shuttle(), n_rows):
-        scaler.learn_one(x)
-        rows.append(scaler.transform_one(x))
+        scaler.learn_one(x)  # type: ignore[no-untyped-call]
+        rows.append(scaler.transform_one(x))  # type: ignore[no-untyped-call]
         labels.append(bool(y))
     names = sorted(rows[0])
     matrix = np.asarray([[row[n] for n in names] for row in rows])
@@ -339,8 +353,8 @@ def shuttle_check(n_rows: int, batch: int, seeds: Sequence[int] = (42, 1, 2)) ->
         began = time.process_time()
         river_scores = []
         for row in rows:
-            river_scores.append(river_hst.score_one(row))
-            river_hst.learn_one(row)
+            river_scores.append(river_hst.score_one(row))  # type: ignore[no-untyped-call]
+            river_hst.learn_one(row)  # type: ignore[no-untyped-call]
         cpu += time.process_time() - began
         aucs.append(roc_auc(y, np.asarray(river_scores)))
     result: dict[str, Any] = {
@@ -356,7 +370,7 @@ def shuttle_check(n_rows: int, batch: int, seeds: Sequence[int] = (42, 1, 2)) ->
     ):
         aucs, cpu = [], 0.0
         for seed in seeds:
-            forest = HalfSpaceForest(matrix.shape[1], seed=seed, **params)  # type: ignore[arg-type]
+            forest = HalfSpaceForest(matrix.shape[1], seed=seed, **params)
             scores = np.zeros(len(rows))
             began = time.process_time()
             for start in range(0, len(rows), batch):
