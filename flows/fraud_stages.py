@@ -11,7 +11,6 @@ Nothing here connects to anything when built: the rules file is the only thing r
 from __future__ import annotations
 
 import pickle
-import threading
 import zlib
 from collections import Counter
 from collections.abc import Callable
@@ -29,6 +28,7 @@ from events.timestamps import rfc3339_ms
 from events.topics import Topic
 from flows.decoding import BatchDecoder
 from flows.kafka_source import KafkaRecord
+from flows.keyed import RouterPerThread
 from flows.metrics import (
     DUPLICATES,
     FRAUD_DECISIONS,
@@ -179,20 +179,17 @@ class Decoder(BatchDecoder[Routed]):
     bytes for `clickstream` (purchases) and `inventory` (adjustments): the other events of
     those topics are not this flow's business (a false positive only costs a decode). A Kafka
     error on `dlq`, a topic no flow dead-letters, is counted as skipped like one on `pos`: the
-    ops signal it would have given is lost, and the count says so. Each worker thread routes
-    with its own `ShardRouter`, kept across batches so its shard memo stays warm.
+    ops signal it would have given is lost, and the count says so. Routing is per worker
+    thread (`flows.keyed.RouterPerThread`).
     """
 
     def __init__(self, source_topics: dict[str, Topic], shards: int) -> None:
         super().__init__(FLOW, source_topics, self._new_batch, wanted=_WANTED, raw_topics={Topic.DLQ})
         self.shards = shards
-        self._routers = threading.local()
+        self._routers: RouterPerThread[FraudStage, Any] = RouterPerThread(shards)
 
     def _new_batch(self) -> FraudBatch:
-        router: ShardRouter[FraudStage, Any] | None = getattr(self._routers, "router", None)
-        if router is None:
-            router = self._routers.router = ShardRouter(self.shards)
-        return FraudBatch(router)
+        return FraudBatch(self._routers.get())
 
 
 def _dead_letter_signal(value: bytes) -> DeadLetterSeen | None:

@@ -8,15 +8,16 @@ part of the recovery state; the helper steps around it may be renamed freely.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from enum import StrEnum
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 import bytewax.operators as op
 from bytewax.dataflow import Stream
 from bytewax.operators import BranchOut, StatefulBatchLogic
 
-from operators.keyed_shards import ShardBatch
+from operators.keyed_shards import ShardBatch, ShardRouter
 
 S = TypeVar("S", bound=StrEnum)
 T = TypeVar("T")
@@ -49,3 +50,22 @@ def keyed_stage(
 
 def _keyed(batch: ShardBatch[Any, T]) -> tuple[str, list[T]]:
     return batch.shard, batch.items
+
+
+class RouterPerThread(Generic[S, T]):
+    """One `ShardRouter` per worker thread, kept across batches so its shard memo stays warm.
+
+    A decoder is shared by the worker threads of a process; a batch is decoded on one
+    thread from start to end, so a router per thread keeps each batch's groups its own
+    (a fresh router per batch would pay a crc32 per entity again).
+    """
+
+    def __init__(self, shards: int) -> None:
+        self.shards = shards
+        self._local = threading.local()
+
+    def get(self) -> ShardRouter[S, T]:
+        router: ShardRouter[S, T] | None = getattr(self._local, "router", None)
+        if router is None:
+            router = self._local.router = ShardRouter(self.shards)
+        return router

@@ -10,7 +10,6 @@ per-item cost), with a bound on the entities each shard holds.
 from __future__ import annotations
 
 import pickle
-import threading
 from collections import Counter, OrderedDict
 from enum import StrEnum
 from typing import Any
@@ -23,6 +22,7 @@ from events.models import Event, PriceChange, ProductUpsert
 from events.topics import Topic
 from flows.decoding import BatchDecoder
 from flows.kafka_source import KafkaRecord
+from flows.keyed import RouterPerThread
 from flows.metrics import DUPLICATES, REC_FEEDBACK
 from omnistream.settings import Settings
 from operators.keyed_shards import ShardBatch, ShardRouter
@@ -120,22 +120,17 @@ class Decoder(BatchDecoder[DeadLetter | Routed]):
     """Raw Kafka messages to routed groups of catalog events, interactions and served answers; never raises.
 
     `BatchDecoder` with a `RecBatch` per batch and `rec_served` read raw
-    (`served_records` parses its answers). Each worker thread routes with its
-    own `ShardRouter`, kept across batches so its shard memo stays warm (a
-    fresh one per batch pays a crc32 per SKU and shopper again); a batch is
-    decoded on one thread from start to end, so its groups are its own.
+    (`served_records` parses its answers). Routing is per worker thread
+    (`flows.keyed.RouterPerThread`).
     """
 
     def __init__(self, source_topics: dict[str, Topic], shards: int) -> None:
         super().__init__(FLOW, source_topics, self._new_batch, raw_topics={Topic.REC_SERVED})
         self.shards = shards
-        self._routers = threading.local()
+        self._routers: RouterPerThread[Stage, Any] = RouterPerThread(shards)
 
     def _new_batch(self) -> RecBatch:
-        router: ShardRouter[Stage, Any] | None = getattr(self._routers, "router", None)
-        if router is None:
-            router = self._routers.router = ShardRouter(self.shards)
-        return RecBatch(router)
+        return RecBatch(self._routers.get())
 
 
 class _PickledStep(StatefulBatchLogic[list[Any], Any, bytes]):
