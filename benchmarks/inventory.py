@@ -401,11 +401,9 @@ def install_trace() -> None:
     timed(inventory._LedgerStep, "on_batch", "ledger")
     timed(inventory._JournalStep, "snapshot", "snapshot")
     timed(inventory._LedgerStep, "snapshot", "snapshot")
-    timed(sinks._RecordWriter, "_write_redis", "redis")
-    timed(sinks._RecordWriter, "_flush_kafka", "kafka_flush")
-    # The flow hands a batch over in `write_batch`; `_finish` writes it, on the writer thread when pipelined.
-    timed(sinks._RecordWriter, "write_batch", "sink", written_probes)
-    timed(sinks._RecordWriter, "_finish", "finish", written_probes, flush)
+    timed(sinks._RecordSinkPartition, "_write_redis", "redis")
+    timed(sinks._RecordSinkPartition, "_flush_kafka", "kafka_flush")
+    timed(sinks._RecordSinkPartition, "write_batch", "sink", written_probes, flush)
 
     collecting: list[float] = []
 
@@ -436,11 +434,6 @@ def trace_breakdown(trace: Path, timed: list[tuple[str, float, float]]) -> dict[
     notes = [orjson.loads(line) for line in trace.read_bytes().splitlines() if line.strip()]
     polled = {sku: start for stage, start, _, _, probes in notes if stage == "poll" for sku in probes}
     sinks = {sku: (start, end) for stage, start, end, _, probes in notes if stage == "sink" for sku in probes}
-    for stage, _start, end, _, probes in notes:
-        if stage == "finish":  # the write's end, where it ran on the writer thread after `write_batch` returned
-            for sku in probes:
-                if sku in sinks:
-                    sinks[sku] = (sinks[sku][0], max(sinks[sku][1], end))
     writes = sorted((start, end) for stage, start, end, *_ in notes if stage == "redis")
     flushes = sorted((start, end) for stage, start, end, *_ in notes if stage == "kafka_flush")
     by_stage: dict[str, list[tuple[float, float]]] = {}

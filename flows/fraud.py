@@ -63,7 +63,7 @@ from flows.fraud_stages import (
 )
 from flows.kafka_source import KafkaRecord, kafka_source
 from flows.keyed import keyed_stage, to_stage
-from flows.sinks import FlowRecord, output_records, record_sink
+from flows.sinks import FlowRecord, RecordSink
 from omnistream.settings import Settings
 
 INPUT_TOPICS = (Topic.POS, Topic.CLICKSTREAM, Topic.INVENTORY, Topic.LABELS, Topic.DLQ)
@@ -78,7 +78,7 @@ def build_flow(
 ) -> Dataflow:
     """Payments, labels, till actions, shrink and dead letters in; scores, model documents and alerts out.
 
-    `source` / `sink` default to the Kafka topics and the Redis/Kafka sink (`flows.sinks.record_sink`);
+    `source` / `sink` default to the Kafka topics and the Redis/Kafka `RecordSink`;
     `generation` names the lineage of flow state (see `flows.launcher.ensure_recovery`).
     """
     flow = Dataflow(FLOW)
@@ -100,8 +100,8 @@ def build_flow(
     ops = keyed_stage("ops", to_ops.trues, OpsStage(settings))
     # What is left: records for the sink (score and model documents, alerts, malformed labels' dead letters).
     records = op.merge("records", to_alerts.falses, fraud_alerts, to_ops.falses, ops)
-    out = sink if sink is not None else record_sink(FLOW, settings, generation)
-    output_records("records_out", op.flat_map("ungroup", records, ungroup), out)
+    out = sink if sink is not None else RecordSink(FLOW, settings, generation)
+    op.output("records_out", op.flat_map("ungroup", records, ungroup), out)
     return flow
 
 

@@ -25,7 +25,7 @@ from events.topics import Topic
 from flows.decoding import BatchDecoder
 from flows.kafka_source import KafkaRecord, kafka_source
 from flows.metrics import DUPLICATES, UNMATCHED_VOIDS, StateEntities
-from flows.sinks import FlowRecord, is_dead_letter, output_records, record_sink
+from flows.sinks import FlowRecord, RecordSink, is_dead_letter
 from omnistream.settings import Settings
 from operators.ledger_shard import LedgerShard
 from operators.movements import StockMovement, inventory_movement, purchase_movements
@@ -61,7 +61,7 @@ def build_flow(
     if source is None:
         source = kafka_source(settings, list(source_topics))
     if sink is None:
-        sink = record_sink(FLOW, settings, generation)
+        sink = RecordSink(FLOW, settings, generation)
     raw = op.input("inventory_in", flow, source)
     decoded = op.flat_map_batch("decode", raw, BatchDecoder(FLOW, source_topics, StockMovements).decode_batch)
     split = op.branch("is_dead_letter", decoded, is_dead_letter)
@@ -72,7 +72,7 @@ def build_flow(
     by_shard = op.flat_map_batch("by_sku_shard", movements, ShardRouter().group)
     ledgers = op.stateful_batch("ledgers", by_shard, LedgerLogic(settings))
     ledger_out = op.key_rm("ledger_out", ledgers)
-    output_records("records_out", op.merge("records", split.trues, ledger_out), sink)
+    op.output("records_out", op.merge("records", split.trues, ledger_out), sink)
     return flow
 
 

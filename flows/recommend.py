@@ -42,7 +42,7 @@ from flows.recommend_stages import (
     TrendingLogic,
     is_doc,
 )
-from flows.sinks import FlowRecord, output_records, record_sink
+from flows.sinks import FlowRecord, RecordSink
 from omnistream.settings import Settings
 
 INPUT_TOPICS = (Topic.CATALOG, Topic.CLICKSTREAM, Topic.POS, Topic.REC_SERVED)
@@ -58,7 +58,7 @@ def build_flow(
     """Interactions, catalog and served answers in; fenced recommendation documents and dead letters out.
 
     `generation` names the lineage of flow state (see `flows.launcher.ensure_recovery`). `source` and `sink`
-    default to the topics in Kafka and `flows.sinks.record_sink`; nothing connects while building.
+    default to the topics in Kafka and the Redis/Kafka `RecordSink`; nothing connects while building.
     """
     flow = Dataflow(FLOW)
     source_topics = {settings.topic(t): t for t in INPUT_TOPICS}
@@ -80,5 +80,5 @@ def build_flow(
         keyed_stage("trending", trending_in.trues, TrendingLogic(settings)),
         keyed_stage("experiments", trending_in.falses, ExperimentLogic(settings)),  # all that is left
     )
-    output_records("records_out", records, sink or record_sink(FLOW, settings, generation))
+    op.output("records_out", records, sink or RecordSink(FLOW, settings, generation))
     return flow

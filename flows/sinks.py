@@ -3,15 +3,6 @@
 One sink takes every record a flow produces, so each batch costs one Redis
 pipeline round trip whatever its mix (docs/performance.md: the Redis client is the
 largest per-event cost).
-
-A flow that runs as one worker pipelines its writes (`PipelinedRecordSink`): a
-batch's Redis write runs on a writer thread while the flow works on the next
-batch, and the sink waits for it only before the next write and at the end of
-the epoch (its `snapshot`), before Bytewax may commit the epoch. The flow's
-thread then no longer waits for Redis to run the batch's scripts, which used
-to be half of its time per event (docs/performance.md, "Inventory end-to-end
-lag"). A cluster of several workers writes in `write_batch` (`RecordSink`):
-one partitioned sink would route every record to a single worker.
 """
 
 from __future__ import annotations
@@ -20,14 +11,11 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
-import bytewax.operators as op
 import orjson
 import redis
-from bytewax.dataflow import Stream
-from bytewax.outputs import DynamicSink, FixedPartitionedSink, Sink, StatefulSinkPartition, StatelessSinkPartition
+from bytewax.outputs import DynamicSink, StatelessSinkPartition
 from confluent_kafka import Producer
 
 from events.alerts import Alert
@@ -55,19 +43,9 @@ def _backoff() -> Iterator[float]:
         delay_s = min(5.0, delay_s * 2)
 
 
-class _RecordWriter:
-    """Writes one flow's record batches: Kafka first, then Redis, then waits for Kafka; optionally on a thread.
-
-    With `pipelined`, `write_batch` hands the Redis write to a writer thread and
-    returns; at most one batch is in flight, and `drain` waits for it (and
-    raises what it raised), so batches land in order and nothing is left
-    unwritten when the epoch ends.
-    """
-
-    def __init__(self, flow_name: str, settings: Settings, generation: str, *, pipelined: bool) -> None:
+class _RecordSinkPartition(StatelessSinkPartition[FlowRecord]):
+    def __init__(self, flow_name: str, settings: Settings, generation: str) -> None:
         self._flow = flow_name
-        self._writer = ThreadPoolExecutor(1, thread_name_prefix=f"{flow_name}-sink") if pipelined else None
-        self._in_flight: Future[None] | None = None
         self._lag = END_TO_END_LAG.labels(flow_name)
         client = connect(settings.redis.url, timeout_s=10.0)
         self._client = client
@@ -106,37 +84,17 @@ class _RecordWriter:
                 letters.append((item.dlq_id, orjson.dumps(item)))
                 letter_reasons[item.source_topic, item.reason] += 1
 
-        # Kafka and Redis both, before the epoch may be committed (on return from a
-        # stateless sink, at the snapshot of a pipelined one), or an undelivered
-        # record would be lost (at-least-once; the ids let consumers drop the
-        # repeats a recovery replay re-sends). The records are handed to the
-        # producer first and waited for last, so the broker's acknowledgement
-        # overlaps the Redis round trip instead of adding to every batch's latency.
+        # Kafka and Redis both, before returning: once write_batch returns, the
+        # epoch may be committed, and an undelivered record would be lost
+        # (at-least-once; the ids let consumers drop the repeats a recovery
+        # replay re-sends). The records are handed to the producer first and
+        # waited for last, so the broker's acknowledgement overlaps the Redis
+        # round trip instead of adding to every batch's latency.
         for record_id, body in alerts:
             self._producer.produce(self._alerts_topic, body, key=record_id)
         for record_id, body in letters:
             self._producer.produce(self._dlq_topic, body, key=record_id)
-        if self._writer is None:
-            self._finish(stocks, docs, alerts, letters, alert_kinds, letter_reasons)
-            return
-        self.drain()
-        self._in_flight = self._writer.submit(self._finish, stocks, docs, alerts, letters, alert_kinds, letter_reasons)
 
-    def drain(self) -> None:
-        """Waits for the batch in flight, if any; raises its error."""
-        in_flight, self._in_flight = self._in_flight, None
-        if in_flight is not None:
-            in_flight.result()
-
-    def _finish(
-        self,
-        stocks: list[SkuStock],
-        docs: list[FencedDoc],
-        alerts: list[tuple[str, bytes]],
-        letters: list[tuple[str, bytes]],
-        alert_kinds: Counter[tuple[str, str]],
-        letter_reasons: Counter[tuple[str, str]],
-    ) -> None:
         started = time.perf_counter()
         n_replies, n_state, replies = self._write_redis(stocks, docs, alerts, letters)
         written_at = time.time()
@@ -194,49 +152,8 @@ class _RecordWriter:
             time.sleep(delay_s)
 
     def close(self) -> None:
-        try:
-            self.drain()
-        finally:
-            if self._writer is not None:
-                self._writer.shutdown()
-            self._producer.flush()
-            self._client.close()
-
-
-class _RecordSinkPartition(StatelessSinkPartition[FlowRecord]):
-    """Writes each batch before returning: once `write_batch` returns, the epoch may be committed."""
-
-    def __init__(self, flow_name: str, settings: Settings, generation: str) -> None:
-        self.writer = _RecordWriter(flow_name, settings, generation, pipelined=False)
-
-    def write_batch(self, items: list[FlowRecord]) -> None:
-        self.writer.write_batch(items)
-
-    def close(self) -> None:
-        self.writer.close()
-
-
-class _PipelinedSinkPartition(StatefulSinkPartition[FlowRecord, None]):
-    """Writes each batch while the flow works on the next; all of them before the epoch's snapshot.
-
-    Bytewax takes a stateful sink partition's snapshot at the end of every
-    epoch it wrote in, and commits the epoch only once the snapshot is
-    stored: draining there keeps the recovery guarantee of the stateless
-    sink (no committed epoch with a write still in flight). The sink keeps
-    no position (its writes are idempotent), so the snapshot is `None`.
-    """
-
-    def __init__(self, flow_name: str, settings: Settings, generation: str) -> None:
-        self.writer = _RecordWriter(flow_name, settings, generation, pipelined=True)
-
-    def write_batch(self, values: list[FlowRecord]) -> None:
-        self.writer.write_batch(values)
-
-    def snapshot(self) -> None:
-        self.writer.drain()
-
-    def close(self) -> None:
-        self.writer.close()
+        self._producer.flush()
+        self._client.close()
 
 
 class RecordSink(DynamicSink[FlowRecord]):
@@ -256,46 +173,6 @@ class RecordSink(DynamicSink[FlowRecord]):
 
     def build(self, step_id: str, worker_index: int, worker_count: int) -> _RecordSinkPartition:
         return _RecordSinkPartition(self.flow_name, self.settings, self.generation)
-
-
-_ONE_PART = "writer"
-
-
-class PipelinedRecordSink(FixedPartitionedSink[FlowRecord, None]):
-    """`RecordSink`'s writes, each overlapping the flow's next batch (`_PipelinedSinkPartition`).
-
-    One partition: for a flow of one worker only (`record_sink` picks it); with
-    several, every record would travel to the worker holding the partition.
-    """
-
-    def __init__(self, flow_name: str, settings: Settings, generation: str = "") -> None:
-        self.flow_name = flow_name
-        self.settings = settings
-        self.generation = generation
-
-    def list_parts(self) -> list[str]:
-        return [_ONE_PART]
-
-    def part_fn(self, item_key: str) -> int:
-        return 0
-
-    def build_part(self, step_id: str, for_part: str, resume_state: None) -> _PipelinedSinkPartition:
-        return _PipelinedSinkPartition(self.flow_name, self.settings, self.generation)
-
-
-def record_sink(flow_name: str, settings: Settings, generation: str = "") -> Sink[Any]:
-    """The flow's Redis/Kafka sink: pipelined when the flow runs as one worker and the setting allows it."""
-    if settings.flow.pipelined_sink and settings.processes * settings.workers == 1:
-        return PipelinedRecordSink(flow_name, settings, generation)
-    return RecordSink(flow_name, settings, generation)
-
-
-def output_records(step_id: str, records: Stream[FlowRecord], sink: Sink[Any]) -> None:
-    """`op.output` of a flow's records to `sink`: keyed for the one partition of a `PipelinedRecordSink`."""
-    if isinstance(sink, FixedPartitionedSink):
-        op.output(step_id, op.key_on(f"{step_id}_keyed", records, lambda _record: _ONE_PART), sink)
-    else:
-        op.output(step_id, records, sink)
 
 
 def is_dead_letter(item: Any) -> bool:

@@ -134,11 +134,6 @@ class FlowSettings(_Group):
     stop_at_end: bool = Field(
         False, description="Stop a flow once all input present at start is consumed (replays, tests, benchmarks)."
     )
-    pipelined_sink: bool = Field(
-        True,
-        description="A flow of one worker writes a batch to Redis while it works on the next, draining at each"
-        " epoch's end (flows/sinks.py); off: every batch is written before the next starts.",
-    )
 
 
 class SimSettings(_Group):
