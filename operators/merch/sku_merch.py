@@ -98,7 +98,8 @@ class SkuMerch:
     ...     return MerchMove(StockMovement("SKU-1", loc, Move.ON_HAND, qty, day * DAY_S, event_id), role)
     >>> sku.apply(move("S1", 10, 0, Role.RECEIPT, "r1")); sku.apply(move("S2", 200, 0, Role.RECEIPT, "r2"))
     >>> for day in range(1, 5):  # S1 sells 2 a day, S2 1 a day
-    ...     sku.apply(move("S1", -2, day, Role.DEMAND, f"a{day}")); sku.apply(move("S2", -1, day, Role.DEMAND, f"b{day}"))
+    ...     sku.apply(move("S1", -2, day, Role.DEMAND, f"a{day}"))
+    ...     sku.apply(move("S2", -1, day, Role.DEMAND, f"b{day}"))
     >>> sku.review(4 * DAY_S)  # no catalog price yet: a transfer's value is unknown
     ([], [])
     >>> sku.apply(PriceChange(event_id="p1", ts=datetime(1970, 1, 5, tzinfo=UTC), schema_version=1, sku="SKU-1",
@@ -136,7 +137,7 @@ class SkuMerch:
         if type(item) is not MerchMove:
             self._catalog(item)  # type: ignore[arg-type]
             return
-        merch: MerchMove = item  # type: ignore[assignment]
+        merch: MerchMove = item
         move = merch.move
         ledger = self.ledger
         before = ledger.version
@@ -159,12 +160,11 @@ class SkuMerch:
         elif role is Role.RECEIPT:
             held = max(0, on_hand_before)
             self.stock_since = ts if held == 0 else (self.stock_since * held + ts * move.qty) / (held + move.qty)
-        elif role is Role.SENT:
+        elif role is Role.SENT:  # an arrival seen first ends the transfer; else it is in flight until it arrives
             if self.arrived.pop(merch.transfer_id, None) is None:
                 self.transit[merch.transfer_id] = (merch.peer, -move.qty if move.qty < 0 else move.qty, ts)
-        elif role is Role.ARRIVED:
-            if self.transit.pop(merch.transfer_id, None) is None:
-                self.arrived[merch.transfer_id] = ts
+        elif role is Role.ARRIVED and self.transit.pop(merch.transfer_id, None) is None:
+            self.arrived[merch.transfer_id] = ts
         self._expire_transit()
 
     def _catalog(self, event: CatalogEvent) -> None:
@@ -249,7 +249,8 @@ class SkuMerch:
             open_list = sorted(self.open_transfers.values(), key=lambda s: -s.expected_stockout_avoided)
             docs.append(self._doc("transfer", msgspec.json.encode(open_list), now, bool(open_list)))
         if md_record is not None:
-            docs.append(self._doc("markdown", msgspec.json.encode(self.open_markdown), now, self.open_markdown is not None))
+            is_open = self.open_markdown is not None
+            docs.append(self._doc("markdown", msgspec.json.encode(self.open_markdown), now, is_open))
         return records, docs
 
     def _markdown(self, now: float, positions: list[Position]) -> Markdown | None:

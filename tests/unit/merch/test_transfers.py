@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from operators.merch.transfers import Position, TransferPolicy, plan_transfers
 
-POLICY = TransferPolicy(lead_time_days=2, horizon_days=14, trigger_cover_days=5, target_cover_days=10, keep_days=2,
-                        min_keep_units=2, min_lot=1, cost_per_transfer=5.0, cost_per_unit=0.5, margin_rate=0.4)  # fmt: skip
+POLICY = TransferPolicy(lead_time_days=2, horizon_days=14, trigger_cover_days=5, target_cover_days=10,
+                        keep_days=2, min_keep_units=2, min_lot=1, cost_per_transfer=5.0, cost_per_unit=0.5,
+                        margin_rate=0.4)  # fmt: skip
 
 
-def moves(positions: list[Position], policy: TransferPolicy = POLICY, price: float = 20.0) -> list[tuple[str, str, int]]:
+Move = tuple[str, str, int]
+
+
+def moves(positions: list[Position], policy: TransferPolicy = POLICY, price: float = 20.0) -> list[Move]:
     return [(t.from_location, t.to_location, t.qty) for t in plan_transfers("SKU-1", positions, policy, price)]
 
 
