@@ -9,13 +9,25 @@ first (a void names a transaction, not SKUs), as in the inventory flow.
 
 from __future__ import annotations
 
+import math
 import pickle
 from typing import Any
 
 from bytewax.operators import StatefulBatchLogic
 
 from events.dead_letter import DeadLetter
-from events.models import Event, Purchase, Receipt, Return, Sale, TransferIn, TransferOut, Void
+from events.models import (
+    Event,
+    PriceChange,
+    ProductUpsert,
+    Purchase,
+    Receipt,
+    Return,
+    Sale,
+    TransferIn,
+    TransferOut,
+    Void,
+)
 from events.suggestions import Suggestion
 from events.topics import Topic
 from flows.decoding import BatchDecoder
@@ -23,7 +35,7 @@ from flows.kafka_source import KafkaRecord
 from flows.metrics import StateEntities
 from omnistream.settings import Settings
 from operators.merch.markdown import MarkdownPolicy
-from operators.merch.sku_merch import MerchConfig, MerchInput, MerchMove, MerchShard, Role, SuggestionDoc
+from operators.merch.sku_merch import MerchConfig, MerchInput, MerchMove, MerchShard, Role, SuggestionDoc, Tick
 from operators.merch.transfers import TransferPolicy
 from operators.movements import inventory_movement, purchase_movements
 from operators.shard_keys import ShardKeys, add_to_group
@@ -116,17 +128,36 @@ class _JournalStep(StatefulBatchLogic[TillEvent, MerchMove, bytes]):
 
 
 class SkuShards:
-    """Groups a batch's signals by SKU shard: one routed item per shard per batch."""
+    """Groups a batch's signals by SKU shard (one routed item per shard per batch), with a `Tick` for every shard.
+
+    The tick carries the newest event time of the batch to every shard, so a
+    shard whose SKUs are quiet still reviews them as event time passes.
+    """
 
     def __init__(self, shards: int) -> None:
+        self._names = [f"sku:{i}" for i in range(shards)]
         self._shard = ShardKeys("sku:", shards)
 
     def group(self, items: list[MerchInput]) -> list[tuple[str, list[MerchInput]]]:
         groups: dict[str, list[MerchInput]] = {}
         shard = self._shard
+        newest = -math.inf
         for item in items:
-            sku = item.move.sku if type(item) is MerchMove else item.sku  # type: ignore[union-attr]
-            add_to_group(groups, shard(sku), item)
+            if type(item) is MerchMove:
+                move = item.move
+                add_to_group(groups, shard(move.sku), item)
+                if move.ts > newest:
+                    newest = move.ts
+            else:
+                event: ProductUpsert | PriceChange = item  # type: ignore[assignment]
+                add_to_group(groups, shard(event.sku), event)
+                ts = event.ts.timestamp()
+                if ts > newest:
+                    newest = ts
+        if newest > -math.inf:
+            tick = Tick(newest)
+            for name in self._names:
+                add_to_group(groups, name, tick)
         return list(groups.items())
 
 

@@ -10,9 +10,12 @@ quantity, other price) is published `open`, one that no longer holds
 `withdrawn`, and each kind's open set is written as one fenced document.
 
 A `MerchShard` holds the SKUs of one shard. It reviews the SKUs a batch touched
-at their newest event time, and every SKU of the shard at each
-`review_interval_s` tick of the shard's event-time clock: a slow seller that
-nothing happens to still gets its markdown as the season end nears.
+at the newest event time it knows, and every SKU of the shard at each
+`review_interval_s` tick of its event-time clock, which every batch's `Tick`
+moves on: a slow seller that nothing happens to still gets its markdown as the
+season end nears. A suggestion is re-published only when it changes
+materially (a transfer by a lot and by a quarter of its quantity, a markdown
+to another price), so planners are not asked to re-plan for every sale.
 """
 
 from __future__ import annotations
@@ -53,8 +56,14 @@ class MerchMove(NamedTuple):
     peer: str = ""
 
 
+class Tick(NamedTuple):
+    """The event time a batch reached, sent to every shard so that quiet shards review on time too."""
+
+    ts: float
+
+
 CatalogEvent = ProductUpsert | PriceChange
-MerchInput = MerchMove | ProductUpsert | PriceChange
+MerchInput = MerchMove | ProductUpsert | PriceChange | Tick
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,8 +222,8 @@ class SkuMerch:
         for t in transfers:
             sid = f"transfer:{self.sku}:{t.from_location}:{t.to_location}"
             old = self.open_transfers.get(sid)
-            if old is not None and old.qty == t.qty:
-                fresh[sid] = old
+            if old is not None and abs(old.qty - t.qty) < max(self.config.transfer.min_lot, 0.25 * old.qty):
+                fresh[sid] = old  # not a material change: planners are not asked to re-plan for a unit or two
                 continue
             self.version += 1
             fresh[sid] = TransferSuggestion(
@@ -306,6 +315,10 @@ class MerchShard:
         """Apply one batch's items in order; the suggestions and documents the reviews it causes give."""
         touched: dict[str, SkuMerch] = {}
         for item in items:
+            if type(item) is Tick:
+                if item.ts > self.clock:
+                    self.clock = item.ts
+                continue
             sku_id = item.move.sku if type(item) is MerchMove else item.sku  # type: ignore[union-attr]
             sku = self.skus.get(sku_id)
             if sku is None:
@@ -316,9 +329,9 @@ class MerchShard:
                 self.clock = sku.clock
         records: list[Suggestion] = []
         docs: list[SuggestionDoc] = []
-        for sku in touched.values():
-            if sku.clock > -math.inf:
-                r, d = sku.review(sku.clock)
+        for sku in touched.values():  # at the shard's clock: a late event is judged with what is known now
+            if self.clock > -math.inf:
+                r, d = sku.review(max(self.clock, sku.reviewed_at))
                 records += r
                 docs += d
         interval = self.config.review_interval_s
