@@ -336,6 +336,11 @@ class MerchSettings(_Group):
     markdown_min_age_days: float = Field(14.0, ge=0, description="No markdown for stock younger than this.")
     markdown_elasticity: float = Field(2.0, gt=0, description="Assumed price elasticity of demand.")
 
+    @field_validator("season_end", mode="before")
+    @classmethod
+    def _empty_season_end_is_unset(cls, value: object) -> object:
+        return None if value in ("", None) else value
+
 
 class Settings(BaseSettings):
     """Every knob of Omnistream, grouped per component, with the environment variable that sets it.
