@@ -6,8 +6,12 @@ it all needs `cover / days_left` times today's demand. With a constant price
 elasticity `e` (demand scales with price to the power `-e`), that takes a price
 of `current * (cover / days_left) ** (-1 / e)`. The suggestion is that price
 rounded to the discount ladder (`step` of the list price), never deeper than
-`max_discount` nor below `floor_share` of the list price, and only if it is
-below today's price. It is never made for stock younger than `min_age_days`
+`max_discount` nor below `floor_share` of the list price, at most `max_change`
+deeper than today's price and not within `cadence_days` of the last price
+change (a markdown needs a week to show in the velocity it is judged by, and
+that velocity is read from sales, which stockouts censor: going down the
+ladder in steps keeps one misread week from clearing a line at half price),
+and only if it is below today's price. It is never made for stock younger than `min_age_days`
 (too soon to judge) nor for a SKU with fewer than `min_cover_days` of cover:
 what is about to run out is not discounted.
 """
@@ -31,6 +35,10 @@ class MarkdownPolicy:
     min_cover_days: float = 21.0
     min_age_days: float = 14.0
     elasticity: float = 2.0
+    max_change: float = 0.2
+    """Deepest cut in one suggestion, as a share of the list price: markdowns go down the ladder in steps."""
+    cadence_days: float = 7.0
+    """No new markdown within this many days of the last price change: the last one needs time to show."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,22 +69,25 @@ def suggest_markdown(
     current_price: float,
     now: float,
     policy: MarkdownPolicy,
+    price_age_days: float = math.inf,
 ) -> Markdown | None:
-    """The markdown `sku` needs at event time `now`, or None.
+    """The markdown `sku` needs at event time `now`, or None; `price_age_days` is how long ago its price last changed.
 
     Examples
     --------
     >>> policy = MarkdownPolicy(season_end_ts=30 * DAY_S)
     >>> md = suggest_markdown("SKU-1", on_hand=120, per_day=1.0, age_days=40, list_price=50.0, current_price=50.0,
-    ...                       now=0.0, policy=policy)  # 120 days of cover, 30 days left
-    >>> md.suggested_price, md.discount, md.projected_leftover
-    (25.0, 0.5, 90)
+    ...                       now=0.0, policy=policy)  # 120 days of cover, 30 days left: half price would do
+    >>> md.suggested_price, md.discount, md.projected_leftover  # one change goes at most 20% down the ladder
+    (40.0, 0.2, 90)
     >>> suggest_markdown("SKU-1", 10, 1.0, 40, 50.0, 50.0, 0.0, policy) is None  # 10 days: about to run out
     True
     >>> suggest_markdown("SKU-1", 120, 1.0, 3, 50.0, 50.0, 0.0, policy) is None  # fresh stock
     True
     """
     if on_hand <= 0 or list_price <= 0.0 or current_price <= 0.0 or age_days < policy.min_age_days:
+        return None
+    if price_age_days < policy.cadence_days:
         return None
     cover = days_of_cover(on_hand, per_day)
     if cover < policy.min_cover_days:
@@ -88,7 +99,9 @@ def suggest_markdown(
     target = current_price * uplift ** (-1.0 / policy.elasticity) if uplift != math.inf else 0.0
     wanted = 1.0 - target / list_price
     steps = math.ceil(wanted / policy.step - 1e-9)
-    discount = min(policy.max_discount, max(0.0, steps * policy.step), 1.0 - policy.floor_share)
+    current_discount = 1.0 - current_price / list_price
+    deepest = min(policy.max_discount, current_discount + policy.max_change, 1.0 - policy.floor_share)
+    discount = math.floor(min(deepest, max(0.0, steps * policy.step)) / policy.step + 1e-9) * policy.step
     price = round(max(list_price * (1.0 - discount), list_price * policy.floor_share), 2)
     if price >= current_price - 0.005:
         return None

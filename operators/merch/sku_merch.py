@@ -269,7 +269,9 @@ class SkuMerch:
         on_hand = sum(max(0, p.available) + p.inbound for p in positions)
         per_day = sum(p.per_day for p in positions)
         age_days = (now - self.stock_since) / DAY_S if self.stock_since != math.inf else 0.0
-        return suggest_markdown(self.sku, on_hand, per_day, age_days, self.list_price, self.price, now, policy)
+        price_age_days = (now - self.price_ts) / DAY_S if self.price_ts != -math.inf else math.inf
+        return suggest_markdown(self.sku, on_hand, per_day, age_days, self.list_price, self.price, now, policy,
+                                price_age_days)  # fmt: skip
 
     def _doc(self, kind: str, doc: bytes, now: float, is_open: bool) -> SuggestionDoc:
         floor = int(now * 1000) if now > 0 else 0

@@ -91,7 +91,7 @@ def test_the_api_serves_open_transfers_and_markdowns(api: TestClient) -> None:
     assert api.get("/v1/suggestions/transfers?sku=SKU-SLOW").json()["items"] == []
 
     (markdown,) = api.get("/v1/suggestions/prices").json()["items"]
-    assert (markdown["sku"], markdown["current_price"], markdown["suggested_price"]) == ("SKU-SLOW", 50.0, 25.0)
+    assert (markdown["sku"], markdown["current_price"], markdown["suggested_price"]) == ("SKU-SLOW", 50.0, 40.0)
     assert api.get("/v1/suggestions/prices?sku=SKU-SLOW").json()["items"] == [markdown]
     assert api.get("/v1/suggestions/prices?sku=NO-SUCH-SKU").json()["items"] == []
 

@@ -98,10 +98,10 @@ def test_a_slow_seller_gets_a_markdown_that_is_withdrawn_when_it_starts_to_sell(
     records, docs = sku.review(30 * DAY_S)
     (markdown,) = records
     assert isinstance(markdown, MarkdownSuggestion) and markdown.status == "open"
-    assert markdown.suggested_price == 20.0 and markdown.discount == 0.5  # the maximum discount
+    assert markdown.suggested_price == 32.0 and markdown.discount == 0.2  # half price is wanted: one 20% change
     assert [(d.kind, d.open) for d in docs] == [("markdown", True)]
     selling(sku, range(30, 31), {"S1": 3})
-    sku.apply(price(31, 20.0))  # the merchandiser took it
+    sku.apply(price(31, 32.0))  # the merchandiser took it
     records, docs = sku.review(31 * DAY_S)
     assert [(r.kind, r.status) for r in records] == [("markdown", "withdrawn")]
     assert [(d.kind, d.open, d.doc) for d in docs] == [("markdown", False, b"null")]
