@@ -151,6 +151,7 @@ class SkuMerch:
         ledger = self.ledger
         before = ledger.version
         on_hand_before = self._on_hand()
+        available_before = self._available(move.location_id)
         ledger.apply(move)  # its alerts and stale-count dead letters are the inventory flow's to report
         if ledger.version == before:
             return  # a redelivery
@@ -174,6 +175,13 @@ class SkuMerch:
                 self.transit[merch.transfer_id] = (merch.peer, -move.qty if move.qty < 0 else move.qty, ts)
         elif role is Role.ARRIVED and self.transit.pop(merch.transfer_id, None) is None:
             self.arrived[merch.transfer_id] = ts
+        rate = self.rates.get(move.location_id)
+        if rate is not None:  # the shelf emptying stops the velocity's clock (censored demand), stock restarts it
+            after = self._available(move.location_id)
+            if after > 0:
+                rate.restock(ts)
+            elif available_before > 0:
+                rate.stock_out(ts)  # (demand on an empty shelf, an oversell, restarts it: `DemandRate.add`)
         self._expire_transit()
 
     def _catalog(self, event: CatalogEvent) -> None:
@@ -187,6 +195,12 @@ class SkuMerch:
         elif ts >= self.price_ts:
             change: PriceChange = event  # type: ignore[assignment]
             self.price, self.price_ts, self.currency = change.price, ts, change.currency
+
+    def _available(self, location_id: str) -> int:
+        for loc in self.ledger.stock().locations:
+            if loc.location_id == location_id:
+                return loc.available
+        return 0
 
     def _on_hand(self) -> int:
         return sum(loc.on_hand for loc in self.ledger.stock().locations if loc.on_hand > 0)

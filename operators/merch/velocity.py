@@ -8,6 +8,12 @@ half-lives the sum has not filled up yet; dividing by `1 - exp(-k * age)` (the
 share it would have reached) removes that start-up bias, so a location that
 opened yesterday is not read as a slow seller.
 
+Sales are censored demand: a shelf that is empty sells nothing, however many
+shoppers ask. So the clock of a location's velocity stops while it is out of
+stock (`stock_out` ... `restock`): the hours it could not sell neither decay
+what it sold before nor count as hours without demand, and a store that sold
+out keeps the velocity it had, which is what the transfer planner needs to see.
+
 One big basket (a school buying forty notebooks) must not read as a trend: each
 demand counts at most `basket_cap` times the location's typical basket (its
 decayed mean units per demand event), and never less than `min_cap` units. The
@@ -55,6 +61,7 @@ class DemandRate(msgspec.Struct, array_like=True, gc=False):
     events: float = 0.0  # decayed demand events, as of `as_of`
     first_ts: float = math.inf
     as_of: float = -math.inf
+    out_since: float = math.inf  # event time the location ran out of stock; inf while it has stock
 
     @property
     def _k(self) -> float:
@@ -68,6 +75,8 @@ class DemandRate(msgspec.Struct, array_like=True, gc=False):
         counted = min(float(qty), max(self.min_cap, self.basket_cap * typical))
         if ts < self.first_ts:
             self.first_ts = ts
+        if self.out_since != math.inf:  # demand while empty (an online order): the clock runs again from here
+            self.restock(ts)
         if ts >= self.as_of:
             self._decay_to(ts)
             weight = 1.0
@@ -75,6 +84,32 @@ class DemandRate(msgspec.Struct, array_like=True, gc=False):
             weight = math.exp(-self._k * (self.as_of - ts))
         self.units += counted * weight
         self.events += weight
+
+    def stock_out(self, ts: float) -> None:
+        """The location has nothing to sell from `ts` on: the velocity's clock stops.
+
+        >>> rate = DemandRate(half_life_s=DAY_S)
+        >>> for hour in range(30 * 24):
+        ...     rate.add(1, hour * 3600.0)
+        >>> before = rate.per_day(30 * DAY_S)
+        >>> rate.stock_out(30 * DAY_S)
+        >>> rate.per_day(50 * DAY_S) == before  # three weeks empty: still the velocity it sold at
+        True
+        >>> rate.restock(50 * DAY_S)
+        >>> round(rate.per_day(51 * DAY_S) / before, 2)  # a day after the restock, nothing sold: half of it
+        0.5
+        """
+        if self.out_since == math.inf and self.first_ts != math.inf:
+            self.out_since = max(ts, self.as_of)
+
+    def restock(self, ts: float) -> None:
+        """The location has stock again at `ts`: the clock runs on, skipping the time it was empty."""
+        if self.out_since == math.inf:
+            return
+        gap = max(0.0, ts - self.out_since)
+        self.as_of += gap
+        self.first_ts += gap
+        self.out_since = math.inf
 
     def _decay_to(self, ts: float) -> None:
         if self.as_of != -math.inf and ts > self.as_of:
@@ -88,6 +123,8 @@ class DemandRate(msgspec.Struct, array_like=True, gc=False):
         if self.first_ts == math.inf or self.units <= 0.0:
             return 0.0
         k = self._k
+        if now > self.out_since:
+            now = self.out_since  # out of stock: the clock stopped then
         elapsed = max(0.0, now - self.as_of)
         units = self.units * math.exp(-k * elapsed)
         # The start-up correction, with the history at least a day long: demand seen within one day

@@ -126,3 +126,14 @@ def test_a_shard_reviews_every_sku_at_each_tick_of_its_clock_and_pickles() -> No
     assert [(r.sku, r.kind, r.ts) for r in records] == [("SKU-1", "markdown", "1970-01-21T00:00:00.000Z")]
     restored = pickle.loads(pickle.dumps(shard))
     assert restored.skus["SKU-1"].open_markdown == shard.skus["SKU-1"].open_markdown
+
+
+def test_a_store_that_sold_out_keeps_the_velocity_it_sold_at() -> None:
+    sku = SkuMerch("SKU-1", CONFIG)
+    sku.apply(price(0, 20.0))
+    sku.apply(move("S1", 20, 0, Role.RECEIPT))
+    selling(sku, range(1, 11), {"S1": 2})  # sold out on day 10
+    at_sellout = sku.positions(10 * DAY_S)[0].per_day
+    assert [(p.available, round(p.per_day, 6)) for p in sku.positions(30 * DAY_S)] == [(0, round(at_sellout, 6))]
+    sku.apply(move("S1", 5, 30, Role.RECEIPT))  # restocked: its clock runs again from here
+    assert sku.positions(37 * DAY_S)[0].per_day < at_sellout * 0.6
