@@ -23,6 +23,7 @@ demand), lost sales units, units transferred, end-of-season leftover stock.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -138,8 +139,7 @@ def main() -> None:
         "command": "python benchmarks/merchandising.py "
         f"--seed {args.seed} --days {args.days} --skus {args.skus} --stores {args.stores}",
         "seed": args.seed,
-        "plan": msgspec.to_builtins(plan.__dict__ if hasattr(plan, "__dict__") else {
-            name: getattr(plan, name) for name in plan.__dataclass_fields__}),
+        "plan": dataclasses.asdict(plan),
         "merch_settings": settings.merch.model_dump(mode="json"),
         "arms": arms,
     }  # fmt: skip

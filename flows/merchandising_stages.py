@@ -175,7 +175,8 @@ def merch_config(settings: Settings) -> MerchConfig:
         markdown = MarkdownPolicy(
             season_end_ts=m.season_end.timestamp(), floor_share=m.markdown_floor_share,
             max_discount=m.markdown_max_discount, step=m.markdown_step, min_cover_days=m.markdown_min_cover_days,
-            min_age_days=m.markdown_min_age_days, elasticity=m.markdown_elasticity,
+            min_age_days=m.markdown_min_age_days, elasticity=m.markdown_elasticity, max_change=m.markdown_max_change,
+            cadence_days=m.markdown_cadence_days,
         )  # fmt: skip
     return MerchConfig(
         transfer, markdown, half_life_s=m.half_life_s, basket_cap=m.basket_cap, review_interval_s=m.review_interval_s,

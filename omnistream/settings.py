@@ -335,6 +335,12 @@ class MerchSettings(_Group):
     )
     markdown_min_age_days: float = Field(14.0, ge=0, description="No markdown for stock younger than this.")
     markdown_elasticity: float = Field(2.0, gt=0, description="Assumed price elasticity of demand.")
+    markdown_max_change: float = Field(
+        0.2, gt=0, le=1, description="Deepest cut in one markdown suggestion, as a share of the list price."
+    )
+    markdown_cadence_days: float = Field(
+        7.0, ge=0, description="No new markdown within this many days of the SKU's last price change."
+    )
 
     @field_validator("season_end", mode="before")
     @classmethod
