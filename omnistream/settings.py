@@ -129,7 +129,7 @@ class FlowSettings(_Group):
         ge=0,
         le=65535,
         description="Base Prometheus port of the flows: base + 16 x the flow's position in FLOWS + the process index"
-        " (inventory 9108, recommend 9124, fraud 9140); 0 disables.",
+        " (inventory 9108, recommend 9124, fraud 9140, merchandising 9156); 0 disables.",
     )
     stop_at_end: bool = Field(
         False, description="Stop a flow once all input present at start is consumed (replays, tests, benchmarks)."
