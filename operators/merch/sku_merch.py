@@ -138,7 +138,7 @@ class SkuMerch:
         self.reviewed_at = -math.inf
         self.open_transfers: dict[str, TransferSuggestion] = {}
         self.open_markdown: MarkdownSuggestion | None = None
-        self.version = 0  # of the suggestion records; grows with every record
+        self.version = 0  # of the suggestion records; grows with every record (`_bump`)
         self.doc_versions = {"transfer": 0, "markdown": 0}
 
     def apply(self, item: MerchInput) -> None:
@@ -239,7 +239,7 @@ class SkuMerch:
             if old is not None and abs(old.qty - t.qty) < max(self.config.transfer.min_lot, 0.25 * old.qty):
                 fresh[sid] = old  # not a material change: planners are not asked to re-plan for a unit or two
                 continue
-            self.version += 1
+            self._bump(now)
             fresh[sid] = TransferSuggestion(
                 suggestion_id=sid, status="open", version=self.version, sku=self.sku, ts=ts,
                 from_location=t.from_location, to_location=t.to_location, qty=t.qty,
@@ -249,7 +249,7 @@ class SkuMerch:
             records.append(fresh[sid])
         for sid, old in self.open_transfers.items():
             if sid not in fresh:
-                self.version += 1
+                self._bump(now)
                 records.append(_withdrawn(old, self.version, ts))
         transfers_changed = bool(records)
         self.open_transfers = fresh
@@ -258,10 +258,10 @@ class SkuMerch:
         old_md = self.open_markdown
         md_record: MarkdownSuggestion | None = None
         if markdown is not None and (old_md is None or old_md.suggested_price != markdown.suggested_price):
-            self.version += 1
+            self._bump(now)
             md_record = self.open_markdown = _markdown_record(markdown, self, self.version, ts)
         elif markdown is None and old_md is not None:
-            self.version += 1
+            self._bump(now)
             md_record = _withdrawn(old_md, self.version, ts)  # type: ignore[assignment]
             self.open_markdown = None
         if md_record is not None:
@@ -286,6 +286,15 @@ class SkuMerch:
         price_age_days = (now - self.price_ts) / DAY_S if self.price_ts != -math.inf else math.inf
         return suggest_markdown(self.sku, on_hand, per_day, age_days, self.list_price, self.price, now, policy,
                                 price_age_days)  # fmt: skip
+
+    def _bump(self, now: float) -> None:
+        """The next record version: above the last, and at least `now` in milliseconds.
+
+        The floor keeps versions growing across a loss of flow state (a new lineage
+        starts its counters again), so consumers keeping the newest version per id
+        are not stuck on the old lineage's; a replay of the same input gives the same versions.
+        """
+        self.version = max(self.version + 1, int(now * 1000) if now > 0 else 0)
 
     def _doc(self, kind: str, doc: bytes, now: float, is_open: bool) -> SuggestionDoc:
         floor = int(now * 1000) if now > 0 else 0
