@@ -32,7 +32,7 @@ from events.suggestions import Suggestion
 from events.topics import Topic
 from flows.decoding import BatchDecoder
 from flows.kafka_source import KafkaRecord
-from flows.metrics import StateEntities
+from flows.metrics import MERCH_SUGGESTIONS, StateEntities
 from omnistream.settings import Settings
 from operators.merch.markdown import MarkdownPolicy
 from operators.merch.sku_merch import MerchConfig, MerchInput, MerchMove, MerchShard, Role, SuggestionDoc, Tick
@@ -206,6 +206,8 @@ class _MerchStep(StatefulBatchLogic[list[MerchInput], Suggestion | FencedDoc, by
     def on_batch(self, groups: list[list[MerchInput]]) -> tuple[list[Suggestion | FencedDoc], bool]:
         items = groups[0] if len(groups) == 1 else [item for group in groups for item in group]
         records, docs = self.shard.apply(items)
+        for record in records:
+            MERCH_SUGGESTIONS.labels(FLOW, record.kind, record.status).inc()
         out: list[Suggestion | FencedDoc] = [*records]
         out += [fenced(doc) for doc in docs]
         return out, StatefulBatchLogic.RETAIN

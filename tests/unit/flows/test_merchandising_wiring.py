@@ -12,6 +12,7 @@ from typing import Any
 import msgspec
 import orjson
 from bytewax.testing import TestingSink, TestingSource, run_main
+from prometheus_client import REGISTRY
 
 from events.suggestions import MarkdownSuggestion, TransferSuggestion
 from events.topics import Topic
@@ -133,6 +134,19 @@ def test_a_slow_seller_gets_a_markdown_and_the_fast_seller_does_not() -> None:
     assert md.on_hand == 300 and md.ts == "2026-09-15T00:00:00.000Z" and md.cover_days > 21
     doc = [r for r in out if type(r) is FencedDoc and r.key == keys.suggestions("markdown", "SKU-SLOW")][-1]
     assert msgspec.json.decode(doc.doc)["suggested_price"] == 40.0 and doc.flagged
+
+
+def test_published_suggestions_are_counted_by_kind_and_status() -> None:
+    def count(kind: str, status: str) -> float:
+        labels = {"flow": "merchandising", "kind": kind, "status": status}
+        return REGISTRY.get_sample_value("omnistream_merch_suggestions_total", labels) or 0.0
+
+    before = {(k, s): count(k, s) for k in ("transfer", "markdown") for s in ("open", "withdrawn")}
+    out = run(season(transfer=True).records)
+    published = {key: sum(1 for r in out if type(r) in (TransferSuggestion, MarkdownSuggestion)
+                          and (r.kind, r.status) == key) for key in before}  # fmt: skip
+    assert published[("transfer", "withdrawn")] >= 1 and published[("markdown", "open")] == 1
+    assert {key: count(*key) - before[key] for key in before} == published
 
 
 def test_a_replay_of_the_same_input_gives_the_same_records() -> None:
