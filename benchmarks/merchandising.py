@@ -17,7 +17,9 @@ process, fed hour by hour; after each simulated hour the planner reads what the
 flow has output so far, so its decisions lag the events by whatever the flow
 took (usually less than the hour). The figures are the world's ground truth:
 stockout hours (open SKU-store hours with an empty shelf where the SKU has
-demand), lost sales units, units transferred, end-of-season leftover stock.
+demand), lost sales units (and those of the shoppers who would have come at
+list price, which leaves out the extra shoppers a markdown brings), units
+transferred, end-of-season leftover stock.
 """
 
 from __future__ import annotations
@@ -108,6 +110,7 @@ def table(result: dict[str, Any]) -> str:
     rows = [
         ("stockout hours (SKU × store, open hours)", "stockout_hours"),
         ("lost sales, units", "lost_units"),
+        ("lost sales of list-price demand, units", "lost_base_units"),
         ("sold, units", "sold_units"),
         ("units transferred (transfers)", "units_transferred"),
         ("markdowns applied", "markdowns"),

@@ -82,6 +82,8 @@ class SeasonStats:
     demand_units: int = 0
     sold_units: int = 0
     lost_units: int = 0
+    lost_base_units: int = 0
+    """Lost sales of the shoppers who would have come at list price (a markdown's extra shoppers left out)."""
     stockout_hours: int = 0
     """Open SKU-store hours with demand expected and an empty shelf."""
     units_transferred: int = 0
@@ -193,6 +195,7 @@ class SeasonWorld:
                 sold = min(wanted, max(0, have))
                 self.stats.demand_units += wanted
                 self.stats.lost_units += wanted - sold
+                self.stats.lost_base_units += min(wanted - sold, _poisson(rate, u) if lift != 1.0 else wanted)
                 for n in range(sold):
                     self.stock[sku.sku, store] = self.stock[sku.sku, store] - 1
                     self.stats.sold_units += 1

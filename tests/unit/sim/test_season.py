@@ -24,6 +24,7 @@ def test_every_arm_sees_the_same_shoppers_and_sells_only_what_is_on_the_shelf() 
     for world, sales in ((quiet, quiet_sales), (busy, busy_sales)):
         stats = world.stats
         assert stats.demand_units == stats.sold_units + stats.lost_units
+        assert stats.lost_base_units == stats.lost_units  # no markdown: every shopper would have come at list price
         assert stats.sold_units == sum(1 for e in sales if e["type"] == "sale")
         assert all(q >= 0 for q in world.stock.values())  # never sold what was not there
     arrivals = [e for e in busy_sales if e["type"] == "transfer_in"]
@@ -41,6 +42,7 @@ def test_a_markdown_brings_more_shoppers() -> None:
     for h in range(PLAN.days * 24):
         marked.hour(h)
     assert marked.stats.demand_units > full.stats.demand_units * 1.5  # 0.7 ** -2 = 2.04 times the rate
+    assert marked.stats.lost_base_units < marked.stats.lost_units  # some lost shoppers came for the markdown
 
 
 def test_the_planner_carries_out_each_open_version_once_and_ships_only_what_the_donor_has() -> None:
