@@ -150,8 +150,9 @@ class SkuMerch:
         move = merch.move
         ledger = self.ledger
         before = ledger.version
-        on_hand_before = self._on_hand()
-        available_before = self._available(move.location_id)
+        role = merch.role
+        watched = role is Role.DEMAND or role is Role.RECEIPT or move.location_id in self.rates
+        available_before, on_hand_before = self._levels(move.location_id) if watched else (0, 0)
         ledger.apply(move)  # its alerts and stale-count dead letters are the inventory flow's to report
         if ledger.version == before:
             return  # a redelivery
@@ -160,7 +161,6 @@ class SkuMerch:
             self.clock = ts
         if self.stock_since == math.inf:
             self.stock_since = ts
-        role = merch.role
         if role is Role.DEMAND:
             rate = self.rates.get(move.location_id)
             if rate is None:
@@ -177,7 +177,7 @@ class SkuMerch:
             self.arrived[merch.transfer_id] = ts
         rate = self.rates.get(move.location_id)
         if rate is not None:  # the shelf emptying stops the velocity's clock (censored demand), stock restarts it
-            after = self._available(move.location_id)
+            after = self._levels(move.location_id)[0]
             if after > 0:
                 rate.restock(ts)
             elif available_before > 0:
@@ -196,14 +196,15 @@ class SkuMerch:
             change: PriceChange = event  # type: ignore[assignment]
             self.price, self.price_ts, self.currency = change.price, ts, change.currency
 
-    def _available(self, location_id: str) -> int:
+    def _levels(self, location_id: str) -> tuple[int, int]:
+        """Available at `location_id` and the SKU's on-hand over all locations (what is on a shelf, oversells aside)."""
+        available = on_hand = 0
         for loc in self.ledger.stock().locations:
+            if loc.on_hand > 0:
+                on_hand += loc.on_hand
             if loc.location_id == location_id:
-                return loc.available
-        return 0
-
-    def _on_hand(self) -> int:
-        return sum(loc.on_hand for loc in self.ledger.stock().locations if loc.on_hand > 0)
+                available = loc.available
+        return available, on_hand
 
     def _expire_transit(self) -> None:
         horizon = self.clock - self.config.transit_timeout_s

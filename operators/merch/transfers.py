@@ -98,16 +98,18 @@ def plan_transfers(sku: str, positions: list[Position], policy: TransferPolicy, 
     ...                policy, unit_price=20.0)  # the units are on their way already
     []
     """
+    receivers = sorted(
+        (p for p in positions if p.per_day > 0.0 and p.cover_days < policy.trigger_cover_days),
+        key=lambda p: (p.cover_days, p.location_id),
+    )
+    if not receivers:
+        return []  # the common case, kept cheap: every SKU is planned after each batch that moves it
     lot = max(1, policy.min_lot)
     spare: dict[str, int] = {}
     for p in positions:
         keep = max(policy.min_keep_units, math.ceil(p.per_day * (policy.target_cover_days + policy.keep_days)))
         if p.available - keep >= lot:
             spare[p.location_id] = p.available - keep
-    receivers = sorted(
-        (p for p in positions if p.per_day > 0.0 and p.cover_days < policy.trigger_cover_days),
-        key=lambda p: (p.cover_days, p.location_id),
-    )
     by_id = {p.location_id: p for p in positions}
     unit_value = unit_price * policy.margin_rate
     plan: list[Transfer] = []
