@@ -64,9 +64,9 @@ class Topics:
         self.records.append(KafkaRecord(SETTINGS.topic(topic), 0, offset, raw, None))
 
 
-def run(records: list[KafkaRecord]) -> list[Any]:
+def run(records: list[KafkaRecord], batch_size: int = 1) -> list[Any]:
     out: list[Any] = []
-    run_main(build_flow(SETTINGS, "test", source=TestingSource(records), sink=TestingSink(out)))
+    run_main(build_flow(SETTINGS, "test", source=TestingSource(records, batch_size), sink=TestingSink(out)))
     return out
 
 
@@ -152,3 +152,17 @@ def test_published_suggestions_are_counted_by_kind_and_status() -> None:
 def test_a_replay_of_the_same_input_gives_the_same_records() -> None:
     records = season(transfer=True).records
     assert run(records) == run(records)
+
+
+def test_batching_changes_when_suggestions_are_published_not_which_ones_stand() -> None:
+    """Reviews follow batches, so records differ with batching; the open decisions at the end do not."""
+
+    def decisions(out: list[Any]) -> dict[str, object]:
+        docs = {r.key: msgspec.json.decode(r.doc) for r in out if type(r) is FencedDoc}
+        return {key: sorted((t["from_location"], t["to_location"]) for t in doc) if isinstance(doc, list)
+                else doc and doc["suggested_price"] for key, doc in docs.items()}  # fmt: skip
+
+    records = season(transfer=False).records
+    one_by_one, in_batches = decisions(run(records)), decisions(run(records, batch_size=25))
+    assert one_by_one == in_batches
+    assert one_by_one[keys.suggestions("transfer", "SKU-HOT")] == [("STORE-02", "STORE-01")]
