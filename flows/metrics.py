@@ -69,6 +69,11 @@ FRAUD_RULES = Gauge("omnistream_fraud_rules_info", "The rules file version in fo
 FRAUD_RULES_RELOADS = Counter(
     "omnistream_fraud_rules_reloads_total", "Rules file reloads, by outcome (applied, refused).", ["flow", "outcome"]
 )
+MERCH_SUGGESTIONS = Counter(
+    "omnistream_merch_suggestions_total",
+    "Merchandising suggestion records published, by kind (transfer, markdown) and status (open, withdrawn).",
+    ["flow", "kind", "status"],
+)
 STATE_ENTITIES = Gauge(
     "omnistream_flow_state_entities",
     "Entities held in a flow's state in this process, by stage (SKU ledgers, till transactions, cards, ...).",

@@ -13,6 +13,7 @@ from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
+import msgspec
 import orjson
 import redis
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
@@ -21,6 +22,7 @@ from confluent_kafka import Producer
 from events.alerts import Alert
 from events.dead_letter import DeadLetter
 from events.stock import SkuStock
+from events.suggestions import SUGGESTION_TYPES, Suggestion
 from events.topics import Topic
 from flows.metrics import ALERTS, DEAD_LETTERS, END_TO_END_LAG, REDIS_WRITE_SECONDS, STATE_WRITES, observe_many
 from omnistream.settings import Settings
@@ -31,7 +33,7 @@ from state.pipeline_scripts import run_pipeline
 from state.stock_writer import StockWriter
 from state.stream_writer import StreamWriter
 
-FlowRecord = SkuStock | FencedDoc | Alert | DeadLetter
+FlowRecord = SkuStock | FencedDoc | Alert | DeadLetter | Suggestion
 log = logging.getLogger(__name__)
 
 
@@ -63,6 +65,7 @@ class _RecordSinkPartition(StatelessSinkPartition[FlowRecord]):
         )
         self._alerts_topic = settings.topic(Topic.ALERTS)
         self._dlq_topic = settings.topic(Topic.DLQ)
+        self._suggestions_topic = settings.topic(Topic.SUGGESTIONS)
 
     def write_batch(self, items: list[FlowRecord]) -> None:
         stocks: list[SkuStock] = []
@@ -71,6 +74,7 @@ class _RecordSinkPartition(StatelessSinkPartition[FlowRecord]):
         letters: list[tuple[str, bytes]] = []
         alert_kinds: Counter[tuple[str, str]] = Counter()
         letter_reasons: Counter[tuple[str, str]] = Counter()
+        suggestions: list[tuple[str, bytes]] = []
         for item in items:
             if type(item) is SkuStock:
                 stocks.append(item)
@@ -79,6 +83,9 @@ class _RecordSinkPartition(StatelessSinkPartition[FlowRecord]):
             elif type(item) is Alert:
                 alerts.append((item.alert_id, orjson.dumps(item)))
                 alert_kinds[item.kind, item.severity.value] += 1
+            elif type(item) in SUGGESTION_TYPES:
+                suggestion: Suggestion = item  # type: ignore[assignment]
+                suggestions.append((suggestion.suggestion_id, msgspec.json.encode(suggestion)))
             else:
                 assert type(item) is DeadLetter, f"unexpected record {type(item).__name__}"
                 letters.append((item.dlq_id, orjson.dumps(item)))
@@ -94,12 +101,14 @@ class _RecordSinkPartition(StatelessSinkPartition[FlowRecord]):
             self._producer.produce(self._alerts_topic, body, key=record_id)
         for record_id, body in letters:
             self._producer.produce(self._dlq_topic, body, key=record_id)
+        for record_id, body in suggestions:  # Kafka only: the API reads the flow's fenced documents
+            self._producer.produce(self._suggestions_topic, body, key=record_id)
 
         started = time.perf_counter()
         n_replies, n_state, replies = self._write_redis(stocks, docs, alerts, letters)
         written_at = time.time()
         REDIS_WRITE_SECONDS.labels(self._flow).observe(time.perf_counter() - started)
-        if alerts or letters:
+        if alerts or letters or suggestions:
             self._flush_kafka()
 
         if n_state:
@@ -157,7 +166,10 @@ class _RecordSinkPartition(StatelessSinkPartition[FlowRecord]):
 
 
 class RecordSink(DynamicSink[FlowRecord]):
-    """Writes `SkuStock` and `FencedDoc` (fenced), `Alert` and `DeadLetter` records of a flow.
+    """Writes `SkuStock` and `FencedDoc` (fenced), `Alert`, `DeadLetter` and suggestion records of a flow.
+
+    Suggestions (`events.suggestions`) go to `omni.suggestions` only, keyed by
+    `suggestion_id`; their Redis side is the flow's fenced documents.
 
     Delivery: state writes are exactly-once in effect (absolute values behind
     a version fence); alerts and dead letters reach each Redis stream once

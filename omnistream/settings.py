@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal, NamedTuple, Self
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -129,7 +129,7 @@ class FlowSettings(_Group):
         ge=0,
         le=65535,
         description="Base Prometheus port of the flows: base + 16 x the flow's position in FLOWS + the process index"
-        " (inventory 9108, recommend 9124, fraud 9140); 0 disables.",
+        " (inventory 9108, recommend 9124, fraud 9140, merchandising 9156); 0 disables.",
     )
     stop_at_end: bool = Field(
         False, description="Stop a flow once all input present at start is consumed (replays, tests, benchmarks)."
@@ -296,6 +296,58 @@ class RecSettings(_Group):
     )
 
 
+class MerchSettings(_Group):
+    """Merchandising suggestions (`flows/merchandising.py`): velocity, transfers, markdowns (docs/merchandising.md).
+
+    Durations are event time; money is in the catalog's currency."""
+
+    shards: int = Field(16, ge=1, le=4096, description="Shards of SKU state in the merchandising flow.")
+    half_life_s: float = Field(7 * 86_400.0, gt=0, description="Half-life of a unit of demand in velocity.")
+    basket_cap: float = Field(
+        3.0, gt=0, description="One demand event counts at most this many typical baskets (big-basket robustness)."
+    )
+    review_interval_s: float = Field(
+        3_600.0, gt=0, description="Event time between reviews of every SKU (quiet SKUs' markdowns, decayed demand)."
+    )
+    lead_time_days: float = Field(2.0, ge=0, description="Days a transfer takes to arrive.")
+    horizon_days: float = Field(14.0, gt=0, description="Days of demand a transfer plan looks ahead.")
+    trigger_cover_days: float = Field(5.0, ge=0, description="A location below this many days of cover receives.")
+    target_cover_days: float = Field(10.0, gt=0, description="Days of cover a transfer brings a receiver up to.")
+    keep_days: float = Field(2.0, ge=0, description="Days of cover a donor keeps beyond the target.")
+    min_keep_units: int = Field(
+        2, ge=0, description="Units a donor never sends (a store's last units stay for walk-in shoppers)."
+    )
+    min_lot: int = Field(1, ge=1, description="Transfers are whole multiples of this many units.")
+    transfer_cost: float = Field(5.0, ge=0, description="Fixed cost of one transfer.")
+    transfer_cost_per_unit: float = Field(0.5, ge=0, description="Cost per unit transferred.")
+    margin_rate: float = Field(0.4, gt=0, le=1, description="Share of the price a saved sale earns.")
+    transit_timeout_s: float = Field(
+        14 * 86_400.0, gt=0, description="A transfer not seen arriving within this is no longer counted inbound."
+    )
+    season_end: AwareDatetime | None = Field(
+        None, description="RFC 3339 end of the selling season; unset, no markdowns are suggested."
+    )
+    markdown_floor_share: float = Field(0.3, ge=0, le=1, description="Lowest price, as a share of the list price.")
+    markdown_max_discount: float = Field(0.5, ge=0, le=1, description="Deepest markdown off the list price.")
+    markdown_step: float = Field(0.1, gt=0, le=1, description="Markdown ladder step, as a share of the list price.")
+    markdown_min_cover_days: float = Field(
+        21.0, ge=0, description="No markdown for a SKU with fewer days of cover (it is about to run out)."
+    )
+    markdown_min_age_days: float = Field(14.0, ge=0, description="No markdown for stock younger than this.")
+    markdown_elasticity: float = Field(2.0, gt=0, description="Assumed price elasticity of demand.")
+    markdown_max_change: float = Field(
+        0.2, gt=0, le=1, description="Deepest cut in one markdown suggestion, as a share of the list price."
+    )
+    markdown_cadence_days: float = Field(
+        7.0, ge=0, description="No new markdown within this many days of the SKU's last price change."
+    )
+
+    @field_validator("season_end", mode="before")
+    @classmethod
+    def _empty_season_end_is_unset(cls, value: object) -> object:
+        return None if value in ("", None) else value
+
+
 class Settings(BaseSettings):
     """Every knob of Omnistream, grouped per component, with the environment variable that sets it.
 
@@ -323,6 +375,7 @@ class Settings(BaseSettings):
     fraud: FraudSettings = Field(default_factory=FraudSettings)
     ops: OpsSettings = Field(default_factory=OpsSettings)
     rec: RecSettings = Field(default_factory=RecSettings)
+    merch: MerchSettings = Field(default_factory=MerchSettings)
 
     # --- no one component's: every flow's topology and snapshots, the inventory flow's windows, logging.
     # Their variables name no component, and pydantic-settings reads a group's fields only as

@@ -21,11 +21,12 @@ from serving.errors import install_error_handlers
 from serving.fast_path import StockFastPath
 from serving.rec_fast_path import RecommendationsFastPath
 from serving.rec_served import ServedPublisher
-from serving.routes import alerts, experiments, health, inventory, recommendations, scores
+from serving.routes import alerts, experiments, health, inventory, recommendations, scores, suggestions
 from serving.routes.recommendations import Recommender
 from state.connection import connect_async
 from state.fraud_reader import FraudReader
 from state.rec_reader import RecReader
+from state.suggestion_reader import SuggestionReader
 
 API_VERSION = "1.0.0"  # CONTRACT.md v1; additive changes bump the minor
 
@@ -59,6 +60,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         parse_variants(settings.rec.variants),
         settings.rec.experiment_salt,
     )
+    app.state.suggestion_reader = SuggestionReader(client)
     freeze_startup_objects()
     try:
         yield
@@ -97,6 +99,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(alerts.router)
     app.include_router(recommendations.router)
     app.include_router(experiments.router)
+    app.include_router(suggestions.router)
     app.include_router(health.router)
     app.include_router(metrics.router)
     # Added last-but-one so the metrics middleware (added last, hence outermost) counts

@@ -106,3 +106,57 @@ class AlertList(BaseModel):
     """`GET /v1/alerts`: newest first."""
 
     items: list[AlertRecord]
+
+
+class TransferSuggestionRecord(BaseModel):
+    """One open transfer suggestion (`events.suggestions.TransferSuggestion`)."""
+
+    kind: str = Field(description="transfer")
+    suggestion_id: str = Field(description="transfer:<sku>:<from>:<to>; the newest version per id holds.")
+    status: str = Field(description="open (withdrawn ones are only on omni.suggestions)")
+    version: int
+    sku: str
+    ts: str = Field(description="RFC 3339 event time of the review that made or last changed it.")
+    from_location: str
+    to_location: str
+    qty: int
+    expected_stockout_avoided: float = Field(description="Units of the receiver's demand it serves that were lost.")
+    value: float = Field(description="Margin of those sales.")
+    cost: float = Field(description="Configured cost of the transfer.")
+    from_cover_days: float
+    to_cover_days: float
+    reason: str
+
+
+class TransferSuggestionList(BaseModel):
+    """`GET /v1/suggestions/transfers`: most urgent first."""
+
+    items: list[TransferSuggestionRecord]
+
+
+class MarkdownSuggestionRecord(BaseModel):
+    """One open markdown suggestion (`events.suggestions.MarkdownSuggestion`)."""
+
+    kind: str = Field(description="markdown")
+    suggestion_id: str = Field(description="markdown:<sku>")
+    status: str
+    version: int
+    sku: str
+    ts: str
+    current_price: float
+    suggested_price: float
+    list_price: float
+    discount: float = Field(description="Off the list price, a multiple of the configured step.")
+    currency: str | None
+    on_hand: int
+    velocity_per_day: float
+    cover_days: float
+    days_left: float = Field(description="Days to the configured season end.")
+    projected_leftover: int = Field(description="Units left at season end at today's price and velocity.")
+    reason: str
+
+
+class MarkdownSuggestionList(BaseModel):
+    """`GET /v1/suggestions/prices`: largest projected leftover first."""
+
+    items: list[MarkdownSuggestionRecord]

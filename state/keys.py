@@ -107,6 +107,19 @@ def rec_experiment(variant: str) -> str:
     return f"{NAMESPACE}:rec:exp:{{{variant}}}"
 
 
+# --- merchandising suggestions (written by the merchandising flow, read by the API) ----------
+
+
+def suggestions(kind: str, sku: str) -> str:
+    """Fenced hash: one SKU's open suggestions of `kind` (`transfer`: a list, `markdown`: one or null)."""
+    return f"{NAMESPACE}:suggest:{kind}:{{{sku}}}"
+
+
+def suggestion_skus(kind: str) -> str:
+    """Set of the SKUs with an open suggestion of `kind`, kept with their `suggestions` documents."""
+    return f"{NAMESPACE}:suggest:{kind}:skus"
+
+
 def namespace_pattern() -> str:
     """Pattern matching every key Omnistream owns (for clearing a development database)."""
     return f"{NAMESPACE}:*"

@@ -35,4 +35,4 @@ def test_topics_are_the_contracts_inputs_and_outputs() -> None:
         "omni.inventory",
         "omni.labels",
     ]
-    assert [t.named("omni.") for t in OUTPUT_TOPICS] == ["omni.alerts", "omni.dlq"]
+    assert [t.named("omni.") for t in OUTPUT_TOPICS] == ["omni.alerts", "omni.dlq", "omni.suggestions"]

@@ -1,0 +1,168 @@
+"""The merchandising flow wired to a test source and sink: whole runs with no broker and no Redis.
+
+Raw Kafka records in (as the Kafka source reads them); out, every record the sink
+would write: suggestion records for `omni.suggestions` and fenced documents.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+import orjson
+from bytewax.testing import TestingSink, TestingSource, run_main
+from prometheus_client import REGISTRY
+
+from events.suggestions import MarkdownSuggestion, TransferSuggestion
+from events.topics import Topic
+from flows.kafka_source import KafkaRecord
+from flows.merchandising import build_flow
+from omnistream.settings import Settings
+from state import keys
+from state.doc_writer import FencedDoc
+
+DAY = 86_400.0
+T0 = datetime(2026, 9, 1, tzinfo=UTC).timestamp()
+# No broker and no Redis listen here: a flow that tried to connect would fail.
+SETTINGS = Settings(kafka_brokers="127.0.0.1:9", redis_url="redis://127.0.0.1:9/0", merch_shards=4,
+                    merch_season_end=datetime(2026, 10, 15, tzinfo=UTC), merch_review_interval_s=DAY)  # fmt: skip
+
+
+def at(day: float) -> str:
+    return datetime.fromtimestamp(T0 + day * DAY, UTC).isoformat().replace("+00:00", "Z")
+
+
+def envelope(event_id: str, kind: str, day: float) -> dict[str, Any]:
+    return {"event_id": event_id, "type": kind, "ts": at(day), "schema_version": 1}
+
+
+def stock(event_id: str, kind: str, sku: str, location: str, day: float, **fields: Any) -> dict[str, Any]:
+    return envelope(event_id, kind, day) | {"sku": sku, "location_id": location, **fields}
+
+
+def sale(event_id: str, store: str, sku: str, qty: int, day: float) -> dict[str, Any]:
+    return envelope(event_id, "sale", day) | {
+        "store_id": store, "register_id": "R1", "cashier_id": "C1", "txn_id": event_id, "currency": "EUR",
+        "items": [{"sku": sku, "qty": qty, "unit_price": 20.0}], "total": 20.0 * qty,
+        "payment": {"method": "cash"}}  # fmt: skip
+
+
+def upsert(sku: str, price: float, day: float) -> dict[str, Any]:
+    return envelope(f"up-{sku}", "product_upsert", day) | {"sku": sku, "name": sku, "category": "c", "price": price}
+
+
+class Topics:
+    def __init__(self) -> None:
+        self.offsets: dict[Topic, int] = {}
+        self.records: list[KafkaRecord] = []
+
+    def add(self, topic: Topic, value: dict[str, Any] | bytes) -> None:
+        offset = self.offsets.get(topic, 0)
+        self.offsets[topic] = offset + 1
+        raw = value if isinstance(value, bytes) else orjson.dumps(value)
+        self.records.append(KafkaRecord(SETTINGS.topic(topic), 0, offset, raw, None))
+
+
+def run(records: list[KafkaRecord], batch_size: int = 1) -> list[Any]:
+    out: list[Any] = []
+    run_main(build_flow(SETTINGS, "test", source=TestingSource(records, batch_size), sink=TestingSink(out)))
+    return out
+
+
+def season(transfer: bool) -> Topics:
+    """SKU-HOT sells 4 a day at STORE-01 (30 units) and 1 a day at STORE-02 (120); SKU-SLOW barely sells."""
+    topics = Topics()
+    topics.add(Topic.CATALOG, upsert("SKU-HOT", 20.0, 0))
+    topics.add(Topic.CATALOG, upsert("SKU-SLOW", 50.0, 0))
+    topics.add(Topic.INVENTORY, stock("r1", "receipt", "SKU-HOT", "STORE-01", 0, qty=30))
+    topics.add(Topic.INVENTORY, stock("r2", "receipt", "SKU-HOT", "STORE-02", 0, qty=120))
+    topics.add(Topic.INVENTORY, stock("r3", "receipt", "SKU-SLOW", "STORE-01", 0, qty=300))
+    for day in range(1, 17):
+        for n in range(4):
+            topics.add(Topic.POS, sale(f"s-{day}-{n}", "STORE-01", "SKU-HOT", 1, day + n / 10))
+        topics.add(Topic.POS, sale(f"t-{day}", "STORE-02", "SKU-HOT", 1, day))
+    topics.add(Topic.POS, b'{"event_id": "cut')  # malformed: the inventory flow dead-letters it, not this one
+    topics.add(Topic.POS, sale("slow-1", "STORE-01", "SKU-SLOW", 1, 10))
+    topics.add(Topic.CLICKSTREAM, envelope("b1", "purchase", 16) | {
+        "session_id": "s1", "channel": "web", "order_id": "O1", "total": 20.0, "currency": "EUR",
+        "items": [{"sku": "SKU-HOT", "qty": 1, "unit_price": 20.0}], "fulfilment_location_id": "STORE-01",
+        "payment": {"method": "wallet"}})  # fmt: skip
+    if transfer:  # the planner carried the suggestion out
+        topics.add(Topic.INVENTORY, stock("x1", "transfer_out", "SKU-HOT", "STORE-02", 17, qty=40, transfer_id="X1",
+                                          peer_location_id="STORE-01"))  # fmt: skip
+    return topics
+
+
+def test_a_location_about_to_stock_out_gets_a_transfer_from_where_stock_sits() -> None:
+    out = run(season(transfer=False).records)
+
+    transfers = [r for r in out if type(r) is TransferSuggestion]
+    assert transfers, "a transfer was suggested"
+    first = transfers[0]
+    assert (first.sku, first.from_location, first.to_location, first.status) == ("SKU-HOT", "STORE-02", "STORE-01",
+                                                                                 "open")  # fmt: skip
+    assert first.suggestion_id == "transfer:SKU-HOT:STORE-02:STORE-01" and first.qty >= 1
+    assert first.expected_stockout_avoided > 0 and first.value >= first.cost
+    assert [r.version for r in transfers] == sorted(r.version for r in transfers)
+    docs = [r for r in out if type(r) is FencedDoc and r.key == keys.suggestions("transfer", "SKU-HOT")]
+    last = msgspec.json.decode(docs[-1].doc)
+    assert [(t["from_location"], t["to_location"], t["qty"]) for t in last] == [
+        ("STORE-02", "STORE-01", transfers[-1].qty)]  # fmt: skip
+    assert docs[-1].flag_set == keys.suggestion_skus("transfer") and docs[-1].flagged
+    # No dead letters, stock or alerts: those are the inventory flow's.
+    assert {type(r) for r in out} == {TransferSuggestion, MarkdownSuggestion, FencedDoc}
+
+
+def test_a_transfer_carried_out_withdraws_the_suggestion() -> None:
+    out = run(season(transfer=True).records)
+
+    transfers = [r for r in out if type(r) is TransferSuggestion and r.sku == "SKU-HOT"]
+    assert transfers[-1].status == "withdrawn"
+    docs = [r for r in out if type(r) is FencedDoc and r.key == keys.suggestions("transfer", "SKU-HOT")]
+    assert docs[-1].doc == b"[]" and not docs[-1].flagged
+
+
+def test_a_slow_seller_gets_a_markdown_and_the_fast_seller_does_not() -> None:
+    out = run(season(transfer=False).records)
+
+    markdowns = [r for r in out if type(r) is MarkdownSuggestion]
+    assert {r.sku for r in markdowns} == {"SKU-SLOW"}
+    md = markdowns[-1]
+    assert md.status == "open" and md.list_price == 50.0 and md.suggested_price == 40.0  # 20% off: one change
+    # Made at the day-14 review (stock 14 days old), before the one sale: not re-published for it (same price).
+    assert md.on_hand == 300 and md.ts == "2026-09-15T00:00:00.000Z" and md.cover_days > 21
+    doc = [r for r in out if type(r) is FencedDoc and r.key == keys.suggestions("markdown", "SKU-SLOW")][-1]
+    assert msgspec.json.decode(doc.doc)["suggested_price"] == 40.0 and doc.flagged
+
+
+def test_published_suggestions_are_counted_by_kind_and_status() -> None:
+    def count(kind: str, status: str) -> float:
+        labels = {"flow": "merchandising", "kind": kind, "status": status}
+        return REGISTRY.get_sample_value("omnistream_merch_suggestions_total", labels) or 0.0
+
+    before = {(k, s): count(k, s) for k in ("transfer", "markdown") for s in ("open", "withdrawn")}
+    out = run(season(transfer=True).records)
+    published = {key: sum(1 for r in out if type(r) in (TransferSuggestion, MarkdownSuggestion)
+                          and (r.kind, r.status) == key) for key in before}  # fmt: skip
+    assert published[("transfer", "withdrawn")] >= 1 and published[("markdown", "open")] == 1
+    assert {key: count(*key) - before[key] for key in before} == published
+
+
+def test_a_replay_of_the_same_input_gives_the_same_records() -> None:
+    records = season(transfer=True).records
+    assert run(records) == run(records)
+
+
+def test_batching_changes_when_suggestions_are_published_not_which_ones_stand() -> None:
+    """Reviews follow batches, so records differ with batching; the open decisions at the end do not."""
+
+    def decisions(out: list[Any]) -> dict[str, object]:
+        docs = {r.key: msgspec.json.decode(r.doc) for r in out if type(r) is FencedDoc}
+        return {key: sorted((t["from_location"], t["to_location"]) for t in doc) if isinstance(doc, list)
+                else doc and doc["suggested_price"] for key, doc in docs.items()}  # fmt: skip
+
+    records = season(transfer=False).records
+    one_by_one, in_batches = decisions(run(records)), decisions(run(records, batch_size=25))
+    assert one_by_one == in_batches
+    assert one_by_one[keys.suggestions("transfer", "SKU-HOT")] == [("STORE-02", "STORE-01")]
