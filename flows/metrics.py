@@ -69,6 +69,16 @@ FRAUD_RULES = Gauge("omnistream_fraud_rules_info", "The rules file version in fo
 FRAUD_RULES_RELOADS = Counter(
     "omnistream_fraud_rules_reloads_total", "Rules file reloads, by outcome (applied, refused).", ["flow", "outcome"]
 )
+CUSTOMER_TRIGGERS = Counter(
+    "omnistream_customer_triggers_total",
+    "Trigger candidates of the customers flow, by kind and outcome (sent, cooldown, no_consent).",
+    ["flow", "kind", "outcome"],
+)
+LATE_EVENTS = Counter(
+    "omnistream_flow_late_events_total",
+    "Events older than the flow's watermark when they arrived: applied, but too late to cancel a trigger.",
+    ["flow"],
+)
 STATE_ENTITIES = Gauge(
     "omnistream_flow_state_entities",
     "Entities held in a flow's state in this process, by stage (SKU ledgers, till transactions, cards, ...).",

@@ -23,6 +23,7 @@ STATIC_UNIONS = {
     Topic.POS: events.models.PosEvent,
     Topic.INVENTORY: events.models.InventoryEvent,
     Topic.LABELS: events.models.LabelEvent,
+    Topic.CUSTOMERS: events.models.CustomerEvent,
 }
 
 

@@ -1,0 +1,316 @@
+"""A shard of customers: their states, an event-time timer wheel, the event clock, recent event ids.
+
+`CustomerShard.apply` takes one batch's items for the shard (activities and clock ticks) and
+returns what changed: customers whose document must be rewritten, trigger candidates (for
+the gate), and views to watch for a restock (for the stock stage). Timers are kept in a
+wheel of one-second buckets holding customer ids; when the watermark passes a bucket, its
+customers are re-evaluated (`_evaluate`), which is idempotent: a stale entry (the cart was
+bought since) finds nothing due. Everything a customer has open (carts, failed payments,
+the next lifecycle change) is in their own state, so a replay after recovery rebuilds the
+same timers and fires the same triggers with the same ids.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+
+from events.triggers import TriggerKind
+from operators.customers.clock import EventClock
+from operators.customers.lifecycle import Stage
+from operators.customers.profile import (
+    CHANNELS,
+    DECODER,
+    ENCODER,
+    CustomerConfig,
+    CustomerState,
+)
+from operators.customers.records import Bought, Candidate, Clicked, ConsentSeen, PaymentSeen, Tick, Watch
+from operators.seen_events import SeenEvents
+
+_SHARD_FORMAT = 1
+_TRANSITION_TRIGGERS = {Stage.AT_RISK: TriggerKind.AT_RISK, Stage.LAPSED: TriggerKind.WIN_BACK}
+
+
+@dataclass(slots=True)
+class ShardOutput:
+    """What one batch changed: customers to rewrite (id -> state), candidates, restock watches, refusals."""
+
+    changed: dict[str, CustomerState] = field(default_factory=dict)
+    candidates: list[Candidate] = field(default_factory=list)
+    watches: list[Watch] = field(default_factory=list)
+    duplicates: int = 0
+    late: int = 0
+
+
+class CustomerShard:
+    """The customers of one shard, packed; see the module docstring.
+
+    Examples
+    --------
+    >>> from operators.customers.records import Bought, Clicked, Tick
+    >>> shard = CustomerShard(CustomerConfig(cart_window_s=600.0, lateness_s=0.0))
+    >>> out = shard.apply([Clicked("C1", "e1", 1000.0, "cart", "SKU-1", "web", None)])
+    >>> out.candidates, sorted(out.changed)
+    ([], ['C1'])
+    >>> out = shard.apply([Tick(((("clickstream", 0), 1700.0),))])  # the stream's time passes the deadline
+    >>> [(c.kind.value, c.due_ts, c.trigger_id) for c in out.candidates]
+    [('cart_abandoned', 1600.0, 'cart_abandoned:C1:SKU-1:e1')]
+    """
+
+    def __init__(self, config: CustomerConfig) -> None:
+        self.config = config
+        self.records: dict[str, bytes] = {}
+        self.wheel: dict[int, list[str]] = {}
+        self._due: list[int] = []  # heap of the wheel's bucket keys
+        self.seen = SeenEvents(config.dedup_window_s)
+        self.clock = EventClock(config.lateness_s, config.idle_s)
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    # --- the batch ---------------------------------------------------------------------------------
+
+    def apply(self, items: Iterable[Any]) -> ShardOutput:
+        """Apply one batch in order: activities change their customer, ticks move the clock; then fire timers."""
+        out = ShardOutput()
+        touched: dict[str, CustomerState] = {}
+        seen, clock = self.seen, self.clock
+        for item in items:
+            kind = type(item)
+            if kind is Tick:
+                clock.advance(item.newest)
+                continue
+            if not seen.add(item.event_id, item.ts):
+                out.duplicates += 1
+                continue
+            if item.ts < clock.watermark:
+                out.late += 1  # still applied: it only can no longer cancel a trigger already out
+            customer = item.customer
+            state = touched.get(customer)
+            if state is None:
+                state = touched[customer] = self._load(customer)
+            if kind is Bought:
+                self._bought(state, item, out)
+            elif kind is Clicked:
+                self._clicked(state, item, out)
+            elif kind is PaymentSeen:
+                self._paid(state, item)
+            elif kind is ConsentSeen:
+                if item.ts >= state.seen or state.consent is None:
+                    state.consent = item.marketing
+            if item.ts > state.seen:
+                state.seen = item.ts
+        now = clock.watermark
+        for customer in self._pop_due(now):
+            if customer not in touched:
+                touched[customer] = self._load(customer)
+        for customer, state in touched.items():
+            self._evaluate(customer, state, now, out)
+            self._schedule(customer, state, now)
+            state.version += 1
+            self.records[customer] = ENCODER.encode(state)
+            out.changed[customer] = state
+        return out
+
+    def state_of(self, customer: str) -> CustomerState | None:
+        """The stored state of `customer`, decoded (for tests and tools)."""
+        packed = self.records.get(customer)
+        return DECODER.decode(packed) if packed is not None else None
+
+    def _load(self, customer: str) -> CustomerState:
+        packed = self.records.get(customer)
+        return DECODER.decode(packed) if packed is not None else CustomerState()
+
+    # --- activities --------------------------------------------------------------------------------
+
+    def _bought(self, state: CustomerState, item: Bought, out: ShardOutput) -> None:
+        config, ts = self.config, item.ts
+        if item.country:
+            state.country = item.country
+        if item.amount < 0:  # a return: the money comes off, the visit does not count as an order
+            state.add_spend(config.windows_s, ts, 0, item.amount)
+            state.spend = max(0.0, state.spend + item.amount)
+            return
+        if ts > state.last:
+            self._transitions(item.customer, state, ts, out)  # what time did before this purchase (at_risk, ...)
+        if state.orders and config.lifecycle.is_win_back(state.last, ts):
+            state.won_back_at = ts
+        if not state.orders or ts < state.first:
+            state.first = ts
+        if ts > state.last:
+            state.last = ts
+        state.orders += 1
+        state.spend += item.amount
+        state.add_spend(config.windows_s, ts, 1, item.amount)
+        state.channels[CHANNELS.index(item.channel)] += 1
+        if item.store_id is not None:
+            state.count_store(item.store_id)
+        horizon = ts - config.cart_window_s - config.payment_window_s
+        state.bought = [b for b in state.bought if b[1] >= horizon]
+        state.bought.extend((sku, ts) for sku in item.skus)
+        state.bought.append(("", ts))  # any purchase at all: what settles a failed payment
+        _, money = state.decayed(config.windows_s, ts)
+        if not state.vip and money[-1] >= config.vip_spend:
+            state.vip = True
+            out.candidates.append(
+                Candidate(
+                    item.customer, TriggerKind.VIP_REACHED, ts, item.event_id,
+                    (f"spend over the last {config.windows_s[-1] / 86_400:g} days reached {config.vip_spend:g}",),
+                    (("spend", round(money[-1], 2)), ("threshold", config.vip_spend), ("orders", state.orders)),
+                    (item.event_id,),
+                )
+            )  # fmt: skip
+
+    def _clicked(self, state: CustomerState, item: Clicked, out: ShardOutput) -> None:
+        if item.country:
+            state.country = item.country
+        if item.kind == "cart":
+            state.carts.append((item.sku, item.ts, item.event_id))
+        elif item.kind == "uncart":
+            state.uncarts.append((item.sku, item.ts))
+        else:
+            out.watches.append(Watch(item.customer, item.sku, item.ts, state.preferred_store, item.event_id))
+
+    def _paid(self, state: CustomerState, item: PaymentSeen) -> None:
+        if item.ok:
+            state.approved.append((item.ref, item.ts))
+        elif not any(ref == item.ref for ref, _, _ in state.fails):
+            state.fails.append((item.ref, item.ts, item.event_id))
+        else:  # the same attempt declined again: its earliest decline sets the deadline
+            state.fails = [(ref, min(ts, item.ts), eid) if ref == item.ref else (ref, ts, eid)
+                           for ref, ts, eid in state.fails]  # fmt: skip
+
+    # --- timers ------------------------------------------------------------------------------------
+
+    def _evaluate(self, customer: str, state: CustomerState, now: float, out: ShardOutput) -> None:
+        """Fire what is due at watermark `now`: carts, failed payments, lifecycle transitions."""
+        config = self.config
+        if state.carts:
+            kept = []
+            for sku, ts, event_id in state.carts:
+                deadline = ts + config.cart_window_s
+                if deadline > now:
+                    kept.append((sku, ts, event_id))
+                    continue
+                settled = any(s == sku and ts <= t <= deadline for s, t in state.bought) or any(
+                    s == sku and ts <= t <= deadline for s, t in state.uncarts
+                )
+                if not settled:
+                    out.candidates.append(
+                        Candidate(
+                            customer, TriggerKind.CART_ABANDONED, deadline, f"{sku}:{event_id}",
+                            (f"added to cart, not bought in any channel within {config.cart_window_s / 60:g} min",),
+                            (("sku", sku), ("added_at", ts), ("window_s", config.cart_window_s)),
+                            (event_id,),
+                        )
+                    )  # fmt: skip
+            state.carts = kept
+            oldest = min((ts for _, ts, _ in kept), default=now)
+            state.uncarts = [u for u in state.uncarts if u[1] >= oldest]
+        if state.fails:
+            kept_fails = []
+            for ref, ts, event_id in state.fails:
+                deadline = ts + config.payment_window_s
+                if deadline > now:
+                    kept_fails.append((ref, ts, event_id))
+                    continue
+                recovered = any(r == ref and t >= ts for r, t in state.approved) or any(
+                    s == "" and ts <= t <= deadline for s, t in state.bought
+                )
+                if not recovered:
+                    out.candidates.append(
+                        Candidate(
+                            customer, TriggerKind.PAYMENT_FAILED_RECOVERY, deadline, ref,
+                            (f"payment failed, no purchase within {config.payment_window_s / 60:g} min",),
+                            (("payment_ref", ref), ("failed_at", ts), ("window_s", config.payment_window_s)),
+                            (event_id,),
+                        )
+                    )  # fmt: skip
+            state.fails = kept_fails
+            oldest = min((ts for _, ts, _ in kept_fails), default=now)
+            state.approved = [a for a in state.approved if a[1] >= oldest]
+        self._transitions(customer, state, now, out)
+
+    def _transitions(self, customer: str, state: CustomerState, now: float, out: ShardOutput) -> None:
+        """Walk the lifecycle from where it was last evaluated to `now`, one change at a time.
+
+        A purchase since the last evaluation starts the walk at its own time. Entering `at_risk`
+        or `lapsed` (only time does that) is a candidate, due at the exact time of the change.
+        """
+        if now == -math.inf:
+            return
+        rules, bought = self.config.lifecycle, state.orders > 0
+        first, last, won_back_at = state.first, state.last, state.won_back_at
+        at = max(state.stage_ts, last)
+        stage = rules.stage_at(first=first, last=last, won_back_at=won_back_at, bought=bought, now=at)
+        while True:
+            change = rules.next_change(first=first, last=last, won_back_at=won_back_at, bought=bought, now=at)
+            if change > now:
+                break
+            after = rules.stage_at(first=first, last=last, won_back_at=won_back_at, bought=bought, now=change)
+            kind = _TRANSITION_TRIGGERS.get(after) if after != stage else None
+            if kind is not None:
+                out.candidates.append(
+                    Candidate(
+                        customer, kind, change, f"{after.value}:{round(last * 1000)}",
+                        (f"no purchase for {(change - last) / 86_400:g} days: {stage.value} -> {after.value}",),
+                        (("from", stage.value), ("to", after.value), ("last_purchase", last),
+                         ("orders", state.orders)),
+                        (),
+                    )
+                )  # fmt: skip
+            stage, at = after, change
+        state.stage = stage.value
+        state.stage_ts = max(at, now)
+
+    def _schedule(self, customer: str, state: CustomerState, now: float) -> None:
+        config = self.config
+        due = config.lifecycle.next_change(first=state.first, last=state.last, won_back_at=state.won_back_at,
+                                           bought=state.orders > 0, now=max(now, state.stage_ts))  # fmt: skip
+        for _, ts, _ in state.carts:
+            due = min(due, ts + config.cart_window_s)
+        for _, ts, _ in state.fails:
+            due = min(due, ts + config.payment_window_s)
+        if due == math.inf:
+            return
+        key = math.ceil(due)
+        bucket = self.wheel.get(key)
+        if bucket is None:
+            self.wheel[key] = [customer]
+            heapq.heappush(self._due, key)
+        elif bucket[-1] != customer:
+            bucket.append(customer)
+
+    def _pop_due(self, now: float) -> list[str]:
+        due, wheel, customers = self._due, self.wheel, []
+        while due and due[0] <= now:
+            customers += wheel.pop(heapq.heappop(due))
+        return customers
+
+    # --- snapshots ---------------------------------------------------------------------------------
+
+    def to_bytes(self) -> bytes:
+        """The shard as bytes: customers' packed states as they are (not re-encoded), wheel, ids, clock."""
+        return msgspec.msgpack.encode(
+            (_SHARD_FORMAT, self.records, self.wheel, self.seen.to_state(), self.clock.to_state())
+        )
+
+    @classmethod
+    def from_bytes(cls, data: bytes, config: CustomerConfig) -> CustomerShard:
+        fmt, records, wheel, seen, clock = msgspec.msgpack.decode(data)
+        if fmt != _SHARD_FORMAT:
+            raise ValueError(f"customer shard format {fmt} is not {_SHARD_FORMAT}")
+        shard = cls(config)
+        shard.records = records
+        shard.wheel = {int(k): v for k, v in wheel.items()}
+        shard._due = list(shard.wheel)
+        heapq.heapify(shard._due)
+        shard.seen = SeenEvents.from_state(tuple(seen))  # type: ignore[arg-type]
+        shard.clock = EventClock.from_state(clock)
+        return shard
