@@ -166,9 +166,7 @@ class PaymentResult(_Click, tag="payment_result", kw_only=True, frozen=True):
     decline_code: Annotated[str, Meta(max_length=64)] | None = None
 
 
-ClickEvent = (
-    PageView | Search | ProductView | AddToCart | RemoveFromCart | CheckoutStarted | Purchase | PaymentResult
-)
+ClickEvent = PageView | Search | ProductView | AddToCart | RemoveFromCart | CheckoutStarted | Purchase | PaymentResult
 
 
 # --- omni.pos ---------------------------------------------------------------

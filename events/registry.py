@@ -183,9 +183,9 @@ REGISTRY = Registry(
     EventType(FraudLabel, _LABELS, "A verdict (fraud or legit) on a past payment, days later.",
               "sim.fraud:FraudDesk.paid"),
     EventType(PaymentResult, _CLICKS, "The payment service answered an online checkout (approved, declined, error).",
-              "sim.web:WebShop.session"),
+              "sim.journeys:CustomerJourneys.journey"),
     EventType(Consent, Topic.CUSTOMERS, "A customer's marketing consent changed (no triggered messages when false).",
-              "sim.web:WebShop.consent"),
+              "sim.journeys:CustomerJourneys.consent"),
 )  # fmt: skip
 """Every input event type of contract v1, grouped by topic in the order topics are created."""
 

@@ -8,10 +8,10 @@ preferred store, lifecycle stage (`operators.customers.lifecycle`), an expected-
 estimate; writes each changed customer's document and segment membership to Redis, fenced
 by version. Triggers (`events.triggers`) go to `omni.triggers` and its Redis stream.
 
-    decode ─┬─> customers (by customer shard) ─┬─ candidates ──────────────────────┐
-            │        ^ ticks                   └─ views ─> stock (by SKU shard) ──┴─> gate (by customer shard) ─> triggers
-            ├─ flips ──────────────────────────────────────^                             ^ ticks, consent
-            └─ dead letters (consent and availability records: this flow owns them) ──────────────────────────> records
+    decode ─┬─> customers (by customer shard) ─┬─ candidates ─────────────────┐
+            │        ^ ticks                   └─ views ─> stock (by SKU) ──┴─> gate (by customer shard) ─> triggers
+            ├─ flips ──────────────────────────────────────^                      ^ ticks, consent
+            └─ dead letters (consent and availability records: this flow owns them) ───────────────────> records
 
 Timers fire by event time: every batch ticks each customers and gate shard with its newest
 event time per partition (`operators.customers.clock`), so a cart's deadline passes even

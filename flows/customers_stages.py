@@ -13,7 +13,7 @@ import pickle
 import time
 from collections import Counter
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 import orjson
@@ -183,7 +183,9 @@ def _activity(event: Event, ts: float) -> Bought | Clicked | PaymentSeen | Conse
         return Bought(user_id, order.event_id, ts, order.total, order.channel, None, country, skus)
     if kind is ProductView or kind is AddToCart or kind is RemoveFromCart:
         click: ProductView | AddToCart | RemoveFromCart = event  # type: ignore[assignment]
-        action = "view" if kind is ProductView else "cart" if kind is AddToCart else "uncart"
+        action: Literal["view", "cart", "uncart"] = (
+            "view" if kind is ProductView else "cart" if kind is AddToCart else "uncart"
+        )
         return Clicked(user_id, click.event_id, ts, action, click.sku, click.channel, click.ip_country)
     if kind is PaymentResult:
         paid: PaymentResult = event  # type: ignore[assignment]

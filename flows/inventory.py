@@ -20,16 +20,16 @@ from bytewax.inputs import Source
 from bytewax.operators import StatefulBatchLogic
 from bytewax.outputs import Sink
 
+from events.availability import AvailabilityChange
 from events.dead_letter import DeadLetter
 from events.models import Count, Event, Purchase, Return, Sale, Void
+from events.stock import SkuStock
 from events.topics import Topic
 from flows.decoding import BatchDecoder
 from flows.kafka_source import KafkaRecord, kafka_source
 from flows.metrics import DUPLICATES, UNMATCHED_VOIDS, StateEntities
 from flows.sinks import FlowRecord, RecordSink, is_dead_letter
 from omnistream.settings import Settings
-from events.availability import AvailabilityChange
-from events.stock import SkuStock
 from operators.availability import SellableFlips
 from operators.ledger_shard import LedgerShard
 from operators.movements import StockMovement, inventory_movement, purchase_movements
@@ -77,7 +77,7 @@ def build_flow(
     ledgers = op.stateful_batch("ledgers", by_shard, LedgerLogic(settings))
     ledger_out = op.key_rm("ledger_out", ledgers)
     # Sellable flips per SKU shard, for `omni.availability` (the customers flow's back-in-stock watches).
-    stock_out = op.filter("stock_only", ledgers, _is_stock)
+    stock_out: Any = op.filter("stock_only", ledgers, _is_stock)
     flips = op.key_rm("flips_out", op.stateful_batch("availability", stock_out, AvailabilityLogic()))
     op.output("records_out", op.merge("records", split.trues, ledger_out, flips), sink)
     return flow
@@ -209,7 +209,7 @@ class _LedgerStep(StatefulBatchLogic[list[StockMovement], FlowRecord, bytes]):
         return data
 
 
-def _is_stock(keyed: tuple[str, FlowRecord]) -> bool:
+def _is_stock(keyed: tuple[str, Any]) -> bool:
     return type(keyed[1]) is SkuStock
 
 

@@ -27,8 +27,8 @@ from events.topics import Topic
 from events.triggers import Trigger
 from flows.metrics import ALERTS, DEAD_LETTERS, END_TO_END_LAG, REDIS_WRITE_SECONDS, STATE_WRITES, observe_many
 from omnistream.settings import Settings
-from state import keys
 from operators.customers.lifecycle import SEGMENTS
+from state import keys
 from state.connection import connect
 from state.customer_writer import CustomerDoc, CustomerWriter
 from state.doc_writer import DocWriter, FencedDoc

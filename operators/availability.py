@@ -47,6 +47,7 @@ class SellableFlips:
             sellable = available > 0
             if known.get(loc.location_id) is not sellable:
                 known[sys.intern(loc.location_id)] = sellable
-                out.append(AvailabilityChange(sku=stock.sku, location_id=loc.location_id, sellable=sellable,
-                                              available=available, version=stock.version, ts=loc.updated_at))  # fmt: skip
+                change = AvailabilityChange(sku=stock.sku, location_id=loc.location_id, sellable=sellable,
+                                            available=available, version=stock.version, ts=loc.updated_at)  # fmt: skip
+                out.append(change)
         return out

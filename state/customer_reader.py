@@ -47,7 +47,9 @@ class CustomerReader:
         return entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
 
 
-async def tail_triggers(client: aioredis.Redis, after_id: str, block_ms: int, count: int = 100) -> list[tuple[str, Any]]:
+async def tail_triggers(
+    client: aioredis.Redis, after_id: str, block_ms: int, count: int = 100
+) -> list[tuple[str, Any]]:
     """Triggers added after stream entry `after_id`, waiting up to `block_ms` for the first (XREAD BLOCK).
 
     `client` must be a connection of its own with a socket timeout above `block_ms`. An

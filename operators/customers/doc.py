@@ -36,7 +36,8 @@ def customer_doc(customer_id: str, state: CustomerState, config: CustomerConfig,
     freq, money = state.decayed(config.windows_s, state.decay_ts)
     bought = state.orders > 0
     recency_days = round((as_of - state.last) / DAY_S, 3) if bought else None
-    reasons = [f"lifecycle {state.stage}" + (f": last purchase {recency_days:g} days ago" if bought else ": no purchase yet")]
+    since = f": last purchase {recency_days:g} days ago" if bought else ": no purchase yet"
+    reasons = [f"lifecycle {state.stage}{since}"]
     if state.vip:
         reasons.append(f"vip: spend over {labels[-1]} reached {config.vip_spend:g}")
     preferred = state.preferred_store

@@ -86,7 +86,7 @@ class TriggerGate:
             return False
         key = f"{candidate.kind.value}:{candidate.customer}"
         last = self.last_sent.get(key)
-        if last is not None and abs(candidate.due_ts - last) < self.cooldown_s or last == candidate.due_ts:
+        if last is not None and (abs(candidate.due_ts - last) < self.cooldown_s or last == candidate.due_ts):
             self.suppressed["cooldown"] += 1
             return False
         self.last_sent[key] = candidate.due_ts if last is None else max(last, candidate.due_ts)

@@ -10,7 +10,7 @@ dropping a purchase the day it leaves the window.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import msgspec
 
@@ -24,7 +24,7 @@ _STORES_KEPT = 3
 class CustomerConfig:
     """The rules a customers shard runs by (from `settings.customers`)."""
 
-    lifecycle: LifecycleRules = LifecycleRules()
+    lifecycle: LifecycleRules = field(default_factory=LifecycleRules)
     windows_s: tuple[float, ...] = (90 * DAY_S, 365 * DAY_S)
     cart_window_s: float = 1_800.0
     payment_window_s: float = 1_800.0
@@ -123,4 +123,4 @@ def expected_value(state: CustomerState, config: CustomerConfig, now: float) -> 
     _, money = state.decayed(config.windows_s, now)
     long_window_spend = money[-1]
     quiet = max(0.0, now - state.last)
-    return long_window_spend * 0.5 ** (quiet / config.lifecycle.at_risk_s)
+    return float(long_window_spend * 0.5 ** (quiet / config.lifecycle.at_risk_s))

@@ -101,9 +101,8 @@ class CustomerShard:
                 self._clicked(state, item, out)
             elif kind is PaymentSeen:
                 self._paid(state, item)
-            elif kind is ConsentSeen:
-                if item.ts >= state.seen or state.consent is None:
-                    state.consent = item.marketing
+            elif kind is ConsentSeen and (item.ts >= state.seen or state.consent is None):
+                state.consent = item.marketing
             if item.ts > state.seen:
                 state.seen = item.ts
         now = clock.watermark
@@ -311,6 +310,6 @@ class CustomerShard:
         shard.wheel = {int(k): v for k, v in wheel.items()}
         shard._due = list(shard.wheel)
         heapq.heapify(shard._due)
-        shard.seen = SeenEvents.from_state(tuple(seen))  # type: ignore[arg-type]
+        shard.seen = SeenEvents.from_state(tuple(seen))
         shard.clock = EventClock.from_state(clock)
         return shard

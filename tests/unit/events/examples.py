@@ -117,10 +117,11 @@ EXAMPLES: list[tuple[Topic, dict[str, Any], type]] = [
     (Topic.LABELS, envelope("fraud_label", txn_id="T1", label="fraud", source="chargeback"), FraudLabel),
     (
         Topic.CLICKSTREAM,
-        click("payment_result", payment_ref="O1", status="declined", amount=9.0, currency="EUR",
-              decline_code="insufficient_funds"),
+        click(
+            "payment_result", payment_ref="O1", status="declined", amount=9.0, currency="EUR", decline_code="declined"
+        ),
         PaymentResult,
-    ),  # fmt: skip
+    ),
     (Topic.CUSTOMERS, envelope("consent", customer_id="cust-1", marketing=False, source="web"), Consent),
 ]
 

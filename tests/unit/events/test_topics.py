@@ -34,5 +34,11 @@ def test_topics_are_the_contracts_inputs_and_outputs() -> None:
         "omni.pos",
         "omni.inventory",
         "omni.labels",
+        "omni.customers",
     ]
-    assert [t.named("omni.") for t in OUTPUT_TOPICS] == ["omni.alerts", "omni.dlq"]
+    assert [t.named("omni.") for t in OUTPUT_TOPICS] == [
+        "omni.alerts",
+        "omni.dlq",
+        "omni.availability",
+        "omni.triggers",
+    ]

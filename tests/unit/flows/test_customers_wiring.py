@@ -75,8 +75,10 @@ def triggers(out: list[FlowRecord]) -> list[tuple[str, str, str]]:
 def newest_docs(out: list[FlowRecord]) -> dict[str, dict[str, Any]]:
     newest: dict[str, CustomerDoc] = {}
     for item in out:
-        if type(item) is CustomerDoc and (item.customer_id not in newest or item.version > newest[item.customer_id].version):
-            newest[item.customer_id] = item
+        if type(item) is CustomerDoc:
+            held = newest.get(item.customer_id)
+            if held is None or item.version > held.version:
+                newest[item.customer_id] = item
     return {cid: orjson.loads(doc.doc) for cid, doc in newest.items()}
 
 
@@ -92,7 +94,7 @@ def test_a_cart_bought_in_store_fires_nothing_and_one_left_alone_fires_once_at_i
     out = run(log)
 
     assert triggers(out) == [("cart_abandoned:bob:SKU-9:b1", "cart_abandoned", at(610))]
-    bob = [t for t in out if type(t) is Trigger][0]
+    bob = next(t for t in out if type(t) is Trigger)
     assert bob.facts == {"sku": "SKU-9", "added_at": START + 10, "window_s": 600.0}
     assert bob.source_event_ids == ["b1"]
     docs = newest_docs(out)
