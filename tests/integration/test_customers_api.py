@@ -10,7 +10,6 @@ import threading
 import time
 
 import httpx
-import pytest
 import msgspec
 import orjson
 import pytest
