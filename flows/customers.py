@@ -31,14 +31,13 @@ from bytewax.dataflow import Dataflow
 from bytewax.inputs import Source
 from bytewax.outputs import Sink
 
-from events.topics import Topic
-from flows.customers_stages import FLOW, CustomerLogic, Decoder, GateLogic, Stage, StockLogic
+from flows.customers_stages import CUSTOMER_TOPICS, FLOW, CustomerLogic, Decoder, GateLogic, Stage, StockLogic
 from flows.kafka_source import KafkaRecord, kafka_source
 from flows.keyed import keyed_stage, to_stage
 from flows.sinks import FlowRecord, RecordSink
 from omnistream.settings import Settings
 
-INPUT_TOPICS = (Topic.POS, Topic.CLICKSTREAM, Topic.CUSTOMERS, Topic.AVAILABILITY)
+INPUT_TOPICS = CUSTOMER_TOPICS
 
 
 def build_flow(

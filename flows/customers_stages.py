@@ -40,6 +40,7 @@ from flows.kafka_source import KafkaRecord
 from flows.keyed import RouterPerThread
 from flows.metrics import CUSTOMER_TRIGGERS, DUPLICATES, LATE_EVENTS, StateEntities
 from omnistream.settings import Settings
+from operators.customers.clock import EventClock
 from operators.customers.doc import customer_doc, segments_of
 from operators.customers.gate import TriggerGate
 from operators.customers.lifecycle import DAY_S, LifecycleRules
@@ -53,12 +54,14 @@ from operators.customers.records import (
     PaymentSeen,
     Tick,
 )
-from operators.customers.shard import CustomerShard
+from operators.customers.shard import CustomerShard, merge_ticks
 from operators.customers.watches import StockWatches
 from operators.keyed_shards import ShardBatch, ShardRouter
 from state.customer_writer import CustomerDoc
 
 FLOW = "customers"
+CUSTOMER_TOPICS = (Topic.POS, Topic.CLICKSTREAM, Topic.CUSTOMERS, Topic.AVAILABILITY)
+"""The topics the flow reads (`flows.customers.INPUT_TOPICS`); their partitions drive the event clock."""
 _RETAIN = StatefulBatchLogic.RETAIN
 _ENTITIES = StateEntities(FLOW)
 
@@ -89,6 +92,7 @@ def config_of(settings: Settings) -> CustomerConfig:
         idle_s=s.idle_partition_s,
         watch_window_s=s.watch_window_s,
         cooldown_s=s.cooldown_s,
+        partitions=settings.topic.partitions * len(CUSTOMER_TOPICS),
     )  # fmt: skip
 
 
@@ -155,7 +159,7 @@ class CustomerBatch:
         out.extend(self.router.drain())
         if self.newest:
             tick = Tick(tuple(self.newest.items()))
-            for stage in (Stage.CUSTOMERS, Stage.GATE):
+            for stage in (Stage.CUSTOMERS,):
                 out.extend(ShardBatch(stage, f"{stage.value}:{i}", [tick]) for i in range(self.router.shards))
         return out
 
@@ -215,6 +219,11 @@ class Decoder(BatchDecoder[DeadLetter | Routed]):
 # --------------------------------------------------------------------------------------------- stages
 
 
+def _ticks(tick: Tick, stages: tuple[Stage, ...], shards: int) -> list[Routed]:
+    """`tick` to every shard of `stages`."""
+    return [ShardBatch(stage, f"{stage.value}:{i}", [tick]) for stage in stages for i in range(shards)]
+
+
 class _Step(StatefulBatchLogic[list[Any], Any, bytes]):
     router: ShardRouter[Stage, Any]
 
@@ -259,6 +268,8 @@ class _CustomerStep(_Step):
         for watch in result.watches:
             router.add(Stage.STOCK, watch.sku, watch)
         out.extend(router.drain())
+        if result.tick is not None:  # after what this batch sent them, so their clocks never run ahead of it
+            out.extend(_ticks(result.tick, (Stage.STOCK, Stage.GATE), self.builder.shards))
         return out, _RETAIN
 
     def snapshot(self) -> bytes:
@@ -272,9 +283,11 @@ class StockLogic:
     def __init__(self, settings: Settings) -> None:
         self.window_s = settings.customers.watch_window_s
         self.shards = settings.customers.shards
+        s = settings.customers
+        self.clock_args = (s.lateness_s, s.idle_partition_s, settings.topic.partitions * len(CUSTOMER_TOPICS))
 
     def __call__(self, resume: bytes | None) -> _StockStep:
-        watches = pickle.loads(resume) if resume else StockWatches(self.window_s)
+        watches = pickle.loads(resume) if resume else StockWatches(self.window_s, EventClock(*self.clock_args))
         return _StockStep(watches, self.shards)
 
 
@@ -284,9 +297,17 @@ class _StockStep(_Step):
         self.router = ShardRouter(shards)
 
     def on_batch(self, groups: list[list[Any]]) -> tuple[list[Any], bool]:
-        for candidate in self.watches.apply(self._items(groups)):
+        items = self._items(groups)
+        for candidate in self.watches.apply(items):
             self.router.add(Stage.GATE, candidate.customer, candidate)
-        return list(self.router.drain()), _RETAIN
+        out: list[Any] = list(self.router.drain())
+        ticks = [item for item in items if type(item) is Tick]
+        if ticks:
+            tick = ticks[0]
+            for more in ticks[1:]:
+                tick = merge_ticks(tick, more)
+            out.extend(_ticks(tick, (Stage.GATE,), self.router.shards))
+        return out, _RETAIN
 
     def snapshot(self) -> bytes:
         _ENTITIES.report("stock_watches", self.watches, len(self.watches.skus))
@@ -298,7 +319,8 @@ class GateLogic:
 
     def __init__(self, settings: Settings) -> None:
         s = settings.customers
-        self.args = (s.cooldown_s, s.lateness_s, s.idle_partition_s, s.consent_required)
+        partitions = settings.topic.partitions * len(CUSTOMER_TOPICS)
+        self.args = (s.cooldown_s, s.lateness_s, s.idle_partition_s, s.consent_required, partitions)
 
     def __call__(self, resume: bytes | None) -> _GateStep:
         return _GateStep(pickle.loads(resume) if resume else TriggerGate(*self.args))

@@ -10,7 +10,9 @@ it cannot hold every timer back.
 
 Reading a backlog, one partition may run far ahead of another (a consumer fetches a
 partition's worth at a time): the oldest-partition rule keeps timers from firing on the
-fast partition's time alone, as long as the slow one is within `idle_s`.
+fast partition's time alone, as long as the slow one is within `idle_s`. For the same reason
+the clock waits, at the start, until it has heard from the `expected` partitions (the first
+batches of a backlog may all come from one), or until `idle_s` of event time has gone by.
 """
 
 from __future__ import annotations
@@ -33,15 +35,20 @@ class EventClock:
     390.0
     >>> clock.advance([(("clickstream", 0), 1200.0)])  # pos is 800 s behind: idle, left out
     1190.0
+    >>> waiting = EventClock(lateness_s=0.0, idle_s=600.0, expected=2)
+    >>> waiting.advance([(("pos", 0), 100.0)]), waiting.advance([(("pos", 0), 200.0), (("clickstream", 0), 150.0)])
+    (-inf, 150.0)
     """
 
-    __slots__ = ("_newest", "_watermark", "idle_s", "lateness_s", "newest")
+    __slots__ = ("_newest", "_start", "_watermark", "expected", "idle_s", "lateness_s", "newest")
 
-    def __init__(self, lateness_s: float, idle_s: float) -> None:
+    def __init__(self, lateness_s: float, idle_s: float, expected: int = 0) -> None:
         self.lateness_s = lateness_s
         self.idle_s = idle_s
+        self.expected = expected
         self._newest: dict[tuple[str, int], float] = {}
         self.newest = float("-inf")
+        self._start = float("inf")
         self._watermark = float("-inf")
 
     @property
@@ -57,6 +64,10 @@ class EventClock:
                 newest[part] = ts
                 if ts > self.newest:
                     self.newest = ts
+                if ts < self._start:
+                    self._start = ts
+        if len(newest) < self.expected and self.newest - self._start < self.idle_s:
+            return self._watermark  # not heard from every partition yet
         if newest:
             floor = self.newest - self.idle_s
             oldest = min((ts for ts in newest.values() if ts >= floor), default=self.newest)
@@ -67,7 +78,8 @@ class EventClock:
 
     def to_state(self) -> list[Any]:
         """Plain values for MessagePack (`from_state` reverses it)."""
-        return [self.lateness_s, self.idle_s, [[t, p, ts] for (t, p), ts in self._newest.items()], self._watermark]
+        newest = [[t, p, ts] for (t, p), ts in self._newest.items()]
+        return [self.lateness_s, self.idle_s, self.expected, newest, self._start, self._watermark]
 
     @classmethod
     def from_state(cls, state: list[Any]) -> EventClock:
@@ -78,15 +90,18 @@ class EventClock:
         >>> EventClock.from_state(clock.to_state()).watermark
         95.0
         """
-        lateness_s, idle_s, newest, watermark = state
-        clock = cls(lateness_s, idle_s)
+        lateness_s, idle_s, expected, newest, start, watermark = state
+        clock = cls(lateness_s, idle_s, expected)
         clock._newest = {(str(t), int(p)): float(ts) for t, p, ts in newest}
         clock.newest = max(clock._newest.values(), default=float("-inf"))
+        clock._start = start
         clock._watermark = watermark
         return clock
 
-    def __getstate__(self) -> tuple[float, float, dict[tuple[str, int], float], float, float]:
-        return self.lateness_s, self.idle_s, self._newest, self.newest, self._watermark
+    def __getstate__(self) -> list[Any]:
+        return self.to_state()
 
-    def __setstate__(self, state: tuple[float, float, dict[tuple[str, int], float], float, float]) -> None:
-        self.lateness_s, self.idle_s, self._newest, self.newest, self._watermark = state
+    def __setstate__(self, state: list[Any]) -> None:
+        restored = EventClock.from_state(state)
+        for name in self.__slots__:
+            setattr(self, name, getattr(restored, name))

@@ -38,10 +38,12 @@ class TriggerGate:
     Counter({'cooldown': 1})
     """
 
-    def __init__(self, cooldown_s: float, lateness_s: float, idle_s: float, consent_required: bool = False) -> None:
+    def __init__(
+        self, cooldown_s: float, lateness_s: float, idle_s: float, consent_required: bool = False, partitions: int = 0
+    ) -> None:
         self.cooldown_s = cooldown_s
         self.consent_required = consent_required
-        self.clock = EventClock(lateness_s, idle_s)
+        self.clock = EventClock(lateness_s, idle_s, partitions)
         self.pending: list[tuple[float, str, Candidate]] = []
         self.consent: dict[str, list[tuple[float, bool]]] = {}
         self.last_sent: dict[str, float] = {}  # "<kind>:<customer>" -> due time of the last release

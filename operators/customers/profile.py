@@ -34,15 +34,23 @@ class CustomerConfig:
     idle_s: float = 600.0
     watch_window_s: float = 7 * DAY_S
     cooldown_s: float = DAY_S
+    partitions: int = 0  # input partitions the event clock waits to hear from (`clock.EventClock`)
 
 
 class CustomerState(msgspec.Struct, array_like=True, gc=False):
     """What the flow keeps about one customer (all times are event times, epoch seconds; 0 is "never")."""
 
-    version: int = 0
+    version: int = 0  # of the last document written: `applied + walks + changes` then
+    applied: int = 0  # activities applied (duplicates dropped)
+    walks: int = 0  # purchases the lifecycle walk has passed
+    changes: int = 0  # lifecycle changes the walk made as time passed
     first: float = 0.0
     last: float = 0.0
     won_back_at: float = 0.0
+    walked: float = 0.0  # the newest purchase the lifecycle walk has passed (at or before `stage_ts`)
+    ahead: list[tuple[float, float, str]] = msgspec.field(default_factory=list)  # (ts, amount, event id) not walked
+    vip_spend: float = 0.0  # spend over the longest window as of `vip_ts`, from walked purchases
+    vip_ts: float = 0.0
     seen: float = 0.0
     orders: int = 0
     spend: float = 0.0
@@ -61,6 +69,7 @@ class CustomerState(msgspec.Struct, array_like=True, gc=False):
     bought: list[tuple[str, float]] = msgspec.field(default_factory=list)
     fails: list[tuple[str, float, str]] = msgspec.field(default_factory=list)
     approved: list[tuple[str, float]] = msgspec.field(default_factory=list)
+    views: list[tuple[str, float, str]] = msgspec.field(default_factory=list)  # (sku, ts, event id) until watched
 
     def decayed(self, windows_s: tuple[float, ...], now: float) -> tuple[list[float], list[float]]:
         """The decayed order counts and spend per window, as of `now` (never grown for `now` before `decay_ts`)."""

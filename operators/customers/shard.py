@@ -30,8 +30,8 @@ from operators.customers.profile import (
     CustomerConfig,
     CustomerState,
 )
+from operators.customers.recent_ids import RecentIds
 from operators.customers.records import Bought, Candidate, Clicked, ConsentSeen, PaymentSeen, Tick, Watch
-from operators.seen_events import SeenEvents
 
 _SHARD_FORMAT = 1
 _TRANSITION_TRIGGERS = {Stage.AT_RISK: TriggerKind.AT_RISK, Stage.LAPSED: TriggerKind.WIN_BACK}
@@ -46,6 +46,20 @@ class ShardOutput:
     watches: list[Watch] = field(default_factory=list)
     duplicates: int = 0
     late: int = 0
+    tick: Tick | None = None  # the batch's ticks in one, for the stages downstream (after what it emitted)
+
+
+def merge_ticks(a: Tick, b: Tick) -> Tick:
+    """One tick saying what both say: the newest event time per partition.
+
+    >>> merge_ticks(Tick(((("pos", 0), 5.0),)), Tick(((("pos", 0), 3.0), (("pos", 1), 4.0)))).newest
+    ((('pos', 0), 5.0), (('pos', 1), 4.0))
+    """
+    newest = dict(a.newest)
+    for part, ts in b.newest:
+        if ts > newest.get(part, float("-inf")):
+            newest[part] = ts
+    return Tick(tuple(newest.items()))
 
 
 class CustomerShard:
@@ -68,8 +82,8 @@ class CustomerShard:
         self.records: dict[str, bytes] = {}
         self.wheel: dict[int, list[str]] = {}
         self._due: list[int] = []  # heap of the wheel's bucket keys
-        self.seen = SeenEvents(config.dedup_window_s)
-        self.clock = EventClock(config.lateness_s, config.idle_s)
+        self.seen = RecentIds(config.dedup_window_s)
+        self.clock = EventClock(config.lateness_s, config.idle_s, config.partitions)
 
     def __len__(self) -> int:
         return len(self.records)
@@ -85,8 +99,9 @@ class CustomerShard:
             kind = type(item)
             if kind is Tick:
                 clock.advance(item.newest)
+                out.tick = item if out.tick is None else merge_ticks(out.tick, item)
                 continue
-            if not seen.add(item.event_id, item.ts):
+            if not seen.add(item.event_id, item.ts, clock.watermark):
                 out.duplicates += 1
                 continue
             if item.ts < clock.watermark:
@@ -95,6 +110,7 @@ class CustomerShard:
             state = touched.get(customer)
             if state is None:
                 state = touched[customer] = self._load(customer)
+            state.applied += 1
             if kind is Bought:
                 self._bought(state, item, out)
             elif kind is Clicked:
@@ -106,15 +122,21 @@ class CustomerShard:
             if item.ts > state.seen:
                 state.seen = item.ts
         now = clock.watermark
+        seen.forget(now)
         for customer in self._pop_due(now):
             if customer not in touched:
                 touched[customer] = self._load(customer)
         for customer, state in touched.items():
             self._evaluate(customer, state, now, out)
             self._schedule(customer, state, now)
-            state.version += 1
+            # The document's version counts what it reflects (activities, purchases walked, stage changes):
+            # the same input gives the same version however it was batched, so after a crash the replay's
+            # documents pass the fence exactly when they are newer than what the killed run wrote.
+            version = state.applied + state.walks + state.changes
+            if version > state.version:
+                state.version = version
+                out.changed[customer] = state
             self.records[customer] = ENCODER.encode(state)
-            out.changed[customer] = state
         return out
 
     def state_of(self, customer: str) -> CustomerState | None:
@@ -136,10 +158,7 @@ class CustomerShard:
             state.add_spend(config.windows_s, ts, 0, item.amount)
             state.spend = max(0.0, state.spend + item.amount)
             return
-        if ts > state.last:
-            self._transitions(item.customer, state, ts, out)  # what time did before this purchase (at_risk, ...)
-        if state.orders and config.lifecycle.is_win_back(state.last, ts):
-            state.won_back_at = ts
+        state.ahead.append((ts, item.amount, item.event_id))  # walked when the watermark passes it (`_transitions`)
         if not state.orders or ts < state.first:
             state.first = ts
         if ts > state.last:
@@ -150,21 +169,8 @@ class CustomerShard:
         state.channels[CHANNELS.index(item.channel)] += 1
         if item.store_id is not None:
             state.count_store(item.store_id)
-        horizon = ts - config.cart_window_s - config.payment_window_s
-        state.bought = [b for b in state.bought if b[1] >= horizon]
         state.bought.extend((sku, ts) for sku in item.skus)
         state.bought.append(("", ts))  # any purchase at all: what settles a failed payment
-        _, money = state.decayed(config.windows_s, ts)
-        if not state.vip and money[-1] >= config.vip_spend:
-            state.vip = True
-            out.candidates.append(
-                Candidate(
-                    item.customer, TriggerKind.VIP_REACHED, ts, item.event_id,
-                    (f"spend over the last {config.windows_s[-1] / 86_400:g} days reached {config.vip_spend:g}",),
-                    (("spend", round(money[-1], 2)), ("threshold", config.vip_spend), ("orders", state.orders)),
-                    (item.event_id,),
-                )
-            )  # fmt: skip
 
     def _clicked(self, state: CustomerState, item: Clicked, out: ShardOutput) -> None:
         if item.country:
@@ -173,8 +179,8 @@ class CustomerShard:
             state.carts.append((item.sku, item.ts, item.event_id))
         elif item.kind == "uncart":
             state.uncarts.append((item.sku, item.ts))
-        else:
-            out.watches.append(Watch(item.customer, item.sku, item.ts, state.preferred_store, item.event_id))
+        else:  # watched once the watermark passes it: their store is known from what they bought by then
+            state.views.append((item.sku, item.ts, item.event_id))
 
     def _paid(self, state: CustomerState, item: PaymentSeen) -> None:
         if item.ok:
@@ -210,8 +216,6 @@ class CustomerShard:
                         )
                     )  # fmt: skip
             state.carts = kept
-            oldest = min((ts for _, ts, _ in kept), default=now)
-            state.uncarts = [u for u in state.uncarts if u[1] >= oldest]
         if state.fails:
             kept_fails = []
             for ref, ts, event_id in state.fails:
@@ -219,7 +223,7 @@ class CustomerShard:
                 if deadline > now:
                     kept_fails.append((ref, ts, event_id))
                     continue
-                recovered = any(r == ref and t >= ts for r, t in state.approved) or any(
+                recovered = any(r == ref and ts <= t <= deadline for r, t in state.approved) or any(
                     s == "" and ts <= t <= deadline for s, t in state.bought
                 )
                 if not recovered:
@@ -232,27 +236,97 @@ class CustomerShard:
                         )
                     )  # fmt: skip
             state.fails = kept_fails
-            oldest = min((ts for _, ts, _ in kept_fails), default=now)
-            state.approved = [a for a in state.approved if a[1] >= oldest]
+        if state.views:
+            store = state.preferred_store
+            out.watches += [Watch(customer, sku, ts, store, eid) for sku, ts, eid in state.views if ts <= now]
+            state.views = [view for view in state.views if view[1] > now]
+        self._forget(state, now)
         self._transitions(customer, state, now, out)
 
-    def _transitions(self, customer: str, state: CustomerState, now: float, out: ShardOutput) -> None:
-        """Walk the lifecycle from where it was last evaluated to `now`, one change at a time.
+    def _forget(self, state: CustomerState, now: float) -> None:
+        """Drop purchases, removals and approvals no open cart or failed payment can still need.
 
-        A purchase since the last evaluation starts the walk at its own time. Entering `at_risk`
-        or `lapsed` (only time does that) is a candidate, due at the exact time of the change.
+        A cart or failure yet to arrive is at most `lateness_s` older than the watermark, so
+        what is older than that and than every open one is no longer needed.
+        """
+        horizon = now - self.config.lateness_s
+        for _, ts, _ in state.carts:
+            horizon = min(horizon, ts)
+        for _, ts, _ in state.fails:
+            horizon = min(horizon, ts)
+        if state.bought and state.bought[0][1] < horizon:
+            state.bought = [b for b in state.bought if b[1] >= horizon]
+        if state.uncarts:
+            state.uncarts = [u for u in state.uncarts if u[1] >= horizon]
+        if state.approved:
+            state.approved = [a for a in state.approved if a[1] >= horizon]
+
+    def _transitions(self, customer: str, state: CustomerState, now: float, out: ShardOutput) -> None:
+        """Walk the lifecycle from where it was last evaluated to the watermark `now`, one change at a time.
+
+        Purchases are taken in event-time order as the watermark passes them (`ahead`), so a
+        purchase that arrives before an earlier one still in flight cannot make a quiet spell
+        that never was. Entering `at_risk` or `lapsed` (only time does that) is a candidate,
+        due at the exact time of the change.
         """
         if now == -math.inf:
             return
-        rules, bought = self.config.lifecycle, state.orders > 0
-        first, last, won_back_at = state.first, state.last, state.won_back_at
-        at = max(state.stage_ts, last)
+        at = state.stage_ts
+        if state.ahead:
+            due = sorted(p for p in state.ahead if p[0] <= now)
+            state.ahead = [p for p in state.ahead if p[0] > now]
+            for purchase, amount, event_id in due:
+                if purchase > at:
+                    self._walk(customer, state, at, purchase, out, before=True)
+                    at = purchase
+                if state.walked and self.config.lifecycle.is_win_back(state.walked, purchase):
+                    state.won_back_at = purchase
+                self._vip(customer, state, purchase, amount, event_id, out)
+                state.walked = max(state.walked, purchase)
+                state.walks += 1
+        if now > at:
+            self._walk(customer, state, at, now, out, before=False)
+            at = now
+        rules = self.config.lifecycle
+        state.stage = rules.stage_at(first=state.first, last=state.walked, won_back_at=state.won_back_at,
+                                     bought=state.walked > 0, now=at).value  # fmt: skip
+        state.stage_ts = at
+
+    def _vip(self, customer: str, state: CustomerState, ts: float, amount: float, event_id: str,
+             out: ShardOutput) -> None:  # fmt: skip
+        """Fold a walked purchase into the spend over the longest window; the first time it reaches the
+        threshold is a `vip_reached`, due at that purchase. Purchases are walked in event-time order,
+        so the spend is what it was at that moment, whatever arrived first."""
+        config, window = self.config, self.config.windows_s[-1]
+        if ts >= state.vip_ts:
+            state.vip_spend = state.vip_spend * math.exp(-(ts - state.vip_ts) / window) + amount
+            state.vip_ts = ts
+        else:  # taken after a later one (it was late): it counts, decayed to where the sum stands
+            state.vip_spend += amount * math.exp(-(state.vip_ts - ts) / window)
+        if not state.vip and state.vip_spend >= config.vip_spend:
+            state.vip = True
+            out.candidates.append(
+                Candidate(
+                    customer, TriggerKind.VIP_REACHED, ts, event_id,
+                    (f"spend over the last {window / 86_400:g} days reached {config.vip_spend:g}",),
+                    (("spend", round(state.vip_spend, 2)), ("threshold", config.vip_spend), ("orders", state.orders)),
+                    (event_id,),
+                )
+            )  # fmt: skip
+
+    def _walk(self, customer: str, state: CustomerState, at: float, until: float, out: ShardOutput, *,
+              before: bool) -> None:  # fmt: skip
+        """The changes in (`at`, `until`] (`until` excluded when a purchase happens then: `before`)."""
+        rules, first, last, won_back_at = self.config.lifecycle, state.first, state.walked, state.won_back_at
+        bought = last > 0
         stage = rules.stage_at(first=first, last=last, won_back_at=won_back_at, bought=bought, now=at)
         while True:
             change = rules.next_change(first=first, last=last, won_back_at=won_back_at, bought=bought, now=at)
-            if change > now:
-                break
+            if change > until or (before and change == until):
+                return
             after = rules.stage_at(first=first, last=last, won_back_at=won_back_at, bought=bought, now=change)
+            if after != stage:
+                state.changes += 1
             kind = _TRANSITION_TRIGGERS.get(after) if after != stage else None
             if kind is not None:
                 out.candidates.append(
@@ -265,13 +339,15 @@ class CustomerShard:
                     )
                 )  # fmt: skip
             stage, at = after, change
-        state.stage = stage.value
-        state.stage_ts = max(at, now)
 
     def _schedule(self, customer: str, state: CustomerState, now: float) -> None:
         config = self.config
-        due = config.lifecycle.next_change(first=state.first, last=state.last, won_back_at=state.won_back_at,
-                                           bought=state.orders > 0, now=max(now, state.stage_ts))  # fmt: skip
+        due = config.lifecycle.next_change(first=state.first, last=state.walked, won_back_at=state.won_back_at,
+                                           bought=state.walked > 0, now=max(now, state.stage_ts))  # fmt: skip
+        for ts, _, _ in state.ahead:
+            due = min(due, ts)
+        for _, ts, _ in state.views:
+            due = min(due, ts)
         for _, ts, _ in state.carts:
             due = min(due, ts + config.cart_window_s)
         for _, ts, _ in state.fails:
@@ -310,6 +386,6 @@ class CustomerShard:
         shard.wheel = {int(k): v for k, v in wheel.items()}
         shard._due = list(shard.wheel)
         heapq.heapify(shard._due)
-        shard.seen = SeenEvents.from_state(tuple(seen))
+        shard.seen = RecentIds.from_state(seen)
         shard.clock = EventClock.from_state(clock)
         return shard

@@ -18,7 +18,8 @@ from bisect import bisect_right, insort
 from dataclasses import dataclass, field
 
 from events.triggers import TriggerKind
-from operators.customers.records import Candidate, Flip, Watch
+from operators.customers.clock import EventClock
+from operators.customers.records import Candidate, Flip, Tick, Watch
 
 ANYWHERE = "*"
 
@@ -71,25 +72,30 @@ class StockWatches:
     []
     """
 
-    def __init__(self, window_s: float) -> None:
+    def __init__(self, window_s: float, clock: EventClock | None = None) -> None:
         self.window_s = window_s
         self.skus: dict[str, _Sku] = {}
-        self.newest = float("-inf")
+        self.clock = clock or EventClock(lateness_s=0.0, idle_s=float("inf"))
+        self._forgot_at = float("-inf")
 
-    def apply(self, items: list[Flip | Watch]) -> list[Candidate]:
+    def apply(self, items: list[Flip | Watch | Tick]) -> list[Candidate]:
         out: list[Candidate] = []
         for item in items:
-            if item.ts > self.newest:
-                self.newest = item.ts
+            if isinstance(item, Tick):
+                self.clock.advance(item.newest)
+                continue
             sku = self.skus.get(item.sku)
             if sku is None:
                 sku = self.skus[item.sku] = _Sku()
-            if type(item) is Flip:
+            if isinstance(item, Flip):
                 self._flip(sku, item, out)
             else:
-                self._watch(sku, item, out)  # type: ignore[arg-type]
-        if len(self.skus) and self.newest != float("-inf"):
-            self._forget(self.newest - 2 * self.window_s)
+                self._watch(sku, item, out)
+        # By the watermark, not the newest flip: a backlog's flips may run days ahead of the views.
+        horizon = self.clock.watermark - self.window_s
+        if horizon - self._forgot_at > self.window_s / 8:
+            self._forget(horizon)
+            self._forgot_at = horizon
         return out
 
     def _watch(self, sku: _Sku, view: Watch, out: list[Candidate]) -> None:
@@ -134,11 +140,15 @@ class StockWatches:
         )  # fmt: skip
 
     def _forget(self, horizon: float) -> None:
-        """Drop expired watches and flips older than `horizon` (keeping each location's last one before it)."""
-        for sku_id in list(self.skus):
-            sku = self.skus[sku_id]
-            sku.watches = [(v, s) for v, s in sku.watches if v.ts + self.window_s >= horizon]
+        """Drop watches that can no longer fire, and flips no view can need any more.
+
+        A view yet to arrive is at most the clock's lateness old; an open watch needs the
+        flips after its view. Each location keeps its last flip before the horizon (its state then).
+        """
+        for sku in self.skus.values():
+            sku.watches = [(v, s) for v, s in sku.watches if v.ts >= horizon]
+            keep_from = min((v.ts for v, _ in sku.watches), default=horizon + self.window_s)
             for location, history in sku.flips.items():
-                i = bisect_right(history, (horizon, True))
+                i = bisect_right(history, (keep_from, True))
                 if i > 1:
                     sku.flips[location] = history[i - 1 :]
