@@ -110,7 +110,10 @@ class CustomerShard:
             state = touched.get(customer)
             if state is None:
                 state = touched[customer] = self._load(customer)
-            state.applied += 1
+            if kind is Bought or kind is ConsentSeen or not state.applied:
+                # What the document shows: its creation, purchases, consent. Views, carts and payment
+                # results change no document field, so they cost no rewrite (`applied` sets the version).
+                state.applied += 1
             if kind is Bought:
                 self._bought(state, item, out)
             elif kind is Clicked:
@@ -298,11 +301,10 @@ class CustomerShard:
         threshold is a `vip_reached`, due at that purchase. Purchases are walked in event-time order,
         so the spend is what it was at that moment, whatever arrived first."""
         config, window = self.config, self.config.windows_s[-1]
-        if ts >= state.vip_ts:
-            state.vip_spend = state.vip_spend * math.exp(-(ts - state.vip_ts) / window) + amount
-            state.vip_ts = ts
+        if ts >= state.walked:  # `walked`: the purchase the sum is as of, before this one
+            state.vip_spend = state.vip_spend * math.exp(-(ts - state.walked) / window) + amount
         else:  # taken after a later one (it was late): it counts, decayed to where the sum stands
-            state.vip_spend += amount * math.exp(-(state.vip_ts - ts) / window)
+            state.vip_spend += amount * math.exp(-(state.walked - ts) / window)
         if not state.vip and state.vip_spend >= config.vip_spend:
             state.vip = True
             out.candidates.append(
