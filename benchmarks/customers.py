@@ -24,6 +24,7 @@ import gc
 import os
 import platform
 import random
+import resource
 import sys
 import tempfile
 import threading
