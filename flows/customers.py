@@ -8,16 +8,19 @@ preferred store, lifecycle stage (`operators.customers.lifecycle`), an expected-
 estimate; writes each changed customer's document and segment membership to Redis, fenced
 by version. Triggers (`events.triggers`) go to `omni.triggers` and its Redis stream.
 
-    decode ─┬─> customers (by customer shard) ─┬─ candidates ─────────────────┐
-            │        ^ ticks                   └─ views ─> stock (by SKU) ──┴─> gate (by customer shard) ─> triggers
-            ├─ flips ──────────────────────────────────────^                      ^ ticks, consent
-            └─ dead letters (consent and availability records: this flow owns them) ───────────────────> records
+    decode ─┬─> customers (by customer shard) ─┬─ candidates ───────────────────────┐
+            │     ^ ticks                      └─ views, ticks ─> stock (by SKU) ──┴─> gate (by customer) ─> triggers
+            ├─ flips ─────────────────────────────────────────────^                     ^ consent, ticks
+            │   customers ─ RFM bucket moves ─> population (by scope: global, country) ─> histograms ─> records
+            └─ dead letters (consent and availability records: this flow owns them) ─────────────────> records
 
-Timers fire by event time: every batch ticks each customers and gate shard with its newest
-event time per partition (`operators.customers.clock`), so a cart's deadline passes even
-when its shopper sends nothing more. The gate releases a trigger only once the watermark is
-past its due time, after consent and cooldown; trigger ids are derived from their cause, so
-a recovery replay re-sends the same ids (the Redis stream adds each once).
+Timers fire by event time: every batch ticks each customers shard with its newest event
+time per partition (`operators.customers.clock`), so a cart's deadline passes even when its
+shopper sends nothing more. Each stage passes the ticks on after what it sent downstream, so
+no stage's clock runs ahead of the items it still has to receive. The gate releases a
+trigger only once the watermark is past its due time, after consent and cooldown; trigger
+ids are derived from their cause, so a recovery replay re-sends the same ids (the Redis
+stream adds each once). docs/customers.md has the rules and the trigger catalogue.
 
 Run it with `omnistream flow customers` (recovery on by default); see `flows.run`.
 """
@@ -31,7 +34,16 @@ from bytewax.dataflow import Dataflow
 from bytewax.inputs import Source
 from bytewax.outputs import Sink
 
-from flows.customers_stages import CUSTOMER_TOPICS, FLOW, CustomerLogic, Decoder, GateLogic, Stage, StockLogic
+from flows.customers_stages import (
+    CUSTOMER_TOPICS,
+    FLOW,
+    CustomerLogic,
+    Decoder,
+    GateLogic,
+    PopulationLogic,
+    Stage,
+    StockLogic,
+)
 from flows.kafka_source import KafkaRecord, kafka_source
 from flows.keyed import keyed_stage, to_stage
 from flows.sinks import FlowRecord, RecordSink
@@ -63,8 +75,10 @@ def build_flow(
     stock_out = keyed_stage("stock", to_stock.trues, StockLogic(settings))
     to_gate = to_stage("to_gate", op.merge("gate_in", to_stock.falses, stock_out), Stage.GATE)
     gate_out = keyed_stage("gate", to_gate.trues, GateLogic(settings))
-    # What is left: dead letters and customer documents, then the triggers the gate let out.
-    records: Any = op.merge("records", to_gate.falses, gate_out)
+    to_population = to_stage("to_population", to_gate.falses, Stage.POPULATION)
+    population_out = keyed_stage("population", to_population.trues, PopulationLogic())
+    # What is left: dead letters and customer documents, the triggers the gate let out, the populations.
+    records: Any = op.merge("records", to_population.falses, gate_out, population_out)
     op.output("records_out", records, sink or RecordSink(FLOW, settings, generation))
     return flow
 

@@ -3,8 +3,10 @@
 `flows.customers` wires them. Each keyed step holds shards (`operators.customers`): the
 customers stage a `CustomerShard`, the stock stage a `StockWatches`, the gate a
 `TriggerGate`; items travel between them as `ShardBatch`es naming a `Stage`. Every decoded
-batch also sends each customers and gate shard a `Tick` (the batch's newest event time
-per partition), so their timers fire by event time even for customers who send nothing more.
+batch also sends each customers shard a `Tick` (the batch's newest event time per
+partition), so timers fire by event time even for customers who send nothing more; the
+customers stage passes it on to the stock and gate shards, and the stock stage to the gate,
+each after the items it sent them, so a downstream clock never passes an item still on its way.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ from operators.customers.clock import EventClock
 from operators.customers.doc import customer_doc, segments_of
 from operators.customers.gate import TriggerGate
 from operators.customers.lifecycle import DAY_S, LifecycleRules
+from operators.customers.population import Populations
 from operators.customers.profile import CustomerConfig
 from operators.customers.records import (
     Bought,
@@ -52,12 +55,15 @@ from operators.customers.records import (
     ConsentSeen,
     Flip,
     PaymentSeen,
+    PopulationMove,
     Tick,
 )
 from operators.customers.shard import CustomerShard, merge_ticks
 from operators.customers.watches import StockWatches
 from operators.keyed_shards import ShardBatch, ShardRouter
+from state import keys
 from state.customer_writer import CustomerDoc
+from state.doc_writer import FencedDoc
 
 FLOW = "customers"
 CUSTOMER_TOPICS = (Topic.POS, Topic.CLICKSTREAM, Topic.CUSTOMERS, Topic.AVAILABILITY)
@@ -72,6 +78,7 @@ class Stage(StrEnum):
     CUSTOMERS = "customers"
     STOCK = "stock"
     GATE = "gate"
+    POPULATION = "population"
 
 
 Routed = ShardBatch[Stage, Any]
@@ -267,6 +274,8 @@ class _CustomerStep(_Step):
             router.add(Stage.GATE, candidate.customer, candidate)
         for watch in result.watches:
             router.add(Stage.STOCK, watch.sku, watch)
+        for move in result.moves:
+            router.add(Stage.POPULATION, move.scope, move)
         out.extend(router.drain())
         if result.tick is not None:  # after what this batch sent them, so their clocks never run ahead of it
             out.extend(_ticks(result.tick, (Stage.STOCK, Stage.GATE), self.builder.shards))
@@ -343,6 +352,32 @@ class _GateStep(_Step):
 
     def snapshot(self) -> bytes:
         return pickle.dumps(self.gate, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+class PopulationLogic:
+    """Builds the population step (by scope shard): RFM histograms per scope, written as documents."""
+
+    def __call__(self, resume: bytes | None) -> _PopulationStep:
+        return _PopulationStep(pickle.loads(resume) if resume else Populations())
+
+
+class _PopulationStep(_Step):
+    def __init__(self, populations: Populations) -> None:
+        self.populations = populations
+
+    def on_batch(self, groups: list[list[PopulationMove]]) -> tuple[list[FencedDoc], bool]:
+        pops = self.populations
+        changed = pops.apply([(m.scope, m.old, m.new, m.as_of) for m in self._items(groups)])
+        out = []
+        for scope in changed:
+            as_of = pops.as_of[scope]
+            # Versioned by event time: a replay reaches the same times, and the newest histogram wins.
+            doc = {"scope": scope, **pops.scopes[scope].to_doc(), "as_of": rfc3339_ms(as_of)}
+            out.append(FencedDoc(keys.customer_population(scope), round(as_of * 1000), orjson.dumps(doc), as_of=as_of))
+        return out, _RETAIN
+
+    def snapshot(self) -> bytes:
+        return pickle.dumps(self.populations, protocol=pickle.HIGHEST_PROTOCOL)
 
 
 def trigger_of(candidate: Candidate) -> Trigger:

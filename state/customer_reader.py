@@ -24,6 +24,15 @@ class CustomerReader:
         doc = await self._client.hget(keys.customer(customer_id), keys.DOC_FIELD)
         return cast(bytes | None, doc)
 
+    async def customer_and_populations(self, customer_id: str, country_scope: str | None) -> list[bytes | None]:
+        """The customer's document, the global population's, and `country_scope`'s if given (one round trip)."""
+        async with self._client.pipeline(transaction=False) as pipe:
+            pipe.hget(keys.customer(customer_id), keys.DOC_FIELD)
+            pipe.hget(keys.customer_population("global"), keys.DOC_FIELD)
+            if country_scope is not None:
+                pipe.hget(keys.customer_population(country_scope), keys.DOC_FIELD)
+            return cast(list[bytes | None], await pipe.execute())
+
     async def segment_sizes(self) -> dict[str, int]:
         """Members per segment, live (one pipelined ZCARD per segment)."""
         async with self._client.pipeline(transaction=False) as pipe:

@@ -125,6 +125,11 @@ def segment(name: str) -> str:
     return f"{NAMESPACE}:seg:{{{name}}}"
 
 
+def customer_population(scope: str) -> str:
+    """Fenced hash: the RFM histograms of a scope of customers (`global`, `country:DE`), for scores."""
+    return f"{NAMESPACE}:pop:{{{scope}}}"
+
+
 def triggers_stream() -> str:
     """Redis stream mirroring the `omni.triggers` topic."""
     return f"{NAMESPACE}:{{triggers}}"

@@ -56,6 +56,7 @@ def customer_doc(customer_id: str, state: CustomerState, config: CustomerConfig,
             "frequency": {label: round(f, 4) for label, f in zip(labels, freq, strict=True)},
             "monetary": {label: round(m, 2) for label, m in zip(labels, money, strict=True)},
             "as_of": _time(state.decay_ts),
+            "buckets": list(state.buckets) if state.buckets else None,  # where the population histograms count them
         },
         "channels": dict(zip(CHANNELS, state.channels, strict=True)),
         "preferred_store": preferred,

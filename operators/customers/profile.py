@@ -67,6 +67,8 @@ class CustomerState(msgspec.Struct, array_like=True, gc=False, omit_defaults=Tru
     won_back_at: float = 0.0
     vip: bool = False
     consent: bool | None = None
+    buckets: tuple[int, int, int] | None = None  # where the population histograms count this customer
+    bucket_scope: str | None = None  # the country scope they are counted in
     ahead: list[tuple[float, float, str]] = msgspec.field(default_factory=list)  # (ts, amount, event id) not walked
     bought: list[tuple[str, float]] = msgspec.field(default_factory=list)
     carts: list[tuple[str, float, str]] = msgspec.field(default_factory=list)

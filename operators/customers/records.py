@@ -89,6 +89,15 @@ class Flip(msgspec.Struct, frozen=True, gc=False):
     version: int
 
 
+class PopulationMove(msgspec.Struct, frozen=True, gc=False):
+    """A customer's RFM buckets in `scope` moved from `old` to `new` (None: not counted there); `as_of` their time."""
+
+    scope: str
+    old: tuple[int, int, int] | None
+    new: tuple[int, int, int] | None
+    as_of: float
+
+
 class Candidate(msgspec.Struct, frozen=True, gc=False):
     """A trigger that fired, before the gate (consent, cooldown, de-duplication) lets it out."""
 

@@ -23,6 +23,7 @@ import msgspec
 from events.triggers import TriggerKind
 from operators.customers.clock import EventClock
 from operators.customers.lifecycle import Stage
+from operators.customers.population import rfm_keys
 from operators.customers.profile import (
     CHANNELS,
     DECODER,
@@ -31,9 +32,19 @@ from operators.customers.profile import (
     CustomerState,
 )
 from operators.customers.recent_ids import RecentIds
-from operators.customers.records import Bought, Candidate, Clicked, ConsentSeen, PaymentSeen, Tick, Watch
+from operators.customers.records import (
+    Bought,
+    Candidate,
+    Clicked,
+    ConsentSeen,
+    PaymentSeen,
+    PopulationMove,
+    Tick,
+    Watch,
+)
 
 _SHARD_FORMAT = 1
+GLOBAL_SCOPE = "global"
 _TRANSITION_TRIGGERS = {Stage.AT_RISK: TriggerKind.AT_RISK, Stage.LAPSED: TriggerKind.WIN_BACK}
 
 
@@ -47,6 +58,7 @@ class ShardOutput:
     duplicates: int = 0
     late: int = 0
     tick: Tick | None = None  # the batch's ticks in one, for the stages downstream (after what it emitted)
+    moves: list[PopulationMove] = field(default_factory=list)
 
 
 def merge_ticks(a: Tick, b: Tick) -> Tick:
@@ -132,6 +144,7 @@ class CustomerShard:
         for customer, state in touched.items():
             self._evaluate(customer, state, now, out)
             self._schedule(customer, state, now)
+            self._population(state, out)
             # The document's version counts what it reflects (activities, purchases walked, stage changes):
             # the same input gives the same version however it was batched, so after a crash the replay's
             # documents pass the fence exactly when they are newer than what the killed run wrote.
@@ -146,6 +159,26 @@ class CustomerShard:
         """The stored state of `customer`, decoded (for tests and tools)."""
         packed = self.records.get(customer)
         return DECODER.decode(packed) if packed is not None else None
+
+    def _population(self, state: CustomerState, out: ShardOutput) -> None:
+        """Move the customer between the population histograms' buckets when their RFM inputs moved."""
+        if not state.orders or not state.freq:
+            return
+        keys = rfm_keys(state.last, state.freq[-1], state.money[-1], state.decay_ts, self.config.windows_s[-1])
+        buckets = (keys.recency, keys.frequency, keys.monetary)
+        scope = f"country:{state.country}" if state.country else None
+        if buckets == state.buckets and scope == state.bucket_scope:
+            return
+        out.moves.append(PopulationMove(GLOBAL_SCOPE, state.buckets, buckets, state.decay_ts))
+        if scope == state.bucket_scope:
+            if scope is not None:
+                out.moves.append(PopulationMove(scope, state.buckets, buckets, state.decay_ts))
+        else:
+            if state.bucket_scope is not None:
+                out.moves.append(PopulationMove(state.bucket_scope, state.buckets, None, state.decay_ts))
+            if scope is not None:
+                out.moves.append(PopulationMove(scope, None, buckets, state.decay_ts))
+        state.buckets, state.bucket_scope = buckets, scope
 
     def _load(self, customer: str) -> CustomerState:
         packed = self.records.get(customer)

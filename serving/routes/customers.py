@@ -24,6 +24,7 @@ from redis.exceptions import RedisError
 
 from events.triggers import TriggerKind
 from operators.customers.lifecycle import SEGMENTS
+from operators.customers.population import scores_of
 from serving.deps import CustomerReaderDep, SettingsDep
 from serving.errors import InvalidParameter, NotFound
 from serving.schemas import error_responses
@@ -45,12 +46,32 @@ SegmentName = Annotated[str, Path(max_length=64, description=f"One of: {', '.joi
 
 
 @customers_router.get("/{customer_id}", responses=error_responses(404))
-async def read_customer(customer_id: CustomerId, reader: CustomerReaderDep) -> Response:
-    """One customer: lifecycle stage, segments, RFM inputs, channel mix, preferred store, expected value, reasons."""
-    doc = await reader.customer(customer_id)
+async def read_customer(
+    customer_id: CustomerId,
+    reader: CustomerReaderDep,
+    country: Annotated[
+        str | None, Query(pattern="^[A-Z]{2}$", description="Also score against this country's customers.")
+    ] = None,
+) -> Response:
+    """One customer: lifecycle, segments, RFM inputs and scores, channel mix, preferred store, expected value,
+    reasons.
+
+    `rfm.scores` ranks the customer against the live population (`global`, and `country` when asked):
+    quintiles 1-5, 5 the most recent, most frequent, biggest spender (`operators.customers.population`).
+    """
+    scope = f"country:{country}" if country else None
+    doc, *populations = await reader.customer_and_populations(customer_id, scope)
     if doc is None:
         raise NotFound(f"no customer {customer_id!r} (never seen by the customers flow)")
-    return Response(doc, media_type="application/json")
+    body = orjson.loads(doc)
+    buckets = body.get("rfm", {}).get("buckets")
+    scores: dict[str, object] = {}
+    if buckets:
+        for name, population in zip(("global", scope), populations, strict=False):
+            if name is not None and population is not None:
+                scores[name] = scores_of(orjson.loads(population), buckets)
+    body.setdefault("rfm", {})["scores"] = scores
+    return Response(orjson.dumps(body), media_type="application/json")
 
 
 @segments_router.get("")

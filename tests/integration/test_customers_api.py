@@ -19,6 +19,7 @@ from events.triggers import Trigger, TriggerKind
 from operators.customers.lifecycle import SEGMENTS
 from state import keys
 from state.customer_writer import CustomerDoc, CustomerWriter
+from state.doc_writer import DocWriter, FencedDoc
 from state.pipeline_scripts import run_counting
 from state.stream_writer import StreamWriter
 from tests.integration.test_alerts_api import _read_events, api  # noqa: F401  (the uvicorn fixture)
@@ -47,10 +48,27 @@ def test_a_customer_is_served_as_stored_and_an_unknown_one_is_404(api: str, redi
     assert _write(redis_client, _doc("C1", 2, "active", vip=True)) == 1
     assert _write(redis_client, _doc("C1", 1, "lapsed")) == 0  # an older version (a replay) changes nothing
 
-    assert httpx.get(f"{api}/v1/customers/C1").json() == {"customer_id": "C1", "lifecycle": "active",
-                                                           "segments": ["active", "vip"]}  # fmt: skip
+    served = httpx.get(f"{api}/v1/customers/C1").json()
+    assert served == {"customer_id": "C1", "lifecycle": "active", "segments": ["active", "vip"], "rfm": {"scores": {}}}
     missing = httpx.get(f"{api}/v1/customers/nobody")
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
+
+
+def test_rfm_scores_rank_a_customer_against_the_stored_populations(api: str, redis_client: redis.Redis) -> None:  # noqa: F811
+    body = {"customer_id": "C7", "lifecycle": "active", "rfm": {"orders": 4, "buckets": [100, 30, 90]}}
+    _write(redis_client, CustomerDoc("C7", 1, orjson.dumps(body), frozenset({"active"})))
+    # Ten customers worldwide: C7 is the most recent, in the middle for frequency, at the bottom for spend.
+    world = {"recency": [[90, 9], [100, 1]], "frequency": [[20, 4], [30, 2], [40, 4]], "monetary": [[90, 1], [95, 9]]}
+    germany = {"recency": [[100, 1], [120, 1]], "frequency": [[30, 2]], "monetary": [[90, 1], [91, 1]]}
+    DocWriter(redis_client, "g").write_batch([
+        FencedDoc(keys.customer_population("global"), 1, orjson.dumps(world)),
+        FencedDoc(keys.customer_population("country:DE"), 1, orjson.dumps(germany)),
+    ])  # fmt: skip
+
+    scores = httpx.get(f"{api}/v1/customers/C7?country=DE").json()["rfm"]["scores"]
+    assert scores == {"global": {"r": 5, "f": 3, "m": 1, "population": 10},
+                      "country:DE": {"r": 2, "f": 3, "m": 2, "population": 2}}  # fmt: skip
+    assert httpx.get(f"{api}/v1/customers/C7?country=Germany").status_code == 422
 
 
 def test_segments_have_live_sizes_and_members_page_by_cursor(api: str, redis_client: redis.Redis) -> None:  # noqa: F811

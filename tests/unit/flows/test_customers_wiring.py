@@ -18,7 +18,9 @@ from flows.customers import build_flow
 from flows.kafka_source import KafkaRecord
 from flows.sinks import FlowRecord
 from omnistream.settings import Settings
+from state import keys
 from state.customer_writer import CustomerDoc
+from state.doc_writer import FencedDoc
 from tests.unit.events.examples import BASKET, POS_PAYMENT, click, envelope, till
 
 # A partition 60 s behind the newest no longer holds the clock back: these logs are short and sparse.
@@ -98,6 +100,13 @@ def test_a_cart_bought_in_store_fires_nothing_and_one_left_alone_fires_once_at_i
     assert bob.facts == {"sku": "SKU-9", "added_at": START + 10, "window_s": 600.0}
     assert bob.source_event_ids == ["b1"]
     docs = newest_docs(out)
+    # The RFM histograms count each buyer once per scope: alice bought (in store; her country is DE from her web
+    # cart), bob did not.
+    populations = {d.key: orjson.loads(d.doc) for d in out if type(d) is FencedDoc}
+    assert set(populations) == {keys.customer_population("global"), keys.customer_population("country:DE")}
+    for population in populations.values():
+        assert [sum(n for _, n in population[h]) for h in ("recency", "frequency", "monetary")] == [1, 1, 1]
+    assert docs["alice"]["rfm"]["buckets"] is not None and docs["bob"]["rfm"]["buckets"] is None
     assert docs["alice"]["lifecycle"] == "new"
     assert docs["alice"]["rfm"]["orders"] == 1 and docs["alice"]["rfm"]["spend"] == 9.0
     assert docs["alice"]["channels"] == {"store": 1, "web": 0, "app": 0}
