@@ -3,7 +3,8 @@
 `CustomerShard.apply` takes one batch's items for the shard (activities and clock ticks) and
 returns what changed: customers whose document must be rewritten, trigger candidates (for
 the gate), and views to watch for a restock (for the stock stage). Timers are kept in a
-wheel of one-second buckets holding customer ids; when the watermark passes a bucket, its
+wheel of one-second buckets holding customer ids (one-hour buckets for what is days away, filed
+again by the second when the watermark comes near); when the watermark passes a bucket, its
 customers are re-evaluated (`_evaluate`), which is idempotent: a stale entry (the cart was
 bought since) finds nothing due. Everything a customer has open (carts, failed payments,
 the next lifecycle change) is in their own state, so a replay after recovery rebuilds the
@@ -44,6 +45,7 @@ from operators.customers.records import (
 )
 
 _SHARD_FORMAT = 1
+_COARSE_S = 3600
 GLOBAL_SCOPE = "global"
 _TRANSITION_TRIGGERS = {Stage.AT_RISK: TriggerKind.AT_RISK, Stage.LAPSED: TriggerKind.WIN_BACK}
 
@@ -389,7 +391,10 @@ class CustomerShard:
             due = min(due, ts + config.payment_window_s)
         if due == math.inf:
             return
-        key = math.ceil(due)
+        # Far off (a lifecycle change days ahead): an hour's bucket, filed when the watermark comes within the
+        # hour before it, then again by the second. Most customers wait there, 8 bytes each.
+        far = due - now > 2 * _COARSE_S
+        key = math.floor(due / _COARSE_S) * _COARSE_S - _COARSE_S if far else math.ceil(due)
         bucket = self.wheel.get(key)
         if bucket is None:
             self.wheel[key] = [customer]
