@@ -295,7 +295,7 @@ def main() -> None:
         broker.stop()
         store.stop()
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2))
+    args.out.write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS))
     table = Table(title="customers flow")
     table.add_column("measure")
     table.add_column("value", justify="right")
