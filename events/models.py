@@ -153,7 +153,20 @@ class Purchase(_Click, tag="purchase", kw_only=True, frozen=True):
     shipping_country: Country | None = None
 
 
-ClickEvent = PageView | Search | ProductView | AddToCart | RemoveFromCart | CheckoutStarted | Purchase
+class PaymentResult(_Click, tag="payment_result", kw_only=True, frozen=True):
+    """The payment service's answer to an online checkout: a `declined` or `error` one may be recovered.
+
+    `payment_ref` names the attempt (the order id it will carry when approved); no card data.
+    """
+
+    payment_ref: Id
+    status: Literal["approved", "declined", "error"]
+    amount: Money
+    currency: Currency
+    decline_code: Annotated[str, Meta(max_length=64)] | None = None
+
+
+ClickEvent = PageView | Search | ProductView | AddToCart | RemoveFromCart | CheckoutStarted | Purchase | PaymentResult
 
 
 # --- omni.pos ---------------------------------------------------------------
@@ -291,7 +304,21 @@ class FraudLabel(Envelope, tag="fraud_label", kw_only=True, frozen=True):
 
 LabelEvent = FraudLabel
 
-Event = CatalogEvent | ClickEvent | PosEvent | InventoryEvent | LabelEvent
+
+# --- omni.customers ---------------------------------------------------------
+
+
+class Consent(Envelope, tag="consent", kw_only=True, frozen=True):
+    """A customer's marketing consent from `ts` on: `marketing=False` means no triggered message at all."""
+
+    customer_id: Id
+    marketing: bool
+    source: Literal["web", "app", "store", "service"] | None = None
+
+
+CustomerEvent = Consent
+
+Event = CatalogEvent | ClickEvent | PosEvent | InventoryEvent | LabelEvent | CustomerEvent
 
 
 def event_type(event: Event) -> str:

@@ -34,12 +34,14 @@ from events.models import (
     AddToCart,
     Adjustment,
     CheckoutStarted,
+    Consent,
     Count,
     Envelope,
     FraudLabel,
     Fulfilment,
     OrderCancel,
     PageView,
+    PaymentResult,
     PriceChange,
     ProductUpsert,
     ProductView,
@@ -61,6 +63,7 @@ TOPIC_KEYS: dict[Topic, tuple[str, ...]] = {
     Topic.POS: ("store_id",),
     Topic.INVENTORY: ("sku",),
     Topic.LABELS: ("txn_id", "order_id"),
+    Topic.CUSTOMERS: ("customer_id",),
 }
 """The contract's message key of each input topic: payload fields, the first one present wins.
 
@@ -179,6 +182,10 @@ REGISTRY = Registry(
               f"{_STOCKROOM}.settle_order"),
     EventType(FraudLabel, _LABELS, "A verdict (fraud or legit) on a past payment, days later.",
               "sim.fraud:FraudDesk.paid"),
+    EventType(PaymentResult, _CLICKS, "The payment service answered an online checkout (approved, declined, error).",
+              "sim.journeys:CustomerJourneys.journey"),
+    EventType(Consent, Topic.CUSTOMERS, "A customer's marketing consent changed (no triggered messages when false).",
+              "sim.journeys:CustomerJourneys.consent"),
 )  # fmt: skip
 """Every input event type of contract v1, grouped by topic in the order topics are created."""
 

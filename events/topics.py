@@ -22,6 +22,9 @@ class Topic(StrEnum):
     DLQ = "dlq"
     REC_SERVED = "rec_served"
     SUGGESTIONS = "suggestions"
+    CUSTOMERS = "customers"
+    AVAILABILITY = "availability"
+    TRIGGERS = "triggers"
 
     def named(self, prefix: str) -> str:
         """The topic's full name under `prefix` (`omni.` gives `omni.pos`)."""
@@ -37,7 +40,10 @@ class Topic(StrEnum):
 
 INPUT_TOPICS: tuple[Topic, ...]
 """The topics that carry input events, from the event registry (`events.registry.INPUT_TOPICS`)."""
-OUTPUT_TOPICS: tuple[Topic, ...] = (Topic.ALERTS, Topic.DLQ, Topic.SUGGESTIONS)
+OUTPUT_TOPICS: tuple[Topic, ...] = (Topic.ALERTS, Topic.DLQ, Topic.SUGGESTIONS, Topic.AVAILABILITY, Topic.TRIGGERS)
+"""`suggestions`: the merchandising flow's transfer and markdown suggestions (docs/merchandising.md).
+`availability`: the inventory flow's sellable flips per SKU and location, read by the customers flow.
+`triggers`: the customers flow's marketing triggers (docs/customers.md)."""
 FEEDBACK_TOPICS: tuple[Topic, ...] = (Topic.REC_SERVED,)
 """Written by the API (each recommendation answer it served), read by the recommendation flow."""
 

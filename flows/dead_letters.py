@@ -19,6 +19,8 @@ DEAD_LETTER_OWNER: dict[Topic, str] = {
     Topic.CATALOG: "recommend",
     Topic.REC_SERVED: "recommend",
     Topic.LABELS: "fraud",
+    Topic.CUSTOMERS: "customers",
+    Topic.AVAILABILITY: "customers",
 }
 
 

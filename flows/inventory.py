@@ -11,6 +11,7 @@ Run it with `omnistream flow inventory` (recovery on by default); see `flows.run
 
 from __future__ import annotations
 
+import pickle
 from typing import Any
 
 import bytewax.operators as op
@@ -19,14 +20,17 @@ from bytewax.inputs import Source
 from bytewax.operators import StatefulBatchLogic
 from bytewax.outputs import Sink
 
+from events.availability import AvailabilityChange
 from events.dead_letter import DeadLetter
 from events.models import Count, Event, Purchase, Return, Sale, Void
+from events.stock import SkuStock
 from events.topics import Topic
 from flows.decoding import BatchDecoder
 from flows.kafka_source import KafkaRecord, kafka_source
 from flows.metrics import DUPLICATES, UNMATCHED_VOIDS, StateEntities
 from flows.sinks import FlowRecord, RecordSink, is_dead_letter
 from omnistream.settings import Settings
+from operators.availability import SellableFlips
 from operators.ledger_shard import LedgerShard
 from operators.movements import StockMovement, inventory_movement, purchase_movements
 from operators.shard_keys import ShardKeys, add_to_group
@@ -72,7 +76,10 @@ def build_flow(
     by_shard = op.flat_map_batch("by_sku_shard", movements, ShardRouter().group)
     ledgers = op.stateful_batch("ledgers", by_shard, LedgerLogic(settings))
     ledger_out = op.key_rm("ledger_out", ledgers)
-    op.output("records_out", op.merge("records", split.trues, ledger_out), sink)
+    # Sellable flips per SKU shard, for `omni.availability` (the customers flow's back-in-stock watches).
+    stock_out: Any = op.filter("stock_only", ledgers, _is_stock)
+    flips = op.key_rm("flips_out", op.stateful_batch("availability", stock_out, AvailabilityLogic()))
+    op.output("records_out", op.merge("records", split.trues, ledger_out, flips), sink)
     return flow
 
 
@@ -200,3 +207,32 @@ class _LedgerStep(StatefulBatchLogic[list[StockMovement], FlowRecord, bytes]):
         data = self.shard.to_bytes()
         _ENTITIES.report("sku_ledgers", self.shard, len(self.shard))
         return data
+
+
+def _is_stock(keyed: tuple[str, Any]) -> bool:
+    return type(keyed[1]) is SkuStock
+
+
+class AvailabilityLogic:
+    """Builds the per-shard `SellableFlips` step: stock records in, sellable flips out (a Bytewax builder)."""
+
+    def __call__(self, resume: bytes | None) -> _AvailabilityStep:
+        flips = SellableFlips()
+        if resume is not None:
+            flips.skus = pickle.loads(resume)
+        return _AvailabilityStep(flips)
+
+
+class _AvailabilityStep(StatefulBatchLogic[SkuStock, AvailabilityChange, bytes]):
+    def __init__(self, flips: SellableFlips) -> None:
+        self.flips = flips
+
+    def on_batch(self, stocks: list[SkuStock]) -> tuple[list[AvailabilityChange], bool]:
+        changes = self.flips.changes
+        out: list[AvailabilityChange] = []
+        for stock in stocks:
+            out += changes(stock)
+        return out, StatefulBatchLogic.RETAIN
+
+    def snapshot(self) -> bytes:
+        return pickle.dumps(self.flips.skus, protocol=pickle.HIGHEST_PROTOCOL)

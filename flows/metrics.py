@@ -74,6 +74,16 @@ MERCH_SUGGESTIONS = Counter(
     "Merchandising suggestion records published, by kind (transfer, markdown) and status (open, withdrawn).",
     ["flow", "kind", "status"],
 )
+CUSTOMER_TRIGGERS = Counter(
+    "omnistream_customer_triggers_total",
+    "Trigger candidates of the customers flow, by kind and outcome (sent, cooldown, no_consent).",
+    ["flow", "kind", "outcome"],
+)
+LATE_EVENTS = Counter(
+    "omnistream_flow_late_events_total",
+    "Events older than the flow's watermark when they arrived: applied, but too late to cancel a trigger.",
+    ["flow"],
+)
 STATE_ENTITIES = Gauge(
     "omnistream_flow_state_entities",
     "Entities held in a flow's state in this process, by stage (SKU ledgers, till transactions, cards, ...).",

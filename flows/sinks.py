@@ -20,20 +20,25 @@ from bytewax.outputs import DynamicSink, StatelessSinkPartition
 from confluent_kafka import Producer
 
 from events.alerts import Alert
+from events.availability import AvailabilityChange
 from events.dead_letter import DeadLetter
 from events.stock import SkuStock
 from events.suggestions import SUGGESTION_TYPES, Suggestion
 from events.topics import Topic
+from events.triggers import Trigger
 from flows.metrics import ALERTS, DEAD_LETTERS, END_TO_END_LAG, REDIS_WRITE_SECONDS, STATE_WRITES, observe_many
 from omnistream.settings import Settings
+from operators.customers.lifecycle import SEGMENTS
 from state import keys
 from state.connection import connect
+from state.customer_writer import CustomerDoc, CustomerWriter
 from state.doc_writer import DocWriter, FencedDoc
 from state.pipeline_scripts import run_pipeline
 from state.stock_writer import StockWriter
 from state.stream_writer import StreamWriter
 
-FlowRecord = SkuStock | FencedDoc | Alert | DeadLetter | Suggestion
+FlowRecord = SkuStock | FencedDoc | Alert | DeadLetter | Suggestion | CustomerDoc | Trigger | AvailabilityChange
+_TRIGGER_ENCODER = msgspec.json.Encoder()
 log = logging.getLogger(__name__)
 
 
@@ -55,7 +60,10 @@ class _RecordSinkPartition(StatelessSinkPartition[FlowRecord]):
         self._docs = DocWriter(client, generation)
         self._alerts = StreamWriter(client, keys.alerts_stream(), generation=generation)
         self._dead_letters = StreamWriter(client, keys.dlq_stream(), generation=generation)
-        self._scripts = (*self._stock.scripts, *self._docs.scripts, *self._alerts.scripts, *self._dead_letters.scripts)
+        self._customers = CustomerWriter(client, SEGMENTS, generation)
+        self._triggers = StreamWriter(client, keys.triggers_stream(), generation=generation)
+        self._scripts = (*self._stock.scripts, *self._docs.scripts, *self._alerts.scripts, *self._dead_letters.scripts,
+                         *self._customers.scripts, *self._triggers.scripts)  # fmt: skip
         # No linger: the batch's alerts and dead letters are all produced before the Redis write, so
         # they go out at once and their acknowledgement arrives while Redis works; with a linger they
         # waited for the flush after it, adding a broker round trip to every batch that has any
@@ -66,20 +74,33 @@ class _RecordSinkPartition(StatelessSinkPartition[FlowRecord]):
         self._alerts_topic = settings.topic(Topic.ALERTS)
         self._dlq_topic = settings.topic(Topic.DLQ)
         self._suggestions_topic = settings.topic(Topic.SUGGESTIONS)
+        self._triggers_topic = settings.topic(Topic.TRIGGERS)
+        self._availability_topic = settings.topic(Topic.AVAILABILITY)
 
     def write_batch(self, items: list[FlowRecord]) -> None:
         stocks: list[SkuStock] = []
         docs: list[FencedDoc] = []
         alerts: list[tuple[str, bytes]] = []
         letters: list[tuple[str, bytes]] = []
+        customers: list[CustomerDoc] = []
+        triggers: list[tuple[str, bytes]] = []
         alert_kinds: Counter[tuple[str, str]] = Counter()
         letter_reasons: Counter[tuple[str, str]] = Counter()
         suggestions: list[tuple[str, bytes]] = []
+        produce = self._producer.produce
         for item in items:
             if type(item) is SkuStock:
                 stocks.append(item)
             elif type(item) is FencedDoc:
                 docs.append(item)
+            elif type(item) is CustomerDoc:
+                customers.append(item)
+            elif type(item) is Trigger:
+                body = _TRIGGER_ENCODER.encode(item)
+                triggers.append((item.trigger_id, body))
+                produce(self._triggers_topic, body, key=item.trigger_id)
+            elif type(item) is AvailabilityChange:
+                produce(self._availability_topic, _TRIGGER_ENCODER.encode(item), key=item.sku)
             elif type(item) is Alert:
                 alerts.append((item.alert_id, orjson.dumps(item)))
                 alert_kinds[item.kind, item.severity.value] += 1
@@ -105,10 +126,10 @@ class _RecordSinkPartition(StatelessSinkPartition[FlowRecord]):
             self._producer.produce(self._suggestions_topic, body, key=record_id)
 
         started = time.perf_counter()
-        n_replies, n_state, replies = self._write_redis(stocks, docs, alerts, letters)
+        n_replies, n_state, replies = self._write_redis(stocks, docs, alerts, letters, customers, triggers)
         written_at = time.time()
         REDIS_WRITE_SECONDS.labels(self._flow).observe(time.perf_counter() - started)
-        if alerts or letters or suggestions:
+        if alerts or letters or suggestions or triggers or len(self._producer):
             self._flush_kafka()
 
         if n_state:
@@ -118,6 +139,7 @@ class _RecordSinkPartition(StatelessSinkPartition[FlowRecord]):
             # One pass over the buckets per batch, not a locked `observe` per record (flows.metrics.observe_many).
             lags = [written_at - stock.as_of for stock in stocks]
             lags += [written_at - doc.as_of for doc in docs if doc.as_of is not None]
+            lags += [written_at - doc.as_of for doc in customers if doc.as_of is not None]
             observe_many(self._lag, [lag if lag > 0.0 else 0.0 for lag in lags])
         for (kind, severity), n in alert_kinds.items():
             ALERTS.labels(self._flow, kind, severity).inc(n)
@@ -130,24 +152,29 @@ class _RecordSinkPartition(StatelessSinkPartition[FlowRecord]):
         docs: list[FencedDoc],
         alerts: list[tuple[str, bytes]],
         letters: list[tuple[str, bytes]],
+        customers: list[CustomerDoc],
+        triggers: list[tuple[str, bytes]],
     ) -> tuple[int, int, list[Any]]:
         """Returns how many replies the fenced state writes take (they come first), how many writes, all replies."""
 
         # Every write is idempotent (fenced or added once), so a batch is simply
         # retried until Redis is back: the flow waits instead of crashing or losing it.
-        def queue_all(pipe: redis.client.Pipeline) -> tuple[tuple[int, int], tuple[int, int]]:
+        def queue_all(pipe: redis.client.Pipeline) -> tuple[tuple[int, int], tuple[int, int], int]:
             stock_queued = self._stock.queue(pipe, stocks)
             docs_queued = self._docs.queue_counted(pipe, docs)
+            customers_queued = self._customers.queue(pipe, customers)  # one reply (1 or 0) each
             self._alerts.queue(pipe, alerts)
             self._dead_letters.queue(pipe, letters)
-            return stock_queued, docs_queued
+            self._triggers.queue(pipe, triggers)
+            return stock_queued, docs_queued, customers_queued
 
         for delay_s in _backoff():
             try:
-                ((stock_replies, n_stock), (doc_replies, n_docs)), replies = run_pipeline(
+                ((stock_replies, n_stock), (doc_replies, n_docs), n_customers), replies = run_pipeline(
                     self._client, queue_all, self._scripts
                 )
-                return stock_replies + doc_replies, n_stock + n_docs, replies
+                n_replies = stock_replies + doc_replies + n_customers
+                return n_replies, n_stock + n_docs + n_customers, replies
             except (redis.ConnectionError, redis.TimeoutError) as ex:
                 log.warning("flow %s: Redis unavailable (%s); retrying the batch in %.1f s", self._flow, ex, delay_s)
                 time.sleep(delay_s)

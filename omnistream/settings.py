@@ -348,6 +348,46 @@ class MerchSettings(_Group):
         return None if value in ("", None) else value
 
 
+class CustomersSettings(_Group):
+    """The customers flow (`flows/customers.py`): RFM, lifecycle rules, triggers (docs/customers.md)."""
+
+    shards: int = Field(8, ge=1, le=4096, description="Keyed shards of customers and of SKUs (recovery layout).")
+    windows_days: str = Field(
+        "90,365", pattern=r"^\d+(,\d+)*$", description="RFM windows in days (decayed sums), shortest first."
+    )
+    new_days: float = Field(30.0, gt=0, description="Lifecycle: `new` for this long after the first purchase.")
+    at_risk_days: float = Field(60.0, gt=0, description="Lifecycle: `at_risk` after this long without a purchase.")
+    lapsed_days: float = Field(180.0, gt=0, description="Lifecycle: `lapsed` after this long without a purchase.")
+    won_back_days: float = Field(30.0, gt=0, description="Lifecycle: `won_back` for this long after a lapse ends.")
+    vip_spend: float = Field(1000.0, gt=0, description="Spend over the longest window that makes a customer VIP.")
+    cart_window_s: float = Field(1800.0, gt=0, description="`cart_abandoned`: no purchase of the item this long.")
+    payment_window_s: float = Field(1800.0, gt=0, description="`payment_failed_recovery`: no purchase this long.")
+    watch_window_s: float = Field(7 * 86_400.0, gt=0, description="`back_in_stock`: how long a view waits.")
+    cooldown_s: float = Field(86_400.0, ge=0, description="At most one trigger of a kind per customer this often.")
+    lateness_s: float = Field(
+        30.0, ge=0, description="Event-time lateness the watermark allows: timers fire this long after they are due."
+    )
+    idle_partition_s: float = Field(
+        600.0, gt=0, description="A partition this far behind the newest one no longer holds the watermark back."
+    )
+    consent_required: bool = Field(
+        False, description="True: only customers with a `consent` event saying yes get triggers (opt-in)."
+    )
+    max_future_s: float = Field(
+        3_600.0, gt=0, description="Events dated further ahead of the wall clock are refused (dead letters)."
+    )
+
+    @model_validator(mode="after")
+    def _lifecycle_in_order(self) -> CustomersSettings:
+        if not self.at_risk_days < self.lapsed_days:
+            raise ValueError("at_risk_days must be below lapsed_days")
+        return self
+
+    @property
+    def windows_s(self) -> tuple[float, ...]:
+        return tuple(float(days) * 86_400.0 for days in self.windows_days.split(","))
+
+
 class Settings(BaseSettings):
     """Every knob of Omnistream, grouped per component, with the environment variable that sets it.
 
@@ -376,6 +416,7 @@ class Settings(BaseSettings):
     ops: OpsSettings = Field(default_factory=OpsSettings)
     rec: RecSettings = Field(default_factory=RecSettings)
     merch: MerchSettings = Field(default_factory=MerchSettings)
+    customers: CustomersSettings = Field(default_factory=CustomersSettings)
 
     # --- no one component's: every flow's topology and snapshots, the inventory flow's windows, logging.
     # Their variables name no component, and pydantic-settings reads a group's fields only as

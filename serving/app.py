@@ -13,6 +13,7 @@ from fastapi import FastAPI
 
 from events.topics import Topic
 from omnistream.settings import Settings, settings_or_exit
+from operators.customers.lifecycle import SEGMENTS
 from operators.recs.experiments import parse_variants
 from serving import metrics
 from serving.backend import reader_for
@@ -21,9 +22,10 @@ from serving.errors import install_error_handlers
 from serving.fast_path import StockFastPath
 from serving.rec_fast_path import RecommendationsFastPath
 from serving.rec_served import ServedPublisher
-from serving.routes import alerts, experiments, health, inventory, recommendations, scores, suggestions
+from serving.routes import alerts, customers, experiments, health, inventory, recommendations, scores, suggestions
 from serving.routes.recommendations import Recommender
 from state.connection import connect_async
+from state.customer_reader import CustomerReader
 from state.fraud_reader import FraudReader
 from state.rec_reader import RecReader
 from state.suggestion_reader import SuggestionReader
@@ -48,6 +50,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.redis = client
     app.state.stock_reader = reader_for(client, settings.redis.url, timeout_s)
     app.state.fraud_reader = FraudReader(client)
+    app.state.customer_reader = CustomerReader(client, SEGMENTS)
     # The alerts stream blocks in XREAD between alerts: its own pool, with a timeout above the block.
     stream_client = connect_async(settings.redis.url, timeout_s=settings.api.sse_keepalive_s + 5.0)
     app.state.stream_redis = stream_client
@@ -100,6 +103,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(recommendations.router)
     app.include_router(experiments.router)
     app.include_router(suggestions.router)
+    app.include_router(customers.customers_router)
+    app.include_router(customers.segments_router)
+    app.include_router(customers.triggers_router)
     app.include_router(health.router)
     app.include_router(metrics.router)
     # Added last-but-one so the metrics middleware (added last, hence outermost) counts

@@ -12,6 +12,7 @@ import redis.asyncio as aioredis
 from fastapi import Depends, Request
 
 from omnistream.settings import Settings
+from state.customer_reader import CustomerReader
 from state.fraud_reader import FraudReader
 from state.stock_reader import StockReader
 
@@ -51,3 +52,11 @@ SettingsDep = Annotated[Settings, Depends(_settings)]
 RedisDep = Annotated[aioredis.Redis, Depends(_redis)]
 StockReaderDep = Annotated[StockReader, Depends(_stock_reader)]
 FraudReaderDep = Annotated[FraudReader, Depends(_fraud_reader)]
+
+
+async def _customer_reader(request: Request) -> CustomerReader:
+    reader: CustomerReader = request.app.state.customer_reader
+    return reader
+
+
+CustomerReaderDep = Annotated[CustomerReader, Depends(_customer_reader)]

@@ -15,7 +15,7 @@ from sim.catalog import Product
 from sim.fraud import FraudCase, FraudDesk
 from sim.incidents import IncidentPlan
 from sim.run import MOVEMENT, Effect, Run
-from sim.shoppers import card_token
+from sim.shoppers import Shopper, card_token
 
 _ENTRY_MODES = ("chip", "chip", "contactless", "contactless", "contactless", "swipe")
 
@@ -194,6 +194,11 @@ class Tills:
         if customer_id is not None:
             fields["customer_id"] = customer_id
         return fields
+
+    def sell_to(self, shopper: Shopper, lines: list[tuple[Product, int]], t: float) -> None:
+        """`shopper` buys `lines` at their home store at `t`, with their loyalty id (a cross-channel journey)."""
+        payment = _till_payment(self.run, shopper.card_token, shopper.card_bin)
+        self._sale(shopper.home_store, lines, payment, shopper.user_id, t, fraud=False)
 
     def _sale(
         self,

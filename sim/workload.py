@@ -18,6 +18,7 @@ from events.topics import INPUT_TOPICS, Topic
 from sim.catalog import Catalog
 from sim.fraud import FraudCase, FraudDesk
 from sim.incidents import IncidentPlan, IncidentWindow
+from sim.journeys import CustomerJourneys
 from sim.keys import key_for
 from sim.malformed import KINDS, corrupt
 from sim.merchandising import Merchandising
@@ -99,6 +100,11 @@ class Workload:
         register, shrink spike, dead-letter burst), the first `incident_start_s` into the stream.
     incident_start_s
         Event-time seconds after the start at which the incidents begin.
+    customer_journey_rate
+        Cross-channel customer journeys per activity (`sim.journeys`: carts bought in store or
+        left, declined payments recovered or not, shoppers who lapse and come back).
+    consent_rate
+        Marketing-consent changes per activity.
 
     Examples
     --------
@@ -134,6 +140,8 @@ class Workload:
         loyalty_scan_miss_rate: float = 0.0,
         incidents: bool = False,
         incident_start_s: float = 1800.0,
+        customer_journey_rate: float = 0.0,
+        consent_rate: float = 0.0,
     ) -> None:
         if events_per_s <= 0:
             raise ValueError(f"events_per_s must be positive, got {events_per_s}")
@@ -159,6 +167,8 @@ class Workload:
         self.loyalty_scan_miss_rate = loyalty_scan_miss_rate
         self.incidents = incidents
         self.incident_start_s = incident_start_s
+        self.customer_journey_rate = customer_journey_rate
+        self.consent_rate = consent_rate
 
         self.catalog = Catalog(seed=seed, n_skus=n_skus, n_stores=n_stores, n_warehouses=n_warehouses)
         self.shoppers: list[Shopper] = make_shoppers(seed, n_users, self.catalog)
@@ -210,6 +220,7 @@ class Workload:
             loyalty_scan_miss_rate=self.loyalty_scan_miss_rate,
         )
         web = WebShop(run, stockroom, fraud, self.early_order_rate)
+        journeys = CustomerJourneys(run, tills)
 
         merchandising = Merchandising(run)
         # The catalog and the opening stock come first, clean: every SKU is known before it sells.
@@ -238,6 +249,8 @@ class Workload:
             (self.takeover_rate, web.account_takeover),
             (self.refund_abuse_rate, tills.refund_abuse),
             (self.manual_fraud_rate, tills.manual_high_value),
+            (self.customer_journey_rate, journeys.journey),
+            (self.consent_rate, journeys.consent),
         ):
             if rate > 0:
                 activities.append((rate, scenario))

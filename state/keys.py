@@ -123,3 +123,26 @@ def suggestion_skus(kind: str) -> str:
 def namespace_pattern() -> str:
     """Pattern matching every key Omnistream owns (for clearing a development database)."""
     return f"{NAMESPACE}:*"
+
+
+# --- customers (written by the customers flow, read by the API) ------------------
+
+
+def customer(customer_id: str) -> str:
+    """Fenced hash: one customer's document (lifecycle, RFM inputs, channels, reasons)."""
+    return f"{NAMESPACE}:cust:{{{customer_id}}}"
+
+
+def segment(name: str) -> str:
+    """Sorted set (all scores 0, so ordered by id) of the members of a segment: a lifecycle stage or `vip`."""
+    return f"{NAMESPACE}:seg:{{{name}}}"
+
+
+def customer_population(scope: str) -> str:
+    """Fenced hash: the RFM histograms of a scope of customers (`global`, `country:DE`), for scores."""
+    return f"{NAMESPACE}:pop:{{{scope}}}"
+
+
+def triggers_stream() -> str:
+    """Redis stream mirroring the `omni.triggers` topic."""
+    return f"{NAMESPACE}:{{triggers}}"

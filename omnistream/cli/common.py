@@ -153,4 +153,5 @@ def simulated_workload(seed: int, **pacing: Unpack[Pacing]) -> Workload:
     """The simulated workload of `seed`; imported on use, as only `up` and `simulate` need it."""
     from sim.workload import Workload
 
-    return Workload(seed=seed, **pacing)
+    # The customers flow's journeys and consent changes are on here (off in the benchmarks' streams).
+    return Workload(seed=seed, customer_journey_rate=0.05, consent_rate=0.005, **pacing)

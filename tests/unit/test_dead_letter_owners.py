@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from events.topics import FEEDBACK_TOPICS, INPUT_TOPICS
+from events.topics import FEEDBACK_TOPICS, INPUT_TOPICS, Topic
 from flows.dead_letters import DEAD_LETTER_OWNER, owns_dead_letters
 from flows.registry import FLOWS
 
 
 def test_every_topic_read_by_a_flow_has_one_owner_among_the_flows() -> None:
-    for topic in (*INPUT_TOPICS, *FEEDBACK_TOPICS):
-        owners = [flow for flow in ("inventory", "recommend", "fraud") if owns_dead_letters(flow, topic)]
+    for topic in (*INPUT_TOPICS, *FEEDBACK_TOPICS, Topic.AVAILABILITY):
+        owners = [flow for flow in FLOWS if owns_dead_letters(flow, topic)]
         assert len(owners) == 1, topic
 
 

@@ -12,11 +12,13 @@ from events.models import (
     AddToCart,
     Adjustment,
     CheckoutStarted,
+    Consent,
     Count,
     FraudLabel,
     Fulfilment,
     OrderCancel,
     PageView,
+    PaymentResult,
     PriceChange,
     ProductUpsert,
     ProductView,
@@ -113,9 +115,17 @@ EXAMPLES: list[tuple[Topic, dict[str, Any], type]] = [
     (Topic.INVENTORY, stock("fulfilment", order_id="O1", qty=1), Fulfilment),
     (Topic.INVENTORY, stock("order_cancel", order_id="O1"), OrderCancel),
     (Topic.LABELS, envelope("fraud_label", txn_id="T1", label="fraud", source="chargeback"), FraudLabel),
+    (
+        Topic.CLICKSTREAM,
+        click(
+            "payment_result", payment_ref="O1", status="declined", amount=9.0, currency="EUR", decline_code="declined"
+        ),
+        PaymentResult,
+    ),
+    (Topic.CUSTOMERS, envelope("consent", customer_id="cust-1", marketing=False, source="web"), Consent),
 ]
 
-INPUT_TOPICS = (Topic.CATALOG, Topic.CLICKSTREAM, Topic.POS, Topic.INVENTORY, Topic.LABELS)
+INPUT_TOPICS = (Topic.CATALOG, Topic.CLICKSTREAM, Topic.POS, Topic.INVENTORY, Topic.LABELS, Topic.CUSTOMERS)
 
 
 def example(type_: str) -> dict[str, Any]:

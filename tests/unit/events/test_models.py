@@ -45,6 +45,7 @@ def test_every_contract_type_has_one_class_on_one_topic() -> None:
             "add_to_cart",
             "checkout_started",
             "page_view",
+            "payment_result",
             "product_view",
             "purchase",
             "remove_from_cart",
@@ -61,6 +62,7 @@ def test_every_contract_type_has_one_class_on_one_topic() -> None:
             "transfer_out",
         ],
         Topic.LABELS: ["fraud_label"],
+        Topic.CUSTOMERS: ["consent"],
     }
 
 

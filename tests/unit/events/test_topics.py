@@ -34,5 +34,12 @@ def test_topics_are_the_contracts_inputs_and_outputs() -> None:
         "omni.pos",
         "omni.inventory",
         "omni.labels",
+        "omni.customers",
     ]
-    assert [t.named("omni.") for t in OUTPUT_TOPICS] == ["omni.alerts", "omni.dlq", "omni.suggestions"]
+    assert [t.named("omni.") for t in OUTPUT_TOPICS] == [
+        "omni.alerts",
+        "omni.dlq",
+        "omni.suggestions",
+        "omni.availability",
+        "omni.triggers",
+    ]

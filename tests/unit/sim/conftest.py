@@ -25,6 +25,8 @@ PARAMS: dict[str, Any] = dict(
     events_per_s=5.0,
     duplicate_rate=0.02,
     malformed_rate=0.01,
+    customer_journey_rate=0.02,
+    consent_rate=0.005,
 )
 N_RECORDS = 25_000
 

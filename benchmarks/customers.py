@@ -1,0 +1,319 @@
+"""Customers flow benchmarks: throughput, trigger latency, memory per customer, snapshot cost, API latency.
+
+(a) throughput: the real flow (`omnistream flow customers`, one worker) over a mixed stream in
+    Kafka (the simulator's till, web and stock traffic with customer journeys and consent
+    changes switched on), read to the end; start-up (an empty run) is subtracted.
+(b) trigger latency: the flow running live; paced traffic stamped with the wall clock, and a
+    cart left alone every few milliseconds. A cart's trigger is due at `add + cart_window_s`;
+    the watermark can pass that `lateness_s` later at the earliest. Latency runs from that
+    moment to the trigger's arrival at a consumer of `omni.triggers` (p50/p99), and also
+    from the due time itself.
+(c) memory: `CustomerShard`s (the flow's customers stage state) filled with 1M customers through
+    their `apply`, as the flow feeds them; resident bytes per customer held, and what a
+    snapshot of the shards costs when few customers were touched since the last one.
+(d) API: `GET /v1/customers/{id}` on one uvicorn worker over a Redis holding the documents:
+    the most it sustains (closed loop), then p99 at half that rate (open loop).
+
+    python benchmarks/customers.py [--events 300000] [--customers 1000000] [--skip ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import platform
+import random
+import resource
+import sys
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+import redis
+from confluent_kafka import Consumer, Producer, TopicPartition
+from rich.console import Console
+from rich.table import Table
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `python benchmarks/customers.py` from anywhere
+
+from benchmarks.inventory import api_figures, start_api
+from events.timestamps import rfc3339_ms
+from events.topics import Topic
+from flows.customers_stages import config_of
+from flows.launcher import start_flow
+from omnistream.kafka_admin import create_topics
+from omnistream.settings import Settings
+from omnistream.stack import LocalService, start_broker, start_redis
+from operators.customers.lifecycle import SEGMENTS
+from operators.customers.records import Bought, Clicked, Tick
+from operators.customers.shard import CustomerShard
+from sim.publish import KafkaPublisher
+from sim.workload import Workload
+from state.customer_writer import CustomerDoc, CustomerWriter
+from state.pipeline_scripts import run_counting
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results" / "customers.json"
+console = Console()
+
+
+def _settings(base: Settings, prefix: str, workdir: Path, **customers: Any) -> Settings:
+    settings = base.model_copy(update={"topic_prefix": prefix, "recovery_dir": workdir / prefix,
+                                       **({"customers": customers} if customers else {})})  # fmt: skip
+    create_topics(settings.kafka.brokers, settings.topic.prefix, settings.topic.partitions)
+    return settings
+
+
+def _children_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _run_to_end(settings: Settings, log: Path) -> tuple[float, float]:
+    """Wall seconds and CPU seconds (all its threads) of one flow run to the end."""
+    started, cpu = time.perf_counter(), _children_cpu_s()
+    with log.open("wb") as out:
+        run = start_flow("customers", settings.model_copy(update={"flow_stop_at_end": True}), stdout=out, stderr=out)
+        code = run.wait(1800)
+    if code != 0:
+        raise RuntimeError(f"customers flow exited with {code}; see {log}")
+    return time.perf_counter() - started, _children_cpu_s() - cpu
+
+
+def throughput(base: Settings, workdir: Path, n_events: int) -> dict[str, Any]:
+    empty = _settings(base, "empty.", workdir)
+    startup_s, startup_cpu_s = min(_run_to_end(empty, workdir / "empty.log") for _ in range(2))
+    settings = _settings(base, "tput.", workdir)
+    workload = Workload(seed=7, n_users=50_000, customer_journey_rate=0.05, consent_rate=0.005)
+    names = {t: settings.topic(t) for t in Topic}
+    published = KafkaPublisher(settings.kafka.brokers).publish(workload.records(n_events), names)
+    total_s, cpu_s = _run_to_end(settings, workdir / "tput.log")
+    read = sum(n for t, n in published.items() if t in (Topic.POS, Topic.CLICKSTREAM, Topic.CUSTOMERS))
+    return {
+        "records_published": {t.value: n for t, n in published.items()},
+        "records_read_by_the_flow": read,
+        "startup_s": round(startup_s, 3),
+        "run_s": round(total_s, 3),
+        "events_per_s_per_worker": round(read / max(1e-9, total_s - startup_s)),
+        "events_per_s_incl_startup": round(read / total_s),
+        # The machine is shared: CPU time says what the flow costs whatever else runs beside it.
+        "cpu_s": round(cpu_s, 3),
+        "startup_cpu_s": round(startup_cpu_s, 3),
+        "events_per_cpu_s": round(read / max(1e-9, cpu_s - startup_cpu_s)),
+        "load_average_1m": round(os.getloadavg()[0], 1),
+    }
+
+
+def trigger_latency(base: Settings, workdir: Path, rate: float, duration_s: float) -> dict[str, Any]:
+    window_s, lateness_s = 5.0, 1.0
+    settings = _settings(base, "live.", workdir, cart_window_s=window_s, lateness_s=lateness_s,
+                         idle_partition_s=3.0, cooldown_s=0.0)  # fmt: skip
+    topic = settings.topic(Topic.TRIGGERS)
+    arrivals: dict[str, float] = {}
+    stop = threading.Event()
+
+    def watch() -> None:
+        consumer = Consumer({"bootstrap.servers": settings.kafka.brokers, "group.id": "bench",
+                             "fetch.wait.max.ms": 5})  # fmt: skip
+        parts = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        consumer.assign([TopicPartition(topic, p, 0) for p in parts])
+        while not stop.is_set():
+            msg = consumer.poll(0.05)
+            if msg is not None and not msg.error():
+                trigger = orjson.loads(msg.value() or b"{}")
+                arrivals.setdefault(trigger["trigger_id"], time.time())
+        consumer.close()
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    log = (workdir / "live.log").open("wb")
+    run = start_flow("customers", settings, stdout=log, stderr=log)
+    producer = Producer({"bootstrap.servers": settings.kafka.brokers, "linger.ms": 1})
+    clicks, pos = settings.topic(Topic.CLICKSTREAM), settings.topic(Topic.POS)
+    due: dict[str, float] = {}
+    rng = random.Random(3)
+    n = 0
+    try:
+        time.sleep(4.0)  # the flow's start-up
+        started = time.time()
+        while (now := time.time()) < started + duration_s:
+            for _ in range(max(0, int((now - started) * rate) - n)):
+                n += 1
+                user = f"U{n}"
+                ts = time.time()
+                if n % 10 == 0:  # a cart left alone: a trigger `window_s` later
+                    event = {"type": "add_to_cart", "sku": f"SKU-{rng.randrange(500)}", "qty": 1}
+                    due[f"cart_abandoned:{user}:{event['sku']}:e{n}"] = ts + window_s
+                elif n % 2:
+                    event = {"type": "page_view", "path": "/"}
+                else:
+                    sale = {"event_id": f"e{n}", "type": "sale", "ts": rfc3339_ms(ts), "schema_version": 1,
+                            "store_id": f"S{n % 8}", "register_id": "R", "cashier_id": "K", "txn_id": f"T{n}",
+                            "currency": "EUR", "customer_id": user, "items": [{"sku": "SKU-1", "qty": 1,
+                            "unit_price": 5.0}], "total": 5.0, "payment": {"method": "cash"}}  # fmt: skip
+                    producer.produce(pos, orjson.dumps(sale), key=f"S{n % 8}")
+                    continue
+                event |= {"event_id": f"e{n}", "ts": rfc3339_ms(ts), "schema_version": 1, "session_id": f"s{n}",
+                          "user_id": user, "channel": "web"}  # fmt: skip
+                producer.produce(clicks, orjson.dumps(event), key=user)
+            producer.poll(0)
+            time.sleep(0.001)
+        producer.flush(30)
+        time.sleep(window_s + 5.0)
+    finally:
+        stop.set()
+        watcher.join(5)
+        run.stop()
+        log.close()
+    measured = [(arrivals[t] - (d + lateness_s), arrivals[t] - d) for t, d in due.items() if t in arrivals
+                and d < started + duration_s - 1.0]  # fmt: skip
+    after_ready = sorted(m[0] for m in measured)
+    after_due = sorted(m[1] for m in measured)
+
+    def pct(values: list[float], p: float) -> float | None:
+        return round(values[min(len(values) - 1, int(p * len(values)))], 4) if values else None
+
+    expected = sum(1 for d in due.values() if d < started + duration_s - 1.0)
+    return {"events_per_s": rate, "duration_s": duration_s, "cart_window_s": window_s, "lateness_s": lateness_s,
+            "triggers_expected": expected, "triggers_measured": len(measured),
+            "after_due_plus_lateness_p50_s": pct(after_ready, 0.5),
+            "after_due_plus_lateness_p99_s": pct(after_ready, 0.99),
+            "after_due_p50_s": pct(after_due, 0.5), "after_due_p99_s": pct(after_due, 0.99)}  # fmt: skip
+
+
+def _rss_bytes() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def memory(n_customers: int, shards: int) -> dict[str, Any]:
+    config = config_of(Settings(customers_lateness_s=30.0, topic_partitions=1))
+    gc.collect()
+    before = _rss_bytes()
+    parts = [CustomerShard(config) for _ in range(shards)]
+    t0 = 1795305600.0
+    batch = 5000
+    started = time.perf_counter()
+    for start in range(0, n_customers, batch):
+        groups: list[list[Any]] = [[] for _ in range(shards)]
+        for i in range(start, min(n_customers, start + batch)):
+            customer = f"U-{i:08d}"
+            ts = t0 + i * 2.6  # a million customers over a month: the dedup window holds ~1400 ids
+            group = groups[i % shards]
+            group.append(Bought(customer, f"b{i}", ts, 42.5, "store", f"S{i % 40}", "DE", (f"SKU-{i % 900}",)))
+            group.append(Clicked(customer, f"c{i}", ts + 0.001, "view", f"SKU-{i % 700}", "web", "DE"))
+        tick = Tick(((("pos", 0), t0 + min(n_customers, start + batch) * 2.6),))
+        for part, items in zip(parts, groups, strict=True):
+            part.apply([*items, tick])
+    fill_s = time.perf_counter() - started
+    gc.collect()
+    held = sum(len(s) for s in parts)
+    rss = _rss_bytes() - before
+    packed = sum(len(b) for s in parts for b in s.records.values())
+    started = time.perf_counter()
+    snapshot = sum(len(s.to_bytes()) for s in parts)
+    snapshot_s = time.perf_counter() - started
+    # An epoch that touched 1000 customers: their states are re-encoded in `apply`, the snapshot copies the rest.
+    started = time.perf_counter()
+    for part in parts:
+        part.apply([Bought(f"U-{i:08d}", f"x{i}", t0 + n_customers, 10.0, "web", None, None, ("SKU-1",))
+                     for i in range(0, 1000 * shards, shards)])  # fmt: skip
+    touch_s = time.perf_counter() - started
+    return {"customers_held": held, "rss_bytes_per_customer": round(rss / held, 1),
+            "packed_state_bytes_per_customer": round(packed / held, 1), "fill_s": round(fill_s, 2),
+            "snapshot_bytes": snapshot, "snapshot_s_all_shards": round(snapshot_s, 3),
+            "apply_1000_touched_s": round(touch_s, 4)}  # fmt: skip
+
+
+def api(base: Settings, n_customers: int, duration_s: float, connections: int) -> dict[str, Any]:
+    client = redis.Redis.from_url(base.redis.url)
+    writer = CustomerWriter(client, SEGMENTS, "bench")
+    ids = [f"U-{i:06d}" for i in range(n_customers)]
+    doc = {"lifecycle": "active", "segments": ["active"], "rfm": {"orders": 3, "spend": 120.5,
+           "frequency": {"90d": 2.7, "365d": 2.9}, "monetary": {"90d": 101.2, "365d": 115.0}},
+           "channels": {"store": 2, "web": 1, "app": 0}, "preferred_store": "S1",
+           "reasons": ["lifecycle active"]}  # fmt: skip
+    for start in range(0, n_customers, 1000):
+        docs = [CustomerDoc(c, 1, orjson.dumps({"customer_id": c, **doc}), frozenset({"active"}))
+                for c in ids[start : start + 1000]]  # fmt: skip
+        run_counting(client, lambda pipe, docs=docs: writer.queue(pipe, docs), writer.scripts)  # type: ignore[misc]
+    proc, port = start_api("serving.app:create_app", base)
+    try:
+        paths = [f"/v1/customers/{c}" for c in random.Random(1).sample(ids, 2000)]
+        customers = api_figures(port, paths, duration_s, connections)
+        segments = api_figures(port, ["/v1/segments"], duration_s, connections)
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    return {"customer": customers, "segments": segments}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=300_000)
+    parser.add_argument("--latency-rate", type=float, default=2000.0, help="events/s offered in the latency run")
+    parser.add_argument("--latency-seconds", type=float, default=20.0)
+    parser.add_argument("--customers", type=int, default=1_000_000)
+    parser.add_argument("--api-seconds", type=float, default=8.0)
+    parser.add_argument("--skip", nargs="*", default=[], choices=["throughput", "latency", "memory", "api"])
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    results: dict[str, Any] = {
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+    }
+    if "memory" not in args.skip:  # first, in a fresh process: nothing else inflates the resident set
+        console.print(f"(c) memory with {args.customers:,} customers ...")
+        results["memory"] = memory(args.customers, shards=8)
+    broker: LocalService = start_broker()
+    store: LocalService = start_redis()
+    workdir = Path(tempfile.mkdtemp(prefix="omnistream-customers-bench-"))
+    try:
+        base = Settings(kafka_brokers=broker.address, redis_url=store.address, topic_partitions=4,
+                        recovery_dir=workdir, flow_metrics_port=0, snapshot_interval_s=30.0)  # fmt: skip
+        if "throughput" not in args.skip:
+            console.print(f"(a) throughput over {args.events:,} records ...")
+            results["throughput"] = throughput(base, workdir, args.events)
+        if "latency" not in args.skip:
+            console.print(f"(b) trigger latency at {args.latency_rate:,.0f} events/s ...")
+            results["trigger_latency"] = trigger_latency(base, workdir, args.latency_rate, args.latency_seconds)
+        if "api" not in args.skip:
+            console.print("(d) API ...")
+            results["api"] = api(base, 100_000, args.api_seconds, 32)
+    except Exception:
+        for log in workdir.glob("*.log"):
+            console.print(f"[red]{log.name}[/red]: {log.read_text(errors='replace')[-3000:]}")
+        raise
+    finally:
+        broker.stop()
+        store.stop()
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS))
+    table = Table(title="customers flow")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    for section, figures in results.items():
+        if isinstance(figures, dict) and section != "machine":
+            for name, value in figures.items():
+                table.add_row(f"{section}.{name}", str(value) if not isinstance(value, dict) else _brief(value))
+    console.print(table)
+    console.print(f"written to {args.out}")
+
+
+def _brief(figures: dict[str, Any]) -> str:
+    half = figures.get("half_load", {})
+    peak = figures.get("max", {})
+    if half:
+        return f"max {peak.get('rate', 0):.0f} req/s; at half: p50 {half.get('p50_ms')} ms, p99 {half.get('p99_ms')} ms"
+    return str(figures)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,86 @@
+"""Customers flow: who each customer is right now, and the moments that call for a message.
+
+Consumes loyalty `sale`s and `return`s of `omni.pos`, identified shoppers' views, carts,
+orders and payment results on `omni.clickstream`, consent changes on `omni.customers`, and
+the inventory flow's sellable flips on `omni.availability`. Keeps per customer, by event
+time: RFM inputs (last purchase, orders and spend over decayed windows), channel mix,
+preferred store, lifecycle stage (`operators.customers.lifecycle`), an expected-value
+estimate; writes each changed customer's document and segment membership to Redis, fenced
+by version. Triggers (`events.triggers`) go to `omni.triggers` and its Redis stream.
+
+    decode ─┬─> customers (by customer shard) ─┬─ candidates ───────────────────────┐
+            │     ^ ticks                      └─ views, ticks ─> stock (by SKU) ──┴─> gate (by customer) ─> triggers
+            ├─ flips ─────────────────────────────────────────────^                     ^ consent, ticks
+            │   customers ─ RFM bucket moves ─> population (by scope: global, country) ─> histograms ─> records
+            └─ dead letters (consent and availability records: this flow owns them) ─────────────────> records
+
+Timers fire by event time: every batch ticks each customers shard with its newest event
+time per partition (`operators.customers.clock`), so a cart's deadline passes even when its
+shopper sends nothing more. Each stage passes the ticks on after what it sent downstream, so
+no stage's clock runs ahead of the items it still has to receive. The gate releases a
+trigger only once the watermark is past its due time, after consent and cooldown; trigger
+ids are derived from their cause, so a recovery replay re-sends the same ids (the Redis
+stream adds each once). docs/customers.md has the rules and the trigger catalogue.
+
+Run it with `omnistream flow customers` (recovery on by default); see `flows.run`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import bytewax.operators as op
+from bytewax.dataflow import Dataflow
+from bytewax.inputs import Source
+from bytewax.outputs import Sink
+
+from flows.customers_stages import (
+    CUSTOMER_TOPICS,
+    FLOW,
+    CustomerLogic,
+    Decoder,
+    GateLogic,
+    PopulationLogic,
+    Stage,
+    StockLogic,
+)
+from flows.kafka_source import KafkaRecord, kafka_source
+from flows.keyed import keyed_stage, to_stage
+from flows.sinks import FlowRecord, RecordSink
+from omnistream.settings import Settings
+
+INPUT_TOPICS = CUSTOMER_TOPICS
+
+
+def build_flow(
+    settings: Settings,
+    generation: str = "",
+    *,
+    source: Source[KafkaRecord] | None = None,
+    sink: Sink[FlowRecord] | None = None,
+) -> Dataflow:
+    """Purchases, clicks, payments, consent and availability in; customer documents, triggers, dead letters out.
+
+    `generation` names the lineage of flow state (see `flows.launcher.ensure_recovery`). `source` and `sink`
+    default to the topics in Kafka and the Redis/Kafka `RecordSink`; nothing connects while building.
+    """
+    flow = Dataflow(FLOW)
+    source_topics = {settings.topic(t): t for t in INPUT_TOPICS}
+    raw = op.input("customers_in", flow, source or kafka_source(settings, list(source_topics)))
+    decoder = Decoder(source_topics, settings.customers.shards, settings.customers.max_future_s)
+    decoded = op.flat_map_batch("decode", raw, decoder.decode_batch)
+    to_customers = to_stage("to_customers", decoded, Stage.CUSTOMERS)
+    customers_out = keyed_stage("customers", to_customers.trues, CustomerLogic(settings))
+    to_stock = to_stage("to_stock", op.merge("stock_in", to_customers.falses, customers_out), Stage.STOCK)
+    stock_out = keyed_stage("stock", to_stock.trues, StockLogic(settings))
+    to_gate = to_stage("to_gate", op.merge("gate_in", to_stock.falses, stock_out), Stage.GATE)
+    gate_out = keyed_stage("gate", to_gate.trues, GateLogic(settings))
+    to_population = to_stage("to_population", to_gate.falses, Stage.POPULATION)
+    population_out = keyed_stage("population", to_population.trues, PopulationLogic())
+    # What is left: dead letters and customer documents, the triggers the gate let out, the populations.
+    records: Any = op.merge("records", to_population.falses, gate_out, population_out)
+    op.output("records_out", records, sink or RecordSink(FLOW, settings, generation))
+    return flow
+
+
+__all__ = ["FLOW", "INPUT_TOPICS", "Stage", "build_flow"]

@@ -1,0 +1,395 @@
+"""The customers flow's steps: the decoder and the Bytewax logic of each keyed stage.
+
+`flows.customers` wires them. Each keyed step holds shards (`operators.customers`): the
+customers stage a `CustomerShard`, the stock stage a `StockWatches`, the gate a
+`TriggerGate`; items travel between them as `ShardBatch`es naming a `Stage`. Every decoded
+batch also sends each customers shard a `Tick` (the batch's newest event time per
+partition), so timers fire by event time even for customers who send nothing more; the
+customers stage passes it on to the stock and gate shards, and the stock stage to the gate,
+each after the items it sent them, so a downstream clock never passes an item still on its way.
+"""
+
+from __future__ import annotations
+
+import pickle
+import time
+from collections import Counter
+from enum import StrEnum
+from typing import Any, Literal
+
+import msgspec
+import orjson
+from bytewax.operators import StatefulBatchLogic
+
+from events.availability import AVAILABILITY_DECODER
+from events.dead_letter import DeadLetter
+from events.models import (
+    AddToCart,
+    Consent,
+    Event,
+    PaymentResult,
+    ProductView,
+    Purchase,
+    RemoveFromCart,
+    Return,
+    Sale,
+)
+from events.timestamps import rfc3339_ms
+from events.topics import Topic
+from events.triggers import Trigger
+from flows.decoding import BatchDecoder
+from flows.kafka_source import KafkaRecord
+from flows.keyed import RouterPerThread
+from flows.metrics import CUSTOMER_TRIGGERS, DUPLICATES, LATE_EVENTS, StateEntities
+from omnistream.settings import Settings
+from operators.customers.clock import EventClock
+from operators.customers.doc import customer_doc, segments_of
+from operators.customers.gate import TriggerGate
+from operators.customers.lifecycle import DAY_S, LifecycleRules
+from operators.customers.population import Populations
+from operators.customers.profile import CustomerConfig
+from operators.customers.records import (
+    Bought,
+    Candidate,
+    Clicked,
+    ConsentSeen,
+    Flip,
+    PaymentSeen,
+    PopulationMove,
+    Tick,
+)
+from operators.customers.shard import CustomerShard, merge_ticks
+from operators.customers.watches import StockWatches
+from operators.keyed_shards import ShardBatch, ShardRouter
+from state import keys
+from state.customer_writer import CustomerDoc
+from state.doc_writer import FencedDoc
+
+FLOW = "customers"
+CUSTOMER_TOPICS = (Topic.POS, Topic.CLICKSTREAM, Topic.CUSTOMERS, Topic.AVAILABILITY)
+"""The topics the flow reads (`flows.customers.INPUT_TOPICS`); their partitions drive the event clock."""
+_RETAIN = StatefulBatchLogic.RETAIN
+_ENTITIES = StateEntities(FLOW)
+
+
+class Stage(StrEnum):
+    """The keyed stages of the flow; a stage's value is the prefix of its shard keys (`customers:3`)."""
+
+    CUSTOMERS = "customers"
+    STOCK = "stock"
+    GATE = "gate"
+    POPULATION = "population"
+
+
+Routed = ShardBatch[Stage, Any]
+
+
+def config_of(settings: Settings) -> CustomerConfig:
+    """The pure rules of `settings.customers`."""
+    s = settings.customers
+    return CustomerConfig(
+        lifecycle=LifecycleRules(s.new_days * DAY_S, s.at_risk_days * DAY_S, s.lapsed_days * DAY_S,
+                                 s.won_back_days * DAY_S),
+        windows_s=s.windows_s,
+        cart_window_s=s.cart_window_s,
+        payment_window_s=s.payment_window_s,
+        vip_spend=s.vip_spend,
+        dedup_window_s=settings.dedup_window_s,
+        lateness_s=s.lateness_s,
+        idle_s=s.idle_partition_s,
+        watch_window_s=s.watch_window_s,
+        cooldown_s=s.cooldown_s,
+        partitions=settings.topic.partitions * len(CUSTOMER_TOPICS),
+    )  # fmt: skip
+
+
+# --------------------------------------------------------------------------------------------- decode
+
+
+class CustomerBatch:
+    """One batch of decoded records as the customers flow routes them (a `flows.decoding.DecodedBatch`).
+
+    Loyalty sales and returns, identified shoppers' views, carts, orders and payment
+    results, and consent changes become activities for their customer's shard (consent
+    also for the gate's); availability flips go to their SKU's stock shard. An event dated
+    more than `max_future_s` ahead of the wall clock is refused (a producer's clock is
+    wrong; it would drag every timer forward), as a dead letter of this flow.
+    """
+
+    __slots__ = ("letters", "max_ts", "newest", "router")
+
+    def __init__(self, router: ShardRouter[Stage, Any], max_ts: float) -> None:
+        self.router = router
+        self.max_ts = max_ts
+        self.newest: dict[tuple[str, int], float] = {}
+        self.letters: list[DeadLetter] = []
+
+    def _seen(self, record: KafkaRecord, ts: float) -> bool:
+        if ts > self.max_ts:
+            error = f"Event time {rfc3339_ms(ts)} is ahead of the wall clock by more than the allowed skew"
+            self.letters.append(DeadLetter.of(record.topic, record.partition, record.offset, error, record.value))
+            return False
+        part = (record.topic, record.partition)
+        if ts > self.newest.get(part, float("-inf")):
+            self.newest[part] = ts
+        return True
+
+    def add(self, topic: Topic, event: Event, record: KafkaRecord) -> None:
+        ts = event.ts.timestamp()
+        if not self._seen(record, ts):
+            return
+        item = _activity(event, ts)
+        if item is None:
+            return
+        self.router.add(Stage.CUSTOMERS, item.customer, item)
+        if type(item) is ConsentSeen:
+            self.router.add(Stage.GATE, item.customer, item)
+
+    def add_dead_letter(self, letter: DeadLetter) -> None:
+        self.letters.append(letter)
+
+    def add_raw(self, topic: Topic, record: KafkaRecord) -> int:
+        """An `availability` record: a flip for its SKU's stock shard, or a dead letter if malformed."""
+        try:
+            change = AVAILABILITY_DECODER.decode(record.value or b"")
+        except msgspec.DecodeError as ex:
+            self.letters.append(DeadLetter.of(record.topic, record.partition, record.offset, str(ex), record.value))
+            return 0
+        if not self._seen(record, change.ts):
+            return 0
+        flip = Flip(change.sku, change.location_id, change.ts, change.sellable, change.version)
+        self.router.add(Stage.STOCK, change.sku, flip)
+        return 1
+
+    def output(self) -> list[DeadLetter | Routed]:
+        out: list[DeadLetter | Routed] = [*self.letters]
+        out.extend(self.router.drain())
+        if self.newest:
+            tick = Tick(tuple(self.newest.items()))
+            for stage in (Stage.CUSTOMERS,):
+                out.extend(ShardBatch(stage, f"{stage.value}:{i}", [tick]) for i in range(self.router.shards))
+        return out
+
+
+def _activity(event: Event, ts: float) -> Bought | Clicked | PaymentSeen | ConsentSeen | None:
+    """The activity a decoded event is for its customer, or None (anonymous, or nothing to learn)."""
+    kind = type(event)
+    if kind is Sale or kind is Return:
+        till: Sale | Return = event  # type: ignore[assignment]
+        if not till.customer_id:
+            return None
+        amount = till.total if kind is Sale else -till.total
+        skus = tuple(dict.fromkeys(line.sku for line in till.items))
+        return Bought(till.customer_id, till.event_id, ts, amount, "store", till.store_id, None, skus)
+    if kind is Consent:
+        consent: Consent = event  # type: ignore[assignment]
+        return ConsentSeen(consent.customer_id, consent.event_id, ts, consent.marketing)
+    user_id = getattr(event, "user_id", None)
+    if not user_id:
+        return None
+    if kind is Purchase:
+        order: Purchase = event  # type: ignore[assignment]
+        skus = tuple(dict.fromkeys(line.sku for line in order.items))
+        country = order.shipping_country or order.ip_country
+        return Bought(user_id, order.event_id, ts, order.total, order.channel, None, country, skus)
+    if kind is ProductView or kind is AddToCart or kind is RemoveFromCart:
+        click: ProductView | AddToCart | RemoveFromCart = event  # type: ignore[assignment]
+        action: Literal["view", "cart", "uncart"] = (
+            "view" if kind is ProductView else "cart" if kind is AddToCart else "uncart"
+        )
+        return Clicked(user_id, click.event_id, ts, action, click.sku, click.channel, click.ip_country)
+    if kind is PaymentResult:
+        paid: PaymentResult = event  # type: ignore[assignment]
+        return PaymentSeen(user_id, paid.event_id, ts, paid.payment_ref, paid.status == "approved", paid.amount)
+    return None
+
+
+class Decoder(BatchDecoder[DeadLetter | Routed]):
+    """Raw Kafka messages to routed activities, flips and ticks; never raises.
+
+    `BatchDecoder` with a `CustomerBatch` per batch and `availability` read raw. No raw-byte
+    pre-filter: every event, even one of no use here (a page view), moves its partition's
+    time, which the timers wait on. Malformed `pos` and `clickstream` events are skipped and
+    counted (the inventory flow dead-letters them, `flows.dead_letters`).
+    """
+
+    def __init__(self, source_topics: dict[str, Topic], shards: int, max_future_s: float) -> None:
+        super().__init__(FLOW, source_topics, self._new_batch, raw_topics={Topic.AVAILABILITY})
+        self.max_future_s = max_future_s
+        self._routers: RouterPerThread[Stage, Any] = RouterPerThread(shards)
+
+    def _new_batch(self) -> CustomerBatch:
+        # The one wall-clock read of the flow: the refusal of events from the future, at the edge.
+        return CustomerBatch(self._routers.get(), time.time() + self.max_future_s)
+
+
+# --------------------------------------------------------------------------------------------- stages
+
+
+def _ticks(tick: Tick, stages: tuple[Stage, ...], shards: int) -> list[Routed]:
+    """`tick` to every shard of `stages`."""
+    return [ShardBatch(stage, f"{stage.value}:{i}", [tick]) for stage in stages for i in range(shards)]
+
+
+class _Step(StatefulBatchLogic[list[Any], Any, bytes]):
+    router: ShardRouter[Stage, Any]
+
+    @staticmethod
+    def _items(groups: list[list[Any]]) -> list[Any]:
+        return groups[0] if len(groups) == 1 else [item for group in groups for item in group]
+
+
+class CustomerLogic:
+    """Builds the customers step: profiles, RFM inputs, lifecycle, timers; documents out, watches and candidates on."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.config = config_of(settings)
+        self.shards = settings.customers.shards
+
+    def __call__(self, resume: bytes | None) -> _CustomerStep:
+        shard = CustomerShard.from_bytes(resume, self.config) if resume else CustomerShard(self.config)
+        return _CustomerStep(shard, self)
+
+
+class _CustomerStep(_Step):
+    def __init__(self, shard: CustomerShard, builder: CustomerLogic) -> None:
+        self.shard = shard
+        self.builder = builder
+        self.router = ShardRouter(builder.shards)
+
+    def on_batch(self, groups: list[list[Any]]) -> tuple[list[Any], bool]:
+        shard, router, config = self.shard, self.router, self.builder.config
+        result = shard.apply(self._items(groups))
+        if result.duplicates:
+            DUPLICATES.labels(FLOW).inc(result.duplicates)
+        if result.late:
+            LATE_EVENTS.labels(FLOW).inc(result.late)
+        now = shard.clock.watermark
+        out: list[Any] = []
+        for customer, state in result.changed.items():
+            doc = customer_doc(customer, state, config, now)
+            as_of = state.seen
+            out.append(CustomerDoc(customer, state.version, orjson.dumps(doc), segments_of(state), as_of or None))
+        for candidate in result.candidates:
+            router.add(Stage.GATE, candidate.customer, candidate)
+        for watch in result.watches:
+            router.add(Stage.STOCK, watch.sku, watch)
+        for move in result.moves:
+            router.add(Stage.POPULATION, move.scope, move)
+        out.extend(router.drain())
+        if result.tick is not None:  # after what this batch sent them, so their clocks never run ahead of it
+            out.extend(_ticks(result.tick, (Stage.STOCK, Stage.GATE), self.builder.shards))
+        return out, _RETAIN
+
+    def snapshot(self) -> bytes:
+        _ENTITIES.report("customers", self.shard, len(self.shard))
+        return self.shard.to_bytes()
+
+
+class StockLogic:
+    """Builds the stock step: availability history per SKU and back-in-stock watches; candidates on to the gate."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.window_s = settings.customers.watch_window_s
+        self.shards = settings.customers.shards
+        s = settings.customers
+        self.clock_args = (s.lateness_s, s.idle_partition_s, settings.topic.partitions * len(CUSTOMER_TOPICS))
+
+    def __call__(self, resume: bytes | None) -> _StockStep:
+        watches = pickle.loads(resume) if resume else StockWatches(self.window_s, EventClock(*self.clock_args))
+        return _StockStep(watches, self.shards)
+
+
+class _StockStep(_Step):
+    def __init__(self, watches: StockWatches, shards: int) -> None:
+        self.watches = watches
+        self.router = ShardRouter(shards)
+
+    def on_batch(self, groups: list[list[Any]]) -> tuple[list[Any], bool]:
+        items = self._items(groups)
+        for candidate in self.watches.apply(items):
+            self.router.add(Stage.GATE, candidate.customer, candidate)
+        out: list[Any] = list(self.router.drain())
+        ticks = [item for item in items if type(item) is Tick]
+        if ticks:
+            tick = ticks[0]
+            for more in ticks[1:]:
+                tick = merge_ticks(tick, more)
+            out.extend(_ticks(tick, (Stage.GATE,), self.router.shards))
+        return out, _RETAIN
+
+    def snapshot(self) -> bytes:
+        _ENTITIES.report("stock_watches", self.watches, len(self.watches.skus))
+        return pickle.dumps(self.watches, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+class GateLogic:
+    """Builds the gate step: consent, cooldown and one release per cause; triggers out."""
+
+    def __init__(self, settings: Settings) -> None:
+        s = settings.customers
+        partitions = settings.topic.partitions * len(CUSTOMER_TOPICS)
+        self.args = (s.cooldown_s, s.lateness_s, s.idle_partition_s, s.consent_required, partitions)
+
+    def __call__(self, resume: bytes | None) -> _GateStep:
+        return _GateStep(pickle.loads(resume) if resume else TriggerGate(*self.args))
+
+
+class _GateStep(_Step):
+    def __init__(self, gate: TriggerGate) -> None:
+        self.gate = gate
+
+    def on_batch(self, groups: list[list[Any]]) -> tuple[list[Trigger], bool]:
+        gate = self.gate
+        before = Counter(gate.suppressed)
+        released = gate.apply(self._items(groups))
+        sent: Counter[str] = Counter(c.kind.value for c in released)
+        for kind, n in sent.items():
+            CUSTOMER_TRIGGERS.labels(FLOW, kind, "sent").inc(n)
+        for outcome, n in (gate.suppressed - before).items():
+            CUSTOMER_TRIGGERS.labels(FLOW, "any", outcome).inc(n)
+        return [trigger_of(candidate) for candidate in released], _RETAIN
+
+    def snapshot(self) -> bytes:
+        return pickle.dumps(self.gate, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+class PopulationLogic:
+    """Builds the population step (by scope shard): RFM histograms per scope, written as documents."""
+
+    def __call__(self, resume: bytes | None) -> _PopulationStep:
+        return _PopulationStep(pickle.loads(resume) if resume else Populations())
+
+
+class _PopulationStep(_Step):
+    def __init__(self, populations: Populations) -> None:
+        self.populations = populations
+
+    def on_batch(self, groups: list[list[PopulationMove]]) -> tuple[list[FencedDoc], bool]:
+        pops = self.populations
+        changed = pops.apply([(m.scope, m.old, m.new, m.as_of) for m in self._items(groups)])
+        out = []
+        for scope in changed:
+            as_of = pops.as_of[scope]
+            # Versioned by event time: a replay reaches the same times, and the newest histogram wins.
+            doc = {"scope": scope, **pops.scopes[scope].to_doc(), "as_of": rfc3339_ms(as_of)}
+            out.append(FencedDoc(keys.customer_population(scope), round(as_of * 1000), orjson.dumps(doc), as_of=as_of))
+        return out, _RETAIN
+
+    def snapshot(self) -> bytes:
+        return pickle.dumps(self.populations, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def trigger_of(candidate: Candidate) -> Trigger:
+    """The published record of a released candidate."""
+    due_at = rfc3339_ms(candidate.due_ts)
+    return Trigger(
+        trigger_id=candidate.trigger_id,
+        kind=candidate.kind,
+        customer_id=candidate.customer,
+        due_at=due_at,
+        reasons=list(candidate.reasons),
+        facts=dict(candidate.facts),
+        source_event_ids=list(candidate.source_event_ids),
+        ts=due_at,
+    )

@@ -1,0 +1,169 @@
+"""`/v1/customers`, `/v1/segments`, `/v1/triggers/stream`: the customers flow's state, for consoles and
+marketing tools.
+
+The customers flow stores each customer's document already shaped as `GET /v1/customers/{id}`
+serves it (lifecycle, RFM inputs, channels, preferred store, expected value, reasons), and
+keeps one sorted set per segment in step with it (`state.customer_writer`), so the handlers
+make one Redis call and return stored bytes. Members are listed in customer-id order with a
+cursor (the last id of the page), which stays valid while members come and go. The trigger
+stream is the Redis mirror of `omni.triggers` as server-sent events, resumable with
+`Last-Event-ID` like the alerts stream.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+import orjson
+import redis.asyncio as aioredis
+from fastapi import APIRouter, Header, Path, Query, Request
+from fastapi.responses import Response, StreamingResponse
+from redis.exceptions import RedisError
+
+from events.triggers import TriggerKind
+from operators.customers.lifecycle import SEGMENTS
+from operators.customers.population import scores_of
+from serving.deps import CustomerReaderDep, SettingsDep
+from serving.errors import InvalidParameter, NotFound
+from serving.schemas import error_responses
+from state.customer_reader import tail_triggers
+from state.fraud_reader import is_stream_id
+
+log = logging.getLogger(__name__)
+
+MAX_ID_LENGTH = 256
+MAX_PAGE = 1000
+_KINDS = tuple(kind.value for kind in TriggerKind)
+
+customers_router = APIRouter(prefix="/v1/customers", tags=["customers"], responses=error_responses(422, 503))
+segments_router = APIRouter(prefix="/v1/segments", tags=["customers"], responses=error_responses(422, 503))
+triggers_router = APIRouter(prefix="/v1/triggers", tags=["customers"], responses=error_responses(422, 503))
+
+CustomerId = Annotated[str, Path(min_length=1, max_length=MAX_ID_LENGTH, description="The loyalty / web user id.")]
+SegmentName = Annotated[str, Path(max_length=64, description=f"One of: {', '.join(SEGMENTS)}.")]
+
+
+@customers_router.get("/{customer_id}", responses=error_responses(404))
+async def read_customer(
+    customer_id: CustomerId,
+    reader: CustomerReaderDep,
+    country: Annotated[
+        str | None, Query(pattern="^[A-Z]{2}$", description="Also score against this country's customers.")
+    ] = None,
+) -> Response:
+    """One customer: lifecycle, segments, RFM inputs and scores, channel mix, preferred store, expected value,
+    reasons.
+
+    `rfm.scores` ranks the customer against the live population (`global`, and `country` when asked):
+    quintiles 1-5, 5 the most recent, most frequent, biggest spender (`operators.customers.population`).
+    """
+    scope = f"country:{country}" if country else None
+    doc, *populations = await reader.customer_and_populations(customer_id, scope)
+    if doc is None:
+        raise NotFound(f"no customer {customer_id!r} (never seen by the customers flow)")
+    body = orjson.loads(doc)
+    buckets = body.get("rfm", {}).get("buckets")
+    scores: dict[str, object] = {}
+    if buckets:
+        for name, population in zip(("global", scope), populations, strict=False):
+            if name is not None and population is not None:
+                scores[name] = scores_of(orjson.loads(population), buckets)
+    body.setdefault("rfm", {})["scores"] = scores
+    return Response(orjson.dumps(body), media_type="application/json")
+
+
+@segments_router.get("")
+async def read_segments(reader: CustomerReaderDep) -> Response:
+    """Every segment with its live size: the lifecycle stages (each customer is in one) and `vip`."""
+    sizes = await reader.segment_sizes()
+    items = [{"name": name, "size": size} for name, size in sizes.items()]
+    return Response(orjson.dumps({"items": items}), media_type="application/json")
+
+
+@segments_router.get("/{name}/members")
+async def read_members(
+    name: SegmentName,
+    reader: CustomerReaderDep,
+    cursor: Annotated[
+        str | None, Query(max_length=MAX_ID_LENGTH, description="`next_cursor` of the previous page.")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="Members per page.")] = 100,
+) -> Response:
+    """Members of a segment in customer-id order, a page at a time; `next_cursor` is null on the last page."""
+    if name not in SEGMENTS:
+        raise InvalidParameter("name", f"{name!r} is not one of {', '.join(SEGMENTS)}")
+    if cursor is not None and not cursor:
+        raise InvalidParameter("cursor", "give the next_cursor of a previous page, or leave it out")
+    ids = await reader.members(name, cursor, limit + 1)
+    page, more = ids[:limit], len(ids) > limit
+    body = {"segment": name, "items": page, "next_cursor": page[-1] if more else None}
+    return Response(orjson.dumps(body), media_type="application/json")
+
+
+@triggers_router.get(
+    "/stream",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}}, "description": "Server-sent events, `event: trigger`."}},
+)
+async def stream_triggers(
+    request: Request,
+    reader: CustomerReaderDep,
+    settings: SettingsDep,
+    kind: Annotated[str | None, Query(max_length=400, description="Comma-separated trigger kinds.")] = None,
+    last_event_id: Annotated[str | None, Header(max_length=64)] = None,
+) -> StreamingResponse:
+    """New triggers as they are released (server-sent events); resumes after `Last-Event-ID` when given."""
+    kinds = _kinds(kind)
+    if last_event_id is not None and not is_stream_id(last_event_id.strip()):
+        raise InvalidParameter("Last-Event-ID", "expected a stream_id such as 1795305600000-0")
+    # Resolved before the response starts, so an unreachable Redis is a 503 like any other read.
+    start_id = last_event_id.strip() if last_event_id else await reader.newest_trigger_id()
+    client: aioredis.Redis = request.app.state.stream_redis
+    keepalive_ms = int(settings.api.sse_keepalive_s * 1000)
+    return StreamingResponse(
+        _events(client, start_id, kinds, keepalive_ms),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+def _kinds(raw: str | None) -> frozenset[str]:
+    """The trigger kinds asked for (empty: all); `InvalidParameter` for an unknown one.
+
+    >>> sorted(_kinds("vip_reached, at_risk"))
+    ['at_risk', 'vip_reached']
+    """
+    if raw is None:
+        return frozenset()
+    kinds = frozenset(part.strip() for part in raw.split(",") if part.strip())
+    if not kinds:
+        raise InvalidParameter("kind", "give at least one kind, or leave the parameter out")
+    for kind in kinds:
+        if kind not in _KINDS:
+            raise InvalidParameter("kind", f"{kind!r} is not one of {', '.join(_KINDS)}")
+    return kinds
+
+
+async def _events(
+    client: aioredis.Redis, after_id: str, kinds: frozenset[str], keepalive_ms: int
+) -> AsyncIterator[bytes]:
+    yield b"retry: 1000\n: connected\n\n"
+    while True:
+        try:
+            entries = await tail_triggers(client, after_id, block_ms=keepalive_ms)
+        except (RedisError, OSError) as ex:
+            log.warning("triggers stream: backend unavailable (%s); closing, the client resumes", type(ex).__name__)
+            yield b": backend unavailable; reconnect with Last-Event-ID\n\n"
+            return
+        if not entries:
+            yield b": keep-alive\n\n"
+            continue
+        chunk = []
+        for entry_id, trigger in entries:
+            after_id = entry_id
+            if trigger and (not kinds or trigger.get("kind") in kinds):
+                chunk.append(b"id: %b\nevent: trigger\ndata: %b\n\n" % (entry_id.encode(), orjson.dumps(trigger)))
+        if chunk:
+            yield b"".join(chunk)
