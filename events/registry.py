@@ -38,6 +38,7 @@ from events.models import (
     Envelope,
     FraudLabel,
     Fulfilment,
+    IdentityLink,
     OrderCancel,
     PageView,
     PriceChange,
@@ -45,6 +46,7 @@ from events.models import (
     ProductView,
     Purchase,
     Receipt,
+    Redemption,
     RemoveFromCart,
     Return,
     Sale,
@@ -61,6 +63,7 @@ TOPIC_KEYS: dict[Topic, tuple[str, ...]] = {
     Topic.POS: ("store_id",),
     Topic.INVENTORY: ("sku",),
     Topic.LABELS: ("txn_id", "order_id"),
+    Topic.MEMBERS: ("customer_id",),
 }
 """The contract's message key of each input topic: payload fields, the first one present wins.
 
@@ -179,6 +182,10 @@ REGISTRY = Registry(
               f"{_STOCKROOM}.settle_order"),
     EventType(FraudLabel, _LABELS, "A verdict (fraud or legit) on a past payment, days later.",
               "sim.fraud:FraudDesk.paid"),
+    EventType(IdentityLink, Topic.MEMBERS, "A web/app account was joined to a loyalty member.",
+              "sim.loyalty:Members.link", key=("user_id",)),
+    EventType(Redemption, Topic.MEMBERS, "A member asked to spend loyalty points (the flow decides).",
+              "sim.loyalty:Members.redeem"),
 )  # fmt: skip
 """Every input event type of contract v1, grouped by topic in the order topics are created."""
 

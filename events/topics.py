@@ -21,6 +21,9 @@ class Topic(StrEnum):
     ALERTS = "alerts"
     DLQ = "dlq"
     REC_SERVED = "rec_served"
+    MEMBERS = "members"
+    LOYALTY = "loyalty"
+    ATTRIBUTION = "attribution"
 
     def named(self, prefix: str) -> str:
         """The topic's full name under `prefix` (`omni.` gives `omni.pos`)."""
@@ -36,7 +39,7 @@ class Topic(StrEnum):
 
 INPUT_TOPICS: tuple[Topic, ...]
 """The topics that carry input events, from the event registry (`events.registry.INPUT_TOPICS`)."""
-OUTPUT_TOPICS: tuple[Topic, ...] = (Topic.ALERTS, Topic.DLQ)
+OUTPUT_TOPICS: tuple[Topic, ...] = (Topic.ALERTS, Topic.DLQ, Topic.LOYALTY, Topic.ATTRIBUTION)
 FEEDBACK_TOPICS: tuple[Topic, ...] = (Topic.REC_SERVED,)
 """Written by the API (each recommendation answer it served), read by the recommendation flow."""
 

@@ -11,6 +11,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -31,7 +32,23 @@ from state.pipeline_scripts import run_pipeline
 from state.stock_writer import StockWriter
 from state.stream_writer import StreamWriter
 
-FlowRecord = SkuStock | FencedDoc | Alert | DeadLetter
+
+
+@dataclass(frozen=True, slots=True)
+class TopicRecord:
+    """A record for an output topic only (`omni.loyalty` ledger entries, `omni.attribution` credits).
+
+    At least once, like alerts: `key` keeps one entity's records in order on one partition,
+    and the body carries an id derived from its cause, so consumers drop the repeats a
+    recovery replay re-sends.
+    """
+
+    topic: Topic
+    key: str
+    body: bytes
+
+
+FlowRecord = SkuStock | FencedDoc | Alert | DeadLetter | TopicRecord
 log = logging.getLogger(__name__)
 
 
@@ -63,6 +80,7 @@ class _RecordSinkPartition(StatelessSinkPartition[FlowRecord]):
         )
         self._alerts_topic = settings.topic(Topic.ALERTS)
         self._dlq_topic = settings.topic(Topic.DLQ)
+        self._topic_names = {topic: settings.topic(topic) for topic in Topic}
 
     def write_batch(self, items: list[FlowRecord]) -> None:
         stocks: list[SkuStock] = []
@@ -71,8 +89,12 @@ class _RecordSinkPartition(StatelessSinkPartition[FlowRecord]):
         letters: list[tuple[str, bytes]] = []
         alert_kinds: Counter[tuple[str, str]] = Counter()
         letter_reasons: Counter[tuple[str, str]] = Counter()
+        produced = 0
         for item in items:
-            if type(item) is SkuStock:
+            if type(item) is TopicRecord:
+                self._producer.produce(self._topic_names[item.topic], item.body, key=item.key)
+                produced += 1
+            elif type(item) is SkuStock:
                 stocks.append(item)
             elif type(item) is FencedDoc:
                 docs.append(item)
@@ -99,7 +121,7 @@ class _RecordSinkPartition(StatelessSinkPartition[FlowRecord]):
         n_replies, n_state, replies = self._write_redis(stocks, docs, alerts, letters)
         written_at = time.time()
         REDIS_WRITE_SECONDS.labels(self._flow).observe(time.perf_counter() - started)
-        if alerts or letters:
+        if alerts or letters or produced:
             self._flush_kafka()
 
         if n_state:
@@ -157,7 +179,7 @@ class _RecordSinkPartition(StatelessSinkPartition[FlowRecord]):
 
 
 class RecordSink(DynamicSink[FlowRecord]):
-    """Writes `SkuStock` and `FencedDoc` (fenced), `Alert` and `DeadLetter` records of a flow.
+    """Writes `SkuStock` and `FencedDoc` (fenced), `Alert`, `DeadLetter` and `TopicRecord` records of a flow.
 
     Delivery: state writes are exactly-once in effect (absolute values behind
     a version fence); alerts and dead letters reach each Redis stream once
