@@ -21,10 +21,12 @@ from serving.errors import install_error_handlers
 from serving.fast_path import StockFastPath
 from serving.rec_fast_path import RecommendationsFastPath
 from serving.rec_served import ServedPublisher
-from serving.routes import alerts, experiments, health, inventory, recommendations, scores
+from serving.routes import alerts, experiments, health, inventory, loyalty, recommendations, scores
 from serving.routes.recommendations import Recommender
 from state.connection import connect_async
 from state.fraud_reader import FraudReader
+from state.loyalty_reader import LoyaltyReader
+from state.loyalty_requests import RequestLog
 from state.rec_reader import RecReader
 
 API_VERSION = "1.0.0"  # CONTRACT.md v1; additive changes bump the minor
@@ -59,10 +61,15 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         parse_variants(settings.rec.variants),
         settings.rec.experiment_salt,
     )
+    app.state.loyalty = loyalty.LoyaltyDesk(
+        LoyaltyReader(client), RequestLog(settings.kafka.brokers, settings.topic(Topic.MEMBERS)), client,
+        settings.loyalty,
+    )
     freeze_startup_objects()
     try:
         yield
     finally:
+        app.state.loyalty.requests.close()
         app.state.metrics.registry.unregister(publisher)
         publisher.flush(2.0)
         await stream_client.aclose()
@@ -97,6 +104,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(alerts.router)
     app.include_router(recommendations.router)
     app.include_router(experiments.router)
+    app.include_router(loyalty.router)
     app.include_router(health.router)
     app.include_router(metrics.router)
     # Added last-but-one so the metrics middleware (added last, hence outermost) counts
