@@ -13,6 +13,9 @@ and recomputes the transaction's points and spend *absolutely* after every chang
 Absolute figures make the result independent of arrival order: a return published before
 its sale waits in the book (`held`) and applies when the sale arrives; duplicates are
 dropped by `event_id`; a cancel before the order's fulfilment gives the same figure as after.
+A line sold before the catalog named its SKU's category earns at x1 until the category
+arrives, and is then re-priced with it (once: a later change of category re-prices nothing
+already sold).
 
 Pure logic: no I/O, no clock (time is the events' `ts` and the flow's `Tick`).
 """
@@ -55,6 +58,7 @@ class _Line:
 @dataclass(slots=True)
 class _Txn:
     customer_id: str
+    channel: str
     ts: float
     lines: dict[str, _Line]
     seen: set[str]
@@ -109,6 +113,9 @@ class TxnBook:
     pruned_at: float = 0.0
     stats: dict[str, int] = field(default_factory=lambda: {"duplicates": 0, "held": 0, "expired_held": 0})
 
+    uncategorised: dict[str, set[str]] = field(default_factory=dict)
+    """SKU -> transactions with a line of it earned before its category was known."""
+
     def apply(self, items: list[ToBook]) -> list[TxnPoints]:
         """Apply a batch in order; returns the new figures of every transaction it changed (the last per txn)."""
         changed: dict[str, TxnPoints] = {}
@@ -118,7 +125,8 @@ class TxnBook:
                 self._advance(item.ts)  # type: ignore[union-attr]
                 continue
             if kind is CategoryKnown:
-                self.categories[item.sku] = item.category  # type: ignore[union-attr]
+                for out in self._categorise(item):  # type: ignore[arg-type]
+                    changed[out.txn_id] = out
                 continue
             self.now = max(self.now, item.ts)  # type: ignore[union-attr]
             if kind is Opened:
@@ -136,7 +144,10 @@ class TxnBook:
         lines: dict[str, _Line] = {}
         rules, categories = self.rules, self.categories
         for line in opened.lines:
-            units = rules.line_units(line.unit_cents, opened.channel, categories.get(line.sku), opened.ts)
+            category = categories.get(line.sku)
+            if category is None:
+                self.uncategorised.setdefault(line.sku, set()).add(opened.txn_id)
+            units = rules.line_units(line.unit_cents, opened.channel, category, opened.ts)
             known = lines.get(line.sku)
             if known is None:
                 lines[line.sku] = _Line(line.qty, units, line.unit_cents)
@@ -145,10 +156,28 @@ class TxnBook:
                 known.unit_units = (known.unit_units * known.qty + units * line.qty) // total
                 known.unit_cents = (known.unit_cents * known.qty + line.unit_cents * line.qty) // total
                 known.qty = total
-        txn = self.txns[opened.txn_id] = _Txn(opened.customer_id, opened.ts, lines, {opened.event_id})
+        txn = self.txns[opened.txn_id] = _Txn(opened.customer_id, opened.channel, opened.ts, lines, {opened.event_id})
         for action in self.held.pop(opened.txn_id, ()):
             self._change(txn, action)
         return self._emit(opened.txn_id, txn, opened.ts, opened.event_id)
+
+    def _categorise(self, known: CategoryKnown) -> list[TxnPoints]:
+        """Learn a SKU's category; the first time, re-price the lines sold before it was known."""
+        if known.sku in self.categories:
+            self.categories[known.sku] = known.category
+            return []
+        self.categories[known.sku] = known.category
+        out = []
+        for txn_id in sorted(self.uncategorised.pop(known.sku, ())):
+            txn = self.txns.get(txn_id)
+            line = txn.lines.get(known.sku) if txn is not None else None
+            if txn is None or line is None:
+                continue
+            line.unit_units = self.rules.line_units(line.unit_cents, txn.channel, known.category, txn.ts)
+            emitted = self._emit(txn_id, txn, txn.ts, f"category:{known.sku}")
+            if emitted is not None:
+                out.append(emitted)
+        return out
 
     def _act(self, action: Action) -> TxnPoints | None:
         txn = self.txns.get(action.txn_id)
@@ -205,6 +234,10 @@ class TxnBook:
         horizon = now - self.retention_s
         for txn_id in [t for t, txn in self.txns.items() if txn.ts < horizon]:
             del self.txns[txn_id]
+        for sku, txn_ids in list(self.uncategorised.items()):
+            txn_ids.intersection_update(self.txns)
+            if not txn_ids:
+                del self.uncategorised[sku]
         for txn_id, waiting in list(self.held.items()):
             kept = [a for a in waiting if a.ts >= horizon]
             self.stats["expired_held"] += len(waiting) - len(kept)

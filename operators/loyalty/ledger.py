@@ -151,8 +151,6 @@ class MemberLedger:
             else:
                 self._advance(item.ts, out, changed)
                 self._redeem(item, out, changed)  # type: ignore[arg-type]
-        for member in changed.values():
-            member.version += 1
         out.changed.extend(changed.values())
         return out
 
@@ -299,6 +297,10 @@ class MemberLedger:
         reason: str | None = None,
         unrecovered: int = 0,
     ) -> None:
+        # The document's version counts the member's changes, not batches: a recovery replay that batches
+        # the same items differently ends on the same version, so its last write passes the fence.
+        member.version += 1
+        changed[member.customer_id] = member
         available, pending = member.balances()
         if kind == "mature":
             points, bucket = available - before[0], "available"
@@ -318,7 +320,6 @@ class MemberLedger:
         member.entries.append(entry)
         member.as_of = max(member.as_of, ts)
         out.entries.append(entry)
-        changed[member.customer_id] = member
 
     def doc(self, member: Member) -> dict[str, Any]:
         """The member's document as `GET /v1/loyalty/{customer_id}` serves it."""
