@@ -327,6 +327,24 @@ class LoyaltySettings(_Group):
     )
 
 
+class AttributionSettings(_Group):
+    """Campaign attribution (`flows/attribution.py`, `GET /v1/attribution`, docs/attribution.md). Event time."""
+
+    shards: int = Field(8, ge=1, le=4096, description="Keyed shards per attribution stage (actors, members).")
+    lookback_s: float = Field(
+        30 * 86_400.0, gt=0, description="Touchpoints this long before a conversion count; older ones leave unconverted."
+    )
+    half_life_s: float = Field(7 * 86_400.0, gt=0, description="Half-life of a touchpoint's weight (time decay).")
+    tick_s: float = Field(60.0, gt=0, description="Event-time spacing of the clock that closes abandoned journeys.")
+    max_paths: int = Field(
+        5_000, ge=10, description="Distinct paths kept per day and dimension; more are counted as '(other paths)'."
+    )
+    api_cache_s: float = Field(
+        2.0, ge=0, le=60, description="Seconds the API reuses a computed attribution answer (0: never)."
+    )
+    max_days: int = Field(92, ge=1, le=400, description="Longest from..to range GET /v1/attribution accepts (days).")
+
+
 class Settings(BaseSettings):
     """Every knob of Omnistream, grouped per component, with the environment variable that sets it.
 
@@ -355,6 +373,7 @@ class Settings(BaseSettings):
     ops: OpsSettings = Field(default_factory=OpsSettings)
     rec: RecSettings = Field(default_factory=RecSettings)
     loyalty: LoyaltySettings = Field(default_factory=LoyaltySettings)
+    attribution: AttributionSettings = Field(default_factory=AttributionSettings)
 
     # --- no one component's: every flow's topology and snapshots, the inventory flow's windows, logging.
     # Their variables name no component, and pydantic-settings reads a group's fields only as

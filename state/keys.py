@@ -125,6 +125,11 @@ def loyalty_idempotency(customer_id: str, idempotency_key: str) -> str:
     return f"{NAMESPACE}:loyalty:{{{customer_id}}}:idem:{idempotency_key}"
 
 
+def attribution_day(day: str) -> str:
+    """Fenced hash: one day's conversions, heuristic credits and path counts (`GET /v1/attribution`)."""
+    return f"{NAMESPACE}:attr:day:{{{day}}}"
+
+
 def namespace_pattern() -> str:
     """Pattern matching every key Omnistream owns (for clearing a development database)."""
     return f"{NAMESPACE}:*"
