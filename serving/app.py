@@ -21,9 +21,10 @@ from serving.errors import install_error_handlers
 from serving.fast_path import StockFastPath
 from serving.rec_fast_path import RecommendationsFastPath
 from serving.rec_served import ServedPublisher
-from serving.routes import alerts, experiments, health, inventory, loyalty, recommendations, scores
+from serving.routes import alerts, attribution, experiments, health, inventory, loyalty, recommendations, scores
 from serving.routes.recommendations import Recommender
 from state.connection import connect_async
+from state.attribution_reader import AttributionReader
 from state.fraud_reader import FraudReader
 from state.loyalty_reader import LoyaltyReader
 from state.loyalty_requests import RequestLog
@@ -65,6 +66,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         LoyaltyReader(client), RequestLog(settings.kafka.brokers, settings.topic(Topic.MEMBERS)), client,
         settings.loyalty,
     )
+    app.state.attribution = attribution.AttributionDesk(
+        AttributionReader(client), settings.attribution.api_cache_s, settings.attribution.max_days
+    )
     freeze_startup_objects()
     try:
         yield
@@ -105,6 +109,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(recommendations.router)
     app.include_router(experiments.router)
     app.include_router(loyalty.router)
+    app.include_router(attribution.router)
     app.include_router(health.router)
     app.include_router(metrics.router)
     # Added last-but-one so the metrics middleware (added last, hence outermost) counts
