@@ -19,6 +19,7 @@ from sim.catalog import Catalog
 from sim.fraud import FraudCase, FraudDesk
 from sim.incidents import IncidentPlan, IncidentWindow
 from sim.keys import key_for
+from sim.loyalty import Campaigns, Members
 from sim.malformed import KINDS, corrupt
 from sim.merchandising import Merchandising
 from sim.record import SimRecord
@@ -99,6 +100,10 @@ class Workload:
         register, shrink spike, dead-letter burst), the first `incident_start_s` into the stream.
     incident_start_s
         Event-time seconds after the start at which the incidents begin.
+    campaign_rate
+        Share of web sessions arriving from a campaign (UTM tags) or a referral (`sim.loyalty.Campaigns`).
+    campaign_lift
+        How much more often sessions of the planted campaign (`sim.loyalty.PLANTED_CAMPAIGN`) buy.
 
     Examples
     --------
@@ -134,6 +139,8 @@ class Workload:
         loyalty_scan_miss_rate: float = 0.0,
         incidents: bool = False,
         incident_start_s: float = 1800.0,
+        campaign_rate: float = 0.45,
+        campaign_lift: float = 0.6,
     ) -> None:
         if events_per_s <= 0:
             raise ValueError(f"events_per_s must be positive, got {events_per_s}")
@@ -159,6 +166,8 @@ class Workload:
         self.loyalty_scan_miss_rate = loyalty_scan_miss_rate
         self.incidents = incidents
         self.incident_start_s = incident_start_s
+        self.campaign_rate = campaign_rate
+        self.campaign_lift = campaign_lift
 
         self.catalog = Catalog(seed=seed, n_skus=n_skus, n_stores=n_stores, n_warehouses=n_warehouses)
         self.shoppers: list[Shopper] = make_shoppers(seed, n_users, self.catalog)
@@ -208,8 +217,10 @@ class Workload:
             legit_manual_rate=self.legit_manual_rate,
             incidents=plan,
             loyalty_scan_miss_rate=self.loyalty_scan_miss_rate,
+            members=(members := Members(run)),
         )
-        web = WebShop(run, stockroom, fraud, self.early_order_rate)
+        web = WebShop(run, stockroom, fraud, self.early_order_rate, members=members,
+                      campaigns=Campaigns(self.seed, self.campaign_rate, self.campaign_lift))  # fmt: skip
 
         merchandising = Merchandising(run)
         # The catalog and the opening stock come first, clean: every SKU is known before it sells.

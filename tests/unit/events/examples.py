@@ -15,6 +15,7 @@ from events.models import (
     Count,
     FraudLabel,
     Fulfilment,
+    IdentityLink,
     OrderCancel,
     PageView,
     PriceChange,
@@ -22,6 +23,7 @@ from events.models import (
     ProductView,
     Purchase,
     Receipt,
+    Redemption,
     RemoveFromCart,
     Return,
     Sale,
@@ -113,9 +115,15 @@ EXAMPLES: list[tuple[Topic, dict[str, Any], type]] = [
     (Topic.INVENTORY, stock("fulfilment", order_id="O1", qty=1), Fulfilment),
     (Topic.INVENTORY, stock("order_cancel", order_id="O1"), OrderCancel),
     (Topic.LABELS, envelope("fraud_label", txn_id="T1", label="fraud", source="chargeback"), FraudLabel),
+    (Topic.MEMBERS, envelope("identity_link", user_id="user-1", customer_id="cust-1", channel="web"), IdentityLink),
+    (
+        Topic.MEMBERS,
+        envelope("redemption", customer_id="cust-1", redemption_id="rd_1", points=200, channel="web", order_ref="O1"),
+        Redemption,
+    ),
 ]
 
-INPUT_TOPICS = (Topic.CATALOG, Topic.CLICKSTREAM, Topic.POS, Topic.INVENTORY, Topic.LABELS)
+INPUT_TOPICS = (Topic.CATALOG, Topic.CLICKSTREAM, Topic.POS, Topic.INVENTORY, Topic.LABELS, Topic.MEMBERS)
 
 
 def example(type_: str) -> dict[str, Any]:
