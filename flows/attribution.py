@@ -43,8 +43,9 @@ def build_flow(
     """Clicks, member sales and links in; per-day attribution documents and per-order credits out."""
     flow = Dataflow(FLOW)
     source_topics = {settings.topic(t): t for t in INPUT_TOPICS}
-    raw = op.input("attribution_in", flow, source if source is not None else kafka_source(settings,
-                                                                                          list(source_topics)))
+    raw = op.input(
+        "attribution_in", flow, source if source is not None else kafka_source(settings, list(source_topics))
+    )
     routed = op.flat_map_batch("decode", raw, Decoder(source_topics, settings).decode_batch)
     to_actors = to_stage("to_actors", routed, AttributionStage.ACTORS)
     actors = keyed_stage("actors", to_actors.trues, ActorStage(settings))

@@ -1,4 +1,4 @@
-"""The attribution flow's steps: the decoder and the Bytewax logic of its keyed stages (wiring in `flows/attribution.py`).
+"""The attribution flow's steps: the decoder and its keyed stages' Bytewax logic (wiring in `flows/attribution.py`).
 
 Thin adapters over `operators.attribution.shards`: the batch's items go in, what comes out
 is routed on as `ShardBatch`es (`AttributionStage` names where) or, from the totals, shaped
@@ -84,8 +84,9 @@ class AttributionBatch:
         if topic is _CLICKS:
             click: Purchase = event  # type: ignore[assignment]  # any clickstream event; a purchase below
             actor = f"u:{click.user_id}" if click.user_id is not None else f"s:{click.session_id}"
-            self.router.add(_ACTORS, actor, ClickSeen(actor, click.session_id, ts, click.event_id, click.utm_source,
-                                                      click.utm_medium, click.utm_campaign, click.referrer))  # fmt: skip
+            seen = ClickSeen(actor, click.session_id, ts, click.event_id, click.utm_source, click.utm_medium,
+                             click.utm_campaign, click.referrer)  # fmt: skip
+            self.router.add(_ACTORS, actor, seen)
             if type(event) is Purchase:
                 conversion = Conversion(click.order_id, ts, click.total, click.channel)
                 self.router.add(_ACTORS, actor, OrderSeen(actor, conversion))

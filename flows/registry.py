@@ -9,8 +9,13 @@ with `events.registry`, the registry of event types.
 
 from __future__ import annotations
 
-FLOWS: dict[str, str] = {"inventory": "flows.inventory", "recommend": "flows.recommend", "fraud": "flows.fraud",
-                         "loyalty": "flows.loyalty", "attribution": "flows.attribution"}
+FLOWS: dict[str, str] = {
+    "inventory": "flows.inventory",
+    "recommend": "flows.recommend",
+    "fraud": "flows.fraud",
+    "loyalty": "flows.loyalty",
+    "attribution": "flows.attribution",
+}
 """Every flow by name and module, in a fixed order: a flow's position sets its metrics ports (flows.metrics)."""
 
 STATE_FORMATS: dict[str, int] = {"inventory": 2, "recommend": 2, "fraud": 3, "loyalty": 1, "attribution": 1}

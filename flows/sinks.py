@@ -33,7 +33,6 @@ from state.stock_writer import StockWriter
 from state.stream_writer import StreamWriter
 
 
-
 @dataclass(frozen=True, slots=True)
 class TopicRecord:
     """A record for an output topic only (`omni.loyalty` ledger entries, `omni.attribution` credits).

@@ -302,7 +302,9 @@ class LoyaltySettings(_Group):
     rules_path: Path = Field(
         Path("deploy/loyalty/rules.toml"), description="Earn rules (TOML): points per unit per channel, multipliers."
     )
-    shards: int = Field(8, ge=1, le=4096, description="Keyed shards per loyalty stage (accounts, transactions, members).")
+    shards: int = Field(
+        8, ge=1, le=4096, description="Keyed shards per loyalty stage (accounts, transactions, members)."
+    )
     return_window_s: float = Field(
         30 * 86_400.0, ge=0, description="Points stay pending this long after a purchase (returns take them back)."
     )
@@ -332,7 +334,9 @@ class AttributionSettings(_Group):
 
     shards: int = Field(8, ge=1, le=4096, description="Keyed shards per attribution stage (actors, members).")
     lookback_s: float = Field(
-        30 * 86_400.0, gt=0, description="Touchpoints this long before a conversion count; older ones leave unconverted."
+        30 * 86_400.0,
+        gt=0,
+        description="Touchpoints this long before a conversion count; older ones leave unconverted.",
     )
     half_life_s: float = Field(7 * 86_400.0, gt=0, description="Half-life of a touchpoint's weight (time decay).")
     tick_s: float = Field(60.0, gt=0, description="Event-time spacing of the clock that closes abandoned journeys.")

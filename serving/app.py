@@ -23,8 +23,8 @@ from serving.rec_fast_path import RecommendationsFastPath
 from serving.rec_served import ServedPublisher
 from serving.routes import alerts, attribution, experiments, health, inventory, loyalty, recommendations, scores
 from serving.routes.recommendations import Recommender
-from state.connection import connect_async
 from state.attribution_reader import AttributionReader
+from state.connection import connect_async
 from state.fraud_reader import FraudReader
 from state.loyalty_reader import LoyaltyReader
 from state.loyalty_requests import RequestLog
@@ -63,7 +63,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         settings.rec.experiment_salt,
     )
     app.state.loyalty = loyalty.LoyaltyDesk(
-        LoyaltyReader(client), RequestLog(settings.kafka.brokers, settings.topic(Topic.MEMBERS)), client,
+        LoyaltyReader(client),
+        RequestLog(settings.kafka.brokers, settings.topic(Topic.MEMBERS)),
+        client,
         settings.loyalty,
     )
     app.state.attribution = attribution.AttributionDesk(

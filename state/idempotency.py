@@ -30,7 +30,7 @@ async def claim(client: aioredis.Redis, key: str, fingerprint: str, action_id: s
     stored = await client.set(key, value, nx=True, px=int(ttl_s * 1000), get=True)
     if stored is None:
         return Claim(fingerprint, action_id, True)
-    known = orjson.loads(stored)
+    known = orjson.loads(stored if isinstance(stored, bytes | str) else str(stored))
     return Claim(str(known["fingerprint"]), str(known["action_id"]), False)
 
 

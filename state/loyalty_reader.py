@@ -16,11 +16,10 @@ class LoyaltyReader:
 
     async def member(self, customer_id: str) -> bytes | None:
         """The member's document (balances, tier, recent entries), or None for a customer the flow never saw."""
-        doc: bytes | None = await self._client.hget(keys.loyalty_member(customer_id), keys.DOC_FIELD)
-        return doc
+        doc = await self._client.hget(keys.loyalty_member(customer_id), keys.DOC_FIELD)
+        return doc.encode() if isinstance(doc, str) else doc
 
     async def decision(self, customer_id: str, redemption_id: str) -> bytes | None:
         """The flow's decision on a redemption, or None while undecided (or expired)."""
-        doc: bytes | None = await self._client.hget(keys.loyalty_redemption(customer_id, redemption_id),
-                                                    keys.DOC_FIELD)  # fmt: skip
-        return doc
+        doc = await self._client.hget(keys.loyalty_redemption(customer_id, redemption_id), keys.DOC_FIELD)
+        return doc.encode() if isinstance(doc, str) else doc

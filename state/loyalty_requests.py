@@ -55,8 +55,12 @@ class RequestLog:
         loop = asyncio.get_running_loop()
         done: asyncio.Future[KafkaError | None] = loop.create_future()
 
+        def resolve(error: KafkaError | None) -> None:
+            if not done.done():
+                done.set_result(error)
+
         def delivered(error: KafkaError | None, _: object) -> None:
-            loop.call_soon_threadsafe(lambda: done.done() or done.set_result(error))
+            loop.call_soon_threadsafe(resolve, error)
 
         try:
             self._producer.produce(self.topic, value, key=key, on_delivery=delivered)

@@ -2,9 +2,9 @@
 
 A *touchpoint* is a visit's source: a clickstream event carrying UTM tags (`utm_source`,
 `utm_medium`, `utm_campaign`), one with only a `referrer` (a referral from that host), or the
-first event of a new session with neither (a direct visit, `(direct)` under every dimension). A *journey* holds one shopper's
-touchpoints (an account's, or a member's: every account linked to it, so a store sale after a
-campaign click counts). A conversion takes the journey's touchpoints since the previous
+first event of a new session with neither (a direct visit, `(direct)` under every dimension).
+A *journey* holds one shopper's touchpoints (an account's, or a member's: every account linked
+to it, so a store sale after a campaign click counts). A conversion takes the journey's touchpoints since the previous
 conversion, within the look-back, as its path; touchpoints that age past the look-back without
 a conversion leave as a non-converting path (what the Markov model needs besides the
 converting ones).

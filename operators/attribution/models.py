@@ -76,7 +76,7 @@ def markov_shares(paths: Iterable[tuple[Sequence[str], float, float]]) -> dict[s
     """
     index: dict[str, int] = {}
     counts: dict[tuple[int, int], float] = {}
-    START, CONV, NULL = 0, 1, 2  # noqa: N806 - the chain's fixed states
+    START, CONV, NULL = 0, 1, 2
 
     def state(channel: str) -> int:
         found = index.get(channel)

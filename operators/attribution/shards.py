@@ -163,9 +163,8 @@ class MemberShard:
                             paths.append(abandoned)
                 continue
             bound: ForMember = item
-            journey = self.journeys.get(bound.customer_id)
-            if journey is None:
-                journey = self.journeys[bound.customer_id] = Journey()
+            found = self.journeys.get(bound.customer_id)
+            journey = found if found is not None else self.journeys.setdefault(bound.customer_id, Journey())
             for touch in bound.touches:
                 journey.add(touch)
             if bound.conversion is not None:
@@ -286,7 +285,9 @@ class AttributionTotals:
             "credits": shares_by,
         }
 
-    def _count_path(self, day: DayTotals, path: tuple[Touch, ...], conversions: int, nulls: int, revenue: float) -> None:
+    def _count_path(
+        self, day: DayTotals, path: tuple[Touch, ...], conversions: int, nulls: int, revenue: float
+    ) -> None:
         kept = path[-self.max_path_touches :]
         for by in DIMENSIONS:
             counts = day.paths.setdefault(by, {})

@@ -125,14 +125,11 @@ class TxnBook:
                 self._advance(item.ts)  # type: ignore[union-attr]
                 continue
             if kind is CategoryKnown:
-                for out in self._categorise(item):  # type: ignore[arg-type]
-                    changed[out.txn_id] = out
+                for repriced in self._categorise(item):  # type: ignore[arg-type]
+                    changed[repriced.txn_id] = repriced
                 continue
             self.now = max(self.now, item.ts)  # type: ignore[union-attr]
-            if kind is Opened:
-                out = self._open(item)  # type: ignore[arg-type]
-            else:
-                out = self._act(item)  # type: ignore[arg-type]
+            out = self._open(item) if kind is Opened else self._act(item)  # type: ignore[arg-type]
             if out is not None:
                 changed[out.txn_id] = out
         return list(changed.values())
@@ -207,9 +204,10 @@ class TxnBook:
                 if line is not None:
                     line.returned += qty
         elif kind is Fulfilled:
-            line = txn.lines.get(action.sku)  # type: ignore[union-attr]
+            shipped: Fulfilled = action  # type: ignore[assignment]
+            line = txn.lines.get(shipped.sku)
             if line is not None:
-                line.fulfilled += action.qty  # type: ignore[union-attr]
+                line.fulfilled += shipped.qty
         else:
             cancel: Cancelled = action  # type: ignore[assignment]
             if cancel.sku is None:

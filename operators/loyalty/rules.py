@@ -139,8 +139,9 @@ class EarnRules:
             channels = frozenset(c.get("channels") or CHANNELS)
             if not channels <= set(CHANNELS):
                 raise ValueError(f"{where}.channels: unknown channel in {sorted(channels)}")
-            campaigns.append(Campaign(str(c.get("name", where)), start, end, milli(c.get("multiplier", 1),
-                                      f"{where}.multiplier"), channels, frozenset(c.get("categories") or ())))  # fmt: skip
+            multiplier = milli(c.get("multiplier", 1), f"{where}.multiplier")
+            categories_of = frozenset(c.get("categories") or ())
+            campaigns.append(Campaign(str(c.get("name", where)), start, end, multiplier, channels, categories_of))
         tiers = sorted(
             (Tier(str(t["name"]), round(milli(t["min_spend"], "tier.min_spend") / 10)) for t in doc.get("tier") or []),
             key=lambda t: t.min_spend_cents,

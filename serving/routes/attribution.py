@@ -52,8 +52,9 @@ async def read_attribution(
     request: Request,
     model: Annotated[Model, Query(description="Credit model.")] = "last_non_direct",
     by: Annotated[Literal["campaign", "source", "medium"], Query(description="Channel dimension.")] = "campaign",
-    from_: Annotated[str | None, Query(alias="from", max_length=40, description="First UTC day (default: to - 29).")]
-    = None,
+    from_: Annotated[
+        str | None, Query(alias="from", max_length=40, description="First UTC day (default: to - 29).")
+    ] = None,
     to: Annotated[str | None, Query(max_length=40, description="Last UTC day, inclusive (default: today).")] = None,
 ) -> Response:
     """Conversions, revenue and each channel's credited conversions, revenue and share over the days asked."""

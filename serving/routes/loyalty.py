@@ -125,8 +125,11 @@ async def redeem(
     bound = await claim(loyalty.redis, store_key, fingerprint(customer_id, body.model_dump()), redemption_id,
                         loyalty.settings.redemption_ttl_s)  # fmt: skip
     if bound.fingerprint != fingerprint(customer_id, body.model_dump()):
-        return error_response(422, "idempotency_key_reused",
-                              f"{HEADER}: already used for a different request; use a new key for a new request")
+        return error_response(
+            422,
+            "idempotency_key_reused",
+            f"{HEADER}: already used for a different request; use a new key for a new request",
+        )
     wait_s = loyalty.settings.redemption_wait_ms / 1000
     if not bound.first:  # a retry: the first request's answer, once decided
         decided = await loyalty.reader.decision(customer_id, redemption_id)

@@ -65,7 +65,10 @@ def earning_log(rng: random.Random) -> list[Record]:
             log.append(link(user, customer, _day(rng)))
 
     def basket() -> list[tuple[str, int, float]]:
-        return [(sku, rng.randint(1, 4), round(rng.uniform(0.5, 80), 2)) for sku in rng.sample(sorted(skus), rng.randint(1, 3))]
+        return [
+            (sku, rng.randint(1, 4), round(rng.uniform(0.5, 80), 2))
+            for sku in rng.sample(sorted(skus), rng.randint(1, 3))
+        ]
 
     for i in range(N_TXNS):
         ts, lines = _day(rng), basket()
@@ -75,7 +78,9 @@ def earning_log(rng: random.Random) -> list[Record]:
                             store=f"S{rng.randint(1, 4)}"))  # fmt: skip
             if rng.random() < 0.2:
                 sku, qty, price = rng.choice(lines)
-                log.append(return_(f"ret-{txn}", txn, ts + rng.uniform(0, 20) * DAY, [(sku, rng.randint(1, qty), price)]))
+                log.append(
+                    return_(f"ret-{txn}", txn, ts + rng.uniform(0, 20) * DAY, [(sku, rng.randint(1, qty), price)])
+                )
             if rng.random() < 0.05:
                 log.append(void(f"void-{txn}", txn, ts + 60))
         else:
@@ -167,7 +172,8 @@ def test_loyalty_balances_match_the_oracle_after_reordering_duplicates_late_reve
     spendable = [t for t, txn in oracle.txns.items() if txn.customer != "C-CLOCK" and t.startswith("T")
                  and txn.ts > T0 + 30 * DAY and not txn.voided]  # fmt: skip
     late = [return_(f"late-{t}", t, TB - 10, [(sku, qty, float(price))])
-            for t in rng.sample(spendable, 60) for sku, (qty, price) in list(oracle.txns[t].lines.items())[:1]]  # fmt: skip
+            for t in rng.sample(spendable, 60)
+            for sku, (qty, price) in list(oracle.txns[t].lines.items())[:1]]  # fmt: skip
     late += rng.sample(late, 10)
     publish(settings, late)
     oracle.reverse([value for _, _, value in late])

@@ -120,12 +120,16 @@ def test_twenty_racing_redemptions_of_one_balance_exactly_one_wins_and_retries_r
     redeemed = [e for e in entries if e["kind"] == "redeem"]
     assert [e["points"] for e in redeemed] == [-100]
     # 19 refusals reached the flow (published before the answer was known), or were refused before it.
-    assert len({e["entry_id"] for e in entries}) == len(entries) == 2 + 1 + statuses.count(409) - sum(
-        1 for r in refused if "redemption" not in r
+    assert (
+        len({e["entry_id"] for e in entries})
+        == len(entries)
+        == 2 + 1 + statuses.count(409) - sum(1 for r in refused if "redemption" not in r)
     )
 
 
-def test_bad_redemptions_get_clear_4xx_and_change_nothing(live: tuple[Settings, str], redis_client: redis.Redis) -> None:
+def test_bad_redemptions_get_clear_4xx_and_change_nothing(
+    live: tuple[Settings, str], redis_client: redis.Redis
+) -> None:
     settings, base = live
     publish(settings, [sale("T1", "C-BAD", LONG_AGO, [("TOY-1", 1, 30.0)]), clock()])  # 30 points
     _member(redis_client, "C-BAD", available=30)

@@ -15,10 +15,10 @@ import io
 import random
 from collections.abc import Sequence
 
+import ChannelAttribution as ca
 import pandas as pd
 import pytest
 
-import ChannelAttribution as ca  # noqa: N813 - the package's own name
 from operators.attribution.models import credit, markov_shares
 
 CHANNELS = ("email", "search", "social", "display", "affiliate", "(direct)")

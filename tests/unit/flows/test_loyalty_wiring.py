@@ -100,9 +100,10 @@ def test_store_earn_online_redeem_returns_cancels_and_voids_reverse_in_proportio
     assert got == {"R1": ("accepted", None), "R2": ("rejected", "insufficient_points"),
                    "R3": ("rejected", "unknown_customer")}  # fmt: skip
     c1 = [(e["kind"], e["ref"], e["points"], e["bucket"]) for e in entries(out) if e["customer_id"] == "C1"]
-    assert ("earn", "T1", 25, "pending") in c1 or [
-        e for e in c1 if e[1] == "T1" and e[0] in ("earn", "adjust")
-    ] == [("earn", "T1", 45, "pending"), ("adjust", "T1", -20, "pending")]
+    assert ("earn", "T1", 25, "pending") in c1 or [e for e in c1 if e[1] == "T1" and e[0] in ("earn", "adjust")] == [
+        ("earn", "T1", 45, "pending"),
+        ("adjust", "T1", -20, "pending"),
+    ]
     assert ("mature", "O1", 30, "available") in c1
     assert ("redeem", "R1", -50, "available") in c1
     assert ("redeem_rejected", "R2", 0, "none") in c1
