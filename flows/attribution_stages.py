@@ -93,7 +93,8 @@ class AttributionBatch:
         elif topic is _POS:
             if type(event) is Sale and event.customer_id is not None:
                 conversion = Conversion(event.txn_id, ts, event.total, "pos")
-                self.router.add(_MEMBERS, event.customer_id, ForMember(event.customer_id, conversion=conversion))
+                sold = ForMember(event.customer_id, conversion=conversion, in_store=True)
+                self.router.add(_MEMBERS, event.customer_id, sold)
         elif type(event) is IdentityLink:
             actor = f"u:{event.user_id}"
             self.router.add(_ACTORS, actor, Linked(actor, event.customer_id, ts))

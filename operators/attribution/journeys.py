@@ -117,6 +117,7 @@ class Journey:
     converted: dict[str, None] = field(default_factory=dict)
     last_session: str = ""
     max_touches: int = 50
+    linked: bool = False
 
     def add(self, touch: Touch) -> None:
         if touch.event_id in self.seen:

@@ -3,7 +3,8 @@
 `ActorShard` holds web/app actors (an account `u:<user_id>`, or an anonymous session
 `s:<session_id>`): their touchpoints until the account is linked to a member, and the link.
 Once linked, the account's touchpoints and orders go to the member's journey in
-`MemberShard`, where the member's store sales (`customer_id` on a till sale) convert too.
+`MemberShard`, where the member's store sales (`customer_id` on a till sale) convert too, once
+the member has a linked account (a member who never linked one has no visits to credit).
 `AttributionTotals` (one key) credits every converted path under every heuristic model and
 dimension, and keeps per-day totals and path counts (the Markov model's input) for the API.
 
@@ -56,11 +57,17 @@ class Linked:
 
 @dataclass(frozen=True, slots=True)
 class ForMember:
-    """Touchpoints or a conversion bound for a member's journey."""
+    """Touchpoints, a link or a conversion bound for a member's journey.
+
+    `linked` marks that an account was linked to the member; a store sale (`in_store`) converts
+    only a member with a linked account (without one, no campaign visit can be the member's).
+    """
 
     customer_id: str
     touches: tuple[Touch, ...] = ()
     conversion: Conversion | None = None
+    linked: bool = False
+    in_store: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,8 +130,7 @@ class ActorShard:
                 link: Linked = item
                 if actor.customer_id is None:
                     actor.customer_id = link.customer_id
-                    if actor.journey.touches:
-                        to_members.append(ForMember(link.customer_id, touches=tuple(actor.journey.touches)))
+                    to_members.append(ForMember(link.customer_id, touches=tuple(actor.journey.touches), linked=True))
                     actor.journey.touches = []
         return to_members, paths
 
@@ -165,9 +171,10 @@ class MemberShard:
             bound: ForMember = item
             found = self.journeys.get(bound.customer_id)
             journey = found if found is not None else self.journeys.setdefault(bound.customer_id, Journey())
+            journey.linked = journey.linked or bound.linked
             for touch in bound.touches:
                 journey.add(touch)
-            if bound.conversion is not None:
+            if bound.conversion is not None and (journey.linked or not bound.in_store):
                 converted = journey.convert(bound.conversion, f"c:{bound.customer_id}", self.lookback_s)
                 if converted is not None:
                     paths.append(converted)

@@ -56,19 +56,21 @@ def test_a_campaign_click_online_credits_a_later_store_sale_of_the_linked_member
         sale("T1", "C1", T0 + 2 * DAY, [("A", 1, 30.0)]),  # in store, two days later
         page_view("v4", "U2", "s3", T0, utm_source="google", utm_medium="cpc", utm_campaign="brand"),
         purchase("O2", "U2", T0 + 60, [("A", 2, 10.0)]),  # U2 is not a member: its own journey converts
-        sale("T9", "C9", T0 + 2 * DAY + 1, [("A", 1, 5.0)]),  # a member with no touchpoint: direct
-        sale("T9", "C9", T0 + 2 * DAY + 1, [("A", 1, 5.0)]),  # a duplicate: credited once
+        sale("T9", "C9", T0 + 2 * DAY + 1, [("A", 1, 5.0)]),  # a member with no linked account: not credited
+        link("U8", "C8", T0 + 2 * DAY),
+        sale("T8", "C8", T0 + 2 * DAY + 2, [("A", 1, 5.0)]),  # linked, but no touchpoint: direct
+        sale("T8", "C8", T0 + 2 * DAY + 2, [("A", 1, 5.0)]),  # a duplicate: credited once
     ]
     out = run(events)
     got = credits(out)
-    assert set(got) == {"T1", "O2", "T9"}
+    assert set(got) == {"T1", "O2", "T8"}
     assert [t["campaign"] for t in got["T1"]["path"]] == ["xmas", "(referral)"]
     assert got["T1"]["journey"] == "c:C1" and got["T1"]["channel"] == "pos"
     assert got["T1"]["credits"]["campaign"]["first_touch"] == {"xmas": 1.0}
     assert got["T1"]["credits"]["source"]["last_non_direct"] == {"blog.example.org": 1.0}
     assert got["O2"]["credits"]["medium"]["linear"] == {"cpc": 0.5, "(direct)": 0.5}
     assert got["O2"]["credits"]["medium"]["last_non_direct"] == {"cpc": 1.0}
-    assert got["T9"]["credits"]["campaign"]["linear"] == {"(direct)": 1.0}
+    assert got["T8"]["credits"]["campaign"]["linear"] == {"(direct)": 1.0}
     # The purchase event itself opened session sess-O2: a new session without tags is a direct touchpoint.
     assert [t["source"] for t in got["O2"]["path"]] == ["google", "(direct)"]
 
