@@ -13,11 +13,14 @@ from collections.abc import Callable
 from enum import StrEnum
 from typing import Any
 
+import msgspec
 import orjson
 from bytewax.operators import StatefulBatchLogic
 
 from events.dead_letter import DeadLetter
-from events.models import Event, IdentityLink, Purchase, Sale
+from events.decode import decode
+from events.models import Event, Id, IdentityLink, Purchase, Sale, Timestamp
+from events.registry import REGISTRY
 from events.topics import Topic
 from flows.decoding import BatchDecoder
 from flows.kafka_source import KafkaRecord
@@ -70,12 +73,13 @@ class AttributionBatch:
     to the account's shard. Every stage gets the clock when event time moved on.
     """
 
-    __slots__ = ("clock", "max_ts", "router")
+    __slots__ = ("clock", "max_ts", "router", "visits")
 
     def __init__(self, router: ShardRouter[AttributionStage, Any], clock: _Clock) -> None:
         self.router = router
         self.clock = clock
         self.max_ts = 0.0
+        self.visits: set[str] = set()  # actor and session of the untagged events passed on in this batch
 
     def add(self, topic: Topic, event: Event, record: KafkaRecord) -> None:
         ts = event.ts.timestamp()
@@ -103,7 +107,35 @@ class AttributionBatch:
         raise AssertionError("the attribution flow owns no dead letters")
 
     def add_raw(self, topic: Topic, record: KafkaRecord) -> int:
-        return 0
+        """A clickstream record: decoded in full when it can be more than a visit's start (tags, referrer,
+        order), else only as far as who, which session and when (`_Visit`), the rest of it unread."""
+        value = record.value
+        if value is None:
+            return 0
+        if b'"utm_' in value or b'"referrer"' in value or b'"purchase"' in value:
+            event = decode(topic, value, source_topic=record.topic, partition=record.partition, offset=record.offset)
+            if type(event) is DeadLetter:
+                return 0  # the inventory flow dead-letters it
+            self.add(topic, event, record)  # type: ignore[arg-type]
+            return 1
+        try:
+            visit = _VISIT.decode(value)
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            return 0
+        if visit.type not in _CLICK_TYPES:
+            return 0
+        ts = visit.ts.timestamp()
+        if ts > self.max_ts:
+            self.max_ts = ts
+        actor = f"u:{visit.user_id}" if visit.user_id is not None else f"s:{visit.session_id}"
+        # After one untagged event of a session, another of the same session in this batch can change
+        # nothing: it is no new session and carries no tags. Only the first goes on.
+        seen = f"{actor}\x1f{visit.session_id}"
+        if seen not in self.visits:
+            self.visits.add(seen)
+            self.router.add(_ACTORS, actor, ClickSeen(actor, visit.session_id, ts, visit.event_id, None, None, None,
+                                                      None))  # fmt: skip
+        return 1
 
     def output(self) -> list[Routed]:
         router = self.router
@@ -130,13 +162,28 @@ class _Clock:
         return Clock(ts)
 
 
+class _Visit(msgspec.Struct):
+    """What an untagged clickstream event tells attribution: whose visit, which session, when (a direct visit
+    starts with a new session). Decoding only these fields, without the card-number scan of a full decode,
+    is several times cheaper, and most clickstream events are such."""
+
+    type: str
+    event_id: Id
+    ts: Timestamp
+    session_id: Id
+    user_id: Id | None = None
+
+
+_VISIT = msgspec.json.Decoder(_Visit)
+_CLICK_TYPES = frozenset(entry.name for entry in REGISTRY.of_topic(Topic.CLICKSTREAM))
+
 # Member sales only (a sale without `customer_id` cannot be linked to a journey), and links only.
 _WANTED = {Topic.POS: b'"customer_id"', Topic.MEMBERS: b'"identity_link"'}
 
 
 class Decoder(BatchDecoder[Routed]):
     def __init__(self, source_topics: dict[str, Topic], settings: Settings) -> None:
-        super().__init__(FLOW, source_topics, self._new_batch, wanted=_WANTED)
+        super().__init__(FLOW, source_topics, self._new_batch, wanted=_WANTED, raw_topics={Topic.CLICKSTREAM})
         self._routers: RouterPerThread[AttributionStage, Any] = RouterPerThread(settings.attribution.shards)
         self._clock = _Clock(settings.attribution.tick_s)
 
