@@ -35,7 +35,7 @@ from events.topics import Topic
 from flows.decoding import BatchDecoder
 from flows.kafka_source import KafkaRecord
 from flows.keyed import RouterPerThread
-from flows.metrics import DUPLICATES
+from flows.metrics import DUPLICATES, LOYALTY_ENTRIES, LOYALTY_REDEMPTIONS
 from flows.sinks import TopicRecord
 from omnistream.settings import Settings
 from operators.keyed_shards import ShardBatch, ShardRouter
@@ -305,7 +305,13 @@ class _LedgerStep(_Step):
         if ledger.stats["duplicates"] > duplicates:
             _DUPLICATES.inc(ledger.stats["duplicates"] - duplicates)
         records: list[Any] = [TopicRecord(Topic.LOYALTY, e.customer_id, _ENTRY.encode(e)) for e in out.entries]
+        kinds: dict[str, int] = {}
+        for entry in out.entries:
+            kinds[entry.kind] = kinds.get(entry.kind, 0) + 1
+        for kind, n in kinds.items():
+            LOYALTY_ENTRIES.labels(FLOW, kind).inc(n)
         for decision in out.decisions:
+            LOYALTY_REDEMPTIONS.labels(FLOW, decision.status, decision.reason or "none").inc()
             records.append(FencedDoc(keys.loyalty_redemption(decision.customer_id, decision.redemption_id), 1,
                                      _ENTRY.encode(decision), ttl_s=self.decision_ttl_s))  # fmt: skip
         for member in out.changed:

@@ -69,6 +69,16 @@ FRAUD_RULES = Gauge("omnistream_fraud_rules_info", "The rules file version in fo
 FRAUD_RULES_RELOADS = Counter(
     "omnistream_fraud_rules_reloads_total", "Rules file reloads, by outcome (applied, refused).", ["flow", "outcome"]
 )
+LOYALTY_ENTRIES = Counter(
+    "omnistream_loyalty_entries_total",
+    "Loyalty ledger entries, by kind (earn, adjust, mature, expire, redeem, redeem_rejected).",
+    ["flow", "kind"],
+)
+LOYALTY_REDEMPTIONS = Counter(
+    "omnistream_loyalty_redemptions_total",
+    "Redemption requests decided, by status and reason (insufficient_points, unknown_customer; none when accepted).",
+    ["flow", "status", "reason"],
+)
 STATE_ENTITIES = Gauge(
     "omnistream_flow_state_entities",
     "Entities held in a flow's state in this process, by stage (SKU ledgers, till transactions, cards, ...).",
