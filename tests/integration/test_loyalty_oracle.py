@@ -135,10 +135,11 @@ def _killed_run(settings: Settings, client: redis.Redis, kills: int, rng: random
     return landed
 
 
+@pytest.mark.parametrize("processes", [1, 2], ids=["one-process", "cluster-2x1"])
 def test_loyalty_balances_match_the_oracle_after_reordering_duplicates_late_reversals_and_kills(
-    settings: Settings, redis_client: redis.Redis
+    settings: Settings, redis_client: redis.Redis, processes: int
 ) -> None:
-    settings = settings.model_copy(update={"loyalty_shards": 4, "kafka_batch_size": 100})
+    settings = settings.model_copy(update={"loyalty_shards": 4, "kafka_batch_size": 100, "processes": processes})
     rng = random.Random(23)
     oracle = _oracle(settings)
 
