@@ -35,8 +35,8 @@ def test_a_reversal_of_spent_points_takes_them_from_other_lots_and_records_what_
 def test_two_redemptions_of_the_whole_balance_one_passes() -> None:
     book = ledger()
     book.apply([earn("T1", 0.0, 50), Tick(31 * DAY)])
-    out = book.apply([RedeemAsked("C1", "R1", 50, "web", 31 * DAY, "a"), RedeemAsked("C1", "R2", 50, "pos", 31 * DAY, "b"),
-                      RedeemAsked("C1", "R1", 50, "web", 31 * DAY, "a")])  # fmt: skip
+    first, second = RedeemAsked("C1", "R1", 50, "web", 31 * DAY, "a"), RedeemAsked("C1", "R2", 50, "pos", 31 * DAY, "b")
+    out = book.apply([first, second, first])
     assert [(d.redemption_id, d.status) for d in out.decisions] == [("R1", "accepted"), ("R2", "rejected")]
     assert book.members["C1"].balances() == (0, 0)
 

@@ -36,7 +36,7 @@ def test_the_shipped_rules_load_and_price_exactly() -> None:
                 "campaign": [{"start": "2026-01-02T00:00:00Z", "end": "2026-01-01T00:00:00Z"}],
             },
             "end must be after start",
-        ),  # fmt: skip
+        ),
     ],
 )
 def test_a_wrong_rules_document_is_refused_with_its_reason(doc: dict[str, object], message: str) -> None:
