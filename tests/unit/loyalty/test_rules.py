@@ -47,5 +47,5 @@ def test_a_wrong_rules_document_is_refused_with_its_reason(doc: dict[str, object
 def test_an_unreadable_rules_file_names_the_file(tmp_path: Path) -> None:
     bad = tmp_path / "rules.toml"
     bad.write_text("version = ")
-    with pytest.raises(ValueError, match="rules.toml"):
+    with pytest.raises(ValueError, match=r"rules\.toml"):
         EarnRules.load(bad)
