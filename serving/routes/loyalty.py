@@ -24,6 +24,7 @@ import redis.asyncio as aioredis
 from fastapi import APIRouter, Header, Path, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
+from redis.exceptions import RedisError
 
 from events.models import MAX_QTY
 from events.timestamps import rfc3339_ms
@@ -65,9 +66,15 @@ class LoyaltyDesk:
     settings: LoyaltySettings
 
     async def wait_for(self, customer_id: str, redemption_id: str, wait_s: float) -> bytes | None:
+        """The decision once readable, or None at the deadline. The request is published by now: a Redis
+        read that times out while waiting is tried again, not turned into an error (the answer would be
+        a 503 for a request that is being decided)."""
         deadline = time.perf_counter() + wait_s
         while True:
-            doc = await self.reader.decision(customer_id, redemption_id)
+            try:
+                doc = await self.reader.decision(customer_id, redemption_id)
+            except (RedisError, OSError):
+                doc = None
             if doc is not None or time.perf_counter() >= deadline:
                 return doc
             await asyncio.sleep(POLL_S)
