@@ -224,8 +224,13 @@ class _Step(StatefulBatchLogic[list[Any], Routed, bytes]):
         return groups[0] if len(groups) == 1 else [item for group in groups for item in group]
 
 
-def _resume(resume: bytes | None, make: Callable[[], Any]) -> Any:
-    return pickle.loads(resume) if resume is not None else make()
+def _resume(resume: bytes | None, make: Callable[[], Any], rules: EarnRules | None = None) -> Any:
+    """The shard's state from its snapshot, or new. The rules file in force replaces the one a snapshot
+    carries: a restart is how a changed rules file takes effect (for what is processed from then on)."""
+    state = pickle.loads(resume) if resume is not None else make()
+    if rules is not None and resume is not None:
+        state.rules = rules
+    return state
 
 
 class IdentityStage:
@@ -258,7 +263,7 @@ class BookStage:
 
     def __call__(self, resume: bytes | None) -> _BookStep:
         s = self.settings.loyalty
-        return _BookStep(_resume(resume, lambda: TxnBook(self.rules, s.txn_retention_s)), s.shards)
+        return _BookStep(_resume(resume, lambda: TxnBook(self.rules, s.txn_retention_s), self.rules), s.shards)
 
 
 class _BookStep(_Step):
@@ -285,7 +290,7 @@ class LedgerStage:
         s = self.settings.loyalty
         return _LedgerStep(
             _resume(resume, lambda: MemberLedger(self.rules, s.return_window_s, s.expiry_s, s.tier_window_s,
-                                                 s.lateness_s, s.entries_kept)),
+                                                 s.lateness_s, s.entries_kept), self.rules),
             s.shards,
             s.redemption_ttl_s,
         )  # fmt: skip

@@ -144,3 +144,17 @@ def test_malformed_members_events_are_dead_lettered_and_the_rest_goes_on() -> No
     assert [(d.source_topic, d.offset) for d in letters] == [(SETTINGS.topic(Topic.MEMBERS), 0),
                                                               (SETTINGS.topic(Topic.MEMBERS), 1)]  # fmt: skip
     assert members(out)["C1"]["pending"] == 10
+
+
+def test_a_resumed_shard_takes_the_rules_file_in_force_not_the_snapshots() -> None:
+    import pickle
+
+    from flows.loyalty_stages import BookStage, LedgerStage
+    from operators.loyalty.rules import EarnRules
+
+    old = EarnRules("old-version", {"pos": 9000})
+    for stage in (BookStage(SETTINGS), LedgerStage(SETTINGS)):
+        fresh = stage(None)
+        fresh.state.rules = old
+        resumed = stage(fresh.snapshot())
+        assert resumed.state.rules == stage.rules and resumed.state.rules.version != "old-version"
