@@ -147,7 +147,6 @@ def test_malformed_members_events_are_dead_lettered_and_the_rest_goes_on() -> No
 
 
 def test_a_resumed_shard_takes_the_rules_file_in_force_not_the_snapshots() -> None:
-    import pickle
 
     from flows.loyalty_stages import BookStage, LedgerStage
     from operators.loyalty.rules import EarnRules
