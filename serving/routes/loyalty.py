@@ -6,10 +6,11 @@ pending, tier, rolling spend, the last ledger entries). `POST .../redemptions` w
 before anything is answered) and waits up to `OMNISTREAM_LOYALTY_REDEMPTION_WAIT_MS` for the
 flow's decision: 201 accepted, 409 `insufficient_points` (refused by the flow, in event order),
 or 202 while still undecided (then `GET .../redemptions/{redemption_id}`). A retry with the same
-key publishes nothing new (the redemption id is derived from the key) and gets the same answer.
+key publishes the same event again (the redemption id is derived from the key; the flow drops a
+decided one) and gets the same answer: the decision.
 
-Refused before publishing, and not remembered under the key: an unknown member (404), points
-above the balance the API can see (409 `insufficient_points`), bad points or body (422).
+Refused before publishing, and not remembered under the key: an unknown member (404), bad points
+or body (422).
 """
 
 from __future__ import annotations
@@ -144,7 +145,7 @@ async def redeem(
             return _answer(decided, customer_id, redemption_id)
     else:
         member = await loyalty.reader.member(customer_id)
-        refusal = _precheck(member, customer_id, body.points)
+        refusal = _precheck(member, customer_id)
         if refusal is not None:
             await release(loyalty.redis, store_key)
             return refusal
@@ -159,12 +160,14 @@ async def redeem(
     return _answer(await loyalty.wait_for(customer_id, redemption_id, wait_s), customer_id, redemption_id)
 
 
-def _precheck(member: bytes | None, customer_id: str, points: int) -> Response | None:
+def _precheck(member: bytes | None, customer_id: str) -> Response | None:
+    """Refuse a member the flow never saw, before anything is published (the only refusal not the flow's).
+
+    The balance is not checked here: the flow decides every redemption of a known member, so that a
+    key's answer is always its redemption's decision, whatever retries and timeouts came between.
+    """
     if member is None:
         return error_response(404, "not_found", f"no loyalty account for customer {customer_id!r}")
-    available = int(orjson.loads(member)["available"])
-    if points > available:
-        return error_response(409, "insufficient_points", f"points: {points} asked, {available} available")
     return None
 
 

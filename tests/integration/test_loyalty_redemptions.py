@@ -126,12 +126,9 @@ def test_twenty_racing_redemptions_of_one_balance_exactly_one_wins_and_retries_r
     entries = [e for e in _ledger_entries(settings) if e["customer_id"] == "C-RACE"]
     redeemed = [e for e in entries if e["kind"] == "redeem"]
     assert [e["points"] for e in redeemed] == [-100]
-    # 19 refusals reached the flow (published before the answer was known), or were refused before it.
-    assert (
-        len({e["entry_id"] for e in entries})
-        == len(entries)
-        == 2 + 1 + statuses.count(409) - sum(1 for r in refused if "redemption" not in r)
-    )
+    # Every refusal is the flow's decision, recorded once: earn, mature, one redeem, 19 refusals.
+    assert all("redemption" in r and r["redemption"]["status"] == "rejected" for r in refused)
+    assert len({e["entry_id"] for e in entries}) == len(entries) == 2 + 1 + 19
 
 
 def test_bad_redemptions_get_clear_4xx_and_change_nothing(
@@ -176,5 +173,12 @@ def test_bad_redemptions_get_clear_4xx_and_change_nothing(
     assert (read.status_code, read.json()) == (201, decision)
     member = httpx.get(f"{base}/v1/loyalty/C-BAD").json()
     assert (member["available"], member["redeemed"], member["tier"]) == (20, 10, "member")
-    assert [e["kind"] for e in member["entries"]][:3] == ["redeem", "mature", "earn"]
+    # The over-balance request was the flow's to refuse: an entry, no movement.
+    assert [(e["kind"], e["points"]) for e in member["entries"]] == [
+        ("redeem", -10),
+        ("redeem_rejected", 0),
+        ("mature", 30),
+        ("earn", 30),
+    ]
+    assert cases["over balance"].json()["redemption"]["reason"] == "insufficient_points"
     assert httpx.get(f"{base}/v1/loyalty/C-NOBODY").status_code == 404
