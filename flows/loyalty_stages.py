@@ -36,6 +36,7 @@ from flows.decoding import BatchDecoder
 from flows.kafka_source import KafkaRecord
 from flows.keyed import RouterPerThread
 from flows.metrics import DUPLICATES, LOYALTY_ENTRIES, LOYALTY_REDEMPTIONS
+from flows.rules_watch import resolve_rules_path
 from flows.sinks import TopicRecord
 from omnistream.settings import Settings
 from operators.keyed_shards import ShardBatch, ShardRouter
@@ -206,7 +207,9 @@ class Decoder(BatchDecoder[Routed]):
 
 
 def load_rules(settings: Settings) -> EarnRules:
-    return EarnRules.load(settings.loyalty.rules_path)
+    """The earn rules file; a relative path that does not exist here is looked up in the checkout, as the
+    fraud rules' (`flows.rules_watch.resolve_rules_path`), so the default works from any directory."""
+    return EarnRules.load(resolve_rules_path(settings.loyalty.rules_path))
 
 
 class _Step(StatefulBatchLogic[list[Any], Routed, bytes]):
