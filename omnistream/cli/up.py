@@ -123,11 +123,8 @@ def _loyalty_examples(api_base: str, workload: Workload) -> list[str]:
     """A member of the simulated stream's first store sales (their balance fills first), and attribution."""
     import orjson
 
-    from events.timestamps import rfc3339_ms
-
     member = next((orjson.loads(r.value).get("customer_id") for r in workload.records(200_000)
                    if r.topic is Topic.POS and b'"customer_id"' in r.value), None)  # fmt: skip
-    first_day, last_day = rfc3339_ms(workload.start_ts)[:10], rfc3339_ms(workload.start_ts + 29 * 86_400.0)[:10]
     out = [f"curl -s {api_base}/v1/loyalty/{member}"] if member else []
-    out.append(f"curl -s '{api_base}/v1/attribution?model=markov&by=campaign&from={first_day}&to={last_day}'")
+    out.append(f"curl -s '{api_base}/v1/attribution?model=markov&by=campaign'")  # the last 30 days
     return out
