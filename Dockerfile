@@ -52,15 +52,18 @@ RUN groupadd --system --gid 10001 omnistream \
 COPY --from=build /opt/venv /opt/venv
 # The fraud flow's rules file (reloaded live when it changes: mount a newer one over it).
 COPY deploy/fraud/rules.toml /etc/omnistream/fraud/rules.toml
+# The loyalty flow's earn rules (read when the flow starts).
+COPY deploy/loyalty/rules.toml /etc/omnistream/loyalty/rules.toml
 
 ENV OMNISTREAM_RECOVERY_DIR=/var/lib/omnistream/recovery \
-    OMNISTREAM_FRAUD_RULES_PATH=/etc/omnistream/fraud/rules.toml
+    OMNISTREAM_FRAUD_RULES_PATH=/etc/omnistream/fraud/rules.toml \
+    OMNISTREAM_LOYALTY_RULES_PATH=/etc/omnistream/loyalty/rules.toml
 
 WORKDIR /home/omnistream
 USER 10001:10001
 
 # 8000: API (`omnistream serve`, /metrics on the same port); flow metrics: 9108 inventory, 9124 recommend,
-# 9140 fraud (base + 16 x the flow's position + the process index).
-EXPOSE 8000 9108 9124 9140
+# 9140 fraud, 9156 merchandising, 9172 customers, 9188 loyalty, 9204 attribution (base + 16 x the flow's position + the process index).
+EXPOSE 8000 9108 9124 9140 9156 9172 9188 9204
 
 CMD ["omnistream", "--help"]

@@ -34,6 +34,7 @@ SignedQty = Annotated[int, Meta(ge=-MAX_QTY, le=MAX_QTY)]
 Money = Annotated[float, Meta(ge=0)]
 Country = Annotated[str, Meta(pattern="^[A-Z]{2}$")]
 Currency = Annotated[str, Meta(pattern="^[A-Z]{3}$")]
+Tag = Annotated[str, Meta(min_length=1, max_length=256)]
 
 
 class Envelope(Struct, tag_field="type", kw_only=True, frozen=True):
@@ -90,6 +91,14 @@ class _Click(Envelope, kw_only=True, frozen=True):
     user_id: Id | None = None
     device_id: Id | None = None
     ip_country: Country | None = None
+    # Campaign tags of the visit (the landing page's UTM parameters) and the referring page, on any
+    # clickstream event that carries them: the attribution flow's touchpoints (docs/attribution.md).
+    utm_source: Tag | None = None
+    utm_medium: Tag | None = None
+    utm_campaign: Tag | None = None
+    utm_content: Tag | None = None
+    utm_term: Tag | None = None
+    referrer: Annotated[str, Meta(max_length=2048)] | None = None
 
 
 class PageView(_Click, tag="page_view", kw_only=True, frozen=True):
@@ -318,7 +327,40 @@ class Consent(Envelope, tag="consent", kw_only=True, frozen=True):
 
 CustomerEvent = Consent
 
-Event = CatalogEvent | ClickEvent | PosEvent | InventoryEvent | LabelEvent | CustomerEvent
+
+# --- omni.members (loyalty) -------------------------------------------------
+
+
+class IdentityLink(Envelope, tag="identity_link", kw_only=True, frozen=True):
+    """A web/app account `user_id` was joined to the loyalty member `customer_id` (log-in with the card).
+
+    From then on the account's online purchases earn points and its campaign clicks count for
+    the member's store sales too. A link holds for good: an account belongs to one member.
+    """
+
+    user_id: Id
+    customer_id: Id
+    channel: Literal["web", "app", "pos"]
+
+
+class Redemption(Envelope, tag="redemption", kw_only=True, frozen=True):
+    """A member asked to spend `points` (published by `POST /v1/loyalty/{customer_id}/redemptions`).
+
+    The loyalty flow decides it in its customer's event order: accepted only if the available
+    balance covers it, so two racing requests for the whole balance cannot both pass.
+    `redemption_id` is the request's idempotency identity: a retry carries the same one.
+    """
+
+    customer_id: Id
+    redemption_id: Id
+    points: PositiveQty
+    channel: Literal["web", "app", "pos"]
+    order_ref: Id | None = None
+
+
+MembersEvent = IdentityLink | Redemption
+
+Event = CatalogEvent | ClickEvent | PosEvent | InventoryEvent | LabelEvent | CustomerEvent | MembersEvent
 
 
 def event_type(event: Event) -> str:

@@ -39,6 +39,7 @@ from events.models import (
     Envelope,
     FraudLabel,
     Fulfilment,
+    IdentityLink,
     OrderCancel,
     PageView,
     PaymentResult,
@@ -47,6 +48,7 @@ from events.models import (
     ProductView,
     Purchase,
     Receipt,
+    Redemption,
     RemoveFromCart,
     Return,
     Sale,
@@ -64,6 +66,7 @@ TOPIC_KEYS: dict[Topic, tuple[str, ...]] = {
     Topic.INVENTORY: ("sku",),
     Topic.LABELS: ("txn_id", "order_id"),
     Topic.CUSTOMERS: ("customer_id",),
+    Topic.MEMBERS: ("customer_id",),
 }
 """The contract's message key of each input topic: payload fields, the first one present wins.
 
@@ -186,6 +189,10 @@ REGISTRY = Registry(
               "sim.journeys:CustomerJourneys.journey"),
     EventType(Consent, Topic.CUSTOMERS, "A customer's marketing consent changed (no triggered messages when false).",
               "sim.journeys:CustomerJourneys.consent"),
+    EventType(IdentityLink, Topic.MEMBERS, "A web/app account was joined to a loyalty member.",
+              "sim.loyalty:Members.link", key=("user_id",)),
+    EventType(Redemption, Topic.MEMBERS, "A member asked to spend loyalty points (the flow decides).",
+              "sim.loyalty:Members.redeem"),
 )  # fmt: skip
 """Every input event type of contract v1, grouped by topic in the order topics are created."""
 

@@ -25,6 +25,9 @@ class Topic(StrEnum):
     CUSTOMERS = "customers"
     AVAILABILITY = "availability"
     TRIGGERS = "triggers"
+    MEMBERS = "members"
+    LOYALTY = "loyalty"
+    ATTRIBUTION = "attribution"
 
     def named(self, prefix: str) -> str:
         """The topic's full name under `prefix` (`omni.` gives `omni.pos`)."""
@@ -40,10 +43,20 @@ class Topic(StrEnum):
 
 INPUT_TOPICS: tuple[Topic, ...]
 """The topics that carry input events, from the event registry (`events.registry.INPUT_TOPICS`)."""
-OUTPUT_TOPICS: tuple[Topic, ...] = (Topic.ALERTS, Topic.DLQ, Topic.SUGGESTIONS, Topic.AVAILABILITY, Topic.TRIGGERS)
+OUTPUT_TOPICS: tuple[Topic, ...] = (
+    Topic.ALERTS,
+    Topic.DLQ,
+    Topic.SUGGESTIONS,
+    Topic.AVAILABILITY,
+    Topic.TRIGGERS,
+    Topic.LOYALTY,
+    Topic.ATTRIBUTION,
+)
 """`suggestions`: the merchandising flow's transfer and markdown suggestions (docs/merchandising.md).
 `availability`: the inventory flow's sellable flips per SKU and location, read by the customers flow.
-`triggers`: the customers flow's marketing triggers (docs/customers.md)."""
+`triggers`: the customers flow's marketing triggers (docs/customers.md).
+`loyalty`: the loyalty flow's ledger entries (docs/loyalty.md).
+`attribution`: the attribution flow's per-order credits (docs/attribution.md)."""
 FEEDBACK_TOPICS: tuple[Topic, ...] = (Topic.REC_SERVED,)
 """Written by the API (each recommendation answer it served), read by the recommendation flow."""
 

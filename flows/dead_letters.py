@@ -21,6 +21,7 @@ DEAD_LETTER_OWNER: dict[Topic, str] = {
     Topic.LABELS: "fraud",
     Topic.CUSTOMERS: "customers",
     Topic.AVAILABILITY: "customers",
+    Topic.MEMBERS: "loyalty",
 }
 
 

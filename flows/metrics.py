@@ -84,6 +84,16 @@ LATE_EVENTS = Counter(
     "Events older than the flow's watermark when they arrived: applied, but too late to cancel a trigger.",
     ["flow"],
 )
+LOYALTY_ENTRIES = Counter(
+    "omnistream_loyalty_entries_total",
+    "Loyalty ledger entries, by kind (earn, adjust, mature, expire, redeem, redeem_rejected).",
+    ["flow", "kind"],
+)
+LOYALTY_REDEMPTIONS = Counter(
+    "omnistream_loyalty_redemptions_total",
+    "Redemption requests decided, by status and reason (insufficient_points, unknown_customer; none when accepted).",
+    ["flow", "status", "reason"],
+)
 STATE_ENTITIES = Gauge(
     "omnistream_flow_state_entities",
     "Entities held in a flow's state in this process, by stage (SKU ledgers, till transactions, cards, ...).",

@@ -15,10 +15,20 @@ FLOWS: dict[str, str] = {
     "fraud": "flows.fraud",
     "merchandising": "flows.merchandising",
     "customers": "flows.customers",
+    "loyalty": "flows.loyalty",
+    "attribution": "flows.attribution",
 }
 """Every flow by name and module, in a fixed order: a flow's position sets its metrics ports (flows.metrics)."""
 
-STATE_FORMATS: dict[str, int] = {"inventory": 2, "recommend": 2, "fraud": 3, "merchandising": 1, "customers": 1}
+STATE_FORMATS: dict[str, int] = {
+    "inventory": 2,
+    "recommend": 2,
+    "fraud": 3,
+    "merchandising": 1,
+    "customers": 1,
+    "loyalty": 1,
+    "attribution": 1,
+}
 """The layout of each flow's recovery snapshots. Bump it when a flow's keyed state changes
 shape, so that recovery state written by an older release is refused with a clear message, not misread.
 inventory 2: ledgers in shards of SKUs (`flows.inventory.LEDGER_SHARDS`), till journals in MessagePack.
@@ -26,7 +36,9 @@ recommend 2: shards keyed `<stage>:<n>` (`operators.keyed_shards`).
 fraud 2: stages keyed by typed shard batches (`operators.keyed_shards`), in-flight payments as msgspec records.
 fraud 3: payments awaiting labels in columnar day blocks (`operators.fraud.pending`), labels with their offsets.
 merchandising 1: pickled shards of `operators.merch.sku_merch.SkuMerch` keyed `sku:<n>`, till journals by store.
-customers 1: customer shards of packed states (`operators.customers.shard`), stock watches and gates pickled."""
+customers 1: customer shards of packed states (`operators.customers.shard`), stock watches and gates pickled.
+loyalty 1: identity, book and ledger shards keyed `<stage>:<n>`, each one pickled `operators.loyalty` object.
+attribution 1: actor and member shards keyed `<stage>:<n>` and one `totals` key, pickled `operators.attribution`."""
 
 GENERATION_ENV = "OMNISTREAM_FLOW_GENERATION"
 """The lineage of flow state a run without recovery shares across its processes (`flows.launcher`)."""

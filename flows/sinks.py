@@ -11,6 +11,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import msgspec
@@ -37,7 +38,24 @@ from state.pipeline_scripts import run_pipeline
 from state.stock_writer import StockWriter
 from state.stream_writer import StreamWriter
 
-FlowRecord = SkuStock | FencedDoc | Alert | DeadLetter | Suggestion | CustomerDoc | Trigger | AvailabilityChange
+
+@dataclass(frozen=True, slots=True)
+class TopicRecord:
+    """A record for an output topic only (`omni.loyalty` ledger entries, `omni.attribution` credits).
+
+    At least once, like alerts: `key` keeps one entity's records in order on one partition,
+    and the body carries an id derived from its cause, so consumers drop the repeats a
+    recovery replay re-sends.
+    """
+
+    topic: Topic
+    key: str
+    body: bytes
+
+
+FlowRecord = (
+    SkuStock | FencedDoc | Alert | DeadLetter | Suggestion | CustomerDoc | Trigger | AvailabilityChange | TopicRecord
+)
 _TRIGGER_ENCODER = msgspec.json.Encoder()
 log = logging.getLogger(__name__)
 
@@ -76,6 +94,7 @@ class _RecordSinkPartition(StatelessSinkPartition[FlowRecord]):
         self._suggestions_topic = settings.topic(Topic.SUGGESTIONS)
         self._triggers_topic = settings.topic(Topic.TRIGGERS)
         self._availability_topic = settings.topic(Topic.AVAILABILITY)
+        self._topic_names = {topic: settings.topic(topic) for topic in Topic}
 
     def write_batch(self, items: list[FlowRecord]) -> None:
         stocks: list[SkuStock] = []
@@ -88,8 +107,12 @@ class _RecordSinkPartition(StatelessSinkPartition[FlowRecord]):
         letter_reasons: Counter[tuple[str, str]] = Counter()
         suggestions: list[tuple[str, bytes]] = []
         produce = self._producer.produce
+        produced = 0
         for item in items:
-            if type(item) is SkuStock:
+            if type(item) is TopicRecord:
+                self._producer.produce(self._topic_names[item.topic], item.body, key=item.key)
+                produced += 1
+            elif type(item) is SkuStock:
                 stocks.append(item)
             elif type(item) is FencedDoc:
                 docs.append(item)
@@ -129,7 +152,7 @@ class _RecordSinkPartition(StatelessSinkPartition[FlowRecord]):
         n_replies, n_state, replies = self._write_redis(stocks, docs, alerts, letters, customers, triggers)
         written_at = time.time()
         REDIS_WRITE_SECONDS.labels(self._flow).observe(time.perf_counter() - started)
-        if alerts or letters or suggestions or triggers or len(self._producer):
+        if alerts or letters or suggestions or triggers or produced or len(self._producer):
             self._flush_kafka()
 
         if n_state:
@@ -193,7 +216,8 @@ class _RecordSinkPartition(StatelessSinkPartition[FlowRecord]):
 
 
 class RecordSink(DynamicSink[FlowRecord]):
-    """Writes `SkuStock` and `FencedDoc` (fenced), `Alert`, `DeadLetter` and suggestion records of a flow.
+    """Writes `SkuStock`, `FencedDoc` and customer documents (fenced), `Alert`, `DeadLetter`, suggestion, trigger,
+    availability and `TopicRecord` records of a flow.
 
     Suggestions (`events.suggestions`) go to `omni.suggestions` only, keyed by
     `suggestion_id`; their Redis side is the flow's fenced documents.

@@ -388,6 +388,59 @@ class CustomersSettings(_Group):
         return tuple(float(days) * 86_400.0 for days in self.windows_days.split(","))
 
 
+class LoyaltySettings(_Group):
+    """The loyalty ledger (`flows/loyalty.py`) and the loyalty API (docs/loyalty.md). Windows are event time."""
+
+    rules_path: Path = Field(
+        Path("deploy/loyalty/rules.toml"), description="Earn rules (TOML): points per unit per channel, multipliers."
+    )
+    shards: int = Field(
+        8, ge=1, le=4096, description="Keyed shards per loyalty stage (accounts, transactions, members)."
+    )
+    return_window_s: float = Field(
+        30 * 86_400.0, ge=0, description="Points stay pending this long after a purchase (returns take them back)."
+    )
+    expiry_s: float = Field(365 * 86_400.0, gt=0, description="Spendable points expire this long after maturing.")
+    tier_window_s: float = Field(365 * 86_400.0, gt=0, description="Rolling window of spend that sets the tier.")
+    link_lookback_s: float = Field(
+        30 * 86_400.0, ge=0, description="An online order placed this long before its account's link still earns."
+    )
+    txn_retention_s: float = Field(
+        120 * 86_400.0, ge=3_600.0, description="A transaction is kept this long for its returns, voids and cancels."
+    )
+    tick_s: float = Field(60.0, gt=0, description="Event-time spacing of the clock that matures and expires points.")
+    lateness_s: float = Field(
+        3_600.0, ge=0, description="The ledger's clock runs this far behind the newest event time (late returns)."
+    )
+    entries_kept: int = Field(20, ge=1, le=500, description="Recent ledger entries per member in its document.")
+    redemption_ttl_s: float = Field(
+        30 * 86_400.0, gt=0, description="How long a redemption's decision stays readable (and its Idempotency-Key)."
+    )
+    redemption_wait_ms: int = Field(
+        2_000, ge=0, le=30_000, description="How long POST /v1/loyalty/.../redemptions waits for the decision."
+    )
+
+
+class AttributionSettings(_Group):
+    """Campaign attribution (`flows/attribution.py`, `GET /v1/attribution`, docs/attribution.md). Event time."""
+
+    shards: int = Field(8, ge=1, le=4096, description="Keyed shards per attribution stage (actors, members).")
+    lookback_s: float = Field(
+        30 * 86_400.0,
+        gt=0,
+        description="Touchpoints this long before a conversion count; older ones leave unconverted.",
+    )
+    half_life_s: float = Field(7 * 86_400.0, gt=0, description="Half-life of a touchpoint's weight (time decay).")
+    tick_s: float = Field(60.0, gt=0, description="Event-time spacing of the clock that closes abandoned journeys.")
+    max_paths: int = Field(
+        5_000, ge=10, description="Distinct paths kept per day and dimension; more are counted as '(other paths)'."
+    )
+    api_cache_s: float = Field(
+        2.0, ge=0, le=60, description="Seconds the API reuses a computed attribution answer (0: never)."
+    )
+    max_days: int = Field(92, ge=1, le=400, description="Longest from..to range GET /v1/attribution accepts (days).")
+
+
 class Settings(BaseSettings):
     """Every knob of Omnistream, grouped per component, with the environment variable that sets it.
 
@@ -417,6 +470,8 @@ class Settings(BaseSettings):
     rec: RecSettings = Field(default_factory=RecSettings)
     merch: MerchSettings = Field(default_factory=MerchSettings)
     customers: CustomersSettings = Field(default_factory=CustomersSettings)
+    loyalty: LoyaltySettings = Field(default_factory=LoyaltySettings)
+    attribution: AttributionSettings = Field(default_factory=AttributionSettings)
 
     # --- no one component's: every flow's topology and snapshots, the inventory flow's windows, logging.
     # Their variables name no component, and pydantic-settings reads a group's fields only as

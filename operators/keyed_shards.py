@@ -147,6 +147,25 @@ class ShardRouter(Generic[S, T]):
             else:
                 group.append(item)
 
+    def add_to_every(self, stage: S, item: T) -> None:
+        """Send `item` to every shard of `stage` (a clock tick, a catalog fact every shard needs).
+
+        >>> class Stage(StrEnum):
+        ...     BOOK = "book"
+        >>> router: ShardRouter[Stage, str] = ShardRouter(shards=2)
+        >>> router.add_to_every(Stage.BOOK, "tick")
+        >>> [(b.shard, b.items) for b in router.drain()]
+        [('book:0', ['tick']), ('book:1', ['tick'])]
+        """
+        self.shard_of(stage, "")  # builds the stage's shard names once
+        for shard in self._names[stage]:
+            group = self._groups.get(shard)
+            if group is None:
+                self._groups[shard] = [item]
+                self._stage_of[shard] = stage
+            else:
+                group.append(item)
+
     def add_all_to_single(self, stage: S, items: Sequence[T]) -> None:
         """`add_to_single` for a whole batch, in order."""
         if items:

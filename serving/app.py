@@ -22,11 +22,25 @@ from serving.errors import install_error_handlers
 from serving.fast_path import StockFastPath
 from serving.rec_fast_path import RecommendationsFastPath
 from serving.rec_served import ServedPublisher
-from serving.routes import alerts, customers, experiments, health, inventory, recommendations, scores, suggestions
+from serving.routes import (
+    alerts,
+    attribution,
+    customers,
+    experiments,
+    health,
+    inventory,
+    loyalty,
+    recommendations,
+    scores,
+    suggestions,
+)
 from serving.routes.recommendations import Recommender
+from state.attribution_reader import AttributionReader
 from state.connection import connect_async
 from state.customer_reader import CustomerReader
 from state.fraud_reader import FraudReader
+from state.loyalty_reader import LoyaltyReader
+from state.loyalty_requests import RequestLog
 from state.rec_reader import RecReader
 from state.suggestion_reader import SuggestionReader
 
@@ -64,10 +78,20 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         settings.rec.experiment_salt,
     )
     app.state.suggestion_reader = SuggestionReader(client)
+    app.state.loyalty = loyalty.LoyaltyDesk(
+        LoyaltyReader(client),
+        RequestLog(settings.kafka.brokers, settings.topic(Topic.MEMBERS)),
+        client,
+        settings.loyalty,
+    )
+    app.state.attribution = attribution.AttributionDesk(
+        AttributionReader(client), settings.attribution.api_cache_s, settings.attribution.max_days
+    )
     freeze_startup_objects()
     try:
         yield
     finally:
+        app.state.loyalty.requests.close()
         app.state.metrics.registry.unregister(publisher)
         publisher.flush(2.0)
         await stream_client.aclose()
@@ -106,6 +130,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(customers.customers_router)
     app.include_router(customers.segments_router)
     app.include_router(customers.triggers_router)
+    app.include_router(loyalty.router)
+    app.include_router(attribution.router)
     app.include_router(health.router)
     app.include_router(metrics.router)
     # Added last-but-one so the metrics middleware (added last, hence outermost) counts

@@ -37,6 +37,7 @@ _FOREIGN_TYPE = {
     Topic.INVENTORY: "product_upsert",
     Topic.LABELS: "page_view",
     Topic.CUSTOMERS: "sale",
+    Topic.MEMBERS: "sale",
 }
 
 

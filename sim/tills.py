@@ -14,6 +14,7 @@ from events.topics import Topic
 from sim.catalog import Product
 from sim.fraud import FraudCase, FraudDesk
 from sim.incidents import IncidentPlan
+from sim.loyalty import Members
 from sim.run import MOVEMENT, Effect, Run
 from sim.shoppers import Shopper, card_token
 
@@ -56,9 +57,11 @@ class Tills:
         legit_manual_rate: float = 0.0,
         incidents: IncidentPlan | None = None,
         loyalty_scan_miss_rate: float = 0.0,
+        members: Members | None = None,
     ) -> None:
         self.run = run
         self.fraud = fraud
+        self.members = members
         self.void_rate = void_rate
         self.early_void_rate = early_void_rate
         self.loyalty_rate = loyalty_rate
@@ -97,6 +100,8 @@ class Tills:
         lines = self._basket(store, 1 + int(random() ** 2 * 8), category)
         if lines:
             self._sale(store, lines, payment, customer_id, t, fraud=False)
+            if customer_id is not None and self.members is not None:
+                self.members.redeem(t + 1.0, customer_id, "pos", online=False)
 
     def fraud_sale(self, t: float) -> None:
         """A stolen card keyed in by hand for expensive goods."""

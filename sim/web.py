@@ -15,6 +15,7 @@ from typing import Any
 from events.topics import Topic
 from sim.catalog import Product
 from sim.fraud import FRAUD_COUNTRIES, FraudCase, FraudDesk
+from sim.loyalty import Campaigns, Members
 from sim.run import Run
 from sim.shoppers import Shopper, card_token
 from sim.stockroom import Stockroom
@@ -43,9 +44,18 @@ class WebShop:
     """
 
     def __init__(
-        self, run: Run, stockroom: Stockroom, fraud: FraudDesk, early_order_rate: float, anonymous_rate: float = 0.3
+        self,
+        run: Run,
+        stockroom: Stockroom,
+        fraud: FraudDesk,
+        early_order_rate: float,
+        anonymous_rate: float = 0.3,
+        members: Members | None = None,
+        campaigns: Campaigns | None = None,
     ) -> None:
         self.run = run
+        self.members = members
+        self.campaigns = campaigns
         self.stockroom = stockroom
         self.fraud = fraud
         self.early_order_rate = early_order_rate
@@ -74,11 +84,15 @@ class WebShop:
             common["device_id"] = shopper.device_id
             common["ip_country"] = shopper.country
             key = shopper.user_id.encode()
+            if self.members is not None:
+                self.members.link(t, shopper)
+                self.members.redeem(t, shopper.user_id, shopper.channel, online=True)
 
         emit = run.emit
         clicks = Topic.CLICKSTREAM
         path = f"/c/{category}" if random() < 0.5 else run.pick(_PAGES)
-        emit(clicks, key, "page_view", t, {"path": path}, None, (), common)
+        tags = self.campaigns.tags() if self.campaigns is not None else {}
+        emit(clicks, key, "page_view", t, {"path": path, **tags} if tags else {"path": path}, None, (), common)
         if random() < 0.4:
             t += 2.0 + 13.0 * random()
             emit(clicks, key, "search", t, {"query": category.replace("-", " ")}, None, (), common)
@@ -102,12 +116,12 @@ class WebShop:
             product, qty = cart.pop(run.pick(list(cart)))
             t += run.uniform(2.0, 30.0)
             emit(clicks, key, "remove_from_cart", t, {"sku": product.sku, "qty": qty}, None, (), common)
-        if not cart or random() >= 0.5:
+        if not cart or (random() >= 0.5 and not self._lifted(tags)):
             return
         lines = list(cart.values())
         t += run.uniform(5.0, 60.0)
         emit(clicks, key, "checkout_started", t, {"cart_value": _total(lines)}, None, (), common)
-        if random() < 0.7:
+        if random() < 0.7 or self._lifted(tags):
             t += run.uniform(20.0, 180.0)
             if shopper is None:
                 payment = {"method": "card", "card_token": card_token(run.rng), "card_bin": "411111"}
@@ -119,6 +133,9 @@ class WebShop:
                 location_id = shopper.home_store if pickup else shopper.warehouse
                 self._recent_buyers.append(shopper)
             self._purchase(key, common, lines, payment, location_id, common["ip_country"], t, fraud=False)
+
+    def _lifted(self, tags: dict[str, Any]) -> bool:
+        return self.campaigns is not None and bool(tags) and self.campaigns.lifted(tags)
 
     def fraud_burst(self, t: float) -> None:
         """Card testing: a stolen card tries small orders, then large ones, from abroad, within minutes."""

@@ -20,6 +20,7 @@ from sim.fraud import FraudCase, FraudDesk
 from sim.incidents import IncidentPlan, IncidentWindow
 from sim.journeys import CustomerJourneys
 from sim.keys import key_for
+from sim.loyalty import Campaigns, Members
 from sim.malformed import KINDS, corrupt
 from sim.merchandising import Merchandising
 from sim.record import SimRecord
@@ -105,6 +106,10 @@ class Workload:
         left, declined payments recovered or not, shoppers who lapse and come back).
     consent_rate
         Marketing-consent changes per activity.
+    campaign_rate
+        Share of web sessions arriving from a campaign (UTM tags) or a referral (`sim.loyalty.Campaigns`).
+    campaign_lift
+        How much more often sessions of the planted campaign (`sim.loyalty.PLANTED_CAMPAIGN`) buy.
 
     Examples
     --------
@@ -142,6 +147,8 @@ class Workload:
         incident_start_s: float = 1800.0,
         customer_journey_rate: float = 0.0,
         consent_rate: float = 0.0,
+        campaign_rate: float = 0.45,
+        campaign_lift: float = 0.6,
     ) -> None:
         if events_per_s <= 0:
             raise ValueError(f"events_per_s must be positive, got {events_per_s}")
@@ -169,6 +176,8 @@ class Workload:
         self.incident_start_s = incident_start_s
         self.customer_journey_rate = customer_journey_rate
         self.consent_rate = consent_rate
+        self.campaign_rate = campaign_rate
+        self.campaign_lift = campaign_lift
 
         self.catalog = Catalog(seed=seed, n_skus=n_skus, n_stores=n_stores, n_warehouses=n_warehouses)
         self.shoppers: list[Shopper] = make_shoppers(seed, n_users, self.catalog)
@@ -218,8 +227,10 @@ class Workload:
             legit_manual_rate=self.legit_manual_rate,
             incidents=plan,
             loyalty_scan_miss_rate=self.loyalty_scan_miss_rate,
+            members=(members := Members(run)),
         )
-        web = WebShop(run, stockroom, fraud, self.early_order_rate)
+        web = WebShop(run, stockroom, fraud, self.early_order_rate, members=members,
+                      campaigns=Campaigns(self.seed, self.campaign_rate, self.campaign_lift))  # fmt: skip
         journeys = CustomerJourneys(run, tills)
 
         merchandising = Merchandising(run)

@@ -120,6 +120,29 @@ def suggestion_skus(kind: str) -> str:
     return f"{NAMESPACE}:suggest:{kind}:skus"
 
 
+# --- loyalty (written by the loyalty flow and the redemption API, read by the API) ------
+
+
+def loyalty_member(customer_id: str) -> str:
+    """Fenced hash: a member's balances, tier and recent ledger entries (`GET /v1/loyalty/{customer_id}`)."""
+    return f"{NAMESPACE}:loyalty:{{{customer_id}}}"
+
+
+def loyalty_redemption(customer_id: str, redemption_id: str) -> str:
+    """Fenced hash (expires): the flow's decision on one redemption request, in its member's slot."""
+    return f"{NAMESPACE}:loyalty:{{{customer_id}}}:redemption:{redemption_id}"
+
+
+def loyalty_idempotency(customer_id: str, idempotency_key: str) -> str:
+    """String (expires): the redemption a POST's `Idempotency-Key` stands for, with its request's fingerprint."""
+    return f"{NAMESPACE}:loyalty:{{{customer_id}}}:idem:{idempotency_key}"
+
+
+def attribution_day(day: str) -> str:
+    """Fenced hash: one day's conversions, heuristic credits and path counts (`GET /v1/attribution`)."""
+    return f"{NAMESPACE}:attr:day:{{{day}}}"
+
+
 def namespace_pattern() -> str:
     """Pattern matching every key Omnistream owns (for clearing a development database)."""
     return f"{NAMESPACE}:*"

@@ -113,6 +113,18 @@ def _summary(run: LocalRun, workload: Workload, *, api: bool, simulate: bool, ra
             f"curl -s {run.api_base}/v1/inventory/{sku}",
             f"curl -s {run.api_base}/v1/inventory/{sku}/locations/{store}",
             f"curl -s '{run.api_base}/v1/inventory?skus={sku},{other}'",
+            *_loyalty_examples(run.api_base, workload),
         ]
         body += [Text(""), Text("Try", style="bold"), *(Text(line) for line in examples)]
     return Panel(Group(*body), title="omnistream up", border_style="cyan", expand=False)
+
+
+def _loyalty_examples(api_base: str, workload: Workload) -> list[str]:
+    """A member of the simulated stream's first store sales (their balance fills first), and attribution."""
+    import orjson
+
+    member = next((orjson.loads(r.value).get("customer_id") for r in workload.records(200_000)
+                   if r.topic is Topic.POS and b'"customer_id"' in r.value), None)  # fmt: skip
+    out = [f"curl -s {api_base}/v1/loyalty/{member}"] if member else []
+    out.append(f"curl -s '{api_base}/v1/attribution?model=markov&by=campaign'")  # the last 30 days
+    return out

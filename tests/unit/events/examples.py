@@ -16,6 +16,7 @@ from events.models import (
     Count,
     FraudLabel,
     Fulfilment,
+    IdentityLink,
     OrderCancel,
     PageView,
     PaymentResult,
@@ -24,6 +25,7 @@ from events.models import (
     ProductView,
     Purchase,
     Receipt,
+    Redemption,
     RemoveFromCart,
     Return,
     Sale,
@@ -123,9 +125,23 @@ EXAMPLES: list[tuple[Topic, dict[str, Any], type]] = [
         PaymentResult,
     ),
     (Topic.CUSTOMERS, envelope("consent", customer_id="cust-1", marketing=False, source="web"), Consent),
+    (Topic.MEMBERS, envelope("identity_link", user_id="user-1", customer_id="cust-1", channel="web"), IdentityLink),
+    (
+        Topic.MEMBERS,
+        envelope("redemption", customer_id="cust-1", redemption_id="rd_1", points=200, channel="web", order_ref="O1"),
+        Redemption,
+    ),
 ]
 
-INPUT_TOPICS = (Topic.CATALOG, Topic.CLICKSTREAM, Topic.POS, Topic.INVENTORY, Topic.LABELS, Topic.CUSTOMERS)
+INPUT_TOPICS = (
+    Topic.CATALOG,
+    Topic.CLICKSTREAM,
+    Topic.POS,
+    Topic.INVENTORY,
+    Topic.LABELS,
+    Topic.CUSTOMERS,
+    Topic.MEMBERS,
+)
 
 
 def example(type_: str) -> dict[str, Any]:

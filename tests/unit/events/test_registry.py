@@ -76,9 +76,11 @@ def test_message_keys_are_the_contracts() -> None:
         Topic.INVENTORY: ("sku",),
         Topic.LABELS: ("txn_id", "order_id"),
         Topic.CUSTOMERS: ("customer_id",),
+        Topic.MEMBERS: ("customer_id",),
     }
     assert REGISTRY.by_name["price_change"].key_fields == ("sku",)
-    assert all(entry.key == () for entry in REGISTRY.types)  # the contract keys no type apart from its topic
+    # The contract keys one type apart from its topic: an identity link by its account.
+    assert {entry.name: entry.key for entry in REGISTRY.types if entry.key} == {"identity_link": ("user_id",)}
 
 
 def test_key_fields_of_a_type_foreign_to_the_topic_or_not_a_string_are_the_topics() -> None:

@@ -35,6 +35,7 @@ def test_topics_are_the_contracts_inputs_and_outputs() -> None:
         "omni.inventory",
         "omni.labels",
         "omni.customers",
+        "omni.members",
     ]
     assert [t.named("omni.") for t in OUTPUT_TOPICS] == [
         "omni.alerts",
@@ -42,4 +43,6 @@ def test_topics_are_the_contracts_inputs_and_outputs() -> None:
         "omni.suggestions",
         "omni.availability",
         "omni.triggers",
+        "omni.loyalty",
+        "omni.attribution",
     ]

@@ -1,0 +1,1 @@
+"""Campaign attribution: touchpoints from UTM-tagged visits, journeys per shopper and member, credit models."""
