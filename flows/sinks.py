@@ -96,14 +96,13 @@ class _RecordSinkPartition(StatelessSinkPartition[FlowRecord]):
             self._producer.produce(self._dlq_topic, body, key=record_id)
 
         started = time.perf_counter()
-        n_replies, n_state, replies = self._write_redis(stocks, docs, alerts, letters)
+        applied, n_state = self._write_redis(stocks, docs, alerts, letters)
         written_at = time.time()
         REDIS_WRITE_SECONDS.labels(self._flow).observe(time.perf_counter() - started)
         if alerts or letters:
             self._flush_kafka()
 
         if n_state:
-            applied = sum(int(r) for r in replies[:n_replies])  # each reply counts the writes it applied
             STATE_WRITES.labels(self._flow, "applied").inc(applied)
             STATE_WRITES.labels(self._flow, "stale").inc(n_state - applied)
             # One pass over the buckets per batch, not a locked `observe` per record (flows.metrics.observe_many).
@@ -121,8 +120,8 @@ class _RecordSinkPartition(StatelessSinkPartition[FlowRecord]):
         docs: list[FencedDoc],
         alerts: list[tuple[str, bytes]],
         letters: list[tuple[str, bytes]],
-    ) -> tuple[int, int, list[Any]]:
-        """Returns how many replies the fenced state writes take (they come first), how many writes, all replies."""
+    ) -> tuple[int, int]:
+        """Returns how many fenced state writes were applied, and how many were sent."""
 
         # Every write is idempotent (fenced or added once), so a batch is simply
         # retried until Redis is back: the flow waits instead of crashing or losing it.
@@ -138,7 +137,10 @@ class _RecordSinkPartition(StatelessSinkPartition[FlowRecord]):
                 ((stock_replies, n_stock), (doc_replies, n_docs)), replies = run_pipeline(
                     self._client, queue_all, self._scripts
                 )
-                return stock_replies + doc_replies, n_stock + n_docs, replies
+                applied = self._stock.settle(replies[:stock_replies])
+                # each document reply counts the writes it applied
+                applied += sum(int(r) for r in replies[stock_replies : stock_replies + doc_replies])
+                return applied, n_stock + n_docs
             except (redis.ConnectionError, redis.TimeoutError) as ex:
                 log.warning("flow %s: Redis unavailable (%s); retrying the batch in %.1f s", self._flow, ex, delay_s)
                 time.sleep(delay_s)
