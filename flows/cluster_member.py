@@ -59,7 +59,7 @@ def ordinal(host_name: str) -> int:
 def member(settings: Settings, host_name: str | None = None) -> Member | None:
     """This process's id and every process's address; None when the process is not a spread cluster's member.
 
-    >>> s = Settings(processes=2, cluster_address_template="inv-{i}.inv:2101", cluster_generation="g1")
+    >>> s = Settings(processes=2, recovery_partitions=8, cluster_address_template="inv-{i}.inv:2101")
     >>> member(s, "inv-1")
     Member(process_id=1, addresses=['inv-0.inv:2101', 'inv-1.inv:2101'])
     """
