@@ -55,7 +55,10 @@ def main() -> None:
         generation = os.environ.get(GENERATION_ENV) or settings.cluster.generation or uuid.uuid4().hex[:12]
     tune_for_tailing_flow()
     flow = importlib.import_module(FLOWS[args.flow]).build_flow(settings, generation)
-    serve_metrics(metrics_port(settings.flow.metrics_port, flow_ordinal(args.flow), args.process_id or 0))
+    # A spread cluster's member has a host (a pod) of its own: every member serves on the port of process 0,
+    # the one its pod template's scrape annotation names.
+    index = 0 if me is not None else (args.process_id or 0)
+    serve_metrics(metrics_port(settings.flow.metrics_port, flow_ordinal(args.flow), index))
     # Stopping is always safe to do abruptly: every write is flushed within its
     # batch and recovery resumes from the last snapshot. Exiting here avoids
     # the panic Bytewax shows when KeyboardInterrupt lands inside a callback.
