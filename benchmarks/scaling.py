@@ -225,7 +225,7 @@ def main() -> None:
     parser.add_argument("--skip-api", action="store_true")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
-    console = Console()
+    console = Console(width=170)
     result: dict[str, Any] = {
         "benchmark": "scaling",
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
