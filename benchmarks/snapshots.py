@@ -3,9 +3,9 @@
 The inventory flow itself (`flows.inventory.build_flow`, its ledger step, Bytewax
 recovery on a local SQLite partition) runs in this process, fed by a source that
 first stocks every SKU x location (the keys held; 10 locations per SKU), then
-emits the same number of stock movements per epoch, one batch per epoch, on SKUs
-drawn at random from all those held. The sink drops what the flow writes: this
-measures snapshots, not Redis. Per change epoch it reports:
+emits the same number of stock movements per epoch, one batch per epoch, on the
+same number of distinct SKUs (4 movements each) drawn at random from all those
+held. The sink drops what the flow writes: this measures snapshots, not Redis. Per change epoch it reports:
 
 - the time the ledger step spends producing its snapshots (`_LedgerStep.snapshot`,
   the encoding the flow pauses for), summed over the keys snapshotted: CPU time of
@@ -56,6 +56,7 @@ from omnistream.settings import Settings
 
 RESULTS = Path(__file__).resolve().parent / "results" / "snapshots.json"
 LOCATIONS = 10
+MOVES_PER_SKU = 4
 EPOCH_S = 1.0
 T0 = datetime(2026, 11, 22, 9, 0, tzinfo=UTC).timestamp()
 SETTINGS = Settings(kafka_brokers="127.0.0.1:9", redis_url="redis://127.0.0.1:9/0")
@@ -100,9 +101,11 @@ class _Feed(StatefulSourcePartition[KafkaRecord, int]):
         self.sent += 1
         self.on_change_batch(self.sent)
         batch = []
-        for _ in range(self.changes):
-            sku, location = self.rng.randrange(self.skus), self.rng.randrange(LOCATIONS)
-            batch.append(self._record(_receipt(self.offset, sku, location, self.rng.randint(-3, 3) or 1, self.sent)))
+        # The same change rate whatever the size: `changes` movements on `changes / MOVES_PER_SKU` distinct SKUs.
+        for sku in self.rng.sample(range(self.skus), self.changes // MOVES_PER_SKU):
+            for _ in range(MOVES_PER_SKU):
+                location, qty = self.rng.randrange(LOCATIONS), self.rng.randint(-3, 3) or 1
+                batch.append(self._record(_receipt(self.offset, sku, location, qty, self.sent)))
         self.awake = time.monotonic() + 1.5 * EPOCH_S  # the next batch lands in a later epoch
         return batch
 
@@ -211,7 +214,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--keys", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     parser.add_argument("--quick", action="store_true", help="10k and 100k keys only")
-    parser.add_argument("--changes", type=int, default=2_000, help="movements per epoch")
+    parser.add_argument("--changes", type=int, default=2_000, help="movements per epoch (4 per SKU moved)")
     parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
