@@ -173,7 +173,7 @@ class StockWriter:
     exactly-once effects. A pipeline's replies go back through `settle`.
     """
 
-    def __init__(self, client: redis.Redis, generation: str = "", max_remembered: int = 1 << 20) -> None:
+    def __init__(self, client: redis.Redis, generation: str = "", max_remembered: int = 1 << 18) -> None:
         self.generation = generation
         self.max_remembered = max_remembered
         self._client = client
@@ -185,9 +185,9 @@ class StockWriter:
         ]  # fmt: skip
         self._anywhere = keys.sellable_anywhere()
         self._by_slot = isinstance(client, RedisCluster)
-        # SKU -> the location flags the sets hold from this writer's last applied write of it.
-        self._sent: dict[str, dict[str, bool]] = {}
-        self._queued: list[tuple[list[SkuStock], list[dict[str, bool]]]] = []  # per hash call, what `settle` reads
+        # SKU -> the sellable map (`DocumentShaper`'s bytes) the sets hold from this writer's last applied write of it.
+        self._sent: dict[str, bytes] = {}
+        self._queued: list[tuple[list[SkuStock], list[bytes]]] = []  # per hash call, what `settle` reads
         self.scripts = (self._script, self._flags.script)  # for `run_pipeline`
 
     def write_batch(self, stocks: Iterable[SkuStock]) -> int:
@@ -207,23 +207,14 @@ class StockWriter:
         shape, stock_key, sent = self._shape.shape, keys.stock, self._sent
         at: dict[str, list[Flag]] = {}
         anywhere: list[Flag] = []
-        groups: dict[int, list[tuple[SkuStock, dict[str, bool]]]] = {}
+        groups: dict[int, list[tuple[SkuStock, bytes, bytes]]] = {}
         for stock in newest.values():
-            sku, version = stock.sku, stock.version
-            now = {loc.location_id: loc.on_hand > loc.reserved for loc in stock.locations}
-            was = sent.get(sku)
-            for location, flag in now.items():
-                if was is None or was.get(location) is not flag:
-                    at.setdefault(location, []).append((sku, version, flag))
-            if was is not None:
-                for location, flag in was.items():
-                    if flag and location not in now:
-                        at.setdefault(location, []).append((sku, version, False))
-            somewhere = any(now.values())
-            if was is None or any(was.values()) is not somewhere:
-                anywhere.append((sku, version, somewhere))
-            slot = key_slot(stock_key(sku).encode()) if self._by_slot else 0
-            groups.setdefault(slot, []).append((stock, now))
+            document, sellable = shape(stock)
+            was_map = sent.get(stock.sku)
+            if sellable != was_map:  # the common case, a count that moved and no sign, costs one comparison
+                self._queue_flags(stock, sellable, was_map, at, anywhere)
+            slot = key_slot(stock_key(stock.sku).encode()) if self._by_slot else 0
+            groups.setdefault(slot, []).append((stock, document, sellable))
 
         self._queued = []
         for group in groups.values():
@@ -231,17 +222,35 @@ class StockWriter:
                 chunk = group[start : start + STOCK_CHUNK]
                 hashes: list[str] = []
                 args: list[bytes | str | int] = self._head.copy()
-                for stock, _ in chunk:
-                    document, sellable = shape(stock)
+                for stock, document, sellable in chunk:
                     hashes.append(stock_key(stock.sku))
                     args += (stock.version, document, sellable)
                 self._script.queue(pipe, hashes, args)
-                self._queued.append(([stock for stock, _ in chunk], [now for _, now in chunk]))
+                self._queued.append(([stock for stock, _, _ in chunk], [sellable for _, _, sellable in chunk]))
         replies = len(self._queued)
         for location, flags in at.items():
             replies += self._flags.queue(pipe, keys.sellable_at(location), flags)
         replies += self._flags.queue(pipe, self._anywhere, anywhere)
         return replies, len(newest)
+
+    @staticmethod
+    def _queue_flags(
+        stock: SkuStock, sellable: bytes, was_map: bytes | None, at: dict[str, list[Flag]], anywhere: list[Flag]
+    ) -> None:
+        """The flags of `stock` that differ from the sellable map last sent (all of them when none was)."""
+        sku, version = stock.sku, stock.version
+        now: dict[str, int] = orjson.loads(sellable)
+        was: dict[str, int] | None = orjson.loads(was_map) if was_map is not None else None
+        for location, flag in now.items():
+            if was is None or was.get(location) != flag:
+                at.setdefault(location, []).append((sku, version, flag == 1))
+        if was is not None:
+            for location, flag in was.items():
+                if flag == 1 and location not in now:
+                    at.setdefault(location, []).append((sku, version, False))
+        somewhere = 1 in now.values()
+        if was is None or (1 in was.values()) is not somewhere:
+            anywhere.append((sku, version, somewhere))
 
     def settle(self, replies: Sequence[Any]) -> int:
         """How many SKUs the replies of the last `queue` applied; remembers what the sets now hold.
@@ -252,17 +261,18 @@ class StockWriter:
         applied = 0
         sent = self._sent
         leftovers: dict[str, list[Flag]] = {}
-        for (stocks, flags), reply in zip(self._queued, replies, strict=False):
+        for (stocks, maps), reply in zip(self._queued, replies, strict=False):
             count, rejected, replaced = reply
             applied += int(count)
             if len(sent) + len(stocks) > self.max_remembered:
                 sent.clear()  # forgetting only costs a full set of flags at a SKU's next write
-            for stock, now in zip(stocks, flags, strict=True):
-                sent[stock.sku] = now
+            for stock, sellable in zip(stocks, maps, strict=True):
+                sent[stock.sku] = sellable
             for position in rejected:
                 sent.pop(stocks[int(position) - 1].sku, None)
             for position, before in zip(replaced[::2], replaced[1::2], strict=True):
-                stock, now = stocks[int(position) - 1], flags[int(position) - 1]
+                stock = stocks[int(position) - 1]
+                now = orjson.loads(maps[int(position) - 1])
                 for location, flag in orjson.loads(before).items():
                     if flag == 1 and location not in now:
                         leftovers.setdefault(location, []).append((stock.sku, stock.version, False))
