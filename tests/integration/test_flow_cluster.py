@@ -9,6 +9,8 @@ volume). Loopback addresses 127.1.0.<i> stand in for the pods' DNS names.
 from __future__ import annotations
 
 import os
+import shutil
+import sqlite3
 import subprocess
 import sys
 import time
@@ -84,3 +86,42 @@ def test_pod_command_as_a_cluster_matches_one_process(settings: Settings, tmp_pa
         held = sorted(p.name for p in (tmp_path / f"member-{index}" / "inventory").glob("part-*.sqlite3"))
         wanted = sorted(f"part-{p}.sqlite3" for p in range(PLANNED_MAX_PROCESSES) if p % processes == index)
         assert held == wanted
+
+
+def test_a_cluster_rescaled_from_2_to_4_processes_resumes_where_it_stopped(settings: Settings, tmp_path: Path) -> None:
+    """The procedure of docs/scaleout.md: stop, deal the partition files out again by `p % 4`, start 4 members."""
+    workload = Workload(seed=32, n_skus=300, n_stores=6, n_warehouses=2, n_users=400)
+    records = list(workload.records(12_000))
+    publish(settings, ((r.topic, r.key, r.value) for r in records[:6_000]))
+    clustered = _other_db(settings, 4)
+    before = tmp_path / "two"
+    assert wait_all(start_members(clustered, 2, before, generation="rescale")) == [0, 0]
+    halfway = stock_hashes(clustered.redis.url)
+
+    after = tmp_path / "four"
+    for index in range(4):
+        target = after / f"member-{index}" / "inventory"
+        target.mkdir(parents=True)
+        for source in before.glob("member-*/inventory"):
+            for name in ("generation", "state-format"):
+                shutil.copy(source / name, target / name)
+            for part in source.glob("part-*.sqlite3"):
+                if int(part.stem.split("-")[1]) % 4 == index:
+                    shutil.copy(part, target / part.name)
+    publish(settings, ((r.topic, r.key, r.value) for r in records[6_000:]))
+    assert wait_all(start_members(clustered, 4, after, generation="rescale")) == [0] * 4
+
+    run_to_end(settings)  # one process over the whole log, from scratch
+    expected = stock_hashes(settings.redis.url)
+    actual = stock_hashes(clustered.redis.url)
+    assert halfway != actual  # the second half moved stock on
+    assert actual.keys() == expected.keys()
+    differing = [k for k in expected if actual[k] != expected[k]]
+    assert not differing, f"{len(differing)} keys differ after rescaling 2 -> 4, e.g. {differing[:3]}"
+    # It resumed (not a replay from the start, which would end the same): the partitions record the first
+    # execution (2 workers, from epoch 0) and the second, on 4 workers, resumed past the first one's epochs.
+    executions = set()
+    for part in after.glob("member-*/inventory/part-*.sqlite3"):
+        with sqlite3.connect(part) as db:
+            executions |= set(db.execute("SELECT ex_num, worker_count, resume_epoch > 1 FROM exs").fetchall())
+    assert (1, 4, 1) in executions and executions <= {(0, 2, 0), (1, 4, 1)}, executions
