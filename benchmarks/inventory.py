@@ -396,7 +396,7 @@ def install_trace() -> None:
 
     timed(kafka_source._SharedConsumer, "_poll", "poll", polled_probes)
     timed(decoding.BatchDecoder, "decode_batch", "decode")
-    timed(inventory.ShardRouter, "group", "route")
+    timed(inventory.SkuRouter, "group", "route")
     timed(inventory._JournalStep, "on_batch", "journal")
     timed(inventory._LedgerStep, "on_batch", "ledger")
     timed(inventory._JournalStep, "snapshot", "snapshot")

@@ -31,16 +31,13 @@ from flows.metrics import DUPLICATES, UNMATCHED_VOIDS, StateEntities
 from flows.sinks import FlowRecord, RecordSink, is_dead_letter
 from omnistream.settings import Settings
 from operators.availability import SellableFlips
-from operators.ledger_shard import LedgerShard
+from operators.ledger_shard import LedgerUnit
 from operators.movements import StockMovement, inventory_movement, purchase_movements
-from operators.shard_keys import ShardKeys, add_to_group
+from operators.shard_keys import add_to_group
 from operators.stock_ledger import StockLedger
 from operators.txn_journal import TxnJournal
 
 FLOW = "inventory"
-# Ledgers are held in this many keyed shards. Part of the recovery state's layout
-# (`flows.run.STATE_FORMATS`): a snapshot holds the ledgers of its shard.
-LEDGER_SHARDS = 64
 # Reported when a shard snapshots (once per epoch per shard that changed): counting on every batch costs more.
 _ENTITIES = StateEntities(FLOW)
 TillEvent = Sale | Return | Void
@@ -73,8 +70,8 @@ def build_flow(
     by_store = op.key_on("by_store", till.trues, lambda event: event.store_id)
     till_moves = op.key_rm("till_moves", op.stateful_batch("txn_journal", by_store, JournalLogic(settings)))
     movements = op.merge("movements", till.falses, till_moves)
-    by_shard = op.flat_map_batch("by_sku_shard", movements, ShardRouter().group)
-    ledgers = op.stateful_batch("ledgers", by_shard, LedgerLogic(settings))
+    by_sku = op.flat_map_batch("by_sku", movements, SkuRouter().group)
+    ledgers = op.stateful_batch("ledgers", by_sku, LedgerLogic(settings))
     ledger_out = op.key_rm("ledger_out", ledgers)
     # Sellable flips per SKU shard, for `omni.availability` (the customers flow's back-in-stock watches).
     stock_out: Any = op.filter("stock_only", ledgers, _is_stock)
@@ -152,27 +149,24 @@ class _JournalStep(StatefulBatchLogic[TillEvent, StockMovement, bytes]):
         return self.journal.to_bytes()
 
 
-class ShardRouter:
-    """Groups a batch's movements by SKU shard: one routed item per shard per batch, not one per movement.
+class SkuRouter:
+    """Groups a batch's movements by SKU: one routed item per SKU per batch, not one per movement.
 
-    Fewer keys make shorter snapshot pauses: Bytewax writes a row per key
-    touched in the epoch (about 10 us each here, on top of the bytes), and
-    the ledgers' own bytes are kept between snapshots (`LedgerShard`).
+    The SKU is the key of the ledger step, and so the unit of its snapshots:
+    Bytewax snapshots only the keys a movement reached in the epoch, so an
+    epoch's snapshot costs what moved, whatever the number of SKUs held
+    (`operators.ledger_shard`; `benchmarks/snapshots.py`).
     """
-
-    def __init__(self) -> None:
-        self._shard = ShardKeys("", LEDGER_SHARDS)
 
     def group(self, moves: list[StockMovement]) -> list[tuple[str, list[StockMovement]]]:
         groups: dict[str, list[StockMovement]] = {}
-        shard = self._shard
         for move in moves:
-            add_to_group(groups, shard(move.sku), move)
+            add_to_group(groups, move.sku, move)
         return list(groups.items())
 
 
 class LedgerLogic:
-    """Builds the step logic of one shard of `StockLedger`s (a Bytewax builder)."""
+    """Builds the step logic of one SKU's `StockLedger` (a Bytewax builder)."""
 
     def __init__(self, settings: Settings) -> None:
         self.dedup_window_s = settings.dedup_window_s
@@ -180,9 +174,11 @@ class LedgerLogic:
         self.order_retention_s = settings.order_retention_s
         self.low_stock_threshold = settings.low_stock_threshold
 
+        self.units = 0  # SKU ledgers built in this process (new or restored), for the state gauge
+
     def __call__(self, resume: bytes | None) -> _LedgerStep:
-        shard = LedgerShard.from_bytes(resume, self.new_ledger) if resume else LedgerShard(self.new_ledger)
-        return _LedgerStep(shard)
+        self.units += 1
+        return _LedgerStep(LedgerUnit(self.new_ledger, resume), self)
 
     def new_ledger(self, sku: str) -> StockLedger:
         return StockLedger(sku, self.dedup_window_s, self.count_window_s, self.order_retention_s,
@@ -190,23 +186,25 @@ class LedgerLogic:
 
 
 class _LedgerStep(StatefulBatchLogic[list[StockMovement], FlowRecord, bytes]):
-    def __init__(self, shard: LedgerShard) -> None:
-        self.shard = shard
+    __slots__ = ("logic", "unit")
+
+    def __init__(self, unit: LedgerUnit, logic: LedgerLogic) -> None:
+        self.unit = unit
+        self.logic = logic
 
     def on_batch(self, groups: list[list[StockMovement]]) -> tuple[list[FlowRecord], bool]:
-        shard = self.shard
-        duplicates_before = shard.duplicates
+        unit = self.unit
+        duplicates_before = unit.duplicates
         out: list[FlowRecord] = []
         for moves in groups:
-            out += shard.apply(moves)
-        if shard.duplicates != duplicates_before:
-            DUPLICATES.labels(FLOW).inc(shard.duplicates - duplicates_before)
+            out += unit.apply(moves)
+        if unit.duplicates != duplicates_before:
+            DUPLICATES.labels(FLOW).inc(unit.duplicates - duplicates_before)
         return out, StatefulBatchLogic.RETAIN
 
     def snapshot(self) -> bytes:
-        data = self.shard.to_bytes()
-        _ENTITIES.report("sku_ledgers", self.shard, len(self.shard))
-        return data
+        _ENTITIES.report("sku_ledgers", self.logic, self.logic.units)
+        return self.unit.to_bytes()
 
 
 def _is_stock(keyed: tuple[str, Any]) -> bool:

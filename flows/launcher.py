@@ -34,7 +34,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
 
 
 _GENERATION_FILE = "generation"
-_STATE_FORMAT_FILE = "state-format"
+STATE_FORMAT_FILE = "state-format"
 
 
 class IncompatibleRecovery(SystemExit):
@@ -59,7 +59,7 @@ def ensure_recovery(directory: Path, partitions: int, state_format: int = 1) -> 
     """
     directory.mkdir(parents=True, exist_ok=True)
     generation_file = directory / _GENERATION_FILE
-    format_file = directory / _STATE_FORMAT_FILE
+    format_file = directory / STATE_FORMAT_FILE
     if not any(directory.glob("part-*.sqlite3")):
         subprocess.run([sys.executable, "-m", "bytewax.recovery", str(directory), str(partitions)], check=True)
         generation_file.unlink(missing_ok=True)

@@ -21,7 +21,7 @@ FLOWS: dict[str, str] = {
 """Every flow by name and module, in a fixed order: a flow's position sets its metrics ports (flows.metrics)."""
 
 STATE_FORMATS: dict[str, int] = {
-    "inventory": 2,
+    "inventory": 3,
     "recommend": 2,
     "fraud": 3,
     "merchandising": 1,
@@ -32,6 +32,7 @@ STATE_FORMATS: dict[str, int] = {
 """The layout of each flow's recovery snapshots. Bump it when a flow's keyed state changes
 shape, so that recovery state written by an older release is refused with a clear message, not misread.
 inventory 2: ledgers in shards of SKUs (`flows.inventory.LEDGER_SHARDS`), till journals in MessagePack.
+inventory 3: one ledger per SKU key (`operators.ledger_shard.LedgerUnit`): snapshots follow what moved.
 recommend 2: shards keyed `<stage>:<n>` (`operators.keyed_shards`).
 fraud 2: stages keyed by typed shard batches (`operators.keyed_shards`), in-flight payments as msgspec records.
 fraud 3: payments awaiting labels in columnar day blocks (`operators.fraud.pending`), labels with their offsets.

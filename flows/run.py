@@ -1,5 +1,8 @@
 """Runs one flow in this process: `python -m flows.run NAME [--process-id I --addresses A,B]`.
 
+Without `--process-id`, a process with `OMNISTREAM_CLUSTER_ADDRESS_TEMPLATE` set is one member of a
+cluster spread over hosts and finds its id and peers itself (`flows.cluster_member`).
+
 `flows.launcher` starts one of these per cluster process. Running Bytewax
 through `cli_main` here (rather than `python -m bytewax.run`) lets epochs be
 shorter than a second and reads every setting from `OMNISTREAM_*`.
@@ -18,6 +21,7 @@ from datetime import timedelta
 from bytewax.recovery import RecoveryConfig
 from bytewax.run import cli_main
 
+from flows.cluster_member import ensure_member_recovery, member
 from flows.collector import tune_for_tailing_flow
 from flows.launcher import ensure_recovery, flow_recovery_dir
 from flows.metrics import metrics_port, serve_metrics
@@ -35,16 +39,26 @@ def main() -> None:
 
     settings = settings_or_exit()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # A member of a cluster spread over hosts (a StatefulSet pod) finds its id and peers itself.
+    me = member(settings) if args.process_id is None else None
+    if me is not None:
+        args.process_id, args.addresses = me.process_id, ",".join(me.addresses)
     recovery = None
     if not args.no_recovery and settings.recovery.dir is not None:
         directory = flow_recovery_dir(settings.recovery.dir, args.flow)
-        generation = ensure_recovery(directory, settings.recovery.partitions, STATE_FORMATS[args.flow])
+        if me is not None:
+            generation = ensure_member_recovery(directory, settings, me, STATE_FORMATS[args.flow])
+        else:
+            generation = ensure_recovery(directory, settings.recovery.partitions, STATE_FORMATS[args.flow])
         recovery = RecoveryConfig(directory, timedelta(seconds=settings.backup_interval_s))
     else:
-        generation = os.environ.get(GENERATION_ENV) or uuid.uuid4().hex[:12]
+        generation = os.environ.get(GENERATION_ENV) or settings.cluster.generation or uuid.uuid4().hex[:12]
     tune_for_tailing_flow()
     flow = importlib.import_module(FLOWS[args.flow]).build_flow(settings, generation)
-    serve_metrics(metrics_port(settings.flow.metrics_port, flow_ordinal(args.flow), args.process_id or 0))
+    # A spread cluster's member has a host (a pod) of its own: every member serves on the port of process 0,
+    # the one its pod template's scrape annotation names.
+    index = 0 if me is not None else (args.process_id or 0)
+    serve_metrics(metrics_port(settings.flow.metrics_port, flow_ordinal(args.flow), index))
     # Stopping is always safe to do abruptly: every write is flushed within its
     # batch and recovery resumes from the last snapshot. Exiting here avoids
     # the panic Bytewax shows when KeyboardInterrupt lands inside a callback.

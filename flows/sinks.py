@@ -149,14 +149,13 @@ class _RecordSinkPartition(StatelessSinkPartition[FlowRecord]):
             self._producer.produce(self._suggestions_topic, body, key=record_id)
 
         started = time.perf_counter()
-        n_replies, n_state, replies = self._write_redis(stocks, docs, alerts, letters, customers, triggers)
+        applied, n_state = self._write_redis(stocks, docs, alerts, letters, customers, triggers)
         written_at = time.time()
         REDIS_WRITE_SECONDS.labels(self._flow).observe(time.perf_counter() - started)
         if alerts or letters or suggestions or triggers or produced or len(self._producer):
             self._flush_kafka()
 
         if n_state:
-            applied = sum(int(r) for r in replies[:n_replies])  # each reply counts the writes it applied
             STATE_WRITES.labels(self._flow, "applied").inc(applied)
             STATE_WRITES.labels(self._flow, "stale").inc(n_state - applied)
             # One pass over the buckets per batch, not a locked `observe` per record (flows.metrics.observe_many).
@@ -177,8 +176,8 @@ class _RecordSinkPartition(StatelessSinkPartition[FlowRecord]):
         letters: list[tuple[str, bytes]],
         customers: list[CustomerDoc],
         triggers: list[tuple[str, bytes]],
-    ) -> tuple[int, int, list[Any]]:
-        """Returns how many replies the fenced state writes take (they come first), how many writes, all replies."""
+    ) -> tuple[int, int]:
+        """Returns how many fenced state writes were applied, and how many were sent."""
 
         # Every write is idempotent (fenced or added once), so a batch is simply
         # retried until Redis is back: the flow waits instead of crashing or losing it.
@@ -196,8 +195,11 @@ class _RecordSinkPartition(StatelessSinkPartition[FlowRecord]):
                 ((stock_replies, n_stock), (doc_replies, n_docs), n_customers), replies = run_pipeline(
                     self._client, queue_all, self._scripts
                 )
-                n_replies = stock_replies + doc_replies + n_customers
-                return n_replies, n_stock + n_docs + n_customers, replies
+                applied = self._stock.settle(replies[:stock_replies])
+                # each document reply counts the writes it applied; each customer reply is 1 or 0
+                end = stock_replies + doc_replies
+                applied += sum(int(r) for r in replies[stock_replies : end + n_customers])
+                return applied, n_stock + n_docs + n_customers
             except (redis.ConnectionError, redis.TimeoutError) as ex:
                 log.warning("flow %s: Redis unavailable (%s); retrying the batch in %.1f s", self._flow, ex, delay_s)
                 time.sleep(delay_s)

@@ -441,6 +441,35 @@ class AttributionSettings(_Group):
     max_days: int = Field(92, ge=1, le=400, description="Longest from..to range GET /v1/attribution accepts (days).")
 
 
+class ClusterSettings(_Group):
+    """A flow process that is one member of a Bytewax cluster spread over hosts (a Kubernetes StatefulSet).
+
+    Locally, `flows.launcher` starts every process of a cluster itself and none of this is used.
+    Set `address_template` and each process finds its id and its peers by itself
+    (`flows.cluster_member`); `processes` is the cluster's size.
+    """
+
+    address_template: str = Field(
+        "",
+        description="Address of process {i} (host:port), e.g. inventory-flow-{i}.inventory-flow:2101; empty: not a"
+        " member of a cluster spread over hosts.",
+    )
+    process_id: int | None = Field(
+        None, ge=0, lt=64, description="This process's id; unset: the ordinal ending the host name (inventory-flow-2)."
+    )
+    generation: str = Field(
+        "",
+        pattern="^[A-Za-z0-9_.-]*$",
+        description="Lineage of the cluster's flow state, the same on every member; change it whenever the"
+        " recovery volumes are recreated.",
+    )
+
+    @field_validator("process_id", mode="before")
+    @classmethod
+    def _empty_process_id_reads_the_host_name(cls, value: object) -> object:
+        return None if value in ("", None) else value
+
+
 class Settings(BaseSettings):
     """Every knob of Omnistream, grouped per component, with the environment variable that sets it.
 
@@ -472,6 +501,7 @@ class Settings(BaseSettings):
     customers: CustomersSettings = Field(default_factory=CustomersSettings)
     loyalty: LoyaltySettings = Field(default_factory=LoyaltySettings)
     attribution: AttributionSettings = Field(default_factory=AttributionSettings)
+    cluster: ClusterSettings = Field(default_factory=ClusterSettings)
 
     # --- no one component's: every flow's topology and snapshots, the inventory flow's windows, logging.
     # Their variables name no component, and pydantic-settings reads a group's fields only as

@@ -1,10 +1,21 @@
-"""The stock ledgers of one shard of SKUs, snapshotted incrementally."""
+"""One SKU's stock ledger as the unit of the inventory flow's snapshots: snapshot cost follows what changed.
+
+The flow pauses while it snapshots. When ledgers were held in 64 shards, a
+snapshot wrote every ledger of each shard touched in the epoch, so its cost
+grew with the SKUs held (a 1M-key catalog re-wrote most of itself every
+epoch). Keyed by SKU, Bytewax snapshots only the keys a movement reached in
+the epoch, each one ledger's bytes: the cost follows the SKUs that moved, not
+the SKUs held (`benchmarks/snapshots.py` measures it at 10k to 1M keys held).
+
+Between its movements a ledger is kept as bytes only: a snapshot encodes it
+and lets the object go, and after a restore it stays bytes until its SKU
+moves again, so memory holds decoded only the SKUs that moved since the last
+snapshot, and a restart decodes nothing up front.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-
-import msgspec
 
 from events.alerts import Alert
 from events.dead_letter import DeadLetter
@@ -12,106 +23,69 @@ from events.stock import SkuStock
 from operators.movements import StockMovement
 from operators.stock_ledger import StockLedger
 
-_ENCODER = msgspec.msgpack.Encoder()
-_DECODER = msgspec.msgpack.Decoder(dict[str, bytes])
 
-
-class LedgerShard:
-    """The `StockLedger`s of the SKUs of one shard, with each ledger's bytes kept until it changes.
-
-    The flow pauses while it snapshots, and a snapshot used to re-encode
-    every ledger touched in the epoch whole: an hour of remembered event ids,
-    the movements a late cycle count needs, open order lines. Here a ledger's
-    bytes are kept from one snapshot to the next until a movement reaches
-    it, so a snapshot encodes only the ledgers touched since the last one; and
-    after a restore a ledger stays bytes until its SKU moves again, so a
-    restart does not decode the whole catalog up front.
+class LedgerUnit:
+    """The `StockLedger` of one SKU, decoded while it moves and bytes in between.
 
     Parameters
     ----------
     new_ledger
         Builds the empty ledger of a SKU seen for the first time.
+    packed
+        The ledger's bytes, when restored from a snapshot.
 
     Examples
     --------
     >>> from operators.movements import Move, StockMovement as M
     >>> def new_ledger(sku: str) -> StockLedger:
     ...     return StockLedger(sku, low_stock_threshold=1)
-    >>> shard = LedgerShard(new_ledger)
-    >>> out = shard.apply([M("SKU-1", "S1", Move.ON_HAND, 4, 1.0, "e1"), M("SKU-2", "S1", Move.ON_HAND, 2, 1.0, "e2"),
-    ...                    M("SKU-1", "S1", Move.ON_HAND, 4, 1.0, "e1")])  # the last one is redelivered
-    >>> [(s.sku, s.version, s.locations[0].on_hand) for s in out], shard.duplicates
-    ([('SKU-1', 1, 4), ('SKU-2', 1, 2)], 1)
-    >>> restored = LedgerShard.from_bytes(shard.to_bytes(), new_ledger)
+    >>> unit = LedgerUnit(new_ledger)
+    >>> out = unit.apply([M("SKU-1", "S1", Move.ON_HAND, 4, 1.0, "e1"), M("SKU-1", "S1", Move.ON_HAND, 4, 1.0, "e1")])
+    >>> [(s.sku, s.version, s.locations[0].on_hand) for s in out], unit.duplicates  # the second was redelivered
+    ([('SKU-1', 1, 4)], 1)
+    >>> restored = LedgerUnit(new_ledger, unit.to_bytes())
     >>> restored.apply([M("SKU-1", "S1", Move.ON_HAND, -1, 2.0, "e3")])[0].locations[0].on_hand
     3
     """
 
-    def __init__(self, new_ledger: Callable[[str], StockLedger]) -> None:
+    __slots__ = ("_ledger", "_new_ledger", "_packed", "duplicates")
+
+    def __init__(self, new_ledger: Callable[[str], StockLedger], packed: bytes | None = None) -> None:
         self._new_ledger = new_ledger
-        self._ledgers: dict[str, StockLedger] = {}  # decoded ledgers
-        self._packed: dict[str, bytes] = {}  # the current bytes of each ledger unchanged since the last snapshot
-        self.duplicates = 0  # redelivered movements dropped, since this shard was built or restored
+        self._packed = packed  # the ledger's bytes while no movement reached it since they were made
+        self._ledger: StockLedger | None = None
+        self.duplicates = 0  # redelivered movements dropped, since this unit was built or restored
 
     def apply(self, moves: list[StockMovement]) -> list[SkuStock | Alert | DeadLetter]:
-        """Apply `moves` in order; the alerts and dead letters they raise, then one stock record per changed SKU."""
+        """Apply `moves` (all of this unit's SKU) in order; their alerts, then the SKU's stock if it changed."""
         out: list[SkuStock | Alert | DeadLetter] = []
-        touched: dict[str, tuple[StockLedger, int, int]] = {}  # sku -> (ledger, version, duplicates) before the batch
+        if not moves:
+            return out
+        ledger = self._ledger
+        if ledger is None:
+            packed = self._packed
+            ledger = StockLedger.from_bytes(packed) if packed is not None else self._new_ledger(moves[0].sku)
+            self._ledger = ledger
+        self._packed = None  # about to change: the bytes are stale
+        version, duplicates = ledger.version, ledger.duplicates
         for move in moves:
-            sku = move.sku
-            held = touched.get(sku)
-            if held is None:
-                ledger = self._ledger(sku)
-                touched[sku] = (ledger, ledger.version, ledger.duplicates)
-                self._packed.pop(sku, None)  # about to change: its kept bytes are stale
-            else:
-                ledger = held[0]
             note = ledger.apply(move)
             if note is not None:
                 out.append(note)
-        for ledger, version, duplicates in touched.values():
-            self.duplicates += ledger.duplicates - duplicates
-            if ledger.version != version:
-                out.append(ledger.stock())
+        self.duplicates += ledger.duplicates - duplicates
+        if ledger.version != version:
+            out.append(ledger.stock())
         return out
 
     def to_bytes(self) -> bytes:
-        """Every ledger's bytes: kept ones as they are, changed ones encoded afresh (and kept).
-
-        A ledger no movement reached since the previous snapshot is let go as
-        an object and kept as bytes only, so memory
-        holds decoded only the SKUs that moved in the last epoch; the next
-        movement of the SKU decodes it again.
-        """
-        packed, ledgers = self._packed, self._ledgers
-        for sku in [sku for sku in ledgers if sku in packed]:
-            del ledgers[sku]
-        for sku, ledger in ledgers.items():
-            if sku not in packed:
-                packed[sku] = ledger.to_bytes()
-        return _ENCODER.encode(packed)
+        """The ledger's bytes for a snapshot; the object is let go until the SKU moves again."""
+        if self._packed is None:
+            assert self._ledger is not None, "a unit is built with bytes or gets a ledger on its first movement"
+            self._packed = self._ledger.to_bytes()
+        self._ledger = None
+        return self._packed
 
     @property
-    def decoded(self) -> int:
-        """How many ledgers are held as objects (the rest as bytes only)."""
-        return len(self._ledgers)
-
-    @classmethod
-    def from_bytes(cls, data: bytes, new_ledger: Callable[[str], StockLedger]) -> LedgerShard:
-        shard = cls(new_ledger)
-        shard._packed = _DECODER.decode(data)
-        return shard
-
-    def __len__(self) -> int:
-        # Counted without a set of every SKU: the flow asks at each snapshot, when the decoded
-        # ledgers (few: those moved in the last epoch) are all packed too.
-        packed = self._packed
-        return len(packed) + sum(1 for sku in self._ledgers if sku not in packed)
-
-    def _ledger(self, sku: str) -> StockLedger:
-        ledger = self._ledgers.get(sku)
-        if ledger is None:
-            packed = self._packed.get(sku)
-            ledger = StockLedger.from_bytes(packed) if packed is not None else self._new_ledger(sku)
-            self._ledgers[sku] = ledger
-        return ledger
+    def decoded(self) -> bool:
+        """Whether the ledger is held as an object (it moved since the last snapshot)."""
+        return self._ledger is not None

@@ -17,6 +17,7 @@ import redis
 
 from state import keys
 from state.fence import VersionFence, newest_per_key
+from state.flag_sets import Flag, FlagSets
 from state.pipeline_scripts import run_counting
 
 
@@ -26,8 +27,8 @@ class FencedDoc:
 
     `ttl_s` > 0 makes the key expire (e.g. fraud scores); `as_of` is the event
     time of the newest event the document reflects, for the lag metric.
-    `flag_set`, when given, is a set kept in step with the document in the same
-    fenced call: `flag_member` is in it exactly when `flagged` (the catalog's
+    `flag_set`, when given, is a set kept in step with the document, fenced by
+    the same version (`state.flag_sets`): `flag_member` is in it exactly when `flagged` (the catalog's
     set of withdrawn SKUs, which the recommendations API checks in one command).
     """
 
@@ -43,18 +44,13 @@ class FencedDoc:
 
 _KEY = attrgetter("key")
 
-# Run only when the fence let the document through (a replayed, older version flags nothing).
-_KEEP_FLAG = """
-if ARGV[EXTRA + 1] == '1' then
-  redis.call('SADD', KEYS[2], ARGV[EXTRA])
-else
-  redis.call('SREM', KEYS[2], ARGV[EXTRA])
-end
-"""
-
 
 class DocWriter:
     """Fenced, pipelined writer of `FencedDoc`s; the newest version per key of a batch wins.
+
+    A document's flag set is written by a fenced call of its own (`state.flag_sets`) in the
+    same pipeline: the set lives in another hash slot than the document, and every call names
+    all it touches in one slot (Redis Cluster).
 
     >>> FencedDoc("omni:x", 3, b"{}").version
     3
@@ -64,8 +60,8 @@ class DocWriter:
         self.generation = generation
         self._client = client
         self._fence = VersionFence(client, generation)
-        self._flagging_fence = VersionFence(client, generation, after_applied=_KEEP_FLAG)
-        self.scripts = (*self._fence.scripts, *self._flagging_fence.scripts)  # for `run_pipeline`
+        self._flags = FlagSets(generation)
+        self.scripts = (*self._fence.scripts, self._flags.script)  # for `run_pipeline`
 
     def write_batch(self, docs: Iterable[FencedDoc]) -> int:
         """Write the newest document per key of `docs`; returns how many Redis accepted."""
@@ -76,30 +72,28 @@ class DocWriter:
         """Add the fenced writes of the newest document per key to `pipe`, many per call.
 
         Returns (replies queued, documents queued); each reply is the number of documents it
-        applied, so a sink sums the replies to count what was applied.
+        applied (a flag call's is 0), so a sink sums the replies to count what was applied.
         """
         newest = newest_per_key(docs, _KEY)
-        plain = [doc for doc in newest.values() if doc.flag_set is None]
-        flagged = [doc for doc in newest.values() if doc.flag_set is not None]
-        replies = self.queue(pipe, flagged)  # one reply (1 or 0) each: the set rides in the same call
-        writes = [(doc.key, doc.version, doc.doc, int(doc.ttl_s * 1000)) for doc in plain]
-        if writes:
-            replies += self._fence.queue_docs(pipe, writes, keys.DOC_FIELD)
-        return replies, len(newest)
+        writes = [(doc.key, doc.version, doc.doc, int(doc.ttl_s * 1000)) for doc in newest.values()]
+        replies = self._fence.queue_docs(pipe, writes, keys.DOC_FIELD) if writes else 0
+        return replies + self._queue_flags(pipe, newest.values()), len(newest)
 
     def queue(self, pipe: redis.client.Pipeline, docs: Iterable[FencedDoc]) -> int:
-        """Add the fenced writes of the newest document per key to `pipe`, one reply (1 or 0) each; returns how many."""
+        """Add the fenced writes of the newest document per key to `pipe`, one reply (1 or 0) each, then the
+        flag calls (0 each); returns how many replies."""
         newest = newest_per_key(docs, _KEY)
         fence, doc_field = self._fence, keys.DOC_FIELD
         for doc in newest.values():
-            if doc.flag_set is None:
-                fence.queue(pipe, doc.key, doc.version, [doc_field, doc.doc], ttl_ms=int(doc.ttl_s * 1000))
-            else:
-                self._flagging_fence.queue(
-                    pipe, doc.key, doc.version, [doc_field, doc.doc], ttl_ms=int(doc.ttl_s * 1000),
-                    extra_keys=[doc.flag_set], extra_args=[doc.flag_member, "1" if doc.flagged else "0"],
-                )  # fmt: skip
-        return len(newest)
+            fence.queue(pipe, doc.key, doc.version, [doc_field, doc.doc], ttl_ms=int(doc.ttl_s * 1000))
+        return len(newest) + self._queue_flags(pipe, newest.values())
+
+    def _queue_flags(self, pipe: redis.client.Pipeline, docs: Iterable[FencedDoc]) -> int:
+        by_set: dict[str, list[Flag]] = {}
+        for doc in docs:
+            if doc.flag_set is not None:
+                by_set.setdefault(doc.flag_set, []).append((doc.flag_member, doc.version, doc.flagged))
+        return sum(self._flags.queue(pipe, flag_set, flags) for flag_set, flags in by_set.items())
 
 
 def read_doc(client: redis.Redis, key: str) -> bytes | None:

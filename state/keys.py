@@ -65,8 +65,8 @@ def sellable_at(location_id: str) -> str:
 
 
 def sellable_anywhere() -> str:
-    """Set of the SKUs with `available > 0` at one location at least."""
-    return f"{NAMESPACE}:sellable:any"
+    """Set of the SKUs with `available > 0` at one location at least (tagged: its `flag_versions` shares its slot)."""
+    return f"{NAMESPACE}:sellable:{{any}}"
 
 
 # --- recommendations (written by the recommend flow, read by the API) ----------
@@ -94,7 +94,7 @@ def rec_item(sku: str) -> str:
 
 def rec_inactive() -> str:
     """Set of the SKUs the catalog withdrew (`active: false`), kept with their `rec_item` documents."""
-    return f"{NAMESPACE}:rec:inactive"
+    return f"{NAMESPACE}:rec:{{inactive}}"
 
 
 def rec_ranker() -> str:
@@ -141,6 +141,19 @@ def loyalty_idempotency(customer_id: str, idempotency_key: str) -> str:
 def attribution_day(day: str) -> str:
     """Fenced hash: one day's conversions, heuristic credits and path counts (`GET /v1/attribution`)."""
     return f"{NAMESPACE}:attr:day:{{{day}}}"
+
+
+def flag_versions(flag_set: str) -> str:
+    """Hash beside a flag set (same hash tag, same slot): member -> `generation|version` of the write that last set it.
+
+    A flag set (`sellable_at`, `sellable_anywhere`, `rec_inactive`) is written in a call of
+    its own, not in the call that fences the entity's hash (another slot, on Redis Cluster),
+    so each membership carries its own version fence here (`state.flag_sets`).
+
+    >>> flag_versions(sellable_at("S1"))
+    'omni:sellable:loc:{S1}:v'
+    """
+    return f"{flag_set}:v"
 
 
 def namespace_pattern() -> str:

@@ -15,9 +15,9 @@ with no profile (new, or anonymous) is answered from that. A returning
 shopper's profile names recent SKUs and categories whose lists round 2
 fetches, filtering only the candidates round 1 did not.
 
-The sets and documents of one call live in different hash slots, so like
-the flow sink this needs a single Redis node or Sentinel, not Cluster
-(docs/recommendations.md).
+The sets and documents of one call live in different hash slots: on Redis
+Cluster, which refuses such a script, a round is instead two pipelines of
+single-key commands (documents, then the stock check), with the same answer.
 
 Neighbour and trending lists are shared by every shopper and rewritten at
 most every few seconds (the flow throttles them), so the reader keeps them
@@ -38,6 +38,7 @@ from typing import Any, NamedTuple
 
 import orjson
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 
 from state import keys
 from state.script_batch import BatchedScript
@@ -198,6 +199,8 @@ class RecReader:
         self._client = client
         self.cache_s = cache_s
         self._round = BatchedScript(client, _ROUND)
+        # A Cluster refuses one script over keys of several slots: there a round is two pipelines of plain commands.
+        self._by_slot = isinstance(client, AsyncRedisCluster)
         self._cache = SharedDocCache(cache_s)
         self._after_parse = after_parse
 
@@ -225,10 +228,13 @@ class RecReader:
             plain_keys.append(keys.rec_ranker())
         list_keys = [keys.rec_neighbours(name) if kind == NEIGHBOURS else keys.rec_trending(name)
                      for kind, name in lists]  # fmt: skip
-        plain_docs, list_docs, sellable = await self._round(
-            keys=[sellable_key, keys.rec_inactive(), *plain_keys, *list_keys],
-            args=[keys.DOC_FIELD, len(plain_keys), _SEPARATOR.join(checked)],
-        )
+        if self._by_slot:
+            plain_docs, list_docs, sellable = await self._round_by_slot(sellable_key, plain_keys, list_keys, checked)
+        else:
+            plain_docs, list_docs, sellable = await self._round(
+                keys=[sellable_key, keys.rec_inactive(), *plain_keys, *list_keys],
+                args=[keys.DOC_FIELD, len(plain_keys), _SEPARATOR.join(checked)],
+            )
         found_profiles = {}
         for actor, doc in zip(profiles, plain_docs, strict=False):
             parsed = plain_doc(doc or None)
@@ -249,6 +255,37 @@ class RecReader:
         if self._after_parse is not None and lists:
             self._after_parse(len(lists))
         return Round(found_profiles, found_ranker, found, checked, set(sellable.decode().split(_SEPARATOR)) - {""})
+
+    async def _round_by_slot(
+        self, sellable_key: str, plain_keys: Sequence[str], list_keys: Sequence[str], checked: Iterable[str]
+    ) -> tuple[list[bytes | None], list[bytes | None], bytes]:
+        """What `_ROUND` replies, from single-key commands (the Cluster client groups each pipeline by node).
+
+        One pipeline reads the documents, a second checks every candidate, theirs included,
+        against the sellable and the withdrawn sets: the same answer in two round trips.
+        """
+        docs: list[bytes | None] = []
+        if plain_keys or list_keys:
+            pipe = self._client.pipeline(transaction=False)
+            for key in (*plain_keys, *list_keys):
+                pipe.hget(key, keys.DOC_FIELD)
+            docs = await pipe.execute()
+        candidates = dict.fromkeys(sku for sku in checked if sku)
+        for doc in docs[len(plain_keys) :]:
+            parsed = _parsed(doc)
+            if isinstance(parsed, list):
+                for entry in parsed:
+                    if isinstance(entry, list) and entry and type(entry[0]) is str and entry[0]:
+                        candidates[entry[0]] = None
+        sellable: list[str] = []
+        if candidates:
+            names = list(candidates)
+            pipe = self._client.pipeline(transaction=False)
+            pipe.smismember(sellable_key, names)
+            pipe.smismember(keys.rec_inactive(), names)
+            in_stock, withdrawn = await pipe.execute()
+            sellable = [sku for sku, held, gone in zip(names, in_stock, withdrawn, strict=True) if held and not gone]
+        return docs[: len(plain_keys)], docs[len(plain_keys) :], _SEPARATOR.join(sellable).encode()
 
     async def experiments(self, variants: Sequence[str]) -> list[bytes | None]:
         """The stored tally document of each variant, in order (None before its first answer)."""

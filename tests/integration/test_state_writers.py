@@ -9,6 +9,8 @@ import redis
 from events.stock import LocationStock, SkuStock
 from state import keys
 from state.doc_writer import DocWriter, FencedDoc, read_doc
+from state.flag_sets import FlagSets
+from state.pipeline_scripts import run_pipeline
 from state.stock_writer import StockWriter
 from state.stream_writer import RECORD_FIELD, StreamWriter
 
@@ -191,3 +193,41 @@ def test_an_error_reply_fails_the_whole_write_batch(redis_client: redis.Redis) -
 
     with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
         docs.write_batch([FencedDoc("omni:test:{e}", 1, b"fine"), FencedDoc("omni:test:{d}", 1, b"refused")])
+
+
+def test_flag_sets_apply_only_newer_versions_of_a_lineage(redis_client: redis.Redis) -> None:
+    flags = FlagSets("g1")
+    sellable = keys.sellable_at("S9")
+
+    def write(generation: str, member: str, version: int, flagged: bool) -> None:
+        writer = FlagSets(generation)
+        run_pipeline(
+            redis_client, lambda pipe: writer.queue(pipe, sellable, [(member, version, flagged)]), (flags.script,)
+        )
+
+    write("g1", "SKU-1", 5, True)
+    write("g1", "SKU-1", 3, False)  # a replay of an older write
+    write("g1", "SKU-1", 5, False)  # the same version again changes nothing either
+    assert _members(redis_client, sellable) == {b"SKU-1"}
+    write("g1", "SKU-1", 6, False)
+    assert _members(redis_client, sellable) == set()
+    write("g2", "SKU-1", 1, True)  # another lineage: its versions do not compare, it wins
+    assert _members(redis_client, sellable) == {b"SKU-1"}
+    assert redis_client.hget(keys.flag_versions(sellable), "SKU-1") == b"g2|1"
+
+
+def test_a_restarted_stock_writer_whose_replay_was_refused_sends_every_flag_next_time(
+    redis_client: redis.Redis,
+) -> None:
+    before = StockWriter(redis_client, generation="g1")
+    before.write_batch([_stock(3, ("S1", 5))])
+    before.write_batch([_stock(5, ("S1", 0))])
+    assert _members(redis_client, keys.sellable_at("S1")) == set()
+
+    after = StockWriter(redis_client, generation="g1")  # a restart: it remembers nothing it sent
+    assert after.write_batch([_stock(3, ("S1", 5))]) == 0  # the replay is refused, its flags too
+    assert _members(redis_client, keys.sellable_at("S1")) == set()
+    # Had it kept the refused write's flags as sent, S1 = 1 would look unchanged and never be sent.
+    assert after.write_batch([_stock(6, ("S1", 5))]) == 1
+    assert _members(redis_client, keys.sellable_at("S1")) == {b"SKU-1"}
+    assert _members(redis_client, keys.sellable_anywhere()) == {b"SKU-1"}
