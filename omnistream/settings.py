@@ -296,6 +296,23 @@ class RecSettings(_Group):
     )
 
 
+class AuthSettings(_Group):
+    """Who may call the API (`serving/auth/`): API keys with roles and a per-key rate limit."""
+
+    enabled: bool = Field(
+        True,
+        description="Require an API key on every route but the console page, probes, docs and /metrics. false is a "
+        "development mode (`omnistream serve --no-auth`), announced loudly at start.",
+    )
+    key_cache_s: float = Field(
+        0.5, ge=0, le=1.0, description="Seconds an API process trusts a key lookup; a revoked key stops within it."
+    )
+    rate_per_s: float = Field(
+        1_000.0, gt=0, description="Requests a second one key may make to one API process (unless the key has its own)."
+    )
+    burst_s: float = Field(2.0, gt=0, le=60, description="Seconds of the rate a key may spend in one burst.")
+
+
 class Settings(BaseSettings):
     """Every knob of Omnistream, grouped per component, with the environment variable that sets it.
 
@@ -323,6 +340,7 @@ class Settings(BaseSettings):
     fraud: FraudSettings = Field(default_factory=FraudSettings)
     ops: OpsSettings = Field(default_factory=OpsSettings)
     rec: RecSettings = Field(default_factory=RecSettings)
+    auth: AuthSettings = Field(default_factory=AuthSettings)
 
     # --- no one component's: every flow's topology and snapshots, the inventory flow's windows, logging.
     # Their variables name no component, and pydantic-settings reads a group's fields only as

@@ -6,6 +6,8 @@ the settings come from `OMNISTREAM_*` variables). OpenAPI docs are at `/docs`.
 
 from __future__ import annotations
 
+import logging
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -15,6 +17,10 @@ from events.topics import Topic
 from omnistream.settings import Settings, settings_or_exit
 from operators.recs.experiments import parse_variants
 from serving import metrics
+from serving.auth.keys import KeyCache
+from serving.auth.middleware import ApiKeyAuth
+from serving.auth.openapi import install_security_schema
+from serving.auth.rate_limit import RateLimiter
 from serving.backend import reader_for
 from serving.collector import ParsedListCollector, freeze_startup_objects
 from serving.errors import install_error_handlers
@@ -23,9 +29,12 @@ from serving.rec_fast_path import RecommendationsFastPath
 from serving.rec_served import ServedPublisher
 from serving.routes import alerts, experiments, health, inventory, recommendations, scores
 from serving.routes.recommendations import Recommender
+from state.api_keys import KeyLookup
 from state.connection import connect_async
 from state.fraud_reader import FraudReader
 from state.rec_reader import RecReader
+
+log = logging.getLogger(__name__)
 
 API_VERSION = "1.0.0"  # CONTRACT.md v1; additive changes bump the minor
 
@@ -35,6 +44,11 @@ Live stock, recommendations and fraud scores computed by Omnistream's flows.
 Every error is `{"error": {"code", "message"}}`: 404 `not_found`, 422 `invalid_parameter`
 (the message names the parameter), 503 `backend_unavailable` (answered fast; retry),
 500 `internal_error`.
+
+Every `/v1/` route needs an API key (`omnistream keys create --role ...`), sent as
+`Authorization: Bearer <key>` or `X-API-Key: <key>`: 401 `unauthorized` without a valid
+key, 403 `forbidden` when the key's role (storefront < console < admin) is too low,
+429 `rate_limited` (with `Retry-After`) past the key's rate.
 """
 
 
@@ -47,6 +61,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.redis = client
     app.state.stock_reader = reader_for(client, settings.redis.url, timeout_s)
     app.state.fraud_reader = FraudReader(client)
+    app.state.key_cache = KeyCache(KeyLookup(client), settings.auth.key_cache_s)
     # The alerts stream blocks in XREAD between alerts: its own pool, with a timeout above the block.
     stream_client = connect_async(settings.redis.url, timeout_s=settings.api.sse_keepalive_s + 5.0)
     app.state.stream_redis = stream_client
@@ -103,5 +118,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # the fast path's requests too.
     app.add_middleware(StockFastPath, api=app)
     app.add_middleware(RecommendationsFastPath, api=app)
+    # Outside the fast paths, which answer before FastAPI's routing (where a dependency never runs).
+    if settings.auth.enabled:
+        limiter = RateLimiter(settings.auth.rate_per_s, settings.auth.burst_s)
+        app.add_middleware(ApiKeyAuth, api=app, limiter=limiter)
+    else:
+        warn_no_auth()
     app.add_middleware(metrics.MetricsMiddleware, metrics=app.state.metrics)
+    install_security_schema(app)
     return app
+
+
+def warn_no_auth() -> None:
+    """Say loudly, on stderr and in the log, that this API lets anyone in."""
+    banner = (
+        "\n" + "!" * 78 + "\n!! omnistream API: AUTHENTICATION IS OFF (OMNISTREAM_AUTH_ENABLED=false / --no-auth).\n"
+        "!! Anyone who reaches this port can read everything. Development only.\n" + "!" * 78 + "\n"
+    )
+    print(banner, file=sys.stderr, flush=True)
+    log.warning("authentication is off: every route is open to anyone who reaches the API")

@@ -110,3 +110,15 @@ def rec_experiment(variant: str) -> str:
 def namespace_pattern() -> str:
     """Pattern matching every key Omnistream owns (for clearing a development database)."""
     return f"{NAMESPACE}:*"
+
+
+# --- API keys (created and revoked with `omnistream keys`, read by the API) -----
+
+
+def api_keys() -> str:
+    """Hash of the API keys: field = SHA-256 hex of a key, value = its record (`state.api_keys.KeyRecord`).
+
+    One key for all of them: one hash slot, one HGET per lookup, and `omnistream keys list`
+    is one HGETALL. The keys themselves are never stored.
+    """
+    return f"{NAMESPACE}:apikeys"
