@@ -14,22 +14,50 @@ key itself is never logged, labelled or echoed; errors name the key's id at most
 
 from __future__ import annotations
 
+import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 from fastapi import FastAPI
 from redis.exceptions import RedisError
+from starlette.routing import compile_path
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from serving.asgi_answers import send_backend_error, send_response
 from serving.auth.keys import KeyCache
 from serving.auth.rate_limit import RateLimiter, retry_after
-from serving.auth.roles import required_role
+from serving.auth.roles import RESOURCE_ROLES, Role, required_role, resource_of
 from serving.errors import error_response
+from serving.route_label import RouteStamp
 
 _BEARER = b"bearer "
 _MISSING = "missing API key: send it as 'Authorization: Bearer <key>' or 'X-API-Key: <key>'"
 _INVALID = "invalid API key (unknown or revoked)"
+
+
+def route_templates(api: FastAPI) -> Iterator[str]:
+    """Every path template of `api`'s routes, those of included routers too.
+
+    >>> from fastapi import APIRouter
+    >>> api, router = FastAPI(docs_url=None, openapi_url=None), APIRouter(prefix="/v1/items")
+    >>> _ = router.get("/{item_id}")(lambda item_id: None)
+    >>> api.include_router(router)
+    >>> list(route_templates(api))
+    ['/v1/items/{item_id}']
+    """
+    yield from _templates_of(api.router.routes, "")
+
+
+def _templates_of(routes: Iterable[Any], prefix: str) -> Iterator[str]:
+    for route in routes:
+        template = getattr(route, "path_format", None)
+        if isinstance(template, str):
+            yield prefix + template
+        included = getattr(route, "original_router", None)  # FastAPI's wrapper of an included router
+        if included is not None:
+            context_prefix = getattr(getattr(route, "include_context", None), "prefix", "") or ""
+            yield from _templates_of(included.routes, prefix + context_prefix)
 
 
 def presented_key(headers: list[tuple[bytes, bytes]]) -> bytes | None:
@@ -60,6 +88,7 @@ class ApiKeyAuth:
         self.api = api
         self.limiter = limiter
         self.clock = clock
+        self._templates: list[tuple[re.Pattern[str], RouteStamp]] | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -69,6 +98,8 @@ class ApiKeyAuth:
         if needed is None:
             await self.app(scope, receive, send)
             return
+        if needed is Role.ADMIN and resource_of(scope["path"]) not in RESOURCE_ROLES and self._route(scope) is None:
+            needed = Role.STOREFRONT  # no such route: any valid key may learn that (404)
         key = presented_key(scope["headers"])
         if key is None:
             await self._refuse(401, "unauthorized", _MISSING, scope, receive, send, {"WWW-Authenticate": "Bearer"})
@@ -78,6 +109,7 @@ class ApiKeyAuth:
         try:
             principal = await cache.principal(key, now)
         except (RedisError, OSError) as exc:
+            self._stamp_route(scope)
             await send_backend_error(exc, scope, receive, send)
             return
         if principal is None:
@@ -95,8 +127,27 @@ class ApiKeyAuth:
             return
         await self.app(scope, receive, send)
 
-    @staticmethod
+    def _route(self, scope: Scope) -> RouteStamp | None:
+        """The template of the app's route for the request's path (any method), or None.
+
+        Only refused requests and unlisted resources ask, so admitted ones pay nothing for it.
+        """
+        if self._templates is None:  # the app's routes are fixed once it serves
+            self._templates = [(compile_path(t)[0], RouteStamp(t)) for t in sorted(set(route_templates(self.api)))]
+        path: str = scope["path"]
+        for pattern, stamp in self._templates:
+            if pattern.match(path):
+                return stamp
+        return None
+
+    def _stamp_route(self, scope: Scope) -> None:
+        """Record the route a refused request was for, so metrics count it under its template."""
+        stamp = self._route(scope)
+        if stamp is not None:
+            stamp.stamp(scope)
+
     async def _refuse(
+        self,
         status: int,
         code: str,
         message: str,
@@ -105,4 +156,5 @@ class ApiKeyAuth:
         send: Send,
         headers: dict[str, str] | None = None,
     ) -> None:
+        self._stamp_route(scope)
         await send_response(error_response(status, code, message, headers), scope, receive, send)

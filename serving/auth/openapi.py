@@ -12,7 +12,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from serving.auth.roles import required_role
+from serving.auth.roles import required_role, resource_of
 
 _SCHEMES = {
     "bearer": {"type": "http", "scheme": "bearer", "description": "Authorization: Bearer <API key>"},
@@ -32,9 +32,10 @@ def install_security_schema(app: FastAPI) -> None:
         if app.openapi_schema is None:
             schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
             schema.setdefault("components", {})["securitySchemes"] = _SCHEMES
+            served = frozenset(r for r in map(resource_of, schema.get("paths", {})) if r is not None)
             for path, operations in schema.get("paths", {}).items():
                 for method, operation in operations.items():
-                    role = required_role(method.upper(), path)
+                    role = required_role(method.upper(), path, served)
                     if role is None:
                         operation["security"] = []
                         continue

@@ -3,8 +3,9 @@
 Roles are nested: `storefront` ⊂ `console` ⊂ `admin`, so a key may call everything a lower
 role may. A request's resource is the path segment after `/v1/` (`/v1/inventory/SKU-1` is
 `inventory`); `RESOURCE_ROLES` names the role each one needs, `METHOD_ROLES` the few
-(method, resource) pairs that need more than their resource. A `/v1/` resource listed in
-neither needs `admin`: a route added without a decision here is closed rather than open.
+(method, resource) pairs that need more than their resource. A `/v1/` resource the app serves
+but neither table lists needs `admin`: a route added without a decision here is closed rather
+than open. One the app does not serve at all needs any valid key, which then gets the 404.
 
 Public paths (no key): the console page and its assets (the page logs in with a key the user
 types), the probes, the OpenAPI schema and docs, and `/metrics` (counters labelled by route
@@ -75,18 +76,39 @@ PUBLIC_PATHS = frozenset({"/", "/healthz", "/readyz", "/metrics", "/docs", "/ope
 PUBLIC_PREFIXES = ("/console/",)
 
 
-def required_role(method: str, path: str) -> Role | None:
+def resource_of(path: str) -> str | None:
+    """The resource of a `/v1/` path, None for any other.
+
+    >>> resource_of("/v1/inventory/SKU-1"), resource_of("/v1/alerts"), resource_of("/docs")
+    ('inventory', 'alerts', None)
+    """
+    if not path.startswith("/v1/"):
+        return None
+    end = path.find("/", 4)
+    return path[4:] if end < 0 else path[4:end]
+
+
+def required_role(method: str, path: str, served: frozenset[str] | None = None) -> Role | None:
     """The role a request needs, or None for a public path.
+
+    `served`, when known, is every resource the app has routes for: an unlisted resource outside
+    it needs only a valid key (for its 404).
 
     >>> required_role("GET", "/v1/inventory/SKU-1"), required_role("GET", "/v1/alerts/stream")
     (<Role.STOREFRONT: 1>, <Role.CONSOLE: 2>)
-    >>> required_role("GET", "/healthz") is None, required_role("GET", "/v1/something-new")
-    (True, <Role.ADMIN: 3>)
+    >>> required_role("GET", "/v1/something-new", frozenset({"something-new"}))
+    <Role.ADMIN: 3>
+    >>> required_role("GET", "/v1/nothing-here", frozenset({"something-new"}))
+    <Role.STOREFRONT: 1>
+    >>> required_role("GET", "/healthz") is None
+    True
     """
     if path.startswith("/v1/"):
         end = path.find("/", 4)
         resource = path[4:] if end < 0 else path[4:end]
-        needed = RESOURCE_ROLES.get(resource, Role.ADMIN)
+        needed = RESOURCE_ROLES.get(resource)
+        if needed is None:
+            needed = Role.STOREFRONT if served is not None and resource not in served else Role.ADMIN
         if METHOD_ROLES:
             needed = max(needed, METHOD_ROLES.get((method, resource), needed))
         return needed

@@ -15,8 +15,11 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi import APIRouter
+from fastapi.testclient import TestClient
 
 from omnistream.settings import Settings
+from serving.app import create_app
 from serving.auth.roles import Role
 from state.api_keys import KeyStore
 from state.connection import connect
@@ -115,11 +118,20 @@ def test_public_paths_need_no_key(api: tuple[str, Path]) -> None:
         assert httpx.get(f"{base}{path}").status_code == 200, path
 
 
-def test_unknown_v1_resources_need_admin(api: tuple[str, Path], keys: dict[Role, str]) -> None:
-    base, _ = api
-    _assert_error(httpx.get(f"{base}/v1/not-yet-decided"), 401, "unauthorized")
-    _assert_error(httpx.get(f"{base}/v1/not-yet-decided", headers=key_headers(keys[Role.CONSOLE])), 403, "forbidden")
-    _assert_error(httpx.get(f"{base}/v1/not-yet-decided", headers=key_headers(keys[Role.ADMIN])), 404, "not_found")
+def test_a_route_no_role_was_decided_for_needs_admin(settings: Settings, keys: dict[Role, str]) -> None:
+    """A router added without an entry in `serving.auth.roles` is closed to all but admin keys."""
+    app = create_app(settings)
+    undecided = APIRouter(prefix="/v1/undecided")
+    undecided.get("/{thing}")(lambda thing: {"thing": thing})
+    app.include_router(undecided)
+    with TestClient(app) as client:
+        _assert_error(client.get("/v1/undecided/x"), 401, "unauthorized")
+        for role in (Role.STOREFRONT, Role.CONSOLE):
+            _assert_error(client.get("/v1/undecided/x", headers=key_headers(keys[role])), 403, "forbidden")
+        assert client.get("/v1/undecided/x", headers=key_headers(keys[Role.ADMIN])).json() == {"thing": "x"}
+        # A path no route serves: any valid key learns it is not there.
+        _assert_error(client.get("/v1/nowhere/x"), 401, "unauthorized")
+        _assert_error(client.get("/v1/nowhere/x", headers=key_headers(keys[Role.STOREFRONT])), 404, "not_found")
 
 
 def test_rate_limit_answers_429_with_retry_after(api: tuple[str, Path], settings: Settings) -> None:
