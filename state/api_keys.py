@@ -84,7 +84,7 @@ class KeyStore:
 
     def records(self) -> list[KeyRecord]:
         """Every stored key's record, oldest first."""
-        stored: dict[Any, Any] = self.client.hgetall(keys.api_keys())  # type: ignore[assignment]
+        stored: dict[Any, Any] = self.client.hgetall(keys.api_keys())
         return sorted((_decode(value) for value in stored.values()), key=lambda r: (r.created_at, r.id))
 
     def revoke(self, key_id: str) -> KeyRecord | None:
@@ -92,7 +92,7 @@ class KeyStore:
 
         Raises `ValueError` when the prefix names more than one key.
         """
-        stored: dict[Any, Any] = self.client.hgetall(keys.api_keys())  # type: ignore[assignment]
+        stored: dict[Any, Any] = self.client.hgetall(keys.api_keys())
         matches = [(field, _decode(value)) for field, value in stored.items() if _decode(value).id.startswith(key_id)]
         if not key_id or len(matches) > 1:
             raise ValueError(f"{key_id!r} names {len(matches)} keys; give more of the id")
@@ -111,5 +111,5 @@ class KeyLookup:
         self._hash_key = keys.api_keys()
 
     async def record(self, key: bytes) -> KeyRecord | None:
-        stored: bytes | None = await self.client.hget(self._hash_key, key_hash(key))  # type: ignore[misc]
+        stored = await self.client.hget(self._hash_key, key_hash(key))
         return None if stored is None else _decode(stored)
