@@ -27,6 +27,7 @@ from omnistream.settings import Settings
 from state import keys
 from state.connection import connect
 from state.doc_writer import DocWriter, FencedDoc
+from state.flow_health import write_heartbeat
 from state.pipeline_scripts import run_pipeline
 from state.stock_writer import StockWriter
 from state.stream_writer import StreamWriter
@@ -44,8 +45,12 @@ def _backoff() -> Iterator[float]:
 
 
 class _RecordSinkPartition(StatelessSinkPartition[FlowRecord]):
-    def __init__(self, flow_name: str, settings: Settings, generation: str) -> None:
+    def __init__(self, flow_name: str, settings: Settings, generation: str, worker_index: int = 0) -> None:
         self._flow = flow_name
+        self._worker = worker_index
+        self._written = 0
+        self._letters_by_reason: Counter[str] = Counter()
+        self._beat_at = 0.0
         self._lag = END_TO_END_LAG.labels(flow_name)
         client = connect(settings.redis.url, timeout_s=10.0)
         self._client = client
@@ -102,6 +107,7 @@ class _RecordSinkPartition(StatelessSinkPartition[FlowRecord]):
         if alerts or letters:
             self._flush_kafka()
 
+        lags: list[float] = []
         if n_state:
             applied = sum(int(r) for r in replies[:n_replies])  # each reply counts the writes it applied
             STATE_WRITES.labels(self._flow, "applied").inc(applied)
@@ -114,6 +120,22 @@ class _RecordSinkPartition(StatelessSinkPartition[FlowRecord]):
             ALERTS.labels(self._flow, kind, severity).inc(n)
         for (topic, reason), n in letter_reasons.items():
             DEAD_LETTERS.labels(self._flow, topic, reason).inc(n)
+            self._letters_by_reason[reason] += n
+        self._written += len(items)
+        self._heartbeat(written_at, min(lags, default=None))
+
+    def _heartbeat(self, written_at: float, lag_s: float | None) -> None:
+        """At most once a second, tell the console this worker is alive (`state.flow_health`); never fails the batch."""
+        now = time.monotonic()
+        if now - self._beat_at < 1.0:
+            return
+        self._beat_at = now
+        doc = {"last_write_at": written_at, "event_lag_s": None if lag_s is None else max(0.0, lag_s),
+               "records": self._written, "dead_letters": dict(self._letters_by_reason)}  # fmt: skip
+        try:
+            write_heartbeat(self._client, self._flow, self._worker, doc)
+        except redis.RedisError as ex:
+            log.debug("flow %s: heartbeat not written (%s)", self._flow, type(ex).__name__)
 
     def _write_redis(
         self,
@@ -172,7 +194,7 @@ class RecordSink(DynamicSink[FlowRecord]):
         self.generation = generation
 
     def build(self, step_id: str, worker_index: int, worker_count: int) -> _RecordSinkPartition:
-        return _RecordSinkPartition(self.flow_name, self.settings, self.generation)
+        return _RecordSinkPartition(self.flow_name, self.settings, self.generation, worker_index)
 
 
 def is_dead_letter(item: Any) -> bool:

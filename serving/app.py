@@ -27,7 +27,7 @@ from serving.errors import install_error_handlers
 from serving.fast_path import StockFastPath
 from serving.rec_fast_path import RecommendationsFastPath
 from serving.rec_served import ServedPublisher
-from serving.routes import alerts, experiments, health, inventory, recommendations, scores
+from serving.routes import alerts, console, experiments, flows, health, inventory, recommendations, scores, session
 from serving.routes.recommendations import Recommender
 from state.api_keys import KeyLookup
 from state.connection import connect_async
@@ -114,6 +114,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(experiments.router)
     app.include_router(health.router)
     app.include_router(metrics.router)
+    app.include_router(session.router)
+    app.include_router(flows.router)
+    app.include_router(console.router)
     # Added last-but-one so the metrics middleware (added last, hence outermost) counts
     # the fast path's requests too.
     app.add_middleware(StockFastPath, api=app)

@@ -122,3 +122,8 @@ def api_keys() -> str:
     is one HGETALL. The keys themselves are never stored.
     """
     return f"{NAMESPACE}:apikeys"
+
+
+def flow_health() -> str:
+    """Hash of the flows' heartbeats: field `<flow>/<worker>`, value a small JSON document (`state.flow_health`)."""
+    return f"{NAMESPACE}:flowhealth"

@@ -31,6 +31,8 @@ from serving.auth.roles import RESOURCE_ROLES, Role, required_role, resource_of
 from serving.errors import error_response
 from serving.route_label import RouteStamp
 
+PRINCIPAL_SCOPE_KEY = "omnistream.principal"
+"""Where an admitted request's `Principal` is left in the ASGI scope (`GET /v1/session` reads it)."""
 _BEARER = b"bearer "
 _MISSING = "missing API key: send it as 'Authorization: Bearer <key>' or 'X-API-Key: <key>'"
 _INVALID = "invalid API key (unknown or revoked)"
@@ -125,6 +127,7 @@ class ApiKeyAuth:
             headers = {"Retry-After": retry_after(wait_s)}
             await self._refuse(429, "rate_limited", message, scope, receive, send, headers)
             return
+        scope[PRINCIPAL_SCOPE_KEY] = principal
         await self.app(scope, receive, send)
 
     def _route(self, scope: Scope) -> RouteStamp | None:

@@ -50,6 +50,7 @@ RESOURCE_ROLES: dict[str, Role] = {
     "fulfillment": Role.STOREFRONT,
     "reservations": Role.STOREFRONT,
     "forecasts": Role.STOREFRONT,
+    "session": Role.STOREFRONT,  # who am I: any valid key
     # console: stores' and alert desks' screens
     "alerts": Role.CONSOLE,
     "scores": Role.CONSOLE,
