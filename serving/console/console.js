@@ -4,7 +4,7 @@
 "use strict";
 
 const KEY_ITEM = "omnistream.apiKey";
-const STOCK_POLL_MS = 500;
+const STOCK_POLL_MS = 250; // a change shows within a second of the flow writing it
 const PANEL_POLL_MS = 5000;
 const PII_ENTITY_TYPES = new Set(["user", "customer", "shopper", "session", "card", "email", "phone"]);
 const FEED_MAX = 100;
