@@ -71,6 +71,8 @@ class LocalRun:
         self.api: Child | None = None
         self.simulator: Child | None = None
         self.new_topics: list[str] = []
+        self.console_key: str | None = None  # made by `issue_demo_keys`, shown in the summary
+        self.storefront_key: str | None = None  # the simulator's, for its storefront requests
 
     def say(self, what: str, text: str) -> None:
         self.out.print(f"[bold cyan]{what:<9}[/] {text}", highlight=False, soft_wrap=True)
@@ -223,11 +225,34 @@ class LocalRun:
             time.sleep(0.2)
         raise UserError(f"the API did not answer {url} within {timeout_s:.0f} s; see {LOG_DIR / 'api.log'}")
 
+    def issue_demo_keys(self) -> None:
+        """A console key for the person at the screen and a storefront key for the simulator (auth on only)."""
+        if not self.effective.auth.enabled:
+            self.warn("authentication is off (OMNISTREAM_AUTH_ENABLED=false): anyone can call the API")
+            return
+        from state.api_keys import KeyStore
+        from state.connection import connect
+
+        client = connect(self.effective.redis.url)
+        try:
+            store = KeyStore(client)
+            self.console_key = store.create("console", "omnistream up: console").key
+            self.storefront_key = store.create("storefront", "omnistream up: simulator storefront").key
+        finally:
+            client.close()
+
     def start_simulator(self, rate: float) -> None:
         from flows.launcher import settings_env
 
         cmd = [sys.executable, "-m", "omnistream.cli", "simulate", "--rate", f"{rate:g}"]
-        self.simulator = self._spawn("simulator", cmd, {**os.environ, **settings_env(self.effective)})
+        env = {**os.environ, **settings_env(self.effective)}
+        if self.api is not None:  # the simulator also plays a storefront asking for recommendations
+            cmd += ["--api", self.api_base]
+            if self.storefront_key:
+                env["OMNISTREAM_SIM_API_KEY"] = self.storefront_key
+            elif not self.effective.auth.enabled:
+                env["OMNISTREAM_SIM_API_KEY"] = "auth-off"
+        self.simulator = self._spawn("simulator", cmd, env)
         self.say("simulator", f"publishing the catalog and opening stock, then ~{rate:g} events/s "
                               f"(seed {self.effective.sim.seed})")  # fmt: skip
 

@@ -49,6 +49,7 @@ def up(
             run.start_services()
             run.create_topics()
             run.forget_stale_state()
+            run.issue_demo_keys()
             run.start_flows()
             if api:
                 run.start_api()
@@ -87,6 +88,9 @@ def _summary(run: LocalRun, workload: Workload, *, api: bool, simulate: bool, ra
     grid.add_row("Redis", s.redis.url + ("  (started here, diskless)" if run.redis.started_here else ""))
     grid.add_row("Kafka", s.kafka.brokers + ("  (Tansu, in memory, started here)" if run.broker.started_here else ""))
     if api:
+        grid.add_row("Console", f"{run.api_base}/")
+        if run.console_key:
+            grid.add_row("  console key", f"{run.console_key}  (role console; `omnistream keys` makes others)")
         grid.add_row("API", run.api_base)
         grid.add_row("  docs", f"{run.api_base}/docs")
         grid.add_row("  metrics", f"{run.api_base}/metrics")
@@ -109,10 +113,12 @@ def _summary(run: LocalRun, workload: Workload, *, api: bool, simulate: bool, ra
     if api:
         best_sellers = sorted(workload.catalog.products, key=lambda p: p.rank)  # stocked everywhere, moving
         sku, other, store = best_sellers[0].sku, best_sellers[1].sku, workload.catalog.stores[0]
+        auth = f"-H 'Authorization: Bearer {run.console_key}' " if run.console_key else ""
         examples = [
-            f"curl -s {run.api_base}/v1/inventory/{sku}",
-            f"curl -s {run.api_base}/v1/inventory/{sku}/locations/{store}",
-            f"curl -s '{run.api_base}/v1/inventory?skus={sku},{other}'",
+            f"curl -s {auth}{run.api_base}/v1/inventory/{sku}",
+            f"curl -s {auth}{run.api_base}/v1/inventory/{sku}/locations/{store}",
+            f"curl -s {auth}'{run.api_base}/v1/inventory?skus={sku},{other}'",
+            f"curl -s {auth}{run.api_base}/v1/experiments",
         ]
         body += [Text(""), Text("Try", style="bold"), *(Text(line) for line in examples)]
     return Panel(Group(*body), title="omnistream up", border_style="cyan", expand=False)
