@@ -33,6 +33,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
 from benchmarks import http_load
 from benchmarks.recommend import seed_stock
 from flows.launcher import settings_env
