@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal, NamedTuple, Self
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.fields import FieldInfo
@@ -92,6 +93,62 @@ class RedisSettings(_Group):
         if not value.startswith(schemes):
             raise ValueError(f"expected a URL starting with one of {', '.join(schemes)}; got {value!r}")
         return value
+
+    # --- credentials and TLS (appended; docs/security.md) -----------------------------------------
+    username: str = Field("", description="Redis ACL user (empty: the URL's, or `default`).")
+    password: str = Field("", repr=False, description="Redis password of the ACL user (empty: the URL's, if any).")
+    tls_ca_file: Path | None = Field(
+        None, description="CA bundle (PEM) that signs Redis's certificate; with a rediss:// URL."
+    )
+    tls_cert_file: Path | None = Field(None, description="Client certificate (PEM) when Redis asks for one.")
+    tls_key_file: Path | None = Field(None, description="The client certificate's private key (PEM).")
+
+    @field_validator("tls_ca_file", "tls_cert_file", "tls_key_file", mode="before")
+    @classmethod
+    def _empty_path_is_none(cls, value: object) -> object:
+        return None if value in ("", None) else value
+
+    @model_validator(mode="after")
+    def _credentials_and_tls_in_the_url(self) -> RedisSettings:
+        """Fold the user, password and TLS files into `url`, which every Redis client is made from.
+
+        Every flow, tool and the API connect with `state.connection.connect(settings.redis.url)`;
+        redis-py reads `ssl_ca_certs`, `ssl_certfile` and `ssl_keyfile` from the URL's query. Values
+        the URL already carries win, so a URL passed on to a child process is not changed twice.
+        """
+        object.__setattr__(self, "url", redis_url_with(self.url, self.username, self.password, {
+            "ssl_ca_certs": self.tls_ca_file, "ssl_certfile": self.tls_cert_file, "ssl_keyfile": self.tls_key_file,
+        }))  # fmt: skip
+        return self
+
+    @property
+    def display_url(self) -> str:
+        """`url` with any password replaced by `***`, for printing."""
+        parts = urlsplit(self.url)
+        if parts.password is None:
+            return self.url
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+        return urlunsplit(parts._replace(netloc=netloc))
+
+
+def redis_url_with(url: str, username: str, password: str, query: Mapping[str, object]) -> str:
+    """`url` with `username`/`password` (when it has none) and the non-empty `query` values it lacks.
+
+    >>> redis_url_with("rediss://h:6380/0", "omni", "p@ss", {"ssl_ca_certs": "/ca.pem", "ssl_keyfile": None})
+    'rediss://omni:p%40ss@h:6380/0?ssl_ca_certs=%2Fca.pem'
+    >>> redis_url_with("redis://u:x@h:6379/0?ssl_ca_certs=a", "", "y", {"ssl_ca_certs": "b"})
+    'redis://u:x@h:6379/0?ssl_ca_certs=a'
+    """
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if password and "@" not in netloc:
+        netloc = f"{quote(username, safe='')}:{quote(password, safe='')}@{netloc}"
+    elif username and "@" not in netloc:
+        netloc = f"{quote(username, safe='')}@{netloc}"
+    present = dict(parse_qsl(parts.query, keep_blank_values=True))
+    added = {name: str(value) for name, value in query.items() if value not in (None, "") and name not in present}
+    new_query = urlencode({**present, **added}) if added else parts.query
+    return urlunsplit(parts._replace(netloc=netloc, query=new_query))
 
 
 class ApiSettings(_Group):

@@ -94,7 +94,7 @@ class LocalRun:
         except RuntimeError as ex:
             raise UserError(str(ex)) from None
         if self.redis.started_here:
-            self.say("redis", f"started redis-server at {self.redis.address} (none at {self.settings.redis.url})")
+            self.say("redis", f"started redis-server at {self.redis.address} (none at {self.settings.redis.display_url})")
         else:
             self.say("redis", f"using {self.redis.address}")
         try:

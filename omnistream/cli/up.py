@@ -85,7 +85,7 @@ def _summary(run: LocalRun, workload: Workload, *, api: bool, simulate: bool, ra
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold")
     grid.add_column()
-    grid.add_row("Redis", s.redis.url + ("  (started here, diskless)" if run.redis.started_here else ""))
+    grid.add_row("Redis", s.redis.display_url + ("  (started here, diskless)" if run.redis.started_here else ""))
     grid.add_row("Kafka", s.kafka.brokers + ("  (Tansu, in memory, started here)" if run.broker.started_here else ""))
     if api:
         grid.add_row("Console", f"{run.api_base}/")
