@@ -10,8 +10,8 @@ Variants, each one uvicorn worker on the same Redis and the same data, measured 
 - `auth`: this tree, auth on, every request carrying a valid key (the key cache warm, as in service);
 - `bare`: the bare route, the baseline the endpoints' ratios are quoted against.
 
-Per variant and endpoint: the most requests/s (closed loop, 32 connections) and p50/p99 at half of that
-(open loop). Written to benchmarks/results/auth.json; prints a table.
+Per variant and endpoint: the most requests/s (closed loop, 32 connections), the server's CPU time per
+request meanwhile, and p50/p99 at half of that rate (open loop). Written to benchmarks/results/auth.json; prints a table.
 
     python benchmarks/auth.py --before /tmp/omnistream-before --seconds 6 --rounds 3
 """
@@ -68,10 +68,26 @@ def start(app: str, settings: Settings, cwd: Path, extra_env: dict[str, str]) ->
     raise RuntimeError(f"{app} in {cwd} did not start")
 
 
-def figures(port: int, paths: list[str], headers: dict[str, str], seconds: float, connections: int) -> dict[str, Any]:
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds the process has used (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def figures(
+    pid: int, port: int, paths: list[str], headers: dict[str, str], seconds: float, connections: int
+) -> dict[str, Any]:
+    """Closed loop (most req/s, and the server's CPU per request meanwhile), then open loop at half that rate.
+
+    The server's CPU time per answered request is what its capacity is on a machine of its own
+    (one worker: 1 / CPU per request); unlike req/s, it barely moves when other processes take the
+    cores, so it is the steadier before/after comparison on a shared machine.
+    """
+    cpu_before = cpu_s(pid)
     peak = http_load.run(http_load.closed_loop("127.0.0.1", port, paths, connections, seconds, headers))
+    cpu_per_request_us = (cpu_s(pid) - cpu_before) / max(1, peak.requests) * 1e6
     half = http_load.run(http_load.open_loop("127.0.0.1", port, paths, peak.rate / 2, seconds, connections, headers))
-    return {"max": peak.as_dict(), "half_load": half.as_dict()}
+    return {"max": peak.as_dict() | {"cpu_per_request_us": cpu_per_request_us}, "half_load": half.as_dict()}
 
 
 def median_of(runs: list[dict[str, Any]], phase: str, field: str) -> float:
@@ -116,7 +132,8 @@ def main() -> None:
             console.print(f"round {round_no + 1}/{args.rounds}")
             for name, (_, _, _, headers) in variants.items():
                 for endpoint in ("bare",) if name == "bare" else ("inventory", "recommendations"):
-                    result = figures(servers[name][1], endpoints[endpoint], headers, args.seconds, args.connections)
+                    proc, port = servers[name]
+                    result = figures(proc.pid, port, endpoints[endpoint], headers, args.seconds, args.connections)
                     runs.setdefault(f"{name}/{endpoint}", []).append(result)
     finally:
         for proc, _ in servers.values():
@@ -129,6 +146,7 @@ def main() -> None:
     for label, rounds in runs.items():
         summary[label] = {
             "max_rate": median_of(rounds, "max", "rate"),
+            "cpu_per_request_us": median_of(rounds, "max", "cpu_per_request_us"),
             "max_errors": median_of(rounds, "max", "errors"),
             "half_load_rate": median_of(rounds, "half_load", "offered_rate"),
             "half_p50_ms": median_of(rounds, "half_load", "p50_ms"),
@@ -138,6 +156,7 @@ def main() -> None:
     for endpoint in ("inventory", "recommendations"):
         after, before = summary[f"auth/{endpoint}"], summary[f"before/{endpoint}"]
         after["kept_of_before"] = after["max_rate"] / before["max_rate"]
+        after["cpu_capacity_kept"] = before["cpu_per_request_us"] / after["cpu_per_request_us"]
         for row in (after, before):
             row["ratio_to_bare"] = row["max_rate"] / bare
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
@@ -145,11 +164,14 @@ def main() -> None:
                                    "rounds": runs}, indent=2))  # fmt: skip
 
     table = Table(title="API with and without the key check (medians over rounds)")
-    for column in ("variant/endpoint", "max req/s", "÷ bare", "kept", "half-load p50 ms", "half-load p99 ms"):
+    for column in ("variant/endpoint", "max req/s", "÷ bare", "kept", "CPU µs/req", "CPU capacity kept",
+                   "half-load p50 ms", "half-load p99 ms"):  # fmt: skip
         table.add_column(column)
     for label, row in summary.items():
         table.add_row(label, f"{row['max_rate']:,.0f}", f"{row.get('ratio_to_bare', 1.0):.2f}",
                       f"{row['kept_of_before']:.1%}" if "kept_of_before" in row else "",
+                      f"{row['cpu_per_request_us']:.0f}",
+                      f"{row['cpu_capacity_kept']:.1%}" if "cpu_capacity_kept" in row else "",
                       f"{row['half_p50_ms']:.2f}", f"{row['half_p99_ms']:.2f}")  # fmt: skip
     console.print(table)
     console.print(f"written to {RESULTS.relative_to(ROOT)}")
