@@ -11,7 +11,8 @@ Variants, each one uvicorn worker on the same Redis and the same data, measured 
 - `bare`: the bare route, the baseline the endpoints' ratios are quoted against.
 
 Per variant and endpoint: the most requests/s (closed loop, 32 connections), the server's CPU time per
-request meanwhile, and p50/p99 at half of that rate (open loop). Written to benchmarks/results/auth.json; prints a table.
+request meanwhile, and p50/p99 at half of that rate (open loop). Written to benchmarks/results/auth.json;
+prints a table.
 
     python benchmarks/auth.py --before /tmp/omnistream-before --seconds 6 --rounds 3
 """

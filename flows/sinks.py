@@ -63,9 +63,7 @@ class _RecordSinkPartition(StatelessSinkPartition[FlowRecord]):
         # they go out at once and their acknowledgement arrives while Redis works; with a linger they
         # waited for the flush after it, adding a broker round trip to every batch that has any
         # (docs/performance.md, "Inventory end-to-end lag").
-        self._producer = Producer(
-            {"bootstrap.servers": settings.kafka.brokers, "enable.idempotence": True, "linger.ms": 0}
-        )
+        self._producer = Producer({**settings.kafka.client_config(), "enable.idempotence": True, "linger.ms": 0})
         self._alerts_topic = settings.topic(Topic.ALERTS)
         self._dlq_topic = settings.topic(Topic.DLQ)
 

@@ -59,6 +59,48 @@ class KafkaSettings(_Group):
                 raise ValueError(f"expected host:port[,host:port…], got {value!r}")
         return value
 
+    # --- authentication and TLS, passed to every producer, consumer and admin client (docs/security.md) ---
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT", description="librdkafka security.protocol of every Kafka client."
+    )
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = Field(
+        "PLAIN", description="SASL mechanism, with a SASL_* protocol."
+    )
+    sasl_username: str = Field("", description="SASL user, with a SASL_* protocol.")
+    sasl_password: str = Field("", repr=False, description="SASL password, with a SASL_* protocol.")
+    ssl_ca_file: Path | None = Field(None, description="CA bundle (PEM) of the brokers' certificates (SSL, SASL_SSL).")
+    ssl_cert_file: Path | None = Field(None, description="Client certificate (PEM) when the brokers ask for one.")
+    ssl_key_file: Path | None = Field(None, description="The client certificate's private key (PEM).")
+
+    @field_validator("ssl_ca_file", "ssl_cert_file", "ssl_key_file", mode="before")
+    @classmethod
+    def _empty_path_is_none(cls, value: object) -> object:
+        return None if value in ("", None) else value
+
+    def security_config(self) -> dict[str, str]:
+        """The librdkafka settings for authentication and TLS (empty for the default PLAINTEXT).
+
+        >>> KafkaSettings(security_protocol="SASL_SSL", sasl_mechanism="SCRAM-SHA-512", sasl_username="omni",
+        ...               sasl_password="pw", ssl_ca_file="/ca.pem").security_config()["sasl.mechanism"]
+        'SCRAM-SHA-512'
+        >>> KafkaSettings().security_config()
+        {}
+        """
+        if self.security_protocol == "PLAINTEXT":
+            return {}
+        config: dict[str, str] = {"security.protocol": self.security_protocol}
+        if self.security_protocol.startswith("SASL_"):
+            config |= {"sasl.mechanism": self.sasl_mechanism, "sasl.username": self.sasl_username,
+                       "sasl.password": self.sasl_password}  # fmt: skip
+        files = {"ssl.ca.location": self.ssl_ca_file, "ssl.certificate.location": self.ssl_cert_file,
+                 "ssl.key.location": self.ssl_key_file}  # fmt: skip
+        config |= {name: str(path) for name, path in files.items() if path is not None}
+        return config
+
+    def client_config(self) -> dict[str, str]:
+        """`bootstrap.servers` and the security settings: the base of every Kafka client's configuration."""
+        return {"bootstrap.servers": self.brokers, **self.security_config()}
+
 
 class TopicSettings(_Group):
     """Names and size of the topics Omnistream creates (`events.topics`)."""

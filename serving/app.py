@@ -66,7 +66,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     stream_client = connect_async(settings.redis.url, timeout_s=settings.api.sse_keepalive_s + 5.0)
     app.state.stream_redis = stream_client
     # The producer connects in the background: a broker that is down costs requests nothing.
-    publisher = ServedPublisher(settings.kafka.brokers, settings.topic(Topic.REC_SERVED), settings.rec.served_queue_max)
+    publisher = ServedPublisher(settings.kafka.brokers, settings.topic(Topic.REC_SERVED), settings.rec.served_queue_max,
+                                security=settings.kafka.security_config())  # fmt: skip
     app.state.metrics.registry.register(publisher)
     app.state.recommender = Recommender(
         RecReader(client, settings.rec.api_cache_s, after_parse=ParsedListCollector()),

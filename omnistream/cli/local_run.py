@@ -94,7 +94,9 @@ class LocalRun:
         except RuntimeError as ex:
             raise UserError(str(ex)) from None
         if self.redis.started_here:
-            self.say("redis", f"started redis-server at {self.redis.address} (none at {self.settings.redis.display_url})")
+            self.say(
+                "redis", f"started redis-server at {self.redis.address} (none at {self.settings.redis.display_url})"
+            )
         else:
             self.say("redis", f"using {self.redis.address}")
         try:
@@ -117,7 +119,8 @@ class LocalRun:
 
         s = self.effective
         try:
-            result = create_topics(s.kafka.brokers, s.topic.prefix, s.topic.partitions)
+            result = create_topics(s.kafka.brokers, s.topic.prefix, s.topic.partitions,
+                                   security=s.kafka.security_config())  # fmt: skip
         except KafkaException as ex:
             raise UserError(f"creating topics at {s.kafka.brokers} failed: {ex}") from None
         self.new_topics = sorted(name for name, status in result.items() if status == "created")

@@ -89,7 +89,7 @@ def simulate(
 
                 storefront = Storefront(api, api_key, seed=settings.sim.seed)
                 stream = storefront.shop(stream)
-            publisher = sim_publish.KafkaPublisher(settings.kafka.brokers)
+            publisher = sim_publish.KafkaPublisher(settings.kafka.brokers, settings.kafka.security_config())
             names = {topic: settings.topic(topic) for topic in Topic}
             opening = Opening(stream, rfc3339_ms(workload.start_ts + 1.0))
             try:
@@ -119,7 +119,7 @@ def replay(
         records = list(sim_publish.jsonl_records(file, chosen))  # a bad line stops us before anything is sent
     except (OSError, ValueError) as ex:
         fail(f"cannot read {file}: {ex}")
-    publisher = sim_publish.KafkaPublisher(settings.kafka.brokers)
+    publisher = sim_publish.KafkaPublisher(settings.kafka.brokers, settings.kafka.security_config())
     counts = Counts()
     with GracefulStop() as stop, progress(len(records)) as advance:
         try:
