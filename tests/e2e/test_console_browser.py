@@ -3,7 +3,8 @@ the real API, a live inventory flow, Kafka and Redis.
 
 The page logs in with a console key, searches a SKU, and must show the new available count
 within a second of the flow writing it after a POS sale is produced to Kafka, and the
-low-stock alert the sale raises must appear in the live feed, all without a console error.
+low-stock alert the sale raises must appear in the live feed, and a fraud alert about a shopper must
+show in the fraud feed with the shopper's id masked, all without a console error.
 A screenshot is saved in the test's folder.
 
 The browser comes from the system package (`apt-get install chromium`), never downloaded by the
@@ -23,12 +24,14 @@ from typing import Any
 import orjson
 import pytest
 
+from events.alerts import Alert, Entity, Severity
 from events.timestamps import rfc3339_ms
 from events.topics import Topic
 from flows.launcher import start_flow
 from omnistream.settings import Settings
 from state import keys
 from state.connection import connect
+from state.stream_writer import StreamWriter, alert_records
 from tests.harness.api import issue_key, running_api
 from tests.harness.flows import publish
 
@@ -36,6 +39,7 @@ pytestmark = pytest.mark.e2e
 
 SKU = "SKU-CONSOLE-1"
 STORE = "STORE-07"
+SHOPPER = "U-PRIVATE-0042"  # a customer id: the console must never show it whole
 
 
 def chromium_path() -> str | None:
@@ -63,6 +67,17 @@ def cash_sale(qty: int) -> tuple[Topic, bytes, bytes]:
         "items": [{"sku": SKU, "qty": qty, "unit_price": 5.0}], "total": 5.0 * qty, "payment": {"method": "cash"},
     }  # fmt: skip
     return Topic.POS, STORE.encode(), orjson.dumps(event)
+
+
+def add_fraud_alert(redis_url: str, user_id: str) -> None:
+    alert = Alert(alert_id=f"a-{uuid.uuid4().hex[:8]}", kind="fraud", severity=Severity.EMERGENCY,
+                  entity=Entity("user", user_id), reasons=["card used from three countries within an hour"],
+                  ts=rfc3339_ms(time.time()), score=0.97)  # fmt: skip
+    client = connect(redis_url)
+    try:
+        StreamWriter(client, keys.alerts_stream(), generation="browser-test").add_batch(alert_records([alert]))
+    finally:
+        client.close()
 
 
 def available_in_redis(redis_url: str) -> int | None:
@@ -135,6 +150,13 @@ def test_console_shows_stock_change_within_a_second_and_the_new_alert(live_inven
             alert = page.wait_for_selector(f"#alert-feed li:has-text('low_stock'):has-text('{SKU}')", timeout=10_000)
             assert alert is not None
             assert "warning" in (alert.get_attribute("class") or "")
+
+            # A fraud alert about a shopper, added as the fraud flow adds it: in both feeds, the id masked.
+            add_fraud_alert(settings.redis.url, SHOPPER)
+            fraud = page.wait_for_selector("#fraud-feed li:has-text('fraud')", timeout=10_000)
+            assert fraud is not None and "emergency" in (fraud.get_attribute("class") or "")
+            assert "user U-…42" in fraud.inner_text()
+            assert SHOPPER not in page.inner_text("body")
             page.screenshot(path=str(tmp_path / "console.png"), full_page=True)
             page.set_viewport_size({"width": 390, "height": 844})  # a phone
             page.screenshot(path=str(tmp_path / "console-phone.png"), full_page=True)
