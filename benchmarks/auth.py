@@ -102,7 +102,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--connections", type=int, default=32)
     args = parser.parse_args()
-    console = Console()
+    console = Console(width=150)
 
     redis_service, broker = start_redis(), start_broker()
     settings = Settings(redis_url=redis_service.address, kafka_brokers=broker.address, flow_metrics_port=0,
