@@ -137,6 +137,17 @@ def middleware_cost_us(key: str, settings: Settings, n: int = 200_000) -> dict[s
     return asyncio.run(measure())
 
 
+def asgi_cpu(tree: Path, env: dict[str, str], key: str, settings: Settings, requests: int) -> dict[str, float]:
+    """CPU µs per request of the ASGI app of `tree`, driven in process (benchmarks/asgi_cpu.py)."""
+    script = ROOT / "benchmarks" / "asgi_cpu.py"
+    out = subprocess.run(
+        [sys.executable, str(script), "--requests", str(requests), *(["--key", key] if key else [])],
+        env={**os.environ, **settings_env(settings), **env}, cwd=tree, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    result: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
+
+
 def median_of(runs: list[dict[str, Any]], phase: str, field: str) -> float:
     return float(statistics.median(run[phase][field] or 0.0 for run in runs))
 
@@ -147,6 +158,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=6.0)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--asgi-requests", type=int, default=20_000, help="requests per in-process round")
     args = parser.parse_args()
     console = Console(width=150)
 
@@ -160,6 +172,21 @@ def main() -> None:
 
     check = middleware_cost_us(key, settings)
     console.print(f"the key check alone: {check['check_us']:.2f} µs CPU per request (warm cache, in process)")
+    before_tree = args.before or ROOT
+    before_env = {"PYTHONPATH": str(args.before)} if args.before else {"OMNISTREAM_AUTH_ENABLED": "false"}
+    in_process: dict[str, list[dict[str, float]]] = {"before": [], "auth": []}
+    for round_no in range(args.rounds):
+        console.print(f"in process, round {round_no + 1}/{args.rounds}")
+        in_process["before"].append(asgi_cpu(before_tree, before_env, "", settings, args.asgi_requests))
+        in_process["auth"].append(asgi_cpu(ROOT, {}, key, settings, args.asgi_requests))
+    asgi = {
+        variant: {kind: float(statistics.median(r[kind] for r in rounds)) for kind in rounds[0]}
+        for variant, rounds in in_process.items()
+    }
+    for kind in asgi["auth"]:
+        console.print(f"in process, {kind}: {asgi['before'][kind]:.1f} µs CPU per request before, "
+                      f"{asgi['auth'][kind]:.1f} with the key check: "
+                      f"{asgi['before'][kind] / asgi['auth'][kind]:.1%} of the capacity kept")  # fmt: skip
 
     rng = random.Random(7)
     skus = [f"SKU-{int(N_SKUS * rng.random() ** 3):07d}" for _ in range(2000)]
@@ -168,8 +195,6 @@ def main() -> None:
         "recommendations": [f"/v1/recommendations?session_id=S-{n}&sku={sku}" for n, sku in enumerate(skus)],
         "bare": [f"/bare/{sku}" for sku in skus],
     }
-    before_tree = args.before or ROOT
-    before_env = {"PYTHONPATH": str(args.before)} if args.before else {"OMNISTREAM_AUTH_ENABLED": "false"}
     variants = {
         "before": ("serving.app:create_app", before_tree, before_env, {}),
         "auth": ("serving.app:create_app", ROOT, {}, {"Authorization": f"Bearer {key}"}),
@@ -211,7 +236,8 @@ def main() -> None:
             row["ratio_to_bare"] = row["max_rate"] / bare
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "summary": summary,
-                                   "key_check_alone": check, "rounds": runs}, indent=2))  # fmt: skip
+                                   "key_check_alone": check, "in_process_cpu_us": asgi,
+                                   "in_process_rounds": in_process, "rounds": runs}, indent=2))  # fmt: skip
 
     table = Table(title="API with and without the key check (medians over rounds)")
     for column in ("variant/endpoint", "max req/s", "÷ bare", "kept", "CPU µs/req", "CPU capacity kept",
