@@ -7,6 +7,7 @@ without editing this file) plus the requests the fast paths answer ahead of Fast
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from collections.abc import Iterator
@@ -182,3 +183,18 @@ def test_no_key_material_in_logs_or_metrics(
         assert secret[:16] not in metrics
         assert secret[:16] not in log
         assert secret[:16] not in caplog.text
+
+
+def test_auth_is_on_unless_turned_off_and_off_is_loud(
+    settings: Settings, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in [n for n in os.environ if n.startswith("OMNISTREAM_AUTH_")]:
+        monkeypatch.delenv(name)
+    assert Settings().auth.enabled  # the default: keys required
+    create_app(settings)
+    assert "AUTHENTICATION IS OFF" not in capsys.readouterr().err
+    open_app = create_app(settings.model_copy(update={"auth_enabled": False}))
+    assert "AUTHENTICATION IS OFF" in capsys.readouterr().err
+    with TestClient(open_app) as client:
+        assert client.get("/v1/alerts").status_code == 200
+        assert client.get("/v1/session").json() == {"key_id": None, "role": "admin", "auth": False}
