@@ -5,8 +5,11 @@ reads through it, configured only with `OMNISTREAM_REDIS_*` settings.
 
 from __future__ import annotations
 
+import os
 import shutil
+import ssl
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +21,7 @@ import redis
 import trustme
 
 from events.topics import Topic
+from flows.launcher import settings_env
 from omnistream.settings import Settings
 from omnistream.stack import free_port
 from state import keys
@@ -125,3 +129,40 @@ def test_flow_and_api_work_over_tls_with_an_acl_user(settings: Settings, tls_red
         assert stock.json()["total_available"] == 7
         assert httpx.get(f"{base}/v1/inventory/SKU-TLS").status_code == 401
     assert PASSWORD not in (tmp_path / "api.log").read_text(errors="replace")
+
+
+def test_api_serves_https_with_the_serve_options(settings: Settings, tmp_path: Path) -> None:
+    """`omnistream serve --ssl-certfile --ssl-keyfile`: the API behind TLS, keys still required."""
+    ca = trustme.CA()
+    server = ca.issue_cert("127.0.0.1")
+    cert, key_file, ca_file = tmp_path / "api.pem", tmp_path / "api.key", tmp_path / "ca.pem"
+    server.cert_chain_pems[0].write_to_path(str(cert))
+    server.private_key_pem.write_to_path(str(key_file))
+    ca.cert_pem.write_to_path(str(ca_file))
+    trusted = ssl.create_default_context(cafile=str(ca_file))
+    port = free_port()
+    env = {**os.environ, **settings_env(settings)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "omnistream.cli", "serve", "--port", str(port), "--ssl-certfile", str(cert),
+         "--ssl-keyfile", str(key_file)],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                health = httpx.get(f"https://127.0.0.1:{port}/healthz", verify=trusted, timeout=1)
+                break
+            except httpx.HTTPError:
+                assert proc.poll() is None and time.monotonic() < deadline, "the HTTPS API did not start"
+                time.sleep(0.2)
+        assert health.status_code == 200
+        key = issue_key(settings.redis.url, "storefront").key
+        assert httpx.get(f"https://127.0.0.1:{port}/v1/inventory/X", verify=trusted).status_code == 401
+        read = httpx.get(f"https://127.0.0.1:{port}/v1/inventory/X", verify=trusted, headers=key_headers(key))
+        assert read.status_code == 404  # admitted; no such SKU
+        with pytest.raises(httpx.HTTPError):  # plain HTTP is not spoken on that port
+            httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
+    finally:
+        proc.terminate()
+        proc.wait(10)
