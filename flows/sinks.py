@@ -51,6 +51,7 @@ class _RecordSinkPartition(StatelessSinkPartition[FlowRecord]):
         self._written = 0
         self._letters_by_reason: Counter[str] = Counter()
         self._beat_at = 0.0
+        self._unreported: tuple[float, float | None] | None = None  # the last write a heartbeat has not told
         self._lag = END_TO_END_LAG.labels(flow_name)
         client = connect(settings.redis.url, timeout_s=10.0)
         self._client = client
@@ -118,16 +119,21 @@ class _RecordSinkPartition(StatelessSinkPartition[FlowRecord]):
             ALERTS.labels(self._flow, kind, severity).inc(n)
         for (topic, reason), n in letter_reasons.items():
             DEAD_LETTERS.labels(self._flow, topic, reason).inc(n)
-            self._letters_by_reason[reason] += n
+            self._letters_by_reason[str(reason)] += n  # a StrEnum: JSON keys must be plain str
         self._written += len(items)
         self._heartbeat(written_at, min(lags, default=None))
 
-    def _heartbeat(self, written_at: float, lag_s: float | None) -> None:
-        """At most once a second, tell the console this worker is alive (`state.flow_health`); never fails the batch."""
+    def _heartbeat(self, written_at: float, lag_s: float | None, force: bool = False) -> None:
+        """At most once a second, tell the console this worker is alive (`state.flow_health`); never fails the batch.
+
+        A write inside the second is told by the next beat, or by `close` (`force`).
+        """
         now = time.monotonic()
-        if now - self._beat_at < 1.0:
+        if now - self._beat_at < 1.0 and not force:
+            self._unreported = (written_at, lag_s)
             return
         self._beat_at = now
+        self._unreported = None
         doc = {"last_write_at": written_at, "event_lag_s": None if lag_s is None else max(0.0, lag_s),
                "records": self._written, "dead_letters": dict(self._letters_by_reason)}  # fmt: skip
         try:
@@ -172,6 +178,8 @@ class _RecordSinkPartition(StatelessSinkPartition[FlowRecord]):
             time.sleep(delay_s)
 
     def close(self) -> None:
+        if self._unreported is not None:
+            self._heartbeat(*self._unreported, force=True)
         self._producer.flush()
         self._client.close()
 

@@ -16,6 +16,7 @@ import orjson
 import redis
 import redis.asyncio as aioredis
 
+from events.reasons import reason_of
 from state import keys
 from state.stream_writer import RECORD_FIELD
 
@@ -73,7 +74,8 @@ class FlowHealthReader:
         for _, fields in latest:
             body = fields.get(_RECORD)
             if body:
-                reasons[str(orjson.loads(body).get("reason", "unknown"))] += 1
+                letter = orjson.loads(body)  # `events.dead_letter.DeadLetter`: its reason is derived from `error`
+                reasons[str(letter.get("reason") or reason_of(str(letter.get("error", ""))))] += 1
         return {
             "flows": summarise(beats),
             "dead_letters": {"total": int(total), "sampled": len(latest), "by_reason": dict(reasons)},
