@@ -138,8 +138,8 @@ class _RecordSinkPartition(StatelessSinkPartition[FlowRecord]):
                "records": self._written, "dead_letters": dict(self._letters_by_reason)}  # fmt: skip
         try:
             write_heartbeat(self._client, self._flow, self._worker, doc)
-        except redis.RedisError as ex:
-            log.debug("flow %s: heartbeat not written (%s)", self._flow, type(ex).__name__)
+        except Exception as ex:  # health reporting must never stop the flow (the batch is already written)
+            log.warning("flow %s: heartbeat not written (%s)", self._flow, type(ex).__name__)
 
     def _write_redis(
         self,
