@@ -22,7 +22,7 @@ import contextlib
 import json
 import math
 import time
-from collections.abc import Coroutine, Sequence
+from collections.abc import Coroutine, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, TypeVar
 
@@ -105,11 +105,14 @@ async def _skip_chunked(reader: asyncio.StreamReader) -> None:
             return
 
 
-def _requests(host: str, port: int, path_or_paths: str | Sequence[str]) -> list[bytes]:
+def _requests(
+    host: str, port: int, path_or_paths: str | Sequence[str], headers: Mapping[str, str] | None = None
+) -> list[bytes]:
     paths = [path_or_paths] if isinstance(path_or_paths, str) else list(path_or_paths)
     if not paths:
         raise ValueError("give at least one path")
-    return [f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode() for path in paths]
+    extra = "".join(f"{name}: {value}\r\n" for name, value in (headers or {}).items())
+    return [f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\n{extra}\r\n".encode() for path in paths]
 
 
 def _percentile_ms(ordered: list[float], q: float) -> float | None:
@@ -150,7 +153,12 @@ class _Tally:
 
 
 async def closed_loop(
-    host: str, port: int, path_or_paths: str | Sequence[str], connections: int, duration_s: float
+    host: str,
+    port: int,
+    path_or_paths: str | Sequence[str],
+    connections: int,
+    duration_s: float,
+    headers: Mapping[str, str] | None = None,
 ) -> LoadResult:
     """Drive `connections` keep-alive connections as fast as the server answers, for `duration_s`.
 
@@ -159,7 +167,7 @@ async def closed_loop(
     `connections` identical requests at once, which no storefront's traffic looks like, and
     which a server's cache of shared documents meets as a herd of simultaneous misses.)
     """
-    requests = _requests(host, port, path_or_paths)
+    requests = _requests(host, port, path_or_paths, headers)
     tally = _Tally()
     clock = time.perf_counter
     deadline = clock() + duration_s
@@ -188,7 +196,13 @@ async def closed_loop(
 
 
 async def open_loop(
-    host: str, port: int, paths: str | Sequence[str], rate: float, duration_s: float, connections: int
+    host: str,
+    port: int,
+    paths: str | Sequence[str],
+    rate: float,
+    duration_s: float,
+    connections: int,
+    headers: Mapping[str, str] | None = None,
 ) -> LoadResult:
     """Offer `rate` requests per second for `duration_s`, spread over `connections` connections.
 
@@ -200,7 +214,7 @@ async def open_loop(
     """
     if rate <= 0 or connections < 1:
         raise ValueError("rate must be > 0 and connections >= 1")
-    requests = _requests(host, port, paths)
+    requests = _requests(host, port, paths, headers)
     total = int(rate * duration_s)
     tally = _Tally()
     clock = time.perf_counter

@@ -162,15 +162,17 @@ class KafkaPartitions(FixedPartitionedSource[KafkaRecord, int]):
         stop_at_end: bool = False,
         batch_size: int = 5000,
         consumer_config: dict[str, str] | None = None,
+        security: dict[str, str] | None = None,
     ) -> None:
         self.brokers = brokers
         self.topics = topics
         self.stop_at_end = stop_at_end
         self.batch_size = batch_size
         self.consumer_config = consumer_config or {}  # consumers only: the admin client warns about their properties
+        self.security = security or {}  # authentication and TLS, for the admin client and the consumers
 
     def list_parts(self) -> list[str]:
-        admin = AdminClient({"bootstrap.servers": self.brokers})
+        admin = AdminClient({"bootstrap.servers": self.brokers, **self.security})
         parts = []
         for topic in self.topics:
             metadata = admin.list_topics(topic, timeout=30).topics[topic]
@@ -186,6 +188,7 @@ class KafkaPartitions(FixedPartitionedSource[KafkaRecord, int]):
             "group.id": "omnistream-unused",  # required by the client; offsets live in recovery
             "enable.auto.commit": "false",
             "enable.partition.eof": str(self.stop_at_end).lower(),
+            **self.security,
             **self.consumer_config,
         }
         offset = OFFSET_BEGINNING if resume_state is None else resume_state
@@ -195,4 +198,5 @@ class KafkaPartitions(FixedPartitionedSource[KafkaRecord, int]):
 def kafka_source(settings: Settings, topics: list[str]) -> KafkaPartitions:
     """The input of every flow: `topics` on `settings`' brokers, tailed or read to the end."""
     return KafkaPartitions(settings.kafka.brokers, topics, stop_at_end=settings.flow.stop_at_end,
-                           batch_size=settings.kafka.batch_size, consumer_config=fetch_config(settings))  # fmt: skip
+                           batch_size=settings.kafka.batch_size, consumer_config=fetch_config(settings),
+                           security=settings.kafka.security_config())  # fmt: skip

@@ -34,6 +34,7 @@ from state import keys
 from state.connection import connect
 from state.customer_writer import CustomerDoc, CustomerWriter
 from state.doc_writer import DocWriter, FencedDoc
+from state.flow_health import write_heartbeat
 from state.pipeline_scripts import run_pipeline
 from state.stock_writer import StockWriter
 from state.stream_writer import StreamWriter
@@ -69,8 +70,13 @@ def _backoff() -> Iterator[float]:
 
 
 class _RecordSinkPartition(StatelessSinkPartition[FlowRecord]):
-    def __init__(self, flow_name: str, settings: Settings, generation: str) -> None:
+    def __init__(self, flow_name: str, settings: Settings, generation: str, worker_index: int = 0) -> None:
         self._flow = flow_name
+        self._worker = worker_index
+        self._written = 0
+        self._letters_by_reason: Counter[str] = Counter()
+        self._beat_at = 0.0
+        self._unreported: tuple[float, float | None] | None = None  # the last write a heartbeat has not told
         self._lag = END_TO_END_LAG.labels(flow_name)
         client = connect(settings.redis.url, timeout_s=10.0)
         self._client = client
@@ -86,9 +92,7 @@ class _RecordSinkPartition(StatelessSinkPartition[FlowRecord]):
         # they go out at once and their acknowledgement arrives while Redis works; with a linger they
         # waited for the flush after it, adding a broker round trip to every batch that has any
         # (docs/performance.md, "Inventory end-to-end lag").
-        self._producer = Producer(
-            {"bootstrap.servers": settings.kafka.brokers, "enable.idempotence": True, "linger.ms": 0}
-        )
+        self._producer = Producer({**settings.kafka.client_config(), "enable.idempotence": True, "linger.ms": 0})
         self._alerts_topic = settings.topic(Topic.ALERTS)
         self._dlq_topic = settings.topic(Topic.DLQ)
         self._suggestions_topic = settings.topic(Topic.SUGGESTIONS)
@@ -155,6 +159,7 @@ class _RecordSinkPartition(StatelessSinkPartition[FlowRecord]):
         if alerts or letters or suggestions or triggers or produced or len(self._producer):
             self._flush_kafka()
 
+        lags: list[float] = []
         if n_state:
             STATE_WRITES.labels(self._flow, "applied").inc(applied)
             STATE_WRITES.labels(self._flow, "stale").inc(n_state - applied)
@@ -167,6 +172,27 @@ class _RecordSinkPartition(StatelessSinkPartition[FlowRecord]):
             ALERTS.labels(self._flow, kind, severity).inc(n)
         for (topic, reason), n in letter_reasons.items():
             DEAD_LETTERS.labels(self._flow, topic, reason).inc(n)
+            self._letters_by_reason[str(reason)] += n  # a StrEnum: JSON keys must be plain str
+        self._written += len(items)
+        self._heartbeat(written_at, min(lags, default=None))
+
+    def _heartbeat(self, written_at: float, lag_s: float | None, force: bool = False) -> None:
+        """At most once a second, tell the console this worker is alive (`state.flow_health`); never fails the batch.
+
+        A write inside the second is told by the next beat, or by `close` (`force`).
+        """
+        now = time.monotonic()
+        if now - self._beat_at < 1.0 and not force:
+            self._unreported = (written_at, lag_s)
+            return
+        self._beat_at = now
+        self._unreported = None
+        doc = {"last_write_at": written_at, "event_lag_s": None if lag_s is None else max(0.0, lag_s),
+               "records": self._written, "dead_letters": dict(self._letters_by_reason)}  # fmt: skip
+        try:
+            write_heartbeat(self._client, self._flow, self._worker, doc)
+        except Exception as ex:  # health reporting must never stop the flow (the batch is already written)
+            log.warning("flow %s: heartbeat not written (%s)", self._flow, type(ex).__name__)
 
     def _write_redis(
         self,
@@ -213,6 +239,8 @@ class _RecordSinkPartition(StatelessSinkPartition[FlowRecord]):
             time.sleep(delay_s)
 
     def close(self) -> None:
+        if self._unreported is not None:
+            self._heartbeat(*self._unreported, force=True)
         self._producer.flush()
         self._client.close()
 
@@ -237,7 +265,7 @@ class RecordSink(DynamicSink[FlowRecord]):
         self.generation = generation
 
     def build(self, step_id: str, worker_index: int, worker_count: int) -> _RecordSinkPartition:
-        return _RecordSinkPartition(self.flow_name, self.settings, self.generation)
+        return _RecordSinkPartition(self.flow_name, self.settings, self.generation, worker_index)
 
 
 def is_dead_letter(item: Any) -> bool:

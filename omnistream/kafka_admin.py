@@ -14,9 +14,11 @@ from events.topics import FEEDBACK_TOPICS, INPUT_TOPICS, OUTPUT_TOPICS, Topic
 TOPIC_CONFIG = {"retention.ms": str(7 * 24 * 3600 * 1000)}
 
 
-def create_topics(brokers: str, prefix: str, partitions: int, timeout_s: float = 30.0) -> dict[str, str]:
+def create_topics(
+    brokers: str, prefix: str, partitions: int, timeout_s: float = 30.0, security: dict[str, str] | None = None
+) -> dict[str, str]:
     """Create every contract topic under `prefix`; returns topic -> "created" | "exists"."""
-    admin = AdminClient({"bootstrap.servers": brokers})
+    admin = AdminClient({"bootstrap.servers": brokers, **(security or {})})
     existing = set(admin.list_topics(timeout=timeout_s).topics)
     names = [t.named(prefix) for t in (*INPUT_TOPICS, *OUTPUT_TOPICS, *FEEDBACK_TOPICS)]
     wanted = [NewTopic(n, num_partitions=partitions, replication_factor=1, config=TOPIC_CONFIG) for n in names

@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal, NamedTuple, Self
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.fields import FieldInfo
@@ -58,6 +59,48 @@ class KafkaSettings(_Group):
                 raise ValueError(f"expected host:port[,host:port…], got {value!r}")
         return value
 
+    # --- authentication and TLS, passed to every producer, consumer and admin client (docs/security.md) ---
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT", description="librdkafka security.protocol of every Kafka client."
+    )
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = Field(
+        "PLAIN", description="SASL mechanism, with a SASL_* protocol."
+    )
+    sasl_username: str = Field("", description="SASL user, with a SASL_* protocol.")
+    sasl_password: str = Field("", repr=False, description="SASL password, with a SASL_* protocol.")
+    ssl_ca_file: Path | None = Field(None, description="CA bundle (PEM) of the brokers' certificates (SSL, SASL_SSL).")
+    ssl_cert_file: Path | None = Field(None, description="Client certificate (PEM) when the brokers ask for one.")
+    ssl_key_file: Path | None = Field(None, description="The client certificate's private key (PEM).")
+
+    @field_validator("ssl_ca_file", "ssl_cert_file", "ssl_key_file", mode="before")
+    @classmethod
+    def _empty_path_is_none(cls, value: object) -> object:
+        return None if value in ("", None) else value
+
+    def security_config(self) -> dict[str, str]:
+        """The librdkafka settings for authentication and TLS (empty for the default PLAINTEXT).
+
+        >>> KafkaSettings(security_protocol="SASL_SSL", sasl_mechanism="SCRAM-SHA-512", sasl_username="omni",
+        ...               sasl_password="pw", ssl_ca_file="/ca.pem").security_config()["sasl.mechanism"]
+        'SCRAM-SHA-512'
+        >>> KafkaSettings().security_config()
+        {}
+        """
+        if self.security_protocol == "PLAINTEXT":
+            return {}
+        config: dict[str, str] = {"security.protocol": self.security_protocol}
+        if self.security_protocol.startswith("SASL_"):
+            config |= {"sasl.mechanism": self.sasl_mechanism, "sasl.username": self.sasl_username,
+                       "sasl.password": self.sasl_password}  # fmt: skip
+        files = {"ssl.ca.location": self.ssl_ca_file, "ssl.certificate.location": self.ssl_cert_file,
+                 "ssl.key.location": self.ssl_key_file}  # fmt: skip
+        config |= {name: str(path) for name, path in files.items() if path is not None}
+        return config
+
+    def client_config(self) -> dict[str, str]:
+        """`bootstrap.servers` and the security settings: the base of every Kafka client's configuration."""
+        return {"bootstrap.servers": self.brokers, **self.security_config()}
+
 
 class TopicSettings(_Group):
     """Names and size of the topics Omnistream creates (`events.topics`)."""
@@ -92,6 +135,62 @@ class RedisSettings(_Group):
         if not value.startswith(schemes):
             raise ValueError(f"expected a URL starting with one of {', '.join(schemes)}; got {value!r}")
         return value
+
+    # --- credentials and TLS (appended; docs/security.md) -----------------------------------------
+    username: str = Field("", description="Redis ACL user (empty: the URL's, or `default`).")
+    password: str = Field("", repr=False, description="Redis password of the ACL user (empty: the URL's, if any).")
+    tls_ca_file: Path | None = Field(
+        None, description="CA bundle (PEM) that signs Redis's certificate; with a rediss:// URL."
+    )
+    tls_cert_file: Path | None = Field(None, description="Client certificate (PEM) when Redis asks for one.")
+    tls_key_file: Path | None = Field(None, description="The client certificate's private key (PEM).")
+
+    @field_validator("tls_ca_file", "tls_cert_file", "tls_key_file", mode="before")
+    @classmethod
+    def _empty_path_is_none(cls, value: object) -> object:
+        return None if value in ("", None) else value
+
+    @model_validator(mode="after")
+    def _credentials_and_tls_in_the_url(self) -> RedisSettings:
+        """Fold the user, password and TLS files into `url`, which every Redis client is made from.
+
+        Every flow, tool and the API connect with `state.connection.connect(settings.redis.url)`;
+        redis-py reads `ssl_ca_certs`, `ssl_certfile` and `ssl_keyfile` from the URL's query. Values
+        the URL already carries win, so a URL passed on to a child process is not changed twice.
+        """
+        object.__setattr__(self, "url", redis_url_with(self.url, self.username, self.password, {
+            "ssl_ca_certs": self.tls_ca_file, "ssl_certfile": self.tls_cert_file, "ssl_keyfile": self.tls_key_file,
+        }))  # fmt: skip
+        return self
+
+    @property
+    def display_url(self) -> str:
+        """`url` with any password replaced by `***`, for printing."""
+        parts = urlsplit(self.url)
+        if parts.password is None:
+            return self.url
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+        return urlunsplit(parts._replace(netloc=netloc))
+
+
+def redis_url_with(url: str, username: str, password: str, query: Mapping[str, object]) -> str:
+    """`url` with `username`/`password` (when it has none) and the non-empty `query` values it lacks.
+
+    >>> redis_url_with("rediss://h:6380/0", "omni", "p@ss", {"ssl_ca_certs": "/ca.pem", "ssl_keyfile": None})
+    'rediss://omni:p%40ss@h:6380/0?ssl_ca_certs=%2Fca.pem'
+    >>> redis_url_with("redis://u:x@h:6379/0?ssl_ca_certs=a", "", "y", {"ssl_ca_certs": "b"})
+    'redis://u:x@h:6379/0?ssl_ca_certs=a'
+    """
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if password and "@" not in netloc:
+        netloc = f"{quote(username, safe='')}:{quote(password, safe='')}@{netloc}"
+    elif username and "@" not in netloc:
+        netloc = f"{quote(username, safe='')}@{netloc}"
+    present = dict(parse_qsl(parts.query, keep_blank_values=True))
+    added = {name: str(value) for name, value in query.items() if value not in (None, "") and name not in present}
+    new_query = urlencode({**present, **added}) if added else parts.query
+    return urlunsplit(parts._replace(netloc=netloc, query=new_query))
 
 
 class ApiSettings(_Group):
@@ -470,6 +569,23 @@ class ClusterSettings(_Group):
         return None if value in ("", None) else value
 
 
+class AuthSettings(_Group):
+    """Who may call the API (`serving/auth/`): API keys with roles and a per-key rate limit."""
+
+    enabled: bool = Field(
+        True,
+        description="Require an API key on every route but the console page, probes, docs and /metrics. false is a "
+        "development mode (`omnistream serve --no-auth`), announced loudly at start.",
+    )
+    key_cache_s: float = Field(
+        0.5, ge=0, le=1.0, description="Seconds an API process trusts a key lookup; a revoked key stops within it."
+    )
+    rate_per_s: float = Field(
+        1_000.0, gt=0, description="Requests a second one key may make to one API process (unless the key has its own)."
+    )
+    burst_s: float = Field(2.0, gt=0, le=60, description="Seconds of the rate a key may spend in one burst.")
+
+
 class Settings(BaseSettings):
     """Every knob of Omnistream, grouped per component, with the environment variable that sets it.
 
@@ -502,6 +618,7 @@ class Settings(BaseSettings):
     loyalty: LoyaltySettings = Field(default_factory=LoyaltySettings)
     attribution: AttributionSettings = Field(default_factory=AttributionSettings)
     cluster: ClusterSettings = Field(default_factory=ClusterSettings)
+    auth: AuthSettings = Field(default_factory=AuthSettings)
 
     # --- no one component's: every flow's topology and snapshots, the inventory flow's windows, logging.
     # Their variables name no component, and pydantic-settings reads a group's fields only as

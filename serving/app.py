@@ -6,6 +6,8 @@ the settings come from `OMNISTREAM_*` variables). OpenAPI docs are at `/docs`.
 
 from __future__ import annotations
 
+import logging
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -16,6 +18,10 @@ from omnistream.settings import Settings, settings_or_exit
 from operators.customers.lifecycle import SEGMENTS
 from operators.recs.experiments import parse_variants
 from serving import metrics
+from serving.auth.keys import KeyCache
+from serving.auth.middleware import ApiKeyAuth
+from serving.auth.openapi import install_security_schema
+from serving.auth.rate_limit import RateLimiter
 from serving.backend import reader_for
 from serving.collector import ParsedListCollector, freeze_startup_objects
 from serving.errors import install_error_handlers
@@ -25,16 +31,20 @@ from serving.rec_served import ServedPublisher
 from serving.routes import (
     alerts,
     attribution,
+    console,
     customers,
     experiments,
+    flows,
     health,
     inventory,
     loyalty,
     recommendations,
     scores,
+    session,
     suggestions,
 )
 from serving.routes.recommendations import Recommender
+from state.api_keys import KeyLookup
 from state.attribution_reader import AttributionReader
 from state.connection import connect_async
 from state.customer_reader import CustomerReader
@@ -44,6 +54,8 @@ from state.loyalty_requests import RequestLog
 from state.rec_reader import RecReader
 from state.suggestion_reader import SuggestionReader
 
+log = logging.getLogger(__name__)
+
 API_VERSION = "1.0.0"  # CONTRACT.md v1; additive changes bump the minor
 
 _DESCRIPTION = """\
@@ -52,6 +64,11 @@ Live stock, recommendations and fraud scores computed by Omnistream's flows.
 Every error is `{"error": {"code", "message"}}`: 404 `not_found`, 422 `invalid_parameter`
 (the message names the parameter), 503 `backend_unavailable` (answered fast; retry),
 500 `internal_error`.
+
+Every `/v1/` route needs an API key (`omnistream keys create --role ...`), sent as
+`Authorization: Bearer <key>` or `X-API-Key: <key>`: 401 `unauthorized` without a valid
+key, 403 `forbidden` when the key's role (storefront < console < admin) is too low,
+429 `rate_limited` (with `Retry-After`) past the key's rate.
 """
 
 
@@ -65,11 +82,13 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.stock_reader = reader_for(client, settings.redis.url, timeout_s)
     app.state.fraud_reader = FraudReader(client)
     app.state.customer_reader = CustomerReader(client, SEGMENTS)
+    app.state.key_cache = KeyCache(KeyLookup(client), settings.auth.key_cache_s)
     # The alerts stream blocks in XREAD between alerts: its own pool, with a timeout above the block.
     stream_client = connect_async(settings.redis.url, timeout_s=settings.api.sse_keepalive_s + 5.0)
     app.state.stream_redis = stream_client
     # The producer connects in the background: a broker that is down costs requests nothing.
-    publisher = ServedPublisher(settings.kafka.brokers, settings.topic(Topic.REC_SERVED), settings.rec.served_queue_max)
+    publisher = ServedPublisher(settings.kafka.brokers, settings.topic(Topic.REC_SERVED), settings.rec.served_queue_max,
+                                security=settings.kafka.security_config())  # fmt: skip
     app.state.metrics.registry.register(publisher)
     app.state.recommender = Recommender(
         RecReader(client, settings.rec.api_cache_s, after_parse=ParsedListCollector()),
@@ -134,9 +153,29 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(attribution.router)
     app.include_router(health.router)
     app.include_router(metrics.router)
+    app.include_router(session.router)
+    app.include_router(flows.router)
+    app.include_router(console.router)
     # Added last-but-one so the metrics middleware (added last, hence outermost) counts
     # the fast path's requests too.
     app.add_middleware(StockFastPath, api=app)
     app.add_middleware(RecommendationsFastPath, api=app)
+    # Outside the fast paths, which answer before FastAPI's routing (where a dependency never runs).
+    if settings.auth.enabled:
+        limiter = RateLimiter(settings.auth.rate_per_s, settings.auth.burst_s)
+        app.add_middleware(ApiKeyAuth, api=app, limiter=limiter)
+    else:
+        warn_no_auth()
     app.add_middleware(metrics.MetricsMiddleware, metrics=app.state.metrics)
+    install_security_schema(app)
     return app
+
+
+def warn_no_auth() -> None:
+    """Say loudly, on stderr and in the log, that this API lets anyone in."""
+    banner = (
+        "\n" + "!" * 78 + "\n!! omnistream API: AUTHENTICATION IS OFF (OMNISTREAM_AUTH_ENABLED=false / --no-auth).\n"
+        "!! Anyone who reaches this port can read everything. Development only.\n" + "!" * 78 + "\n"
+    )
+    print(banner, file=sys.stderr, flush=True)
+    log.warning("authentication is off: every route is open to anyone who reaches the API")

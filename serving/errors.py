@@ -28,6 +28,7 @@ _CODE_OF_STATUS = {
     404: "not_found",
     405: "method_not_allowed",
     422: "invalid_parameter",
+    429: "rate_limited",
     503: "backend_unavailable",
 }
 

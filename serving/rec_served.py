@@ -46,7 +46,14 @@ class ServedPublisher:
         How long the first answer of a batch waits for others before the batch is sent.
     """
 
-    def __init__(self, brokers: str, topic: str, queue_max: int = 100_000, linger_s: float = 0.05) -> None:
+    def __init__(
+        self,
+        brokers: str,
+        topic: str,
+        queue_max: int = 100_000,
+        linger_s: float = 0.05,
+        security: dict[str, str] | None = None,
+    ) -> None:
         self.brokers = brokers
         self.topic = topic
         self.queue_max = queue_max
@@ -55,7 +62,7 @@ class ServedPublisher:
         self.served_by_variant: dict[str, int] = {}
         self._batch: list[bytes] = []
         self._timer: asyncio.TimerHandle | None = None
-        self._log = RecServedLog(brokers, topic, queue_max // BATCH_RECORDS)
+        self._log = RecServedLog(brokers, topic, queue_max // BATCH_RECORDS, security)
 
     def publish(self, value: bytes, variant: str) -> None:
         """Queue one served answer (a JSON object); never raises, never waits."""

@@ -182,3 +182,20 @@ def customer_population(scope: str) -> str:
 def triggers_stream() -> str:
     """Redis stream mirroring the `omni.triggers` topic."""
     return f"{NAMESPACE}:{{triggers}}"
+
+
+# --- API keys (created and revoked with `omnistream keys`, read by the API) -----
+
+
+def api_keys() -> str:
+    """Hash of the API keys: field = SHA-256 hex of a key, value = its record (`state.api_keys.KeyRecord`).
+
+    One key for all of them: one hash slot, one HGET per lookup, and `omnistream keys list`
+    is one HGETALL. The keys themselves are never stored.
+    """
+    return f"{NAMESPACE}:apikeys"
+
+
+def flow_health() -> str:
+    """Hash of the flows' heartbeats: field `<flow>/<worker>`, value a small JSON document (`state.flow_health`)."""
+    return f"{NAMESPACE}:flowhealth"

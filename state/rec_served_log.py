@@ -36,11 +36,12 @@ class RecServedLog:
         Messages buffered for the broker before `append` refuses more.
     """
 
-    def __init__(self, brokers: str, topic: str, max_messages: int) -> None:
+    def __init__(self, brokers: str, topic: str, max_messages: int, security: dict[str, str] | None = None) -> None:
         self.topic = topic
         self._producer = Producer(
             {
                 "bootstrap.servers": brokers,
+                **(security or {}),  # authentication and TLS (`KafkaSettings.security_config`)
                 "linger.ms": 5,
                 "queue.buffering.max.messages": max(1, max_messages),
                 # Answers repeat their field names and SKUs: lz4 shrinks a batch about fivefold, at a few

@@ -21,6 +21,7 @@ import typer
 
 from omnistream.cli.broker import broker
 from omnistream.cli.flow import flow
+from omnistream.cli.keys import keys_app
 from omnistream.cli.schema import schema
 from omnistream.cli.serve import serve
 from omnistream.cli.simulate import replay, simulate
@@ -44,3 +45,4 @@ app.command()(serve)
 app.command()(simulate)
 app.command()(replay)
 app.command()(schema)
+app.add_typer(keys_app, name="keys")

@@ -71,6 +71,8 @@ class LocalRun:
         self.api: Child | None = None
         self.simulator: Child | None = None
         self.new_topics: list[str] = []
+        self.console_key: str | None = None  # made by `issue_demo_keys`, shown in the summary
+        self.storefront_key: str | None = None  # the simulator's, for its storefront requests
 
     def say(self, what: str, text: str) -> None:
         self.out.print(f"[bold cyan]{what:<9}[/] {text}", highlight=False, soft_wrap=True)
@@ -92,7 +94,9 @@ class LocalRun:
         except RuntimeError as ex:
             raise UserError(str(ex)) from None
         if self.redis.started_here:
-            self.say("redis", f"started redis-server at {self.redis.address} (none at {self.settings.redis.url})")
+            self.say(
+                "redis", f"started redis-server at {self.redis.address} (none at {self.settings.redis.display_url})"
+            )
         else:
             self.say("redis", f"using {self.redis.address}")
         try:
@@ -115,7 +119,8 @@ class LocalRun:
 
         s = self.effective
         try:
-            result = create_topics(s.kafka.brokers, s.topic.prefix, s.topic.partitions)
+            result = create_topics(s.kafka.brokers, s.topic.prefix, s.topic.partitions,
+                                   security=s.kafka.security_config())  # fmt: skip
         except KafkaException as ex:
             raise UserError(f"creating topics at {s.kafka.brokers} failed: {ex}") from None
         self.new_topics = sorted(name for name, status in result.items() if status == "created")
@@ -223,11 +228,34 @@ class LocalRun:
             time.sleep(0.2)
         raise UserError(f"the API did not answer {url} within {timeout_s:.0f} s; see {LOG_DIR / 'api.log'}")
 
+    def issue_demo_keys(self) -> None:
+        """A console key for the person at the screen and a storefront key for the simulator (auth on only)."""
+        if not self.effective.auth.enabled:
+            self.warn("authentication is off (OMNISTREAM_AUTH_ENABLED=false): anyone can call the API")
+            return
+        from state.api_keys import KeyStore
+        from state.connection import connect
+
+        client = connect(self.effective.redis.url)
+        try:
+            store = KeyStore(client)
+            self.console_key = store.create("console", "omnistream up: console").key
+            self.storefront_key = store.create("storefront", "omnistream up: simulator storefront").key
+        finally:
+            client.close()
+
     def start_simulator(self, rate: float) -> None:
         from flows.launcher import settings_env
 
         cmd = [sys.executable, "-m", "omnistream.cli", "simulate", "--rate", f"{rate:g}"]
-        self.simulator = self._spawn("simulator", cmd, {**os.environ, **settings_env(self.effective)})
+        env = {**os.environ, **settings_env(self.effective)}
+        if self.api is not None:  # the simulator also plays a storefront asking for recommendations
+            cmd += ["--api", self.api_base]
+            if self.storefront_key:
+                env["OMNISTREAM_SIM_API_KEY"] = self.storefront_key
+            elif not self.effective.auth.enabled:
+                env["OMNISTREAM_SIM_API_KEY"] = "auth-off"
+        self.simulator = self._spawn("simulator", cmd, env)
         self.say("simulator", f"publishing the catalog and opening stock, then ~{rate:g} events/s "
                               f"(seed {self.effective.sim.seed})")  # fmt: skip
 

@@ -40,6 +40,14 @@ def simulate(
     out_dir: Annotated[
         Path | None, typer.Option(help="Write JSONL files, one per topic, here instead of publishing to Kafka.")
     ] = None,
+    api: Annotated[
+        str | None,
+        typer.Option(help="Live only: ask this API for recommendations as a storefront and click some of them."),
+    ] = None,
+    api_key: Annotated[
+        str | None,
+        typer.Option(envvar="OMNISTREAM_SIM_API_KEY", help="A storefront key for --api.", show_default=False),
+    ] = None,
 ) -> None:
     """Generate the simulated omnichannel workload and publish it to Kafka (or write JSONL files).
 
@@ -52,6 +60,8 @@ def simulate(
         fail("give --duration or --events, not both")
     if out_dir is not None and duration is None and events is None:
         fail("--out-dir needs --duration or --events: a file cannot grow forever")
+    if api is not None and (out_dir is not None or not api_key):
+        fail("--api needs a live run (no --out-dir) and a key (--api-key or OMNISTREAM_SIM_API_KEY)")
     if out_dir is None:
         require_broker(settings)
     from sim import publish as sim_publish
@@ -74,7 +84,12 @@ def simulate(
         else:
             if duration is not None:
                 stream = until_wall_time(stream, time.monotonic() + duration)
-            publisher = sim_publish.KafkaPublisher(settings.kafka.brokers)
+            if api is not None and api_key:
+                from sim.storefront import Storefront
+
+                storefront = Storefront(api, api_key, seed=settings.sim.seed)
+                stream = storefront.shop(stream)
+            publisher = sim_publish.KafkaPublisher(settings.kafka.brokers, settings.kafka.security_config())
             names = {topic: settings.topic(topic) for topic in Topic}
             opening = Opening(stream, rfc3339_ms(workload.start_ts + 1.0))
             try:
@@ -104,7 +119,7 @@ def replay(
         records = list(sim_publish.jsonl_records(file, chosen))  # a bad line stops us before anything is sent
     except (OSError, ValueError) as ex:
         fail(f"cannot read {file}: {ex}")
-    publisher = sim_publish.KafkaPublisher(settings.kafka.brokers)
+    publisher = sim_publish.KafkaPublisher(settings.kafka.brokers, settings.kafka.security_config())
     counts = Counts()
     with GracefulStop() as stop, progress(len(records)) as advance:
         try:

@@ -26,7 +26,8 @@ def topics_create(
     from omnistream.kafka_admin import create_topics
 
     try:
-        result = create_topics(settings.kafka.brokers, settings.topic.prefix, settings.topic.partitions)
+        result = create_topics(settings.kafka.brokers, settings.topic.prefix, settings.topic.partitions,
+                               security=settings.kafka.security_config())  # fmt: skip
     except KafkaException as ex:
         fail(f"creating topics at {settings.kafka.brokers} failed: {ex}")
     table = Table(title=f"topics at {settings.kafka.brokers}")

@@ -49,6 +49,7 @@ def up(
             run.start_services()
             run.create_topics()
             run.forget_stale_state()
+            run.issue_demo_keys()
             run.start_flows()
             if api:
                 run.start_api()
@@ -84,9 +85,12 @@ def _summary(run: LocalRun, workload: Workload, *, api: bool, simulate: bool, ra
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold")
     grid.add_column()
-    grid.add_row("Redis", s.redis.url + ("  (started here, diskless)" if run.redis.started_here else ""))
+    grid.add_row("Redis", s.redis.display_url + ("  (started here, diskless)" if run.redis.started_here else ""))
     grid.add_row("Kafka", s.kafka.brokers + ("  (Tansu, in memory, started here)" if run.broker.started_here else ""))
     if api:
+        grid.add_row("Console", f"{run.api_base}/")
+        if run.console_key:
+            grid.add_row("  console key", f"{run.console_key}  (role console; `omnistream keys` makes others)")
         grid.add_row("API", run.api_base)
         grid.add_row("  docs", f"{run.api_base}/docs")
         grid.add_row("  metrics", f"{run.api_base}/metrics")
@@ -109,22 +113,24 @@ def _summary(run: LocalRun, workload: Workload, *, api: bool, simulate: bool, ra
     if api:
         best_sellers = sorted(workload.catalog.products, key=lambda p: p.rank)  # stocked everywhere, moving
         sku, other, store = best_sellers[0].sku, best_sellers[1].sku, workload.catalog.stores[0]
+        auth = f"-H 'Authorization: Bearer {run.console_key}' " if run.console_key else ""
         examples = [
-            f"curl -s {run.api_base}/v1/inventory/{sku}",
-            f"curl -s {run.api_base}/v1/inventory/{sku}/locations/{store}",
-            f"curl -s '{run.api_base}/v1/inventory?skus={sku},{other}'",
-            *_loyalty_examples(run.api_base, workload),
+            f"curl -s {auth}{run.api_base}/v1/inventory/{sku}",
+            f"curl -s {auth}{run.api_base}/v1/inventory/{sku}/locations/{store}",
+            f"curl -s {auth}'{run.api_base}/v1/inventory?skus={sku},{other}'",
+            f"curl -s {auth}{run.api_base}/v1/experiments",
+            *_loyalty_examples(run.api_base, workload, auth),
         ]
         body += [Text(""), Text("Try", style="bold"), *(Text(line) for line in examples)]
     return Panel(Group(*body), title="omnistream up", border_style="cyan", expand=False)
 
 
-def _loyalty_examples(api_base: str, workload: Workload) -> list[str]:
+def _loyalty_examples(api_base: str, workload: Workload, auth: str = "") -> list[str]:
     """A member of the simulated stream's first store sales (their balance fills first), and attribution."""
     import orjson
 
     member = next((orjson.loads(r.value).get("customer_id") for r in workload.records(200_000)
                    if r.topic is Topic.POS and b'"customer_id"' in r.value), None)  # fmt: skip
-    out = [f"curl -s {api_base}/v1/loyalty/{member}"] if member else []
-    out.append(f"curl -s '{api_base}/v1/attribution?model=markov&by=campaign'")  # the last 30 days
+    out = [f"curl -s {auth}{api_base}/v1/loyalty/{member}"] if member else []
+    out.append(f"curl -s {auth}'{api_base}/v1/attribution?model=markov&by=campaign'")  # the last 30 days
     return out

@@ -33,6 +33,7 @@ from sim.workload import Workload
 from state import keys
 from tests.e2e.conftest import RunningApi
 from tests.e2e.expected_stock import ExpectedStock, Pair, parse_ts
+from tests.harness.api import issue_key, key_headers
 from tests.harness.flows import publish, run_to_end, stream_records
 
 pytestmark = pytest.mark.e2e
@@ -375,7 +376,8 @@ def test_inventory_pipeline_serves_the_contract_stock_for_every_sku_and_location
     run_to_end(settings.model_copy(update=topology))  # asserts the flow exited 0
     flow_s = time.monotonic() - started - published_s
 
-    with httpx.Client(base_url=api.url, timeout=30.0) as client:
+    auth = key_headers(issue_key(settings.redis.url, "storefront").key)
+    with httpx.Client(base_url=api.url, timeout=30.0, headers=auth) as client:
         wanted = sorted(oracle.skus())
         items, missing = read_batches(client, [*wanted, *GHOST_SKUS])
 

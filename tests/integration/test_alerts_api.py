@@ -25,6 +25,7 @@ from omnistream.stack import free_port
 from state import keys
 from state.doc_writer import DocWriter, FencedDoc
 from state.stream_writer import StreamWriter, alert_records
+from tests.harness.api import issue_key, key_headers
 
 pytestmark = pytest.mark.integration
 
@@ -37,7 +38,7 @@ def _alert(n: int, kind: str = "fraud", severity: Severity = Severity.WARNING, t
 
 
 @pytest.fixture
-def api(settings: Settings) -> Iterator[str]:
+def api(settings: Settings) -> Iterator[httpx.Client]:
     port = free_port()
     env = {**os.environ, **settings_env(settings), "OMNISTREAM_API_SSE_KEEPALIVE_S": "0.3"}
     proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "--factory", "serving.app:create_app", "--host",
@@ -50,7 +51,8 @@ def api(settings: Settings) -> Iterator[str]:
                 break
         except httpx.HTTPError:
             time.sleep(0.1)
-    yield base
+    with httpx.Client(base_url=base, headers=key_headers(issue_key(settings.redis.url, "console").key)) as client:
+        yield client
     proc.terminate()
     proc.wait(10)
 
@@ -59,32 +61,36 @@ def _add(client: redis.Redis, *alerts: Alert) -> None:
     StreamWriter(client, keys.alerts_stream(), generation="g").add_batch(alert_records(alerts))
 
 
-def test_read_score_returns_the_stored_document_and_404_when_unknown(api: str, redis_client: redis.Redis) -> None:
+def test_read_score_returns_the_stored_document_and_404_when_unknown(
+    api: httpx.Client, redis_client: redis.Redis
+) -> None:
     doc = {"payment_id": "T-1", "score": 0.42, "decision": "review", "reasons": ["card number keyed in by hand"],
            "model_version": "r1+hst0+lr0", "scored_at": "2026-11-22T00:00:00.000Z"}  # fmt: skip
     DocWriter(redis_client, "g").write_batch([FencedDoc(keys.score("T-1"), 1, orjson.dumps(doc), ttl_s=60.0)])
 
-    assert httpx.get(f"{api}/v1/scores/T-1").json() == doc
-    missing = httpx.get(f"{api}/v1/scores/T-404")
+    assert api.get("/v1/scores/T-1").json() == doc
+    missing = api.get("/v1/scores/T-404")
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
 
 
-def test_list_alerts_filters_by_severity_kind_and_since_newest_first(api: str, redis_client: redis.Redis) -> None:
+def test_list_alerts_filters_by_severity_kind_and_since_newest_first(
+    api: httpx.Client, redis_client: redis.Redis
+) -> None:
     _add(redis_client, _alert(1), _alert(2, "anomaly", Severity.ATTENTION, "2026-11-22T01:00:00.000Z"),
          _alert(3, "fraud", Severity.EMERGENCY, "2026-11-22T02:00:00.000Z"))  # fmt: skip
 
-    everything = httpx.get(f"{api}/v1/alerts").json()["items"]
+    everything = api.get("/v1/alerts").json()["items"]
     assert [a["alert_id"] for a in everything] == ["a-3", "a-2", "a-1"]
     assert all(a["stream_id"] and a["status"] == "open" for a in everything)
-    ids = lambda query: [a["alert_id"] for a in httpx.get(f"{api}/v1/alerts?{query}").json()["items"]]  # noqa: E731
+    ids = lambda query: [a["alert_id"] for a in api.get(f"/v1/alerts?{query}").json()["items"]]  # noqa: E731
     assert ids("severity=attention,emergency") == ["a-3", "a-2"]
     assert ids("kind=fraud") == ["a-3", "a-1"]
     assert ids("since=2026-11-22T00:30:00Z") == ["a-3", "a-2"]
     assert ids(f"since={everything[1]['stream_id']}") == ["a-3"]  # a stream id: only what came after it
     assert ids("limit=1") == ["a-3"]
-    bad = httpx.get(f"{api}/v1/alerts?severity=loud")
+    bad = api.get("/v1/alerts?severity=loud")
     assert bad.status_code == 422 and bad.json()["error"]["message"].startswith("severity:")
-    assert httpx.get(f"{api}/v1/alerts?since=yesterday").status_code == 422
+    assert api.get("/v1/alerts?since=yesterday").status_code == 422
 
 
 def _read_events(response: httpx.Response, want: int, into: list[dict[str, object]], comments: list[str]) -> None:
@@ -103,12 +109,12 @@ def _read_events(response: httpx.Response, want: int, into: list[dict[str, objec
 
 
 def test_sse_stream_delivers_new_alerts_to_a_connected_client_with_keep_alives(
-    api: str, redis_client: redis.Redis
+    api: httpx.Client, redis_client: redis.Redis
 ) -> None:
     _add(redis_client, _alert(1))  # before the client connects: not replayed without Last-Event-ID
     received: list[dict[str, object]] = []
     comments: list[str] = []
-    with httpx.stream("GET", f"{api}/v1/alerts/stream?severity=attention", timeout=10) as response:
+    with api.stream("GET", "/v1/alerts/stream?severity=attention", timeout=10) as response:
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/event-stream")
         reader = threading.Thread(target=_read_events, args=(response, 1, received, comments), daemon=True)
@@ -121,13 +127,13 @@ def test_sse_stream_delivers_new_alerts_to_a_connected_client_with_keep_alives(
     assert any("keep-alive" in c for c in comments)
 
 
-def test_sse_stream_resumes_after_last_event_id(api: str, redis_client: redis.Redis) -> None:
+def test_sse_stream_resumes_after_last_event_id(api: httpx.Client, redis_client: redis.Redis) -> None:
     _add(redis_client, _alert(1), _alert(2), _alert(3))
-    listed = httpx.get(f"{api}/v1/alerts").json()["items"]  # newest first
+    listed = api.get("/v1/alerts").json()["items"]  # newest first
     received: list[dict[str, object]] = []
     headers = {"Last-Event-ID": listed[2]["stream_id"]}
-    with httpx.stream("GET", f"{api}/v1/alerts/stream", headers=headers, timeout=10) as response:
+    with api.stream("GET", "/v1/alerts/stream", headers=headers, timeout=10) as response:
         _read_events(response, 2, received, [])
     assert [e["alert_id"] for e in received] == ["a-2", "a-3"]
-    bad = httpx.get(f"{api}/v1/alerts/stream", headers={"Last-Event-ID": "nope"})
+    bad = api.get("/v1/alerts/stream", headers={"Last-Event-ID": "nope"})
     assert bad.status_code == 422

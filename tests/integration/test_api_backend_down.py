@@ -21,8 +21,11 @@ from state.connection import connect_async
 REDIS_TIMEOUT_MS = 80  # the default, pinned: the bounds below follow from it
 
 
-def api_settings(redis_url: str) -> Settings:
-    return Settings(redis_url=redis_url, api_redis_timeout_ms=REDIS_TIMEOUT_MS, flow_metrics_port=0)
+def api_settings(redis_url: str, *, auth: bool = False) -> Settings:
+    # Auth off by default here: these tests are about each route's own Redis failures, which an
+    # API-key lookup (also a Redis read) would otherwise answer first. The last tests turn it on.
+    return Settings(redis_url=redis_url, api_redis_timeout_ms=REDIS_TIMEOUT_MS, flow_metrics_port=0,
+                    auth_enabled=auth)  # fmt: skip
 
 
 READ_PATHS = [
@@ -143,3 +146,20 @@ def test_bounded_stock_reader_ends_within_budget_when_socket_timeouts_are_longer
             await client.aclose()
 
     assert asyncio.run(read_once()) < 0.150
+
+
+@pytest.mark.parametrize("path", READ_PATHS)
+def test_key_check_with_redis_hung_is_503_within_150ms_under_the_route(hung_redis: str, path: str) -> None:
+    """With auth on, the key lookup is the first Redis read: it fails as fast, and is counted under the route."""
+    headers = {"Authorization": "Bearer osk_unverifiable"}
+    with TestClient(create_app(api_settings(hung_redis, auth=True)), headers=headers) as client:
+        client.get("/healthz")
+
+        elapsed_s, response = timed_get(client, path)
+
+        assert_backend_unavailable(response)
+        assert elapsed_s < 0.150
+        assert client.get("/v1/inventory/SKU-1", headers={"Authorization": ""}).status_code == 401  # no lookup needed
+        metrics = client.get("/metrics").text
+        route = path.split("?")[0].replace("SKU-1", "{sku}").replace("store-1", "{location_id}")
+        assert f'route="{route}",status="503"}} 1.0' in metrics

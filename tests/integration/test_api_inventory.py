@@ -13,6 +13,7 @@ from omnistream.settings import Settings
 from serving.app import create_app
 from state.connection import connect
 from state.stock_writer import StockWriter
+from tests.harness.api import issue_key, key_headers
 
 # 2026-11-22T01:23:45.123Z and a minute later
 T0 = 1795310625.123
@@ -66,7 +67,8 @@ def client(redis_url: str) -> Iterator[TestClient]:
         assert StockWriter(writer_client).write_batch([HAMMER, NAILS]) == 2
     finally:
         writer_client.close()
-    with TestClient(create_app(Settings(redis_url=redis_url, flow_metrics_port=0))) as client:
+    app = create_app(Settings(redis_url=redis_url, flow_metrics_port=0))
+    with TestClient(app, headers=key_headers(issue_key(redis_url, "storefront").key)) as client:
         yield client
 
 

@@ -25,6 +25,7 @@ from flows.launcher import settings_env, start_flow
 from omnistream.settings import Settings
 from omnistream.stack import free_port
 from sim.workload import Workload
+from tests.harness.api import issue_key, key_headers
 from tests.harness.flows import publish
 from tests.integration.fraud_events import RULES, label, sale
 
@@ -98,14 +99,15 @@ def test_no_card_token_or_shopper_id_reaches_any_log(settings: Settings, tmp_pat
                     break
                 except httpx.HTTPError:
                     time.sleep(0.1)
-            alerts = httpx.get(f"{base}/v1/alerts?limit=200").json()["items"]
+            auth = key_headers(issue_key(live.redis.url, "console").key)
+            alerts = httpx.get(f"{base}/v1/alerts?limit=200", headers=auth).json()["items"]
             assert alerts, "the workload's fraud raised no alert"
             for record in records[:300]:
                 event = orjson.loads(record.value) if record.value.startswith(b"{") else {}
                 payment_id = event.get("txn_id") or event.get("order_id") if isinstance(event, dict) else None
                 if isinstance(payment_id, str):
-                    httpx.get(f"{base}/v1/scores/{payment_id}")
-            with httpx.stream("GET", f"{base}/v1/alerts/stream", headers={"Last-Event-ID": "0-0"}) as stream:
+                    httpx.get(f"{base}/v1/scores/{payment_id}", headers=auth)
+            with httpx.stream("GET", f"{base}/v1/alerts/stream", headers={"Last-Event-ID": "0-0", **auth}) as stream:
                 next(stream.iter_lines())
         finally:
             api.terminate()

@@ -22,6 +22,7 @@ from serving.app import create_app
 from state import keys
 from state.connection import connect
 from state.doc_writer import read_doc
+from tests.harness.api import issue_key, key_headers
 from tests.harness.flows import publish, run_to_end
 
 pytestmark = pytest.mark.integration
@@ -72,7 +73,8 @@ def run_flows(settings: Settings) -> None:
 
 @pytest.fixture
 def api(settings: Settings) -> Iterator[TestClient]:
-    with TestClient(create_app(settings)) as client:
+    app = create_app(settings)
+    with TestClient(app, headers=key_headers(issue_key(settings.redis.url, "console").key)) as client:
         yield client
 
 

@@ -24,8 +24,9 @@ REC_PATHS = ["/v1/recommendations?user_id=U-1&sku=SKU-1&location_id=S1", "/v1/ex
 
 
 def _settings(redis_url: str, brokers: str) -> Settings:
+    # Auth off: these tests are about the route's own Redis and broker failures (test_api_auth.py covers keys).
     return Settings(redis_url=redis_url, kafka_brokers=brokers, api_redis_timeout_ms=REDIS_TIMEOUT_MS,
-                    flow_metrics_port=0)  # fmt: skip
+                    flow_metrics_port=0, auth_enabled=False)  # fmt: skip
 
 
 @pytest.fixture

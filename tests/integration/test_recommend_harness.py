@@ -32,6 +32,7 @@ from serving.app import create_app
 from state import keys
 from state.connection import connect
 from state.doc_writer import FencedDoc, read_doc
+from tests.harness.api import issue_key, key_headers
 from tests.harness.flows import publish, run_to_end
 from tests.integration.test_recommend import (
     CATALOG,
@@ -113,7 +114,7 @@ def test_harness_answers_are_the_api_answers_for_the_same_events(settings: Setti
         publish(settings, step)
         run_to_end(settings, flow="inventory")
         run_to_end(settings, flow="recommend")
-    with TestClient(create_app(settings)) as api:
+    with TestClient(create_app(settings), headers=key_headers(issue_key(settings.redis.url).key)) as api:
         live = [api.get("/v1/recommendations", params=params).json()["items"] for params in REQUESTS]
 
     records = [(topic, value) for step in steps for topic, _, value in step]
