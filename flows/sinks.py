@@ -20,6 +20,7 @@ from confluent_kafka import Producer
 
 from events.alerts import Alert
 from events.dead_letter import DeadLetter
+from events.orders import OrderLineState, ReservationState
 from events.stock import SkuStock
 from events.topics import Topic
 from flows.metrics import ALERTS, DEAD_LETTERS, END_TO_END_LAG, REDIS_WRITE_SECONDS, STATE_WRITES, observe_many
@@ -27,11 +28,13 @@ from omnistream.settings import Settings
 from state import keys
 from state.connection import connect
 from state.doc_writer import DocWriter, FencedDoc
+from state.order_writer import OrderWriter
 from state.pipeline_scripts import run_pipeline
+from state.reservations import decided_doc
 from state.stock_writer import StockWriter
 from state.stream_writer import StreamWriter
 
-FlowRecord = SkuStock | FencedDoc | Alert | DeadLetter
+FlowRecord = SkuStock | FencedDoc | Alert | DeadLetter | OrderLineState | ReservationState
 log = logging.getLogger(__name__)
 
 
@@ -51,9 +54,12 @@ class _RecordSinkPartition(StatelessSinkPartition[FlowRecord]):
         self._client = client
         self._stock = StockWriter(client, generation)
         self._docs = DocWriter(client, generation)
+        self._orders = OrderWriter(client, generation, settings.orders.doc_ttl_s)
+        self._hold_ttl_s = settings.reservations.doc_ttl_s
         self._alerts = StreamWriter(client, keys.alerts_stream(), generation=generation)
         self._dead_letters = StreamWriter(client, keys.dlq_stream(), generation=generation)
-        self._scripts = (*self._stock.scripts, *self._docs.scripts, *self._alerts.scripts, *self._dead_letters.scripts)
+        self._scripts = (*self._stock.scripts, *self._docs.scripts, *self._orders.scripts, *self._alerts.scripts,
+                         *self._dead_letters.scripts)  # fmt: skip
         # No linger: the batch's alerts and dead letters are all produced before the Redis write, so
         # they go out at once and their acknowledgement arrives while Redis works; with a linger they
         # waited for the flush after it, adding a broker round trip to every batch that has any
@@ -67,6 +73,7 @@ class _RecordSinkPartition(StatelessSinkPartition[FlowRecord]):
     def write_batch(self, items: list[FlowRecord]) -> None:
         stocks: list[SkuStock] = []
         docs: list[FencedDoc] = []
+        lines: list[OrderLineState] = []
         alerts: list[tuple[str, bytes]] = []
         letters: list[tuple[str, bytes]] = []
         alert_kinds: Counter[tuple[str, str]] = Counter()
@@ -76,6 +83,10 @@ class _RecordSinkPartition(StatelessSinkPartition[FlowRecord]):
                 stocks.append(item)
             elif type(item) is FencedDoc:
                 docs.append(item)
+            elif type(item) is OrderLineState:
+                lines.append(item)
+            elif type(item) is ReservationState:
+                docs.append(decided_doc(item, self._hold_ttl_s))
             elif type(item) is Alert:
                 alerts.append((item.alert_id, orjson.dumps(item)))
                 alert_kinds[item.kind, item.severity.value] += 1
@@ -96,7 +107,7 @@ class _RecordSinkPartition(StatelessSinkPartition[FlowRecord]):
             self._producer.produce(self._dlq_topic, body, key=record_id)
 
         started = time.perf_counter()
-        n_replies, n_state, replies = self._write_redis(stocks, docs, alerts, letters)
+        n_replies, n_state, replies = self._write_redis(stocks, docs, lines, alerts, letters)
         written_at = time.time()
         REDIS_WRITE_SECONDS.labels(self._flow).observe(time.perf_counter() - started)
         if alerts or letters:
@@ -119,6 +130,7 @@ class _RecordSinkPartition(StatelessSinkPartition[FlowRecord]):
         self,
         stocks: list[SkuStock],
         docs: list[FencedDoc],
+        lines: list[OrderLineState],
         alerts: list[tuple[str, bytes]],
         letters: list[tuple[str, bytes]],
     ) -> tuple[int, int, list[Any]]:
@@ -126,19 +138,18 @@ class _RecordSinkPartition(StatelessSinkPartition[FlowRecord]):
 
         # Every write is idempotent (fenced or added once), so a batch is simply
         # retried until Redis is back: the flow waits instead of crashing or losing it.
-        def queue_all(pipe: redis.client.Pipeline) -> tuple[tuple[int, int], tuple[int, int]]:
+        def queue_all(pipe: redis.client.Pipeline) -> tuple[tuple[int, int], ...]:
             stock_queued = self._stock.queue(pipe, stocks)
             docs_queued = self._docs.queue_counted(pipe, docs)
+            lines_queued = self._orders.queue(pipe, lines) if lines else (0, 0)
             self._alerts.queue(pipe, alerts)
             self._dead_letters.queue(pipe, letters)
-            return stock_queued, docs_queued
+            return stock_queued, docs_queued, lines_queued
 
         for delay_s in _backoff():
             try:
-                ((stock_replies, n_stock), (doc_replies, n_docs)), replies = run_pipeline(
-                    self._client, queue_all, self._scripts
-                )
-                return stock_replies + doc_replies, n_stock + n_docs, replies
+                queued, replies = run_pipeline(self._client, queue_all, self._scripts)
+                return sum(n for n, _ in queued), sum(n for _, n in queued), replies
             except (redis.ConnectionError, redis.TimeoutError) as ex:
                 log.warning("flow %s: Redis unavailable (%s); retrying the batch in %.1f s", self._flow, ex, delay_s)
                 time.sleep(delay_s)
@@ -157,7 +168,8 @@ class _RecordSinkPartition(StatelessSinkPartition[FlowRecord]):
 
 
 class RecordSink(DynamicSink[FlowRecord]):
-    """Writes `SkuStock` and `FencedDoc` (fenced), `Alert` and `DeadLetter` records of a flow.
+    """Writes `SkuStock`, `FencedDoc`, `OrderLineState` and `ReservationState` (fenced), `Alert` and `DeadLetter`
+    records of a flow.
 
     Delivery: state writes are exactly-once in effect (absolute values behind
     a version fence); alerts and dead letters reach each Redis stream once

@@ -296,6 +296,32 @@ class RecSettings(_Group):
     )
 
 
+class OrdersSettings(_Group):
+    """Online orders as the inventory flow keeps them (`GET /v1/orders/{order_id}`)."""
+
+    doc_ttl_s: float = Field(
+        30 * 86_400.0, ge=0, description="Redis time to live of an order's document after its last change (0: none)."
+    )
+
+
+class ReservationsSettings(_Group):
+    """Checkout holds (`POST /v1/reservations`): asked through the API, decided by the inventory flow."""
+
+    hold_s: float = Field(900.0, gt=0, le=7 * 86_400, description="How long a hold lasts when the request names none.")
+    max_hold_s: float = Field(
+        86_400.0, gt=0, le=7 * 86_400, description="The longest hold a request may ask for (event time)."
+    )
+    doc_ttl_s: float = Field(
+        7 * 86_400.0, gt=0, description="Redis time to live of a reservation's answer after its last change."
+    )
+    idempotency_ttl_s: float = Field(
+        86_400.0, gt=0, description="How long a request's Idempotency-Key keeps its first answer for retries."
+    )
+    publish_timeout_s: float = Field(
+        5.0, gt=0, le=60, description="How long the API waits for the broker to take a reservation before a 503."
+    )
+
+
 class Settings(BaseSettings):
     """Every knob of Omnistream, grouped per component, with the environment variable that sets it.
 
@@ -323,6 +349,8 @@ class Settings(BaseSettings):
     fraud: FraudSettings = Field(default_factory=FraudSettings)
     ops: OpsSettings = Field(default_factory=OpsSettings)
     rec: RecSettings = Field(default_factory=RecSettings)
+    orders: OrdersSettings = Field(default_factory=OrdersSettings)
+    reservations: ReservationsSettings = Field(default_factory=ReservationsSettings)
 
     # --- no one component's: every flow's topology and snapshots, the inventory flow's windows, logging.
     # Their variables name no component, and pydantic-settings reads a group's fields only as

@@ -8,10 +8,12 @@ import msgspec
 
 from events.alerts import Alert
 from events.dead_letter import DeadLetter
+from events.orders import OrderLineState, ReservationState
 from events.stock import SkuStock
 from operators.movements import StockMovement
 from operators.stock_ledger import StockLedger
 
+LedgerRecord = SkuStock | Alert | DeadLetter | OrderLineState | ReservationState
 _ENCODER = msgspec.msgpack.Encoder()
 _DECODER = msgspec.msgpack.Decoder(dict[str, bytes])
 
@@ -53,9 +55,10 @@ class LedgerShard:
         self._packed: dict[str, bytes] = {}  # the current bytes of each ledger unchanged since the last snapshot
         self.duplicates = 0  # redelivered movements dropped, since this shard was built or restored
 
-    def apply(self, moves: list[StockMovement]) -> list[SkuStock | Alert | DeadLetter]:
-        """Apply `moves` in order; the alerts and dead letters they raise, then one stock record per changed SKU."""
-        out: list[SkuStock | Alert | DeadLetter] = []
+    def apply(self, moves: list[StockMovement]) -> list[LedgerRecord]:
+        """Apply `moves` in order; the alerts and dead letters they raise, then per changed SKU its stock
+        record and its changed order lines and holds."""
+        out: list[LedgerRecord] = []
         touched: dict[str, tuple[StockLedger, int, int]] = {}  # sku -> (ledger, version, duplicates) before the batch
         for move in moves:
             sku = move.sku
@@ -73,6 +76,7 @@ class LedgerShard:
             self.duplicates += ledger.duplicates - duplicates
             if ledger.version != version:
                 out.append(ledger.stock())
+                out += ledger.order_updates()
         return out
 
     def to_bytes(self) -> bytes:

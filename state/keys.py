@@ -110,3 +110,21 @@ def rec_experiment(variant: str) -> str:
 def namespace_pattern() -> str:
     """Pattern matching every key Omnistream owns (for clearing a development database)."""
     return f"{NAMESPACE}:*"
+
+
+# --- orders, checkout holds and idempotent requests (the inventory flow and the API) -----
+
+
+def order(order_id: str) -> str:
+    """Hash of one order's lines: per line `l:<line>` (its document) and `v:<line>` (its fence), `generation`."""
+    return f"{NAMESPACE}:order:{{{order_id}}}"
+
+
+def reservation(reservation_id: str) -> str:
+    """Fenced hash: a checkout hold's decision (`doc`), and `request`, written by the API when it was asked."""
+    return f"{NAMESPACE}:reservation:{{{reservation_id}}}"
+
+
+def idempotency(scope: str, key: str) -> str:
+    """String: the answer to the first request of `scope` (`reservations`) sent with an `Idempotency-Key`."""
+    return f"{NAMESPACE}:idem:{scope}:{{{key}}}"

@@ -76,7 +76,9 @@ def test_message_keys_are_the_contracts() -> None:
         Topic.LABELS: ("txn_id", "order_id"),
     }
     assert REGISTRY.by_name["price_change"].key_fields == ("sku",)
-    assert all(entry.key == () for entry in REGISTRY.types)  # the contract keys no type apart from its topic
+    # The contract keys one type apart from its topic: an order's cancels by the order they name.
+    assert {entry.name: entry.key for entry in REGISTRY.types if entry.key} == {"order_cancel": ("order_id",)}
+    assert key_fields(Topic.INVENTORY, "order_cancel") == ("order_id",)
 
 
 def test_key_fields_of_a_type_foreign_to_the_topic_or_not_a_string_are_the_topics() -> None:

@@ -1,0 +1,50 @@
+"""An order as the API shows it: its lines added up, and its status (CONTRACT.md "Orders").
+
+Each line's reserved and cancelled units are `events.orders.line_quantities`
+of the counters the inventory flow stores; the API adds them up here.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import TypedDict
+
+
+class OrderStatus(StrEnum):
+    """Where an order stands, from its lines' totals."""
+
+    AWAITING_PURCHASE = "awaiting_purchase"  # fulfilments or cancels came, the purchase not yet
+    OPEN = "open"  # units reserved, none fulfilled
+    PARTIALLY_FULFILLED = "partially_fulfilled"  # units reserved, some fulfilled
+    FULFILLED = "fulfilled"  # nothing reserved, nothing cancelled
+    CANCELLED = "cancelled"  # nothing reserved, nothing fulfilled
+    CLOSED = "closed"  # nothing reserved: part fulfilled, the rest cancelled
+
+
+class LineView(TypedDict):
+    """One order line as served."""
+
+    sku: str
+    location_id: str
+    purchased: int
+    reserved: int
+    fulfilled: int
+    cancelled: int
+    updated_at: str
+
+
+def order_status(purchased: int, reserved: int, fulfilled: int, cancelled: int) -> OrderStatus:
+    """The status of an order from its lines' totals.
+
+    >>> order_status(3, 3, 0, 0), order_status(3, 1, 2, 0), order_status(3, 0, 3, 0)
+    (<OrderStatus.OPEN: 'open'>, <OrderStatus.PARTIALLY_FULFILLED: 'partially_fulfilled'>, <OrderStatus.FULFILLED: 'fulfilled'>)
+    >>> order_status(3, 0, 0, 3), order_status(3, 0, 1, 2), order_status(0, 0, 1, 0)
+    (<OrderStatus.CANCELLED: 'cancelled'>, <OrderStatus.CLOSED: 'closed'>, <OrderStatus.AWAITING_PURCHASE: 'awaiting_purchase'>)
+    """
+    if purchased == 0:
+        return OrderStatus.AWAITING_PURCHASE
+    if reserved > 0:
+        return OrderStatus.PARTIALLY_FULFILLED if fulfilled else OrderStatus.OPEN
+    if fulfilled == 0:
+        return OrderStatus.CANCELLED
+    return OrderStatus.CLOSED if cancelled else OrderStatus.FULFILLED
