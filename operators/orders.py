@@ -9,6 +9,8 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import TypedDict
 
+import orjson
+
 
 class OrderStatus(StrEnum):
     """Where an order stands, from its lines' totals."""
@@ -48,3 +50,24 @@ def order_status(purchased: int, reserved: int, fulfilled: int, cancelled: int) 
     if fulfilled == 0:
         return OrderStatus.CANCELLED
     return OrderStatus.CLOSED if cancelled else OrderStatus.FULFILLED
+
+
+def order_document(order_id: str, lines: list[bytes]) -> bytes:
+    """The `GET /v1/orders/{order_id}` object from its stored line documents (`state.order_writer.line_document`).
+
+    Lines come sorted by SKU, then location; `as_of` is the newest line's `updated_at`.
+
+    >>> line = b'{"sku":"A","location_id":"S1","purchased":2,"reserved":0,"fulfilled":1,"cancelled":1,'
+    >>> order_document("O1", [line + b'"updated_at":"2026-01-01T00:00:00.000Z"}'])[:75]
+    b'{"order_id":"O1","status":"closed","purchased":2,"reserved":0,"fulfilled":1'
+    """
+    parsed: list[LineView] = sorted((orjson.loads(line) for line in lines), key=lambda v: (v["sku"], v["location_id"]))
+    totals = {name: sum(line[name] for line in parsed) for name in ("purchased", "reserved", "fulfilled", "cancelled")}  # type: ignore[literal-required]
+    status = order_status(totals["purchased"], totals["reserved"], totals["fulfilled"], totals["cancelled"])
+    return orjson.dumps({
+        "order_id": order_id,
+        "status": status.value,
+        **totals,
+        "lines": parsed,
+        "as_of": max((line["updated_at"] for line in parsed), default=None),
+    })  # fmt: skip

@@ -249,6 +249,8 @@ class StockLedger:
             if line is None:
                 continue  # swept since it changed: it held nothing
             if line.hold == NOT_A_HOLD:
+                if not (line.purchased or line.fulfilled):
+                    continue  # only cancels so far: the order is known from its purchase, or goods leaving for it
                 updates.append(OrderLineState(order_id, self.sku, location_id, line.purchased, line.fulfilled,
                                               line.cancelled, line.cancel_qty, line.version, line.last_ts))  # fmt: skip
             else:

@@ -106,3 +106,31 @@ class AlertList(BaseModel):
     """`GET /v1/alerts`: newest first."""
 
     items: list[AlertRecord]
+
+
+class OrderLine(BaseModel):
+    """One line of an order: a SKU at the location that reserved (or shipped) it."""
+
+    sku: str
+    location_id: str
+    purchased: int
+    reserved: int = Field(description="Units still held for the line.")
+    fulfilled: int
+    cancelled: int = Field(description="Units released by cancels (never what was already fulfilled).")
+    updated_at: str = Field(description="RFC 3339 event time of the line's newest event.")
+
+
+class Order(BaseModel):
+    """`GET /v1/orders/{order_id}`: an online order line by line, its totals and status."""
+
+    order_id: str
+    status: str = Field(
+        description="awaiting_purchase | open | partially_fulfilled | fulfilled | cancelled | closed (part "
+        "fulfilled, the rest cancelled)."
+    )
+    purchased: int
+    reserved: int
+    fulfilled: int
+    cancelled: int
+    lines: list[OrderLine]
+    as_of: str | None = Field(description="RFC 3339 event time of the newest event of the order.")
