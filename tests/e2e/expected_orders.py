@@ -119,6 +119,11 @@ class ExpectedOrders:
             lines[line] = ExpectedLine(purchased, remaining - cancelled, fulfilled, cancelled)
         return _status(lines), lines
 
+    def fulfilled_units(self, order_id: str, line: Line) -> int:
+        """Units fulfilled for `order_id` at `line` (sku, location_id)."""
+        order = self._orders.get(order_id)
+        return 0 if order is None else order.fulfilled.get(line, 0)
+
     def reserved_by_line(self) -> dict[tuple[str, str, str], int]:
         """(order_id, sku, location_id) -> reserved units, for every line of every order."""
         return {
