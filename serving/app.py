@@ -22,12 +22,15 @@ from serving.fast_path import StockFastPath
 from serving.rec_fast_path import RecommendationsFastPath
 from serving.rec_served import ServedPublisher
 from serving.routes import alerts, experiments, health, inventory, recommendations, scores
-from serving.routes import orders
+from serving.routes import orders, reservations
 from serving.routes.recommendations import Recommender
 from state.connection import connect_async
 from state.fraud_reader import FraudReader
+from state.event_log import EventLog
+from state.idempotency import IdempotencyStore
 from state.order_reader import OrderReader
 from state.rec_reader import RecReader
+from state.reservations import ReservationStore
 
 API_VERSION = "1.0.0"  # CONTRACT.md v1; additive changes bump the minor
 
@@ -50,6 +53,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.stock_reader = reader_for(client, settings.redis.url, timeout_s)
     app.state.fraud_reader = FraudReader(client)
     app.state.order_reader = OrderReader(client)
+    app.state.reservations = ReservationStore(client)
+    app.state.idempotency = IdempotencyStore(client)
+    # Reservations are published and acknowledged before the 202 (`state.event_log`).
+    event_log = EventLog(settings.kafka.brokers, settings.reservations.publish_timeout_s)
+    app.state.event_log = event_log
     # The alerts stream blocks in XREAD between alerts: its own pool, with a timeout above the block.
     stream_client = connect_async(settings.redis.url, timeout_s=settings.api.sse_keepalive_s + 5.0)
     app.state.stream_redis = stream_client
@@ -68,6 +76,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     finally:
         app.state.metrics.registry.unregister(publisher)
         publisher.flush(2.0)
+        event_log.close()
         await stream_client.aclose()
         await client.aclose()
 
@@ -101,6 +110,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(recommendations.router)
     app.include_router(experiments.router)
     app.include_router(orders.router)
+    app.include_router(reservations.router)
     app.include_router(health.router)
     app.include_router(metrics.router)
     # Added last-but-one so the metrics middleware (added last, hence outermost) counts

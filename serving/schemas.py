@@ -134,3 +134,34 @@ class Order(BaseModel):
     cancelled: int
     lines: list[OrderLine]
     as_of: str | None = Field(description="RFC 3339 event time of the newest event of the order.")
+
+
+class ReservationBody(BaseModel):
+    """`POST /v1/reservations` body (with an `Idempotency-Key` header)."""
+
+    sku: str
+    location_id: str
+    qty: int = Field(ge=1)
+    hold_s: float | None = Field(None, gt=0, description="Seconds the hold lasts (default: the configured hold).")
+
+
+class ReservationAccepted(BaseModel):
+    """`POST /v1/reservations` → 202: the reservation was published; its decision follows."""
+
+    reservation_id: str
+    status: str = Field(description="Always `pending` here.")
+    location: str = Field(description="Where to read the decision.")
+
+
+class Reservation(BaseModel):
+    """`GET /v1/reservations/{id}`."""
+
+    reservation_id: str
+    status: str = Field(description="pending | held | rejected | expired | fulfilled | cancelled")
+    reason: str | None = Field(description="Why it was rejected (`insufficient_stock`).")
+    sku: str
+    location_id: str
+    qty: int
+    fulfilled: int
+    decided_at: str | None = Field(description="RFC 3339 event time of the decision (null while pending).")
+    expires_at: str = Field(description="RFC 3339 time the hold lapses, unless fulfilled or cancelled first.")
