@@ -322,6 +322,25 @@ class ReservationsSettings(_Group):
     )
 
 
+class FulfilmentSettings(_Group):
+    """The cost model of `GET /v1/fulfilment/options` (`operators.fulfilment`)."""
+
+    ship_costs: str = Field(
+        "",
+        description="Shipping cost of one parcel per location and region, `LOCATION:REGION=COST,...`; the regions "
+        "named here are the `ship_to` values the endpoint takes (any, when empty).",
+    )
+    default_ship_cost: float = Field(8.0, ge=0, description="Shipping cost of a location and region the table lacks.")
+    store_handling_cost: float = Field(1.5, ge=0, description="Cost of picking and packing an order at a store.")
+    warehouse_handling_cost: float = Field(0.5, ge=0, description="Cost of picking and packing at a warehouse.")
+    split_penalty: float = Field(5.0, ge=0, description="Added cost of each source beyond the first (a split).")
+    store_safety_stock: int = Field(
+        2, ge=0, description="Units a store keeps for walk-in shoppers: never assigned to online orders."
+    )
+    warehouse_prefixes: str = Field("WH-", description="Location id prefixes of warehouses (comma-separated).")
+    max_sources: int = Field(3, ge=1, le=10, description="Most sources one order may be split over.")
+
+
 class Settings(BaseSettings):
     """Every knob of Omnistream, grouped per component, with the environment variable that sets it.
 
@@ -351,6 +370,7 @@ class Settings(BaseSettings):
     rec: RecSettings = Field(default_factory=RecSettings)
     orders: OrdersSettings = Field(default_factory=OrdersSettings)
     reservations: ReservationsSettings = Field(default_factory=ReservationsSettings)
+    fulfilment: FulfilmentSettings = Field(default_factory=FulfilmentSettings)
 
     # --- no one component's: every flow's topology and snapshots, the inventory flow's windows, logging.
     # Their variables name no component, and pydantic-settings reads a group's fields only as

@@ -22,7 +22,7 @@ from serving.fast_path import StockFastPath
 from serving.rec_fast_path import RecommendationsFastPath
 from serving.rec_served import ServedPublisher
 from serving.routes import alerts, experiments, health, inventory, recommendations, scores
-from serving.routes import orders, reservations
+from serving.routes import fulfilment, orders, reservations
 from serving.routes.recommendations import Recommender
 from state.connection import connect_async
 from state.fraud_reader import FraudReader
@@ -53,6 +53,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.stock_reader = reader_for(client, settings.redis.url, timeout_s)
     app.state.fraud_reader = FraudReader(client)
     app.state.order_reader = OrderReader(client)
+    app.state.fulfilment_model = fulfilment.cost_model(settings)
     app.state.reservations = ReservationStore(client)
     app.state.idempotency = IdempotencyStore(client)
     # Reservations are published and acknowledged before the 202 (`state.event_log`).
@@ -88,6 +89,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         parse_variants(settings.rec.variants)
     except ValueError as ex:
         raise SystemExit(f"omnistream: bad configuration: OMNISTREAM_REC_VARIANTS: {ex}") from None
+    try:
+        fulfilment.cost_model(settings)
+    except ValueError as ex:
+        raise SystemExit(f"omnistream: bad configuration: OMNISTREAM_FULFILMENT_SHIP_COSTS: {ex}") from None
     app = FastAPI(
         title="Omnistream API",
         version=API_VERSION,
@@ -109,6 +114,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(alerts.router)
     app.include_router(recommendations.router)
     app.include_router(experiments.router)
+    app.include_router(fulfilment.router)
     app.include_router(orders.router)
     app.include_router(reservations.router)
     app.include_router(health.router)

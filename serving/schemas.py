@@ -165,3 +165,33 @@ class Reservation(BaseModel):
     fulfilled: int
     decided_at: str | None = Field(description="RFC 3339 event time of the decision (null while pending).")
     expires_at: str = Field(description="RFC 3339 time the hold lapses, unless fulfilled or cancelled first.")
+
+
+class PlannedLine(BaseModel):
+    sku: str
+    qty: int
+
+
+class PlannedShipment(BaseModel):
+    location_id: str
+    kind: str = Field(description="store | warehouse")
+    cost: float = Field(description="Handling plus shipping of this source.")
+    lines: list[PlannedLine]
+
+
+class FulfilmentPlan(BaseModel):
+    shipments: list[PlannedShipment]
+    total_cost: float = Field(description="The shipments' costs plus the split penalty per extra source.")
+    split: bool
+
+
+class FulfilmentOptions(BaseModel):
+    """`GET /v1/fulfilment/options`: the chosen plan, single-source alternatives (cheapest first), and why."""
+
+    lines: list[PlannedLine]
+    ship_to: str | None
+    pickup_at: str | None
+    choice: FulfilmentPlan | None = Field(description="null when no plan can serve the order (reasons say why).")
+    options: list[FulfilmentPlan]
+    reasons: list[str]
+    as_of: str = Field(description="RFC 3339 event time of the newest stock the plan read.")
