@@ -62,11 +62,20 @@ def fingerprint(request_body: msgspec.Struct) -> bytes:
 
 async def claim_or_replay(
     store: IdempotencyStore, scope: str, key: str, digest: bytes, answer: bytes, ttl_s: float
-) -> Response | None:
-    """None when this request is the first with `key` (go on); else the response the first one got."""
+) -> bytes | None:
+    """None when this request is the first with `key` (go on with `answer`); else the answer the first one got.
+
+    A route that publishes must make a replay finish what the first request may not have
+    (it may have failed between the claim and the publish): see `serving.routes.reservations`.
+    """
     claim = await store.claim(scope, key, digest, answer, ttl_s)
     if claim.first:
         return None
     if not claim.same_request:
         raise IdempotencyKeyReused(f"header {HEADER} {key!r} was first sent with a different request body")
-    return Response(claim.answer, status_code=202, media_type="application/json", headers={REPLAYED_HEADER: "true"})
+    return claim.answer
+
+
+def replayed(answer: bytes, status_code: int = 202) -> Response:
+    """The stored answer of the first request, marked as a replay."""
+    return Response(answer, status_code=status_code, media_type="application/json", headers={REPLAYED_HEADER: "true"})

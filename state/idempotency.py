@@ -50,7 +50,3 @@ class IdempotencyStore:
             return await self.claim(scope, key, fingerprint, answer, ttl_s)
         stored_fingerprint, _, stored_answer = bytes(stored).partition(b"\n")
         return Claim(False, stored_fingerprint == fingerprint, stored_answer)
-
-    async def release(self, scope: str, key: str) -> None:
-        """Forget a claim whose request failed before it took effect, so a retry can try again."""
-        await self._client.delete(keys.idempotency(scope, key))

@@ -1,7 +1,7 @@
 """Checkout holds in Redis: the flow's fenced decision, and the API's record of the request until then.
 
 One hash per reservation (`keys.reservation`): the API writes `request`
-(the pending answer) when it publishes the `reservation` event; the
+(the pending answer) once the broker has taken the `reservation` event; the
 inventory flow writes the decision through the version fence
 (`state.fence`) into `doc`, beside it. A reader serves `doc` when the flow
 has decided, else the pending answer: one round trip.
@@ -69,12 +69,16 @@ class ReservationStore:
         self._client = client
 
     async def record_request(self, reservation_id: str, pending: bytes, ttl_s: float) -> None:
-        """Keep the pending answer of a reservation about to be published (the flow's decision lands beside it)."""
+        """Keep the pending answer of a published reservation (the flow's decision lands beside it, maybe first)."""
         pipe = self._client.pipeline(transaction=False)
         key = keys.reservation(reservation_id)
         pipe.hsetnx(key, REQUEST_FIELD, pending)
         pipe.pexpire(key, int(ttl_s * 1000), nx=True)
         await pipe.execute()
+
+    async def recorded(self, reservation_id: str) -> bool:
+        """Whether the API recorded the request (it does so once the event is published)."""
+        return bool(await self._client.hexists(keys.reservation(reservation_id), REQUEST_FIELD))
 
     async def read(self, reservation_id: str) -> bytes | None:
         """The decision if the flow made it, else the pending answer, else None (unknown or expired)."""

@@ -3,7 +3,11 @@
 `POST` checks the request, claims its `Idempotency-Key`, publishes one
 `reservation` event to the inventory topic (the flow stays the single writer
 of stock, and decides in event order: two shoppers racing for the last unit
-get exactly one hold) and answers 202 with the reservation id. `GET` shows
+get exactly one hold), records the request, and answers 202 with the
+reservation id. A retry with the key gets the same id; if the first request
+stopped before recording (a broker or Redis failure, a crash), the retry
+publishes the same event again (the same `event_id`: the flow drops a
+duplicate), so a reservation is never left unpublished behind a 202. `GET` shows
 `pending` until the flow has decided, then `held` / `rejected`, and later
 `expired`, `fulfilled` or `cancelled` (CONTRACT.md "Reservations").
 Nothing reaches Kafka for a request that fails a check.
@@ -25,7 +29,7 @@ from events.timestamps import rfc3339_ms
 from events.topics import Topic
 from omnistream.settings import Settings
 from serving.errors import ApiError, InvalidParameter, NotFound
-from serving.idempotency import claim_or_replay, fingerprint, idempotency_key
+from serving.idempotency import claim_or_replay, fingerprint, idempotency_key, replayed
 from serving.schemas import Reservation, ReservationAccepted, ReservationBody, error_responses
 from state import keys
 from state.event_log import EventLog, PublishFailed
@@ -98,18 +102,23 @@ async def create_reservation(request: Request) -> Response:
     await _check_stock_record(request, ask)
 
     reservation_id = f"rsv-{uuid.uuid4().hex}"
-    now = time.time()
     answer = orjson.dumps({"reservation_id": reservation_id, "status": "pending",
                            "location": f"/v1/reservations/{reservation_id}"})  # fmt: skip
     idempotency: IdempotencyStore = request.app.state.idempotency
     digest = fingerprint(msgspec.structs.replace(ask, hold_s=hold_s))
-    replay = await claim_or_replay(idempotency, SCOPE, key, digest, answer, settings.reservations.idempotency_ttl_s)
-    if replay is not None:
-        return replay
-
+    first_answer = await claim_or_replay(idempotency, SCOPE, key, digest, answer,
+                                         settings.reservations.idempotency_ttl_s)  # fmt: skip
     store: ReservationStore = request.app.state.reservations
-    pending = pending_document(reservation_id, ask.sku, ask.location_id, ask.qty, now + hold_s)
-    await store.record_request(reservation_id, pending, settings.reservations.doc_ttl_s)
+    if first_answer is not None:
+        reservation_id = orjson.loads(first_answer)["reservation_id"]
+        if await store.recorded(reservation_id):
+            return replayed(first_answer)
+        # The first request stopped before its event was surely published (a timeout, a crash): finish
+        # its work under its reservation id. Its event, if it did go out, has the same event_id, which
+        # the flow drops as a duplicate.
+        answer = first_answer
+
+    now = time.time()
     event = {"event_id": reservation_id, "type": "reservation", "ts": rfc3339_ms(now), "schema_version": 1,
              "reservation_id": reservation_id, "sku": ask.sku, "location_id": ask.location_id, "qty": ask.qty,
              "hold_s": hold_s}  # fmt: skip
@@ -117,8 +126,10 @@ async def create_reservation(request: Request) -> Response:
     try:
         await log.publish(settings.topic(Topic.INVENTORY), ask.sku.encode(), orjson.dumps(event))
     except PublishFailed as ex:
-        await idempotency.release(SCOPE, key)  # nothing was published: a retry with the key tries afresh
         raise PublishUnavailable(f"the event log did not take the reservation ({ex}); retry with the same key") from None
+    # Recorded only once published: a reservation with its request recorded is surely on its way to the flow.
+    pending = pending_document(reservation_id, ask.sku, ask.location_id, ask.qty, now + hold_s)
+    await store.record_request(reservation_id, pending, settings.reservations.doc_ttl_s)
     return Response(answer, status_code=202, media_type="application/json",
                     headers={"Location": f"/v1/reservations/{reservation_id}"})  # fmt: skip
 

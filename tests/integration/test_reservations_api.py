@@ -7,6 +7,7 @@ tests/e2e/test_reservations_e2e.py's.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from typing import Any
 
@@ -20,7 +21,10 @@ from events.stock import LocationStock, SkuStock
 from events.topics import Topic
 from omnistream.settings import Settings
 from serving.app import create_app
-from state.connection import connect
+from serving.idempotency import fingerprint
+from serving.routes.reservations import ReservationRequest
+from state.connection import connect, connect_async
+from state.idempotency import IdempotencyStore
 from state.stock_writer import StockWriter
 
 pytestmark = pytest.mark.integration
@@ -124,3 +128,26 @@ def test_an_unknown_reservation_is_404(client: TestClient) -> None:
 def test_an_unknown_order_is_404(client: TestClient) -> None:
     response = client.get("/v1/orders/O-nope")
     assert response.status_code == 404 and response.json()["error"]["code"] == "not_found"
+
+
+def test_a_retry_finishes_a_first_request_that_stopped_before_publishing(client: TestClient, settings: Settings) -> None:
+    # The first request claimed the key, then died (a timeout, a crash) before its event went out.
+    first = orjson.dumps({"reservation_id": "rsv-first", "status": "pending", "location": "/v1/reservations/rsv-first"})
+    digest = fingerprint(ReservationRequest(**ASK, hold_s=settings.reservations.hold_s))
+    asyncio.run(_claim(settings.redis.url, digest, first))
+
+    retry = post(client, ASK, "key-c")
+
+    assert retry.status_code == 202 and retry.json()["reservation_id"] == "rsv-first", retry.text
+    assert [e["event_id"] for e in published(settings)] == ["rsv-first"]
+    assert client.get("/v1/reservations/rsv-first").json()["status"] == "pending"
+    again = post(client, ASK, "key-c")  # now recorded: a plain replay, nothing more published
+    assert again.headers["Idempotent-Replayed"] == "true" and len(published(settings)) == 1
+
+
+async def _claim(redis_url: str, digest: bytes, answer: bytes) -> None:
+    client = connect_async(redis_url, timeout_s=5.0)
+    try:
+        assert (await IdempotencyStore(client).claim("reservations", "key-c", digest, answer, 60.0)).first
+    finally:
+        await client.aclose()
