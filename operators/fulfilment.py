@@ -161,7 +161,7 @@ def plan_fulfilment(lines: Sequence[tuple[str, int]], stock: Stock, region: str 
             if remaining == 0:
                 break
         if remaining:
-            short = f"{sku}: only {qty - remaining} of {qty} units can be sourced from at most {model.max_sources} sources"
+            short = f"{sku}: only {qty - remaining} of {qty} units can be sourced from {model.max_sources} sources"
             return Plan((), 0.0, (short, *reasons)), []
     split_reasons = [f"no single source can serve the whole order; split over {len(parts)} sources "
                      f"(+{model.split_penalty:g} per extra source)"]  # fmt: skip

@@ -25,7 +25,6 @@ from events.models import (
     TransferOut,
 )
 
-
 StockEvent = Receipt | Adjustment | TransferOut | TransferIn | Count | Fulfilment | Reservation
 """The `omni.inventory` events that name one sku and location."""
 

@@ -21,12 +21,21 @@ from serving.errors import install_error_handlers
 from serving.fast_path import StockFastPath
 from serving.rec_fast_path import RecommendationsFastPath
 from serving.rec_served import ServedPublisher
-from serving.routes import alerts, experiments, health, inventory, recommendations, scores
-from serving.routes import fulfilment, orders, reservations
+from serving.routes import (
+    alerts,
+    experiments,
+    fulfilment,
+    health,
+    inventory,
+    orders,
+    recommendations,
+    reservations,
+    scores,
+)
 from serving.routes.recommendations import Recommender
 from state.connection import connect_async
-from state.fraud_reader import FraudReader
 from state.event_log import EventLog
+from state.fraud_reader import FraudReader
 from state.idempotency import IdempotencyStore
 from state.order_reader import OrderReader
 from state.rec_reader import RecReader

@@ -22,7 +22,7 @@ from state.idempotency import IdempotencyStore
 
 HEADER = "Idempotency-Key"
 MAX_KEY_LENGTH = 255
-_KEY = re.compile(r"^[\x21-\x7e]{1,%d}$" % MAX_KEY_LENGTH)  # printable ASCII, no spaces
+_KEY = re.compile(rf"^[\x21-\x7e]{{1,{MAX_KEY_LENGTH}}}$")  # printable ASCII, no spaces
 REPLAYED_HEADER = "Idempotent-Replayed"
 
 

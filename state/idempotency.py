@@ -48,5 +48,6 @@ class IdempotencyStore:
         stored = await self._client.get(name)
         if stored is None:  # expired between the two calls: claim again
             return await self.claim(scope, key, fingerprint, answer, ttl_s)
-        stored_fingerprint, _, stored_answer = bytes(stored).partition(b"\n")
+        raw = stored.encode() if isinstance(stored, str) else stored
+        stored_fingerprint, _, stored_answer = raw.partition(b"\n")
         return Claim(False, stored_fingerprint == fingerprint, stored_answer)

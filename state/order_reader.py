@@ -17,6 +17,6 @@ class OrderReader:
         self._client = client
 
     async def lines(self, order_id: str) -> list[bytes] | None:
-        fields: dict[bytes, bytes] = await self._client.hgetall(keys.order(order_id))
-        lines = [value for field, value in fields.items() if field.startswith(_LINE)]
-        return lines or None
+        fields = await self._client.hgetall(keys.order(order_id))
+        lines = [value for field, value in fields.items() if isinstance(field, bytes) and field.startswith(_LINE)]
+        return [value.encode() if isinstance(value, str) else value for value in lines] or None

@@ -126,7 +126,7 @@ async def create_reservation(request: Request) -> Response:
     try:
         await log.publish(settings.topic(Topic.INVENTORY), ask.sku.encode(), orjson.dumps(event))
     except PublishFailed as ex:
-        raise PublishUnavailable(f"the event log did not take the reservation ({ex}); retry with the same key") from None
+        raise PublishUnavailable(f"the broker did not take the reservation ({ex}); retry with the same key") from None
     # Recorded only once published: a reservation with its request recorded is surely on its way to the flow.
     pending = pending_document(reservation_id, ask.sku, ask.location_id, ask.qty, now + hold_s)
     await store.record_request(reservation_id, pending, settings.reservations.doc_ttl_s)

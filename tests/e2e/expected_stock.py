@@ -179,9 +179,7 @@ class ExpectedStock:
         self._saw(event["sku"], ts.timestamp())
         if kind in ("receipt", "transfer_in", "adjustment"):
             self._changes.append(_Change(pair, ts, event["qty"]))
-        elif kind == "transfer_out":
-            self._changes.append(_Change(pair, ts, -event["qty"]))
-        elif kind == "fulfilment":
+        elif kind == "transfer_out" or kind == "fulfilment":
             self._changes.append(_Change(pair, ts, -event["qty"]))
         elif kind == "reservation":
             self._holds[event["reservation_id"]] = (pair, event["qty"], ts.timestamp() + event["hold_s"])

@@ -130,7 +130,9 @@ def test_an_unknown_order_is_404(client: TestClient) -> None:
     assert response.status_code == 404 and response.json()["error"]["code"] == "not_found"
 
 
-def test_a_retry_finishes_a_first_request_that_stopped_before_publishing(client: TestClient, settings: Settings) -> None:
+def test_a_retry_finishes_a_first_request_that_stopped_before_publishing(
+    client: TestClient, settings: Settings
+) -> None:
     # The first request claimed the key, then died (a timeout, a crash) before its event went out.
     first = orjson.dumps({"reservation_id": "rsv-first", "status": "pending", "location": "/v1/reservations/rsv-first"})
     digest = fingerprint(ReservationRequest(**ASK, hold_s=settings.reservations.hold_s))
