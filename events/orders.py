@@ -68,7 +68,7 @@ class ReservationState(msgspec.Struct, frozen=True, gc=False):
     qty: int
     status: HoldStatus
     reason: str
-    decided_at: float  # event time of the reservation event
+    updated_at: float  # event time of the newest event of the reservation (its request, fulfilment, cancel)
     expires_at: float
     fulfilled: int
     version: int

@@ -163,7 +163,7 @@ class Reservation(BaseModel):
     location_id: str
     qty: int
     fulfilled: int
-    decided_at: str | None = Field(description="RFC 3339 event time of the decision (null while pending).")
+    updated_at: str | None = Field(description="RFC 3339 event time of its newest event (null while pending).")
     expires_at: str = Field(description="RFC 3339 time the hold lapses, unless fulfilled or cancelled first.")
 
 

@@ -25,7 +25,7 @@ REQUEST_FIELD = "request"
 def decided_document(state: ReservationState) -> bytes:
     """The `GET /v1/reservations/{id}` object of a decided reservation.
 
-    >>> decided_document(ReservationState("R1", "A", "S1", 2, HoldStatus.HELD, "", 0.0, 900.0, 0, 2))[:52]
+    >>> decided_document(ReservationState("R1", "A", "S1", 2, HoldStatus.HELD, "", 0.0, 900.0, 0, 2))[:53]
     b'{"reservation_id":"R1","status":"held","reason":null,'
     """
     return orjson.dumps({
@@ -36,7 +36,7 @@ def decided_document(state: ReservationState) -> bytes:
         "location_id": state.location_id,
         "qty": state.qty,
         "fulfilled": state.fulfilled,
-        "decided_at": rfc3339_ms(state.decided_at),
+        "updated_at": rfc3339_ms(state.updated_at),
         "expires_at": rfc3339_ms(state.expires_at),
     })  # fmt: skip
 
@@ -44,7 +44,7 @@ def decided_document(state: ReservationState) -> bytes:
 def decided_doc(state: ReservationState, ttl_s: float) -> FencedDoc:
     """The flow's fenced write of a decision (kept `ttl_s` after its last change)."""
     return FencedDoc(keys.reservation(state.reservation_id), state.version, decided_document(state), ttl_s,
-                     state.decided_at)  # fmt: skip
+                     state.updated_at)  # fmt: skip
 
 
 def pending_document(reservation_id: str, sku: str, location_id: str, qty: int, expires_at: float) -> bytes:
@@ -57,7 +57,7 @@ def pending_document(reservation_id: str, sku: str, location_id: str, qty: int, 
         "location_id": location_id,
         "qty": qty,
         "fulfilled": 0,
-        "decided_at": None,
+        "updated_at": None,
         "expires_at": rfc3339_ms(expires_at),
     })  # fmt: skip
 
