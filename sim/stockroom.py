@@ -29,11 +29,14 @@ class Stockroom:
         Share of cycle counts published late: dated before a movement of the same
         SKU and location that was already published (CONTRACT.md: a count covers
         movements up to its `ts`, whenever it arrives).
+    hold_share
+        Share of activities that are a checkout hold (`reservation`).
     """
 
-    def __init__(self, run: Run, late_count_rate: float) -> None:
+    def __init__(self, run: Run, late_count_rate: float, hold_share: float = 0.05) -> None:
         self.run = run
         self.late_count_rate = late_count_rate
+        self.hold_share = hold_share
         self._stores = frozenset(run.catalog.stores)
         self._pending_restock: set[tuple[str, str]] = set()
 
@@ -59,7 +62,7 @@ class Stockroom:
             self._adjustment(t)
         elif roll < 0.55:
             self._transfer(t)
-        elif roll < 0.60:
+        elif roll < 0.55 + self.hold_share:
             self.hold(t)
         else:
             self._count(t)

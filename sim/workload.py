@@ -99,6 +99,10 @@ class Workload:
         register, shrink spike, dead-letter burst), the first `incident_start_s` into the stream.
     incident_start_s
         Event-time seconds after the start at which the incidents begin.
+    hold_share
+        Share of stock-room activities that are a checkout hold (`reservation`). Holds are
+        decided in arrival order, not as a function of the event set: runs that compare two
+        independent runs' stock (recovery, scale-out) set it to 0.
 
     Examples
     --------
@@ -134,6 +138,7 @@ class Workload:
         loyalty_scan_miss_rate: float = 0.0,
         incidents: bool = False,
         incident_start_s: float = 1800.0,
+        hold_share: float = 0.05,
     ) -> None:
         if events_per_s <= 0:
             raise ValueError(f"events_per_s must be positive, got {events_per_s}")
@@ -158,6 +163,7 @@ class Workload:
         self.legit_manual_rate = legit_manual_rate
         self.loyalty_scan_miss_rate = loyalty_scan_miss_rate
         self.incidents = incidents
+        self.hold_share = hold_share
         self.incident_start_s = incident_start_s
 
         self.catalog = Catalog(seed=seed, n_skus=n_skus, n_stores=n_stores, n_warehouses=n_warehouses)
@@ -199,7 +205,7 @@ class Workload:
         self.fraud_cases = fraud.cases
         plan = IncidentPlan(self.seed, self.catalog, self.start_ts + self.incident_start_s) if self.incidents else None
         self.incident_windows = list(plan.windows) if plan is not None else []
-        stockroom = Stockroom(run, self.late_count_rate)
+        stockroom = Stockroom(run, self.late_count_rate, self.hold_share)
         tills = Tills(
             run,
             fraud,
