@@ -33,11 +33,13 @@ from flows.metrics import DUPLICATES, UNMATCHED_CANCELS, UNMATCHED_VOIDS, StateE
 from flows.sinks import FlowRecord, RecordSink, is_dead_letter
 from omnistream.settings import Settings
 from operators.ledger_shard import LedgerShard
-from operators.movements import StockMovement, inventory_movement
+from operators.movements import HELD_BEFORE, REJECTED_BEFORE, Move, StockMovement, inventory_movement
 from operators.order_book import OrderBook
 from operators.shard_keys import ShardKeys, add_to_group
 from operators.stock_ledger import StockLedger
 from operators.txn_journal import TxnJournal
+from state.connection import connect
+from state.reservations import PriorDecisions
 
 FLOW = "inventory"
 # Ledgers are held in this many keyed shards. Part of the recovery state's layout
@@ -50,6 +52,7 @@ _ENTITIES = StateEntities(FLOW)
 TillEvent = Sale | Return | Void
 OrderEvent = Purchase | OrderCancel
 _INVENTORY, _POS = Topic.INVENTORY, Topic.POS
+_HOLD = Move.HOLD
 
 
 def build_flow(
@@ -69,6 +72,7 @@ def build_flow(
     source_topics = {settings.topic(t): t for t in (Topic.INVENTORY, Topic.POS, Topic.CLICKSTREAM)}
     if source is None:
         source = kafka_source(settings, list(source_topics))
+    sink_is_redis = sink is None
     if sink is None:
         sink = RecordSink(FLOW, settings, generation)
     raw = op.input("inventory_in", flow, source)
@@ -82,7 +86,8 @@ def build_flow(
     order_moves = op.key_rm("order_moves", op.stateful_batch("order_book", by_order_shard, OrderBookLogic(settings)))
     movements = op.merge("movements", ready.trues, till_moves, order_moves)
     by_shard = op.flat_map_batch("by_sku_shard", movements, ShardRouter().group)
-    ledgers = op.stateful_batch("ledgers", by_shard, LedgerLogic(settings))
+    # With the real sink, a recovery replay keeps the hold decisions it already published (`PriorDecisions`).
+    ledgers = op.stateful_batch("ledgers", by_shard, LedgerLogic(settings, prior_decisions=sink_is_redis))
     ledger_out = op.key_rm("ledger_out", ledgers)
     op.output("records_out", op.merge("records", split.trues, ledger_out), sink)
     return flow
@@ -228,17 +233,22 @@ class ShardRouter:
 
 
 class LedgerLogic:
-    """Builds the step logic of one shard of `StockLedger`s (a Bytewax builder)."""
+    """Builds the step logic of one shard of `StockLedger`s (a Bytewax builder).
 
-    def __init__(self, settings: Settings) -> None:
+    `prior_decisions`: look up the hold decisions already published in Redis (the real sink's), so a
+    recovery replay keeps them; off with an injected sink, which must leave Redis alone.
+    """
+
+    def __init__(self, settings: Settings, prior_decisions: bool = False) -> None:
         self.dedup_window_s = settings.dedup_window_s
         self.count_window_s = settings.count_window_s
         self.order_retention_s = settings.order_retention_s
         self.low_stock_threshold = settings.low_stock_threshold
+        self.redis_url = settings.redis.url if prior_decisions else None
 
     def __call__(self, resume: bytes | None) -> _LedgerStep:
         shard = LedgerShard.from_bytes(resume, self.new_ledger) if resume else LedgerShard(self.new_ledger)
-        return _LedgerStep(shard)
+        return _LedgerStep(shard, self.redis_url)
 
     def new_ledger(self, sku: str) -> StockLedger:
         return StockLedger(sku, self.dedup_window_s, self.count_window_s, self.order_retention_s,
@@ -246,18 +256,42 @@ class LedgerLogic:
 
 
 class _LedgerStep(StatefulBatchLogic[list[StockMovement], FlowRecord, bytes]):
-    def __init__(self, shard: LedgerShard) -> None:
+    def __init__(self, shard: LedgerShard, redis_url: str | None = None) -> None:
         self.shard = shard
+        self._redis_url = redis_url
+        self._prior: PriorDecisions | None = None  # connected on the first hold, not at build time
 
     def on_batch(self, groups: list[list[StockMovement]]) -> tuple[list[FlowRecord], bool]:
         shard = self.shard
         duplicates_before = shard.duplicates
         out: list[FlowRecord] = []
+        if self._redis_url is not None:
+            groups = self._with_prior_decisions(groups)
         for moves in groups:
             out += shard.apply(moves)
         if shard.duplicates != duplicates_before:
             DUPLICATES.labels(FLOW).inc(shard.duplicates - duplicates_before)
         return out, StatefulBatchLogic.RETAIN
+
+    def _with_prior_decisions(self, groups: list[list[StockMovement]]) -> list[list[StockMovement]]:
+        """The batch with each hold already decided and published marked so (`StockMovement.prior`)."""
+        holds = [move.order_id for moves in groups for move in moves if move.kind == _HOLD]
+        if not holds:
+            return groups
+        if self._prior is None:
+            self._prior = PriorDecisions(connect(self._redis_url, timeout_s=10.0))  # type: ignore[arg-type]
+        decided = self._prior.held(holds)  # type: ignore[arg-type]
+        if not decided:
+            return groups
+        return [
+            [
+                move._replace(prior=HELD_BEFORE if decided[move.order_id] else REJECTED_BEFORE)
+                if move.kind == _HOLD and move.order_id in decided
+                else move
+                for move in moves
+            ]
+            for moves in groups
+        ]
 
     def snapshot(self) -> bytes:
         data = self.shard.to_bytes()

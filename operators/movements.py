@@ -45,7 +45,9 @@ class StockMovement(NamedTuple):
 
     `event_id` is the dedup key within the SKU; `ts` is event time in epoch
     seconds. `order_id` is set for RESERVE, FULFIL, CANCEL and HOLD (the
-    reservation id); `until` is when a HOLD lapses (event time).
+    reservation id); `until` is when a HOLD lapses (event time); `prior` is a
+    HOLD's decision when it was already made and published before a recovery
+    replay (`HELD_BEFORE` or `REJECTED_BEFORE`), 0 when it is the ledger's to make.
     """
 
     sku: str
@@ -57,6 +59,11 @@ class StockMovement(NamedTuple):
     order_id: str | None = None
     source: tuple[str, int, int, bytes] | None = None  # (topic, partition, offset, raw) of a count, for its dead letter
     until: float = 0.0
+    prior: int = 0
+
+
+HELD_BEFORE, REJECTED_BEFORE = 1, 2
+"""`StockMovement.prior` of a hold already decided (and published) before a replay."""
 
 
 def qty_by_sku(items: list[LineItem]) -> dict[str, int]:

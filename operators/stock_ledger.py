@@ -11,7 +11,7 @@ from events.dead_letter import DeadLetter
 from events.orders import HoldStatus, OrderLineState, ReservationState
 from events.stock import LocationStock, SkuStock
 from events.timestamps import rfc3339_ms
-from operators.movements import Move, StockMovement
+from operators.movements import REJECTED_BEFORE, Move, StockMovement
 from operators.seen_events import SeenEvents
 
 # Stock levels, worst last; an alert is raised when a location enters a worse one.
@@ -259,13 +259,17 @@ class StockLedger:
         return updates
 
     def _decide_hold(self, loc: _Location, line: _OrderLine, move: StockMovement) -> None:
-        """Hold `move.qty` if that much is available here now, else reject: first come, first served."""
+        """Hold `move.qty` if that much is available here now, else reject: first come, first served.
+
+        A hold whose decision was published before a recovery replay (`move.prior`) keeps it: the
+        replay may interleave the SKU's events differently, and what a shopper was told stands.
+        """
         if line.hold != NOT_A_HOLD or line.purchased:
             return  # decided already (the same reservation asked twice under new event ids): the first answer stands
         line.purchased = move.qty
         line.hold_until = move.until
-        if move.qty > loc.on_hand - loc.reserved:
-            line.hold = REJECTED
+        if move.prior == REJECTED_BEFORE or (not move.prior and move.qty > loc.on_hand - loc.reserved):
+            line.hold = REJECTED  # a decision published before a replay stands, whatever the interleaving now
             return
         line.hold = HELD
         if self.as_of >= move.until:

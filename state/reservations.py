@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import cast
 
 import orjson
+import redis
 import redis.asyncio as aioredis
 
 from events.orders import HoldStatus, ReservationState
@@ -60,6 +61,29 @@ def pending_document(reservation_id: str, sku: str, location_id: str, qty: int, 
         "updated_at": None,
         "expires_at": rfc3339_ms(expires_at),
     })  # fmt: skip
+
+
+class PriorDecisions:
+    """The flow's side: decisions it already published, so that a recovery replay keeps them (sync, one round trip).
+
+    A replay after a crash may interleave a SKU's events differently from the
+    first pass; a hold's decision is re-made only when it never reached Redis
+    (then no one saw it).
+    """
+
+    def __init__(self, client: redis.Redis) -> None:
+        self._client = client
+
+    def held(self, reservation_ids: list[str]) -> dict[str, bool]:
+        """Of `reservation_ids`, those decided before: True when held (whatever became of it since)."""
+        pipe = self._client.pipeline(transaction=False)
+        for reservation_id in reservation_ids:
+            pipe.hget(keys.reservation(reservation_id), keys.DOC_FIELD)
+        decided = {}
+        for reservation_id, doc in zip(reservation_ids, pipe.execute(), strict=True):
+            if doc is not None:
+                decided[reservation_id] = orjson.loads(doc)["status"] != HoldStatus.REJECTED.value
+        return decided
 
 
 class ReservationStore:
