@@ -25,6 +25,7 @@ import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
+import msgspec
 import orjson
 from rich.console import Console
 from rich.table import Table
@@ -39,7 +40,7 @@ console = Console()
 
 # Run in the child, with the checkout under test first on its path.
 _CHILD = """
-import sys, time, orjson
+import sys, time, msgspec
 from bytewax.testing import TestingSink, TestingSource, run_main
 from events.topics import Topic
 from flows.inventory import build_flow
@@ -49,10 +50,10 @@ from omnistream.settings import Settings
 settings = Settings(kafka_brokers="127.0.0.1:9", redis_url="redis://127.0.0.1:9/0", flow_metrics_port=0)
 offsets = {}
 records = []
-for topic, value in orjson.loads(open(sys.argv[1], "rb").read()):
+for topic, value in msgspec.msgpack.decode(open(sys.argv[1], "rb").read()):
     offset = offsets.get(topic, 0)
     offsets[topic] = offset + 1
-    records.append(KafkaRecord(settings.topic(Topic(topic)), 0, offset, value.encode(), None))
+    records.append(KafkaRecord(settings.topic(Topic(topic)), 0, offset, value, None))
 out = []
 flow = build_flow(settings, "bench", source=TestingSource(records, batch_size=int(sys.argv[2])), sink=TestingSink(out))
 started = time.process_time()
@@ -81,8 +82,8 @@ def main() -> None:
 
     records = workload_records(args.events, args.seed)
     with tempfile.TemporaryDirectory() as tmp:
-        stream = Path(tmp) / "stream.json"
-        stream.write_bytes(orjson.dumps([(topic.value, value.decode()) for topic, _, value in records]))
+        stream = Path(tmp) / "stream.msgpack"
+        stream.write_bytes(msgspec.msgpack.encode([(topic.value, value) for topic, _, value in records]))
         variants = {"this": REPO, "other": args.other.resolve()}
         cpu: dict[str, list[float]] = {name: [] for name in variants}
         for round_ in range(args.rounds):
