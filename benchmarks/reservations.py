@@ -15,7 +15,8 @@ uvicorn worker) in its own process.
     the flow pauses while it snapshots, and that pause is part of the latency).
 (b) `GET /v1/fulfilment/options` on one API worker: the maximum requests/s
     (closed loop), then p50 / p99 at half that rate (open loop), single-line
-    and three-line orders over many SKUs.
+    and three-line orders over many SKUs, with the flow stopped (the endpoint
+    reads Redis only).
 
 Run: `python benchmarks/reservations.py`; results go to
 `benchmarks/results/reservations.json` and a table is printed.
@@ -194,6 +195,7 @@ def main() -> None:
             stop.set()
             traffic.join(30)
             decision = _percentiles(latencies) | {"outcomes": outcomes}
+            run.stop()  # the endpoint reads Redis only: the flow's backlog must not share the cores with it
             console.print("(b) GET /v1/fulfilment/options ...")
             fulfilment = fulfilment_figures(port, skus, args.api_seconds, args.connections)
         finally:
