@@ -4,8 +4,9 @@ Real broker, real Redis, the real Bytewax flow and the API as its own process
 (tests/e2e/conftest.py). Fifty shoppers race for ten units: the flow decides
 in event order, so exactly ten holds, forty rejections, and stock never below
 zero; retries with the same Idempotency-Key get the same reservation; a flow
-killed after deciding, and recovered by replaying every reservation, decides
-them the same way and rewrites nothing.
+killed after deciding, and recovered by replaying every reservation (keeping
+the decisions it had published), rewrites nothing, and its state agrees with
+Redis when one hold is released and one more shopper asks.
 """
 
 from __future__ import annotations
@@ -96,7 +97,7 @@ def test_fifty_shoppers_racing_for_ten_units_get_exactly_ten_holds(settings: Set
         assert _stock(api.url) == (UNITS, UNITS, 0)
         assert sorted(_published_reservations(settings)) == sorted(ids), "one event per reservation, none per retry"
 
-        # SIGKILL, then recover: the flow replays every reservation from the start and must decide as before,
+        # SIGKILL, then recover: the flow replays every reservation from the start and must end as before,
         # which shows when one hold is released and one more shopper asks.
         before = _state(settings.redis.url, ids)
         run.kill()
