@@ -34,6 +34,7 @@ class CostModel:
     store_safety_stock: int = 2
     warehouse_prefixes: tuple[str, ...] = ("WH-",)
     max_sources: int = 3
+    max_options: int = 5  # single-source alternatives returned, cheapest first
 
     def is_warehouse(self, location_id: str) -> bool:
         return location_id.startswith(self.warehouse_prefixes)
@@ -108,7 +109,7 @@ Stock = Mapping[str, Mapping[str, int]]
 def plan_fulfilment(lines: Sequence[tuple[str, int]], stock: Stock, region: str | None, model: CostModel,
                     pickup_at: str | None = None) -> tuple[Plan, list[Plan]]:  # fmt: skip
     """The chosen plan (with no shipments when nothing can serve the order, its reasons say why) and the
-    single-source plans, cheapest first.
+    single-source plans, cheapest first (at most `model.max_options`).
 
     `pickup_at` restricts the sources to that store, with no shipping.
 
@@ -124,20 +125,25 @@ def plan_fulfilment(lines: Sequence[tuple[str, int]], stock: Stock, region: str 
     locations = sorted({loc for sku in wanted for loc in stock.get(sku, {})})
     if pickup_at is not None:
         locations = [loc for loc in locations if loc == pickup_at]
-    usable = {loc: {sku: model.usable(loc, stock.get(sku, {}).get(loc, 0)) for sku in wanted} for loc in locations}
+    # Per request on the API's hot path: each location's kind and each SKU's stock looked up once.
+    keep = model.store_safety_stock
+    kept_back = {loc: 0 if model.is_warehouse(loc) else keep for loc in locations}
+    by_sku = [(sku, stock.get(sku, {})) for sku in wanted]
+    usable = {loc: {sku: max(0, at.get(loc, 0) - kept_back[loc]) for sku, at in by_sku} for loc in locations}
     cost = {loc: model.source_cost(loc, None if pickup_at is not None else region) for loc in locations}
     reasons: list[str] = []
     for loc in locations:
-        if not model.is_warehouse(loc) and model.store_safety_stock:
-            held_back = [sku for sku in wanted if 0 < stock.get(sku, {}).get(loc, 0) <= model.store_safety_stock]
+        if kept_back[loc]:
+            held_back = [sku for sku, at in by_sku if 0 < at.get(loc, 0) <= keep]
             if held_back:
                 reasons.append(f"{loc} keeps its last {model.store_safety_stock} units of {', '.join(held_back)} "
                                "for walk-in shoppers")  # fmt: skip
 
+    whole = tuple(wanted.items())
+    able = sorted((cost[loc], loc) for loc in locations if all(usable[loc][sku] >= qty for sku, qty in whole))
     singles = [
-        _plan(((loc, tuple(wanted.items())),), cost, model, [f"{loc} can serve the whole order alone"])
-        for loc in sorted(locations, key=lambda loc: (cost[loc], loc))
-        if all(usable[loc][sku] >= qty for sku, qty in wanted.items())
+        _plan(((loc, whole),), cost, model, [f"{loc} can serve the whole order alone"])
+        for _, loc in able[: max(1, model.max_options)]
     ]
     if singles:
         best = singles[0]
