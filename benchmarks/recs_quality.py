@@ -72,13 +72,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.session_log import DEFAULT_DIR, Scores, SessionLog, next_click_tasks, reference_scores
 from events.dead_letter import DeadLetter
 from events.decode import decode
-from events.models import Count, Purchase, Return, Sale, Void
+from events.models import Count, OrderCancel, Purchase, Return, Sale, Void
 from events.timestamps import rfc3339_ms
 from events.topics import Topic
 from flows.kafka_source import KafkaRecord
 from flows.recommend import INPUT_TOPICS, build_flow
 from omnistream.settings import Settings
-from operators.movements import StockMovement, inventory_movement, purchase_movements
+from operators.movements import StockMovement, inventory_movement
+from operators.order_book import OrderBook
 from operators.recs.blend import RecItem, RecMaterial, RecRequest, followup_plan, material_plan, recommend
 from operators.recs.experiments import Variant
 from operators.recs.interactions import Interaction, interactions_of
@@ -175,6 +176,7 @@ class StockView:
     def __init__(self) -> None:
         self.ledgers: dict[str, StockLedger] = {}
         self.journals: dict[str, TxnJournal] = {}
+        self.orders = OrderBook()
         self.available: dict[tuple[str, str], int] = {}
         self.locations_with_stock: dict[str, int] = {}
 
@@ -192,11 +194,11 @@ class StockView:
     def apply_event(self, event: object, topic: Topic, offset: int, value: bytes) -> None:
         """The stock effect of one decoded event, if it has one (inventory movements, orders, till baskets)."""
         kind = type(event)
-        if topic is Topic.INVENTORY:
+        if kind is Purchase or kind is OrderCancel:
+            self.apply(self.orders.apply(event))  # type: ignore[arg-type]
+        elif topic is Topic.INVENTORY:
             source = (topic.value, 0, offset, value) if kind is Count else None
             self.apply([inventory_movement(event, source)])  # type: ignore[arg-type]
-        elif kind is Purchase:
-            self.apply(purchase_movements(event))  # type: ignore[arg-type]
         elif kind in (Sale, Return, Void):
             self.apply_till(event)  # type: ignore[arg-type]
 

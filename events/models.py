@@ -286,13 +286,43 @@ class Fulfilment(_Stock, tag="fulfilment", kw_only=True, frozen=True):
     qty: PositiveQty
 
 
-class OrderCancel(_Stock, tag="order_cancel", kw_only=True, frozen=True):
-    """An online order was cancelled: what it still holds reserved here is released."""
+class OrderCancel(Envelope, tag="order_cancel", kw_only=True, frozen=True):
+    """An online order, or part of one, was cancelled: what it still holds reserved is released.
+
+    Without `sku` it cancels the whole order: every line of its `purchase`
+    still reserved, at the purchase's fulfilment location. With `sku` it
+    cancels that line (at `location_id`, else where the purchase reserved it):
+    `qty` units of it, or all that remain when `qty` is absent. Keyed by
+    `order_id`, so an order's cancels stay in order whatever SKUs they name.
+    """
 
     order_id: Id
+    sku: Id | None = None
+    location_id: Id | None = None
+    qty: PositiveQty | None = None
+
+    def __post_init__(self) -> None:
+        if self.sku is None and (self.location_id is not None or self.qty is not None):
+            raise ValueError("Object needs `sku` with `location_id` or `qty`")
 
 
-InventoryEvent = Receipt | Adjustment | TransferOut | TransferIn | Count | Fulfilment | OrderCancel
+class Reservation(Envelope, tag="reservation", kw_only=True, frozen=True):
+    """A checkout or pick-up hold asked for `qty` of `sku` at `location_id` (published by the API).
+
+    The inventory flow decides it in event order: held when that much is
+    available, else rejected. A hold keeps the units reserved until `hold_s`
+    past `ts` (event time), unless a `fulfilment` or an `order_cancel` naming
+    `reservation_id` as its `order_id` settles it first.
+    """
+
+    reservation_id: Id
+    sku: Id
+    location_id: Id
+    qty: PositiveQty
+    hold_s: Annotated[float, Meta(gt=0, le=7 * 86_400)]
+
+
+InventoryEvent = Receipt | Adjustment | TransferOut | TransferIn | Count | Fulfilment | OrderCancel | Reservation
 
 
 # --- omni.labels ------------------------------------------------------------

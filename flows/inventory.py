@@ -3,8 +3,13 @@
 Consumes `omni.inventory`, `omni.pos` and the `purchase` events of
 `omni.clickstream`; keeps on-hand, reserved and available per SKU and
 location (CONTRACT.md "Stock semantics") and writes every SKU's stock to
-Redis, fenced by version; raises stock alerts; routes every invalid event to
-the dead-letter stream.
+Redis, fenced by version; keeps online orders line by line and decides
+checkout holds (CONTRACT.md "Orders", "Reservations"); raises stock alerts;
+routes every invalid event to the dead-letter stream.
+
+Till events go through a per-store journal (a void names a sale, not SKUs),
+purchases and cancels through a per-order book (a whole-order cancel names
+an order, not SKUs); both hand SKU movements to the ledgers.
 
 Run it with `omnistream flow inventory` (recovery on by default); see `flows.run`.
 """
@@ -22,26 +27,33 @@ from bytewax.outputs import Sink
 
 from events.availability import AvailabilityChange
 from events.dead_letter import DeadLetter
-from events.models import Count, Event, Purchase, Return, Sale, Void
+from events.models import Count, Event, OrderCancel, Purchase, Return, Sale, Void
 from events.stock import SkuStock
 from events.topics import Topic
 from flows.decoding import BatchDecoder
 from flows.kafka_source import KafkaRecord, kafka_source
-from flows.metrics import DUPLICATES, UNMATCHED_VOIDS, StateEntities
+from flows.metrics import DUPLICATES, UNMATCHED_CANCELS, UNMATCHED_VOIDS, StateEntities
 from flows.sinks import FlowRecord, RecordSink, is_dead_letter
 from omnistream.settings import Settings
 from operators.availability import SellableFlips
 from operators.ledger_shard import LedgerUnit
-from operators.movements import StockMovement, inventory_movement, purchase_movements
-from operators.shard_keys import add_to_group
+from operators.movements import HELD_BEFORE, REJECTED_BEFORE, Move, StockMovement, inventory_movement
+from operators.order_book import OrderBook
+from operators.shard_keys import ShardKeys, add_to_group
 from operators.stock_ledger import StockLedger
 from operators.txn_journal import TxnJournal
+from state.connection import connect
+from state.reservations import PriorDecisions
 
 FLOW = "inventory"
+# Order books are held in this many keyed shards of order ids (their snapshot rows, as for the ledgers).
+ORDER_SHARDS = 16
 # Reported when a shard snapshots (once per epoch per shard that changed): counting on every batch costs more.
 _ENTITIES = StateEntities(FLOW)
 TillEvent = Sale | Return | Void
+OrderEvent = Purchase | OrderCancel
 _INVENTORY, _POS = Topic.INVENTORY, Topic.POS
+_HOLD = Move.HOLD
 
 
 def build_flow(
@@ -61,17 +73,22 @@ def build_flow(
     source_topics = {settings.topic(t): t for t in (Topic.INVENTORY, Topic.POS, Topic.CLICKSTREAM)}
     if source is None:
         source = kafka_source(settings, list(source_topics))
+    sink_is_redis = sink is None
     if sink is None:
         sink = RecordSink(FLOW, settings, generation)
     raw = op.input("inventory_in", flow, source)
     decoded = op.flat_map_batch("decode", raw, BatchDecoder(FLOW, source_topics, StockMovements).decode_batch)
     split = op.branch("is_dead_letter", decoded, is_dead_letter)
-    till = op.branch("is_till", split.falses, is_till_event)
+    ready = op.branch("is_movement", split.falses, is_movement)
+    till = op.branch("is_till", ready.falses, is_till_event)
     by_store = op.key_on("by_store", till.trues, lambda event: event.store_id)
     till_moves = op.key_rm("till_moves", op.stateful_batch("txn_journal", by_store, JournalLogic(settings)))
-    movements = op.merge("movements", till.falses, till_moves)
+    by_order_shard = op.flat_map_batch("by_order_shard", till.falses, OrderRouter().group)
+    order_moves = op.key_rm("order_moves", op.stateful_batch("order_book", by_order_shard, OrderBookLogic(settings)))
+    movements = op.merge("movements", ready.trues, till_moves, order_moves)
     by_sku = op.flat_map_batch("by_sku", movements, SkuRouter().group)
-    ledgers = op.stateful_batch("ledgers", by_sku, LedgerLogic(settings))
+    # With the real sink, a recovery replay keeps the hold decisions it already published (`PriorDecisions`).
+    ledgers = op.stateful_batch("ledgers", by_sku, LedgerLogic(settings, prior_decisions=sink_is_redis))
     ledger_out = op.key_rm("ledger_out", ledgers)
     # Sellable flips per SKU shard, for `omni.availability` (the customers flow's back-in-stock watches).
     stock_out: Any = op.filter("stock_only", ledgers, _is_stock)
@@ -84,10 +101,10 @@ class StockMovements:
     """One batch of decoded events as the stock steps take them (a `flows.decoding.DecodedBatch`).
 
     Inventory events become movements (a count keeps where it was read, for
-    its late-count history), till events go on to the per-store journal, and a
-    purchase becomes one reservation per line; other clickstream events change
-    no stock. This flow owns the dead letters of all three topics
-    (`flows.dead_letters`), so they come out here too.
+    its late-count history), till events go on to the per-store journal, and
+    purchases and order cancels to the per-order book; other clickstream
+    events change no stock. This flow owns the dead letters of all three
+    topics (`flows.dead_letters`), so they come out here too.
     """
 
     __slots__ = ("out",)
@@ -99,12 +116,13 @@ class StockMovements:
     def add(self, topic: Topic, event: Event, record: KafkaRecord) -> None:
         kind = type(event)
         if topic is _INVENTORY:
-            source = (*record[:3], record.value) if kind is Count else None
-            self.out.append(inventory_movement(event, source))  # type: ignore[arg-type]
-        elif topic is _POS:
+            if kind is OrderCancel:
+                self.out.append(event)
+            else:
+                source = (*record[:3], record.value) if kind is Count else None
+                self.out.append(inventory_movement(event, source))  # type: ignore[arg-type]
+        elif topic is _POS or kind is Purchase:
             self.out.append(event)
-        elif kind is Purchase:
-            self.out.extend(purchase_movements(event))  # type: ignore[arg-type]
 
     def add_dead_letter(self, letter: DeadLetter) -> None:
         self.out.append(letter)
@@ -116,8 +134,13 @@ class StockMovements:
         return self.out
 
 
-def is_till_event(item: StockMovement | TillEvent) -> bool:
-    return type(item) is not StockMovement
+def is_movement(item: StockMovement | TillEvent | OrderEvent) -> bool:
+    return type(item) is StockMovement
+
+
+def is_till_event(item: TillEvent | OrderEvent) -> bool:
+    kind = type(item)
+    return kind is not Purchase and kind is not OrderCancel
 
 
 class JournalLogic:
@@ -149,6 +172,51 @@ class _JournalStep(StatefulBatchLogic[TillEvent, StockMovement, bytes]):
         return self.journal.to_bytes()
 
 
+class OrderRouter:
+    """Groups a batch's purchases and order cancels by shard of order id (one routed item per shard)."""
+
+    def __init__(self) -> None:
+        self._shard = ShardKeys("", ORDER_SHARDS)
+
+    def group(self, events: list[OrderEvent]) -> list[tuple[str, list[OrderEvent]]]:
+        groups: dict[str, list[OrderEvent]] = {}
+        shard = self._shard
+        for event in events:
+            add_to_group(groups, shard(event.order_id), event)
+        return list(groups.items())
+
+
+class OrderBookLogic:
+    """Builds the step logic of one shard of the order book (a Bytewax builder)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.retention_s = settings.order_retention_s
+
+    def __call__(self, resume: bytes | None) -> _OrderBookStep:
+        book = OrderBook.from_bytes(resume) if resume is not None else OrderBook(self.retention_s)
+        return _OrderBookStep(book)
+
+
+class _OrderBookStep(StatefulBatchLogic[list[OrderEvent], StockMovement, bytes]):
+    def __init__(self, book: OrderBook) -> None:
+        self.book = book
+
+    def on_batch(self, groups: list[list[OrderEvent]]) -> tuple[list[StockMovement], bool]:
+        moves: list[StockMovement] = []
+        book = self.book
+        unmatched_before = book.unmatched_cancels
+        for events in groups:
+            for event in events:
+                moves += book.apply(event)
+        if book.unmatched_cancels != unmatched_before:
+            UNMATCHED_CANCELS.labels(FLOW).inc(book.unmatched_cancels - unmatched_before)
+        return moves, StatefulBatchLogic.RETAIN
+
+    def snapshot(self) -> bytes:
+        _ENTITIES.report("orders", self.book, len(self.book))
+        return self.book.to_bytes()
+
+
 class SkuRouter:
     """Groups a batch's movements by SKU: one routed item per SKU per batch, not one per movement.
 
@@ -166,15 +234,29 @@ class SkuRouter:
 
 
 class LedgerLogic:
-    """Builds the step logic of one SKU's `StockLedger` (a Bytewax builder)."""
+    """Builds the step logic of one SKU's `StockLedger` (a Bytewax builder).
 
-    def __init__(self, settings: Settings) -> None:
+    `prior_decisions`: look up the hold decisions already published in Redis (the real sink's), so a
+    recovery replay keeps them; off with an injected sink, which must leave Redis alone.
+    """
+
+    def __init__(self, settings: Settings, prior_decisions: bool = False) -> None:
         self.dedup_window_s = settings.dedup_window_s
         self.count_window_s = settings.count_window_s
         self.order_retention_s = settings.order_retention_s
         self.low_stock_threshold = settings.low_stock_threshold
+        self.redis_url = settings.redis.url if prior_decisions else None
 
         self.units = 0  # SKU ledgers built in this process (new or restored), for the state gauge
+        self._prior: PriorDecisions | None = None  # one Redis reader for every SKU's step, made on the first hold
+
+    def prior(self) -> PriorDecisions | None:
+        """The reader of published hold decisions, or None when this flow must leave Redis alone."""
+        if self.redis_url is None:
+            return None
+        if self._prior is None:
+            self._prior = PriorDecisions(connect(self.redis_url, timeout_s=10.0))
+        return self._prior
 
     def __call__(self, resume: bytes | None) -> _LedgerStep:
         self.units += 1
@@ -196,11 +278,33 @@ class _LedgerStep(StatefulBatchLogic[list[StockMovement], FlowRecord, bytes]):
         unit = self.unit
         duplicates_before = unit.duplicates
         out: list[FlowRecord] = []
+        if self.logic.redis_url is not None:
+            groups = self._with_prior_decisions(groups)
         for moves in groups:
             out += unit.apply(moves)
         if unit.duplicates != duplicates_before:
             DUPLICATES.labels(FLOW).inc(unit.duplicates - duplicates_before)
         return out, StatefulBatchLogic.RETAIN
+
+    def _with_prior_decisions(self, groups: list[list[StockMovement]]) -> list[list[StockMovement]]:
+        """The batch with each hold already decided and published marked so (`StockMovement.prior`)."""
+        holds = [move.order_id for moves in groups for move in moves if move.kind == _HOLD]
+        if not holds:
+            return groups
+        prior = self.logic.prior()
+        assert prior is not None, "looked up only with the real sink"
+        decided = prior.held(holds)  # type: ignore[arg-type]
+        if not decided:
+            return groups
+        return [
+            [
+                move._replace(prior=HELD_BEFORE if decided[move.order_id] else REJECTED_BEFORE)
+                if move.kind == _HOLD and move.order_id in decided
+                else move
+                for move in moves
+            ]
+            for moves in groups
+        ]
 
     def snapshot(self) -> bytes:
         _ENTITIES.report("sku_ledgers", self.logic, self.logic.units)

@@ -30,6 +30,11 @@ UNMATCHED_VOIDS = Counter(
     "Till voids forgotten before the transaction they name arrived (they changed no stock).",
     ["flow"],
 )
+UNMATCHED_CANCELS = Counter(
+    "omnistream_flow_unmatched_order_cancels_total",
+    "Order cancels forgotten before the purchase they needed arrived (they released nothing).",
+    ["flow"],
+)
 REC_FEEDBACK = Counter(
     "omnistream_rec_experiment_events_total",
     "Recommendation experiment counts by variant: requests, impressions, clicks, carts, conversions.",

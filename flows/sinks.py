@@ -23,6 +23,7 @@ from confluent_kafka import Producer
 from events.alerts import Alert
 from events.availability import AvailabilityChange
 from events.dead_letter import DeadLetter
+from events.orders import OrderLineState, ReservationState
 from events.stock import SkuStock
 from events.suggestions import SUGGESTION_TYPES, Suggestion
 from events.topics import Topic
@@ -35,7 +36,9 @@ from state.connection import connect
 from state.customer_writer import CustomerDoc, CustomerWriter
 from state.doc_writer import DocWriter, FencedDoc
 from state.flow_health import write_heartbeat
+from state.order_writer import OrderWriter
 from state.pipeline_scripts import run_pipeline
+from state.reservations import decided_doc
 from state.stock_writer import StockWriter
 from state.stream_writer import StreamWriter
 
@@ -55,7 +58,17 @@ class TopicRecord:
 
 
 FlowRecord = (
-    SkuStock | FencedDoc | Alert | DeadLetter | Suggestion | CustomerDoc | Trigger | AvailabilityChange | TopicRecord
+    SkuStock
+    | FencedDoc
+    | Alert
+    | DeadLetter
+    | OrderLineState
+    | ReservationState
+    | Suggestion
+    | CustomerDoc
+    | Trigger
+    | AvailabilityChange
+    | TopicRecord
 )
 _TRIGGER_ENCODER = msgspec.json.Encoder()
 log = logging.getLogger(__name__)
@@ -82,12 +95,14 @@ class _RecordSinkPartition(StatelessSinkPartition[FlowRecord]):
         self._client = client
         self._stock = StockWriter(client, generation)
         self._docs = DocWriter(client, generation)
+        self._orders = OrderWriter(client, generation, settings.orders.doc_ttl_s)
+        self._hold_ttl_s = settings.reservations.doc_ttl_s
         self._alerts = StreamWriter(client, keys.alerts_stream(), generation=generation)
         self._dead_letters = StreamWriter(client, keys.dlq_stream(), generation=generation)
         self._customers = CustomerWriter(client, SEGMENTS, generation)
         self._triggers = StreamWriter(client, keys.triggers_stream(), generation=generation)
-        self._scripts = (*self._stock.scripts, *self._docs.scripts, *self._alerts.scripts, *self._dead_letters.scripts,
-                         *self._customers.scripts, *self._triggers.scripts)  # fmt: skip
+        self._scripts = (*self._stock.scripts, *self._docs.scripts, *self._orders.scripts, *self._alerts.scripts,
+                         *self._dead_letters.scripts, *self._customers.scripts, *self._triggers.scripts)  # fmt: skip
         # No linger: the batch's alerts and dead letters are all produced before the Redis write, so
         # they go out at once and their acknowledgement arrives while Redis works; with a linger they
         # waited for the flush after it, adding a broker round trip to every batch that has any
@@ -103,6 +118,7 @@ class _RecordSinkPartition(StatelessSinkPartition[FlowRecord]):
     def write_batch(self, items: list[FlowRecord]) -> None:
         stocks: list[SkuStock] = []
         docs: list[FencedDoc] = []
+        lines: list[OrderLineState] = []
         alerts: list[tuple[str, bytes]] = []
         letters: list[tuple[str, bytes]] = []
         customers: list[CustomerDoc] = []
@@ -120,6 +136,10 @@ class _RecordSinkPartition(StatelessSinkPartition[FlowRecord]):
                 stocks.append(item)
             elif type(item) is FencedDoc:
                 docs.append(item)
+            elif type(item) is OrderLineState:
+                lines.append(item)
+            elif type(item) is ReservationState:
+                docs.append(decided_doc(item, self._hold_ttl_s))
             elif type(item) is CustomerDoc:
                 customers.append(item)
             elif type(item) is Trigger:
@@ -153,7 +173,7 @@ class _RecordSinkPartition(StatelessSinkPartition[FlowRecord]):
             self._producer.produce(self._suggestions_topic, body, key=record_id)
 
         started = time.perf_counter()
-        applied, n_state = self._write_redis(stocks, docs, alerts, letters, customers, triggers)
+        applied, n_state = self._write_redis(stocks, docs, lines, alerts, letters, customers, triggers)
         written_at = time.time()
         REDIS_WRITE_SECONDS.labels(self._flow).observe(time.perf_counter() - started)
         if alerts or letters or suggestions or triggers or produced or len(self._producer):
@@ -198,6 +218,7 @@ class _RecordSinkPartition(StatelessSinkPartition[FlowRecord]):
         self,
         stocks: list[SkuStock],
         docs: list[FencedDoc],
+        lines: list[OrderLineState],
         alerts: list[tuple[str, bytes]],
         letters: list[tuple[str, bytes]],
         customers: list[CustomerDoc],
@@ -207,25 +228,25 @@ class _RecordSinkPartition(StatelessSinkPartition[FlowRecord]):
 
         # Every write is idempotent (fenced or added once), so a batch is simply
         # retried until Redis is back: the flow waits instead of crashing or losing it.
-        def queue_all(pipe: redis.client.Pipeline) -> tuple[tuple[int, int], tuple[int, int], int]:
+        def queue_all(pipe: redis.client.Pipeline) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int], int]:
             stock_queued = self._stock.queue(pipe, stocks)
             docs_queued = self._docs.queue_counted(pipe, docs)
+            lines_queued = self._orders.queue(pipe, lines) if lines else (0, 0)
             customers_queued = self._customers.queue(pipe, customers)  # one reply (1 or 0) each
             self._alerts.queue(pipe, alerts)
             self._dead_letters.queue(pipe, letters)
             self._triggers.queue(pipe, triggers)
-            return stock_queued, docs_queued, customers_queued
+            return stock_queued, docs_queued, lines_queued, customers_queued
 
         for delay_s in _backoff():
             try:
-                ((stock_replies, n_stock), (doc_replies, n_docs), n_customers), replies = run_pipeline(
-                    self._client, queue_all, self._scripts
-                )
+                queued, replies = run_pipeline(self._client, queue_all, self._scripts)
+                (stock_replies, n_stock), (doc_replies, n_docs), (line_replies, n_lines), n_customers = queued
                 applied = self._stock.settle(replies[:stock_replies])
-                # each document reply counts the writes it applied; each customer reply is 1 or 0
-                end = stock_replies + doc_replies
-                applied += sum(int(r) for r in replies[stock_replies : end + n_customers])
-                return applied, n_stock + n_docs + n_customers
+                # each document or order-line reply counts the writes it applied; each customer reply is 1 or 0
+                end = stock_replies + doc_replies + line_replies + n_customers
+                applied += sum(int(r) for r in replies[stock_replies:end])
+                return applied, n_stock + n_docs + n_lines + n_customers
             except (redis.ConnectionError, redis.TimeoutError) as ex:
                 log.warning("flow %s: Redis unavailable (%s); retrying the batch in %.1f s", self._flow, ex, delay_s)
                 time.sleep(delay_s)
@@ -246,8 +267,8 @@ class _RecordSinkPartition(StatelessSinkPartition[FlowRecord]):
 
 
 class RecordSink(DynamicSink[FlowRecord]):
-    """Writes `SkuStock`, `FencedDoc` and customer documents (fenced), `Alert`, `DeadLetter`, suggestion, trigger,
-    availability and `TopicRecord` records of a flow.
+    """Writes `SkuStock`, `FencedDoc`, customer documents, order lines and holds (fenced), `Alert`, `DeadLetter`,
+    suggestion, trigger, availability and `TopicRecord` records of a flow.
 
     Suggestions (`events.suggestions`) go to `omni.suggestions` only, keyed by
     `suggestion_id`; their Redis side is the flow's fenced documents.

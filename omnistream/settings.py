@@ -586,6 +586,51 @@ class AuthSettings(_Group):
     burst_s: float = Field(2.0, gt=0, le=60, description="Seconds of the rate a key may spend in one burst.")
 
 
+class OrdersSettings(_Group):
+    """Online orders as the inventory flow keeps them (`GET /v1/orders/{order_id}`)."""
+
+    doc_ttl_s: float = Field(
+        30 * 86_400.0, ge=0, description="Redis time to live of an order's document after its last change (0: none)."
+    )
+
+
+class ReservationsSettings(_Group):
+    """Checkout holds (`POST /v1/reservations`): asked through the API, decided by the inventory flow."""
+
+    hold_s: float = Field(900.0, gt=0, le=7 * 86_400, description="How long a hold lasts when the request names none.")
+    max_hold_s: float = Field(
+        86_400.0, gt=0, le=7 * 86_400, description="The longest hold a request may ask for (event time)."
+    )
+    doc_ttl_s: float = Field(
+        7 * 86_400.0, gt=0, description="Redis time to live of a reservation's answer after its last change."
+    )
+    idempotency_ttl_s: float = Field(
+        86_400.0, gt=0, description="How long a request's Idempotency-Key keeps its first answer for retries."
+    )
+    publish_timeout_s: float = Field(
+        5.0, gt=0, le=60, description="How long the API waits for the broker to take a reservation before a 503."
+    )
+
+
+class FulfilmentSettings(_Group):
+    """The cost model of `GET /v1/fulfilment/options` (`operators.fulfilment`)."""
+
+    ship_costs: str = Field(
+        "",
+        description="Shipping cost of one parcel per location and region, `LOCATION:REGION=COST,...`; the regions "
+        "named here are the `ship_to` values the endpoint takes (any, when empty).",
+    )
+    default_ship_cost: float = Field(8.0, ge=0, description="Shipping cost of a location and region the table lacks.")
+    store_handling_cost: float = Field(1.5, ge=0, description="Cost of picking and packing an order at a store.")
+    warehouse_handling_cost: float = Field(0.5, ge=0, description="Cost of picking and packing at a warehouse.")
+    split_penalty: float = Field(5.0, ge=0, description="Added cost of each source beyond the first (a split).")
+    store_safety_stock: int = Field(
+        2, ge=0, description="Units a store keeps for walk-in shoppers: never assigned to online orders."
+    )
+    warehouse_prefixes: str = Field("WH-", description="Location id prefixes of warehouses (comma-separated).")
+    max_sources: int = Field(3, ge=1, le=10, description="Most sources one order may be split over.")
+
+
 class Settings(BaseSettings):
     """Every knob of Omnistream, grouped per component, with the environment variable that sets it.
 
@@ -619,6 +664,9 @@ class Settings(BaseSettings):
     attribution: AttributionSettings = Field(default_factory=AttributionSettings)
     cluster: ClusterSettings = Field(default_factory=ClusterSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
+    orders: OrdersSettings = Field(default_factory=OrdersSettings)
+    reservations: ReservationsSettings = Field(default_factory=ReservationsSettings)
+    fulfilment: FulfilmentSettings = Field(default_factory=FulfilmentSettings)
 
     # --- no one component's: every flow's topology and snapshots, the inventory flow's windows, logging.
     # Their variables name no component, and pydantic-settings reads a group's fields only as

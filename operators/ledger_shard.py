@@ -19,9 +19,12 @@ from collections.abc import Callable
 
 from events.alerts import Alert
 from events.dead_letter import DeadLetter
+from events.orders import OrderLineState, ReservationState
 from events.stock import SkuStock
 from operators.movements import StockMovement
 from operators.stock_ledger import StockLedger
+
+LedgerRecord = SkuStock | Alert | DeadLetter | OrderLineState | ReservationState
 
 
 class LedgerUnit:
@@ -56,9 +59,10 @@ class LedgerUnit:
         self._ledger: StockLedger | None = None
         self.duplicates = 0  # redelivered movements dropped, since this unit was built or restored
 
-    def apply(self, moves: list[StockMovement]) -> list[SkuStock | Alert | DeadLetter]:
-        """Apply `moves` (all of this unit's SKU) in order; their alerts, then the SKU's stock if it changed."""
-        out: list[SkuStock | Alert | DeadLetter] = []
+    def apply(self, moves: list[StockMovement]) -> list[LedgerRecord]:
+        """Apply `moves` (all of this unit's SKU) in order; their alerts, then, if the SKU changed, its stock
+        record and its changed order lines and holds."""
+        out: list[LedgerRecord] = []
         if not moves:
             return out
         ledger = self._ledger
@@ -75,6 +79,7 @@ class LedgerUnit:
         self.duplicates += ledger.duplicates - duplicates
         if ledger.version != version:
             out.append(ledger.stock())
+            out += ledger.order_updates()
         return out
 
     def to_bytes(self) -> bytes:

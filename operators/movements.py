@@ -17,14 +17,16 @@ from events.models import (
     Adjustment,
     Count,
     Fulfilment,
-    InventoryEvent,
     LineItem,
-    OrderCancel,
     Purchase,
     Receipt,
+    Reservation,
     TransferIn,
     TransferOut,
 )
+
+StockEvent = Receipt | Adjustment | TransferOut | TransferIn | Count | Fulfilment | Reservation
+"""The `omni.inventory` events that name one sku and location."""
 
 
 class Move(IntEnum):
@@ -34,14 +36,18 @@ class Move(IntEnum):
     COUNT = 1  # absolute on-hand as of `ts`
     RESERVE = 2  # an online order line reserves `qty`
     FULFIL = 3  # an order line shipped `qty`: on-hand and the reservation drop
-    CANCEL = 4  # an order was cancelled: its remaining reservation is released
+    CANCEL = 4  # an order line was cancelled: `qty` units of it, or (qty 0) all it still holds
+    HOLD = 5  # a checkout hold asks for `qty` until `until`: held if available, else rejected
 
 
 class StockMovement(NamedTuple):
     """One effect on the stock of `sku` at `location_id`.
 
     `event_id` is the dedup key within the SKU; `ts` is event time in epoch
-    seconds. `order_id` is set for RESERVE, FULFIL and CANCEL.
+    seconds. `order_id` is set for RESERVE, FULFIL, CANCEL and HOLD (the
+    reservation id); `until` is when a HOLD lapses (event time); `prior` is a
+    HOLD's decision when it was already made and published before a recovery
+    replay (`HELD_BEFORE` or `REJECTED_BEFORE`), 0 when it is the ledger's to make.
     """
 
     sku: str
@@ -52,6 +58,12 @@ class StockMovement(NamedTuple):
     event_id: str
     order_id: str | None = None
     source: tuple[str, int, int, bytes] | None = None  # (topic, partition, offset, raw) of a count, for its dead letter
+    until: float = 0.0
+    prior: int = 0
+
+
+HELD_BEFORE, REJECTED_BEFORE = 1, 2
+"""`StockMovement.prior` of a hold already decided (and published) before a replay."""
 
 
 def qty_by_sku(items: list[LineItem]) -> dict[str, int]:
@@ -62,8 +74,10 @@ def qty_by_sku(items: list[LineItem]) -> dict[str, int]:
     return totals
 
 
-def inventory_movement(event: InventoryEvent, source: tuple[str, int, int, bytes] | None = None) -> StockMovement:
-    """The movement of one `omni.inventory` event (each names exactly one sku and location).
+def inventory_movement(event: StockEvent, source: tuple[str, int, int, bytes] | None = None) -> StockMovement:
+    """The movement of one `omni.inventory` event that names one sku and location (not `order_cancel`).
+
+    An `order_cancel` may name a whole order: `operators.order_book` turns it into movements.
 
     `source` (topic, partition, offset, raw bytes) is kept on cycle counts only:
     a count too old to apply exactly becomes a dead letter that names it.
@@ -90,8 +104,9 @@ def inventory_movement(event: InventoryEvent, source: tuple[str, int, int, bytes
             return StockMovement(
                 event.sku, event.location_id, Move.FULFIL, event.qty, ts, event.event_id, event.order_id
             )
-        case OrderCancel():
-            return StockMovement(event.sku, event.location_id, Move.CANCEL, 0, ts, event.event_id, event.order_id)
+        case Reservation():
+            return StockMovement(event.sku, event.location_id, Move.HOLD, event.qty, ts, event.event_id,
+                                 event.reservation_id, None, ts + event.hold_s)  # fmt: skip
     raise TypeError(f"not an inventory event: {type(event).__name__}")
 
 

@@ -8,9 +8,10 @@ import msgspec
 
 from events.alerts import Alert, Entity, Severity
 from events.dead_letter import DeadLetter
+from events.orders import HoldStatus, OrderLineState, ReservationState
 from events.stock import LocationStock, SkuStock
 from events.timestamps import rfc3339_ms
-from operators.movements import Move, StockMovement
+from operators.movements import REJECTED_BEFORE, Move, StockMovement
 from operators.seen_events import SeenEvents
 
 # Stock levels, worst last; an alert is raised when a location enters a worse one.
@@ -23,26 +24,49 @@ _ALERTS = {
 _FIRST_SWEEP = 64
 _ENCODER = msgspec.msgpack.Encoder()
 # Enum attribute lookups cost ~0.5 us each on Python 3.11; the hot path compares plain names.
-_ON_HAND, _COUNT, _RESERVE, _FULFIL = Move.ON_HAND, Move.COUNT, Move.RESERVE, Move.FULFIL
+_ON_HAND, _COUNT, _RESERVE, _FULFIL, _CANCEL = Move.ON_HAND, Move.COUNT, Move.RESERVE, Move.FULFIL, Move.CANCEL
+# What a line is: an order's (NOT_A_HOLD), or a checkout hold the flow held or rejected.
+NOT_A_HOLD, HELD, REJECTED = 0, 1, 2
+_NO_EXPIRY = float("inf")
 
 
 class _OrderLine(msgspec.Struct, array_like=True, gc=False):
-    """What one online order does to one SKU at one location."""
+    """What one online order, or one checkout hold, does to one SKU at one location.
 
-    purchased: int = 0
+    Fields after `last_ts` were added with whole-order cancels and holds; their
+    defaults let ledgers snapshotted before them decode as they were.
+    """
+
+    purchased: int = 0  # a hold's qty
     fulfilled: int = 0
-    cancelled: bool = False
+    cancelled: bool = False  # a cancel without qty: all that remains is released
     last_ts: float = float("-inf")
+    cancel_qty: int = 0  # units named by partial cancels
+    events: int = 0  # accepted events of the line: its write fence (`version`)
+    hold: int = NOT_A_HOLD
+    hold_until: float = 0.0
+    lapsed: bool = False  # a held line whose `hold_until` the SKU's event time has reached
 
     @property
     def reserved(self) -> int:
         # A pure function of what arrived, not of the order it arrived in:
         # fulfilment before purchase, or cancel before either, end the same.
-        return 0 if self.cancelled else max(0, self.purchased - self.fulfilled)
+        if self.cancelled or self.lapsed or self.hold == REJECTED:
+            return 0
+        return max(0, self.purchased - self.fulfilled - self.cancel_qty)
 
     @property
     def closed(self) -> bool:
-        return self.purchased > 0 and (self.cancelled or self.fulfilled >= self.purchased)
+        return self.purchased > 0 and (self.reserved == 0)
+
+    @property
+    def version(self) -> int:
+        """Grows with each accepted event and once more when a hold lapses (`state.order_writer` fences on it).
+
+        Equal versions mean the same events (and the same lapse), hence the same line, whatever order
+        a replay applied them in: a per-SKU counter would not say that of one line.
+        """
+        return 2 * self.events + self.lapsed
 
 
 class _Move(msgspec.Struct, array_like=True, gc=False):
@@ -79,6 +103,7 @@ class _Location(msgspec.Struct, array_like=True, gc=False):
     level: int = OK
     sweep_moves_at: int = _FIRST_SWEEP
     sweep_orders_at: int = _FIRST_SWEEP
+    next_lapse: float = _NO_EXPIRY  # the earliest `hold_until` of a held line here that has not lapsed
 
 
 # sku, dedup_window_s, count_window_s, order_retention_s, low_stock_threshold, version, as_of, duplicates,
@@ -161,6 +186,8 @@ class StockLedger:
         self._seen = SeenEvents(dedup_window_s)
         self._locations: dict[str, _Location] = {}
         self._shown: dict[str, LocationStock] = {}  # what `stock()` last reported per location, until it changes
+        self._next_lapse = _NO_EXPIRY  # the earliest `next_lapse` of the locations
+        self._changed_lines: dict[tuple[str, str], None] = {}  # (location, order) lines changed since `order_updates`
 
     def apply(self, move: StockMovement) -> Alert | DeadLetter | None:
         """Apply one movement; returns an alert or a dead letter when it raises one."""
@@ -177,6 +204,8 @@ class StockLedger:
         self._shown.pop(move.location_id, None)
         if move.ts > self.as_of:
             self.as_of = move.ts
+            if move.ts >= self._next_lapse:
+                self._lapse_holds()
         if move.ts > loc.updated_at:
             loc.updated_at = move.ts
         kind = move.kind
@@ -198,12 +227,93 @@ class StockLedger:
             elif kind == _FULFIL:
                 line.fulfilled += move.qty
                 self._change_on_hand(loc, -move.qty, move.ts)
+            elif kind == _CANCEL:
+                if move.qty:
+                    line.cancel_qty += move.qty
+                else:
+                    line.cancelled = True
             else:
-                line.cancelled = True
+                self._decide_hold(loc, line, move)
             if move.ts > line.last_ts:
                 line.last_ts = move.ts
+            line.events += 1
             loc.reserved += line.reserved - before
+            self._changed_lines[move.location_id, move.order_id] = None  # type: ignore[index]
         return self._level_alert(loc, move)
+
+    def order_updates(self) -> list[OrderLineState | ReservationState]:
+        """The order lines and holds changed since the last call, as they stand now (then forgotten)."""
+        updates: list[OrderLineState | ReservationState] = []
+        for location_id, order_id in self._changed_lines:
+            line = self._locations[location_id].orders.get(order_id)
+            if line is None:
+                continue  # swept since it changed: it held nothing
+            if line.hold == NOT_A_HOLD:
+                if not (line.purchased or line.fulfilled):
+                    continue  # only cancels so far: the order is known from its purchase, or goods leaving for it
+                updates.append(OrderLineState(order_id, self.sku, location_id, line.purchased, line.fulfilled,
+                                              line.cancelled, line.cancel_qty, line.version, line.last_ts))  # fmt: skip
+            else:
+                updates.append(self._hold_state(order_id, location_id, line))
+        self._changed_lines.clear()
+        return updates
+
+    def _decide_hold(self, loc: _Location, line: _OrderLine, move: StockMovement) -> None:
+        """Hold `move.qty` if that much is available here now, else reject: first come, first served.
+
+        A hold whose decision was published before a recovery replay (`move.prior`) keeps it: the
+        replay may interleave the SKU's events differently, and what a shopper was told stands.
+        """
+        if line.hold != NOT_A_HOLD or line.purchased:
+            return  # decided already (the same reservation asked twice under new event ids): the first answer stands
+        line.purchased = move.qty
+        line.hold_until = move.until
+        if move.prior == REJECTED_BEFORE or (not move.prior and move.qty > loc.on_hand - loc.reserved):
+            line.hold = REJECTED  # a decision published before a replay stands, whatever the interleaving now
+            return
+        line.hold = HELD
+        if self.as_of >= move.until:
+            line.lapsed = True  # so late that it lapsed before it arrived
+        elif move.until < loc.next_lapse:
+            loc.next_lapse = move.until
+            if move.until < self._next_lapse:
+                self._next_lapse = move.until
+
+    def _lapse_holds(self) -> None:
+        """Release the held lines whose `hold_until` the SKU's event time (`as_of`) has reached."""
+        now, soonest = self.as_of, _NO_EXPIRY
+        for location_id, loc in self._locations.items():
+            if loc.next_lapse <= now:
+                next_lapse = _NO_EXPIRY
+                for order_id, line in loc.orders.items():
+                    if line.hold != HELD or line.lapsed:
+                        continue
+                    if line.hold_until <= now:
+                        before = line.reserved
+                        line.lapsed = True
+                        loc.reserved += line.reserved - before
+                        self._changed_lines[location_id, order_id] = None
+                        self._shown.pop(location_id, None)
+                    elif line.hold_until < next_lapse:
+                        next_lapse = line.hold_until
+                loc.next_lapse = next_lapse
+            if loc.next_lapse < soonest:
+                soonest = loc.next_lapse
+        self._next_lapse = soonest
+
+    def _hold_state(self, reservation_id: str, location_id: str, line: _OrderLine) -> ReservationState:
+        if line.hold == REJECTED:
+            status, reason = HoldStatus.REJECTED, "insufficient_stock"
+        elif line.fulfilled >= line.purchased:
+            status, reason = HoldStatus.FULFILLED, ""
+        elif line.cancelled or line.fulfilled + line.cancel_qty >= line.purchased:
+            status, reason = HoldStatus.CANCELLED, ""
+        elif line.lapsed:
+            status, reason = HoldStatus.EXPIRED, ""
+        else:
+            status, reason = HoldStatus.HELD, ""
+        return ReservationState(reservation_id, self.sku, location_id, line.purchased, status, reason,
+                                line.last_ts, line.hold_until, line.fulfilled, line.version)  # fmt: skip
 
     def to_bytes(self) -> bytes:
         """The ledger as compact bytes, for the flow's snapshots (`from_bytes` reverses it).
@@ -229,6 +339,8 @@ class StockLedger:
         ledger._locations = dict(sorted(locations.items()))  # kept sorted (see `apply`)
         ledger._seen = SeenEvents.from_state(seen)
         ledger._shown = {}
+        ledger._next_lapse = min((loc.next_lapse for loc in locations.values()), default=_NO_EXPIRY)
+        ledger._changed_lines = {}
         return ledger
 
     def stock(self) -> SkuStock:
@@ -268,8 +380,8 @@ class StockLedger:
 
     def _sweep_orders(self, loc: _Location) -> None:
         horizon = self.as_of - self.order_retention_s
-        # Only lines that hold nothing go: closed ones, and cancels or fulfilments
-        # whose purchase never came. Evicting them leaves `reserved` unchanged.
+        # Only lines that hold nothing go: closed ones (rejected and lapsed holds too), and cancels or
+        # fulfilments whose purchase never came. Evicting them leaves `reserved` unchanged.
         loc.orders = {
             order_id: line
             for order_id, line in loc.orders.items()

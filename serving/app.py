@@ -35,10 +35,13 @@ from serving.routes import (
     customers,
     experiments,
     flows,
+    fulfilment,
     health,
     inventory,
     loyalty,
+    orders,
     recommendations,
+    reservations,
     scores,
     session,
     suggestions,
@@ -48,10 +51,14 @@ from state.api_keys import KeyLookup
 from state.attribution_reader import AttributionReader
 from state.connection import connect_async
 from state.customer_reader import CustomerReader
+from state.event_log import EventLog
 from state.fraud_reader import FraudReader
+from state.idempotency import IdempotencyStore
 from state.loyalty_reader import LoyaltyReader
 from state.loyalty_requests import RequestLog
+from state.order_reader import OrderReader
 from state.rec_reader import RecReader
+from state.reservations import ReservationStore
 from state.suggestion_reader import SuggestionReader
 
 log = logging.getLogger(__name__)
@@ -83,6 +90,13 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.fraud_reader = FraudReader(client)
     app.state.customer_reader = CustomerReader(client, SEGMENTS)
     app.state.key_cache = KeyCache(KeyLookup(client), settings.auth.key_cache_s)
+    app.state.order_reader = OrderReader(client)
+    app.state.fulfilment_model = fulfilment.cost_model(settings)
+    app.state.reservations = ReservationStore(client)
+    app.state.idempotency = IdempotencyStore(client)
+    # Reservations are published and acknowledged before the 202 (`state.event_log`).
+    event_log = EventLog(settings.kafka.brokers, settings.reservations.publish_timeout_s)
+    app.state.event_log = event_log
     # The alerts stream blocks in XREAD between alerts: its own pool, with a timeout above the block.
     stream_client = connect_async(settings.redis.url, timeout_s=settings.api.sse_keepalive_s + 5.0)
     app.state.stream_redis = stream_client
@@ -113,6 +127,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.loyalty.requests.close()
         app.state.metrics.registry.unregister(publisher)
         publisher.flush(2.0)
+        event_log.close()
         await stream_client.aclose()
         await client.aclose()
 
@@ -124,6 +139,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         parse_variants(settings.rec.variants)
     except ValueError as ex:
         raise SystemExit(f"omnistream: bad configuration: OMNISTREAM_REC_VARIANTS: {ex}") from None
+    try:
+        fulfilment.cost_model(settings)
+    except ValueError as ex:
+        raise SystemExit(f"omnistream: bad configuration: OMNISTREAM_FULFILMENT_SHIP_COSTS: {ex}") from None
     app = FastAPI(
         title="Omnistream API",
         version=API_VERSION,
@@ -151,6 +170,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(customers.triggers_router)
     app.include_router(loyalty.router)
     app.include_router(attribution.router)
+    app.include_router(fulfilment.router)
+    app.include_router(orders.router)
+    app.include_router(reservations.router)
     app.include_router(health.router)
     app.include_router(metrics.router)
     app.include_router(session.router)

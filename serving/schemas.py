@@ -160,3 +160,92 @@ class MarkdownSuggestionList(BaseModel):
     """`GET /v1/suggestions/prices`: largest projected leftover first."""
 
     items: list[MarkdownSuggestionRecord]
+
+
+class OrderLine(BaseModel):
+    """One line of an order: a SKU at the location that reserved (or shipped) it."""
+
+    sku: str
+    location_id: str
+    purchased: int
+    reserved: int = Field(description="Units still held for the line.")
+    fulfilled: int
+    cancelled: int = Field(description="Units released by cancels (never what was already fulfilled).")
+    updated_at: str = Field(description="RFC 3339 event time of the line's newest event.")
+
+
+class Order(BaseModel):
+    """`GET /v1/orders/{order_id}`: an online order line by line, its totals and status."""
+
+    order_id: str
+    status: str = Field(
+        description="awaiting_purchase | open | partially_fulfilled | fulfilled | cancelled | closed (part "
+        "fulfilled, the rest cancelled)."
+    )
+    purchased: int
+    reserved: int
+    fulfilled: int
+    cancelled: int
+    lines: list[OrderLine]
+    as_of: str | None = Field(description="RFC 3339 event time of the newest event of the order.")
+
+
+class ReservationBody(BaseModel):
+    """`POST /v1/reservations` body (with an `Idempotency-Key` header)."""
+
+    sku: str
+    location_id: str
+    qty: int = Field(ge=1)
+    hold_s: float | None = Field(None, gt=0, description="Seconds the hold lasts (default: the configured hold).")
+
+
+class ReservationAccepted(BaseModel):
+    """`POST /v1/reservations` → 202: the reservation was published; its decision follows."""
+
+    reservation_id: str
+    status: str = Field(description="Always `pending` here.")
+    location: str = Field(description="Where to read the decision.")
+
+
+class Reservation(BaseModel):
+    """`GET /v1/reservations/{id}`."""
+
+    reservation_id: str
+    status: str = Field(description="pending | held | rejected | expired | fulfilled | cancelled")
+    reason: str | None = Field(description="Why it was rejected (`insufficient_stock`).")
+    sku: str
+    location_id: str
+    qty: int
+    fulfilled: int
+    updated_at: str | None = Field(description="RFC 3339 event time of its newest event (null while pending).")
+    expires_at: str = Field(description="RFC 3339 time the hold lapses, unless fulfilled or cancelled first.")
+
+
+class PlannedLine(BaseModel):
+    sku: str
+    qty: int
+
+
+class PlannedShipment(BaseModel):
+    location_id: str
+    kind: str = Field(description="store | warehouse")
+    cost: float = Field(description="Handling plus shipping of this source.")
+    lines: list[PlannedLine]
+
+
+class FulfilmentPlan(BaseModel):
+    shipments: list[PlannedShipment]
+    total_cost: float = Field(description="The shipments' costs plus the split penalty per extra source.")
+    split: bool
+
+
+class FulfilmentOptions(BaseModel):
+    """`GET /v1/fulfilment/options`: the chosen plan, single-source alternatives (cheapest first), and why."""
+
+    lines: list[PlannedLine]
+    ship_to: str | None
+    pickup_at: str | None
+    choice: FulfilmentPlan | None = Field(description="null when no plan can serve the order (reasons say why).")
+    options: list[FulfilmentPlan]
+    reasons: list[str]
+    as_of: str = Field(description="RFC 3339 event time of the newest stock the plan read.")

@@ -71,6 +71,8 @@ def _missing_field(topic: Topic, event: dict[str, Any], raw: bytes, rng: random.
         event.pop("order_id", None)
         return _dump(event)
     name = _REQUIRED_FIELD.get(topic)
+    if event.get("type") == "order_cancel":
+        name = "order_id"  # its sku and location are optional (a whole-order cancel names neither)
     if name is None or name not in event:
         return None
     del event[name]

@@ -29,11 +29,14 @@ class Stockroom:
         Share of cycle counts published late: dated before a movement of the same
         SKU and location that was already published (CONTRACT.md: a count covers
         movements up to its `ts`, whenever it arrives).
+    hold_share
+        Share of activities that are a checkout hold (`reservation`).
     """
 
-    def __init__(self, run: Run, late_count_rate: float) -> None:
+    def __init__(self, run: Run, late_count_rate: float, hold_share: float = 0.05) -> None:
         self.run = run
         self.late_count_rate = late_count_rate
+        self.hold_share = hold_share
         self._stores = frozenset(run.catalog.stores)
         self._pending_restock: set[tuple[str, str]] = set()
 
@@ -51,7 +54,7 @@ class Stockroom:
                     self._receipt(product, store, 8 + int(60 / depth), ts)
 
     def activity(self, t: float) -> None:
-        """One stock-room event at `t`: a delivery, an adjustment, a transfer or a cycle count."""
+        """One stock-room event at `t`: a delivery, an adjustment, a transfer, a checkout hold or a cycle count."""
         roll = self.run.random()
         if roll < 0.25:
             self._delivery(t)
@@ -59,6 +62,8 @@ class Stockroom:
             self._adjustment(t)
         elif roll < 0.55:
             self._transfer(t)
+        elif roll < 0.55 + self.hold_share:
+            self.hold(t)
         else:
             self._count(t)
 
@@ -103,17 +108,43 @@ class Stockroom:
                 at += run.uniform(0.5, 30.0)
             return first
         if roll < 0.93:
-            for product, _ in lines:
-                self._order_cancel(order_id, product, location_id, at)
+            style = run.random()
+            if style < 0.5:  # the order-management system cancels the order in one message
+                self._whole_order_cancel(order_id, at)
+                return first
+            for product, _ in lines:  # line by line, with or without the location
+                self._order_cancel(order_id, product, location_id if style < 0.75 else None, at)
                 at += run.uniform(0.1, 2.0)
             return first
-        # Picked what was on the shelf, then cancelled the rest.
+        # Picked what was on the shelf, then cancelled the rest: the rest of that line, or the whole order.
         product, qty = lines[0]
-        self._fulfilment(order_id, product, location_id, max(1, qty - 1), at)
+        picked = max(1, qty - 1)
+        self._fulfilment(order_id, product, location_id, picked, at)
         at += run.uniform(30.0, 300.0)
-        for product, _ in lines:
-            self._order_cancel(order_id, product, location_id, at)
+        if run.random() < 0.5:
+            if qty > picked:
+                self._order_cancel(order_id, product, None, at, qty - picked)
+            for product, _ in lines[1:]:
+                self._order_cancel(order_id, product, location_id, at)
+        else:
+            self._whole_order_cancel(order_id, at)
         return first
+
+    def hold(self, t: float) -> None:
+        """A shopper's checkout or pick-up hold at a store (published by the API as a `reservation`).
+
+        Some are released before they lapse: the shopper left, or paid for it another way.
+        """
+        run = self.run
+        product = run.catalog.draw_in_store(run.rng)
+        store = run.pick(run.catalog.stores)
+        reservation_id = run.new_id("R")
+        hold_s = run.pick((300.0, 900.0, 1800.0))
+        fields = {"reservation_id": reservation_id, "sku": product.sku, "location_id": store,
+                  "qty": 1 + int(run.random() * 2), "hold_s": hold_s}  # fmt: skip
+        self._emit(product, "reservation", t, fields)
+        if run.random() < 0.3:
+            self._order_cancel(reservation_id, product, store, t + run.uniform(10.0, hold_s))
 
     def apply(self, effects: tuple[Effect, ...]) -> None:
         """Update tracked on-hand once an event is published; reorder what ran low."""
@@ -216,8 +247,19 @@ class Stockroom:
         fields = {"sku": product.sku, "location_id": location_id, "order_id": order_id, "qty": qty}
         self._emit(product, "fulfilment", ts, fields, ((product.sku, location_id, -qty, ts, MOVEMENT),))
 
-    def _order_cancel(self, order_id: str, product: Product, location_id: str, ts: float) -> None:
-        self._emit(product, "order_cancel", ts, {"sku": product.sku, "location_id": location_id, "order_id": order_id})
+    def _order_cancel(
+        self, order_id: str, product: Product, location_id: str | None, ts: float, qty: int | None = None
+    ) -> None:
+        """A line cancel (keyed by `order_id`): all that remains of it, or `qty`; at `location_id` or the order's."""
+        fields: dict[str, Any] = {"order_id": order_id, "sku": product.sku}
+        if location_id is not None:
+            fields["location_id"] = location_id
+        if qty is not None:
+            fields["qty"] = qty
+        self.run.emit(Topic.INVENTORY, order_id.encode(), "order_cancel", ts, fields)
+
+    def _whole_order_cancel(self, order_id: str, ts: float) -> None:
+        self.run.emit(Topic.INVENTORY, order_id.encode(), "order_cancel", ts, {"order_id": order_id})
 
     def _restock(self, product: Product, location_id: str, t: float) -> None:
         run = self.run

@@ -110,6 +110,10 @@ class Workload:
         Share of web sessions arriving from a campaign (UTM tags) or a referral (`sim.loyalty.Campaigns`).
     campaign_lift
         How much more often sessions of the planted campaign (`sim.loyalty.PLANTED_CAMPAIGN`) buy.
+    hold_share
+        Share of stock-room activities that are a checkout hold (`reservation`). Holds are
+        decided in arrival order, not as a function of the event set: runs that compare two
+        independent runs' stock (recovery, scale-out) set it to 0.
 
     Examples
     --------
@@ -149,6 +153,7 @@ class Workload:
         consent_rate: float = 0.0,
         campaign_rate: float = 0.45,
         campaign_lift: float = 0.6,
+        hold_share: float = 0.05,
     ) -> None:
         if events_per_s <= 0:
             raise ValueError(f"events_per_s must be positive, got {events_per_s}")
@@ -173,6 +178,7 @@ class Workload:
         self.legit_manual_rate = legit_manual_rate
         self.loyalty_scan_miss_rate = loyalty_scan_miss_rate
         self.incidents = incidents
+        self.hold_share = hold_share
         self.incident_start_s = incident_start_s
         self.customer_journey_rate = customer_journey_rate
         self.consent_rate = consent_rate
@@ -218,7 +224,7 @@ class Workload:
         self.fraud_cases = fraud.cases
         plan = IncidentPlan(self.seed, self.catalog, self.start_ts + self.incident_start_s) if self.incidents else None
         self.incident_windows = list(plan.windows) if plan is not None else []
-        stockroom = Stockroom(run, self.late_count_rate)
+        stockroom = Stockroom(run, self.late_count_rate, self.hold_share)
         tills = Tills(
             run,
             fraud,

@@ -1,39 +1,53 @@
-"""Idempotency keys of POST requests: the first request under a key fixes what the key stands for.
+"""Idempotency-Key records: the first answer to a request, kept so that its retries get the same answer.
 
-A client retries a POST (a redemption) with the same `Idempotency-Key` when it did not get an
-answer; the retry must not act twice, and must get the same answer. The API stores, under the
-key, the request's fingerprint and the identity it gave the action, atomically on first use
-(`SET NX`, one command: two racing first uses cannot both win); a later request with the key
-reads what the first stored. A different request body under a used key is a client error.
+A POST that publishes an event (a reservation) must not publish a second
+one when the client retries. The first request with a key claims it with
+`SET NX` and stores its answer beside a fingerprint of its body; a retry
+finds the claim and gets the stored answer, or a refusal when its body
+differs (the same key reused for another request).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
-import orjson
 import redis.asyncio as aioredis
 
+from state import keys
 
-@dataclass(frozen=True, slots=True)
-class Claim:
-    """What a key stands for: the first request's fingerprint and the action's id; `first` when this call set it."""
 
-    fingerprint: str
-    action_id: str
+class Claim(NamedTuple):
+    """What `IdempotencyStore.claim` found: `first` when this request claimed the key."""
+
     first: bool
+    same_request: bool  # the stored request had the same fingerprint (always True when `first`)
+    answer: bytes  # the answer of the request that claimed the key
 
 
-async def claim(client: aioredis.Redis, key: str, fingerprint: str, action_id: str, ttl_s: float) -> Claim:
-    """Bind `key` to (`fingerprint`, `action_id`) unless it is bound already; returns the binding in force."""
-    value = orjson.dumps({"fingerprint": fingerprint, "action_id": action_id})
-    stored = await client.set(key, value, nx=True, px=int(ttl_s * 1000), get=True)
-    if stored is None:
-        return Claim(fingerprint, action_id, True)
-    known = orjson.loads(stored if isinstance(stored, bytes | str) else str(stored))
-    return Claim(str(known["fingerprint"]), str(known["action_id"]), False)
+class IdempotencyStore:
+    """Claims of `(scope, key)` with their answers, kept `ttl_s`.
 
+    Parameters
+    ----------
+    client
+        The API's asyncio Redis client.
+    """
 
-async def release(client: aioredis.Redis, key: str) -> None:
-    """Forget a key whose request was refused before it acted, so a corrected retry is a new attempt."""
-    await client.delete(key)
+    def __init__(self, client: aioredis.Redis) -> None:
+        self._client = client
+
+    async def claim(self, scope: str, key: str, fingerprint: bytes, answer: bytes, ttl_s: float) -> Claim:
+        """Claim `key` for a request whose body hashes to `fingerprint` and whose answer is `answer`.
+
+        Concurrent requests with one key: exactly one is `first`; the others get its answer.
+        """
+        name = keys.idempotency(scope, key)
+        record = fingerprint + b"\n" + answer
+        if await self._client.set(name, record, nx=True, px=int(ttl_s * 1000)):
+            return Claim(True, True, answer)
+        stored = await self._client.get(name)
+        if stored is None:  # expired between the two calls: claim again
+            return await self.claim(scope, key, fingerprint, answer, ttl_s)
+        raw = stored.encode() if isinstance(stored, str) else stored
+        stored_fingerprint, _, stored_answer = raw.partition(b"\n")
+        return Claim(False, stored_fingerprint == fingerprint, stored_answer)

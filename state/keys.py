@@ -199,3 +199,21 @@ def api_keys() -> str:
 def flow_health() -> str:
     """Hash of the flows' heartbeats: field `<flow>/<worker>`, value a small JSON document (`state.flow_health`)."""
     return f"{NAMESPACE}:flowhealth"
+
+
+# --- orders, checkout holds and idempotent requests (the inventory flow and the API) -----
+
+
+def order(order_id: str) -> str:
+    """Hash of one order's lines: per line `l:<line>` (its document) and `v:<line>` (its fence), `generation`."""
+    return f"{NAMESPACE}:order:{{{order_id}}}"
+
+
+def reservation(reservation_id: str) -> str:
+    """Fenced hash: a checkout hold's decision (`doc`), and `request`, written by the API when it was asked."""
+    return f"{NAMESPACE}:reservation:{{{reservation_id}}}"
+
+
+def idempotency(scope: str, key: str) -> str:
+    """String: the answer to the first request of `scope` (`reservations`) sent with an `Idempotency-Key`."""
+    return f"{NAMESPACE}:idem:{scope}:{{{key}}}"

@@ -31,10 +31,10 @@ from events.models import MAX_QTY
 from events.timestamps import rfc3339_ms
 from omnistream.settings import LoyaltySettings
 from serving.errors import NotFound, error_response
-from serving.idempotency import HEADER, action_id, checked_key, fingerprint
+from serving.loyalty_keys import HEADER, action_id, checked_key, fingerprint
 from serving.schemas import error_responses
 from state import keys
-from state.idempotency import claim, release
+from state.loyalty_keys import claim, release
 from state.loyalty_reader import LoyaltyReader
 from state.loyalty_requests import RequestLog
 

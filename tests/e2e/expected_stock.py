@@ -11,7 +11,9 @@ The rules, per (`sku`, `location_id`):
 - `omni.inventory`: `receipt` +qty, `transfer_in` +qty, `transfer_out` -qty,
   `adjustment` +qty (signed), `fulfilment` -qty on-hand, and the qty counts as
   fulfilled for the order line (`order_id`, `sku`, `location_id`);
-  `order_cancel` cancels that order line; `count` sets on-hand as of its `ts`.
+  `order_cancel` cancels the whole order, a line, or part of one (the order
+  lines' rules are `tests/e2e/expected_orders.py`'s); `count` sets on-hand as
+  of its `ts`; `reservation` holds qty if the flow held it (see below).
 - `omni.pos`: `sale` -qty per line at `store_id` (lines of one SKU add up),
   `return` +qty; `void` removes every stock change of the txn named by
   `original_txn_id`, as if it never happened (voiding twice is voiding once).
@@ -21,8 +23,16 @@ The rules, per (`sku`, `location_id`):
 - on_hand = the latest count (by `ts`; on a tie the larger `event_id`) plus the
   changes dated strictly after it (those at or before it are in the count);
   without a count, the sum of all changes.
-- reserved of an order line = 0 if cancelled, else max(0, purchased - fulfilled);
-  a location's reserved is the sum of its order lines. available = on_hand - reserved.
+- reserved of an order line: `tests/e2e/expected_orders.py`; a location's
+  reserved is the sum of its order lines and held reservations.
+  available = on_hand - reserved.
+- A reservation is decided in arrival order (first come, first served), which
+  no oracle over the event set can know: the decisions are given
+  (`decide`). A held one reserves qty - fulfilled - partial cancels (never
+  below 0), 0 once cancelled whole or lapsed: when the SKU's event time (the
+  newest `ts` of any event applied to the SKU: its inventory events, till
+  lines, purchase lines, and order cancels that reach one of its lines)
+  reaches its `ts + hold_s`.
 - An `event_id` seen before changes nothing.
 
 Only valid events may be added: telling malformed payloads apart is the
@@ -36,6 +46,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+
+from tests.e2e.expected_orders import ExpectedOrders
 
 Pair = tuple[str, str]
 """(sku, location_id)"""
@@ -110,9 +122,12 @@ class ExpectedStock:
         self._txn_changes: dict[str, list[_Change]] = defaultdict(list)  # till changes by txn_id
         self._voided: set[str] = set()
         self._counts: dict[Pair, tuple[datetime, str, int]] = {}  # the latest count per pair
-        self._purchased: dict[OrderLine, int] = defaultdict(int)
-        self._fulfilled: dict[OrderLine, int] = defaultdict(int)
-        self._cancelled: set[OrderLine] = set()
+        self._orders = ExpectedOrders()
+        self._purchases: dict[str, list[tuple[float, str, list[str]]]] = defaultdict(list)  # order -> (ts, loc, skus)
+        self._cancels: list[tuple[float, Mapping[str, Any]]] = []
+        self._holds: dict[str, tuple[Pair, int, float]] = {}  # reservation id -> (pair, qty, until)
+        self._held: set[str] = set()  # reservation ids the flow held (`decide`)
+        self._sku_time: dict[str, float] = {}  # newest ts of an event applied to the SKU, cancels aside
         self._touched: set[Pair] = set()  # pairs some non-till event names
 
     def add(self, topic: str, event: Mapping[str, Any]) -> None:
@@ -130,25 +145,44 @@ class ExpectedStock:
             self._add_till(event)
         elif topic == "clickstream" and event["type"] == "purchase":
             location_id = event["fulfilment_location_id"]
+            ts = parse_ts(event["ts"]).timestamp()
+            self._purchases[event["order_id"]].append((ts, location_id, [item["sku"] for item in event["items"]]))
             for item in event["items"]:
-                line = (event["order_id"], item["sku"], location_id)
-                self._purchased[line] += item["qty"]
                 self._touched.add((item["sku"], location_id))
+                self._saw(item["sku"], ts)
+        self._orders.add(topic, event)
+
+    def decide(self, reservation_id: str, held: bool) -> None:
+        """The flow's decision on a reservation: held, or rejected."""
+        if held:
+            self._held.add(reservation_id)
+        else:
+            self._held.discard(reservation_id)
+
+    def reservation_ids(self) -> list[str]:
+        return sorted(self._holds)
+
+    def _saw(self, sku: str, ts: float) -> None:
+        if ts > self._sku_time.get(sku, float("-inf")):
+            self._sku_time[sku] = ts
 
     def _add_inventory(self, event: Mapping[str, Any]) -> None:
+        kind = event["type"]
+        if kind == "order_cancel":
+            self._cancels.append((parse_ts(event["ts"]).timestamp(), event))
+            if event.get("sku") is not None and event.get("location_id") is not None:
+                self._touched.add((event["sku"], event["location_id"]))
+            return
         pair = (event["sku"], event["location_id"])
         ts = parse_ts(event["ts"])
-        kind = event["type"]
         self._touched.add(pair)
+        self._saw(event["sku"], ts.timestamp())
         if kind in ("receipt", "transfer_in", "adjustment"):
             self._changes.append(_Change(pair, ts, event["qty"]))
-        elif kind == "transfer_out":
+        elif kind == "transfer_out" or kind == "fulfilment":
             self._changes.append(_Change(pair, ts, -event["qty"]))
-        elif kind == "fulfilment":
-            self._changes.append(_Change(pair, ts, -event["qty"]))
-            self._fulfilled[event["order_id"], event["sku"], event["location_id"]] += event["qty"]
-        elif kind == "order_cancel":
-            self._cancelled.add((event["order_id"], event["sku"], event["location_id"]))
+        elif kind == "reservation":
+            self._holds[event["reservation_id"]] = (pair, event["qty"], ts.timestamp() + event["hold_s"])
         elif kind == "count":
             candidate = (ts, event["event_id"], event["on_hand"])
             latest = self._counts.get(pair)
@@ -169,6 +203,7 @@ class ExpectedStock:
         changes = self._txn_changes[event["txn_id"]]
         for item in event["items"]:
             changes.append(_Change((item["sku"], event["store_id"]), ts, sign * item["qty"]))
+            self._saw(item["sku"], ts.timestamp())
 
     def changes(self) -> list[_Change]:
         """Every on-hand change that stands: voided transactions removed."""
@@ -184,9 +219,15 @@ class ExpectedStock:
         for change in self.changes():
             by_pair[change.pair].append(change)
         reserved: dict[Pair, int] = defaultdict(int)
-        for line, purchased in self._purchased.items():
-            if line not in self._cancelled:
-                reserved[line[1], line[2]] += max(0, purchased - self._fulfilled.get(line, 0))
+        for (order_id, sku, location_id), units in self._orders.reserved_by_line().items():
+            if order_id not in self._holds:
+                reserved[sku, location_id] += units
+        sku_time = self._sku_times()
+        for reservation_id in self._held & self._holds.keys():
+            pair, qty, until = self._holds[reservation_id]
+            if sku_time.get(pair[0], float("-inf")) >= until:
+                continue  # lapsed
+            reserved[pair] += self._hold_reserved(reservation_id, pair, qty)
         levels = {}
         for pair in self._touched | by_pair.keys():
             changes = by_pair.get(pair, [])
@@ -198,6 +239,35 @@ class ExpectedStock:
                 on_hand = counted + sum(c.delta for c in changes if c.ts > count_ts)
             levels[pair] = Level(on_hand, reserved.get(pair, 0))
         return levels
+
+    def _sku_times(self) -> dict[str, float]:
+        """The SKUs' event time, with the cancels that reach one of their lines."""
+        times = dict(self._sku_time)
+        for ts, cancel in self._cancels:
+            purchases = self._purchases.get(cancel["order_id"], [])
+            if cancel.get("sku") is None:
+                skus = [sku for _, _, order_skus in purchases for sku in order_skus]
+            elif cancel.get("location_id") is not None or purchases:
+                skus = [cancel["sku"]]
+            else:
+                skus = []  # waits for a purchase that never came
+            for sku in skus:
+                if ts > times.get(sku, float("-inf")):
+                    times[sku] = ts
+        return times
+
+    def _hold_reserved(self, reservation_id: str, pair: Pair, qty: int) -> int:
+        """Units a held reservation still holds, by the order-line rules (its id as order id, its qty as purchased)."""
+        fulfilled = partial = 0
+        for _, cancel in self._cancels:
+            if cancel["order_id"] != reservation_id or (cancel.get("sku"), cancel.get("location_id")) != pair:
+                continue
+            if cancel.get("qty") is None:
+                return 0
+            partial += cancel["qty"]
+        fulfilled = self._orders.fulfilled_units(reservation_id, pair)
+        remaining = max(0, qty - fulfilled)
+        return remaining - min(partial, remaining)
 
     def count_at(self, pair: Pair) -> tuple[datetime, str, int] | None:
         """The count that sets on-hand at `pair` (`ts`, `event_id`, `on_hand`), if any."""

@@ -16,7 +16,8 @@ from typer.testing import CliRunner
 
 from omnistream.cli import app
 
-INVENTORY_TYPES = {"receipt", "adjustment", "transfer_out", "transfer_in", "count", "fulfilment", "order_cancel"}
+INVENTORY_TYPES = {"receipt", "adjustment", "transfer_out", "transfer_in", "count", "fulfilment", "order_cancel",
+                   "reservation"}  # fmt: skip
 README = Path(__file__).resolve().parents[2] / "README.md"
 
 # Every command and its options as the README and `--help` document them: a command or option lost

@@ -182,6 +182,44 @@ def test_oracle_cancel_before_its_purchase_still_cancels() -> None:
     assert level(events) == (0, 0, 0)
 
 
+def test_oracle_whole_order_cancel_releases_every_line_whenever_it_arrives() -> None:
+    whole = inv("order_cancel", 4, order_id="O1")
+    del whole[1]["sku"], whole[1]["location_id"]
+    lines = [("A", 5), ("B", 2), ("C", 1)]
+    for events in ([purchase(2, "O1", lines), whole], [whole, purchase(2, "O1", lines)]):
+        levels = expected_levels([inv("receipt", 1, qty=10), inv("fulfilment", 3, order_id="O1", qty=1), *events])
+        assert {pair: lv.as_tuple() for pair, lv in levels.items()} == {
+            ("A", "S1"): (9, 0, 9), ("B", "S1"): (0, 0, 0), ("C", "S1"): (0, 0, 0)}  # fmt: skip
+
+
+def test_oracle_line_cancel_without_location_or_with_qty_releases_part() -> None:
+    partial = inv("order_cancel", 3, order_id="O1", qty=2)
+    del partial[1]["location_id"]  # the purchase's location
+    again = inv("order_cancel", 4, order_id="O1", qty=2)
+    events = [purchase(2, "O1", [("A", 5)]), partial, again, inv("fulfilment", 5, order_id="O1", qty=3)]
+    # 5 purchased, 3 fulfilled: 2 remain, and the partial cancels (4 units) release at most those.
+    assert level(events) == (-3, 0, -3)
+    assert level(events[:2]) == (0, 3, -3)
+
+
+def test_oracle_held_reservation_reserves_until_cancelled_or_lapsed() -> None:
+    hold = inv("reservation", 1, reservation_id="R1", qty=2, hold_s=300.0)
+    stock = ExpectedStock()
+    for topic, event in [inv("receipt", 0, qty=5), hold]:
+        stock.add(topic, event)
+    assert stock.levels()["A", "S1"].as_tuple() == (5, 0, 5)  # not decided yet: rejected until told
+    stock.decide("R1", held=True)
+    assert stock.levels()["A", "S1"].as_tuple() == (5, 2, 3)
+    stock.add(*inv("receipt", 6, "A", "S2", qty=1))  # the SKU's event time reaches 01:06 >= 01:01 + 300 s
+    assert stock.levels()["A", "S1"].as_tuple() == (5, 0, 5)
+
+    cancelled = ExpectedStock()
+    for topic, event in [inv("receipt", 0, qty=5), hold, inv("order_cancel", 2, order_id="R1")]:
+        cancelled.add(topic, event)
+    cancelled.decide("R1", held=True)
+    assert cancelled.levels()["A", "S1"].as_tuple() == (5, 0, 5)
+
+
 def test_oracle_reserves_at_the_fulfilment_location_per_order_line() -> None:
     events = [
         purchase(1, "O1", [("A", 2)], location_id="W1"),

@@ -27,6 +27,7 @@ from events.models import (
     Receipt,
     Redemption,
     RemoveFromCart,
+    Reservation,
     Return,
     Sale,
     Search,
@@ -115,7 +116,8 @@ EXAMPLES: list[tuple[Topic, dict[str, Any], type]] = [
     (Topic.INVENTORY, stock("transfer_in", qty=3, transfer_id="X1", peer_location_id="W1"), TransferIn),
     (Topic.INVENTORY, stock("count", on_hand=12), Count),
     (Topic.INVENTORY, stock("fulfilment", order_id="O1", qty=1), Fulfilment),
-    (Topic.INVENTORY, stock("order_cancel", order_id="O1"), OrderCancel),
+    (Topic.INVENTORY, stock("order_cancel", order_id="O1", qty=1), OrderCancel),
+    (Topic.INVENTORY, stock("reservation", reservation_id="R1", qty=1, hold_s=900.0), Reservation),
     (Topic.LABELS, envelope("fraud_label", txn_id="T1", label="fraud", source="chargeback"), FraudLabel),
     (
         Topic.CLICKSTREAM,

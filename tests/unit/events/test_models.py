@@ -9,7 +9,7 @@ import msgspec
 import pytest
 
 from events.decode import EVENT_TYPES, decode
-from events.models import Adjustment, Envelope, FraudLabel, LineItem, Receipt, event_type
+from events.models import Adjustment, Envelope, FraudLabel, LineItem, OrderCancel, Receipt, event_type
 from events.topics import Topic
 from tests.unit.events.examples import EXAMPLES
 
@@ -58,6 +58,7 @@ def test_every_contract_type_has_one_class_on_one_topic() -> None:
             "fulfilment",
             "order_cancel",
             "receipt",
+            "reservation",
             "transfer_in",
             "transfer_out",
         ],
@@ -74,6 +75,18 @@ def test_event_classes_are_frozen_envelopes(topic: Topic, payload: dict[str, Any
     assert isinstance(event, Envelope)
     with pytest.raises(AttributeError):
         event.event_id = "changed"
+
+
+def test_an_order_cancel_names_an_order_or_one_line_of_it() -> None:
+    whole = OrderCancel(event_id="e1", ts=TS, schema_version=1, order_id="O1")
+    part = OrderCancel(event_id="e2", ts=TS, schema_version=1, order_id="O1", sku="SKU-1", qty=2)
+
+    assert (whole.sku, whole.location_id, whole.qty) == (None, None, None)
+    assert (part.sku, part.location_id, part.qty) == ("SKU-1", None, 2)
+    with pytest.raises(ValueError, match="needs `sku`"):
+        OrderCancel(event_id="e3", ts=TS, schema_version=1, order_id="O1", qty=2)
+    with pytest.raises(ValueError, match="needs `sku`"):
+        OrderCancel(event_id="e4", ts=TS, schema_version=1, order_id="O1", location_id="S1")
 
 
 def test_adjustment_of_zero_cannot_be_built() -> None:

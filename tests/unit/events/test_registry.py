@@ -79,8 +79,13 @@ def test_message_keys_are_the_contracts() -> None:
         Topic.MEMBERS: ("customer_id",),
     }
     assert REGISTRY.by_name["price_change"].key_fields == ("sku",)
-    # The contract keys one type apart from its topic: an identity link by its account.
-    assert {entry.name: entry.key for entry in REGISTRY.types if entry.key} == {"identity_link": ("user_id",)}
+    # The contract keys two types apart from their topic: an identity link by its account, an order's
+    # cancels by the order they name.
+    assert {entry.name: entry.key for entry in REGISTRY.types if entry.key} == {
+        "identity_link": ("user_id",),
+        "order_cancel": ("order_id",),
+    }
+    assert key_fields(Topic.INVENTORY, "order_cancel") == ("order_id",)
 
 
 def test_key_fields_of_a_type_foreign_to_the_topic_or_not_a_string_are_the_topics() -> None:

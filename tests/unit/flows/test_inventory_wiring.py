@@ -16,6 +16,7 @@ from prometheus_client import REGISTRY
 
 from events.alerts import Alert
 from events.dead_letter import DeadLetter
+from events.orders import OrderLineState, ReservationState
 from events.stock import LocationStock, SkuStock
 from events.topics import Topic
 from flows.inventory import build_flow
@@ -170,3 +171,70 @@ def test_inventory_flow_counts_decoded_events_by_topic_and_type_and_the_redelive
     # Three receipts decoded (one of them redelivered), two sales, one page view; the bad ones are not events.
     assert [after[key] - before[key] for key in counted] == [3, 2, 1]
     assert sample("omnistream_flow_duplicates_dropped_total", flow="inventory") - duplicates_before == 1
+
+
+def purchase(event_id: str, order_id: str, lines: list[tuple[str, int]], offset_s: float) -> dict[str, Any]:
+    return envelope(event_id, "purchase", offset_s) | {
+        "session_id": "sess-1", "channel": "web", "order_id": order_id, "currency": "EUR", "total": 1.0,
+        "items": [{"sku": sku, "qty": qty, "unit_price": 1.0} for sku, qty in lines],
+        "fulfilment_location_id": "W1", "payment": {"method": "card"},
+    }  # fmt: skip
+
+
+def order_lines(out: list[Any]) -> dict[tuple[str, str, str], OrderLineState]:
+    newest: dict[tuple[str, str, str], OrderLineState] = {}
+    for record in out:
+        if type(record) is OrderLineState:
+            key = (record.order_id, record.sku, record.location_id)
+            if key not in newest or record.version > newest[key].version:
+                newest[key] = record
+    return newest
+
+
+def test_a_whole_order_cancel_before_its_purchase_releases_every_line_of_it() -> None:
+    topics = Topics()
+    for n, sku in enumerate(("A", "B", "C")):
+        topics.add(Topic.INVENTORY, receipt(f"r{n}", sku, "W1", 5, 0))
+    topics.add(Topic.INVENTORY, envelope("c1", "order_cancel", 50) | {"order_id": "O1"})  # no sku: the whole order
+    topics.add(Topic.CLICKSTREAM, purchase("p1", "O1", [("A", 2), ("B", 1), ("C", 3)], 40))
+    topics.add(Topic.INVENTORY, envelope("c1", "order_cancel", 50) | {"order_id": "O1"})  # redelivered
+
+    out = run(topics.records)
+
+    stock = latest_stock(out)
+    assert {sku: [(x.on_hand, x.reserved) for x in s.locations] for sku, s in stock.items()} == {
+        "A": [(5, 0)], "B": [(5, 0)], "C": [(5, 0)]}  # fmt: skip
+    lines = order_lines(out)
+    assert {k: (x.purchased, x.cancelled_whole, x.version) for k, x in lines.items()} == {
+        ("O1", "A", "W1"): (2, True, 4), ("O1", "B", "W1"): (1, True, 4), ("O1", "C", "W1"): (3, True, 4)}  # fmt: skip
+
+
+def test_a_partial_line_cancel_without_location_waits_for_the_purchase_and_releases_its_qty() -> None:
+    topics = Topics()
+    topics.add(Topic.INVENTORY, receipt("r1", "A", "W1", 10, 0))
+    topics.add(Topic.INVENTORY, envelope("c1", "order_cancel", 50) | {"order_id": "O1", "sku": "A", "qty": 2})
+    topics.add(Topic.CLICKSTREAM, purchase("p1", "O1", [("A", 5)], 40))
+
+    out = run(topics.records)
+
+    assert [(x.on_hand, x.reserved) for x in latest_stock(out)["A"].locations] == [(10, 3)]
+    assert order_lines(out)[("O1", "A", "W1")].cancel_requested == 2
+
+
+def test_holds_are_decided_in_event_order_and_lapse_by_event_time() -> None:
+    topics = Topics()
+    topics.add(Topic.INVENTORY, receipt("r1", "A", "S1", 3, 0))
+    for n, offset in enumerate((10, 11, 12)):
+        hold = {"reservation_id": f"R{n}", "sku": "A", "location_id": "S1", "qty": 2, "hold_s": 60.0}
+        topics.add(Topic.INVENTORY, envelope(f"R{n}", "reservation", offset) | hold)
+    topics.add(Topic.INVENTORY, receipt("r2", "A", "S2", 1, 100))  # the SKU's event time passes R0's expiry
+
+    out = run(topics.records)
+
+    decided = {}
+    for record in out:
+        if type(record) is ReservationState:
+            decided[record.reservation_id] = record.status.value
+    assert decided == {"R0": "expired", "R1": "rejected", "R2": "rejected"}
+    assert [(x.location_id, x.on_hand, x.reserved) for x in latest_stock(out)["A"].locations] == [
+        ("S1", 3, 0), ("S2", 1, 0)]  # fmt: skip

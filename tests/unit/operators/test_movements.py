@@ -17,6 +17,7 @@ from events.models import (
     PosPayment,
     Purchase,
     Receipt,
+    Reservation,
     Sale,
     TransferIn,
     TransferOut,
@@ -94,10 +95,16 @@ def test_fulfilment_carries_its_order_id() -> None:
     assert move == StockMovement("SKU-1", "S1", Move.FULFIL, 2, EPOCH, "e1", "O7")
 
 
-def test_order_cancel_carries_its_order_id() -> None:
-    move = inventory_movement(OrderCancel(event_id="e1", order_id="O7", **STOCK))
+def test_an_order_cancel_is_not_a_movement_of_its_own() -> None:
+    # It may name a whole order: the order book (operators.order_book) turns it into movements.
+    with pytest.raises(TypeError, match="OrderCancel"):
+        inventory_movement(OrderCancel(event_id="e1", order_id="O7", **STOCK))  # type: ignore[arg-type]
 
-    assert move == StockMovement("SKU-1", "S1", Move.CANCEL, 0, EPOCH, "e1", "O7")
+
+def test_a_reservation_holds_its_qty_under_its_id_until_ts_plus_hold() -> None:
+    move = inventory_movement(Reservation(event_id="e1", reservation_id="R7", qty=2, hold_s=900.0, **STOCK))
+
+    assert move == StockMovement("SKU-1", "S1", Move.HOLD, 2, EPOCH, "e1", "R7", None, EPOCH + 900.0)
 
 
 def test_movement_ts_is_epoch_seconds_whatever_the_offset() -> None:

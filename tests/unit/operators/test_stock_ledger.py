@@ -653,3 +653,61 @@ def test_stock_ledger_stock_ts_is_epoch_seconds_of_event_time() -> None:
     ledger.apply(on_hand(1, ts, "r1"))
 
     assert ledger.stock().as_of == ledger.stock().locations[0].updated_at == ts
+
+
+# --- order lines: partial cancels, and what the ledger reports of them -------------------------------------
+
+
+def _levels(ledger: StockLedger) -> list[tuple[str, int, int]]:
+    return [(s.location_id, s.on_hand, s.reserved) for s in ledger.stock().locations]
+
+
+def test_partial_cancels_release_at_most_what_remains_in_any_order() -> None:
+    from itertools import permutations
+
+    from operators.movements import Move, StockMovement
+
+    moves = [
+        StockMovement("A", "S1", Move.RESERVE, 5, 1.0, "p1", "O1"),
+        StockMovement("A", "S1", Move.FULFIL, 2, 2.0, "f1", "O1"),
+        StockMovement("A", "S1", Move.CANCEL, 2, 3.0, "c1", "O1"),
+        StockMovement("A", "S1", Move.CANCEL, 2, 4.0, "c2", "O1"),
+    ]
+    for order in permutations(moves):
+        ledger = StockLedger("A")
+        for move in order:
+            ledger.apply(move)
+        assert _levels(ledger) == [("S1", -2, 0)], order
+        (line,) = ledger.order_updates()
+        assert (line.purchased, line.fulfilled, line.cancel_requested, line.version) == (5, 2, 4, 8)
+        assert ledger.order_updates() == []  # reported once
+
+
+def test_a_cancel_alone_reports_no_order_line() -> None:
+    from operators.movements import Move, StockMovement
+
+    ledger = StockLedger("A")
+    ledger.apply(StockMovement("A", "S1", Move.CANCEL, 0, 1.0, "c1", "O1"))
+    assert ledger.order_updates() == []
+    ledger.apply(StockMovement("A", "S1", Move.RESERVE, 2, 0.5, "p1", "O1"))
+    (line,) = ledger.order_updates()
+    assert (line.purchased, line.cancelled_whole, line.version) == (2, True, 4)
+
+
+def test_holds_are_first_come_first_served_and_lapse_by_the_skus_event_time() -> None:
+    from events.orders import HoldStatus
+    from operators.movements import Move, StockMovement
+
+    ledger = StockLedger("A")
+    ledger.apply(StockMovement("A", "S1", Move.ON_HAND, 3, 0.0, "r1"))
+    ledger.apply(StockMovement("A", "S1", Move.HOLD, 2, 10.0, "R1", "R1", None, 70.0))
+    ledger.apply(StockMovement("A", "S1", Move.HOLD, 2, 11.0, "R2", "R2", None, 71.0))
+    ledger.apply(StockMovement("A", "S1", Move.HOLD, 1, 12.0, "R3", "R3", None, 72.0))
+    assert _levels(ledger) == [("S1", 3, 3)]
+    assert {s.reservation_id: s.status for s in ledger.order_updates()} == {  # type: ignore[union-attr]
+        "R1": HoldStatus.HELD, "R2": HoldStatus.REJECTED, "R3": HoldStatus.HELD}  # fmt: skip
+    restored = StockLedger.from_bytes(ledger.to_bytes())  # the next lapse is found again after a restore
+    restored.apply(StockMovement("A", "S2", Move.ON_HAND, 1, 70.5, "r2"))  # another location: the SKU's time moves
+    assert _levels(restored) == [("S1", 3, 1), ("S2", 1, 0)]
+    (lapsed,) = restored.order_updates()
+    assert (lapsed.reservation_id, lapsed.status, lapsed.version) == ("R1", HoldStatus.EXPIRED, 3)  # type: ignore[union-attr]
