@@ -8,6 +8,7 @@ largest per-event cost).
 from __future__ import annotations
 
 import logging
+import statistics
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -194,7 +195,8 @@ class _RecordSinkPartition(StatelessSinkPartition[FlowRecord]):
             DEAD_LETTERS.labels(self._flow, topic, reason).inc(n)
             self._letters_by_reason[str(reason)] += n  # a StrEnum: JSON keys must be plain str
         self._written += len(items)
-        self._heartbeat(written_at, min(lags, default=None))
+        # The median record's event-time lag: robust to the odd late event (large) and early one (negative).
+        self._heartbeat(written_at, statistics.median(lags) if lags else None)
 
     def _heartbeat(self, written_at: float, lag_s: float | None, force: bool = False) -> None:
         """At most once a second, tell the console this worker is alive (`state.flow_health`); never fails the batch.

@@ -1,7 +1,7 @@
 """Flow heartbeats in Redis: each sink worker's last write, event-time lag and dead letters; read by the API.
 
 Each worker of a flow's sink records, at most once a second, when it last wrote, the event-time
-lag of the newest record it wrote then, how many records it has written and its dead letters by
+lag of the median record it wrote then, how many records it has written and its dead letters by
 reason (`flows.sinks`). The API's `GET /v1/flows` sums them per flow, beside the dead-letter
 stream's length and the reasons of its latest entries. One hash holds them all
 (`state.keys.flow_health`): one HGETALL answers the console.

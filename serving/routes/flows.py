@@ -1,6 +1,6 @@
 """`GET /v1/flows`: each flow's health as its sink workers report it, and the dead-letter stream's figures.
 
-Per flow: when it last wrote (RFC 3339), the event-time lag of the newest record in that write,
+Per flow: when it last wrote (RFC 3339), the event-time lag of the median record in that write,
 records written and dead letters by reason since its workers started (`state.flow_health`).
 A flow that has not written for a while is idle or stuck: the console shows the age.
 """
