@@ -41,11 +41,12 @@ def test_default_stream_is_byte_identical_to_before_the_scenarios_existed() -> N
     # redemptions on `omni.members`, UTM tags on a share of sessions, the planted campaign's extra
     # orders: `sim.loyalty`, drawn from generators of their own so the other draws are unchanged).
     # And once more when order cancels learned whole orders and partial lines, and the stockroom
-    # started publishing checkout holds (`reservation`): new draws, so the stream moved.
+    # started publishing checkout holds (`reservation`): new draws, so the stream moved (digest taken
+    # when both changes met on one branch).
     digest = hashlib.sha256()
     for record in Workload(seed=3, n_skus=300, n_stores=5, n_warehouses=2, n_users=1000).records(60_000):
         digest.update(record.value)
-    assert digest.hexdigest() == "fd83841eddcd2ef6ddfb863a71f17d3f38dd35c5f65a233b6ffbc8d75c71d0fe"
+    assert digest.hexdigest() == "267d7d1bf99bb7560042cad4a60391a4426c06f542e61270ab16e0413b0239a5"
 
 
 def test_scenarios_switched_off_explicitly_change_nothing() -> None:
@@ -82,7 +83,8 @@ def test_account_takeover_is_a_known_user_on_a_new_device_from_abroad(scenario_s
 
 def test_refund_abuse_is_one_cashier_refunding_without_receipts(scenario_stream: Any) -> None:
     workload, valid = scenario_stream
-    case = next(c for c in workload.fraud_cases if c.scenario == "refund_abuse" and c.payment_ids)
+    # The case furthest along: one that opened near the stream's end has published only its first refunds.
+    case = max((c for c in workload.fraud_cases if c.scenario == "refund_abuse"), key=lambda c: len(c.payment_ids))
     returns = [e for _, e in valid if e["type"] == "return" and e["txn_id"] in set(case.payment_ids)]
     assert len(returns) >= 8
     assert {f"{e['store_id']}/{e['cashier_id']}" for e in returns} == {case.entity_id}
