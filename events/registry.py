@@ -52,6 +52,7 @@ from events.models import (
     TransferIn,
     TransferOut,
     Void,
+    Weather,
 )
 from events.topics import Topic
 
@@ -61,6 +62,7 @@ TOPIC_KEYS: dict[Topic, tuple[str, ...]] = {
     Topic.POS: ("store_id",),
     Topic.INVENTORY: ("sku",),
     Topic.LABELS: ("txn_id", "order_id"),
+    Topic.WEATHER: ("location_id",),
 }
 """The contract's message key of each input topic: payload fields, the first one present wins.
 
@@ -179,6 +181,8 @@ REGISTRY = Registry(
               f"{_STOCKROOM}.settle_order"),
     EventType(FraudLabel, _LABELS, "A verdict (fraud or legit) on a past payment, days later.",
               "sim.fraud:FraudDesk.paid"),
+    EventType(Weather, Topic.WEATHER, "The weather of a local day at a location, observed or forecast.",
+              "sim.weather:WeatherDesk.report"),
 )  # fmt: skip
 """Every input event type of contract v1, grouped by topic in the order topics are created."""
 

@@ -21,6 +21,8 @@ class Topic(StrEnum):
     ALERTS = "alerts"
     DLQ = "dlq"
     REC_SERVED = "rec_served"
+    WEATHER = "weather"
+    SUGGESTIONS = "suggestions"
 
     def named(self, prefix: str) -> str:
         """The topic's full name under `prefix` (`omni.` gives `omni.pos`)."""
@@ -36,7 +38,7 @@ class Topic(StrEnum):
 
 INPUT_TOPICS: tuple[Topic, ...]
 """The topics that carry input events, from the event registry (`events.registry.INPUT_TOPICS`)."""
-OUTPUT_TOPICS: tuple[Topic, ...] = (Topic.ALERTS, Topic.DLQ)
+OUTPUT_TOPICS: tuple[Topic, ...] = (Topic.ALERTS, Topic.DLQ, Topic.SUGGESTIONS)
 FEEDBACK_TOPICS: tuple[Topic, ...] = (Topic.REC_SERVED,)
 """Written by the API (each recommendation answer it served), read by the recommendation flow."""
 

@@ -19,6 +19,7 @@ DEAD_LETTER_OWNER: dict[Topic, str] = {
     Topic.CATALOG: "recommend",
     Topic.REC_SERVED: "recommend",
     Topic.LABELS: "fraud",
+    Topic.WEATHER: "demand",
 }
 
 

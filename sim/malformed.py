@@ -36,6 +36,7 @@ _FOREIGN_TYPE = {
     Topic.POS: "purchase",
     Topic.INVENTORY: "product_upsert",
     Topic.LABELS: "page_view",
+    Topic.WEATHER: "sale",
 }
 
 

@@ -110,3 +110,16 @@ def rec_experiment(variant: str) -> str:
 def namespace_pattern() -> str:
     """Pattern matching every key Omnistream owns (for clearing a development database)."""
     return f"{NAMESPACE}:*"
+
+
+# --- demand forecasts (written by the demand flow, read by the API) ------------
+
+
+def forecast(sku: str, location_id: str) -> str:
+    """Fenced hash: a SKU's daily forecasts at a location (`events.forecast.SkuForecast`); one slot per SKU."""
+    return f"{NAMESPACE}:forecast:{{{sku}}}:{location_id}"
+
+
+def rising(location_id: str) -> str:
+    """Fenced hash: a location's rising items (`events.forecast.RisingItems`)."""
+    return f"{NAMESPACE}:rising:{{{location_id}}}"

@@ -29,6 +29,7 @@ from events.models import (
     TransferIn,
     TransferOut,
     Void,
+    Weather,
 )
 from events.topics import Topic
 
@@ -113,9 +114,15 @@ EXAMPLES: list[tuple[Topic, dict[str, Any], type]] = [
     (Topic.INVENTORY, stock("fulfilment", order_id="O1", qty=1), Fulfilment),
     (Topic.INVENTORY, stock("order_cancel", order_id="O1"), OrderCancel),
     (Topic.LABELS, envelope("fraud_label", txn_id="T1", label="fraud", source="chargeback"), FraudLabel),
+    (
+        Topic.WEATHER,
+        envelope("weather", location_id="S1", day="2026-11-23", kind="forecast", temperature_c=4.5,
+                 precipitation_mm=0.5),
+        Weather,
+    ),  # fmt: skip
 ]
 
-INPUT_TOPICS = (Topic.CATALOG, Topic.CLICKSTREAM, Topic.POS, Topic.INVENTORY, Topic.LABELS)
+INPUT_TOPICS = (Topic.CATALOG, Topic.CLICKSTREAM, Topic.POS, Topic.INVENTORY, Topic.LABELS, Topic.WEATHER)
 
 
 def example(type_: str) -> dict[str, Any]:

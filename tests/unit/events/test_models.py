@@ -61,6 +61,7 @@ def test_every_contract_type_has_one_class_on_one_topic() -> None:
             "transfer_out",
         ],
         Topic.LABELS: ["fraud_label"],
+        Topic.WEATHER: ["weather"],
     }
 
 

@@ -74,6 +74,7 @@ def test_message_keys_are_the_contracts() -> None:
         Topic.POS: ("store_id",),
         Topic.INVENTORY: ("sku",),
         Topic.LABELS: ("txn_id", "order_id"),
+        Topic.WEATHER: ("location_id",),
     }
     assert REGISTRY.by_name["price_change"].key_fields == ("sku",)
     assert all(entry.key == () for entry in REGISTRY.types)  # the contract keys no type apart from its topic

@@ -34,5 +34,6 @@ def test_topics_are_the_contracts_inputs_and_outputs() -> None:
         "omni.pos",
         "omni.inventory",
         "omni.labels",
+        "omni.weather",
     ]
-    assert [t.named("omni.") for t in OUTPUT_TOPICS] == ["omni.alerts", "omni.dlq"]
+    assert [t.named("omni.") for t in OUTPUT_TOPICS] == ["omni.alerts", "omni.dlq", "omni.suggestions"]
