@@ -9,16 +9,22 @@ with `events.registry`, the registry of event types.
 
 from __future__ import annotations
 
-FLOWS: dict[str, str] = {"inventory": "flows.inventory", "recommend": "flows.recommend", "fraud": "flows.fraud"}
+FLOWS: dict[str, str] = {
+    "inventory": "flows.inventory",
+    "recommend": "flows.recommend",
+    "fraud": "flows.fraud",
+    "demand": "flows.demand",
+}
 """Every flow by name and module, in a fixed order: a flow's position sets its metrics ports (flows.metrics)."""
 
-STATE_FORMATS: dict[str, int] = {"inventory": 2, "recommend": 2, "fraud": 3}
+STATE_FORMATS: dict[str, int] = {"inventory": 2, "recommend": 2, "fraud": 3, "demand": 1}
 """The layout of each flow's recovery snapshots. Bump it when a flow's keyed state changes
 shape, so that recovery state written by an older release is refused with a clear message, not misread.
 inventory 2: ledgers in shards of SKUs (`flows.inventory.LEDGER_SHARDS`), till journals in MessagePack.
 recommend 2: shards keyed `<stage>:<n>` (`operators.keyed_shards`).
 fraud 2: stages keyed by typed shard batches (`operators.keyed_shards`), in-flight payments as msgspec records.
-fraud 3: payments awaiting labels in columnar day blocks (`operators.fraud.pending`), labels with their offsets."""
+fraud 3: payments awaiting labels in columnar day blocks (`operators.fraud.pending`), labels with their offsets.
+demand 1: open days per (location, SKU) shard, columnar series per location per shard (`operators.demand`)."""
 
 GENERATION_ENV = "OMNISTREAM_FLOW_GENERATION"
 """The lineage of flow state a run without recovery shares across its processes (`flows.launcher`)."""

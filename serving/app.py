@@ -21,9 +21,10 @@ from serving.errors import install_error_handlers
 from serving.fast_path import StockFastPath
 from serving.rec_fast_path import RecommendationsFastPath
 from serving.rec_served import ServedPublisher
-from serving.routes import alerts, experiments, health, inventory, recommendations, scores
+from serving.routes import alerts, experiments, forecasts, health, inventory, recommendations, scores
 from serving.routes.recommendations import Recommender
 from state.connection import connect_async
+from state.forecast_reader import ForecastReader
 from state.fraud_reader import FraudReader
 from state.rec_reader import RecReader
 
@@ -47,6 +48,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.redis = client
     app.state.stock_reader = reader_for(client, settings.redis.url, timeout_s)
     app.state.fraud_reader = FraudReader(client)
+    app.state.forecast_reader = ForecastReader(client)
     # The alerts stream blocks in XREAD between alerts: its own pool, with a timeout above the block.
     stream_client = connect_async(settings.redis.url, timeout_s=settings.api.sse_keepalive_s + 5.0)
     app.state.stream_redis = stream_client
@@ -97,6 +99,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(alerts.router)
     app.include_router(recommendations.router)
     app.include_router(experiments.router)
+    app.include_router(forecasts.router)
     app.include_router(health.router)
     app.include_router(metrics.router)
     # Added last-but-one so the metrics middleware (added last, hence outermost) counts

@@ -27,7 +27,8 @@ from operators.seen_events import SeenEvents
 class Demand(msgspec.Struct, array_like=True, gc=False, frozen=True):
     """Signed units of one SKU at one location at `ts`: a sale or order line (+), a till return (−).
 
-    `txn_id` (till) or `order_id` (online) name what a later void or cancel undoes.
+    `txn_id` (till) or `order_id` (online) name what a later void or cancel undoes; `line` is the
+    line's position in its event (a basket may list a SKU twice: each line counts, a redelivery not).
     """
 
     event_id: str
@@ -37,6 +38,7 @@ class Demand(msgspec.Struct, array_like=True, gc=False, frozen=True):
     qty: int
     txn_id: str = ""
     order_id: str = ""
+    line: int = 0
 
 
 class VoidTxn(msgspec.Struct, array_like=True, gc=False, frozen=True):
@@ -85,6 +87,8 @@ class DayClose(msgspec.Struct, array_like=True, gc=False, frozen=True):
     demand: dict[str, float]
     weather: dict[int, tuple[float, float]]
     """Local day -> (temperature °C, precipitation mm), for the closed day and those ahead."""
+    shard: int = -1
+    """The index of the days shard that closed it (its models shard has the same index)."""
 
 
 class LateDemand(msgspec.Struct, array_like=True, gc=False, frozen=True):
@@ -128,7 +132,7 @@ class OpenDays:
     []
     >>> days.apply([CancelOrder("e2", at(4, 10), "WEB", "SKU-1", "O1"),
     ...             Demand("e3", at(4, 11), "WEB", "SKU-1", 2), Tick(at(5, 1), 0)], book)
-    [DayClose(location_id='WEB', day=15159, demand={'SKU-1': 2.0}, weather={})]
+    [DayClose(location_id='WEB', day=15159, demand={'SKU-1': 2.0}, weather={}, shard=0)]
     """
 
     lateness_s: float
@@ -188,7 +192,7 @@ class OpenDays:
             out.append(LateDemand(location_id, day, sku, qty))
 
     def _demand(self, line: Demand, book: LocationBook, out: list[DaysOutput]) -> None:
-        if not self.seen.add(f"{line.event_id}\x1f{line.sku}", line.ts):
+        if not self.seen.add(f"{line.event_id}#{line.line}", line.ts):
             return
         day = book.days(line.location_id).day(line.ts)
         self._remember(line.ts)
@@ -252,7 +256,7 @@ class OpenDays:
                 day = held.closed_through + 1
                 demand = held.open.pop(day, {})
                 weather = {d: (w[0], w[1]) for d, w in held.weather.items() if d >= day}
-                out.append(DayClose(location_id, day, {s: q for s, q in demand.items() if q}, weather))
+                out.append(DayClose(location_id, day, {s: q for s, q in demand.items() if q}, weather, self.shard))
                 held.closed_through = day
                 held.weather = {d: w for d, w in held.weather.items() if d > day}
 

@@ -23,6 +23,7 @@ class ClosedDay:
     day: int
     forecasts: list[SeriesForecast]
     rising: list[SeriesForecast]
+    shard: int = -1
 
 
 def rise_of(forecast: SeriesForecast) -> float:
@@ -92,7 +93,7 @@ class DemandModels:
             return None
         forecasts = block.forecasts(block.active_rows())
         rising = sorted((f for f in forecasts if rise_of(f) > 0), key=rise_of, reverse=True)[: self.rising_kept]
-        return ClosedDay(close.location_id, close.day, forecasts, rising)
+        return ClosedDay(close.location_id, close.day, forecasts, rising, close.shard)
 
     def _calendar(self, location_id: str, book: LocationBook) -> HolidayCalendar | None:
         plan = book.plan(location_id)
