@@ -56,7 +56,7 @@ class ForecastConfig:
     interval_step: float = 0.01
     """Step of the online steering of the interval's quantile levels (adaptive conformal inference)."""
     score_half_life_days: float = 28.0
-    weather_rate: float = 0.02
+    weather_rate: float = 0.08
     horizon_days: int = 28
     idle_days: int = 112
     """A series with no demand for this many days is forgotten (its forecast was zero long since)."""
@@ -213,7 +213,8 @@ class LocationSeries:
             self._forget_idle(day)
             n = len(self.skus)
         self._update_rates()
-        self.next_forecast[: len(self.skus)] = self._points(day + 1)
+        # Without the weather effect: the next close learns each SKU's sensitivity against it.
+        self.next_forecast[: len(self.skus)] = self._points(day + 1, with_weather=False)
         return True
 
     # --- reading --------------------------------------------------------------------------------------
@@ -270,7 +271,9 @@ class LocationSeries:
         mine = self.profile[dow]
         return (mine if mine >= 0 else fill) / total
 
-    def _points(self, day: int, rows: npt.NDArray[np.int64] | None = None, rate: F32 | None = None) -> F32:
+    def _points(
+        self, day: int, rows: npt.NDArray[np.int64] | None = None, rate: F32 | None = None, with_weather: bool = True
+    ) -> F32:
         """Units forecast for `day` per row: a weekly rate (the level, or an interval bound) times the day's factors."""
         rate = self.level if rate is None else rate
         level = np.maximum(rate[: len(self.skus)] if rows is None else rate[rows], 0.0)
@@ -278,7 +281,7 @@ class LocationSeries:
         if self.holidays_ahead.get(day, False):
             factor *= self.holiday_factor
         points = level * np.float32(factor)
-        weather = self.weather_ahead.get(day)
+        weather = self.weather_ahead.get(day) if with_weather else None
         if weather is not None and self.temperature_mean is not None:
             coef = self.temperature_coef[: len(self.skus)] if rows is None else self.temperature_coef[rows]
             shift = (weather.temperature_c - self.temperature_mean) / 10.0
