@@ -65,7 +65,7 @@ from flows.launcher import ensure_recovery
 from flows.registry import STATE_FORMATS
 from omnistream.settings import Settings
 from omnistream.stack import LocalService, start_broker, start_redis
-from operators.demand.days import DayClose, Demand, Tick
+from operators.demand.days import DayClose, DaysOutput, Demand, Tick
 from operators.demand.locations import LocalDays, day_number
 
 LOCATION = "UK"
@@ -108,12 +108,19 @@ def purchase_record(settings: Settings, offset: int, invoice: Invoice) -> KafkaR
     ts = datetime.fromtimestamp(invoice.ts, LONDON).isoformat(timespec="milliseconds")
     total = round(sum(q * p for _, q, p in invoice.lines), 2)
     event = {
-        "event_id": f"inv-{invoice.number}", "type": "purchase", "ts": ts, "schema_version": 1,
-        "session_id": f"s-{invoice.number}", "channel": "web", "order_id": invoice.number,
+        "event_id": f"inv-{invoice.number}",
+        "type": "purchase",
+        "ts": ts,
+        "schema_version": 1,
+        "session_id": f"s-{invoice.number}",
+        "channel": "web",
+        "order_id": invoice.number,
         "items": [{"sku": sku, "qty": qty, "unit_price": price} for sku, qty, price in invoice.lines],
-        "total": total, "currency": "GBP", "fulfilment_location_id": LOCATION,
+        "total": total,
+        "currency": "GBP",
+        "fulfilment_location_id": LOCATION,
         "payment": {"method": "card", "card_token": "tok_0"},
-    }  # fmt: skip
+    }
     return KafkaRecord(settings.topic(Topic.CLICKSTREAM), 0, offset, orjson.dumps(event))
 
 
@@ -130,8 +137,8 @@ def daily_actuals(invoices: Iterable[Invoice]) -> tuple[list[str], int, np.ndarr
     last = max(day for _, day in cells)
     matrix = np.zeros((len(skus), last - first + 1))
     row = {sku: i for i, sku in enumerate(skus)}
-    for (sku, day), qty in cells.items():
-        matrix[row[sku], day - first] = qty
+    for (sku, day), units in cells.items():
+        matrix[row[sku], day - first] = units
     return skus, first, matrix
 
 
@@ -162,8 +169,9 @@ class StreamRun:
     events: int
 
 
-def run_stream(settings: Settings, items: list[Any], scope: dict[date, list[str]], api_port: int,
-               recovery_dir: Path) -> StreamRun:  # fmt: skip
+def run_stream(
+    settings: Settings, items: list[Any], scope: dict[date, list[str]], api_port: int, recovery_dir: Path
+) -> StreamRun:
     """Run the flow segment by segment (each stops at an EOF, state kept by recovery); read the API after each."""
     generation = ensure_recovery(recovery_dir, 1, STATE_FORMATS["demand"])
     recovery = RecoveryConfig(str(recovery_dir))
@@ -174,8 +182,11 @@ def run_stream(settings: Settings, items: list[Any], scope: dict[date, list[str]
     with httpx.Client(base_url=f"http://127.0.0.1:{api_port}", timeout=10.0) as client:
         for origin in ORIGINS:
             began_cpu, began_wall = time.process_time(), time.perf_counter()
-            run_main(build_flow(settings, generation, source=TestingSource(items, batch_size=500)),
-                     epoch_interval=timedelta(seconds=10), recovery_config=recovery)  # fmt: skip
+            run_main(
+                build_flow(settings, generation, source=TestingSource(items, batch_size=500)),
+                epoch_interval=timedelta(seconds=10),
+                recovery_config=recovery,
+            )
             cpu += time.process_time() - began_cpu
             wall += time.perf_counter() - began_wall
             got: dict[str, dict[str, Any]] = {}
@@ -248,8 +259,9 @@ class Tally:
     inside: int = 0
     judged: int = 0
 
-    def add(self, forecast: np.ndarray, actual: np.ndarray, lower: np.ndarray | None = None,
-            upper: np.ndarray | None = None) -> None:  # fmt: skip
+    def add(
+        self, forecast: np.ndarray, actual: np.ndarray, lower: np.ndarray | None = None, upper: np.ndarray | None = None
+    ) -> None:
         self.day_error += float(np.abs(forecast - actual).sum())
         self.week_error += float(np.abs(forecast.sum(axis=1) - actual.sum(axis=1)).sum())
         self.total_day_error += float(np.abs(forecast.sum(axis=0) - actual.sum(axis=0)).sum())
@@ -283,8 +295,10 @@ def quality(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
         end = day_number(origin) - first_day
         sold = matrix[:, end - SCOPE_DAYS + 1 : end + 1].sum(axis=1) > 0
         scope[origin] = [skus[i] for i in np.flatnonzero(sold)]
-    console.print(f"{len(invoices)} invoices, {len(skus)} products, "
-                  f"{sum(len(s) for s in scope.values()) * HORIZON} product-days in scope")  # fmt: skip
+    console.print(
+        f"{len(invoices)} invoices, {len(skus)} products, "
+        f"{sum(len(s) for s in scope.values()) * HORIZON} product-days in scope"
+    )
 
     records = [purchase_record(settings, offset, invoice) for offset, invoice in enumerate(invoices)]
     items = segments(records, invoices, settings.demand.lateness_s)
@@ -317,8 +331,9 @@ def quality(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
         stale += sum(1 for doc in got.values() if doc["as_of"] != origin.isoformat())
 
         def column(field: str, got: dict[str, dict[str, Any]] = got, origin: date = origin) -> np.ndarray:
-            return np.array([[d[field] for d in got[sku]["days"]] if sku in got else [0.0] * HORIZON
-                             for sku in scope[origin]])  # fmt: skip
+            return np.array(
+                [[d[field] for d in got[sku]["days"]] if sku in got else [0.0] * HORIZON for sku in scope[origin]]
+            )
 
         tallies["stream (demand flow, via the API)"].add(column("forecast"), actual, column("lower"), column("upper"))
         for name, forecast in baseline_forecasts(history).items():
@@ -355,15 +370,21 @@ def quality(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
             "note": "one worker, real Redis sink; the log's 9 months close ~270 days, each writing every "
             "active SKU's forecast",
         },
-        "settings": {"alpha": settings.demand.alpha, "interval": settings.demand.interval,
-                     "lateness_s": settings.demand.lateness_s, "locations": settings.demand.locations},  # fmt: skip
+        "settings": {
+            "alpha": settings.demand.alpha,
+            "interval": settings.demand.interval,
+            "lateness_s": settings.demand.lateness_s,
+            "locations": settings.demand.locations,
+        },
     }
 
 
 # --- throughput, memory, API ---------------------------------------------------------------------------------------
 
 
-def synthetic_records(settings: Settings, n_events: int, n_skus: int, start: float, days: float) -> Iterator[KafkaRecord]:
+def synthetic_records(
+    settings: Settings, n_events: int, n_skus: int, start: float, days: float
+) -> Iterator[KafkaRecord]:
     """Dense online orders: `n_events` purchases of 1-3 lines over `n_skus` SKUs at one location, `days` long."""
     rng = np.random.default_rng(7)
     gap = days * 86_400.0 / n_events
@@ -373,9 +394,20 @@ def synthetic_records(settings: Settings, n_events: int, n_skus: int, start: flo
     for i in range(n_events):
         ts = datetime.fromtimestamp(start + i * gap, LONDON).isoformat(timespec="milliseconds")
         items = [{"sku": f"SKU-{int(s):06d}", "qty": 1, "unit_price": 1.0} for s in sku_draws[i, : lines[i]]]
-        event = {"event_id": f"e{i}", "type": "purchase", "ts": ts, "schema_version": 1, "session_id": "s",
-                 "channel": "web", "order_id": f"o{i}", "items": items, "total": 1.0, "currency": "GBP",
-                 "fulfilment_location_id": LOCATION, "payment": {"method": "card", "card_token": "tok_0"}}  # fmt: skip
+        event = {
+            "event_id": f"e{i}",
+            "type": "purchase",
+            "ts": ts,
+            "schema_version": 1,
+            "session_id": "s",
+            "channel": "web",
+            "order_id": f"o{i}",
+            "items": items,
+            "total": 1.0,
+            "currency": "GBP",
+            "fulfilment_location_id": LOCATION,
+            "payment": {"method": "card", "card_token": "tok_0"},
+        }
         yield KafkaRecord(topic, 0, i, orjson.dumps(event))
 
 
@@ -387,13 +419,20 @@ def throughput(settings: Settings, n_events: int) -> dict[str, Any]:
         start = datetime(2011, 9, 5, tzinfo=LONDON).timestamp()
         records = list(synthetic_records(settings, n_events, 20_000, start, 2.0))
         began_cpu, began = time.process_time(), time.perf_counter()
-        run_main(build_flow(settings, "throughput", source=TestingSource(records, batch_size=settings.kafka.batch_size)))
+        run_main(
+            build_flow(settings, "throughput", source=TestingSource(records, batch_size=settings.kafka.batch_size))
+        )
         cpu, wall = time.process_time() - began_cpu, time.perf_counter() - began
     finally:
         redis_svc.stop()
         broker.stop()
-    return {"events": n_events, "cpu_s": round(cpu, 2), "wall_s": round(wall, 2),
-            "events_per_s_wall": round(n_events / wall), "events_per_cpu_s": round(n_events / cpu)}  # fmt: skip
+    return {
+        "events": n_events,
+        "cpu_s": round(cpu, 2),
+        "wall_s": round(wall, 2),
+        "events_per_s_wall": round(n_events / wall),
+        "events_per_cpu_s": round(n_events / cpu),
+    }
 
 
 def rss_mb() -> float:
@@ -421,7 +460,7 @@ def memory(settings: Settings, n_series: int) -> dict[str, Any]:
         step = models(None)
         names = [f"SKU-{shard}-{i:07d}" for i in range(per_shard // locations)]
         for day in range(day0, day0 + 7):
-            batch = []
+            batch: list[DaysOutput] = []
             for loc in range(locations):
                 sold = names if day == day0 else [names[i] for i in rng.choice(len(names), len(names) // 10)]
                 batch.append(DayClose(f"L{loc}", day, dict.fromkeys(sold, 1.0), {}, shard))
@@ -432,8 +471,9 @@ def memory(settings: Settings, n_series: int) -> dict[str, Any]:
     held_rss = rss_mb() - base_rss
     snapshot_bytes = [len(step.snapshot()) for step in steps]
     days = DaysLogic(settings)(None)
-    lines: list[Any] = [Demand(f"e{i}", day0 * 86_400.0 + 3600 + i * 0.01, "L0", f"SKU-0-{i:07d}", 1)
-                        for i in range(100_000)]  # fmt: skip
+    lines: list[Any] = [
+        Demand(f"e{i}", day0 * 86_400.0 + 3600 + i * 0.01, "L0", f"SKU-0-{i:07d}", 1) for i in range(100_000)
+    ]
     days.on_batch([[*lines, Tick(day0 * 86_400.0 + 7200, 0)]])
     held = per_shard * shards
     return {
@@ -480,8 +520,14 @@ def table(result: dict[str, Any]) -> Table:
     methods = result["quality"]["methods"]
     for name, fig in sorted(methods.items(), key=lambda kv: kv[1]["sku_week"]):
         coverage = fig["interval_coverage"]
-        out.add_row(name, f"{fig['sku_day']:.3f}", f"{fig['sku_week']:.3f}", f"{fig['total_day']:.3f}",
-                    f"{fig['total_week']:.3f}", f"{coverage:.3f}" if coverage is not None else "")  # fmt: skip
+        out.add_row(
+            name,
+            f"{fig['sku_day']:.3f}",
+            f"{fig['sku_week']:.3f}",
+            f"{fig['total_day']:.3f}",
+            f"{fig['total_week']:.3f}",
+            f"{coverage:.3f}" if coverage is not None else "",
+        )
     return out
 
 
@@ -495,8 +541,7 @@ def main() -> None:
     parser.add_argument("--api", type=float, default=0.0, metavar="SECONDS", help="load duration per phase")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
-    settings = Settings(demand_locations=f"{LOCATION}=Europe/London,GB-ENG,7,0.95", demand_shards=4,
-                        recovery_dir="")  # fmt: skip
+    settings = Settings(demand_locations=f"{LOCATION}=Europe/London,GB-ENG,7,0.95", demand_shards=4, recovery_dir="")
     result: dict[str, Any] = {}
     if args.out.exists():
         result = orjson.loads(args.out.read_bytes())
@@ -508,16 +553,15 @@ def main() -> None:
         result["memory"] = memory(settings, args.memory)
     if args.api:
         result["api"] = api_latency(settings, args.api)
-    result["command"] = "python benchmarks/forecast.py " + " ".join(
-        a for a in __import__("sys").argv[1:]
-    )
+    result["command"] = "python benchmarks/forecast.py " + " ".join(a for a in __import__("sys").argv[1:])
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
     console = Console()
     if "quality" in result:
         console.print(table(result))
-        console.print({"rising_precision_at_20": result["quality"]["rising_precision_at_20"],
-                       "flow": result["quality"]["flow"]})  # fmt: skip
+        console.print(
+            {"rising_precision_at_20": result["quality"]["rising_precision_at_20"], "flow": result["quality"]["flow"]}
+        )
     for part in ("throughput", "memory", "api"):
         if part in result:
             console.print({part: result[part]})

@@ -8,8 +8,8 @@ that day: every active SKU there gets a fresh forecast for the next `horizon_day
 and the location its rising items. Documents are fenced by the closed day, so a recovery replay
 changes nothing; a forecast only ever sees events dated on or before its origin. docs/demand.md.
 
-    decode ─> days (open days, by (location, SKU) shard) ─> models (series, shard i ← days shard i) ─┬─> forecasts
-                                                                                                  └─> rising (by location)
+    decode ─> days (open days, by (location, SKU) shard) ─> models (shard i ← days shard i) ─┬─> forecasts
+                                                                                           └─> rising (by location)
 
 Run it with `omnistream flow demand` (recovery on by default); see `flows.run`.
 """

@@ -116,8 +116,11 @@ class DemandBatch:
                 return
             sign = 1 if kind is Sale else -1
             for index, line in enumerate(till.items):
-                route(days, f"{till.store_id}\x1f{line.sku}", Demand(till.event_id, ts, till.store_id, line.sku,
-                                                                    sign * line.qty, txn_id=till.txn_id, line=index))  # fmt: skip
+                route(
+                    days,
+                    f"{till.store_id}\x1f{line.sku}",
+                    Demand(till.event_id, ts, till.store_id, line.sku, sign * line.qty, txn_id=till.txn_id, line=index),
+                )
         elif kind is Purchase:
             order: Purchase = event  # type: ignore[assignment]
             location_id = order.fulfilment_location_id
@@ -125,15 +128,21 @@ class DemandBatch:
                 self._refuse(record, unknown_location(location_id))
                 return
             for index, line in enumerate(order.items):
-                route(days, f"{location_id}\x1f{line.sku}", Demand(order.event_id, ts, location_id, line.sku, line.qty,
-                                                                  order_id=order.order_id, line=index))  # fmt: skip
+                route(
+                    days,
+                    f"{location_id}\x1f{line.sku}",
+                    Demand(order.event_id, ts, location_id, line.sku, line.qty, order_id=order.order_id, line=index),
+                )
         elif kind is OrderCancel:
             cancel: OrderCancel = event  # type: ignore[assignment]
             if book.plan(cancel.location_id) is None:
                 self._refuse(record, unknown_location(cancel.location_id))
                 return
-            route(days, f"{cancel.location_id}\x1f{cancel.sku}",
-                  CancelOrder(cancel.event_id, ts, cancel.location_id, cancel.sku, cancel.order_id))  # fmt: skip
+            route(
+                days,
+                f"{cancel.location_id}\x1f{cancel.sku}",
+                CancelOrder(cancel.event_id, ts, cancel.location_id, cancel.sku, cancel.order_id),
+            )
         elif kind is Void:
             void: Void = event  # type: ignore[assignment]
             if book.plan(void.store_id) is None:
@@ -150,11 +159,23 @@ class DemandBatch:
         day = day_number(weather.day)
         issued = self.book.days(weather.location_id).day(ts)
         if day - issued > self.horizon_days:
-            self._refuse(record, f"Weather for {weather.day.isoformat()} is {day - issued} days ahead of its ts: "
-                                 f"beyond the {self.horizon_days}-day forecast horizon")  # fmt: skip
+            self._refuse(
+                record,
+                f"Weather for {weather.day.isoformat()} is {day - issued} days ahead of its ts: "
+                f"beyond the {self.horizon_days}-day forecast horizon",
+            )
             return
-        self._to_every_shard(WeatherDay(weather.event_id, ts, weather.location_id, day, weather.kind == "observation",
-                                        weather.temperature_c, weather.precipitation_mm))  # fmt: skip
+        self._to_every_shard(
+            WeatherDay(
+                weather.event_id,
+                ts,
+                weather.location_id,
+                day,
+                weather.kind == "observation",
+                weather.temperature_c,
+                weather.precipitation_mm,
+            )
+        )
 
     def _to_every_shard(self, item: DaysInput) -> None:
         for index in range(self.router.shards):
@@ -184,8 +205,12 @@ class Decoder(BatchDecoder[DeadLetter | Routed]):
     """
 
     def __init__(self, source_topics: dict[str, Topic], settings: Settings) -> None:
-        super().__init__(FLOW, source_topics, self._new_batch,
-                         wanted={Topic.CLICKSTREAM: b'"purchase"', Topic.INVENTORY: b'"order_cancel"'})  # fmt: skip
+        super().__init__(
+            FLOW,
+            source_topics,
+            self._new_batch,
+            wanted={Topic.CLICKSTREAM: b'"purchase"', Topic.INVENTORY: b'"order_cancel"'},
+        )
         self.book = location_book(settings)
         self.horizon_days = settings.demand.horizon_days
         self._routers: RouterPerThread[Stage, DaysInput] = RouterPerThread(settings.demand.shards)
@@ -269,17 +294,26 @@ def iso_date(day: int) -> str:
 
 def forecast_document(location_id: str, as_of: int, forecast: SeriesForecast, interval: float) -> bytes:
     """The stored (and served) JSON of one SKU's forecast at a location: `events.forecast.SkuForecast`."""
-    days = [DailyForecast(iso_date(forecast.first_day + h), round(p, 3), round(lo, 3), round(hi, 3))
-            for h, (p, lo, hi) in enumerate(zip(forecast.points, forecast.lower, forecast.upper, strict=True))]  # fmt: skip
-    return _ENCODER.encode(SkuForecast(forecast.sku, location_id, iso_date(as_of), METHOD, interval,
-                                       round(forecast.last_28_days, 3), days))  # fmt: skip
+    days = [
+        DailyForecast(iso_date(forecast.first_day + h), round(p, 3), round(lo, 3), round(hi, 3))
+        for h, (p, lo, hi) in enumerate(zip(forecast.points, forecast.lower, forecast.upper, strict=True))
+    ]
+    return _ENCODER.encode(
+        SkuForecast(forecast.sku, location_id, iso_date(as_of), METHOD, interval, round(forecast.last_28_days, 3), days)
+    )
 
 
 def rising_item(forecast: SeriesForecast) -> RisingItem:
     week = sum(forecast.points[:7])
     rate = forecast.last_28_days / 4.0
-    return RisingItem(forecast.sku, round(week, 3), round(forecast.last_28_days, 3), round(rate, 3),
-                      round(rise_of(forecast), 3), round(week / rate, 3) if rate > 0 else None)  # fmt: skip
+    return RisingItem(
+        forecast.sku,
+        round(week, 3),
+        round(forecast.last_28_days, 3),
+        round(rate, 3),
+        round(rise_of(forecast), 3),
+        round(week / rate, 3) if rate > 0 else None,
+    )
 
 
 class _ModelsStep(_PickledStep):
@@ -304,8 +338,11 @@ class _ModelsStep(_PickledStep):
             for f in closed.forecasts
         ]
         # Each shard's list for a day replaces that shard's earlier one at the rising step.
-        self.router.add(Stage.RISING, location_id,
-                        RisingCandidates(location_id, day, closed.shard, [rising_item(f) for f in closed.rising]))  # fmt: skip
+        self.router.add(
+            Stage.RISING,
+            location_id,
+            RisingCandidates(location_id, day, closed.shard, [rising_item(f) for f in closed.rising]),
+        )
         return docs
 
 

@@ -26,8 +26,8 @@ from sim.run import Run
 from sim.shoppers import Shopper, make_shoppers
 from sim.stockroom import Stockroom
 from sim.tills import Tills
-from sim.web import WebShop
 from sim.weather import WeatherDesk
+from sim.web import WebShop
 
 DEFAULT_START_TS = 1795305600.0
 """2026-11-22T00:00:00Z: a fixed default, so the same seed gives the same bytes on any day."""

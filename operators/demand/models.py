@@ -59,7 +59,7 @@ class DemandModels:
         out: list[ClosedDay] = []
         for item in items:
             if type(item) is LateDemand:
-                late: LateDemand = item  # type: ignore[assignment]
+                late: LateDemand = item
                 block = self.blocks.get(late.location_id)
                 if block is None or not block.add_late(late.sku, late.day, late.qty):
                     self.late_dropped += 1

@@ -116,10 +116,11 @@ EXAMPLES: list[tuple[Topic, dict[str, Any], type]] = [
     (Topic.LABELS, envelope("fraud_label", txn_id="T1", label="fraud", source="chargeback"), FraudLabel),
     (
         Topic.WEATHER,
-        envelope("weather", location_id="S1", day="2026-11-23", kind="forecast", temperature_c=4.5,
-                 precipitation_mm=0.5),
+        envelope(
+            "weather", location_id="S1", day="2026-11-23", kind="forecast", temperature_c=4.5, precipitation_mm=0.5
+        ),
         Weather,
-    ),  # fmt: skip
+    ),
 ]
 
 INPUT_TOPICS = (Topic.CATALOG, Topic.CLICKSTREAM, Topic.POS, Topic.INVENTORY, Topic.LABELS, Topic.WEATHER)

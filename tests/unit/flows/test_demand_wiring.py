@@ -20,8 +20,9 @@ from state.doc_writer import FencedDoc
 from tests.unit.events.examples import click, envelope, till
 
 # alpha 1: the level is the last 7 days' demand, so every figure below is arithmetic.
-SETTINGS = Settings(demand_locations="STORE-1=Europe/London,GB-ENG,5,0.9", demand_shards=3, demand_alpha=1.0,
-                    demand_lateness_s=3600.0)  # fmt: skip
+SETTINGS = Settings(
+    demand_locations="STORE-1=Europe/London,GB-ENG,5,0.9", demand_shards=3, demand_alpha=1.0, demand_lateness_s=3600.0
+)
 CARD = {"method": "card", "card_token": "tok_1", "card_bin": "411111", "billing_country": "GB"}
 MONDAY, TUESDAY = "2026-11-23", "2026-11-24"  # London is on UTC in November
 
@@ -38,13 +39,21 @@ def at(day: str, hour: int) -> str:
 def sale(event_id: str, txn_id: str, ts: str, sku: str, qty: int, store: str = "STORE-1", kind: str = "sale") -> Any:
     items = [{"sku": sku, "qty": qty, "unit_price": 2.0}]
     payment = {"method": "cash"}
-    return {**till(kind, items=items, total=2.0 * qty, payment=payment), "event_id": event_id, "ts": ts,
-            "txn_id": txn_id, "store_id": store}  # fmt: skip
+    return {
+        **till(kind, items=items, total=2.0 * qty, payment=payment),
+        "event_id": event_id,
+        "ts": ts,
+        "txn_id": txn_id,
+        "store_id": store,
+    }
 
 
 def weather(event_id: str, ts: str, day: str, location: str = "STORE-1", temperature: float = 20.0) -> Any:
-    return {**envelope("weather", location_id=location, day=day, kind="forecast", temperature_c=temperature),
-            "event_id": event_id, "ts": ts}  # fmt: skip
+    return {
+        **envelope("weather", location_id=location, day=day, kind="forecast", temperature_c=temperature),
+        "event_id": event_id,
+        "ts": ts,
+    }
 
 
 def run(records: list[KafkaRecord], settings: Settings = SETTINGS) -> list[FlowRecord]:
@@ -66,32 +75,71 @@ MONDAY_EVENTS = [
     record(Topic.POS, 0, sale("s1", "T1", at(MONDAY, 10), "SKU-A", 3)),
     record(Topic.POS, 1, sale("r1", "T9", at(MONDAY, 11), "SKU-A", 1, kind="return")),
     record(Topic.POS, 2, sale("s2", "T2", at(MONDAY, 12), "SKU-A", 5)),
-    record(Topic.POS, 3, {**till("void", original_txn_id="T2"), "event_id": "v1", "ts": at(MONDAY, 12),
-                          "store_id": "STORE-1"}),  # fmt: skip
+    record(
+        Topic.POS,
+        3,
+        {**till("void", original_txn_id="T2"), "event_id": "v1", "ts": at(MONDAY, 12), "store_id": "STORE-1"},
+    ),
     record(Topic.POS, 4, sale("s1", "T1", at(MONDAY, 10), "SKU-A", 3)),  # a redelivery of s1
-    record(Topic.CLICKSTREAM, 0, {**click("purchase", order_id="O1", items=[{"sku": "SKU-B", "qty": 4, "unit_price": 1.0}],
-                                          total=4.0, currency="GBP", fulfilment_location_id="STORE-1", payment=CARD),
-                                  "event_id": "p1", "ts": at(MONDAY, 13)}),  # fmt: skip
-    record(Topic.INVENTORY, 0, {**envelope("order_cancel", sku="SKU-B", location_id="STORE-1", order_id="O1"),
-                                "event_id": "c1", "ts": at(MONDAY, 14)}),  # fmt: skip
-    record(Topic.CLICKSTREAM, 1, {**click("purchase", order_id="O2", items=[{"sku": "SKU-C", "qty": 7, "unit_price": 1.0},
-                                                                             {"sku": "SKU-C", "qty": 7, "unit_price": 1.0}],
-                                          total=14.0, currency="GBP", fulfilment_location_id="STORE-1", payment=CARD),
-                                  "event_id": "p2", "ts": at(MONDAY, 15)}),  # fmt: skip
+    record(
+        Topic.CLICKSTREAM,
+        0,
+        {
+            **click(
+                "purchase",
+                order_id="O1",
+                items=[{"sku": "SKU-B", "qty": 4, "unit_price": 1.0}],
+                total=4.0,
+                currency="GBP",
+                fulfilment_location_id="STORE-1",
+                payment=CARD,
+            ),
+            "event_id": "p1",
+            "ts": at(MONDAY, 13),
+        },
+    ),
+    record(
+        Topic.INVENTORY,
+        0,
+        {
+            **envelope("order_cancel", sku="SKU-B", location_id="STORE-1", order_id="O1"),
+            "event_id": "c1",
+            "ts": at(MONDAY, 14),
+        },
+    ),
+    record(
+        Topic.CLICKSTREAM,
+        1,
+        {
+            **click(
+                "purchase",
+                order_id="O2",
+                items=[{"sku": "SKU-C", "qty": 7, "unit_price": 1.0}, {"sku": "SKU-C", "qty": 7, "unit_price": 1.0}],
+                total=14.0,
+                currency="GBP",
+                fulfilment_location_id="STORE-1",
+                payment=CARD,
+            ),
+            "event_id": "p2",
+            "ts": at(MONDAY, 15),
+        },
+    ),
 ]
 CLOSES_MONDAY = record(Topic.POS, 9, sale("s9", "T8", at(TUESDAY, 2), "SKU-Z", 1))  # past midnight + 1 h
 
 
 def test_net_demand_of_a_closed_day_becomes_forecasts_and_rising_items_and_bad_input_dead_letters() -> None:
-    out = run([
-        *MONDAY_EVENTS,
-        record(Topic.POS, 5, sale("s5", "T5", at(MONDAY, 16), "SKU-A", 2, store="STORE-9")),  # unknown store
-        record(Topic.WEATHER, 0, weather("w1", at(MONDAY, 6), "2026-12-30")),  # 37 days ahead: past the horizon
-        record(Topic.WEATHER, 1, weather("w2", at(MONDAY, 6), TUESDAY, location="STORE-9")),
-        record(Topic.WEATHER, 2, b'{"type": "weather", "location_id": '),  # garbage
-        record(Topic.POS, 6, b"not json"),  # the inventory flow's to dead-letter, not this one's
-        CLOSES_MONDAY,
-    ])  # fmt: skip
+    out = run(
+        [
+            *MONDAY_EVENTS,
+            record(Topic.POS, 5, sale("s5", "T5", at(MONDAY, 16), "SKU-A", 2, store="STORE-9")),  # unknown store
+            record(Topic.WEATHER, 0, weather("w1", at(MONDAY, 6), "2026-12-30")),  # 37 days ahead: past the horizon
+            record(Topic.WEATHER, 1, weather("w2", at(MONDAY, 6), TUESDAY, location="STORE-9")),
+            record(Topic.WEATHER, 2, b'{"type": "weather", "location_id": '),  # garbage
+            record(Topic.POS, 6, b"not json"),  # the inventory flow's to dead-letter, not this one's
+            CLOSES_MONDAY,
+        ]
+    )
 
     letters = sorted((item.source_topic, item.offset, item.reason) for item in out if type(item) is DeadLetter)
     assert letters == [
@@ -129,9 +177,23 @@ def test_events_dated_after_the_origin_leave_its_forecasts_unchanged_whatever_th
     # the lateness): it lands on Tuesday, which is not closed, so Monday's forecasts must not move.
     future = [
         record(Topic.POS, 20, sale("f1", "F1", at(TUESDAY, 0), "SKU-A", 50)),
-        record(Topic.CLICKSTREAM, 20, {**click("purchase", order_id="F2", items=[{"sku": "SKU-C", "qty": 30, "unit_price": 1.0}],
-                                               total=30.0, currency="GBP", fulfilment_location_id="STORE-1", payment=CARD),
-                                       "event_id": "f2", "ts": f"{TUESDAY}T00:30:00.000Z"}),  # fmt: skip
+        record(
+            Topic.CLICKSTREAM,
+            20,
+            {
+                **click(
+                    "purchase",
+                    order_id="F2",
+                    items=[{"sku": "SKU-C", "qty": 30, "unit_price": 1.0}],
+                    total=30.0,
+                    currency="GBP",
+                    fulfilment_location_id="STORE-1",
+                    payment=CARD,
+                ),
+                "event_id": "f2",
+                "ts": f"{TUESDAY}T00:30:00.000Z",
+            },
+        ),
     ]
     shuffled = [*MONDAY_EVENTS[:3], future[0], *MONDAY_EVENTS[3:6], future[1], *MONDAY_EVENTS[6:], CLOSES_MONDAY]
     with_future = latest(run(shuffled))
@@ -151,8 +213,13 @@ def test_weather_moves_the_forecast_of_a_weather_sensitive_item_and_nothing_with
 
     for day, temperature in enumerate(temperatures):
         date = day_of(start + day).isoformat()
-        records.append(record(Topic.WEATHER, offset, {**weather(f"w{day}", f"{date}T05:00:00.000Z", date,
-                                                                temperature=temperature), "kind": "observation"}))  # fmt: skip
+        records.append(
+            record(
+                Topic.WEATHER,
+                offset,
+                {**weather(f"w{day}", f"{date}T05:00:00.000Z", date, temperature=temperature), "kind": "observation"},
+            )
+        )
         ice = max(0, round(10 + 2 * (temperature - 15)))
         if ice:
             records.append(record(Topic.POS, offset, sale(f"i{day}", f"TI{day}", f"{date}T12:00:00.000Z", "ICE", ice)))
