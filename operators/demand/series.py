@@ -187,7 +187,8 @@ class LocationSeries:
         self._learn_weather(actual, forecast, weather)
         total = float(actual.sum())
         if holiday:
-            if expected_base > _TINY:
+            # Learnt once every weekday has been seen: before, the profile (and so the expectation) is a guess.
+            if expected_base > _TINY and min(self.profile) >= 0:
                 self.holiday_factor += cfg.holiday_rate * (min(3.0, total / expected_base) - self.holiday_factor)
         elif self.profile[dow] < 0:
             self.profile[dow] = total
@@ -304,7 +305,7 @@ class LocationSeries:
         open_days = [d for d in days if self._share(weekday_of(d)) > 1e-3]
         if not open_days:
             return
-        scale = np.array([7.0 * self._share(weekday_of(d)) for d in open_days], np.float32)
+        scale = np.array([self._share(weekday_of(d)) for d in open_days], np.float32)  # a day's units / its share
         rates = self.history[:n][:, [d % HISTORY_DAYS for d in open_days]] / scale
         # Days before a SKU was first seen are not zeros of its own: left out (a week at least is kept).
         first = self.first_day[:n]
