@@ -443,7 +443,7 @@ def rss_mb() -> float:
 def memory(settings: Settings, n_series: int) -> dict[str, Any]:
     """State per series at `n_series` SKU x location series, held by the deployed models step's logic.
 
-    Each models shard gets a week of day closes over its share of the series (every series sells on
+    Each models shard gets two day closes over its share of the series (every series sells on
     the first day, then a sparse tenth of them each day); resident memory is read before and after,
     the snapshot of each shard is measured, and so is a days-step snapshot with a day of open lines.
     """
@@ -459,7 +459,7 @@ def memory(settings: Settings, n_series: int) -> dict[str, Any]:
     for shard in range(shards):
         step = models(None)
         names = [f"SKU-{shard}-{i:07d}" for i in range(per_shard // locations)]
-        for day in range(day0, day0 + 7):
+        for day in range(day0, day0 + 2):
             batch: list[DaysOutput] = []
             for loc in range(locations):
                 sold = names if day == day0 else [names[i] for i in rng.choice(len(names), len(names) // 10)]
