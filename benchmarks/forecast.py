@@ -472,7 +472,7 @@ def memory(settings: Settings, n_series: int) -> dict[str, Any]:
     snapshot_bytes = [len(step.snapshot()) for step in steps]
     days = DaysLogic(settings)(None)
     lines: list[Any] = [
-        Demand(f"e{i}", day0 * 86_400.0 + 3600 + i * 0.01, "L0", f"SKU-0-{i:07d}", 1) for i in range(100_000)
+        Demand(f"e{i}", day0 * 86_400.0 + 3600 + i * 0.01, LOCATION, f"SKU-0-{i:07d}", 1) for i in range(100_000)
     ]
     days.on_batch([[*lines, Tick(day0 * 86_400.0 + 7200, 0)]])
     held = per_shard * shards
