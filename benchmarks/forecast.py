@@ -549,13 +549,15 @@ def main() -> None:
         result["quality"] = quality(args, settings)
     if args.throughput:
         result["throughput"] = throughput(settings, args.throughput)
+        print(result["throughput"], flush=True)
     if args.memory:
         result["memory"] = memory(settings, args.memory)
+        print(result["memory"], flush=True)
     if args.api:
         result["api"] = api_latency(settings, args.api)
     result["command"] = "python benchmarks/forecast.py " + " ".join(a for a in __import__("sys").argv[1:])
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
+    args.out.write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS))
     console = Console()
     if "quality" in result:
         console.print(table(result))
