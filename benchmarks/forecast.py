@@ -23,6 +23,7 @@ a dense synthetic stream), `--memory` (bytes per series held by the models step 
 location series, and the snapshot sizes of both steps), `--api` (the forecast endpoint's max
 rate and p99 at half of it).
 
+    pip install -e '.[forecast-bench]'   # statsforecast and pandas, for the batch baselines only
     python benchmarks/forecast.py --data ../shared/data/online-retail-dev/online_retail_2010-12_2011-08.csv.gz
 
 Writes `benchmarks/results/forecast.json` and prints a table.
