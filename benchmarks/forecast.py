@@ -39,6 +39,7 @@ import re
 import resource
 import shutil
 import statistics
+import sys
 import tempfile
 import time
 from collections import defaultdict
@@ -56,6 +57,8 @@ from bytewax.recovery import RecoveryConfig
 from bytewax.testing import TestingSource, run_main
 from rich.console import Console
 from rich.table import Table
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `python benchmarks/forecast.py` from the repo
 
 from benchmarks.inventory import api_figures, start_api
 from events.topics import Topic
@@ -556,7 +559,7 @@ def main() -> None:
         print(result["memory"], flush=True)
     if args.api:
         result["api"] = api_latency(settings, args.api)
-    result["command"] = "python benchmarks/forecast.py " + " ".join(a for a in __import__("sys").argv[1:])
+    result["command"] = "python benchmarks/forecast.py " + " ".join(sys.argv[1:])
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS))
     console = Console()
