@@ -63,7 +63,7 @@ WORKDIR /home/omnistream
 USER 10001:10001
 
 # 8000: API (`omnistream serve`, /metrics on the same port); flow metrics: 9108 inventory, 9124 recommend,
-# 9140 fraud, 9156 merchandising, 9172 customers, 9188 loyalty, 9204 attribution (base + 16 x the flow's position + the process index).
-EXPOSE 8000 9108 9124 9140 9156 9172 9188 9204
+# 9140 fraud, 9156 merchandising, 9172 customers, 9188 loyalty, 9204 attribution, 9220 demand (base + 16 x the flow's position + the process index).
+EXPOSE 8000 9108 9124 9140 9156 9172 9188 9204 9220
 
 CMD ["omnistream", "--help"]

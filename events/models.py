@@ -17,7 +17,7 @@ dict-to-model conversion (docs/performance.md has pydantic at ~6 us/event).
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
 from msgspec import Meta, Struct
@@ -390,7 +390,27 @@ class Redemption(Envelope, tag="redemption", kw_only=True, frozen=True):
 
 MembersEvent = IdentityLink | Redemption
 
-Event = CatalogEvent | ClickEvent | PosEvent | InventoryEvent | LabelEvent | CustomerEvent | MembersEvent
+
+# --- omni.weather -----------------------------------------------------------
+
+
+class Weather(Envelope, tag="weather", kw_only=True, frozen=True):
+    """The weather of one local `day` at a location: observed, or forecast ahead (`ts` is when it was issued).
+
+    Demand forecasts use it when present and do without it when absent. A later report of the same
+    day replaces an earlier one; an observation is not replaced by a forecast.
+    """
+
+    location_id: Id
+    day: date
+    kind: Literal["observation", "forecast"]
+    temperature_c: Annotated[float, Meta(ge=-90, le=60)]
+    precipitation_mm: Annotated[float, Meta(ge=0, le=2000)] = 0.0
+
+
+WeatherEvent = Weather
+
+Event = CatalogEvent | ClickEvent | PosEvent | InventoryEvent | LabelEvent | CustomerEvent | MembersEvent | WeatherEvent
 
 
 def event_type(event: Event) -> str:

@@ -57,6 +57,7 @@ from events.models import (
     TransferIn,
     TransferOut,
     Void,
+    Weather,
 )
 from events.topics import Topic
 
@@ -68,6 +69,7 @@ TOPIC_KEYS: dict[Topic, tuple[str, ...]] = {
     Topic.LABELS: ("txn_id", "order_id"),
     Topic.CUSTOMERS: ("customer_id",),
     Topic.MEMBERS: ("customer_id",),
+    Topic.WEATHER: ("location_id",),
 }
 """The contract's message key of each input topic: payload fields, the first one present wins.
 
@@ -196,6 +198,8 @@ REGISTRY = Registry(
               "sim.loyalty:Members.link", key=("user_id",)),
     EventType(Redemption, Topic.MEMBERS, "A member asked to spend loyalty points (the flow decides).",
               "sim.loyalty:Members.redeem"),
+    EventType(Weather, Topic.WEATHER, "The weather of a local day at a location, observed or forecast.",
+              "sim.weather:WeatherDesk.report"),
 )  # fmt: skip
 """Every input event type of contract v1, grouped by topic in the order topics are created."""
 

@@ -28,6 +28,7 @@ class Topic(StrEnum):
     MEMBERS = "members"
     LOYALTY = "loyalty"
     ATTRIBUTION = "attribution"
+    WEATHER = "weather"
 
     def named(self, prefix: str) -> str:
         """The topic's full name under `prefix` (`omni.` gives `omni.pos`)."""

@@ -22,6 +22,7 @@ DEAD_LETTER_OWNER: dict[Topic, str] = {
     Topic.CUSTOMERS: "customers",
     Topic.AVAILABILITY: "customers",
     Topic.MEMBERS: "loyalty",
+    Topic.WEATHER: "demand",
 }
 
 

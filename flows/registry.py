@@ -17,6 +17,7 @@ FLOWS: dict[str, str] = {
     "customers": "flows.customers",
     "loyalty": "flows.loyalty",
     "attribution": "flows.attribution",
+    "demand": "flows.demand",
 }
 """Every flow by name and module, in a fixed order: a flow's position sets its metrics ports (flows.metrics)."""
 
@@ -28,6 +29,7 @@ STATE_FORMATS: dict[str, int] = {
     "customers": 1,
     "loyalty": 1,
     "attribution": 1,
+    "demand": 1,
 }
 """The layout of each flow's recovery snapshots. Bump it when a flow's keyed state changes
 shape, so that recovery state written by an older release is refused with a clear message, not misread.
@@ -39,7 +41,8 @@ fraud 3: payments awaiting labels in columnar day blocks (`operators.fraud.pendi
 merchandising 1: pickled shards of `operators.merch.sku_merch.SkuMerch` keyed `sku:<n>`, till journals by store.
 customers 1: customer shards of packed states (`operators.customers.shard`), stock watches and gates pickled.
 loyalty 1: identity, book and ledger shards keyed `<stage>:<n>`, each one pickled `operators.loyalty` object.
-attribution 1: actor and member shards keyed `<stage>:<n>` and one `totals` key, pickled `operators.attribution`."""
+attribution 1: actor and member shards keyed `<stage>:<n>` and one `totals` key, pickled `operators.attribution`.
+demand 1: open days per (location, SKU) shard, columnar series per location per shard (`operators.demand`)."""
 
 GENERATION_ENV = "OMNISTREAM_FLOW_GENERATION"
 """The lineage of flow state a run without recovery shares across its processes (`flows.launcher`)."""

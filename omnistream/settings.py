@@ -631,6 +631,28 @@ class FulfilmentSettings(_Group):
     max_sources: int = Field(3, ge=1, le=10, description="Most sources one order may be split over.")
 
 
+class DemandSettings(_Group):
+    """Demand forecasts (`flows/demand.py`, `serving/routes/forecasts.py`, docs/demand.md)."""
+
+    locations: str = Field(
+        "STORE-*=America/New_York,US,3,0.95;WH-*=America/New_York,US,7,0.95",
+        description="Where each location is, `id_or_glob=Time/Zone,CC[-SUB][,lead_days[,service_level]]` joined by"
+        " `;` (first match wins): its local day, holidays, supplier lead time and service level. Events at a location"
+        " no rule names are dead-lettered (`refused`).",
+    )
+    shards: int = Field(8, ge=1, le=4096, description="Keyed shards of the demand flow's days and models steps.")
+    lateness_s: float = Field(
+        3_600.0, ge=0, description="Event time past a local midnight before that day closes and forecasts refresh."
+    )
+    alpha: float = Field(0.03, gt=0, le=1, description="Smoothing of each SKU's rolling 7-day demand per day close.")
+    interval: float = Field(0.8, gt=0, lt=1, description="Share of SKU-days the forecast intervals aim to cover.")
+    horizon_days: int = Field(
+        28, ge=7, le=92, description="Days forecast at each close; weather further ahead than this is refused."
+    )
+    rising_kept: int = Field(100, ge=1, le=1000, description="Rising items kept per location.")
+    idle_days: int = Field(112, ge=28, description="Days without demand after which a SKU's series is dropped.")
+
+
 class Settings(BaseSettings):
     """Every knob of Omnistream, grouped per component, with the environment variable that sets it.
 
@@ -667,6 +689,7 @@ class Settings(BaseSettings):
     orders: OrdersSettings = Field(default_factory=OrdersSettings)
     reservations: ReservationsSettings = Field(default_factory=ReservationsSettings)
     fulfilment: FulfilmentSettings = Field(default_factory=FulfilmentSettings)
+    demand: DemandSettings = Field(default_factory=DemandSettings)
 
     # --- no one component's: every flow's topology and snapshots, the inventory flow's windows, logging.
     # Their variables name no component, and pydantic-settings reads a group's fields only as

@@ -118,6 +118,28 @@ class ShardRouter(Generic[S, T]):
         else:
             group.append(item)
 
+    def add_at(self, stage: S, index: int, item: T) -> None:
+        """Send `item` to shard number `index` of `stage` (a stage that pairs its shards with another's, or
+        an item every shard needs, sent once per index).
+
+        >>> class Stage(StrEnum):
+        ...     DAYS = "days"
+        >>> router: ShardRouter[Stage, str] = ShardRouter(shards=2)
+        >>> router.add_at(Stage.DAYS, 1, "tick")
+        >>> [(b.shard, b.items) for b in router.drain()]
+        [('days:1', ['tick'])]
+        """
+        if not 0 <= index < self.shards:
+            raise ValueError(f"shard index {index} is outside 0..{self.shards - 1}")
+        self.shard_of(stage, "")  # builds the stage's shard names once
+        shard = self._names[stage][index]
+        group = self._groups.get(shard)
+        if group is None:
+            self._groups[shard] = [item]
+            self._stage_of[shard] = stage
+        else:
+            group.append(item)
+
     def add_many(self, stage: S, entity_ids: Sequence[str], items: Sequence[T]) -> None:
         """`add` for a whole batch: `items[i]` to the shard of `stage` holding `entity_ids[i]`.
 

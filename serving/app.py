@@ -35,6 +35,7 @@ from serving.routes import (
     customers,
     experiments,
     flows,
+    forecasts,
     fulfilment,
     health,
     inventory,
@@ -52,6 +53,7 @@ from state.attribution_reader import AttributionReader
 from state.connection import connect_async
 from state.customer_reader import CustomerReader
 from state.event_log import EventLog
+from state.forecast_reader import ForecastReader
 from state.fraud_reader import FraudReader
 from state.idempotency import IdempotencyStore
 from state.loyalty_reader import LoyaltyReader
@@ -97,6 +99,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     # Reservations are published and acknowledged before the 202 (`state.event_log`).
     event_log = EventLog(settings.kafka.brokers, settings.reservations.publish_timeout_s)
     app.state.event_log = event_log
+    app.state.forecast_reader = ForecastReader(client)
     # The alerts stream blocks in XREAD between alerts: its own pool, with a timeout above the block.
     stream_client = connect_async(settings.redis.url, timeout_s=settings.api.sse_keepalive_s + 5.0)
     app.state.stream_redis = stream_client
@@ -173,6 +176,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(fulfilment.router)
     app.include_router(orders.router)
     app.include_router(reservations.router)
+    app.include_router(forecasts.router)
     app.include_router(health.router)
     app.include_router(metrics.router)
     app.include_router(session.router)

@@ -38,6 +38,7 @@ _FOREIGN_TYPE = {
     Topic.LABELS: "page_view",
     Topic.CUSTOMERS: "sale",
     Topic.MEMBERS: "sale",
+    Topic.WEATHER: "sale",
 }
 
 

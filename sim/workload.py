@@ -28,6 +28,7 @@ from sim.run import Run
 from sim.shoppers import Shopper, make_shoppers
 from sim.stockroom import Stockroom
 from sim.tills import Tills
+from sim.weather import WeatherDesk
 from sim.web import WebShop
 
 DEFAULT_START_TS = 1795305600.0
@@ -279,6 +280,7 @@ class Workload:
             burst_left = plan.dead_letters
             # Spread over the window whatever the rate: the topic carries at least a tenth of the events.
             burst_per_record = 1 + int(burst_left / max(1.0, (burst_end - burst_start) * self.events_per_s * 0.1))
+        weather = WeatherDesk(self.seed, self.catalog.locations, self.start_ts)
         cum = list(accumulate(weight for weight, _ in activities))
         actions = [action for _, action in activities]
         last = len(actions) - 1
@@ -293,6 +295,10 @@ class Workload:
         while True:
             clock += mean_gap_s * 2.0 * random()
             run.clock = clock
+            if clock >= weather.next_report_ts:  # hourly, from its own generator: the rest is unchanged
+                for report in weather.due(clock):
+                    published[report.topic] += 1
+                    yield report
             actions[bisect_right(cum, random() * total_weight, 0, last)](clock)
             while schedule and schedule[0][0] <= clock:  # Run.pop_due, inlined: once per record
                 _, _, record, effects = heappop(schedule)

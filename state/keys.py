@@ -217,3 +217,16 @@ def reservation(reservation_id: str) -> str:
 def idempotency(scope: str, key: str) -> str:
     """String: the answer to the first request of `scope` (`reservations`) sent with an `Idempotency-Key`."""
     return f"{NAMESPACE}:idem:{scope}:{{{key}}}"
+
+
+# --- demand forecasts (written by the demand flow, read by the API) ------------
+
+
+def forecast(sku: str, location_id: str) -> str:
+    """Fenced hash: a SKU's daily forecasts at a location (`events.forecast.SkuForecast`); one slot per SKU."""
+    return f"{NAMESPACE}:forecast:{{{sku}}}:{location_id}"
+
+
+def rising(location_id: str) -> str:
+    """Fenced hash: a location's rising items (`events.forecast.RisingItems`)."""
+    return f"{NAMESPACE}:rising:{{{location_id}}}"

@@ -34,6 +34,7 @@ from events.models import (
     TransferIn,
     TransferOut,
     Void,
+    Weather,
 )
 from events.topics import Topic
 
@@ -133,6 +134,13 @@ EXAMPLES: list[tuple[Topic, dict[str, Any], type]] = [
         envelope("redemption", customer_id="cust-1", redemption_id="rd_1", points=200, channel="web", order_ref="O1"),
         Redemption,
     ),
+    (
+        Topic.WEATHER,
+        envelope(
+            "weather", location_id="S1", day="2026-11-23", kind="forecast", temperature_c=4.5, precipitation_mm=0.5
+        ),
+        Weather,
+    ),
 ]
 
 INPUT_TOPICS = (
@@ -143,6 +151,7 @@ INPUT_TOPICS = (
     Topic.LABELS,
     Topic.CUSTOMERS,
     Topic.MEMBERS,
+    Topic.WEATHER,
 )
 
 

@@ -65,6 +65,7 @@ def test_every_contract_type_has_one_class_on_one_topic() -> None:
         Topic.LABELS: ["fraud_label"],
         Topic.CUSTOMERS: ["consent"],
         Topic.MEMBERS: ["identity_link", "redemption"],
+        Topic.WEATHER: ["weather"],
     }
 
 

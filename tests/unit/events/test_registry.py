@@ -77,6 +77,7 @@ def test_message_keys_are_the_contracts() -> None:
         Topic.LABELS: ("txn_id", "order_id"),
         Topic.CUSTOMERS: ("customer_id",),
         Topic.MEMBERS: ("customer_id",),
+        Topic.WEATHER: ("location_id",),
     }
     assert REGISTRY.by_name["price_change"].key_fields == ("sku",)
     # The contract keys two types apart from their topic: an identity link by its account, an order's

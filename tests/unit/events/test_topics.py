@@ -36,6 +36,7 @@ def test_topics_are_the_contracts_inputs_and_outputs() -> None:
         "omni.labels",
         "omni.customers",
         "omni.members",
+        "omni.weather",
     ]
     assert [t.named("omni.") for t in OUTPUT_TOPICS] == [
         "omni.alerts",

@@ -151,6 +151,7 @@ def test_keys_follow_the_contract(stream: Stream) -> None:
         Topic.LABELS: lambda e: e.get("txn_id") or e["order_id"],
         Topic.CUSTOMERS: lambda e: e["customer_id"],
         Topic.MEMBERS: lambda e: e["user_id"] if e["type"] == "identity_link" else e["customer_id"],
+        Topic.WEATHER: lambda e: e["location_id"],
     }
     assert all(r.key == expected_field[r.topic](e).encode() for r, e in stream.valid)
     assert all(r.key == key_for(r.topic, r.value) for r in stream.records)

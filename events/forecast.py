@@ -1,0 +1,53 @@
+"""The demand flow's output records: a SKU's forecast at a location and a location's rising items.
+
+Declared once for the writer (`flows/demand_stages.py`) and the reader (`serving/routes/forecasts.py`):
+the flow stores them as JSON (`msgspec.json.encode`) and the API serves the stored bytes, cut to the
+days asked for.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+METHOD = "rolling-week smoothing x weekday profile x holidays x weather, steered 80% quantile intervals"
+"""What `method` says in every forecast document (docs/demand.md explains it)."""
+
+
+class DailyForecast(msgspec.Struct, frozen=True, gc=False):
+    """Units of one SKU expected at one location on one local day, with the interval's bounds."""
+
+    date: str
+    forecast: float
+    lower: float
+    upper: float
+
+
+class SkuForecast(msgspec.Struct, frozen=True, gc=False):
+    """A SKU's daily forecasts at a location, made when local day `as_of` closed, from the day after on."""
+
+    sku: str
+    location_id: str
+    as_of: str
+    method: str
+    interval: float
+    last_28_days: float
+    days: list[DailyForecast]
+
+
+class RisingItem(msgspec.Struct, frozen=True, gc=False):
+    """A SKU whose next 7 days are forecast above its weekly rate of the last 28: the figures are the reasons."""
+
+    sku: str
+    forecast_7_days: float
+    last_28_days: float
+    weekly_rate_28_days: float
+    increase: float
+    ratio: float | None
+
+
+class RisingItems(msgspec.Struct, frozen=True, gc=False):
+    """A location's rising items as of a closed day, biggest increase first."""
+
+    location_id: str
+    as_of: str
+    items: list[RisingItem]

@@ -1,0 +1,62 @@
+"""Demand flow: sales, returns, voids, online orders and cancels in; daily forecasts per SKU × location out.
+
+Consumes `omni.pos` (sales +, returns −, voids undo), the `purchase` events of `omni.clickstream` and
+the `order_cancel` events of `omni.inventory` (online demand, cancels undo), and `omni.weather`.
+Keeps each SKU's daily net demand at each location by its local day, and when the watermark (the
+newest event time read, less `OMNISTREAM_DEMAND_LOCATIONS`' lateness) passes a local midnight, closes
+that day: every active SKU there gets a fresh forecast for the next `horizon_days` with an interval,
+and the location its rising items. Documents are fenced by the closed day, so a recovery replay
+changes nothing; a forecast only ever sees events dated on or before its origin. docs/demand.md.
+
+    decode ─> days (open days, by (location, SKU) shard) ─> models (shard i ← days shard i) ─┬─> forecasts
+                                                                                           └─> rising (by location)
+
+Run it with `omnistream flow demand` (recovery on by default); see `flows.run`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import bytewax.operators as op
+from bytewax.dataflow import Dataflow
+from bytewax.inputs import Source
+from bytewax.outputs import Sink
+
+from events.topics import Topic
+from flows.demand_stages import FLOW, DaysLogic, Decoder, ModelsLogic, RisingLogic, Stage
+from flows.kafka_source import KafkaRecord, kafka_source
+from flows.keyed import keyed_stage, to_stage
+from flows.sinks import FlowRecord, RecordSink
+from omnistream.settings import Settings
+
+INPUT_TOPICS = (Topic.POS, Topic.CLICKSTREAM, Topic.INVENTORY, Topic.WEATHER)
+
+
+def build_flow(
+    settings: Settings,
+    generation: str = "",
+    *,
+    source: Source[KafkaRecord] | None = None,
+    sink: Sink[FlowRecord] | None = None,
+) -> Dataflow:
+    """Demand events in; fenced forecast and rising-items documents, and weather dead letters, out.
+
+    `generation` names the lineage of flow state (see `flows.launcher.ensure_recovery`). `source` and `sink`
+    default to the topics in Kafka and the Redis/Kafka `RecordSink`; nothing connects while building.
+    """
+    flow = Dataflow(FLOW)
+    source_topics = {settings.topic(t): t for t in INPUT_TOPICS}
+    raw = op.input("demand_in", flow, source or kafka_source(settings, list(source_topics)))
+    decoded = op.flat_map_batch("decode", raw, Decoder(source_topics, settings).decode_batch)
+    days_in = to_stage("to_days", decoded, Stage.DAYS)  # dead letters go on the `falses` side
+    models_in = keyed_stage("days", days_in.trues, DaysLogic(settings))
+    models_out = to_stage("to_rising", keyed_stage("models", models_in, ModelsLogic(settings)), Stage.RISING)
+    records: Any = op.merge(
+        "records",
+        days_in.falses,  # dead letters
+        models_out.falses,  # forecast documents
+        keyed_stage("rising", models_out.trues, RisingLogic(settings)),
+    )
+    op.output("records_out", records, sink or RecordSink(FLOW, settings, generation))
+    return flow

@@ -1,0 +1,284 @@
+"""Net demand of the days still open, per location and SKU, until the watermark closes them.
+
+The first keyed step of the demand flow. It takes demand lines (till sales and returns, online
+order lines), voids and order cancels (which undo what they name), weather and the watermark, and
+hands the model step (`operators.demand.series`) one `DayClose` per location and day, in day order,
+empty days included, once the watermark has passed the day's local midnight plus the allowed
+lateness. Demand for a day already closed goes on as a `LateDemand` correction: the model keeps it
+in the history, but the forecasts made at that close stay as they were (a forecast uses only what
+had arrived, all of it dated on or before its origin).
+
+Why a step of its own: it holds only what is open (a day or two of lines, time-bounded journals),
+so the snapshots Bytewax takes at every epoch stay small, while the models' large columns
+change, and are snapshotted, only when a day closes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import msgspec
+
+from operators.demand.locations import LocationBook
+from operators.demand.series import DayWeather
+from operators.seen_events import SeenEvents
+
+
+class Demand(msgspec.Struct, array_like=True, gc=False, frozen=True):
+    """Signed units of one SKU at one location at `ts`: a sale or order line (+), a till return (−).
+
+    `txn_id` (till) or `order_id` (online) name what a later void or cancel undoes; `line` is the
+    line's position in its event (a basket may list a SKU twice: each line counts, a redelivery not).
+    """
+
+    event_id: str
+    ts: float
+    location_id: str
+    sku: str
+    qty: int
+    txn_id: str = ""
+    order_id: str = ""
+    line: int = 0
+
+
+class VoidTxn(msgspec.Struct, array_like=True, gc=False, frozen=True):
+    """A till transaction was voided: its lines are undone on their own day. Sent to every shard."""
+
+    event_id: str
+    ts: float
+    store_id: str
+    original_txn_id: str
+
+
+class CancelOrder(msgspec.Struct, array_like=True, gc=False, frozen=True):
+    """An online order's line at a location was cancelled: its units are undone on the order's day."""
+
+    event_id: str
+    ts: float
+    location_id: str
+    sku: str
+    order_id: str
+
+
+class WeatherDay(msgspec.Struct, array_like=True, gc=False, frozen=True):
+    """The weather of local `day` at a location (an observation supersedes a forecast). Sent to every shard."""
+
+    event_id: str
+    ts: float
+    location_id: str
+    day: int
+    observed: bool
+    temperature_c: float
+    precipitation_mm: float
+
+
+class Tick(msgspec.Struct, array_like=True, gc=False, frozen=True):
+    """The newest event time a decoder has read, sent to every shard last in each batch; `shard` is its index."""
+
+    ts: float
+    shard: int
+
+
+class DayClose(msgspec.Struct, array_like=True, gc=False, frozen=True):
+    """A location's day is closed: its net demand per SKU and the weather known for it and the days after."""
+
+    location_id: str
+    day: int
+    demand: dict[str, float]
+    weather: dict[int, tuple[float, float]]
+    """Local day -> (temperature °C, precipitation mm), for the closed day and those ahead."""
+    shard: int = -1
+    """The index of the days shard that closed it (its models shard has the same index)."""
+
+
+class LateDemand(msgspec.Struct, array_like=True, gc=False, frozen=True):
+    """Demand for a day already closed: a correction of the history."""
+
+    location_id: str
+    day: int
+    sku: str
+    qty: float
+
+
+DaysInput = Demand | VoidTxn | CancelOrder | WeatherDay | Tick
+DaysOutput = DayClose | LateDemand
+
+
+@dataclass(slots=True)
+class _Location:
+    closed_through: int
+    open: dict[int, dict[str, float]] = field(default_factory=dict)
+    weather: dict[int, tuple[float, float, bool]] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class OpenDays:
+    """One shard's open days, journals and watermark.
+
+    Parameters
+    ----------
+    lateness_s
+        Event time the watermark must pass a local midnight by before the day closes.
+    journal_s
+        Event time a till transaction (for voids) and an order line (for cancels) are remembered.
+
+    Examples
+    --------
+    >>> from datetime import UTC, datetime
+    >>> book = LocationBook.parse("WEB=Europe/London,GB-ENG")
+    >>> days = OpenDays(lateness_s=3600.0, journal_s=86400.0)
+    >>> at = lambda d, h: datetime(2011, 7, d, h, tzinfo=UTC).timestamp()
+    >>> days.apply([Demand("e1", at(4, 9), "WEB", "SKU-1", 3, order_id="O1"), Tick(at(4, 9), 0)], book)
+    []
+    >>> days.apply([CancelOrder("e2", at(4, 10), "WEB", "SKU-1", "O1"),
+    ...             Demand("e3", at(4, 11), "WEB", "SKU-1", 2), Tick(at(5, 1), 0)], book)
+    [DayClose(location_id='WEB', day=15159, demand={'SKU-1': 2.0}, weather={}, shard=0)]
+    """
+
+    lateness_s: float
+    journal_s: float
+    shard: int = -1
+    watermark: float = float("-inf")
+    locations: dict[str, _Location] = field(default_factory=dict)
+    seen: SeenEvents = field(default_factory=SeenEvents)
+    txns: dict[str, list[tuple[str, int, str, int]]] = field(default_factory=dict)
+    """Till transaction id -> its lines here: (location, day, SKU, signed units)."""
+    orders: dict[tuple[str, str, str], tuple[int, int]] = field(default_factory=dict)
+    """(order id, location, SKU) -> (day, units); units 0 once cancelled (a cancel before its order is kept so)."""
+    voided: set[str] = field(default_factory=set)
+    expiry: list[tuple[float, int, str, tuple[str, str, str] | None]] = field(default_factory=list)
+    """(ts, kind, txn id, order key) in arrival order, to forget journal entries after `journal_s`."""
+    late_dropped: int = 0
+
+    def __post_init__(self) -> None:
+        if self.seen.window_s != self.journal_s:
+            self.seen = SeenEvents(self.journal_s)
+
+    def apply(self, items: list[DaysInput], book: LocationBook) -> list[DaysOutput]:
+        """Take one batch of items in order; returns the day closes and late corrections it causes."""
+        out: list[DaysOutput] = []
+        for item in items:
+            kind = type(item)
+            if kind is Demand:
+                self._demand(item, book, out)  # type: ignore[arg-type]
+            elif kind is Tick:
+                tick: Tick = item  # type: ignore[assignment]
+                self.shard = tick.shard
+                if tick.ts > self.watermark:
+                    self.watermark = tick.ts
+                    self._close_due(book, out)
+            elif kind is VoidTxn:
+                self._void(item, out)  # type: ignore[arg-type]
+            elif kind is CancelOrder:
+                self._cancel(item, out)  # type: ignore[arg-type]
+            else:
+                self._weather(item)  # type: ignore[arg-type]
+        return out
+
+    # --- inputs -----------------------------------------------------------------------------------------------
+
+    def _location(self, location_id: str, day: int) -> _Location:
+        held = self.locations.get(location_id)
+        if held is None:
+            held = self.locations[location_id] = _Location(closed_through=day - 1)
+        return held
+
+    def _book(self, location_id: str, day: int, sku: str, qty: float, out: list[DaysOutput]) -> None:
+        held = self._location(location_id, day)
+        if day > held.closed_through:
+            open_day = held.open.setdefault(day, {})
+            open_day[sku] = open_day.get(sku, 0.0) + qty
+        else:
+            out.append(LateDemand(location_id, day, sku, qty))
+
+    def _demand(self, line: Demand, book: LocationBook, out: list[DaysOutput]) -> None:
+        if not self.seen.add(f"{line.event_id}#{line.line}", line.ts):
+            return
+        day = book.days(line.location_id).day(line.ts)
+        self._remember(line.ts)
+        if line.txn_id:
+            if line.txn_id in self.voided:
+                return  # its void came first
+            self.txns.setdefault(line.txn_id, []).append((line.location_id, day, line.sku, line.qty))
+            self.expiry.append((line.ts, 0, line.txn_id, None))
+        if line.order_id:
+            key = (line.order_id, line.location_id, line.sku)
+            held = self.orders.get(key)
+            if held is not None and held[1] == 0 and held[0] < 0:
+                return  # cancelled before it arrived
+            self.orders[key] = (day, (held[1] if held else 0) + line.qty)
+            self.expiry.append((line.ts, 1, "", key))
+        self._book(line.location_id, day, line.sku, float(line.qty), out)
+
+    def _void(self, void: VoidTxn, out: list[DaysOutput]) -> None:
+        if not self.seen.add(void.event_id, void.ts):
+            return
+        self._remember(void.ts)
+        lines = self.txns.pop(void.original_txn_id, None)
+        if lines is None:
+            self.voided.add(void.original_txn_id)
+            self.expiry.append((void.ts, 2, void.original_txn_id, None))
+            return
+        for location_id, day, sku, qty in lines:
+            self._book(location_id, day, sku, -float(qty), out)
+
+    def _cancel(self, cancel: CancelOrder, out: list[DaysOutput]) -> None:
+        if not self.seen.add(cancel.event_id, cancel.ts):
+            return
+        self._remember(cancel.ts)
+        key = (cancel.order_id, cancel.location_id, cancel.sku)
+        held = self.orders.get(key)
+        if held is None:
+            self.orders[key] = (-1, 0)  # the order has not arrived: it will count nothing
+            self.expiry.append((cancel.ts, 1, "", key))
+            return
+        day, units = held
+        if units:
+            self.orders[key] = (day, 0)
+            self._book(cancel.location_id, day, cancel.sku, -float(units), out)
+
+    def _weather(self, weather: WeatherDay) -> None:
+        held = self.locations.get(weather.location_id)
+        if held is None:
+            return  # no demand here yet: nothing to forecast with it
+        known = held.weather.get(weather.day)
+        if known is not None and known[2] and not weather.observed:
+            return  # an observation is not replaced by a forecast
+        held.weather[weather.day] = (weather.temperature_c, weather.precipitation_mm, weather.observed)
+
+    # --- closing ----------------------------------------------------------------------------------------------
+
+    def _close_due(self, book: LocationBook, out: list[DaysOutput]) -> None:
+        watermark = self.watermark - self.lateness_s
+        for location_id, held in self.locations.items():
+            clock = book.days(location_id)
+            while clock.end_of(held.closed_through + 1) <= watermark:
+                day = held.closed_through + 1
+                demand = held.open.pop(day, {})
+                weather = {d: (w[0], w[1]) for d, w in held.weather.items() if d >= day}
+                out.append(DayClose(location_id, day, {s: q for s, q in demand.items() if q}, weather, self.shard))
+                held.closed_through = day
+                held.weather = {d: w for d, w in held.weather.items() if d > day}
+
+    def _remember(self, ts: float) -> None:
+        expiry = self.expiry
+        horizon = ts - self.journal_s
+        if not expiry or expiry[0][0] >= horizon:
+            return
+        cut = 0
+        while cut < len(expiry) and expiry[cut][0] < horizon:
+            _, kind, txn_id, key = expiry[cut]
+            if kind == 0:
+                self.txns.pop(txn_id, None)
+            elif kind == 2:
+                self.voided.discard(txn_id)
+            elif key is not None:
+                self.orders.pop(key, None)
+            cut += 1
+        del expiry[:cut]
+
+
+def day_weather(weather: dict[int, tuple[float, float]], day: int) -> DayWeather | None:
+    """The `DayWeather` of `day` in a `DayClose`'s weather, if any."""
+    known = weather.get(day)
+    return DayWeather(known[0], known[1]) if known is not None else None
