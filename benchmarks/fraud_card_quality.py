@@ -279,6 +279,9 @@ def main() -> None:
                            "scenario_auc_all": per_scenario_auc(tx, test, score)}  # fmt: skip
     test_ids = [f"TX-{i}" for i in tx.id[test].tolist()]
     decisions = Counter(flow.decisions.get(i, "missing") for i in test_ids)
+    test_fraud = dict(zip(test_ids, tx.fraud[test].tolist(), strict=True))
+    decided_fraud = Counter(flow.decisions.get(i, "missing") for i in test_ids if test_fraud[i])
+    precision = {d: round(decided_fraud[d] / n, 3) for d, n in decisions.items() if n}
     alert_days = Counter((a.kind, a.severity) for a in flow.alerts if TEST_START <= _epoch(a.ts) < TEST_END)
     payments_replayed = int((tx.ts < TEST_END).sum())
     report: dict[str, Any] = {
@@ -298,6 +301,8 @@ def main() -> None:
             "records_per_cpu_s": round(records_replayed / flow.cpu_s),
             "payments_per_cpu_s": round(payments_replayed / flow.cpu_s),
             "test_week_decisions": dict(decisions),
+            "test_week_decision_precision": precision,
+            "test_week_decision_frauds": dict(decided_fraud),
             "test_week_alerts_per_day": {f"{k} {s}": round(n / TEST_DAYS, 1) for (k, s), n in alert_days.items()},
             "scorer_shards": flow.models,
         },

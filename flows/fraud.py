@@ -59,6 +59,7 @@ from flows.fraud_stages import (
     RegisterStage,
     ScorerStage,
     ShopperStage,
+    stage_shards,
     ungroup,
 )
 from flows.kafka_source import KafkaRecord, kafka_source
@@ -84,7 +85,9 @@ def build_flow(
     flow = Dataflow(FLOW)
     source_topics = {settings.topic(t): t for t in INPUT_TOPICS}
     raw = op.input("fraud_in", flow, source if source is not None else kafka_source(settings, list(source_topics)))
-    routed = op.flat_map_batch("decode", raw, Decoder(source_topics, settings.fraud.shards).decode_batch)
+    routed = op.flat_map_batch(
+        "decode", raw, Decoder(source_topics, settings.fraud.shards, stage_shards(settings)).decode_batch
+    )
     to_cards = to_stage("to_cards", routed, FraudStage.CARDS)
     cards = keyed_stage("cards", to_cards.trues, CardStage(settings))
     shoppers = keyed_stage("shoppers", cards, ShopperStage(settings))

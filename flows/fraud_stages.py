@@ -13,7 +13,7 @@ from __future__ import annotations
 import pickle
 import zlib
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from enum import StrEnum
 from typing import Any, TypeVar
 
@@ -40,6 +40,7 @@ from flows.metrics import (
 )
 from flows.rules_watch import RulesWatch, rules_watch
 from omnistream.settings import Settings
+from operators.fraud.budget import DecisionBudget
 from operators.fraud.payments import Payment, payment_of, till_action_of
 from operators.fraud.pending import PendingPayments
 from operators.fraud.records import (
@@ -183,10 +184,12 @@ class Decoder(BatchDecoder[Routed]):
     thread (`flows.keyed.RouterPerThread`).
     """
 
-    def __init__(self, source_topics: dict[str, Topic], shards: int) -> None:
+    def __init__(
+        self, source_topics: dict[str, Topic], shards: int, stage_shards: Mapping[FraudStage, int] | None = None
+    ) -> None:
         super().__init__(FLOW, source_topics, self._new_batch, wanted=_WANTED, raw_topics={Topic.DLQ})
         self.shards = shards
-        self._routers: RouterPerThread[FraudStage, Any] = RouterPerThread(shards)
+        self._routers: RouterPerThread[FraudStage, Any] = RouterPerThread(shards, stage_shards)
 
     def _new_batch(self) -> FraudBatch:
         return FraudBatch(self._routers.get())
@@ -211,7 +214,8 @@ class _Logic(StatefulBatchLogic[list[Any], Routed, bytes]):
 
     def __init__(self, shard: Any, settings: Settings) -> None:
         self.shard = shard
-        self.router: ShardRouter[FraudStage, Any] = ShardRouter(settings.fraud.shards)
+        self.router: ShardRouter[FraudStage, Any] = ShardRouter(settings.fraud.shards,
+                                                                stage_shards=stage_shards(settings))  # fmt: skip
 
     def snapshot(self) -> bytes:
         return pickle.dumps(self.shard, protocol=pickle.HIGHEST_PROTOCOL)
@@ -221,6 +225,11 @@ class _Logic(StatefulBatchLogic[list[Any], Routed, bytes]):
 
     def _sink(self, records: list[Any]) -> None:
         self.router.add_all_to_single(FraudStage.SINK, records)
+
+
+def stage_shards(settings: Settings) -> dict[FraudStage, int]:
+    """Stages whose shard count is not `OMNISTREAM_FRAUD_SHARDS`: the scorer's is `OMNISTREAM_FRAUD_SCORER_SHARDS`."""
+    return {FraudStage.SCORER: settings.fraud.scorer_shards}
 
 
 def _resume(resume: bytes | None, make: Callable[[], S]) -> S:
@@ -350,10 +359,11 @@ class ScorerStage:
         def fresh() -> ScorerShard:
             pending = PendingPayments(horizon_s=s.fraud.label_horizon_s, maturity_s=s.fraud.label_maturity_s,
                                       max_payments=s.fraud.label_max_pending)  # fmt: skip
-            return ScorerShard(FraudScorer(watch.current(), mode=s.fraud.scorer_mode), pending)
+            budget = DecisionBudget(s.fraud.review_budget_per_day / s.fraud.scorer_shards, s.fraud.block_precision)
+            return ScorerShard(FraudScorer(watch.current(), mode=s.fraud.scorer_mode, budget=budget), pending)
 
         logic = _ScorerLogic(_resume(resume, fresh), s)
-        logic.watch, logic.ttl_s, logic.shards = watch, s.fraud.score_ttl_s, s.fraud.shards
+        logic.watch, logic.ttl_s, logic.shards = watch, s.fraud.score_ttl_s, s.fraud.scorer_shards
         return logic
 
 

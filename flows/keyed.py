@@ -9,7 +9,7 @@ part of the recovery state; the helper steps around it may be renamed freely.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from enum import StrEnum
 from typing import Any, Generic, TypeVar
 
@@ -60,12 +60,13 @@ class RouterPerThread(Generic[S, T]):
     (a fresh router per batch would pay a crc32 per entity again).
     """
 
-    def __init__(self, shards: int) -> None:
+    def __init__(self, shards: int, stage_shards: Mapping[S, int] | None = None) -> None:
         self.shards = shards
+        self.stage_shards = dict(stage_shards or {})
         self._local = threading.local()
 
     def get(self) -> ShardRouter[S, T]:
         router: ShardRouter[S, T] | None = getattr(self._local, "router", None)
         if router is None:
-            router = self._local.router = ShardRouter(self.shards)
+            router = self._local.router = ShardRouter(self.shards, stage_shards=self.stage_shards)
         return router

@@ -263,8 +263,28 @@ class FraudSettings(_Group):
         4,
         ge=1,
         le=1024,
-        description="Keyed shards per fraud stage (cards, shoppers, stores, scorers); a label meets its payment's "
-        "features on crc32(payment id) % shards.",
+        description="Keyed shards per fraud stage (cards, shoppers, stores; scorers: scorer_shards); a label meets "
+        "its payment's features on crc32(payment id) % shards.",
+    )
+    scorer_shards: int = Field(
+        1,
+        ge=1,
+        le=1024,
+        description="Keyed shards of the scorer stage, each with a supervised model of its own that learns only "
+        "the labels of its payments: one (the default) learns from every label; more spread scoring over workers.",
+    )
+    review_budget_per_day: float = Field(
+        100.0,
+        gt=0,
+        description="Payments investigators review a day: the review threshold is the score that many payments "
+        "exceeded a day over the last 7 days of event time (until a day has passed: the rules file's).",
+    )
+    block_precision: float = Field(
+        0.9,
+        gt=0,
+        le=1,
+        description="Share of blocked payments that must be fraud: the block threshold is the lowest score at "
+        "which received labels were fraud that often (until 20 labelled payments reach it: the rules file's).",
     )
     max_entities: int = Field(
         50_000, ge=100, description="Cards, shoppers or stores kept per shard at most (least recently active go)."

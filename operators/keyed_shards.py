@@ -14,7 +14,7 @@ Pure logic: the Bytewax glue that branches a stream of `ShardBatch` by stage is
 from __future__ import annotations
 
 import zlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Generic, TypeVar
@@ -48,6 +48,9 @@ class ShardRouter(Generic[S, T]):
     shards
         Shards per sharded stage; part of the recovery layout (changing it
         moves entities between keys).
+    stage_shards
+        Stages with a shard count of their own (e.g. one model that must learn from
+        every label, not a quarter of them); the others have `shards`.
 
     Examples
     --------
@@ -64,10 +67,11 @@ class ShardRouter(Generic[S, T]):
     []
     """
 
-    def __init__(self, shards: int, max_cached: int = 1 << 17) -> None:
-        if shards < 1:
-            raise ValueError(f"shards must be >= 1, got {shards}")
+    def __init__(self, shards: int, max_cached: int = 1 << 17, stage_shards: Mapping[S, int] | None = None) -> None:
+        if shards < 1 or any(n < 1 for n in (stage_shards or {}).values()):
+            raise ValueError(f"shards must be >= 1, got {shards} and {dict(stage_shards or {})}")
         self.shards = shards
+        self.stage_shards: dict[S, int] = dict(stage_shards or {})
         self.max_cached = max_cached
         # A flow routes several items per event, so `add` is kept to two dict hits in the common case: the
         # entity's shard name, memoised per stage (crc32 on a miss; each memo starts afresh at `max_cached`
@@ -82,12 +86,13 @@ class ShardRouter(Generic[S, T]):
         memo = self._memos.get(stage)
         if memo is None:
             memo = self._memos[stage] = {}
-            self._names[stage] = [f"{stage.value}:{i}" for i in range(self.shards)]
+            self._names[stage] = [f"{stage.value}:{i}" for i in range(self.stage_shards.get(stage, self.shards))]
         shard = memo.get(entity_id)
         if shard is None:
             if len(memo) >= self.max_cached:
                 memo.clear()
-            shard = memo[entity_id] = self._names[stage][zlib.crc32(entity_id.encode()) % self.shards]
+            names = self._names[stage]
+            shard = memo[entity_id] = names[zlib.crc32(entity_id.encode()) % len(names)]
         return shard
 
     def add(self, stage: S, entity_id: str, item: T) -> None:
@@ -100,7 +105,8 @@ class ShardRouter(Generic[S, T]):
         if shard is None:  # `shard_of`, inlined: most shoppers are new, so misses are common
             if len(memo) >= self.max_cached:
                 memo.clear()
-            shard = memo[entity_id] = self._names[stage][zlib.crc32(entity_id.encode()) % self.shards]
+            names = self._names[stage]
+            shard = memo[entity_id] = names[zlib.crc32(entity_id.encode()) % len(names)]
         group = self._groups.get(shard)
         if group is None:
             self._groups[shard] = [item]
@@ -159,7 +165,8 @@ class ShardRouter(Generic[S, T]):
         if len(entity_ids) != len(items):
             raise ValueError(f"{len(entity_ids)} entity ids for {len(items)} items")
         self.shard_of(stage, "")  # builds the stage's shard names once
-        names, shards, groups, crc32 = self._names[stage], self.shards, self._groups, zlib.crc32
+        names, groups, crc32 = self._names[stage], self._groups, zlib.crc32
+        shards = len(names)
         for entity_id, item in zip(entity_ids, items, strict=True):
             shard = names[crc32(entity_id.encode()) % shards]
             group = groups.get(shard)

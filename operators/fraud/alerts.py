@@ -223,10 +223,18 @@ class FraudAlerts:
         return None
 
     def learn_one(self, payment: Payment, verdict: FraudScore) -> list[Alert]:
-        """Alerts a scored payment raises (none for `allow`, none while its entity's alert is open)."""
-        severity = self.severity_of(verdict.score)
-        if severity is None:
+        """Alerts a scored payment raises (none for `allow`, none while its entity's alert is open).
+
+        The severity follows the payment's decision (its thresholds may come from the decision
+        budget, `operators.fraud.budget`, not the rules file), and a score at or above the rules
+        file's `emergency` is an emergency whatever the decision.
+        """
+        if verdict.decision == "allow":
             return []
+        if verdict.score >= self.rules.emergency:
+            severity = Severity.EMERGENCY
+        else:
+            severity = Severity.ATTENTION if verdict.decision == "block" else Severity.WARNING
         return self.book.observe(
             payment_entity(payment), payment.ts, severity, verdict.reasons, verdict.score, [payment.event_id]
         )

@@ -27,6 +27,7 @@ import numpy as np
 import numpy.typing as npt
 
 from operators.fraud.anomaly import HalfSpaceForest
+from operators.fraud.budget import DecisionBudget
 from operators.fraud.features import FEATURE_NAMES, feature_matrix, scale_matrix
 from operators.fraud.rules import RuleBook
 from operators.fraud.supervised import N_BINS, OnlineLogit, with_bins
@@ -126,6 +127,7 @@ class FraudScorer:
         seed: int = 7,
         learning_rate: float = 1.0,
         max_fraud_weight: float = 30.0,
+        budget: DecisionBudget | None = None,
     ) -> None:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
@@ -145,6 +147,7 @@ class FraudScorer:
         prior[MODEL_INPUT_NAMES.index("rule_log_odds")] = 1.0
         self.model = OnlineLogit(width, learning_rate, prior=prior)
         self.max_fraud_weight = max_fraud_weight
+        self.budget = budget
         self._pending: deque[tuple[tuple[float, ...], bool]] = deque(maxlen=max_pending)
         self._legit_seen = 0
 
@@ -204,9 +207,10 @@ class FraudScorer:
             chosen = rule_scores  # what the untrained model would say, without the clipping
         clipped_scores = np.clip(chosen, 0.0, 1.0)  # full precision: a rounded score loses the ranking
         scores: list[float] = clipped_scores.tolist()
-        reviewed = np.where(clipped_scores >= self.rules.review, "review", "allow")
-        decisions = np.where(clipped_scores >= self.rules.block, "block", reviewed).tolist()
-        review, version = self.rules.review, self.model_version
+        review, block = self.thresholds
+        reviewed = np.where(clipped_scores >= review, "review", "allow")
+        decisions = np.where(clipped_scores >= block, "block", reviewed).tolist()
+        version = self.model_version
         flagged = np.flatnonzero(clipped_scores >= review).tolist()
         if flagged and self.mode == "full" and self.supervised_ready:
             # Contributions to the log-odds, feature by feature: only for payments worth a reason.
@@ -226,6 +230,13 @@ class FraudScorer:
             )
         ]  # fmt: skip
         return out, inputs
+
+    @property
+    def thresholds(self) -> tuple[float, float]:
+        """(review, block) in force: from the decision budget once it has estimates, else the rules file's."""
+        if self.budget is None:
+            return self.rules.review, self.rules.block
+        return self.budget.thresholds(self.rules.review, self.rules.block)
 
     def score_one(self, features: Mapping[str, float]) -> FraudScore:
         return self.score_many([features])[0]
@@ -257,14 +268,20 @@ class FraudScorer:
             inputs = np.vstack([np.asarray([x for x, _ in self._pending]), inputs])
             labels = [y for _, y in self._pending] + labels
             self._pending.clear()
-        self.model.learn_many(with_bins(inputs, len(FEATURE_NAMES)), labels, self.fraud_weight(labels))
+        binned = with_bins(inputs, len(FEATURE_NAMES))
+        if self.budget is not None and self.model.updates > 0:
+            # Judged before learning them: the block precision of the model as it scores now.
+            self.budget.learn(self.model.predict_many(binned), np.asarray(labels, dtype=bool))
+        self.model.learn_many(binned, labels, self.fraud_weight(labels))
 
     def fraud_weight(self, labels: Sequence[bool]) -> float:
         """How many genuine examples a fraud example counts for: the square root of the imbalance seen so far.
 
         Frauds are about 1% of payments: unweighted, the model learns mostly that payments are
         genuine. Weighting by the full ratio over-corrects (every score high, poorly ranked among
-        the top); its square root, capped at `max_fraud_weight`, balances them half way.
+        the top); its square root, capped at `max_fraud_weight`, balances them half way. The
+        probabilities it inflates do not flood the investigators: the decision budget
+        (`operators.fraud.budget`) sets the thresholds by rank.
         """
         positives = self.model.positives + sum(labels)
         negatives = self.model.updates + len(labels) - positives

@@ -15,6 +15,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import NamedTuple
 
+import numpy as np
+
 from events.alerts import Alert
 from operators.entity_cache import EntityCache, RecentIds
 from operators.fraud.alerts import FraudAlerts
@@ -234,6 +236,8 @@ class ScorerShard:
         # One numpy pass scores the batch and teaches the anomaly model (operators.fraud.scorer).
         verdicts, inputs = scorer.score_batch([item.features for item in to_score], learn=True)
         payments: list[Payment] = [item.payment for item in to_score]  # type: ignore[misc]
+        if scorer.budget is not None and verdicts:
+            scorer.budget.observe(np.asarray([v.score for v in verdicts]), clock)
         scored = list(zip(payments, verdicts, strict=True))
         suspicious = [pair for pair in scored if pair[1].decision != "allow"]
         joined: list[Matched] = []
