@@ -21,6 +21,7 @@ import pytest
 from flows.launcher import settings_env
 from omnistream.settings import Settings
 from omnistream.stack import free_port
+from tests.harness.api import issue_key, key_headers
 
 API_START_TIMEOUT_S = 30.0
 # The default Redis timeout of the API (80 ms) is a latency budget for production; on a
@@ -31,11 +32,12 @@ API_REDIS_TIMEOUT_MS = 2000
 
 @dataclass
 class RunningApi:
-    """The API process under test: its base URL, the process and its log."""
+    """The API process under test: its base URL, the process, its log, and the headers of a storefront key."""
 
     url: str
     proc: subprocess.Popen[bytes]
     log_path: Path
+    headers: dict[str, str]
 
     def alive(self) -> bool:
         return self.proc.poll() is None
@@ -55,7 +57,8 @@ def api(settings: Settings, tmp_path: Path) -> Iterator[RunningApi]:
            "--host", "127.0.0.1", "--port", str(port), "--no-access-log"]  # fmt: skip
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
-    running = RunningApi(f"http://127.0.0.1:{port}", proc, log_path)
+    storefront = key_headers(issue_key(settings.redis.url, "storefront").key)
+    running = RunningApi(f"http://127.0.0.1:{port}", proc, log_path, storefront)
     try:
         _wait_ready(running)
         yield running

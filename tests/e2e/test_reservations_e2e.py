@@ -37,11 +37,11 @@ def _receipt() -> bytes:
                          "schema_version": 1, "sku": SKU, "location_id": STORE, "qty": UNITS})  # fmt: skip
 
 
-async def _race(url: str, shoppers: int = SHOPPERS,
+async def _race(api: RunningApi, shoppers: int = SHOPPERS,
                 key_prefix: str = "shopper") -> tuple[list[httpx.Response], list[httpx.Response]]:  # fmt: skip
     """`shoppers` POSTs at once, then each one retried at once with its key; (first answers, retries)."""
     body = orjson.dumps({"sku": SKU, "location_id": STORE, "qty": 1, "hold_s": 3600})
-    async with httpx.AsyncClient(base_url=url, timeout=30.0) as client:
+    async with httpx.AsyncClient(base_url=api.url, timeout=30.0, headers=api.headers) as client:
 
         async def ask(n: int) -> httpx.Response:
             headers = {"Idempotency-Key": f"{key_prefix}-{n}", "content-type": "application/json"}
@@ -52,10 +52,12 @@ async def _race(url: str, shoppers: int = SHOPPERS,
     return list(first), list(retries)
 
 
-def _decisions(url: str, ids: list[str], timeout_s: float, until: str | None = None) -> dict[str, dict[str, Any]]:
+def _decisions(
+    api: RunningApi, ids: list[str], timeout_s: float, until: str | None = None
+) -> dict[str, dict[str, Any]]:
     """The reservations once none is pending (or each is `until`), or as they are at the timeout."""
     deadline = time.monotonic() + timeout_s
-    with httpx.Client(base_url=url, timeout=10.0) as client:
+    with httpx.Client(base_url=api.url, timeout=10.0, headers=api.headers) as client:
         while True:
             docs = {rid: client.get(f"/v1/reservations/{rid}").json() for rid in ids}
             done = all(doc["status"] != "pending" if until is None else doc["status"] == until for doc in docs.values())
@@ -84,17 +86,17 @@ def test_fifty_shoppers_racing_for_ten_units_get_exactly_ten_holds(settings: Set
     run = start_flow("inventory", settings)  # tailing, recovery on
     try:
         _wait_for_stock(settings.redis.url, run)
-        first, retries = asyncio.run(_race(api.url))
+        first, retries = asyncio.run(_race(api))
         assert [r.status_code for r in first] == [202] * SHOPPERS, [r.text for r in first if r.status_code != 202]
         ids = [r.json()["reservation_id"] for r in first]
         assert len(set(ids)) == SHOPPERS
         assert [r.json()["reservation_id"] for r in retries] == ids  # the same key, the same reservation
-        decided = _decisions(api.url, ids, timeout_s=60.0)
+        decided = _decisions(api, ids, timeout_s=60.0)
 
         statuses = sorted(doc["status"] for doc in decided.values())
         assert statuses == ["held"] * UNITS + ["rejected"] * (SHOPPERS - UNITS), statuses
         assert all(doc["reason"] == "insufficient_stock" for doc in decided.values() if doc["status"] == "rejected")
-        assert _stock(api.url) == (UNITS, UNITS, 0)
+        assert _stock(api) == (UNITS, UNITS, 0)
         assert sorted(_published_reservations(settings)) == sorted(ids), "one event per reservation, none per retry"
 
         # SIGKILL, then recover: the flow replays every reservation from the start and must end as before,
@@ -106,23 +108,23 @@ def test_fifty_shoppers_racing_for_ten_units_get_exactly_ten_holds(settings: Set
         cancel = {"event_id": "cancel-1", "type": "order_cancel", "ts": "2026-12-06T09:00:00.000Z",
                   "schema_version": 1, "order_id": released, "sku": SKU, "location_id": STORE}  # fmt: skip
         publish(settings, [(Topic.INVENTORY, released.encode(), orjson.dumps(cancel))])
-        assert _decisions(api.url, [released], timeout_s=60.0, until="cancelled")[released]["status"] == "cancelled"
+        assert _decisions(api, [released], timeout_s=60.0, until="cancelled")[released]["status"] == "cancelled"
         after = _state(settings.redis.url, ids)
         changed = [rid for rid in ids if rid != released and after[rid] != before[rid]]
         assert not changed, f"the recovered flow rewrote {len(changed)} reservations"
-        assert _stock(api.url) == (UNITS, UNITS - 1, 1)
-        (late,), _ = asyncio.run(_race(api.url, shoppers=1, key_prefix="late-shopper"))
+        assert _stock(api) == (UNITS, UNITS - 1, 1)
+        (late,), _ = asyncio.run(_race(api, shoppers=1, key_prefix="late-shopper"))
         late_id = late.json()["reservation_id"]
-        assert _decisions(api.url, [late_id], timeout_s=60.0)[late_id]["status"] == "held"
-        assert _stock(api.url) == (UNITS, UNITS, 0)
+        assert _decisions(api, [late_id], timeout_s=60.0)[late_id]["status"] == "held"
+        assert _stock(api) == (UNITS, UNITS, 0)
     finally:
         run.kill()
     alerts = stream_records(settings.redis.url, keys.alerts_stream())
     assert not [a for a in alerts if a["kind"] == "oversell"], "stock went below zero on the way"
 
 
-def _stock(url: str) -> tuple[int, int, int]:
-    stock = httpx.get(f"{url}/v1/inventory/{SKU}", timeout=10.0).json()
+def _stock(api: RunningApi) -> tuple[int, int, int]:
+    stock = httpx.get(f"{api.url}/v1/inventory/{SKU}", timeout=10.0, headers=api.headers).json()
     return stock["total_on_hand"], stock["total_reserved"], stock["total_available"]
 
 

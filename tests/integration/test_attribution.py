@@ -1,5 +1,7 @@
 """The attribution flow on the real broker and Redis, read through the real API."""
 
+# These tests are about their feature; keys and roles are tests/integration/test_api_auth.py's, so auth is off here.
+
 from __future__ import annotations
 
 import os
@@ -29,7 +31,7 @@ ADS = {"utm_source": "google", "utm_medium": "cpc", "utm_campaign": "brand"}
 @pytest.fixture
 def api(settings: Settings) -> Iterator[str]:
     port = free_port()
-    env = {**os.environ, **settings_env(settings)}
+    env = {**os.environ, **settings_env(settings), "OMNISTREAM_AUTH_ENABLED": "false"}
     proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "--factory", "serving.app:create_app", "--host",
                              "127.0.0.1", "--port", str(port), "--no-access-log"], env=env)  # fmt: skip
     base = f"http://127.0.0.1:{port}"

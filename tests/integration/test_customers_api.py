@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import msgspec
@@ -16,13 +18,24 @@ import pytest
 import redis
 
 from events.triggers import Trigger, TriggerKind
+from omnistream.settings import Settings
 from operators.customers.lifecycle import SEGMENTS
 from state import keys
 from state.customer_writer import CustomerDoc, CustomerWriter
 from state.doc_writer import DocWriter, FencedDoc
 from state.pipeline_scripts import run_counting
 from state.stream_writer import StreamWriter
-from tests.integration.test_alerts_api import _read_events, api  # noqa: F401  (the uvicorn fixture)
+from tests.harness.api import running_api
+from tests.integration.test_alerts_api import _read_events
+
+
+@pytest.fixture
+def api(settings: Settings, tmp_path: Path) -> Iterator[str]:
+    """The API under uvicorn, SSE keep-alives every 0.3 s; auth off (keys and roles: test_api_auth.py)."""
+    extra = {"OMNISTREAM_API_SSE_KEEPALIVE_S": "0.3", "OMNISTREAM_AUTH_ENABLED": "false"}
+    with running_api(settings, tmp_path / "api.log", extra) as base:
+        yield base
+
 
 pytestmark = pytest.mark.integration
 
@@ -44,7 +57,7 @@ def _trigger(n: int, kind: TriggerKind) -> tuple[str, bytes]:
     return trigger.trigger_id, msgspec.json.encode(trigger)
 
 
-def test_a_customer_is_served_as_stored_and_an_unknown_one_is_404(api: str, redis_client: redis.Redis) -> None:  # noqa: F811
+def test_a_customer_is_served_as_stored_and_an_unknown_one_is_404(api: str, redis_client: redis.Redis) -> None:
     assert _write(redis_client, _doc("C1", 2, "active", vip=True)) == 1
     assert _write(redis_client, _doc("C1", 1, "lapsed")) == 0  # an older version (a replay) changes nothing
 
@@ -54,7 +67,7 @@ def test_a_customer_is_served_as_stored_and_an_unknown_one_is_404(api: str, redi
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
 
 
-def test_rfm_scores_rank_a_customer_against_the_stored_populations(api: str, redis_client: redis.Redis) -> None:  # noqa: F811
+def test_rfm_scores_rank_a_customer_against_the_stored_populations(api: str, redis_client: redis.Redis) -> None:
     body = {"customer_id": "C7", "lifecycle": "active", "rfm": {"orders": 4, "buckets": [100, 30, 90]}}
     _write(redis_client, CustomerDoc("C7", 1, orjson.dumps(body), frozenset({"active"})))
     # Ten customers worldwide: C7 is the most recent, in the middle for frequency, at the bottom for spend.
@@ -71,7 +84,7 @@ def test_rfm_scores_rank_a_customer_against_the_stored_populations(api: str, red
     assert httpx.get(f"{api}/v1/customers/C7?country=Germany").status_code == 422
 
 
-def test_segments_have_live_sizes_and_members_page_by_cursor(api: str, redis_client: redis.Redis) -> None:  # noqa: F811
+def test_segments_have_live_sizes_and_members_page_by_cursor(api: str, redis_client: redis.Redis) -> None:
     _write(redis_client, *(_doc(f"C{n}", 1, "at_risk") for n in range(5)), _doc("D1", 1, "new"))
     _write(redis_client, _doc("C0", 2, "active"))  # C0 bought again: it moves segment in the same fenced write
 
@@ -86,7 +99,7 @@ def test_segments_have_live_sizes_and_members_page_by_cursor(api: str, redis_cli
     assert httpx.get(f"{api}/v1/segments/new/members?limit=0").status_code == 422
 
 
-def test_the_trigger_stream_delivers_new_triggers_of_the_kinds_asked_for(api: str, redis_client: redis.Redis) -> None:  # noqa: F811
+def test_the_trigger_stream_delivers_new_triggers_of_the_kinds_asked_for(api: str, redis_client: redis.Redis) -> None:
     writer = StreamWriter(redis_client, keys.triggers_stream(), generation="g")
     writer.add_batch([_trigger(1, TriggerKind.AT_RISK)])  # before the client connects: not replayed
     received: list[dict[str, object]] = []

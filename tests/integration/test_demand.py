@@ -3,6 +3,8 @@
 Real Bytewax processes (`flows.launcher`), the private Redis and Tansu of tests/conftest.py.
 """
 
+# These tests are about their feature; keys and roles are tests/integration/test_api_auth.py's, so auth is off here.
+
 from __future__ import annotations
 
 import random
@@ -86,7 +88,7 @@ def other_db(settings: Settings, db: int) -> Settings:
 
 @pytest.fixture
 def api(settings: Settings) -> Iterator[TestClient]:
-    with TestClient(create_app(demand_settings(settings))) as client:
+    with TestClient(create_app(demand_settings(settings).model_copy(update={"auth_enabled": False}))) as client:
         yield client
 
 
@@ -147,7 +149,7 @@ def test_events_dated_after_the_origin_published_out_of_order_leave_the_forecast
     create_topics(alone.kafka.brokers, alone.topic.prefix, alone.topic.partitions)
     publish(alone, [*past, closing])
     run_to_end(alone, flow="demand")
-    with TestClient(create_app(alone)) as other:
+    with TestClient(create_app(alone.model_copy(update={"auth_enabled": False}))) as other:
         without = other.get("/v1/forecasts/SKU-001", params={"location_id": "STORE-01", "days": 14})
 
     assert with_future.json() == without.json()

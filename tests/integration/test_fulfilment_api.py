@@ -1,5 +1,7 @@
 """`GET /v1/fulfilment/options` on stock the real inventory flow wrote (real broker, Redis, Bytewax)."""
 
+# These tests are about their feature; keys and roles are tests/integration/test_api_auth.py's, so auth is off here.
+
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -38,7 +40,7 @@ def flow_settings(settings: Settings) -> Settings:
 def client(flow_settings: Settings) -> Iterator[TestClient]:
     publish(flow_settings, [_receipt("r1", "STORE-01", 4), _receipt("r2", "WH-01", 30), _receipt("r3", "STORE-02", 1)])
     run_to_end(flow_settings)
-    with TestClient(create_app(flow_settings)) as client:
+    with TestClient(create_app(flow_settings.model_copy(update={"auth_enabled": False}))) as client:
         yield client
 
 

@@ -1,5 +1,7 @@
 """Redemptions through the real API, broker, Redis and a live Bytewax loyalty flow: races, retries, bad input."""
 
+# These tests are about their feature; keys and roles are tests/integration/test_api_auth.py's, so auth is off here.
+
 from __future__ import annotations
 
 import os
@@ -40,7 +42,7 @@ def live(settings: Settings) -> Iterator[tuple[Settings, str]]:
     """A running loyalty flow and API over the test's broker and Redis."""
     flow: FlowRun = start_flow("loyalty", settings)
     port = free_port()
-    env = {**os.environ, **settings_env(settings)}
+    env = {**os.environ, **settings_env(settings), "OMNISTREAM_AUTH_ENABLED": "false"}
     api = subprocess.Popen([sys.executable, "-m", "uvicorn", "--factory", "serving.app:create_app", "--host",
                             "127.0.0.1", "--port", str(port), "--no-access-log"], env=env)  # fmt: skip
     base = f"http://127.0.0.1:{port}"

@@ -4,6 +4,8 @@ A season of events goes to the topics; the flow runs to the end of its input;
 its suggestions must be on `omni.suggestions`, in Redis, and served by the API.
 """
 
+# These tests are about their feature; keys and roles are tests/integration/test_api_auth.py's, so auth is off here.
+
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -63,7 +65,7 @@ def season_run(merch_settings: Settings) -> Settings:
 
 @pytest.fixture
 def api(season_run: Settings) -> Iterator[TestClient]:
-    with TestClient(create_app(season_run)) as client:
+    with TestClient(create_app(season_run.model_copy(update={"auth_enabled": False}))) as client:
         yield client
 
 

@@ -5,6 +5,8 @@ one event per reservation, the pending answer. The flow's decisions are
 tests/e2e/test_reservations_e2e.py's.
 """
 
+# These tests are about their feature; keys and roles are tests/integration/test_api_auth.py's, so auth is off here.
+
 from __future__ import annotations
 
 import asyncio
@@ -40,7 +42,7 @@ def client(settings: Settings) -> Iterator[TestClient]:
         StockWriter(writer_client).write_batch([KETTLE])
     finally:
         writer_client.close()
-    with TestClient(create_app(settings)) as client:
+    with TestClient(create_app(settings.model_copy(update={"auth_enabled": False}))) as client:
         yield client
 
 
