@@ -64,6 +64,7 @@ from omnistream.stack import free_port, port_open, redis_reachable, redis_server
 from sim.record import SimRecord
 from sim.workload import Workload
 from state import keys
+from state.api_keys import KeyStore
 from state.stream_writer import RECORD_FIELD
 from tests.e2e.expected_stock import ExpectedStock
 
@@ -208,7 +209,9 @@ def _probe(n: int, at_ts: str) -> dict[str, Any]:
 
 
 def _stock_records(campaign: Campaign) -> list[SimRecord]:
+    # No checkout holds: they are decided in arrival order, which an oracle of the event set cannot know.
     workload = Workload(seed=campaign.seed, n_skus=300, n_stores=6, n_warehouses=3, n_users=2000, events_per_s=10.0,
+                        hold_share=0.0,
                         duplicate_rate=0.02, malformed_rate=0.01, late_count_rate=0.5, early_order_rate=0.2,
                         void_rate=0.08, early_void_rate=0.5)  # fmt: skip
     return [r for r in workload.records(int(campaign.records * 1.03)) if r.topic in STOCK_TOPICS][: campaign.records]
@@ -236,11 +239,11 @@ def _restart_cluster(settings: Settings, run: FlowRun, report: Report) -> FlowRu
     return start_flow("inventory", settings, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-def _redis_outage(store: _Redis, api_url: str, outage_s: float) -> dict[str, Any]:
+def _redis_outage(store: _Redis, api_url: str, outage_s: float, headers: dict[str, str]) -> dict[str, Any]:
     answers: list[tuple[int, float]] = []
     store.kill()
     down_at = time.monotonic()
-    with httpx.Client(base_url=api_url, timeout=5.0) as client:
+    with httpx.Client(base_url=api_url, timeout=5.0, headers=headers) as client:
         while time.monotonic() - down_at < outage_s:
             started = time.perf_counter()
             status = client.get(f"/v1/inventory/{API_SKU}").status_code
@@ -293,6 +296,8 @@ def run_campaign(campaign: Campaign, workdir: Path) -> Report:
     publisher = _Publisher(settings, records, campaign.rate)
     run = start_flow("inventory", settings, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     client = redis.Redis.from_url(store.url, socket_timeout=2)
+    # A storefront key, as a shop page sends it (AOF keeps it across the Redis restart).
+    headers = {"Authorization": f"Bearer {KeyStore(client).create('storefront', 'chaos', None).key}"}
     try:
         _wait(lambda: port_open("127.0.0.1", api_port), 60, "the API start")
         publisher.start()
@@ -317,7 +322,7 @@ def run_campaign(campaign: Campaign, workdir: Path) -> Report:
             _wait(probe_written, 300, f"recovery after kill {kill}")
             report.recover_s.append(round(time.monotonic() - killed_at, 3))
             if kill == redis_after:
-                report.redis_outage = _redis_outage(store, f"http://127.0.0.1:{api_port}", campaign.outage_s)
+                report.redis_outage = _redis_outage(store, f"http://127.0.0.1:{api_port}", campaign.outage_s, headers)
             if kill == broker_after:
                 broker.proxy.down()
                 time.sleep(campaign.outage_s)

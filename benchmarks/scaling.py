@@ -152,7 +152,7 @@ def flow_scaling(events: int, counts: list[int]) -> dict[str, Any]:
         settings = Settings(kafka_brokers=broker.address, redis_url=redis_svc.address, topic_prefix="scale.",
                             topic_partitions=4, flow_metrics_port=0, snapshot_interval_s=30.0)  # fmt: skip
         create_topics(settings.kafka.brokers, settings.topic.prefix, settings.topic.partitions)
-        workload = Workload(seed=3, n_skus=2000, n_stores=20, n_warehouses=3, n_users=5000)
+        workload = Workload(seed=3, n_skus=2000, n_stores=20, n_warehouses=3, n_users=5000, hold_share=0.0)
         records = [r for r in workload.records(int(events * 1.03)) if r.topic in STOCK_TOPICS][:events]
         KafkaPublisher(settings.kafka.brokers).publish(records, {t: settings.topic(t) for t in Topic})
         assert broker.proc is not None

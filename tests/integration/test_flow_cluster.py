@@ -67,7 +67,7 @@ def _other_db(settings: Settings, db: int) -> Settings:
 
 @pytest.mark.parametrize("processes", [2, 4])
 def test_pod_command_as_a_cluster_matches_one_process(settings: Settings, tmp_path: Path, processes: int) -> None:
-    workload = Workload(seed=31, n_skus=300, n_stores=6, n_warehouses=2, n_users=400)
+    workload = Workload(seed=31, n_skus=300, n_stores=6, n_warehouses=2, n_users=400, hold_share=0.0)
     publish(settings, ((r.topic, r.key, r.value) for r in workload.records(12_000)))
     run_to_end(settings)
     expected = stock_hashes(settings.redis.url)
@@ -90,7 +90,7 @@ def test_pod_command_as_a_cluster_matches_one_process(settings: Settings, tmp_pa
 
 def test_a_cluster_rescaled_from_2_to_4_processes_resumes_where_it_stopped(settings: Settings, tmp_path: Path) -> None:
     """The procedure of docs/scaleout.md: stop, deal the partition files out again by `p % 4`, start 4 members."""
-    workload = Workload(seed=32, n_skus=300, n_stores=6, n_warehouses=2, n_users=400)
+    workload = Workload(seed=32, n_skus=300, n_stores=6, n_warehouses=2, n_users=400, hold_share=0.0)
     records = list(workload.records(12_000))
     publish(settings, ((r.topic, r.key, r.value) for r in records[:6_000]))
     clustered = _other_db(settings, 4)
