@@ -91,6 +91,7 @@ class _RecordSinkPartition(StatelessSinkPartition[FlowRecord]):
         self._letters_by_reason: Counter[str] = Counter()
         self._beat_at = 0.0
         self._unreported: tuple[float, float | None] | None = None  # the last write a heartbeat has not told
+        self._last_lag_s: float | None = None  # the newest batch's median event-time lag
         self._lag = END_TO_END_LAG.labels(flow_name)
         client = connect(settings.redis.url, timeout_s=10.0)
         self._client = client
@@ -196,7 +197,10 @@ class _RecordSinkPartition(StatelessSinkPartition[FlowRecord]):
             self._letters_by_reason[str(reason)] += n  # a StrEnum: JSON keys must be plain str
         self._written += len(items)
         # The median record's event-time lag: robust to the odd late event (large) and early one (negative).
-        self._heartbeat(written_at, statistics.median(lags) if lags else None)
+        # A batch with no state (dead letters only) keeps the last lag known, rather than reporting none.
+        if lags:
+            self._last_lag_s = statistics.median(lags)
+        self._heartbeat(written_at, self._last_lag_s)
 
     def _heartbeat(self, written_at: float, lag_s: float | None, force: bool = False) -> None:
         """At most once a second, tell the console this worker is alive (`state.flow_health`); never fails the batch.
