@@ -311,7 +311,9 @@ def quality(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
     broker = start_broker()
     services: list[LocalService] = [redis_svc, broker]
     settings = settings.model_copy(update={"redis_url": redis_svc.address, "kafka_brokers": broker.address})
-    api, port = start_api("serving.app:create_app", settings)
+    api, port = start_api(
+        "serving.app:create_app", settings.model_copy(update={"auth_enabled": False})
+    )  # quality, not keys
     try:
         stream = run_stream(settings, items, scope, port, work / "recovery")
     finally:
@@ -502,7 +504,7 @@ def api_latency(settings: Settings, duration_s: float) -> dict[str, Any]:
         start = datetime(2011, 9, 5, tzinfo=LONDON).timestamp()
         records = list(synthetic_records(settings, 30_000, 2_000, start, 3.0))
         run_main(build_flow(settings, "api", source=TestingSource(records, batch_size=5000)))
-        api, port = start_api("serving.app:create_app", settings)
+        api, port = start_api("serving.app:create_app", settings.model_copy(update={"auth_enabled": False}))
         try:
             paths = [f"/v1/forecasts/SKU-{i:06d}?location_id={LOCATION}&days=7" for i in range(1, 400)]
             return api_figures(port, paths, duration_s, connections=16)
