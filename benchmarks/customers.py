@@ -41,7 +41,7 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `python benchmarks/customers.py` from anywhere
 
-from benchmarks.inventory import api_figures, start_api
+from benchmarks.inventory import api_figures, api_headers, start_api
 from events.timestamps import rfc3339_ms
 from events.topics import Topic
 from flows.customers_stages import config_of
@@ -247,8 +247,9 @@ def api(base: Settings, n_customers: int, duration_s: float, connections: int) -
     proc, port = start_api("serving.app:create_app", base)
     try:
         paths = [f"/v1/customers/{c}" for c in random.Random(1).sample(ids, 2000)]
-        customers = api_figures(port, paths, duration_s, connections)
-        segments = api_figures(port, ["/v1/segments"], duration_s, connections)
+        headers = api_headers(base, "console")
+        customers = api_figures(port, paths, duration_s, connections, headers)
+        segments = api_figures(port, ["/v1/segments"], duration_s, connections, headers)
     finally:
         proc.terminate()
         proc.wait(10)

@@ -63,6 +63,7 @@ from sim.publish import DEFAULT_LINGER_MS, KafkaPublisher
 from sim.record import SimRecord
 from sim.workload import Workload
 from state import keys
+from state.api_keys import KeyStore
 
 RESULTS = Path(__file__).resolve().parent / "results" / "inventory.json"
 FLOW_TOPICS = (Topic.INVENTORY, Topic.POS, Topic.CLICKSTREAM)
@@ -492,9 +493,25 @@ def start_api(app: str, settings: Settings) -> tuple[subprocess.Popen[bytes], in
     raise RuntimeError(f"{app} did not start")
 
 
-def api_figures(port: int, paths: list[str], duration_s: float, connections: int) -> dict[str, Any]:
-    peak = http_load.run(http_load.closed_loop("127.0.0.1", port, paths, connections, duration_s))
-    half = http_load.run(http_load.open_loop("127.0.0.1", port, paths, peak.rate / 2, duration_s, connections))
+def api_headers(settings: Settings, role: str = "admin") -> dict[str, str]:
+    """A bearer key for `role`, issued in the benchmark's Redis and not rate limited.
+
+    The benchmarks drive the API as it is deployed, with auth on: a request without a key
+    would be answered 401 at a fraction of the real cost and measure nothing.
+    """
+    client = redis.Redis.from_url(settings.redis.url)
+    try:
+        issued = KeyStore(client).create(role, "benchmark", rate_per_s=1e9)
+    finally:
+        client.close()
+    return {"Authorization": f"Bearer {issued.key}"}
+
+
+def api_figures(port: int, paths: list[str], duration_s: float, connections: int,
+                headers: dict[str, str] | None = None) -> dict[str, Any]:  # fmt: skip
+    """Most requests/s (closed loop), then p50/p99 at half that rate (open loop); non-2xx answers count as errors."""
+    peak = http_load.run(http_load.closed_loop("127.0.0.1", port, paths, connections, duration_s, headers))
+    half = http_load.run(http_load.open_loop("127.0.0.1", port, paths, peak.rate / 2, duration_s, connections, headers))
     return {"max": peak.as_dict(), "half_load": half.as_dict()}
 
 
@@ -508,12 +525,13 @@ def api_comparison(settings: Settings, skus: list[str], duration_s: float, conne
     apps = {"inventory_route": ("serving.app:create_app", "/v1/inventory/"),
             "bare_route": ("benchmarks.bare_app:create_app", "/bare/")}  # fmt: skip
     servers = {name: start_api(app, settings) for name, (app, _) in apps.items()}
+    headers = api_headers(settings, "storefront")
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name in apps}
     try:
         for _ in range(rounds):
             for name, (_, prefix) in apps.items():
                 runs[name].append(api_figures(servers[name][1], [prefix + sku for sku in skus], duration_s,
-                                              connections))  # fmt: skip
+                                              connections, headers))  # fmt: skip
     finally:
         for proc, _ in servers.values():
             proc.terminate()

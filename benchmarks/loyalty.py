@@ -38,7 +38,7 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.inventory import api_figures, start_api
+from benchmarks.inventory import api_figures, api_headers, start_api
 from events.timestamps import rfc3339_ms
 from events.topics import Topic
 from flows.kafka_source import KafkaRecord
@@ -138,13 +138,14 @@ def redemptions(base: Settings, workdir: Path, members: int, requests: int, in_f
     time.sleep(1.0)
     proc, port = start_api("serving.app:create_app", settings)
     base_url = f"http://127.0.0.1:{port}"
+    auth = api_headers(settings)
     try:
 
         def post(i: int) -> tuple[float, int]:
             with httpx.Client(timeout=10.0) as http:
                 started = time.perf_counter()
                 answer = http.post(f"{base_url}/v1/loyalty/M-{i % members:05d}/redemptions",
-                                   headers={"Idempotency-Key": f"bench-{i}"}, json={"points": 1})  # fmt: skip
+                                   headers={"Idempotency-Key": f"bench-{i}", **auth}, json={"points": 1})  # fmt: skip
                 return time.perf_counter() - started, answer.status_code
 
         with ThreadPoolExecutor(in_flight) as pool:
@@ -164,10 +165,10 @@ def redemptions(base: Settings, workdir: Path, members: int, requests: int, in_f
         }
         # Attribution days to read: the flow's documents for the simulated days (written by `attribution_days`).
         member_paths = [f"/v1/loyalty/M-{i:05d}" for i in range(members)]
-        endpoints = {"GET /v1/loyalty/{id}": api_figures(port, member_paths, duration_s, 16)}
+        endpoints = {"GET /v1/loyalty/{id}": api_figures(port, member_paths, duration_s, 16, auth)}
         for model in ("last_non_direct", "markov"):
             path = f"/v1/attribution?model={model}&by=campaign&from=2026-11-20&to=2026-11-30"
-            endpoints[f"GET /v1/attribution {model}"] = api_figures(port, [path], duration_s, 16)
+            endpoints[f"GET /v1/attribution {model}"] = api_figures(port, [path], duration_s, 16, auth)
         return {"decision": decision, "endpoints": endpoints}
     finally:
         proc.terminate()

@@ -49,7 +49,7 @@ from rich.console import Console
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.inventory import api_figures, median_run, start_api
+from benchmarks.inventory import api_figures, api_headers, median_run, start_api
 from benchmarks.keyspace import KeyWrites
 from events.stock import LocationStock, SkuStock
 from events.timestamps import rfc3339_ms
@@ -298,11 +298,12 @@ def api_comparison(settings: Settings, n_skus: int, duration_s: float, connectio
     apps = {"recommendations_route": ("serving.app:create_app", rec_paths),
             "bare_route": ("benchmarks.bare_app:create_app", bare_paths)}  # fmt: skip
     servers = {name: start_api(app, settings) for name, (app, _) in apps.items()}
+    headers = api_headers(settings, "storefront")
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name in apps}
     try:
         for _ in range(rounds):
             for name, (_, paths) in apps.items():
-                runs[name].append(api_figures(servers[name][1], paths, duration_s, connections))
+                runs[name].append(api_figures(servers[name][1], paths, duration_s, connections, headers))
     finally:
         for proc, _ in servers.values():
             proc.terminate()

@@ -44,8 +44,7 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks import http_load
-from benchmarks.inventory import FLOW_TOPICS, start_api, workload_records
+from benchmarks.inventory import FLOW_TOPICS, api_figures, api_headers, start_api, workload_records
 from events.timestamps import rfc3339_ms
 from events.topics import Topic
 from flows.launcher import start_flow
@@ -109,12 +108,12 @@ def background_traffic(settings: Settings, rate: float, seconds: float, stop: th
     return thread
 
 
-async def decision_latencies(url: str, skus: list[str], rate: float, seconds: float,
+async def decision_latencies(url: str, headers: dict[str, str], skus: list[str], rate: float, seconds: float,
                              poll_s: float) -> tuple[list[float], dict[str, int]]:  # fmt: skip
     """POST at `rate`/s for `seconds`; per reservation, ms from sending the POST to a GET showing the decision."""
     latencies: list[float] = []
     outcomes: dict[str, int] = {}
-    async with httpx.AsyncClient(base_url=url, timeout=30.0,
+    async with httpx.AsyncClient(base_url=url, timeout=30.0, headers=headers,
                                  limits=httpx.Limits(max_connections=64)) as client:  # fmt: skip
 
         async def one(n: int) -> None:
@@ -149,16 +148,13 @@ async def decision_latencies(url: str, skus: list[str], rate: float, seconds: fl
     return latencies, outcomes
 
 
-def fulfilment_figures(port: int, skus: list[str], seconds: float, connections: int) -> dict[str, Any]:
+def fulfilment_figures(port: int, headers: dict[str, str], skus: list[str], seconds: float,
+                       connections: int) -> dict[str, Any]:  # fmt: skip
     single = [f"/v1/fulfilment/options?sku={sku}&qty=2&ship_to=north" for sku in skus]
     multi = [f"/v1/fulfilment/options?lines={a}:1,{b}:2,{c}:1&ship_to=north"
              for a, b, c in zip(skus, skus[1:], skus[2:], strict=False)]  # fmt: skip
-    out = {}
-    for name, paths in (("single_line", single), ("three_lines", multi)):
-        peak = http_load.run(http_load.closed_loop("127.0.0.1", port, paths, connections, seconds))
-        half = http_load.run(http_load.open_loop("127.0.0.1", port, paths, peak.rate / 2, seconds, connections))
-        out[name] = {"max": peak.as_dict(), "half_load": half.as_dict()}
-    return out
+    return {name: api_figures(port, paths, seconds, connections, headers)
+            for name, paths in (("single_line", single), ("three_lines", multi))}  # fmt: skip
 
 
 def main() -> None:
@@ -183,6 +179,7 @@ def main() -> None:
         skus = [f"SKU-{n:05d}" for n in range(args.skus)]
         run = start_flow("inventory", settings, stdout=sys.stderr, stderr=sys.stderr)
         api, port = start_api("serving.app:create_app", settings)
+        headers = api_headers(settings, "storefront")
         try:
             console.print(f"seeding {len(skus)} SKUs x {len(STORES) + len(WAREHOUSES)} locations ...")
             seed_stock(settings, skus)
@@ -190,14 +187,14 @@ def main() -> None:
                           f"{args.background_rate:g} simulator events/s ...")  # fmt: skip
             stop = threading.Event()
             traffic = background_traffic(settings, args.background_rate, args.hold_seconds + 5, stop)
-            latencies, outcomes = asyncio.run(decision_latencies(f"http://127.0.0.1:{port}", skus, args.rate,
+            latencies, outcomes = asyncio.run(decision_latencies(f"http://127.0.0.1:{port}", headers, skus, args.rate,
                                                                  args.hold_seconds, args.poll_ms / 1000))  # fmt: skip
             stop.set()
             traffic.join(30)
             decision = _percentiles(latencies) | {"outcomes": outcomes}
             run.stop()  # the endpoint reads Redis only: the flow's backlog must not share the cores with it
             console.print("(b) GET /v1/fulfilment/options ...")
-            fulfilment = fulfilment_figures(port, skus, args.api_seconds, args.connections)
+            fulfilment = fulfilment_figures(port, headers, skus, args.api_seconds, args.connections)
         finally:
             api.terminate()
             api.wait(10)

@@ -46,7 +46,7 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks import http_load
+from benchmarks.inventory import api_figures, api_headers
 from events.stock import LocationStock, SkuStock
 from events.topics import Topic
 from flows.launcher import settings_env, start_flow
@@ -204,6 +204,7 @@ def api_scaling(counts: list[int], duration_s: float, connections: int) -> list[
         StockWriter(redis.Redis.from_url(redis_svc.address), "bench").write_batch(
             SkuStock(sku, 1, 1.0, tuple(LocationStock(f"S{loc}", 10, 2, 1.0) for loc in range(8))) for sku in skus
         )
+        headers = api_headers(settings, "storefront")
         rows = []
         for workers in counts:
             row: dict[str, Any] = {"workers": workers}
@@ -217,15 +218,13 @@ def api_scaling(counts: list[int], duration_s: float, connections: int) -> list[
             for name, (command, prefix, probe) in servers.items():
                 proc, port = start_server(command, settings, probe)
                 try:
-                    paths = [prefix + sku for sku in skus]
-                    peak = http_load.run(http_load.closed_loop("127.0.0.1", port, paths, connections, duration_s))
-                    half = http_load.run(
-                        http_load.open_loop("127.0.0.1", port, paths, peak.rate / 2, duration_s, connections)
-                    )
+                    figures = api_figures(port, [prefix + sku for sku in skus], duration_s, connections, headers)
                 finally:
                     proc.terminate()
                     proc.wait(20)
-                row[name] = {"max_rps": round(peak.rate), "p99_ms_at_half": half.p99_ms, "errors": peak.errors}
+                peak, half = figures["max"], figures["half_load"]
+                row[name] = {"max_rps": round(peak["rate"]), "p99_ms_at_half": half["p99_ms"],
+                             "errors": peak["errors"] + half["errors"]}  # fmt: skip
             row["fraction_of_bare"] = round(row["inventory_route"]["max_rps"] / row["bare_route"]["max_rps"], 2)
             rows.append(row)
         return rows
