@@ -35,6 +35,24 @@ class CostModel:
     warehouse_prefixes: tuple[str, ...] = ("WH-",)
     max_sources: int = 3
     max_options: int = 5  # single-source alternatives returned, cheapest first
+    _sources: dict[tuple[str, str | None], tuple[float, int]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+
+    def source(self, location_id: str, region: str | None) -> tuple[float, int]:
+        """(cost for `region`, units kept back) of a source, memoised.
+
+        Every request asks this of every location holding the SKU (a couple of dozen), and the
+        answer depends on the configuration only: looked up once, it leaves the API's hot path.
+        """
+        key = (location_id, region)
+        found = self._sources.get(key)
+        if found is None:
+            if len(self._sources) >= 100_000:  # unknown regions are refused upstream; bound it anyway
+                self._sources.clear()
+            keep = 0 if self.is_warehouse(location_id) else self.store_safety_stock
+            found = self._sources[key] = (self.source_cost(location_id, region), keep)
+        return found
 
     def is_warehouse(self, location_id: str) -> bool:
         return location_id.startswith(self.warehouse_prefixes)
@@ -125,22 +143,22 @@ def plan_fulfilment(lines: Sequence[tuple[str, int]], stock: Stock, region: str 
     locations = sorted({loc for sku in wanted for loc in stock.get(sku, {})})
     if pickup_at is not None:
         locations = [loc for loc in locations if loc == pickup_at]
-    # Per request on the API's hot path: each location's kind and each SKU's stock looked up once.
-    keep = model.store_safety_stock
-    kept_back = {loc: 0 if model.is_warehouse(loc) else keep for loc in locations}
+    cost_region = None if pickup_at is not None else region
+    sources = {loc: model.source(loc, cost_region) for loc in locations}
+    cost = {loc: source_cost for loc, (source_cost, _) in sources.items()}
     by_sku = [(sku, stock.get(sku, {})) for sku in wanted]
-    usable = {loc: {sku: max(0, at.get(loc, 0) - kept_back[loc]) for sku, at in by_sku} for loc in locations}
-    cost = {loc: model.source_cost(loc, None if pickup_at is not None else region) for loc in locations}
     reasons: list[str] = []
-    for loc in locations:
-        if kept_back[loc]:
+    for loc, (_, keep) in sources.items():
+        if keep:
             held_back = [sku for sku, at in by_sku if 0 < at.get(loc, 0) <= keep]
             if held_back:
-                reasons.append(f"{loc} keeps its last {model.store_safety_stock} units of {', '.join(held_back)} "
+                reasons.append(f"{loc} keeps its last {keep} units of {', '.join(held_back)} "
                                "for walk-in shoppers")  # fmt: skip
 
     whole = tuple(wanted.items())
-    able = sorted((cost[loc], loc) for loc in locations if all(usable[loc][sku] >= qty for sku, qty in whole))
+    needs = [(stock.get(sku, {}), qty) for sku, qty in whole]
+    able = sorted((cost[loc], loc) for loc, (_, keep) in sources.items()
+                  if all(at.get(loc, 0) - keep >= qty for at, qty in needs))  # fmt: skip
     singles = [
         _plan(((loc, whole),), cost, model, [f"{loc} can serve the whole order alone"])
         for _, loc in able[: max(1, model.max_options)]
@@ -151,6 +169,7 @@ def plan_fulfilment(lines: Sequence[tuple[str, int]], stock: Stock, region: str 
         return Plan(best.shipments, best.total_cost, (*why, *reasons)), singles
 
     # No one source can: split, cheapest sources first, never beyond what each may give.
+    usable = {loc: {sku: max(0, at.get(loc, 0) - keep) for sku, at in by_sku} for loc, (_, keep) in sources.items()}
     by_cost = sorted(locations, key=lambda loc: (cost[loc], loc))
     parts: dict[str, list[tuple[str, int]]] = {}
     for sku, qty in wanted.items():
