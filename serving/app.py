@@ -26,7 +26,7 @@ from serving.backend import reader_for
 from serving.collector import ParsedListCollector, freeze_startup_objects
 from serving.errors import install_error_handlers
 from serving.fast_path import StockFastPath
-from serving.rec_fast_path import RecommendationsFastPath
+from serving.query_fast_path import QueryFastPath
 from serving.rec_served import ServedPublisher
 from serving.routes import (
     alerts,
@@ -185,7 +185,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Added last-but-one so the metrics middleware (added last, hence outermost) counts
     # the fast path's requests too.
     app.add_middleware(StockFastPath, api=app)
-    app.add_middleware(RecommendationsFastPath, api=app)
+    app.add_middleware(QueryFastPath, api=app, route=recommendations.ROUTE, answer=recommendations.fast_answer)
+    app.add_middleware(QueryFastPath, api=app, route=fulfilment.OPTIONS_ROUTE, answer=fulfilment.fast_answer)
     # Outside the fast paths, which answer before FastAPI's routing (where a dependency never runs).
     if settings.auth.enabled:
         limiter = RateLimiter(settings.auth.rate_per_s, settings.auth.burst_s)

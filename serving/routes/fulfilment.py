@@ -3,14 +3,17 @@
 One Redis round trip reads the SKUs' stock documents (the inventory flow's,
 the same the inventory endpoint serves); `operators.fulfilment` ranks the
 sources with the configured cost model (`settings.fulfilment`) and says why.
+`serving.query_fast_path` answers well-formed requests (`fast_answer`) ahead of
+FastAPI's routing; this route documents the endpoint and answers the rest.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.responses import Response
 
 from operators.fulfilment import CostModel, Plan, parse_ship_costs, plan_fulfilment
@@ -68,6 +71,11 @@ def parse_lines(sku: str | None, qty: int | None, lines: str | None) -> list[tup
     return [(sku, qty)]
 
 
+OPTIONS_ROUTE = "/v1/fulfilment/options"
+_QUERY_LIMITS = {"sku": 256, "qty": 7, "lines": 100_000, "ship_to": 64, "pickup_at": 256}
+"""The parameters the route takes, with the longest value its FastAPI declaration accepts."""
+
+
 @router.get("/options", responses={200: {"model": FulfilmentOptions}, **error_responses(404)})
 async def fulfilment_options(
     request: Request,
@@ -78,15 +86,49 @@ async def fulfilment_options(
     pickup_at: Annotated[str | None, Query(min_length=1, max_length=256, description="A store, for pick-up.")] = None,
 ) -> Response:
     """Ranked sources for an order: the chosen plan, single-source alternatives, and the reasons."""
+    body = await options_body(request.app, sku, qty, lines, ship_to, pickup_at)
+    return Response(body, media_type="application/json")
+
+
+async def fast_answer(api: FastAPI, pairs: Sequence[tuple[str, str]]) -> bytes | None:
+    """The answer to a well-formed query, or None to let the route answer it (`serving.query_fast_path`).
+
+    Declines what FastAPI's declaration refuses on its own terms (a repeated or blank parameter, a
+    value over its length, a `qty` that is not an integer), so those get the route's 422s.
+
+    >>> import asyncio
+    >>> asyncio.run(fast_answer(None, [("sku", "A"), ("sku", "B")])) is None  # type: ignore[arg-type]
+    True
+    >>> asyncio.run(fast_answer(None, [("sku", "A"), ("qty", "two")])) is None  # type: ignore[arg-type]
+    True
+    """
+    values: dict[str, str] = {}
+    for name, value in pairs:
+        limit = _QUERY_LIMITS.get(name)
+        if limit is None:
+            continue  # unknown parameters are ignored, as FastAPI does
+        if name in values or not value or len(value) > limit:
+            return None
+        values[name] = value
+    qty = values.get("qty")
+    if qty is not None and not qty.isdigit():
+        return None
+    return await options_body(api, values.get("sku"), None if qty is None else int(qty), values.get("lines"),
+                              values.get("ship_to"), values.get("pickup_at"))  # fmt: skip
+
+
+async def options_body(api: FastAPI, sku: str | None, qty: int | None, lines: str | None, ship_to: str | None,
+                       pickup_at: str | None) -> bytes:  # fmt: skip
+    """The options document for an order; `InvalidParameter` / `NotFound` for what cannot be planned."""
     wanted = parse_lines(sku, qty, lines)
-    model: CostModel = request.app.state.fulfilment_model
+    model: CostModel = api.state.fulfilment_model
     if (ship_to is None) == (pickup_at is None):
         raise InvalidParameter("ship_to", "give either ship_to (a region) or pickup_at (a store)")
     regions = model.regions()
     if ship_to is not None and regions and ship_to not in regions:
         raise InvalidParameter("ship_to", f"unknown region {ship_to!r}; known: {', '.join(sorted(regions))}")
     skus = list(dict.fromkeys(name for name, _ in wanted))
-    reader: StockReader = request.app.state.stock_reader
+    reader: StockReader = api.state.stock_reader
     docs = await reader.skus(skus)
     stock: dict[str, dict[str, int]] = {}
     as_of = []
@@ -97,7 +139,7 @@ async def fulfilment_options(
         stock[name] = {loc["location_id"]: loc["available"] for loc in parsed["locations"]}
         as_of.append(parsed["as_of"])
     choice, singles = plan_fulfilment(wanted, stock, ship_to, model, pickup_at)
-    return Response(orjson.dumps({
+    return orjson.dumps({
         "lines": [{"sku": name, "qty": count} for name, count in wanted],
         "ship_to": ship_to,
         "pickup_at": pickup_at,
@@ -105,7 +147,7 @@ async def fulfilment_options(
         "options": [_plan(plan) for plan in singles],
         "reasons": list(choice.reasons),
         "as_of": max(as_of),
-    }), media_type="application/json")  # fmt: skip
+    })  # fmt: skip
 
 
 def _plan(plan: Plan) -> dict[str, Any]:

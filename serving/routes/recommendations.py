@@ -8,7 +8,7 @@ and the stock-aware filter of every candidate. The blend is the engine's one
 measures. Each answer is recorded to `omni.rec_served` (`events.rec_served`; non-blocking) so the
 recommend flow can join it with the clicks that follow.
 
-`serving.rec_fast_path` answers well-formed requests ahead of FastAPI's
+`serving.query_fast_path` answers well-formed requests (`fast_answer`) ahead of FastAPI's
 routing (the framework would be most of the cost); this route documents the
 endpoint and answers what the fast path declines, with the 422s.
 """
@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from typing import Annotated, Literal, NamedTuple
 
 import orjson
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
@@ -187,6 +187,15 @@ def _held(
         elif held:
             into[name] = held
     return missing
+
+
+async def fast_answer(api: FastAPI, pairs: Sequence[tuple[str, str]]) -> bytes | None:
+    """The answer to a well-formed query, or None to let the route answer it (`serving.query_fast_path`)."""
+    params = parse_query(pairs)
+    if params is None:
+        return None
+    rec: Recommender = api.state.recommender
+    return await rec.answer(params)
 
 
 def recommender(request: Request) -> Recommender:

@@ -92,9 +92,25 @@ def test_store_safety_stock_keeps_a_last_unit_back(client: TestClient) -> None:
         ({"sku": "KETTLE", "qty": 1, "ship_to": "mars"}, 422, "invalid_parameter"),
         ({"lines": "KETTLE:2,KETTLE", "ship_to": "north"}, 422, "invalid_parameter"),
         ({"qty": 1, "ship_to": "north"}, 422, "invalid_parameter"),
+        # Declined by the plain-ASGI fast path (serving/query_fast_path.py), answered by the FastAPI route:
+        ({"sku": "KETTLE", "qty": "two", "ship_to": "north"}, 422, "invalid_parameter"),
+        ({"sku": "KETTLE", "qty": 1, "ship_to": ""}, 422, "invalid_parameter"),
     ],
 )
 def test_bad_parameters_get_a_clear_4xx(client: TestClient, params: dict[str, Any], status: int, code: str) -> None:
     response = client.get("/v1/fulfilment/options", params=params)
     assert response.status_code == status, response.text
     assert response.json()["error"]["code"] == code
+
+
+def test_answers_are_counted_under_the_route_whichever_path_answers(client: TestClient) -> None:
+    """Well-formed queries are answered ahead of FastAPI's routing, the rest by the route: one metrics label."""
+    fast = client.get("/v1/fulfilment/options", params={"sku": "KETTLE", "qty": 1, "ship_to": "north"})
+    routed = client.get("/v1/fulfilment/options?sku=KETTLE&sku=KETTLE&qty=1&ship_to=north")  # repeated: the route's
+    assert (fast.status_code, routed.status_code) == (200, 200), (fast.text, routed.text)
+    assert fast.json() == routed.json()
+    metrics = client.get("/metrics").text
+    counted = [line for line in metrics.splitlines()
+               if line.startswith("omnistream_api_requests_total") and 'route="/v1/fulfilment/options"' in line
+               and 'status="200"' in line]  # fmt: skip
+    assert counted and float(counted[0].rsplit(" ", 1)[1]) == 2.0, counted
