@@ -25,8 +25,7 @@ from serving.auth.rate_limit import RateLimiter
 from serving.backend import reader_for
 from serving.collector import ParsedListCollector, freeze_startup_objects
 from serving.errors import install_error_handlers
-from serving.fast_path import StockFastPath
-from serving.query_fast_path import QueryFastPath
+from serving.fast_paths import FastPaths
 from serving.rec_served import ServedPublisher
 from serving.routes import (
     alerts,
@@ -184,9 +183,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(console.router)
     # Added last-but-one so the metrics middleware (added last, hence outermost) counts
     # the fast path's requests too.
-    app.add_middleware(StockFastPath, api=app)
-    app.add_middleware(QueryFastPath, api=app, route=recommendations.ROUTE, answer=recommendations.fast_answer)
-    app.add_middleware(QueryFastPath, api=app, route=fulfilment.OPTIONS_ROUTE, answer=fulfilment.fast_answer)
+    app.add_middleware(FastPaths, api=app, routes=[
+        inventory.FAST_ROUTE, recommendations.FAST_ROUTE, fulfilment.FAST_ROUTE, reservations.FAST_ROUTE,
+        orders.FAST_ROUTE, customers.FAST_ROUTE, forecasts.FAST_ROUTE, loyalty.FAST_ROUTE,
+    ])  # fmt: skip
     # Outside the fast paths, which answer before FastAPI's routing (where a dependency never runs).
     if settings.auth.enabled:
         limiter = RateLimiter(settings.auth.rate_per_s, settings.auth.burst_s)

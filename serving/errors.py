@@ -108,7 +108,7 @@ async def _validation_error(_: Request, exc: Exception) -> Response:
 
 
 async def backend_error(request: Request, exc: Exception) -> Response:
-    """The 503 answer to a Redis failure (also used by `serving.fast_path`)."""
+    """The 503 answer to a Redis failure (also used by `serving.fast_paths`)."""
     # Redis refused, reset or timed out (redis-py's errors, or the API's own deadline:
     # builtin TimeoutError is an OSError). The cause stays in the log: it names hosts.
     log.warning("%s %s: backend unavailable: %s", request.method, request.url.path, type(exc).__name__)

@@ -1,6 +1,6 @@
 """The API-key check in front of every route, the fast paths included.
 
-Pure ASGI, placed outside `serving.fast_path` and `serving.query_fast_path` (which answer
+Pure ASGI, placed outside `serving.fast_paths` (which answers
 before FastAPI's routing, where a dependency would never run) and inside the metrics
 middleware, so refused requests are counted too. Per request it reads one header, looks
 the key up in the in-process cache (`serving.auth.keys`) and takes a token from the key's

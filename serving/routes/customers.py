@@ -13,12 +13,12 @@ stream is the Redis mirror of `omni.triggers` as server-sent events, resumable w
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Annotated
 
 import orjson
 import redis.asyncio as aioredis
-from fastapi import APIRouter, Header, Path, Query, Request
+from fastapi import APIRouter, FastAPI, Header, Path, Query, Request
 from fastapi.responses import Response, StreamingResponse
 from redis.exceptions import RedisError
 
@@ -27,8 +27,9 @@ from operators.customers.lifecycle import SEGMENTS
 from operators.customers.population import scores_of
 from serving.deps import CustomerReaderDep, SettingsDep
 from serving.errors import InvalidParameter, NotFound
+from serving.fast_paths import FastRoute
 from serving.schemas import error_responses
-from state.customer_reader import tail_triggers
+from state.customer_reader import CustomerReader, tail_triggers
 from state.fraud_reader import is_stream_id
 
 log = logging.getLogger(__name__)
@@ -59,6 +60,11 @@ async def read_customer(
     `rfm.scores` ranks the customer against the live population (`global`, and `country` when asked):
     quintiles 1-5, 5 the most recent, most frequent, biggest spender (`operators.customers.population`).
     """
+    return Response(await customer_body(reader, customer_id, country), media_type="application/json")
+
+
+async def customer_body(reader: CustomerReader, customer_id: str, country: str | None) -> bytes:
+    """The customer's document with its RFM scores against the live population; `NotFound` for a stranger."""
     scope = f"country:{country}" if country else None
     doc, *populations = await reader.customer_and_populations(customer_id, scope)
     if doc is None:
@@ -71,7 +77,27 @@ async def read_customer(
             if name is not None and population is not None:
                 scores[name] = scores_of(orjson.loads(population), buckets)
     body.setdefault("rfm", {})["scores"] = scores
-    return Response(orjson.dumps(body), media_type="application/json")
+    return orjson.dumps(body)
+
+
+async def fast_answer(api: FastAPI, customer_id: str, pairs: Sequence[tuple[str, str]]) -> bytes | None:
+    """The customer for a well-formed query, or None to let the route answer it (`serving.fast_paths`).
+
+    >>> import asyncio
+    >>> asyncio.run(fast_answer(None, "C-1", [("country", "gb")])) is None  # type: ignore[arg-type]
+    True
+    """
+    country: str | None = None
+    for name, value in pairs:
+        if name == "country":
+            if country is not None or len(value) != 2 or not ("A" <= value[0] <= "Z" and "A" <= value[1] <= "Z"):
+                return None  # the route's pattern ^[A-Z]{2}$ answers the 422
+            country = value
+    reader: CustomerReader = api.state.customer_reader
+    return await customer_body(reader, customer_id, country)
+
+
+FAST_ROUTE = FastRoute("/v1/customers/{customer_id}", fast_answer, max_segment=MAX_ID_LENGTH)
 
 
 @segments_router.get("")

@@ -3,7 +3,7 @@
 One Redis round trip reads the SKUs' stock documents (the inventory flow's,
 the same the inventory endpoint serves); `operators.fulfilment` ranks the
 sources with the configured cost model (`settings.fulfilment`) and says why.
-`serving.query_fast_path` answers well-formed requests (`fast_answer`) ahead of
+`serving.fast_paths` answers well-formed requests (`FAST_ROUTE`) ahead of
 FastAPI's routing; this route documents the endpoint and answers the rest.
 """
 
@@ -18,6 +18,7 @@ from fastapi.responses import Response
 
 from operators.fulfilment import CostModel, Plan, parse_ship_costs, plan_fulfilment
 from serving.errors import InvalidParameter, NotFound
+from serving.fast_paths import FastRoute
 from serving.schemas import FulfilmentOptions, error_responses
 from state.stock_reader import StockReader
 
@@ -90,16 +91,16 @@ async def fulfilment_options(
     return Response(body, media_type="application/json")
 
 
-async def fast_answer(api: FastAPI, pairs: Sequence[tuple[str, str]]) -> bytes | None:
-    """The answer to a well-formed query, or None to let the route answer it (`serving.query_fast_path`).
+async def fast_answer(api: FastAPI, _: str, pairs: Sequence[tuple[str, str]]) -> bytes | None:
+    """The answer to a well-formed query, or None to let the route answer it (`serving.fast_paths`).
 
     Declines what FastAPI's declaration refuses on its own terms (a repeated or blank parameter, a
     value over its length, a `qty` that is not an integer), so those get the route's 422s.
 
     >>> import asyncio
-    >>> asyncio.run(fast_answer(None, [("sku", "A"), ("sku", "B")])) is None  # type: ignore[arg-type]
+    >>> asyncio.run(fast_answer(None, "", [("sku", "A"), ("sku", "B")])) is None  # type: ignore[arg-type]
     True
-    >>> asyncio.run(fast_answer(None, [("sku", "A"), ("qty", "two")])) is None  # type: ignore[arg-type]
+    >>> asyncio.run(fast_answer(None, "", [("sku", "A"), ("qty", "two")])) is None  # type: ignore[arg-type]
     True
     """
     values: dict[str, str] = {}
@@ -115,6 +116,9 @@ async def fast_answer(api: FastAPI, pairs: Sequence[tuple[str, str]]) -> bytes |
         return None
     return await options_body(api, values.get("sku"), None if qty is None else int(qty), values.get("lines"),
                               values.get("ship_to"), values.get("pickup_at"))  # fmt: skip
+
+
+FAST_ROUTE = FastRoute(OPTIONS_ROUTE, fast_answer)
 
 
 async def options_body(api: FastAPI, sku: str | None, qty: int | None, lines: str | None, ship_to: str | None,

@@ -12,19 +12,22 @@ per-request dependency solving would cost them that margin (see `serving.deps`).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated
 
 import orjson
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, FastAPI, Path, Query, Request
 from fastapi.responses import Response
 
 from serving.deps import StockReaderDep, stock_reader
 from serving.errors import InvalidParameter, NotFound
+from serving.fast_paths import FastRoute
 from serving.schemas import LocationStock, SkuStock, StockBatch, error_responses
+from state.stock_reader import StockReader
 
 MAX_ID_LENGTH = 256
 MAX_BATCH_SKUS = 500  # CONTRACT.md: up to 500 SKUs in one call
-SKU_ROUTE = "/v1/inventory/{sku}"  # also served by `serving.fast_path`
+SKU_ROUTE = "/v1/inventory/{sku}"  # also served by `serving.fast_paths` (`FAST_ROUTE`)
 
 
 def missing_sku_message(sku: str) -> str:
@@ -90,10 +93,19 @@ async def read_inventory_batch(skus: SkuList, reader: StockReaderDep) -> Respons
 @router.get("/{sku}", responses={200: {"model": SkuStock}, **error_responses(404)})
 async def read_inventory(sku: Sku, request: Request) -> Response:
     """Stock of one SKU: totals and every location."""
-    doc = await stock_reader(request).sku(sku)
+    return _json(await sku_body(request.app, sku))
+
+
+async def sku_body(api: FastAPI, sku: str, _: Sequence[tuple[str, str]] = ()) -> bytes:
+    """The SKU's stock document as the flow shaped it; `NotFound` without one."""
+    reader: StockReader = api.state.stock_reader
+    doc = await reader.sku(sku)
     if doc is None:
         raise NotFound(missing_sku_message(sku))
-    return _json(doc)
+    return doc
+
+
+FAST_ROUTE = FastRoute(SKU_ROUTE, sku_body, max_segment=MAX_ID_LENGTH, query=False)
 
 
 @router.get(

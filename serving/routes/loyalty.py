@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Annotated, Literal
 
 import orjson
 import redis.asyncio as aioredis
-from fastapi import APIRouter, Header, Path, Request
+from fastapi import APIRouter, FastAPI, Header, Path, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 from redis.exceptions import RedisError
@@ -31,6 +32,7 @@ from events.models import MAX_QTY
 from events.timestamps import rfc3339_ms
 from omnistream.settings import LoyaltySettings
 from serving.errors import NotFound, error_response
+from serving.fast_paths import FastRoute
 from serving.loyalty_keys import HEADER, action_id, checked_key, fingerprint
 from serving.schemas import error_responses
 from state import keys
@@ -112,10 +114,19 @@ _REFUSALS = {
 @router.get("/{customer_id}", responses=error_responses(404))
 async def read_member(customer_id: CustomerId, request: Request) -> Response:
     """Available and pending points, tier, rolling spend, and the member's last ledger entries (newest first)."""
-    doc = await desk(request).reader.member(customer_id)
+    return _json(await member_body(request.app, customer_id))
+
+
+async def member_body(api: FastAPI, customer_id: str, _: Sequence[tuple[str, str]] = ()) -> bytes:
+    """The member's document as the loyalty flow shaped it; `NotFound` without an account."""
+    loyalty: LoyaltyDesk = api.state.loyalty
+    doc = await loyalty.reader.member(customer_id)
     if doc is None:
         raise NotFound(f"no loyalty account for customer {customer_id!r}")
-    return _json(doc)
+    return doc
+
+
+FAST_ROUTE = FastRoute("/v1/loyalty/{customer_id}", member_body, max_segment=MAX_ID_LENGTH, query=False)
 
 
 @router.post("/{customer_id}/redemptions", status_code=201, responses=error_responses(404, 409))

@@ -7,13 +7,15 @@ ledgers of their SKUs, `state.order_writer`); the handler adds them up
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, FastAPI, Path, Request
 from fastapi.responses import Response
 
 from operators.orders import order_document
 from serving.errors import NotFound
+from serving.fast_paths import FastRoute
 from serving.schemas import Order, error_responses
 from state.order_reader import OrderReader
 
@@ -27,8 +29,16 @@ OrderId = Annotated[str, Path(min_length=1, max_length=MAX_ID_LENGTH, descriptio
 @router.get("/{order_id}", responses={200: {"model": Order}, **error_responses(404)})
 async def read_order(order_id: OrderId, request: Request) -> Response:
     """The order's lines with reserved, fulfilled and cancelled quantities, their totals and the order's status."""
-    reader: OrderReader = request.app.state.order_reader
+    return Response(await order_body(request.app, order_id), media_type="application/json")
+
+
+async def order_body(api: FastAPI, order_id: str, _: Sequence[tuple[str, str]] = ()) -> bytes:
+    """The order's document from its lines; `NotFound` for an order the flow has not seen (or has let expire)."""
+    reader: OrderReader = api.state.order_reader
     lines = await reader.lines(order_id)
     if lines is None:
         raise NotFound(f"no order {order_id!r} (no purchase, fulfilment or cancel of it yet, or expired)")
-    return Response(order_document(order_id, lines), media_type="application/json")
+    return order_document(order_id, lines)
+
+
+FAST_ROUTE = FastRoute("/v1/orders/{order_id}", order_body, max_segment=MAX_ID_LENGTH, query=False)

@@ -8,7 +8,7 @@ and the stock-aware filter of every candidate. The blend is the engine's one
 measures. Each answer is recorded to `omni.rec_served` (`events.rec_served`; non-blocking) so the
 recommend flow can join it with the clicks that follow.
 
-`serving.query_fast_path` answers well-formed requests (`fast_answer`) ahead of FastAPI's
+`serving.fast_paths` answers well-formed requests (`FAST_ROUTE`) ahead of FastAPI's
 routing (the framework would be most of the cost); this route documents the
 endpoint and answers what the fast path declines, with the 422s.
 """
@@ -38,6 +38,7 @@ from operators.recs.blend import (
 from operators.recs.experiments import Variant, assign_variant
 from operators.recs.interactions import actor_key
 from serving.cold_answers import ColdAnswers
+from serving.fast_paths import FastRoute
 from serving.rec_served import ServedPublisher
 from serving.schemas import error_responses
 from state.rec_reader import NEIGHBOURS, RANKER, TRENDING, RecReader
@@ -189,13 +190,16 @@ def _held(
     return missing
 
 
-async def fast_answer(api: FastAPI, pairs: Sequence[tuple[str, str]]) -> bytes | None:
-    """The answer to a well-formed query, or None to let the route answer it (`serving.query_fast_path`)."""
+async def fast_answer(api: FastAPI, _: str, pairs: Sequence[tuple[str, str]]) -> bytes | None:
+    """The answer to a well-formed query, or None to let the route answer it (`serving.fast_paths`)."""
     params = parse_query(pairs)
     if params is None:
         return None
     rec: Recommender = api.state.recommender
     return await rec.answer(params)
+
+
+FAST_ROUTE = FastRoute(ROUTE, fast_answer)
 
 
 def recommender(request: Request) -> Recommender:

@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Sequence
 from typing import Annotated
 
 import msgspec
 import orjson
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, FastAPI, Path, Request
 from fastapi.responses import Response
 
 from events.models import Id, PositiveQty
@@ -29,6 +30,7 @@ from events.timestamps import rfc3339_ms
 from events.topics import Topic
 from omnistream.settings import Settings
 from serving.errors import ApiError, InvalidParameter, NotFound
+from serving.fast_paths import FastRoute
 from serving.idempotency import claim_or_replay, fingerprint, idempotency_key, replayed
 from serving.schemas import Reservation, ReservationAccepted, ReservationBody, error_responses
 from state import keys
@@ -137,11 +139,23 @@ async def create_reservation(request: Request) -> Response:
 @router.get("/{reservation_id}", responses={200: {"model": Reservation}, **error_responses(404)})
 async def read_reservation(reservation_id: ReservationId, request: Request) -> Response:
     """A reservation: `pending` until the inventory flow decides, then its decision and what became of it."""
-    store: ReservationStore = request.app.state.reservations
+    return Response(await reservation_body(request.app, reservation_id), media_type="application/json")
+
+
+async def reservation_body(api: FastAPI, reservation_id: str, _: Sequence[tuple[str, str]] = ()) -> bytes:
+    """The reservation's document (pending, or the flow's decision); `NotFound` for an unknown or expired one.
+
+    Checkouts poll it until the decision shows, so it is one of the reads `serving.fast_paths` answers.
+    """
+    store: ReservationStore = api.state.reservations
     doc = await store.read(reservation_id)
     if doc is None:
         raise NotFound(f"no reservation {reservation_id!r} (unknown, or expired)")
-    return Response(doc, media_type="application/json")
+    return doc
+
+
+FAST_ROUTE = FastRoute("/v1/reservations/{reservation_id}", reservation_body, max_segment=MAX_ID_LENGTH,
+                       query=False)  # fmt: skip
 
 
 async def _check_stock_record(request: Request, ask: ReservationRequest) -> None:

@@ -2,7 +2,7 @@
 
 The routes come from the API's own OpenAPI schema (so a route added later is covered
 without editing this file) plus the requests the fast paths answer ahead of FastAPI
-(`serving.fast_path`, `serving.query_fast_path`), which no FastAPI dependency would see.
+(`serving.fast_paths`), which no FastAPI dependency would see.
 """
 
 from __future__ import annotations

@@ -92,7 +92,7 @@ def test_store_safety_stock_keeps_a_last_unit_back(client: TestClient) -> None:
         ({"sku": "KETTLE", "qty": 1, "ship_to": "mars"}, 422, "invalid_parameter"),
         ({"lines": "KETTLE:2,KETTLE", "ship_to": "north"}, 422, "invalid_parameter"),
         ({"qty": 1, "ship_to": "north"}, 422, "invalid_parameter"),
-        # Declined by the plain-ASGI fast path (serving/query_fast_path.py), answered by the FastAPI route:
+        # Declined by the plain-ASGI fast path (serving/fast_paths.py), answered by the FastAPI route:
         ({"sku": "KETTLE", "qty": "two", "ship_to": "north"}, 422, "invalid_parameter"),
         ({"sku": "KETTLE", "qty": 1, "ship_to": ""}, 422, "invalid_parameter"),
     ],
