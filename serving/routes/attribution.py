@@ -9,16 +9,18 @@ as conversions arrive; a dashboard polls).
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Literal
 
 import orjson
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.responses import Response
 
 from operators.attribution.models import MODELS
 from operators.attribution.report import report
 from serving.errors import InvalidParameter
+from serving.fast_paths import FastRoute
 from serving.schemas import error_responses
 from state.attribution_reader import AttributionReader
 
@@ -58,7 +60,12 @@ async def read_attribution(
     to: Annotated[str | None, Query(max_length=40, description="Last UTC day, inclusive (default: today).")] = None,
 ) -> Response:
     """Conversions, revenue and each channel's credited conversions, revenue and share over the days asked."""
-    desk: AttributionDesk = request.app.state.attribution
+    return Response(await attribution_body(request.app, model, by, from_, to), media_type="application/json")
+
+
+async def attribution_body(api: FastAPI, model: str, by: str, from_: str | None, to: str | None) -> bytes:
+    """The report over the days asked, from the desk's cache while fresh; `InvalidParameter` for a bad range."""
+    desk: AttributionDesk = api.state.attribution
     last = _day("to", to, datetime.now(UTC).date())
     first = _day("from", from_, last - timedelta(days=29))
     if first > last:
@@ -69,7 +76,7 @@ async def read_attribution(
     cached = desk._cache.get(key)
     now = time.monotonic()
     if cached is not None and now - cached[0] < desk.cache_s:
-        return Response(cached[1], media_type="application/json")
+        return cached[1]
     days = [(first + timedelta(days=i)).isoformat() for i in range((last - first).days + 1)]
     docs = [orjson.loads(doc) for doc in await desk.reader.days(days)]
     body = orjson.dumps({**report(docs, model, by), "from": key[2], "to": key[3]})
@@ -77,4 +84,33 @@ async def read_attribution(
         if len(desk._cache) > 1000:
             desk._cache.clear()
         desk._cache[key] = (now, body)
-    return Response(body, media_type="application/json")
+    return body
+
+
+_BY = ("campaign", "source", "medium")
+_DEFAULTS = {"model": "last_non_direct", "by": "campaign"}
+
+
+async def fast_answer(api: FastAPI, _: str, pairs: Sequence[tuple[str, str]]) -> bytes | None:
+    """The report for a well-formed query, or None to let the route answer it (`serving.fast_paths`).
+
+    Declines what the route's declaration refuses itself: an unknown model or dimension, a
+    repeated or blank parameter, a day over 40 characters.
+
+    >>> import asyncio
+    >>> asyncio.run(fast_answer(None, "", [("model", "best")])) is None  # type: ignore[arg-type]
+    True
+    """
+    found: dict[str, str] = {}
+    for name, value in pairs:
+        if name in ("model", "by", "from", "to"):
+            if name in found or not value or len(value) > 40:
+                return None
+            found[name] = value
+    model, by = found.get("model", _DEFAULTS["model"]), found.get("by", _DEFAULTS["by"])
+    if model not in MODELS or by not in _BY:
+        return None
+    return await attribution_body(api, model, by, found.get("from"), found.get("to"))
+
+
+FAST_ROUTE = FastRoute("/v1/attribution", fast_answer)
