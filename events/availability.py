@@ -8,11 +8,18 @@ at the change, so a record re-sent after a recovery replay is recognisably the s
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import msgspec
+
+from events.outputs import Destination
+from events.topics import Topic
 
 
 class AvailabilityChange(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """`sku` at `location_id` became sellable (`available > 0`) or not, at event time `ts` (epoch seconds)."""
+
+    DESTINATION: ClassVar[Destination] = Destination(Topic.AVAILABILITY, "sku")
 
     sku: str
     location_id: str

@@ -2,9 +2,9 @@
 
 One class per event `type`, grouped by topic; `events.registry` declares which
 topic each belongs to, its message key and its docs, and everything else
-(decoders, schemas, simulator keys) derives from that. Each topic's tagged union
-(`InventoryEvent`, `PosEvent`, ...) is spelled here for type checkers; a registry
-test keeps it equal to the topic's registered classes. `events.decode` validates
+(decoders, schemas, simulator keys, each topic's tagged union) derives from that:
+no union of classes is spelled here, so a new type is its class and its registry
+entry. `Event` is the envelope; code narrows it by class. `events.decode` validates
 raw Kafka bytes against a topic's union in a single pass: the `type` field
 selects the class, unknown extra fields are ignored (forward compatibility), and
 any rule of the contract that a field breaks becomes a `DeadLetter` with
@@ -77,9 +77,6 @@ class PriceChange(Envelope, tag="price_change", kw_only=True, frozen=True):
     sku: Id
     price: Money
     currency: Currency
-
-
-CatalogEvent = ProductUpsert | PriceChange
 
 
 # --- omni.clickstream -------------------------------------------------------
@@ -175,9 +172,6 @@ class PaymentResult(_Click, tag="payment_result", kw_only=True, frozen=True):
     decline_code: Annotated[str, Meta(max_length=64)] | None = None
 
 
-ClickEvent = PageView | Search | ProductView | AddToCart | RemoveFromCart | CheckoutStarted | Purchase | PaymentResult
-
-
 # --- omni.pos ---------------------------------------------------------------
 
 
@@ -224,9 +218,6 @@ class Void(_Till, tag="void", kw_only=True, frozen=True):
     """Cancels the stock effect of the till transaction `original_txn_id`."""
 
     original_txn_id: Id
-
-
-PosEvent = Sale | Return | Void
 
 
 # --- omni.inventory ---------------------------------------------------------
@@ -322,9 +313,6 @@ class Reservation(Envelope, tag="reservation", kw_only=True, frozen=True):
     hold_s: Annotated[float, Meta(gt=0, le=7 * 86_400)]
 
 
-InventoryEvent = Receipt | Adjustment | TransferOut | TransferIn | Count | Fulfilment | OrderCancel | Reservation
-
-
 # --- omni.labels ------------------------------------------------------------
 
 
@@ -341,9 +329,6 @@ class FraudLabel(Envelope, tag="fraud_label", kw_only=True, frozen=True):
             raise ValueError("Object needs `txn_id` or `order_id`")
 
 
-LabelEvent = FraudLabel
-
-
 # --- omni.customers ---------------------------------------------------------
 
 
@@ -353,9 +338,6 @@ class Consent(Envelope, tag="consent", kw_only=True, frozen=True):
     customer_id: Id
     marketing: bool
     source: Literal["web", "app", "store", "service"] | None = None
-
-
-CustomerEvent = Consent
 
 
 # --- omni.members (loyalty) -------------------------------------------------
@@ -388,9 +370,6 @@ class Redemption(Envelope, tag="redemption", kw_only=True, frozen=True):
     order_ref: Id | None = None
 
 
-MembersEvent = IdentityLink | Redemption
-
-
 # --- omni.weather -----------------------------------------------------------
 
 
@@ -408,9 +387,12 @@ class Weather(Envelope, tag="weather", kw_only=True, frozen=True):
     precipitation_mm: Annotated[float, Meta(ge=0, le=2000)] = 0.0
 
 
-WeatherEvent = Weather
+Event = Envelope
+"""Any input event, for type checkers: narrow it by class (`type(event) is Sale`, `isinstance`).
 
-Event = CatalogEvent | ClickEvent | PosEvent | InventoryEvent | LabelEvent | CustomerEvent | MembersEvent | WeatherEvent
+There is no per-topic union to keep in step: which classes travel on which topic is the
+registry's (`events.registry`), and the decoders' tagged unions derive from it (`events.decode`).
+"""
 
 
 def event_type(event: Event) -> str:

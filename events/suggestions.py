@@ -13,15 +13,22 @@ kinds it does not know.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 import msgspec
 
+from events.outputs import Destination
+from events.topics import Topic
+
 SuggestionStatus = Literal["open", "withdrawn"]
+SUGGESTIONS = Destination(Topic.SUGGESTIONS, "suggestion_id")
+"""Where every kind goes: `omni.suggestions` only, keyed by `suggestion_id` (the API reads the flow's documents)."""
 
 
 class TransferSuggestion(msgspec.Struct, tag_field="kind", tag="transfer", frozen=True, kw_only=True):
     """Move `qty` units of `sku` from `from_location` to `to_location` before the receiver stocks out."""
+
+    DESTINATION: ClassVar[Destination] = SUGGESTIONS
 
     suggestion_id: str
     status: SuggestionStatus
@@ -49,6 +56,8 @@ class TransferSuggestion(msgspec.Struct, tag_field="kind", tag="transfer", froze
 
 class MarkdownSuggestion(msgspec.Struct, tag_field="kind", tag="markdown", frozen=True, kw_only=True):
     """Sell `sku` at `suggested_price` (from `current_price`) so its stock sells through by season end."""
+
+    DESTINATION: ClassVar[Destination] = SUGGESTIONS
 
     suggestion_id: str
     status: SuggestionStatus

@@ -13,8 +13,12 @@ stream mirror (`GET /v1/triggers/stream`) adds each id once.
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import ClassVar
 
 import msgspec
+
+from events.outputs import Destination
+from events.topics import Topic
 
 
 class TriggerKind(StrEnum):
@@ -37,6 +41,8 @@ class Trigger(msgspec.Struct, frozen=True, kw_only=True):
     `due_at` is the event time it became due (a cart's deadline, a restock's time);
     `ts` repeats it, as every output record of the contract carries a `ts`.
     """
+
+    DESTINATION: ClassVar[Destination] = Destination(Topic.TRIGGERS, "trigger_id", mirrored=True)
 
     trigger_id: str
     kind: TriggerKind

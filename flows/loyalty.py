@@ -29,10 +29,11 @@ from bytewax.inputs import Source
 from bytewax.outputs import Sink
 
 from events.topics import Topic
-from flows.kafka_source import KafkaRecord, kafka_source
+from flows.kafka_source import KafkaRecord
 from flows.keyed import keyed_stage, to_stage
 from flows.loyalty_stages import FLOW, BookStage, Decoder, IdentityStage, LedgerStage, LoyaltyStage, ungroup
-from flows.sinks import FlowRecord, RecordSink
+from flows.sinks import FlowRecord
+from flows.wiring import decoded_input, records_out
 from omnistream.settings import Settings
 
 INPUT_TOPICS = (Topic.POS, Topic.CLICKSTREAM, Topic.INVENTORY, Topic.CATALOG, Topic.MEMBERS)
@@ -51,9 +52,7 @@ def build_flow(
     `generation` names the lineage of flow state (see `flows.launcher.ensure_recovery`).
     """
     flow = Dataflow(FLOW)
-    source_topics = {settings.topic(t): t for t in INPUT_TOPICS}
-    raw = op.input("loyalty_in", flow, source if source is not None else kafka_source(settings, list(source_topics)))
-    routed = op.flat_map_batch("decode", raw, Decoder(source_topics, settings).decode_batch)
+    routed = decoded_input(flow, settings, INPUT_TOPICS, lambda topics: Decoder(topics, settings), source)
     to_identity = to_stage("to_identity", routed, LoyaltyStage.IDENTITY)
     identity = keyed_stage("identity", to_identity.trues, IdentityStage(settings))
     to_book = to_stage("to_book", op.merge("book_in", identity, to_identity.falses), LoyaltyStage.BOOK)
@@ -61,8 +60,7 @@ def build_flow(
     to_ledger = to_stage("to_ledger", op.merge("ledger_in", book, to_book.falses), LoyaltyStage.LEDGER)
     ledger = keyed_stage("ledger", to_ledger.trues, LedgerStage(settings))
     records = op.merge("records", to_ledger.falses, ledger)  # dead letters, then what the ledger wrote
-    out = sink if sink is not None else RecordSink(FLOW, settings, generation)
-    op.output("records_out", op.flat_map("ungroup", records, ungroup), out)
+    records_out(FLOW, op.flat_map("ungroup", records, ungroup), settings, generation, sink)
     return flow
 
 

@@ -25,8 +25,9 @@ from events.alerts import Alert
 from events.availability import AvailabilityChange
 from events.dead_letter import DeadLetter
 from events.orders import OrderLineState, ReservationState
+from events.outputs import Destination, destination_of
 from events.stock import SkuStock
-from events.suggestions import SUGGESTION_TYPES, Suggestion
+from events.suggestions import Suggestion
 from events.topics import Topic
 from events.triggers import Trigger
 from flows.metrics import ALERTS, DEAD_LETTERS, END_TO_END_LAG, REDIS_WRITE_SECONDS, STATE_WRITES, observe_many
@@ -38,7 +39,7 @@ from state.customer_writer import CustomerDoc, CustomerWriter
 from state.doc_writer import DocWriter, FencedDoc
 from state.flow_health import write_heartbeat
 from state.order_writer import OrderWriter
-from state.pipeline_scripts import run_pipeline
+from state.pipeline_scripts import LuaScript, run_pipeline
 from state.reservations import decided_doc
 from state.stock_writer import StockWriter
 from state.stream_writer import StreamWriter
@@ -46,11 +47,12 @@ from state.stream_writer import StreamWriter
 
 @dataclass(frozen=True, slots=True)
 class TopicRecord:
-    """A record for an output topic only (`omni.loyalty` ledger entries, `omni.attribution` credits).
+    """A record already encoded for an output topic (`omni.loyalty` ledger entries, `omni.attribution` credits).
 
     At least once, like alerts: `key` keeps one entity's records in order on one partition,
     and the body carries an id derived from its cause, so consumers drop the repeats a
-    recovery replay re-sends.
+    recovery replay re-sends. A typed record says where it goes by itself instead
+    (`events.outputs.Destination`: suggestions, triggers, availability changes).
     """
 
     topic: Topic
@@ -71,7 +73,7 @@ FlowRecord = (
     | AvailabilityChange
     | TopicRecord
 )
-_TRIGGER_ENCODER = msgspec.json.Encoder()
+_ENCODER = msgspec.json.Encoder()
 log = logging.getLogger(__name__)
 
 
@@ -102,9 +104,11 @@ class _RecordSinkPartition(StatelessSinkPartition[FlowRecord]):
         self._alerts = StreamWriter(client, keys.alerts_stream(), generation=generation)
         self._dead_letters = StreamWriter(client, keys.dlq_stream(), generation=generation)
         self._customers = CustomerWriter(client, SEGMENTS, generation)
-        self._triggers = StreamWriter(client, keys.triggers_stream(), generation=generation)
-        self._scripts = (*self._stock.scripts, *self._docs.scripts, *self._orders.scripts, *self._alerts.scripts,
-                         *self._dead_letters.scripts, *self._customers.scripts, *self._triggers.scripts)  # fmt: skip
+        self._generation = generation
+        self._mirrors: dict[Topic, StreamWriter] = {}  # Redis streams of mirrored topics, made on first use
+        self._scripts: tuple[LuaScript, ...] = (*self._stock.scripts, *self._docs.scripts, *self._orders.scripts,
+                                                *self._alerts.scripts, *self._dead_letters.scripts,
+                                                *self._customers.scripts)  # fmt: skip
         # No linger: the batch's alerts and dead letters are all produced before the Redis write, so
         # they go out at once and their acknowledgement arrives while Redis works; with a linger they
         # waited for the flush after it, adding a broker round trip to every batch that has any
@@ -112,10 +116,19 @@ class _RecordSinkPartition(StatelessSinkPartition[FlowRecord]):
         self._producer = Producer({**settings.kafka.client_config(), "enable.idempotence": True, "linger.ms": 0})
         self._alerts_topic = settings.topic(Topic.ALERTS)
         self._dlq_topic = settings.topic(Topic.DLQ)
-        self._suggestions_topic = settings.topic(Topic.SUGGESTIONS)
-        self._triggers_topic = settings.topic(Topic.TRIGGERS)
-        self._availability_topic = settings.topic(Topic.AVAILABILITY)
         self._topic_names = {topic: settings.topic(topic) for topic in Topic}
+        self._destinations: dict[type, Destination | None] = {}  # each record type's, looked up once
+
+    def _destination(self, record_type: type) -> Destination | None:
+        try:
+            return self._destinations[record_type]
+        except KeyError:
+            found = self._destinations[record_type] = destination_of(record_type)
+            if found is not None and found.mirrored and found.topic not in self._mirrors:
+                mirror = StreamWriter(self._client, keys.topic_stream(found.topic), generation=self._generation)
+                self._mirrors[found.topic] = mirror
+                self._scripts = (*self._scripts, *mirror.scripts)
+            return found
 
     def write_batch(self, items: list[FlowRecord]) -> None:
         stocks: list[SkuStock] = []
@@ -124,15 +137,14 @@ class _RecordSinkPartition(StatelessSinkPartition[FlowRecord]):
         alerts: list[tuple[str, bytes]] = []
         letters: list[tuple[str, bytes]] = []
         customers: list[CustomerDoc] = []
-        triggers: list[tuple[str, bytes]] = []
+        mirrored: dict[Topic, list[tuple[str, bytes]]] = {}
         alert_kinds: Counter[tuple[str, str]] = Counter()
         letter_reasons: Counter[tuple[str, str]] = Counter()
-        suggestions: list[tuple[str, bytes]] = []
         produce = self._producer.produce
         produced = 0
         for item in items:
             if type(item) is TopicRecord:
-                self._producer.produce(self._topic_names[item.topic], item.body, key=item.key)
+                produce(self._topic_names[item.topic], item.body, key=item.key)
                 produced += 1
             elif type(item) is SkuStock:
                 stocks.append(item)
@@ -144,22 +156,20 @@ class _RecordSinkPartition(StatelessSinkPartition[FlowRecord]):
                 docs.append(decided_doc(item, self._hold_ttl_s))
             elif type(item) is CustomerDoc:
                 customers.append(item)
-            elif type(item) is Trigger:
-                body = _TRIGGER_ENCODER.encode(item)
-                triggers.append((item.trigger_id, body))
-                produce(self._triggers_topic, body, key=item.trigger_id)
-            elif type(item) is AvailabilityChange:
-                produce(self._availability_topic, _TRIGGER_ENCODER.encode(item), key=item.sku)
             elif type(item) is Alert:
                 alerts.append((item.alert_id, orjson.dumps(item)))
                 alert_kinds[item.kind, item.severity.value] += 1
-            elif type(item) in SUGGESTION_TYPES:
-                suggestion: Suggestion = item  # type: ignore[assignment]
-                suggestions.append((suggestion.suggestion_id, msgspec.json.encode(suggestion)))
-            else:
-                assert type(item) is DeadLetter, f"unexpected record {type(item).__name__}"
+            elif type(item) is DeadLetter:
                 letters.append((item.dlq_id, orjson.dumps(item)))
                 letter_reasons[item.source_topic, item.reason] += 1
+            else:  # a record that says where it goes (`events.outputs`): suggestions, triggers, availability, ...
+                destination = self._destination(type(item))
+                assert destination is not None, f"unexpected record {type(item).__name__}: it names no destination"
+                key, body = destination.key_of(item), _ENCODER.encode(item)
+                produce(self._topic_names[destination.topic], body, key=key)
+                produced += 1
+                if destination.mirrored:
+                    mirrored.setdefault(destination.topic, []).append((key, body))
 
         # Kafka and Redis both, before returning: once write_batch returns, the
         # epoch may be committed, and an undelivered record would be lost
@@ -168,17 +178,15 @@ class _RecordSinkPartition(StatelessSinkPartition[FlowRecord]):
         # waited for last, so the broker's acknowledgement overlaps the Redis
         # round trip instead of adding to every batch's latency.
         for record_id, body in alerts:
-            self._producer.produce(self._alerts_topic, body, key=record_id)
+            produce(self._alerts_topic, body, key=record_id)
         for record_id, body in letters:
-            self._producer.produce(self._dlq_topic, body, key=record_id)
-        for record_id, body in suggestions:  # Kafka only: the API reads the flow's fenced documents
-            self._producer.produce(self._suggestions_topic, body, key=record_id)
+            produce(self._dlq_topic, body, key=record_id)
 
         started = time.perf_counter()
-        applied, n_state = self._write_redis(stocks, docs, lines, alerts, letters, customers, triggers)
+        applied, n_state = self._write_redis(stocks, docs, lines, alerts, letters, customers, mirrored)
         written_at = time.time()
         REDIS_WRITE_SECONDS.labels(self._flow).observe(time.perf_counter() - started)
-        if alerts or letters or suggestions or triggers or produced or len(self._producer):
+        if alerts or letters or produced or len(self._producer):
             self._flush_kafka()
 
         lags: list[float] = []
@@ -228,7 +236,7 @@ class _RecordSinkPartition(StatelessSinkPartition[FlowRecord]):
         alerts: list[tuple[str, bytes]],
         letters: list[tuple[str, bytes]],
         customers: list[CustomerDoc],
-        triggers: list[tuple[str, bytes]],
+        mirrored: dict[Topic, list[tuple[str, bytes]]],
     ) -> tuple[int, int]:
         """Returns how many fenced state writes were applied, and how many were sent."""
 
@@ -241,7 +249,8 @@ class _RecordSinkPartition(StatelessSinkPartition[FlowRecord]):
             customers_queued = self._customers.queue(pipe, customers)  # one reply (1 or 0) each
             self._alerts.queue(pipe, alerts)
             self._dead_letters.queue(pipe, letters)
-            self._triggers.queue(pipe, triggers)
+            for topic, records in mirrored.items():
+                self._mirrors[topic].queue(pipe, records)
             return stock_queued, docs_queued, lines_queued, customers_queued
 
         for delay_s in _backoff():
@@ -274,10 +283,12 @@ class _RecordSinkPartition(StatelessSinkPartition[FlowRecord]):
 
 class RecordSink(DynamicSink[FlowRecord]):
     """Writes `SkuStock`, `FencedDoc`, customer documents, order lines and holds (fenced), `Alert`, `DeadLetter`,
-    suggestion, trigger, availability and `TopicRecord` records of a flow.
+    `TopicRecord` records of a flow, and any record type that names its `events.outputs.Destination`.
 
-    Suggestions (`events.suggestions`) go to `omni.suggestions` only, keyed by
-    `suggestion_id`; their Redis side is the flow's fenced documents.
+    A record with a destination (suggestions, triggers, availability changes) goes to its
+    topic keyed by its key field, and, when mirrored (triggers), once to the Redis stream of
+    the same name. Suggestions go to `omni.suggestions` only; their Redis side is the flow's
+    fenced documents.
 
     Delivery: state writes are exactly-once in effect (absolute values behind
     a version fence); alerts and dead letters reach each Redis stream once

@@ -6,8 +6,11 @@ from collections import deque
 
 import msgspec
 
-from events.models import PosEvent, Return, Sale, Void
+from events.models import Return, Sale, Void
 from operators.movements import Move, StockMovement, qty_by_sku
+
+PosEvent = Sale | Return | Void
+"""The till events the journal applies (the registry's `omni.pos` types; tests/unit/events/test_registry.py checks)."""
 
 _ON_HAND = Move.ON_HAND  # hoisted: enum attribute lookups are slow on the hot path
 

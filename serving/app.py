@@ -116,7 +116,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.loyalty = loyalty.LoyaltyDesk(
         LoyaltyReader(client),
         RequestLog(settings.kafka.brokers, settings.topic(Topic.MEMBERS)),
-        client,
+        app.state.idempotency,
         settings.loyalty,
     )
     app.state.attribution = attribution.AttributionDesk(

@@ -1,19 +1,25 @@
-"""Idempotency-Key records: the first answer to a request, kept so that its retries get the same answer.
+"""Idempotency-Key records: what the first request under a key stood for, kept so that its retries get the same.
 
-A POST that publishes an event (a reservation) must not publish a second
-one when the client retries. The first request with a key claims it with
-`SET NX` and stores its answer beside a fingerprint of its body; a retry
-finds the claim and gets the stored answer, or a refusal when its body
-differs (the same key reused for another request).
+A POST that acts (publishes a reservation, a redemption) must not act twice when the client
+retries it. The first request with a key claims it and stores, under the key, a fingerprint of
+its body beside a payload of the route's choosing (the reservations' whole answer, the
+redemption id): `SET NX GET`, one command, so two racing first uses cannot both win and a
+retry reads the binding in the same round trip. A retry finds the claim and gets the payload,
+or a refusal from the route when its body differs (the same key reused for another request).
+
+One record is one string key, named by the route in `state.keys` (`idempotency` for
+reservations, `loyalty_idempotency` in the member's slot for redemptions): nothing here
+touches two keys, so it is Cluster-safe whatever the names. The value is
+`<fingerprint>\\n<payload>`; a loyalty record written before the two routes shared this module
+(JSON `{"fingerprint", "action_id"}`) is still read (docs/loyalty.md, "Idempotency-Key").
 """
 
 from __future__ import annotations
 
 from typing import NamedTuple
 
+import orjson
 import redis.asyncio as aioredis
-
-from state import keys
 
 
 class Claim(NamedTuple):
@@ -21,11 +27,35 @@ class Claim(NamedTuple):
 
     first: bool
     same_request: bool  # the stored request had the same fingerprint (always True when `first`)
-    answer: bytes  # the answer of the request that claimed the key
+    payload: bytes  # what the request that claimed the key stored (its answer, its action's id)
+
+
+def encode_record(fingerprint: bytes, payload: bytes) -> bytes:
+    r"""The stored value of a claim.
+
+    >>> encode_record(b"9f2c", b'{"id": 1}')
+    b'9f2c\n{"id": 1}'
+    """
+    return fingerprint + b"\n" + payload
+
+
+def decode_record(raw: bytes) -> tuple[bytes, bytes]:
+    """The fingerprint and payload of a stored value, whichever of the two layouts wrote it.
+
+    >>> decode_record(b'9f2c\\n{"id": 1}')
+    (b'9f2c', b'{"id": 1}')
+    >>> decode_record(b'{"fingerprint": "9f2c", "action_id": "rd_1"}')  # written by the older loyalty route
+    (b'9f2c', b'rd_1')
+    """
+    if raw.startswith(b"{"):  # fingerprints are hex digests: only the older JSON layout starts with a brace
+        legacy = orjson.loads(raw)
+        return str(legacy["fingerprint"]).encode(), str(legacy["action_id"]).encode()
+    fingerprint, _, payload = raw.partition(b"\n")
+    return fingerprint, payload
 
 
 class IdempotencyStore:
-    """Claims of `(scope, key)` with their answers, kept `ttl_s`.
+    """Claims of Idempotency-Keys with what they stand for, each kept `ttl_s`.
 
     Parameters
     ----------
@@ -36,18 +66,20 @@ class IdempotencyStore:
     def __init__(self, client: aioredis.Redis) -> None:
         self._client = client
 
-    async def claim(self, scope: str, key: str, fingerprint: bytes, answer: bytes, ttl_s: float) -> Claim:
-        """Claim `key` for a request whose body hashes to `fingerprint` and whose answer is `answer`.
+    async def claim(self, name: str, fingerprint: bytes, payload: bytes, ttl_s: float) -> Claim:
+        """Claim the record `name` for a request whose body hashes to `fingerprint`, storing `payload`.
 
-        Concurrent requests with one key: exactly one is `first`; the others get its answer.
+        Concurrent requests with one key: exactly one is `first`; the others get its payload.
         """
-        name = keys.idempotency(scope, key)
-        record = fingerprint + b"\n" + answer
-        if await self._client.set(name, record, nx=True, px=int(ttl_s * 1000)):
-            return Claim(True, True, answer)
-        stored = await self._client.get(name)
-        if stored is None:  # expired between the two calls: claim again
-            return await self.claim(scope, key, fingerprint, answer, ttl_s)
+        stored = await self._client.set(name, encode_record(fingerprint, payload), nx=True, px=int(ttl_s * 1000),
+                                        get=True)  # fmt: skip
+        if stored is None:
+            return Claim(True, True, payload)
         raw = stored.encode() if isinstance(stored, str) else stored
-        stored_fingerprint, _, stored_answer = raw.partition(b"\n")
-        return Claim(False, stored_fingerprint == fingerprint, stored_answer)
+        assert isinstance(raw, bytes), f"SET GET answered {raw!r}"
+        stored_fingerprint, stored_payload = decode_record(raw)
+        return Claim(False, stored_fingerprint == fingerprint, stored_payload)
+
+    async def release(self, name: str) -> None:
+        """Forget a claim whose request was refused before it acted, so a corrected retry is a new attempt."""
+        await self._client.delete(name)

@@ -26,14 +26,19 @@ def stock(sku: str) -> str:
     return f"{NAMESPACE}:stock:{{{sku}}}"
 
 
+def topic_stream(topic: str) -> str:
+    """Redis stream mirroring an output topic, by its unprefixed name (`events.topics.Topic`: `alerts`, `triggers`)."""
+    return f"{NAMESPACE}:{{{topic}}}"
+
+
 def alerts_stream() -> str:
     """Redis stream mirroring the `omni.alerts` topic."""
-    return f"{NAMESPACE}:{{alerts}}"
+    return topic_stream("alerts")
 
 
 def dlq_stream() -> str:
     """Redis stream mirroring the `omni.dlq` topic."""
-    return f"{NAMESPACE}:{{dlq}}"
+    return topic_stream("dlq")
 
 
 def score(payment_id: str) -> str:
@@ -181,7 +186,7 @@ def customer_population(scope: str) -> str:
 
 def triggers_stream() -> str:
     """Redis stream mirroring the `omni.triggers` topic."""
-    return f"{NAMESPACE}:{{triggers}}"
+    return topic_stream("triggers")
 
 
 # --- API keys (created and revoked with `omnistream keys`, read by the API) -----

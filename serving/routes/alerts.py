@@ -5,31 +5,24 @@ The list is newest first; every alert carries its `stream_id`, which is also the
 `id`, so a client resumes where it stopped: `since=<stream_id>` on the list, the standard
 `Last-Event-ID` header on the stream (browsers' EventSource sends it by itself on reconnect).
 
-The stream waits with `XREAD BLOCK` on a connection of its own (`app.state.stream_redis`):
-the API's shared client times out in milliseconds so that reads fail fast, which a blocking
-read must not. While nothing happens a comment line keeps proxies from closing the idle
-connection.
+The stream is `serving.sse`'s, like the triggers stream's (`XREAD BLOCK` on a connection of
+its own, keep-alive comments, resume with `Last-Event-ID`).
 """
 
 from __future__ import annotations
 
-import logging
-from collections.abc import AsyncIterator
 from typing import Annotated
 
 import orjson
-import redis.asyncio as aioredis
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import Response, StreamingResponse
-from redis.exceptions import RedisError
 
 from events.alerts import Severity
 from serving.deps import FraudReaderDep, SettingsDep
 from serving.errors import InvalidParameter
 from serving.schemas import AlertList, error_responses
+from serving.sse import stream_response
 from state.fraud_reader import AlertFilter, is_stream_id, parse_time, tail_alerts
-
-log = logging.getLogger(__name__)
 
 MAX_LIMIT = 1000
 MAX_FILTER_ITEMS = 20
@@ -124,38 +117,5 @@ async def stream_alerts(
 ) -> StreamingResponse:
     """New alerts as they are raised (server-sent events); resumes after `Last-Event-ID` when given."""
     wanted = alert_filter(None, severity, kind)
-    if last_event_id is not None and not is_stream_id(last_event_id.strip()):
-        raise InvalidParameter("Last-Event-ID", "expected a stream_id such as 1795305600000-0")
-    # Resolved before the response starts, so an unreachable Redis is a 503 like any other read.
-    start_id = last_event_id.strip() if last_event_id else await reader.newest_alert_id()
-    client: aioredis.Redis = request.app.state.stream_redis
-    keepalive_ms = int(settings.api.sse_keepalive_s * 1000)
-    return StreamingResponse(
-        _events(client, start_id, wanted, keepalive_ms),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-    )
-
-
-async def _events(
-    client: aioredis.Redis, after_id: str, wanted: AlertFilter, keepalive_ms: int
-) -> AsyncIterator[bytes]:
-    # `retry` tells EventSource clients how soon to reconnect (with Last-Event-ID) if we end.
-    yield b"retry: 1000\n: connected\n\n"
-    while True:
-        try:
-            entries = await tail_alerts(client, after_id, block_ms=keepalive_ms)
-        except (RedisError, OSError) as ex:
-            log.warning("alerts stream: backend unavailable (%s); closing, the client resumes", type(ex).__name__)
-            yield b": backend unavailable; reconnect with Last-Event-ID\n\n"
-            return
-        if not entries:
-            yield b": keep-alive\n\n"
-            continue
-        chunk = []
-        for entry_id, alert in entries:
-            after_id = entry_id
-            if alert and wanted.accepts(alert):
-                chunk.append(b"id: %b\nevent: alert\ndata: %b\n\n" % (entry_id.encode(), orjson.dumps(alert)))
-        if chunk:
-            yield b"".join(chunk)
+    return await stream_response(request, settings, event="alert", tail=tail_alerts, newest_id=reader.newest_alert_id,
+                                 last_event_id=last_event_id, accepts=wanted.accepts)  # fmt: skip

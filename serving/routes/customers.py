@@ -7,20 +7,17 @@ keeps one sorted set per segment in step with it (`state.customer_writer`), so t
 make one Redis call and return stored bytes. Members are listed in customer-id order with a
 cursor (the last id of the page), which stays valid while members come and go. The trigger
 stream is the Redis mirror of `omni.triggers` as server-sent events, resumable with
-`Last-Event-ID` like the alerts stream.
+`Last-Event-ID`: the alerts stream's code (`serving.sse`).
 """
 
 from __future__ import annotations
 
-import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from typing import Annotated
 
 import orjson
-import redis.asyncio as aioredis
 from fastapi import APIRouter, FastAPI, Header, Path, Query, Request
 from fastapi.responses import Response, StreamingResponse
-from redis.exceptions import RedisError
 
 from events.triggers import TriggerKind
 from operators.customers.lifecycle import SEGMENTS
@@ -29,10 +26,8 @@ from serving.deps import CustomerReaderDep, SettingsDep
 from serving.errors import InvalidParameter, NotFound
 from serving.fast_paths import FastRoute
 from serving.schemas import error_responses
+from serving.sse import stream_response
 from state.customer_reader import CustomerReader, tail_triggers
-from state.fraud_reader import is_stream_id
-
-log = logging.getLogger(__name__)
 
 MAX_ID_LENGTH = 256
 MAX_PAGE = 1000
@@ -142,17 +137,9 @@ async def stream_triggers(
 ) -> StreamingResponse:
     """New triggers as they are released (server-sent events); resumes after `Last-Event-ID` when given."""
     kinds = _kinds(kind)
-    if last_event_id is not None and not is_stream_id(last_event_id.strip()):
-        raise InvalidParameter("Last-Event-ID", "expected a stream_id such as 1795305600000-0")
-    # Resolved before the response starts, so an unreachable Redis is a 503 like any other read.
-    start_id = last_event_id.strip() if last_event_id else await reader.newest_trigger_id()
-    client: aioredis.Redis = request.app.state.stream_redis
-    keepalive_ms = int(settings.api.sse_keepalive_s * 1000)
-    return StreamingResponse(
-        _events(client, start_id, kinds, keepalive_ms),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-    )
+    return await stream_response(request, settings, event="trigger", tail=tail_triggers,
+                                 newest_id=reader.newest_trigger_id, last_event_id=last_event_id,
+                                 accepts=lambda trigger: not kinds or trigger.get("kind") in kinds)  # fmt: skip
 
 
 def _kinds(raw: str | None) -> frozenset[str]:
@@ -170,26 +157,3 @@ def _kinds(raw: str | None) -> frozenset[str]:
         if kind not in _KINDS:
             raise InvalidParameter("kind", f"{kind!r} is not one of {', '.join(_KINDS)}")
     return kinds
-
-
-async def _events(
-    client: aioredis.Redis, after_id: str, kinds: frozenset[str], keepalive_ms: int
-) -> AsyncIterator[bytes]:
-    yield b"retry: 1000\n: connected\n\n"
-    while True:
-        try:
-            entries = await tail_triggers(client, after_id, block_ms=keepalive_ms)
-        except (RedisError, OSError) as ex:
-            log.warning("triggers stream: backend unavailable (%s); closing, the client resumes", type(ex).__name__)
-            yield b": backend unavailable; reconnect with Last-Event-ID\n\n"
-            return
-        if not entries:
-            yield b": keep-alive\n\n"
-            continue
-        chunk = []
-        for entry_id, trigger in entries:
-            after_id = entry_id
-            if trigger and (not kinds or trigger.get("kind") in kinds):
-                chunk.append(b"id: %b\nevent: trigger\ndata: %b\n\n" % (entry_id.encode(), orjson.dumps(trigger)))
-        if chunk:
-            yield b"".join(chunk)

@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from typing import Annotated, Literal
 
 import orjson
-import redis.asyncio as aioredis
 from fastapi import APIRouter, FastAPI, Header, Path, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
@@ -33,10 +32,10 @@ from events.timestamps import rfc3339_ms
 from omnistream.settings import LoyaltySettings
 from serving.errors import NotFound, error_response
 from serving.fast_paths import FastRoute
-from serving.loyalty_keys import HEADER, action_id, checked_key, fingerprint
+from serving.idempotency import HEADER, REDEMPTION_KEYS, claim_or_replay, derived_id, fingerprint, idempotency_key
 from serving.schemas import error_responses
 from state import keys
-from state.loyalty_keys import claim, release
+from state.idempotency import IdempotencyStore
 from state.loyalty_reader import LoyaltyReader
 from state.loyalty_requests import RequestLog
 
@@ -65,7 +64,7 @@ class LoyaltyDesk:
 
     reader: LoyaltyReader
     requests: RequestLog
-    redis: aioredis.Redis
+    idempotency: IdempotencyStore
     settings: LoyaltySettings
 
     async def wait_for(self, customer_id: str, redemption_id: str, wait_s: float) -> bytes | None:
@@ -134,23 +133,19 @@ async def redeem(
     customer_id: CustomerId,
     body: RedemptionBody,
     request: Request,
-    idempotency_key: Annotated[str | None, Header(alias=HEADER, max_length=256)] = None,
+    idempotency_key_header: Annotated[str | None, Header(alias=HEADER, max_length=256)] = None,
 ) -> Response:
     """Spend points: decided by the loyalty flow in the member's event order, never below zero."""
     loyalty = desk(request)
-    key = checked_key(idempotency_key)
-    redemption_id = action_id("rd", customer_id, key)
-    store_key = keys.loyalty_idempotency(customer_id, key)
-    bound = await claim(loyalty.redis, store_key, fingerprint(customer_id, body.model_dump()), redemption_id,
-                        loyalty.settings.redemption_ttl_s)  # fmt: skip
-    if bound.fingerprint != fingerprint(customer_id, body.model_dump()):
-        return error_response(
-            422,
-            "idempotency_key_reused",
-            f"{HEADER}: already used for a different request; use a new key for a new request",
-        )
+    key = idempotency_key(idempotency_key_header, REDEMPTION_KEYS)
+    redemption_id = derived_id("rd", customer_id, key)
+    record = keys.loyalty_idempotency(customer_id, key)
+    digest = fingerprint((customer_id, body.model_dump()))
+    first_id = await claim_or_replay(loyalty.idempotency, record, digest, redemption_id.encode(),
+                                     loyalty.settings.redemption_ttl_s)  # fmt: skip
     wait_s = loyalty.settings.redemption_wait_ms / 1000
-    if not bound.first:  # a retry: the first request's answer, once decided
+    if first_id is not None:  # a retry: the first request's answer, once decided
+        redemption_id = first_id.decode()
         decided = await loyalty.reader.decision(customer_id, redemption_id)
         if decided is not None:
             return _answer(decided, customer_id, redemption_id)
@@ -158,7 +153,7 @@ async def redeem(
         member = await loyalty.reader.member(customer_id)
         refusal = _precheck(member, customer_id)
         if refusal is not None:
-            await release(loyalty.redis, store_key)
+            await loyalty.idempotency.release(record)
             return refusal
     event = {"event_id": redemption_id, "type": "redemption", "ts": rfc3339_ms(time.time()), "schema_version": 1,
              "customer_id": customer_id, "redemption_id": redemption_id, "points": body.points,

@@ -31,7 +31,7 @@ from events.topics import Topic
 from omnistream.settings import Settings
 from serving.errors import ApiError, InvalidParameter, NotFound
 from serving.fast_paths import FastRoute
-from serving.idempotency import claim_or_replay, fingerprint, idempotency_key, replayed
+from serving.idempotency import HEADER, RESERVATION_KEYS, claim_or_replay, fingerprint, idempotency_key, replayed
 from serving.schemas import Reservation, ReservationAccepted, ReservationBody, error_responses
 from state import keys
 from state.event_log import EventLog, PublishFailed
@@ -39,7 +39,7 @@ from state.idempotency import IdempotencyStore
 from state.reservations import ReservationStore, pending_document
 
 MAX_ID_LENGTH = 256
-SCOPE = "reservations"
+SCOPE = "reservations"  # of the Idempotency-Key records (`state.keys.idempotency`)
 
 router = APIRouter(prefix="/v1/reservations", tags=["reservations"], responses=error_responses(422, 503))
 
@@ -91,7 +91,7 @@ _BODY_SCHEMA = {"requestBody": {"required": True, "content": {"application/json"
 async def create_reservation(request: Request) -> Response:
     """Ask for a hold: 202 with the reservation id; `GET /v1/reservations/{id}` tells held or rejected."""
     settings: Settings = request.app.state.settings
-    key = idempotency_key(request)
+    key = idempotency_key(request.headers.get(HEADER), RESERVATION_KEYS)
     try:
         ask = _DECODER.decode(await request.body())
     except msgspec.ValidationError as ex:
@@ -108,7 +108,7 @@ async def create_reservation(request: Request) -> Response:
                            "location": f"/v1/reservations/{reservation_id}"})  # fmt: skip
     idempotency: IdempotencyStore = request.app.state.idempotency
     digest = fingerprint(msgspec.structs.replace(ask, hold_s=hold_s))
-    first_answer = await claim_or_replay(idempotency, SCOPE, key, digest, answer,
+    first_answer = await claim_or_replay(idempotency, keys.idempotency(SCOPE, key), digest, answer,
                                          settings.reservations.idempotency_ttl_s)  # fmt: skip
     store: ReservationStore = request.app.state.reservations
     if first_answer is not None:

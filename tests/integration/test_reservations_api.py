@@ -25,6 +25,7 @@ from omnistream.settings import Settings
 from serving.app import create_app
 from serving.idempotency import fingerprint
 from serving.routes.reservations import ReservationRequest
+from state import keys
 from state.connection import connect, connect_async
 from state.idempotency import IdempotencyStore
 from state.stock_writer import StockWriter
@@ -152,6 +153,7 @@ def test_a_retry_finishes_a_first_request_that_stopped_before_publishing(
 async def _claim(redis_url: str, digest: bytes, answer: bytes) -> None:
     client = connect_async(redis_url, timeout_s=5.0)
     try:
-        assert (await IdempotencyStore(client).claim("reservations", "key-c", digest, answer, 60.0)).first
+        record = keys.idempotency("reservations", "key-c")
+        assert (await IdempotencyStore(client).claim(record, digest, answer, 60.0)).first
     finally:
         await client.aclose()

@@ -9,10 +9,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from events.models import Count, LineItem, PosEvent, PosPayment, Return, Sale, Void
+from events.models import Count, LineItem, PosPayment, Return, Sale, Void
 from operators.movements import Move, StockMovement, inventory_movement
 from operators.stock_ledger import StockLedger
-from operators.txn_journal import TxnJournal
+from operators.txn_journal import PosEvent, TxnJournal
 
 
 def at(ts: float) -> datetime:
