@@ -195,12 +195,26 @@ def source_progress(thread_id: int | None = None) -> SourceProgress | None:
     return SourceProgress(sum(by_topic.values()) if known else None, by_topic, last_snapshot_at, epochs)
 
 
+def unread_partitions(thread_id: int | None = None) -> set[tuple[str, int]] | None:
+    """The worker's partitions with messages left to read (or an end not known yet); None without Kafka partitions.
+
+    A partition read to its high watermark holds no one back: the merchandising flow's clock
+    waits only for those still behind (`flows.merchandising_stages`). One local call per
+    partition (the cached watermarks), made once per decoded batch.
+    """
+    parts = _Progress.of(threading.get_ident() if thread_id is None else thread_id)
+    if not parts:
+        return None
+    return {(part.topic, part.partition) for part in parts if part.lag() != 0}
+
+
 class _KafkaPartition(StatefulSourcePartition[KafkaRecord, int]):
     # Everything is built from `resume_state` here, not in the source's
     # constructor: after a recovery the partition restarts at the stored offset.
     def __init__(self, shared: _SharedConsumer, topic: str, partition: int, offset: int) -> None:
         self._shared = shared
         self.topic = topic
+        self.partition = partition
         self._topic = topic
         self._partition = partition
         self._next_offset = offset

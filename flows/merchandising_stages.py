@@ -10,7 +10,9 @@ first (a void names a transaction, not SKUs), as in the inventory flow.
 from __future__ import annotations
 
 import math
+import os
 import pickle
+import threading
 from typing import Any
 
 from bytewax.operators import StatefulBatchLogic
@@ -31,11 +33,20 @@ from events.models import (
 from events.suggestions import Suggestion
 from events.topics import Topic
 from flows.decoding import BatchDecoder
-from flows.kafka_source import KafkaRecord
+from flows.kafka_source import KafkaRecord, unread_partitions
 from flows.metrics import MERCH_SUGGESTIONS, StateEntities
 from omnistream.settings import Settings
 from operators.merch.markdown import MarkdownPolicy
-from operators.merch.sku_merch import MerchConfig, MerchInput, MerchMove, MerchShard, Role, SuggestionDoc, Tick
+from operators.merch.sku_merch import (
+    Hold,
+    MerchConfig,
+    MerchInput,
+    MerchMove,
+    MerchShard,
+    Role,
+    SuggestionDoc,
+    Tick,
+)
 from operators.merch.transfers import TransferPolicy
 from operators.movements import inventory_movement, purchase_movements
 from operators.shard_keys import ShardKeys, add_to_group
@@ -51,33 +62,75 @@ _INVENTORY, _POS, _CATALOG = Topic.INVENTORY, Topic.POS, Topic.CATALOG
 _ROLES: dict[type, Role] = {Receipt: Role.RECEIPT, TransferOut: Role.SENT, TransferIn: Role.ARRIVED}
 
 
+class DecoderClock:
+    """One decoder thread's view of its input: newest event time per partition, and the hold its next batch sends.
+
+    Each batch's output opens with a `Hold`: the clock of the SKU shards may not pass the
+    oldest newest event time among this worker's Kafka partitions that still had messages
+    to read after the previous batch (`flows.kafka_source.unread_partitions`; read to the
+    end, a partition holds no one back), nor the oldest till event of this batch (those
+    reach the shards later, through the per-store journal). The next batch's hold lifts
+    that: by then the journal has passed the batch's till events on.
+    """
+
+    __slots__ = ("newest", "origin", "unread_hold")
+
+    def __init__(self) -> None:
+        self.origin = f"{os.getpid()}/{threading.get_ident()}"
+        self.newest: dict[tuple[str, int], float] = {}
+        # Reading Kafka: nothing is known to be complete before the first batch. A test source: no unread data.
+        self.unread_hold = -math.inf if unread_partitions() is not None else math.inf
+
+    def close_batch(self, oldest_till: float) -> Hold:
+        """The hold this batch sends, and the unread partitions' hold for the next."""
+        hold = Hold(self.origin, min(self.unread_hold, oldest_till))
+        unread = unread_partitions()
+        newest = self.newest
+        self.unread_hold = math.inf if unread is None else min((newest.get(p, -math.inf) for p in unread),
+                                                                default=math.inf)  # fmt: skip
+        return hold
+
+
 class MerchBatch:
     """One batch of decoded events as the flow's next steps take them (a `flows.decoding.DecodedBatch`).
 
     Till events go on whole (to the per-store journal); inventory events and
-    purchases become `MerchMove`s; catalog events pass as they are. This flow
-    owns no topic's dead letters (`flows.dead_letters`): malformed events are
-    the inventory and recommend flows' to report, and are skipped here.
+    purchases become `MerchMove`s; catalog events pass as they are; a `Hold` opens the
+    output (`DecoderClock`). This flow owns no topic's dead letters (`flows.dead_letters`):
+    malformed events are the inventory and recommend flows' to report, and are skipped here.
     """
 
-    __slots__ = ("out",)
+    __slots__ = ("clock", "oldest_till", "out")
 
-    def __init__(self) -> None:
+    def __init__(self, clock: DecoderClock) -> None:
         self.out: list[Any] = []
+        self.clock = clock
+        self.oldest_till = math.inf
 
     def add(self, topic: Topic, event: Event, record: KafkaRecord) -> None:
         if topic is _INVENTORY:
             role = _ROLES.get(type(event), Role.STOCK)
             move = inventory_movement(event)  # type: ignore[arg-type]
+            ts = move.ts
             if role is Role.SENT or role is Role.ARRIVED:
                 transfer: TransferOut | TransferIn = event  # type: ignore[assignment]
                 self.out.append(MerchMove(move, role, transfer.transfer_id, transfer.peer_location_id))
             else:
                 self.out.append(MerchMove(move, role))
-        elif topic is _POS or topic is _CATALOG:
-            self.out.append(event)
-        elif type(event) is Purchase:
-            self.out.extend(MerchMove(move, Role.DEMAND) for move in purchase_movements(event))
+        else:
+            ts = event.ts.timestamp()
+            if topic is _POS:
+                self.out.append(event)
+                if ts < self.oldest_till:
+                    self.oldest_till = ts
+            elif topic is _CATALOG:
+                self.out.append(event)
+            elif type(event) is Purchase:
+                self.out.extend(MerchMove(move, Role.DEMAND) for move in purchase_movements(event))
+        part = (record.topic, record.partition)
+        newest = self.clock.newest
+        if ts > newest.get(part, -math.inf):
+            newest[part] = ts
 
     def add_dead_letter(self, letter: DeadLetter) -> None:
         raise AssertionError("the merchandising flow owns no topic's dead letters")
@@ -86,14 +139,24 @@ class MerchBatch:
         raise AssertionError(f"the merchandising flow decodes every topic it reads, not {topic.value}")
 
     def output(self) -> list[Any]:
-        return self.out
+        return [self.clock.close_batch(self.oldest_till), *self.out]
 
 
 class Decoder(BatchDecoder[Any]):
-    """Raw records to till events, `MerchMove`s and catalog events; only purchases of the clickstream are decoded."""
+    """Raw records to till events, `MerchMove`s and catalog events; only purchases of the clickstream are decoded.
+
+    One `DecoderClock` per worker thread (Bytewax calls one decoder object from every worker of the process).
+    """
 
     def __init__(self, source_topics: dict[str, Topic]) -> None:
-        super().__init__(FLOW, source_topics, MerchBatch, wanted={Topic.CLICKSTREAM: b'"purchase"'})
+        self._clocks: dict[int, DecoderClock] = {}
+        super().__init__(FLOW, source_topics, self._new_batch, wanted={Topic.CLICKSTREAM: b'"purchase"'})
+
+    def _new_batch(self) -> MerchBatch:
+        clock = self._clocks.get(threading.get_ident())
+        if clock is None:
+            clock = self._clocks[threading.get_ident()] = DecoderClock()
+        return MerchBatch(clock)
 
 
 def is_till_event(item: object) -> bool:
@@ -128,36 +191,46 @@ class _JournalStep(StatefulBatchLogic[TillEvent, MerchMove, bytes]):
 
 
 class SkuShards:
-    """Groups a batch's signals by SKU shard (one routed item per shard per batch), with a `Tick` for every shard.
+    """Groups a batch's signals by SKU shard (one routed item per shard per batch); every shard hears the time.
 
-    The tick carries the newest event time of the batch to every shard, so a
-    shard whose SKUs are quiet still reviews them as event time passes.
+    Each `Hold` goes to every shard where it stands, and so does a `Tick` for each review step
+    the batch's items fall in (once per step per batch): a shard whose SKUs are quiet still
+    sees every step of event time begin, so it reviews at the same steps whatever way the
+    input was cut into batches and whichever path (direct, or through the till journal) an
+    item took (`operators.merch.sku_merch.MerchShard`).
     """
 
-    def __init__(self, shards: int) -> None:
+    def __init__(self, shards: int, step_s: float) -> None:
         self._names = [f"sku:{i}" for i in range(shards)]
         self._shard = ShardKeys("sku:", shards)
+        self._step_s = step_s
 
     def group(self, items: list[MerchInput]) -> list[tuple[str, list[MerchInput]]]:
         groups: dict[str, list[MerchInput]] = {}
         shard = self._shard
-        newest = -math.inf
+        names = self._names
+        step_s = self._step_s
+        ticked: set[float] = set()
         for item in items:
-            if type(item) is MerchMove:
-                move = item.move
+            kind = type(item)
+            if kind is Hold:
+                for name in names:
+                    add_to_group(groups, name, item)
+                continue
+            if kind is MerchMove:
+                move = item.move  # type: ignore[union-attr]
                 add_to_group(groups, shard(move.sku), item)
-                if move.ts > newest:
-                    newest = move.ts
+                ts = move.ts
             else:
                 event: ProductUpsert | PriceChange = item  # type: ignore[assignment]
                 add_to_group(groups, shard(event.sku), event)
                 ts = event.ts.timestamp()
-                if ts > newest:
-                    newest = ts
-        if newest > -math.inf:
-            tick = Tick(newest)
-            for name in self._names:
-                add_to_group(groups, name, tick)
+            step = ts // step_s
+            if step not in ticked:
+                ticked.add(step)
+                tick = Tick(ts)
+                for name in names:
+                    add_to_group(groups, name, tick)
         return list(groups.items())
 
 
@@ -180,8 +253,9 @@ def merch_config(settings: Settings) -> MerchConfig:
         )  # fmt: skip
     return MerchConfig(
         transfer, markdown, half_life_s=m.half_life_s, basket_cap=m.basket_cap, review_interval_s=m.review_interval_s,
-        transit_timeout_s=m.transit_timeout_s, dedup_window_s=settings.dedup_window_s,
-        count_window_s=settings.count_window_s, order_retention_s=settings.order_retention_s,
+        review_step_s=m.review_step_s, held=True, transit_timeout_s=m.transit_timeout_s,
+        dedup_window_s=settings.dedup_window_s, count_window_s=settings.count_window_s,
+        order_retention_s=settings.order_retention_s,
     )  # fmt: skip
 
 
@@ -194,6 +268,7 @@ class MerchLogic:
     def __call__(self, resume: bytes | None) -> _MerchStep:
         shard: MerchShard = pickle.loads(resume) if resume else MerchShard(self.config)
         shard.config = self.config  # the policies in force now, not those of the snapshot
+        shard.reset_holds()  # the decoders of this run are new ones
         for sku in shard.skus.values():
             sku.config = self.config
         return _MerchStep(shard)
@@ -205,16 +280,23 @@ class _MerchStep(StatefulBatchLogic[list[MerchInput], Suggestion | FencedDoc, by
 
     def on_batch(self, groups: list[list[MerchInput]]) -> tuple[list[Suggestion | FencedDoc], bool]:
         items = groups[0] if len(groups) == 1 else [item for group in groups for item in group]
-        records, docs = self.shard.apply(items)
-        for record in records:
-            MERCH_SUGGESTIONS.labels(FLOW, record.kind, record.status).inc()
-        out: list[Suggestion | FencedDoc] = [*records]
-        out += [fenced(doc) for doc in docs]
-        return out, StatefulBatchLogic.RETAIN
+        return _records(*self.shard.apply(items)), StatefulBatchLogic.RETAIN
+
+    def on_eof(self) -> tuple[list[Suggestion | FencedDoc], bool]:
+        """The input ended (a replay read to its end): what waited is applied, what changed reviewed."""
+        return _records(*self.shard.finish()), StatefulBatchLogic.RETAIN
 
     def snapshot(self) -> bytes:
         _ENTITIES.report("merch_skus", self.shard, len(self.shard))
         return pickle.dumps(self.shard, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def _records(records: list[Suggestion], docs: list[SuggestionDoc]) -> list[Suggestion | FencedDoc]:
+    for record in records:
+        MERCH_SUGGESTIONS.labels(FLOW, record.kind, record.status).inc()
+    out: list[Suggestion | FencedDoc] = [*records]
+    out += [fenced(doc) for doc in docs]
+    return out
 
 
 def fenced(doc: SuggestionDoc) -> FencedDoc:

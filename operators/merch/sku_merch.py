@@ -21,6 +21,7 @@ to another price), so planners are not asked to re-plan for every sale.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import NamedTuple
@@ -57,13 +58,27 @@ class MerchMove(NamedTuple):
 
 
 class Tick(NamedTuple):
-    """The event time a batch reached, sent to every shard so that quiet shards review on time too."""
+    """An event time the input reached, sent to every shard so that quiet shards review on time too."""
 
     ts: float
 
 
+class Hold(NamedTuple):
+    """How far the input of decoder `origin` can be taken as complete: unread data may still be as old as `ts`.
+
+    The decoder sends it with each batch (`flows.merchandising_stages`): the oldest newest event
+    time among its Kafka partitions that still have messages to read. A shard's clock never
+    passes the lowest hold it knows, so a topic read ahead of another (a replay finds the
+    clickstream at day 16 while the till sales are still at day 1) cannot make a SKU be judged
+    before its demand is in.
+    """
+
+    origin: str
+    ts: float
+
+
 CatalogEvent = ProductUpsert | PriceChange
-MerchInput = MerchMove | ProductUpsert | PriceChange | Tick
+MerchInput = MerchMove | ProductUpsert | PriceChange | Tick | Hold
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +91,9 @@ class MerchConfig:
     basket_cap: float = 3.0
     min_cap: float = 3.0
     review_interval_s: float = 3_600.0
+    review_step_s: float = 60.0
+    held: bool = False
+    """True when the input sends `Hold`s (the Kafka source): until one arrives, the clock waits."""
     transit_timeout_s: float = 14 * DAY_S
     dedup_window_s: float = 3_600.0
     count_window_s: float = 6 * 3_600.0
@@ -303,6 +321,17 @@ class SkuMerch:
         return SuggestionDoc(kind, self.sku, version, doc, now, is_open)
 
 
+def _ts(item: MerchInput) -> float:
+    """Event time of a movement, catalog event or tick."""
+    kind = type(item)
+    if kind is MerchMove:
+        return item.move.ts  # type: ignore[union-attr]
+    if kind is Tick:
+        return item.ts  # type: ignore[union-attr,return-value]
+    event: CatalogEvent = item  # type: ignore[assignment]
+    return event.ts.timestamp()
+
+
 def _withdrawn(old: Suggestion, version: int, ts: str) -> Suggestion:
     return msgspec.structs.replace(old, status="withdrawn", version=version, ts=ts,
                                    reason=f"no longer holds as of {ts}; was: {old.reason}")  # fmt: skip
@@ -318,12 +347,22 @@ def _markdown_record(md: Markdown, sku: SkuMerch, version: int, ts: str) -> Mark
 
 
 class MerchShard:
-    """The `SkuMerch` of every SKU of one shard, reviewed as the batches and the event-time clock say.
+    """The `SkuMerch` of every SKU of one shard, reviewed at boundaries of event time, never at batch ends.
+
+    Event time is cut into steps of `review_step_s`. When the shard's clock enters a new step,
+    the SKUs that changed since the last review are reviewed at the step's start, with what
+    arrived before the clock got there; every `review_interval_s` every SKU is (a slow seller
+    nothing happens to). An item from beyond the clock's step waits until the clock reaches it.
+    The clock is the newest event time of the input (items and `Tick`s, which carry other
+    shards' time), but never past a `Hold`: so the same events in the same order give the same
+    suggestions however Bytewax cuts them into batches, and a topic read ahead of another
+    does not get a SKU judged before its demand is in. At the end of the input (`finish`) the
+    changed SKUs are reviewed at the newest event time.
 
     Examples
     --------
     >>> from operators.movements import Move
-    >>> shard = MerchShard(MerchConfig(TransferPolicy(), None, review_interval_s=3600.0))
+    >>> shard = MerchShard(MerchConfig(TransferPolicy(), None, review_interval_s=3600.0, review_step_s=60.0))
     >>> receipt = MerchMove(StockMovement("SKU-1", "S1", Move.ON_HAND, 5, 10.0, "r1"), Role.RECEIPT)
     >>> shard.apply([receipt, receipt])  # nothing to suggest without demand; the redelivery changes nothing
     ([], [])
@@ -334,45 +373,108 @@ class MerchShard:
     def __init__(self, config: MerchConfig) -> None:
         self.config = config
         self.skus: dict[str, SkuMerch] = {}
-        self.clock = -math.inf
+        self.seen = -math.inf  # newest event time of the input
+        self.clock = -math.inf  # how far reviews may go: `seen`, held back by the lowest `Hold`
+        self.step = -math.inf  # start of the review step the clock is in
         self.next_sweep = -math.inf
+        self.touched: dict[str, SkuMerch] = {}  # changed since the last review
+        self.ahead: list[MerchInput] = []  # items beyond the clock's step, applied when it gets there
+        self.holds: dict[str, float] = {}  # per decoder; not kept across restarts (`reset_holds`)
+        self.finished = False
 
     def apply(self, items: list[MerchInput]) -> tuple[list[Suggestion], list[SuggestionDoc]]:
-        """Apply one batch's items in order; the suggestions and documents the reviews it causes give."""
-        touched: dict[str, SkuMerch] = {}
+        """Take one batch's items in order; the suggestions and documents of the reviews they bring about."""
+        out: tuple[list[Suggestion], list[SuggestionDoc]] = ([], [])
+        step_end = self.step + self.config.review_step_s
         for item in items:
-            if type(item) is Tick:
-                if item.ts > self.clock:
-                    self.clock = item.ts
+            kind = type(item)
+            if kind is Hold:
+                hold: Hold = item  # type: ignore[assignment]
+                self.holds[hold.origin] = hold.ts
+                self._advance(out)
+                step_end = self.step + self.config.review_step_s
                 continue
-            sku_id = item.move.sku if type(item) is MerchMove else item.sku  # type: ignore[union-attr]
-            sku = self.skus.get(sku_id)
-            if sku is None:
-                sku = self.skus[sku_id] = SkuMerch(sku_id, self.config)
-            sku.apply(item)
-            touched[sku_id] = sku
-            if sku.clock > self.clock:
-                self.clock = sku.clock
-        records: list[Suggestion] = []
-        docs: list[SuggestionDoc] = []
-        for sku in touched.values():  # at the shard's clock: a late event is judged with what is known now
-            if self.clock > -math.inf:
-                r, d = sku.review(max(self.clock, sku.reviewed_at))
-                records += r
-                docs += d
-        interval = self.config.review_interval_s
+            ts = _ts(item)
+            if ts >= step_end or self.ahead:
+                self.ahead.append(item)  # after the review of the step it opens (or behind those waiting)
+            elif kind is not Tick:
+                self._apply_one(item)
+            if ts > self.seen:
+                self.seen = ts
+            if self.ahead:
+                self._advance(out)
+                step_end = self.step + self.config.review_step_s
+        return out
+
+    def finish(self) -> tuple[list[Suggestion], list[SuggestionDoc]]:
+        """The input ended: apply what waits, and review what changed at the newest event time."""
+        out: tuple[list[Suggestion], list[SuggestionDoc]] = ([], [])
+        self.finished = True
+        self._advance(out)
         if self.clock > -math.inf:
-            if self.next_sweep == -math.inf:
-                self.next_sweep = (self.clock // interval + 1) * interval
-            elif self.clock >= self.next_sweep:
-                tick = self.clock // interval * interval
-                for sku in self.skus.values():
-                    if sku.reviewed_at < tick:
-                        r, d = sku.review(tick)
-                        records += r
-                        docs += d
-                self.next_sweep = tick + interval
-        return records, docs
+            self._review(self.touched.values(), self.clock, out)
+            self.touched = {}
+        return out
+
+    def reset_holds(self) -> None:
+        """Forget the decoders' holds (a restarted flow's decoders are new ones) and any end of input."""
+        self.holds = {}
+        self.finished = False
+
+    def _limit(self) -> float:
+        if self.finished:
+            return math.inf
+        if self.holds:
+            return min(self.holds.values())
+        return -math.inf if self.config.held else math.inf
+
+    def _advance(self, out: tuple[list[Suggestion], list[SuggestionDoc]]) -> None:
+        """Move the clock as far as the input and the holds allow; apply, in event-time order, what it passes."""
+        clock = min(self.seen, self._limit())
+        if clock > self.clock:
+            self.clock = clock
+        clock = self.clock
+        ahead = self.ahead
+        if not ahead or min(_ts(i) for i in ahead) > clock:
+            return
+        step_s = self.config.review_step_s
+        ready = sorted((i for i in ahead if _ts(i) <= clock), key=_ts)  # stable: arrival order on ties
+        self.ahead = [i for i in ahead if _ts(i) > clock]
+        for item in ready:
+            self._enter(_ts(item) // step_s * step_s, out)  # each step the input opened, as it opened them
+            if type(item) is not Tick:
+                self._apply_one(item)
+
+    def _enter(self, step: float, out: tuple[list[Suggestion], list[SuggestionDoc]]) -> None:
+        """The clock enters the step starting at `step`: the sweep if one is due, then the changed SKUs."""
+        if step <= self.step:
+            return
+        self.step = step
+        interval = self.config.review_interval_s
+        if self.next_sweep == -math.inf:
+            self.next_sweep = (step // interval + 1) * interval
+        elif step >= self.next_sweep:
+            sweep = step // interval * interval
+            self._review([sku for sku in self.skus.values() if sku.reviewed_at < sweep], sweep, out)
+            self.touched = {k: v for k, v in self.touched.items() if v.reviewed_at < sweep}
+            self.next_sweep = sweep + interval
+        self._review(self.touched.values(), step, out)
+        self.touched = {}
+
+    def _review(self, skus: Iterable[SkuMerch], now: float, out: tuple[list[Suggestion], list[SuggestionDoc]]) -> None:
+        records, docs = out
+        for sku in skus:
+            r, d = sku.review(max(now, sku.reviewed_at))  # a review's time never goes back
+            records += r
+            docs += d
+
+    def _apply_one(self, item: MerchInput) -> None:
+        sku_id = item.move.sku if type(item) is MerchMove else item.sku  # type: ignore[union-attr]
+        sku = self.skus.get(sku_id)
+        if sku is None:
+            sku = self.skus[sku_id] = SkuMerch(sku_id, self.config)
+        sku.apply(item)
+        self.touched[sku_id] = sku
 
     def __len__(self) -> int:
         return len(self.skus)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import pickle
 from datetime import UTC, datetime
 
@@ -10,7 +12,7 @@ import msgspec
 from events.models import PriceChange, ProductUpsert
 from events.suggestions import MarkdownSuggestion, TransferSuggestion
 from operators.merch.markdown import MarkdownPolicy
-from operators.merch.sku_merch import MerchConfig, MerchMove, MerchShard, Role, SkuMerch
+from operators.merch.sku_merch import Hold, MerchConfig, MerchMove, MerchShard, Role, SkuMerch
 from operators.merch.transfers import TransferPolicy
 from operators.merch.velocity import DAY_S
 from operators.movements import Move, StockMovement
@@ -137,3 +139,34 @@ def test_a_store_that_sold_out_keeps_the_velocity_it_sold_at() -> None:
     assert [(p.available, round(p.per_day, 6)) for p in sku.positions(30 * DAY_S)] == [(0, round(at_sellout, 6))]
     sku.apply(move("S1", 5, 30, Role.RECEIPT))  # restocked: its clock runs again from here
     assert sku.positions(37 * DAY_S)[0].per_day < at_sellout * 0.6
+
+
+def test_a_topic_read_ahead_of_the_till_sales_does_not_get_a_hot_sku_marked_down() -> None:
+    """The transient markdown: the clickstream read at day 16 while the till sales still wait at day 1.
+
+    Without holds, the shard's clock jumps to day 16 and judges SKU-1 on its 16-day-old stock with none of its
+    sales applied: a markdown for a SKU that sells 10 a day, withdrawn as soon as the sales come in. The
+    decoder's `Hold` (the oldest event time its unread partitions may still bring) keeps the clock back
+    until the sales are in; then the reviews see them, in event-time order.
+    """
+    config = MerchConfig(TransferPolicy(min_lot=1), MarkdownPolicy(season_end_ts=60 * DAY_S), review_interval_s=DAY_S)
+    catalog_and_stock = [price(0, 20.0, upsert=True), move("S1", 400, 0, Role.RECEIPT)]
+    read_ahead = [move("S1", -1, 16, Role.DEMAND, "web-order")]  # an online order, read before the till sales
+    sales = [move("S1", -10, day + 0.5, Role.DEMAND) for day in range(16)]
+
+    unheld = MerchShard(config)
+    records, _ = unheld.apply([*catalog_and_stock, *read_ahead, *sales])
+    records += unheld.finish()[0]  # the end of the input: the late sales are reviewed
+    assert [(r.kind, r.status) for r in records if r.kind == "markdown"] == [("markdown", "open"),
+                                                                            ("markdown", "withdrawn")]  # fmt: skip
+
+    held = MerchShard(dataclasses.replace(config, held=True))
+    out = held.apply([Hold("w", -math.inf), *catalog_and_stock])  # first batch: nothing known complete yet
+    out += held.apply([Hold("w", 0.0), *read_ahead])  # the till partition is still unread at day 0
+    assert held.clock == 0.0 and len(held.ahead) == 1
+    out += held.apply([Hold("w", 0.0), *sales])  # the sales are read; they reach the shard with this batch
+    out += held.apply([Hold("w", math.inf)])  # everything read: the clock goes to day 16
+    assert held.clock == 16 * DAY_S and not held.ahead
+    markdowns = [r for r in out[0] + out[2] + out[4] + out[6] if r.kind == "markdown"]  # type: ignore[operator]
+    assert markdowns == []
+    assert held.skus["SKU-1"].ledger.stock().locations[0].on_hand == 400 - 1 - 160
