@@ -9,12 +9,12 @@ them with what it published last: a new or materially changed suggestion (other
 quantity, other price) is published `open`, one that no longer holds
 `withdrawn`, and each kind's open set is written as one fenced document.
 
-A `MerchShard` holds the SKUs of one shard. It reviews the SKUs a batch touched
-at the newest event time it knows, and every SKU of the shard at each
-`review_interval_s` tick of its event-time clock, which every batch's `Tick`
-moves on: a slow seller that nothing happens to still gets its markdown as the
-season end nears. A suggestion is re-published only when it changes
-materially (a transfer by a lot and by a quarter of its quantity, a markdown
+A `MerchShard` holds the SKUs of one shard. It reviews the SKUs that changed at
+each `review_step_s` step of event time, and every SKU of the shard at each
+`review_interval_s`, never at batch ends, and its clock waits for input still
+unread (`Hold`): a slow seller that nothing happens to still gets its markdown
+as the season end nears, and a hot one is never judged before its sales are in.
+A suggestion is re-published only when it changes materially (a transfer by a lot and by a quarter of its quantity, a markdown
 to another price), so planners are not asked to re-plan for every sale.
 """
 
@@ -24,7 +24,7 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import msgspec
 
@@ -381,6 +381,13 @@ class MerchShard:
         self.ahead: list[MerchInput] = []  # items beyond the clock's step, applied when it gets there
         self.holds: dict[str, float] = {}  # per decoder; not kept across restarts (`reset_holds`)
         self.finished = False
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # A snapshot from before reviews followed event-time steps (same recovery layout): the new parts start empty.
+        self.__dict__.update(state)
+        for name, default in (("seen", state.get("clock", -math.inf)), ("step", -math.inf), ("touched", {}),
+                              ("ahead", []), ("holds", {}), ("finished", False)):  # fmt: skip
+            self.__dict__.setdefault(name, default)
 
     def apply(self, items: list[MerchInput]) -> tuple[list[Suggestion], list[SuggestionDoc]]:
         """Take one batch's items in order; the suggestions and documents of the reviews they bring about."""

@@ -128,6 +128,11 @@ def test_a_shard_reviews_every_sku_at_each_tick_of_its_clock_and_pickles() -> No
     assert [(r.sku, r.kind, r.ts) for r in records] == [("SKU-1", "markdown", "1970-01-21T00:00:00.000Z")]
     restored = pickle.loads(pickle.dumps(shard))
     assert restored.skus["SKU-1"].open_markdown == shard.skus["SKU-1"].open_markdown
+    for name in ("seen", "step", "touched", "ahead", "holds", "finished"):  # a snapshot of the earlier shape
+        del shard.__dict__[name]
+    older = pickle.loads(pickle.dumps(shard))
+    assert (older.seen, older.ahead, older.holds) == (shard.clock, [], {})
+    assert older.apply([move("S1", -1, 21, Role.DEMAND)]) is not None and older.seen == 21 * DAY_S
 
 
 def test_a_store_that_sold_out_keeps_the_velocity_it_sold_at() -> None:
