@@ -14,8 +14,9 @@ each `review_step_s` step of event time, and every SKU of the shard at each
 `review_interval_s`, never at batch ends, and its clock waits for input still
 unread (`Hold`): a slow seller that nothing happens to still gets its markdown
 as the season end nears, and a hot one is never judged before its sales are in.
-A suggestion is re-published only when it changes materially (a transfer by a lot and by a quarter of its quantity, a markdown
-to another price), so planners are not asked to re-plan for every sale.
+A suggestion is re-published only when it changes materially (a transfer by a
+lot and by a quarter of its quantity, a markdown to another price), so planners
+are not asked to re-plan for every sale.
 """
 
 from __future__ import annotations
