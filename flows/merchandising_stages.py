@@ -43,6 +43,7 @@ from operators.merch.sku_merch import (
     MerchInput,
     MerchMove,
     MerchShard,
+    Release,
     Role,
     SuggestionDoc,
     Tick,
@@ -56,39 +57,37 @@ from state.doc_writer import FencedDoc
 
 FLOW = "merchandising"
 INPUT_TOPICS = (Topic.INVENTORY, Topic.POS, Topic.CLICKSTREAM, Topic.CATALOG)
-TillEvent = Sale | Return | Void
+TillEvent = Sale | Return | Void | Release  # a release follows its store's till events through the journal
 _ENTITIES = StateEntities(FLOW)
 _INVENTORY, _POS, _CATALOG = Topic.INVENTORY, Topic.POS, Topic.CATALOG
 _ROLES: dict[type, Role] = {Receipt: Role.RECEIPT, TransferOut: Role.SENT, TransferIn: Role.ARRIVED}
 
 
 class DecoderClock:
-    """One decoder thread's view of its input: newest event time per partition, and the hold its next batch sends.
+    """One decoder thread's view of its input: newest event time per partition, and the batches it numbered.
 
-    Each batch's output opens with a `Hold`: the clock of the SKU shards may not pass the
-    oldest newest event time among this worker's Kafka partitions that still had messages
-    to read after the previous batch (`flows.kafka_source.unread_partitions`; read to the
-    end, a partition holds no one back), nor the oldest till event of this batch (those
-    reach the shards later, through the per-store journal). The next batch's hold lifts
-    that: by then the journal has passed the batch's till events on.
+    Each batch's output opens with a `Hold`: the shards' clock may not pass the oldest
+    newest event time among this worker's Kafka partitions that still have messages to
+    read (`flows.kafka_source.unread_partitions`; read to the end, a partition holds no one
+    back), nor the batch's oldest till event until every store's `Release` (sent after
+    that store's till events, through the journal) has come.
     """
 
-    __slots__ = ("newest", "origin", "unread_hold")
+    __slots__ = ("newest", "origin", "seq")
 
     def __init__(self) -> None:
         self.origin = f"{os.getpid()}/{threading.get_ident()}"
         self.newest: dict[tuple[str, int], float] = {}
-        # Reading Kafka: nothing is known to be complete before the first batch. A test source: no unread data.
-        self.unread_hold = -math.inf if unread_partitions() is not None else math.inf
+        self.seq = 0
 
-    def close_batch(self, oldest_till: float) -> Hold:
-        """The hold this batch sends, and the unread partitions' hold for the next."""
-        hold = Hold(self.origin, min(self.unread_hold, oldest_till))
+    def hold(self, oldest_till: float, stores: int) -> Hold:
+        """The hold of the batch just decoded (the source has moved past it)."""
+        self.seq += 1
         unread = unread_partitions()
         newest = self.newest
-        self.unread_hold = math.inf if unread is None else min((newest.get(p, -math.inf) for p in unread),
-                                                                default=math.inf)  # fmt: skip
-        return hold
+        unread_ts = math.inf if unread is None else min((newest.get(p, -math.inf) for p in unread),
+                                                        default=math.inf)  # fmt: skip
+        return Hold(self.origin, self.seq, unread_ts, oldest_till, stores)
 
 
 class MerchBatch:
@@ -100,12 +99,13 @@ class MerchBatch:
     malformed events are the inventory and recommend flows' to report, and are skipped here.
     """
 
-    __slots__ = ("clock", "oldest_till", "out")
+    __slots__ = ("clock", "oldest_till", "out", "stores")
 
     def __init__(self, clock: DecoderClock) -> None:
         self.out: list[Any] = []
         self.clock = clock
         self.oldest_till = math.inf
+        self.stores: set[str] = set()
 
     def add(self, topic: Topic, event: Event, record: KafkaRecord) -> None:
         if topic is _INVENTORY:
@@ -121,6 +121,7 @@ class MerchBatch:
             ts = event.ts.timestamp()
             if topic is _POS:
                 self.out.append(event)
+                self.stores.add(event.store_id)  # type: ignore[union-attr]
                 if ts < self.oldest_till:
                     self.oldest_till = ts
             elif topic is _CATALOG:
@@ -139,7 +140,9 @@ class MerchBatch:
         raise AssertionError(f"the merchandising flow decodes every topic it reads, not {topic.value}")
 
     def output(self) -> list[Any]:
-        return [self.clock.close_batch(self.oldest_till), *self.out]
+        clock = self.clock
+        hold = clock.hold(self.oldest_till, len(self.stores))
+        return [hold, *self.out, *(Release(store, clock.origin, hold.seq) for store in sorted(self.stores))]
 
 
 class Decoder(BatchDecoder[Any]):
@@ -160,7 +163,8 @@ class Decoder(BatchDecoder[Any]):
 
 
 def is_till_event(item: object) -> bool:
-    return type(item) in (Sale, Return, Void)
+    """Till events, and the `Release`s that follow them through the store journal."""
+    return type(item) in (Sale, Return, Void, Release)
 
 
 class JournalLogic:
@@ -174,13 +178,16 @@ class JournalLogic:
         return _JournalStep(journal)
 
 
-class _JournalStep(StatefulBatchLogic[TillEvent, MerchMove, bytes]):
+class _JournalStep(StatefulBatchLogic[TillEvent, MerchMove | Release, bytes]):
     def __init__(self, journal: TxnJournal) -> None:
         self.journal = journal
 
-    def on_batch(self, events: list[TillEvent]) -> tuple[list[MerchMove], bool]:
-        out: list[MerchMove] = []
+    def on_batch(self, events: list[TillEvent]) -> tuple[list[MerchMove | Release], bool]:
+        out: list[MerchMove | Release] = []
         for event in events:
+            if isinstance(event, Release):
+                out.append(event)  # after this store's till events of its batch
+                continue
             # A sale lowers on-hand: demand. A return, or a void's compensation, gives units back: stock only
             # (a voided sale still counted as demand: the shopper wanted the goods at the till).
             out += [MerchMove(m, Role.DEMAND if m.qty < 0 else Role.STOCK) for m in self.journal.apply(event)]
@@ -193,7 +200,7 @@ class _JournalStep(StatefulBatchLogic[TillEvent, MerchMove, bytes]):
 class SkuShards:
     """Groups a batch's signals by SKU shard (one routed item per shard per batch); every shard hears the time.
 
-    Each `Hold` goes to every shard where it stands, and so does a `Tick` for each review step
+    Each `Hold` and `Release` goes to every shard where it stands, and so does a `Tick` for each review step
     the batch's items fall in (once per step per batch): a shard whose SKUs are quiet still
     sees every step of event time begin, so it reviews at the same steps whatever way the
     input was cut into batches and whichever path (direct, or through the till journal) an
@@ -213,7 +220,7 @@ class SkuShards:
         ticked: set[float] = set()
         for item in items:
             kind = type(item)
-            if kind is Hold:
+            if kind is Hold or kind is Release:
                 for name in names:
                     add_to_group(groups, name, item)
                 continue

@@ -12,7 +12,7 @@ quantity, other price) is published `open`, one that no longer holds
 A `MerchShard` holds the SKUs of one shard. It reviews the SKUs that changed at
 each `review_step_s` step of event time, and every SKU of the shard at each
 `review_interval_s`, never at batch ends, and its clock waits for input still
-unread (`Hold`): a slow seller that nothing happens to still gets its markdown
+unread (`Hold`, `Release`): a slow seller that nothing happens to still gets its markdown
 as the season end nears, and a hot one is never judged before its sales are in.
 A suggestion is re-published only when it changes materially (a transfer by a
 lot and by a quarter of its quantity, a markdown to another price), so planners
@@ -65,21 +65,35 @@ class Tick(NamedTuple):
 
 
 class Hold(NamedTuple):
-    """How far the input of decoder `origin` can be taken as complete: unread data may still be as old as `ts`.
+    """What batch `seq` of decoder `origin` says about input the shards have not seen yet.
 
-    The decoder sends it with each batch (`flows.merchandising_stages`): the oldest newest event
-    time among its Kafka partitions that still have messages to read. A shard's clock never
-    passes the lowest hold it knows, so a topic read ahead of another (a replay finds the
-    clickstream at day 16 while the till sales are still at day 1) cannot make a SKU be judged
-    before its demand is in.
+    The decoder sends it first in each batch (`flows.merchandising_stages`). `unread`: the
+    oldest newest event time among its Kafka partitions that still have messages to read
+    (+inf when none has, or without Kafka). `till`: the oldest of the batch's till events,
+    which reach the shards later, through the store journal; `stores` of them follow, one
+    `Release` per store after that store's till events. A shard's clock never passes the
+    lowest `unread` of any decoder nor the `till` of a batch whose releases have not all
+    come: so a topic read ahead of another (a replay finds the clickstream at day 16 while
+    the till sales are still at day 1) cannot get a SKU judged before its demand is in.
     """
 
     origin: str
-    ts: float
+    seq: int
+    unread: float
+    till: float = math.inf
+    stores: int = 0
+
+
+class Release(NamedTuple):
+    """Store `store_id`'s till events of batch `seq` of decoder `origin` have passed the journal (see `Hold`)."""
+
+    store_id: str
+    origin: str
+    seq: int
 
 
 CatalogEvent = ProductUpsert | PriceChange
-MerchInput = MerchMove | ProductUpsert | PriceChange | Tick | Hold
+MerchInput = MerchMove | ProductUpsert | PriceChange | Tick | Hold | Release
 
 
 @dataclass(frozen=True, slots=True)
@@ -380,39 +394,55 @@ class MerchShard:
         self.next_sweep = -math.inf
         self.touched: dict[str, SkuMerch] = {}  # changed since the last review
         self.ahead: list[MerchInput] = []  # items beyond the clock's step, applied when it gets there
-        self.holds: dict[str, float] = {}  # per decoder; not kept across restarts (`reset_holds`)
+        self.holds: dict[str, float] = {}  # unread input per decoder; not kept across restarts (`reset_holds`)
+        self.till_holds: dict[tuple[str, int], list[float]] = {}  # (origin, seq) -> [oldest till ts, releases due]
         self.finished = False
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         # A snapshot from before reviews followed event-time steps (same recovery layout): the new parts start empty.
         self.__dict__.update(state)
         for name, default in (("seen", state.get("clock", -math.inf)), ("step", -math.inf), ("touched", {}),
-                              ("ahead", []), ("holds", {}), ("finished", False)):  # fmt: skip
+                              ("ahead", []), ("holds", {}), ("till_holds", {}), ("finished", False)):  # fmt: skip
             self.__dict__.setdefault(name, default)
 
     def apply(self, items: list[MerchInput]) -> tuple[list[Suggestion], list[SuggestionDoc]]:
         """Take one batch's items in order; the suggestions and documents of the reviews they bring about."""
         out: tuple[list[Suggestion], list[SuggestionDoc]] = ([], [])
-        step_end = self.step + self.config.review_step_s
         for item in items:
             kind = type(item)
             if kind is Hold:
-                hold: Hold = item  # type: ignore[assignment]
-                self.holds[hold.origin] = hold.ts
+                self._hold(item)  # type: ignore[arg-type]
                 self._advance(out)
-                step_end = self.step + self.config.review_step_s
+                continue
+            if kind is Release:
+                self._release(item)  # type: ignore[arg-type]
+                self._advance(out)
                 continue
             ts = _ts(item)
-            if ts >= step_end or self.ahead:
-                self.ahead.append(item)  # after the review of the step it opens (or behind those waiting)
+            if ts > self.clock:
+                self.ahead.append(item)  # after the reviews of the steps before it
             elif kind is not Tick:
-                self._apply_one(item)
+                self._apply_one(item)  # late: the clock has passed it already
             if ts > self.seen:
                 self.seen = ts
-            if self.ahead:
                 self._advance(out)
-                step_end = self.step + self.config.review_step_s
         return out
+
+    def _hold(self, hold: Hold) -> None:
+        self.holds[hold.origin] = hold.unread
+        if hold.stores:
+            self._count(hold.origin, hold.seq, hold.stores, hold.till)
+
+    def _release(self, release: Release) -> None:
+        self._count(release.origin, release.seq, -1, math.inf)
+
+    def _count(self, origin: str, seq: int, n: int, till: float) -> None:
+        # A release may overtake its hold (they travel different paths): counts meet at zero either way.
+        entry = self.till_holds.setdefault((origin, seq), [math.inf, 0])
+        entry[0] = min(entry[0], till)
+        entry[1] += n
+        if entry[1] == 0:
+            del self.till_holds[origin, seq]
 
     def finish(self) -> tuple[list[Suggestion], list[SuggestionDoc]]:
         """The input ended: apply what waits, and review what changed at the newest event time."""
@@ -427,23 +457,28 @@ class MerchShard:
     def reset_holds(self) -> None:
         """Forget the decoders' holds (a restarted flow's decoders are new ones) and any end of input."""
         self.holds = {}
+        self.till_holds = {}
         self.finished = False
 
     def _limit(self) -> float:
         if self.finished:
             return math.inf
-        if self.holds:
-            return min(self.holds.values())
-        return -math.inf if self.config.held else math.inf
+        if not self.holds:
+            return -math.inf if self.config.held else math.inf
+        limit = min(self.holds.values())
+        for till, due in self.till_holds.values():
+            if due > 0 and till < limit:
+                limit = till
+        return limit
 
     def _advance(self, out: tuple[list[Suggestion], list[SuggestionDoc]]) -> None:
         """Move the clock as far as the input and the holds allow; apply, in event-time order, what it passes."""
         clock = min(self.seen, self._limit())
-        if clock > self.clock:
-            self.clock = clock
-        clock = self.clock
+        if clock <= self.clock:
+            return  # everything waiting is beyond the clock, which has not moved
+        self.clock = clock
         ahead = self.ahead
-        if not ahead or min(_ts(i) for i in ahead) > clock:
+        if not ahead:
             return
         step_s = self.config.review_step_s
         ready = sorted((i for i in ahead if _ts(i) <= clock), key=_ts)  # stable: arrival order on ties

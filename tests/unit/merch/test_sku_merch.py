@@ -12,7 +12,7 @@ import msgspec
 from events.models import PriceChange, ProductUpsert
 from events.suggestions import MarkdownSuggestion, TransferSuggestion
 from operators.merch.markdown import MarkdownPolicy
-from operators.merch.sku_merch import Hold, MerchConfig, MerchMove, MerchShard, Role, SkuMerch
+from operators.merch.sku_merch import Hold, MerchConfig, MerchMove, MerchShard, Release, Role, SkuMerch
 from operators.merch.transfers import TransferPolicy
 from operators.merch.velocity import DAY_S
 from operators.movements import Move, StockMovement
@@ -128,10 +128,10 @@ def test_a_shard_reviews_every_sku_at_each_tick_of_its_clock_and_pickles() -> No
     assert [(r.sku, r.kind, r.ts) for r in records] == [("SKU-1", "markdown", "1970-01-21T00:00:00.000Z")]
     restored = pickle.loads(pickle.dumps(shard))
     assert restored.skus["SKU-1"].open_markdown == shard.skus["SKU-1"].open_markdown
-    for name in ("seen", "step", "touched", "ahead", "holds", "finished"):  # a snapshot of the earlier shape
+    for name in ("seen", "step", "touched", "ahead", "holds", "till_holds", "finished"):  # the earlier shape
         del shard.__dict__[name]
     older = pickle.loads(pickle.dumps(shard))
-    assert (older.seen, older.ahead, older.holds) == (shard.clock, [], {})
+    assert (older.seen, older.ahead, older.holds, older.till_holds) == (shard.clock, [], {}, {})
     assert older.apply([move("S1", -1, 21, Role.DEMAND)]) is not None and older.seen == 21 * DAY_S
 
 
@@ -166,11 +166,13 @@ def test_a_topic_read_ahead_of_the_till_sales_does_not_get_a_hot_sku_marked_down
                                                                             ("markdown", "withdrawn")]  # fmt: skip
 
     held = MerchShard(dataclasses.replace(config, held=True))
-    out = held.apply([Hold("w", -math.inf), *catalog_and_stock])  # first batch: nothing known complete yet
-    out += held.apply([Hold("w", 0.0), *read_ahead])  # the till partition is still unread at day 0
-    assert held.clock == 0.0 and len(held.ahead) == 1
-    out += held.apply([Hold("w", 0.0), *sales])  # the sales are read; they reach the shard with this batch
-    out += held.apply([Hold("w", math.inf)])  # everything read: the clock goes to day 16
+    out = held.apply([Hold("w", 1, -math.inf), *catalog_and_stock])  # first batch: the till partition is unread
+    out += held.apply([Hold("w", 2, -math.inf), *read_ahead])
+    assert held.clock == -math.inf and len(held.ahead) == 3  # nothing judged: every item waits
+    # The till sales are read (nothing is left unread); they come through the store journal, then its release.
+    out += held.apply([Hold("w", 3, math.inf, till=0.5 * DAY_S, stores=1)])
+    assert held.clock == 0.5 * DAY_S
+    out += held.apply([*sales, Release("S1", "w", 3)])
     assert held.clock == 16 * DAY_S and not held.ahead
     markdowns = [r for r in out[0] + out[2] + out[4] + out[6] if r.kind == "markdown"]  # type: ignore[operator]
     assert markdowns == []
