@@ -45,7 +45,7 @@ from sim.season import DAY_S, Planner, SeasonPlan, SeasonWorld
 
 RESULTS = Path(__file__).resolve().parent / "results" / "merchandising.json"
 START = datetime(2026, 9, 1, tzinfo=UTC).timestamp()
-BATCH = 20  # events per flow batch: about an hour of the season, so the planner reads suggestions of the hour it acts in
+BATCH = 20  # events per flow batch: about an hour of the season (the flow reviews at steps of event time)
 ARMS = {"baseline": (False, False), "transfers": (True, False), "transfers+markdowns": (True, True)}
 
 
