@@ -73,20 +73,32 @@ class DecoderClock:
     that store's till events, through the journal) has come.
     """
 
-    __slots__ = ("newest", "origin", "seq")
+    __slots__ = ("newest", "origin", "partial", "seq")
 
-    def __init__(self) -> None:
+    def __init__(self, partial: frozenset[str]) -> None:
         self.origin = f"{os.getpid()}/{threading.get_ident()}"
         self.newest: dict[tuple[str, int], float] = {}
+        self.partial = partial  # topics only partly decoded (the clickstream's purchases)
         self.seq = 0
 
     def hold(self, oldest_till: float, stores: int) -> Hold:
         """The hold of the batch just decoded (the source has moved past it)."""
         self.seq += 1
         unread = unread_partitions()
-        newest = self.newest
-        unread_ts = math.inf if unread is None else min((newest.get(p, -math.inf) for p in unread),
-                                                        default=math.inf)  # fmt: skip
+        unread_ts = math.inf
+        if unread is not None:
+            newest = self.newest
+            for part in unread:
+                ts = newest.get(part)
+                if ts is None:
+                    # Nothing decoded from it yet: it may still bring anything. A partly decoded topic (views
+                    # and carts skipped undecoded, without a time) holds only from its first purchase on, or
+                    # a clickstream that is never quite read to its end would stop the clock for good.
+                    if part[0] in self.partial:
+                        continue
+                    ts = -math.inf
+                if ts < unread_ts:
+                    unread_ts = ts
         return Hold(self.origin, self.seq, unread_ts, oldest_till, stores)
 
 
@@ -153,12 +165,13 @@ class Decoder(BatchDecoder[Any]):
 
     def __init__(self, source_topics: dict[str, Topic]) -> None:
         self._clocks: dict[int, DecoderClock] = {}
+        self._partial = frozenset(name for name, topic in source_topics.items() if topic is Topic.CLICKSTREAM)
         super().__init__(FLOW, source_topics, self._new_batch, wanted={Topic.CLICKSTREAM: b'"purchase"'})
 
     def _new_batch(self) -> MerchBatch:
         clock = self._clocks.get(threading.get_ident())
         if clock is None:
-            clock = self._clocks[threading.get_ident()] = DecoderClock()
+            clock = self._clocks[threading.get_ident()] = DecoderClock(self._partial)
         return MerchBatch(clock)
 
 
