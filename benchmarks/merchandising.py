@@ -45,6 +45,7 @@ from sim.season import DAY_S, Planner, SeasonPlan, SeasonWorld
 
 RESULTS = Path(__file__).resolve().parent / "results" / "merchandising.json"
 START = datetime(2026, 9, 1, tzinfo=UTC).timestamp()
+BATCH = 20  # events per flow batch: about an hour of the season (the flow reviews at steps of event time)
 ARMS = {"baseline": (False, False), "transfers": (True, False), "transfers+markdowns": (True, True)}
 
 
@@ -95,7 +96,7 @@ def run_arm(plan: SeasonPlan, seed: int, transfers: bool, markdowns: bool) -> di
     out: list[Any] = []
     feed = _Feed(world, planner, out, settings)
     started = time.perf_counter()
-    run_main(build_flow(settings, "bench", source=TestingSource(feed, batch_size=500), sink=TestingSink(out)))
+    run_main(build_flow(settings, "bench", source=TestingSource(feed, batch_size=BATCH), sink=TestingSink(out)))
     elapsed = time.perf_counter() - started
     stats = world.close().as_dict()
     events = sum(feed.offsets.values())

@@ -15,6 +15,7 @@ partition in one request.
 from __future__ import annotations
 
 import threading
+import time
 from typing import ClassVar, NamedTuple
 
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
@@ -107,6 +108,21 @@ class _SharedConsumer:
                 continue
             buffers[part].append(KafkaRecord(part[0], part[1], msg.offset(), msg.value()))  # type: ignore[arg-type]
 
+    def watermarks(self, topic: str, partition: int) -> tuple[int, int] | None:
+        """The partition's first and next offsets as the latest fetch response told them (no broker request).
+
+        librdkafka keeps each partition's high watermark from every fetch response, so
+        reading it is a local call: the flow health reads it once a second, never per message.
+        """
+        with self._lock:
+            if (topic, partition) not in self._buffers:
+                return None
+            try:
+                low, high = self._consumer.get_watermark_offsets(TopicPartition(topic, partition), cached=True)
+            except Exception:  # closed, or the client does not know the partition yet: unknown, not an error
+                return None
+        return (max(0, low), high) if high >= 0 else None  # None before the first fetch answered
+
     def release(self, topic: str, partition: int) -> None:
         with self._lock:
             self._buffers.pop((topic, partition), None)
@@ -118,16 +134,97 @@ class _SharedConsumer:
                 del _SharedConsumer._by_config[self._key]
 
 
+class SourceProgress(NamedTuple):
+    """How far one worker's Kafka partitions are: consumer lag and the last epoch (`source_progress`)."""
+
+    lag: int | None
+    """Messages between the partitions' high watermarks and the worker's positions, summed; None while unknown."""
+    lag_by_topic: dict[str, int]
+    last_snapshot_at: float | None
+    """Wall time the worker last closed an epoch (Bytewax snapshots every partition then), None before the first."""
+    epochs: int
+    """Epochs the worker has closed since it started."""
+
+
+class _Progress:
+    """The partitions each worker thread reads, so its sink can report their lag and epochs (`source_progress`).
+
+    Bytewax runs each worker on a thread of its own, which builds and drives both the
+    worker's source partitions and its sink partition; the thread is how the sink finds
+    the partitions of its worker (the source is not told the worker's index).
+    """
+
+    _lock: ClassVar[threading.Lock] = threading.Lock()
+    _by_thread: ClassVar[dict[int, list[_KafkaPartition]]] = {}
+
+    @classmethod
+    def register(cls, part: _KafkaPartition) -> None:
+        with cls._lock:
+            parts = cls._by_thread.setdefault(threading.get_ident(), [])
+            parts[:] = [p for p in parts if not p.closed]  # a later run on the same thread: forget the last one's
+            parts.append(part)
+
+    @classmethod
+    def of(cls, thread_id: int) -> list[_KafkaPartition]:
+        with cls._lock:
+            return list(cls._by_thread.get(thread_id, ()))
+
+
+def source_progress(thread_id: int | None = None) -> SourceProgress | None:
+    """Lag and epochs of the Kafka partitions the worker on `thread_id` (default: this thread) reads.
+
+    None when that worker reads no partition of a `KafkaPartitions` source. A partition whose
+    high watermark is not known yet (no fetch answered) adds nothing to `lag_by_topic`; `lag` is
+    None until one is known. Safe to call from another thread (the heartbeat's).
+    """
+    parts = _Progress.of(threading.get_ident() if thread_id is None else thread_id)
+    if not parts:
+        return None
+    by_topic: dict[str, int] = {}
+    known = False
+    last_snapshot_at: float | None = None
+    epochs = 0
+    for part in parts:
+        lag = part.lag()
+        if lag is not None:
+            known = True
+            by_topic[part.topic] = by_topic.get(part.topic, 0) + lag
+        if part.snapshot_at is not None and (last_snapshot_at is None or part.snapshot_at > last_snapshot_at):
+            last_snapshot_at = part.snapshot_at
+        epochs = max(epochs, part.snapshots)
+    return SourceProgress(sum(by_topic.values()) if known else None, by_topic, last_snapshot_at, epochs)
+
+
+def unread_partitions(thread_id: int | None = None) -> set[tuple[str, int]] | None:
+    """The worker's partitions with messages left to read (or an end not known yet); None without Kafka partitions.
+
+    A partition read to its high watermark holds no one back: the merchandising flow's clock
+    waits only for those still behind (`flows.merchandising_stages`). One local call per
+    partition (the cached watermarks), made once per decoded batch.
+    """
+    parts = _Progress.of(threading.get_ident() if thread_id is None else thread_id)
+    if not parts:
+        return None
+    return {(part.topic, part.partition) for part in parts if part.lag() != 0}
+
+
 class _KafkaPartition(StatefulSourcePartition[KafkaRecord, int]):
     # Everything is built from `resume_state` here, not in the source's
     # constructor: after a recovery the partition restarts at the stored offset.
     def __init__(self, shared: _SharedConsumer, topic: str, partition: int, offset: int) -> None:
         self._shared = shared
+        self.topic = topic
+        self.partition = partition
         self._topic = topic
         self._partition = partition
         self._next_offset = offset
         self._eof = False
+        self.closed = False
+        self.snapshot_at: float | None = None
+        self.snapshots = 0
+        self._final_lag: int | None = None
         shared.assign(topic, partition, offset)
+        _Progress.register(self)
 
     def next_batch(self) -> list[KafkaRecord]:
         if self._eof:
@@ -138,9 +235,25 @@ class _KafkaPartition(StatefulSourcePartition[KafkaRecord, int]):
         return batch  # at its end: emit this batch; stop at the next call
 
     def snapshot(self) -> int:
+        # Called at every epoch's close, with recovery or without: the flow health's "last epoch".
+        self.snapshot_at = time.time()
+        self.snapshots += 1
         return self._next_offset  # the offset *after* the last one emitted
 
+    def lag(self) -> int | None:
+        """Messages between the partition's high watermark and the next one to emit (None while unknown)."""
+        if self.closed:
+            return self._final_lag
+        marks = self._shared.watermarks(self._topic, self._partition)
+        if marks is None:
+            return None
+        low, high = marks
+        position = self._next_offset if self._next_offset >= 0 else low  # OFFSET_BEGINNING: nothing emitted yet
+        return max(0, high - position)
+
     def close(self) -> None:
+        self._final_lag = self.lag()
+        self.closed = True
         self._shared.release(self._topic, self._partition)
 
 

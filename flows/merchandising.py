@@ -57,7 +57,8 @@ def build_flow(
     by_store = op.key_on("by_store", till.trues, lambda event: event.store_id)
     till_moves = op.key_rm("till_moves", op.stateful_batch("txn_journal", by_store, JournalLogic(settings)))
     signals = op.merge("signals", till.falses, till_moves)
-    by_shard = op.flat_map_batch("by_sku_shard", signals, SkuShards(settings.merch.shards).group)
+    shards = SkuShards(settings.merch.shards, settings.merch.review_step_s)
+    by_shard = op.flat_map_batch("by_sku_shard", signals, shards.group)
     records = op.key_rm("skus_out", op.stateful_batch("skus", by_shard, MerchLogic(settings)))
     op.output("records_out", records, sink or RecordSink(FLOW, settings, generation))
     return flow

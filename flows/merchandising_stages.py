@@ -10,7 +10,9 @@ first (a void names a transaction, not SKUs), as in the inventory flow.
 from __future__ import annotations
 
 import math
+import os
 import pickle
+import threading
 from typing import Any
 
 from bytewax.operators import StatefulBatchLogic
@@ -31,11 +33,21 @@ from events.models import (
 from events.suggestions import Suggestion
 from events.topics import Topic
 from flows.decoding import BatchDecoder
-from flows.kafka_source import KafkaRecord
+from flows.kafka_source import KafkaRecord, unread_partitions
 from flows.metrics import MERCH_SUGGESTIONS, StateEntities
 from omnistream.settings import Settings
 from operators.merch.markdown import MarkdownPolicy
-from operators.merch.sku_merch import MerchConfig, MerchInput, MerchMove, MerchShard, Role, SuggestionDoc, Tick
+from operators.merch.sku_merch import (
+    Hold,
+    MerchConfig,
+    MerchInput,
+    MerchMove,
+    MerchShard,
+    Release,
+    Role,
+    SuggestionDoc,
+    Tick,
+)
 from operators.merch.transfers import TransferPolicy
 from operators.movements import inventory_movement, purchase_movements
 from operators.shard_keys import ShardKeys, add_to_group
@@ -45,39 +57,93 @@ from state.doc_writer import FencedDoc
 
 FLOW = "merchandising"
 INPUT_TOPICS = (Topic.INVENTORY, Topic.POS, Topic.CLICKSTREAM, Topic.CATALOG)
-TillEvent = Sale | Return | Void
+TillEvent = Sale | Return | Void | Release  # a release follows its store's till events through the journal
 _ENTITIES = StateEntities(FLOW)
 _INVENTORY, _POS, _CATALOG = Topic.INVENTORY, Topic.POS, Topic.CATALOG
 _ROLES: dict[type, Role] = {Receipt: Role.RECEIPT, TransferOut: Role.SENT, TransferIn: Role.ARRIVED}
+
+
+class DecoderClock:
+    """One decoder thread's view of its input: newest event time per partition, and the batches it numbered.
+
+    Each batch's output opens with a `Hold`: the shards' clock may not pass the oldest
+    newest event time among this worker's Kafka partitions that still have messages to
+    read (`flows.kafka_source.unread_partitions`; read to the end, a partition holds no one
+    back), nor the batch's oldest till event until every store's `Release` (sent after
+    that store's till events, through the journal) has come.
+    """
+
+    __slots__ = ("newest", "origin", "partial", "seq")
+
+    def __init__(self, partial: frozenset[str]) -> None:
+        self.origin = f"{os.getpid()}/{threading.get_ident()}"
+        self.newest: dict[tuple[str, int], float] = {}
+        self.partial = partial  # topics only partly decoded (the clickstream's purchases)
+        self.seq = 0
+
+    def hold(self, oldest_till: float, stores: int) -> Hold:
+        """The hold of the batch just decoded (the source has moved past it)."""
+        self.seq += 1
+        unread = unread_partitions()
+        unread_ts = math.inf
+        if unread is not None:
+            newest = self.newest
+            for part in unread:
+                ts = newest.get(part)
+                if ts is None:
+                    # Nothing decoded from it yet: it may still bring anything. A partly decoded topic (views
+                    # and carts skipped undecoded, without a time) holds only from its first purchase on, or
+                    # a clickstream that is never quite read to its end would stop the clock for good.
+                    if part[0] in self.partial:
+                        continue
+                    ts = -math.inf
+                if ts < unread_ts:
+                    unread_ts = ts
+        return Hold(self.origin, self.seq, unread_ts, oldest_till, stores)
 
 
 class MerchBatch:
     """One batch of decoded events as the flow's next steps take them (a `flows.decoding.DecodedBatch`).
 
     Till events go on whole (to the per-store journal); inventory events and
-    purchases become `MerchMove`s; catalog events pass as they are. This flow
-    owns no topic's dead letters (`flows.dead_letters`): malformed events are
-    the inventory and recommend flows' to report, and are skipped here.
+    purchases become `MerchMove`s; catalog events pass as they are; a `Hold` opens the
+    output (`DecoderClock`). This flow owns no topic's dead letters (`flows.dead_letters`):
+    malformed events are the inventory and recommend flows' to report, and are skipped here.
     """
 
-    __slots__ = ("out",)
+    __slots__ = ("clock", "oldest_till", "out", "stores")
 
-    def __init__(self) -> None:
+    def __init__(self, clock: DecoderClock) -> None:
         self.out: list[Any] = []
+        self.clock = clock
+        self.oldest_till = math.inf
+        self.stores: set[str] = set()
 
     def add(self, topic: Topic, event: Event, record: KafkaRecord) -> None:
         if topic is _INVENTORY:
             role = _ROLES.get(type(event), Role.STOCK)
             move = inventory_movement(event)  # type: ignore[arg-type]
+            ts = move.ts
             if role is Role.SENT or role is Role.ARRIVED:
                 transfer: TransferOut | TransferIn = event  # type: ignore[assignment]
                 self.out.append(MerchMove(move, role, transfer.transfer_id, transfer.peer_location_id))
             else:
                 self.out.append(MerchMove(move, role))
-        elif topic is _POS or topic is _CATALOG:
-            self.out.append(event)
-        elif type(event) is Purchase:
-            self.out.extend(MerchMove(move, Role.DEMAND) for move in purchase_movements(event))
+        else:
+            ts = event.ts.timestamp()
+            if topic is _POS:
+                self.out.append(event)
+                self.stores.add(event.store_id)  # type: ignore[attr-defined]  # the POS topic carries till events only
+                if ts < self.oldest_till:
+                    self.oldest_till = ts
+            elif topic is _CATALOG:
+                self.out.append(event)
+            elif type(event) is Purchase:
+                self.out.extend(MerchMove(move, Role.DEMAND) for move in purchase_movements(event))
+        part = (record.topic, record.partition)
+        newest = self.clock.newest
+        if ts > newest.get(part, -math.inf):
+            newest[part] = ts
 
     def add_dead_letter(self, letter: DeadLetter) -> None:
         raise AssertionError("the merchandising flow owns no topic's dead letters")
@@ -86,18 +152,32 @@ class MerchBatch:
         raise AssertionError(f"the merchandising flow decodes every topic it reads, not {topic.value}")
 
     def output(self) -> list[Any]:
-        return self.out
+        clock = self.clock
+        hold = clock.hold(self.oldest_till, len(self.stores))
+        return [hold, *self.out, *(Release(store, clock.origin, hold.seq) for store in sorted(self.stores))]
 
 
 class Decoder(BatchDecoder[Any]):
-    """Raw records to till events, `MerchMove`s and catalog events; only purchases of the clickstream are decoded."""
+    """Raw records to till events, `MerchMove`s and catalog events; only purchases of the clickstream are decoded.
+
+    One `DecoderClock` per worker thread (Bytewax calls one decoder object from every worker of the process).
+    """
 
     def __init__(self, source_topics: dict[str, Topic]) -> None:
-        super().__init__(FLOW, source_topics, MerchBatch, wanted={Topic.CLICKSTREAM: b'"purchase"'})
+        self._clocks: dict[int, DecoderClock] = {}
+        self._partial = frozenset(name for name, topic in source_topics.items() if topic is Topic.CLICKSTREAM)
+        super().__init__(FLOW, source_topics, self._new_batch, wanted={Topic.CLICKSTREAM: b'"purchase"'})
+
+    def _new_batch(self) -> MerchBatch:
+        clock = self._clocks.get(threading.get_ident())
+        if clock is None:
+            clock = self._clocks[threading.get_ident()] = DecoderClock(self._partial)
+        return MerchBatch(clock)
 
 
 def is_till_event(item: object) -> bool:
-    return type(item) in (Sale, Return, Void)
+    """Till events, and the `Release`s that follow them through the store journal."""
+    return type(item) in (Sale, Return, Void, Release)
 
 
 class JournalLogic:
@@ -111,13 +191,16 @@ class JournalLogic:
         return _JournalStep(journal)
 
 
-class _JournalStep(StatefulBatchLogic[TillEvent, MerchMove, bytes]):
+class _JournalStep(StatefulBatchLogic[TillEvent, MerchMove | Release, bytes]):
     def __init__(self, journal: TxnJournal) -> None:
         self.journal = journal
 
-    def on_batch(self, events: list[TillEvent]) -> tuple[list[MerchMove], bool]:
-        out: list[MerchMove] = []
+    def on_batch(self, events: list[TillEvent]) -> tuple[list[MerchMove | Release], bool]:
+        out: list[MerchMove | Release] = []
         for event in events:
+            if isinstance(event, Release):
+                out.append(event)  # after this store's till events of its batch
+                continue
             # A sale lowers on-hand: demand. A return, or a void's compensation, gives units back: stock only
             # (a voided sale still counted as demand: the shopper wanted the goods at the till).
             out += [MerchMove(m, Role.DEMAND if m.qty < 0 else Role.STOCK) for m in self.journal.apply(event)]
@@ -128,36 +211,46 @@ class _JournalStep(StatefulBatchLogic[TillEvent, MerchMove, bytes]):
 
 
 class SkuShards:
-    """Groups a batch's signals by SKU shard (one routed item per shard per batch), with a `Tick` for every shard.
+    """Groups a batch's signals by SKU shard (one routed item per shard per batch); every shard hears the time.
 
-    The tick carries the newest event time of the batch to every shard, so a
-    shard whose SKUs are quiet still reviews them as event time passes.
+    Each `Hold` and `Release` goes to every shard where it stands, and so does a `Tick` for each review step
+    the batch's items fall in (once per step per batch): a shard whose SKUs are quiet still
+    sees every step of event time begin, so it reviews at the same steps whatever way the
+    input was cut into batches and whichever path (direct, or through the till journal) an
+    item took (`operators.merch.sku_merch.MerchShard`).
     """
 
-    def __init__(self, shards: int) -> None:
+    def __init__(self, shards: int, step_s: float) -> None:
         self._names = [f"sku:{i}" for i in range(shards)]
         self._shard = ShardKeys("sku:", shards)
+        self._step_s = step_s
 
     def group(self, items: list[MerchInput]) -> list[tuple[str, list[MerchInput]]]:
         groups: dict[str, list[MerchInput]] = {}
         shard = self._shard
-        newest = -math.inf
+        names = self._names
+        step_s = self._step_s
+        ticked: set[float] = set()
         for item in items:
-            if type(item) is MerchMove:
-                move = item.move
+            kind = type(item)
+            if kind is Hold or kind is Release:
+                for name in names:
+                    add_to_group(groups, name, item)
+                continue
+            if kind is MerchMove:
+                move = item.move  # type: ignore[union-attr]
                 add_to_group(groups, shard(move.sku), item)
-                if move.ts > newest:
-                    newest = move.ts
+                ts = move.ts
             else:
                 event: ProductUpsert | PriceChange = item  # type: ignore[assignment]
                 add_to_group(groups, shard(event.sku), event)
                 ts = event.ts.timestamp()
-                if ts > newest:
-                    newest = ts
-        if newest > -math.inf:
-            tick = Tick(newest)
-            for name in self._names:
-                add_to_group(groups, name, tick)
+            step = ts // step_s
+            if step not in ticked:
+                ticked.add(step)
+                tick = Tick(ts)
+                for name in names:
+                    add_to_group(groups, name, tick)
         return list(groups.items())
 
 
@@ -180,8 +273,9 @@ def merch_config(settings: Settings) -> MerchConfig:
         )  # fmt: skip
     return MerchConfig(
         transfer, markdown, half_life_s=m.half_life_s, basket_cap=m.basket_cap, review_interval_s=m.review_interval_s,
-        transit_timeout_s=m.transit_timeout_s, dedup_window_s=settings.dedup_window_s,
-        count_window_s=settings.count_window_s, order_retention_s=settings.order_retention_s,
+        review_step_s=m.review_step_s, held=True, transit_timeout_s=m.transit_timeout_s,
+        dedup_window_s=settings.dedup_window_s, count_window_s=settings.count_window_s,
+        order_retention_s=settings.order_retention_s,
     )  # fmt: skip
 
 
@@ -194,6 +288,7 @@ class MerchLogic:
     def __call__(self, resume: bytes | None) -> _MerchStep:
         shard: MerchShard = pickle.loads(resume) if resume else MerchShard(self.config)
         shard.config = self.config  # the policies in force now, not those of the snapshot
+        shard.reset_holds()  # the decoders of this run are new ones
         for sku in shard.skus.values():
             sku.config = self.config
         return _MerchStep(shard)
@@ -205,16 +300,23 @@ class _MerchStep(StatefulBatchLogic[list[MerchInput], Suggestion | FencedDoc, by
 
     def on_batch(self, groups: list[list[MerchInput]]) -> tuple[list[Suggestion | FencedDoc], bool]:
         items = groups[0] if len(groups) == 1 else [item for group in groups for item in group]
-        records, docs = self.shard.apply(items)
-        for record in records:
-            MERCH_SUGGESTIONS.labels(FLOW, record.kind, record.status).inc()
-        out: list[Suggestion | FencedDoc] = [*records]
-        out += [fenced(doc) for doc in docs]
-        return out, StatefulBatchLogic.RETAIN
+        return _records(*self.shard.apply(items)), StatefulBatchLogic.RETAIN
+
+    def on_eof(self) -> tuple[list[Suggestion | FencedDoc], bool]:
+        """The input ended (a replay read to its end): what waited is applied, what changed reviewed."""
+        return _records(*self.shard.finish()), StatefulBatchLogic.RETAIN
 
     def snapshot(self) -> bytes:
         _ENTITIES.report("merch_skus", self.shard, len(self.shard))
         return pickle.dumps(self.shard, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def _records(records: list[Suggestion], docs: list[SuggestionDoc]) -> list[Suggestion | FencedDoc]:
+    for record in records:
+        MERCH_SUGGESTIONS.labels(FLOW, record.kind, record.status).inc()
+    out: list[Suggestion | FencedDoc] = [*records]
+    out += [fenced(doc) for doc in docs]
+    return out
 
 
 def fenced(doc: SuggestionDoc) -> FencedDoc:

@@ -54,6 +54,17 @@ END_TO_END_LAG = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0),
 )
 
+CONSUMER_LAG = Gauge(
+    "omnistream_flow_consumer_lag_messages",
+    "Messages between the Kafka partitions' high watermarks and the worker's positions, by topic (flows.heartbeat).",
+    ["flow", "worker", "topic"],
+)
+LAST_SNAPSHOT = Gauge(
+    "omnistream_flow_last_epoch_timestamp_seconds",
+    "Wall time the worker last closed an epoch (Bytewax snapshots its state then).", ["flow", "worker"],
+)  # fmt: skip
+EPOCHS = Gauge("omnistream_flow_epochs", "Epochs the worker has closed since it started.", ["flow", "worker"])
+
 
 # --- fraud flow (flows/fraud.py) ------------------------------------------------------------------------
 FRAUD_SCORES = Histogram(

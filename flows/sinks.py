@@ -30,6 +30,7 @@ from events.stock import SkuStock
 from events.suggestions import Suggestion
 from events.topics import Topic
 from events.triggers import Trigger
+from flows.heartbeat import Heartbeat
 from flows.metrics import ALERTS, DEAD_LETTERS, END_TO_END_LAG, REDIS_WRITE_SECONDS, STATE_WRITES, observe_many
 from omnistream.settings import Settings
 from operators.customers.lifecycle import SEGMENTS
@@ -37,7 +38,6 @@ from state import keys
 from state.connection import connect
 from state.customer_writer import CustomerDoc, CustomerWriter
 from state.doc_writer import DocWriter, FencedDoc
-from state.flow_health import write_heartbeat
 from state.order_writer import OrderWriter
 from state.pipeline_scripts import LuaScript, run_pipeline
 from state.reservations import decided_doc
@@ -91,12 +91,11 @@ class _RecordSinkPartition(StatelessSinkPartition[FlowRecord]):
         self._worker = worker_index
         self._written = 0
         self._letters_by_reason: Counter[str] = Counter()
-        self._beat_at = 0.0
-        self._unreported: tuple[float, float | None] | None = None  # the last write a heartbeat has not told
         self._last_lag_s: float | None = None  # the newest batch's median event-time lag
         self._lag = END_TO_END_LAG.labels(flow_name)
         client = connect(settings.redis.url, timeout_s=10.0)
         self._client = client
+        self._beats = Heartbeat(client, flow_name, worker_index)  # built here, on the worker's thread
         self._stock = StockWriter(client, generation)
         self._docs = DocWriter(client, generation)
         self._orders = OrderWriter(client, generation, settings.orders.doc_ttl_s)
@@ -210,23 +209,10 @@ class _RecordSinkPartition(StatelessSinkPartition[FlowRecord]):
             self._last_lag_s = statistics.median(lags)
         self._heartbeat(written_at, self._last_lag_s)
 
-    def _heartbeat(self, written_at: float, lag_s: float | None, force: bool = False) -> None:
-        """At most once a second, tell the console this worker is alive (`state.flow_health`); never fails the batch.
-
-        A write inside the second is told by the next beat, or by `close` (`force`).
-        """
-        now = time.monotonic()
-        if now - self._beat_at < 1.0 and not force:
-            self._unreported = (written_at, lag_s)
-            return
-        self._beat_at = now
-        self._unreported = None
-        doc = {"last_write_at": written_at, "event_lag_s": None if lag_s is None else max(0.0, lag_s),
-               "records": self._written, "dead_letters": dict(self._letters_by_reason)}  # fmt: skip
-        try:
-            write_heartbeat(self._client, self._flow, self._worker, doc)
-        except Exception as ex:  # health reporting must never stop the flow (the batch is already written)
-            log.warning("flow %s: heartbeat not written (%s)", self._flow, type(ex).__name__)
+    def _heartbeat(self, written_at: float, lag_s: float | None) -> None:
+        """Tell the console what this worker wrote (`flows.heartbeat` writes it once a second with the Kafka lag)."""
+        self._beats.update(last_write_at=written_at, event_lag_s=None if lag_s is None else max(0.0, lag_s),
+                           records=self._written, dead_letters=dict(self._letters_by_reason))  # fmt: skip
 
     def _write_redis(
         self,
@@ -275,8 +261,7 @@ class _RecordSinkPartition(StatelessSinkPartition[FlowRecord]):
             time.sleep(delay_s)
 
     def close(self) -> None:
-        if self._unreported is not None:
-            self._heartbeat(*self._unreported, force=True)
+        self._beats.close()
         self._producer.flush()
         self._client.close()
 

@@ -428,6 +428,9 @@ class MerchSettings(_Group):
     review_interval_s: float = Field(
         3_600.0, gt=0, description="Event time between reviews of every SKU (quiet SKUs' markdowns, decayed demand)."
     )
+    review_step_s: float = Field(
+        60.0, gt=0, description="Event time between reviews of the SKUs that changed (never at batch boundaries)."
+    )
     lead_time_days: float = Field(2.0, ge=0, description="Days a transfer takes to arrive.")
     horizon_days: float = Field(14.0, gt=0, description="Days of demand a transfer plan looks ahead.")
     trigger_cover_days: float = Field(5.0, ge=0, description="A location below this many days of cover receives.")

@@ -9,21 +9,23 @@ them with what it published last: a new or materially changed suggestion (other
 quantity, other price) is published `open`, one that no longer holds
 `withdrawn`, and each kind's open set is written as one fenced document.
 
-A `MerchShard` holds the SKUs of one shard. It reviews the SKUs a batch touched
-at the newest event time it knows, and every SKU of the shard at each
-`review_interval_s` tick of its event-time clock, which every batch's `Tick`
-moves on: a slow seller that nothing happens to still gets its markdown as the
-season end nears. A suggestion is re-published only when it changes
-materially (a transfer by a lot and by a quarter of its quantity, a markdown
-to another price), so planners are not asked to re-plan for every sale.
+A `MerchShard` holds the SKUs of one shard. It reviews the SKUs that changed at
+each `review_step_s` step of event time, and every SKU of the shard at each
+`review_interval_s`, never at batch ends, and its clock waits for input still
+unread (`Hold`, `Release`): a slow seller that nothing happens to still gets its markdown
+as the season end nears, and a hot one is never judged before its sales are in.
+A suggestion is re-published only when it changes materially (a transfer by a
+lot and by a quarter of its quantity, a markdown to another price), so planners
+are not asked to re-plan for every sale.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import msgspec
 
@@ -57,13 +59,41 @@ class MerchMove(NamedTuple):
 
 
 class Tick(NamedTuple):
-    """The event time a batch reached, sent to every shard so that quiet shards review on time too."""
+    """An event time the input reached, sent to every shard so that quiet shards review on time too."""
 
     ts: float
 
 
+class Hold(NamedTuple):
+    """What batch `seq` of decoder `origin` says about input the shards have not seen yet.
+
+    The decoder sends it first in each batch (`flows.merchandising_stages`). `unread`: the
+    oldest newest event time among its Kafka partitions that still have messages to read
+    (+inf when none has, or without Kafka). `till`: the oldest of the batch's till events,
+    which reach the shards later, through the store journal; `stores` of them follow, one
+    `Release` per store after that store's till events. A shard's clock never passes the
+    lowest `unread` of any decoder nor the `till` of a batch whose releases have not all
+    come: so a topic read ahead of another (a replay finds the clickstream at day 16 while
+    the till sales are still at day 1) cannot get a SKU judged before its demand is in.
+    """
+
+    origin: str
+    seq: int
+    unread: float
+    till: float = math.inf
+    stores: int = 0
+
+
+class Release(NamedTuple):
+    """Store `store_id`'s till events of batch `seq` of decoder `origin` have passed the journal (see `Hold`)."""
+
+    store_id: str
+    origin: str
+    seq: int
+
+
 CatalogEvent = ProductUpsert | PriceChange
-MerchInput = MerchMove | ProductUpsert | PriceChange | Tick
+MerchInput = MerchMove | ProductUpsert | PriceChange | Tick | Hold | Release
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +106,9 @@ class MerchConfig:
     basket_cap: float = 3.0
     min_cap: float = 3.0
     review_interval_s: float = 3_600.0
+    review_step_s: float = 60.0
+    held: bool = False
+    """True when the input sends `Hold`s (the Kafka source): until one arrives, the clock waits."""
     transit_timeout_s: float = 14 * DAY_S
     dedup_window_s: float = 3_600.0
     count_window_s: float = 6 * 3_600.0
@@ -303,6 +336,17 @@ class SkuMerch:
         return SuggestionDoc(kind, self.sku, version, doc, now, is_open)
 
 
+def _ts(item: MerchInput) -> float:
+    """Event time of a movement, catalog event or tick."""
+    kind = type(item)
+    if kind is MerchMove:
+        return item.move.ts  # type: ignore[union-attr]
+    if kind is Tick:
+        return item.ts  # type: ignore[union-attr,return-value]
+    event: CatalogEvent = item  # type: ignore[assignment]
+    return event.ts.timestamp()
+
+
 def _withdrawn(old: Suggestion, version: int, ts: str) -> Suggestion:
     return msgspec.structs.replace(old, status="withdrawn", version=version, ts=ts,
                                    reason=f"no longer holds as of {ts}; was: {old.reason}")  # fmt: skip
@@ -318,12 +362,22 @@ def _markdown_record(md: Markdown, sku: SkuMerch, version: int, ts: str) -> Mark
 
 
 class MerchShard:
-    """The `SkuMerch` of every SKU of one shard, reviewed as the batches and the event-time clock say.
+    """The `SkuMerch` of every SKU of one shard, reviewed at boundaries of event time, never at batch ends.
+
+    Event time is cut into steps of `review_step_s`. When the shard's clock enters a new step,
+    the SKUs that changed since the last review are reviewed at the step's start, with what
+    arrived before the clock got there; every `review_interval_s` every SKU is (a slow seller
+    nothing happens to). An item from beyond the clock's step waits until the clock reaches it.
+    The clock is the newest event time of the input (items and `Tick`s, which carry other
+    shards' time), but never past a `Hold`: so the same events in the same order give the same
+    suggestions however Bytewax cuts them into batches, and a topic read ahead of another
+    does not get a SKU judged before its demand is in. At the end of the input (`finish`) the
+    changed SKUs are reviewed at the newest event time.
 
     Examples
     --------
     >>> from operators.movements import Move
-    >>> shard = MerchShard(MerchConfig(TransferPolicy(), None, review_interval_s=3600.0))
+    >>> shard = MerchShard(MerchConfig(TransferPolicy(), None, review_interval_s=3600.0, review_step_s=60.0))
     >>> receipt = MerchMove(StockMovement("SKU-1", "S1", Move.ON_HAND, 5, 10.0, "r1"), Role.RECEIPT)
     >>> shard.apply([receipt, receipt])  # nothing to suggest without demand; the redelivery changes nothing
     ([], [])
@@ -334,45 +388,136 @@ class MerchShard:
     def __init__(self, config: MerchConfig) -> None:
         self.config = config
         self.skus: dict[str, SkuMerch] = {}
-        self.clock = -math.inf
+        self.seen = -math.inf  # newest event time of the input
+        self.clock = -math.inf  # how far reviews may go: `seen`, held back by the lowest `Hold`
+        self.step = -math.inf  # start of the review step the clock is in
         self.next_sweep = -math.inf
+        self.touched: dict[str, SkuMerch] = {}  # changed since the last review
+        self.ahead: list[MerchInput] = []  # items beyond the clock's step, applied when it gets there
+        self.holds: dict[str, float] = {}  # unread input per decoder; not kept across restarts (`reset_holds`)
+        self.till_holds: dict[tuple[str, int], list[float]] = {}  # (origin, seq) -> [oldest till ts, releases due]
+        self.finished = False
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # A snapshot from before reviews followed event-time steps (same recovery layout): the new parts start empty.
+        self.__dict__.update(state)
+        for name, default in (("seen", state.get("clock", -math.inf)), ("step", -math.inf), ("touched", {}),
+                              ("ahead", []), ("holds", {}), ("till_holds", {}), ("finished", False)):  # fmt: skip
+            self.__dict__.setdefault(name, default)
 
     def apply(self, items: list[MerchInput]) -> tuple[list[Suggestion], list[SuggestionDoc]]:
-        """Apply one batch's items in order; the suggestions and documents the reviews it causes give."""
-        touched: dict[str, SkuMerch] = {}
+        """Take one batch's items in order; the suggestions and documents of the reviews they bring about."""
+        out: tuple[list[Suggestion], list[SuggestionDoc]] = ([], [])
         for item in items:
-            if type(item) is Tick:
-                if item.ts > self.clock:
-                    self.clock = item.ts
+            kind = type(item)
+            if kind is Hold:
+                self._hold(item)  # type: ignore[arg-type]
+                self._advance(out)
                 continue
-            sku_id = item.move.sku if type(item) is MerchMove else item.sku  # type: ignore[union-attr]
-            sku = self.skus.get(sku_id)
-            if sku is None:
-                sku = self.skus[sku_id] = SkuMerch(sku_id, self.config)
-            sku.apply(item)
-            touched[sku_id] = sku
-            if sku.clock > self.clock:
-                self.clock = sku.clock
-        records: list[Suggestion] = []
-        docs: list[SuggestionDoc] = []
-        for sku in touched.values():  # at the shard's clock: a late event is judged with what is known now
-            if self.clock > -math.inf:
-                r, d = sku.review(max(self.clock, sku.reviewed_at))
-                records += r
-                docs += d
-        interval = self.config.review_interval_s
+            if kind is Release:
+                self._release(item)  # type: ignore[arg-type]
+                self._advance(out)
+                continue
+            ts = _ts(item)
+            if ts > self.clock:
+                self.ahead.append(item)  # after the reviews of the steps before it
+            elif kind is not Tick:
+                self._apply_one(item)  # late: the clock has passed it already
+            if ts > self.seen:
+                self.seen = ts
+                self._advance(out)
+        return out
+
+    def _hold(self, hold: Hold) -> None:
+        self.holds[hold.origin] = hold.unread
+        if hold.stores:
+            self._count(hold.origin, hold.seq, hold.stores, hold.till)
+
+    def _release(self, release: Release) -> None:
+        self._count(release.origin, release.seq, -1, math.inf)
+
+    def _count(self, origin: str, seq: int, n: int, till: float) -> None:
+        # A release may overtake its hold (they travel different paths): counts meet at zero either way.
+        entry = self.till_holds.setdefault((origin, seq), [math.inf, 0])
+        entry[0] = min(entry[0], till)
+        entry[1] += n
+        if entry[1] == 0:
+            del self.till_holds[origin, seq]
+
+    def finish(self) -> tuple[list[Suggestion], list[SuggestionDoc]]:
+        """The input ended: apply what waits, and review what changed at the newest event time."""
+        out: tuple[list[Suggestion], list[SuggestionDoc]] = ([], [])
+        self.finished = True
+        self._advance(out)
         if self.clock > -math.inf:
-            if self.next_sweep == -math.inf:
-                self.next_sweep = (self.clock // interval + 1) * interval
-            elif self.clock >= self.next_sweep:
-                tick = self.clock // interval * interval
-                for sku in self.skus.values():
-                    if sku.reviewed_at < tick:
-                        r, d = sku.review(tick)
-                        records += r
-                        docs += d
-                self.next_sweep = tick + interval
-        return records, docs
+            self._review(self.touched.values(), self.clock, out)
+            self.touched = {}
+        return out
+
+    def reset_holds(self) -> None:
+        """Forget the decoders' holds (a restarted flow's decoders are new ones) and any end of input."""
+        self.holds = {}
+        self.till_holds = {}
+        self.finished = False
+
+    def _limit(self) -> float:
+        if self.finished:
+            return math.inf
+        if not self.holds:
+            return -math.inf if self.config.held else math.inf
+        limit = min(self.holds.values())
+        for till, due in self.till_holds.values():
+            if due > 0 and till < limit:
+                limit = till
+        return limit
+
+    def _advance(self, out: tuple[list[Suggestion], list[SuggestionDoc]]) -> None:
+        """Move the clock as far as the input and the holds allow; apply, in event-time order, what it passes."""
+        clock = min(self.seen, self._limit())
+        if clock <= self.clock:
+            return  # everything waiting is beyond the clock, which has not moved
+        self.clock = clock
+        ahead = self.ahead
+        if not ahead:
+            return
+        step_s = self.config.review_step_s
+        ready = sorted((i for i in ahead if _ts(i) <= clock), key=_ts)  # stable: arrival order on ties
+        self.ahead = [i for i in ahead if _ts(i) > clock]
+        for item in ready:
+            self._enter(_ts(item) // step_s * step_s, out)  # each step the input opened, as it opened them
+            if type(item) is not Tick:
+                self._apply_one(item)
+
+    def _enter(self, step: float, out: tuple[list[Suggestion], list[SuggestionDoc]]) -> None:
+        """The clock enters the step starting at `step`: the sweep if one is due, then the changed SKUs."""
+        if step <= self.step:
+            return
+        self.step = step
+        interval = self.config.review_interval_s
+        if self.next_sweep == -math.inf:
+            self.next_sweep = (step // interval + 1) * interval
+        elif step >= self.next_sweep:
+            sweep = step // interval * interval
+            self._review([sku for sku in self.skus.values() if sku.reviewed_at < sweep], sweep, out)
+            self.touched = {k: v for k, v in self.touched.items() if v.reviewed_at < sweep}
+            self.next_sweep = sweep + interval
+        self._review(self.touched.values(), step, out)
+        self.touched = {}
+
+    def _review(self, skus: Iterable[SkuMerch], now: float, out: tuple[list[Suggestion], list[SuggestionDoc]]) -> None:
+        records, docs = out
+        for sku in skus:
+            r, d = sku.review(max(now, sku.reviewed_at))  # a review's time never goes back
+            records += r
+            docs += d
+
+    def _apply_one(self, item: MerchInput) -> None:
+        sku_id = item.move.sku if type(item) is MerchMove else item.sku  # type: ignore[union-attr]
+        sku = self.skus.get(sku_id)
+        if sku is None:
+            sku = self.skus[sku_id] = SkuMerch(sku_id, self.config)
+        sku.apply(item)
+        self.touched[sku_id] = sku
 
     def __len__(self) -> int:
         return len(self.skus)

@@ -44,8 +44,7 @@ function el(tag, text, className) {
 function row(cells) {
   const tr = document.createElement("tr");
   for (const cell of cells) {
-    const td = el("td", cell.text ?? cell, cell.className);
-    tr.appendChild(td);
+    tr.appendChild(cell instanceof Node ? cell : el("td", cell.text ?? cell, cell.className));
   }
   return tr;
 }
@@ -292,12 +291,23 @@ async function refreshExperiments() {
   } catch (e) { /* shown as stale; the next poll retries */ }
 }
 
+/** Messages a flow has not read yet (its Kafka consumer lag), per topic in the tooltip; "—" while unknown. */
+function consumerLag(flow) {
+  const td = el("td", flow.consumer_lag === null ? "—" : String(flow.consumer_lag), "num");
+  td.className = flow.consumer_lag ? "num neg" : "num";
+  td.dataset.flow = flow.flow;
+  td.title = Object.entries(flow.consumer_lag_by_topic).map(([t, n]) => `${t}: ${n}`).join("\n");
+  return td;
+}
+
 async function refreshFlows() {
   try {
     const health = await getJson("/v1/flows");
     $("flow-table").tBodies[0].replaceChildren(...health.flows.map((f) => row([
       f.flow, age(f.last_write_at),
       { text: f.event_lag_s === null ? "—" : `${f.event_lag_s.toFixed(2)} s`, className: "num" },
+      consumerLag(f),
+      age(f.last_epoch_at),
       { text: f.records, className: "num" },
       { text: Object.values(f.dead_letters).reduce((a, b) => a + b, 0), className: "num" },
     ])));

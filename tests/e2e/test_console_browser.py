@@ -151,6 +151,9 @@ def test_console_shows_stock_change_within_a_second_and_the_new_alert(live_inven
             assert alert is not None
             assert "warning" in (alert.get_attribute("class") or "")
 
+            # Flow health: the live inventory flow has read everything, so its consumer lag reads 0.
+            page.wait_for_selector("#flow-table td[data-flow='inventory']:text-is('0')", timeout=15_000)
+
             # A fraud alert about a shopper, added as the fraud flow adds it: in both feeds, the id masked.
             add_fraud_alert(settings.redis.url, SHOPPER)
             fraud = page.wait_for_selector("#fraud-feed li:has-text('fraud')", timeout=10_000)

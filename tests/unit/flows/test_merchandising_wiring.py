@@ -11,6 +11,7 @@ from typing import Any
 
 import msgspec
 import orjson
+import pytest
 from bytewax.testing import TestingSink, TestingSource, run_main
 from prometheus_client import REGISTRY
 
@@ -154,15 +155,32 @@ def test_a_replay_of_the_same_input_gives_the_same_records() -> None:
     assert run(records) == run(records)
 
 
-def test_batching_changes_when_suggestions_are_published_not_which_ones_stand() -> None:
-    """Reviews follow batches, so records differ with batching; the open decisions at the end do not."""
+def in_event_time_order(records: list[KafkaRecord]) -> list[KafkaRecord]:
+    """The records as a live stream would bring them: by event time (the malformed one first, it has none)."""
 
-    def decisions(out: list[Any]) -> dict[str, object]:
-        docs = {r.key: msgspec.json.decode(r.doc) for r in out if type(r) is FencedDoc}
-        return {key: sorted((t["from_location"], t["to_location"]) for t in doc) if isinstance(doc, list)
-                else doc and doc["suggested_price"] for key, doc in docs.items()}  # fmt: skip
+    def ts(record: KafkaRecord) -> str:
+        try:
+            return str(orjson.loads(record.value or b"")["ts"])
+        except (orjson.JSONDecodeError, KeyError):
+            return ""
 
-    records = season(transfer=False).records
-    one_by_one, in_batches = decisions(run(records)), decisions(run(records, batch_size=25))
-    assert one_by_one == in_batches
-    assert one_by_one[keys.suggestions("transfer", "SKU-HOT")] == [("STORE-02", "STORE-01")]
+    return sorted(records, key=ts)
+
+
+def per_key(out: list[Any]) -> dict[str, list[Any]]:
+    """Each suggestion's records and each document's writes, in order (the order between keys is not defined)."""
+    keyed: dict[str, list[Any]] = {}
+    for r in out:
+        keyed.setdefault(r.key if type(r) is FencedDoc else r.suggestion_id, []).append(r)
+    return keyed
+
+
+@pytest.mark.parametrize("transfer", [False, True])
+def test_the_same_events_cut_into_other_batches_give_the_same_suggestions(transfer: bool) -> None:
+    """Reviews happen at steps of event time, never at batch ends: every batch split publishes the same records."""
+    records = in_event_time_order(season(transfer).records)
+    one_by_one = per_key(run(records))
+    assert one_by_one["transfer:SKU-HOT:STORE-02:STORE-01"][0].status == "open"
+    assert [r.sku for r in run(records) if type(r) is MarkdownSuggestion] == ["SKU-SLOW"]
+    for batch_size in (2, 3, 4, 7, 11, 25, 64, len(records)):
+        assert per_key(run(records, batch_size)) == one_by_one, f"batches of {batch_size}"
