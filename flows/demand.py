@@ -24,7 +24,7 @@ from bytewax.inputs import Source
 from bytewax.outputs import Sink
 
 from events.topics import Topic
-from flows.demand_stages import FLOW, DaysLogic, Decoder, ModelsLogic, RisingLogic, Stage
+from flows.demand_stages import FLOW, DaysLogic, Decoder, ModelsLogic, ReorderLogic, RisingLogic, Stage
 from flows.kafka_source import KafkaRecord, kafka_source
 from flows.keyed import keyed_stage, to_stage
 from flows.sinks import FlowRecord, RecordSink
@@ -49,14 +49,18 @@ def build_flow(
     source_topics = {settings.topic(t): t for t in INPUT_TOPICS}
     raw = op.input("demand_in", flow, source or kafka_source(settings, list(source_topics)))
     decoded = op.flat_map_batch("decode", raw, Decoder(source_topics, settings).decode_batch)
-    days_in = to_stage("to_days", decoded, Stage.DAYS)  # dead letters go on the `falses` side
+    days_in = to_stage("to_days", decoded, Stage.DAYS)
+    stock_in = to_stage("to_stock", days_in.falses, Stage.REORDERS)  # dead letters go on the `falses` side
     models_in = keyed_stage("days", days_in.trues, DaysLogic(settings))
     models_out = to_stage("to_rising", keyed_stage("models", models_in, ModelsLogic(settings)), Stage.RISING)
+    outlooks = to_stage("to_reorders", models_out.falses, Stage.REORDERS)  # forecast documents: `falses`
+    reorders_in = op.merge("reorders_in", stock_in.trues, outlooks.trues)
     records: Any = op.merge(
         "records",
-        days_in.falses,  # dead letters
-        models_out.falses,  # forecast documents
+        stock_in.falses,  # dead letters
+        outlooks.falses,  # forecast documents
         keyed_stage("rising", models_out.trues, RisingLogic(settings)),
+        keyed_stage("reorders", reorders_in, ReorderLogic(settings)),
     )
     op.output("records_out", records, sink or RecordSink(FLOW, settings, generation))
     return flow

@@ -671,6 +671,12 @@ class DemandSettings(_Group):
     )
     rising_kept: int = Field(100, ge=1, le=1000, description="Rising items kept per location.")
     idle_days: int = Field(112, ge=28, description="Days without demand after which a SKU's series is dropped.")
+    reorder_review_days: int = Field(
+        7, ge=0, le=92, description="Reorder review period: a reorder covers the lead time plus these days."
+    )
+    reorder_change_share: float = Field(
+        0.25, ge=0, le=10, description="A reorder is re-published when its quantity moves by more than this share."
+    )
 
 
 class Settings(BaseSettings):
