@@ -19,7 +19,8 @@ Only pairs whose stock is known are planned: a receipt, count, transfer or adjus
 seen there (demand alone says stock went down from an unknown level). Like the merchandising
 suggestions, a record goes to `omni.suggestions` when a reorder is new or its quantity changed
 materially (`change_share`), and a `withdrawn` one when it no longer holds (the goods arrived, the
-demand fell); the open one is kept as a fenced document per pair.
+demand fell); the open one is kept as a fenced document per pair, rewritten at every review that
+changes a figure (so the API shows the live available units and days of cover).
 """
 
 from __future__ import annotations
@@ -193,6 +194,8 @@ class ReorderShard:
     outlooks: dict[tuple[str, str], Outlook] = field(default_factory=dict)
     open: dict[tuple[str, str], ReorderSuggestion] = field(default_factory=dict)
     versions: dict[tuple[str, str], int] = field(default_factory=dict)
+    published: dict[tuple[str, str], int] = field(default_factory=dict)
+    """The quantity of each open reorder as last published on the topic (the document may be newer)."""
     journal: TxnJournal | None = None
     book: OrderBook | None = None
     clock: float = -math.inf
@@ -272,8 +275,6 @@ class ReorderShard:
         if outlook is not None and plan is not None and available is not None and pair in self.known:
             planned = plan_reorder(available, outlook, plan, self.policy)
             if planned.qty > 0:
-                if held is not None and not self._material(held.qty, planned.qty):
-                    return  # still open as published
                 fresh = ReorderSuggestion(
                     suggestion_id=f"reorder:{sku}:{location_id}", status="open", version=self._version(pair, now),
                     sku=sku, ts=ts, location_id=location_id, qty=planned.qty, available=available,
@@ -284,11 +285,19 @@ class ReorderShard:
                     reason=_reason(available, planned, plan),
                 )  # fmt: skip
         if fresh is not None:
+            if held is not None and fresh == msgspec.structs.replace(held, version=fresh.version, ts=ts):
+                self.versions[pair] = held.version  # nothing moved: nothing to write
+                return
             self.open[pair] = fresh
-            records.append(fresh)
+            published = self.published.get(pair)
+            if published is None or self._material(published, fresh.qty):
+                self.published[pair] = fresh.qty
+                records.append(fresh)
+            # The document follows every review (live available and cover); the topic only material changes.
             docs.append(ReorderDoc(sku, location_id, fresh.version, _ENCODER.encode(fresh), now, True))
         elif held is not None:
             del self.open[pair]
+            self.published.pop(pair, None)
             version = self._version(pair, now)
             gone = msgspec.structs.replace(held, status="withdrawn", version=version, ts=ts,
                                            reason=f"no longer holds as of {ts}; was: {held.reason}")  # fmt: skip
