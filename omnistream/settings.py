@@ -660,7 +660,9 @@ class DemandSettings(_Group):
         " `;` (first match wins): its local day, holidays, supplier lead time and service level. Events at a location"
         " no rule names are dead-lettered (`refused`).",
     )
-    shards: int = Field(8, ge=1, le=4096, description="Keyed shards of the demand flow's days, models and reorders steps.")
+    shards: int = Field(
+        8, ge=1, le=4096, description="Keyed shards of the demand flow's days, models and reorders steps."
+    )
     lateness_s: float = Field(
         3_600.0, ge=0, description="Event time past a local midnight before that day closes and forecasts refresh."
     )
