@@ -96,7 +96,10 @@ def location_book(settings: Settings) -> LocationBook:
 
 def forecast_config(settings: Settings) -> ForecastConfig:
     d = settings.demand
-    return ForecastConfig(alpha=d.alpha, interval=d.interval, horizon_days=d.horizon_days, idle_days=d.idle_days)
+    return ForecastConfig(
+        alpha=d.alpha, interval=d.interval, horizon_days=d.horizon_days, idle_days=d.idle_days,
+        rising_alpha=d.rising_alpha,
+    )  # fmt: skip
 
 
 def unknown_location(location_id: str) -> str:
@@ -360,13 +363,15 @@ def forecast_document(location_id: str, as_of: int, forecast: SeriesForecast, in
 def rising_item(forecast: SeriesForecast) -> RisingItem:
     week = sum(forecast.points[:7])
     rate = forecast.last_28_days / 4.0
+    recent = forecast.recent_7_days
     return RisingItem(
         forecast.sku,
         round(week, 3),
         round(forecast.last_28_days, 3),
         round(rate, 3),
         round(rise_of(forecast), 3),
-        round(week / rate, 3) if rate > 0 else None,
+        round(recent / rate, 3) if rate > 0 else None,
+        round(recent, 3),
     )
 
 

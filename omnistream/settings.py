@@ -672,6 +672,9 @@ class DemandSettings(_Group):
         28, ge=7, le=92, description="Days forecast at each close; weather further ahead than this is refused."
     )
     rising_kept: int = Field(100, ge=1, le=1000, description="Rising items kept per location.")
+    rising_alpha: float = Field(
+        0.25, gt=0, le=1, description="Smoothing of the recent 7-day demand that rising items compare with 28 days."
+    )
     idle_days: int = Field(112, ge=28, description="Days without demand after which a SKU's series is dropped.")
     reorder_review_days: int = Field(
         7, ge=0, le=92, description="Reorder review period: a reorder covers the lead time plus these days."

@@ -37,7 +37,7 @@ WEEKDAY = (0.8, 0.9, 0.9, 1.0, 1.2, 1.6, 0.6)
 """Relative demand Monday .. Sunday."""
 HOLIDAY_LIFT = 1.8
 RISER_DAYS = 21
-RISER_GROWTH = 6.0
+RISER_GROWTH = 8.0
 
 
 class DemandHistory:
@@ -94,8 +94,8 @@ class DemandHistory:
             rate *= HOLIDAY_LIFT
         since = day - (self.days - RISER_DAYS)
         if sku in self.risers and since > 0:
-            rate *= RISER_GROWTH ** (since / RISER_DAYS)
-        return rate
+            rate *= float(RISER_GROWTH ** (since / RISER_DAYS))
+        return float(rate)
 
     def records(self) -> Iterator[SimRecord]:
         """The opening receipts, then every sale in event-time order."""
