@@ -266,6 +266,8 @@ class ReorderShard:
     ) -> None:
         location_id, sku = pair
         held = self.open.get(pair)
+        if held is None and pair not in self.known:
+            return  # the common case where stock is unknown: nothing open, nothing to plan
         outlook = self.outlooks.get(pair)
         plan = locations.plan(location_id)
         available = self.available(location_id, sku)
