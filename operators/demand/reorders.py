@@ -15,6 +15,9 @@ lead time and service level (`operators.demand.locations.LocationPlan`):
 - **Days of cover**: how long the available units last at the forecast demand, day by day (weekdays
   and holidays included), beyond the forecast horizon at its mean rate.
 
+A pair's forecast is kept only once its stock is known, so a pair first stocked after a day close is
+planned from the next close on (and a chain's unstocked series cost this step nothing).
+
 Only pairs whose stock is known are planned: a receipt, count, transfer or adjustment must have been
 seen there (demand alone says stock went down from an unknown level). Like the merchandising
 suggestions, a record goes to `omni.suggestions` when a reorder is new or its quantity changed
@@ -210,8 +213,9 @@ class ReorderShard:
             if kind is Outlook:
                 outlook: Outlook = item  # type: ignore[assignment]
                 pair = (outlook.location_id, outlook.sku)
-                self.outlooks[pair] = outlook
-                touched[pair] = None
+                if pair in self.known:  # kept only where stock is known: others are never planned
+                    self.outlooks[pair] = outlook
+                    touched[pair] = None
             elif kind is StockFeed:
                 for fed in self._feed(item.event):  # type: ignore[union-attr]
                     self._move(fed, touched, sets_level=False)
