@@ -1,15 +1,18 @@
-"""Demand flow: sales, returns, voids, online orders and cancels in; daily forecasts per SKU × location out.
+"""Demand flow: sales, orders, cancels and stock in; daily forecasts, rising items and reorders per SKU × location out.
 
-Consumes `omni.pos` (sales +, returns −, voids undo), the `purchase` events of `omni.clickstream` and
-the `order_cancel` events of `omni.inventory` (online demand, cancels undo), and `omni.weather`.
+Consumes `omni.pos` (sales +, returns −, voids undo), the `purchase` events of `omni.clickstream`,
+`omni.inventory` (order cancels undo online demand, whole orders included; every stock movement keeps
+the reorders step's copy of available stock), and `omni.weather`.
 Keeps each SKU's daily net demand at each location by its local day, and when the watermark (the
 newest event time read, less `OMNISTREAM_DEMAND_LOCATIONS`' lateness) passes a local midnight, closes
 that day: every active SKU there gets a fresh forecast for the next `horizon_days` with an interval,
-and the location its rising items. Documents are fenced by the closed day, so a recovery replay
-changes nothing; a forecast only ever sees events dated on or before its origin. docs/demand.md.
+and the location its rising items; each stocked pair whose available units fall to its reorder point
+gets a reorder suggestion on `omni.suggestions`. Documents are fenced, so a recovery replay changes
+nothing; a forecast only ever sees events dated on or before its origin. docs/demand.md.
 
-    decode ─> days (open days, by (location, SKU) shard) ─> models (shard i ← days shard i) ─┬─> forecasts
-                                                                                           └─> rising (by location)
+    decode ─┬─> days (open days, by (location, SKU) shard) ─> models (shard i ← days shard i) ─┬─> forecasts
+            │                                                                                 ├─> rising (by location)
+            └─> stock movements (by (location, SKU) shard) ─────────> reorders (shard i) <────┘ (forecasts of shard i)
 
 Run it with `omnistream flow demand` (recovery on by default); see `flows.run`.
 """
