@@ -35,7 +35,12 @@ class SkuForecast(msgspec.Struct, frozen=True, gc=False):
 
 
 class RisingItem(msgspec.Struct, frozen=True, gc=False):
-    """A SKU whose next 7 days are forecast above its weekly rate of the last 28: the figures are the reasons."""
+    """A SKU whose next 7 days at its recent rate exceed its weekly rate of the last 28: the figures are the reasons.
+
+    `recent_7_days` projects the last days' rate (a short-memory level) over the next 7 days, weekdays and
+    holidays included; `increase` is it less `weekly_rate_28_days`, `ratio` it over that.
+    `forecast_7_days` is the sum of the served point forecasts (a long memory: it follows a take-off later).
+    """
 
     sku: str
     forecast_7_days: float
@@ -43,6 +48,7 @@ class RisingItem(msgspec.Struct, frozen=True, gc=False):
     weekly_rate_28_days: float
     increase: float
     ratio: float | None
+    recent_7_days: float = 0.0
 
 
 class RisingItems(msgspec.Struct, frozen=True, gc=False):

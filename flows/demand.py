@@ -1,15 +1,18 @@
-"""Demand flow: sales, returns, voids, online orders and cancels in; daily forecasts per SKU × location out.
+"""Demand flow: sales, orders, cancels and stock in; daily forecasts, rising items and reorders per SKU × location out.
 
-Consumes `omni.pos` (sales +, returns −, voids undo), the `purchase` events of `omni.clickstream` and
-the `order_cancel` events of `omni.inventory` (online demand, cancels undo), and `omni.weather`.
+Consumes `omni.pos` (sales +, returns −, voids undo), the `purchase` events of `omni.clickstream`,
+`omni.inventory` (order cancels undo online demand, whole orders included; every stock movement keeps
+the reorders step's copy of available stock), and `omni.weather`.
 Keeps each SKU's daily net demand at each location by its local day, and when the watermark (the
 newest event time read, less `OMNISTREAM_DEMAND_LOCATIONS`' lateness) passes a local midnight, closes
 that day: every active SKU there gets a fresh forecast for the next `horizon_days` with an interval,
-and the location its rising items. Documents are fenced by the closed day, so a recovery replay
-changes nothing; a forecast only ever sees events dated on or before its origin. docs/demand.md.
+and the location its rising items; each stocked pair whose available units fall to its reorder point
+gets a reorder suggestion on `omni.suggestions`. Documents are fenced, so a recovery replay changes
+nothing; a forecast only ever sees events dated on or before its origin. docs/demand.md.
 
-    decode ─> days (open days, by (location, SKU) shard) ─> models (shard i ← days shard i) ─┬─> forecasts
-                                                                                           └─> rising (by location)
+    decode ─┬─> days (open days, by (location, SKU) shard) ─> models (shard i ← days shard i) ─┬─> forecasts
+            │                                                                                 ├─> rising (by location)
+            └─> stock movements (by (location, SKU) shard) ─────────> reorders (shard i) <────┘ (forecasts of shard i)
 
 Run it with `omnistream flow demand` (recovery on by default); see `flows.run`.
 """
@@ -24,7 +27,7 @@ from bytewax.inputs import Source
 from bytewax.outputs import Sink
 
 from events.topics import Topic
-from flows.demand_stages import FLOW, DaysLogic, Decoder, ModelsLogic, RisingLogic, Stage
+from flows.demand_stages import FLOW, DaysLogic, Decoder, ModelsLogic, ReorderLogic, RisingLogic, Stage
 from flows.kafka_source import KafkaRecord, kafka_source
 from flows.keyed import keyed_stage, to_stage
 from flows.sinks import FlowRecord, RecordSink
@@ -49,14 +52,18 @@ def build_flow(
     source_topics = {settings.topic(t): t for t in INPUT_TOPICS}
     raw = op.input("demand_in", flow, source or kafka_source(settings, list(source_topics)))
     decoded = op.flat_map_batch("decode", raw, Decoder(source_topics, settings).decode_batch)
-    days_in = to_stage("to_days", decoded, Stage.DAYS)  # dead letters go on the `falses` side
+    days_in = to_stage("to_days", decoded, Stage.DAYS)
+    stock_in = to_stage("to_stock", days_in.falses, Stage.REORDERS)  # dead letters go on the `falses` side
     models_in = keyed_stage("days", days_in.trues, DaysLogic(settings))
     models_out = to_stage("to_rising", keyed_stage("models", models_in, ModelsLogic(settings)), Stage.RISING)
+    outlooks = to_stage("to_reorders", models_out.falses, Stage.REORDERS)  # forecast documents: `falses`
+    reorders_in = op.merge("reorders_in", stock_in.trues, outlooks.trues)
     records: Any = op.merge(
         "records",
-        days_in.falses,  # dead letters
-        models_out.falses,  # forecast documents
+        stock_in.falses,  # dead letters
+        outlooks.falses,  # forecast documents
         keyed_stage("rising", models_out.trues, RisingLogic(settings)),
+        keyed_stage("reorders", reorders_in, ReorderLogic(settings)),
     )
     op.output("records_out", records, sink or RecordSink(FLOW, settings, generation))
     return flow

@@ -16,7 +16,23 @@ from bytewax.operators import StatefulBatchLogic
 
 from events.dead_letter import DeadLetter
 from events.forecast import METHOD, DailyForecast, RisingItem, RisingItems, SkuForecast
-from events.models import Event, OrderCancel, Purchase, Return, Sale, Void, Weather
+from events.models import (
+    Adjustment,
+    Count,
+    Event,
+    Fulfilment,
+    LineItem,
+    OrderCancel,
+    Purchase,
+    Receipt,
+    Reservation,
+    Return,
+    Sale,
+    TransferIn,
+    TransferOut,
+    Void,
+    Weather,
+)
 from events.topics import Topic
 from flows.decoding import BatchDecoder
 from flows.kafka_source import KafkaRecord
@@ -34,21 +50,28 @@ from operators.demand.days import (
 )
 from operators.demand.locations import LocationBook, day_number, day_of
 from operators.demand.models import ClosedDay, DemandModels, rise_of
+from operators.demand.reorders import Outlook, ReorderDoc, ReorderInput, ReorderPolicy, ReorderShard, StockFeed
 from operators.demand.series import ForecastConfig, SeriesForecast
 from operators.keyed_shards import ShardBatch, ShardRouter
+from operators.movements import inventory_movement
 from state import keys
 from state.doc_writer import FencedDoc
 
 FLOW = "demand"
 _ENCODER = msgspec.json.Encoder()
+_STOCK_EVENTS = (Receipt, Adjustment, TransferOut, TransferIn, Count, Fulfilment, Reservation)
 
 
 class Stage(StrEnum):
-    """The keyed stages: days shard i feeds models shard i; rising is keyed by location."""
+    """The keyed stages: days shard i feeds models shard i, which feeds reorders shard i; rising is keyed by location.
+
+    Days and reorders shards hold the same (location, SKU) pairs: both are keyed `location\x1fSKU`.
+    """
 
     DAYS = "days"
     MODELS = "models"
     RISING = "rising"
+    REORDERS = "reorders"
 
 
 Routed = ShardBatch[Stage, Any]
@@ -73,7 +96,10 @@ def location_book(settings: Settings) -> LocationBook:
 
 def forecast_config(settings: Settings) -> ForecastConfig:
     d = settings.demand
-    return ForecastConfig(alpha=d.alpha, interval=d.interval, horizon_days=d.horizon_days, idle_days=d.idle_days)
+    return ForecastConfig(
+        alpha=d.alpha, interval=d.interval, horizon_days=d.horizon_days, idle_days=d.idle_days,
+        rising_alpha=d.rising_alpha,
+    )  # fmt: skip
 
 
 def unknown_location(location_id: str) -> str:
@@ -93,7 +119,9 @@ class DemandBatch:
 
     __slots__ = ("book", "horizon_days", "letters", "newest", "router")
 
-    def __init__(self, router: ShardRouter[Stage, DaysInput], book: LocationBook, horizon_days: int) -> None:
+    def __init__(
+        self, router: ShardRouter[Stage, DaysInput | ReorderInput], book: LocationBook, horizon_days: int
+    ) -> None:
         self.router = router
         self.book = book
         self.horizon_days = horizon_days
@@ -109,11 +137,17 @@ class DemandBatch:
         if ts > self.newest:
             self.newest = ts
         route, days, book = self.router.add, Stage.DAYS, self.book
+        if kind in _STOCK_EVENTS:
+            stock: Receipt = event  # type: ignore[assignment]
+            if book.plan(stock.location_id) is not None:  # elsewhere: no plan, no reorders (nor a dead letter)
+                route(Stage.REORDERS, f"{stock.location_id}\x1f{stock.sku}", inventory_movement(stock))
+            return
         if kind is Sale or kind is Return:
             till: Sale | Return = event  # type: ignore[assignment]
             if book.plan(till.store_id) is None:
                 self._refuse(record, unknown_location(till.store_id))
                 return
+            self._feed_by_shard(till, till.store_id, till.items)
             sign = 1 if kind is Sale else -1
             for index, line in enumerate(till.items):
                 route(
@@ -127,6 +161,7 @@ class DemandBatch:
             if book.plan(location_id) is None:
                 self._refuse(record, unknown_location(location_id))
                 return
+            self._feed_by_shard(order, location_id, order.items)
             for index, line in enumerate(order.items):
                 route(
                     days,
@@ -135,24 +170,27 @@ class DemandBatch:
                 )
         elif kind is OrderCancel:
             cancel: OrderCancel = event  # type: ignore[assignment]
+            undo = CancelOrder(
+                cancel.event_id, ts, cancel.location_id or "", cancel.sku or "", cancel.order_id, cancel.qty or 0
+            )
             if cancel.location_id is None or cancel.sku is None:
-                # A whole-order cancel names no line: the order's lines are not kept here, so its demand
-                # stays counted (docs/demand.md, limits). Line cancels are netted below.
+                # A whole order, or a line wherever its purchase put it: every shard nets the lines it holds.
+                self._to_every_shard(undo)
+                self._to_every_shard(StockFeed(cancel), Stage.REORDERS)
                 return
             if book.plan(cancel.location_id) is None:
                 self._refuse(record, unknown_location(cancel.location_id))
                 return
-            route(
-                days,
-                f"{cancel.location_id}\x1f{cancel.sku}",
-                CancelOrder(cancel.event_id, ts, cancel.location_id, cancel.sku, cancel.order_id),
-            )
+            pair = f"{cancel.location_id}\x1f{cancel.sku}"
+            route(days, pair, undo)
+            route(Stage.REORDERS, pair, StockFeed(cancel))
         elif kind is Void:
             void: Void = event  # type: ignore[assignment]
             if book.plan(void.store_id) is None:
                 self._refuse(record, unknown_location(void.store_id))
                 return
             self._to_every_shard(VoidTxn(void.event_id, ts, void.store_id, void.original_txn_id))
+            self._to_every_shard(StockFeed(void), Stage.REORDERS)
         elif kind is Weather:
             self._weather(event, ts, record)  # type: ignore[arg-type]
 
@@ -181,9 +219,24 @@ class DemandBatch:
             )
         )
 
-    def _to_every_shard(self, item: DaysInput) -> None:
+    def _to_every_shard(self, item: DaysInput | ReorderInput, stage: Stage = Stage.DAYS) -> None:
         for index in range(self.router.shards):
-            self.router.add_at(Stage.DAYS, index, item)
+            self.router.add_at(stage, index, item)
+
+    def _feed_by_shard(self, event: Sale | Return | Purchase, location_id: str, items: list[LineItem]) -> None:
+        """The till or order event to each reorders shard holding one of its lines, cut to those lines."""
+        router = self.router
+        by_shard: dict[str, tuple[str, list[LineItem]]] = {}
+        for line in items:
+            pair = f"{location_id}\x1f{line.sku}"
+            held = by_shard.setdefault(router.shard_of(Stage.REORDERS, pair), (pair, []))
+            held[1].append(line)
+        if len(by_shard) == 1:
+            pair, _ = next(iter(by_shard.values()))
+            router.add(Stage.REORDERS, pair, StockFeed(event))
+            return
+        for pair, lines in by_shard.values():
+            router.add(Stage.REORDERS, pair, StockFeed(msgspec.structs.replace(event, items=lines)))
 
     def add_dead_letter(self, letter: DeadLetter) -> None:
         self.letters.append(letter)
@@ -213,11 +266,11 @@ class Decoder(BatchDecoder[DeadLetter | Routed]):
             FLOW,
             source_topics,
             self._new_batch,
-            wanted={Topic.CLICKSTREAM: b'"purchase"', Topic.INVENTORY: b'"order_cancel"'},
+            wanted={Topic.CLICKSTREAM: b'"purchase"'},
         )
         self.book = location_book(settings)
         self.horizon_days = settings.demand.horizon_days
-        self._routers: RouterPerThread[Stage, DaysInput] = RouterPerThread(settings.demand.shards)
+        self._routers: RouterPerThread[Stage, DaysInput | ReorderInput] = RouterPerThread(settings.demand.shards)
 
     def _new_batch(self) -> DemandBatch:
         return DemandBatch(self._routers.get(), self.book, self.horizon_days)
@@ -310,13 +363,15 @@ def forecast_document(location_id: str, as_of: int, forecast: SeriesForecast, in
 def rising_item(forecast: SeriesForecast) -> RisingItem:
     week = sum(forecast.points[:7])
     rate = forecast.last_28_days / 4.0
+    recent = forecast.recent_7_days
     return RisingItem(
         forecast.sku,
         round(week, 3),
         round(forecast.last_28_days, 3),
         round(rate, 3),
         round(rise_of(forecast), 3),
-        round(week / rate, 3) if rate > 0 else None,
+        round(recent / rate, 3) if rate > 0 else None,
+        round(recent, 3),
     )
 
 
@@ -325,7 +380,7 @@ class _ModelsStep(_PickledStep):
         self.state = state
         self.builder = builder
         self.shard = -1
-        self.router: ShardRouter[Stage, RisingCandidates] = ShardRouter(builder.shards)
+        self.router: ShardRouter[Stage, RisingCandidates | Outlook] = ShardRouter(builder.shards)
 
     def on_batch(self, groups: list[list[DaysOutput]]) -> tuple[list[Any], bool]:
         out: list[Any] = []
@@ -341,6 +396,10 @@ class _ModelsStep(_PickledStep):
             FencedDoc(keys.forecast(f.sku, location_id), day, forecast_document(location_id, day, f, interval))
             for f in closed.forecasts
         ]
+        for f in closed.forecasts:
+            self.router.add_at(
+                Stage.REORDERS, closed.shard, Outlook(location_id, f.sku, day, f.points, f.lower, f.upper)
+            )
         # Each shard's list for a day replaces that shard's earlier one at the rising step.
         self.router.add(
             Stage.RISING,
@@ -388,3 +447,45 @@ class _RisingStep(_PickledStep):
             # Versions grow with the day and, within a day, with the shards merged so far.
             out.append(FencedDoc(keys.rising(location_id), day * 65_536 + len(by_shard), doc))
         return out, StatefulBatchLogic.RETAIN
+
+
+# --- reorders: stock and forecasts per (location, SKU) shard ------------------------------------------------------
+
+
+def reorder_policy(settings: Settings) -> ReorderPolicy:
+    d = settings.demand
+    return ReorderPolicy(review_days=d.reorder_review_days, interval=d.interval, change_share=d.reorder_change_share)
+
+
+class ReorderLogic:
+    """Builds the reorders step (`operators.demand.reorders.ReorderShard`): reorder records and fenced documents."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.book = location_book(settings)
+        self.policy = reorder_policy(settings)
+        self.windows = (settings.dedup_window_s, settings.count_window_s, settings.order_retention_s)
+
+    def __call__(self, resume: bytes | None) -> _ReorderStep:
+        state: ReorderShard = pickle.loads(resume) if resume else ReorderShard(self.policy, *self.windows)
+        state.policy = self.policy  # the policy in force now, not the snapshot's
+        return _ReorderStep(state, self.book)
+
+
+class _ReorderStep(_PickledStep):
+    def __init__(self, state: ReorderShard, book: LocationBook) -> None:
+        self.state = state
+        self.book = book
+
+    def on_batch(self, groups: list[list[ReorderInput]]) -> tuple[list[Any], bool]:
+        items = groups[0] if len(groups) == 1 else [item for group in groups for item in group]
+        records, docs = self.state.apply(items, self.book)
+        out: list[Any] = [*records]
+        out += [reorder_doc(doc) for doc in docs]
+        return out, StatefulBatchLogic.RETAIN
+
+
+def reorder_doc(doc: ReorderDoc) -> FencedDoc:
+    """A pair's open reorder as the sink writes it, with the pair in or out of the reorders index set."""
+    member = keys.reorder_member(doc.sku, doc.location_id)
+    return FencedDoc(keys.reorder(doc.sku, doc.location_id), doc.version, doc.doc, as_of=doc.as_of,
+                     flag_set=keys.suggestion_skus("reorder"), flag_member=member, flagged=doc.open)  # fmt: skip

@@ -29,7 +29,7 @@ STATE_FORMATS: dict[str, int] = {
     "customers": 1,
     "loyalty": 1,
     "attribution": 1,
-    "demand": 1,
+    "demand": 2,
 }
 """The layout of each flow's recovery snapshots. Bump it when a flow's keyed state changes
 shape, so that recovery state written by an older release is refused with a clear message, not misread.
@@ -42,7 +42,8 @@ merchandising 1: pickled shards of `operators.merch.sku_merch.SkuMerch` keyed `s
 customers 1: customer shards of packed states (`operators.customers.shard`), stock watches and gates pickled.
 loyalty 1: identity, book and ledger shards keyed `<stage>:<n>`, each one pickled `operators.loyalty` object.
 attribution 1: actor and member shards keyed `<stage>:<n>` and one `totals` key, pickled `operators.attribution`.
-demand 1: open days per (location, SKU) shard, columnar series per location per shard (`operators.demand`)."""
+demand 1: open days per (location, SKU) shard, columnar series per location per shard (`operators.demand`).
+demand 2: orders with their cancels in the days step, and a `reorders` step of stock and outlooks per shard."""
 
 GENERATION_ENV = "OMNISTREAM_FLOW_GENERATION"
 """The lineage of flow state a run without recovery shares across its processes (`flows.launcher`)."""

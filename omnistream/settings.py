@@ -663,7 +663,9 @@ class DemandSettings(_Group):
         " `;` (first match wins): its local day, holidays, supplier lead time and service level. Events at a location"
         " no rule names are dead-lettered (`refused`).",
     )
-    shards: int = Field(8, ge=1, le=4096, description="Keyed shards of the demand flow's days and models steps.")
+    shards: int = Field(
+        8, ge=1, le=4096, description="Keyed shards of the demand flow's days, models and reorders steps."
+    )
     lateness_s: float = Field(
         3_600.0, ge=0, description="Event time past a local midnight before that day closes and forecasts refresh."
     )
@@ -673,7 +675,16 @@ class DemandSettings(_Group):
         28, ge=7, le=92, description="Days forecast at each close; weather further ahead than this is refused."
     )
     rising_kept: int = Field(100, ge=1, le=1000, description="Rising items kept per location.")
+    rising_alpha: float = Field(
+        0.25, gt=0, le=1, description="Smoothing of the recent 7-day demand that rising items compare with 28 days."
+    )
     idle_days: int = Field(112, ge=28, description="Days without demand after which a SKU's series is dropped.")
+    reorder_review_days: int = Field(
+        7, ge=0, le=92, description="Reorder review period: a reorder covers the lead time plus these days."
+    )
+    reorder_change_share: float = Field(
+        0.25, ge=0, le=10, description="A reorder is re-published when its quantity moves by more than this share."
+    )
 
 
 class Settings(BaseSettings):

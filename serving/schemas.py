@@ -162,6 +162,35 @@ class MarkdownSuggestionList(BaseModel):
     items: list[MarkdownSuggestionRecord]
 
 
+class ReorderSuggestionRecord(BaseModel):
+    """One open reorder suggestion (`events.suggestions.ReorderSuggestion`, written by the demand flow)."""
+
+    kind: str = Field(description="reorder")
+    suggestion_id: str = Field(description="reorder:<sku>:<location_id>; the newest version per id holds.")
+    status: str
+    version: int
+    sku: str
+    ts: str = Field(description="RFC 3339 event time of the review that made or last changed it.")
+    location_id: str
+    qty: int = Field(description="Units to order: up to the order-up-to level.")
+    available: int = Field(description="On hand less reserved at `ts`.")
+    cover_days: float | None = Field(description="Days `available` lasts at the forecast demand.")
+    lead_time_days: int
+    service_level: float
+    lead_time_demand: float = Field(description="Units forecast over the lead time.")
+    safety_stock: float
+    reorder_point: float
+    order_up_to: float
+    forecast_as_of: str = Field(description="The last closed day of the forecast used.")
+    reason: str
+
+
+class ReorderSuggestionList(BaseModel):
+    """`GET /v1/suggestions/reorders`: fewest days of cover first."""
+
+    items: list[ReorderSuggestionRecord]
+
+
 class OrderLine(BaseModel):
     """One line of an order: a SKU at the location that reserved (or shipped) it."""
 

@@ -16,6 +16,7 @@ from itertools import accumulate, islice
 
 from events.topics import INPUT_TOPICS, Topic
 from sim.catalog import Catalog
+from sim.demand_history import DemandHistory
 from sim.fraud import FraudCase, FraudDesk
 from sim.incidents import IncidentPlan, IncidentWindow
 from sim.journeys import CustomerJourneys
@@ -115,6 +116,10 @@ class Workload:
         Share of stock-room activities that are a checkout hold (`reservation`). Holds are
         decided in arrival order, not as a function of the event set: runs that compare two
         independent runs' stock (recovery, scale-out) set it to 0.
+    demand_history_days
+        Days of store sales before `start_ts` published after the opening (`sim.demand_history`: weekly and
+        yearly seasonality, holidays, a few SKUs that take off), so the demand flow has closed days to
+        forecast from at once. 0 (the default) leaves the stream byte for byte as it was.
 
     Examples
     --------
@@ -155,6 +160,7 @@ class Workload:
         campaign_rate: float = 0.45,
         campaign_lift: float = 0.6,
         hold_share: float = 0.05,
+        demand_history_days: int = 0,
     ) -> None:
         if events_per_s <= 0:
             raise ValueError(f"events_per_s must be positive, got {events_per_s}")
@@ -185,6 +191,7 @@ class Workload:
         self.consent_rate = consent_rate
         self.campaign_rate = campaign_rate
         self.campaign_lift = campaign_lift
+        self.demand_history_days = demand_history_days
 
         self.catalog = Catalog(seed=seed, n_skus=n_skus, n_stores=n_stores, n_warehouses=n_warehouses)
         self.shoppers: list[Shopper] = make_shoppers(seed, n_users, self.catalog)
@@ -215,6 +222,7 @@ class Workload:
         self.fraud_by_scenario: dict[str, set[str]] = {}
         self.fraud_cases: list[FraudCase] = []
         self.incident_windows: list[IncidentWindow] = []
+        self.demand_history: DemandHistory | None = None
 
     def _stream(self) -> Iterator[SimRecord]:
         self._reset_counts()
@@ -251,6 +259,12 @@ class Workload:
             stockroom.apply(effects)
             published[record.topic] += 1
             yield record
+        if self.demand_history_days > 0:
+            self.demand_history = DemandHistory(self.seed, self.catalog, self.demand_history_days, self.start_ts,
+                                                currency=self.currency)  # fmt: skip
+            for record in self.demand_history.records():
+                published[record.topic] += 1
+                yield record
 
         activities: list[tuple[float, Callable[[float], None]]] = [
             (0.45, web.session),

@@ -235,3 +235,14 @@ def forecast(sku: str, location_id: str) -> str:
 def rising(location_id: str) -> str:
     """Fenced hash: a location's rising items (`events.forecast.RisingItems`)."""
     return f"{NAMESPACE}:rising:{{{location_id}}}"
+
+
+def reorder(sku: str, location_id: str) -> str:
+    """Fenced hash: the open reorder suggestion of a SKU at a location (`events.suggestions.ReorderSuggestion`,
+    or `null`); the demand flow keeps the pair in `suggestion_skus("reorder")` (as `reorder_member`) while open."""
+    return f"{NAMESPACE}:suggest:reorder:{{{sku}}}:{location_id}"
+
+
+def reorder_member(sku: str, location_id: str) -> str:
+    """The member of `suggestion_skus("reorder")` naming a (SKU, location) pair: `<sku>\x1f<location_id>`."""
+    return f"{sku}\x1f{location_id}"

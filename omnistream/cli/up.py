@@ -119,6 +119,9 @@ def _summary(run: LocalRun, workload: Workload, *, api: bool, simulate: bool, ra
             f"curl -s {auth}{run.api_base}/v1/inventory/{sku}/locations/{store}",
             f"curl -s {auth}'{run.api_base}/v1/inventory?skus={sku},{other}'",
             f"curl -s {auth}{run.api_base}/v1/experiments",
+            f"curl -s {auth}'{run.api_base}/v1/forecasts/{sku}?location_id={store}&days=7'",
+            f"curl -s {auth}'{run.api_base}/v1/forecasts/rising?location_id={store}&limit=5'",
+            f"curl -s {auth}'{run.api_base}/v1/suggestions/reorders?location_id={store}&limit=5'",
             *_loyalty_examples(run.api_base, workload, auth),
         ]
         body += [Text(""), Text("Try", style="bold"), *(Text(line) for line in examples)]

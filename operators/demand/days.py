@@ -51,13 +51,19 @@ class VoidTxn(msgspec.Struct, array_like=True, gc=False, frozen=True):
 
 
 class CancelOrder(msgspec.Struct, array_like=True, gc=False, frozen=True):
-    """An online order's line at a location was cancelled: its units are undone on the order's day."""
+    """An online order, or a line of it, was cancelled: the units it names are undone on the order's day.
+
+    `sku` empty: the whole order (every line this shard holds, whenever its purchase arrives); sent to
+    every shard, as is a line cancel without `location_id` (the line wherever the purchase put it).
+    `qty` 0 undoes all that remains of the line; otherwise that many units of it.
+    """
 
     event_id: str
     ts: float
     location_id: str
     sku: str
     order_id: str
+    qty: int = 0
 
 
 class WeatherDay(msgspec.Struct, array_like=True, gc=False, frozen=True):
@@ -112,6 +118,33 @@ class _Location:
 
 
 @dataclass(slots=True)
+class _Order:
+    """One order's lines this shard holds and every cancel of it seen, so that netting is order-free.
+
+    A line's counted units are a function of its purchased units and the cancels that reach it,
+    whatever order they arrived in: a whole-order cancel, or a line cancel without a quantity, leaves
+    nothing; line cancels with quantities take off their sum. `booked` is what the days hold for the
+    line now, so a change books only the difference, on the order's day.
+    """
+
+    lines: dict[tuple[str, str], list[int]] = field(default_factory=dict)
+    """(location, SKU) -> [order day, units purchased, units booked]."""
+    cancels: dict[str, tuple[str, str, int]] = field(default_factory=dict)
+    """Cancel event id -> (SKU or "" for the whole order, location or "" for wherever, units or 0 for all)."""
+    last_ts: float = float("-inf")
+
+    def counted(self, location_id: str, sku: str, purchased: int) -> int:
+        """Units of the line (location, SKU) that stay demand after this order's cancels."""
+        taken = 0
+        for c_sku, c_location, qty in self.cancels.values():
+            if c_sku == "" or (c_sku == sku and c_location in ("", location_id)):
+                if c_sku == "" or qty == 0:
+                    return 0
+                taken += qty
+        return max(0, purchased - taken)
+
+
+@dataclass(slots=True)
 class OpenDays:
     """One shard's open days, journals and watermark.
 
@@ -143,11 +176,11 @@ class OpenDays:
     seen: SeenEvents = field(default_factory=SeenEvents)
     txns: dict[str, list[tuple[str, int, str, int]]] = field(default_factory=dict)
     """Till transaction id -> its lines here: (location, day, SKU, signed units)."""
-    orders: dict[tuple[str, str, str], tuple[int, int]] = field(default_factory=dict)
-    """(order id, location, SKU) -> (day, units); units 0 once cancelled (a cancel before its order is kept so)."""
+    orders: dict[str, _Order] = field(default_factory=dict)
+    """Order id -> its lines here and its cancels (a cancel before its order is kept, and applied on arrival)."""
     voided: set[str] = field(default_factory=set)
-    expiry: list[tuple[float, int, str, tuple[str, str, str] | None]] = field(default_factory=list)
-    """(ts, kind, txn id, order key) in arrival order, to forget journal entries after `journal_s`."""
+    expiry: list[tuple[float, int, str]] = field(default_factory=list)
+    """(ts, kind, txn or order id) in arrival order, to forget journal entries after `journal_s`."""
     late_dropped: int = 0
 
     def __post_init__(self) -> None:
@@ -200,14 +233,13 @@ class OpenDays:
             if line.txn_id in self.voided:
                 return  # its void came first
             self.txns.setdefault(line.txn_id, []).append((line.location_id, day, line.sku, line.qty))
-            self.expiry.append((line.ts, 0, line.txn_id, None))
+            self.expiry.append((line.ts, 0, line.txn_id))
         if line.order_id:
-            key = (line.order_id, line.location_id, line.sku)
-            held = self.orders.get(key)
-            if held is not None and held[1] == 0 and held[0] < 0:
-                return  # cancelled before it arrived
-            self.orders[key] = (day, (held[1] if held else 0) + line.qty)
-            self.expiry.append((line.ts, 1, "", key))
+            order = self._order(line.order_id, line.ts)
+            held = order.lines.setdefault((line.location_id, line.sku), [day, 0, 0])
+            held[1] += line.qty
+            self._net_order(order, out)
+            return
         self._book(line.location_id, day, line.sku, float(line.qty), out)
 
     def _void(self, void: VoidTxn, out: list[DaysOutput]) -> None:
@@ -217,7 +249,7 @@ class OpenDays:
         lines = self.txns.pop(void.original_txn_id, None)
         if lines is None:
             self.voided.add(void.original_txn_id)
-            self.expiry.append((void.ts, 2, void.original_txn_id, None))
+            self.expiry.append((void.ts, 2, void.original_txn_id))
             return
         for location_id, day, sku, qty in lines:
             self._book(location_id, day, sku, -float(qty), out)
@@ -226,16 +258,26 @@ class OpenDays:
         if not self.seen.add(cancel.event_id, cancel.ts):
             return
         self._remember(cancel.ts)
-        key = (cancel.order_id, cancel.location_id, cancel.sku)
-        held = self.orders.get(key)
-        if held is None:
-            self.orders[key] = (-1, 0)  # the order has not arrived: it will count nothing
-            self.expiry.append((cancel.ts, 1, "", key))
-            return
-        day, units = held
-        if units:
-            self.orders[key] = (day, 0)
-            self._book(cancel.location_id, day, cancel.sku, -float(units), out)
+        order = self._order(cancel.order_id, cancel.ts)
+        order.cancels[cancel.event_id] = (cancel.sku, cancel.location_id, cancel.qty)
+        self._net_order(order, out)  # lines not here yet get it on arrival
+
+    def _order(self, order_id: str, ts: float) -> _Order:
+        order = self.orders.get(order_id)
+        if order is None:
+            order = self.orders[order_id] = _Order()
+        if ts > order.last_ts:
+            order.last_ts = ts
+        self.expiry.append((ts, 1, order_id))
+        return order
+
+    def _net_order(self, order: _Order, out: list[DaysOutput]) -> None:
+        """Book the difference between what each line of `order` counts now and what the days hold for it."""
+        for (location_id, sku), held in order.lines.items():
+            counted = order.counted(location_id, sku, held[1])
+            if counted != held[2]:
+                self._book(location_id, held[0], sku, float(counted - held[2]), out)
+                held[2] = counted
 
     def _weather(self, weather: WeatherDay) -> None:
         held = self.locations.get(weather.location_id)
@@ -267,13 +309,15 @@ class OpenDays:
             return
         cut = 0
         while cut < len(expiry) and expiry[cut][0] < horizon:
-            _, kind, txn_id, key = expiry[cut]
+            _, kind, name = expiry[cut]
             if kind == 0:
-                self.txns.pop(txn_id, None)
+                self.txns.pop(name, None)
             elif kind == 2:
-                self.voided.discard(txn_id)
-            elif key is not None:
-                self.orders.pop(key, None)
+                self.voided.discard(name)
+            else:
+                order = self.orders.get(name)
+                if order is not None and order.last_ts < horizon:
+                    del self.orders[name]  # its last event is older than the journal: forgotten
             cut += 1
         del expiry[:cut]
 

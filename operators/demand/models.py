@@ -27,12 +27,12 @@ class ClosedDay:
 
 
 def rise_of(forecast: SeriesForecast) -> float:
-    """How far the next 7 days' forecast exceeds the weekly rate of the last 28 days (units).
+    """How far the next 7 days at the recent rate exceed the weekly rate of the last 28 days (units).
 
-    >>> rise_of(SeriesForecast("A", 0, [2.0] * 7, [0.0] * 7, [4.0] * 7, 28.0))
+    >>> rise_of(SeriesForecast("A", 0, [2.0] * 7, [0.0] * 7, [4.0] * 7, 28.0, recent_7_days=14.0))
     7.0
     """
-    return sum(forecast.points[:7]) - forecast.last_28_days / 4.0
+    return forecast.recent_7_days - forecast.last_28_days / 4.0
 
 
 @dataclass(slots=True)

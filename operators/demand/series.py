@@ -37,7 +37,8 @@ HISTORY_DAYS = 56
 _TINY = 1e-3
 
 _COLUMNS = (("history", 0.0), ("level", 0.0), ("next_forecast", 0.0), ("temperature_coef", 0.0),
-            ("low_rate", 0.0), ("high_rate", 0.0), ("last_demand_day", -1), ("first_day", -1))  # fmt: skip
+            ("low_rate", 0.0), ("high_rate", 0.0), ("last_demand_day", -1), ("first_day", -1),
+            ("recent_level", 0.0))  # fmt: skip
 """The per-row columns and what a fresh row holds."""
 
 F32 = npt.NDArray[np.float32]
@@ -60,6 +61,8 @@ class ForecastConfig:
     horizon_days: int = 28
     idle_days: int = 112
     """A series with no demand for this many days is forgotten (its forecast was zero long since)."""
+    rising_alpha: float = 0.25
+    """Smoothing of the rolling 7-day demand for rising items: a short memory, so a take-off shows within days."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +83,9 @@ class SeriesForecast:
     lower: list[float]
     upper: list[float]
     last_28_days: float
+    recent_7_days: float = 0.0
+    """The next 7 days at the recent rate (`rising_alpha`), with their weekday shares and holidays: what rising items
+    compare with the last 28 days (the point forecast's long memory would see a take-off weeks late)."""
 
 
 @dataclass(slots=True)
@@ -112,6 +118,8 @@ class LocationSeries:
     """Each SKU's interval bounds as weekly rates: quantiles of its recent days, each scaled up by its weekday."""
     last_demand_day: I32 = field(default_factory=lambda: np.zeros(0, np.int32))
     first_day: I32 = field(default_factory=lambda: np.zeros(0, np.int32))
+    recent_level: F32 = field(default_factory=lambda: np.zeros(0, np.float32))
+    """The rolling 7-day demand smoothed with `rising_alpha`: the recent weekly rate, for rising items."""
     closed_through: int = -1
     profile: list[float] = field(default_factory=lambda: [-1.0] * 7)
     """Decayed demand per weekday over the block (Monday first); -1 until a weekday is first closed."""
@@ -205,6 +213,9 @@ class LocationSeries:
         # a week's demand its days carry (the weekday profile), not smoothed up from zero over months.
         born = first == day
         level[born] = week[born]  # the first observation starts the smoothing (scaling it up to a week overshot)
+        recent = self.recent_level[:n]
+        recent += cfg.rising_alpha * (week - recent)
+        recent[born] = week[born]
         sold = actual > 0
         self.last_demand_day[:n][sold] = day
         self.closed_through = day
@@ -241,10 +252,11 @@ class LocationSeries:
             lows = np.stack([self._points(first + h, index, self.low_rate) for h in range(days)], axis=1)
             highs = np.stack([self._points(first + h, index, self.high_rate) for h in range(days)], axis=1)
         last_28 = self.history[index][:, [(self.closed_through - k) % HISTORY_DAYS for k in range(28)]].sum(axis=1)
+        recent = np.sum([self._points(first + h, index, self.recent_level) for h in range(7)], axis=0)
         out = []
         for i, row in enumerate(rows):
             points, lower, upper = (columns[i].tolist(), lows[i].tolist(), highs[i].tolist()) if days else ([], [], [])
-            out.append(SeriesForecast(self.skus[row], first, points, lower, upper, float(last_28[i])))
+            out.append(SeriesForecast(self.skus[row], first, points, lower, upper, float(last_28[i]), float(recent[i])))
         return out
 
     def active_rows(self) -> list[int]:

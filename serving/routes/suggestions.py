@@ -1,8 +1,9 @@
-"""`/v1/suggestions`: the merchandising flow's open transfer and markdown (price) suggestions.
+"""`/v1/suggestions`: open transfer and markdown (price) suggestions (merchandising flow), reorders (demand flow).
 
-Both list what is open now, as the flow last published it (`omni.suggestions`
+Each lists what is open now, as the flow last published it (`omni.suggestions`
 carries every change, withdrawals included). Transfers come most urgent first
-(largest expected stockout avoided), markdowns largest projected leftover first.
+(largest expected stockout avoided), markdowns largest projected leftover first,
+reorders fewest days of cover first.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import orjson
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
-from serving.schemas import MarkdownSuggestionList, TransferSuggestionList, error_responses
+from serving.schemas import MarkdownSuggestionList, ReorderSuggestionList, TransferSuggestionList, error_responses
 from state.suggestion_reader import MARKDOWN, TRANSFER, SuggestionReader
 
 MAX_LIMIT = 1000
@@ -53,4 +54,22 @@ async def read_prices(request: Request, sku: Sku = None, limit: Limit = 100) -> 
     """Open markdown suggestions: current and suggested price, discount, cover, days to season end and reason."""
     items = await _reader(request).open(MARKDOWN, sku)
     items.sort(key=lambda m: (-int(m.get("projected_leftover", 0)), str(m.get("suggestion_id"))))
+    return _answer(items[:limit])
+
+
+AtLocation = Annotated[str | None, Query(min_length=1, max_length=256, description="Only reorders for this location.")]
+
+
+@router.get("/reorders", responses={200: {"model": ReorderSuggestionList}})
+async def read_reorders(
+    request: Request, sku: Sku = None, location_id: AtLocation = None, limit: Limit = 100
+) -> Response:
+    """Open reorder suggestions: SKU, location, quantity, available, days of cover, lead-time demand and reason."""
+    items = await _reader(request).open_reorders(sku, location_id)
+
+    def urgency(r: dict[str, Any]) -> tuple[float, str]:
+        cover = r.get("cover_days")
+        return (float(cover) if cover is not None else float("inf"), str(r.get("suggestion_id")))
+
+    items.sort(key=urgency)
     return _answer(items[:limit])

@@ -199,3 +199,52 @@ def test_bad_input_is_dead_lettered_with_a_reason_and_bad_parameters_get_a_4xx(
     rising = api.get("/v1/forecasts/rising", params={"location_id": "STORE-01", "limit": 3})
     assert rising.status_code == 200 and len(rising.json()["items"]) <= 3
     assert api.get("/v1/forecasts/rising", params={"location_id": "STORE-01", "limit": 0}).status_code == 422
+
+
+def receipt(n: int, ts: datetime, store: str, sku: str, qty: int) -> tuple[Topic, bytes, bytes]:
+    event = {
+        "event_id": f"r{n}", "type": "receipt", "ts": ts.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "schema_version": 1, "sku": sku, "location_id": store, "qty": qty,
+    }  # fmt: skip
+    return Topic.INVENTORY, sku.encode(), orjson.dumps(event)
+
+
+def test_reorders_reach_the_topic_redis_and_the_api_with_days_of_cover(settings: Settings, api: TestClient) -> None:
+    """Three weeks of sales on top of received stock: SKUs sold down below their reorder point get one."""
+    settings = demand_settings(settings)
+    past = history(days=21, per_day=300, seed=5)
+    sold: dict[tuple[str, str], int] = {}
+    for _, _, raw in past:
+        event = orjson.loads(raw)
+        pair = (event["store_id"], event["items"][0]["sku"])
+        sold[pair] = sold.get(pair, 0) + event["items"][0]["qty"]
+    # Every pair gets what it sold plus 10 units, but SKU-000 (the best seller) at STORE-01 20 units only.
+    stocked = [
+        receipt(i, START, store, sku, 20 if (store, sku) == ("STORE-01", "SKU-000") else sold[store, sku] + 10_000)
+        for i, (store, sku) in enumerate(sorted(sold))
+    ]
+    publish(settings, [*stocked, *past, sale(90_001, START + timedelta(days=21, hours=2), "STORE-02", "SKU-001", 1)])
+    run_to_end(settings, flow="demand")
+
+    from tests.e2e.test_inventory_e2e import consume_topic
+
+    records = [orjson.loads(v) for _, v in consume_topic(settings, settings.topic(Topic.SUGGESTIONS)) if v]
+    reorders = [r for r in records if r["kind"] == "reorder"]
+    opened = {r["suggestion_id"] for r in reorders if r["status"] == "open"}
+    assert opened == {"reorder:SKU-000:STORE-01"}, opened  # oversold from 20: the only pair short of stock
+    served = api.get("/v1/suggestions/reorders", params={"location_id": "STORE-01"})
+    assert served.status_code == 200
+    items = served.json()["items"]
+    assert [i["suggestion_id"] for i in items] == ["reorder:SKU-000:STORE-01"]
+    only = items[0]
+    assert only["available"] == 20 - sold["STORE-01", "SKU-000"] and only["cover_days"] == 0.0
+    assert only["lead_time_days"] == 3 and only["service_level"] == 0.95
+    assert only["qty"] >= only["order_up_to"] - only["available"] and only["qty"] > 0
+    assert only["forecast_as_of"] == (START + timedelta(days=20)).date().isoformat()
+    client = redis.Redis.from_url(settings.redis.url)
+    assert client.smembers(keys.suggestion_skus("reorder")) == {keys.reorder_member("SKU-000", "STORE-01").encode()}
+    assert api.get("/v1/suggestions/reorders", params={"sku": "SKU-000"}).json()["items"] == items
+    assert api.get("/v1/suggestions/reorders", params={"location_id": "STORE-02"}).json() == {"items": []}
+    for params, word in [({"limit": 0}, "limit"), ({"limit": 1001}, "limit"), ({"sku": ""}, "sku")]:
+        answer = api.get("/v1/suggestions/reorders", params=params)
+        assert answer.status_code == 422 and word in answer.json()["error"]["message"], (params, answer.json())

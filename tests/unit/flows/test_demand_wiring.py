@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 from typing import Any
 
@@ -240,3 +241,90 @@ def test_weather_moves_the_forecast_of_a_weather_sensitive_item_and_nothing_with
     hot_plain, cold_plain = (day_of(start + len(temperatures) + k).isoformat() for k in (8, 9))
     assert ice[hot] > 1.5 * ice[hot_plain] and ice[cold] < ice[cold_plain] / 1.5
     assert abs(bread[hot] / bread[hot_plain] - 1) < 0.1 and abs(bread[cold] / bread[cold_plain] - 1) < 0.1
+
+
+def inventory(event_id: str, ts: str, kind: str, sku: str, **fields: Any) -> Any:
+    return {**envelope(kind, sku=sku, location_id="STORE-1", **fields), "event_id": event_id, "ts": ts}
+
+
+def purchase(event_id: str, order_id: str, ts: str, lines: list[tuple[str, int]]) -> Any:
+    items = [{"sku": sku, "qty": qty, "unit_price": 1.0} for sku, qty in lines]
+    return {
+        **click(
+            "purchase",
+            order_id=order_id,
+            items=items,
+            total=float(sum(q for _, q in lines)),
+            currency="GBP",
+            fulfilment_location_id="STORE-1",
+            payment=CARD,
+        ),
+        "event_id": event_id,
+        "ts": ts,
+    }
+
+
+def test_a_whole_order_cancel_nets_every_line_of_its_order_before_or_after_the_purchase() -> None:
+    order = record(Topic.CLICKSTREAM, 30, purchase("p9", "O9", at(MONDAY, 9), [("SKU-D", 3), ("SKU-E", 2)]))
+    kept = record(Topic.CLICKSTREAM, 31, purchase("p8", "O8", at(MONDAY, 9), [("SKU-D", 1)]))
+    cancel = record(
+        Topic.INVENTORY, 30, {**envelope("order_cancel", order_id="O9"), "event_id": "c9", "ts": at(MONDAY, 10)}
+    )
+    for events in ([order, kept, cancel], [cancel, kept, order]):
+        docs = latest(run([*events, CLOSES_MONDAY]))
+        assert set(docs) == {keys.forecast("SKU-D", "STORE-1"), keys.rising("STORE-1")}
+        assert docs[keys.forecast("SKU-D", "STORE-1")]["last_28_days"] == 1.0  # O8's unit only
+
+
+def test_reorder_suggestions_follow_forecasts_and_live_stock_with_days_of_cover() -> None:
+    """STORE-1 (lead time 5 days, service 0.9) sells 6 SKU-A a day; 40 received, then sold down: a reorder."""
+    records = [record(Topic.INVENTORY, 0, inventory("r1", at("2026-11-09", 7), "receipt", "SKU-A", qty=200))]
+    offset = 1
+    for day in range(9, 23):  # two weeks of 6 a day, from Monday 9 November
+        date = f"2026-11-{day:02d}"
+        records.append(record(Topic.POS, offset, sale(f"s{day}", f"T{day}", at(date, 12), "SKU-A", 6)))
+        offset += 1
+    records.append(record(Topic.POS, offset, sale("s23", "T23", at(MONDAY, 12), "SKU-A", 6)))
+    records.append(CLOSES_MONDAY)  # Monday closes: a forecast of 6 a day; 200 - 90 = 110 available, no reorder
+    out = run(records)
+    assert not [item for item in out if getattr(item, "kind", None) == "reorder"]
+
+    # Sold down to 20 on Tuesday: at or below the reorder point (5 days of 6 plus safety stock).
+    sold = record(Topic.POS, 50, sale("s24", "T24", at(TUESDAY, 9), "SKU-A", 90))
+    out = run([*records, sold])
+    opened = [item for item in out if getattr(item, "kind", None) == "reorder"]
+    assert [(r.status, r.location_id, r.available) for r in opened] == [("open", "STORE-1", 20)]
+    suggestion = opened[0]
+    assert suggestion.suggestion_id == "reorder:SKU-A:STORE-1" and suggestion.lead_time_days == 5
+    assert suggestion.service_level == 0.9 and suggestion.forecast_as_of == MONDAY
+    assert suggestion.lead_time_demand == 30.0 and suggestion.cover_days == round(20 / 6, 2)
+    assert suggestion.qty == math.ceil(suggestion.order_up_to - 20) and suggestion.qty >= 72 - 20
+    docs = latest(out)
+    assert docs[keys.reorder("SKU-A", "STORE-1")]["qty"] == suggestion.qty
+
+    # The goods arrive: withdrawn, and its document emptied.
+    arrived = record(Topic.INVENTORY, 51, inventory("r2", at(TUESDAY, 11), "receipt", "SKU-A", qty=100))
+    out = run([*records, sold, arrived])
+    assert [r.status for r in out if getattr(r, "kind", None) == "reorder"] == ["open", "withdrawn"]
+    assert latest(out)[keys.reorder("SKU-A", "STORE-1")] is None
+
+
+def test_no_reorder_where_stock_was_never_seen_set_and_a_voided_sale_gives_its_units_back() -> None:
+    history = [
+        record(Topic.POS, day, sale(f"s{day}", f"T{day}", at(f"2026-11-{day:02d}", 12), "SKU-A", 6))
+        for day in range(9, 24)
+    ]
+    out = run([*history, CLOSES_MONDAY])  # demand, but no receipt or count: stock unknown
+    assert not [item for item in out if getattr(item, "kind", None) == "reorder"]
+
+    counted = record(Topic.INVENTORY, 0, inventory("k1", at(TUESDAY, 8), "count", "SKU-A", on_hand=80))
+    big = record(Topic.POS, 60, sale("s60", "T60", at(TUESDAY, 9), "SKU-A", 70))
+    void = record(
+        Topic.POS,
+        61,
+        {**till("void", original_txn_id="T60"), "event_id": "v60", "ts": at(TUESDAY, 10), "store_id": "STORE-1"},
+    )
+    out = run([*history, CLOSES_MONDAY, counted, big])
+    assert [(r.status, r.available) for r in out if getattr(r, "kind", None) == "reorder"] == [("open", 10)]
+    out = run([*history, CLOSES_MONDAY, counted, big, void])
+    assert latest(out).get(keys.reorder("SKU-A", "STORE-1")) is None  # 80 available again: none open

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import pickle
 import random
 from datetime import UTC, date, datetime
@@ -171,3 +172,43 @@ def test_holidays_follow_the_country_and_its_subdivision() -> None:
     assert HolidayCalendar("GB").is_holiday(christmas) and HolidayCalendar("US").is_holiday(christmas)
     assert HolidayCalendar("GB-ENG").is_holiday(summer) and not HolidayCalendar("GB-SCT").is_holiday(summer)
     assert not HolidayCalendar("US").is_holiday(day_number(date(2026, 12, 24 - random.Random(1).randint(1, 5))))
+
+
+ORDER_EVENTS: list[Demand | CancelOrder] = [
+    Demand("p1", at(23, 9), "S1", "A", 2, order_id="O1", line=0),
+    Demand("p1", at(23, 9), "S1", "B", 5, order_id="O1", line=1),
+    Demand("p2", at(23, 10), "S1", "A", 4, order_id="O2"),
+    CancelOrder("c1", at(23, 11), "", "", "O1"),  # the whole of O1
+    CancelOrder("c2", at(23, 12), "", "A", "O2", 1),  # one unit of O2's A, wherever it was reserved
+    CancelOrder("c3", at(23, 13), "S1", "A", "O2", 1),  # another unit of it, at S1
+]
+
+
+@pytest.mark.parametrize("order", list(itertools.permutations(range(len(ORDER_EVENTS))))[::37])
+def test_whole_order_and_line_cancels_net_exactly_in_any_arrival_order(order: tuple[int, ...]) -> None:
+    days = OpenDays(lateness_s=0.0, journal_s=86_400.0)
+    out = days.apply([*(ORDER_EVENTS[i] for i in order), ORDER_EVENTS[order[0]], Tick(at(24, 0.5), 0)], BOOK)
+    assert closes(out) == [("S1", MONDAY, {"A": 2.0})]  # O1 gone whole; O2's A: 4 less 2 cancelled units
+
+
+def test_a_whole_order_cancel_after_the_orders_day_closed_is_a_late_correction_of_every_line() -> None:
+    days = OpenDays(lateness_s=0.0, journal_s=86_400.0)
+    first = days.apply([*ORDER_EVENTS[:2], Tick(at(24, 0.5), 0)], BOOK)
+    assert closes(first) == [("S1", MONDAY, {"A": 2.0, "B": 5.0})]
+    late = days.apply([CancelOrder("c1", at(24, 1), "", "", "O1")], BOOK)
+    corrections = sorted((c.sku, c.day, c.qty) for c in late if type(c) is LateDemand)
+    assert corrections == [("A", MONDAY, -2.0), ("B", MONDAY, -5.0)]
+
+
+def test_a_line_cancel_for_another_location_or_sku_leaves_the_line_alone() -> None:
+    days = OpenDays(lateness_s=0.0, journal_s=86_400.0)
+    out = days.apply(
+        [
+            ORDER_EVENTS[0],
+            CancelOrder("c1", at(23, 11), "S2", "A", "O1"),
+            CancelOrder("c2", at(23, 11), "", "Z", "O1"),
+            Tick(at(24, 0.5), 0),
+        ],
+        BOOK,
+    )
+    assert closes(out) == [("S1", MONDAY, {"A": 2.0})]

@@ -1,0 +1,328 @@
+"""Reorder suggestions: when a SKU's available stock at a location will not last its supplier lead time.
+
+The demand flow's third keyed step. Each shard holds, for its (location, SKU) pairs, live stock (the
+inventory flow's own ledger logic fed the same movements, as the merchandising flow does, so both agree
+on `available` without reading each other's state) and the latest forecast from the models step of the
+same index. After every batch it re-plans the pairs the batch touched, with the location's configured
+lead time and service level (`operators.demand.locations.LocationPlan`):
+
+- **Lead-time demand**: the sum of the daily point forecasts over the lead time; its spread from the
+  80% intervals (each day's band read as a normal's, floored at Poisson's variance, the mean, so an
+  intermittent SKU whose band is [0, 0] still carries its own risk), days taken as independent.
+- **Reorder point** s = lead-time demand + z(service level) × its standard deviation (the safety stock);
+  **order-up-to** S likewise over the lead time plus the review period (`review_days`). When available
+  is at or below s, the suggestion is to order S − available (an (s, S) policy, reviewed continuously).
+- **Days of cover**: how long the available units last at the forecast demand, day by day (weekdays
+  and holidays included), beyond the forecast horizon at its mean rate.
+
+A pair's forecast is kept only once its stock is known, so a pair first stocked after a day close is
+planned from the next close on (and a chain's unstocked series cost this step nothing).
+
+Only pairs whose stock is known are planned: a receipt, count, transfer or adjustment must have been
+seen there (demand alone says stock went down from an unknown level). Like the merchandising
+suggestions, a record goes to `omni.suggestions` when a reorder is new or its quantity changed
+materially (`change_share`), and a `withdrawn` one when it no longer holds (the goods arrived, the
+demand fell); the open one is kept as a fenced document per pair, rewritten at every review that
+changes a figure (so the API shows the live available units and days of cover).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from statistics import NormalDist
+from typing import NamedTuple
+
+import msgspec
+
+from events.models import OrderCancel, Purchase, Return, Sale, Void
+from events.suggestions import ReorderSuggestion
+from events.timestamps import rfc3339_ms
+from operators.demand.locations import LocationBook, LocationPlan, day_of
+from operators.movements import Move, StockMovement
+from operators.order_book import OrderBook
+from operators.stock_ledger import StockLedger
+from operators.txn_journal import TxnJournal
+
+_KNOWN = (Move.ON_HAND, Move.COUNT)
+"""Movements that tell where stock stands (receipts, transfers, adjustments, counts), not only that it moved."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReorderPolicy:
+    """How reorders are planned (settings `OMNISTREAM_DEMAND_REORDER_*`)."""
+
+    review_days: int = 7
+    """The review period: an order covers the lead time plus this many days."""
+    interval: float = 0.8
+    """The forecasts' interval level, to read each day's spread from its band."""
+    change_share: float = 0.25
+    """A reorder is re-published when its quantity moves by more than this share (and a unit)."""
+    min_qty: int = 1
+
+
+class Outlook(msgspec.Struct, array_like=True, gc=False, frozen=True):
+    """A SKU's forecast at a location as the reorder step needs it: daily points and bands from `as_of` + 1."""
+
+    location_id: str
+    sku: str
+    as_of: int
+    points: list[float]
+    lower: list[float]
+    upper: list[float]
+
+
+class Plan(NamedTuple):
+    """What the (s, S) policy makes of one pair now; `qty` 0 means no reorder."""
+
+    qty: int
+    lead_time_demand: float
+    safety_stock: float
+    reorder_point: float
+    order_up_to: float
+    cover_days: float | None
+
+
+def _over(values: list[float], days: int) -> float:
+    """The sum of `values` over the first `days` days; past their end, at the mean of their last week."""
+    if days <= len(values):
+        return sum(values[:days])
+    tail = values[-7:] if values else [0.0]
+    return sum(values) + (days - len(values)) * sum(tail) / len(tail)
+
+
+def cover_days(available: int, points: list[float]) -> float | None:
+    """Days `available` units last at the daily forecasts `points` (linear within a day); None: no demand.
+
+    >>> cover_days(5, [2.0, 2.0, 2.0])
+    2.5
+    >>> cover_days(0, [2.0]), cover_days(9, [0.0, 0.0])
+    (0.0, None)
+    >>> cover_days(10, [1.0, 1.0])  # past the horizon at its mean rate
+    10.0
+    """
+    if available <= 0:
+        return 0.0
+    used = 0.0
+    for day, point in enumerate(points):
+        if used + point >= available:
+            return round(day + (available - used) / point, 2)
+        used += point
+    tail = points[-7:]
+    rate = sum(tail) / len(tail) if tail else 0.0
+    if rate <= 1e-9:
+        return None
+    return round(len(points) + (available - used) / rate, 2)
+
+
+def plan_reorder(available: int, outlook: Outlook, plan: LocationPlan, policy: ReorderPolicy) -> Plan:
+    """The (s, S) reorder of one pair: reorder when `available` <= s, up to S.
+
+    >>> outlook = Outlook("S1", "A", 0, [4.0] * 28, [2.0] * 28, [6.0] * 28)
+    >>> p = plan_reorder(10, outlook, LocationPlan("UTC", "GB", 3, 0.95), ReorderPolicy(review_days=7))
+    >>> p.qty, round(p.lead_time_demand, 1), round(p.reorder_point, 1), round(p.order_up_to, 1), p.cover_days
+    (41, 12.0, 17.7, 50.4, 2.5)
+    >>> plan_reorder(40, outlook, LocationPlan("UTC", "GB", 3, 0.95), ReorderPolicy()).qty  # above s: none
+    0
+    """
+    z_band = NormalDist().inv_cdf(0.5 + policy.interval / 2.0)
+    variances = [
+        max(((hi - lo) / (2.0 * z_band)) ** 2, max(p, 0.0))
+        for p, lo, hi in zip(outlook.points, outlook.lower, outlook.upper, strict=True)
+    ]
+    lead, covered = plan.lead_time_days, plan.lead_time_days + policy.review_days
+    z = NormalDist().inv_cdf(plan.service_level)
+    mu_lead = _over(outlook.points, lead)
+    safety = z * math.sqrt(_over(variances, lead))
+    reorder_point = mu_lead + safety
+    order_up_to = _over(outlook.points, covered) + z * math.sqrt(_over(variances, covered))
+    cover = cover_days(available, outlook.points)
+    qty = 0
+    if _over(outlook.points, covered) > 1e-6 and available <= reorder_point:
+        qty = max(policy.min_qty, math.ceil(order_up_to - available - 1e-9))
+    return Plan(qty, mu_lead, safety, reorder_point, order_up_to, cover)
+
+
+class StockFeed(NamedTuple):
+    """Till and order events of one reorders shard: whole, or cut to the shard's lines (a sub-basket)."""
+
+    event: Sale | Return | Void | Purchase | OrderCancel
+
+
+ReorderInput = StockMovement | StockFeed | Outlook
+
+
+class ReorderDoc(NamedTuple):
+    """A pair's open reorder (JSON object, or `null` when none) as the API serves it, fenced by `version`."""
+
+    sku: str
+    location_id: str
+    version: int
+    doc: bytes
+    as_of: float
+    open: bool
+
+
+_ENCODER = msgspec.json.Encoder()
+
+
+@dataclass(slots=True)
+class ReorderShard:
+    """Stock, forecasts and open reorders of one shard's (location, SKU) pairs.
+
+    Examples
+    --------
+    >>> book = LocationBook.parse("S1=UTC,GB,2,0.9")
+    >>> shard = ReorderShard(ReorderPolicy(review_days=5))
+    >>> day = 20_000 * 86_400.0
+    >>> records, docs = shard.apply([StockMovement("A", "S1", Move.ON_HAND, 30, day, "r1"),
+    ...                              Outlook("S1", "A", 20_000, [5.0] * 28, [3.0] * 28, [7.0] * 28)], book)
+    >>> records  # 30 available: above the reorder point (10 over the lead time, plus safety stock)
+    []
+    >>> records, docs = shard.apply([StockMovement("A", "S1", Move.ON_HAND, -19, day + 60, "s1")], book)
+    >>> [(r.status, r.qty, r.available, r.cover_days) for r in records], [d.open for d in docs]
+    ([('open', 32, 11, 2.2)], [True])
+    >>> records, docs = shard.apply([StockMovement("A", "S1", Move.ON_HAND, 40, day + 90, "r2")], book)
+    >>> [(r.status, r.suggestion_id) for r in records], [d.open for d in docs]
+    ([('withdrawn', 'reorder:A:S1')], [False])
+    """
+
+    policy: ReorderPolicy
+    dedup_window_s: float = 3_600.0
+    count_window_s: float = 6 * 3_600.0
+    order_retention_s: float = 7 * 86_400.0
+    ledgers: dict[str, StockLedger] = field(default_factory=dict)
+    known: set[tuple[str, str]] = field(default_factory=set)
+    """(location, SKU) pairs whose stock level has been seen set (not only moved by demand)."""
+    outlooks: dict[tuple[str, str], Outlook] = field(default_factory=dict)
+    open: dict[tuple[str, str], ReorderSuggestion] = field(default_factory=dict)
+    versions: dict[tuple[str, str], int] = field(default_factory=dict)
+    published: dict[tuple[str, str], int] = field(default_factory=dict)
+    """The quantity of each open reorder as last published on the topic (the document may be newer)."""
+    journal: TxnJournal | None = None
+    book: OrderBook | None = None
+    clock: float = -math.inf
+
+    def apply(
+        self, items: list[ReorderInput], locations: LocationBook
+    ) -> tuple[list[ReorderSuggestion], list[ReorderDoc]]:
+        """Take a batch in order; re-plan every pair it touched. Returns the records and documents to write."""
+        touched: dict[tuple[str, str], None] = {}
+        for item in items:
+            kind = type(item)
+            if kind is Outlook:
+                outlook: Outlook = item  # type: ignore[assignment]
+                pair = (outlook.location_id, outlook.sku)
+                if pair in self.known:  # kept only where stock is known: others are never planned
+                    self.outlooks[pair] = outlook
+                    touched[pair] = None
+            elif kind is StockFeed:
+                for fed in self._feed(item.event):  # type: ignore[union-attr]
+                    self._move(fed, touched, sets_level=False)
+            else:
+                move: StockMovement = item  # type: ignore[assignment]
+                self._move(move, touched, sets_level=move.kind in _KNOWN)
+        records: list[ReorderSuggestion] = []
+        docs: list[ReorderDoc] = []
+        for pair in touched:
+            self._review(pair, locations, records, docs)
+        return records, docs
+
+    def _feed(self, event: Sale | Return | Void | Purchase | OrderCancel) -> list[StockMovement]:
+        if type(event) is Purchase or type(event) is OrderCancel:
+            if self.book is None:
+                self.book = OrderBook(self.order_retention_s)
+            return self.book.apply(event)
+        if self.journal is None:
+            self.journal = TxnJournal(self.dedup_window_s)
+        return self.journal.apply(event)  # type: ignore[arg-type]
+
+    def _move(self, move: StockMovement, touched: dict[tuple[str, str], None], *, sets_level: bool) -> None:
+        ledger = self.ledgers.get(move.sku)
+        if ledger is None:
+            ledger = self.ledgers[move.sku] = StockLedger(
+                move.sku, self.dedup_window_s, self.count_window_s, self.order_retention_s, 0
+            )
+        ledger.apply(move)  # alerts and stale counts are the inventory flow's to report
+        pair = (move.location_id, move.sku)
+        if sets_level:
+            self.known.add(pair)
+        if move.ts > self.clock:
+            self.clock = move.ts
+        touched[pair] = None
+
+    def available(self, location_id: str, sku: str) -> int | None:
+        """Units available (on hand less reserved) of `sku` at `location_id`, None if never moved."""
+        ledger = self.ledgers.get(sku)
+        if ledger is None:
+            return None
+        for stock in ledger.stock().locations:
+            if stock.location_id == location_id:
+                return stock.on_hand - stock.reserved
+        return None
+
+    def _review(
+        self,
+        pair: tuple[str, str],
+        locations: LocationBook,
+        records: list[ReorderSuggestion],
+        docs: list[ReorderDoc],
+    ) -> None:
+        location_id, sku = pair
+        held = self.open.get(pair)
+        if held is None and pair not in self.known:
+            return  # the common case where stock is unknown: nothing open, nothing to plan
+        outlook = self.outlooks.get(pair)
+        plan = locations.plan(location_id)
+        available = self.available(location_id, sku)
+        fresh: ReorderSuggestion | None = None
+        now = self.clock if self.clock > -math.inf else 0.0
+        ts = rfc3339_ms(now)
+        if outlook is not None and plan is not None and available is not None and pair in self.known:
+            planned = plan_reorder(available, outlook, plan, self.policy)
+            if planned.qty > 0:
+                fresh = ReorderSuggestion(
+                    suggestion_id=f"reorder:{sku}:{location_id}", status="open", version=self._version(pair, now),
+                    sku=sku, ts=ts, location_id=location_id, qty=planned.qty, available=available,
+                    cover_days=planned.cover_days, lead_time_days=plan.lead_time_days,
+                    service_level=plan.service_level, lead_time_demand=round(planned.lead_time_demand, 2),
+                    safety_stock=round(planned.safety_stock, 2), reorder_point=round(planned.reorder_point, 2),
+                    order_up_to=round(planned.order_up_to, 2), forecast_as_of=day_of(outlook.as_of).isoformat(),
+                    reason=_reason(available, planned, plan),
+                )  # fmt: skip
+        if fresh is not None:
+            if held is not None and fresh == msgspec.structs.replace(held, version=fresh.version, ts=ts):
+                self.versions[pair] = held.version  # nothing moved: nothing to write
+                return
+            self.open[pair] = fresh
+            published = self.published.get(pair)
+            if published is None or self._material(published, fresh.qty):
+                self.published[pair] = fresh.qty
+                records.append(fresh)
+            # The document follows every review (live available and cover); the topic only material changes.
+            docs.append(ReorderDoc(sku, location_id, fresh.version, _ENCODER.encode(fresh), now, True))
+        elif held is not None:
+            del self.open[pair]
+            self.published.pop(pair, None)
+            version = self._version(pair, now)
+            gone = msgspec.structs.replace(held, status="withdrawn", version=version, ts=ts,
+                                           reason=f"no longer holds as of {ts}; was: {held.reason}")  # fmt: skip
+            records.append(gone)
+            docs.append(ReorderDoc(sku, location_id, version, b"null", now, False))
+
+    def _material(self, published: int, planned: int) -> bool:
+        change = abs(planned - published)
+        return change >= 1 and change > self.policy.change_share * published
+
+    def _version(self, pair: tuple[str, str], now: float) -> int:
+        version = self.versions[pair] = max(self.versions.get(pair, 0) + 1, int(now * 1000))
+        return version
+
+
+def _reason(available: int, planned: Plan, plan: LocationPlan) -> str:
+    cover = "no forecast demand" if planned.cover_days is None else f"{planned.cover_days:.1f} days of cover"
+    return (
+        f"{available} available ({cover}) against {planned.lead_time_demand:.1f} units forecast over the "
+        f"{plan.lead_time_days}-day lead time plus {planned.safety_stock:.1f} safety stock at "
+        f"{plan.service_level:.0%} service: order {planned.qty} to reach {planned.order_up_to:.1f}"
+    )

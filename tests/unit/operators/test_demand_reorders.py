@@ -1,0 +1,96 @@
+"""Reorder planning of the demand flow: the (s, S) policy, days of cover, live stock per pair and the lifecycle."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+from statistics import NormalDist
+
+import pytest
+
+from events.models import LineItem, OnlinePayment, OrderCancel, Purchase
+from operators.demand.locations import LocationBook, LocationPlan
+from operators.demand.reorders import (
+    Outlook,
+    ReorderPolicy,
+    ReorderShard,
+    StockFeed,
+    cover_days,
+    plan_reorder,
+)
+from operators.movements import Move, StockMovement
+
+BOOK = LocationBook.parse("S1=UTC,GB,4,0.95")
+DAY = 20_000
+T0 = DAY * 86_400.0
+
+
+def outlook(points: list[float], lower: list[float] | None = None, upper: list[float] | None = None) -> Outlook:
+    return Outlook("S1", "A", DAY, points, lower or [0.0] * len(points), upper or [0.0] * len(points))
+
+
+def test_the_reorder_point_is_lead_time_demand_plus_safety_stock_at_the_service_level() -> None:
+    # Bands of +-3.84 around 5 a day are a normal's 80% band with sd 3 (variance 9, above Poisson's 5).
+    half = NormalDist().inv_cdf(0.9) * 3.0
+    view = outlook([5.0] * 28, [5.0 - half] * 28, [5.0 + half] * 28)
+    plan = plan_reorder(25, view, LocationPlan("UTC", "GB", 4, 0.95), ReorderPolicy(review_days=3))
+    z = NormalDist().inv_cdf(0.95)
+    assert plan.lead_time_demand == pytest.approx(20.0)
+    assert plan.safety_stock == pytest.approx(z * math.sqrt(4 * 9.0))
+    assert plan.reorder_point == pytest.approx(20.0 + z * 6.0)
+    assert plan.order_up_to == pytest.approx(35.0 + z * math.sqrt(7 * 9.0))
+    assert plan.qty == math.ceil(plan.order_up_to - 25) and plan.cover_days == 5.0
+    above = plan_reorder(30, view, LocationPlan("UTC", "GB", 4, 0.95), ReorderPolicy(review_days=3))
+    assert above.qty == 0  # 30 > s = 29.87
+
+
+def test_an_intermittent_sku_whose_band_is_zero_still_carries_poisson_risk() -> None:
+    view = outlook([0.2] * 28)  # sells one day in five: an 80% band of [0, 0]
+    plan = plan_reorder(1, view, LocationPlan("UTC", "GB", 7, 0.95), ReorderPolicy(review_days=7))
+    assert plan.safety_stock == pytest.approx(NormalDist().inv_cdf(0.95) * math.sqrt(1.4))
+    assert plan.qty > 0 and plan.cover_days == 5.0
+
+
+def test_days_of_cover_follow_the_weekday_shape_and_beyond_the_horizon_its_mean_rate() -> None:
+    week = [1.0, 1.0, 1.0, 1.0, 1.0, 6.0, 0.0]  # a busy Saturday, shut on Sunday
+    assert cover_days(5, week) == 5.0
+    assert cover_days(8, week) == 5.5
+    assert cover_days(11, week) == 6.0  # through Saturday's 6
+    assert cover_days(22, week) == 14.0  # past the 7-day horizon at its mean, 11/7 a day
+    assert cover_days(3, [0.0] * 28) is None and cover_days(-2, week) == 0.0
+    assert plan_reorder(0, outlook([0.0] * 28), LocationPlan("UTC", "GB"), ReorderPolicy()).qty == 0
+
+
+def test_a_reorder_is_republished_only_on_a_material_change_and_withdrawn_when_stock_arrives() -> None:
+    shard = ReorderShard(ReorderPolicy(review_days=3, change_share=0.25))
+    receipt = StockMovement("A", "S1", Move.ON_HAND, 100, T0, "r1")
+    records, _ = shard.apply([receipt, outlook([5.0] * 28, [3.0] * 28, [7.0] * 28)], BOOK)
+    assert records == []
+    sold = [StockMovement("A", "S1", Move.ON_HAND, -80, T0 + 60, "s1")]
+    records, docs = shard.apply(sold, BOOK)
+    assert [(r.status, r.available) for r in records] == [("open", 20)] and docs[0].open
+    first = records[0]
+    records, _ = shard.apply([StockMovement("A", "S1", Move.ON_HAND, -1, T0 + 120, "s2")], BOOK)
+    assert records == []  # one unit more to order: not material
+    records, _ = shard.apply([StockMovement("A", "S1", Move.ON_HAND, -15, T0 + 180, "s3")], BOOK)
+    assert [r.status for r in records] == ["open"] and records[0].qty > first.qty
+    assert records[0].version > first.version
+    records, docs = shard.apply([StockMovement("A", "S1", Move.ON_HAND, 200, T0 + 240, "r2")], BOOK)
+    assert [r.status for r in records] == ["withdrawn"] and docs[0].doc == b"null" and not docs[0].open
+    records, _ = shard.apply([receipt], BOOK)  # a redelivered receipt changes nothing
+    assert records == []
+
+
+def test_online_orders_reserve_and_a_whole_order_cancel_releases_them_in_either_order() -> None:
+    at = datetime.fromtimestamp(T0 + 3600, UTC)
+    order = Purchase(event_id="p1", ts=at, schema_version=1, session_id="x", channel="web", order_id="O1",
+                     items=[LineItem("A", 30, 1.0)], total=30.0, currency="GBP", fulfilment_location_id="S1",
+                     payment=OnlinePayment(method="card"))  # fmt: skip
+    cancel = OrderCancel(event_id="c1", ts=at, schema_version=1, order_id="O1")
+    for first, second in ((order, cancel), (cancel, order)):
+        shard = ReorderShard(ReorderPolicy())
+        shard.apply([StockMovement("A", "S1", Move.ON_HAND, 40, T0, "r1"), outlook([1.0] * 28)], BOOK)
+        shard.apply([StockFeed(first)], BOOK)
+        assert shard.available("S1", "A") == (10 if first is order else 40)
+        shard.apply([StockFeed(second)], BOOK)
+        assert shard.available("S1", "A") == 40
