@@ -91,6 +91,8 @@ class ReorderSuggestion(msgspec.Struct, tag_field="kind", tag="reorder", frozen=
     level), and `qty` brings it up to the order-up-to level (lead time plus review period).
     """
 
+    DESTINATION: ClassVar[Destination] = SUGGESTIONS
+
     suggestion_id: str
     status: SuggestionStatus
     version: int
