@@ -24,14 +24,9 @@ import msgspec
 from events.triggers import TriggerKind
 from operators.customers.clock import EventClock
 from operators.customers.lifecycle import Stage
+from operators.customers.packing import pack, unpack
 from operators.customers.population import rfm_keys
-from operators.customers.profile import (
-    CHANNELS,
-    DECODER,
-    ENCODER,
-    CustomerConfig,
-    CustomerState,
-)
+from operators.customers.profile import CHANNELS, CustomerConfig, CustomerState
 from operators.customers.recent_ids import RecentIds
 from operators.customers.records import (
     Bought,
@@ -44,7 +39,7 @@ from operators.customers.records import (
     Watch,
 )
 
-_SHARD_FORMAT = 1
+_SHARD_FORMAT = 2
 _COARSE_S = 3600
 GLOBAL_SCOPE = "global"
 _TRANSITION_TRIGGERS = {Stage.AT_RISK: TriggerKind.AT_RISK, Stage.LAPSED: TriggerKind.WIN_BACK}
@@ -140,6 +135,7 @@ class CustomerShard:
                 state.seen = item.ts
         now = clock.watermark
         seen.forget(now)
+        records = self.records
         for customer in self._pop_due(now):
             if customer not in touched:
                 touched[customer] = self._load(customer)
@@ -154,13 +150,15 @@ class CustomerShard:
             if version > state.version:
                 state.version = version
                 out.changed[customer] = state
-            self.records[customer] = ENCODER.encode(state)
+            # Re-inserted, so the key is the very string the wheel just filed (one string per customer, not two).
+            records.pop(customer, None)
+            records[customer] = pack(state)
         return out
 
     def state_of(self, customer: str) -> CustomerState | None:
         """The stored state of `customer`, decoded (for tests and tools)."""
         packed = self.records.get(customer)
-        return DECODER.decode(packed) if packed is not None else None
+        return unpack(packed) if packed is not None else None
 
     def _population(self, state: CustomerState, out: ShardOutput) -> None:
         """Move the customer between the population histograms' buckets when their RFM inputs moved."""
@@ -184,7 +182,7 @@ class CustomerShard:
 
     def _load(self, customer: str) -> CustomerState:
         packed = self.records.get(customer)
-        return DECODER.decode(packed) if packed is not None else CustomerState()
+        return unpack(packed) if packed is not None else CustomerState()
 
     # --- activities --------------------------------------------------------------------------------
 
@@ -423,7 +421,9 @@ class CustomerShard:
             raise ValueError(f"customer shard format {fmt} is not {_SHARD_FORMAT}")
         shard = cls(config)
         shard.records = records
-        shard.wheel = {int(k): v for k, v in wheel.items()}
+        canonical = {customer: customer for customer in records}  # the wheel shares the records' id strings
+        shard.wheel = {int(k): [canonical.get(c, c) for c in v] for k, v in wheel.items()}
+        del canonical
         shard._due = list(shard.wheel)
         heapq.heapify(shard._due)
         shard.seen = RecentIds.from_state(seen)
