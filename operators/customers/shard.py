@@ -3,8 +3,8 @@
 `CustomerShard.apply` takes one batch's items for the shard (activities and clock ticks) and
 returns what changed: customers whose document must be rewritten, trigger candidates (for
 the gate), and views to watch for a restock (for the stock stage). Timers are kept in a
-wheel of one-second buckets holding customer ids (one-hour buckets for what is days away, filed
-again by the second when the watermark comes near); when the watermark passes a bucket, its
+wheel of buckets by due millisecond holding customer ids (one-hour buckets for what is days away, filed
+again by the millisecond when the watermark comes near); when the watermark passes a bucket, its
 customers are re-evaluated (`_evaluate`), which is idempotent: a stale entry (the cart was
 bought since) finds nothing due. Everything a customer has open (carts, failed payments,
 the next lifecycle change) is in their own state, so a replay after recovery rebuilds the
@@ -41,6 +41,7 @@ from operators.customers.records import (
 
 _SHARD_FORMAT = 2
 _COARSE_S = 3600
+_WHEEL_MS = 1000  # wheel keys are milliseconds of event time: a timer fires in the batch its time is passed in
 GLOBAL_SCOPE = "global"
 _TRANSITION_TRIGGERS = {Stage.AT_RISK: TriggerKind.AT_RISK, Stage.LAPSED: TriggerKind.WIN_BACK}
 
@@ -392,7 +393,9 @@ class CustomerShard:
         # Far off (a lifecycle change days ahead): an hour's bucket, filed when the watermark comes within the
         # hour before it, then again by the second. Most customers wait there, 8 bytes each.
         far = due - now > 2 * _COARSE_S
-        key = math.floor(due / _COARSE_S) * _COARSE_S - _COARSE_S if far else math.ceil(due)
+        # Near: the due millisecond. One-second buckets made a timer wait for the watermark to pass the
+        # next whole second: half a second late on average, a second at worst (docs/customers.md, latency).
+        key = (math.floor(due / _COARSE_S) * _COARSE_S - _COARSE_S) * _WHEEL_MS if far else math.ceil(due * _WHEEL_MS)
         bucket = self.wheel.get(key)
         if bucket is None:
             self.wheel[key] = [customer]
@@ -402,7 +405,8 @@ class CustomerShard:
 
     def _pop_due(self, now: float) -> list[str]:
         due, wheel, customers = self._due, self.wheel, []
-        while due and due[0] <= now:
+        now_key = now * _WHEEL_MS
+        while due and due[0] <= now_key:
             customers += wheel.pop(heapq.heappop(due))
         return customers
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from typing import Literal
 
 import orjson
 
@@ -125,7 +126,7 @@ def test_packed_states_decode_to_exactly_the_state_the_shard_worked_with() -> No
                 items.append(Bought(customer, event_id, ts, amount, "web", rng.choice([None, "S1", "S2"]),
                                     rng.choice([None, "DE", "FR"]), ("SKU-1",)))  # fmt: skip
             elif roll < 0.8:
-                kind = rng.choice(["view", "cart", "uncart"])
+                kind: Literal["view", "cart", "uncart"] = rng.choice(["view", "cart", "uncart"])
                 items.append(Clicked(customer, event_id, ts, kind, f"SKU-{rng.randrange(3)}", "app", None))
             elif roll < 0.9:
                 items.append(PaymentSeen(customer, event_id, ts, f"p{rng.randrange(5)}", rng.random() < 0.5, 9.0))
