@@ -57,6 +57,7 @@ class ShardOutput:
     late: int = 0
     tick: Tick | None = None  # the batch's ticks in one, for the stages downstream (after what it emitted)
     moves: list[PopulationMove] = field(default_factory=list)
+    was: dict[str, tuple[str, bool]] = field(default_factory=dict)  # changed: (stage, vip) before, if known
 
 
 def merge_ticks(a: Tick, b: Tick) -> Tick:
@@ -104,6 +105,7 @@ class CustomerShard:
         """Apply one batch in order: activities change their customer, ticks move the clock; then fire timers."""
         out = ShardOutput()
         touched: dict[str, CustomerState] = {}
+        was: dict[str, tuple[str, bool]] = {}  # (stage, vip) as last written, of the customers loaded
         seen, clock = self.seen, self.clock
         for item in items:
             kind = type(item)
@@ -120,6 +122,8 @@ class CustomerShard:
             state = touched.get(customer)
             if state is None:
                 state = touched[customer] = self._load(customer)
+                if state.applied:
+                    was[customer] = (state.stage, state.vip)
             if kind is Bought or kind is ConsentSeen or not state.applied:
                 # What the document shows: its creation, purchases, consent. Views, carts and payment
                 # results change no document field, so they cost no rewrite (`applied` sets the version).
@@ -139,7 +143,8 @@ class CustomerShard:
         records = self.records
         for customer in self._pop_due(now):
             if customer not in touched:
-                touched[customer] = self._load(customer)
+                state = touched[customer] = self._load(customer)
+                was[customer] = (state.stage, state.vip)
         for customer, state in touched.items():
             self._evaluate(customer, state, now, out)
             self._schedule(customer, state, now)
@@ -151,6 +156,8 @@ class CustomerShard:
             if version > state.version:
                 state.version = version
                 out.changed[customer] = state
+                if customer in was:
+                    out.was[customer] = was[customer]
             # Re-inserted, so the key is the very string the wheel just filed (one string per customer, not two).
             records.pop(customer, None)
             records[customer] = pack(state)
