@@ -89,32 +89,34 @@ def pack(state: CustomerState) -> bytes:
     >>> len(pack(state)) < 75 and unpack(pack(state)) == state
     True
     """
-    last = state.last
+    last, first, walked, seen, decay = state.last, state.first, state.walked, state.seen, state.decay_ts
     freq, money, orders, spend = state.freq, state.money, state.orders, state.spend
-    if freq and all(f == orders for f in freq) and all(m == spend for m in money):
-        sums: list[float] | int = len(freq)
-    else:
-        sums = [*freq, *money]
+    n = len(freq)
+    sums: list[float] | int = n if n and freq == [orders] * n and money == [spend] * n else freq + money
     buckets = state.buckets
     if buckets is not None:
         buckets = (buckets[0] - int(last // _HOUR), buckets[1], buckets[2])
-    scope = state.bucket_scope
-    stored_scope: str | int | None = 0 if scope == _scope_of(state.country) else scope
-    has_open = (state.ahead or state.bought or state.carts or state.uncarts or state.fails or state.approved
-                or state.views)  # fmt: skip
+    scope, country = state.bucket_scope, state.country
+    if scope is None:
+        stored_scope: str | int | None = 0 if country is None or not country else None
+    else:
+        stored_scope = 0 if country and scope == "country:" + country else scope
+    vip_spend = state.vip_spend
+    opened = None
+    if state.ahead or state.bought or state.carts or state.uncarts or state.fails or state.approved or state.views:
+        opened = _Open(state.ahead, state.bought, state.carts, state.uncarts, state.fails, state.approved, state.views)
     return _ENCODER.encode(
         _Packed(
             state.applied, state.walks, state.changes, last or 0,
-            None if state.first == last else state.first or 0,
-            None if state.walked == last else state.walked or 0,
-            None if state.seen == last else state.seen or 0,
+            None if first == last else first or 0,
+            None if walked == last else walked or 0,
+            None if seen == last else seen or 0,
             _STAGE_INDEX[state.stage], state.stage_ts or 0, orders, spend or 0,
-            None if state.decay_ts == last else state.decay_ts or 0,
-            sums, state.channels, state.stores, state.country,
-            None if state.vip_spend == spend else state.vip_spend or 0,
-            state.won_back_at or 0, int(state.vip) | _CONSENT_BITS[state.consent], buckets, stored_scope,
-            _Open(state.ahead, state.bought, state.carts, state.uncarts, state.fails, state.approved, state.views)
-            if has_open else None,
+            None if decay == last else decay or 0,
+            sums, state.channels, state.stores, country,
+            None if vip_spend == spend else vip_spend or 0,
+            state.won_back_at or 0, (1 if state.vip else 0) | _CONSENT_BITS[state.consent], buckets, stored_scope,
+            opened,
         )
     )  # fmt: skip
 
