@@ -44,7 +44,7 @@ from flows.keyed import RouterPerThread
 from flows.metrics import CUSTOMER_TRIGGERS, DUPLICATES, LATE_EVENTS, StateEntities
 from omnistream.settings import Settings
 from operators.customers.clock import EventClock
-from operators.customers.doc import customer_doc, segments_of, segments_of_stage
+from operators.customers.doc import customer_doc, segments_of
 from operators.customers.gate import TriggerGate
 from operators.customers.lifecycle import DAY_S, LifecycleRules
 from operators.customers.population import Populations
@@ -316,13 +316,12 @@ class _CustomerStep(_Step):
             LATE_EVENTS.labels(FLOW).inc(result.late)
         now = shard.clock.watermark
         out: list[Any] = []
-        was = result.was
+        visited = result.visited
         for customer, state in result.changed.items():
             doc = customer_doc(customer, state, config, now)
             as_of = state.seen
             segments = segments_of(state)
-            before = was.get(customer)
-            left = segments_of_stage(*before) - segments if before is not None else frozenset()
+            left = frozenset(visited[customer]) - segments
             out.append(CustomerDoc(customer, state.version, orjson.dumps(doc), segments, as_of or None, left))
         for candidate in result.candidates:
             router.add(Stage.GATE, candidate.customer, candidate)

@@ -11,10 +11,11 @@ membership, in whatever order the calls (or a Cluster's nodes) apply them, so
 `GET /v1/segments` (set sizes) and the members lists agree with the documents once a
 batch's calls have run.
 
-Each document names the segments its customer is in (flag 1) and the ones they left since
-the version written before (flag 0); the segments they never were in are left alone, so the
-version hashes hold one entry per customer and segment they have been in, not one per
-segment for everybody.
+Each document names the segments its customer is in (flag 1) and every other one they held
+since the document before (flag 0): after a crash, the replay may batch differently and skip a
+version the killed run wrote, so each stage passed through is removed, not only the last one.
+The segments they never were in are left alone, so the version hashes hold one entry per
+customer and segment they have been in, not one per segment for everybody.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ class CustomerDoc:
     doc: bytes
     segments: frozenset[str]
     as_of: float | None = None
-    left: frozenset[str] = frozenset()  # segments of the version written before this one, not in `segments`
+    left: frozenset[str] = frozenset()  # segments held since the document before this one, not in `segments`
 
     @property
     def key(self) -> str:

@@ -57,7 +57,10 @@ class ShardOutput:
     late: int = 0
     tick: Tick | None = None  # the batch's ticks in one, for the stages downstream (after what it emitted)
     moves: list[PopulationMove] = field(default_factory=list)
-    was: dict[str, tuple[str, bool]] = field(default_factory=dict)  # changed: (stage, vip) before, if known
+    # Per changed customer, every stage they held since their last document: the one it showed, and each one
+    # the walk passed through. A run killed after writing one of those and replayed in other batches may
+    # write none of them again, so the segments writer removes the customer from all it may have set.
+    visited: dict[str, set[str]] = field(default_factory=dict)
 
 
 def merge_ticks(a: Tick, b: Tick) -> Tick:
@@ -105,7 +108,7 @@ class CustomerShard:
         """Apply one batch in order: activities change their customer, ticks move the clock; then fire timers."""
         out = ShardOutput()
         touched: dict[str, CustomerState] = {}
-        was: dict[str, tuple[str, bool]] = {}  # (stage, vip) as last written, of the customers loaded
+        visited = out.visited
         seen, clock = self.seen, self.clock
         for item in items:
             kind = type(item)
@@ -122,8 +125,7 @@ class CustomerShard:
             state = touched.get(customer)
             if state is None:
                 state = touched[customer] = self._load(customer)
-                if state.applied:
-                    was[customer] = (state.stage, state.vip)
+                visited[customer] = {state.stage}
             if kind is Bought or kind is ConsentSeen or not state.applied:
                 # What the document shows: its creation, purchases, consent. Views, carts and payment
                 # results change no document field, so they cost no rewrite (`applied` sets the version).
@@ -144,7 +146,7 @@ class CustomerShard:
         for customer in self._pop_due(now):
             if customer not in touched:
                 state = touched[customer] = self._load(customer)
-                was[customer] = (state.stage, state.vip)
+                visited[customer] = {state.stage}
         for customer, state in touched.items():
             self._evaluate(customer, state, now, out)
             self._schedule(customer, state, now)
@@ -156,8 +158,8 @@ class CustomerShard:
             if version > state.version:
                 state.version = version
                 out.changed[customer] = state
-                if customer in was:
-                    out.was[customer] = was[customer]
+            else:
+                del visited[customer]
             # Re-inserted, so the key is the very string the wheel just filed (one string per customer, not two).
             records.pop(customer, None)
             records[customer] = pack(state)
@@ -363,6 +365,8 @@ class CustomerShard:
         rules, first, last, won_back_at = self.config.lifecycle, state.first, state.walked, state.won_back_at
         bought = last > 0
         stage = rules.stage_at(first=first, last=last, won_back_at=won_back_at, bought=bought, now=at)
+        visited = out.visited[customer]
+        visited.add(stage.value)
         while True:
             change = rules.next_change(first=first, last=last, won_back_at=won_back_at, bought=bought, now=at)
             if change > until or (before and change == until):
@@ -370,6 +374,7 @@ class CustomerShard:
             after = rules.stage_at(first=first, last=last, won_back_at=won_back_at, bought=bought, now=change)
             if after != stage:
                 state.changes += 1
+                visited.add(after.value)
             kind = _TRANSITION_TRIGGERS.get(after) if after != stage else None
             if kind is not None:
                 out.candidates.append(
