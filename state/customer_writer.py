@@ -1,18 +1,26 @@
-"""Writes customer documents, fenced, and keeps the segment sets in step in the same call.
+"""Writes customer documents, fenced, and keeps the segment sets in step, each key in a call of its own slot.
 
-A customer's document and their membership of every segment (the lifecycle stages and
-`vip`) change together: the fence lets a newer version through, and only then the Lua
-adds the customer to the sets they are in and removes them from the others. A replayed,
-older version changes neither, so `GET /v1/segments` (set sizes) and the members lists
-always agree with the documents.
+A customer's document (`omni:cust:{id}`) and their membership of the segments (the
+lifecycle stages and `vip`, one sorted set each, `omni:seg:{name}`) change together. They
+live in different Redis Cluster slots, so they are not written in one call: the document
+goes through the version fence alone, and each segment's memberships through a fenced flag
+write of their own (`state/flag_sets.py`): beside the set, in its slot, `omni:seg:{name}:v`
+keeps the version that last set each member, and a membership write applies only when its
+version is newer. A replayed, older version changes neither the document nor any
+membership, in whatever order the calls (or a Cluster's nodes) apply them, so
+`GET /v1/segments` (set sizes) and the members lists agree with the documents once a
+batch's calls have run.
 
-The segment sets are shared by all customers, so this script spans Redis Cluster slots;
-on a cluster it runs one customer per call like every fenced write (`state.fence`), and
-the sets must share the customer's node (a hash tag per set; docs/customers.md).
+Each document names the segments its customer is in (flag 1) and every other one they held
+since the document before (flag 0): after a crash, the replay may batch differently and skip a
+version the killed run wrote, so each stage passed through is removed, not only the last one.
+The segments they never were in are left alone, so the version hashes hold one entry per
+customer and segment they have been in, not one per segment for everybody.
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -20,28 +28,19 @@ import redis
 
 from state import keys
 from state.fence import VersionFence, newest_per_key
-
-# KEYS[2..] the segment sets; ARGV[EXTRA] the member, ARGV[EXTRA + i] '1' when in the i-th set.
-_KEEP_SEGMENTS = """
-for i = 2, #KEYS do
-  if ARGV[EXTRA + i - 1] == '1' then
-    redis.call('ZADD', KEYS[i], 0, ARGV[EXTRA])
-  else
-    redis.call('ZREM', KEYS[i], ARGV[EXTRA])
-  end
-end
-"""
+from state.flag_sets import Flag, FlagSets
 
 
 @dataclass(frozen=True, slots=True)
 class CustomerDoc:
-    """The whole document of one customer at `version`, and the segments they are in."""
+    """The whole document of one customer at `version`, the segments they are in and those they left."""
 
     customer_id: str
     version: int
     doc: bytes
     segments: frozenset[str]
     as_of: float | None = None
+    left: frozenset[str] = frozenset()  # segments held since the document before this one, not in `segments`
 
     @property
     def key(self) -> str:
@@ -49,19 +48,37 @@ class CustomerDoc:
 
 
 class CustomerWriter:
-    """Fenced, pipelined writer of `CustomerDoc`s over a fixed list of segment names."""
+    """Fenced, pipelined writer of `CustomerDoc`s and their segment memberships over a fixed list of segments."""
 
     def __init__(self, client: redis.Redis, segments: Sequence[str], generation: str = "") -> None:
         self.segments = tuple(segments)
-        self._segment_keys = [keys.segment(name) for name in self.segments]
-        self._fence = VersionFence(client, generation, after_applied=_KEEP_SEGMENTS)
-        self.scripts = self._fence.scripts
+        self._segment_keys = {name: keys.segment(name) for name in self.segments}
+        self._fence = VersionFence(client, generation)
+        self._flags = FlagSets(generation, sorted_sets=True)
+        self.scripts = (*self._fence.scripts, self._flags.script)
 
     def queue(self, pipe: redis.client.Pipeline, docs: Iterable[CustomerDoc]) -> int:
-        """Add the newest document per customer of `docs` to `pipe`; one reply (1 or 0) each; returns how many."""
+        """Add the newest document per customer of `docs` to `pipe`, then their memberships.
+
+        Returns how many documents were queued, first, one reply (1 or 0) each; the membership calls
+        follow them and reply 0.
+        """
+        docs = list(docs)
         newest = newest_per_key(docs, lambda doc: doc.customer_id)
+        left: dict[str, set[str]] = defaultdict(set)
+        for doc in docs:  # a batch with two versions of a customer: what the older one left counts too
+            if doc.left:
+                left[doc.customer_id] |= doc.left
         for doc in newest.values():
-            flags = ["1" if name in doc.segments else "0" for name in self.segments]
-            self._fence.queue(pipe, doc.key, doc.version, [keys.DOC_FIELD, doc.doc],
-                              extra_keys=self._segment_keys, extra_args=[doc.customer_id, *flags])  # fmt: skip
+            self._fence.queue(pipe, doc.key, doc.version, [keys.DOC_FIELD, doc.doc])
+        flags: dict[str, list[Flag]] = defaultdict(list)
+        for doc in newest.values():
+            for name in doc.segments:
+                flags[name].append((doc.customer_id, doc.version, True))
+            for name in left.get(doc.customer_id, ()):
+                if name not in doc.segments:
+                    flags[name].append((doc.customer_id, doc.version, False))
+        for name in self.segments:
+            if flags.get(name):
+                self._flags.queue(pipe, self._segment_keys[name], flags[name])
         return len(newest)

@@ -38,7 +38,7 @@ for i = 2, #ARGV, 3 do
     newer = tonumber(string.sub(stored, #prefix + 1)) < version
   end
   if newer then
-    if ARGV[i + 2] == '1' then redis.call('SADD', KEYS[1], member) else redis.call('SREM', KEYS[1], member) end
+    if ARGV[i + 2] == '1' then ADD_MEMBER else redis.call('SREM', KEYS[1], member) end
     redis.call('HSET', KEYS[2], member, prefix .. ARGV[i + 1])
   end
 end
@@ -55,13 +55,20 @@ Flag = tuple[str, int, bool]
 class FlagSets:
     """Queues fenced flag writes: one call per set (and per `FLAGS_CHUNK` members), replying 0.
 
+    `sorted_sets`: the flag sets are sorted sets, members at score 0 (listed in id order by
+    `ZRANGE BYLEX`: the customers flow's segments, `state/customer_writer.py`).
+
     >>> FlagSets("g1").script.sha[:8] == FlagSets("g2").script.sha[:8]
     True
     """
 
-    def __init__(self, generation: str = "") -> None:
+    def __init__(self, generation: str = "", sorted_sets: bool = False) -> None:
         self.generation = generation
-        self.script = LuaScript(_SET_FLAGS)
+        if sorted_sets:
+            script = _SET_FLAGS.replace("ADD_MEMBER", "redis.call('ZADD', KEYS[1], 0, member)").replace("SREM", "ZREM")
+        else:
+            script = _SET_FLAGS.replace("ADD_MEMBER", "redis.call('SADD', KEYS[1], member)")
+        self.script = LuaScript(script)
 
     def queue(self, pipe: redis.client.Pipeline, flag_set: str, flags: Iterable[Flag]) -> int:
         """Add the writes of `flags` to `flag_set`; returns how many calls (replies) were queued."""

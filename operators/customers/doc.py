@@ -16,7 +16,16 @@ def _time(ts: float) -> str | None:
 
 def segments_of(state: CustomerState) -> frozenset[str]:
     """The segments a customer is in: their lifecycle stage, and `vip` once reached."""
-    return frozenset((state.stage, VIP)) if state.vip else frozenset((state.stage,))
+    return segments_of_stage(state.stage, state.vip)
+
+
+def segments_of_stage(stage: str, vip: bool) -> frozenset[str]:
+    """The segments of a customer at `stage`, VIP or not.
+
+    >>> sorted(segments_of_stage("active", True))
+    ['active', 'vip']
+    """
+    return frozenset((stage, VIP)) if vip else frozenset((stage,))
 
 
 def customer_doc(customer_id: str, state: CustomerState, config: CustomerConfig, now: float) -> dict[str, Any]:

@@ -3,8 +3,8 @@
 `CustomerShard.apply` takes one batch's items for the shard (activities and clock ticks) and
 returns what changed: customers whose document must be rewritten, trigger candidates (for
 the gate), and views to watch for a restock (for the stock stage). Timers are kept in a
-wheel of one-second buckets holding customer ids (one-hour buckets for what is days away, filed
-again by the second when the watermark comes near); when the watermark passes a bucket, its
+wheel of buckets by due millisecond holding customer ids (one-hour buckets for what is days away, filed
+again by the millisecond when the watermark comes near); when the watermark passes a bucket, its
 customers are re-evaluated (`_evaluate`), which is idempotent: a stale entry (the cart was
 bought since) finds nothing due. Everything a customer has open (carts, failed payments,
 the next lifecycle change) is in their own state, so a replay after recovery rebuilds the
@@ -24,14 +24,9 @@ import msgspec
 from events.triggers import TriggerKind
 from operators.customers.clock import EventClock
 from operators.customers.lifecycle import Stage
+from operators.customers.packing import pack, unpack
 from operators.customers.population import rfm_keys
-from operators.customers.profile import (
-    CHANNELS,
-    DECODER,
-    ENCODER,
-    CustomerConfig,
-    CustomerState,
-)
+from operators.customers.profile import CHANNELS, CustomerConfig, CustomerState
 from operators.customers.recent_ids import RecentIds
 from operators.customers.records import (
     Bought,
@@ -44,8 +39,9 @@ from operators.customers.records import (
     Watch,
 )
 
-_SHARD_FORMAT = 1
+_SHARD_FORMAT = 2
 _COARSE_S = 3600
+_WHEEL_MS = 1000  # wheel keys are milliseconds of event time: a timer fires in the batch its time is passed in
 GLOBAL_SCOPE = "global"
 _TRANSITION_TRIGGERS = {Stage.AT_RISK: TriggerKind.AT_RISK, Stage.LAPSED: TriggerKind.WIN_BACK}
 
@@ -61,6 +57,10 @@ class ShardOutput:
     late: int = 0
     tick: Tick | None = None  # the batch's ticks in one, for the stages downstream (after what it emitted)
     moves: list[PopulationMove] = field(default_factory=list)
+    # Per changed customer, every stage they held since their last document: the one it showed, and each one
+    # the walk passed through. A run killed after writing one of those and replayed in other batches may
+    # write none of them again, so the segments writer removes the customer from all it may have set.
+    visited: dict[str, set[str]] = field(default_factory=dict)
 
 
 def merge_ticks(a: Tick, b: Tick) -> Tick:
@@ -108,6 +108,7 @@ class CustomerShard:
         """Apply one batch in order: activities change their customer, ticks move the clock; then fire timers."""
         out = ShardOutput()
         touched: dict[str, CustomerState] = {}
+        visited = out.visited
         seen, clock = self.seen, self.clock
         for item in items:
             kind = type(item)
@@ -124,6 +125,7 @@ class CustomerShard:
             state = touched.get(customer)
             if state is None:
                 state = touched[customer] = self._load(customer)
+                visited[customer] = {state.stage}
             if kind is Bought or kind is ConsentSeen or not state.applied:
                 # What the document shows: its creation, purchases, consent. Views, carts and payment
                 # results change no document field, so they cost no rewrite (`applied` sets the version).
@@ -140,9 +142,11 @@ class CustomerShard:
                 state.seen = item.ts
         now = clock.watermark
         seen.forget(now)
+        records = self.records
         for customer in self._pop_due(now):
             if customer not in touched:
-                touched[customer] = self._load(customer)
+                state = touched[customer] = self._load(customer)
+                visited[customer] = {state.stage}
         for customer, state in touched.items():
             self._evaluate(customer, state, now, out)
             self._schedule(customer, state, now)
@@ -154,13 +158,17 @@ class CustomerShard:
             if version > state.version:
                 state.version = version
                 out.changed[customer] = state
-            self.records[customer] = ENCODER.encode(state)
+            else:
+                del visited[customer]
+            # Re-inserted, so the key is the very string the wheel just filed (one string per customer, not two).
+            records.pop(customer, None)
+            records[customer] = pack(state)
         return out
 
     def state_of(self, customer: str) -> CustomerState | None:
         """The stored state of `customer`, decoded (for tests and tools)."""
         packed = self.records.get(customer)
-        return DECODER.decode(packed) if packed is not None else None
+        return unpack(packed) if packed is not None else None
 
     def _population(self, state: CustomerState, out: ShardOutput) -> None:
         """Move the customer between the population histograms' buckets when their RFM inputs moved."""
@@ -184,7 +192,7 @@ class CustomerShard:
 
     def _load(self, customer: str) -> CustomerState:
         packed = self.records.get(customer)
-        return DECODER.decode(packed) if packed is not None else CustomerState()
+        return unpack(packed) if packed is not None else CustomerState()
 
     # --- activities --------------------------------------------------------------------------------
 
@@ -357,6 +365,8 @@ class CustomerShard:
         rules, first, last, won_back_at = self.config.lifecycle, state.first, state.walked, state.won_back_at
         bought = last > 0
         stage = rules.stage_at(first=first, last=last, won_back_at=won_back_at, bought=bought, now=at)
+        visited = out.visited[customer]
+        visited.add(stage.value)
         while True:
             change = rules.next_change(first=first, last=last, won_back_at=won_back_at, bought=bought, now=at)
             if change > until or (before and change == until):
@@ -364,6 +374,7 @@ class CustomerShard:
             after = rules.stage_at(first=first, last=last, won_back_at=won_back_at, bought=bought, now=change)
             if after != stage:
                 state.changes += 1
+                visited.add(after.value)
             kind = _TRANSITION_TRIGGERS.get(after) if after != stage else None
             if kind is not None:
                 out.candidates.append(
@@ -394,7 +405,9 @@ class CustomerShard:
         # Far off (a lifecycle change days ahead): an hour's bucket, filed when the watermark comes within the
         # hour before it, then again by the second. Most customers wait there, 8 bytes each.
         far = due - now > 2 * _COARSE_S
-        key = math.floor(due / _COARSE_S) * _COARSE_S - _COARSE_S if far else math.ceil(due)
+        # Near: the due millisecond. One-second buckets made a timer wait for the watermark to pass the
+        # next whole second: half a second late on average, a second at worst (docs/customers.md, latency).
+        key = (math.floor(due / _COARSE_S) * _COARSE_S - _COARSE_S) * _WHEEL_MS if far else math.ceil(due * _WHEEL_MS)
         bucket = self.wheel.get(key)
         if bucket is None:
             self.wheel[key] = [customer]
@@ -404,7 +417,8 @@ class CustomerShard:
 
     def _pop_due(self, now: float) -> list[str]:
         due, wheel, customers = self._due, self.wheel, []
-        while due and due[0] <= now:
+        now_key = now * _WHEEL_MS
+        while due and due[0] <= now_key:
             customers += wheel.pop(heapq.heappop(due))
         return customers
 
@@ -423,7 +437,9 @@ class CustomerShard:
             raise ValueError(f"customer shard format {fmt} is not {_SHARD_FORMAT}")
         shard = cls(config)
         shard.records = records
-        shard.wheel = {int(k): v for k, v in wheel.items()}
+        canonical = {customer: customer for customer in records}  # the wheel shares the records' id strings
+        shard.wheel = {int(k): [canonical.get(c, c) for c in v] for k, v in wheel.items()}
+        del canonical
         shard._due = list(shard.wheel)
         heapq.heapify(shard._due)
         shard.seen = RecentIds.from_state(seen)

@@ -45,9 +45,10 @@ def _write(client: redis.Redis, *docs: CustomerDoc) -> int:
     return run_counting(client, lambda pipe: writer.queue(pipe, docs), writer.scripts)
 
 
-def _doc(customer: str, version: int, stage: str, vip: bool = False) -> CustomerDoc:
+def _doc(customer: str, version: int, stage: str, vip: bool = False, left: str | None = None) -> CustomerDoc:
     body = {"customer_id": customer, "lifecycle": stage, "segments": sorted({stage, *(["vip"] if vip else [])})}
-    return CustomerDoc(customer, version, orjson.dumps(body), frozenset(body["segments"]))
+    segments = frozenset(body["segments"])
+    return CustomerDoc(customer, version, orjson.dumps(body), segments, None, frozenset({left} if left else ()))
 
 
 def _trigger(n: int, kind: TriggerKind) -> tuple[str, bytes]:
@@ -86,7 +87,7 @@ def test_rfm_scores_rank_a_customer_against_the_stored_populations(api: str, red
 
 def test_segments_have_live_sizes_and_members_page_by_cursor(api: str, redis_client: redis.Redis) -> None:
     _write(redis_client, *(_doc(f"C{n}", 1, "at_risk") for n in range(5)), _doc("D1", 1, "new"))
-    _write(redis_client, _doc("C0", 2, "active"))  # C0 bought again: it moves segment in the same fenced write
+    _write(redis_client, _doc("C0", 2, "active", left="at_risk"))  # C0 bought again: it moves segment, fenced
 
     sizes = {s["name"]: s["size"] for s in httpx.get(f"{api}/v1/segments").json()["items"]}
     assert sizes == {**dict.fromkeys(SEGMENTS, 0), "at_risk": 4, "new": 1, "active": 1}

@@ -27,6 +27,7 @@ from events.topics import Topic
 from flows.launcher import FlowRun
 from omnistream.kafka_admin import create_topics
 from omnistream.settings import Settings
+from operators.customers.lifecycle import SEGMENTS
 from state import keys
 from tests.harness.flows import run_to_end, start, stream_records
 from tests.integration.customer_log import DAY, END, CustomerLog, build
@@ -110,6 +111,11 @@ def _check(settings: Settings, oracle: Oracle, expected: set[str]) -> Counter[st
         if got != wanted or not close:
             wrong.append((customer, got, wanted, sums, want["decayed"]))
     assert not wrong, f"{len(wrong)} customers differ from the oracle, e.g. {wrong[:3]}"
+    client = redis.Redis.from_url(settings.redis.url)
+    for segment in SEGMENTS:  # each segment set holds exactly the customers whose document names it
+        members = {m.decode() for m in client.zrange(keys.segment(segment), 0, -1)}
+        members = {m for m in members if not m.startswith("zz-")}
+        assert members == {c for c, doc in docs.items() if segment in doc["segments"]}, segment
     mirrored = Counter(t["trigger_id"] for t in stream_records(settings.redis.url, keys.triggers_stream()))
     missing, extra = expected - set(mirrored), set(mirrored) - expected
     assert not missing and not extra, (
