@@ -33,7 +33,7 @@ from events.triggers import Trigger
 from flows.heartbeat import Heartbeat
 from flows.metrics import ALERTS, DEAD_LETTERS, END_TO_END_LAG, REDIS_WRITE_SECONDS, STATE_WRITES, observe_many
 from omnistream.settings import Settings
-from operators.customers.lifecycle import SEGMENTS
+from operators.customers.lifecycle import SEGMENTS, STAGES
 from state import keys
 from state.connection import connect
 from state.customer_writer import CustomerDoc, CustomerWriter
@@ -102,7 +102,7 @@ class _RecordSinkPartition(StatelessSinkPartition[FlowRecord]):
         self._hold_ttl_s = settings.reservations.doc_ttl_s
         self._alerts = StreamWriter(client, keys.alerts_stream(), generation=generation)
         self._dead_letters = StreamWriter(client, keys.dlq_stream(), generation=generation)
-        self._customers = CustomerWriter(client, SEGMENTS, generation)
+        self._customers = CustomerWriter(client, SEGMENTS, generation, exclusive=[stage.value for stage in STAGES])
         self._generation = generation
         self._mirrors: dict[Topic, StreamWriter] = {}  # Redis streams of mirrored topics, made on first use
         self._scripts: tuple[LuaScript, ...] = (*self._stock.scripts, *self._docs.scripts, *self._orders.scripts,

@@ -12,10 +12,13 @@ membership, in whatever order the calls (or a Cluster's nodes) apply them, so
 batch's calls have run.
 
 Each document names the segments its customer is in (flag 1) and every other one they held
-since the document before (flag 0): after a crash, the replay may batch differently and skip a
-version the killed run wrote, so each stage passed through is removed, not only the last one.
-The segments they never were in are left alone, so the version hashes hold one entry per
-customer and segment they have been in, not one per segment for everybody.
+since the document before (flag 0), and of the `exclusive` segments (the lifecycle stages: a
+customer is in exactly one) every one it does not name (flag 0). A run killed after writing a
+version is replayed from its last snapshot, and the replay may batch differently, pass through
+other stages or skip one the killed run wrote: what the replayed state remembers leaving is not
+what Redis holds, so only removing the customer from every other exclusive segment is safe. The
+price is one version entry per customer and exclusive segment in Redis (`omni:seg:{name}:v`);
+the other segments (`vip`) hold entries only for customers who have been in them.
 """
 
 from __future__ import annotations
@@ -50,8 +53,10 @@ class CustomerDoc:
 class CustomerWriter:
     """Fenced, pipelined writer of `CustomerDoc`s and their segment memberships over a fixed list of segments."""
 
-    def __init__(self, client: redis.Redis, segments: Sequence[str], generation: str = "") -> None:
+    def __init__(self, client: redis.Redis, segments: Sequence[str], generation: str = "",
+                 exclusive: Sequence[str] = ()) -> None:  # fmt: skip
         self.segments = tuple(segments)
+        self.exclusive = tuple(exclusive)
         self._segment_keys = {name: keys.segment(name) for name in self.segments}
         self._fence = VersionFence(client, generation)
         self._flags = FlagSets(generation, sorted_sets=True)
@@ -75,7 +80,7 @@ class CustomerWriter:
         for doc in newest.values():
             for name in doc.segments:
                 flags[name].append((doc.customer_id, doc.version, True))
-            for name in left.get(doc.customer_id, ()):
+            for name in left.get(doc.customer_id, set()).union(self.exclusive):
                 if name not in doc.segments:
                     flags[name].append((doc.customer_id, doc.version, False))
         for name in self.segments:
