@@ -11,6 +11,8 @@ each after the items it sent them, so a downstream clock never passes an item st
 
 from __future__ import annotations
 
+import math
+import os
 import pickle
 import threading
 import time
@@ -39,7 +41,7 @@ from events.timestamps import rfc3339_ms
 from events.topics import Topic
 from events.triggers import Trigger
 from flows.decoding import BatchDecoder
-from flows.kafka_source import KafkaRecord
+from flows.kafka_source import KafkaRecord, unread_partitions
 from flows.keyed import RouterPerThread
 from flows.metrics import CUSTOMER_TRIGGERS, DUPLICATES, LATE_EVENTS, StateEntities
 from omnistream.settings import Settings
@@ -166,7 +168,7 @@ class CustomerBatch:
     def output(self) -> list[DeadLetter | Routed]:
         out: list[DeadLetter | Routed] = [*self.letters]
         out.extend(self.router.drain())
-        tick = self.pacer.tick(self.newest)
+        tick = self.pacer.tick(self.newest, unread_partitions(unknown=False))
         if tick is not None:
             out.extend(
                 ShardBatch(Stage.CUSTOMERS, f"{Stage.CUSTOMERS.value}:{i}", [tick]) for i in range(self.router.shards)
@@ -188,31 +190,53 @@ class TickPacer:
     partition, so a later one covers an earlier one); a partition that stops is at most `step_s` short.
     A partition's first time always goes out. One pacer per decoding thread, like the routers.
 
-    >>> pacer = TickPacer(step_s=0.02)
+    Each tick also carries the thread's hold (`operators.customers.clock`): the oldest newest time
+    among the partitions the source still has messages to read on (`unread`; -inf for one not read
+    from yet). A hold that moves by `step_s`, or goes (everything read), makes a tick due too, so a
+    backlog's last batch releases the clock.
+
+    >>> pacer = TickPacer(step_s=0.02, origin="w0")
     >>> pacer.tick({("pos", 0): 10.0}).newest, pacer.tick({("pos", 0): 10.005}), pacer.tick({("pos", 1): 9.0}).newest
     (((('pos', 0), 10.0),), None, ((('pos', 0), 10.005), (('pos', 1), 9.0)))
+    >>> pacer.tick({("pos", 0): 10.01}, unread={("pos", 1), ("pos", 2)}).holds  # pos 2 not read from yet
+    (('w0', -inf),)
+    >>> pacer.tick({}, unread=set()).holds  # all read to the end: the hold goes
+    (('w0', inf),)
     """
 
-    __slots__ = ("_pending", "_sent", "step_s")
+    __slots__ = ("_hold", "_newest", "_pending", "_sent", "origin", "step_s")
 
-    def __init__(self, step_s: float = TICK_STEP_S) -> None:
+    def __init__(self, step_s: float = TICK_STEP_S, origin: str = "") -> None:
         self.step_s = step_s
+        self.origin = origin or f"{os.getpid()}/{threading.get_ident()}"
         self._pending: dict[tuple[str, int], float] = {}
         self._sent: dict[tuple[str, int], float] = {}
+        self._newest: dict[tuple[str, int], float] = {}  # every partition's newest time this thread has read
+        self._hold = math.inf
 
-    def tick(self, newest: dict[tuple[str, int], float]) -> Tick | None:
-        """The tick to send after a batch whose newest time per partition is `newest`, or None (held back)."""
-        pending, sent = self._pending, self._sent
+    def tick(self, newest: dict[tuple[str, int], float], unread: set[tuple[str, int]] | None = None) -> Tick | None:
+        """The tick to send after a batch whose newest time per partition is `newest`, or None (held back).
+
+        `unread`: the partitions with messages left to read (`flows.kafka_source.unread_partitions`;
+        None without Kafka partitions, as in the wiring tests: no hold).
+        """
+        pending, sent, seen = self._pending, self._sent, self._newest
         due = False
         for part, ts in newest.items():
             if ts > pending.get(part, float("-inf")):
                 pending[part] = ts
+                if ts > seen.get(part, float("-inf")):
+                    seen[part] = ts
                 if ts - sent.get(part, float("-inf")) >= self.step_s:
                     due = True
+        hold = math.inf if not unread else min(seen.get(part, -math.inf) for part in unread)
+        if hold != self._hold and (hold == math.inf or abs(hold - self._hold) >= self.step_s):
+            due = True
         if not due:
             return None
         sent.update(pending)
-        tick = Tick(tuple(pending.items()))
+        self._hold = hold
+        tick = Tick(tuple(pending.items()), ((self.origin, hold),) if unread is not None else ())
         pending.clear()
         return tick
 

@@ -195,7 +195,7 @@ def source_progress(thread_id: int | None = None) -> SourceProgress | None:
     return SourceProgress(sum(by_topic.values()) if known else None, by_topic, last_snapshot_at, epochs)
 
 
-def unread_partitions(thread_id: int | None = None) -> set[tuple[str, int]] | None:
+def unread_partitions(thread_id: int | None = None, unknown: bool = True) -> set[tuple[str, int]] | None:
     """The worker's partitions with messages left to read (or an end not known yet); None without Kafka partitions.
 
     A partition read to its high watermark holds no one back: the merchandising flow's clock
@@ -205,7 +205,16 @@ def unread_partitions(thread_id: int | None = None) -> set[tuple[str, int]] | No
     parts = _Progress.of(threading.get_ident() if thread_id is None else thread_id)
     if not parts:
         return None
-    return {(part.topic, part.partition) for part in parts if part.lag() != 0}
+    # A partition closed at its end (`stop_at_end`) brings nothing more, whatever its last lag said.
+    # `unknown` False: only partitions known to have messages left (a flow that can only act on a
+    # batch must not wait for an end it will never hear of without one).
+    found = set()
+    for part in parts:
+        if not part.closed:
+            lag = part.lag()
+            if lag != 0 and (unknown or lag is not None):
+                found.add((part.topic, part.partition))
+    return found
 
 
 class _KafkaPartition(StatefulSourcePartition[KafkaRecord, int]):

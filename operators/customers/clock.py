@@ -13,6 +13,13 @@ partition's worth at a time): the oldest-partition rule keeps timers from firing
 fast partition's time alone, as long as the slow one is within `idle_s`. For the same reason
 the clock waits, at the start, until it has heard from the `expected` partitions (the first
 batches of a backlog may all come from one), or until `idle_s` of event time has gone by.
+
+Partitions that hold no events never report, so that start-up rule alone cannot tell a topic
+not read yet from an empty one. The source can: each decoding thread's ticks carry a hold, the
+oldest newest time among its partitions that still have messages to read (-inf for one not read
+from at all), and the watermark never passes the oldest hold less `lateness_s`. Holds are the
+source's present, not history: they are not snapshotted, and a restarted run's threads send
+their own.
 """
 
 from __future__ import annotations
@@ -40,13 +47,14 @@ class EventClock:
     (-inf, 150.0)
     """
 
-    __slots__ = ("_newest", "_start", "_watermark", "expected", "idle_s", "lateness_s", "newest")
+    __slots__ = ("_holds", "_newest", "_start", "_watermark", "expected", "idle_s", "lateness_s", "newest")
 
     def __init__(self, lateness_s: float, idle_s: float, expected: int = 0) -> None:
         self.lateness_s = lateness_s
         self.idle_s = idle_s
         self.expected = expected
         self._newest: dict[tuple[str, int], float] = {}
+        self._holds: dict[str, float] = {}
         self.newest = float("-inf")
         self._start = float("inf")
         self._watermark = float("-inf")
@@ -56,8 +64,20 @@ class EventClock:
         """Event time up to which the stream is taken as complete; it never goes back."""
         return self._watermark
 
-    def advance(self, newest_per_partition: Iterable[tuple[tuple[str, int], float]]) -> float:
-        """Take one batch's newest event time per partition; returns the watermark."""
+    def advance(
+        self,
+        newest_per_partition: Iterable[tuple[tuple[str, int], float]],
+        holds: Iterable[tuple[str, float]] = (),
+    ) -> float:
+        """Take one batch's newest event time per partition and its decoding threads' holds; returns the watermark.
+
+        >>> clock = EventClock(lateness_s=0.0, idle_s=60.0)
+        >>> clock.advance([(("clickstream", 0), 500.0)], holds=[("w0", float("-inf"))])  # pos not read yet
+        -inf
+        >>> clock.advance([(("pos", 0), 300.0)], holds=[("w0", float("inf"))])  # everything read: pos is idle
+        500.0
+        """
+        self._holds.update(holds)
         newest = self._newest
         for part, ts in newest_per_partition:
             if ts > newest.get(part, float("-inf")):
@@ -71,7 +91,7 @@ class EventClock:
         if newest:
             floor = self.newest - self.idle_s
             oldest = min((ts for ts in newest.values() if ts >= floor), default=self.newest)
-            mark = oldest - self.lateness_s
+            mark = min(oldest, min(self._holds.values(), default=oldest)) - self.lateness_s
             if mark > self._watermark:
                 self._watermark = mark
         return self._watermark

@@ -64,9 +64,15 @@ Activity = Bought | Clicked | PaymentSeen | ConsentSeen
 
 
 class Tick(msgspec.Struct, frozen=True, gc=False):
-    """One decoded batch's newest event time per (topic, partition): advances every stage's clock."""
+    """One decoded batch's newest event time per (topic, partition): advances every stage's clock.
+
+    `holds` says, per decoding thread (its origin), the oldest newest time among its partitions that
+    still have messages to read (-inf for one not read from yet, nothing when all are read to the
+    end): the clocks do not pass it (`operators.customers.clock.EventClock`).
+    """
 
     newest: tuple[tuple[tuple[str, int], float], ...]
+    holds: tuple[tuple[str, float], ...] = ()
 
 
 class Watch(msgspec.Struct, frozen=True, gc=False):

@@ -73,7 +73,9 @@ def merge_ticks(a: Tick, b: Tick) -> Tick:
     for part, ts in b.newest:
         if ts > newest.get(part, float("-inf")):
             newest[part] = ts
-    return Tick(tuple(newest.items()))
+    holds = dict(a.holds)
+    holds.update(b.holds)  # a decoding thread's later hold replaces its earlier one
+    return Tick(tuple(newest.items()), tuple(holds.items()))
 
 
 class CustomerShard:
@@ -113,7 +115,7 @@ class CustomerShard:
         for item in items:
             kind = type(item)
             if kind is Tick:
-                clock.advance(item.newest)
+                clock.advance(item.newest, item.holds)
                 out.tick = item if out.tick is None else merge_ticks(out.tick, item)
                 continue
             if not seen.add(item.event_id, item.ts, clock.watermark):

@@ -82,7 +82,7 @@ class StockWatches:
         out: list[Candidate] = []
         for item in items:
             if isinstance(item, Tick):
-                self.clock.advance(item.newest)
+                self.clock.advance(item.newest, item.holds)
                 continue
             sku = self.skus.get(item.sku)
             if sku is None:

@@ -69,9 +69,9 @@ def test_the_four_journeys_give_exactly_the_expected_triggers(settings: Settings
     publish(settings, log.take())
     run_to_end(settings, flow="inventory")  # SKU-B: sellable at S1, then not (flips on omni.availability)
     # The customers flow takes this first part before the later traffic is published: read as one
-    # backlog, the clickstream's partitions could all come before the till's, and the start-up rule
-    # (docs/customers.md, "The clock") would let the later page views carry the clock past alice's
-    # deadline before her store purchase is read. Live, the topics move together.
+    # backlog before the source has learnt where the till's partitions end, the clickstream's could
+    # carry the clock past alice's deadline before her store purchase is read (docs/customers.md,
+    # "Known limits"). Live, the topics move together.
     run_to_end(settings, flow="customers")
 
     log.till("return", 500, "S1", "SKU-B", None)  # brought back at the till: sellable again at S1
