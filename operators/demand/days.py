@@ -236,9 +236,10 @@ class OpenDays:
             self.expiry.append((line.ts, 0, line.txn_id))
         if line.order_id:
             order = self._order(line.order_id, line.ts)
-            held = order.lines.setdefault((line.location_id, line.sku), [day, 0, 0])
+            key = (line.location_id, line.sku)
+            held = order.lines.setdefault(key, [day, 0, 0])
             held[1] += line.qty
-            self._net_order(order, out)
+            self._net_line(order, key, held, out)  # only this line changed
             return
         self._book(line.location_id, day, line.sku, float(line.qty), out)
 
@@ -273,11 +274,15 @@ class OpenDays:
 
     def _net_order(self, order: _Order, out: list[DaysOutput]) -> None:
         """Book the difference between what each line of `order` counts now and what the days hold for it."""
-        for (location_id, sku), held in order.lines.items():
-            counted = order.counted(location_id, sku, held[1])
-            if counted != held[2]:
-                self._book(location_id, held[0], sku, float(counted - held[2]), out)
-                held[2] = counted
+        for key, held in order.lines.items():
+            self._net_line(order, key, held, out)
+
+    def _net_line(self, order: _Order, key: tuple[str, str], held: list[int], out: list[DaysOutput]) -> None:
+        location_id, sku = key
+        counted = order.counted(location_id, sku, held[1]) if order.cancels else held[1]
+        if counted != held[2]:
+            self._book(location_id, held[0], sku, float(counted - held[2]), out)
+            held[2] = counted
 
     def _weather(self, weather: WeatherDay) -> None:
         held = self.locations.get(weather.location_id)

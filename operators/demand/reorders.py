@@ -229,10 +229,23 @@ class ReorderShard:
         return records, docs
 
     def _feed(self, event: Sale | Return | Void | Purchase | OrderCancel) -> list[StockMovement]:
-        if type(event) is Purchase or type(event) is OrderCancel:
+        kind = type(event)
+        if kind is Sale or kind is Return or kind is Purchase:
+            # Lines of pairs whose stock is unknown are not tracked: their level is unknown until a receipt or
+            # count, which starts the pair's ledger (as if from nothing before it). This keeps the step's work
+            # and state to the stocked pairs.
+            basket: Sale | Return | Purchase = event  # type: ignore[assignment]
+            location_id = basket.fulfilment_location_id if kind is Purchase else basket.store_id  # type: ignore[union-attr]
+            known = self.known
+            lines = [line for line in basket.items if (location_id, line.sku) in known]
+            if not lines:
+                return []
+            if len(lines) < len(basket.items):
+                event = msgspec.structs.replace(basket, items=lines)
+        if kind is Purchase or kind is OrderCancel:
             if self.book is None:
                 self.book = OrderBook(self.order_retention_s)
-            return self.book.apply(event)
+            return self.book.apply(event)  # type: ignore[arg-type]
         if self.journal is None:
             self.journal = TxnJournal(self.dedup_window_s)
         return self.journal.apply(event)  # type: ignore[arg-type]
