@@ -143,10 +143,8 @@ def plan_reorder(available: int, outlook: Outlook, plan: LocationPlan, policy: R
     return Plan(qty, mu_lead, safety, reorder_point, order_up_to, cover)
 
 
-class StockFeed(NamedTuple):
-    """Till and order events of one reorders shard: whole, or cut to the shard's lines (a sub-basket)."""
-
-    event: Sale | Return | Void | Purchase | OrderCancel
+StockFeed = Sale | Return | Void | Purchase | OrderCancel
+"""Till and order events as the reorders step takes them: whole, or cut to the shard's lines (a sub-basket)."""
 
 
 ReorderInput = StockMovement | StockFeed | Outlook
@@ -216,12 +214,12 @@ class ReorderShard:
                 if pair in self.known:  # kept only where stock is known: others are never planned
                     self.outlooks[pair] = outlook
                     touched[pair] = None
-            elif kind is StockFeed:
-                for fed in self._feed(item.event):  # type: ignore[union-attr]
-                    self._move(fed, touched, sets_level=False)
-            else:
+            elif kind is StockMovement:
                 move: StockMovement = item  # type: ignore[assignment]
                 self._move(move, touched, sets_level=move.kind in _KNOWN)
+            else:
+                for fed in self._feed(item):  # type: ignore[arg-type]
+                    self._move(fed, touched, sets_level=False)
         records: list[ReorderSuggestion] = []
         docs: list[ReorderDoc] = []
         for pair in touched:
