@@ -50,7 +50,7 @@ from operators.demand.days import (
 )
 from operators.demand.locations import LocationBook, day_number, day_of
 from operators.demand.models import ClosedDay, DemandModels, rise_of
-from operators.demand.reorders import Outlook, ReorderDoc, ReorderInput, ReorderPolicy, ReorderShard, StockFeed
+from operators.demand.reorders import Outlook, ReorderDoc, ReorderInput, ReorderPolicy, ReorderShard
 from operators.demand.series import ForecastConfig, SeriesForecast
 from operators.keyed_shards import ShardBatch, ShardRouter
 from operators.movements import inventory_movement
@@ -176,21 +176,21 @@ class DemandBatch:
             if cancel.location_id is None or cancel.sku is None:
                 # A whole order, or a line wherever its purchase put it: every shard nets the lines it holds.
                 self._to_every_shard(undo)
-                self._to_every_shard(StockFeed(cancel), Stage.REORDERS)
+                self._to_every_shard(cancel, Stage.REORDERS)
                 return
             if book.plan(cancel.location_id) is None:
                 self._refuse(record, unknown_location(cancel.location_id))
                 return
             pair = f"{cancel.location_id}\x1f{cancel.sku}"
             route(days, pair, undo)
-            route(Stage.REORDERS, pair, StockFeed(cancel))
+            route(Stage.REORDERS, pair, cancel)
         elif kind is Void:
             void: Void = event  # type: ignore[assignment]
             if book.plan(void.store_id) is None:
                 self._refuse(record, unknown_location(void.store_id))
                 return
             self._to_every_shard(VoidTxn(void.event_id, ts, void.store_id, void.original_txn_id))
-            self._to_every_shard(StockFeed(void), Stage.REORDERS)
+            self._to_every_shard(void, Stage.REORDERS)
         elif kind is Weather:
             self._weather(event, ts, record)  # type: ignore[arg-type]
 
@@ -224,19 +224,22 @@ class DemandBatch:
             self.router.add_at(stage, index, item)
 
     def _feed_by_shard(self, event: Sale | Return | Purchase, location_id: str, items: list[LineItem]) -> None:
-        """The till or order event to each reorders shard holding one of its lines, cut to those lines."""
+        """The till or order event, whole, once to each reorders shard holding one of its lines.
+
+        Not cut to the shard's lines: a shard tracks only its stocked pairs, which are its own, and ignores the rest.
+        """
         router = self.router
-        by_shard: dict[str, tuple[str, list[LineItem]]] = {}
+        if len(items) == 1:  # most baskets: one line, one shard
+            router.add(Stage.REORDERS, f"{location_id}\x1f{items[0].sku}", event)
+            return
+        shard_of = router.shard_of
+        sent: set[str] = set()
         for line in items:
             pair = f"{location_id}\x1f{line.sku}"
-            held = by_shard.setdefault(router.shard_of(Stage.REORDERS, pair), (pair, []))
-            held[1].append(line)
-        if len(by_shard) == 1:
-            pair, _ = next(iter(by_shard.values()))
-            router.add(Stage.REORDERS, pair, StockFeed(event))
-            return
-        for pair, lines in by_shard.values():
-            router.add(Stage.REORDERS, pair, StockFeed(msgspec.structs.replace(event, items=lines)))
+            name = shard_of(Stage.REORDERS, pair)
+            if name not in sent:
+                sent.add(name)
+                router.add(Stage.REORDERS, pair, event)
 
     def add_dead_letter(self, letter: DeadLetter) -> None:
         self.letters.append(letter)

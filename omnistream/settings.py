@@ -676,7 +676,11 @@ class DemandSettings(_Group):
     )
     rising_kept: int = Field(100, ge=1, le=1000, description="Rising items kept per location.")
     rising_alpha: float = Field(
-        0.25, gt=0, le=1, description="Smoothing of the recent 7-day demand that rising items compare with 28 days."
+        0.03,
+        gt=0,
+        le=1,
+        description="Smoothing of the recent 7-day demand that rising items compare with 28 days (at `alpha`: the"
+        " point forecast's own; 0.25 flags a take-off within days but ranked worse on the real log).",
     )
     idle_days: int = Field(112, ge=28, description="Days without demand after which a SKU's series is dropped.")
     reorder_review_days: int = Field(

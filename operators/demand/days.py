@@ -16,6 +16,7 @@ change, and are snapshotted, only when a day closes.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import msgspec
 
@@ -117,31 +118,31 @@ class _Location:
     weather: dict[int, tuple[float, float, bool]] = field(default_factory=dict)
 
 
-@dataclass(slots=True)
-class _Order:
-    """One order's lines this shard holds and every cancel of it seen, so that netting is order-free.
+_Order = list[Any]
+"""One order's lines this shard holds and every cancel of it seen, so that netting is order-free:
+`[lines, cancels, last_ts]` (plain containers: the days step is pickled at every epoch, and these pickle in C).
 
-    A line's counted units are a function of its purchased units and the cancels that reach it,
-    whatever order they arrived in: a whole-order cancel, or a line cancel without a quantity, leaves
-    nothing; line cancels with quantities take off their sum. `booked` is what the days hold for the
-    line now, so a change books only the difference, on the order's day.
+`lines`: (location, SKU) -> [order day, units purchased, units booked]; `cancels`: cancel event id -> (SKU or ""
+for the whole order, location or "" for wherever, units or 0 for all). A line's counted units are a function of its
+purchased units and the cancels that reach it, whatever order they arrived in; `booked` is what the days hold for
+the line now, so a change books only the difference, on the order's day.
+"""
+_LINES, _CANCELS, _LAST_TS = 0, 1, 2
+
+
+def _counted(cancels: dict[str, tuple[str, str, int]], location_id: str, sku: str, purchased: int) -> int:
+    """Units of the line (location, SKU) that stay demand after the order's cancels.
+
+    A whole-order cancel, or a line cancel without a quantity, leaves nothing; line cancels with quantities
+    take off their sum.
     """
-
-    lines: dict[tuple[str, str], list[int]] = field(default_factory=dict)
-    """(location, SKU) -> [order day, units purchased, units booked]."""
-    cancels: dict[str, tuple[str, str, int]] = field(default_factory=dict)
-    """Cancel event id -> (SKU or "" for the whole order, location or "" for wherever, units or 0 for all)."""
-    last_ts: float = float("-inf")
-
-    def counted(self, location_id: str, sku: str, purchased: int) -> int:
-        """Units of the line (location, SKU) that stay demand after this order's cancels."""
-        taken = 0
-        for c_sku, c_location, qty in self.cancels.values():
-            if c_sku == "" or (c_sku == sku and c_location in ("", location_id)):
-                if c_sku == "" or qty == 0:
-                    return 0
-                taken += qty
-        return max(0, purchased - taken)
+    taken = 0
+    for c_sku, c_location, qty in cancels.values():
+        if c_sku == "" or (c_sku == sku and c_location in ("", location_id)):
+            if c_sku == "" or qty == 0:
+                return 0
+            taken += qty
+    return max(0, purchased - taken)
 
 
 @dataclass(slots=True)
@@ -236,10 +237,16 @@ class OpenDays:
             self.expiry.append((line.ts, 0, line.txn_id))
         if line.order_id:
             order = self._order(line.order_id, line.ts)
-            held = order.lines.setdefault((line.location_id, line.sku), [day, 0, 0])
+            key = (line.location_id, line.sku)
+            lines = order[_LINES]
+            held = lines.get(key)
+            if held is None:
+                held = lines[key] = [day, 0, 0]
             held[1] += line.qty
-            self._net_order(order, out)
-            return
+            if order[_CANCELS]:
+                self._net_line(order, key, held, out)  # only this line changed
+                return
+            held[2] += line.qty  # no cancel: all of it counts, booked below
         self._book(line.location_id, day, line.sku, float(line.qty), out)
 
     def _void(self, void: VoidTxn, out: list[DaysOutput]) -> None:
@@ -259,25 +266,31 @@ class OpenDays:
             return
         self._remember(cancel.ts)
         order = self._order(cancel.order_id, cancel.ts)
-        order.cancels[cancel.event_id] = (cancel.sku, cancel.location_id, cancel.qty)
+        order[_CANCELS][cancel.event_id] = (cancel.sku, cancel.location_id, cancel.qty)
         self._net_order(order, out)  # lines not here yet get it on arrival
 
     def _order(self, order_id: str, ts: float) -> _Order:
         order = self.orders.get(order_id)
         if order is None:
-            order = self.orders[order_id] = _Order()
-        if ts > order.last_ts:
-            order.last_ts = ts
-        self.expiry.append((ts, 1, order_id))
+            order = self.orders[order_id] = [{}, {}, ts]
+            self.expiry.append((ts, 1, order_id))
+        elif ts > order[_LAST_TS]:
+            self.expiry.append((ts, 1, order_id))  # looked at again when this later event ages out
+            order[_LAST_TS] = ts
         return order
 
     def _net_order(self, order: _Order, out: list[DaysOutput]) -> None:
         """Book the difference between what each line of `order` counts now and what the days hold for it."""
-        for (location_id, sku), held in order.lines.items():
-            counted = order.counted(location_id, sku, held[1])
-            if counted != held[2]:
-                self._book(location_id, held[0], sku, float(counted - held[2]), out)
-                held[2] = counted
+        for key, held in order[_LINES].items():
+            self._net_line(order, key, held, out)
+
+    def _net_line(self, order: _Order, key: tuple[str, str], held: list[int], out: list[DaysOutput]) -> None:
+        location_id, sku = key
+        cancels = order[_CANCELS]
+        counted = _counted(cancels, location_id, sku, held[1]) if cancels else held[1]
+        if counted != held[2]:
+            self._book(location_id, held[0], sku, float(counted - held[2]), out)
+            held[2] = counted
 
     def _weather(self, weather: WeatherDay) -> None:
         held = self.locations.get(weather.location_id)
@@ -316,7 +329,7 @@ class OpenDays:
                 self.voided.discard(name)
             else:
                 order = self.orders.get(name)
-                if order is not None and order.last_ts < horizon:
+                if order is not None and order[_LAST_TS] < horizon:
                     del self.orders[name]  # its last event is older than the journal: forgotten
             cut += 1
         del expiry[:cut]

@@ -143,10 +143,8 @@ def plan_reorder(available: int, outlook: Outlook, plan: LocationPlan, policy: R
     return Plan(qty, mu_lead, safety, reorder_point, order_up_to, cover)
 
 
-class StockFeed(NamedTuple):
-    """Till and order events of one reorders shard: whole, or cut to the shard's lines (a sub-basket)."""
-
-    event: Sale | Return | Void | Purchase | OrderCancel
+StockFeed = Sale | Return | Void | Purchase | OrderCancel
+"""Till and order events as the reorders step takes them: whole, or cut to the shard's lines (a sub-basket)."""
 
 
 ReorderInput = StockMovement | StockFeed | Outlook
@@ -216,12 +214,12 @@ class ReorderShard:
                 if pair in self.known:  # kept only where stock is known: others are never planned
                     self.outlooks[pair] = outlook
                     touched[pair] = None
-            elif kind is StockFeed:
-                for fed in self._feed(item.event):  # type: ignore[union-attr]
-                    self._move(fed, touched, sets_level=False)
-            else:
+            elif kind is StockMovement:
                 move: StockMovement = item  # type: ignore[assignment]
                 self._move(move, touched, sets_level=move.kind in _KNOWN)
+            else:
+                for fed in self._feed(item):  # type: ignore[arg-type]
+                    self._move(fed, touched, sets_level=False)
         records: list[ReorderSuggestion] = []
         docs: list[ReorderDoc] = []
         for pair in touched:
@@ -229,10 +227,23 @@ class ReorderShard:
         return records, docs
 
     def _feed(self, event: Sale | Return | Void | Purchase | OrderCancel) -> list[StockMovement]:
-        if type(event) is Purchase or type(event) is OrderCancel:
+        kind = type(event)
+        if kind is Sale or kind is Return or kind is Purchase:
+            # Lines of pairs whose stock is unknown are not tracked: their level is unknown until a receipt or
+            # count, which starts the pair's ledger (as if from nothing before it). This keeps the step's work
+            # and state to the stocked pairs.
+            basket: Sale | Return | Purchase = event  # type: ignore[assignment]
+            location_id = basket.fulfilment_location_id if kind is Purchase else basket.store_id  # type: ignore[union-attr]
+            known = self.known
+            lines = [line for line in basket.items if (location_id, line.sku) in known]
+            if not lines:
+                return []
+            if len(lines) < len(basket.items):
+                event = msgspec.structs.replace(basket, items=lines)
+        if kind is Purchase or kind is OrderCancel:
             if self.book is None:
                 self.book = OrderBook(self.order_retention_s)
-            return self.book.apply(event)
+            return self.book.apply(event)  # type: ignore[arg-type]
         if self.journal is None:
             self.journal = TxnJournal(self.dedup_window_s)
         return self.journal.apply(event)  # type: ignore[arg-type]

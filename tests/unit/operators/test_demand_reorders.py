@@ -14,7 +14,6 @@ from operators.demand.reorders import (
     Outlook,
     ReorderPolicy,
     ReorderShard,
-    StockFeed,
     cover_days,
     plan_reorder,
 )
@@ -90,7 +89,7 @@ def test_online_orders_reserve_and_a_whole_order_cancel_releases_them_in_either_
     for first, second in ((order, cancel), (cancel, order)):
         shard = ReorderShard(ReorderPolicy())
         shard.apply([StockMovement("A", "S1", Move.ON_HAND, 40, T0, "r1"), outlook([1.0] * 28)], BOOK)
-        shard.apply([StockFeed(first)], BOOK)
+        shard.apply([first], BOOK)
         assert shard.available("S1", "A") == (10 if first is order else 40)
-        shard.apply([StockFeed(second)], BOOK)
+        shard.apply([second], BOOK)
         assert shard.available("S1", "A") == 40
