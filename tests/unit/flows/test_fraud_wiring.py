@@ -156,11 +156,13 @@ def test_only_purchases_and_shrink_adjustments_of_the_shared_topics_are_decoded_
         record(Topic.CLICKSTREAM, 1, bought), record(Topic.INVENTORY, 1, shrink),
     ])  # fmt: skip
 
-    cards = [batch for batch in out if batch.stage is FraudStage.CARDS]
-    assert [item.payment_id for batch in cards for item in batch.items] == ["O-1"]
+    [order] = [batch for batch in out if batch.stage is FraudStage.ORDER]  # payments go through event-time order
+    [arrivals] = order.items
+    assert [item.payment_id for _, _, item in arrivals.entries] == ["O-1"]
+    assert arrivals.marks == {f"{SETTINGS.topic(Topic.CLICKSTREAM)}/0": T0}
     [ops] = [batch for batch in out if batch.stage is FraudStage.OPS]
     assert ops.items == [TrafficSeen(T0), ShrinkSeen("S1", 2, T0 + 600.0)]  # the web purchase, then the shrink
-    assert {batch.stage for batch in out} == {FraudStage.CARDS, FraudStage.OPS}
+    assert {batch.stage for batch in out} == {FraudStage.ORDER, FraudStage.OPS}
     after = {kind: counter(EVENTS_IN.labels("fraud", topic.value, kind)) for topic, kind in
              ((Topic.CLICKSTREAM, "page_view"), (Topic.CLICKSTREAM, "purchase"), (Topic.INVENTORY, "receipt"),
               (Topic.INVENTORY, "adjustment"))}  # fmt: skip
