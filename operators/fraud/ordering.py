@@ -12,10 +12,11 @@ watermark: the smallest of the partitions' newest event times), then hands it on
 Partitions are known by their records, so at a start (or a restart) nothing is handed on until
 the step has been running for as long as a partition may be silent before it counts as idle:
 a partition not heard of yet may still deliver older events. A partition that has stopped
-delivering (at its end, or a topic nobody writes to now) must not hold everything back: it is *idle* once it has delivered nothing for `idle_s` wall seconds while
-`idle_batches` batches of other partitions came (both: a process stalled by its machine delivers
-nothing from any partition, and must not take that for idleness). Whatever is held when the
-whole input has been quiet for `idle_s`, or at the end of the input, is handed on.
+delivering (at its end, or a topic nobody writes to now) must not hold everything back: it is
+*idle* once it has delivered nothing for `idle_s` wall seconds while `idle_batches` batches
+of other partitions came (both: a process stalled by its machine delivers nothing from any
+partition, and must not take that for idleness). Whatever is held when the whole input has been
+quiet for `idle_s`, or at the end of the input, is handed on.
 
 What stays order-dependent: an event arriving after the watermark passed it (a partition idle
 for longer than `idle_s` that wakes up with old events) is handed on at once, late, and counted.
