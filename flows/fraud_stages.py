@@ -58,6 +58,7 @@ from operators.fraud.records import (
     Scoring,
     ShardVerdicts,
     ShrinkSeen,
+    StoreLabel,
     TrafficSeen,
 )
 from operators.fraud.scorer import FraudScore, FraudScorer
@@ -245,6 +246,23 @@ class _Logic(StatefulBatchLogic[list[Any], Routed, bytes]):
     def _sink(self, records: list[Any]) -> None:
         self.router.add_all_to_single(FraudStage.SINK, records)
 
+    def _pass_on(self, stage: FraudStage, labels: list[LabelSeen]) -> None:
+        """Labels on to `stage` by their payment id, unchanged.
+
+        Labels take the payments' way through every stage up to the scorer (cards, shoppers,
+        directory, registers), so that nothing read after a payment reaches a stage before it.
+        """
+        if labels:
+            self.router.add_many(stage, [seen.payment_id for seen in labels], labels)
+
+
+def _split(items: list[Any]) -> tuple[list[Any], list[LabelSeen]]:
+    """A stage's own items and the labels passing through it, each in the order they came."""
+    labels = [item for item in items if type(item) is LabelSeen]
+    if not labels:
+        return items, labels
+    return [item for item in items if type(item) is not LabelSeen], labels
+
 
 _SEQUENCE = attrgetter("sequence")
 
@@ -271,7 +289,8 @@ class OrderStage:
 
     def __call__(self, resume: bytes | None) -> _Logic:
         s = self.settings
-        order = _resume(resume, lambda: EventTimeOrder(s.fraud.order_idle_s, s.fraud.order_idle_batches))
+        order = _resume(resume, lambda: EventTimeOrder(s.fraud.order_idle_s, s.fraud.order_idle_batches,
+                                                              s.fraud.order_quiet_s))  # fmt: skip
         order.resumed(time.monotonic())
         return _OrderLogic(order, s)
 
@@ -301,7 +320,7 @@ class _OrderLogic(_Logic):
         order = self.shard
         if not order.held:
             return None
-        wait_s = max(0.0, order.last_batch_at + order.idle_s - time.monotonic())
+        wait_s = max(0.0, order.last_batch_at + order.quiet_s - time.monotonic())
         return datetime.now(UTC) + timedelta(seconds=wait_s)
 
     def _route(self, released: list[Any], late_before: int) -> list[Routed]:
@@ -327,7 +346,7 @@ class _OrderLogic(_Logic):
                 labels.append(msgspec.structs.replace(seen, sequence=sequence))
             sequence += 1
         router.add_many(FraudStage.CARDS, cards, payments)
-        router.add_many(FraudStage.DIRECTORY, label_ids, labels)
+        router.add_many(FraudStage.CARDS, label_ids, labels)  # the payments' way: none overtakes another
         return router.drain()
 
 
@@ -345,8 +364,9 @@ class CardStage:
 class _CardLogic(_Logic):
     shard: CardShard
 
-    def on_batch(self, groups: list[list[Scoring]]) -> tuple[list[Routed], bool]:
-        items = self._items(groups)
+    def on_batch(self, groups: list[list[Scoring | LabelSeen]]) -> tuple[list[Routed], bool]:
+        items, labels = _split(self._items(groups))
+        self._pass_on(FraudStage.SHOPPERS, labels)
         kept = self.shard.learn_many(items)
         if len(kept) < len(items):
             _DUPLICATES.inc(len(items) - len(kept))
@@ -370,8 +390,9 @@ class ShopperStage:
 class _ShopperLogic(_Logic):
     shard: ShopperShard
 
-    def on_batch(self, groups: list[list[Scoring]]) -> tuple[list[Routed], bool]:
-        items = self._items(groups)
+    def on_batch(self, groups: list[list[Scoring | LabelSeen]]) -> tuple[list[Routed], bool]:
+        items, labels = _split(self._items(groups))
+        self._pass_on(FraudStage.DIRECTORY, labels)
         self.shard.learn_many(items)
         _ENTITIES.report("shoppers", self.shard, len(self.shard.shoppers))
         self.router.add_many(FraudStage.DIRECTORY, [item.payment_id for item in items], items)
@@ -399,7 +420,7 @@ class _DirectoryLogic(_Logic):
         router = self.router
         router.add_many(FraudStage.REGISTERS, [_store_key(item) for item in payments], payments)
         router.add_many(FraudStage.REGISTERS, [label.store_id for label in store_labels], store_labels)
-        router.add_many(FraudStage.SCORER, [seen.payment_id for seen in labels], labels)
+        self._pass_on(FraudStage.REGISTERS, labels)
         return router.drain(), _RETAIN
 
 
@@ -429,8 +450,10 @@ class _RegisterLogic(_Logic):
     shard: RegisterShard
     watch: RulesWatch
 
-    def on_batch(self, groups: list[list[Scoring]]) -> tuple[list[Routed], bool]:
-        to_score, alerts = self.shard.learn_many(self._items(groups), self.watch.current())
+    def on_batch(self, groups: list[list[Scoring | StoreLabel | LabelSeen]]) -> tuple[list[Routed], bool]:
+        items, labels = _split(self._items(groups))
+        self._pass_on(FraudStage.SCORER, labels)
+        to_score, alerts = self.shard.learn_many(items, self.watch.current())
         _ENTITIES.report("stores", self.shard, len(self.shard.stores))
         self.router.add_many(FraudStage.SCORER, [item.payment_id for item in to_score], to_score)
         self._sink(alerts)

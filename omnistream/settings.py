@@ -329,7 +329,10 @@ class FraudSettings(_Group):
         gt=0,
         le=60,
         description="Wall seconds an input partition may deliver nothing (while others deliver) before payments "
-        "stop waiting for it to pass their event time; also how long all input may pause before held payments go.",
+        "stop waiting for it to pass their event time (the fraud flow hands payments on in event-time order).",
+    )
+    order_quiet_s: float = Field(
+        5.0, gt=0, le=600, description="Wall seconds the whole input may pause before payments held for order go."
     )
     order_idle_batches: int = Field(
         4, ge=1, le=1000, description="Batches of other partitions that must also have come before one counts as idle."

@@ -16,7 +16,8 @@ delivering (at its end, or a topic nobody writes to now) must not hold everythin
 *idle* once it has delivered nothing for `idle_s` wall seconds while `idle_batches` batches
 of other partitions came (both: a process stalled by its machine delivers nothing from any
 partition, and must not take that for idleness). Whatever is held when the whole input has been
-quiet for `idle_s`, or at the end of the input, is handed on.
+quiet for `quiet_s`, or at the end of the input, is handed on: longer than `idle_s`, since a
+step waits for its next batch while the stages after it work on the last one.
 
 What stays order-dependent: an event arriving after the watermark passed it (a partition idle
 for longer than `idle_s` that wakes up with old events) is handed on at once, late, and counted.
@@ -73,13 +74,16 @@ class EventTimeOrder:
         held goes anyway.
     idle_batches
         Batches of other partitions that must have come in that time too.
+    quiet_s
+        Wall seconds without any batch after which everything held goes.
 
     Cost: a sort of what is held per batch (mostly sorted runs already) and one pass over the partitions.
     """
 
-    def __init__(self, idle_s: float = 0.5, idle_batches: int = 4) -> None:
+    def __init__(self, idle_s: float = 0.25, idle_batches: int = 4, quiet_s: float = 5.0) -> None:
         self.idle_s = idle_s
         self.idle_batches = idle_batches
+        self.quiet_s = quiet_s
         self.partitions: dict[str, _Partition] = {}
         self.held: list[Entry] = []
         self.released_to = -math.inf  # the newest event time handed on
@@ -91,6 +95,7 @@ class EventTimeOrder:
         return {
             "idle_s": self.idle_s,
             "idle_batches": self.idle_batches,
+            "quiet_s": self.quiet_s,
             "partitions": {part: p.newest for part, p in self.partitions.items() if part != _UNHEARD},
             "held": self.held,
             "released_to": self.released_to,
@@ -100,7 +105,7 @@ class EventTimeOrder:
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         """After a recovery every known partition is heard from afresh: wall times of the last run mean nothing."""
-        self.__init__(state["idle_s"], state["idle_batches"])  # type: ignore[misc]
+        self.__init__(state["idle_s"], state["idle_batches"], state["quiet_s"])  # type: ignore[misc]
         self.partitions = {part: _Partition(newest, -math.inf) for part, newest in state["partitions"].items()}
         self.held, self.released_to = state["held"], state["released_to"]
         self.sequence, self.late = state["sequence"], state["late"]
@@ -144,8 +149,8 @@ class EventTimeOrder:
         return min(delivering) if delivering else math.inf
 
     def due(self, now: float) -> list[Any]:
-        """Called on a timer: everything held once the whole input has been quiet for `idle_s`."""
-        if self.held and now - self.last_batch_at >= self.idle_s:
+        """Called on a timer: everything held once the whole input has been quiet for `quiet_s`."""
+        if self.held and now - self.last_batch_at >= self.quiet_s:
             return self.flush()
         return []
 

@@ -133,7 +133,7 @@ class DirectoryShard:
         if labels:
             for seen, found in zip(labels, directory.find_many([seen.payment_id for seen in labels]), strict=True):
                 if found is not None:
-                    store_labels.append(StoreLabel(found[0], found[1], seen.label.label == "fraud"))
+                    store_labels.append(StoreLabel(found[0], found[1], seen.label.label == "fraud", seen.sequence))
         if clock > self.clock:
             self.clock = clock
             directory.forget(clock)

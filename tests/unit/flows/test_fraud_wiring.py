@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+import zlib
 from typing import Any
 
 import msgspec
@@ -168,3 +170,56 @@ def test_only_purchases_and_shrink_adjustments_of_the_shared_topics_are_decoded_
               (Topic.INVENTORY, "adjustment"))}  # fmt: skip
     assert {kind: after[kind] - counted[kind] for kind in after} == {"page_view": 0, "purchase": 1, "receipt": 0,
                                                                     "adjustment": 1}  # fmt: skip
+
+
+def _partitioned(events: list[tuple[Topic, bytes, bytes]], partitions: int) -> dict[tuple[str, int], list[bytes]]:
+    """Each event in its topic's partition by key (crc32, as Kafka's producer would spread them), in order."""
+    out: dict[tuple[str, int], list[bytes]] = {}
+    for topic, key, value in events:
+        out.setdefault((SETTINGS.topic(topic), zlib.crc32(key) % partitions), []).append(value)
+    return out
+
+
+def _interleaved(parts: dict[tuple[str, int], list[bytes]], block: int) -> list[KafkaRecord]:
+    """The partitions read `block` records at a time, in turn (how a consumer's fetches may fall)."""
+    cursors = dict.fromkeys(parts, 0)
+    out: list[KafkaRecord] = []
+    while any(cursors[part] < len(values) for part, values in parts.items()):
+        for (topic, partition), values in parts.items():
+            at = cursors[topic, partition]
+            out += [KafkaRecord(topic, partition, at + i, value) for i, value in enumerate(values[at : at + block])]
+            cursors[topic, partition] = at + block
+    return out
+
+
+def test_scores_do_not_depend_on_how_the_partitions_interleave_or_the_batches_fall() -> None:
+    # Sales of 200 cards at 12 stores (4 partitions by store) over two days, each labelled an hour later (labels
+    # topic, 2 partitions): read one record per partition in turn in batches of 7, or 100 per partition in
+    # batches of 64, every stage sees the same events in the same order, and the models learn the same chunks.
+    rng = random.Random(3)
+    events = []
+    for i in range(3000):
+        ts, card = T0 + i * 50.0, rng.randrange(200)
+        fraud = card % 25 == 0
+        total = round(rng.uniform(10.0, 60.0) * (6.0 if fraud else 1.0), 2)
+        store = "STORE-BAD" if fraud and rng.random() < 0.7 else f"STORE-{rng.randrange(12):02d}"
+        events.append(sale(f"T-{i}", ts, store=store, total=total, card_token=f"tok_{card}"))
+        events.append(label(ts + 3600.0, txn_id=f"T-{i}", verdict="fraud" if fraud else "legit"))
+    sales = [e for e in events if e[0] is Topic.POS]
+    labels = [e for e in events if e[0] is Topic.LABELS]
+    parts = _partitioned(sales, 4) | _partitioned(labels, 2)
+    settings = SETTINGS.model_copy(update={"fraud": SETTINGS.fraud.model_copy(
+        update={"order_idle_s": 1e-3, "order_idle_batches": 40, "order_quiet_s": 60.0})})  # fmt: skip
+
+    def scored(block: int, batch_size: int) -> dict[str, tuple[Any, ...]]:
+        out: list[FlowRecord] = []
+        source = TestingSource(_interleaved(parts, block), batch_size=batch_size)
+        run_main(build_flow(settings, source=source, sink=TestingSink(out)))
+        return {pid: (d["score"], d["decision"], d["reasons"], d["model_version"]) for pid, [d] in scores(out).items()}
+
+    one_by_one, in_blocks = scored(1, 7), scored(100, 64)
+    assert len(one_by_one) == 3000
+    differing = [pid for pid in one_by_one if one_by_one[pid] != in_blocks.get(pid)]
+    assert differing == [], [(pid, one_by_one[pid][::3], in_blocks[pid][::3]) for pid in differing[:3]]
+    assert "+lr0" not in one_by_one["T-2999"][3], "the supervised model should have learned by the end"
+    assert len({version for *_, version in one_by_one.values()}) > 10  # the models moved on, chunk by chunk
