@@ -61,6 +61,7 @@ from operators.fraud.records import (
     StoreLabel,
     TrafficSeen,
 )
+from operators.fraud.rules import RuleBook
 from operators.fraud.scorer import FraudScore, FraudScorer
 from operators.fraud.shards import (
     CardShard,
@@ -276,11 +277,6 @@ def _resume(resume: bytes | None, make: Callable[[], S]) -> S:
     return pickle.loads(resume) if resume is not None else make()
 
 
-def _watch(settings: Settings) -> RulesWatch:
-    return rules_watch(settings.fraud.rules_path, settings.fraud.rules_check_s, settings.fraud.review_threshold,
-                       settings.fraud.block_threshold)  # fmt: skip
-
-
 class OrderStage:
     """Builds the `order` step (one key): payments and labels on in event-time order, numbered."""
 
@@ -432,23 +428,55 @@ def _store_key(item: Scoring) -> str:
     return action.store_id if action is not None else item.payment_id
 
 
-class RegisterStage:
-    """Builds the `registers` step: cashier behaviour for sales, refund-abuse alerts; payments on to the scorer."""
+class _RulesLogic(_Logic):
+    """A shard that reads the rules file in force (`watch.current()`: a reloaded file swaps in live)."""
+
+    watch: RulesWatch
+
+    def configure(self, settings: Settings) -> None:
+        """Anything else the logic takes from the settings (called once it is built)."""
+
+
+class _RulesStage:
+    """Builds a stage whose shard reads the rules file: registers, scorer and fraud alerts share this wiring.
+
+    Each watches the file through `flows.rules_watch.rules_watch` (one watch per file and settings in a
+    process); a new shard starts with the rules in force, a recovered one is handed them at its next batch.
+    """
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
 
+    def logic(self) -> type[_RulesLogic]:
+        """The stage's logic class."""
+        raise NotImplementedError
+
+    def fresh(self, rules: RuleBook) -> Any:
+        """A new shard of this stage, under `rules`."""
+        raise NotImplementedError
+
     def __call__(self, resume: bytes | None) -> _Logic:
-        s, watch = self.settings, _watch(self.settings)
-        shard = _resume(resume, lambda: RegisterShard(watch.current(), s.fraud.alert_quiet_s, s.fraud.max_entities))
-        logic = _RegisterLogic(shard, s)
+        s = self.settings
+        watch = rules_watch(s.fraud.rules_path, s.fraud.rules_check_s, s.fraud.review_threshold,
+                            s.fraud.block_threshold)  # fmt: skip
+        logic = self.logic()(_resume(resume, lambda: self.fresh(watch.current())), s)
         logic.watch = watch
+        logic.configure(s)
         return logic
 
 
-class _RegisterLogic(_Logic):
+class RegisterStage(_RulesStage):
+    """Builds the `registers` step: cashier behaviour for sales, refund-abuse alerts; payments on to the scorer."""
+
+    def logic(self) -> type[_RulesLogic]:
+        return _RegisterLogic
+
+    def fresh(self, rules: RuleBook) -> RegisterShard:
+        return RegisterShard(rules, self.settings.fraud.alert_quiet_s, self.settings.fraud.max_entities)
+
+
+class _RegisterLogic(_RulesLogic):
     shard: RegisterShard
-    watch: RulesWatch
 
     def on_batch(self, groups: list[list[Scoring | StoreLabel | LabelSeen]]) -> tuple[list[Routed], bool]:
         items, labels = _split(self._items(groups))
@@ -460,32 +488,28 @@ class _RegisterLogic(_Logic):
         return self.router.drain(), _RETAIN
 
 
-class ScorerStage:
+class ScorerStage(_RulesStage):
     """Builds the `scorer` step: scores payments in one batch, learns labels and normal traffic."""
 
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
+    def logic(self) -> type[_RulesLogic]:
+        return _ScorerLogic
 
-    def __call__(self, resume: bytes | None) -> _Logic:
-        s, watch = self.settings, _watch(self.settings)
-
-        def fresh() -> ScorerShard:
-            pending = PendingPayments(horizon_s=s.fraud.label_horizon_s, maturity_s=s.fraud.label_maturity_s,
-                                      max_payments=s.fraud.label_max_pending)  # fmt: skip
-            budget = DecisionBudget(s.fraud.review_budget_per_day / s.fraud.scorer_shards, s.fraud.block_precision)
-            scorer = FraudScorer(watch.current(), mode=s.fraud.scorer_mode, budget=budget)
-            return ScorerShard(scorer, pending, chunk_s=s.fraud.learn_chunk_s)
-
-        logic = _ScorerLogic(_resume(resume, fresh), s)
-        logic.watch, logic.ttl_s, logic.shards = watch, s.fraud.score_ttl_s, s.fraud.scorer_shards
-        return logic
+    def fresh(self, rules: RuleBook) -> ScorerShard:
+        s = self.settings
+        pending = PendingPayments(horizon_s=s.fraud.label_horizon_s, maturity_s=s.fraud.label_maturity_s,
+                                  max_payments=s.fraud.label_max_pending)  # fmt: skip
+        budget = DecisionBudget(s.fraud.review_budget_per_day / s.fraud.scorer_shards, s.fraud.block_precision)
+        scorer = FraudScorer(rules, mode=s.fraud.scorer_mode, budget=budget)
+        return ScorerShard(scorer, pending, chunk_s=s.fraud.learn_chunk_s)
 
 
-class _ScorerLogic(_Logic):
+class _ScorerLogic(_RulesLogic):
     shard: ScorerShard
-    watch: RulesWatch
     ttl_s: float
     shards: int
+
+    def configure(self, settings: Settings) -> None:
+        self.ttl_s, self.shards = settings.fraud.score_ttl_s, settings.fraud.scorer_shards
 
     def on_batch(self, groups: list[list[Any]]) -> tuple[list[Routed], bool]:
         shard = self.shard
@@ -560,23 +584,18 @@ def _model_doc(shard: ScorerShard) -> list[FencedDoc]:
     return [FencedDoc(keys.fraud_model(index), shard.doc_version, doc)]
 
 
-class FraudAlertStage:
+class FraudAlertStage(_RulesStage):
     """Builds the `fraud_alerts` step (one key): one open alert per card or shopper, escalations, resolutions."""
 
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
+    def logic(self) -> type[_RulesLogic]:
+        return _FraudAlertLogic
 
-    def __call__(self, resume: bytes | None) -> _Logic:
-        s, watch = self.settings, _watch(self.settings)
-        desk = _resume(resume, lambda: FraudAlertDesk(watch.current(), s.fraud.alert_quiet_s, s.fraud.max_entities))
-        logic = _FraudAlertLogic(desk, s)
-        logic.watch = watch
-        return logic
+    def fresh(self, rules: RuleBook) -> FraudAlertDesk:
+        return FraudAlertDesk(rules, self.settings.fraud.alert_quiet_s, self.settings.fraud.max_entities)
 
 
-class _FraudAlertLogic(_Logic):
+class _FraudAlertLogic(_RulesLogic):
     shard: FraudAlertDesk
-    watch: RulesWatch
 
     def on_batch(self, groups: list[list[ShardVerdicts]]) -> tuple[list[Routed], bool]:
         self._sink(self.shard.learn_many(self._items(groups), self.watch.current()))
