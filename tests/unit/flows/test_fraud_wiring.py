@@ -223,3 +223,16 @@ def test_scores_do_not_depend_on_how_the_partitions_interleave_or_the_batches_fa
     assert differing == [], [(pid, one_by_one[pid][::3], in_blocks[pid][::3]) for pid in differing[:3]]
     assert "+lr0" not in one_by_one["T-2999"][3], "the supervised model should have learned by the end"
     assert len({version for *_, version in one_by_one.values()}) > 10  # the models moved on, chunk by chunk
+
+
+def test_the_model_document_is_written_when_a_chunk_is_learned_not_every_batch() -> None:
+    # 200 sales within 40 s of event time in 40 batches: the chunk (60 s) stays open, so the model has not
+    # changed and no document is written; a sale a chunk later closes it: one document, fenced by its version.
+    events = [sale(f"T-{i}", T0 + i * 0.2, card_token=f"tok_{i % 30}") for i in range(200)]
+    events.append(sale("T-next", T0 + 90.0, card_token="tok_next"))
+    out: list[FlowRecord] = []
+    run_main(build_flow(SETTINGS, source=TestingSource(records(events), batch_size=5), sink=TestingSink(out)))
+    model_docs = [item for item in out if type(item) is FencedDoc and item.key == keys.fraud_model(0)]
+    assert len(scores(out)) == 201
+    assert [doc.version for doc in model_docs] == [1]
+    assert orjson.loads(model_docs[0].doc)["pending_labels"] == 201  # after the batch that closed it (T-next's)
