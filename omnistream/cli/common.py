@@ -153,5 +153,7 @@ def simulated_workload(seed: int, **pacing: Unpack[Pacing]) -> Workload:
     """The simulated workload of `seed`; imported on use, as only `up` and `simulate` need it."""
     from sim.workload import Workload
 
-    # The customers flow's journeys and consent changes are on here (off in the benchmarks' streams).
-    return Workload(seed=seed, customer_journey_rate=0.05, consent_rate=0.005, **pacing)
+    # The customers flow's journeys and consent changes are on here (off in the benchmarks' streams), and the
+    # card-fraud benchmark's scenarios, so the demo's fraud flow sees skimmed terminals and leaked cards.
+    return Workload(seed=seed, customer_journey_rate=0.05, consent_rate=0.005, amount_outlier_rate=0.001,
+                    compromised_terminal_rate=0.0002, compromised_card_rate=0.001, **pacing)  # fmt: skip
