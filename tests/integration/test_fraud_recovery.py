@@ -6,9 +6,11 @@ separate Redis databases and recovery directories: one to the end each time, the
 labels by then (the phases before), so what is compared includes the recovered model, the
 pending payments, the card and store features and the anomaly model.
 
-Phases are published one after another and each is read to the end by both runs first: a label
-and the payments after it are then read in the same order by both runs (separate topics are
-read concurrently, so within one phase their interleaving is the broker's, not the test's).
+Phases are published one after another and each is read to the end by both runs first. Within a
+phase the topics' partitions are read concurrently, and after each kill the reads resume at other
+offsets: the flow's event-time order (`operators.fraud.ordering`) and its learning in chunks of
+event time (`operators.fraud.shards.ScorerShard`) are what make the scores equal anyway. The kills
+come at shares of the payments scored, not at slices of wall time (a faster machine finishes first).
 """
 
 from __future__ import annotations
