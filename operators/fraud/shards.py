@@ -226,8 +226,8 @@ class ScorerShard:
     event time is cut into chunks of `chunk_s` (aligned to the epoch, so a day holds whole
     chunks), and a chunk is learned when the first item past its end arrives. Then the anomaly
     model counts the chunk's payments, its labels join their payments, the supervised model
-    takes one step on them, payments whose day has matured are presumed genuine, and the
-    decision budget counts the chunk's scores, all in the order the items came (event-time
+    takes one step on them, payments whose day has matured by the start of the new item's chunk
+    are presumed genuine, and the decision budget counts the chunk's scores, all in the order the items came (event-time
     order, `operators.fraud.ordering`). So the models after any chunk are a function of the
     events before its end, however the flow's batches fell, and a payment is scored by the
     models as of the start of its own chunk (the score document's `model_version` names them).
@@ -303,7 +303,8 @@ class ScorerShard:
     def _close(self, ts: float, tally: _Tally) -> None:
         """Learn the open chunk (if any) and open the one holding `ts`."""
         end = self.chunk_end
-        self.chunk_end = (math.floor(ts / self.chunk_s) + 1) * self.chunk_s
+        start = math.floor(ts / self.chunk_s) * self.chunk_s
+        self.chunk_end = start + self.chunk_s
         if end == _NEVER:
             return
         tally.chunks += 1
@@ -326,11 +327,13 @@ class ScorerShard:
                 tally.fraud += frauds
                 tally.legit += len(matched.is_fraud) - frauds
             tally.refused += [(w.label, BEFORE_PAYMENT) for w in matched.refused]  # type: ignore[misc]
-        matured = pending.mature(end)  # no label by maturity: presumed genuine
+        # Everything before the new chunk's start has come (the input is in event-time order): maturity and
+        # the labels' wait for their payments are judged at that time, the same whatever gap came before it.
+        matured = pending.mature(start)  # no label by maturity: presumed genuine
         if len(matured):
             scorer.learn_labels(matured, [False] * len(matured))
             tally.presumed += len(matured)
-        unknown = pending.expire(end)
+        unknown = pending.expire(start)
         tally.unknown += len(unknown)
         tally.refused += [(w.label, UNKNOWN_PAYMENT) for w in unknown]  # type: ignore[misc]
 

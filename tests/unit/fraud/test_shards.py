@@ -118,16 +118,15 @@ def test_unlabelled_payments_are_presumed_genuine_at_maturity_never_before() -> 
     assert before.presumed_legit == 0 and len(shard.pending) == 3  # their day ends 30 days before midnight
     after = shard.learn_many([*cards.learn_many([scoring(31 * DAY_S, "O-4", card_token="tok_b")]),
                               *closing(31 * DAY_S + 60.0)], BOOK)  # fmt: skip
-    assert after.presumed_legit == 2 and len(shard.pending) == 3  # learned as the chunk after their maturity closed
+    assert after.presumed_legit == 2 and len(shard.pending) == 3  # at the start of O-4's chunk, 31 days on
 
 
 def test_a_fraud_label_after_maturity_corrects_the_presumed_genuine_payment() -> None:
     shard = scorer_shard()
     cards = CardShard(100, 1000)
     shard.learn_many(cards.learn_many([scoring(0.0, "O-1")]), BOOK)
-    shard.learn_many(cards.learn_many([scoring(31 * DAY_S, "O-2", card_token="tok_b")]), BOOK)
-    matured = shard.learn_many(closing(31 * DAY_S + 60.0), BOOK)
-    assert matured.presumed_legit == 1
+    matured = shard.learn_many(cards.learn_many([scoring(31 * DAY_S, "O-2", card_token="tok_b")]), BOOK)
+    assert matured.presumed_legit == 1  # judged at the start of O-2's chunk
     batch = shard.learn_many([fraud_label("O-1", 31 * DAY_S + 65), *closing(31 * DAY_S + 200.0)], BOOK)
     assert (batch.fraud_labels, batch.refused) == (1, [])
     assert shard.totals["fraud"] == 1 and shard.totals["presumed_genuine"] >= 1
