@@ -149,10 +149,19 @@ class EventTimeOrder:
         return min(delivering) if delivering else math.inf
 
     def due(self, now: float) -> list[Any]:
-        """Called on a timer: everything held once the whole input has been quiet for `quiet_s`."""
-        if self.held and now - self.last_batch_at >= self.quiet_s:
+        """Called on a timer (every `idle_s` while something is held): a tick counts as a batch nobody delivered.
+
+        So when the input pauses, the silent partitions turn idle after `idle_batches` ticks and what is
+        held goes; a process stalled by its machine does not tick either. Whatever is still held once the
+        whole input has been quiet for `quiet_s` goes anyway.
+        """
+        if not self.held:
+            return []
+        if now - self.last_batch_at >= self.quiet_s:
             return self.flush()
-        return []
+        for part in self.partitions.values():
+            part.batches_since += 1
+        return self._release(self.watermark(now))
 
     def flush(self) -> list[Any]:
         """Everything held, in order (the end of the input)."""
