@@ -78,9 +78,13 @@ def test_a_label_arriving_after_its_payment_updates_the_supervised_model(
                       and _score(redis_client, "T-LATE") is not None and m,
                       what="the model to learn every matured payment")  # fmt: skip
 
-    # The label is learned with its chunk of event time, when the first item past it comes (a payment here).
+    # The label is learned with its chunk of event time when the first item past it comes (a payment here).
+    # The labels topic has not delivered before: if the payment is read first, the label is late (handed on
+    # after it) and goes with the payment's chunk, learned when a second payment, a chunk later, comes.
     publish(settings, [label(T0 + 86_400.0 + 110.0, txn_id="T-LATE", verdict="fraud"),
                        sale("T-NEXT", T0 + 86_400.0 + 200.0, card_token="tok_next")])  # fmt: skip
+    wait_for(lambda: _score(redis_client, "T-NEXT"), what="the next payment to be scored")
+    publish(settings, [sale("T-NEXT-2", T0 + 86_400.0 + 300.0, card_token="tok_next")])
 
     after = wait_for(lambda: (m := _model(redis_client)) and m["supervised_updates"] > before["supervised_updates"]
                      and m, what="the label to be learned")  # fmt: skip
