@@ -236,12 +236,16 @@ class _Logic(StatefulBatchLogic[list[Any], Routed, bytes]):
     def snapshot(self) -> bytes:
         return pickle.dumps(self.shard, protocol=pickle.HIGHEST_PROTOCOL)
 
+    ordered = True
+    """Whether the items carry a `sequence` (payments, labels) to be handled in; ops signals and verdicts do not."""
+
     def _items(self, groups: list[list[Any]]) -> list[Any]:
         """The batch's items in event-time order (`sequence`): groups from several upstream shards interleave."""
         if len(groups) == 1:
             return groups[0]
         items = [item for group in groups for item in group]
-        items.sort(key=_SEQUENCE)
+        if self.ordered:
+            items.sort(key=_SEQUENCE)
         return items
 
     def _sink(self, records: list[Any]) -> None:
@@ -595,6 +599,7 @@ class FraudAlertStage(_RulesStage):
 
 class _FraudAlertLogic(_RulesLogic):
     shard: FraudAlertDesk
+    ordered = False  # verdict batches, in the order the scorer shards sent them
 
     def on_batch(self, groups: list[list[ShardVerdicts]]) -> tuple[list[Routed], bool]:
         self._sink(self.shard.learn_many(self._items(groups), self.watch.current()))
@@ -617,6 +622,7 @@ class OpsStage:
 
 class _OpsLogic(_Logic):
     shard: OperationsDesk
+    ordered = False  # ops signals keep their own clocks (operators.fraud.shards.OperationsDesk)
     tick_s: float
 
     def on_batch(self, groups: list[list[OpsSignal]]) -> tuple[list[Routed], bool]:

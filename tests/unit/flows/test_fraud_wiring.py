@@ -15,13 +15,13 @@ from events.alerts import Alert
 from events.dead_letter import DeadLetter
 from events.topics import Topic
 from flows.fraud import INPUT_TOPICS, build_flow
-from flows.fraud_stages import Decoder, FraudStage
+from flows.fraud_stages import Decoder, FraudAlertStage, FraudStage, OpsStage
 from flows.kafka_source import KafkaRecord
 from flows.metrics import DUPLICATES, EVENTS_IN, FRAUD_LABELS, SKIPPED
 from flows.sinks import FlowRecord
 from omnistream.settings import Settings
 from operators.fraud.alerts import card_ref
-from operators.fraud.records import DeadLetterSeen, ShrinkSeen, TrafficSeen
+from operators.fraud.records import DeadLetterSeen, ShardVerdicts, ShrinkSeen, TrafficSeen
 from sim.workload import Workload
 from state import keys
 from state.doc_writer import FencedDoc
@@ -266,3 +266,13 @@ def test_the_flow_ranks_the_simulators_amount_outliers_and_leaked_cards_above_th
         planted = [scored[pid] for pid in workload.fraud_by_scenario[scenario] if pid in scored]
         assert len(planted) >= 5, scenario
         assert _auc(planted, rest) > 0.65, scenario
+
+
+def test_stages_without_event_time_order_take_several_groups_in_one_batch() -> None:
+    # Bytewax may hand a key several upstream batches at once: verdicts and ops signals carry no `sequence`.
+    alerts = FraudAlertStage(SETTINGS)(None)
+    alerts.on_batch([[ShardVerdicts([], T0)], [ShardVerdicts([], T0 + 1.0)]])
+    assert alerts.shard.clock == T0 + 1.0
+    ops = OpsStage(SETTINGS)(None)
+    ops.on_batch([[TrafficSeen(T0)], [TrafficSeen(T0 + 1.0), ShrinkSeen("S1", 1, T0 + 2.0)]])
+    assert ops.shard.clock == T0 + 2.0
