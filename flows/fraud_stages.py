@@ -320,7 +320,8 @@ class _OrderLogic(_Logic):
         order = self.shard
         if not order.held:
             return None
-        return datetime.now(UTC) + timedelta(seconds=order.idle_s)  # a tick (EventTimeOrder.due)
+        wait_s = max(0.0, order.last_batch_at + order.quiet_s - time.monotonic())
+        return datetime.now(UTC) + timedelta(seconds=wait_s)
 
     def _route(self, released: list[Any], late_before: int) -> list[Routed]:
         if self.shard.late > late_before:

@@ -149,19 +149,14 @@ class EventTimeOrder:
         return min(delivering) if delivering else math.inf
 
     def due(self, now: float) -> list[Any]:
-        """Called on a timer (every `idle_s` while something is held): a tick counts as a batch nobody delivered.
+        """Called on a timer: everything held once the whole input has been quiet for `quiet_s`.
 
-        So when the input pauses, the silent partitions turn idle after `idle_batches` ticks and what is
-        held goes; a process stalled by its machine does not tick either. Whatever is still held once the
-        whole input has been quiet for `quiet_s` goes anyway.
+        Not a batch for idleness: timer ticks while a replay's batches are slow to come (a loaded
+        machine) turned partitions idle that still had older events to deliver.
         """
-        if not self.held:
-            return []
-        if now - self.last_batch_at >= self.quiet_s:
+        if self.held and now - self.last_batch_at >= self.quiet_s:
             return self.flush()
-        for part in self.partitions.values():
-            part.batches_since += 1
-        return self._release(self.watermark(now))
+        return []
 
     def flush(self) -> list[Any]:
         """Everything held, in order (the end of the input)."""

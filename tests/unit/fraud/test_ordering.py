@@ -57,13 +57,3 @@ def test_a_recovered_step_waits_for_the_partitions_it_knew_and_those_it_did_not(
     assert clone.held == order.held and clone.sequence == order.sequence
     assert clone.offer([(30.0, "b", "b30")], {"b": 30.0}, now=100.1) == []  # "a" and the unheard may still send
     assert clone.due(now=104.0) == [] and clone.due(now=105.2) != []  # quiet for quiet_s: everything goes
-
-
-def test_when_the_input_pauses_ticks_turn_the_silent_partitions_idle() -> None:
-    order = EventTimeOrder(idle_s=0.25, idle_batches=4, quiet_s=5.0)
-    order.resumed(0.0)
-    for i, now in enumerate((0.1, 0.2, 0.3, 0.4, 0.5)):
-        order.offer([(float(i), "a", f"a{i}"), (float(i), "b", f"b{i}")], {"a": float(i), "b": float(i)}, now)
-    assert order.offer([(9.0, "a", "a9")], {"a": 9.0}, now=0.6) == []  # "b" is at 4.0
-    ticks = [order.due(now=0.6 + 0.25 * k) for k in range(1, 5)]  # "b" silent for a batch and 3 ticks: idle
-    assert ticks == [[], [], ["a9"], []] and order.late == 0
