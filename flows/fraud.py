@@ -56,6 +56,7 @@ from flows.fraud_stages import (
     FraudAlertStage,
     FraudStage,
     OpsStage,
+    OrderStage,
     RegisterStage,
     ScorerStage,
     ShopperStage,
@@ -88,7 +89,9 @@ def build_flow(
     routed = op.flat_map_batch(
         "decode", raw, Decoder(source_topics, settings.fraud.shards, stage_shards(settings)).decode_batch
     )
-    to_cards = to_stage("to_cards", routed, FraudStage.CARDS)
+    to_order = to_stage("to_order", routed, FraudStage.ORDER)
+    ordered = keyed_stage("order", to_order.trues, OrderStage(settings))
+    to_cards = to_stage("to_cards", op.merge("cards_in", ordered, to_order.falses), FraudStage.CARDS)
     cards = keyed_stage("cards", to_cards.trues, CardStage(settings))
     shoppers = keyed_stage("shoppers", cards, ShopperStage(settings))
     to_directory = to_stage("to_directory", op.merge("directory_in", shoppers, to_cards.falses), FraudStage.DIRECTORY)

@@ -10,11 +10,15 @@ Nothing here connects to anything when built: the rules file is the only thing r
 
 from __future__ import annotations
 
+import math
 import pickle
+import time
 import zlib
 from collections import Counter
 from collections.abc import Callable, Mapping
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from operator import attrgetter
 from typing import Any, TypeVar
 
 import msgspec
@@ -35,15 +39,18 @@ from flows.metrics import (
     FRAUD_LABELS,
     FRAUD_MODEL_UPDATES,
     FRAUD_SCORES,
+    LATE_EVENTS,
     StateEntities,
     observe_many,
 )
 from flows.rules_watch import RulesWatch, rules_watch
 from omnistream.settings import Settings
 from operators.fraud.budget import DecisionBudget
+from operators.fraud.ordering import EventTimeOrder
 from operators.fraud.payments import Payment, payment_of, till_action_of
 from operators.fraud.pending import PendingPayments
 from operators.fraud.records import (
+    Arrivals,
     DeadLetterSeen,
     LabelSeen,
     OpsSignal,
@@ -51,8 +58,10 @@ from operators.fraud.records import (
     Scoring,
     ShardVerdicts,
     ShrinkSeen,
+    StoreLabel,
     TrafficSeen,
 )
+from operators.fraud.rules import RuleBook
 from operators.fraud.scorer import FraudScore, FraudScorer
 from operators.fraud.shards import (
     CardShard,
@@ -75,6 +84,8 @@ FLOW = "fraud"
 class FraudStage(StrEnum):
     """Where a `ShardBatch` of the fraud flow goes; the values name the stages' Bytewax keys (`card:3`, `ops`)."""
 
+    ORDER = "order"
+    """Payments and labels, held until the input's watermark passes them (`operators.fraud.ordering`)."""
     CARDS = "card"
     SHOPPERS = "user"
     DIRECTORY = "directory"
@@ -95,6 +106,7 @@ _DECISIONS = {decision: FRAUD_DECISIONS.labels(FLOW, decision) for decision in (
 _LABELS = {outcome: FRAUD_LABELS.labels(FLOW, outcome) for outcome in ("fraud", "legit", "unmatched",
                                                                        "presumed_legit")}  # fmt: skip
 _ENTITIES = StateEntities(FLOW)
+_LATE = LATE_EVENTS.labels(FLOW)
 
 
 def ungroup(batch: Routed) -> list[Any]:
@@ -108,29 +120,34 @@ def ungroup(batch: Routed) -> list[Any]:
 class FraudBatch:
     """One batch of decoded records as the fraud flow routes them (a `flows.decoding.DecodedBatch`).
 
-    Payments and till actions go to their card's shard (the payment id's without a card),
-    labels to their payment's directory shard, shrink adjustments, till traffic and dead-letter
-    records to the ops desk, and malformed labels to the sink as dead letters (this flow owns
+    Payments, till actions and labels go to the ordering step with the newest event time read
+    from each partition (from there, in event-time order, payments to their card's shard and
+    labels to their payment's directory shard); shrink adjustments, till traffic and dead-letter
+    records go to the ops desk, and malformed labels to the sink as dead letters (this flow owns
     them, `flows.dead_letters`); malformed events of the other topics are skipped and counted
     by `BatchDecoder`, as the inventory flow dead-letters them.
     """
 
-    __slots__ = ("cards", "label_ids", "labels", "letters", "ops", "payments", "router")
+    __slots__ = ("entries", "letters", "marks", "ops", "router")
 
     def __init__(self, router: ShardRouter[FraudStage, Any]) -> None:
         self.router = router
-        self.cards: list[str] = []  # the card (or payment) each payment's features are keyed on
-        self.payments: list[Scoring] = []
-        self.label_ids: list[str] = []
-        self.labels: list[LabelSeen] = []
+        self.entries: list[tuple[float, str, Scoring | LabelSeen]] = []
+        self.marks: dict[str, float] = {}
         self.ops: list[OpsSignal] = []
         self.letters: list[DeadLetter] = []
+
+    def _mark(self, record: KafkaRecord, ts: float) -> None:
+        part = f"{record.topic}/{record.partition}"
+        if ts > self.marks.get(part, -math.inf):
+            self.marks[part] = ts
 
     def add(self, topic: Topic, event: Event, record: KafkaRecord) -> None:
         if topic is _LABEL_TOPIC:
             label: FraudLabel = event  # type: ignore[assignment]
-            self.label_ids.append(label.txn_id or label.order_id or "")
-            self.labels.append(LabelSeen(label, record.topic, record.partition, record.offset))
+            ts = label.ts.timestamp()
+            self.entries.append((ts, label.event_id, LabelSeen(label, record.topic, record.partition, record.offset)))
+            self._mark(record, ts)
             return
         sold: Sale | Adjustment = event  # type: ignore[assignment]  # every pos, clickstream and inventory event
         ts = sold.ts.timestamp()
@@ -142,9 +159,8 @@ class FraudBatch:
         action = till_action_of(event) if topic is _POS_TOPIC else None
         if payment is None and action is None:
             return
-        item = Scoring(payment, action, sold.event_id, ts)
-        self.cards.append(payment.card_token if payment is not None and payment.card_token else item.payment_id)
-        self.payments.append(item)
+        self.entries.append((ts, sold.event_id, Scoring(payment, action, sold.event_id, ts)))
+        self._mark(record, ts)
         self.ops.append(SaleSeen(event.store_id, event.register_id, ts) if type(event) is Sale else TrafficSeen(ts))
 
     def add_dead_letter(self, letter: DeadLetter) -> None:
@@ -158,10 +174,10 @@ class FraudBatch:
         return 0
 
     def output(self) -> list[Routed]:
-        """Payments per card shard, labels per directory shard, then the ops signals and the dead letters."""
+        """Payments and labels to the ordering step, then the ops signals and the dead letters."""
         router = self.router
-        router.add_many(FraudStage.CARDS, self.cards, self.payments)
-        router.add_many(FraudStage.DIRECTORY, self.label_ids, self.labels)
+        if self.marks:
+            router.add_to_single(FraudStage.ORDER, Arrivals(self.entries, self.marks))
         router.add_all_to_single(FraudStage.OPS, self.ops)
         router.add_all_to_single(FraudStage.SINK, self.letters)
         return router.drain()
@@ -220,11 +236,40 @@ class _Logic(StatefulBatchLogic[list[Any], Routed, bytes]):
     def snapshot(self) -> bytes:
         return pickle.dumps(self.shard, protocol=pickle.HIGHEST_PROTOCOL)
 
+    ordered = True
+    """Whether the items carry a `sequence` (payments, labels) to be handled in; ops signals and verdicts do not."""
+
     def _items(self, groups: list[list[Any]]) -> list[Any]:
-        return groups[0] if len(groups) == 1 else [item for group in groups for item in group]
+        """The batch's items in event-time order (`sequence`): groups from several upstream shards interleave."""
+        if len(groups) == 1:
+            return groups[0]
+        items = [item for group in groups for item in group]
+        if self.ordered:
+            items.sort(key=_SEQUENCE)
+        return items
 
     def _sink(self, records: list[Any]) -> None:
         self.router.add_all_to_single(FraudStage.SINK, records)
+
+    def _pass_on(self, stage: FraudStage, labels: list[LabelSeen]) -> None:
+        """Labels on to `stage` by their payment id, unchanged.
+
+        Labels take the payments' way through every stage up to the scorer (cards, shoppers,
+        directory, registers), so that nothing read after a payment reaches a stage before it.
+        """
+        if labels:
+            self.router.add_many(stage, [seen.payment_id for seen in labels], labels)
+
+
+def _split(items: list[Any]) -> tuple[list[Any], list[LabelSeen]]:
+    """A stage's own items and the labels passing through it, each in the order they came."""
+    labels = [item for item in items if type(item) is LabelSeen]
+    if not labels:
+        return items, labels
+    return [item for item in items if type(item) is not LabelSeen], labels
+
+
+_SEQUENCE = attrgetter("sequence")
 
 
 def stage_shards(settings: Settings) -> dict[FraudStage, int]:
@@ -236,9 +281,73 @@ def _resume(resume: bytes | None, make: Callable[[], S]) -> S:
     return pickle.loads(resume) if resume is not None else make()
 
 
-def _watch(settings: Settings) -> RulesWatch:
-    return rules_watch(settings.fraud.rules_path, settings.fraud.rules_check_s, settings.fraud.review_threshold,
-                       settings.fraud.block_threshold)  # fmt: skip
+class OrderStage:
+    """Builds the `order` step (one key): payments and labels on in event-time order, numbered."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def __call__(self, resume: bytes | None) -> _Logic:
+        s = self.settings
+        order = _resume(resume, lambda: EventTimeOrder(s.fraud.order_idle_s, s.fraud.order_idle_batches,
+                                                              s.fraud.order_quiet_s))  # fmt: skip
+        order.resumed(time.monotonic())
+        return _OrderLogic(order, s)
+
+
+class _OrderLogic(_Logic):
+    shard: EventTimeOrder
+
+    def on_batch(self, groups: list[list[Arrivals]]) -> tuple[list[Routed], bool]:
+        now, late = time.monotonic(), self.shard.late
+        released: list[Any] = []
+        for arrivals in self._items_of(groups):
+            released += self.shard.offer(arrivals.entries, arrivals.marks, now)
+        return self._route(released, late), _RETAIN
+
+    def _items_of(self, groups: list[list[Arrivals]]) -> list[Arrivals]:
+        return [arrivals for group in groups for arrivals in group]
+
+    def on_notify(self) -> tuple[list[Routed], bool]:
+        late = self.shard.late
+        return self._route(self.shard.due(time.monotonic()), late), _RETAIN
+
+    def on_eof(self) -> tuple[list[Routed], bool]:
+        late = self.shard.late
+        return self._route(self.shard.flush(), late), _RETAIN
+
+    def notify_at(self) -> datetime | None:
+        order = self.shard
+        if not order.held:
+            return None
+        wait_s = max(0.0, order.last_batch_at + order.quiet_s - time.monotonic())
+        return datetime.now(UTC) + timedelta(seconds=wait_s)
+
+    def _route(self, released: list[Any], late_before: int) -> list[Routed]:
+        if self.shard.late > late_before:
+            _LATE.inc(self.shard.late - late_before)
+        if not released:
+            return []
+        router = self.router
+        sequence = self.shard.sequence - len(released)
+        cards: list[str] = []
+        payments: list[Scoring] = []
+        label_ids: list[str] = []
+        labels: list[LabelSeen] = []
+        for item in released:
+            if type(item) is Scoring:
+                item.sequence = sequence
+                payment = item.payment
+                cards.append(payment.card_token if payment is not None and payment.card_token else item.payment_id)
+                payments.append(item)
+            else:
+                seen: LabelSeen = item
+                label_ids.append(seen.payment_id)
+                labels.append(msgspec.structs.replace(seen, sequence=sequence))
+            sequence += 1
+        router.add_many(FraudStage.CARDS, cards, payments)
+        router.add_many(FraudStage.CARDS, label_ids, labels)  # the payments' way: none overtakes another
+        return router.drain()
 
 
 class CardStage:
@@ -255,8 +364,9 @@ class CardStage:
 class _CardLogic(_Logic):
     shard: CardShard
 
-    def on_batch(self, groups: list[list[Scoring]]) -> tuple[list[Routed], bool]:
-        items = self._items(groups)
+    def on_batch(self, groups: list[list[Scoring | LabelSeen]]) -> tuple[list[Routed], bool]:
+        items, labels = _split(self._items(groups))
+        self._pass_on(FraudStage.SHOPPERS, labels)
         kept = self.shard.learn_many(items)
         if len(kept) < len(items):
             _DUPLICATES.inc(len(items) - len(kept))
@@ -280,8 +390,9 @@ class ShopperStage:
 class _ShopperLogic(_Logic):
     shard: ShopperShard
 
-    def on_batch(self, groups: list[list[Scoring]]) -> tuple[list[Routed], bool]:
-        items = self._items(groups)
+    def on_batch(self, groups: list[list[Scoring | LabelSeen]]) -> tuple[list[Routed], bool]:
+        items, labels = _split(self._items(groups))
+        self._pass_on(FraudStage.DIRECTORY, labels)
         self.shard.learn_many(items)
         _ENTITIES.report("shoppers", self.shard, len(self.shard.shoppers))
         self.router.add_many(FraudStage.DIRECTORY, [item.payment_id for item in items], items)
@@ -309,7 +420,7 @@ class _DirectoryLogic(_Logic):
         router = self.router
         router.add_many(FraudStage.REGISTERS, [_store_key(item) for item in payments], payments)
         router.add_many(FraudStage.REGISTERS, [label.store_id for label in store_labels], store_labels)
-        router.add_many(FraudStage.SCORER, [seen.payment_id for seen in labels], labels)
+        self._pass_on(FraudStage.REGISTERS, labels)
         return router.drain(), _RETAIN
 
 
@@ -321,57 +432,88 @@ def _store_key(item: Scoring) -> str:
     return action.store_id if action is not None else item.payment_id
 
 
-class RegisterStage:
-    """Builds the `registers` step: cashier behaviour for sales, refund-abuse alerts; payments on to the scorer."""
+class _RulesLogic(_Logic):
+    """A shard that reads the rules file in force (`watch.current()`: a reloaded file swaps in live)."""
+
+    watch: RulesWatch
+
+    def configure(self, settings: Settings) -> None:
+        """Anything else the logic takes from the settings (called once it is built)."""
+
+
+class _RulesStage:
+    """Builds a stage whose shard reads the rules file: registers, scorer and fraud alerts share this wiring.
+
+    Each watches the file through `flows.rules_watch.rules_watch` (one watch per file and settings in a
+    process); a new shard starts with the rules in force, a recovered one is handed them at its next batch.
+    """
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
 
+    def logic(self) -> type[_RulesLogic]:
+        """The stage's logic class."""
+        raise NotImplementedError
+
+    def fresh(self, rules: RuleBook) -> Any:
+        """A new shard of this stage, under `rules`."""
+        raise NotImplementedError
+
     def __call__(self, resume: bytes | None) -> _Logic:
-        s, watch = self.settings, _watch(self.settings)
-        shard = _resume(resume, lambda: RegisterShard(watch.current(), s.fraud.alert_quiet_s, s.fraud.max_entities))
-        logic = _RegisterLogic(shard, s)
+        s = self.settings
+        watch = rules_watch(s.fraud.rules_path, s.fraud.rules_check_s, s.fraud.review_threshold,
+                            s.fraud.block_threshold)  # fmt: skip
+        logic = self.logic()(_resume(resume, lambda: self.fresh(watch.current())), s)
         logic.watch = watch
+        logic.configure(s)
         return logic
 
 
-class _RegisterLogic(_Logic):
-    shard: RegisterShard
-    watch: RulesWatch
+class RegisterStage(_RulesStage):
+    """Builds the `registers` step: cashier behaviour for sales, refund-abuse alerts; payments on to the scorer."""
 
-    def on_batch(self, groups: list[list[Scoring]]) -> tuple[list[Routed], bool]:
-        to_score, alerts = self.shard.learn_many(self._items(groups), self.watch.current())
+    def logic(self) -> type[_RulesLogic]:
+        return _RegisterLogic
+
+    def fresh(self, rules: RuleBook) -> RegisterShard:
+        return RegisterShard(rules, self.settings.fraud.alert_quiet_s, self.settings.fraud.max_entities)
+
+
+class _RegisterLogic(_RulesLogic):
+    shard: RegisterShard
+
+    def on_batch(self, groups: list[list[Scoring | StoreLabel | LabelSeen]]) -> tuple[list[Routed], bool]:
+        items, labels = _split(self._items(groups))
+        self._pass_on(FraudStage.SCORER, labels)
+        to_score, alerts = self.shard.learn_many(items, self.watch.current())
         _ENTITIES.report("stores", self.shard, len(self.shard.stores))
         self.router.add_many(FraudStage.SCORER, [item.payment_id for item in to_score], to_score)
         self._sink(alerts)
         return self.router.drain(), _RETAIN
 
 
-class ScorerStage:
+class ScorerStage(_RulesStage):
     """Builds the `scorer` step: scores payments in one batch, learns labels and normal traffic."""
 
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
+    def logic(self) -> type[_RulesLogic]:
+        return _ScorerLogic
 
-    def __call__(self, resume: bytes | None) -> _Logic:
-        s, watch = self.settings, _watch(self.settings)
-
-        def fresh() -> ScorerShard:
-            pending = PendingPayments(horizon_s=s.fraud.label_horizon_s, maturity_s=s.fraud.label_maturity_s,
-                                      max_payments=s.fraud.label_max_pending)  # fmt: skip
-            budget = DecisionBudget(s.fraud.review_budget_per_day / s.fraud.scorer_shards, s.fraud.block_precision)
-            return ScorerShard(FraudScorer(watch.current(), mode=s.fraud.scorer_mode, budget=budget), pending)
-
-        logic = _ScorerLogic(_resume(resume, fresh), s)
-        logic.watch, logic.ttl_s, logic.shards = watch, s.fraud.score_ttl_s, s.fraud.scorer_shards
-        return logic
+    def fresh(self, rules: RuleBook) -> ScorerShard:
+        s = self.settings
+        pending = PendingPayments(horizon_s=s.fraud.label_horizon_s, maturity_s=s.fraud.label_maturity_s,
+                                  max_payments=s.fraud.label_max_pending)  # fmt: skip
+        budget = DecisionBudget(s.fraud.review_budget_per_day / s.fraud.scorer_shards, s.fraud.block_precision)
+        scorer = FraudScorer(rules, mode=s.fraud.scorer_mode, budget=budget)
+        return ScorerShard(scorer, pending, chunk_s=s.fraud.learn_chunk_s)
 
 
-class _ScorerLogic(_Logic):
+class _ScorerLogic(_RulesLogic):
     shard: ScorerShard
-    watch: RulesWatch
     ttl_s: float
     shards: int
+
+    def configure(self, settings: Settings) -> None:
+        self.ttl_s, self.shards = settings.fraud.score_ttl_s, settings.fraud.scorer_shards
 
     def on_batch(self, groups: list[list[Any]]) -> tuple[list[Routed], bool]:
         shard = self.shard
@@ -382,7 +524,8 @@ class _ScorerLogic(_Logic):
         _count(batch)
         ttl_s, score_key = self.ttl_s, keys.score
         self._sink([FencedDoc(score_key(p.payment_id), 1, _score_doc(p, v), ttl_s, p.ts) for p, v in batch.scored])
-        self._sink(_model_doc(shard))
+        if batch.chunks_closed:  # the model document changes only when a chunk is learned: at most once a batch
+            self._sink(_model_doc(shard))
         self._sink([_label_dead_letter(seen, reason) for seen, reason in batch.refused])
         _ENTITIES.report("pending_labels", shard, len(shard.pending))
         if batch.suspicious or shard.clock > float("-inf"):
@@ -445,23 +588,19 @@ def _model_doc(shard: ScorerShard) -> list[FencedDoc]:
     return [FencedDoc(keys.fraud_model(index), shard.doc_version, doc)]
 
 
-class FraudAlertStage:
+class FraudAlertStage(_RulesStage):
     """Builds the `fraud_alerts` step (one key): one open alert per card or shopper, escalations, resolutions."""
 
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
+    def logic(self) -> type[_RulesLogic]:
+        return _FraudAlertLogic
 
-    def __call__(self, resume: bytes | None) -> _Logic:
-        s, watch = self.settings, _watch(self.settings)
-        desk = _resume(resume, lambda: FraudAlertDesk(watch.current(), s.fraud.alert_quiet_s, s.fraud.max_entities))
-        logic = _FraudAlertLogic(desk, s)
-        logic.watch = watch
-        return logic
+    def fresh(self, rules: RuleBook) -> FraudAlertDesk:
+        return FraudAlertDesk(rules, self.settings.fraud.alert_quiet_s, self.settings.fraud.max_entities)
 
 
-class _FraudAlertLogic(_Logic):
+class _FraudAlertLogic(_RulesLogic):
     shard: FraudAlertDesk
-    watch: RulesWatch
+    ordered = False  # verdict batches, in the order the scorer shards sent them
 
     def on_batch(self, groups: list[list[ShardVerdicts]]) -> tuple[list[Routed], bool]:
         self._sink(self.shard.learn_many(self._items(groups), self.watch.current()))
@@ -484,6 +623,7 @@ class OpsStage:
 
 class _OpsLogic(_Logic):
     shard: OperationsDesk
+    ordered = False  # ops signals keep their own clocks (operators.fraud.shards.OperationsDesk)
     tick_s: float
 
     def on_batch(self, groups: list[list[OpsSignal]]) -> tuple[list[Routed], bool]:

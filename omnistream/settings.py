@@ -316,6 +316,27 @@ class FraudSettings(_Group):
     alert_quiet_s: float = Field(
         1_800.0, ge=1, description="Event time without suspicious payments before a fraud alert resolves."
     )
+    learn_chunk_s: float = Field(
+        60.0,
+        gt=0,
+        le=86_400,
+        description="Event time the scorer's models learn in one step (a chunk, closed by the next item past it): "
+        "a payment is scored by the models as of its chunk's start, so scores are a function of the data. Divide "
+        "a day by it.",
+    )
+    order_idle_s: float = Field(
+        0.25,
+        gt=0,
+        le=60,
+        description="Wall seconds an input partition may deliver nothing (while others deliver) before payments "
+        "stop waiting for it to pass their event time (the fraud flow hands payments on in event-time order).",
+    )
+    order_quiet_s: float = Field(
+        5.0, gt=0, le=600, description="Wall seconds the whole input may pause before payments held for order go."
+    )
+    order_idle_batches: int = Field(
+        4, ge=1, le=1000, description="Batches of other partitions that must also have come before one counts as idle."
+    )
     memory_budget_mb: int = Field(
         1_024, ge=64, description="Resident memory a fraud flow process should stay under (benchmark soak check)."
     )

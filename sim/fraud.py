@@ -54,6 +54,32 @@ class FraudDesk:
         self.fraud_ids: set[str] = set()
         self.fraud_by_scenario: dict[str, set[str]] = {}
         self.cases: list[FraudCase] = []
+        # The card-fraud benchmark's scenarios (README of ../shared/data/card-fraud-dev/ describes them):
+        # a compromised terminal's payments are all fraud until `until`; a compromised card's are a third of the time.
+        self.terminals: dict[str, tuple[float, FraudCase]] = {}
+        self.cards: dict[str, tuple[float, FraudCase]] = {}
+
+    def compromise_terminal(self, store_id: str, register_id: str, t: float, duration_s: float) -> FraudCase:
+        """A terminal (register) skimmed from `t`: every card payment on it is fraud for `duration_s`."""
+        case = self.open_case("compromised_terminal", "register", register_id, t)
+        self.terminals[register_id] = (t + duration_s, case)
+        return case
+
+    def terminal_case(self, register_id: str, t: float) -> FraudCase | None:
+        """The open compromise of `register_id` at `t`, if any."""
+        found = self.terminals.get(register_id)
+        return found[1] if found is not None and found[1].first_ts <= t < found[0] else None
+
+    def compromise_card(self, token: str, t: float, duration_s: float) -> FraudCase:
+        """A card's details leaked at `t`: for `duration_s` a third of its payments are a fraudster's, 5x the amount."""
+        case = self.open_case("compromised_card", "card", token, t)
+        self.cards[token] = (t + duration_s, case)
+        return case
+
+    def card_case(self, token: str, t: float) -> FraudCase | None:
+        """The open compromise of card `token` at `t`, if any."""
+        found = self.cards.get(token)
+        return found[1] if found is not None and found[1].first_ts <= t < found[0] else None
 
     def open_case(self, scenario: str, entity_type: str, entity_id: str, first_ts: float) -> FraudCase:
         """Start the ground-truth record of one incident; its payments are added by `paid`."""

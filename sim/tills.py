@@ -7,6 +7,7 @@ cancel (the till buffered the sale while offline), which the flow must survive.
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from typing import Any
 
@@ -45,6 +46,9 @@ class Tills:
         stream as it always was.
     incidents
         Dark stores and silent registers to respect, or None.
+    terminal_compromise_s, card_compromise_s
+        How long a compromised terminal or card stays in fraudsters' hands (the card-fraud
+        benchmark's 28 and 14 days).
     """
 
     def __init__(
@@ -58,8 +62,12 @@ class Tills:
         incidents: IncidentPlan | None = None,
         loyalty_scan_miss_rate: float = 0.0,
         members: Members | None = None,
+        terminal_compromise_s: float = 28 * 86_400.0,
+        card_compromise_s: float = 14 * 86_400.0,
     ) -> None:
         self.run = run
+        self.terminal_compromise_s = terminal_compromise_s
+        self.card_compromise_s = card_compromise_s
         self.fraud = fraud
         self.members = members
         self.void_rate = void_rate
@@ -200,6 +208,32 @@ class Tills:
             fields["customer_id"] = customer_id
         return fields
 
+    def amount_outlier(self, t: float) -> None:
+        """A shopper's card pays far more than anyone's basket: the benchmark's amount-outlier fraud."""
+        run = self.run
+        shopper = run.pick(run.shoppers)
+        store = run.pick(run.catalog.stores)
+        if self.incidents is not None and self.incidents.store_is_dark(store, t):
+            return
+        lines = self._basket(store, 1 + int(run.random() * 3), run.pick(self._expensive))
+        if lines:
+            scale = max(1, math.ceil(OUTLIER_AMOUNT / max(1.0, sum(p.price * qty for p, qty in lines))))
+            lines = [(p, qty * scale) for p, qty in lines]
+            payment = _till_payment(run, shopper.card_token, shopper.card_bin)
+            case = self.fraud.open_case("amount_outlier", "card", shopper.card_token, t)
+            self._sale(store, lines, payment, None, t, fraud=True, scenario="amount_outlier", case=case)
+
+    def compromise_terminal(self, t: float) -> None:
+        """A register is skimmed: its card payments are fraud for `terminal_compromise_s` (benchmark: 28 days)."""
+        run = self.run
+        store = run.pick(run.catalog.stores)
+        self.fraud.compromise_terminal(store, run.pick(self._registers[store]), t, self.terminal_compromise_s)
+
+    def compromise_card(self, t: float) -> None:
+        """A shopper's card details leak: a third of its payments for `card_compromise_s` (14 days) are fraud, x5."""
+        run = self.run
+        self.fraud.compromise_card(run.pick(run.shoppers).card_token, t, self.card_compromise_s)
+
     def sell_to(self, shopper: Shopper, lines: list[tuple[Product, int]], t: float) -> None:
         """`shopper` buys `lines` at their home store at `t`, with their loyalty id (a cross-channel journey)."""
         payment = _till_payment(self.run, shopper.card_token, shopper.card_bin)
@@ -219,6 +253,15 @@ class Tills:
         run = self.run
         fields = self._till(store, customer_id, t)
         txn_id = fields["txn_id"]
+        token = payment.get("card_token")
+        if not fraud and token and (self.fraud.terminals or self.fraud.cards):  # benchmark scenarios switched on
+            case = self.fraud.terminal_case(fields["register_id"], t)
+            if case is not None:
+                fraud, scenario = True, case.scenario
+            elif (case := self.fraud.card_case(token, t)) is not None and run.random() < 1 / 3:
+                fraud, scenario, customer_id = True, case.scenario, None
+                fields.pop("customer_id", None)  # the fraudster is not the card's owner
+                lines = [(p, qty * 5) for p, qty in lines]
         fields["items"] = [{"sku": p.sku, "qty": qty, "unit_price": p.price} for p, qty in lines]
         fields["total"] = round(sum(p.price * qty for p, qty in lines), 2)
         fields["payment"] = payment
@@ -268,6 +311,10 @@ class Tills:
         if fraud:
             scenario = "noreceipt_return" if case is None else case.scenario
             self.fraud.paid("txn_id", fields["txn_id"], t, fraud=True, scenario=scenario, case=case)
+
+
+OUTLIER_AMOUNT = 10_000.0
+"""An amount-outlier fraud's basket is scaled up to at least this: an amount above any shopper's habit."""
 
 
 def _till_payment(run: Run, token: str | None, card_bin: str) -> dict[str, Any]:

@@ -98,6 +98,12 @@ class Workload:
         Share of honest card sales at the till keyed in by hand (chip not read).
     loyalty_scan_miss_rate
         Share of registered shoppers' till sales without their loyalty id (own card, no `customer_id`).
+    amount_outlier_rate, compromised_terminal_rate, compromised_card_rate
+        The card-fraud benchmark's three scenarios, per activity: a shopper's card paying an
+        amount far above any habit; a register skimmed (all its card sales fraud for
+        `terminal_compromise_s`, 28 days); a card compromised (a third of its till sales for
+        `card_compromise_s`, 14 days, are a fraudster's, at 5 times the basket). Labelled late
+        like every fraud (`sim.fraud.FraudDesk`).
     incidents
         Inject the operational incidents of `sim.incidents.IncidentPlan` (dark store, silent
         register, shrink spike, dead-letter burst), the first `incident_start_s` into the stream.
@@ -153,6 +159,11 @@ class Workload:
         manual_fraud_rate: float = 0.0,
         legit_manual_rate: float = 0.0,
         loyalty_scan_miss_rate: float = 0.0,
+        amount_outlier_rate: float = 0.0,
+        compromised_terminal_rate: float = 0.0,
+        compromised_card_rate: float = 0.0,
+        terminal_compromise_s: float = 28 * 86_400.0,
+        card_compromise_s: float = 14 * 86_400.0,
         incidents: bool = False,
         incident_start_s: float = 1800.0,
         customer_journey_rate: float = 0.0,
@@ -184,6 +195,11 @@ class Workload:
         self.manual_fraud_rate = manual_fraud_rate
         self.legit_manual_rate = legit_manual_rate
         self.loyalty_scan_miss_rate = loyalty_scan_miss_rate
+        self.amount_outlier_rate = amount_outlier_rate
+        self.compromised_terminal_rate = compromised_terminal_rate
+        self.compromised_card_rate = compromised_card_rate
+        self.terminal_compromise_s = terminal_compromise_s
+        self.card_compromise_s = card_compromise_s
         self.incidents = incidents
         self.hold_share = hold_share
         self.incident_start_s = incident_start_s
@@ -243,6 +259,8 @@ class Workload:
             incidents=plan,
             loyalty_scan_miss_rate=self.loyalty_scan_miss_rate,
             members=(members := Members(run)),
+            terminal_compromise_s=self.terminal_compromise_s,
+            card_compromise_s=self.card_compromise_s,
         )
         web = WebShop(run, stockroom, fraud, self.early_order_rate, members=members,
                       campaigns=Campaigns(self.seed, self.campaign_rate, self.campaign_lift))  # fmt: skip
@@ -283,6 +301,9 @@ class Workload:
             (self.manual_fraud_rate, tills.manual_high_value),
             (self.customer_journey_rate, journeys.journey),
             (self.consent_rate, journeys.consent),
+            (self.amount_outlier_rate, tills.amount_outlier),
+            (self.compromised_terminal_rate, tills.compromise_terminal),
+            (self.compromised_card_rate, tills.compromise_card),
         ):
             if rate > 0:
                 activities.append((rate, scenario))

@@ -153,6 +153,9 @@ def simulated_workload(seed: int, **pacing: Unpack[Pacing]) -> Workload:
     """The simulated workload of `seed`; imported on use, as only `up` and `simulate` need it."""
     from sim.workload import Workload
 
-    # The customers flow's journeys and consent changes are on here (off in the benchmarks' streams), and
-    # 8 weeks of store sales before the start, so the demand flow forecasts and flags risers at once.
-    return Workload(seed=seed, customer_journey_rate=0.05, consent_rate=0.005, demand_history_days=56, **pacing)
+    # The customers flow's journeys and consent changes are on here (off in the benchmarks' streams), 8 weeks
+    # of store sales before the start (the demand flow forecasts and flags risers at once), and the
+    # card-fraud benchmark's scenarios, so the demo's fraud flow sees skimmed terminals and leaked cards.
+    return Workload(seed=seed, customer_journey_rate=0.05, consent_rate=0.005, demand_history_days=56,
+                    amount_outlier_rate=0.001, compromised_terminal_rate=0.0002, compromised_card_rate=0.001,
+                    **pacing)  # fmt: skip

@@ -27,6 +27,8 @@ class Scoring(msgspec.Struct, gc=False):
     event_id: str
     ts: float
     features: dict[str, float] = msgspec.field(default_factory=dict)
+    sequence: int = 0
+    """Its place in event-time order (`operators.fraud.ordering`): stages handle their items in this order."""
 
     @property
     def payment_id(self) -> str:
@@ -87,6 +89,8 @@ class LabelSeen(msgspec.Struct, gc=False, frozen=True):
     topic: str
     partition: int
     offset: int
+    sequence: int = 0
+    """Its place in event-time order among labels and payments (`operators.fraud.ordering`)."""
 
     @property
     def payment_id(self) -> str:
@@ -99,3 +103,16 @@ class StoreLabel(msgspec.Struct, gc=False, frozen=True):
     store_id: str
     payment_ts: float
     is_fraud: bool
+    sequence: int = 0
+    """The label's place in event-time order: where it falls among the store's payments."""
+
+
+class Arrivals(msgspec.Struct, gc=False):
+    """One decoded batch's payments and labels for the ordering step, and how far each partition got.
+
+    `entries` are (event time, event id, `Scoring` or `LabelSeen`); `marks` the newest event time
+    read from each input partition (`topic/partition`) in the batch.
+    """
+
+    entries: list[tuple[float, str, Scoring | LabelSeen]]
+    marks: dict[str, float]

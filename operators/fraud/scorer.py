@@ -41,7 +41,7 @@ _RULE_FLOOR = 1e-3  # rule scores are clipped to [0.001, 0.999] before their log
 """What the supervised model reads, in order: `FraudScore.model_input` has these values."""
 
 
-_ANOMALY_INPUTS = FEATURE_NAMES.index("card_payments_1d")
+ANOMALY_INPUTS = FEATURE_NAMES.index("card_payments_1d")
 """The anomaly model reads the features before the day-scale ones (`operators.fraud.behaviour`): counts
 over 30 days and store fraud rates are not "unlike recent traffic", and with them its PR-AUC on the
 simulator fell from 0.70 to 0.49 (`benchmarks/results/fraud_quality.json`, runs of 2026-12-06)."""
@@ -141,7 +141,7 @@ class FraudScorer:
         self.window_size = window_size
         self.seed = seed
         self.learning_rate = learning_rate
-        self.forest = HalfSpaceForest(_ANOMALY_INPUTS, n_trees, height, window_size, seed=seed)
+        self.forest = HalfSpaceForest(ANOMALY_INPUTS, n_trees, height, window_size, seed=seed)
         width = len(MODEL_INPUT_NAMES) + N_BINS * len(FEATURE_NAMES)
         prior = [0.0] * (width + 1)
         prior[MODEL_INPUT_NAMES.index("rule_log_odds")] = 1.0
@@ -192,7 +192,7 @@ class FraudScorer:
         raw = feature_matrix(features)
         scaled = scale_matrix(raw)
         rule_scores, rule_reasons = self.rules.evaluate_many(raw)
-        recent = scaled[:, :_ANOMALY_INPUTS]
+        recent = scaled[:, :ANOMALY_INPUTS]
         forest_scores = self.forest.score_learn_many(recent) if learn else self.forest.score_many(recent)
         anomaly = np.round(forest_scores, 6)
         clipped = np.clip(rule_scores, _RULE_FLOOR, 1.0 - _RULE_FLOOR)
@@ -248,12 +248,17 @@ class FraudScorer:
     def learn_many(self, features: Sequence[Mapping[str, float]]) -> None:
         """The anomaly model learns a batch of payments as (mostly normal) traffic."""
         if features:
-            self.forest.learn_many(scale_matrix(feature_matrix(features))[:, :_ANOMALY_INPUTS])
+            self.forest.learn_many(scale_matrix(feature_matrix(features))[:, :ANOMALY_INPUTS])
 
     def learn_inputs(self, model_inputs: FloatArray) -> None:
         """`learn_many` for a batch just scored (`score_batch`'s array): no features recomputed."""
         if len(model_inputs):
-            self.forest.learn_many(model_inputs[:, :_ANOMALY_INPUTS])
+            self.forest.learn_many(model_inputs[:, :ANOMALY_INPUTS])
+
+    def learn_anomaly_rows(self, rows: FloatArray) -> None:
+        """The anomaly model learns payments by the first columns of their model inputs (`score_batch`'s array)."""
+        if len(rows):
+            self.forest.learn_many(rows)
 
     def learn_labels(self, model_inputs: Sequence[Sequence[float]] | FloatArray, is_fraud: Sequence[bool]) -> None:
         """The supervised model learns from labelled (or matured, presumed legit) payments' inputs."""

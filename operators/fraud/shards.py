@@ -12,10 +12,12 @@ has seen), since its inputs arrive from several Kafka partitions interleaved.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import NamedTuple
 
 import numpy as np
+import numpy.typing as npt
 
 from events.alerts import Alert
 from operators.entity_cache import EntityCache, RecentIds
@@ -36,7 +38,7 @@ from operators.fraud.records import (
     StoreLabel,
 )
 from operators.fraud.rules import RuleBook
-from operators.fraud.scorer import FraudScore, FraudScorer
+from operators.fraud.scorer import ANOMALY_INPUTS, FraudScore, FraudScorer
 
 _NEVER = float("-inf")
 _CHECKS = OrderChecks()  # stateless
@@ -131,7 +133,7 @@ class DirectoryShard:
         if labels:
             for seen, found in zip(labels, directory.find_many([seen.payment_id for seen in labels]), strict=True):
                 if found is not None:
-                    store_labels.append(StoreLabel(found[0], found[1], seen.label.label == "fraud"))
+                    store_labels.append(StoreLabel(found[0], found[1], seen.label.label == "fraud", seen.sequence))
         if clock > self.clock:
             self.clock = clock
             directory.forget(clock)
@@ -195,10 +197,22 @@ class ScorerBatch(NamedTuple):
     presumed_legit: int
     refused: list[tuple[LabelSeen, str]]
     """Labels that teach nothing, with the reason: for the dead-letter topic."""
+    chunks_closed: int = 0
+    """Learning chunks closed in this batch (the models learned: the model document is due)."""
 
 
 UNKNOWN_PAYMENT = "label for an unknown payment: none scored within the label horizon"
 BEFORE_PAYMENT = "label dated before its payment"
+
+
+class _Tally:
+    """What one batch learned, added up over the chunks it closed."""
+
+    __slots__ = ("chunks", "fraud", "legit", "presumed", "refused", "unknown")
+
+    def __init__(self) -> None:
+        self.fraud = self.legit = self.unknown = self.presumed = self.chunks = 0
+        self.refused: list[tuple[LabelSeen, str]] = []
 
 
 class ScorerShard:
@@ -207,70 +221,121 @@ class ScorerShard:
     A label reaches the shard that scored its payment because both are keyed by the payment
     id. Scored payments wait for their label in `PendingPayments` (up to the label horizon);
     one no label has claimed at maturity is learned as genuine, never before.
+
+    **Learning in chunks of event time.** The models learn nothing while a batch is scored:
+    event time is cut into chunks of `chunk_s` (aligned to the epoch, so a day holds whole
+    chunks), and a chunk is learned when the first item past its end arrives. Then the anomaly
+    model counts the chunk's payments, its labels join their payments, the supervised model
+    takes one step on them, payments whose day has matured by the start of the new item's chunk
+    are presumed genuine, and the decision budget counts the chunk's scores, all in the order the items came (event-time
+    order, `operators.fraud.ordering`). So the models after any chunk are a function of the
+    events before its end, however the flow's batches fell, and a payment is scored by the
+    models as of the start of its own chunk (the score document's `model_version` names them).
+    An item older than the open chunk (late) is learned with the open chunk.
     """
 
-    def __init__(self, scorer: FraudScorer, pending: PendingPayments) -> None:
+    def __init__(self, scorer: FraudScorer, pending: PendingPayments, chunk_s: float = 60.0) -> None:
         self.scorer = scorer
         self.pending = pending
+        self.chunk_s = chunk_s
+        self.chunk_end = _NEVER  # end of the open chunk (exclusive)
         self.clock = _NEVER
         self.shard: int | None = None
         self.doc_version = 0
         self.published_version = ""
         self.totals: dict[str, int] = dict.fromkeys(("fraud", "legit", "unknown", "refused", "presumed_genuine"), 0)
         """Labels matched (fraud, legit), dead-lettered (unknown, refused), payments presumed genuine: ever."""
+        # The open chunk: anomaly-model rows and scores of its payments, its labels, labels matched
+        # to its payments on arrival (they had come first), all in arrival order.
+        self._rows: list[npt.NDArray[np.float64]] = []
+        self._scores: list[npt.NDArray[np.float64]] = []
+        self._labels: list[LabelSeen] = []
+        self._matched: list[Matched] = []
 
     def learn_many(self, items: Sequence[Scoring | LabelSeen], rules: RuleBook) -> ScorerBatch:
-        scorer, pending = self.scorer, self.pending
+        """Score the batch's payments, each by the models as of its chunk's start; learn each chunk it closes."""
+        scorer = self.scorer
         if rules is not scorer.rules:
             scorer.set_rules(rules)
-        to_score: list[Scoring] = []
-        labels: list[LabelSeen] = []
-        clock = self.clock
+        tally = _Tally()
+        scored: list[tuple[Payment, FraudScore]] = []
+        run: list[Scoring] = []
+        chunk_end, clock = self.chunk_end, self.clock
         for item in items:
+            ts = item.ts if type(item) is Scoring else item.label.ts.timestamp()  # type: ignore[union-attr]
+            if ts >= chunk_end:
+                if run:
+                    scored += self._score(run)
+                    run = []
+                self._close(ts, tally)
+                chunk_end = self.chunk_end
             if type(item) is Scoring:
-                to_score.append(item)
-                if item.ts > clock:
-                    clock = item.ts
+                run.append(item)
+                if ts > clock:
+                    clock = ts
             else:
-                labels.append(item)  # type: ignore[arg-type]
-        # One numpy pass scores the batch and teaches the anomaly model (operators.fraud.scorer).
-        verdicts, inputs = scorer.score_batch([item.features for item in to_score], learn=True)
-        payments: list[Payment] = [item.payment for item in to_score]  # type: ignore[misc]
-        if scorer.budget is not None and verdicts:
-            scorer.budget.observe(np.asarray([v.score for v in verdicts]), clock)
-        scored = list(zip(payments, verdicts, strict=True))
+                self._labels.append(item)  # type: ignore[arg-type]  # (a new list at each close)
+        if run:
+            scored += self._score(run)
+        if clock > self.clock:
+            self.clock = clock
         suspicious = [pair for pair in scored if pair[1].decision != "allow"]
-        joined: list[Matched] = []
-        if payments:  # remembered before this batch's labels: a payment and its label may share a batch
-            joined.append(pending.remember_many([p.payment_id for p in payments], [p.ts for p in payments], inputs))
+        totals = self.totals
+        totals["fraud"] += tally.fraud
+        totals["legit"] += tally.legit
+        totals["unknown"] += tally.unknown
+        totals["refused"] += len(tally.refused) - tally.unknown
+        totals["presumed_genuine"] += tally.presumed
+        return ScorerBatch(scored, suspicious, tally.fraud, tally.legit, tally.unknown, tally.presumed, tally.refused,
+                           tally.chunks)  # fmt: skip
+
+    def _score(self, run: list[Scoring]) -> list[tuple[Payment, FraudScore]]:
+        """Score payments of the open chunk (one numpy pass); they wait for their labels and for the chunk's end."""
+        verdicts, inputs = self.scorer.score_batch([item.features for item in run])
+        payments: list[Payment] = [item.payment for item in run]  # type: ignore[misc]
+        matched = self.pending.remember_many([p.payment_id for p in payments], [p.ts for p in payments], inputs)
+        if len(matched.is_fraud) or matched.refused:
+            self._matched.append(matched)
+        self._rows.append(inputs[:, :ANOMALY_INPUTS])
+        self._scores.append(np.asarray([v.score for v in verdicts]))
+        return list(zip(payments, verdicts, strict=True))
+
+    def _close(self, ts: float, tally: _Tally) -> None:
+        """Learn the open chunk (if any) and open the one holding `ts`."""
+        end = self.chunk_end
+        start = math.floor(ts / self.chunk_s) * self.chunk_s
+        self.chunk_end = start + self.chunk_s
+        if end == _NEVER:
+            return
+        tally.chunks += 1
+        scorer, pending = self.scorer, self.pending
+        if self._rows:
+            scorer.learn_anomaly_rows(np.concatenate(self._rows) if len(self._rows) > 1 else self._rows[0])
+            if scorer.budget is not None:
+                scorer.budget.observe(np.concatenate(self._scores), end - self.chunk_s)
+        joined, self._matched = self._matched, []
+        labels, self._labels = self._labels, []
         if labels:
             joined.append(pending.label_many([seen.payment_id for seen in labels],
                                              [seen.label.ts.timestamp() for seen in labels],
                                              [seen.label.label == "fraud" for seen in labels], labels))  # fmt: skip
-        fraud = legit = 0
-        refused: list[tuple[LabelSeen, str]] = []
+        self._rows, self._scores = [], []
         for matched in joined:
             if matched.is_fraud:
                 scorer.learn_labels(matched.inputs, matched.is_fraud)
-                fraud += sum(matched.is_fraud)
-                legit += len(matched.is_fraud) - sum(matched.is_fraud)
-            refused += [(w.label, BEFORE_PAYMENT) for w in matched.refused]  # type: ignore[misc]
-        if clock > self.clock:
-            self.clock = clock
-        # Every batch, not only when the clock moves: payments read after a later partition advanced the
-        # clock may be past maturity already, and would otherwise wait for the next advance.
-        matured = pending.mature(self.clock)  # no label by maturity: presumed genuine
+                frauds = sum(matched.is_fraud)
+                tally.fraud += frauds
+                tally.legit += len(matched.is_fraud) - frauds
+            tally.refused += [(w.label, BEFORE_PAYMENT) for w in matched.refused]  # type: ignore[misc]
+        # Everything before the new chunk's start has come (the input is in event-time order): maturity and
+        # the labels' wait for their payments are judged at that time, the same whatever gap came before it.
+        matured = pending.mature(start)  # no label by maturity: presumed genuine
         if len(matured):
             scorer.learn_labels(matured, [False] * len(matured))
-        unknown = pending.expire(self.clock)
-        refused += [(w.label, UNKNOWN_PAYMENT) for w in unknown]  # type: ignore[misc]
-        totals = self.totals
-        totals["fraud"] += fraud
-        totals["legit"] += legit
-        totals["unknown"] += len(unknown)
-        totals["refused"] += len(refused) - len(unknown)
-        totals["presumed_genuine"] += len(matured)
-        return ScorerBatch(scored, suspicious, fraud, legit, len(unknown), len(matured), refused)
+            tally.presumed += len(matured)
+        unknown = pending.expire(start)
+        tally.unknown += len(unknown)
+        tally.refused += [(w.label, UNKNOWN_PAYMENT) for w in unknown]  # type: ignore[misc]
 
     def next_model_version(self) -> str | None:
         """The model version to publish when the model or its label counts changed since the last one, else None.

@@ -66,7 +66,9 @@ class OnlineLogit:
         x = np.asarray(x, dtype=np.float64)
         if x.shape[0] == 0:
             return np.zeros(0)
-        z = x @ self.weights[:-1] + self.weights[-1]
+        # Row by row, not `x @ w`: a matrix-vector product's kernels sum a row in an order that depends on
+        # how many rows came with it, so a payment's score would differ in its last digits with the batch.
+        z = np.multiply(x, self.weights[:-1]).sum(axis=1) + self.weights[-1]
         proba: FloatArray = 1.0 / (1.0 + np.exp(-np.clip(z, -35.0, 35.0)))
         return proba
 

@@ -78,7 +78,13 @@ def test_a_label_arriving_after_its_payment_updates_the_supervised_model(
                       and _score(redis_client, "T-LATE") is not None and m,
                       what="the model to learn every matured payment")  # fmt: skip
 
-    publish(settings, [label(T0 + 86_400.0 + 110.0, txn_id="T-LATE", verdict="fraud")])
+    # The label is learned with its chunk of event time when the first item past it comes (a payment here).
+    # The labels topic has not delivered before: if the payment is read first, the label is late (handed on
+    # after it) and goes with the payment's chunk, learned when a second payment, a chunk later, comes.
+    publish(settings, [label(T0 + 86_400.0 + 110.0, txn_id="T-LATE", verdict="fraud"),
+                       sale("T-NEXT", T0 + 86_400.0 + 200.0, card_token="tok_next")])  # fmt: skip
+    wait_for(lambda: _score(redis_client, "T-NEXT"), what="the next payment to be scored")
+    publish(settings, [sale("T-NEXT-2", T0 + 86_400.0 + 300.0, card_token="tok_next")])
 
     after = wait_for(lambda: (m := _model(redis_client)) and m["supervised_updates"] > before["supervised_updates"]
                      and m, what="the label to be learned")  # fmt: skip
@@ -87,15 +93,19 @@ def test_a_label_arriving_after_its_payment_updates_the_supervised_model(
     assert after["model_version"] != before["model_version"]
 
 
-def test_payments_read_after_event_time_moved_on_are_presumed_legit_without_waiting_for_more(
+def test_payments_read_after_event_time_moved_on_are_presumed_legit_when_the_next_chunk_begins(
     live: Callable[..., Settings], redis_client: redis.Redis
 ) -> None:
     settings = live(fraud_shards=1, fraud_label_maturity_s=60.0)
     publish(settings, [sale("T-NEWEST", T0 + 86_400.0 + 100.0, card_token="tok_newest")])  # a day on
     wait_for(lambda: _score(redis_client, "T-NEWEST"), what="the newest payment to be scored")
 
-    # Payments a slower partition delivers afterwards, all past the 60 s wait at that clock; nothing follows.
+    # Payments a slower partition delivers afterwards (after the watermark passed them: late), all past the
+    # 60 s wait; they are learned with the open chunk, so as genuine once the next chunk of event time begins.
     publish(settings, [sale(f"T-{i:04d}", T0 + i, card_token=f"tok_{i:04d}") for i in range(600)])
+    score_keys = [keys.score(f"T-{i:04d}") for i in range(600)]
+    wait_for(lambda: redis_client.exists(*score_keys) == len(score_keys), what="the late payments to be scored")
+    publish(settings, [sale("T-NEXT", T0 + 86_400.0 + 200.0, card_token="tok_next")])
 
     model = wait_for(lambda: (m := _model(redis_client)) and m["supervised_updates"] >= 600 and m,
                      what="the late-read payments to be presumed legit")  # fmt: skip

@@ -46,6 +46,11 @@ def scorer_shard() -> ScorerShard:
     return ScorerShard(FraudScorer(BOOK), PendingPayments(horizon_s=120 * DAY_S, maturity_s=30 * DAY_S))
 
 
+def closing(ts: float) -> list[Scoring]:
+    """A payment on another card at `ts`: the first item past a chunk closes it (the models learn it)."""
+    return CardShard(100, 1000).learn_many([scoring(ts, f"CLOSE-{ts}", card_token="tok_closing")])
+
+
 def fraud_label(payment_id: str, ts: float, verdict: str = "fraud", offset: int = 0) -> LabelSeen:
     label = event(Topic.LABELS, "fraud_label", ts, f"lab-{payment_id}", order_id=payment_id, label=verdict,
                   source="chargeback")  # fmt: skip
@@ -72,9 +77,10 @@ def test_a_label_teaches_the_input_its_payment_was_scored_with_once() -> None:
     shard = scorer_shard()
     first = shard.learn_many(CardShard(100, 1000).learn_many([scoring(0.0, "O-1")]), BOOK)
     assert [p.payment_id for p, _ in first.scored] == ["O-1"]
-    again = shard.learn_many([fraud_label("O-1", 20 * DAY_S), fraud_label("O-1", 20 * DAY_S + 1)], BOOK)
+    labels = [fraud_label("O-1", 20 * DAY_S), fraud_label("O-1", 20 * DAY_S + 1)]
+    again = shard.learn_many([*labels, *closing(20 * DAY_S + 60.0)], BOOK)  # learned when their chunk closes
     assert (again.fraud_labels, again.unmatched_labels, again.refused) == (1, 0, [])
-    assert shard.pending.duplicate_labels == 1 and len(shard.pending) == 0
+    assert shard.pending.duplicate_labels == 1 and len(shard.pending) == 1  # the closing payment waits
 
 
 def test_a_label_for_an_unknown_payment_waits_for_it_then_is_dead_lettered_with_a_reason() -> None:
@@ -84,14 +90,14 @@ def test_a_label_for_an_unknown_payment_waits_for_it_then_is_dead_lettered_with_
     assert (waiting.fraud_labels, waiting.unmatched_labels, waiting.refused) == (0, 0, [])
     early = shard.learn_many(CardShard(100, 1000).learn_many([scoring(DAY_S, "O-1")]), BOOK)
     assert early.refused == []  # a day is the lateness a payment may have behind its label
-    late = shard.learn_many(CardShard(100, 1000).learn_many([scoring(DAY_S + 10.0, "O-2")]), BOOK)
+    late = shard.learn_many(CardShard(100, 1000).learn_many([scoring(DAY_S + 60.0, "O-2")]), BOOK)
     assert (late.unmatched_labels, late.refused) == (1, [(unknown, UNKNOWN_PAYMENT)])
 
 
-def test_a_label_read_before_its_payment_is_learned_when_the_payment_is_scored() -> None:
+def test_a_label_read_before_its_payment_is_learned_when_its_chunk_closes() -> None:
     shard = scorer_shard()
     shard.learn_many([fraud_label("O-1", 60.0)], BOOK)
-    batch = shard.learn_many(CardShard(100, 1000).learn_many([scoring(30.0, "O-1")]), BOOK)
+    batch = shard.learn_many([*CardShard(100, 1000).learn_many([scoring(30.0, "O-1")]), *closing(200.0)], BOOK)
     assert (batch.fraud_labels, batch.refused) == (1, [])
     assert shard.scorer.model.positives + len(shard.scorer._pending) == 1
 
@@ -100,7 +106,7 @@ def test_a_label_dated_before_its_payment_is_refused() -> None:
     shard = scorer_shard()
     shard.learn_many(CardShard(100, 1000).learn_many([scoring(3600.0, "O-1")]), BOOK)
     label = fraud_label("O-1", 60.0)
-    batch = shard.learn_many([label], BOOK)
+    batch = shard.learn_many([label, *closing(3700.0)], BOOK)
     assert (batch.fraud_labels, batch.refused) == (0, [(label, BEFORE_PAYMENT)])
 
 
@@ -110,17 +116,20 @@ def test_unlabelled_payments_are_presumed_genuine_at_maturity_never_before() -> 
     shard.learn_many(cards.learn_many([scoring(0.0, "O-1"), scoring(10.0, "O-2")]), BOOK)
     before = shard.learn_many(cards.learn_many([scoring(30 * DAY_S, "O-3", card_token="tok_b")]), BOOK)
     assert before.presumed_legit == 0 and len(shard.pending) == 3  # their day ends 30 days before midnight
-    after = shard.learn_many(cards.learn_many([scoring(31 * DAY_S, "O-4", card_token="tok_b")]), BOOK)
-    assert after.presumed_legit == 2 and len(shard.pending) == 2
+    after = shard.learn_many([*cards.learn_many([scoring(31 * DAY_S, "O-4", card_token="tok_b")]),
+                              *closing(31 * DAY_S + 60.0)], BOOK)  # fmt: skip
+    assert after.presumed_legit == 2 and len(shard.pending) == 3  # at the start of O-4's chunk, 31 days on
 
 
 def test_a_fraud_label_after_maturity_corrects_the_presumed_genuine_payment() -> None:
     shard = scorer_shard()
     cards = CardShard(100, 1000)
     shard.learn_many(cards.learn_many([scoring(0.0, "O-1")]), BOOK)
-    shard.learn_many(cards.learn_many([scoring(31 * DAY_S, "O-2", card_token="tok_b")]), BOOK)
-    batch = shard.learn_many([fraud_label("O-1", 31 * DAY_S + 5)], BOOK)
+    matured = shard.learn_many(cards.learn_many([scoring(31 * DAY_S, "O-2", card_token="tok_b")]), BOOK)
+    assert matured.presumed_legit == 1  # judged at the start of O-2's chunk
+    batch = shard.learn_many([fraud_label("O-1", 31 * DAY_S + 65), *closing(31 * DAY_S + 200.0)], BOOK)
     assert (batch.fraud_labels, batch.refused) == (1, [])
+    assert shard.totals["fraud"] == 1 and shard.totals["presumed_genuine"] >= 1
 
 
 def test_a_burst_spread_over_scorer_shards_raises_one_alert_on_the_card() -> None:
@@ -160,7 +169,7 @@ def test_shards_survive_a_snapshot() -> None:
     shard.learn_many(CardShard(100, 1000).learn_many([scoring(float(i), f"O-{i}") for i in range(20)]), BOOK)
     clone = pickle.loads(pickle.dumps(shard))
     assert clone.scorer.model_version == shard.scorer.model_version and len(clone.pending) == len(shard.pending) == 20
-    assert clone.learn_many([fraud_label("O-3", 5 * DAY_S)], BOOK).fraud_labels == 1
+    assert clone.learn_many([fraud_label("O-3", 5 * DAY_S), *closing(5 * DAY_S + 60.0)], BOOK).fraud_labels == 1
 
 
 def test_a_payment_record_is_built_from_the_decoded_event() -> None:

@@ -124,3 +124,57 @@ def test_dead_letter_burst_comes_from_one_topic_in_its_window() -> None:
     extra = workload.malformed_count[topic] - baseline.malformed_count[topic]
     assert extra >= 300
     assert sum(r.malformed for r in records) == sum(workload.malformed_count.values())
+
+
+BENCHMARK_SCENARIOS: dict[str, Any] = dict(
+    amount_outlier_rate=0.002, compromised_terminal_rate=0.0005, compromised_card_rate=0.002,
+    terminal_compromise_s=3 * 3600.0, card_compromise_s=2 * 3600.0,
+)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def benchmark_stream() -> tuple[Workload, list[dict[str, Any]]]:
+    workload = Workload(**SMALL, **BENCHMARK_SCENARIOS)
+    records = list(workload.records(60_000))
+    return workload, [orjson.loads(r.value) for r in records if not r.malformed]
+
+
+def test_the_card_fraud_benchmarks_scenarios_happen_with_late_labels(benchmark_stream: Any) -> None:
+    workload, events = benchmark_stream
+    by_scenario = workload.fraud_by_scenario
+    assert all(by_scenario.get(s) for s in ("amount_outlier", "compromised_terminal", "compromised_card"))
+    sales = {e["txn_id"]: e for e in events if e["type"] == "sale"}
+    labels = {e["txn_id"]: e for e in events if e["type"] == "fraud_label" and e.get("txn_id")}
+    for scenario in ("amount_outlier", "compromised_terminal", "compromised_card"):
+        labelled = [pid for pid in by_scenario[scenario] if pid in labels]
+        assert labelled, scenario
+        assert all(labels[pid]["label"] == "fraud" and epoch(labels[pid]) > epoch(sales[pid]) for pid in labelled)
+    honest = [
+        e["total"] for pid, e in sales.items() if pid not in workload.fraud_ids and e["payment"]["method"] == "card"
+    ]
+    outliers = [sales[pid]["total"] for pid in by_scenario["amount_outlier"]]
+    assert min(outliers) >= 10_000.0 and sorted(honest)[int(0.99 * len(honest))] < 10_000.0
+
+
+def test_a_compromised_terminal_is_all_fraud_in_its_window_and_a_card_a_third_at_five_times(
+    benchmark_stream: Any,
+) -> None:
+    workload, events = benchmark_stream
+    sales = [e for e in events if e["type"] == "sale" and e["payment"].get("card_token")]
+    other = set().union(*(ids for name, ids in workload.fraud_by_scenario.items() if name != "compromised_terminal"))
+    windows = [(c.entity_id, c.first_ts, c.first_ts + 3 * 3600.0) for c in workload.fraud_cases
+               if c.scenario == "compromised_terminal"]  # fmt: skip
+    on_them = {e["txn_id"] for e in sales for register, start, end in windows
+               if e["register_id"] == register and start <= epoch(e) < end}  # fmt: skip
+    assert on_them - other == workload.fraud_by_scenario["compromised_terminal"]
+    cards = [c for c in workload.fraud_cases if c.scenario == "compromised_card"]
+    paid = [e for e in sales for c in cards if e["payment"].get("card_token") == c.entity_id
+            and c.first_ts <= epoch(e) < c.first_ts + 2 * 3600.0]  # fmt: skip
+    fraud = [e for e in paid if e["txn_id"] in workload.fraud_by_scenario["compromised_card"]]
+    assert 0.15 < len(fraud) / len(paid) < 0.55
+    assert all("customer_id" not in e for e in fraud)
+
+
+def test_benchmark_scenarios_switched_off_change_nothing() -> None:
+    off = dict(amount_outlier_rate=0.0, compromised_terminal_rate=0.0, compromised_card_rate=0.0)
+    assert list(Workload(**SMALL).records(8000)) == list(Workload(**SMALL, **off).records(8000))

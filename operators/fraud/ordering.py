@@ -1,0 +1,191 @@
+"""Payments and labels handed on in event-time order, whatever order the input partitions were read in.
+
+Every stage of the fraud flow learns as it goes (a card's velocity, a store's fraud rate, the
+models), so what it says of a payment depends on which events it had seen before it. Kafka
+partitions are read concurrently, and after a recovery the reads resume at other offsets: the
+same events arrive interleaved differently. `EventTimeOrder` makes the order a function of the
+data: it holds what it reads until every input partition still delivering has passed it (the
+watermark: the smallest of the partitions' newest event times), then hands it on sorted by
+(event time, event id), numbered. The stages after it sort what reaches them by that number
+(`sequence`), so each sees its items in one order, the same in every run.
+
+Partitions are known by their records, so at a start (or a restart) nothing is handed on until
+the step has been running for as long as a partition may be silent before it counts as idle:
+a partition not heard of yet may still deliver older events. A partition that has stopped
+delivering (at its end, or a topic nobody writes to now) must not hold everything back: it is
+*idle* once it has delivered nothing for `idle_s` wall seconds while `idle_batches` batches
+of other partitions came (both: a process stalled by its machine delivers nothing from any
+partition, and must not take that for idleness). Whatever is held when the whole input has been
+quiet for `quiet_s`, or at the end of the input, is handed on: longer than `idle_s`, since a
+step waits for its next batch while the stages after it work on the last one.
+
+What stays order-dependent: an event arriving after the watermark passed it (a partition idle
+for longer than `idle_s` that wakes up with old events) is handed on at once, late, and counted.
+
+Examples
+--------
+>>> order = EventTimeOrder(idle_s=1.0, idle_batches=2)
+>>> order.resumed(now=0.0)  # the start: partitions not heard of yet may deliver anything
+>>> order.offer([(5.0, "b", "p0-a"), (7.0, "c", "p0-b")], {"p0": 7.0}, now=0.1)
+[]
+>>> order.offer([(6.0, "a", "p1-a")], {"p1": 6.0}, now=0.2)
+[]
+>>> order.offer([(8.0, "d", "p0-c")], {"p0": 8.0}, now=1.5)  # 1 s and 2 batches since the start: p1 is at 6.0
+['p0-a', 'p1-a']
+>>> order.offer([(9.0, "e", "p1-b")], {"p1": 9.0}, now=1.6)  # p0 is at 8.0
+['p0-b', 'p0-c']
+>>> order.offer([(2.0, "f", "p1-old")], {"p1": 2.0}, now=1.7)  # older than what was handed on: late
+['p1-old']
+>>> order.flush(), order.late  # the end of the input: what is held goes, in order
+(['p1-b'], 1)
+"""
+
+from __future__ import annotations
+
+import math
+from bisect import bisect_right
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+_UNHEARD = ""
+"""The partitions not heard of since the start: one that holds everything back until it counts as idle."""
+
+Entry = tuple[float, str, Any]
+"""(event time, tie-break id, item): the order is by the first two."""
+
+
+class _Partition:
+    __slots__ = ("batches_since", "heard_at", "newest")
+
+    def __init__(self, newest: float, now: float) -> None:
+        self.newest = newest
+        self.heard_at = now
+        self.batches_since = 0
+
+
+class EventTimeOrder:
+    """Holds entries until the watermark of the delivering partitions passes them; hands them on sorted.
+
+    Parameters
+    ----------
+    idle_s
+        Wall seconds without a record from a partition (while others deliver) before it stops
+        holding the watermark back; also how long the whole input may be quiet before what is
+        held goes anyway.
+    idle_batches
+        Batches of other partitions that must have come in that time too.
+    quiet_s
+        Wall seconds without any batch after which everything held goes.
+
+    Cost: a sort of what is held per batch (mostly sorted runs already) and one pass over the partitions.
+    """
+
+    def __init__(self, idle_s: float = 0.25, idle_batches: int = 4, quiet_s: float = 5.0) -> None:
+        self.idle_s = idle_s
+        self.idle_batches = idle_batches
+        self.quiet_s = quiet_s
+        self.partitions: dict[str, _Partition] = {}
+        self.held: list[Entry] = []
+        self.released_to = -math.inf  # the newest event time handed on
+        self.sequence = 0  # entries handed on so far: the next one's number
+        self.late = 0
+        self.last_batch_at = -math.inf
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {
+            "idle_s": self.idle_s,
+            "idle_batches": self.idle_batches,
+            "quiet_s": self.quiet_s,
+            "partitions": {part: p.newest for part, p in self.partitions.items() if part != _UNHEARD},
+            "held": self.held,
+            "released_to": self.released_to,
+            "sequence": self.sequence,
+            "late": self.late,
+        }
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """After a recovery every known partition is heard from afresh: wall times of the last run mean nothing."""
+        self.__init__(state["idle_s"], state["idle_batches"], state["quiet_s"])  # type: ignore[misc]
+        self.partitions = {part: _Partition(newest, -math.inf) for part, newest in state["partitions"].items()}
+        self.held, self.released_to = state["held"], state["released_to"]
+        self.sequence, self.late = state["sequence"], state["late"]
+
+    def resumed(self, now: float) -> None:
+        """Start every known partition's idle clock at `now` (a start or restart), and one for those not heard of."""
+        for part in self.partitions.values():
+            part.heard_at = now
+            part.batches_since = 0
+        self.partitions[_UNHEARD] = _Partition(-math.inf, now)
+        self.last_batch_at = now
+
+    def offer(self, entries: Sequence[Entry], marks: Mapping[str, float], now: float) -> list[Any]:
+        """Take a batch (`marks`: the newest event time per partition in it); the items now safe to hand on.
+
+        The items handed on are numbered `sequence - len(items)` onwards, in the order returned.
+        """
+        partitions = self.partitions
+        for part in partitions.values():
+            part.batches_since += 1
+        for name, newest in marks.items():
+            known = partitions.get(name)
+            if known is None:
+                partitions[name] = _Partition(newest, now)
+                continue
+            known.heard_at, known.batches_since = now, 0
+            if newest > known.newest:
+                known.newest = newest
+        self.last_batch_at = now
+        self.held.extend(entries)
+        return self._release(self.watermark(now))
+
+    def watermark(self, now: float) -> float:
+        """The smallest newest event time over the partitions that are not idle (infinite when all are)."""
+        idle_s, idle_batches = self.idle_s, self.idle_batches
+        delivering = [
+            part.newest
+            for part in self.partitions.values()
+            if part.batches_since < idle_batches or now - part.heard_at < idle_s
+        ]
+        return min(delivering) if delivering else math.inf
+
+    def due(self, now: float) -> list[Any]:
+        """Called on a timer: everything held once the whole input has been quiet for `quiet_s`.
+
+        Not a batch for idleness: timer ticks while a replay's batches are slow to come (a loaded
+        machine) turned partitions idle that still had older events to deliver.
+        """
+        if self.held and now - self.last_batch_at >= self.quiet_s:
+            return self.flush()
+        return []
+
+    def flush(self) -> list[Any]:
+        """Everything held, in order (the end of the input)."""
+        return self._release(math.inf)
+
+    def _release(self, watermark: float) -> list[Any]:
+        held = self.held
+        if not held:
+            return []
+        held.sort(key=_order_key)
+        cut = len(held) if watermark == math.inf else bisect_right(held, watermark, key=_time)
+        if not cut:
+            return []
+        out, self.held = held[:cut], held[cut:]
+        released_to = self.released_to
+        late = 0
+        for entry in out:
+            if entry[0] < released_to:
+                late += 1
+        self.late += late
+        if out[-1][0] > released_to:
+            self.released_to = out[-1][0]
+        self.sequence += len(out)
+        return [entry[2] for entry in out]
+
+
+def _order_key(entry: Entry) -> tuple[float, str]:
+    return entry[0], entry[1]
+
+
+def _time(entry: Entry) -> float:
+    return entry[0]

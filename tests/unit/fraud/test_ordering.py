@@ -1,0 +1,59 @@
+"""Event-time order: what is held, what goes, and what a recovered step remembers."""
+
+from __future__ import annotations
+
+import pickle
+import random
+
+from operators.fraud.ordering import EventTimeOrder
+
+
+def _feed(order: EventTimeOrder, parts: dict[str, list[float]], block: int, now: float) -> list[str]:
+    """Every partition delivers `block` entries in turn (entries are `part:ts`); returns what was handed on."""
+    out: list[str] = []
+    cursors = dict.fromkeys(parts, 0)
+    while any(cursors[p] < len(ts) for p, ts in parts.items()):
+        for part, times in parts.items():
+            taken = times[cursors[part] : cursors[part] + block]
+            cursors[part] += block
+            if taken:
+                entries = [(t, f"{part}:{t}", f"{part}:{t}") for t in taken]
+                now += 0.001
+                out += order.offer(entries, {part: taken[-1]}, now)
+    return out + order.flush()
+
+
+def test_the_order_is_the_same_however_the_partitions_interleave() -> None:
+    rng = random.Random(1)
+    parts = {f"p{i}": sorted(rng.uniform(0, 1000) for _ in range(300)) for i in range(4)}
+    expected = sorted((t, f"{p}:{t}") for p, times in parts.items() for t in times)
+    for block in (1, 7, 50):
+        order = EventTimeOrder(idle_s=60.0, idle_batches=1000)
+        order.resumed(0.0)
+        assert _feed(order, parts, block, now=0.0) == [name for _, name in expected]
+        assert order.late == 0 and order.sequence == 1200
+
+
+def test_an_idle_partition_stops_holding_the_others_back_but_a_stalled_process_does_not() -> None:
+    order = EventTimeOrder(idle_s=1.0, idle_batches=3)
+    order.resumed(0.0)
+    assert order.offer([(1.0, "a", "a1")], {"a": 1.0}, now=0.1) == []  # partitions not heard of may come
+    assert order.offer([(2.0, "b", "b2")], {"b": 2.0}, now=0.2) == []
+    assert order.offer([(3.0, "a", "a3")], {"a": 3.0}, now=0.3) == []
+    assert order.offer([(4.0, "b", "b4")], {"b": 4.0}, now=1.2) == ["a1", "b2", "a3"]  # 1 s and 3 batches on
+    # "a" has not delivered for 5.7 s, but only 2 batches came meanwhile (a process starved of CPU): it still counts.
+    assert order.offer([(5.0, "b", "b5")], {"b": 5.0}, now=6.0) == []
+    assert order.offer([(6.0, "b", "b6")], {"b": 6.0}, now=6.1) == ["b4", "b5", "b6"]  # now it is idle
+    assert order.due(now=20.0) == [] and order.held == [] and order.late == 0
+
+
+def test_a_recovered_step_waits_for_the_partitions_it_knew_and_those_it_did_not() -> None:
+    order = EventTimeOrder(idle_s=1.0, idle_batches=4, quiet_s=5.0)
+    order.resumed(0.0)
+    order.offer([(10.0, "a", "a10")], {"a": 10.0}, now=0.1)
+    order.offer([(20.0, "b", "b20")], {"b": 20.0}, now=0.2)
+    clone = pickle.loads(pickle.dumps(order))
+    clone.resumed(100.0)
+    assert clone.held == order.held and clone.sequence == order.sequence
+    assert clone.offer([(30.0, "b", "b30")], {"b": 30.0}, now=100.1) == []  # "a" and the unheard may still send
+    assert clone.due(now=104.0) == [] and clone.due(now=105.2) != []  # quiet for quiet_s: everything goes
