@@ -69,7 +69,15 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.session_log import DEFAULT_DIR, Scores, SessionLog, next_click_tasks, reference_scores
+from benchmarks.session_log import (
+    DEFAULT_DIR,
+    Click,
+    Scores,
+    SessionLog,
+    next_click_tasks,
+    reference_scores,
+    view_event,
+)
 from events.dead_letter import DeadLetter
 from events.decode import decode
 from events.models import Count, OrderCancel, Purchase, Return, Sale, Void
@@ -87,7 +95,7 @@ from operators.stock_ledger import StockLedger
 from operators.txn_journal import TxnJournal
 from sim.workload import Workload
 from state import keys
-from state.doc_writer import FencedDoc
+from state.doc_writer import FencedDoc, read_doc
 from state.rec_reader import ScoredList, plain_doc, scored_list
 
 K = 20
@@ -484,43 +492,71 @@ SESSION_BATCH = 1
 click is asked about, as the live stack does within its freshness bound (the next click comes seconds later)."""
 
 
-def evaluate_sessions(directory: Path, variant: Variant | None = None) -> dict[str, Any]:
-    """The next-click protocol of `benchmarks/session_log.py` on a recorded log: the deployed answer and the
-    reference methods of the same run, under both scorings (`all`, `next_different`)."""
-    started = time.perf_counter()
-    log = SessionLog(directory)
-    docs = flow_documents(log.records(), batch_size=SESSION_BATCH)
-    flow_s = time.perf_counter() - started
+SEEN_SETTINGS = {"omnistream_blend_seen_include": True, "omnistream_blend_seen_exclude": False}
+"""The deployed answer under each `seen` setting of the API (`seen=include` / `seen=exclude`), passed explicitly."""
+
+
+def session_answers(
+    log: SessionLog, docs: Sequence[FencedDoc], variant: Variant, include_seen: bool
+) -> dict[str, Scores]:
+    """The deployed answer after every validation click that has a successor, scored both ways."""
     store = DocumentStore(docs)
-    variant = variant or Variant("blend")
     tasks = next_click_tasks(log.valid)
-    known: set[str] = set()
+    known = {click.item for click in log.train}
     deployed = {"all": Scores(), "next_different": Scores()}
-    for click in log.train:
-        known.add(click.item)
     for index, click in enumerate(log.valid):
         known.add(click.item)
         target = tasks.get(index)
         if target is None:
             continue
         store.advance(math.nextafter(click.ts, math.inf))  # what was written up to and with this click
-        request = RecRequest(None, click.session, click.item, None, "web")
+        request = RecRequest(None, click.session, click.item, None, "web", include_seen)
         items = served_answer(request, variant, K, store, Sellable(None, None, store, known))
         returned, reasons = [item.sku for item in items], [item.reason for item in items]
         deployed["all"].score(returned, target, reasons)
         if target != click.item:
             deployed["next_different"].score(returned, target, reasons)
+    return deployed
+
+
+def evaluate_sessions(
+    directory: Path, variant: Variant | None = None, docs: Sequence[FencedDoc] | None = None
+) -> dict[str, Any]:
+    """The next-click protocol of `benchmarks/session_log.py` on a recorded log: the deployed answer under both
+    `seen` settings and the reference methods of the same run, under both scorings (`all`, `next_different`).
+
+    `docs`: the flow's documents for this log when already computed (tuning the API side reuses them)."""
+    started = time.perf_counter()
+    log = SessionLog(directory)
+    if docs is None:
+        docs = flow_documents(log.records(), batch_size=SESSION_BATCH)
+    flow_s = time.perf_counter() - started
+    variant = variant or Variant("blend")
+    deployed = {name: session_answers(log, docs, variant, include) for name, include in SEEN_SETTINGS.items()}
     references = reference_scores(log)
     catalog_size = len({click.item for click in log.clicks()})
-    methods = {"omnistream_blend": deployed, **references}
+    methods = {**deployed, **references}
+    scorings = {
+        scoring: {name: scores[scoring].get(catalog_size) for name, scores in methods.items()}
+        for scoring in ("all", "next_different")
+    }
+    hit, mrr = f"hit_rate_at_{K}", f"mrr_at_{K}"
+    best = scorings["all"]["omnistream_blend_seen_include"]
+    knn = scorings["all"]["session_knn"]
+    acceptance = {
+        "hit_rate_at_least_0.70": best[hit] >= 0.70,
+        "mrr_at_least_0.34": best[mrr] >= 0.34,
+        "ahead_of_session_knn": best[hit] > knn[hit] and best[mrr] > knn[mrr],
+    }
+    acceptance["passed"] = all(acceptance.values())
     return {
         "benchmark": "recs_quality_sessions",
         "k": K,
         "protocol": "learn the training log in time order, replay each validation session click by click; after"
-        " click i ask the top 20 with session_id and the current sku; hit if click i+1 is in them. Scorings:"
-        " all (every next click, repeats included: the API never recommends the SKU being viewed, so a repeat"
-        " is always a miss for it) and next_different (a repeat of the current SKU is not scored; references"
-        " filtered as the API)",
+        " click i ask the top 20 with session_id, the current sku and seen=include or seen=exclude; hit if"
+        " click i+1 is in them. Scorings: all (every next click, repeats included: under seen=exclude the API"
+        " never recommends a SKU the shopper viewed, so a repeat is always a miss for it) and next_different (a"
+        " repeat of the current SKU is not scored; references filtered of the current SKU)",
         "pipeline": "flows.recommend run in process (TestingSource/TestingSink, one record per batch), answers by"
         " the API's material_plan/followup_plan/recommend; references from benchmarks/session_log.py",
         "source": {
@@ -530,15 +566,151 @@ def evaluate_sessions(directory: Path, variant: Variant | None = None) -> dict[s
             "valid_clicks": len(log.valid),
         },
         "documents": len(docs),
-        "scorings": {
-            scoring: {name: scores[scoring].get(catalog_size) for name, scores in methods.items()}
-            for scoring in ("all", "next_different")
-        },
+        "scorings": scorings,
+        "acceptance": acceptance,
         "flow_s": round(flow_s, 1),
         "elapsed_s": round(time.perf_counter() - started, 1),
         "machine": {"python": platform.python_version(), "platform": platform.platform()},
         "run_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
+
+
+def live_sessions(directory: Path, variant_spec: str = "blend:1") -> dict[str, Any]:
+    """The next-click protocol through the running stack: the truth the in-process mode must agree with.
+
+    Private services (an in-memory broker, a diskless Redis, one topic partition so the log keeps its order),
+    the recommend flow tailing the clickstream, the API on one uvicorn worker with auth on. The training clicks
+    are published as a backlog and consumed; then each validation click is published alone, timed until its
+    session's profile in Redis holds it (freshness: view -> reflected in what the next answer reads), and, when
+    the session goes on, `GET /v1/recommendations` is asked with `seen=include` and with `seen=exclude`.
+    `variant_spec` is `rec_variants`: one blend arm by default, the one the in-process mode answers with.
+    """
+    import shutil
+    import tempfile
+    import urllib.request
+
+    import redis
+    from confluent_kafka import Producer
+
+    from benchmarks.inventory import api_headers, start_api
+    from benchmarks.keyspace import KeyWrites
+    from flows.launcher import start_flow
+    from omnistream.kafka_admin import create_topics
+    from omnistream.stack import start_broker, start_redis
+
+    started = time.perf_counter()
+    log = SessionLog(directory)
+    broker, store = start_broker(), start_redis()
+    workdir = Path(tempfile.mkdtemp(prefix="omnistream-recs-live-"))
+    settings = Settings(kafka_brokers=broker.address, redis_url=store.address, topic_prefix="rl.",
+                        topic_partitions=1, recovery_dir=workdir / "recovery", flow_metrics_port=0,
+                        rec_variants=variant_spec)  # fmt: skip
+    create_topics(settings.kafka.brokers, settings.topic.prefix, settings.topic.partitions)
+    client = redis.Redis.from_url(settings.redis.url)
+    writes = KeyWrites(settings.redis.url, keys.rec_profile("s:*"))
+    producer = Producer({"bootstrap.servers": settings.kafka.brokers, "linger.ms": 0})
+    topic = settings.topic(Topic.CLICKSTREAM)
+    flow_log = open(workdir / "flow.log", "wb")  # noqa: SIM115 - closed in the finally below
+    run = start_flow("recommend", settings, stdout=flow_log, stderr=flow_log)
+    api_proc, port = start_api("serving.app:create_app", settings)
+    headers = api_headers(settings, "storefront")
+    number = 0
+
+    def reflected(click: Click) -> bool:
+        raw = read_doc(client, keys.rec_profile("s:" + click.session))
+        doc = orjson.loads(raw) if raw else None
+        return bool(doc and doc["recent"] and doc["recent"][0][0] == click.item and doc["as_of"] >= click.ts)
+
+    def send(click: Click) -> float:
+        nonlocal number
+        producer.produce(topic, view_event(number, click), key=click.session.encode())
+        producer.flush(10)
+        number += 1
+        return time.perf_counter()
+
+    def ask(click: Click, seen: str) -> list[tuple[str, str]]:
+        url = (f"http://127.0.0.1:{port}/v1/recommendations?session_id={click.session}&sku={click.item}"
+               f"&channel=web&k={K}&seen={seen}")  # fmt: skip
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=10) as response:
+            items = orjson.loads(response.read())["items"]
+        return [(item["sku"], item["reason"]) for item in items]
+
+    names = {"include": "omnistream_blend_seen_include", "exclude": "omnistream_blend_seen_exclude"}
+    deployed = {name: {"all": Scores(), "next_different": Scores()} for name in names.values()}
+    lags: list[float] = []
+    try:
+        for click in log.train:
+            send(click)
+        last = log.train[-1]
+        deadline = time.perf_counter() + 600
+        while not reflected(last):  # the backlog consumed (one partition: in order)
+            if time.perf_counter() > deadline:
+                raise RuntimeError("the recommend flow did not consume the training clicks in 10 minutes")
+            time.sleep(0.2)
+        backlog_s = time.perf_counter() - started
+        tasks = next_click_tasks(log.valid)
+        for index, click in enumerate(log.valid):
+            sent = send(click)
+            while True:
+                writes.wait(keys.rec_profile("s:" + click.session), sent, timeout_s=30.0)
+                if reflected(click):
+                    break
+            lags.append(time.perf_counter() - sent)
+            target = tasks.get(index)
+            if target is None:
+                continue
+            for seen, name in names.items():
+                answer = ask(click, seen)
+                returned, reasons = [sku for sku, _ in answer], [reason for _, reason in answer]
+                deployed[name]["all"].score(returned, target, reasons)
+                if target != click.item:
+                    deployed[name]["next_different"].score(returned, target, reasons)
+    finally:
+        api_proc.terminate()
+        api_proc.wait(10)
+        run.stop()
+        flow_log.close()
+        broker.stop()
+        store.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+    catalog_size = len({click.item for click in log.clicks()})
+    lags.sort()
+    return {
+        "mode": "live",
+        "pipeline": "broker (one partition) -> recommend flow (tailing) -> Redis -> GET /v1/recommendations on one"
+        " uvicorn worker, auth on, rec_variants=" + variant_spec,
+        "scorings": {
+            scoring: {name: scores[scoring].get(catalog_size) for name, scores in deployed.items()}
+            for scoring in ("all", "next_different")
+        },
+        "freshness_ms": {"views": len(lags), "p50": round(1000 * lags[len(lags) // 2], 1),
+                         "p99": round(1000 * lags[min(len(lags) - 1, int(len(lags) * 0.99))], 1),
+                         "max": round(1000 * lags[-1], 1)},  # fmt: skip
+        "backlog_s": round(backlog_s, 1),
+        "elapsed_s": round(time.perf_counter() - started, 1),
+    }
+
+
+def add_live(result: dict[str, Any], live: dict[str, Any]) -> None:
+    """Put the live run's figures beside the in-process ones (as `<method>_live`) and check they agree."""
+    result["live"] = live
+    hit, mrr = f"hit_rate_at_{K}", f"mrr_at_{K}"
+    gaps = []
+    for scoring, methods in live["scorings"].items():
+        for name, figures in methods.items():
+            result["scorings"][scoring][name + "_live"] = figures
+            here = result["scorings"][scoring][name]
+            gaps += [abs(figures[hit] - here[hit]), abs(figures[mrr] - here[mrr])]
+    best = live["scorings"]["all"]["omnistream_blend_seen_include"]
+    knn = result["scorings"]["all"]["session_knn"]
+    acceptance = result["acceptance"]
+    acceptance["live_hit_rate_at_least_0.70"] = best[hit] >= 0.70
+    acceptance["live_mrr_at_least_0.34"] = best[mrr] >= 0.34
+    acceptance["live_ahead_of_session_knn"] = best[hit] > knn[hit] and best[mrr] > knn[mrr]
+    acceptance["in_process_within_0.01_of_live"] = max(gaps) <= 0.01
+    acceptance["live_freshness_p99_at_most_1s"] = live["freshness_ms"]["p99"] <= 1000.0
+    acceptance.pop("passed")
+    acceptance["passed"] = all(acceptance.values())
 
 
 def sessions_table(result: dict[str, Any], scoring: str) -> Table:
@@ -630,18 +802,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=None,
         help=f"a folder with train.tsv and valid.tsv (SessionId ItemId Time); default {DEFAULT_DIR}",
     )
+    parser.add_argument("--live", action="store_true", help="with --sessions: also the live mode (the truth)")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
     console = Console()
     if args.sessions is not None:
         sessions = evaluate_sessions(args.sessions)
+        if args.live:
+            add_live(sessions, live_sessions(args.sessions))
         out = args.out or SESSION_RESULTS
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_bytes(orjson.dumps(sessions, option=orjson.OPT_INDENT_2) + b"\n")
         for scoring in ("all", "next_different"):
             console.print(sessions_table(sessions, scoring))
-        console.print(f"({sessions['elapsed_s']} s, flow {sessions['flow_s']} s)")
-        return 0
+        if "live" in sessions:
+            console.print(f"live: {sessions['live']['freshness_ms']=}, backlog {sessions['live']['backlog_s']} s")
+        console.print(f"acceptance: {sessions['acceptance']}  ({sessions['elapsed_s']} s, flow {sessions['flow_s']} s)")
+        return 0 if sessions["acceptance"]["passed"] else 1
     args.out = args.out or RESULTS
     result = evaluate(args.events, args.seed, args.csv, args.skus, args.users)
     args.out.parent.mkdir(parents=True, exist_ok=True)

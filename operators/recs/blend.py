@@ -32,6 +32,14 @@ TRENDING_SERVED = 100
 """SKUs per trending scope worth storing for the API: enough to survive the stock filter."""
 MAX_CATEGORIES = 3
 """Category shelves (`cat:<c>` trending) consulted per answer."""
+REVISIT_DECAY = 0.5
+"""Re-visit likelihood factor per distinct SKU back from the current one: shoppers go back to what they just
+left far more often than to what they saw five pages ago (recency, as in STAN's position weighting)."""
+REVISIT_REPEAT_GAIN = 0.5
+"""Re-visit likelihood of a SKU viewed `n` times grows as 1 - (1 - gain)^n: each repeat says more interest,
+with diminishing returns (frequency); 0.5 makes a twice-viewed SKU 1.5x and a thrice-viewed one 1.75x as likely."""
+MAX_REVISITS = 10
+"""Session SKUs considered for a re-visit, newest first (older ones are rarely clicked again)."""
 
 
 class RecRequest(NamedTuple):
@@ -42,6 +50,9 @@ class RecRequest(NamedTuple):
     sku: str | None = None
     location_id: str | None = None
     channel: str | None = None
+    include_seen: bool = False
+    """`seen=include`: the answer may hold SKUs this shopper already viewed (the current one included), ranked
+    by how likely a re-visit is; `seen=exclude` (False, the default): never any of them."""
 
 
 class RecMaterial(NamedTuple):
@@ -78,6 +89,7 @@ class MaterialPlan(NamedTuple):
 
 
 REASONS = {
+    "revisit": "viewed_again",
     "covisit": "co_visitation",
     "session_category": "session_category",
     "profile_category": "profile_category",
@@ -130,7 +142,10 @@ def candidate_skus(request: RecRequest, material: RecMaterial) -> set[str]:
         skus.update(map(_sku_of, material.neighbours.get(sku, ())))
     for scope_list in material.trending.values():
         skus.update(map(_sku_of, scope_list))
-    skus.discard(request.sku or "")
+    if request.include_seen:
+        skus.update(sku for sku, _ in _revisits(request, material.profiles))
+    else:
+        skus -= _seen(request, material.profiles)
     return skus
 
 
@@ -171,7 +186,19 @@ def recommend(request: RecRequest, material: RecMaterial, variant: Variant, k: i
     # was most of this function's time on the API's path.
     values_of: dict[str, dict[str, float]] = {}
     categories: dict[str, str] = {}
-    sellable, exclude = material.sellable, request.sku
+    sellable = material.sellable
+    exclude = () if request.include_seen else _seen(request, material.profiles)
+
+    if request.include_seen:
+        # What the shopper viewed, by how likely they go back to it: not scaled to the best (a SKU viewed
+        # once and one viewed thrice must not both read 1.0), each value already in [0, 1).
+        revisit: dict[str, float] = {}
+        for sku, value in _revisits(request, material.profiles):
+            if sku in sellable:
+                revisit[sku] = value
+                categories[sku] = ""
+        if revisit:
+            values_of["revisit"] = revisit
 
     def add(source: str, scored: Sequence[Scored], weight: float) -> None:
         # Each list is scaled to its best score first, so every list speaks in [0, 1].
@@ -180,7 +207,7 @@ def recommend(request: RecRequest, material: RecMaterial, variant: Variant, k: i
             return
         values = values_of.setdefault(source, {})
         for sku, score, category in scored:
-            if score <= 0.0 or sku == exclude:
+            if score <= 0.0 or sku in exclude:
                 continue
             held = categories.get(sku)
             if held is None:
@@ -243,6 +270,64 @@ def recommend(request: RecRequest, material: RecMaterial, variant: Variant, k: i
 
 
 _sku_of, _score_of = itemgetter(0), itemgetter(1)
+
+
+def _seen(request: RecRequest, profiles: Mapping[str, ProfileDoc]) -> set[str]:
+    """The SKUs this shopper already viewed: the request SKU and their profiles' recent SKUs."""
+    seen = {entry[0] for entry in _recent(request, profiles)}
+    if request.sku:
+        seen.add(request.sku)
+    return seen
+
+
+def _revisits(request: RecRequest, profiles: Mapping[str, ProfileDoc]) -> list[tuple[str, float]]:
+    """(sku, likelihood of a re-visit in [0, 1)) of the SKUs viewed, the current one first, then newest first.
+
+    Two signals, both about this shopper alone: recency (REVISIT_DECAY per distinct SKU back) and how often
+    they viewed it (1 - (1 - REVISIT_REPEAT_GAIN)^views). The request SKU counts one view more when the
+    profile does not have it newest yet (the view and the request raced).
+
+    >>> profile = {"actor": "s:S-1", "recent": [("B", 1, 9.0, ""), ("A", 1, 5.0, "")], "categories": {},
+    ...            "as_of": 9.0, "visits": {"A": 3}}
+    >>> [(sku, round(v, 3)) for sku, v in _revisits(RecRequest(None, "S-1", "B"), {"s:S-1": profile})]
+    [('B', 0.5), ('A', 0.438)]
+    >>> [(sku, round(v, 3)) for sku, v in _revisits(RecRequest(None, "S-1", "A"), {"s:S-1": profile})]
+    [('A', 0.938), ('B', 0.25)]
+    """
+    recent = _recent(request, profiles)
+    visits = _visits(request, profiles)
+    keep = 1.0 - REVISIT_REPEAT_GAIN
+    out: list[tuple[str, float]] = []
+    done: set[str] = set()
+    factor = 1.0
+    current = request.sku
+    if current:
+        views = visits.get(current, 1) + (0 if recent and recent[0][0] == current else 1)
+        out.append((current, 1.0 - keep**views))
+        done.add(current)
+        factor *= REVISIT_DECAY
+    for sku, _, _, _ in recent:
+        if sku in done:
+            continue
+        done.add(sku)
+        out.append((sku, factor * (1.0 - keep ** visits.get(sku, 1))))
+        factor *= REVISIT_DECAY
+        if len(out) >= MAX_REVISITS:
+            break
+    return out
+
+
+def _visits(request: RecRequest, profiles: Mapping[str, ProfileDoc]) -> dict[str, int]:
+    """Views per recent SKU of the shopper's profiles (absent from older documents: every SKU counts once)."""
+    visits: dict[str, int] = {}
+    for actor in {actor_key(request.user_id, None), actor_key(None, request.session_id)}:
+        doc = profiles.get(actor or "")
+        counts = doc.get("visits") if doc is not None else None
+        if isinstance(counts, dict):
+            for sku, count in counts.items():
+                if isinstance(count, int) and count > 0 and count > visits.get(sku, 0):
+                    visits[sku] = count
+    return visits
 _PERSONAL = ("covisit", "session_category", "profile_category")
 """Sources that know something of this shopper or product: without any, the answer is a cold start."""
 _CONTEXT = ("trending_location", "trending_channel", "trending_global")
