@@ -683,9 +683,12 @@ def live_sessions(directory: Path, variant_spec: str = "blend:1") -> dict[str, A
             scoring: {name: scores[scoring].get(catalog_size) for name, scores in deployed.items()}
             for scoring in ("all", "next_different")
         },
-        "freshness_ms": {"views": len(lags), "p50": round(1000 * lags[len(lags) // 2], 1),
-                         "p99": round(1000 * lags[min(len(lags) - 1, int(len(lags) * 0.99))], 1),
-                         "max": round(1000 * lags[-1], 1)},  # fmt: skip
+        "freshness_ms": {
+            "views": len(lags),
+            "p50": round(1000 * lags[len(lags) // 2], 1),
+            "p99": round(1000 * lags[min(len(lags) - 1, int(len(lags) * 0.99))], 1),
+            "max": round(1000 * lags[-1], 1),
+        },
         "backlog_s": round(backlog_s, 1),
         "elapsed_s": round(time.perf_counter() - started, 1),
     }

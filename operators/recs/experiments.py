@@ -22,7 +22,7 @@ SOURCES = (
 """The candidate sources of `blend.recommend`; each is also a ranker feature (its normalised score)."""
 
 DEFAULT_WEIGHTS: Mapping[str, float] = {
-    "revisit": 1.0,
+    "revisit": 4.0,
     "covisit": 1.0,
     "session_category": 0.6,
     "profile_category": 0.3,

@@ -237,8 +237,10 @@ async def read_recommendations(
     k: Annotated[int, Query(ge=1, le=MAX_K, description="How many SKUs.")] = DEFAULT_K,
     seen: Annotated[
         Literal["include", "exclude", ""] | None,
-        Query(description="`include`: SKUs the shopper already viewed (the current one too) may be in the answer,"
-              " ranked by how likely a re-visit is; `exclude` (default): never any of them."),
+        Query(
+            description="`include`: SKUs the shopper already viewed (the current one too) may be in the answer,"
+            " ranked by how likely a re-visit is; `exclude` (default): never any of them."
+        ),
     ] = None,
 ) -> Response:
     """Up to `k` SKUs for the shopper, best first: `request_id`, `variant`, `items` [{`sku`, `score`, `reason`}].
