@@ -237,8 +237,7 @@ class ShopperLogic:
         # shorter) could never drop anything more, a double click included (two event ids), so they are
         # off: one fingerprint and one remembered id per interaction instead of three.
         profile = ShopperProfile(actor, s.rec.profile_recent, s.rec.profile_half_life_s, dedup_window_s=0)
-        trail = SessionTrail(s.rec.trail_window_s, s.rec.trail_items, 0, position_decay=s.rec.position_decay,
-                             backward_weight=s.rec.backward_weight)  # fmt: skip
+        trail = SessionTrail(s.rec.trail_window_s, s.rec.trail_items, 0, position_decay=s.rec.position_decay)
         return Shopper(actor, profile, trail, s.dedup_window_s, s.rec.feedback_window_s)
 
 

@@ -362,9 +362,6 @@ class RecSettings(_Group):
         1_800.0, gt=0, description="Interactions of different sessions this close in time still pair."
     )
     position_decay: float = Field(0.8, gt=0, le=1, description="Pair weight factor per step back in the trail.")
-    backward_weight: float = Field(
-        1.0, ge=0, le=1, description="Pair weight factor from a SKU to the one viewed before it (after it: 1)."
-    )
     trending_half_life_global_s: float = Field(6 * 3_600.0, gt=0, description="Half-life of trending everywhere.")
     trending_half_life_category_s: float = Field(12 * 3_600.0, gt=0, description="Half-life of trending in a category.")
     trending_half_life_location_s: float = Field(

@@ -11,7 +11,7 @@ per actor turns each interaction into pair updates (`CoVisit`), and
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from operators.recs.decay import DecayedScores
 from operators.recs.interactions import Interaction, first_delivery, keep_newest
@@ -59,10 +59,6 @@ class SessionTrail:
         Weights of view, cart, purchase.
     position_decay
         Factor per step back in the trail, in (0, 1].
-    backward_weight
-        Factor of the pair that tells the newer SKU about the older one, in [0, 1]: the next click after
-        a SKU is better predicted by what shoppers went on to after it than by what they came from
-        (sequential rules); 1 counts both directions alike.
 
     Examples
     --------
@@ -88,10 +84,8 @@ CoVisit(item='SKU-1', other='SKU-2', other_category='toys', weight=2.0, ts=10.0)
         dedup_window_s: float = 3_600.0,
         kind_weights: Sequence[float] = DEFAULT_KIND_WEIGHTS,
         position_decay: float = 0.8,
-        backward_weight: float = 1.0,
     ) -> None:
         self.window_s = window_s
-        self.backward_weight = backward_weight
         self.max_items = max_items
         self.dedup_window_s = dedup_window_s
         self.kind_weights = tuple(kind_weights)
@@ -112,7 +106,7 @@ CoVisit(item='SKU-1', other='SKU-2', other_category='toys', weight=2.0, ts=10.0)
         previous = None
         out: list[CoVisit] = []
         factor = 1.0
-        window_s, decay, backward = self.window_s, self.position_decay, self.backward_weight
+        window_s, decay = self.window_s, self.position_decay
         for index in range(len(items) - 1, -1, -1):
             other, other_kind, other_ts, other_session, other_category = items[index]
             if other == sku:
@@ -120,16 +114,11 @@ CoVisit(item='SKU-1', other='SKU-2', other_category='toys', weight=2.0, ts=10.0)
                 continue
             if other_session == session or abs(ts - other_ts) <= window_s:
                 weight = (own_weight + weights[other_kind - 1]) * 0.5 * factor
-                out.append(CoVisit(sku, other, other_category, weight * backward, ts))
+                out.append(CoVisit(sku, other, other_category, weight, ts))
                 out.append(CoVisit(other, sku, category, weight, ts))
             factor *= decay
         keep_newest(items, (sku, kind, ts, session, category), previous, self.max_items)
         return out
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        # Flow state recovered from a release before `backward_weight`: pairs counted alike both ways.
-        state.setdefault("backward_weight", 1.0)
-        self.__dict__.update(state)
 
     def recent(self) -> list[str]:
         """The remembered SKUs, newest first."""
