@@ -575,6 +575,11 @@ def evaluate_sessions(
     }
 
 
+SETTLE_S = 0.015
+"""Live mode: wait this long after a click's profile is written before asking, so the documents the same flow
+batch writes after the profile (neighbour lists, trending) are in Redis too, as the in-process mode has them."""
+
+
 def live_sessions(directory: Path, variant_spec: str = "blend:1") -> dict[str, Any]:
     """The next-click protocol through the running stack: the truth the in-process mode must agree with.
 
@@ -585,6 +590,7 @@ def live_sessions(directory: Path, variant_spec: str = "blend:1") -> dict[str, A
     the session goes on, `GET /v1/recommendations` is asked with `seen=include` and with `seen=exclude`.
     `variant_spec` is `rec_variants`: one blend arm by default, the one the in-process mode answers with.
     """
+    import os
     import shutil
     import tempfile
     import urllib.request
@@ -594,9 +600,11 @@ def live_sessions(directory: Path, variant_spec: str = "blend:1") -> dict[str, A
 
     from benchmarks.inventory import api_headers, start_api
     from benchmarks.keyspace import KeyWrites
+    from events.stock import LocationStock, SkuStock
     from flows.launcher import start_flow
     from omnistream.kafka_admin import create_topics
     from omnistream.stack import start_broker, start_redis
+    from state.stock_writer import StockWriter
 
     started = time.perf_counter()
     log = SessionLog(directory)
@@ -607,6 +615,14 @@ def live_sessions(directory: Path, variant_spec: str = "blend:1") -> dict[str, A
                         rec_variants=variant_spec)  # fmt: skip
     create_topics(settings.kafka.brokers, settings.topic.prefix, settings.topic.partitions)
     client = redis.Redis.from_url(settings.redis.url)
+    # A click log has no stock: every SKU of it is sellable (in stock at one warehouse), as the in-process mode
+    # counts every SKU seen; written as the inventory flow writes stock, sellable set included.
+    writer = StockWriter(client, generation="recs-live")
+    skus = sorted({click.item for click in log.clicks()})
+    for start in range(0, len(skus), 1000):
+        writer.write_batch(
+            [SkuStock(sku, 1, 0.0, (LocationStock("WH-01", 20, 0, 0.0),)) for sku in skus[start : start + 1000]]
+        )
     writes = KeyWrites(settings.redis.url, keys.rec_profile("s:*"))
     producer = Producer({"bootstrap.servers": settings.kafka.brokers, "linger.ms": 0})
     topic = settings.topic(Topic.CLICKSTREAM)
@@ -642,7 +658,7 @@ def live_sessions(directory: Path, variant_spec: str = "blend:1") -> dict[str, A
         for click in log.train:
             send(click)
         last = log.train[-1]
-        deadline = time.perf_counter() + 600
+        deadline = time.perf_counter() + float(os.environ.get("RECS_LIVE_BACKLOG_S", "600"))
         while not reflected(last):  # the backlog consumed (one partition: in order)
             if time.perf_counter() > deadline:
                 raise RuntimeError("the recommend flow did not consume the training clicks in 10 minutes")
@@ -656,6 +672,7 @@ def live_sessions(directory: Path, variant_spec: str = "blend:1") -> dict[str, A
                 if reflected(click):
                     break
             lags.append(time.perf_counter() - sent)
+            time.sleep(SETTLE_S)
             target = tasks.get(index)
             if target is None:
                 continue
@@ -672,7 +689,10 @@ def live_sessions(directory: Path, variant_spec: str = "blend:1") -> dict[str, A
         flow_log.close()
         broker.stop()
         store.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
+        if os.environ.get("RECS_LIVE_KEEP") is None:
+            shutil.rmtree(workdir, ignore_errors=True)
+        else:
+            print("kept", workdir)
     catalog_size = len({click.item for click in log.clicks()})
     lags.sort()
     return {
