@@ -536,7 +536,7 @@ def evaluate_sessions(
     references = reference_scores(log)
     catalog_size = len({click.item for click in log.clicks()})
     methods = {**deployed, **references}
-    scorings = {
+    scorings: dict[str, dict[str, Any]] = {
         scoring: {name: scores[scoring].get(catalog_size) for name, scores in methods.items()}
         for scoring in ("all", "next_different")
     }
