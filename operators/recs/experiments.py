@@ -11,6 +11,7 @@ from events.rec_served import RecServed, decode_served
 from operators.recs.interactions import Interaction, InteractionKind
 
 SOURCES = (
+    "revisit",
     "covisit",
     "session_category",
     "profile_category",
@@ -21,6 +22,7 @@ SOURCES = (
 """The candidate sources of `blend.recommend`; each is also a ranker feature (its normalised score)."""
 
 DEFAULT_WEIGHTS: Mapping[str, float] = {
+    "revisit": 4.0,
     "covisit": 1.0,
     "session_category": 0.6,
     "profile_category": 0.3,

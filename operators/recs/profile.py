@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TypedDict
+from typing import Any, NotRequired, TypedDict
 
 from operators.recs.covisitation import DEFAULT_KIND_WEIGHTS
 from operators.recs.decay import DecayedScores
@@ -16,12 +16,15 @@ class ProfileDoc(TypedDict):
 
     `recent` is newest first: [sku, kind (1 view, 2 cart, 3 purchase), ts, category or ""].
     `categories` maps category to its decayed affinity as of `as_of` (event time).
+    `visits` counts the views of the recent SKUs viewed more than once (absent: once; older documents have
+    no `visits` at all): how often a shopper came back to a SKU says how likely they come back again.
     """
 
     actor: str
     recent: list[tuple[str, int, float, str]]
     categories: dict[str, float]
     as_of: float
+    visits: NotRequired[dict[str, int]]
 
 
 class ShopperProfile:
@@ -57,7 +60,10 @@ class ShopperProfile:
     >>> profile.learn_one(Interaction("e2", 86_400.0, "u:U-1", "s:S-2", "SKU-2", K.CART, "app", None, "books"))
     >>> profile.get()
     {'actor': 'u:U-1', 'recent': [('SKU-2', 2, 86400.0, 'books'), ('SKU-1', 1, 0.0, 'toys')], \
-'categories': {'books': 3.0, 'toys': 0.5}, 'as_of': 86400.0}
+'categories': {'books': 3.0, 'toys': 0.5}, 'as_of': 86400.0, 'visits': {}}
+    >>> profile.learn_one(Interaction("e3", 86_401.0, "u:U-1", "s:S-2", "SKU-1", K.VIEW, "app", None, "toys"))
+    >>> profile.get()["visits"]  # SKU-1 viewed twice, SKU-2 once
+    {'SKU-1': 2}
     """
 
     def __init__(
@@ -76,6 +82,7 @@ class ShopperProfile:
         self.dedup_window_s = dedup_window_s
         self.kind_weights = tuple(kind_weights)
         self._recent: list[tuple[str, int, float, str]] = []  # oldest first
+        self._visits: dict[str, int] = {}  # interactions per SKU of `_recent`, for those with more than one
         self._categories = DecayedScores(half_life_s, max_categories)
         # 0 turns de-duplication off, for a caller that already drops redeliveries (one window, not three).
         self._seen = SeenEvents(dedup_window_s) if dedup_window_s > 0 else None
@@ -96,7 +103,17 @@ class ShopperProfile:
             if recent[index][0] == sku:
                 previous = index
                 break
+        visits = self._visits
+        if previous is not None:
+            visits[sku] = visits.get(sku, 1) + 1
+        elif len(recent) >= self.max_recent:
+            visits.pop(recent[0][0], None)  # the oldest SKU is about to drop out
         keep_newest(recent, (sku, kind, ts, category), previous, self.max_recent)
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # Flow state recovered from a release before `visits` holds no counts: every SKU counted once.
+        state.setdefault("_visits", {})
+        self.__dict__.update(state)
 
     def get(self) -> ProfileDoc:
         as_of = self.as_of
@@ -105,4 +122,5 @@ class ShopperProfile:
             "recent": self._recent[::-1],
             "categories": dict(self._categories.top(self.max_categories, as_of)),
             "as_of": as_of,
+            "visits": dict(self._visits),
         }

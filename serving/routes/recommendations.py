@@ -48,6 +48,8 @@ MAX_ID_LENGTH = 256
 MAX_K = 100
 DEFAULT_K = 10
 CHANNELS = ("web", "app", "store")
+SEEN = ("include", "exclude")
+"""`seen=`: may the answer hold SKUs the shopper already viewed (a "viewed again" slot)? Default `exclude`."""
 ANONYMOUS = "anonymous"
 """The actor of a request naming neither user nor session: one shared arm of the experiment."""
 
@@ -61,6 +63,7 @@ class RecParams(NamedTuple):
     location_id: str | None = None
     channel: str | None = None
     k: int = DEFAULT_K
+    include_seen: bool = False
 
 
 def parse_query(pairs: Sequence[tuple[str, str]]) -> RecParams | None:
@@ -69,26 +72,34 @@ def parse_query(pairs: Sequence[tuple[str, str]]) -> RecParams | None:
     Blank values count as absent (`?user_id=&sku=SKU-1`). Unknown parameters are ignored, as FastAPI does.
 
     >>> parse_query([("user_id", "U-1"), ("k", "5"), ("session_id", "")])
-    RecParams(user_id='U-1', session_id=None, sku=None, location_id=None, channel=None, k=5)
+    RecParams(user_id='U-1', session_id=None, sku=None, location_id=None, channel=None, k=5, include_seen=False)
     >>> parse_query([("k", "0")]) is None, parse_query([("sku", "A"), ("sku", "B")]) is None
+    (True, True)
+    >>> parse_query([("seen", "include")]).include_seen, parse_query([("seen", "all")]) is None
     (True, True)
     """
     values: dict[str, str | None] = {}
     k = DEFAULT_K
+    include_seen = False
     for name, value in pairs:
-        if name in values or (name == "k" and "k" in values):
+        if name in values:
             return None  # repeated: let the route say which value it takes
         if name == "k":
             if not value.isdigit() or not 1 <= int(value) <= MAX_K:
                 return None
             k = int(value)
             values["k"] = value
+        elif name == "seen":
+            if value and value not in SEEN:
+                return None
+            include_seen = value == "include"
+            values["seen"] = value
         elif name in RecParams._fields:
             if len(value) > MAX_ID_LENGTH or (name == "channel" and value and value not in CHANNELS):
                 return None
             values[name] = value or None
     return RecParams(values.get("user_id"), values.get("session_id"), values.get("sku"), values.get("location_id"),
-                     values.get("channel"), k)  # fmt: skip
+                     values.get("channel"), k, include_seen)  # fmt: skip
 
 
 class Recommender:
@@ -117,7 +128,8 @@ class Recommender:
 
     async def answer(self, params: RecParams) -> bytes:
         """The response body for `params`; Redis failures propagate (the API answers 503)."""
-        request = RecRequest(params.user_id, params.session_id, params.sku, params.location_id, params.channel)
+        request = RecRequest(params.user_id, params.session_id, params.sku, params.location_id, params.channel,
+                             params.include_seen)  # fmt: skip
         actor = actor_key(params.user_id, params.session_id) or ANONYMOUS
         variant = assign_variant(actor, self.variants, self.salt)
         reader = self.reader
@@ -154,7 +166,8 @@ class Recommender:
             trending |= second.lists[TRENDING]
             sellable = sellable | second.sellable
         material = RecMaterial(first.profiles, neighbours, trending, ranker, sellable)
-        cold_key = None if first.profiles else (params.sku, params.location_id, params.channel, variant.name, params.k)
+        cold_key = None if first.profiles else (params.sku, params.location_id, params.channel, variant.name, params.k,
+                                                params.include_seen)  # fmt: skip
         items = self.cold_answers.get(cold_key, material) if cold_key else None
         if items is None:
             items = recommend(request, material, variant, params.k)
@@ -235,13 +248,21 @@ async def read_recommendations(
     ] = None,
     channel: Annotated[Literal["web", "app", "store", ""] | None, Query(description="Where the shopper is.")] = None,
     k: Annotated[int, Query(ge=1, le=MAX_K, description="How many SKUs.")] = DEFAULT_K,
+    seen: Annotated[
+        Literal["include", "exclude", ""] | None,
+        Query(
+            description="`include`: SKUs the shopper already viewed (the current one too) may be in the answer,"
+            " ranked by how likely a re-visit is; `exclude` (default): never any of them."
+        ),
+    ] = None,
 ) -> Response:
     """Up to `k` SKUs for the shopper, best first: `request_id`, `variant`, `items` [{`sku`, `score`, `reason`}].
 
     `reason` names the source that contributed most (`co_visitation`, `session_category`,
-    `profile_category`, `trending_location`, `trending_channel`, `trending_global`). Never an
-    item unavailable at `location_id` (or anywhere, without it), never an inactive one. A
-    shopper without history gets what is trending in their context.
+    `profile_category`, `trending_location`, `trending_channel`, `trending_global`, and
+    `viewed_again` with `seen=include`). Never an item unavailable at `location_id` (or anywhere,
+    without it), never an inactive one. A shopper without history gets what is trending in their context.
     """
-    params = RecParams(user_id or None, session_id or None, sku or None, location_id or None, channel or None, k)
+    params = RecParams(user_id or None, session_id or None, sku or None, location_id or None, channel or None, k,
+                       seen == "include")  # fmt: skip
     return Response(await recommender(request).answer(params), media_type="application/json")

@@ -93,6 +93,7 @@ def test_a_session_log_is_read_in_time_order_without_its_malformed_rows_and_scor
     assert next_click_tasks(valid) == {0: "STOVE", 1: "POT"}
 
     result = evaluate_sessions(tmp_path)
-    deployed = result["scorings"]["next_different"]["omnistream_blend"]
-    assert deployed["requests"] == 2
-    assert deployed[f"hit_rate_at_{K}"] == 0.5  # STOVE after TENT was learned; POT never seen before
+    for setting in ("omnistream_blend_seen_exclude", "omnistream_blend_seen_include"):
+        deployed = result["scorings"]["next_different"][setting]
+        assert deployed["requests"] == 2
+        assert deployed[f"hit_rate_at_{K}"] == 0.5  # STOVE after TENT was learned; POT never seen before
