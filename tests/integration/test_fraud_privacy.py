@@ -65,8 +65,10 @@ def test_no_card_token_or_shopper_id_reaches_any_log(settings: Settings, tmp_pat
 
     rules = tmp_path / "rules.toml"
     shutil.copyfile(RULES, rules)
+    # A lone payment in a paused stream waits `order_quiet_s` in the order step before the stages (and their
+    # rules check) see it: short here, so each change is picked up within the test's pauses.
     live = settings.model_copy(update={"fraud_rules_path": rules, "fraud_rules_check_s": 0.2, "log_level": "DEBUG",
-                                       "flow_stop_at_end": False})  # fmt: skip
+                                       "flow_stop_at_end": False, "fraud_order_quiet_s": 0.3})  # fmt: skip
     flow_log = tmp_path / "flow.log"
     with flow_log.open("wb") as out:
         run = start_flow("fraud", live, stdout=out, stderr=out)
