@@ -42,6 +42,7 @@ from rich.table import Table
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `python benchmarks/customers.py` from anywhere
 
 from benchmarks.inventory import api_figures, api_headers, start_api
+from benchmarks.run_files import logs_shown_on_failure, write_results
 from events.timestamps import rfc3339_ms
 from events.topics import Topic
 from flows.customers_stages import config_of
@@ -298,26 +299,22 @@ def main() -> None:
     store: LocalService = start_redis()
     workdir = Path(tempfile.mkdtemp(prefix="omnistream-customers-bench-"))
     try:
-        base = Settings(kafka_brokers=broker.address, redis_url=store.address, topic_partitions=4,
-                        recovery_dir=workdir, flow_metrics_port=0, snapshot_interval_s=30.0)  # fmt: skip
-        if "throughput" not in args.skip:
-            console.print(f"(a) throughput over {args.events:,} records ...")
-            results["throughput"] = throughput(base, workdir, args.events)
-        if "latency" not in args.skip:
-            console.print(f"(b) trigger latency at {args.latency_rate:,.0f} events/s ...")
-            results["trigger_latency"] = trigger_latency(base, workdir, args.latency_rate, args.latency_seconds)
-        if "api" not in args.skip:
-            console.print("(d) API ...")
-            results["api"] = api(base, 100_000, args.api_seconds, 32)
-    except Exception:
-        for log in workdir.glob("*.log"):
-            console.print(f"[red]{log.name}[/red]: {log.read_text(errors='replace')[-3000:]}")
-        raise
+        with logs_shown_on_failure(workdir, console):
+            base = Settings(kafka_brokers=broker.address, redis_url=store.address, topic_partitions=4,
+                            recovery_dir=workdir, flow_metrics_port=0, snapshot_interval_s=30.0)  # fmt: skip
+            if "throughput" not in args.skip:
+                console.print(f"(a) throughput over {args.events:,} records ...")
+                results["throughput"] = throughput(base, workdir, args.events)
+            if "latency" not in args.skip:
+                console.print(f"(b) trigger latency at {args.latency_rate:,.0f} events/s ...")
+                results["trigger_latency"] = trigger_latency(base, workdir, args.latency_rate, args.latency_seconds)
+            if "api" not in args.skip:
+                console.print("(d) API ...")
+                results["api"] = api(base, 100_000, args.api_seconds, 32)
     finally:
         broker.stop()
         store.stop()
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS))
+    write_results(args.out, results)
     table = Table(title="customers flow")
     table.add_column("measure")
     table.add_column("value", justify="right")

@@ -39,6 +39,7 @@ from rich.table import Table
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.inventory import api_figures, api_headers, start_api
+from benchmarks.run_files import logs_shown_on_failure, write_results
 from events.timestamps import rfc3339_ms
 from events.topics import Topic
 from flows.kafka_source import KafkaRecord
@@ -212,25 +213,21 @@ def main() -> None:
     store: LocalService = start_redis()
     workdir = Path(tempfile.mkdtemp(prefix="omnistream-loyalty-bench-"))
     try:
-        base = Settings(kafka_brokers=broker.address, redis_url=store.address, topic_partitions=4,
-                        recovery_dir=workdir, flow_metrics_port=0, snapshot_interval_s=30.0)  # fmt: skip
-        if "live" not in args.skip:
-            for flow in ("loyalty", "attribution"):
-                console.print(f"(b) {flow}: live, run to the end of the traffic ...")
-                results[f"{flow}_live"] = live(flow, base, workdir, records)
-        if "api" not in args.skip:
-            console.print("(c, d) redemption decisions and endpoints ...")
-            attribution_days(base, workdir, records)
-            results.update(redemptions(base, workdir, args.members, args.requests, args.in_flight, args.seconds))
-    except Exception:
-        for log in workdir.glob("*.log"):
-            console.print(f"[red]{log.name}[/red]: {log.read_text(errors='replace')[-3000:]}")
-        raise
+        with logs_shown_on_failure(workdir, console):
+            base = Settings(kafka_brokers=broker.address, redis_url=store.address, topic_partitions=4,
+                            recovery_dir=workdir, flow_metrics_port=0, snapshot_interval_s=30.0)  # fmt: skip
+            if "live" not in args.skip:
+                for flow in ("loyalty", "attribution"):
+                    console.print(f"(b) {flow}: live, run to the end of the traffic ...")
+                    results[f"{flow}_live"] = live(flow, base, workdir, records)
+            if "api" not in args.skip:
+                console.print("(c, d) redemption decisions and endpoints ...")
+                attribution_days(base, workdir, records)
+                results.update(redemptions(base, workdir, args.members, args.requests, args.in_flight, args.seconds))
     finally:
         broker.stop()
         store.stop()
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS))
+    write_results(args.out, results)
     table = Table(title="loyalty and attribution")
     table.add_column("measure")
     table.add_column("value", justify="right")
