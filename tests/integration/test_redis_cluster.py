@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import orjson
@@ -71,8 +71,30 @@ def _snapshot(client: Any) -> dict[bytes, Any]:
     return found
 
 
-def _copy_rec_state(source: redis.Redis, target: redis.RedisCluster) -> None:
-    for key in source.scan_iter(match="omni:rec:*", count=1000):
+def _raced_holds(single: dict[bytes, Any], clustered: dict[bytes, Any]) -> set[bytes]:
+    """The holds two runs decided differently, the stock keys of their SKUs, and the SKUs."""
+    raced: set[bytes] = set()
+    for key, fields in single.items():
+        if key.startswith(b"omni:reservation:") and key in clustered:
+            ours, theirs = (orjson.loads(f[keys.DOC_FIELD.encode()]) for f in (fields, clustered[key]))
+            if ours["status"] != theirs["status"]:
+                raced |= {key, keys.stock(ours["sku"]).encode(), ours["sku"].encode()}
+    return raced
+
+
+def _same(key: bytes, single: dict[bytes, Any], clustered: dict[bytes, Any], raced: set[bytes]) -> bool:
+    """Whether both runs hold the same value at `key`, but for the raced SKUs (a flag set's members)."""
+    if key in raced:
+        return True
+    ours, theirs = single[key], clustered[key]
+    if isinstance(ours, set) and isinstance(theirs, set):
+        return ours - raced == theirs - raced
+    return bool(ours == theirs)
+
+
+def _copy_state(source: redis.Redis, target: redis.RedisCluster, names: Iterable[bytes]) -> None:
+    """Make `target` hold `source`'s value of every key named (hashes and sets)."""
+    for key in names:
         kind = source.type(key).decode()
         target.delete(key)
         if kind == "hash":
@@ -133,19 +155,29 @@ def test_flows_and_api_on_redis_cluster_match_a_single_redis(
     apart = (b"omni:rec:", b"omni:{alerts}", keys.flow_health().encode())
     state = {key for key in single if not key.startswith(apart)}
     assert state == {key for key in clustered if not key.startswith(apart)}
-    assert len(set(clustered) - state) > 0.9 * len(set(single) - state)  # and most of the recommend flow's
-    # The inventory flow's state is a function of the log: key by key. The recommend flow's documents
-    # depend on how its topics interleave on arrival (a click enriched by a catalog event or not), and
-    # so do the ids of stock alerts raised on the way (the ledger version they were raised at): both
-    # differ between any two runs, on one Redis too.
-    differing = [key for key in state if clustered[key] != single[key]]
+    recommend = [{key for key in found if key.startswith(b"omni:rec:")} for found in (single, clustered)]
+    assert len(recommend[1]) > 0.9 * len(recommend[0]) > 500  # and most of the recommend flow's
+    # The inventory flow's state is a function of the log, key by key, but for one documented race: a
+    # checkout hold and a sale on another topic are decided in the order they are read (CONTRACT.md,
+    # "Reservations"), so such a hold, and its SKU's stock, may differ between any two runs. The
+    # recommend flow's documents depend on how its topics interleave on arrival (a click enriched by a
+    # catalog event or not), and so do the stock alerts raised on the way (how many, and the ledger
+    # version they were raised at): both differ between any two runs, on one Redis too.
+    raced = _raced_holds(single, clustered)
+    holds = [key for key in state if key.startswith(b"omni:reservation:")]
+    assert len(holds) > 20, "the workload should place checkout holds"
+    raced_holds = [key for key in raced if key.startswith(b"omni:reservation:")]
+    assert len(raced_holds) < len(holds) / 2, f"{len(raced_holds)} of {len(holds)} holds decided differently"
+    differing = [key for key in state if not _same(key, single, clustered, raced)]
     examples = [(k, single[k], clustered[k]) for k in differing[:2]]
     assert not differing, f"{len(differing)} keys differ, e.g. {examples}"[:3000]
     # The keys really are spread: every node of the cluster holds some.
     assert all(redis.Redis(port=port).dbsize() > 0 for port in redis_cluster.ports)
 
-    # The API reads the same recommendation state from both: the single node's, copied key by key.
-    _copy_rec_state(redis.Redis.from_url(settings.redis.url), redis_cluster.client())
+    # The API reads the same state from both: the single node's recommendation state, and the stock of
+    # the SKUs whose holds raced, copied key by key.
+    origin = redis.Redis.from_url(settings.redis.url)
+    _copy_state(origin, redis_cluster.client(), [*origin.scan_iter(match="omni:rec:*", count=1000), *raced])
     stocks = [orjson.loads(v[keys.DOC_FIELD.encode()]) for k, v in single.items() if k.startswith(b"omni:stock:")]
     skus = sorted(doc["sku"] for doc in stocks)
     locations = sorted({loc["location_id"] for doc in stocks for loc in doc["locations"]})
