@@ -1,7 +1,7 @@
 """Merchandising flow: live stock and demand in; transfer and markdown suggestions out.
 
-Consumes `omni.inventory`, `omni.pos`, the `purchase` events of
-`omni.clickstream` and `omni.catalog`. Keeps, per SKU and location, stock (the
+Consumes `omni.inventory` (order cancels included), `omni.pos`, the `purchase`
+events of `omni.clickstream` and `omni.catalog`. Keeps, per SKU and location, stock (the
 inventory flow's ledger logic over the same movements: the inventory flow stays
 the only writer of stock) and demand velocity by event time; per SKU, the
 transfers in flight, the list and selling price and the age of its stock. It
@@ -10,8 +10,9 @@ will not sell through by season end (docs/merchandising.md), publishes each
 suggestion, its material changes and its withdrawal to `omni.suggestions`, and
 keeps each SKU's open suggestions as fenced documents the API serves.
 
-    decode ─┬─> till events (by store) ─> txn_journal ─┐
-            └──────────────────────────────────────────┴─> by SKU shard ─> skus ─> records
+    decode ─┬─> till events (by store) ─> txn_journal ───────────┐
+            ├─> purchases, order cancels (by order) ─> order_book ─┤
+            └────────────────────────────────────────────────────┴─> by SKU shard ─> skus ─> records
 
 Run it with `omnistream flow merchandising` (recovery on by default); see `flows.run`.
 """
@@ -30,7 +31,10 @@ from flows.merchandising_stages import (
     Decoder,
     JournalLogic,
     MerchLogic,
+    OrderBookLogic,
+    OrderRouter,
     SkuShards,
+    is_order_event,
     is_till_event,
 )
 from flows.sinks import FlowRecord, RecordSink
@@ -56,7 +60,10 @@ def build_flow(
     till = op.branch("is_till", decoded, is_till_event)
     by_store = op.key_on("by_store", till.trues, lambda event: event.store_id)
     till_moves = op.key_rm("till_moves", op.stateful_batch("txn_journal", by_store, JournalLogic(settings)))
-    signals = op.merge("signals", till.falses, till_moves)
+    orders = op.branch("is_order", till.falses, is_order_event)
+    by_order_shard = op.flat_map_batch("by_order_shard", orders.trues, OrderRouter().group)
+    order_moves = op.key_rm("order_moves", op.stateful_batch("order_book", by_order_shard, OrderBookLogic(settings)))
+    signals = op.merge("signals", orders.falses, till_moves, order_moves)
     shards = SkuShards(settings.merch.shards, settings.merch.review_step_s)
     by_shard = op.flat_map_batch("by_sku_shard", signals, shards.group)
     records = op.key_rm("skus_out", op.stateful_batch("skus", by_shard, MerchLogic(settings)))

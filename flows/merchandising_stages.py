@@ -13,13 +13,14 @@ import math
 import os
 import pickle
 import threading
-from typing import Any
+from typing import Any, NamedTuple
 
 from bytewax.operators import StatefulBatchLogic
 
 from events.dead_letter import DeadLetter
 from events.models import (
     Event,
+    OrderCancel,
     PriceChange,
     ProductUpsert,
     Purchase,
@@ -49,7 +50,8 @@ from operators.merch.sku_merch import (
     Tick,
 )
 from operators.merch.transfers import TransferPolicy
-from operators.movements import inventory_movement, purchase_movements
+from operators.movements import Move, StockMovement, inventory_movement
+from operators.order_book import OrderBook
 from operators.shard_keys import ShardKeys, add_to_group
 from operators.txn_journal import TxnJournal
 from state import keys
@@ -58,6 +60,7 @@ from state.doc_writer import FencedDoc
 FLOW = "merchandising"
 INPUT_TOPICS = (Topic.INVENTORY, Topic.POS, Topic.CLICKSTREAM, Topic.CATALOG)
 TillEvent = Sale | Return | Void | Release  # a release follows its store's till events through the journal
+ORDER_SHARDS = 16
 _ENTITIES = StateEntities(FLOW)
 _INVENTORY, _POS, _CATALOG = Topic.INVENTORY, Topic.POS, Topic.CATALOG
 _ROLES: dict[type, Role] = {Receipt: Role.RECEIPT, TransferOut: Role.SENT, TransferIn: Role.ARRIVED}
@@ -73,9 +76,10 @@ class DecoderClock:
     that store's till events, through the journal) has come.
     """
 
-    __slots__ = ("newest", "origin", "partial", "seq")
+    __slots__ = ("newest", "order_shard", "origin", "partial", "seq")
 
     def __init__(self, partial: frozenset[str]) -> None:
+        self.order_shard = ShardKeys("", ORDER_SHARDS)
         self.origin = f"{os.getpid()}/{threading.get_ident()}"
         self.newest: dict[tuple[str, int], float] = {}
         self.partial = partial  # topics only partly decoded (the clickstream's purchases)
@@ -102,25 +106,43 @@ class DecoderClock:
         return Hold(self.origin, self.seq, unread_ts, oldest_till, stores)
 
 
+class OrderRelease(NamedTuple):
+    """Order shard `shard`'s events of batch `seq` of decoder `origin` have passed the order book.
+
+    The order book step hands it on as a `Release`: to the SKU shards, the book is one more
+    path that events take after their batch's `Hold`, as the store journal is.
+    """
+
+    shard: str
+    origin: str
+    seq: int
+
+
+OrderEvent = Purchase | OrderCancel | OrderRelease
+
+
 class MerchBatch:
     """One batch of decoded events as the flow's next steps take them (a `flows.decoding.DecodedBatch`).
 
-    Till events go on whole (to the per-store journal); inventory events and
-    purchases become `MerchMove`s; catalog events pass as they are; a `Hold` opens the
-    output (`DecoderClock`). This flow owns no topic's dead letters (`flows.dead_letters`):
-    malformed events are the inventory and recommend flows' to report, and are skipped here.
+    Till events go on whole (to the per-store journal), and so do purchases and
+    order cancels (to the order book, which knows an order's lines when a cancel
+    names only the order); inventory events become `MerchMove`s; catalog events pass
+    as they are; a `Hold` opens the output (`DecoderClock`). This flow owns no topic's
+    dead letters (`flows.dead_letters`): malformed events are the inventory and
+    recommend flows' to report, and are skipped here.
     """
 
-    __slots__ = ("clock", "oldest_till", "out", "stores")
+    __slots__ = ("clock", "oldest_till", "order_shards", "out", "stores")
 
     def __init__(self, clock: DecoderClock) -> None:
         self.out: list[Any] = []
         self.clock = clock
-        self.oldest_till = math.inf
+        self.oldest_till = math.inf  # of the till and order events: both take a path of their own
         self.stores: set[str] = set()
+        self.order_shards: set[str] = set()
 
     def add(self, topic: Topic, event: Event, record: KafkaRecord) -> None:
-        if topic is _INVENTORY:
+        if topic is _INVENTORY and type(event) is not OrderCancel:
             role = _ROLES.get(type(event), Role.STOCK)
             move = inventory_movement(event)  # type: ignore[arg-type]
             ts = move.ts
@@ -138,8 +160,12 @@ class MerchBatch:
                     self.oldest_till = ts
             elif topic is _CATALOG:
                 self.out.append(event)
-            elif type(event) is Purchase:
-                self.out.extend(MerchMove(move, Role.DEMAND) for move in purchase_movements(event))
+            elif type(event) is Purchase or type(event) is OrderCancel:
+                order: Purchase | OrderCancel = event
+                self.out.append(order)
+                self.order_shards.add(self.clock.order_shard(order.order_id))
+                if ts < self.oldest_till:
+                    self.oldest_till = ts
         part = (record.topic, record.partition)
         newest = self.clock.newest
         if ts > newest.get(part, -math.inf):
@@ -153,8 +179,14 @@ class MerchBatch:
 
     def output(self) -> list[Any]:
         clock = self.clock
-        hold = clock.hold(self.oldest_till, len(self.stores))
-        return [hold, *self.out, *(Release(store, clock.origin, hold.seq) for store in sorted(self.stores))]
+        hold = clock.hold(self.oldest_till, len(self.stores) + len(self.order_shards))
+        origin, seq = clock.origin, hold.seq
+        return [
+            hold,
+            *self.out,
+            *(Release(store, origin, seq) for store in sorted(self.stores)),
+            *(OrderRelease(shard, origin, seq) for shard in sorted(self.order_shards)),
+        ]
 
 
 class Decoder(BatchDecoder[Any]):
@@ -208,6 +240,59 @@ class _JournalStep(StatefulBatchLogic[TillEvent, MerchMove | Release, bytes]):
 
     def snapshot(self) -> bytes:
         return self.journal.to_bytes()
+
+
+def is_order_event(item: object) -> bool:
+    """Purchases and order cancels, and the `OrderRelease`s that follow them through the order book."""
+    kind = type(item)
+    return kind is Purchase or kind is OrderCancel or kind is OrderRelease
+
+
+class OrderRouter:
+    """Groups a batch's order events by order shard, each shard's `OrderRelease` after its events."""
+
+    def __init__(self) -> None:
+        self._shard = ShardKeys("", ORDER_SHARDS)
+
+    def group(self, events: list[OrderEvent]) -> list[tuple[str, list[OrderEvent]]]:
+        groups: dict[str, list[OrderEvent]] = {}
+        shard = self._shard
+        for event in events:
+            key = event.shard if type(event) is OrderRelease else shard(event.order_id)  # type: ignore[union-attr]
+            add_to_group(groups, key, event)
+        return list(groups.items())
+
+
+class OrderBookLogic:
+    """Builds one order shard's `OrderBook` step: an order's reservations are demand, its cancels stock only."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.retention_s = settings.order_retention_s
+
+    def __call__(self, resume: bytes | None) -> _OrderBookStep:
+        return _OrderBookStep(OrderBook.from_bytes(resume) if resume is not None else OrderBook(self.retention_s))
+
+
+class _OrderBookStep(StatefulBatchLogic[list[OrderEvent], MerchMove | Release, bytes]):
+    def __init__(self, book: OrderBook) -> None:
+        self.book = book
+
+    def on_batch(self, groups: list[list[OrderEvent]]) -> tuple[list[MerchMove | Release], bool]:
+        out: list[MerchMove | Release] = []
+        for events in groups:
+            for event in events:
+                if type(event) is OrderRelease:
+                    out.append(Release(event.shard, event.origin, event.seq))
+                    continue
+                moves: list[StockMovement] = self.book.apply(event)  # type: ignore[arg-type]
+                # An online order's reservation is demand at its fulfilment location (a cancel: the shopper wanted
+                # the goods when ordering, as a voided till sale still counts).
+                out += [MerchMove(m, Role.DEMAND if m.kind is Move.RESERVE else Role.STOCK) for m in moves]
+        return out, StatefulBatchLogic.RETAIN
+
+    def snapshot(self) -> bytes:
+        _ENTITIES.report("orders", self.book, len(self.book))
+        return self.book.to_bytes()
 
 
 class SkuShards:

@@ -25,7 +25,7 @@ STATE_FORMATS: dict[str, int] = {
     "inventory": 3,
     "recommend": 2,
     "fraud": 3,
-    "merchandising": 1,
+    "merchandising": 2,
     "customers": 2,
     "loyalty": 1,
     "attribution": 1,
@@ -39,6 +39,7 @@ recommend 2: shards keyed `<stage>:<n>` (`operators.keyed_shards`).
 fraud 2: stages keyed by typed shard batches (`operators.keyed_shards`), in-flight payments as msgspec records.
 fraud 3: payments awaiting labels in columnar day blocks (`operators.fraud.pending`), labels with their offsets.
 merchandising 1: pickled shards of `operators.merch.sku_merch.SkuMerch` keyed `sku:<n>`, till journals by store.
+merchandising 2: and an order book per order shard (`operators.order_book`): whole-order cancels reach every line.
 customers 1: customer shards of packed states (`operators.customers.shard`), stock watches and gates pickled.
 customers 2: customers packed by `operators.customers.packing` (~75 bytes for one purchase, was ~175).
 loyalty 1: identity, book and ledger shards keyed `<stage>:<n>`, each one pickled `operators.loyalty` object.

@@ -23,7 +23,7 @@ from serving.app import create_app
 from state import keys
 from tests.e2e.test_inventory_e2e import consume_topic
 from tests.harness.flows import publish, run_to_end
-from tests.unit.flows.test_merchandising_wiring import season
+from tests.unit.flows.test_merchandising_wiring import SETTINGS, big_order, envelope, season
 
 pytestmark = pytest.mark.integration
 
@@ -113,3 +113,17 @@ def test_running_the_flow_again_changes_nothing(season_run: Settings, redis_clie
     run_to_end(season_run, flow="merchandising")  # resumes from its snapshots; a replay would be fenced off
     after = {k: client.hgetall(k) for k in client.scan_iter(match=pattern) if client.type(k) == b"hash"}  # type: ignore[attr-defined]
     assert before and after == before
+
+
+def test_a_whole_order_cancel_gives_the_units_back(merch_settings: Settings) -> None:
+    """The cancel on `omni.inventory` names only the order, whose lines came on `omni.clickstream`."""
+    topics = season(transfer=False)
+    big_order(topics, 15)  # reserves what STORE-02 could spare for STORE-01: uncancelled, no transfer (wiring test)
+    cancel = envelope("c-big", "order_cancel", 15.5) | {"order_id": "O-BIG"}
+    topics.records.insert(0, KafkaRecord(SETTINGS.topic(Topic.INVENTORY), 0, 0, orjson.dumps(cancel), None))
+    publish(merch_settings, published(merch_settings, topics.records))
+    run_to_end(merch_settings, flow="merchandising")
+
+    transfers = [r for r in topic_records(merch_settings, Topic.SUGGESTIONS) if r["kind"] == "transfer"]
+    assert transfers and transfers[-1]["status"] == "open"
+    assert (transfers[-1]["from_location"], transfers[-1]["to_location"]) == ("STORE-02", "STORE-01")

@@ -184,3 +184,36 @@ def test_the_same_events_cut_into_other_batches_give_the_same_suggestions(transf
     assert [r.sku for r in run(records) if type(r) is MarkdownSuggestion] == ["SKU-SLOW"]
     for batch_size in (2, 3, 4, 7, 11, 25, 64, len(records)):
         assert per_key(run(records, batch_size)) == one_by_one, f"batches of {batch_size}"
+
+
+def big_order(topics: Topics, day: float) -> None:
+    """An online order of 90 SKU-HOT from STORE-02: the units STORE-02 could spare for STORE-01, reserved."""
+    topics.add(Topic.CLICKSTREAM, envelope("big", "purchase", day) | {
+        "session_id": "s2", "channel": "web", "order_id": "O-BIG", "total": 1800.0, "currency": "EUR",
+        "items": [{"sku": "SKU-HOT", "qty": 90, "unit_price": 20.0}], "fulfilment_location_id": "STORE-02",
+        "payment": {"method": "wallet"}})  # fmt: skip
+
+
+def transfer_doc(out: list[Any]) -> bytes:
+    docs = [r for r in out if type(r) is FencedDoc and r.key == keys.suggestions("transfer", "SKU-HOT")]
+    return docs[-1].doc if docs else b"[]"
+
+
+@pytest.mark.parametrize("cancel_first", [False, True])
+def test_a_whole_order_cancel_gives_the_order_s_units_back_in_any_arrival_order(cancel_first: bool) -> None:
+    """An `order_cancel` naming only the order releases every line its purchase reserved, as in the inventory flow."""
+    uncancelled = season(transfer=False)
+    big_order(uncancelled, 15)
+    cancelled = season(transfer=False)
+    cancel = envelope("c-big", "order_cancel", 15.5) | {"order_id": "O-BIG"}
+    if cancel_first:  # read before its purchase (another topic): the order book keeps it until the purchase comes
+        cancelled.records.insert(0, KafkaRecord(SETTINGS.topic(Topic.INVENTORY), 0, 99, orjson.dumps(cancel), None))
+        big_order(cancelled, 15)
+    else:
+        big_order(cancelled, 15)
+        cancelled.add(Topic.INVENTORY, cancel)
+
+    baseline = transfer_doc(run(season(transfer=False).records))
+    assert baseline != b"[]", "STORE-02 can spare units for STORE-01"
+    assert transfer_doc(run(uncancelled.records)) == b"[]", "the order reserved what STORE-02 could spare"
+    assert transfer_doc(run(cancelled.records)) == baseline
