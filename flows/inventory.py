@@ -48,6 +48,7 @@ from state.reservations import PriorDecisions
 FLOW = "inventory"
 # Order books are held in this many keyed shards of order ids (their snapshot rows, as for the ledgers).
 ORDER_SHARDS = 16
+INPUT_TOPICS = (Topic.INVENTORY, Topic.POS, Topic.CLICKSTREAM)
 # Reported when a shard snapshots (once per epoch per shard that changed): counting on every batch costs more.
 _ENTITIES = StateEntities(FLOW)
 TillEvent = Sale | Return | Void
@@ -70,7 +71,7 @@ def build_flow(
     sink; tests pass their own, and then nothing connects to a broker or Redis.
     """
     flow = Dataflow(FLOW)
-    source_topics = {settings.topic(t): t for t in (Topic.INVENTORY, Topic.POS, Topic.CLICKSTREAM)}
+    source_topics = {settings.topic(t): t for t in INPUT_TOPICS}
     if source is None:
         source = kafka_source(settings, list(source_topics))
     sink_is_redis = sink is None
