@@ -24,7 +24,9 @@ CARD_NUMBER_REFUSED = "raw card number refused"
 
 _ZERO_DIGITS = bytes.maketrans(b"123456789", b"000000000")
 # Once digits are zeros: 13 in a row, or a 4-digit group followed by another group (how cards are written).
-_SUSPECT = re.compile(rb"0{13}|0000[ -]0000")
+# Three substring searches in C: 0.7 us per simulator payload against 3.5 us for the one regex
+# `0{13}|0000[ -]0000`, which tries a match at every zero of a zeroed payload.
+_THIRTEEN, _SPACED, _DASHED = b"0" * 13, b"0000 0000", b"0000-0000"
 _SEPARATOR = re.compile(rb"[ -]")
 # How card numbers are grouped when they are: 4-4-4-4(-3), Amex 4-6-5, Diners 4-6-4.
 _GROUPINGS = {(4, 4, 4, 1), (4, 4, 4, 2), (4, 4, 4, 3), (4, 4, 4, 4), (4, 4, 4, 4, 1), (4, 4, 4, 4, 2),
@@ -53,7 +55,8 @@ def luhn_valid(digits: bytes) -> bool:
 
 
 def _card_runs(raw: bytes) -> list[re.Match[bytes]]:
-    if _SUSPECT.search(raw.translate(_ZERO_DIGITS)) is None:
+    zeroed = raw.translate(_ZERO_DIGITS)
+    if not (_THIRTEEN in zeroed or _SPACED in zeroed or _DASHED in zeroed):
         return []
     found = []
     for match in _RUN.finditer(raw):
