@@ -62,6 +62,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `python bench
 
 from benchmarks.inventory import api_figures, start_api
 from events.topics import Topic
+from flows.collector import tune_for_tailing_flow
 from flows.demand import build_flow
 from flows.demand_stages import DaysLogic, ModelsLogic
 from flows.kafka_source import KafkaRecord
@@ -443,6 +444,8 @@ def synthetic_records(
 def throughput(settings: Settings, n_events: int, *, stocked: bool = False) -> dict[str, Any]:
     """Events/s of the deployed flow on one worker, real Redis sink, on a dense synthetic stream (2 days).
 
+    The collector runs as in a flow process (`flows.collector.tune_for_tailing_flow`, which `flows/run.py` calls).
+
     `stocked`: every SKU received first, so reorders are planned on every order line (`synthetic_records`).
     """
     redis_svc, broker = start_redis(), start_broker()
@@ -450,6 +453,8 @@ def throughput(settings: Settings, n_events: int, *, stocked: bool = False) -> d
         settings = settings.model_copy(update={"redis_url": redis_svc.address, "kafka_brokers": broker.address})
         start = datetime(2011, 9, 5, tzinfo=LONDON).timestamp()
         records = list(synthetic_records(settings, n_events, 20_000, start, 2.0, stocked=stocked))
+        # The flow process's collector policy (flows/run.py), after the input is made: it is not the flow's.
+        tune_for_tailing_flow()
         began_cpu, began = time.process_time(), time.perf_counter()
         run_main(
             build_flow(settings, "throughput", source=TestingSource(records, batch_size=settings.kafka.batch_size))
