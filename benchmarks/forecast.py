@@ -62,6 +62,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `python bench
 
 from benchmarks.inventory import api_figures, start_api
 from events.topics import Topic
+from flows.collector import tune_for_tailing_flow
 from flows.demand import build_flow
 from flows.demand_stages import DaysLogic, ModelsLogic
 from flows.kafka_source import KafkaRecord
@@ -389,16 +390,39 @@ def quality(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
 
 
 def synthetic_records(
-    settings: Settings, n_events: int, n_skus: int, start: float, days: float
+    settings: Settings, n_events: int, n_skus: int, start: float, days: float, *, stocked: bool = False
 ) -> Iterator[KafkaRecord]:
-    """Dense online orders: `n_events` purchases of 1-3 lines over `n_skus` SKUs at one location, `days` long."""
+    """Dense online orders: `n_events` purchases of 1-3 lines over `n_skus` SKUs at one location, `days` long.
+
+    `stocked`: the stream a stocked shop makes, where the reorders step works on every line. First a
+    receipt of 40 units of each SKU (so every pair's stock is known), then among the orders a
+    replenishment receipt (30 units of a popular SKU) every 50th event and a whole-order cancel of
+    the order before every 50th event. `n_events` counts them all.
+    """
     rng = np.random.default_rng(7)
     gap = days * 86_400.0 / n_events
     sku_draws = rng.zipf(1.3, size=(n_events, 3)) % n_skus
     lines = rng.integers(1, 4, size=n_events)
-    topic = settings.topic(Topic.CLICKSTREAM)
-    for i in range(n_events):
+    clickstream, inventory = settings.topic(Topic.CLICKSTREAM), settings.topic(Topic.INVENTORY)
+    opening = min(n_skus, n_events) if stocked else 0
+    for i in range(opening):
+        ts = datetime.fromtimestamp(start - 3600.0 + i * 1e-3, LONDON).isoformat(timespec="milliseconds")
+        receipt = {"event_id": f"r{i}", "type": "receipt", "ts": ts, "schema_version": 1,
+                   "sku": f"SKU-{i:06d}", "location_id": LOCATION, "qty": 40}  # fmt: skip
+        yield KafkaRecord(inventory, 0, i, orjson.dumps(receipt))
+    for i in range(n_events - opening):
         ts = datetime.fromtimestamp(start + i * gap, LONDON).isoformat(timespec="milliseconds")
+        if stocked and i % 50 == 25:
+            sku = f"SKU-{int(sku_draws[i, 0]):06d}"
+            event: dict[str, Any] = {"event_id": f"e{i}", "type": "receipt", "ts": ts, "schema_version": 1,
+                                     "sku": sku, "location_id": LOCATION, "qty": 30}  # fmt: skip
+            yield KafkaRecord(inventory, 0, opening + i, orjson.dumps(event))
+            continue
+        if stocked and i % 50 == 49:
+            event = {"event_id": f"e{i}", "type": "order_cancel", "ts": ts, "schema_version": 1,
+                     "order_id": f"o{i - 1}"}  # fmt: skip
+            yield KafkaRecord(inventory, 0, opening + i, orjson.dumps(event))
+            continue
         items = [{"sku": f"SKU-{int(s):06d}", "qty": 1, "unit_price": 1.0} for s in sku_draws[i, : lines[i]]]
         event = {
             "event_id": f"e{i}",
@@ -414,16 +438,23 @@ def synthetic_records(
             "fulfilment_location_id": LOCATION,
             "payment": {"method": "card", "card_token": "tok_0"},
         }
-        yield KafkaRecord(topic, 0, i, orjson.dumps(event))
+        yield KafkaRecord(clickstream, 0, opening + i, orjson.dumps(event))
 
 
-def throughput(settings: Settings, n_events: int) -> dict[str, Any]:
-    """Events/s of the deployed flow on one worker, real Redis sink, on a dense synthetic stream (2 days)."""
+def throughput(settings: Settings, n_events: int, *, stocked: bool = False) -> dict[str, Any]:
+    """Events/s of the deployed flow on one worker, real Redis sink, on a dense synthetic stream (2 days).
+
+    The collector runs as in a flow process (`flows.collector.tune_for_tailing_flow`, which `flows/run.py` calls).
+
+    `stocked`: every SKU received first, so reorders are planned on every order line (`synthetic_records`).
+    """
     redis_svc, broker = start_redis(), start_broker()
     try:
         settings = settings.model_copy(update={"redis_url": redis_svc.address, "kafka_brokers": broker.address})
         start = datetime(2011, 9, 5, tzinfo=LONDON).timestamp()
-        records = list(synthetic_records(settings, n_events, 20_000, start, 2.0))
+        records = list(synthetic_records(settings, n_events, 20_000, start, 2.0, stocked=stocked))
+        # The flow process's collector policy (flows/run.py), after the input is made: it is not the flow's.
+        tune_for_tailing_flow()
         began_cpu, began = time.process_time(), time.perf_counter()
         run_main(
             build_flow(settings, "throughput", source=TestingSource(records, batch_size=settings.kafka.batch_size))
@@ -434,6 +465,7 @@ def throughput(settings: Settings, n_events: int) -> dict[str, Any]:
         broker.stop()
     return {
         "events": n_events,
+        "stocked": stocked,
         "cpu_s": round(cpu, 2),
         "wall_s": round(wall, 2),
         "events_per_s_wall": round(n_events / wall),
@@ -543,6 +575,9 @@ def main() -> None:
     parser.add_argument("--no-statsforecast", action="store_true", help="skip the statsforecast baselines")
     parser.add_argument("--skip-quality", action="store_true")
     parser.add_argument("--throughput", type=int, default=0, metavar="EVENTS", help="synthetic events to time")
+    parser.add_argument(
+        "--stocked", action="store_true", help="--throughput on a stocked shop (reorders on every line) as well"
+    )
     parser.add_argument("--memory", type=int, default=0, metavar="SERIES", help="series to hold (e.g. 1000000)")
     parser.add_argument("--api", type=float, default=0.0, metavar="SECONDS", help="load duration per phase")
     parser.add_argument("--out", type=Path, default=RESULTS)
@@ -556,6 +591,9 @@ def main() -> None:
     if args.throughput:
         result["throughput"] = throughput(settings, args.throughput)
         print(result["throughput"], flush=True)
+        if args.stocked:
+            result["throughput_stocked"] = throughput(settings, args.throughput, stocked=True)
+            print(result["throughput_stocked"], flush=True)
     if args.memory:
         result["memory"] = memory(settings, args.memory)
         print(result["memory"], flush=True)
@@ -570,7 +608,7 @@ def main() -> None:
         console.print(
             {"rising_precision_at_20": result["quality"]["rising_precision_at_20"], "flow": result["quality"]["flow"]}
         )
-    for part in ("throughput", "memory", "api"):
+    for part in ("throughput", "throughput_stocked", "memory", "api"):
         if part in result:
             console.print({part: result[part]})
 

@@ -28,9 +28,10 @@ from bytewax.outputs import Sink
 
 from events.topics import Topic
 from flows.demand_stages import FLOW, DaysLogic, Decoder, ModelsLogic, ReorderLogic, RisingLogic, Stage
-from flows.kafka_source import KafkaRecord, kafka_source
+from flows.kafka_source import KafkaRecord
 from flows.keyed import keyed_stage, to_stage
-from flows.sinks import FlowRecord, RecordSink
+from flows.sinks import FlowRecord
+from flows.wiring import decoded_input, records_out
 from omnistream.settings import Settings
 
 INPUT_TOPICS = (Topic.POS, Topic.CLICKSTREAM, Topic.INVENTORY, Topic.WEATHER)
@@ -49,9 +50,7 @@ def build_flow(
     default to the topics in Kafka and the Redis/Kafka `RecordSink`; nothing connects while building.
     """
     flow = Dataflow(FLOW)
-    source_topics = {settings.topic(t): t for t in INPUT_TOPICS}
-    raw = op.input("demand_in", flow, source or kafka_source(settings, list(source_topics)))
-    decoded = op.flat_map_batch("decode", raw, Decoder(source_topics, settings).decode_batch)
+    decoded = decoded_input(flow, settings, INPUT_TOPICS, lambda topics: Decoder(topics, settings), source)
     days_in = to_stage("to_days", decoded, Stage.DAYS)
     stock_in = to_stage("to_stock", days_in.falses, Stage.REORDERS)  # dead letters go on the `falses` side
     models_in = keyed_stage("days", days_in.trues, DaysLogic(settings))
@@ -65,5 +64,5 @@ def build_flow(
         keyed_stage("rising", models_out.trues, RisingLogic(settings)),
         keyed_stage("reorders", reorders_in, ReorderLogic(settings)),
     )
-    op.output("records_out", records, sink or RecordSink(FLOW, settings, generation))
+    records_out(FLOW, records, settings, generation, sink)
     return flow

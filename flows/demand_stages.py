@@ -110,6 +110,9 @@ def unknown_location(location_id: str) -> str:
 class DemandBatch:
     """One batch's demand lines per days shard, then the batch's newest event time to every days shard.
 
+    The newest event time is that of demand (till, order and cancel events) and weather, as before the
+    reorders step read the whole inventory topic: stock movements feed the reorders step only.
+
     Till sales (+) and returns (−) go to the shard of their (store, SKU); voids and weather go to
     every shard (each shard undoes the voided lines it holds; every shard forecasts with the
     weather); online order lines and cancels to the shard of their (fulfilment location, SKU).
@@ -133,15 +136,17 @@ class DemandBatch:
 
     def add(self, topic: Topic, event: Event, record: KafkaRecord) -> None:
         kind = type(event)
-        ts = event.ts.timestamp()
-        if ts > self.newest:
-            self.newest = ts
         route, days, book = self.router.add, Stage.DAYS, self.book
         if kind in _STOCK_EVENTS:
+            # Stock movements do not move the watermark: read ahead of the tills (the inventory topic's own
+            # partitions, another producer's clock), they would close a day before its demand is in.
             stock: Receipt = event  # type: ignore[assignment]
             if book.plan(stock.location_id) is not None:  # elsewhere: no plan, no reorders (nor a dead letter)
                 route(Stage.REORDERS, f"{stock.location_id}\x1f{stock.sku}", inventory_movement(stock))
             return
+        ts = event.ts.timestamp()
+        if ts > self.newest:
+            self.newest = ts
         if kind is Sale or kind is Return:
             till: Sale | Return = event  # type: ignore[assignment]
             if book.plan(till.store_id) is None:

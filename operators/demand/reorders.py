@@ -31,7 +31,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from statistics import NormalDist
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import msgspec
 
@@ -115,15 +115,21 @@ def cover_days(available: int, points: list[float]) -> float | None:
     return round(len(points) + (available - used) / rate, 2)
 
 
-def plan_reorder(available: int, outlook: Outlook, plan: LocationPlan, policy: ReorderPolicy) -> Plan:
-    """The (s, S) reorder of one pair: reorder when `available` <= s, up to S.
+class Levels(NamedTuple):
+    """What the (s, S) policy makes of one forecast at one location, whatever the stock: s, S and their parts."""
 
-    >>> outlook = Outlook("S1", "A", 0, [4.0] * 28, [2.0] * 28, [6.0] * 28)
-    >>> p = plan_reorder(10, outlook, LocationPlan("UTC", "GB", 3, 0.95), ReorderPolicy(review_days=7))
-    >>> p.qty, round(p.lead_time_demand, 1), round(p.reorder_point, 1), round(p.order_up_to, 1), p.cover_days
-    (41, 12.0, 17.7, 50.4, 2.5)
-    >>> plan_reorder(40, outlook, LocationPlan("UTC", "GB", 3, 0.95), ReorderPolicy()).qty  # above s: none
-    0
+    lead_time_demand: float
+    safety_stock: float
+    reorder_point: float
+    order_up_to: float
+    demand: bool
+    """Any demand forecast over the lead time plus the review period (none: never a reorder)."""
+
+
+def reorder_levels(outlook: Outlook, plan: LocationPlan, policy: ReorderPolicy) -> Levels:
+    """The reorder point s and order-up-to level S of a forecast: a function of the forecast alone.
+
+    The reorders step keeps them per pair until the next forecast, so a stock movement costs one comparison.
     """
     z_band = NormalDist().inv_cdf(0.5 + policy.interval / 2.0)
     variances = [
@@ -134,13 +140,31 @@ def plan_reorder(available: int, outlook: Outlook, plan: LocationPlan, policy: R
     z = NormalDist().inv_cdf(plan.service_level)
     mu_lead = _over(outlook.points, lead)
     safety = z * math.sqrt(_over(variances, lead))
-    reorder_point = mu_lead + safety
-    order_up_to = _over(outlook.points, covered) + z * math.sqrt(_over(variances, covered))
-    cover = cover_days(available, outlook.points)
+    mu_covered = _over(outlook.points, covered)
+    order_up_to = mu_covered + z * math.sqrt(_over(variances, covered))
+    return Levels(mu_lead, safety, mu_lead + safety, order_up_to, mu_covered > 1e-6)
+
+
+def plan_at(available: int, levels: Levels, points: list[float], policy: ReorderPolicy) -> Plan:
+    """The reorder of one pair at `available` units, from its forecast's `levels` and daily `points`."""
     qty = 0
-    if _over(outlook.points, covered) > 1e-6 and available <= reorder_point:
-        qty = max(policy.min_qty, math.ceil(order_up_to - available - 1e-9))
-    return Plan(qty, mu_lead, safety, reorder_point, order_up_to, cover)
+    if levels.demand and available <= levels.reorder_point:
+        qty = max(policy.min_qty, math.ceil(levels.order_up_to - available - 1e-9))
+    return Plan(qty, levels.lead_time_demand, levels.safety_stock, levels.reorder_point, levels.order_up_to,
+                cover_days(available, points))  # fmt: skip
+
+
+def plan_reorder(available: int, outlook: Outlook, plan: LocationPlan, policy: ReorderPolicy) -> Plan:
+    """The (s, S) reorder of one pair: reorder when `available` <= s, up to S.
+
+    >>> outlook = Outlook("S1", "A", 0, [4.0] * 28, [2.0] * 28, [6.0] * 28)
+    >>> p = plan_reorder(10, outlook, LocationPlan("UTC", "GB", 3, 0.95), ReorderPolicy(review_days=7))
+    >>> p.qty, round(p.lead_time_demand, 1), round(p.reorder_point, 1), round(p.order_up_to, 1), p.cover_days
+    (41, 12.0, 17.7, 50.4, 2.5)
+    >>> plan_reorder(40, outlook, LocationPlan("UTC", "GB", 3, 0.95), ReorderPolicy()).qty  # above s: none
+    0
+    """
+    return plan_at(available, reorder_levels(outlook, plan, policy), outlook.points, policy)
 
 
 StockFeed = Sale | Return | Void | Purchase | OrderCancel
@@ -162,6 +186,8 @@ class ReorderDoc(NamedTuple):
 
 
 _ENCODER = msgspec.json.Encoder()
+_FORMAT = 2
+"""The layout of `ReorderShard.__getstate__`; 1 was the dataclass's own (its slots pickled as objects)."""
 
 
 @dataclass(slots=True)
@@ -200,6 +226,62 @@ class ReorderShard:
     journal: TxnJournal | None = None
     book: OrderBook | None = None
     clock: float = -math.inf
+    levels: dict[tuple[str, str], tuple[Outlook, LocationPlan, Levels]] = field(default_factory=dict)
+    """Each planned pair's s and S, kept until its forecast changes (derived: not snapshotted)."""
+    encoded: dict[str, bytes] = field(default_factory=dict)
+    """Each ledger as of the last snapshot (`StockLedger.to_bytes`): a snapshot re-encodes only the `dirty` ones."""
+    dirty: set[str] = field(default_factory=set)
+    """SKUs whose ledger moved since the last snapshot."""
+
+    def __getstate__(self) -> dict[str, Any]:
+        """The shard for a snapshot, re-encoding only the ledgers moved since the last one.
+
+        Bytewax snapshots the step at every epoch it was touched, and a stocked shop touches every
+        shard in every epoch: pickling thousands of ledgers whole (Python objects) cost as much CPU as
+        the step's work itself.
+        """
+        encoded, ledgers = self.encoded, self.ledgers
+        for sku in self.dirty:
+            ledger = ledgers.get(sku)
+            if ledger is None:
+                encoded.pop(sku, None)
+            else:
+                encoded[sku] = ledger.to_bytes()
+                # The order lines changed since the last call are the inventory flow's to publish; this copy never
+                # asks for them, so they are dropped here rather than kept for the life of the flow.
+                ledger._changed_lines.clear()
+        self.dirty.clear()
+        return {
+            "format": _FORMAT,
+            "policy": self.policy,
+            "windows": (self.dedup_window_s, self.count_window_s, self.order_retention_s),
+            "ledgers": encoded,
+            "known": self.known,
+            "outlooks": self.outlooks,
+            "open": self.open,
+            "versions": self.versions,
+            "published": self.published,
+            "journal": None if self.journal is None else self.journal.to_bytes(),
+            "book": None if self.book is None else self.book.to_bytes(),
+            "clock": self.clock,
+        }
+
+    def __setstate__(self, state: Any) -> None:
+        self.levels, self.dirty = {}, set()
+        if isinstance(state, tuple):  # a snapshot of the code before `_FORMAT`: the slots' values as they were
+            for name, value in state[1].items():
+                setattr(self, name, value)
+            self.encoded = {}
+            self.dirty = set(self.ledgers)
+            return
+        self.policy = state["policy"]
+        self.dedup_window_s, self.count_window_s, self.order_retention_s = state["windows"]
+        self.encoded = state["ledgers"]
+        self.ledgers = {sku: StockLedger.from_bytes(data) for sku, data in self.encoded.items()}
+        self.known, self.outlooks, self.open = state["known"], state["outlooks"], state["open"]
+        self.versions, self.published, self.clock = state["versions"], state["published"], state["clock"]
+        self.journal = None if state["journal"] is None else TxnJournal.from_bytes(state["journal"])
+        self.book = None if state["book"] is None else OrderBook.from_bytes(state["book"])
 
     def apply(
         self, items: list[ReorderInput], locations: LocationBook
@@ -255,6 +337,7 @@ class ReorderShard:
                 move.sku, self.dedup_window_s, self.count_window_s, self.order_retention_s, 0
             )
         ledger.apply(move)  # alerts and stale counts are the inventory flow's to report
+        self.dirty.add(move.sku)
         pair = (move.location_id, move.sku)
         if sets_level:
             self.known.add(pair)
@@ -286,21 +369,26 @@ class ReorderShard:
         outlook = self.outlooks.get(pair)
         plan = locations.plan(location_id)
         available = self.available(location_id, sku)
+        planned: Plan | None = None
+        if outlook is not None and plan is not None and available is not None and pair in self.known:
+            levels = self._levels(pair, outlook, plan)
+            if levels.demand and available <= levels.reorder_point:
+                planned = plan_at(available, levels, outlook.points, self.policy)
+        if planned is None and held is None:
+            return  # above its reorder point with nothing open: the common case of a stocked pair
         fresh: ReorderSuggestion | None = None
         now = self.clock if self.clock > -math.inf else 0.0
         ts = rfc3339_ms(now)
-        if outlook is not None and plan is not None and available is not None and pair in self.known:
-            planned = plan_reorder(available, outlook, plan, self.policy)
-            if planned.qty > 0:
-                fresh = ReorderSuggestion(
-                    suggestion_id=f"reorder:{sku}:{location_id}", status="open", version=self._version(pair, now),
-                    sku=sku, ts=ts, location_id=location_id, qty=planned.qty, available=available,
-                    cover_days=planned.cover_days, lead_time_days=plan.lead_time_days,
-                    service_level=plan.service_level, lead_time_demand=round(planned.lead_time_demand, 2),
-                    safety_stock=round(planned.safety_stock, 2), reorder_point=round(planned.reorder_point, 2),
-                    order_up_to=round(planned.order_up_to, 2), forecast_as_of=day_of(outlook.as_of).isoformat(),
-                    reason=_reason(available, planned, plan),
-                )  # fmt: skip
+        if planned is not None and outlook is not None and plan is not None and available is not None:
+            fresh = ReorderSuggestion(
+                suggestion_id=f"reorder:{sku}:{location_id}", status="open", version=self._version(pair, now),
+                sku=sku, ts=ts, location_id=location_id, qty=planned.qty, available=available,
+                cover_days=planned.cover_days, lead_time_days=plan.lead_time_days,
+                service_level=plan.service_level, lead_time_demand=round(planned.lead_time_demand, 2),
+                safety_stock=round(planned.safety_stock, 2), reorder_point=round(planned.reorder_point, 2),
+                order_up_to=round(planned.order_up_to, 2), forecast_as_of=day_of(outlook.as_of).isoformat(),
+                reason=_reason(available, planned, plan),
+            )  # fmt: skip
         if fresh is not None:
             if held is not None and fresh == msgspec.structs.replace(held, version=fresh.version, ts=ts):
                 self.versions[pair] = held.version  # nothing moved: nothing to write
@@ -320,6 +408,14 @@ class ReorderShard:
                                            reason=f"no longer holds as of {ts}; was: {held.reason}")  # fmt: skip
             records.append(gone)
             docs.append(ReorderDoc(sku, location_id, version, b"null", now, False))
+
+    def _levels(self, pair: tuple[str, str], outlook: Outlook, plan: LocationPlan) -> Levels:
+        cached = self.levels.get(pair)
+        if cached is not None and cached[0] is outlook and cached[1] is plan:
+            return cached[2]
+        levels = reorder_levels(outlook, plan, self.policy)
+        self.levels[pair] = (outlook, plan, levels)
+        return levels
 
     def _material(self, published: int, planned: int) -> bool:
         change = abs(planned - published)

@@ -202,6 +202,27 @@ def test_events_dated_after_the_origin_leave_its_forecasts_unchanged_whatever_th
     assert with_future[keys.forecast("SKU-A", "STORE-1")]["as_of"] == MONDAY
 
 
+def test_stock_movements_read_ahead_of_the_tills_do_not_close_a_day_early() -> None:
+    """Only demand moves the watermark: a receipt, count or hold dated hours later closes nothing.
+
+    The inventory topic is read for the reorders step's stock; read ahead of the tills (its own partitions,
+    another producer's clock), its events closed Monday before Monday's last till events were in, which
+    then counted only as late corrections that Monday's forecasts never saw.
+    """
+    monday = latest(run([*MONDAY_EVENTS, CLOSES_MONDAY]))
+    ahead = [
+        record(Topic.INVENTORY, 30, {**envelope("receipt", sku="SKU-A", location_id="STORE-1", qty=20),
+                                     "event_id": "k1", "ts": at(TUESDAY, 3)}),
+        record(Topic.INVENTORY, 31, {**envelope("count", sku="SKU-A", location_id="STORE-1", on_hand=20),
+                                     "event_id": "k2", "ts": at(TUESDAY, 4)}),
+    ]  # fmt: skip
+    out = run([*MONDAY_EVENTS[:2], *ahead, *MONDAY_EVENTS[2:], CLOSES_MONDAY])
+    forecasts = {key: doc for key, doc in latest(out).items() if not key.startswith(keys.reorder("", "")[:20])}
+    assert forecasts == monday
+    assert forecasts[keys.forecast("SKU-A", "STORE-1")]["last_28_days"] == 2.0  # the void of T2 counted on Monday
+    assert not any(type(item) is FencedDoc for item in run([*MONDAY_EVENTS, *ahead]))  # no till past midnight yet
+
+
 def test_weather_moves_the_forecast_of_a_weather_sensitive_item_and_nothing_without_it() -> None:
     """A simulated ice-cream SKU sells 10 + 2 per degree above 15 °C; a steady SKU sells 10 whatever the weather."""
     settings = SETTINGS.model_copy(update={"demand_alpha": 0.2})

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import math
+import pickle
+import random
 from datetime import UTC, datetime
 from statistics import NormalDist
+from typing import Any
 
 import pytest
 
@@ -93,3 +96,61 @@ def test_online_orders_reserve_and_a_whole_order_cancel_releases_them_in_either_
         assert shard.available("S1", "A") == (10 if first is order else 40)
         shard.apply([second], BOOK)
         assert shard.available("S1", "A") == 40
+
+
+def _stocked_shop_batches() -> list[list[Any]]:
+    """Batches of a stocked shop: receipts, online orders selling it down, cancels, forecasts, a late count."""
+    rng = random.Random(5)
+    batches: list[list[Any]] = [[StockMovement(sku, "S1", Move.ON_HAND, 30, T0, f"r-{sku}") for sku in "ABCD"]]
+    batches[0] += [Outlook("S1", sku, DAY, [2.0] * 28, [0.0] * 28, [4.0] * 28) for sku in "ABCD"]
+    for b in range(12):
+        batch: list[Any] = []
+        for i in range(6):
+            at = datetime.fromtimestamp(T0 + 600 * (6 * b + i), UTC)
+            skus = sorted(set(rng.choices("ABCD", k=2)))
+            lines = [LineItem(s, 2, 1.0) for s in skus]
+            batch.append(Purchase(event_id=f"p{b}-{i}", ts=at, schema_version=1, session_id="x", channel="web",
+                                  order_id=f"O{b}-{i}", items=lines, total=4.0, currency="GBP",
+                                  fulfilment_location_id="S1", payment=OnlinePayment(method="card")))  # fmt: skip
+        if b % 4 == 3:
+            at = datetime.fromtimestamp(T0 + 600 * 6 * b, UTC)
+            batch.append(OrderCancel(event_id=f"c{b}", ts=at, schema_version=1, order_id=f"O{b - 1}-0"))
+            batch.append(StockMovement("B", "S1", Move.COUNT, 12, T0 + 600 * (6 * b - 3), f"n{b}"))
+            batch.append(Outlook("S1", "A", DAY + b, [3.0] * 28, [1.0] * 28, [5.0] * 28))
+        batches.append(batch)
+    return batches
+
+
+def test_a_shard_restored_from_its_snapshot_plans_as_one_that_never_stopped() -> None:
+    batches = _stocked_shop_batches()
+    straight = ReorderShard(ReorderPolicy())
+    expected = [straight.apply(batch, BOOK) for batch in batches]
+    assert any(records for records, _ in expected)
+    for every in (1, 3):
+        shard = ReorderShard(ReorderPolicy())
+        got = []
+        for index, batch in enumerate(batches):
+            if index % every == 0:
+                shard = pickle.loads(pickle.dumps(shard))  # only the ledgers moved since are re-encoded
+            got.append(shard.apply(batch, BOOK))
+        assert got == expected
+        assert {sku: shard.available("S1", sku) for sku in "ABCD"} == {
+            sku: straight.available("S1", sku) for sku in "ABCD"
+        }
+
+
+def test_a_snapshot_of_the_earlier_layout_still_restores() -> None:
+    batches = _stocked_shop_batches()
+    straight = ReorderShard(ReorderPolicy())
+    expected = [straight.apply(batch, BOOK) for batch in batches]
+    shard = ReorderShard(ReorderPolicy())
+    for batch in batches[:6]:
+        shard.apply(batch, BOOK)
+    # What pickle made of the slots dataclass before it had `__getstate__`: (None, {slot: value}).
+    earlier = {
+        name: getattr(shard, name) for name in ReorderShard.__slots__ if name not in ("levels", "encoded", "dirty")
+    }
+    restored = ReorderShard.__new__(ReorderShard)
+    restored.__setstate__((None, pickle.loads(pickle.dumps(earlier))))
+    assert [restored.apply(batch, BOOK) for batch in batches[6:]] == expected[6:]
+    assert pickle.loads(pickle.dumps(restored)).ledgers.keys() == straight.ledgers.keys()

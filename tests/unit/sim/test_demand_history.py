@@ -26,9 +26,12 @@ SETTINGS = Settings(demand_shards=2, demand_rising_alpha=0.25)
 
 def run_history(history: DemandHistory) -> dict[str, dict[str, object]]:
     records = [KafkaRecord(SETTINGS.topic(r.topic), 0, i, r.value) for i, r in enumerate(history.records())]
-    closing = {"event_id": "close", "type": "receipt", "ts": "2026-11-22T06:00:00.000Z", "schema_version": 1,
-               "sku": "SKU-00001", "location_id": "STORE-01", "qty": 1}  # fmt: skip
-    records.append(KafkaRecord(SETTINGS.topic(Topic.INVENTORY), 0, len(records), orjson.dumps(closing)))
+    # A till sale on Sunday closes Saturday (demand moves the watermark; stock movements do not).
+    closing = {"event_id": "close", "type": "sale", "ts": "2026-11-22T06:00:00.000Z", "schema_version": 1,
+               "store_id": "STORE-01", "register_id": "R1", "cashier_id": "C1", "txn_id": "T-close", "currency": "USD",
+               "items": [{"sku": "SKU-00001", "qty": 1, "unit_price": 1.0}], "total": 1.0,
+               "payment": {"method": "cash"}}  # fmt: skip
+    records.append(KafkaRecord(SETTINGS.topic(Topic.POS), 0, len(records), orjson.dumps(closing)))
     out: list[FlowRecord] = []
     run_main(build_flow(SETTINGS, source=TestingSource(records, batch_size=500), sink=TestingSink(out)))
     newest: dict[str, FencedDoc] = {}
