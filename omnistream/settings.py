@@ -494,7 +494,13 @@ class MerchSettings(_Group):
 class CustomersSettings(_Group):
     """The customers flow (`flows/customers.py`): RFM, lifecycle rules, triggers (docs/customers.md)."""
 
-    shards: int = Field(8, ge=1, le=4096, description="Keyed shards of customers and of SKUs (recovery layout).")
+    shards: int = Field(8, ge=1, le=4096, description="Keyed shards of SKUs and of the gate (recovery layout).")
+    buckets: int = Field(
+        16384,
+        ge=1,
+        le=1 << 20,
+        description="Keyed buckets of customers (recovery layout): snapshots write those touched.",
+    )
     windows_days: str = Field(
         "90,365", pattern=r"^\d+(,\d+)*$", description="RFM windows in days (decayed sums), shortest first."
     )

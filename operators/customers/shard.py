@@ -75,7 +75,7 @@ def merge_ticks(a: Tick, b: Tick) -> Tick:
             newest[part] = ts
     holds = dict(a.holds)
     holds.update(b.holds)  # a decoding thread's later hold replaces its earlier one
-    return Tick(tuple(newest.items()), tuple(holds.items()))
+    return Tick(tuple(newest.items()), tuple(holds.items()), max(a.watermark, b.watermark), a.relay or b.relay)
 
 
 class CustomerShard:
@@ -115,8 +115,9 @@ class CustomerShard:
         for item in items:
             kind = type(item)
             if kind is Tick:
-                clock.advance(item.newest, item.holds)
-                out.tick = item if out.tick is None else merge_ticks(out.tick, item)
+                clock.advance(item.newest, item.holds, item.watermark)
+                if item.relay:  # the relay key's tick, for the stock and gate shards (a bucket's wake-up is not)
+                    out.tick = item if out.tick is None else merge_ticks(out.tick, item)
                 continue
             if not seen.add(item.event_id, item.ts, clock.watermark):
                 out.duplicates += 1

@@ -1,0 +1,162 @@
+"""Who wakes the customer buckets: the flow's one event clock and its wake-ups filed by due hour.
+
+Bytewax snapshots, each epoch, every key an item reached in it. When every clock tick went to every
+customers shard (their timers wait on the clock), every shard was snapshotted every epoch, whole: the
+cost followed the customers held (~100 MB an epoch at 1M, docs/customers.md). Now customers live in
+many small buckets, and a bucket hears the clock only when something of its own may be due:
+
+- the decoder knows, from an activity alone, every time at which it can make its customer due: the
+  purchase itself (walked when the watermark passes it) and its lifecycle thresholds (`new`, `at_risk`,
+  `lapsed`, `won_back` after it), a view's time, a cart's or a failed payment's deadline. It files one
+  `Due` (time, bucket) per such time: a superset of the bucket's own timers (`operators.customers.shard`
+  keeps the exact ones), so a bucket is woken at or after each of them; a stale one wakes it for nothing.
+- `TimerClock` (one key: the flow's clock) takes every decoded batch's tick and those `Due`s, and sends
+  each `Due` to the key of its due hour, every batch to an hour key followed by the watermark; when the
+  watermark moves, it tells each hour it passed into or through.
+- `HourTimers` (one key per due hour) holds its hour's `Due`s until the watermark passes them, then
+  wakes their buckets with it. The hour the watermark is in also forwards the watermark to the
+  customers stage's relay key, which passes it on to the stock and gate shards after what the woken
+  buckets sent them (`flows.customers_stages`).
+
+So an epoch snapshots the clock, the hours touched (the current one and those new `Due`s landed in:
+30, 60, 180 days ahead for a purchase) and the buckets touched: the cost follows the customers active
+or due, not those held.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections.abc import Iterable
+from typing import Any
+
+import msgspec
+
+from operators.customers.clock import EventClock
+from operators.customers.records import Due, Tick
+
+HOUR_MS = 3_600_000
+
+
+def hour_of(due_ms: int) -> int:
+    """The hour key index of a due millisecond.
+
+    >>> hour_of(3_599_999), hour_of(3_600_000)
+    (0, 1)
+    """
+    return due_ms // HOUR_MS
+
+
+class TimerClock:
+    """The flow's event clock; files `Due`s with their hour and tells the hours when the watermark moves.
+
+    Examples
+    --------
+    >>> clock = TimerClock(EventClock(lateness_s=0.0, idle_s=1e9))
+    >>> groups = clock.apply([Due(7_200_500, "customers:3"), Tick(((("pos", 0), 3_700.0),))])
+    >>> [(hour, [type(i).__name__ for i in items], items[-1].watermark, items[-1].relay) for hour, items in groups]
+    [(2, ['Due', 'Tick'], 3700.0, False), (1, ['Tick'], 3700.0, True)]
+    >>> groups = clock.apply([Tick(((("pos", 0), 7_300.0),))])  # passes into hour 2: hours 1 and 2 hear it
+    >>> [(hour, items[-1].watermark, items[-1].relay) for hour, items in groups]
+    [(1, 7300.0, False), (2, 7300.0, True)]
+    """
+
+    def __init__(self, clock: EventClock) -> None:
+        self.clock = clock
+
+    def apply(self, items: Iterable[Due | Tick]) -> list[tuple[int, list[Any]]]:
+        """Take `Due`s and ticks; returns per hour key its `Due`s (if any) then a tick saying the watermark.
+
+        The hour the watermark is in gets the relay tick (`Tick.relay`), when the watermark moved.
+        """
+        clock = self.clock
+        before = clock.watermark
+        filed: dict[int, list[Any]] = {}
+        for item in items:
+            if isinstance(item, Tick):
+                clock.advance(item.newest, item.holds, item.watermark)
+            else:
+                hour = item.due_ms // HOUR_MS
+                group = filed.get(hour)
+                if group is None:
+                    filed[hour] = [item]
+                else:
+                    group.append(item)
+        now = clock.watermark
+        mark = Tick((), (), now)
+        out = {hour: [*group, mark] for hour, group in filed.items()}
+        if now > before:  # every hour passed into or through hears it, once: their `Due`s wake their buckets
+            last = math.floor(now * 1000) // HOUR_MS
+            first = last if before == -math.inf else math.floor(before * 1000) // HOUR_MS
+            for hour in range(first, last + 1):
+                tick = Tick((), (), now, relay=hour == last)
+                group = out.get(hour)
+                if group is None:
+                    out[hour] = [tick]
+                else:
+                    group[-1] = tick
+        return list(out.items())
+
+    def to_bytes(self) -> bytes:
+        return msgspec.msgpack.encode(self.clock.to_state())
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> TimerClock:
+        return cls(EventClock.from_state(msgspec.msgpack.decode(data)))
+
+
+class HourTimers:
+    """The `Due`s of one hour, until the watermark passes them.
+
+    Examples
+    --------
+    >>> hour = HourTimers()
+    >>> hour.apply([Due(1_500, "customers:1"), Due(1_500, "customers:1"), Due(2_500, "customers:2"), Tick((), (), 2.0)])
+    (['customers:1'], 2.0, None)
+    >>> len(hour), hour.apply([Tick((), (), 3.0, relay=True)])
+    (1, (['customers:2'], 3.0, Tick(newest=(), holds=(), watermark=3.0, relay=True)))
+    >>> len(hour)
+    0
+    """
+
+    __slots__ = ("_due", "_filed")
+
+    def __init__(self, due: list[tuple[int, str]] | None = None) -> None:
+        self._due: list[tuple[int, str]] = due or []
+        heapq.heapify(self._due)
+        self._filed = set(self._due)
+
+    def __len__(self) -> int:
+        return len(self._due)
+
+    def apply(self, items: Iterable[Due | Tick]) -> tuple[list[str], float, Tick | None]:
+        """File `Due`s, take the watermark; returns the buckets now due (each once), the watermark and the relay
+        tick, if any."""
+        due, filed = self._due, self._filed
+        now = -math.inf
+        relay: Tick | None = None
+        for item in items:
+            if isinstance(item, Tick):
+                if item.watermark > now:
+                    now = item.watermark
+                if item.relay:
+                    relay = item
+            else:
+                entry = (item.due_ms, item.shard)
+                if entry not in filed:
+                    filed.add(entry)
+                    heapq.heappush(due, entry)
+        woken: dict[str, None] = {}
+        now_ms = now * 1000
+        while due and due[0][0] <= now_ms:
+            entry = heapq.heappop(due)
+            filed.discard(entry)
+            woken[entry[1]] = None
+        return list(woken), now, relay
+
+    def to_bytes(self) -> bytes:
+        return msgspec.msgpack.encode(self._due)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> HourTimers:
+        return cls([(int(ms), str(shard)) for ms, shard in msgspec.msgpack.decode(data)])
