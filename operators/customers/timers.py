@@ -33,7 +33,8 @@ from typing import Any
 import msgspec
 
 from operators.customers.clock import EventClock
-from operators.customers.records import Due, Tick
+from operators.customers.profile import CustomerConfig
+from operators.customers.records import Bought, Clicked, ConsentSeen, Due, PaymentSeen, Tick
 
 HOUR_MS = 3_600_000
 
@@ -45,6 +46,47 @@ def hour_of(due_ms: int) -> int:
     (0, 1)
     """
     return due_ms // HOUR_MS
+
+
+class DueTimes:
+    """When an activity may make its customer due, from the activity alone (`operators.customers.timers`).
+
+    A purchase: itself (walked when the watermark passes it) and each lifecycle threshold after it (it may
+    be the first purchase, the last one, or a win-back); a view: itself; a cart or a failed payment: its
+    deadline. Removals, approvals, returns and consent changes start no timer.
+
+    >>> times = DueTimes(CustomerConfig())
+    >>> times.of(Clicked("C1", "e1", 100.0, "cart", "SKU-1", "web", None))
+    (1900.0,)
+    >>> len(times.of(Bought("C1", "e2", 100.0, 5.0, "web", None, None, ())))  # new and won_back: both 30 days
+    4
+    >>> times.of(Bought("C1", "e3", 100.0, -5.0, "web", None, None, ()))  # a return
+    ()
+    """
+
+    __slots__ = ("cart_s", "payment_s", "purchase_offsets")
+
+    def __init__(self, config: CustomerConfig) -> None:
+        rules = config.lifecycle
+        self.purchase_offsets = tuple(dict.fromkeys((0.0, rules.new_s, rules.at_risk_s, rules.lapsed_s,
+                                                     rules.won_back_s)))  # fmt: skip
+        self.cart_s = config.cart_window_s
+        self.payment_s = config.payment_window_s
+
+    def of(self, item: Bought | Clicked | PaymentSeen | ConsentSeen) -> tuple[float, ...]:
+        kind = type(item)
+        if kind is Bought:
+            bought: Bought = item  # type: ignore[assignment]
+            return () if bought.amount < 0 else tuple(bought.ts + offset for offset in self.purchase_offsets)
+        if kind is Clicked:
+            click: Clicked = item  # type: ignore[assignment]
+            if click.kind == "cart":
+                return (click.ts + self.cart_s,)
+            return (click.ts,) if click.kind == "view" else ()
+        if kind is PaymentSeen:
+            paid: PaymentSeen = item  # type: ignore[assignment]
+            return () if paid.ok else (paid.ts + self.payment_s,)
+        return ()
 
 
 class TimerClock:
