@@ -127,8 +127,8 @@ def throughput(base: Settings, workdir: Path, n_events: int) -> dict[str, Any]:
     }
 
 
-def trigger_latency(base: Settings, workdir: Path, rate: float, duration_s: float) -> dict[str, Any]:
-    window_s, lateness_s = 5.0, 1.0
+def trigger_latency(base: Settings, workdir: Path, rate: float, duration_s: float, lateness_s: float) -> dict[str, Any]:
+    window_s = 5.0
     settings = _settings(base, "live.", workdir, cart_window_s=window_s, lateness_s=lateness_s,
                          idle_partition_s=3.0, cooldown_s=0.0)  # fmt: skip
     topic = settings.topic(Topic.TRIGGERS)
@@ -422,6 +422,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=300_000)
     parser.add_argument("--latency-rate", type=float, default=2000.0, help="events/s offered in the latency run")
     parser.add_argument("--latency-seconds", type=float, default=20.0)
+    parser.add_argument("--lateness", type=float, default=Settings().customers.lateness_s, help="in the latency run")
     parser.add_argument("--customers", type=int, default=1_000_000)
     parser.add_argument("--api-seconds", type=float, default=8.0)
     parser.add_argument("--touched", type=int, default=1000, help="customers buying per epoch in the snapshots run")
@@ -454,7 +455,9 @@ def main() -> None:
                 results["throughput"] = throughput(base, workdir, args.events)
             if "latency" not in args.skip:
                 console.print(f"(b) trigger latency at {args.latency_rate:,.0f} events/s ...")
-                results["trigger_latency"] = trigger_latency(base, workdir, args.latency_rate, args.latency_seconds)
+                results["trigger_latency"] = trigger_latency(
+                    base, workdir, args.latency_rate, args.latency_seconds, args.lateness
+                )
             if "api" not in args.skip:
                 console.print("(d) API ...")
                 results["api"] = api(base, 100_000, args.api_seconds, 32)

@@ -514,7 +514,7 @@ class CustomersSettings(_Group):
     watch_window_s: float = Field(7 * 86_400.0, gt=0, description="`back_in_stock`: how long a view waits.")
     cooldown_s: float = Field(86_400.0, ge=0, description="At most one trigger of a kind per customer this often.")
     lateness_s: float = Field(
-        30.0, ge=0, description="Event-time lateness the watermark allows: timers fire this long after they are due."
+        0.25, ge=0, description="Event-time lateness the watermark allows: timers fire this long after they are due."
     )
     idle_partition_s: float = Field(
         600.0, gt=0, description="A partition this far behind the newest one no longer holds the watermark back."
