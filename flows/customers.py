@@ -39,6 +39,7 @@ from bytewax.dataflow import Dataflow
 from bytewax.inputs import Source
 from bytewax.outputs import Sink
 
+from events.topics import Topic
 from flows.customers_stages import (
     CUSTOMER_TOPICS,
     FLOW,
@@ -52,9 +53,10 @@ from flows.customers_stages import (
     TimerLogic,
     config_of,
 )
-from flows.kafka_source import KafkaRecord, kafka_source
+from flows.kafka_source import KafkaRecord
 from flows.keyed import keyed_stage, to_stage
-from flows.sinks import FlowRecord, RecordSink
+from flows.sinks import FlowRecord
+from flows.wiring import decoded_input, records_out
 from omnistream.settings import Settings
 
 INPUT_TOPICS = CUSTOMER_TOPICS
@@ -73,11 +75,13 @@ def build_flow(
     default to the topics in Kafka and the Redis/Kafka `RecordSink`; nothing connects while building.
     """
     flow = Dataflow(FLOW)
-    source_topics = {settings.topic(t): t for t in INPUT_TOPICS}
-    raw = op.input("customers_in", flow, source or kafka_source(settings, list(source_topics)))
     s = settings.customers
-    decoder = Decoder(source_topics, s.shards, s.max_future_s, config_of(settings), s.buckets)
-    decoded = op.flat_map_batch("decode", raw, decoder.decode_batch)
+    config = config_of(settings)
+
+    def decoder(source_topics: dict[str, Topic]) -> Decoder:
+        return Decoder(source_topics, s.shards, s.max_future_s, config, s.buckets)
+
+    decoded = decoded_input(flow, settings, INPUT_TOPICS, decoder, source)
     to_clock = to_stage("to_clock", decoded, Stage.CLOCK)
     clock_out = keyed_stage("clock", to_clock.trues, ClockLogic(settings))
     timers_out = keyed_stage("timers", to_stage("to_timers", clock_out, Stage.TIMERS).trues, TimerLogic())
@@ -92,7 +96,7 @@ def build_flow(
     population_out = keyed_stage("population", to_population.trues, PopulationLogic())
     # What is left: dead letters and customer documents, the triggers the gate let out, the populations.
     records: Any = op.merge("records", to_population.falses, gate_out, population_out)
-    op.output("records_out", records, sink or RecordSink(FLOW, settings, generation))
+    records_out(FLOW, records, settings, generation, sink)
     return flow
 
 
