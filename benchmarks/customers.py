@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import math
 import os
 import platform
 import random
@@ -67,9 +68,11 @@ from flows.launcher import start_flow
 from omnistream.kafka_admin import create_topics
 from omnistream.settings import Settings
 from omnistream.stack import LocalService, start_broker, start_redis
+from operators.customers.clock import EventClock
 from operators.customers.lifecycle import SEGMENTS
-from operators.customers.records import Bought, Clicked, Tick
+from operators.customers.records import Bought, Clicked, Due, Tick
 from operators.customers.shard import CustomerShard
+from operators.customers.timers import DueTimes, HourTimers, TimerClock
 from sim.publish import KafkaPublisher
 from sim.workload import Workload
 from state.customer_writer import CustomerDoc, CustomerWriter
@@ -212,24 +215,34 @@ def _rss_bytes() -> int:
 
 
 def memory(n_customers: int, buckets: int) -> dict[str, Any]:
-    """Resident bytes per customer held, with customers in `buckets` `CustomerShard`s fed through their `apply`
-    as the flow feeds them (a bucket hears the watermark when it is woken: here, with each batch of its own)."""
+    """Resident bytes per customer held: customers in `buckets` `CustomerShard`s, and the timers stage's hour keys
+    (`HourTimers`) holding their `Due`s, both fed through their `apply` as the flow feeds them (a bucket hears
+    the watermark when it is woken: here, with each batch of its own)."""
     config = config_of(Settings(customers_lateness_s=30.0, topic_partitions=1))
+    due_times = DueTimes(config)
     gc.collect()
     before = _rss_bytes()
     parts = [CustomerShard(config) for _ in range(buckets)]
+    hours: dict[int, HourTimers] = {}
     t0 = 1795305600.0
     batch = 5000
     started = time.perf_counter()
     for start in range(0, n_customers, batch):
         groups: dict[int, list[Any]] = {}
+        dues: list[Due] = []
         for i in range(start, min(n_customers, start + batch)):
             customer = f"U-{i:08d}"
             ts = t0 + i * 2.6  # a million customers over a month: the dedup window holds ~1400 ids
-            group = groups.setdefault(zlib.crc32(customer.encode()) % buckets, [])
-            group.append(Bought(customer, f"b{i}", ts, 42.5, "store", f"S{i % 40}", "DE", (f"SKU-{i % 900}",)))
-            group.append(Clicked(customer, f"c{i}", ts + 0.001, "view", f"SKU-{i % 700}", "web", "DE"))
-        wake = Tick((), (), t0 + min(n_customers, start + batch) * 2.6 - 30.0)
+            index = zlib.crc32(customer.encode()) % buckets
+            group = groups.setdefault(index, [])
+            bought = Bought(customer, f"b{i}", ts, 42.5, "store", f"S{i % 40}", "DE", (f"SKU-{i % 900}",))
+            viewed = Clicked(customer, f"c{i}", ts + 0.001, "view", f"SKU-{i % 700}", "web", "DE")
+            group += (bought, viewed)
+            dues += [Due(math.ceil(t * 1000), index) for item in (bought, viewed) for t in due_times.of(item)]
+        now = t0 + min(n_customers, start + batch) * 2.6 - 30.0
+        wake = Tick((), (), now)
+        for hour, filed in TimerClock(EventClock(0.0, 1e12)).apply(dues):
+            hours.setdefault(hour, HourTimers()).apply([*filed[:-1], wake])
         for index, items in groups.items():
             parts[index].apply([*items, wake])
     fill_s = time.perf_counter() - started
@@ -245,6 +258,7 @@ def memory(n_customers: int, buckets: int) -> dict[str, Any]:
     touched_bytes = sum(len(parts[i].to_bytes()) for i in touched)
     return {"customers_held": held, "buckets": buckets, "rss_bytes_per_customer": round(rss / held, 1),
             "packed_state_bytes_per_customer": round(packed / held, 1), "fill_s": round(fill_s, 2),
+            "hour_keys": len(hours), "timer_entries": sum(len(h) for h in hours.values()),
             "snapshot_bytes_all_buckets": snapshot, "snapshot_s_all_buckets": round(snapshot_s, 3),
             "buckets_holding_1000_random_customers": len(touched),
             "their_snapshot_bytes": touched_bytes}  # fmt: skip

@@ -16,6 +16,7 @@ import os
 import pickle
 import threading
 import time
+import zlib
 from collections import Counter
 from enum import StrEnum
 from typing import Any, Literal
@@ -124,14 +125,15 @@ class CustomerBatch:
     producer's clock is wrong; it would drag every timer forward), as a dead letter of this flow.
     """
 
-    __slots__ = ("due_times", "filed", "letters", "max_ts", "newest", "pacer", "router")
+    __slots__ = ("buckets", "due_times", "filed", "letters", "max_ts", "newest", "pacer", "router")
 
     def __init__(self, router: ShardRouter[Stage, Any], max_ts: float, pacer: TickPacer, due_times: DueTimes) -> None:
         self.router = router
+        self.buckets = router.stage_shards[Stage.CUSTOMERS]
         self.max_ts = max_ts
         self.pacer = pacer
         self.due_times = due_times
-        self.filed: set[tuple[int, str]] = set()
+        self.filed: set[tuple[int, int]] = set()
         self.newest: dict[tuple[str, int], float] = {}
         self.letters: list[DeadLetter] = []
 
@@ -159,7 +161,8 @@ class CustomerBatch:
             return
         times = self.due_times.of(item)
         if times:
-            bucket, filed = router.shard_of(Stage.CUSTOMERS, item.customer), self.filed
+            # The bucket `router.add` chose (`ShardRouter`: crc32 of the id modulo the buckets).
+            bucket, filed = zlib.crc32(item.customer.encode()) % self.buckets, self.filed
             for due in times:
                 entry = (math.ceil(due * 1000), bucket)  # the bucket files its own timer by the same millisecond
                 if entry not in filed:

@@ -82,14 +82,14 @@ class Tick(msgspec.Struct, frozen=True, gc=False):
 
 
 class Due(msgspec.Struct, frozen=True, gc=False):
-    """The customer bucket `shard` may have something due at `due_ms` (event-time milliseconds): wake it then.
+    """Customer bucket number `bucket` may have something due at `due_ms` (event-time milliseconds): wake it then.
 
     Made by the decoder from an activity alone (`flows.customers_stages`): a superset of the bucket's own
     timers, so a bucket is woken at or after each of them (`operators.customers.timers`).
     """
 
     due_ms: int
-    shard: str
+    bucket: int
 
 
 class Watch(msgspec.Struct, frozen=True, gc=False):

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import heapq
 import math
+from array import array
 from collections.abc import Iterable
 from typing import Any
 
@@ -95,7 +96,7 @@ class TimerClock:
     Examples
     --------
     >>> clock = TimerClock(EventClock(lateness_s=0.0, idle_s=1e9))
-    >>> groups = clock.apply([Due(7_200_500, "customers:3"), Tick(((("pos", 0), 3_700.0),))])
+    >>> groups = clock.apply([Due(7_200_500, 3), Tick(((("pos", 0), 3_700.0),))])
     >>> [(hour, [type(i).__name__ for i in items], items[-1].watermark, items[-1].relay) for hour, items in groups]
     [(2, ['Due', 'Tick'], 3700.0, False), (1, ['Tick'], 3700.0, True)]
     >>> groups = clock.apply([Tick(((("pos", 0), 7_300.0),))])  # passes into hour 2: hours 1 and 2 hear it
@@ -147,34 +148,51 @@ class TimerClock:
         return cls(EventClock.from_state(msgspec.msgpack.decode(data)))
 
 
+BUCKET_BITS = 20
+"""A timer entry is one int64: the due millisecond above the bucket number (`OMNISTREAM_CUSTOMERS_BUCKETS` <= 2^20)."""
+_BUCKET_MASK = (1 << BUCKET_BITS) - 1
+
+
+def bucket_key(bucket: int) -> str:
+    """The Bytewax key of customer bucket number `bucket` (`operators.keyed_shards.ShardRouter` names it so)."""
+    return f"customers:{bucket}"
+
+
 class HourTimers:
-    """The `Due`s of one hour, until the watermark passes them.
+    """The `Due`s of one hour, until the watermark passes them: 8 bytes each.
+
+    Every customer held has a few `Due`s days ahead (their lifecycle thresholds), so these keys hold
+    several entries per customer: each is one int64 (due millisecond, bucket) in an array, not a tuple
+    in a heap (~150 bytes). The array is sorted once, the first time the watermark reaches its earliest
+    entry; entries filed after that go to a small heap beside it.
 
     Examples
     --------
     >>> hour = HourTimers()
-    >>> hour.apply([Due(1_500, "customers:1"), Due(1_500, "customers:1"), Due(2_500, "customers:2"), Tick((), (), 2.0)])
+    >>> hour.apply([Due(1_500, 1), Due(1_500, 1), Due(2_500, 2), Tick((), (), 2.0)])
     (['customers:1'], 2.0, None)
-    >>> len(hour), hour.apply([Tick((), (), 3.0, relay=True)])
-    (1, (['customers:2'], 3.0, Tick(newest=(), holds=(), watermark=3.0, relay=True)))
+    >>> len(hour), hour.apply([Due(2_200, 3), Tick((), (), 3.0, relay=True)])
+    (1, (['customers:2', 'customers:3'], 3.0, Tick(newest=(), holds=(), watermark=3.0, relay=True)))
     >>> len(hour)
     0
     """
 
-    __slots__ = ("_due", "_filed")
+    __slots__ = ("_bulk", "_late", "_min", "_next", "_sorted")
 
-    def __init__(self, due: list[tuple[int, str]] | None = None) -> None:
-        self._due: list[tuple[int, str]] = due or []
-        heapq.heapify(self._due)
-        self._filed = set(self._due)
+    def __init__(self, entries: array[int] | None = None) -> None:
+        self._bulk: array[int] = entries if entries is not None else array("q")
+        self._min = min(self._bulk) if self._bulk else _NEVER
+        self._sorted = False
+        self._next = 0  # the sorted array's first entry not yet due
+        self._late: list[int] = []  # filed after the array was sorted: a heap
 
     def __len__(self) -> int:
-        return len(self._due)
+        return len(self._bulk) - self._next + len(self._late)
 
     def apply(self, items: Iterable[Due | Tick]) -> tuple[list[str], float, Tick | None]:
         """File `Due`s, take the watermark; returns the buckets now due (each once), the watermark and the relay
         tick, if any."""
-        due, filed = self._due, self._filed
+        bulk, late = self._bulk, self._late
         now = -math.inf
         relay: Tick | None = None
         for item in items:
@@ -184,21 +202,44 @@ class HourTimers:
                 if item.relay:
                     relay = item
             else:
-                entry = (item.due_ms, item.shard)
-                if entry not in filed:
-                    filed.add(entry)
-                    heapq.heappush(due, entry)
+                entry = item.due_ms << BUCKET_BITS | item.bucket
+                if self._sorted:
+                    heapq.heappush(late, entry)
+                else:
+                    bulk.append(entry)
+                    if entry < self._min:
+                        self._min = entry
         woken: dict[str, None] = {}
-        now_ms = now * 1000
-        while due and due[0][0] <= now_ms:
-            entry = heapq.heappop(due)
-            filed.discard(entry)
-            woken[entry[1]] = None
+        if now == -math.inf:
+            return [], now, relay
+        limit = (math.floor(now * 1000) << BUCKET_BITS) | _BUCKET_MASK  # every entry due at or before `now`
+        if not self._sorted:
+            if self._min > limit:
+                return [], now, relay
+            self._bulk = bulk = array("q", sorted(bulk))
+            self._sorted = True
+        i, end = self._next, len(bulk)
+        while i < end and bulk[i] <= limit:
+            woken[bucket_key(bulk[i] & _BUCKET_MASK)] = None
+            i += 1
+        if i > 4096 and i > end // 2:  # let the passed entries go
+            del bulk[:i]
+            i = 0
+        self._next = i
+        while late and late[0] <= limit:
+            woken[bucket_key(heapq.heappop(late) & _BUCKET_MASK)] = None
         return list(woken), now, relay
 
     def to_bytes(self) -> bytes:
-        return msgspec.msgpack.encode(self._due)
+        left = self._bulk[self._next :]
+        left.extend(self._late)
+        return left.tobytes()
 
     @classmethod
     def from_bytes(cls, data: bytes) -> HourTimers:
-        return cls([(int(ms), str(shard)) for ms, shard in msgspec.msgpack.decode(data)])
+        entries = array("q")
+        entries.frombytes(data)
+        return cls(entries)
+
+
+_NEVER = 1 << 62

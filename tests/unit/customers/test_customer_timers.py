@@ -32,14 +32,24 @@ CONFIG = CustomerConfig(
     lateness_s=60.0,
     idle_s=100 * DAY_S,
 )
+# Thresholds weeks apart: the buckets' timers wait in week slots first (`CustomerShard._schedule`).
+WEEKS = CustomerConfig(
+    lifecycle=LifecycleRules(10 * DAY_S, 20 * DAY_S, 40 * DAY_S, 10 * DAY_S),
+    windows_s=(10 * DAY_S, 30 * DAY_S),
+    cart_window_s=1800.0,
+    payment_window_s=900.0,
+    vip_spend=300.0,
+    lateness_s=60.0,
+    idle_s=1000 * DAY_S,
+)
 
 
-def _activities(seed: int) -> list[Any]:
+def _activities(seed: int, span_s: float = 12 * DAY_S) -> list[Any]:
     rng = random.Random(seed)
     items: list[Any] = []
     for n in range(1500):
         customer = f"C{rng.randrange(40)}"
-        ts = rng.uniform(0, 12 * DAY_S)
+        ts = rng.uniform(0, span_s)
         pick = rng.random()
         if pick < 0.3:
             store = f"ST{rng.randrange(3)}" if rng.random() < 0.5 else None
@@ -56,8 +66,8 @@ def _activities(seed: int) -> list[Any]:
     return items
 
 
-def _bucket(customer: str) -> str:
-    return f"customers:{zlib.crc32(customer.encode()) % BUCKETS}"
+def _bucket(customer: str) -> int:
+    return zlib.crc32(customer.encode()) % BUCKETS
 
 
 def _candidates(out: Any) -> set[tuple[Any, ...]]:
@@ -67,25 +77,27 @@ def _candidates(out: Any) -> set[tuple[Any, ...]]:
     }
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3])
-def test_buckets_woken_by_their_due_times_fire_what_buckets_ticked_every_batch_fire(seed: int) -> None:
-    items = _activities(seed)
-    ticked = {f"customers:{i}": CustomerShard(CONFIG) for i in range(BUCKETS)}
-    woken = {f"customers:{i}": CustomerShard(CONFIG) for i in range(BUCKETS)}
-    clock, hours = TimerClock(EventClock(CONFIG.lateness_s, CONFIG.idle_s)), dict[int, HourTimers]()
-    due_times = DueTimes(CONFIG)
+@pytest.mark.parametrize(("seed", "config"), [(1, CONFIG), (2, CONFIG), (3, CONFIG), (4, WEEKS), (5, WEEKS)])
+def test_buckets_woken_by_their_due_times_fire_what_buckets_ticked_every_batch_fire(
+    seed: int, config: CustomerConfig
+) -> None:
+    items = _activities(seed, 12 * config.lifecycle.at_risk_s / 2)
+    ticked = {f"customers:{i}": CustomerShard(config) for i in range(BUCKETS)}
+    woken = {f"customers:{i}": CustomerShard(config) for i in range(BUCKETS)}
+    clock, hours = TimerClock(EventClock(config.lateness_s, config.idle_s)), dict[int, HourTimers]()
+    due_times = DueTimes(config)
     fired_ticked: set[tuple[Any, ...]] = set()
     fired_woken: set[tuple[Any, ...]] = set()
     batches = [items[i : i + 25] for i in range(0, len(items), 25)]
     batches.append([])  # the end: the stream's time moves far past everything (a closing event)
     newest = 0.0
     for batch in batches:
-        newest = max([newest, *(item.ts for item in batch)]) if batch else newest + 20 * DAY_S
+        newest = max([newest, *(item.ts for item in batch)]) if batch else newest + 5 * config.lifecycle.lapsed_s
         tick = Tick(((("pos", 0), newest),))
         groups: dict[str, list[Any]] = {}
         dues: list[Due] = []
         for item in batch:
-            groups.setdefault(_bucket(item.customer), []).append(item)
+            groups.setdefault(f"customers:{_bucket(item.customer)}", []).append(item)
             dues += [Due(math.ceil(due * 1000), _bucket(item.customer)) for due in due_times.of(item)]
         # Before: every bucket hears every tick, after its activities.
         for name, shard in ticked.items():
