@@ -496,7 +496,7 @@ class CustomersSettings(_Group):
 
     shards: int = Field(8, ge=1, le=4096, description="Keyed shards of SKUs and of the gate (recovery layout).")
     buckets: int = Field(
-        16384,
+        4096,
         ge=1,
         le=1 << 20,
         description="Keyed buckets of customers (recovery layout): snapshots write those touched.",
