@@ -1,12 +1,15 @@
 """The customers flow's steps: the decoder and the Bytewax logic of each keyed stage.
 
 `flows.customers` wires them. Each keyed step holds shards (`operators.customers`): the
-customers stage a `CustomerShard`, the stock stage a `StockWatches`, the gate a
-`TriggerGate`; items travel between them as `ShardBatch`es naming a `Stage`. Every decoded
-batch also sends each customers shard a `Tick` (the batch's newest event time per
-partition), so timers fire by event time even for customers who send nothing more; the
-customers stage passes it on to the stock and gate shards, and the stock stage to the gate,
-each after the items it sent them, so a downstream clock never passes an item still on its way.
+clock a `TimerClock`, each due hour a `HourTimers`, each customers bucket a `CustomerShard`,
+the stock stage a `StockWatches`, the gate a `TriggerGate`; items travel between them as
+`ShardBatch`es naming a `Stage`. Every decoded batch sends the clock a `Tick` (the batch's
+newest event time per partition) after the `Due`s of its activities; the hour keys wake the
+buckets whose `Due`s the watermark passed (`operators.customers.timers`), so timers fire by
+event time even for customers who send nothing more, and a snapshot writes only the buckets
+touched. The customers stage's relay key passes the watermark on to the stock and gate shards,
+and the stock stage to the gate, each after the items it sent them, so a downstream clock never
+passes an item still on its way.
 """
 
 from __future__ import annotations
