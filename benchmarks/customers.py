@@ -13,28 +13,42 @@
     snapshot of the shards costs in an epoch that touched no customer, at 1%, 10% and 100% of them.
 (d) API: `GET /v1/customers/{id}` on one uvicorn worker over a Redis holding the documents:
     the most it sustains (closed loop), then p99 at half that rate (open loop).
+(e) snapshots per epoch, on the production path: the flow itself (`flows.customers.build_flow`, Bytewax
+    recovery on a local SQLite partition) in this process, fed till sales of `--customers` customers
+    (one each, a month of event time), then epochs in which `--touched` of them buy again; per
+    epoch, the keys and bytes Bytewax wrote to the recovery store for each step (`snaps` rows) and
+    the CPU time of the steps' `snapshot` calls. The sink drops what the flow writes.
 
-    python benchmarks/customers.py [--events 300000] [--customers 1000000] [--skip ...]
+    python benchmarks/customers.py [--events 300000] [--customers 1000000] [--touched 1000] [--skip ...]
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import math
 import os
 import platform
 import random
 import resource
+import sqlite3
+import subprocess
 import sys
 import tempfile
 import threading
 import time
-from datetime import UTC, datetime
+import zlib
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import orjson
 import redis
+from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
+from bytewax.operators import StatefulBatchLogic
+from bytewax.outputs import DynamicSink, StatelessSinkPartition
+from bytewax.recovery import RecoveryConfig
+from bytewax.testing import run_main
 from confluent_kafka import Consumer, Producer, TopicPartition
 from rich.console import Console
 from rich.table import Table
@@ -45,14 +59,20 @@ from benchmarks.inventory import api_figures, api_headers, start_api
 from benchmarks.run_files import logs_shown_on_failure, write_results
 from events.timestamps import rfc3339_ms
 from events.topics import Topic
+from flows import customers_stages
+from flows.collector import tune_for_tailing_flow
+from flows.customers import build_flow
 from flows.customers_stages import config_of
+from flows.kafka_source import KafkaRecord
 from flows.launcher import start_flow
 from omnistream.kafka_admin import create_topics
 from omnistream.settings import Settings
 from omnistream.stack import LocalService, start_broker, start_redis
+from operators.customers.clock import EventClock
 from operators.customers.lifecycle import SEGMENTS
-from operators.customers.records import Bought, Clicked, Tick
+from operators.customers.records import Bought, Clicked, Due, Tick
 from operators.customers.shard import CustomerShard
+from operators.customers.timers import DueTimes, HourTimers, TimerClock
 from sim.publish import KafkaPublisher
 from sim.workload import Workload
 from state.customer_writer import CustomerDoc, CustomerWriter
@@ -110,12 +130,13 @@ def throughput(base: Settings, workdir: Path, n_events: int) -> dict[str, Any]:
     }
 
 
-def trigger_latency(base: Settings, workdir: Path, rate: float, duration_s: float) -> dict[str, Any]:
-    window_s, lateness_s = 5.0, 1.0
+def trigger_latency(base: Settings, workdir: Path, rate: float, duration_s: float, lateness_s: float) -> dict[str, Any]:
+    window_s = 5.0
     settings = _settings(base, "live.", workdir, cart_window_s=window_s, lateness_s=lateness_s,
                          idle_partition_s=3.0, cooldown_s=0.0)  # fmt: skip
     topic = settings.topic(Topic.TRIGGERS)
     arrivals: dict[str, float] = {}
+    produced_at: dict[str, float] = {}  # the trigger message's timestamp: when the flow's sink produced it
     stop = threading.Event()
 
     def watch() -> None:
@@ -128,6 +149,7 @@ def trigger_latency(base: Settings, workdir: Path, rate: float, duration_s: floa
             if msg is not None and not msg.error():
                 trigger = orjson.loads(msg.value() or b"{}")
                 arrivals.setdefault(trigger["trigger_id"], time.time())
+                produced_at.setdefault(trigger["trigger_id"], msg.timestamp()[1] / 1000.0)
         consumer.close()
 
     watcher = threading.Thread(target=watch, daemon=True)
@@ -175,6 +197,8 @@ def trigger_latency(base: Settings, workdir: Path, rate: float, duration_s: floa
                 and d < started + duration_s - 1.0]  # fmt: skip
     after_ready = sorted(m[0] for m in measured)
     after_due = sorted(m[1] for m in measured)
+    # Due to produced by the flow (the message's timestamp), apart from the broker and this process's consumer.
+    produced = sorted(produced_at[t] - d for t, d in due.items() if t in produced_at and d < started + duration_s - 1.0)
 
     def pct(values: list[float], p: float) -> float | None:
         return round(values[min(len(values) - 1, int(p * len(values)))], 4) if values else None
@@ -184,7 +208,9 @@ def trigger_latency(base: Settings, workdir: Path, rate: float, duration_s: floa
             "triggers_expected": expected, "triggers_measured": len(measured),
             "after_due_plus_lateness_p50_s": pct(after_ready, 0.5),
             "after_due_plus_lateness_p99_s": pct(after_ready, 0.99),
-            "after_due_p50_s": pct(after_due, 0.5), "after_due_p99_s": pct(after_due, 0.99)}  # fmt: skip
+            "after_due_p50_s": pct(after_due, 0.5), "after_due_p99_s": pct(after_due, 0.99),
+            "produced_after_due_p50_s": pct(produced, 0.5),
+            "produced_after_due_p99_s": pct(produced, 0.99)}  # fmt: skip
 
 
 def _rss_bytes() -> int:
@@ -194,30 +220,38 @@ def _rss_bytes() -> int:
     return 0
 
 
-def memory(n_customers: int, shards: int) -> dict[str, Any]:
+def memory(n_customers: int, buckets: int) -> dict[str, Any]:
+    """Resident bytes per customer held: customers in `buckets` `CustomerShard`s, and the timers stage's hour keys
+    (`HourTimers`) holding their `Due`s, both fed through their `apply` as the flow feeds them (a bucket hears
+    the watermark when it is woken: here, with each batch of its own)."""
     config = config_of(Settings(customers_lateness_s=30.0, topic_partitions=1))
+    due_times = DueTimes(config)
     gc.collect()
     before = _rss_bytes()
-    parts = [CustomerShard(config) for _ in range(shards)]
+    parts = [CustomerShard(config) for _ in range(buckets)]
+    hours: dict[int, HourTimers] = {}
     t0 = 1795305600.0
     batch = 5000
-    checkpoints = {n_customers // 100, n_customers // 10}
-    snapshots: list[dict[str, Any]] = []
     started = time.perf_counter()
     for start in range(0, n_customers, batch):
-        groups: list[list[Any]] = [[] for _ in range(shards)]
+        groups: dict[int, list[Any]] = {}
+        dues: list[Due] = []
         for i in range(start, min(n_customers, start + batch)):
             customer = f"U-{i:08d}"
             ts = t0 + i * 2.6  # a million customers over a month: the dedup window holds ~1400 ids
-            group = groups[i % shards]
-            group.append(Bought(customer, f"b{i}", ts, 42.5, "store", f"S{i % 40}", "DE", (f"SKU-{i % 900}",)))
-            group.append(Clicked(customer, f"c{i}", ts + 0.001, "view", f"SKU-{i % 700}", "web", "DE"))
-        tick = Tick(((("pos", 0), t0 + min(n_customers, start + batch) * 2.6),))
-        for part, items in zip(parts, groups, strict=True):
-            part.apply([*items, tick])
-        if start + batch in checkpoints:
-            snapshots.append(_epoch_snapshot(parts, t0 + (start + batch) * 2.6))
-    fill_s = time.perf_counter() - started - sum(s["snapshot_s"] for s in snapshots)
+            index = zlib.crc32(customer.encode()) % buckets
+            group = groups.setdefault(index, [])
+            bought = Bought(customer, f"b{i}", ts, 42.5, "store", f"S{i % 40}", "DE", (f"SKU-{i % 900}",))
+            viewed = Clicked(customer, f"c{i}", ts + 0.001, "view", f"SKU-{i % 700}", "web", "DE")
+            group += (bought, viewed)
+            dues += [Due(math.ceil(t * 1000), index) for item in (bought, viewed) for t in due_times.of(item)]
+        now = t0 + min(n_customers, start + batch) * 2.6 - 30.0
+        wake = Tick((), (), now)
+        for hour, filed in TimerClock(EventClock(0.0, 1e12)).apply(dues):
+            hours.setdefault(hour, HourTimers()).apply([*filed[:-1], wake])
+        for index, items in groups.items():
+            parts[index].apply([*items, wake])
+    fill_s = time.perf_counter() - started
     gc.collect()
     held = sum(len(s) for s in parts)
     rss = _rss_bytes() - before
@@ -225,33 +259,158 @@ def memory(n_customers: int, shards: int) -> dict[str, Any]:
     started = time.perf_counter()
     snapshot = sum(len(s.to_bytes()) for s in parts)
     snapshot_s = time.perf_counter() - started
-    # An epoch that touched 1000 customers: their states are re-encoded in `apply`, the snapshot copies the rest.
-    started = time.perf_counter()
-    for index, part in enumerate(parts):  # customer i is held by shard i % shards (the fill above)
-        part.apply([Bought(f"U-{i:08d}", f"x{i}", t0 + n_customers, 10.0, "web", None, None, ("SKU-1",))
-                     for i in range(index, 1000, shards)])  # fmt: skip
-    touch_s = time.perf_counter() - started
-    snapshots.append(_epoch_snapshot(parts, t0 + n_customers * 2.6))
-    return {"customers_held": held, "rss_bytes_per_customer": round(rss / held, 1),
+    # 1000 customers touched: the bytes of the buckets holding them (what an epoch's snapshot writes for them).
+    touched = {zlib.crc32(f"U-{i:08d}".encode()) % buckets for i in random.Random(5).sample(range(n_customers), 1000)}
+    touched_bytes = sum(len(parts[i].to_bytes()) for i in touched)
+    return {"customers_held": held, "buckets": buckets, "rss_bytes_per_customer": round(rss / held, 1),
             "packed_state_bytes_per_customer": round(packed / held, 1), "fill_s": round(fill_s, 2),
-            "snapshot_bytes": snapshot, "snapshot_s_all_shards": round(snapshot_s, 3),
-            "apply_1000_touched_s": round(touch_s, 4), "epoch_snapshots": snapshots}  # fmt: skip
+            "hour_keys": len(hours), "timer_entries": sum(len(h) for h in hours.values()),
+            "snapshot_bytes_all_buckets": snapshot, "snapshot_s_all_buckets": round(snapshot_s, 3),
+            "buckets_holding_1000_random_customers": len(touched),
+            "their_snapshot_bytes": touched_bytes}  # fmt: skip
 
 
-def _epoch_snapshot(parts: list[CustomerShard], now: float) -> dict[str, Any]:
-    """What an epoch in which only the clock moved (no customer touched) costs to snapshot.
+SNAP_EPOCH_S = 1.0
 
-    Every decoded batch ticks every customers shard (their timers wait on the clock), so Bytewax
-    snapshots every shard every epoch, whole: the cost follows the customers held, not those touched.
-    """
-    tick = Tick(((("pos", 0), now),))
-    for part in parts:
-        part.apply([tick])
-    started, cpu = time.perf_counter(), time.process_time()
-    size = sum(len(part.to_bytes()) for part in parts)
-    return {"customers_held": sum(len(p) for p in parts), "customers_touched": 0, "shards_snapshotted": len(parts),
-            "snapshot_bytes": size, "snapshot_s": round(time.perf_counter() - started, 4),
-            "snapshot_cpu_s": round(time.process_time() - cpu, 4)}  # fmt: skip
+
+def _sale(n: int, customer: int, ts: float) -> bytes:
+    return orjson.dumps({"event_id": f"s{n}", "type": "sale", "ts": rfc3339_ms(ts), "schema_version": 1,
+                         "store_id": f"S{customer % 40}", "register_id": "R1", "cashier_id": "K1", "txn_id": f"T{n}",
+                         "currency": "EUR", "customer_id": f"U-{customer:08d}",
+                         "items": [{"sku": f"SKU-{customer % 900}", "qty": 1, "unit_price": 42.5}], "total": 42.5,
+                         "payment": {"method": "cash"}})  # fmt: skip
+
+
+class _SalesFeed(StatefulSourcePartition[KafkaRecord, int]):
+    """Every customer buys once (chunks of 20k, a month of event time), then one batch per epoch of `touched`
+    customers drawn from all held buying again, 30 s of event time apart."""
+
+    def __init__(self, topic: str, customers: int, touched: int, epochs: int, t0: float, on_epoch: Any) -> None:
+        self.topic, self.customers, self.touched, self.epochs, self.t0 = topic, customers, touched, epochs, t0
+        self.on_epoch = on_epoch
+        self.rng = random.Random(11)
+        self.offset = self.loaded = self.sent = 0
+        self.awake = time.monotonic()
+
+    def _ts(self, customer: int) -> float:
+        return self.t0 + customer * (30 * 86_400.0 / self.customers)
+
+    def next_batch(self) -> list[KafkaRecord]:
+        if self.loaded < self.customers:
+            upto = min(self.loaded + 20_000, self.customers)
+            chunk = [self._record(_sale(self.offset, c, self._ts(c))) for c in range(self.loaded, upto)]
+            self.loaded = upto
+            if upto == self.customers:
+                self.awake = time.monotonic() + 3 * SNAP_EPOCH_S  # the fill's epochs close first
+            return chunk
+        if self.sent >= self.epochs:
+            if self.sent == self.epochs:  # the end of the input snapshots every key: counted apart
+                self.sent += 1
+                self.on_epoch(self.sent)
+                return []
+            raise StopIteration
+        self.sent += 1
+        self.on_epoch(self.sent)
+        at = self._ts(self.customers) + 30.0 * self.sent
+        batch = [self._record(_sale(self.offset, c, at)) for c in self.rng.sample(range(self.customers), self.touched)]
+        self.awake = time.monotonic() + 1.5 * SNAP_EPOCH_S  # the next batch lands in a later epoch
+        return batch
+
+    def _record(self, value: bytes) -> KafkaRecord:
+        self.offset += 1
+        return KafkaRecord(self.topic, 0, self.offset, value)
+
+    def next_awake(self) -> datetime | None:
+        return datetime.now(UTC) + timedelta(seconds=max(0.0, self.awake - time.monotonic()))
+
+    def snapshot(self) -> int:
+        return self.offset
+
+
+class _OneFeed(FixedPartitionedSource[KafkaRecord, int]):
+    def __init__(self, feed: _SalesFeed) -> None:
+        self.feed = feed
+
+    def list_parts(self) -> list[str]:
+        return ["0"]
+
+    def build_part(self, step_id: str, for_part: str, resume_state: int | None) -> _SalesFeed:
+        return self.feed
+
+
+class _Drop(StatelessSinkPartition[Any]):
+    def write_batch(self, items: list[Any]) -> None:
+        pass
+
+
+class _DropSink(DynamicSink[Any]):
+    def build(self, step_id: str, worker_index: int, worker_count: int) -> _Drop:
+        return _Drop()
+
+
+def flow_snapshots(n_customers: int, touched: int, epochs: int, buckets: int) -> dict[str, Any]:
+    """What Bytewax writes to the recovery store per epoch, by step, with `n_customers` held and `touched` buying."""
+    settings = Settings(kafka_brokers="127.0.0.1:9", redis_url="redis://127.0.0.1:9/0", topic_partitions=1,
+                        flow_metrics_port=0, customers_buckets=buckets)  # fmt: skip
+    cpu: dict[int, float] = {}
+    current = [0]
+
+    def on_epoch(index: int) -> None:
+        current[0] = index
+        cpu[index] = 0.0
+
+    steps = [c for c in vars(customers_stages).values() if isinstance(c, type) and issubclass(c, StatefulBatchLogic)]
+    originals = {cls: cls.snapshot for cls in steps if "snapshot" in vars(cls)}
+
+    def timed(original: Any) -> Any:
+        def snapshot(step: Any) -> Any:
+            started = time.thread_time()
+            data = original(step)
+            if current[0] in cpu:
+                cpu[current[0]] += time.thread_time() - started
+            return data
+
+        return snapshot
+
+    for cls, original in originals.items():
+        cls.snapshot = timed(original)  # type: ignore[method-assign]
+    t0 = time.time() - 60 * 86_400.0  # in the past: the flow refuses events from the future
+    try:
+        with tempfile.TemporaryDirectory(prefix="omnistream-custsnap-") as scratch:
+            subprocess.run([sys.executable, "-m", "bytewax.recovery", scratch, "1"], check=True)
+            feed = _SalesFeed(settings.topic(Topic.POS), n_customers, touched, epochs, t0, on_epoch)
+            flow = build_flow(settings, "bench", source=_OneFeed(feed), sink=_DropSink())
+            started = time.perf_counter()
+            recovery = RecoveryConfig(Path(scratch), backup_interval=timedelta(hours=1))  # keep every epoch's rows
+            run_main(flow, epoch_interval=timedelta(seconds=SNAP_EPOCH_S), recovery_config=recovery)
+            run_s = time.perf_counter() - started
+            db = sqlite3.connect(Path(scratch) / "part-0.sqlite3")
+            rows = db.execute("SELECT snap_epoch, step_id, COUNT(*), SUM(LENGTH(ser_change)) FROM snaps "
+                              "GROUP BY snap_epoch, step_id ORDER BY snap_epoch").fetchall()  # fmt: skip
+            db.close()
+    finally:
+        for cls, original in originals.items():
+            cls.snapshot = original  # type: ignore[method-assign]
+    by_epoch: dict[int, dict[str, tuple[int, int]]] = {}
+    for epoch, step, keys, size in rows:
+        if not step.endswith("customers_in"):  # the source's offsets
+            by_epoch.setdefault(epoch, {})[step.rsplit(".", 1)[-1]] = (int(keys), int(size or 0))
+    # The store's last epoch is the end of the input (every key); the `epochs` before it that wrote anything
+    # are the touch epochs (an epoch with no input snapshots nothing).
+    ordered = sorted(by_epoch)
+    change = ordered[-(epochs + 1) : -1]
+    per_epoch = [{"keys": sum(k for k, _ in by_epoch[e].values()), "bytes": sum(b for _, b in by_epoch[e].values()),
+                  "by_step": {s: {"keys": k, "bytes": b} for s, (k, b) in sorted(by_epoch[e].items())}}
+                 for e in change]  # fmt: skip
+    closing = by_epoch[ordered[-1]]
+    return {"customers_held": n_customers, "customers_touched_per_epoch": touched,
+            "buckets": buckets,
+            "run_s": round(run_s, 1), "snapshot_bytes_per_epoch": [e["bytes"] for e in per_epoch],
+            "keys_snapshotted_per_epoch": [e["keys"] for e in per_epoch],
+            "snapshot_cpu_s_per_epoch": [round(cpu[i], 4) for i in sorted(cpu) if i <= epochs],
+            "epochs": per_epoch,
+            "end_of_input": {"keys": sum(k for k, _ in closing.values()), "bytes": sum(b for _, b in closing.values()),
+                             "snapshot_cpu_s": round(cpu.get(epochs + 1, 0.0), 3)}}  # fmt: skip
 
 
 def api(base: Settings, n_customers: int, duration_s: float, connections: int) -> dict[str, Any]:
@@ -283,18 +442,28 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=300_000)
     parser.add_argument("--latency-rate", type=float, default=2000.0, help="events/s offered in the latency run")
     parser.add_argument("--latency-seconds", type=float, default=20.0)
+    parser.add_argument("--lateness", type=float, default=Settings().customers.lateness_s, help="in the latency run")
     parser.add_argument("--customers", type=int, default=1_000_000)
     parser.add_argument("--api-seconds", type=float, default=8.0)
-    parser.add_argument("--skip", nargs="*", default=[], choices=["throughput", "latency", "memory", "api"])
+    parser.add_argument("--touched", type=int, default=1000, help="customers buying per epoch in the snapshots run")
+    parser.add_argument("--buckets", type=int, default=Settings().customers.buckets, help="customer buckets (c), (e)")
+    parser.add_argument("--snapshot-epochs", type=int, default=4)
+    parser.add_argument("--skip", nargs="*", default=[],
+                        choices=["throughput", "latency", "memory", "api", "snapshots"])  # fmt: skip
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     results: dict[str, Any] = {
+        "command": "python benchmarks/customers.py " + " ".join(sys.argv[1:]),
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
     }
     if "memory" not in args.skip:  # first, in a fresh process: nothing else inflates the resident set
         console.print(f"(c) memory with {args.customers:,} customers ...")
-        results["memory"] = memory(args.customers, shards=8)
+        results["memory"] = memory(args.customers, buckets=args.buckets)
+    if "snapshots" not in args.skip:
+        console.print(f"(e) snapshots per epoch, the flow holding {args.customers:,} customers ...")
+        tune_for_tailing_flow()  # as every flow process does (flows/run.py)
+        results["flow_snapshots"] = flow_snapshots(args.customers, args.touched, args.snapshot_epochs, args.buckets)
     broker: LocalService = start_broker()
     store: LocalService = start_redis()
     workdir = Path(tempfile.mkdtemp(prefix="omnistream-customers-bench-"))
@@ -307,7 +476,9 @@ def main() -> None:
                 results["throughput"] = throughput(base, workdir, args.events)
             if "latency" not in args.skip:
                 console.print(f"(b) trigger latency at {args.latency_rate:,.0f} events/s ...")
-                results["trigger_latency"] = trigger_latency(base, workdir, args.latency_rate, args.latency_seconds)
+                results["trigger_latency"] = trigger_latency(
+                    base, workdir, args.latency_rate, args.latency_seconds, args.lateness
+                )
             if "api" not in args.skip:
                 console.print("(d) API ...")
                 results["api"] = api(base, 100_000, args.api_seconds, 32)

@@ -8,15 +8,20 @@ preferred store, lifecycle stage (`operators.customers.lifecycle`), an expected-
 estimate; writes each changed customer's document and segment membership to Redis, fenced
 by version. Triggers (`events.triggers`) go to `omni.triggers` and its Redis stream.
 
-    decode ─┬─> customers (by customer shard) ─┬─ candidates ───────────────────────┐
-            │     ^ ticks                      └─ views, ticks ─> stock (by SKU) ──┴─> gate (by customer) ─> triggers
+    decode ─┬─> clock ─> timers (by due hour) ─ wake-ups ─┐
+            │    ^ ticks, due times                    v
+            ├─> customers (by customer bucket) ─┬─ candidates ───────────────────────┐
+            │                                   └─ views, ticks ─> stock (by SKU) ──┴─> gate (by customer) ─> triggers
             ├─ flips ─────────────────────────────────────────────^                     ^ consent, ticks
             │   customers ─ RFM bucket moves ─> population (by scope: global, country) ─> histograms ─> records
             └─ dead letters (consent and availability records: this flow owns them) ─────────────────> records
 
-Timers fire by event time: every batch ticks each customers shard with its newest event
-time per partition (`operators.customers.clock`), so a cart's deadline passes even when its
-shopper sends nothing more. Each stage passes the ticks on after what it sent downstream, so
+Timers fire by event time: every batch ticks the clock with its newest event time per
+partition (`operators.customers.clock`), and the times each activity may make its customer due
+go to the hour keys of the timers step, which wake a customer's bucket when the watermark passes
+them (`operators.customers.timers`), so a cart's deadline passes even when its shopper sends
+nothing more, and a snapshot writes only the buckets touched. The watermark reaches the stock and
+gate shards through the customers stage's relay key, after what the woken buckets sent them, so
 no stage's clock runs ahead of the items it still has to receive. The gate releases a
 trigger only once the watermark is past its due time, after consent and cooldown; trigger
 ids are derived from their cause, so a recovery replay re-sends the same ids (the Redis
@@ -34,19 +39,24 @@ from bytewax.dataflow import Dataflow
 from bytewax.inputs import Source
 from bytewax.outputs import Sink
 
+from events.topics import Topic
 from flows.customers_stages import (
     CUSTOMER_TOPICS,
     FLOW,
+    ClockLogic,
     CustomerLogic,
     Decoder,
     GateLogic,
     PopulationLogic,
     Stage,
     StockLogic,
+    TimerLogic,
+    config_of,
 )
-from flows.kafka_source import KafkaRecord, kafka_source
+from flows.kafka_source import KafkaRecord
 from flows.keyed import keyed_stage, to_stage
-from flows.sinks import FlowRecord, RecordSink
+from flows.sinks import FlowRecord
+from flows.wiring import decoded_input, records_out
 from omnistream.settings import Settings
 
 INPUT_TOPICS = CUSTOMER_TOPICS
@@ -65,11 +75,18 @@ def build_flow(
     default to the topics in Kafka and the Redis/Kafka `RecordSink`; nothing connects while building.
     """
     flow = Dataflow(FLOW)
-    source_topics = {settings.topic(t): t for t in INPUT_TOPICS}
-    raw = op.input("customers_in", flow, source or kafka_source(settings, list(source_topics)))
-    decoder = Decoder(source_topics, settings.customers.shards, settings.customers.max_future_s)
-    decoded = op.flat_map_batch("decode", raw, decoder.decode_batch)
-    to_customers = to_stage("to_customers", decoded, Stage.CUSTOMERS)
+    s = settings.customers
+    config = config_of(settings)
+
+    def decoder(source_topics: dict[str, Topic]) -> Decoder:
+        return Decoder(source_topics, s.shards, s.max_future_s, config, s.buckets)
+
+    decoded = decoded_input(flow, settings, INPUT_TOPICS, decoder, source)
+    to_clock = to_stage("to_clock", decoded, Stage.CLOCK)
+    clock_out = keyed_stage("clock", to_clock.trues, ClockLogic(settings))
+    timers_out = keyed_stage("timers", to_stage("to_timers", clock_out, Stage.TIMERS).trues, TimerLogic())
+    # Activities before wake-ups: a bucket woken in a step has what the decoder sent it before the tick.
+    to_customers = to_stage("to_customers", op.merge("buckets_in", to_clock.falses, timers_out), Stage.CUSTOMERS)
     customers_out = keyed_stage("customers", to_customers.trues, CustomerLogic(settings))
     to_stock = to_stage("to_stock", op.merge("stock_in", to_customers.falses, customers_out), Stage.STOCK)
     stock_out = keyed_stage("stock", to_stock.trues, StockLogic(settings))
@@ -79,7 +96,7 @@ def build_flow(
     population_out = keyed_stage("population", to_population.trues, PopulationLogic())
     # What is left: dead letters and customer documents, the triggers the gate let out, the populations.
     records: Any = op.merge("records", to_population.falses, gate_out, population_out)
-    op.output("records_out", records, sink or RecordSink(FLOW, settings, generation))
+    records_out(FLOW, records, settings, generation, sink)
     return flow
 
 

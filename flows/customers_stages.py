@@ -1,12 +1,15 @@
 """The customers flow's steps: the decoder and the Bytewax logic of each keyed stage.
 
 `flows.customers` wires them. Each keyed step holds shards (`operators.customers`): the
-customers stage a `CustomerShard`, the stock stage a `StockWatches`, the gate a
-`TriggerGate`; items travel between them as `ShardBatch`es naming a `Stage`. Every decoded
-batch also sends each customers shard a `Tick` (the batch's newest event time per
-partition), so timers fire by event time even for customers who send nothing more; the
-customers stage passes it on to the stock and gate shards, and the stock stage to the gate,
-each after the items it sent them, so a downstream clock never passes an item still on its way.
+clock a `TimerClock`, each due hour a `HourTimers`, each customers bucket a `CustomerShard`,
+the stock stage a `StockWatches`, the gate a `TriggerGate`; items travel between them as
+`ShardBatch`es naming a `Stage`. Every decoded batch sends the clock a `Tick` (the batch's
+newest event time per partition) after the `Due`s of its activities; the hour keys wake the
+buckets whose `Due`s the watermark passed (`operators.customers.timers`), so timers fire by
+event time even for customers who send nothing more, and a snapshot writes only the buckets
+touched. The customers stage's relay key passes the watermark on to the stock and gate shards,
+and the stock stage to the gate, each after the items it sent them, so a downstream clock never
+passes an item still on its way.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import os
 import pickle
 import threading
 import time
+import zlib
 from collections import Counter
 from enum import StrEnum
 from typing import Any, Literal
@@ -43,7 +47,7 @@ from events.triggers import Trigger
 from flows.decoding import BatchDecoder
 from flows.kafka_source import KafkaRecord, unread_partitions
 from flows.keyed import RouterPerThread
-from flows.metrics import CUSTOMER_TRIGGERS, DUPLICATES, LATE_EVENTS, StateEntities
+from flows.metrics import CUSTOMER_TRIGGERS, DUPLICATES, LATE_EVENTS, STATE_ENTITIES, StateEntities
 from omnistream.settings import Settings
 from operators.customers.clock import EventClock
 from operators.customers.doc import customer_doc, segments_of
@@ -56,12 +60,14 @@ from operators.customers.records import (
     Candidate,
     Clicked,
     ConsentSeen,
+    Due,
     Flip,
     PaymentSeen,
     PopulationMove,
     Tick,
 )
 from operators.customers.shard import CustomerShard, merge_ticks
+from operators.customers.timers import DueTimes, HourTimers, TimerClock
 from operators.customers.watches import StockWatches
 from operators.keyed_shards import ShardBatch, ShardRouter
 from state import keys
@@ -78,6 +84,8 @@ _ENTITIES = StateEntities(FLOW)
 class Stage(StrEnum):
     """The keyed stages of the flow; a stage's value is the prefix of its shard keys (`customers:3`)."""
 
+    CLOCK = "clock"
+    TIMERS = "timers"
     CUSTOMERS = "customers"
     STOCK = "stock"
     GATE = "gate"
@@ -113,18 +121,22 @@ class CustomerBatch:
     """One batch of decoded records as the customers flow routes them (a `flows.decoding.DecodedBatch`).
 
     Loyalty sales and returns, identified shoppers' views, carts, orders and payment
-    results, and consent changes become activities for their customer's shard (consent
-    also for the gate's); availability flips go to their SKU's stock shard. An event dated
-    more than `max_future_s` ahead of the wall clock is refused (a producer's clock is
-    wrong; it would drag every timer forward), as a dead letter of this flow.
+    results, and consent changes become activities for their customer's bucket (consent
+    also for the gate's shard), and the times they may make the customer due go to the
+    clock (`Due`, `operators.customers.timers`); availability flips go to their SKU's stock
+    shard. An event dated more than `max_future_s` ahead of the wall clock is refused (a
+    producer's clock is wrong; it would drag every timer forward), as a dead letter of this flow.
     """
 
-    __slots__ = ("letters", "max_ts", "newest", "pacer", "router")
+    __slots__ = ("buckets", "due_times", "filed", "letters", "max_ts", "newest", "pacer", "router")
 
-    def __init__(self, router: ShardRouter[Stage, Any], max_ts: float, pacer: TickPacer) -> None:
+    def __init__(self, router: ShardRouter[Stage, Any], max_ts: float, pacer: TickPacer, due_times: DueTimes) -> None:
         self.router = router
+        self.buckets = router.stage_shards[Stage.CUSTOMERS]
         self.max_ts = max_ts
         self.pacer = pacer
+        self.due_times = due_times
+        self.filed: set[tuple[int, int]] = set()
         self.newest: dict[tuple[str, int], float] = {}
         self.letters: list[DeadLetter] = []
 
@@ -145,9 +157,20 @@ class CustomerBatch:
         item = _activity(event, ts)
         if item is None:
             return
-        self.router.add(Stage.CUSTOMERS, item.customer, item)
+        router = self.router
+        router.add(Stage.CUSTOMERS, item.customer, item)
         if type(item) is ConsentSeen:
-            self.router.add(Stage.GATE, item.customer, item)
+            router.add(Stage.GATE, item.customer, item)
+            return
+        times = self.due_times.of(item)
+        if times:
+            # The bucket `router.add` chose (`ShardRouter`: crc32 of the id modulo the buckets).
+            bucket, filed = zlib.crc32(item.customer.encode()) % self.buckets, self.filed
+            for due in times:
+                entry = (math.ceil(due * 1000), bucket)  # the bucket files its own timer by the same millisecond
+                if entry not in filed:
+                    filed.add(entry)
+                    router.add_to_single(Stage.CLOCK, Due(*entry))
 
     def add_dead_letter(self, letter: DeadLetter) -> None:
         self.letters.append(letter)
@@ -167,12 +190,10 @@ class CustomerBatch:
 
     def output(self) -> list[DeadLetter | Routed]:
         out: list[DeadLetter | Routed] = [*self.letters]
-        out.extend(self.router.drain())
         tick = self.pacer.tick(self.newest, unread_partitions(unknown=False))
-        if tick is not None:
-            out.extend(
-                ShardBatch(Stage.CUSTOMERS, f"{Stage.CUSTOMERS.value}:{i}", [tick]) for i in range(self.router.shards)
-            )
+        if tick is not None:  # to the clock, after this batch's `Due`s: the clock files them before it moves
+            self.router.add_to_single(Stage.CLOCK, tick)
+        out.extend(self.router.drain())
         return out
 
 
@@ -181,10 +202,11 @@ TICK_STEP_S = 0.02
 
 
 class TickPacer:
-    """Which batches tick the clocks: one that moves some partition `step_s` past what the last tick said.
+    """Which batches tick the clock: one that moves some partition `step_s` past what the last tick said.
 
-    Every tick goes to every customers shard, and each of those passes it on to every stock and gate
-    shard: with `shards` 8, ~200 routed items per tick. Live, a batch holds a few events (a few
+    A tick that moves the watermark goes on to the hours it passes, to the relay and from there to every
+    stock and gate shard: with `shards` 8, ~20 routed items per tick (it was ~200 when every tick went to
+    every customers shard). Live, a batch holds a few events (a few
     milliseconds of event time), so a tick per batch was most of the flow's work at 2,000 events/s and
     it fell seconds behind. Held-back times go out with the next tick (ticks say the newest time per
     partition, so a later one covers an earlier one); a partition that stops is at most `step_s` short.
@@ -283,10 +305,13 @@ class Decoder(BatchDecoder[DeadLetter | Routed]):
     counted (the inventory flow dead-letters them, `flows.dead_letters`).
     """
 
-    def __init__(self, source_topics: dict[str, Topic], shards: int, max_future_s: float) -> None:
+    def __init__(
+        self, source_topics: dict[str, Topic], shards: int, max_future_s: float, config: CustomerConfig, buckets: int
+    ) -> None:
         super().__init__(FLOW, source_topics, self._new_batch, raw_topics={Topic.AVAILABILITY})
         self.max_future_s = max_future_s
-        self._routers: RouterPerThread[Stage, Any] = RouterPerThread(shards)
+        self.due_times = DueTimes(config)
+        self._routers: RouterPerThread[Stage, Any] = RouterPerThread(shards, {Stage.CUSTOMERS: buckets})
         self._pacers = threading.local()
 
     def _new_batch(self) -> CustomerBatch:
@@ -294,7 +319,7 @@ class Decoder(BatchDecoder[DeadLetter | Routed]):
         if pacer is None:
             pacer = self._pacers.pacer = TickPacer()
         # The one wall-clock read of the flow: the refusal of events from the future, at the edge.
-        return CustomerBatch(self._routers.get(), time.time() + self.max_future_s, pacer)
+        return CustomerBatch(self._routers.get(), time.time() + self.max_future_s, pacer, self.due_times)
 
 
 # --------------------------------------------------------------------------------------------- stages
@@ -313,26 +338,87 @@ class _Step(StatefulBatchLogic[list[Any], Any, bytes]):
         return groups[0] if len(groups) == 1 else [item for group in groups for item in group]
 
 
+class ClockLogic:
+    """Builds the clock step (one key): the flow's event clock; files `Due`s by hour and tells the hours it passes."""
+
+    def __init__(self, settings: Settings) -> None:
+        s = settings.customers
+        self.clock_args = (s.lateness_s, s.idle_partition_s, settings.topic.partitions * len(CUSTOMER_TOPICS))
+
+    def __call__(self, resume: bytes | None) -> _ClockStep:
+        return _ClockStep(TimerClock.from_bytes(resume) if resume else TimerClock(EventClock(*self.clock_args)))
+
+
+class _ClockStep(_Step):
+    def __init__(self, clock: TimerClock) -> None:
+        self.clock = clock
+
+    def on_batch(self, groups: list[list[Any]]) -> tuple[list[Routed], bool]:
+        timers = Stage.TIMERS.value
+        filed = self.clock.apply(self._items(groups))
+        return [ShardBatch(Stage.TIMERS, f"{timers}:{hour}", items) for hour, items in filed], _RETAIN
+
+    def snapshot(self) -> bytes:
+        return self.clock.to_bytes()
+
+
+class TimerLogic:
+    """Builds the timers step (by due hour): wakes the customer buckets whose `Due` the watermark passed."""
+
+    def __call__(self, resume: bytes | None) -> _TimerStep:
+        return _TimerStep(HourTimers.from_bytes(resume) if resume else HourTimers())
+
+
+class _TimerStep(_Step):
+    def __init__(self, timers: HourTimers) -> None:
+        self.timers = timers
+
+    def on_batch(self, groups: list[list[Any]]) -> tuple[list[Routed], bool]:
+        woken, now, relay = self.timers.apply(self._items(groups))
+        out: list[Routed] = []
+        if woken:
+            wake = Tick((), (), now)
+            out = [ShardBatch(Stage.CUSTOMERS, bucket, [wake]) for bucket in woken]
+        if relay is not None:  # after the wake-ups: through the customers stage to the stock and gate shards
+            out.append(ShardBatch(Stage.CUSTOMERS, Stage.CUSTOMERS.value, [relay]))
+        # An hour with nothing left to wake holds nothing: the key goes (a later `Due` makes it again).
+        return out, len(self.timers) == 0
+
+    def snapshot(self) -> bytes:
+        return self.timers.to_bytes()
+
+
 class CustomerLogic:
-    """Builds the customers step: profiles, RFM inputs, lifecycle, timers; documents out, watches and candidates on."""
+    """Builds the customers step (by bucket): profiles, RFM inputs, lifecycle, timers; documents out, watches and
+    candidates on. Its key `customers` (no bucket number) holds nobody: the relay of the clock to the stock and
+    gate shards (`operators.customers.timers`)."""
 
     def __init__(self, settings: Settings) -> None:
         self.config = config_of(settings)
         self.shards = settings.customers.shards
+        self.routers: RouterPerThread[Stage, Any] = RouterPerThread(self.shards)
+        self.held = 0  # customers held by this process's buckets, as of their last snapshots
 
     def __call__(self, resume: bytes | None) -> _CustomerStep:
         shard = CustomerShard.from_bytes(resume, self.config) if resume else CustomerShard(self.config)
         return _CustomerStep(shard, self)
+
+    def report(self, before: int, now: int) -> None:
+        """A bucket held `before` customers at its last snapshot and `now` at this one (one gauge per process:
+        summing thousands of buckets at each snapshot would cost their number squared per epoch)."""
+        self.held += now - before
+        STATE_ENTITIES.labels(FLOW, "customers").set(self.held)
 
 
 class _CustomerStep(_Step):
     def __init__(self, shard: CustomerShard, builder: CustomerLogic) -> None:
         self.shard = shard
         self.builder = builder
-        self.router = ShardRouter(builder.shards)
+        self.reported = 0
 
     def on_batch(self, groups: list[list[Any]]) -> tuple[list[Any], bool]:
-        shard, router, config = self.shard, self.router, self.builder.config
+        shard, builder = self.shard, self.builder
+        router, config = builder.routers.get(), builder.config
         result = shard.apply(self._items(groups))
         if result.duplicates:
             DUPLICATES.labels(FLOW).inc(result.duplicates)
@@ -354,12 +440,14 @@ class _CustomerStep(_Step):
         for move in result.moves:
             router.add(Stage.POPULATION, move.scope, move)
         out.extend(router.drain())
-        if result.tick is not None:  # after what this batch sent them, so their clocks never run ahead of it
-            out.extend(_ticks(result.tick, (Stage.STOCK, Stage.GATE), self.builder.shards))
+        if result.tick is not None:  # the relay: after what the woken buckets sent them, so no clock runs ahead
+            out.extend(_ticks(result.tick, (Stage.STOCK, Stage.GATE), builder.shards))
         return out, _RETAIN
 
     def snapshot(self) -> bytes:
-        _ENTITIES.report("customers", self.shard, len(self.shard))
+        held = len(self.shard)
+        self.builder.report(self.reported, held)
+        self.reported = held
         return self.shard.to_bytes()
 
 

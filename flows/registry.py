@@ -26,7 +26,7 @@ STATE_FORMATS: dict[str, int] = {
     "recommend": 2,
     "fraud": 3,
     "merchandising": 2,
-    "customers": 2,
+    "customers": 3,
     "loyalty": 1,
     "attribution": 1,
     "demand": 2,
@@ -42,6 +42,7 @@ merchandising 1: pickled shards of `operators.merch.sku_merch.SkuMerch` keyed `s
 merchandising 2: and an order book per order shard (`operators.order_book`): whole-order cancels reach every line.
 customers 1: customer shards of packed states (`operators.customers.shard`), stock watches and gates pickled.
 customers 2: customers packed by `operators.customers.packing` (~75 bytes for one purchase, was ~175).
+customers 3: customers in `customers.buckets` bucket keys woken by a `clock` key and `timers:<hour>` keys.
 loyalty 1: identity, book and ledger shards keyed `<stage>:<n>`, each one pickled `operators.loyalty` object.
 attribution 1: actor and member shards keyed `<stage>:<n>` and one `totals` key, pickled `operators.attribution`.
 demand 1: open days per (location, SKU) shard, columnar series per location per shard (`operators.demand`).

@@ -494,7 +494,13 @@ class MerchSettings(_Group):
 class CustomersSettings(_Group):
     """The customers flow (`flows/customers.py`): RFM, lifecycle rules, triggers (docs/customers.md)."""
 
-    shards: int = Field(8, ge=1, le=4096, description="Keyed shards of customers and of SKUs (recovery layout).")
+    shards: int = Field(8, ge=1, le=4096, description="Keyed shards of SKUs and of the gate (recovery layout).")
+    buckets: int = Field(
+        4096,
+        ge=1,
+        le=1 << 20,
+        description="Keyed buckets of customers (recovery layout): snapshots write those touched.",
+    )
     windows_days: str = Field(
         "90,365", pattern=r"^\d+(,\d+)*$", description="RFM windows in days (decayed sums), shortest first."
     )
@@ -508,7 +514,7 @@ class CustomersSettings(_Group):
     watch_window_s: float = Field(7 * 86_400.0, gt=0, description="`back_in_stock`: how long a view waits.")
     cooldown_s: float = Field(86_400.0, ge=0, description="At most one trigger of a kind per customer this often.")
     lateness_s: float = Field(
-        30.0, ge=0, description="Event-time lateness the watermark allows: timers fire this long after they are due."
+        0.25, ge=0, description="Event-time lateness the watermark allows: timers fire this long after they are due."
     )
     idle_partition_s: float = Field(
         600.0, gt=0, description="A partition this far behind the newest one no longer holds the watermark back."

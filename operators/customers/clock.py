@@ -68,6 +68,7 @@ class EventClock:
         self,
         newest_per_partition: Iterable[tuple[tuple[str, int], float]],
         holds: Iterable[tuple[str, float]] = (),
+        floor: float = float("-inf"),
     ) -> float:
         """Take one batch's newest event time per partition and its decoding threads' holds; returns the watermark.
 
@@ -76,7 +77,15 @@ class EventClock:
         -inf
         >>> clock.advance([(("pos", 0), 300.0)], holds=[("w0", float("inf"))])  # everything read: pos is idle
         500.0
+
+        `floor`: a watermark computed elsewhere (the flow's clock step), taken as it is; a clock fed only
+        floors (a customer bucket, the stock, the gate) follows the clock step's.
+
+        >>> EventClock(lateness_s=5.0, idle_s=60.0).advance([], floor=42.0)
+        42.0
         """
+        if floor > self._watermark:
+            self._watermark = floor
         self._holds.update(holds)
         newest = self._newest
         for part, ts in newest_per_partition:

@@ -55,7 +55,7 @@ class TriggerGate:
         for item in items:
             kind = type(item)
             if kind is Tick:
-                self.clock.advance(item.newest, item.holds)
+                self.clock.advance(item.newest, item.holds, item.watermark)
             elif kind is ConsentSeen:
                 history = self.consent.setdefault(item.customer, [])
                 if (item.ts, item.marketing) not in history:

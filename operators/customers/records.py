@@ -73,6 +73,23 @@ class Tick(msgspec.Struct, frozen=True, gc=False):
 
     newest: tuple[tuple[tuple[str, int], float], ...]
     holds: tuple[tuple[str, float], ...] = ()
+    watermark: float = float("-inf")
+    """A watermark the clock takes as it is (the flow's clock step computed it): how the clock step wakes the
+    customer buckets, the stock and the gate (`operators.customers.timers`)."""
+    relay: bool = False
+    """Set on the tick the clock sends through the customers stage's relay key, which passes it on to the stock
+    and gate shards after what the buckets woken with it sent them; a bucket's wake-up is not passed on."""
+
+
+class Due(msgspec.Struct, frozen=True, gc=False):
+    """Customer bucket number `bucket` may have something due at `due_ms` (event-time milliseconds): wake it then.
+
+    Made by the decoder from an activity alone (`flows.customers_stages`): a superset of the bucket's own
+    timers, so a bucket is woken at or after each of them (`operators.customers.timers`).
+    """
+
+    due_ms: int
+    bucket: int
 
 
 class Watch(msgspec.Struct, frozen=True, gc=False):

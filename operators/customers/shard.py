@@ -41,6 +41,7 @@ from operators.customers.records import (
 
 _SHARD_FORMAT = 2
 _COARSE_S = 3600
+_WEEK_S = 7 * 86_400
 _WHEEL_MS = 1000  # wheel keys are milliseconds of event time: a timer fires in the batch its time is passed in
 GLOBAL_SCOPE = "global"
 _TRANSITION_TRIGGERS = {Stage.AT_RISK: TriggerKind.AT_RISK, Stage.LAPSED: TriggerKind.WIN_BACK}
@@ -75,7 +76,7 @@ def merge_ticks(a: Tick, b: Tick) -> Tick:
             newest[part] = ts
     holds = dict(a.holds)
     holds.update(b.holds)  # a decoding thread's later hold replaces its earlier one
-    return Tick(tuple(newest.items()), tuple(holds.items()))
+    return Tick(tuple(newest.items()), tuple(holds.items()), max(a.watermark, b.watermark), a.relay or b.relay)
 
 
 class CustomerShard:
@@ -115,8 +116,9 @@ class CustomerShard:
         for item in items:
             kind = type(item)
             if kind is Tick:
-                clock.advance(item.newest, item.holds)
-                out.tick = item if out.tick is None else merge_ticks(out.tick, item)
+                clock.advance(item.newest, item.holds, item.watermark)
+                if item.relay:  # the relay key's tick, for the stock and gate shards (a bucket's wake-up is not)
+                    out.tick = item if out.tick is None else merge_ticks(out.tick, item)
                 continue
             if not seen.add(item.event_id, item.ts, clock.watermark):
                 out.duplicates += 1
@@ -404,12 +406,19 @@ class CustomerShard:
             due = min(due, ts + config.payment_window_s)
         if due == math.inf:
             return
-        # Far off (a lifecycle change days ahead): an hour's bucket, filed when the watermark comes within the
-        # hour before it, then again by the second. Most customers wait there, 8 bytes each.
-        far = due - now > 2 * _COARSE_S
-        # Near: the due millisecond. One-second buckets made a timer wait for the watermark to pass the
-        # next whole second: half a second late on average, a second at worst (docs/customers.md, latency).
-        key = (math.floor(due / _COARSE_S) * _COARSE_S - _COARSE_S) * _WHEEL_MS if far else math.ceil(due * _WHEEL_MS)
+        # Far off (a lifecycle change weeks ahead): a week's slot, filed again when a wake-up passes its start
+        # (before `due` - 2 h, so after `now`): in a bucket of a few dozen customers, an hour's slot would hold
+        # one customer (a list and a key each); a week's holds several. A lifecycle change days ahead: an hour's
+        # slot, filed when a wake-up comes within the hour before it, then again by the millisecond.
+        gap = due - now
+        if gap > _WEEK_S + 2 * _COARSE_S:
+            key = math.floor((due - 2 * _COARSE_S) / _WEEK_S) * _WEEK_S * _WHEEL_MS
+        elif gap > 2 * _COARSE_S:
+            key = (math.floor(due / _COARSE_S) * _COARSE_S - _COARSE_S) * _WHEEL_MS
+        else:
+            # Near: the due millisecond. One-second slots made a timer wait for the watermark to pass the
+            # next whole second: half a second late on average, a second at worst (docs/customers.md, latency).
+            key = math.ceil(due * _WHEEL_MS)
         bucket = self.wheel.get(key)
         if bucket is None:
             self.wheel[key] = [customer]

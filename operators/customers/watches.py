@@ -82,7 +82,7 @@ class StockWatches:
         out: list[Candidate] = []
         for item in items:
             if isinstance(item, Tick):
-                self.clock.advance(item.newest, item.holds)
+                self.clock.advance(item.newest, item.holds, item.watermark)
                 continue
             sku = self.skus.get(item.sku)
             if sku is None:

@@ -46,8 +46,11 @@ class CustomerLog:
     duplicates: int = 0
 
 
-def build(seed: int, n_customers: int, partitions: int) -> CustomerLog:
+def build(seed: int, n_customers: int, partitions: int, max_delay_s: float = MAX_DELAY_S) -> CustomerLog:
+    """The log; `max_delay_s` scales the late events' delays (0: every partition in event-time order, the
+    topics still read in whatever order the consumer fetches them, and retries still come later)."""
     rng = random.Random(seed)
+    scale = max_delay_s / MAX_DELAY_S
     log = CustomerLog()
     n = 0
 
@@ -59,6 +62,7 @@ def build(seed: int, n_customers: int, partitions: int) -> CustomerLog:
         value = orjson.dumps(event)
         roll = rng.random()
         delay = rng.uniform(0.0, 30.0) if roll < 0.3 else rng.uniform(60.0, MAX_DELAY_S) if roll < 0.32 else 0.0
+        delay *= scale
         log.records.append(Record(topic, key.encode(), value, ts + delay))
         log.events.append({**event, "_topic": topic.value})
         if rng.random() < 0.02:  # the producer's retry: the same bytes again, a little later

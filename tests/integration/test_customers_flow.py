@@ -26,10 +26,10 @@ from tests.integration.customer_events import START, EventLog
 pytestmark = pytest.mark.integration
 
 
-def _customers_settings(settings: Settings) -> Settings:
+def _customers_settings(settings: Settings, lateness_s: float = 5.0) -> Settings:
     # Short windows and a short idle horizon: the log spans minutes, and most partitions see a few events.
     return settings.model_copy(update={
-        "customers": {"cart_window_s": 600.0, "payment_window_s": 600.0, "lateness_s": 5.0,
+        "customers": {"cart_window_s": 600.0, "payment_window_s": 600.0, "lateness_s": lateness_s,
                       "idle_partition_s": 60.0, "shards": 4},
     })  # fmt: skip
 
@@ -51,8 +51,11 @@ def _topic_records(settings: Settings, topic: Topic) -> list[dict[str, object]]:
     return out
 
 
-def test_the_four_journeys_give_exactly_the_expected_triggers(settings: Settings, redis_client: redis.Redis) -> None:
-    settings = _customers_settings(settings)
+@pytest.mark.parametrize("lateness_s", [5.0, 0.25])
+def test_the_four_journeys_give_exactly_the_expected_triggers(
+    settings: Settings, redis_client: redis.Redis, lateness_s: float
+) -> None:
+    settings = _customers_settings(settings, lateness_s)
     log = EventLog()
     stock = Topic.INVENTORY
     log.add(stock, "receipt", 0, sku="SKU-B", location_id="S1", qty=1)
