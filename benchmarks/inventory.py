@@ -42,9 +42,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 import orjson
 import redis
 from confluent_kafka import Consumer, Producer, TopicPartition
+from prometheus_client.parser import text_string_to_metric_families
 from rich.console import Console
 from rich.table import Table
 
@@ -509,10 +511,44 @@ def api_headers(settings: Settings, role: str = "admin") -> dict[str, str]:
 
 def api_figures(port: int, paths: list[str], duration_s: float, connections: int,
                 headers: dict[str, str] | None = None) -> dict[str, Any]:  # fmt: skip
-    """Most requests/s (closed loop), then p50/p99 at half that rate (open loop); non-2xx answers count as errors."""
+    """Most requests/s (closed loop), then p50/p99 at half that rate (open loop); non-2xx answers count as errors.
+
+    `gc_at_half_load`: the API process's garbage collections during the half-load run, by generation
+    (count, total and pauses over 5 ms), from its `omnistream_api_gc_pause_seconds` histogram: a
+    collection pauses every request in flight, so it is the first thing to rule out in a p99.
+    """
     peak = http_load.run(http_load.closed_loop("127.0.0.1", port, paths, connections, duration_s, headers))
+    before = gc_pauses(port)
     half = http_load.run(http_load.open_loop("127.0.0.1", port, paths, peak.rate / 2, duration_s, connections, headers))
-    return {"max": peak.as_dict(), "half_load": half.as_dict()}
+    after = gc_pauses(port)
+    collections = {
+        generation: {name: round(after[generation][name] - figures[name], 6) for name in figures}
+        for generation, figures in before.items()
+    }
+    return {"max": peak.as_dict(), "half_load": half.as_dict(), "gc_at_half_load": collections}
+
+
+def gc_pauses(port: int) -> dict[str, dict[str, float]]:
+    """Per generation: collections so far, their total seconds, and how many paused over 5 ms (from /metrics)."""
+    body = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10.0).text
+    counts: dict[str, float] = {}
+    seconds: dict[str, float] = {}
+    within_5ms: dict[str, float] = {}
+    for family in text_string_to_metric_families(body):
+        if family.name != "omnistream_api_gc_pause_seconds":
+            continue
+        for sample in family.samples:
+            generation = sample.labels["generation"]
+            if sample.name.endswith("_count"):
+                counts[generation] = sample.value
+            elif sample.name.endswith("_sum"):
+                seconds[generation] = sample.value
+            elif sample.name.endswith("_bucket") and sample.labels["le"] == "0.005":
+                within_5ms[generation] = sample.value
+    return {
+        generation: {"count": n, "seconds": seconds.get(generation, 0.0), "over_5ms": n - within_5ms.get(generation, n)}
+        for generation, n in counts.items()
+    }
 
 
 def api_comparison(settings: Settings, skus: list[str], duration_s: float, connections: int,

@@ -122,11 +122,13 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.attribution = attribution.AttributionDesk(
         AttributionReader(client), settings.attribution.api_cache_s, settings.attribution.max_days
     )
+    app.state.metrics.time_collections()
     freeze_startup_objects()
     try:
         yield
     finally:
         app.state.loyalty.requests.close()
+        app.state.metrics.close()
         app.state.metrics.registry.unregister(publisher)
         publisher.flush(2.0)
         event_log.close()

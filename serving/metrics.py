@@ -1,4 +1,5 @@
-"""Prometheus metrics of the API: requests by route template, method and status; latency by route.
+"""Prometheus metrics of the API: requests by route template, method and status; latency by route;
+garbage-collection pauses by generation.
 
 The middleware is pure ASGI: `BaseHTTPMiddleware` runs each request through an extra task and
 memory streams, a large cost next to a handler that returns stored bytes (docs/performance.md: the
@@ -10,6 +11,7 @@ collectors), so several apps in one process (tests) don't collide on metric name
 
 from __future__ import annotations
 
+import gc
 from bisect import bisect_left
 from collections.abc import Iterator
 from time import perf_counter
@@ -34,16 +36,18 @@ from serving.route_label import RouteLabels
 LATENCY_BUCKETS_S = (
     0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0,
 )  # fmt: skip
+# A young collection takes well under a millisecond; a full one walks everything the process holds.
+GC_PAUSE_BUCKETS_S = (0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25)
 _KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 class _Latency:
-    """One route's latency histogram: a count per bucket (the last one is +Inf) and the sum."""
+    """One histogram of durations: a count per bucket (the last one is +Inf) and the sum."""
 
     __slots__ = ("counts", "sum_s")
 
-    def __init__(self) -> None:
-        self.counts = [0] * (len(LATENCY_BUCKETS_S) + 1)
+    def __init__(self, bounds: int = len(LATENCY_BUCKETS_S)) -> None:
+        self.counts = [0] * (bounds + 1)
         self.sum_s = 0.0
 
 
@@ -60,10 +64,31 @@ class ApiMetrics:
         self.registry = CollectorRegistry()
         self._request_counts: dict[tuple[str, str, int], int] = {}
         self._latencies: dict[str, _Latency] = {}
+        self._gc_pauses = [_Latency(len(GC_PAUSE_BUCKETS_S)) for _ in range(3)]
+        self._gc_started = 0.0
         self.registry.register(self)
         ProcessCollector(registry=self.registry)
         PlatformCollector(registry=self.registry)
         GCCollector(registry=self.registry)
+
+    def time_collections(self) -> None:
+        """Time every garbage collection from now on: each request in flight waits it out (a p99 suspect)."""
+        if self._on_gc not in gc.callbacks:
+            gc.callbacks.append(self._on_gc)
+
+    def close(self) -> None:
+        """Stop timing collections (the app shuts down; tests build several apps in one process)."""
+        if self._on_gc in gc.callbacks:
+            gc.callbacks.remove(self._on_gc)
+
+    def _on_gc(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._gc_started = perf_counter()
+            return
+        pause_s = perf_counter() - self._gc_started
+        pauses = self._gc_pauses[min(info.get("generation", 2), 2)]
+        pauses.counts[bisect_left(GC_PAUSE_BUCKETS_S, pause_s)] += 1
+        pauses.sum_s += pause_s
 
     def observe(self, route: str, method: str, status: int, duration_s: float) -> None:
         """Count one answered request and record its latency."""
@@ -91,16 +116,29 @@ class ApiMetrics:
             labels=["route"],
         )
         for route, latency in list(self._latencies.items()):
-            cumulative, buckets = 0, []
-            for bound, count in zip((*LATENCY_BUCKETS_S, float("inf")), latency.counts, strict=True):
-                cumulative += count
-                buckets.append((_bound_label(bound), cumulative))
-            durations.add_metric([route], buckets, latency.sum_s)
+            durations.add_metric([route], _cumulative(LATENCY_BUCKETS_S, latency), latency.sum_s)
         yield durations
+        pauses = HistogramMetricFamily(
+            "omnistream_api_gc_pause_seconds",
+            "Garbage-collection pauses of the API process (every request in flight waits), by generation.",
+            labels=["generation"],
+        )
+        for generation, latency in enumerate(self._gc_pauses):
+            pauses.add_metric([str(generation)], _cumulative(GC_PAUSE_BUCKETS_S, latency), latency.sum_s)
+        yield pauses
 
     def exposition(self) -> bytes:
         """The registry in Prometheus' text format."""
         return generate_latest(self.registry)
+
+
+def _cumulative(bounds: tuple[float, ...], latency: _Latency) -> list[tuple[str, float]]:
+    """A histogram's (le, cumulative count) pairs, +Inf last."""
+    cumulative, buckets = 0, []
+    for bound, count in zip((*bounds, float("inf")), latency.counts, strict=True):
+        cumulative += count
+        buckets.append((_bound_label(bound), float(cumulative)))
+    return buckets
 
 
 def _bound_label(bound: float) -> str:

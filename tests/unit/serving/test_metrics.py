@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from starlette.types import Receive, Scope, Send
@@ -100,3 +102,23 @@ def test_a_request_answered_ahead_of_routing_is_counted_under_the_route_it_stand
 
     assert count(metrics, "/things/{thing_id}", "GET", "200") == 2
     assert count(metrics, UNMATCHED_ROUTE, "GET", "200") is None
+
+
+def test_garbage_collections_are_timed_by_generation_until_closed() -> None:
+    metrics = ApiMetrics()
+    metrics.time_collections()
+    try:
+        gc.collect(0)
+        gc.collect(2)
+        gc.collect(2)
+    finally:
+        metrics.close()
+    gc.collect(2)  # after close: not counted
+
+    def pauses(generation: str) -> float | None:
+        return metrics.registry.get_sample_value("omnistream_api_gc_pause_seconds_count", {"generation": generation})
+
+    assert pauses("2") is not None and pauses("2") >= 2  # and any the interpreter ran by itself
+    assert pauses("0") is not None and pauses("0") >= 1  # and any the interpreter ran by itself
+    total = metrics.registry.get_sample_value("omnistream_api_gc_pause_seconds_sum", {"generation": "2"})
+    assert total is not None and total > 0
