@@ -38,15 +38,14 @@ import tempfile
 import threading
 import time
 import zlib
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import orjson
 import redis
-from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from bytewax.operators import StatefulBatchLogic
-from bytewax.outputs import DynamicSink, StatelessSinkPartition
 from bytewax.recovery import RecoveryConfig
 from bytewax.testing import run_main
 from confluent_kafka import Consumer, Producer, TopicPartition
@@ -55,6 +54,7 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `python benchmarks/customers.py` from anywhere
 
+from benchmarks.epoch_feed import DropSink, EpochFeed, OneFeed
 from benchmarks.inventory import api_figures, api_headers, start_api
 from benchmarks.run_files import logs_shown_on_failure, write_results
 from events.timestamps import rfc3339_ms
@@ -63,7 +63,6 @@ from flows import customers_stages
 from flows.collector import tune_for_tailing_flow
 from flows.customers import build_flow
 from flows.customers_stages import config_of
-from flows.kafka_source import KafkaRecord
 from flows.launcher import start_flow
 from omnistream.kafka_admin import create_topics
 from omnistream.settings import Settings
@@ -281,71 +280,23 @@ def _sale(n: int, customer: int, ts: float) -> bytes:
                          "payment": {"method": "cash"}})  # fmt: skip
 
 
-class _SalesFeed(StatefulSourcePartition[KafkaRecord, int]):
-    """Every customer buys once (chunks of 20k, a month of event time), then one batch per epoch of `touched`
-    customers drawn from all held buying again, 30 s of event time apart."""
+def _sales(customers: int, touched: int, t0: float) -> tuple[Iterator[list[bytes]], Callable[[int], list[bytes]]]:
+    """Every customer buys once (chunks of 20k, a month of event time); then per epoch `touched` customers
+    drawn from all held buy again, 30 s of event time apart."""
+    rng = random.Random(11)
 
-    def __init__(self, topic: str, customers: int, touched: int, epochs: int, t0: float, on_epoch: Any) -> None:
-        self.topic, self.customers, self.touched, self.epochs, self.t0 = topic, customers, touched, epochs, t0
-        self.on_epoch = on_epoch
-        self.rng = random.Random(11)
-        self.offset = self.loaded = self.sent = 0
-        self.awake = time.monotonic()
+    def ts(customer: int) -> float:
+        return t0 + customer * (30 * 86_400.0 / customers)
 
-    def _ts(self, customer: int) -> float:
-        return self.t0 + customer * (30 * 86_400.0 / self.customers)
+    def fill() -> Iterator[list[bytes]]:
+        for first in range(0, customers, 20_000):
+            yield [_sale(c, c, ts(c)) for c in range(first, min(first + 20_000, customers))]
 
-    def next_batch(self) -> list[KafkaRecord]:
-        if self.loaded < self.customers:
-            upto = min(self.loaded + 20_000, self.customers)
-            chunk = [self._record(_sale(self.offset, c, self._ts(c))) for c in range(self.loaded, upto)]
-            self.loaded = upto
-            if upto == self.customers:
-                self.awake = time.monotonic() + 3 * SNAP_EPOCH_S  # the fill's epochs close first
-            return chunk
-        if self.sent >= self.epochs:
-            if self.sent == self.epochs:  # the end of the input snapshots every key: counted apart
-                self.sent += 1
-                self.on_epoch(self.sent)
-                return []
-            raise StopIteration
-        self.sent += 1
-        self.on_epoch(self.sent)
-        at = self._ts(self.customers) + 30.0 * self.sent
-        batch = [self._record(_sale(self.offset, c, at)) for c in self.rng.sample(range(self.customers), self.touched)]
-        self.awake = time.monotonic() + 1.5 * SNAP_EPOCH_S  # the next batch lands in a later epoch
-        return batch
+    def again(n: int) -> list[bytes]:
+        at = ts(customers) + 30.0 * n
+        return [_sale(customers * (n + 1) + i, c, at) for i, c in enumerate(rng.sample(range(customers), touched))]
 
-    def _record(self, value: bytes) -> KafkaRecord:
-        self.offset += 1
-        return KafkaRecord(self.topic, 0, self.offset, value)
-
-    def next_awake(self) -> datetime | None:
-        return datetime.now(UTC) + timedelta(seconds=max(0.0, self.awake - time.monotonic()))
-
-    def snapshot(self) -> int:
-        return self.offset
-
-
-class _OneFeed(FixedPartitionedSource[KafkaRecord, int]):
-    def __init__(self, feed: _SalesFeed) -> None:
-        self.feed = feed
-
-    def list_parts(self) -> list[str]:
-        return ["0"]
-
-    def build_part(self, step_id: str, for_part: str, resume_state: int | None) -> _SalesFeed:
-        return self.feed
-
-
-class _Drop(StatelessSinkPartition[Any]):
-    def write_batch(self, items: list[Any]) -> None:
-        pass
-
-
-class _DropSink(DynamicSink[Any]):
-    def build(self, step_id: str, worker_index: int, worker_count: int) -> _Drop:
-        return _Drop()
+    return fill(), again
 
 
 def flow_snapshots(n_customers: int, touched: int, epochs: int, buckets: int) -> dict[str, Any]:
@@ -378,8 +329,10 @@ def flow_snapshots(n_customers: int, touched: int, epochs: int, buckets: int) ->
     try:
         with tempfile.TemporaryDirectory(prefix="omnistream-custsnap-") as scratch:
             subprocess.run([sys.executable, "-m", "bytewax.recovery", scratch, "1"], check=True)
-            feed = _SalesFeed(settings.topic(Topic.POS), n_customers, touched, epochs, t0, on_epoch)
-            flow = build_flow(settings, "bench", source=_OneFeed(feed), sink=_DropSink())
+            fill, again = _sales(n_customers, touched, t0)
+            feed = EpochFeed(settings.topic(Topic.POS), fill, again, epochs, on_epoch,
+                             settle_s=3 * SNAP_EPOCH_S, gap_s=1.5 * SNAP_EPOCH_S)  # fmt: skip
+            flow = build_flow(settings, "bench", source=OneFeed(feed), sink=DropSink())
             started = time.perf_counter()
             recovery = RecoveryConfig(Path(scratch), backup_interval=timedelta(hours=1))  # keep every epoch's rows
             run_main(flow, epoch_interval=timedelta(seconds=SNAP_EPOCH_S), recovery_config=recovery)

@@ -33,14 +33,12 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import orjson
-from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
-from bytewax.outputs import DynamicSink, StatelessSinkPartition
 from bytewax.recovery import RecoveryConfig
 from bytewax.testing import run_main
 from rich.console import Console
@@ -48,10 +46,10 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.epoch_feed import DropSink, EpochFeed, OneFeed
 from events.topics import Topic
 from flows import inventory
 from flows.collector import tune_for_tailing_flow
-from flows.kafka_source import KafkaRecord
 from omnistream.settings import Settings
 
 RESULTS = Path(__file__).resolve().parent / "results" / "snapshots.json"
@@ -69,76 +67,29 @@ def _receipt(n: int, sku: int, location: int, qty: int, at_s: float) -> bytes:
                          "sku": f"SKU-{sku:07d}", "location_id": f"L{location:02d}", "qty": qty})  # fmt: skip
 
 
-class _Feed(StatefulSourcePartition[KafkaRecord, int]):
-    """Stocks every key in chunks, waits two epochs, then one batch of `changes` movements per epoch."""
+def _fill(skus: int) -> Iterator[list[bytes]]:
+    """Every key stocked, in chunks of 20k movements."""
+    n_keys = skus * LOCATIONS
+    for first in range(0, n_keys, 20_000):
+        yield [
+            _receipt(key, key // LOCATIONS, key % LOCATIONS, 50, 0.0)
+            for key in range(first, min(first + 20_000, n_keys))
+        ]
 
-    def __init__(self, skus: int, changes: int, epochs: int, on_change_batch: Callable[[int], None]) -> None:
-        self.skus, self.changes, self.epochs = skus, changes, epochs
-        self.on_change_batch = on_change_batch
-        self.rng = random.Random(7)
-        self.offset = 0
-        self.loaded = 0  # keys stocked so far
-        self.sent = 0  # change batches sent
-        self.awake = time.monotonic()
 
-    def next_batch(self) -> list[KafkaRecord]:
-        if self.loaded < self.skus * LOCATIONS:
-            chunk = []
-            for key in range(self.loaded, min(self.loaded + 20_000, self.skus * LOCATIONS)):
-                chunk.append(self._record(_receipt(self.offset, key // LOCATIONS, key % LOCATIONS, 50, 0.0)))
-            self.loaded += len(chunk)
-            if self.loaded == self.skus * LOCATIONS:
-                self.awake = time.monotonic() + 2.5 * EPOCH_S  # let the load's epochs close first
-            return chunk
-        if self.sent == self.epochs:
-            # One more call after the last epoch closed: what Bytewax snapshots at the end of the input
-            # (every key) is counted apart.
-            self.sent += 1
-            self.on_change_batch(self.sent)
-            return []
-        if self.sent > self.epochs:
-            raise StopIteration
-        self.sent += 1
-        self.on_change_batch(self.sent)
-        batch = []
-        # The same change rate whatever the size: `changes` movements on `changes / MOVES_PER_SKU` distinct SKUs.
-        for sku in self.rng.sample(range(self.skus), self.changes // MOVES_PER_SKU):
+def _changes(skus: int, changes: int) -> Callable[[int], list[bytes]]:
+    """Epoch n's movements: the same change rate whatever the size, `changes` on `changes / MOVES_PER_SKU` SKUs."""
+    rng = random.Random(7)
+
+    def batch(n: int) -> list[bytes]:
+        out: list[bytes] = []
+        for sku in rng.sample(range(skus), changes // MOVES_PER_SKU):
             for _ in range(MOVES_PER_SKU):
-                location, qty = self.rng.randrange(LOCATIONS), self.rng.randint(-3, 3) or 1
-                batch.append(self._record(_receipt(self.offset, sku, location, qty, self.sent)))
-        self.awake = time.monotonic() + 1.5 * EPOCH_S  # the next batch lands in a later epoch
-        return batch
+                location, qty = rng.randrange(LOCATIONS), rng.randint(-3, 3) or 1
+                out.append(_receipt(10_000_000 * n + len(out), sku, location, qty, n))
+        return out
 
-    def _record(self, value: bytes) -> KafkaRecord:
-        self.offset += 1
-        return KafkaRecord(TOPIC, 0, self.offset, value)
-
-    def next_awake(self) -> datetime | None:
-        return datetime.now(UTC) + timedelta(seconds=max(0.0, self.awake - time.monotonic()))
-
-    def snapshot(self) -> int:
-        return self.offset
-
-
-class _Source(FixedPartitionedSource[KafkaRecord, int]):
-    def __init__(self, feed: _Feed) -> None:
-        self.feed = feed
-
-    def list_parts(self) -> list[str]:
-        return ["0"]
-
-    def build_part(self, step_id: str, for_part: str, resume_state: int | None) -> _Feed:
-        return self.feed
-
-
-class _Drop(StatelessSinkPartition[Any]):
-    def write_batch(self, items: list[Any]) -> None:
-        pass
-
-
-class _DropSink(DynamicSink[Any]):
-    def build(self, step_id: str, worker_index: int, worker_count: int) -> _Drop:
-        return _Drop()
+    return batch
 
 
 def run_one(keys_held: int, changes: int, epochs: int) -> dict[str, Any]:
@@ -169,8 +120,10 @@ def run_one(keys_held: int, changes: int, epochs: int) -> dict[str, Any]:
     try:
         with tempfile.TemporaryDirectory(prefix="omnistream-snapbench-") as scratch:
             subprocess.run([sys.executable, "-m", "bytewax.recovery", scratch, "1"], check=True)
-            feed = _Feed(keys_held // LOCATIONS, changes, epochs, on_change_batch)
-            flow = inventory.build_flow(SETTINGS, "bench", source=_Source(feed), sink=_DropSink())
+            skus = keys_held // LOCATIONS
+            feed = EpochFeed(TOPIC, _fill(skus), _changes(skus, changes), epochs, on_change_batch,
+                             settle_s=2.5 * EPOCH_S, gap_s=1.5 * EPOCH_S)  # fmt: skip
+            flow = inventory.build_flow(SETTINGS, "bench", source=OneFeed(feed), sink=DropSink())
             started = time.perf_counter()
             # Old snapshots kept for an hour, so the store shows what each epoch wrote.
             recovery = RecoveryConfig(Path(scratch), backup_interval=timedelta(hours=1))
