@@ -20,8 +20,9 @@ mean of the last 28 days, and `statsforecast` models refit at each origin on the
 
 Also (each its own flag): `--throughput` (events/s of the flow on one worker, on the log and on
 a dense synthetic stream), `--memory` (bytes per series held by the models step at 1M SKU x
-location series, and the snapshot sizes of both steps), `--api` (the forecast endpoint's max
-rate and p99 at half of it).
+location series, and the snapshot sizes of both steps), `--snapshots` (bytes Bytewax's recovery
+store takes per epoch per step on a live-like stream: a filled week of orders, then a small batch
+per epoch), `--api` (the forecast endpoint's max rate and p99 at half of it).
 
     pip install -e '.[forecast-bench]'   # statsforecast and pandas, for the batch baselines only
     python benchmarks/forecast.py --data ../shared/data/online-retail-dev/online_retail_2010-12_2011-08.csv.gz
@@ -38,7 +39,9 @@ import pickle
 import re
 import resource
 import shutil
+import sqlite3
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -60,8 +63,10 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `python benchmarks/forecast.py` from the repo
 
+from benchmarks.epoch_feed import DropSink, EpochFeed, OneFeed
 from benchmarks.inventory import api_figures, start_api
 from events.topics import Topic
+from flows import demand_stages
 from flows.collector import tune_for_tailing_flow
 from flows.demand import build_flow
 from flows.demand_stages import DaysLogic, ModelsLogic
@@ -528,6 +533,131 @@ def memory(settings: Settings, n_series: int) -> dict[str, Any]:
     }
 
 
+def live_order(n: int, ts: float, skus: list[str]) -> bytes:
+    """One online order of one to three lines, fulfilled at `LOCATION`, as the clickstream carries it."""
+    lines = 1 + n % 3
+    items = [{"sku": skus[(n * 7919 + k * 104_729) % len(skus)], "qty": 1, "unit_price": 1.0} for k in range(lines)]
+    return orjson.dumps({"event_id": f"live{n}", "type": "purchase", "schema_version": 1, "session_id": "s",
+                         "ts": datetime.fromtimestamp(ts, LONDON).isoformat(timespec="milliseconds"),
+                         "channel": "web", "order_id": f"o{n}", "items": items, "total": 1.0, "currency": "GBP",
+                         "fulfilment_location_id": LOCATION,
+                         "payment": {"method": "card", "card_token": "tok_0"}})  # fmt: skip
+
+
+class _LiveFeed(EpochFeed):
+    """An `EpochFeed` whose receipts go on the inventory topic and everything else on the clickstream."""
+
+    def __init__(self, settings: Settings, *args: Any, **kwargs: Any) -> None:
+        super().__init__(settings.topic(Topic.CLICKSTREAM), *args, **kwargs)
+        self.inventory = settings.topic(Topic.INVENTORY)
+
+    def _record(self, value: bytes) -> KafkaRecord:
+        record = super()._record(value)
+        if b'"receipt"' in value[:80]:
+            return KafkaRecord(self.inventory, 0, record.offset, value)
+        return record
+
+
+def snapshots(settings: Settings, n_fill: int, per_epoch: int, epochs: int) -> dict[str, Any]:
+    """Bytes the recovery store takes per epoch per step on a live-like stream, through the deployed flow.
+
+    A stocked shop: 40 units of each of 20k SKUs received, then `n_fill` orders over 6.5 days (so the
+    7-day order journal is full and 6 days have closed), then `epochs` epochs of `per_epoch` orders
+    each, all within the open day, one batch per epoch (`benchmarks.epoch_feed`). Bytewax 0.21
+    snapshots the keys whose logic was touched in an epoch; the `snaps` rows of each change epoch are
+    summed per step. The sink drops the output.
+    """
+    skus = [f"SKU-{i:06d}" for i in range(20_000)]
+    start = datetime(2011, 9, 5, tzinfo=LONDON).timestamp()
+    live_start = start + 6.5 * 86_400.0  # noon of the 7th day: the change epochs close no day
+    fill_gap = (live_start - start) / n_fill
+
+    def receipt(i: int) -> bytes:
+        ts = datetime.fromtimestamp(start - 3600.0 + i * 1e-3, LONDON).isoformat(timespec="milliseconds")
+        return orjson.dumps({"event_id": f"r{i}", "type": "receipt", "ts": ts, "schema_version": 1,
+                             "sku": skus[i], "location_id": LOCATION, "qty": 40})  # fmt: skip
+
+    def fill() -> Iterator[list[bytes]]:
+        yield [receipt(i) for i in range(len(skus))]
+        for first in range(0, n_fill, 20_000):
+            yield [live_order(n, start + n * fill_gap, skus) for n in range(first, min(first + 20_000, n_fill))]
+
+    def changes(epoch: int) -> list[bytes]:
+        first = n_fill + (epoch - 1) * per_epoch
+        return [live_order(n, live_start + (n - n_fill) * 0.05, skus) for n in range(first, first + per_epoch)]
+
+    # Where a days shard's bytes are: each part of its state pickled apart, at its last snapshot.
+    parts: dict[int, dict[str, int]] = {}
+    original = demand_stages._DaysStep.snapshot
+
+    def measured(step: Any) -> bytes:
+        state = step.state
+        parts[state.shard] = {name: len(pickle.dumps(getattr(state, name), protocol=pickle.HIGHEST_PROTOCOL))
+                              for name in ("locations", "seen", "txns", "orders", "voided", "expiry")}  # fmt: skip
+        return original(step)
+
+    reorder_parts: dict[int, dict[str, int]] = {}
+    original_reorders = demand_stages._ReorderStep.snapshot
+
+    def measured_reorders(step: Any) -> bytes:
+        state = step.state.__getstate__()  # re-encodes the moved ledgers; the snapshot below then reuses them
+        reorder_parts[id(step)] = {name: len(pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
+                                   for name, value in state.items()}  # fmt: skip
+        return original_reorders(step)
+
+    demand_stages._DaysStep.snapshot = measured  # type: ignore[method-assign,assignment]
+    demand_stages._ReorderStep.snapshot = measured_reorders  # type: ignore[method-assign,assignment]
+    try:
+        with tempfile.TemporaryDirectory(prefix="omnistream-demand-snaps-") as scratch:
+            subprocess.run([sys.executable, "-m", "bytewax.recovery", scratch, "1"], check=True)
+            feed = _LiveFeed(settings, fill(), changes, epochs, lambda n: None, settle_s=3.0, gap_s=1.5)
+            flow = build_flow(settings, "snapshots", source=OneFeed(feed), sink=DropSink())
+            recovery = RecoveryConfig(Path(scratch), backup_interval=timedelta(hours=1))  # every epoch's rows kept
+            run_main(flow, epoch_interval=timedelta(seconds=1.0), recovery_config=recovery)
+            db = sqlite3.connect(Path(scratch) / "part-0.sqlite3")
+            rows = db.execute(
+                "SELECT snap_epoch, step_id, COUNT(*), SUM(LENGTH(ser_change)) FROM snaps GROUP BY snap_epoch, step_id"
+            ).fetchall()
+            db.close()
+    finally:
+        demand_stages._DaysStep.snapshot = original  # type: ignore[method-assign]
+        demand_stages._ReorderStep.snapshot = original_reorders  # type: ignore[method-assign]
+    by_epoch: dict[int, dict[str, tuple[int, int]]] = defaultdict(dict)
+    for epoch, step_id, count, size in rows:
+        step = step_id.split(".")[-1]
+        if step in ("days", "models", "rising", "reorders"):
+            by_epoch[epoch][step] = (int(count), int(size or 0))
+    snapped = sorted(by_epoch)
+    # The last snapshotting epoch is the end of the input (every key); the `epochs` before it are the change
+    # epochs (a change epoch that touched no key of any step leaves no rows, so fewer may show).
+    change = snapped[-(epochs + 1) : -1]
+    steps: dict[str, Any] = {}
+    for step in ("days", "models", "rising", "reorders"):
+        sizes = [by_epoch[e].get(step, (0, 0))[1] for e in change]
+        counts = [by_epoch[e].get(step, (0, 0))[0] for e in change]
+        steps[step] = {
+            "bytes_per_epoch": sizes,
+            "keys_per_epoch": counts,
+            "bytes_median": int(statistics.median(sizes)) if sizes else 0,
+            "end_of_input_bytes": by_epoch[snapped[-1]].get(step, (0, 0))[1] if snapped else 0,
+        }
+    return {
+        "orders_filled": n_fill,
+        "orders_per_epoch": per_epoch,
+        "epochs": epochs,
+        "shards": settings.demand.shards,
+        "steps": steps,
+        "days_shard_parts_bytes_mean": {
+            name: round(statistics.mean(p[name] for p in parts.values())) for name in next(iter(parts.values()), {})
+        },
+        "reorders_shard_parts_bytes_mean": {
+            name: round(statistics.mean(p[name] for p in reorder_parts.values()))
+            for name in next(iter(reorder_parts.values()), {})
+        },
+        "bytes_per_changed_order": round(sum(s["bytes_median"] for s in steps.values()) / per_epoch),
+    }
+
+
 def api_latency(settings: Settings, duration_s: float) -> dict[str, Any]:
     """The forecast endpoint's max rate and p99 at half of it (one API worker), on 2,000 stored forecasts."""
     redis_svc, broker = start_redis(), start_broker()
@@ -579,6 +709,10 @@ def main() -> None:
         "--stocked", action="store_true", help="--throughput on a stocked shop (reorders on every line) as well"
     )
     parser.add_argument("--memory", type=int, default=0, metavar="SERIES", help="series to hold (e.g. 1000000)")
+    parser.add_argument(
+        "--snapshots", type=int, default=0, metavar="ORDERS", help="orders filled before the paced epochs (e.g. 100000)"
+    )
+    parser.add_argument("--snapshot-changes", type=int, default=500, help="--snapshots: orders per epoch")
     parser.add_argument("--api", type=float, default=0.0, metavar="SECONDS", help="load duration per phase")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
@@ -597,6 +731,9 @@ def main() -> None:
     if args.memory:
         result["memory"] = memory(settings, args.memory)
         print(result["memory"], flush=True)
+    if args.snapshots:
+        result["snapshots"] = snapshots(settings, args.snapshots, args.snapshot_changes, 6)
+        print(result["snapshots"], flush=True)
     if args.api:
         result["api"] = api_latency(settings, args.api)
     result["command"] = "python benchmarks/forecast.py " + " ".join(sys.argv[1:])
@@ -608,7 +745,7 @@ def main() -> None:
         console.print(
             {"rising_precision_at_20": result["quality"]["rising_precision_at_20"], "flow": result["quality"]["flow"]}
         )
-    for part in ("throughput", "throughput_stocked", "memory", "api"):
+    for part in ("throughput", "throughput_stocked", "memory", "snapshots", "api"):
         if part in result:
             console.print({part: result[part]})
 
