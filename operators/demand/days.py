@@ -9,8 +9,9 @@ in the history, but the forecasts made at that close stay as they were (a foreca
 had arrived, all of it dated on or before its origin).
 
 Why a step of its own: it holds only what is open (a day or two of lines, time-bounded journals),
-so the snapshots Bytewax takes at every epoch stay small, while the models' large columns
-change, and are snapshotted, only when a day closes.
+while the models' large columns change, and are snapshotted, only when a day closes. Its
+journals are still written whole with each touched shard at every epoch (several MB per shard
+with a week of orders held: docs/demand.md, "State and snapshots").
 """
 
 from __future__ import annotations
