@@ -31,7 +31,7 @@ from events.models import Adjustment, Event, FraudLabel, Sale
 from events.timestamps import rfc3339_ms
 from events.topics import Topic
 from flows.decoding import BatchDecoder
-from flows.kafka_source import KafkaRecord
+from flows.kafka_source import KafkaRecord, partitions_read_to_end
 from flows.keyed import RouterPerThread
 from flows.metrics import (
     DUPLICATES,
@@ -281,6 +281,14 @@ def _resume(resume: bytes | None, make: Callable[[], S]) -> S:
     return pickle.loads(resume) if resume is not None else make()
 
 
+def _ended_partitions() -> frozenset[str] | None:
+    """This worker's Kafka partitions read to their end, named as `Arrivals.marks` names them; None without Kafka."""
+    ended = partitions_read_to_end()
+    if ended is None:
+        return None
+    return frozenset(f"{topic}/{partition}" for topic, partition in ended)
+
+
 class OrderStage:
     """Builds the `order` step (one key): payments and labels on in event-time order, numbered."""
 
@@ -300,9 +308,10 @@ class _OrderLogic(_Logic):
 
     def on_batch(self, groups: list[list[Arrivals]]) -> tuple[list[Routed], bool]:
         now, late = time.monotonic(), self.shard.late
+        ended = _ended_partitions() or frozenset()
         released: list[Any] = []
         for arrivals in self._items_of(groups):
-            released += self.shard.offer(arrivals.entries, arrivals.marks, now)
+            released += self.shard.offer(arrivals.entries, arrivals.marks, now, ended)
         return self._route(released, late), _RETAIN
 
     def _items_of(self, groups: list[list[Arrivals]]) -> list[Arrivals]:
@@ -310,18 +319,23 @@ class _OrderLogic(_Logic):
 
     def on_notify(self) -> tuple[list[Routed], bool]:
         late = self.shard.late
-        return self._route(self.shard.due(time.monotonic()), late), _RETAIN
+        return self._route(self.shard.due(time.monotonic(), _ended_partitions() or frozenset()), late), _RETAIN
 
     def on_eof(self) -> tuple[list[Routed], bool]:
         late = self.shard.late
         return self._route(self.shard.flush(), late), _RETAIN
 
     def notify_at(self) -> datetime | None:
+        """When the input has been quiet for `quiet_s`; sooner when read from Kafka: a partition read
+        to its end stops holding back after `idle_s` (`EventTimeOrder.due`), so look again by then."""
         order = self.shard
         if not order.held:
             return None
-        wait_s = max(0.0, order.last_batch_at + order.quiet_s - time.monotonic())
-        return datetime.now(UTC) + timedelta(seconds=wait_s)
+        now = time.monotonic()
+        wake = min(order.last_batch_at + order.quiet_s, order.next_check())
+        if _ended_partitions() is not None:
+            wake = min(wake, now + order.idle_s / 2)
+        return datetime.now(UTC) + timedelta(seconds=max(0.0, wake - now))
 
     def _route(self, released: list[Any], late_before: int) -> list[Routed]:
         if self.shard.late > late_before:

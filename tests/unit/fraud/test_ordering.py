@@ -57,3 +57,30 @@ def test_a_recovered_step_waits_for_the_partitions_it_knew_and_those_it_did_not(
     assert clone.held == order.held and clone.sequence == order.sequence
     assert clone.offer([(30.0, "b", "b30")], {"b": 30.0}, now=100.1) == []  # "a" and the unheard may still send
     assert clone.due(now=104.0) == [] and clone.due(now=105.2) != []  # quiet for quiet_s: everything goes
+
+
+def test_a_partition_read_to_its_end_stops_holding_back_after_idle_s_but_one_with_messages_left_does_not() -> None:
+    order = EventTimeOrder(idle_s=0.25, idle_batches=3, quiet_s=5.0)
+    order.resumed(0.0)
+    assert order.offer([(1.0, "a", "a1")], {"a": 1.0}, now=0.3) == []
+    assert order.offer([(2.0, "b", "b2")], {"b": 2.0}, now=0.31) == []
+    assert order.offer([(3.0, "a", "a3")], {"a": 3.0}, now=0.32) == ["a1", "b2"]  # "b" is at 2.0
+    # A paused stream: "a" and "b" read to their end. Not before idle_s, then at once (not after quiet_s).
+    assert order.due(now=0.4, ended={"a", "b"}) == []
+    assert order.due(now=0.66, ended={"a", "b"}) == ["a3"]
+    # A starved worker: "a" still has messages to read (not ended), so it holds "b" back.
+    assert order.offer([(4.0, "b", "b4")], {"b": 4.0}, now=1.0, ended={"b"}) == []
+    assert order.due(now=2.0, ended={"b"}) == []
+    # "b" was not read to its end at 2.1: its end clock starts afresh when it is again.
+    assert order.offer([(5.0, "a", "a5")], {"a": 5.0}, now=2.1, ended={"a"}) == ["b4"]
+    assert order.due(now=2.2, ended={"a", "b"}) == [] and order.due(now=2.36, ended={"a", "b"}) == []
+    assert order.due(now=2.46, ended={"a", "b"}) == ["a5"]
+    assert order.late == 0
+
+
+def test_without_end_information_a_lone_payment_waits_for_quiet_s() -> None:
+    order = EventTimeOrder(idle_s=0.25, idle_batches=1000, quiet_s=5.0)
+    order.resumed(0.0)
+    order.offer([(1.0, "a", "a1")], {"a": 1.0}, now=0.3)
+    order.offer([(2.0, "b", "b2")], {"b": 2.0}, now=0.31)
+    assert order.due(now=1.0) == [] and order.due(now=5.32) == ["a1", "b2"]
