@@ -305,13 +305,16 @@ class OrderStage:
 
 class _OrderLogic(_Logic):
     shard: EventTimeOrder
+    from_kafka = False
+    """Whether this worker reads Kafka partitions (it knows which are read to their end): seen at a batch."""
 
     def on_batch(self, groups: list[list[Arrivals]]) -> tuple[list[Routed], bool]:
         now, late = time.monotonic(), self.shard.late
-        ended = _ended_partitions() or frozenset()
+        ended = _ended_partitions()
+        self.from_kafka = ended is not None
         released: list[Any] = []
         for arrivals in self._items_of(groups):
-            released += self.shard.offer(arrivals.entries, arrivals.marks, now, ended)
+            released += self.shard.offer(arrivals.entries, arrivals.marks, now, ended or frozenset())
         return self._route(released, late), _RETAIN
 
     def _items_of(self, groups: list[list[Arrivals]]) -> list[Arrivals]:
@@ -333,7 +336,7 @@ class _OrderLogic(_Logic):
             return None
         now = time.monotonic()
         wake = min(order.last_batch_at + order.quiet_s, order.next_check())
-        if _ended_partitions() is not None:
+        if self.from_kafka:
             wake = min(wake, now + order.idle_s / 2)
         return datetime.now(UTC) + timedelta(seconds=max(0.0, wake - now))
 

@@ -149,6 +149,7 @@ class EventTimeOrder:
                 partitions[name] = _Partition(newest, now)
                 continue
             known.heard_at, known.batches_since = now, 0
+            known.ended_at = math.inf  # it delivered: its end clock starts afresh (a live one is often at its end)
             if newest > known.newest:
                 known.newest = newest
         self.last_batch_at = now

@@ -84,3 +84,15 @@ def test_without_end_information_a_lone_payment_waits_for_quiet_s() -> None:
     order.offer([(1.0, "a", "a1")], {"a": 1.0}, now=0.3)
     order.offer([(2.0, "b", "b2")], {"b": 2.0}, now=0.31)
     assert order.due(now=1.0) == [] and order.due(now=5.32) == ["a1", "b2"]
+
+
+def test_a_live_partition_read_to_its_end_at_every_batch_still_holds_the_others_back() -> None:
+    order = EventTimeOrder(idle_s=0.25, idle_batches=2, quiet_s=5.0)
+    order.resumed(0.0)
+    order.offer([(100.0, "b", "b100")], {"b": 100.0}, now=0.0, ended={"b"})
+    released: list[str] = []
+    for i in range(1, 11):  # "a" delivers every 0.1 s and is read to its end after each batch
+        released += order.offer([(float(i), "a", f"a{i}")], {"a": float(i)}, now=0.1 * i, ended={"a", "b"})
+        released += order.due(now=0.1 * i + 0.05, ended={"a", "b"})
+    assert released == [f"a{i}" for i in range(1, 11)] and order.late == 0  # "b" is ahead: it waits
+    assert order.due(now=1.0 + 0.3, ended={"a", "b"}) == ["b100"]  # "a" paused for idle_s too
