@@ -31,7 +31,7 @@ from events.models import Adjustment, Event, FraudLabel, Sale
 from events.timestamps import rfc3339_ms
 from events.topics import Topic
 from flows.decoding import BatchDecoder
-from flows.kafka_source import KafkaRecord, partitions_read_to_end
+from flows.kafka_source import KafkaRecord, partitions_read_to_end, unread_partitions
 from flows.keyed import RouterPerThread
 from flows.metrics import (
     DUPLICATES,
@@ -289,6 +289,11 @@ def _ended_partitions() -> frozenset[str] | None:
     return frozenset(f"{topic}/{partition}" for topic, partition in ended)
 
 
+def _sole_reader(settings: Settings) -> bool:
+    """Whether one worker reads every input partition: then none it has not heard of can deliver unseen."""
+    return settings.workers == 1 and settings.processes == 1 and not settings.cluster.address_template
+
+
 class OrderStage:
     """Builds the `order` step (one key): payments and labels on in event-time order, numbered."""
 
@@ -308,13 +313,24 @@ class _OrderLogic(_Logic):
     from_kafka = False
     """Whether this worker reads Kafka partitions (it knows which are read to their end): seen at a batch."""
 
-    def on_batch(self, groups: list[list[Arrivals]]) -> tuple[list[Routed], bool]:
-        now, late = time.monotonic(), self.shard.late
+    def __init__(self, shard: EventTimeOrder, settings: Settings) -> None:
+        super().__init__(shard, settings)
+        self.sole_reader = _sole_reader(settings)
+
+    def _ended(self) -> tuple[frozenset[str], bool]:
+        """This worker's partitions read to their end, and whether that is every input partition."""
         ended = _ended_partitions()
         self.from_kafka = ended is not None
+        if ended is None:
+            return frozenset(), False
+        return ended, self.sole_reader and unread_partitions() == set()
+
+    def on_batch(self, groups: list[list[Arrivals]]) -> tuple[list[Routed], bool]:
+        now, late = time.monotonic(), self.shard.late
+        ended, all_ended = self._ended()
         released: list[Any] = []
         for arrivals in self._items_of(groups):
-            released += self.shard.offer(arrivals.entries, arrivals.marks, now, ended or frozenset())
+            released += self.shard.offer(arrivals.entries, arrivals.marks, now, ended, all_ended)
         return self._route(released, late), _RETAIN
 
     def _items_of(self, groups: list[list[Arrivals]]) -> list[Arrivals]:
@@ -322,7 +338,7 @@ class _OrderLogic(_Logic):
 
     def on_notify(self) -> tuple[list[Routed], bool]:
         late = self.shard.late
-        return self._route(self.shard.due(time.monotonic(), _ended_partitions() or frozenset()), late), _RETAIN
+        return self._route(self.shard.due(time.monotonic(), *self._ended()), late), _RETAIN
 
     def on_eof(self) -> tuple[list[Routed], bool]:
         late = self.shard.late

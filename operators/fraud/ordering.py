@@ -132,13 +132,19 @@ class EventTimeOrder:
         self.last_batch_at = now
 
     def offer(
-        self, entries: Sequence[Entry], marks: Mapping[str, float], now: float, ended: Collection[str] = ()
+        self,
+        entries: Sequence[Entry],
+        marks: Mapping[str, float],
+        now: float,
+        ended: Collection[str] = (),
+        all_ended: bool = False,
     ) -> list[Any]:
         """Take a batch (`marks`: the newest event time per partition in it); the items now safe to hand on.
 
         `ended`: the partitions this worker has read to their end now (`flows.kafka_source`); empty
-        when not known (an in-process source). The items handed on are numbered
-        `sequence - len(items)` onwards, in the order returned.
+        when not known (an in-process source). `all_ended`: this worker reads every input partition
+        and all are read to their end, so none not heard of yet holds back either. The items handed
+        on are numbered `sequence - len(items)` onwards, in the order returned.
         """
         partitions = self.partitions
         for part in partitions.values():
@@ -154,7 +160,7 @@ class EventTimeOrder:
                 known.newest = newest
         self.last_batch_at = now
         self.held.extend(entries)
-        self._note_ended(ended, now)
+        self._note_ended(ended, all_ended, now)
         return self._release(self.watermark(now))
 
     def watermark(self, now: float) -> float:
@@ -171,7 +177,7 @@ class EventTimeOrder:
         ]
         return min(delivering) if delivering else math.inf
 
-    def due(self, now: float, ended: Collection[str] = ()) -> list[Any]:
+    def due(self, now: float, ended: Collection[str] = (), all_ended: bool = False) -> list[Any]:
         """Called on a timer: what partitions read to their end (`ended`) for `idle_s` no longer hold back;
         everything held once the whole input has been quiet for `quiet_s`.
 
@@ -183,15 +189,15 @@ class EventTimeOrder:
             return []
         if now - self.last_batch_at >= self.quiet_s:
             return self.flush()
-        if not ended:
+        if not ended and not all_ended:
             return []
-        self._note_ended(ended, now)
+        self._note_ended(ended, all_ended, now)
         return self._release(self.watermark(now))
 
-    def _note_ended(self, ended: Collection[str], now: float) -> None:
+    def _note_ended(self, ended: Collection[str], all_ended: bool, now: float) -> None:
         """Start the end clock of partitions newly read to their end; stop it for those with messages again."""
         for name, part in self.partitions.items():
-            if name in ended:
+            if name in ended or (all_ended and name == _UNHEARD):
                 if part.ended_at == math.inf:
                     part.ended_at = now
             elif part.ended_at != math.inf:

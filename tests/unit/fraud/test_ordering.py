@@ -96,3 +96,12 @@ def test_a_live_partition_read_to_its_end_at_every_batch_still_holds_the_others_
         released += order.due(now=0.1 * i + 0.05, ended={"a", "b"})
     assert released == [f"a{i}" for i in range(1, 11)] and order.late == 0  # "b" is ahead: it waits
     assert order.due(now=1.0 + 0.3, ended={"a", "b"}) == ["b100"]  # "a" paused for idle_s too
+
+
+def test_at_a_start_partitions_not_heard_of_hold_back_unless_every_partition_is_read_to_its_end() -> None:
+    for all_ended, expected in ((False, []), (True, ["a1"])):
+        order = EventTimeOrder(idle_s=0.25, idle_batches=4, quiet_s=5.0)
+        order.resumed(0.0)
+        assert order.offer([(1.0, "a", "a1")], {"a": 1.0}, now=0.1, ended={"a"}, all_ended=all_ended) == []
+        assert order.due(now=0.2, ended={"a"}, all_ended=all_ended) == []
+        assert order.due(now=0.4, ended={"a"}, all_ended=all_ended) == expected  # not 5 s later
