@@ -11,13 +11,13 @@ redis-server on free ports):
     with event time = wall time; a card-testing burst every second. Latency = the moment
     the alert is readable in the Redis stream (seen by a blocking XREAD here) minus the
     moment its triggering payment was handed to the producer; p50/p99.
-(d) score latency in a paused stream: the flow tails the topics; one till sale at a time,
-    `--lone-gap` seconds apart (nothing else is published), its score polled in Redis every
-    5 ms. Latency = score readable minus the sale handed to the producer (flushed at once).
 (c) soak: the same flow code fed 5 million generated payments in-process (a generating
     source in place of Kafka: the in-memory broker would hold gigabytes), scores with a
     short time to live (Redis would otherwise hold every one), VmRSS of the flow process
     sampled every second against `OMNISTREAM_FRAUD_MEMORY_BUDGET_MB`.
+(d) score latency in a paused stream: the flow tails the topics; one till sale at a time,
+    `--lone-gap` seconds apart (nothing else is published), its score polled in Redis every
+    5 ms. Latency = score readable minus the sale handed to the producer (flushed at once).
 
 Run: `python benchmarks/fraud.py [--payments 300000] [--soak-events 5000000]`; results go to
 `benchmarks/results/fraud.json` and a table is printed.
