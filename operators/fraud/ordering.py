@@ -21,8 +21,9 @@ step waits for its next batch while the stages after it work on the last one.
 
 A partition the step's own worker has read to its end (its high watermark, `ended`) is a sure
 sign of a pause, where a missing batch is not: a worker starved of CPU still has messages left
-to read. So a partition read to its end for `idle_s` is idle without waiting for batches of
-others, and a lone payment in a paused stream goes after about `idle_s`, not `quiet_s`.
+to read. So a partition read to its end since the last batch, for `idle_s`, is idle without
+waiting for batches of others, and a lone payment in a paused stream goes after about `idle_s`,
+not `quiet_s`.
 
 What stays order-dependent: an event arriving after the watermark passed it (a partition idle
 for longer than `idle_s` that wakes up with old events) is handed on at once, late, and counted.
@@ -155,11 +156,14 @@ class EventTimeOrder:
                 partitions[name] = _Partition(newest, now)
                 continue
             known.heard_at, known.batches_since = now, 0
-            known.ended_at = math.inf  # it delivered: its end clock starts afresh (a live one is often at its end)
             if newest > known.newest:
                 known.newest = newest
         self.last_batch_at = now
         self.held.extend(entries)
+        # A batch restarts every end clock: only a pause of idle_s after it counts, which leaves a partition
+        # whose messages were written with another's, but fetched a little later, the time to deliver them.
+        for part in partitions.values():
+            part.ended_at = math.inf
         self._note_ended(ended, all_ended, now)
         return self._release(self.watermark(now))
 
@@ -167,7 +171,7 @@ class EventTimeOrder:
         """The smallest newest event time over the partitions that are not idle (infinite when all are).
 
         Idle: silent for `idle_s` while `idle_batches` batches of others came, or read to its end
-        for `idle_s` (`ended` at the last `offer` / `due`).
+        for `idle_s` with no batch since (`ended` at the last `offer` / `due`).
         """
         idle_s, idle_batches = self.idle_s, self.idle_batches
         delivering = [

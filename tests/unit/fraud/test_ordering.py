@@ -105,3 +105,16 @@ def test_at_a_start_partitions_not_heard_of_hold_back_unless_every_partition_is_
         assert order.offer([(1.0, "a", "a1")], {"a": 1.0}, now=0.1, ended={"a"}, all_ended=all_ended) == []
         assert order.due(now=0.2, ended={"a"}, all_ended=all_ended) == []
         assert order.due(now=0.4, ended={"a"}, all_ended=all_ended) == expected  # not 5 s later
+
+
+def test_a_batch_restarts_the_end_clocks_so_a_partition_fetched_a_little_later_still_comes_in_order() -> None:
+    order = EventTimeOrder(idle_s=0.25, idle_batches=100, quiet_s=5.0)
+    order.resumed(0.0)
+    order.offer([(1.0, "a", "a1")], {"a": 1.0}, now=0.0, ended={"a", "b"}, all_ended=True)
+    order.offer([(2.0, "b", "b2")], {"b": 2.0}, now=0.01, ended={"a", "b"}, all_ended=True)
+    assert order.due(now=0.3, ended={"a", "b"}, all_ended=True) == ["a1", "b2"]  # a pause: both at their end
+    # Long after, "a" delivers: "b", at its end for seconds, still holds for idle_s after this batch.
+    assert order.offer([(10.0, "a", "a10")], {"a": 10.0}, now=9.0, ended={"a", "b"}, all_ended=True) == []
+    assert order.offer([(9.0, "b", "b9")], {"b": 9.0}, now=9.1, ended={"a", "b"}, all_ended=True) == []
+    assert order.due(now=9.2, ended={"a", "b"}, all_ended=True) == []
+    assert order.due(now=9.4, ended={"a", "b"}, all_ended=True) == ["b9", "a10"] and order.late == 0
