@@ -15,6 +15,9 @@ redis-server on free ports):
     source in place of Kafka: the in-memory broker would hold gigabytes), scores with a
     short time to live (Redis would otherwise hold every one), VmRSS of the flow process
     sampled every second against `OMNISTREAM_FRAUD_MEMORY_BUDGET_MB`.
+(d) score latency in a paused stream: the flow tails the topics; one till sale at a time,
+    `--lone-gap` seconds apart (nothing else is published), its score polled in Redis every
+    5 ms. Latency = score readable minus the sale handed to the producer (flushed at once).
 
 Run: `python benchmarks/fraud.py [--payments 300000] [--soak-events 5000000]`; results go to
 `benchmarks/results/fraud.json` and a table is printed.
@@ -235,7 +238,44 @@ def alert_latency(base: Settings, workdir: Path, rate: float, duration_s: float)
 
     return {"rate_payments_per_s": rate, "duration_s": duration_s, "bursts": bursts,
             "alerts_measured": len(latencies), "p50_s": pct(0.50), "p99_s": pct(0.99),
-            "max_s": round(latencies[-1], 4) if latencies else None}  # fmt: skip
+            "max_s": round(latencies[-1], 4) if latencies else None,
+            "latencies_s": [round(x, 3) for x in latencies]}  # fmt: skip
+
+
+def lone_latency(base: Settings, workdir: Path, n: int, gap_s: float) -> dict[str, Any]:
+    """Each payment alone in a paused stream: how long until its score is readable (`GET /v1/scores/{id}`)."""
+    settings = _settings(base, "lone.", workdir)
+    client = redis.Redis.from_url(settings.redis.url)
+    log = (workdir / "lone.log").open("wb")
+    run = start_flow("fraud", settings, stdout=log, stderr=log)
+    producer = KafkaPublisher(settings.kafka.brokers)._producer
+    topic = _names(settings)[Topic.POS]
+    latencies: list[float] = []
+    try:
+        time.sleep(3.0)  # the flow's start-up
+        for i in range(n):
+            txn, now = f"LONE-{i:04d}", time.time()
+            event = {"event_id": f"E-{txn}", "type": "sale", "ts": rfc3339_ms(now), "schema_version": 1,
+                     "store_id": "STORE-01", "register_id": "STORE-01-R1", "cashier_id": "STORE-01-C1",
+                     "txn_id": txn, "currency": "USD", "items": [{"sku": "SKU-00001", "qty": 1, "unit_price": 20.0}],
+                     "total": 20.0, "payment": {"method": "card", "card_token": f"tok_lone_{i}", "card_bin": "411111",
+                                                "entry_mode": "chip"}}  # fmt: skip
+            producer.produce(topic, orjson.dumps(event), key=f"STORE-{i % 20:02d}".encode())
+            producer.flush(5)
+            sent = time.time()
+            while time.time() - sent < 15.0 and not client.exists(keys.score(txn)):
+                time.sleep(0.005)
+            if client.exists(keys.score(txn)):
+                latencies.append(time.time() - sent)
+            time.sleep(max(0.0, gap_s - (time.time() - now)))
+    finally:
+        run.stop()
+        log.close()
+    latencies.sort()
+    return {"payments": n, "gap_s": gap_s, "scored": len(latencies),
+            "p50_s": round(latencies[len(latencies) // 2], 3) if latencies else None,
+            "max_s": round(latencies[-1], 3) if latencies else None,
+            "latencies_s": [round(x, 3) for x in latencies]}  # fmt: skip
 
 
 def _rss_mb(pid: int) -> float:
@@ -331,7 +371,9 @@ def main() -> None:
     parser.add_argument("--latency-rate", type=float, default=5000.0, help="payments/s offered in the latency test")
     parser.add_argument("--latency-seconds", type=float, default=20.0)
     parser.add_argument("--soak-events", type=int, default=5_000_000)
-    parser.add_argument("--skip", nargs="*", default=[], choices=["throughput", "latency", "soak"])
+    parser.add_argument("--lone-payments", type=int, default=12, help="payments in the paused-stream test")
+    parser.add_argument("--lone-gap", type=float, default=2.0, help="seconds between them")
+    parser.add_argument("--skip", nargs="*", default=[], choices=["throughput", "latency", "lone", "soak"])
     parser.add_argument("--soak-child", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
@@ -356,6 +398,9 @@ def main() -> None:
         if "latency" not in args.skip:
             console.print(f"(b) alert latency at {args.latency_rate:,.0f} payments/s ...")
             results["alert_latency"] = alert_latency(base, workdir, args.latency_rate, args.latency_seconds)
+        if "lone" not in args.skip:
+            console.print(f"(d) score latency, paused stream: {args.lone_payments} payments {args.lone_gap} s apart")
+            results["lone_latency"] = lone_latency(base, workdir, args.lone_payments, args.lone_gap)
         if "soak" not in args.skip:
             console.print(f"(c) soak over {args.soak_events:,} payments ...")
             results["soak"] = soak(base, workdir, args.soak_events)
@@ -374,7 +419,7 @@ def main() -> None:
     for section, figures in results.items():
         if isinstance(figures, dict) and section != "machine":
             for name, value in figures.items():
-                if name != "samples":
+                if name not in ("samples", "latencies_s"):
                     table.add_row(f"{section}.{name}", str(value))
     console.print(table)
     console.print(f"written to {args.out}")

@@ -189,6 +189,39 @@ def book_features(tx: Transactions) -> tuple[np.ndarray, list[str]]:
     return np.column_stack([columns[n] for n in names]), names
 
 
+def _window_ending(group: np.ndarray, t: np.ndarray, values: np.ndarray, upper: np.ndarray, width: float) -> np.ndarray:
+    """Per row: sum of `values` of the same group with time in (upper - width, upper] (`upper` per row)."""
+    order = np.lexsort((t, group))
+    key = group[order].astype(np.float64) * 1e10 + t[order]
+    cum = np.concatenate(([0.0], np.cumsum(values[order])))
+    base = group.astype(np.float64) * 1e10
+    right = np.searchsorted(key, base + upper, side="right")
+    left = np.searchsorted(key, base + upper - width, side="right")
+    out: np.ndarray = cum[right] - cum[left]
+    return out
+
+
+def received_label_features(tx: Transactions, features: np.ndarray, names: list[str]) -> np.ndarray:
+    """The book's features with terminal count and fraud rate read only from the labels the replay sends.
+
+    The book's terminal windows end 7 days before each payment, test week included: for a test-week
+    payment they read labels of payments of 2018-07-11 .. 07-17, which the protocol never makes
+    available (and the flow never receives). Here a window ends 7 days before the payment or at the
+    last payment whose label is sent (before 2018-07-11), whichever is earlier: the flow's stores
+    count the same way (`operators.fraud.behaviour.StoreRisk`: days ending at the newest labelled day).
+    """
+    t = tx.ts - tx.ts[0]
+    upper = np.minimum(t - DELAY, (TEST_START - DELAY) - tx.ts[0] - 1e-6)
+    out = features.copy()
+    ones = np.ones(len(t))
+    for w in (1, 7, 30):
+        count = _window_ending(tx.terminal, t, ones, upper, w * DAY)
+        frauds = _window_ending(tx.terminal, t, tx.fraud.astype(float), upper, w * DAY)
+        out[:, names.index(f"terminal_nb_tx_{w}d")] = count
+        out[:, names.index(f"terminal_risk_{w}d")] = np.where(count > 0, frauds / np.maximum(count, 1), 0.0)
+    return out
+
+
 def references(tx: Transactions, features: np.ndarray) -> dict[str, np.ndarray]:
     """Test-week... scores of every transaction by the book's references, batch-trained on the training week."""
     from sklearn.ensemble import RandomForestClassifier
@@ -272,6 +305,9 @@ def main() -> None:
     flow_score = np.nan_to_num(flow_score, nan=0.0)
     features, names = book_features(tx)
     scores = {"omnistream fraud flow": flow_score, **references(tx, features)}
+    # The same references on what the flow can know: terminal rates from the labels the replay sends only.
+    matched = references(tx, received_label_features(tx, features, names))
+    scores.update({f"{method[: method.index(' (')]}, labels sent only": s for method, s in matched.items()})
 
     results: dict[str, Any] = {}
     for method, score in scores.items():

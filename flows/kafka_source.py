@@ -217,6 +217,19 @@ def unread_partitions(thread_id: int | None = None, unknown: bool = True) -> set
     return found
 
 
+def partitions_read_to_end(thread_id: int | None = None) -> set[tuple[str, int]] | None:
+    """The worker's partitions read to their high watermark (or closed at their end); None without Kafka partitions.
+
+    The complement of `unread_partitions` among the worker's own: a partition of another worker is
+    in neither. The fraud flow's event-time order lets such a partition stop holding others back
+    (`operators.fraud.ordering`): a paused stream, not a starved worker.
+    """
+    parts = _Progress.of(threading.get_ident() if thread_id is None else thread_id)
+    if not parts:
+        return None
+    return {(part.topic, part.partition) for part in parts if part.closed or part.lag() == 0}
+
+
 class _KafkaPartition(StatefulSourcePartition[KafkaRecord, int]):
     # Everything is built from `resume_state` here, not in the source's
     # constructor: after a recovery the partition restarts at the stored offset.

@@ -18,11 +18,14 @@ import math
 DAY_S = 86_400.0
 HOUR_S = 3_600.0
 _WINDOWS = (1, 7, 30)
+_HABIT_AGE_DAYS = 14
+"""`card_amount_ratio_habit` compares with the card's days 14 to 29 back: a habit a compromise of the last
+two weeks has not inflated yet (a leaked card's fraudulent payments raise its 30-day mean)."""
 
 CARD_HABIT_NAMES: tuple[str, ...] = (
     "card_payments_1d", "card_payments_7d", "card_payments_30d",
     "card_mean_amount_1d", "card_mean_amount_7d", "card_mean_amount_30d",
-    "card_amount_ratio_30d",
+    "card_amount_ratio_30d", "card_amount_ratio_habit",
 )  # fmt: skip
 STORE_RISK_NAMES: tuple[str, ...] = (
     "store_payments_1d", "store_payments_7d", "store_payments_30d",
@@ -71,7 +74,7 @@ class CardHabit:
             if hour - 24 < hours[i] <= hour:
                 n_1d += hours[i + 1]
                 spend_1d += hours[i + 2]
-        n_7 = spend_7 = n_30 = spend_30 = 0.0
+        n_7 = spend_7 = n_30 = spend_30 = n_old = spend_old = 0.0
         for i in range(0, len(days), 3):
             d = days[i]
             if day - 30 < d <= day:
@@ -80,6 +83,9 @@ class CardHabit:
                 if day - 7 < d:
                     n_7 += days[i + 1]
                     spend_7 += days[i + 2]
+                elif d <= day - _HABIT_AGE_DAYS:
+                    n_old += days[i + 1]
+                    spend_old += days[i + 2]
         before_n, before_spend = n_30 - 1.0, spend_30 - amount
         return {
             "card_payments_1d": n_1d,
@@ -89,6 +95,7 @@ class CardHabit:
             "card_mean_amount_7d": spend_7 / n_7 if n_7 else 0.0,
             "card_mean_amount_30d": spend_30 / n_30 if n_30 else 0.0,
             "card_amount_ratio_30d": amount * before_n / before_spend if before_n > 0 and before_spend > 0 else 0.0,
+            "card_amount_ratio_habit": amount * n_old / spend_old if spend_old > 0 else 0.0,
         }
 
 

@@ -57,6 +57,7 @@ FEATURE_CAPS: dict[str, float] = {
     "card_mean_amount_7d": 20_000.0,
     "card_mean_amount_30d": 20_000.0,
     "card_amount_ratio_30d": 20.0,
+    "card_amount_ratio_habit": 20.0,
     "store_payments_1d": 2_000.0,
     "store_payments_7d": 10_000.0,
     "store_payments_30d": 50_000.0,

@@ -19,6 +19,12 @@ partition, and must not take that for idleness). Whatever is held when the whole
 quiet for `quiet_s`, or at the end of the input, is handed on: longer than `idle_s`, since a
 step waits for its next batch while the stages after it work on the last one.
 
+A partition the step's own worker has read to its end (its high watermark, `ended`) is a sure
+sign of a pause, where a missing batch is not: a worker starved of CPU still has messages left
+to read. So a partition read to its end since the last batch, for `idle_s`, is idle without
+waiting for batches of others, and a lone payment in a paused stream goes after about `idle_s`,
+not `quiet_s`.
+
 What stays order-dependent: an event arriving after the watermark passed it (a partition idle
 for longer than `idle_s` that wakes up with old events) is handed on at once, late, and counted.
 
@@ -38,13 +44,20 @@ Examples
 ['p1-old']
 >>> order.flush(), order.late  # the end of the input: what is held goes, in order
 (['p1-b'], 1)
+
+A paused stream, every partition read to its end (`ended`): what is held goes after `idle_s`.
+
+>>> order.offer([(10.0, "g", "p0-d")], {"p0": 10.0}, now=2.0, ended={"p0", "p1"})
+[]
+>>> order.due(now=2.5, ended={"p0", "p1"}), order.due(now=3.1, ended={"p0", "p1"})
+([], ['p0-d'])
 """
 
 from __future__ import annotations
 
 import math
 from bisect import bisect_right
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 _UNHEARD = ""
@@ -55,12 +68,13 @@ Entry = tuple[float, str, Any]
 
 
 class _Partition:
-    __slots__ = ("batches_since", "heard_at", "newest")
+    __slots__ = ("batches_since", "ended_at", "heard_at", "newest")
 
     def __init__(self, newest: float, now: float) -> None:
         self.newest = newest
         self.heard_at = now
         self.batches_since = 0
+        self.ended_at = math.inf  # since when the worker has seen it read to its end (inf: not now)
 
 
 class EventTimeOrder:
@@ -118,10 +132,20 @@ class EventTimeOrder:
         self.partitions[_UNHEARD] = _Partition(-math.inf, now)
         self.last_batch_at = now
 
-    def offer(self, entries: Sequence[Entry], marks: Mapping[str, float], now: float) -> list[Any]:
+    def offer(
+        self,
+        entries: Sequence[Entry],
+        marks: Mapping[str, float],
+        now: float,
+        ended: Collection[str] = (),
+        all_ended: bool = False,
+    ) -> list[Any]:
         """Take a batch (`marks`: the newest event time per partition in it); the items now safe to hand on.
 
-        The items handed on are numbered `sequence - len(items)` onwards, in the order returned.
+        `ended`: the partitions this worker has read to their end now (`flows.kafka_source`); empty
+        when not known (an in-process source). `all_ended`: this worker reads every input partition
+        and all are read to their end, so none not heard of yet holds back either. The items handed
+        on are numbered `sequence - len(items)` onwards, in the order returned.
         """
         partitions = self.partitions
         for part in partitions.values():
@@ -136,27 +160,58 @@ class EventTimeOrder:
                 known.newest = newest
         self.last_batch_at = now
         self.held.extend(entries)
+        # A batch restarts every end clock: only a pause of idle_s after it counts, which leaves a partition
+        # whose messages were written with another's, but fetched a little later, the time to deliver them.
+        for part in partitions.values():
+            part.ended_at = math.inf
+        self._note_ended(ended, all_ended, now)
         return self._release(self.watermark(now))
 
     def watermark(self, now: float) -> float:
-        """The smallest newest event time over the partitions that are not idle (infinite when all are)."""
+        """The smallest newest event time over the partitions that are not idle (infinite when all are).
+
+        Idle: silent for `idle_s` while `idle_batches` batches of others came, or read to its end
+        for `idle_s` with no batch since (`ended` at the last `offer` / `due`).
+        """
         idle_s, idle_batches = self.idle_s, self.idle_batches
         delivering = [
             part.newest
             for part in self.partitions.values()
-            if part.batches_since < idle_batches or now - part.heard_at < idle_s
+            if (part.batches_since < idle_batches or now - part.heard_at < idle_s) and now - part.ended_at < idle_s
         ]
         return min(delivering) if delivering else math.inf
 
-    def due(self, now: float) -> list[Any]:
-        """Called on a timer: everything held once the whole input has been quiet for `quiet_s`.
+    def due(self, now: float, ended: Collection[str] = (), all_ended: bool = False) -> list[Any]:
+        """Called on a timer: what partitions read to their end (`ended`) for `idle_s` no longer hold back;
+        everything held once the whole input has been quiet for `quiet_s`.
 
         Not a batch for idleness: timer ticks while a replay's batches are slow to come (a loaded
-        machine) turned partitions idle that still had older events to deliver.
+        machine) turned partitions idle that still had older events to deliver. A partition read
+        to its end has none left to deliver.
         """
-        if self.held and now - self.last_batch_at >= self.quiet_s:
+        if not self.held:
+            return []
+        if now - self.last_batch_at >= self.quiet_s:
             return self.flush()
-        return []
+        if not ended and not all_ended:
+            return []
+        self._note_ended(ended, all_ended, now)
+        return self._release(self.watermark(now))
+
+    def _note_ended(self, ended: Collection[str], all_ended: bool, now: float) -> None:
+        """Start the end clock of partitions newly read to their end; stop it for those with messages again."""
+        for name, part in self.partitions.items():
+            if name in ended or (all_ended and name == _UNHEARD):
+                if part.ended_at == math.inf:
+                    part.ended_at = now
+            elif part.ended_at != math.inf:
+                part.ended_at = math.inf
+
+    def next_check(self) -> float:
+        """The wall time at which a partition read to its end stops holding back (inf: none is)."""
+        if not self.held:
+            return math.inf
+        return min((part.ended_at + self.idle_s for part in self.partitions.values()), default=math.inf)
 
     def flush(self) -> list[Any]:
         """Everything held, in order (the end of the input)."""

@@ -30,7 +30,7 @@ from operators.fraud.anomaly import HalfSpaceForest
 from operators.fraud.budget import DecisionBudget
 from operators.fraud.features import FEATURE_NAMES, feature_matrix, scale_matrix
 from operators.fraud.rules import RuleBook
-from operators.fraud.supervised import N_BINS, OnlineLogit, with_bins
+from operators.fraud.supervised import N_BINS, N_FINE_BINS, OnlineLogit, with_bins
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -54,9 +54,19 @@ def _pushes_per_input(pushes: FloatArray) -> FloatArray:
     are one-hot, so that sum is its one pushed bin exactly, and the totals equal the column-by-column ones.
     """
     n, width = pushes.shape[0], len(MODEL_INPUT_NAMES)
+    binned_end = width + len(FEATURE_NAMES) * N_BINS
     out = pushes[:, :width].copy()
-    out[:, : len(FEATURE_NAMES)] += pushes[:, width:].reshape(n, len(FEATURE_NAMES), N_BINS).sum(axis=2)
+    out[:, : len(FEATURE_NAMES)] += pushes[:, width:binned_end].reshape(n, len(FEATURE_NAMES), N_BINS).sum(axis=2)
+    out[:, _FINE] += pushes[:, binned_end:].sum(axis=1)
     return out
+
+
+_FINE = FEATURE_NAMES.index("amount")
+"""The feature binned finely too (`operators.fraud.supervised.with_bins`)."""
+
+
+def _binned(inputs: FloatArray) -> FloatArray:
+    return with_bins(inputs, len(FEATURE_NAMES), _FINE)
 
 
 class FraudScore(NamedTuple):
@@ -142,7 +152,7 @@ class FraudScorer:
         self.seed = seed
         self.learning_rate = learning_rate
         self.forest = HalfSpaceForest(ANOMALY_INPUTS, n_trees, height, window_size, seed=seed)
-        width = len(MODEL_INPUT_NAMES) + N_BINS * len(FEATURE_NAMES)
+        width = len(MODEL_INPUT_NAMES) + N_BINS * len(FEATURE_NAMES) + N_FINE_BINS
         prior = [0.0] * (width + 1)
         prior[MODEL_INPUT_NAMES.index("rule_log_odds")] = 1.0
         self.model = OnlineLogit(width, learning_rate, prior=prior)
@@ -202,7 +212,7 @@ class FraudScorer:
         elif self.mode == "anomaly_only":
             chosen = anomaly
         elif self.supervised_ready:
-            chosen = self.model.predict_many(with_bins(inputs, len(FEATURE_NAMES)))
+            chosen = self.model.predict_many(_binned(inputs))
         else:
             chosen = rule_scores  # what the untrained model would say, without the clipping
         clipped_scores = np.clip(chosen, 0.0, 1.0)  # full precision: a rounded score loses the ranking
@@ -214,7 +224,7 @@ class FraudScorer:
         flagged = np.flatnonzero(clipped_scores >= review).tolist()
         if flagged and self.mode == "full" and self.supervised_ready:
             # Contributions to the log-odds, feature by feature: only for payments worth a reason.
-            pushes = _pushes_per_input(with_bins(inputs[flagged], len(FEATURE_NAMES)) * self.model.weights[:-1])
+            pushes = _pushes_per_input(_binned(inputs[flagged]) * self.model.weights[:-1])
             for row, push in zip(flagged, pushes, strict=True):
                 rule_reasons[row] += self._top_features(push)
         elif flagged and self.mode == "anomaly_only":
@@ -273,7 +283,7 @@ class FraudScorer:
             inputs = np.vstack([np.asarray([x for x, _ in self._pending]), inputs])
             labels = [y for _, y in self._pending] + labels
             self._pending.clear()
-        binned = with_bins(inputs, len(FEATURE_NAMES))
+        binned = _binned(inputs)
         if self.budget is not None and self.model.updates > 0:
             # Judged before learning them: the block precision of the model as it scores now.
             self.budget.learn(self.model.predict_many(binned), np.asarray(labels, dtype=bool))

@@ -27,6 +27,17 @@ def test_a_card_paying_five_times_its_habit_reads_five_and_its_windows_count_who
     assert (features["card_payments_1d"], features["card_payments_7d"], features["card_payments_30d"]) == (1, 7, 21)
 
 
+def test_a_leaked_cards_recent_frauds_inflate_its_30_day_mean_but_not_its_older_habit() -> None:
+    card = CardHabit.new()
+    for day in range(20):
+        CardHabit.learn_one(card, T0 + day * DAY_S, 40.0)
+    for day in range(20, 26):  # a leaked card: a payment at 5 times the basket every day for 6 days
+        CardHabit.learn_one(card, T0 + day * DAY_S, 200.0)
+    features = CardHabit.learn_one(card, T0 + 26 * DAY_S + 60.0, 200.0)
+    assert features["card_amount_ratio_habit"] == 5.0  # against days 14..29 back: all 40
+    assert features["card_amount_ratio_30d"] < 3.0  # against a 30-day mean the frauds raised
+
+
 def test_a_card_forgets_days_past_thirty_and_keeps_bounded_buckets() -> None:
     card = CardHabit.new()
     for i in range(2000):

@@ -57,3 +57,64 @@ def test_a_recovered_step_waits_for_the_partitions_it_knew_and_those_it_did_not(
     assert clone.held == order.held and clone.sequence == order.sequence
     assert clone.offer([(30.0, "b", "b30")], {"b": 30.0}, now=100.1) == []  # "a" and the unheard may still send
     assert clone.due(now=104.0) == [] and clone.due(now=105.2) != []  # quiet for quiet_s: everything goes
+
+
+def test_a_partition_read_to_its_end_stops_holding_back_after_idle_s_but_one_with_messages_left_does_not() -> None:
+    order = EventTimeOrder(idle_s=0.25, idle_batches=3, quiet_s=5.0)
+    order.resumed(0.0)
+    assert order.offer([(1.0, "a", "a1")], {"a": 1.0}, now=0.3) == []
+    assert order.offer([(2.0, "b", "b2")], {"b": 2.0}, now=0.31) == []
+    assert order.offer([(3.0, "a", "a3")], {"a": 3.0}, now=0.32) == ["a1", "b2"]  # "b" is at 2.0
+    # A paused stream: "a" and "b" read to their end. Not before idle_s, then at once (not after quiet_s).
+    assert order.due(now=0.4, ended={"a", "b"}) == []
+    assert order.due(now=0.66, ended={"a", "b"}) == ["a3"]
+    # A starved worker: "a" still has messages to read (not ended), so it holds "b" back.
+    assert order.offer([(4.0, "b", "b4")], {"b": 4.0}, now=1.0, ended={"b"}) == []
+    assert order.due(now=2.0, ended={"b"}) == []
+    # "b" was not read to its end at 2.1: its end clock starts afresh when it is again.
+    assert order.offer([(5.0, "a", "a5")], {"a": 5.0}, now=2.1, ended={"a"}) == ["b4"]
+    assert order.due(now=2.2, ended={"a", "b"}) == [] and order.due(now=2.36, ended={"a", "b"}) == []
+    assert order.due(now=2.46, ended={"a", "b"}) == ["a5"]
+    assert order.late == 0
+
+
+def test_without_end_information_a_lone_payment_waits_for_quiet_s() -> None:
+    order = EventTimeOrder(idle_s=0.25, idle_batches=1000, quiet_s=5.0)
+    order.resumed(0.0)
+    order.offer([(1.0, "a", "a1")], {"a": 1.0}, now=0.3)
+    order.offer([(2.0, "b", "b2")], {"b": 2.0}, now=0.31)
+    assert order.due(now=1.0) == [] and order.due(now=5.32) == ["a1", "b2"]
+
+
+def test_a_live_partition_read_to_its_end_at_every_batch_still_holds_the_others_back() -> None:
+    order = EventTimeOrder(idle_s=0.25, idle_batches=2, quiet_s=5.0)
+    order.resumed(0.0)
+    order.offer([(100.0, "b", "b100")], {"b": 100.0}, now=0.0, ended={"b"})
+    released: list[str] = []
+    for i in range(1, 11):  # "a" delivers every 0.1 s and is read to its end after each batch
+        released += order.offer([(float(i), "a", f"a{i}")], {"a": float(i)}, now=0.1 * i, ended={"a", "b"})
+        released += order.due(now=0.1 * i + 0.05, ended={"a", "b"})
+    assert released == [f"a{i}" for i in range(1, 11)] and order.late == 0  # "b" is ahead: it waits
+    assert order.due(now=1.0 + 0.3, ended={"a", "b"}) == ["b100"]  # "a" paused for idle_s too
+
+
+def test_at_a_start_partitions_not_heard_of_hold_back_unless_every_partition_is_read_to_its_end() -> None:
+    for all_ended, expected in ((False, []), (True, ["a1"])):
+        order = EventTimeOrder(idle_s=0.25, idle_batches=4, quiet_s=5.0)
+        order.resumed(0.0)
+        assert order.offer([(1.0, "a", "a1")], {"a": 1.0}, now=0.1, ended={"a"}, all_ended=all_ended) == []
+        assert order.due(now=0.2, ended={"a"}, all_ended=all_ended) == []
+        assert order.due(now=0.4, ended={"a"}, all_ended=all_ended) == expected  # not 5 s later
+
+
+def test_a_batch_restarts_the_end_clocks_so_a_partition_fetched_a_little_later_still_comes_in_order() -> None:
+    order = EventTimeOrder(idle_s=0.25, idle_batches=100, quiet_s=5.0)
+    order.resumed(0.0)
+    order.offer([(1.0, "a", "a1")], {"a": 1.0}, now=0.0, ended={"a", "b"}, all_ended=True)
+    order.offer([(2.0, "b", "b2")], {"b": 2.0}, now=0.01, ended={"a", "b"}, all_ended=True)
+    assert order.due(now=0.3, ended={"a", "b"}, all_ended=True) == ["a1", "b2"]  # a pause: both at their end
+    # Long after, "a" delivers: "b", at its end for seconds, still holds for idle_s after this batch.
+    assert order.offer([(10.0, "a", "a10")], {"a": 10.0}, now=9.0, ended={"a", "b"}, all_ended=True) == []
+    assert order.offer([(9.0, "b", "b9")], {"b": 9.0}, now=9.1, ended={"a", "b"}, all_ended=True) == []
+    assert order.due(now=9.2, ended={"a", "b"}, all_ended=True) == []
+    assert order.due(now=9.4, ended={"a", "b"}, all_ended=True) == ["b9", "a10"] and order.late == 0
