@@ -200,12 +200,7 @@ class StockLedger:
             return None
         loc = self._locations.get(location_id)
         if loc is None:
-            loc = self._locations[location_id] = _Location()
-            # Kept sorted by location (rarely new), so `stock()` need not sort on every write: first-seen
-            # order depends on arrival order, which a recovery replay changes.
-            self._locations = dict(sorted(self._locations.items()))
-            shown = self._shown
-            self._shown = {known: shown.get(known) for known in self._locations}
+            loc = self._new_location(location_id)
         self.version += 1
         self._stale[location_id] = None
         if ts > self.as_of:
@@ -246,6 +241,24 @@ class StockLedger:
             loc.reserved += line.reserved - before
             self._changed_lines[location_id, move.order_id] = None  # type: ignore[index]
         return self._level_alert(loc, move)
+
+    def _new_location(self, location_id: str) -> _Location:
+        """Add a location, keeping `_locations` and `_shown` sorted by location id.
+
+        Sorted so `stock()` need not sort on every write: first-seen order depends on arrival order,
+        which a recovery replay changes. A location after every known one (the usual case: opening
+        stock arrives location by location) is appended; otherwise both are rebuilt in order.
+        """
+        loc = _Location()
+        locations, shown = self._locations, self._shown
+        if not locations or location_id > next(reversed(locations)):
+            locations[location_id] = loc
+            shown[location_id] = None
+        else:
+            locations[location_id] = loc
+            self._locations = locations = dict(sorted(locations.items()))
+            self._shown = {known: shown.get(known) for known in locations}
+        return loc
 
     def order_updates(self) -> list[OrderLineState | ReservationState]:
         """The order lines and holds changed since the last call, as they stand now (then forgotten)."""
