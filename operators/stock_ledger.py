@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import cast
+from typing import Any, cast
 
 import msgspec
 
@@ -362,6 +362,16 @@ class StockLedger:
         ledger._next_lapse = min((loc.next_lapse for loc in locations.values()), default=_NO_EXPIRY)
         ledger._changed_lines = {}
         return ledger
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Unpickle (the merchandising flow pickles its ledgers whole); the reported-stock cache is rebuilt.
+
+        Snapshots of the code before `_stale` existed hold a `_shown` of only some locations: rebuilt
+        from `_locations` either way, it reports every location anew, with the same values.
+        """
+        self.__dict__.update(state)
+        self._shown = dict.fromkeys(self._locations)
+        self._stale = dict.fromkeys(self._locations)
 
     def stock(self) -> SkuStock:
         """The SKU's stock at every location, as of the last applied movement.

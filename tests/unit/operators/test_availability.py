@@ -1,4 +1,4 @@
-"""Sellable flips skip unchanged locations by identity and still report exactly what a full look reports."""
+"""The ledger reports unchanged locations as the same objects; sellable flips skip them and still equal a full look."""
 
 from __future__ import annotations
 
@@ -44,3 +44,18 @@ def test_stock_reuses_the_locations_that_did_not_change() -> None:
     assert after.locations[0] is before.locations[0] and after.locations[2] is before.locations[2]
     assert after.locations[1].on_hand == 4 and after.version == 4
     assert StockLedger.from_bytes(ledger.to_bytes()).stock() == after
+
+
+def test_a_ledger_pickled_by_the_code_before_the_stock_cache_restores_and_reports_every_location() -> None:
+    ledger = StockLedger("SKU-1")
+    for n, location in enumerate(["S1", "S2"]):
+        ledger.apply(StockMovement("SKU-1", location, Move.ON_HAND, 5, float(n), f"e{n}"))
+    expected = ledger.stock()
+    old = StockLedger.__new__(StockLedger)
+    state = dict(ledger.__dict__)
+    del state["_stale"]  # the code before it had no `_stale`, and a `_shown` of the locations reported so far
+    state["_shown"] = {"S2": expected.locations[1]}
+    old.__setstate__(state)
+    assert old.stock() == expected
+    old.apply(StockMovement("SKU-1", "S1", Move.ON_HAND, -1, 5.0, "e5"))
+    assert [loc.on_hand for loc in old.stock().locations] == [4, 5]
