@@ -338,4 +338,5 @@ class _AvailabilityStep(StatefulBatchLogic[SkuStock, AvailabilityChange, bytes])
         return out, StatefulBatchLogic.RETAIN
 
     def snapshot(self) -> bytes:
+        self.flips.forget_seen()  # memory for what moved in one snapshot interval only
         return pickle.dumps(self.flips.skus, protocol=pickle.HIGHEST_PROTOCOL)

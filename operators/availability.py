@@ -13,7 +13,7 @@ from __future__ import annotations
 import sys
 
 from events.availability import AvailabilityChange
-from events.stock import SkuStock
+from events.stock import LocationStock, SkuStock
 
 
 class SellableFlips:
@@ -33,21 +33,42 @@ class SellableFlips:
 
     def __init__(self) -> None:
         self.skus: dict[str, dict[str, bool]] = {}
+        # Per SKU, the locations of the last stock record seen (until `forget_seen`), see `changes`.
+        self._seen: dict[str, tuple[LocationStock, ...]] = {}
 
     def __len__(self) -> int:
         return len(self.skus)
 
+    def forget_seen(self) -> None:
+        """Let go of the stock records kept since the last call (the flow calls it when it snapshots)."""
+        self._seen.clear()
+
     def changes(self, stock: SkuStock) -> list[AvailabilityChange]:
-        known = self.skus.get(stock.sku)
+        """What changed since the SKU's last record: each location whose sellable state differs from `skus`.
+
+        `StockLedger.stock` hands on the very `LocationStock` of a location that did not change, and a
+        location's state was brought up to date when its record was last seen here: only the locations
+        that are not the same object as in the last record seen need a look (most of a stock record,
+        which lists every location of the SKU, is unchanged). The last record is kept only until
+        `forget_seen`, so memory holds the SKUs of one snapshot interval; without it, every location
+        is looked at, which gives the same changes.
+        """
+        sku = stock.sku
+        known = self.skus.get(sku)
         if known is None:
-            known = self.skus[stock.sku] = {}
+            known = self.skus[sku] = {}
+        locations = stock.locations
+        last = self._seen.get(sku)
+        self._seen[sku] = locations
+        if last is not None and len(last) == len(locations):  # same locations in the same (sorted) order
+            locations = tuple([loc for loc, was in zip(locations, last, strict=True) if loc is not was])
         out: list[AvailabilityChange] = []
-        for loc in stock.locations:
+        for loc in locations:
             available = loc.on_hand - loc.reserved
             sellable = available > 0
             if known.get(loc.location_id) is not sellable:
                 known[sys.intern(loc.location_id)] = sellable
-                change = AvailabilityChange(sku=stock.sku, location_id=loc.location_id, sellable=sellable,
+                change = AvailabilityChange(sku=sku, location_id=loc.location_id, sellable=sellable,
                                             available=available, version=stock.version, ts=loc.updated_at)  # fmt: skip
                 out.append(change)
         return out

@@ -110,9 +110,14 @@ def inventory_movement(event: StockEvent, source: tuple[str, int, int, bytes] | 
     raise TypeError(f"not an inventory event: {type(event).__name__}")
 
 
-def purchase_movements(purchase: Purchase) -> list[StockMovement]:
-    """The reservations an online order makes at its fulfilment location, one per SKU."""
-    ts = purchase.ts.timestamp()
+def purchase_movements(purchase: Purchase, ts: float | None = None) -> list[StockMovement]:
+    """The reservations an online order makes at its fulfilment location, one per SKU.
+
+    `ts`: `purchase.ts` in epoch seconds, when the caller has it already (an aware datetime's
+    `timestamp()` asks its time zone for the offset: about a microsecond with a named zone).
+    """
+    if ts is None:
+        ts = purchase.ts.timestamp()
     return [
         StockMovement(sku, purchase.fulfilment_location_id, Move.RESERVE, qty, ts, purchase.event_id, purchase.order_id)
         for sku, qty in qty_by_sku(purchase.items).items()

@@ -102,17 +102,17 @@ class OrderBook:
         if ts > order.last_ts:
             order.last_ts = ts
         is_purchase = type(event) is Purchase
-        moves = self._purchase(order, event) if is_purchase else self._cancel(order, event)  # type: ignore[arg-type]
+        moves = self._purchase(order, event, ts) if is_purchase else self._cancel(order, event)  # type: ignore[arg-type]
         if ts > self._newest:
             self._newest = ts
             self._age_out(ts - self.retention_s)
         return moves
 
-    def _purchase(self, order: _Order, purchase: Purchase) -> list[StockMovement]:
+    def _purchase(self, order: _Order, purchase: Purchase, ts: float) -> list[StockMovement]:
         if purchase.event_id in order.purchases:
             return []
         order.purchases.append(purchase.event_id)
-        reserves = purchase_movements(purchase)
+        reserves = purchase_movements(purchase, ts)
         location_id = purchase.fulfilment_location_id
         skus = order.lines.setdefault(location_id, [])
         for move in reserves:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any, cast
 
 import msgspec
 
@@ -185,34 +186,34 @@ class StockLedger:
         self.duplicates = 0
         self._seen = SeenEvents(dedup_window_s)
         self._locations: dict[str, _Location] = {}
-        self._shown: dict[str, LocationStock] = {}  # what `stock()` last reported per location, until it changes
+        # What `stock()` last reported per location, in `_locations`' order; None until first reported.
+        self._shown: dict[str, LocationStock | None] = {}
+        self._stale: dict[str, None] = {}  # locations changed since `stock()` last reported them
         self._next_lapse = _NO_EXPIRY  # the earliest `next_lapse` of the locations
         self._changed_lines: dict[tuple[str, str], None] = {}  # (location, order) lines changed since `order_updates`
 
     def apply(self, move: StockMovement) -> Alert | DeadLetter | None:
         """Apply one movement; returns an alert or a dead letter when it raises one."""
-        if not self._seen.add(move.event_id, move.ts):
+        ts, location_id = move.ts, move.location_id
+        if not self._seen.add(move.event_id, ts):
             self.duplicates += 1
             return None
-        loc = self._locations.get(move.location_id)
+        loc = self._locations.get(location_id)
         if loc is None:
-            loc = self._locations[move.location_id] = _Location()
-            # Kept sorted by location (rarely new), so `stock()` need not sort on every write: first-seen
-            # order depends on arrival order, which a recovery replay changes.
-            self._locations = dict(sorted(self._locations.items()))
+            loc = self._new_location(location_id)
         self.version += 1
-        self._shown.pop(move.location_id, None)
-        if move.ts > self.as_of:
-            self.as_of = move.ts
-            if move.ts >= self._next_lapse:
+        self._stale[location_id] = None
+        if ts > self.as_of:
+            self.as_of = ts
+            if ts >= self._next_lapse:
                 self._lapse_holds()
-        if move.ts > loc.updated_at:
-            loc.updated_at = move.ts
+        if ts > loc.updated_at:
+            loc.updated_at = ts
         kind = move.kind
         if kind == _ON_HAND:
-            self._change_on_hand(loc, move.qty, move.ts)
+            self._change_on_hand(loc, move.qty, ts)
         elif kind == _COUNT:
-            if move.ts < loc.folded_until:
+            if ts < loc.folded_until:
                 return self._stale_count(move, loc)
             self._count(loc, move)
         else:
@@ -226,7 +227,7 @@ class StockLedger:
                 line.purchased += move.qty
             elif kind == _FULFIL:
                 line.fulfilled += move.qty
-                self._change_on_hand(loc, -move.qty, move.ts)
+                self._change_on_hand(loc, -move.qty, ts)
             elif kind == _CANCEL:
                 if move.qty:
                     line.cancel_qty += move.qty
@@ -234,12 +235,30 @@ class StockLedger:
                     line.cancelled = True
             else:
                 self._decide_hold(loc, line, move)
-            if move.ts > line.last_ts:
-                line.last_ts = move.ts
+            if ts > line.last_ts:
+                line.last_ts = ts
             line.events += 1
             loc.reserved += line.reserved - before
-            self._changed_lines[move.location_id, move.order_id] = None  # type: ignore[index]
+            self._changed_lines[location_id, move.order_id] = None  # type: ignore[index]
         return self._level_alert(loc, move)
+
+    def _new_location(self, location_id: str) -> _Location:
+        """Add a location, keeping `_locations` and `_shown` sorted by location id.
+
+        Sorted so `stock()` need not sort on every write: first-seen order depends on arrival order,
+        which a recovery replay changes. A location after every known one is appended (in the
+        benchmark's simulator stream, 3 new locations in 7); otherwise both are rebuilt in order.
+        """
+        loc = _Location()
+        locations, shown = self._locations, self._shown
+        if not locations or location_id > next(reversed(locations)):
+            locations[location_id] = loc
+            shown[location_id] = None
+        else:
+            locations[location_id] = loc
+            self._locations = locations = dict(sorted(locations.items()))
+            self._shown = {known: shown.get(known) for known in locations}
+        return loc
 
     def order_updates(self) -> list[OrderLineState | ReservationState]:
         """The order lines and holds changed since the last call, as they stand now (then forgotten)."""
@@ -293,7 +312,7 @@ class StockLedger:
                         line.lapsed = True
                         loc.reserved += line.reserved - before
                         self._changed_lines[location_id, order_id] = None
-                        self._shown.pop(location_id, None)
+                        self._stale[location_id] = None
                     elif line.hold_until < next_lapse:
                         next_lapse = line.hold_until
                 loc.next_lapse = next_lapse
@@ -338,20 +357,48 @@ class StockLedger:
          ledger.version, ledger.as_of, ledger.duplicates, seen, locations) = _DECODER.decode(data)  # fmt: skip
         ledger._locations = dict(sorted(locations.items()))  # kept sorted (see `apply`)
         ledger._seen = SeenEvents.from_state(seen)
-        ledger._shown = {}
+        ledger._shown = dict.fromkeys(ledger._locations)
+        ledger._stale = dict.fromkeys(ledger._locations)
         ledger._next_lapse = min((loc.next_lapse for loc in locations.values()), default=_NO_EXPIRY)
         ledger._changed_lines = {}
         return ledger
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Unpickle (the merchandising flow pickles its ledgers whole); the reported-stock cache is rebuilt.
+
+        Snapshots of the code before `_stale` existed hold a `_shown` of only some locations: rebuilt
+        from `_locations` either way, it reports every location anew, with the same values.
+        """
+        self.__dict__.update(state)
+        self._shown = dict.fromkeys(self._locations)
+        self._stale = dict.fromkeys(self._locations)
+
     def stock(self) -> SkuStock:
-        """The SKU's stock at every location, as of the last applied movement."""
-        shown, cached = [], self._shown
-        for location_id, loc in self._locations.items():  # sorted by location id (see `apply`)
-            location = cached.get(location_id)
-            if location is None:
-                location = cached[location_id] = LocationStock(location_id, loc.on_hand, loc.reserved, loc.updated_at)
-            shown.append(location)
-        return SkuStock(self.sku, self.version, self.as_of, tuple(shown))
+        """The SKU's stock at every location, as of the last applied movement.
+
+        Only the locations changed since the last call are built again; the others are the very
+        `LocationStock`s reported before, which lets `operators.availability` skip them by identity.
+        """
+        shown, stale = self._shown, self._stale
+        if stale:
+            locations = self._locations
+            for location_id in stale:
+                loc = locations[location_id]
+                shown[location_id] = LocationStock(location_id, loc.on_hand, loc.reserved, loc.updated_at)
+            stale.clear()
+        # Every location is reported once stale ones are rebuilt; `_shown` is in `_locations`' (sorted) order.
+        return SkuStock(self.sku, self.version, self.as_of, cast(tuple[LocationStock, ...], tuple(shown.values())))
+
+    def available_at(self, location_id: str) -> int | None:
+        """Units available (on hand less reserved) at `location_id`, None if no movement reached it.
+
+        >>> ledger = StockLedger("SKU-1")
+        >>> _ = ledger.apply(StockMovement("SKU-1", "S1", Move.ON_HAND, 3, 1.0, "e1"))
+        >>> ledger.available_at("S1"), ledger.available_at("S2")
+        (3, None)
+        """
+        loc = self._locations.get(location_id)
+        return None if loc is None else loc.on_hand - loc.reserved
 
     def _change_on_hand(self, loc: _Location, qty: int, ts: float) -> None:
         if ts <= loc.count_ts:

@@ -348,12 +348,7 @@ class ReorderShard:
     def available(self, location_id: str, sku: str) -> int | None:
         """Units available (on hand less reserved) of `sku` at `location_id`, None if never moved."""
         ledger = self.ledgers.get(sku)
-        if ledger is None:
-            return None
-        for stock in ledger.stock().locations:
-            if stock.location_id == location_id:
-                return stock.on_hand - stock.reserved
-        return None
+        return None if ledger is None else ledger.available_at(location_id)  # not `stock()`: one location only
 
     def _review(
         self,

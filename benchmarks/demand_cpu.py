@@ -1,0 +1,112 @@
+"""Demand flow CPU cost per event on a stocked shop, this checkout against another, on a shared machine.
+
+The demand flow's counterpart of `benchmarks/inventory_cpu.py` (same method): the stream is
+`benchmarks/forecast.py`'s stocked one (`synthetic_records(..., stocked=True)`: every SKU received
+first, replenishments and whole-order cancels among the orders), so the reorders step keeps its copy
+of the stock ledgers and order books on every order line; the sink is a testing sink (no Redis), so
+the figure is the flow's own work, not the sink's writes. `benchmarks/forecast.py --throughput N
+--stocked` measures the same stream with the Redis sink.
+
+Run: `python benchmarks/demand_cpu.py --other /path/to/other/checkout`;
+results go to `benchmarks/results/demand_cpu.json`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+
+import msgspec
+import orjson
+from rich.console import Console
+from rich.table import Table
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.forecast import LOCATION, LONDON, synthetic_records
+from omnistream.settings import Settings
+
+RESULTS = Path(__file__).resolve().parent / "results" / "demand_cpu.json"
+REPO = Path(__file__).resolve().parent.parent
+console = Console()
+_LOCATIONS = f"{LOCATION}=Europe/London,GB-ENG,7,0.95"  # as `benchmarks/forecast.py` configures it
+
+# Run in the child, with the checkout under test first on its path.
+_CHILD = """
+import sys, time, msgspec
+from bytewax.testing import TestingSink, TestingSource, run_main
+from flows.demand import build_flow
+from flows.kafka_source import KafkaRecord
+from omnistream.settings import Settings
+
+settings = Settings(kafka_brokers="127.0.0.1:9", redis_url="redis://127.0.0.1:9/0", flow_metrics_port=0,
+                    demand_locations=sys.argv[3], demand_shards=4, recovery_dir="")
+records = [KafkaRecord(*fields) for fields in msgspec.msgpack.decode(open(sys.argv[1], "rb").read())]
+out = []
+flow = build_flow(settings, "bench", source=TestingSource(records, batch_size=int(sys.argv[2])), sink=TestingSink(out))
+started = time.process_time()
+run_main(flow)
+print(time.process_time() - started)
+"""
+
+
+def run_child(code: Path, stream: Path, batch_size: int) -> float:
+    """CPU seconds (user + system, all threads) the child's flow spent on the stream, start-up and reading aside."""
+    env = {**os.environ, "PYTHONPATH": str(code)}
+    done = subprocess.run([sys.executable, "-c", _CHILD, str(stream), str(batch_size), _LOCATIONS], env=env, check=True,
+                          capture_output=True, cwd=code)  # fmt: skip
+    return float(done.stdout.split()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--other", type=Path, required=True, help="the checkout to compare with (e.g. main)")
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--batch-size", type=int, default=Settings().kafka.batch_size)
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args()
+
+    start = datetime(2011, 9, 5, tzinfo=LONDON).timestamp()
+    settings = Settings(demand_locations=_LOCATIONS)
+    records = list(synthetic_records(settings, args.events, 20_000, start, 2.0, stocked=True))
+    with tempfile.TemporaryDirectory() as tmp:
+        stream = Path(tmp) / "stream.msgpack"
+        stream.write_bytes(msgspec.msgpack.encode([tuple(record) for record in records]))
+        variants = {"this": REPO, "other": args.other.resolve()}
+        cpu: dict[str, list[float]] = {name: [] for name in variants}
+        for round_ in range(args.rounds):
+            for name, code in variants.items():
+                console.print(f"round {round_ + 1}, {name} ...")
+                cpu[name].append(run_child(code, stream, args.batch_size))
+
+    table = Table(title=f"Demand flow, stocked shop, {len(records):,} events in process, events per CPU second")
+    for column in ("round", "this", "other", "this / other"):
+        table.add_column(column, justify="right")
+    ratios = []
+    for n, (mine, theirs) in enumerate(zip(cpu["this"], cpu["other"], strict=True), start=1):
+        ratios.append(theirs / mine)
+        table.add_row(str(n), f"{len(records) / mine:,.0f}", f"{len(records) / theirs:,.0f}", f"{theirs / mine:.3f}")
+    console.print(table)
+    median = statistics.median(ratios)
+    console.print(f"median events per CPU second, this / other: {median:.3f}")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_bytes(orjson.dumps({
+        "measured_at": datetime.now(UTC).isoformat(),
+        "params": {k: str(v) for k, v in vars(args).items()},
+        "events": len(records),
+        "cpu_s": cpu,
+        "events_per_cpu_s": {name: [len(records) / s for s in seconds] for name, seconds in cpu.items()},
+        "median_ratio_this_over_other": median,
+    }, option=orjson.OPT_INDENT_2))  # fmt: skip
+    console.print(f"results: {args.out}")
+
+
+if __name__ == "__main__":
+    main()
