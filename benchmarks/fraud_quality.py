@@ -458,10 +458,11 @@ def print_table(result: dict[str, Any], console: Console) -> None:
         )  # fmt: skip
     console.print(table)
     shards = result["modes"]["full"]["scorer_shards"]
-    learning = sum(1 for m in shards if m["supervised_ready"])
-    console.print(f"full blend: supervised model learning in {learning} of {len(shards)} scorer shards "
-                  f"({sum(m['fraud_labels_learned'] for m in shards)} fraud labels learned; before it learns, "
-                  "the blend is the rule score)")  # fmt: skip
+    scoring = sum(1 for m in shards if m["supervised_ready"])
+    console.print(f"full blend: supervised model scoring in {scoring} of {len(shards)} scorer shards "
+                  f"({sum(m['supervised_updates'] for m in shards)} examples learned, "
+                  f"{sum(m['fraud_labels_learned'] for m in shards)} of them frauds; until it has learned a "
+                  "plausible mix, at most half frauds, the blend is the rule score)")  # fmt: skip
     delays = Table(title="detection delay, full blend (event time, first fraudulent event → first alert)")
     for column in ("scenario", "detected", "p50 s", "p99 s"):
         delays.add_column(column)

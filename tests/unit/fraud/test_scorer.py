@@ -51,6 +51,22 @@ def test_blend_waits_for_legitimate_examples_before_learning() -> None:
     assert scorer.supervised_ready and scorer.model_version.endswith("lr90")
 
 
+def test_the_rules_score_while_what_the_model_learned_is_mostly_fraud() -> None:
+    """Before maturity only fraud labels come back: a model trusted on that mix calls everything fraud."""
+    scorer = FraudScorer(BOOK, min_legit=10)
+    rules_only = FraudScorer(BOOK, mode="rules_only")
+    rows, _ = payments(300, 0.05, seed=3)
+    verdicts = scorer.score_many(rows)
+    scorer.learn_labels([v.model_input for v in verdicts[:10]], [False] * 10)
+    scorer.learn_labels([v.model_input for v in verdicts[10:40]], [True] * 30)  # 30 of 40 learned were frauds
+
+    assert scorer.model.updates == 40 and not scorer.supervised_ready
+    assert [v.score for v in scorer.score_many(rows)] == [v.score for v in rules_only.score_many(rows)]
+    scorer.learn_labels([v.model_input for v in verdicts[40:100]], [False] * 60)  # matured: presumed genuine
+    assert scorer.supervised_ready
+    assert [v.score for v in scorer.score_many(rows)] != [v.score for v in rules_only.score_many(rows)]
+
+
 def test_learning_from_labels_beats_the_rules_it_started_from() -> None:
     rows, labels = payments(6000, 0.05, seed=2)
     scorer = FraudScorer(BOOK, min_legit=100)
