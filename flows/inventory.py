@@ -33,13 +33,14 @@ from events.topics import Topic
 from flows.decoding import BatchDecoder
 from flows.kafka_source import KafkaRecord, kafka_source
 from flows.metrics import DUPLICATES, UNMATCHED_CANCELS, UNMATCHED_VOIDS, StateEntities
+from flows.order_routing import OrderRouter
 from flows.sinks import FlowRecord, RecordSink, is_dead_letter
 from omnistream.settings import Settings
 from operators.availability import SellableFlips
 from operators.ledger_shard import LedgerUnit
 from operators.movements import HELD_BEFORE, REJECTED_BEFORE, Move, StockMovement, inventory_movement
 from operators.order_book import OrderBook
-from operators.shard_keys import ShardKeys, add_to_group
+from operators.shard_keys import add_to_group
 from operators.stock_ledger import StockLedger
 from operators.txn_journal import TxnJournal
 from state.connection import connect
@@ -47,7 +48,6 @@ from state.reservations import PriorDecisions
 
 FLOW = "inventory"
 # Order books are held in this many keyed shards of order ids (their snapshot rows, as for the ledgers).
-ORDER_SHARDS = 16
 INPUT_TOPICS = (Topic.INVENTORY, Topic.POS, Topic.CLICKSTREAM)
 # Reported when a shard snapshots (once per epoch per shard that changed): counting on every batch costs more.
 _ENTITIES = StateEntities(FLOW)
@@ -171,20 +171,6 @@ class _JournalStep(StatefulBatchLogic[TillEvent, StockMovement, bytes]):
     def snapshot(self) -> bytes:
         _ENTITIES.report("till_transactions", self.journal, len(self.journal))
         return self.journal.to_bytes()
-
-
-class OrderRouter:
-    """Groups a batch's purchases and order cancels by shard of order id (one routed item per shard)."""
-
-    def __init__(self) -> None:
-        self._shard = ShardKeys("", ORDER_SHARDS)
-
-    def group(self, events: list[OrderEvent]) -> list[tuple[str, list[OrderEvent]]]:
-        groups: dict[str, list[OrderEvent]] = {}
-        shard = self._shard
-        for event in events:
-            add_to_group(groups, shard(event.order_id), event)
-        return list(groups.items())
 
 
 class OrderBookLogic:

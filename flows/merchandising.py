@@ -32,11 +32,12 @@ from flows.merchandising_stages import (
     JournalLogic,
     MerchLogic,
     OrderBookLogic,
-    OrderRouter,
+    OrderRelease,
     SkuShards,
     is_order_event,
     is_till_event,
 )
+from flows.order_routing import OrderRouter
 from flows.sinks import FlowRecord, RecordSink
 from omnistream.settings import Settings
 
@@ -61,7 +62,7 @@ def build_flow(
     by_store = op.key_on("by_store", till.trues, lambda event: event.store_id)
     till_moves = op.key_rm("till_moves", op.stateful_batch("txn_journal", by_store, JournalLogic(settings)))
     orders = op.branch("is_order", till.falses, is_order_event)
-    by_order_shard = op.flat_map_batch("by_order_shard", orders.trues, OrderRouter().group)
+    by_order_shard = op.flat_map_batch("by_order_shard", orders.trues, OrderRouter(marker=OrderRelease).group)
     order_moves = op.key_rm("order_moves", op.stateful_batch("order_book", by_order_shard, OrderBookLogic(settings)))
     signals = op.merge("signals", orders.falses, till_moves, order_moves)
     shards = SkuShards(settings.merch.shards, settings.merch.review_step_s)

@@ -36,6 +36,7 @@ from events.topics import Topic
 from flows.decoding import BatchDecoder
 from flows.kafka_source import KafkaRecord, unread_partitions
 from flows.metrics import MERCH_SUGGESTIONS, StateEntities
+from flows.order_routing import OrderRouter
 from omnistream.settings import Settings
 from operators.merch.markdown import MarkdownPolicy
 from operators.merch.sku_merch import (
@@ -60,7 +61,6 @@ from state.doc_writer import FencedDoc
 FLOW = "merchandising"
 INPUT_TOPICS = (Topic.INVENTORY, Topic.POS, Topic.CLICKSTREAM, Topic.CATALOG)
 TillEvent = Sale | Return | Void | Release  # a release follows its store's till events through the journal
-ORDER_SHARDS = 16
 _ENTITIES = StateEntities(FLOW)
 _INVENTORY, _POS, _CATALOG = Topic.INVENTORY, Topic.POS, Topic.CATALOG
 _ROLES: dict[type, Role] = {Receipt: Role.RECEIPT, TransferOut: Role.SENT, TransferIn: Role.ARRIVED}
@@ -79,7 +79,7 @@ class DecoderClock:
     __slots__ = ("newest", "order_shard", "origin", "partial", "seq")
 
     def __init__(self, partial: frozenset[str]) -> None:
-        self.order_shard = ShardKeys("", ORDER_SHARDS)
+        self.order_shard = OrderRouter().shard_of
         self.origin = f"{os.getpid()}/{threading.get_ident()}"
         self.newest: dict[tuple[str, int], float] = {}
         self.partial = partial  # topics only partly decoded (the clickstream's purchases)
@@ -246,21 +246,6 @@ def is_order_event(item: object) -> bool:
     """Purchases and order cancels, and the `OrderRelease`s that follow them through the order book."""
     kind = type(item)
     return kind is Purchase or kind is OrderCancel or kind is OrderRelease
-
-
-class OrderRouter:
-    """Groups a batch's order events by order shard, each shard's `OrderRelease` after its events."""
-
-    def __init__(self) -> None:
-        self._shard = ShardKeys("", ORDER_SHARDS)
-
-    def group(self, events: list[OrderEvent]) -> list[tuple[str, list[OrderEvent]]]:
-        groups: dict[str, list[OrderEvent]] = {}
-        shard = self._shard
-        for event in events:
-            key = event.shard if type(event) is OrderRelease else shard(event.order_id)  # type: ignore[union-attr]
-            add_to_group(groups, key, event)
-        return list(groups.items())
 
 
 class OrderBookLogic:
