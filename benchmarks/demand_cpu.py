@@ -14,27 +14,20 @@ results go to `benchmarks/results/demand_cpu.json`.
 from __future__ import annotations
 
 import argparse
-import os
-import statistics
-import subprocess
 import sys
 import tempfile
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 import msgspec
-import orjson
-from rich.console import Console
-from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.cpu_ab import compare
 from benchmarks.forecast import LOCATION, LONDON, synthetic_records
 from omnistream.settings import Settings
 
 RESULTS = Path(__file__).resolve().parent / "results" / "demand_cpu.json"
-REPO = Path(__file__).resolve().parent.parent
-console = Console()
 _LOCATIONS = f"{LOCATION}=Europe/London,GB-ENG,7,0.95"  # as `benchmarks/forecast.py` configures it
 
 # Run in the child, with the checkout under test first on its path.
@@ -56,14 +49,6 @@ print(time.process_time() - started)
 """
 
 
-def run_child(code: Path, stream: Path, batch_size: int) -> float:
-    """CPU seconds (user + system, all threads) the child's flow spent on the stream, start-up and reading aside."""
-    env = {**os.environ, "PYTHONPATH": str(code)}
-    done = subprocess.run([sys.executable, "-c", _CHILD, str(stream), str(batch_size), _LOCATIONS], env=env, check=True,
-                          capture_output=True, cwd=code)  # fmt: skip
-    return float(done.stdout.split()[-1])
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--other", type=Path, required=True, help="the checkout to compare with (e.g. main)")
@@ -79,33 +64,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         stream = Path(tmp) / "stream.msgpack"
         stream.write_bytes(msgspec.msgpack.encode([tuple(record) for record in records]))
-        variants = {"this": REPO, "other": args.other.resolve()}
-        cpu: dict[str, list[float]] = {name: [] for name in variants}
-        for round_ in range(args.rounds):
-            for name, code in variants.items():
-                console.print(f"round {round_ + 1}, {name} ...")
-                cpu[name].append(run_child(code, stream, args.batch_size))
-
-    table = Table(title=f"Demand flow, stocked shop, {len(records):,} events in process, events per CPU second")
-    for column in ("round", "this", "other", "this / other"):
-        table.add_column(column, justify="right")
-    ratios = []
-    for n, (mine, theirs) in enumerate(zip(cpu["this"], cpu["other"], strict=True), start=1):
-        ratios.append(theirs / mine)
-        table.add_row(str(n), f"{len(records) / mine:,.0f}", f"{len(records) / theirs:,.0f}", f"{theirs / mine:.3f}")
-    console.print(table)
-    median = statistics.median(ratios)
-    console.print(f"median events per CPU second, this / other: {median:.3f}")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_bytes(orjson.dumps({
-        "measured_at": datetime.now(UTC).isoformat(),
-        "params": {k: str(v) for k, v in vars(args).items()},
-        "events": len(records),
-        "cpu_s": cpu,
-        "events_per_cpu_s": {name: [len(records) / s for s in seconds] for name, seconds in cpu.items()},
-        "median_ratio_this_over_other": median,
-    }, option=orjson.OPT_INDENT_2))  # fmt: skip
-    console.print(f"results: {args.out}")
+        compare(
+            _CHILD, [str(stream), str(args.batch_size), _LOCATIONS], len(records), args, "Demand flow, stocked shop"
+        )
 
 
 if __name__ == "__main__":
