@@ -372,7 +372,12 @@ def served_answer(request: RecRequest, variant: Variant, k: int, store: Document
             listed = store.scored(keys.rec_trending(scope))
             if listed is not None:
                 trending[scope] = listed
-        material = material._replace(profiles=profiles, neighbours=neighbours, trending=trending)
+        similar = dict(material.similar)
+        for actor in plan.similar:
+            listed = store.scored(keys.rec_similar(actor))
+            if listed is not None:
+                similar[actor] = listed
+        material = material._replace(profiles=profiles, neighbours=neighbours, trending=trending, similar=similar)
     return recommend(request, material, variant, k)
 
 

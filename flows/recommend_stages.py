@@ -40,6 +40,7 @@ from operators.recs.experiments import (
 from operators.recs.interactions import Interaction, interactions_of
 from operators.recs.profile import ShopperProfile
 from operators.recs.ranker import RecRanker
+from operators.recs.session_knn import SessionNeighbours
 from operators.recs.trending import Trending, scopes_of
 from state import keys
 from state.doc_writer import FencedDoc
@@ -54,6 +55,7 @@ class Stage(StrEnum):
     SHOPPERS = "shoppers"
     NEIGHBOURS = "neighbours"
     TRENDING = "trending"
+    SIMILAR = "similar"
     EXPERIMENTS = "experiments"
 
 
@@ -225,6 +227,7 @@ class ShopperLogic:
         self.capacity = max(1, settings.rec.actor_capacity // settings.rec.shards)
         self.profile_ttl_s = settings.rec.profile_ttl_s
         self.kind_weights = DEFAULT_KIND_WEIGHTS
+        self.similar = settings.rec.knn_sessions > 0
 
     def __call__(self, resume: bytes | None) -> _ShopperStep:
         shard: ThrottledShard[Shopper] = pickle.loads(resume) if resume else ThrottledShard(self.capacity, 0.0)
@@ -253,6 +256,8 @@ class _ShopperStep(_PickledStep):
         router, to_neighbours, to_trending = self.router, Stage.NEIGHBOURS, Stage.TRENDING
         trend_hits: dict[str, TrendHits] = {}  # by trending shard
         feedback: list[Feedback] = []
+        clicks: list[tuple[str, str, float]] = []  # (actor, sku, ts) for the session-kNN index
+        similar = builder.similar
         duplicates = 0
         for group in groups:
             for value in group:
@@ -265,6 +270,8 @@ class _ShopperStep(_PickledStep):
                     duplicates += 1
                     continue
                 covisits, shopper_feedback = learned
+                if similar:
+                    clicks.append((interaction.actor, interaction.sku, interaction.ts))
                 for covisit in covisits:
                     router.add(to_neighbours, covisit.item, covisit)
                 if shopper_feedback:
@@ -285,7 +292,10 @@ class _ShopperStep(_PickledStep):
                             held[1] = ts
         if duplicates:
             DUPLICATES.labels(FLOW).inc(duplicates)
-        return self._emit(shard.collect(), trend_hits, feedback), StatefulBatchLogic.RETAIN
+        out = self._emit(shard.collect(), trend_hits, feedback)
+        if clicks:
+            out.append(ShardBatch(Stage.SIMILAR, Stage.SIMILAR.value, clicks))
+        return out, StatefulBatchLogic.RETAIN
 
     def _emit(self, written: Any, trend_hits: dict[str, TrendHits], feedback: list[Feedback]) -> list[Any]:
         ttl_s = self.builder.profile_ttl_s
@@ -400,6 +410,51 @@ class TrendingLogic:
         for summed in batches:
             for (scope, sku), (weight, ts, category) in summed.items():
                 shard.touch(scope, new, ts).learn_one(sku, weight, ts, category or None)
+
+
+# --- similar: one key, the session-kNN index over every shopper ----------------------------------------------------
+
+
+class SimilarLogic:
+    """Builds the similar step: the session-kNN index (`SessionNeighbours`) and each changed shopper's list.
+
+    One key, because a shopper's neighbours may be any shopper: the index cannot be split by shopper without
+    losing them, nor by SKU without a second exchange per click. Every shopper who clicked in a batch gets
+    their list written in that batch (never throttled: it is what their next answer reads).
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        rec = settings.rec
+        self.rec = rec
+        self.ttl_s = rec.profile_ttl_s
+
+    def __call__(self, resume: bytes | None) -> _SimilarStep:
+        rec = self.rec
+        index = pickle.loads(resume) if resume else SessionNeighbours(
+            rec.knn_session_items, rec.knn_sessions_per_sku, rec.knn_sessions, rec.item_capacity, rec.knn_neighbours
+        )  # fmt: skip
+        return _SimilarStep(index, self)
+
+
+class _SimilarStep(_PickledStep):
+    def __init__(self, index: SessionNeighbours, builder: SimilarLogic) -> None:
+        self.state = index
+        self.builder = builder
+
+    def on_batch(self, groups: list[list[tuple[str, str, float]]]) -> tuple[list[FencedDoc], bool]:
+        index = self.state
+        changed: dict[str, None] = {}
+        for group in groups:
+            for actor, sku, ts in group:
+                index.learn_one(actor, sku, ts)
+                changed[actor] = None
+        published, ttl_s, out = self.builder.rec.knn_published, self.builder.ttl_s, []
+        for actor in changed:
+            if index.holds(actor):  # a full index may have let a shopper of early in the batch go
+                listed = index.top(actor, published)
+                out.append(FencedDoc(keys.rec_similar(actor), index.next_version(actor), orjson.dumps(listed), ttl_s,
+                                     index.as_of(actor)))  # fmt: skip
+        return out, StatefulBatchLogic.RETAIN
 
 
 # --- experiments: one key, tallies per variant and the ranker ------------------------------------------------------

@@ -12,6 +12,7 @@ from operators.recs.interactions import Interaction, InteractionKind
 
 SOURCES = (
     "revisit",
+    "similar",
     "covisit",
     "session_category",
     "profile_category",
@@ -23,6 +24,7 @@ SOURCES = (
 
 DEFAULT_WEIGHTS: Mapping[str, float] = {
     "revisit": 4.0,
+    "similar": 1.0,
     "covisit": 1.0,
     "session_category": 0.6,
     "profile_category": 0.3,
