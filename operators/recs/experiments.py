@@ -24,7 +24,7 @@ SOURCES = (
 
 DEFAULT_WEIGHTS: Mapping[str, float] = {
     "revisit": 4.0,
-    "similar": 1.0,
+    "similar": 3.0,
     "covisit": 1.0,
     "session_category": 0.6,
     "profile_category": 0.3,

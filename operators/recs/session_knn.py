@@ -203,9 +203,6 @@ class SessionNeighbours:
         session.version = max(session.version + 1, floor)
         return session.version
 
-    def holds(self, actor: str) -> bool:
-        return actor in self._sessions
-
     def as_of(self, actor: str) -> float:
         return self._sessions[actor].ts
 

@@ -94,7 +94,7 @@ def test_a_shoppers_session_knn_list_names_what_similar_shoppers_went_on_to() ->
 
     out = run([
         session_view(0, "S-1", "SKU-1", T1), session_view(1, "S-1", "SKU-2", T2), session_view(2, "S-1", "SKU-3", T3),
-        session_view(3, "S-2", "SKU-1", T3),
+        session_view(3, "S-2", "SKU-1", "2026-11-22T01:01:30.000Z"),
     ])  # fmt: skip
 
     similar = latest(out)[keys.rec_similar("s:S-2")]
