@@ -12,7 +12,7 @@ from __future__ import annotations
 import pickle
 from collections import Counter, OrderedDict
 from enum import StrEnum
-from operator import itemgetter
+from operator import attrgetter, itemgetter
 from typing import Any
 
 import orjson
@@ -245,6 +245,9 @@ class ShopperLogic:
         return Shopper(actor, profile, trail, s.dedup_window_s, s.rec.feedback_window_s)
 
 
+_ts_of = attrgetter("ts")
+
+
 class _ShopperStep(_PickledStep):
     def __init__(self, shard: ThrottledShard[Shopper], builder: ShopperLogic) -> None:
         self.state = shard
@@ -260,37 +263,40 @@ class _ShopperStep(_PickledStep):
         clicks: list[tuple[str, str, float]] = []  # (actor, sku, ts) for the session-kNN index
         similar = builder.similar
         duplicates = 0
-        for group in groups:
-            for value in group:
-                if type(value) is ServedRecord:
-                    feedback += shard.touch(value.actor, new_shopper, value.ts).learn_served(value)
-                    continue
-                interaction: Interaction = value  # type: ignore[assignment]
-                learned = shard.touch(interaction.actor, new_shopper, interaction.ts).learn_one(interaction)
-                if learned is None:
-                    duplicates += 1
-                    continue
-                covisits, shopper_feedback = learned
-                if similar:
-                    clicks.append((interaction.actor, interaction.sku, interaction.ts))
-                for covisit in covisits:
-                    router.add(to_neighbours, covisit.item, covisit)
-                if shopper_feedback:
-                    feedback += shopper_feedback
-                # Summed per (scope, SKU) here: the global scope is hit by every interaction.
-                weight, ts, sku = weights[interaction.kind - 1], interaction.ts, interaction.sku
-                for scope in scopes_of(interaction):
-                    key = router.shard_of(to_trending, scope)
-                    summed = trend_hits.get(key)
-                    if summed is None:
-                        summed = trend_hits[key] = {}
-                    held = summed.get((scope, sku))
-                    if held is None:
-                        summed[scope, sku] = [weight, ts, interaction.category or ""]
-                    else:
-                        held[0] += weight
-                        if ts > held[1]:
-                            held[1] = ts
+        # A shopper's interactions reach this step grouped by the catalog shard of their SKU, so within a batch
+        # they are not in the order they happened: taken in event-time order (stable: the log's order at equal
+        # times), the profile's newest SKU, the trail's pairs and the kNN index see the shopper's own sequence
+        # however the stream was cut into batches (a backlog read in large batches scrambled it).
+        for value in sorted((value for group in groups for value in group), key=_ts_of):
+            if type(value) is ServedRecord:
+                feedback += shard.touch(value.actor, new_shopper, value.ts).learn_served(value)
+                continue
+            interaction: Interaction = value  # type: ignore[assignment]
+            learned = shard.touch(interaction.actor, new_shopper, interaction.ts).learn_one(interaction)
+            if learned is None:
+                duplicates += 1
+                continue
+            covisits, shopper_feedback = learned
+            if similar:
+                clicks.append((interaction.actor, interaction.sku, interaction.ts))
+            for covisit in covisits:
+                router.add(to_neighbours, covisit.item, covisit)
+            if shopper_feedback:
+                feedback += shopper_feedback
+            # Summed per (scope, SKU) here: the global scope is hit by every interaction.
+            weight, ts, sku = weights[interaction.kind - 1], interaction.ts, interaction.sku
+            for scope in scopes_of(interaction):
+                key = router.shard_of(to_trending, scope)
+                summed = trend_hits.get(key)
+                if summed is None:
+                    summed = trend_hits[key] = {}
+                held = summed.get((scope, sku))
+                if held is None:
+                    summed[scope, sku] = [weight, ts, interaction.category or ""]
+                else:
+                    held[0] += weight
+                    if ts > held[1]:
+                        held[1] = ts
         if duplicates:
             DUPLICATES.labels(FLOW).inc(duplicates)
         out = self._emit(shard.collect(), trend_hits, feedback)
