@@ -622,7 +622,9 @@ def live_sessions(directory: Path, variant_spec: str = "blend:1") -> dict[str, A
     workdir = Path(tempfile.mkdtemp(prefix="omnistream-recs-live-"))
     settings = Settings(kafka_brokers=broker.address, redis_url=store.address, topic_prefix="rl.",
                         topic_partitions=1, recovery_dir=workdir / "recovery", flow_metrics_port=0,
-                        rec_variants=variant_spec)  # fmt: skip
+                        rec_variants=variant_spec, api_redis_timeout_ms=2_000)  # fmt: skip
+    # The API's Redis timeout (80 ms by default: an answer late is a 503) is raised: this measures what is answered,
+    # and on a machine loaded by other jobs one call in thousands took longer (the first full run ended on a 503).
     create_topics(settings.kafka.brokers, settings.topic.prefix, settings.topic.partitions)
     client = redis.Redis.from_url(settings.redis.url)
     # A click log has no stock: every SKU of it is sellable (in stock at one warehouse), as the in-process mode

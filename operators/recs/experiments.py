@@ -23,7 +23,7 @@ SOURCES = (
 """The candidate sources of `blend.recommend`; each is also a ranker feature (its normalised score)."""
 
 DEFAULT_WEIGHTS: Mapping[str, float] = {
-    "revisit": 4.0,
+    "revisit": 8.0,
     "similar": 3.0,
     "covisit": 1.0,
     "session_category": 0.6,
