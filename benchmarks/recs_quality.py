@@ -372,7 +372,12 @@ def served_answer(request: RecRequest, variant: Variant, k: int, store: Document
             listed = store.scored(keys.rec_trending(scope))
             if listed is not None:
                 trending[scope] = listed
-        material = material._replace(profiles=profiles, neighbours=neighbours, trending=trending)
+        similar = dict(material.similar)
+        for actor in plan.similar:
+            listed = store.scored(keys.rec_similar(actor))
+            if listed is not None:
+                similar[actor] = listed
+        material = material._replace(profiles=profiles, neighbours=neighbours, trending=trending, similar=similar)
     return recommend(request, material, variant, k)
 
 
@@ -617,7 +622,9 @@ def live_sessions(directory: Path, variant_spec: str = "blend:1") -> dict[str, A
     workdir = Path(tempfile.mkdtemp(prefix="omnistream-recs-live-"))
     settings = Settings(kafka_brokers=broker.address, redis_url=store.address, topic_prefix="rl.",
                         topic_partitions=1, recovery_dir=workdir / "recovery", flow_metrics_port=0,
-                        rec_variants=variant_spec)  # fmt: skip
+                        rec_variants=variant_spec, api_redis_timeout_ms=2_000)  # fmt: skip
+    # The API's Redis timeout (80 ms by default: an answer late is a 503) is raised: this measures what is answered,
+    # and on a machine loaded by other jobs one call in thousands took longer (the first full run ended on a 503).
     create_topics(settings.kafka.brokers, settings.topic.prefix, settings.topic.partitions)
     client = redis.Redis.from_url(settings.redis.url)
     # A click log has no stock: every SKU of it is sellable (in stock at one warehouse), as the in-process mode
@@ -628,7 +635,9 @@ def live_sessions(directory: Path, variant_spec: str = "blend:1") -> dict[str, A
         writer.write_batch(
             [SkuStock(sku, 1, 0.0, (LocationStock("WH-01", 20, 0, 0.0),)) for sku in skus[start : start + 1000]]
         )
-    writes = KeyWrites(settings.redis.url, keys.rec_profile("s:*"))
+    # The last document of a click the answer reads: the session-kNN list when on (a later step), else the profile.
+    written_last = keys.rec_similar if settings.rec.knn_sessions > 0 else keys.rec_profile
+    writes = KeyWrites(settings.redis.url, written_last("s:*"))
     producer = Producer({"bootstrap.servers": settings.kafka.brokers, "linger.ms": 0})
     topic = settings.topic(Topic.CLICKSTREAM)
     flow_log = open(workdir / "flow.log", "wb")  # noqa: SIM115 - closed in the finally below
@@ -637,10 +646,19 @@ def live_sessions(directory: Path, variant_spec: str = "blend:1") -> dict[str, A
     headers = api_headers(settings, "storefront")
     number = 0
 
+    knn_on = written_last is keys.rec_similar
+
     def reflected(click: Click) -> bool:
+        """The click is in what the session's next answer reads: its profile, and its session-kNN list (written
+        by the flow's later `similar` step, fenced at the click's event time in ms at least)."""
         raw = read_doc(client, keys.rec_profile("s:" + click.session))
         doc = orjson.loads(raw) if raw else None
-        return bool(doc and doc["recent"] and doc["recent"][0][0] == click.item and doc["as_of"] >= click.ts)
+        if not (doc and doc["recent"] and doc["recent"][0][0] == click.item and doc["as_of"] >= click.ts):
+            return False
+        if not knn_on:
+            return True
+        version = client.hget(keys.rec_similar("s:" + click.session), keys.VERSION_FIELD)
+        return version is not None and int(version) >= int(click.ts * 1000)
 
     def send(click: Click) -> float:
         nonlocal number
@@ -660,8 +678,16 @@ def live_sessions(directory: Path, variant_spec: str = "blend:1") -> dict[str, A
     deployed = {name: {"all": Scores(), "next_different": Scores()} for name in names.values()}
     lags: list[float] = []
     try:
+        # The training backlog in batches (librdkafka lingers and compresses; one flush at the end): a flush per
+        # click, as the validation clicks are sent, kept the broker at one round trip per click and the backlog
+        # did not finish in 10 minutes on a loaded machine.
+        backlog = Producer({"bootstrap.servers": settings.kafka.brokers, "linger.ms": 20, "batch.num.messages": 10000,
+                            "compression.type": "lz4", "queue.buffering.max.messages": 1_000_000})  # fmt: skip
         for click in log.train:
-            send(click)
+            backlog.produce(topic, view_event(number, click), key=click.session.encode())
+            backlog.poll(0)
+            number += 1
+        backlog.flush(120)
         last = log.train[-1]
         deadline = time.perf_counter() + float(os.environ.get("RECS_LIVE_BACKLOG_S", "600"))
         while not reflected(last):  # the backlog consumed (one partition: in order)
@@ -672,10 +698,8 @@ def live_sessions(directory: Path, variant_spec: str = "blend:1") -> dict[str, A
         tasks = next_click_tasks(log.valid)
         for index, click in enumerate(log.valid):
             sent = send(click)
-            while True:
-                writes.wait(keys.rec_profile("s:" + click.session), sent, timeout_s=30.0)
-                if reflected(click):
-                    break
+            while not reflected(click):
+                writes.wait(written_last("s:" + click.session), sent, timeout_s=30.0)
             lags.append(time.perf_counter() - sent)
             time.sleep(SETTLE_S)
             target = tasks.get(index)

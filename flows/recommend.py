@@ -14,6 +14,7 @@ it (`flows.recommend_stages.Stage`, `flows.keyed`), in this order:
 
     decode ─> catalog (by SKU shard) ─> shoppers (by actor shard) ─┬─> neighbours (by SKU shard)
     rec_served ─────────────────────────────────^                    ├─> trending (by scope shard)
+                                                                     ├─> similar (one key: the session-kNN index)
                                                                      └─> experiments (one key: tallies + ranker)
 
 Run it with `omnistream flow recommend` (recovery on by default); see `flows.run`.
@@ -38,6 +39,7 @@ from flows.recommend_stages import (
     ExperimentLogic,
     NeighbourLogic,
     ShopperLogic,
+    SimilarLogic,
     Stage,
     TrendingLogic,
     is_doc,
@@ -72,13 +74,15 @@ def build_flow(
                              is_doc)  # fmt: skip
     neighbours_in = to_stage("to_neighbours", shoppers_out.falses, Stage.NEIGHBOURS)
     trending_in = to_stage("to_trending", neighbours_in.falses, Stage.TRENDING)
+    similar_in = to_stage("to_similar", trending_in.falses, Stage.SIMILAR)
     records: Any = op.merge(
         "records",
         shoppers_in.falses,  # dead letters and item documents
         shoppers_out.trues,  # profiles
         keyed_stage("neighbours", neighbours_in.trues, NeighbourLogic(settings)),
         keyed_stage("trending", trending_in.trues, TrendingLogic(settings)),
-        keyed_stage("experiments", trending_in.falses, ExperimentLogic(settings)),  # all that is left
+        keyed_stage("similar", similar_in.trues, SimilarLogic(settings)),
+        keyed_stage("experiments", similar_in.falses, ExperimentLogic(settings)),  # all that is left
     )
     op.output("records_out", records, sink or RecordSink(FLOW, settings, generation))
     return flow

@@ -12,6 +12,7 @@ from __future__ import annotations
 import pickle
 from collections import Counter, OrderedDict
 from enum import StrEnum
+from operator import attrgetter, itemgetter
 from typing import Any
 
 import orjson
@@ -40,6 +41,7 @@ from operators.recs.experiments import (
 from operators.recs.interactions import Interaction, interactions_of
 from operators.recs.profile import ShopperProfile
 from operators.recs.ranker import RecRanker
+from operators.recs.session_knn import SessionNeighbours
 from operators.recs.trending import Trending, scopes_of
 from state import keys
 from state.doc_writer import FencedDoc
@@ -54,6 +56,7 @@ class Stage(StrEnum):
     SHOPPERS = "shoppers"
     NEIGHBOURS = "neighbours"
     TRENDING = "trending"
+    SIMILAR = "similar"
     EXPERIMENTS = "experiments"
 
 
@@ -225,6 +228,7 @@ class ShopperLogic:
         self.capacity = max(1, settings.rec.actor_capacity // settings.rec.shards)
         self.profile_ttl_s = settings.rec.profile_ttl_s
         self.kind_weights = DEFAULT_KIND_WEIGHTS
+        self.similar = settings.rec.knn_sessions > 0
 
     def __call__(self, resume: bytes | None) -> _ShopperStep:
         shard: ThrottledShard[Shopper] = pickle.loads(resume) if resume else ThrottledShard(self.capacity, 0.0)
@@ -241,6 +245,9 @@ class ShopperLogic:
         return Shopper(actor, profile, trail, s.dedup_window_s, s.rec.feedback_window_s)
 
 
+_ts_of = attrgetter("ts")
+
+
 class _ShopperStep(_PickledStep):
     def __init__(self, shard: ThrottledShard[Shopper], builder: ShopperLogic) -> None:
         self.state = shard
@@ -253,39 +260,49 @@ class _ShopperStep(_PickledStep):
         router, to_neighbours, to_trending = self.router, Stage.NEIGHBOURS, Stage.TRENDING
         trend_hits: dict[str, TrendHits] = {}  # by trending shard
         feedback: list[Feedback] = []
+        clicks: list[tuple[str, str, float]] = []  # (actor, sku, ts) for the session-kNN index
+        similar = builder.similar
         duplicates = 0
-        for group in groups:
-            for value in group:
-                if type(value) is ServedRecord:
-                    feedback += shard.touch(value.actor, new_shopper, value.ts).learn_served(value)
-                    continue
-                interaction: Interaction = value  # type: ignore[assignment]
-                learned = shard.touch(interaction.actor, new_shopper, interaction.ts).learn_one(interaction)
-                if learned is None:
-                    duplicates += 1
-                    continue
-                covisits, shopper_feedback = learned
-                for covisit in covisits:
-                    router.add(to_neighbours, covisit.item, covisit)
-                if shopper_feedback:
-                    feedback += shopper_feedback
-                # Summed per (scope, SKU) here: the global scope is hit by every interaction.
-                weight, ts, sku = weights[interaction.kind - 1], interaction.ts, interaction.sku
-                for scope in scopes_of(interaction):
-                    key = router.shard_of(to_trending, scope)
-                    summed = trend_hits.get(key)
-                    if summed is None:
-                        summed = trend_hits[key] = {}
-                    held = summed.get((scope, sku))
-                    if held is None:
-                        summed[scope, sku] = [weight, ts, interaction.category or ""]
-                    else:
-                        held[0] += weight
-                        if ts > held[1]:
-                            held[1] = ts
+        # A shopper's interactions reach this step grouped by the catalog shard of their SKU, so within a batch
+        # they are not in the order they happened: taken in event-time order (stable: the log's order at equal
+        # times), the profile's newest SKU, the trail's pairs and the kNN index see the shopper's own sequence
+        # however the stream was cut into batches (a backlog read in large batches scrambled it).
+        for value in sorted((value for group in groups for value in group), key=_ts_of):
+            if type(value) is ServedRecord:
+                feedback += shard.touch(value.actor, new_shopper, value.ts).learn_served(value)
+                continue
+            interaction: Interaction = value  # type: ignore[assignment]
+            learned = shard.touch(interaction.actor, new_shopper, interaction.ts).learn_one(interaction)
+            if learned is None:
+                duplicates += 1
+                continue
+            covisits, shopper_feedback = learned
+            if similar:
+                clicks.append((interaction.actor, interaction.sku, interaction.ts))
+            for covisit in covisits:
+                router.add(to_neighbours, covisit.item, covisit)
+            if shopper_feedback:
+                feedback += shopper_feedback
+            # Summed per (scope, SKU) here: the global scope is hit by every interaction.
+            weight, ts, sku = weights[interaction.kind - 1], interaction.ts, interaction.sku
+            for scope in scopes_of(interaction):
+                key = router.shard_of(to_trending, scope)
+                summed = trend_hits.get(key)
+                if summed is None:
+                    summed = trend_hits[key] = {}
+                held = summed.get((scope, sku))
+                if held is None:
+                    summed[scope, sku] = [weight, ts, interaction.category or ""]
+                else:
+                    held[0] += weight
+                    if ts > held[1]:
+                        held[1] = ts
         if duplicates:
             DUPLICATES.labels(FLOW).inc(duplicates)
-        return self._emit(shard.collect(), trend_hits, feedback), StatefulBatchLogic.RETAIN
+        out = self._emit(shard.collect(), trend_hits, feedback)
+        if clicks:
+            out.append(ShardBatch(Stage.SIMILAR, Stage.SIMILAR.value, clicks))
+        return out, StatefulBatchLogic.RETAIN
 
     def _emit(self, written: Any, trend_hits: dict[str, TrendHits], feedback: list[Feedback]) -> list[Any]:
         ttl_s = self.builder.profile_ttl_s
@@ -400,6 +417,61 @@ class TrendingLogic:
         for summed in batches:
             for (scope, sku), (weight, ts, category) in summed.items():
                 shard.touch(scope, new, ts).learn_one(sku, weight, ts, category or None)
+
+
+# --- similar: one key, the session-kNN index over every shopper ----------------------------------------------------
+
+
+class SimilarLogic:
+    """Builds the similar step: the session-kNN index (`SessionNeighbours`) and each changed shopper's list.
+
+    One key, because a shopper's neighbours may be any shopper: the index cannot be split by shopper without
+    losing them, nor by SKU without a second exchange per click. Every shopper who clicked in a batch gets
+    their list written in that batch (never throttled: it is what their next answer reads).
+
+    Cost: one `SessionNeighbours.top` per shopper per batch (a few hundred microseconds of CPU at the default
+    sizes), the largest cost of the flow per click; `rec_knn_sessions=0` turns the step's lists off.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        rec = settings.rec
+        self.rec = rec
+        self.ttl_s = rec.profile_ttl_s
+
+    def __call__(self, resume: bytes | None) -> _SimilarStep:
+        rec = self.rec
+        index = pickle.loads(resume) if resume else SessionNeighbours(
+            rec.knn_session_items, rec.knn_sessions_per_sku, rec.knn_sessions, rec.item_capacity, rec.knn_neighbours
+        )  # fmt: skip
+        return _SimilarStep(index, self)
+
+
+_event_time = itemgetter(2)
+
+
+class _SimilarStep(_PickledStep):
+    def __init__(self, index: SessionNeighbours, builder: SimilarLogic) -> None:
+        self.state = index
+        self.builder = builder
+
+    def on_batch(self, groups: list[list[tuple[str, str, float]]]) -> tuple[list[FencedDoc], bool]:
+        """Learn the batch's clicks in event-time order; a shopper's list is computed right after their last click of
+        the batch:
+        the index as of that click, whatever came after it in the batch. So the list is the same however the
+        stream was cut into batches (a replay, the live stream, the in-process harness), at one list per shopper
+        per batch."""
+        index = self.state
+        # In event-time order: the groups of one batch come from several shoppers shards, in no set order.
+        clicks = sorted((click for group in groups for click in group), key=_event_time)
+        last = {actor: n for n, (actor, _, _) in enumerate(clicks)}
+        published, ttl_s, out = self.builder.rec.knn_published, self.builder.ttl_s, []
+        for n, (actor, sku, ts) in enumerate(clicks):
+            index.learn_one(actor, sku, ts)
+            if last[actor] == n:
+                listed = index.top(actor, published)
+                out.append(FencedDoc(keys.rec_similar(actor), index.next_version(actor), orjson.dumps(listed), ttl_s,
+                                     index.as_of(actor)))  # fmt: skip
+        return out, StatefulBatchLogic.RETAIN
 
 
 # --- experiments: one key, tallies per variant and the ranker ------------------------------------------------------

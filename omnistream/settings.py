@@ -409,6 +409,18 @@ class RecSettings(_Group):
         50_000, ge=100, description="Shoppers held in flow state (least recently active leave first)."
     )
     item_capacity: int = Field(50_000, ge=100, description="SKUs with neighbour lists held in flow state.")
+    knn_sessions: int = Field(
+        0,
+        ge=0,
+        description="Shoppers held by the session-kNN index (0, the default: no session-kNN lists; 100000 gives the"
+        " measured quality gain at about a third of the flow's throughput, docs/recommendations.md).",
+    )
+    knn_session_items: int = Field(10, ge=1, le=100, description="Distinct recent SKUs per shopper in the kNN index.")
+    knn_sessions_per_sku: int = Field(
+        50, ge=1, le=1000, description="Most recent shoppers per SKU in the kNN index: the candidate neighbours."
+    )
+    knn_neighbours: int = Field(100, ge=1, le=1000, description="Most similar shoppers that vote in a kNN list.")
+    knn_published: int = Field(50, ge=1, le=500, description="SKUs written per shopper's session-kNN document.")
     catalog_capacity: int = Field(500_000, ge=100, description="SKUs whose catalog facts the flow holds.")
     feedback_window_s: float = Field(
         1_800.0, gt=0, description="Event-time seconds after an answer is served in which clicks, carts, buys count."

@@ -87,6 +87,11 @@ def rec_neighbours(sku: str) -> str:
     return f"{NAMESPACE}:rec:nb:{{{sku}}}"
 
 
+def rec_similar(actor: str) -> str:
+    """Fenced hash: what the shoppers most like an actor viewed (session kNN), `[[sku, score, ""], ...]` best first."""
+    return f"{NAMESPACE}:rec:sim:{{{actor}}}"
+
+
 def rec_trending(scope: str) -> str:
     """Fenced hash: the trending SKUs of a scope (`global`, `cat:<c>`, `loc:<id>`, `ch:<channel>`)."""
     return f"{NAMESPACE}:rec:trend:{{{scope}}}"

@@ -9,8 +9,8 @@ of SKUs the catalog withdrew (two SMISMEMBER commands inside the script).
 Doing the filter server-side is what keeps it to one call: the candidates
 of the lists fetched in that call are not known to the API beforehand.
 
-Round 1 fetches the profiles, the request SKU's neighbours and the
-context's trending lists, and filters all their candidates. A shopper
+Round 1 fetches the profiles and session-kNN lists, the request SKU's
+neighbours and the context's trending lists, and filters all their candidates. A shopper
 with no profile (new, or anonymous) is answered from that. A returning
 shopper's profile names recent SKUs and categories whose lists round 2
 fetches, filtering only the candidates round 1 did not.
@@ -84,8 +84,10 @@ return {plain_docs, list_docs, table.concat(sellable, '\\31')}
 
 Scored = tuple[str, float, str]
 ScoredList = tuple[Scored, ...]
-NEIGHBOURS, TRENDING = "nb", "trend"
-"""The kinds of list documents: neighbours by SKU, trending by scope."""
+NEIGHBOURS, TRENDING, SIMILAR = "nb", "trend", "sim"
+"""The kinds of list documents: neighbours by SKU, trending by scope, session kNN by actor (never cached: it changes
+with each of the shopper's clicks, like the profile)."""
+_LIST_KEYS = {NEIGHBOURS: keys.rec_neighbours, TRENDING: keys.rec_trending, SIMILAR: keys.rec_similar}
 RANKER = "ranker"
 """The kind of the one ranker document (`cached(RANKER, "")`)."""
 
@@ -226,8 +228,7 @@ class RecReader:
         plain_keys = [keys.rec_profile(actor) for actor in profiles]
         if ranker:
             plain_keys.append(keys.rec_ranker())
-        list_keys = [keys.rec_neighbours(name) if kind == NEIGHBOURS else keys.rec_trending(name)
-                     for kind, name in lists]  # fmt: skip
+        list_keys = [_LIST_KEYS[kind](name) for kind, name in lists]
         if self._by_slot:
             plain_docs, list_docs, sellable = await self._round_by_slot(sellable_key, plain_keys, list_keys, checked)
         else:
@@ -245,10 +246,11 @@ class RecReader:
         if ranker:
             found_ranker = plain_doc(plain_docs[-1] or None)
             self._cache.put(RANKER + ":", found_ranker, now)
-        found: dict[str, dict[str, ScoredList]] = {NEIGHBOURS: {}, TRENDING: {}}
+        found: dict[str, dict[str, ScoredList]] = {NEIGHBOURS: {}, TRENDING: {}, SIMILAR: {}}
         for (kind, name), doc in zip(lists, list_docs, strict=True):
             parsed_list = scored_list(doc or None)
-            self._cache.put(kind + ":" + name, parsed_list, now)
+            if kind != SIMILAR:
+                self._cache.put(kind + ":" + name, parsed_list, now)
             if parsed_list is not None:
                 found[kind][name] = parsed_list
                 checked.update(sku for sku, _, _ in parsed_list)

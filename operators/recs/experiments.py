@@ -12,6 +12,7 @@ from operators.recs.interactions import Interaction, InteractionKind
 
 SOURCES = (
     "revisit",
+    "similar",
     "covisit",
     "session_category",
     "profile_category",
@@ -22,7 +23,8 @@ SOURCES = (
 """The candidate sources of `blend.recommend`; each is also a ranker feature (its normalised score)."""
 
 DEFAULT_WEIGHTS: Mapping[str, float] = {
-    "revisit": 4.0,
+    "revisit": 8.0,
+    "similar": 3.0,
     "covisit": 1.0,
     "session_category": 0.6,
     "profile_category": 0.3,

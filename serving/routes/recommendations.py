@@ -41,7 +41,7 @@ from serving.cold_answers import ColdAnswers
 from serving.fast_paths import FastRoute
 from serving.rec_served import ServedPublisher
 from serving.schemas import error_responses
-from state.rec_reader import NEIGHBOURS, RANKER, TRENDING, RecReader
+from state.rec_reader import NEIGHBOURS, RANKER, SIMILAR, TRENDING, RecReader
 
 ROUTE = "/v1/recommendations"
 MAX_ID_LENGTH = 256
@@ -144,10 +144,12 @@ class Recommender:
         missing += _held(reader, TRENDING, followup_plan(request, without_profile).trending, trending)
         ranker = reader.cached(RANKER, "") if variant.use_ranker else None
         known = candidate_skus(request, without_profile)
+        missing += [(SIMILAR, actor) for actor in plan.similar]  # per shopper, never cached
         first = await reader.fetch(params.location_id, missing, known, plan.profiles,
                                    ranker=variant.use_ranker and ranker is None)  # fmt: skip
         neighbours |= first.lists[NEIGHBOURS]
         trending |= first.lists[TRENDING]
+        similar = first.lists[SIMILAR]
         ranker = (first.ranker if ranker is None else ranker) or None
         sellable = first.sellable
         # Round 2, when round 1 told more: a returning shopper's recent SKUs and categories, the request SKU's
@@ -155,19 +157,20 @@ class Recommender:
         # (Without a profile, and with every list cached, round 1 had all there is: the common case.)
         unchecked: set[str] = set()
         if first.profiles or missing:
-            follow = followup_plan(request, RecMaterial(first.profiles, neighbours, trending, ranker, sellable))
+            round_one = RecMaterial(first.profiles, neighbours, trending, ranker, sellable, similar)
+            follow = followup_plan(request, round_one)
             missing = [*_held(reader, NEIGHBOURS, follow.neighbours, neighbours),
                        *_held(reader, TRENDING, follow.trending, trending)]  # fmt: skip
-            every = candidate_skus(request, RecMaterial(first.profiles, neighbours, trending, ranker, ()))
+            every = candidate_skus(request, RecMaterial(first.profiles, neighbours, trending, ranker, (), similar))
             unchecked = every - first.checked
         if missing or unchecked:
             second = await reader.fetch(params.location_id, missing, unchecked)
             neighbours |= second.lists[NEIGHBOURS]
             trending |= second.lists[TRENDING]
             sellable = sellable | second.sellable
-        material = RecMaterial(first.profiles, neighbours, trending, ranker, sellable)
-        cold_key = None if first.profiles else (params.sku, params.location_id, params.channel, variant.name, params.k,
-                                                params.include_seen)  # fmt: skip
+        material = RecMaterial(first.profiles, neighbours, trending, ranker, sellable, similar)
+        cold_key = None if first.profiles or similar else (params.sku, params.location_id, params.channel,
+                                                           variant.name, params.k, params.include_seen)  # fmt: skip
         items = self.cold_answers.get(cold_key, material) if cold_key else None
         if items is None:
             items = recommend(request, material, variant, params.k)

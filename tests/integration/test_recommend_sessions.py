@@ -60,7 +60,8 @@ def test_a_sessions_earlier_items_change_its_recommendations(settings: Settings,
     assert skus_of(from_e).index("SKU-F") < skus_of(from_e).index("SKU-D"), from_e
     reasons_a = {item["sku"]: item["reason"] for item in from_a["items"]}
     reasons_e = {item["sku"]: item["reason"] for item in from_e["items"]}
-    assert reasons_a["SKU-D"] == reasons_e["SKU-F"] == "co_visitation"
+    # Either the earlier SKU's neighbours or the shoppers whose sessions held it too (session kNN) explain it.
+    assert {reasons_a["SKU-D"], reasons_e["SKU-F"]} <= {"co_visitation", "similar_shoppers"}
     # The SKU being viewed is in neither answer by default.
     assert "SKU-B" not in skus_of(from_a) and "SKU-B" not in skus_of(from_e)
 

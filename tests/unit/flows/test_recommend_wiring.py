@@ -66,10 +66,12 @@ def test_views_a_purchase_and_the_catalog_become_documents_and_a_malformed_upser
     assert set(docs) == {
         keys.rec_item("SKU-1"),
         keys.rec_profile("u:user-1"),
+        keys.rec_similar("u:user-1"),
         keys.rec_neighbours("SKU-1"),
         keys.rec_neighbours("SKU-2"),
         *(keys.rec_trending(scope) for scope in ("global", "ch:web", "cat:kitchen", "loc:W1")),
     }
+    assert docs[keys.rec_similar("u:user-1")] == []  # the only shopper: nobody like them yet
     assert docs[keys.rec_item("SKU-1")] == {"sku": "SKU-1", "active": True, "category": "kitchen", "price": 29.99}
     profile = docs[keys.rec_profile("u:user-1")]
     assert [(sku, kind, category) for sku, kind, _, category in profile["recent"]] == [
@@ -82,6 +84,22 @@ def test_views_a_purchase_and_the_catalog_become_documents_and_a_malformed_upser
     assert [sku for sku, _, _ in docs[keys.rec_trending("global")]] == ["SKU-2", "SKU-1"]  # a purchase weighs more
     assert [sku for sku, _, _ in docs[keys.rec_trending("cat:kitchen")]] == ["SKU-1"]
     assert [sku for sku, _, _ in docs[keys.rec_trending("loc:W1")]] == ["SKU-2"]  # where the order ships from
+
+
+def test_a_shoppers_session_knn_list_names_what_similar_shoppers_went_on_to() -> None:
+    def session_view(offset: int, session: str, sku: str, ts: str) -> KafkaRecord:
+        event = {**view(f"e{offset}", sku, ts), "session_id": session}
+        event.pop("user_id", None)
+        return record(Topic.CLICKSTREAM, offset, event)
+
+    out = run([
+        session_view(0, "S-1", "SKU-1", T1), session_view(1, "S-1", "SKU-2", T2), session_view(2, "S-1", "SKU-3", T3),
+        session_view(3, "S-2", "SKU-1", "2026-11-22T01:01:30.000Z"),
+    ])  # fmt: skip
+
+    similar = latest(out)[keys.rec_similar("s:S-2")]
+    assert [sku for sku, _, _ in similar] == ["SKU-1", "SKU-2", "SKU-3"]  # S-1 went on from SKU-1 to 2, then 3
+    assert similar[1][1] > similar[2][1]
 
 
 def test_a_served_answer_and_the_click_on_it_reach_the_experiment_tally() -> None:

@@ -149,3 +149,17 @@ def test_trail_and_profile_leave_redeliveries_to_the_caller_when_their_window_is
         profile.learn_one(interaction)
     assert trail.learn_one(view("e2", 1.0, "SKU-2")) != []  # counted again: no window of its own
     assert [entry[0] for entry in profile.get()["recent"]] == ["SKU-2", "SKU-1"]
+
+
+def test_the_session_knn_list_is_a_source_filtered_like_the_others() -> None:
+    shopper = profile("s:S-1", [("SKU-1", 1, 9.0, "toys")], {})
+    similar = {"s:S-1": [("SKU-1", 3.0, ""), ("SKU-70", 2.0, ""), ("SKU-71", 1.5, ""), ("SKU-72", 1.0, "")]}
+    base = RecMaterial({"s:S-1": shopper}, NEIGHBOURS, TRENDING, None, EVERYTHING - {"SKU-72"}, similar)
+    request = RecRequest(session_id="S-1", sku="SKU-1")
+    assert material_plan(request).similar == ["s:S-1"]
+    assert {"SKU-70", "SKU-71", "SKU-72"} <= candidate_skus(request, base)
+    items = recommend(request, base, Variant("v", weights={"similar": 3.0, "covisit": 1.0}), 10)
+    assert [(i.sku, i.reason) for i in items[:2]] == [("SKU-70", "similar_shoppers"), ("SKU-71", "similar_shoppers")]
+    returned = [i.sku for i in items]
+    assert "SKU-1" not in returned and "SKU-72" not in returned  # the page's SKU (seen=exclude) and no stock
+    assert "SKU-2" in returned  # co-visitation still adds its candidates
