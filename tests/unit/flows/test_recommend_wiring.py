@@ -18,7 +18,7 @@ from state import keys
 from state.doc_writer import FencedDoc
 from tests.unit.events.examples import click, envelope
 
-SETTINGS = Settings(rec_shards=4)
+SETTINGS = Settings(rec_shards=4, rec_knn_sessions=100_000)  # the session-kNN step wired too (off by default)
 T1, T2, T3 = "2026-11-22T01:00:00.000Z", "2026-11-22T01:00:30.000Z", "2026-11-22T01:01:00.000Z"
 CARD = {"method": "card", "card_token": "tok_1", "card_bin": "411111", "billing_country": "DE"}
 
