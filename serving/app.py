@@ -111,6 +111,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         publisher,
         parse_variants(settings.rec.variants),
         settings.rec.experiment_salt,
+        similar_lists=settings.rec.knn_sessions > 0,
     )
     app.state.suggestion_reader = SuggestionReader(client)
     app.state.loyalty = loyalty.LoyaltyDesk(

@@ -115,13 +115,22 @@ class Recommender:
         The experiment's arms (`Settings.rec.variants`).
     salt
         The experiment's assignment salt.
+    similar_lists
+        Whether the flow writes session-kNN lists (`Settings.rec.knn_sessions` > 0): when it does
+        not, asking Redis for them would only cost every request a key lookup.
     """
 
     def __init__(
-        self, reader: RecReader, publisher: ServedPublisher | None, variants: Sequence[Variant], salt: str
+        self,
+        reader: RecReader,
+        publisher: ServedPublisher | None,
+        variants: Sequence[Variant],
+        salt: str,
+        similar_lists: bool = True,
     ) -> None:
         self.reader = reader
         self.publisher = publisher
+        self.similar_lists = similar_lists
         self.variants = tuple(variants)
         self.salt = salt
         self.cold_answers = ColdAnswers()
@@ -144,7 +153,8 @@ class Recommender:
         missing += _held(reader, TRENDING, followup_plan(request, without_profile).trending, trending)
         ranker = reader.cached(RANKER, "") if variant.use_ranker else None
         known = candidate_skus(request, without_profile)
-        missing += [(SIMILAR, actor) for actor in plan.similar]  # per shopper, never cached
+        if self.similar_lists:
+            missing += [(SIMILAR, actor) for actor in plan.similar]  # per shopper, never cached
         first = await reader.fetch(params.location_id, missing, known, plan.profiles,
                                    ranker=variant.use_ranker and ranker is None)  # fmt: skip
         neighbours |= first.lists[NEIGHBOURS]
