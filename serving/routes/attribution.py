@@ -3,11 +3,16 @@
 Reads the attribution flow's per-day documents for `from`..`to` (UTC days, inclusive) and
 sums them (`operators.attribution.report`); the Markov model is solved over the range's paths.
 An answer is reused for `OMNISTREAM_ATTRIBUTION_API_CACHE_S` seconds (the flow rewrites a day
-as conversions arrive; a dashboard polls).
+as conversions arrive; a dashboard polls). One request at a time rebuilds an expired answer, and
+the others are served the expired one meanwhile: when every request that found it expired rebuilt
+it too, each rebuild fetching and summing a month of documents, the event loop spent a hundred
+milliseconds on copies of the same answer (the endpoint's p99 at half load was 108 ms against a
+median of 2 ms).
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
@@ -30,14 +35,47 @@ Model = Literal["last_non_direct", "first_touch", "linear", "time_decay", "posit
 assert set(Model.__args__) == set(MODELS)  # type: ignore[attr-defined]
 
 
+Key = tuple[str, str, str, str]  # model, by, first day, last day
+
+
 class AttributionDesk:
-    """The reader and a short-lived cache of computed answers."""
+    """The reader, a short-lived cache of computed answers, and the rebuilds in flight (one per answer)."""
 
     def __init__(self, reader: AttributionReader, cache_s: float, max_days: int) -> None:
         self.reader = reader
         self.cache_s = cache_s
         self.max_days = max_days
-        self._cache: dict[tuple[str, str, str, str], tuple[float, bytes]] = {}
+        self._cache: dict[Key, tuple[float, bytes]] = {}
+        self._building: dict[Key, asyncio.Task[bytes]] = {}
+
+    async def answer(self, key: Key) -> bytes:
+        """The cached answer while fresh; else the one rebuild in flight's (an expired answer meanwhile)."""
+        cached = self._cache.get(key)
+        if cached is not None and time.monotonic() - cached[0] < self.cache_s:
+            return cached[1]
+        building = self._building.get(key)
+        if building is None:
+            building = self._building[key] = asyncio.create_task(self._build(key))
+            # Fetched here so a failure no caller awaited (all served the expired answer) is not logged as lost.
+            building.add_done_callback(lambda task: task.cancelled() or task.exception())
+        if cached is not None:
+            return cached[1]  # expired by at most one rebuild's time
+        return await asyncio.shield(building)  # a caller that gives up does not cancel the others' rebuild
+
+    async def _build(self, key: Key) -> bytes:
+        try:
+            model, by, first_day, last_day = key
+            first, last = date.fromisoformat(first_day), date.fromisoformat(last_day)
+            days = [(first + timedelta(days=i)).isoformat() for i in range((last - first).days + 1)]
+            docs = [orjson.loads(doc) for doc in await self.reader.days(days)]
+            body = orjson.dumps({**report(docs, model, by), "from": first_day, "to": last_day})
+            if self.cache_s > 0:
+                if len(self._cache) > 1000:
+                    self._cache.clear()
+                self._cache[key] = (time.monotonic(), body)
+            return body
+        finally:
+            del self._building[key]
 
 
 def _day(name: str, raw: str | None, default: date) -> date:
@@ -72,19 +110,7 @@ async def attribution_body(api: FastAPI, model: str, by: str, from_: str | None,
         raise InvalidParameter("from", f"{first} is after to ({last})")
     if (last - first).days + 1 > desk.max_days:
         raise InvalidParameter("from", f"at most {desk.max_days} days per request")
-    key = (model, by, first.isoformat(), last.isoformat())
-    cached = desk._cache.get(key)
-    now = time.monotonic()
-    if cached is not None and now - cached[0] < desk.cache_s:
-        return cached[1]
-    days = [(first + timedelta(days=i)).isoformat() for i in range((last - first).days + 1)]
-    docs = [orjson.loads(doc) for doc in await desk.reader.days(days)]
-    body = orjson.dumps({**report(docs, model, by), "from": key[2], "to": key[3]})
-    if desk.cache_s > 0:
-        if len(desk._cache) > 1000:
-            desk._cache.clear()
-        desk._cache[key] = (now, body)
-    return body
+    return await desk.answer((model, by, first.isoformat(), last.isoformat()))
 
 
 _BY = ("campaign", "source", "medium")
