@@ -26,6 +26,23 @@ from rich.table import Table
 REPO = Path(__file__).resolve().parent.parent
 console = Console()
 
+CHILD_IMPORTS = """
+import sys, time, msgspec
+from bytewax.testing import TestingSink, TestingSource, run_main
+from flows.kafka_source import KafkaRecord
+from omnistream.settings import Settings
+"""
+"""What every child starts with; then its own `build_flow` import, `settings` and `records`, then `CHILD_RUN`."""
+
+CHILD_RUN = """
+out = []
+flow = build_flow(settings, "bench", source=TestingSource(records, batch_size=int(sys.argv[2])), sink=TestingSink(out))
+started = time.process_time()
+run_main(flow)
+print(time.process_time() - started)
+"""
+"""The child's timed part: `sys.argv[1]` is the stream file, `sys.argv[2]` the batch size."""
+
 
 def run_child(code: Path, child: str, args: list[str]) -> float:
     """CPU seconds (user + system, all threads) the child's flow spent, start-up and reading aside."""

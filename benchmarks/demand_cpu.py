@@ -23,7 +23,7 @@ import msgspec
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.cpu_ab import compare
+from benchmarks.cpu_ab import CHILD_IMPORTS, CHILD_RUN, compare
 from benchmarks.forecast import LOCATION, LONDON, synthetic_records
 from omnistream.settings import Settings
 
@@ -31,22 +31,17 @@ RESULTS = Path(__file__).resolve().parent / "results" / "demand_cpu.json"
 _LOCATIONS = f"{LOCATION}=Europe/London,GB-ENG,7,0.95"  # as `benchmarks/forecast.py` configures it
 
 # Run in the child, with the checkout under test first on its path.
-_CHILD = """
-import sys, time, msgspec
-from bytewax.testing import TestingSink, TestingSource, run_main
+_CHILD = (
+    CHILD_IMPORTS
+    + """
 from flows.demand import build_flow
-from flows.kafka_source import KafkaRecord
-from omnistream.settings import Settings
 
 settings = Settings(kafka_brokers="127.0.0.1:9", redis_url="redis://127.0.0.1:9/0", flow_metrics_port=0,
                     demand_locations=sys.argv[3], demand_shards=4, recovery_dir="")
 records = [KafkaRecord(*fields) for fields in msgspec.msgpack.decode(open(sys.argv[1], "rb").read())]
-out = []
-flow = build_flow(settings, "bench", source=TestingSource(records, batch_size=int(sys.argv[2])), sink=TestingSink(out))
-started = time.process_time()
-run_main(flow)
-print(time.process_time() - started)
 """
+)
+_CHILD += CHILD_RUN
 
 
 def main() -> None:

@@ -25,19 +25,17 @@ import msgspec
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.cpu_ab import compare
+from benchmarks.cpu_ab import CHILD_IMPORTS, CHILD_RUN, compare
 from benchmarks.inventory import workload_records
 
 RESULTS = Path(__file__).resolve().parent / "results" / "inventory_cpu.json"
 
 # Run in the child, with the checkout under test first on its path.
-_CHILD = """
-import sys, time, msgspec
-from bytewax.testing import TestingSink, TestingSource, run_main
+_CHILD = (
+    CHILD_IMPORTS
+    + """
 from events.topics import Topic
 from flows.inventory import build_flow
-from flows.kafka_source import KafkaRecord
-from omnistream.settings import Settings
 
 settings = Settings(kafka_brokers="127.0.0.1:9", redis_url="redis://127.0.0.1:9/0", flow_metrics_port=0)
 offsets = {}
@@ -46,12 +44,9 @@ for topic, value in msgspec.msgpack.decode(open(sys.argv[1], "rb").read()):
     offset = offsets.get(topic, 0)
     offsets[topic] = offset + 1
     records.append(KafkaRecord(settings.topic(Topic(topic)), 0, offset, value, None))
-out = []
-flow = build_flow(settings, "bench", source=TestingSource(records, batch_size=int(sys.argv[2])), sink=TestingSink(out))
-started = time.process_time()
-run_main(flow)
-print(time.process_time() - started)
 """
+)
+_CHILD += CHILD_RUN
 
 
 def main() -> None:
