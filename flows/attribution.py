@@ -25,9 +25,10 @@ from bytewax.outputs import Sink
 
 from events.topics import Topic
 from flows.attribution_stages import FLOW, ActorStage, AttributionStage, Decoder, MemberStage, TotalsStage, ungroup
-from flows.kafka_source import KafkaRecord, kafka_source
+from flows.kafka_source import KafkaRecord
 from flows.keyed import keyed_stage, to_stage
-from flows.sinks import FlowRecord, RecordSink
+from flows.sinks import FlowRecord
+from flows.wiring import decoded_input, records_out
 from omnistream.settings import Settings
 
 INPUT_TOPICS = (Topic.CLICKSTREAM, Topic.POS, Topic.MEMBERS)
@@ -42,19 +43,14 @@ def build_flow(
 ) -> Dataflow:
     """Clicks, member sales and links in; per-day attribution documents and per-order credits out."""
     flow = Dataflow(FLOW)
-    source_topics = {settings.topic(t): t for t in INPUT_TOPICS}
-    raw = op.input(
-        "attribution_in", flow, source if source is not None else kafka_source(settings, list(source_topics))
-    )
-    routed = op.flat_map_batch("decode", raw, Decoder(source_topics, settings).decode_batch)
+    routed = decoded_input(flow, settings, INPUT_TOPICS, lambda topics: Decoder(topics, settings), source)
     to_actors = to_stage("to_actors", routed, AttributionStage.ACTORS)
     actors = keyed_stage("actors", to_actors.trues, ActorStage(settings))
     to_members = to_stage("to_members", op.merge("members_in", actors, to_actors.falses), AttributionStage.MEMBERS)
     members = keyed_stage("members", to_members.trues, MemberStage(settings))
     to_totals = to_stage("to_totals", op.merge("totals_in", members, to_members.falses), AttributionStage.TOTALS)
     totals = keyed_stage("totals", to_totals.trues, TotalsStage(settings))
-    out = sink if sink is not None else RecordSink(FLOW, settings, generation)
-    op.output("records_out", op.flat_map("ungroup", totals, ungroup), out)
+    records_out(FLOW, op.flat_map("ungroup", totals, ungroup), settings, generation, sink)
     return flow
 
 

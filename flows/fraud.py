@@ -63,9 +63,10 @@ from flows.fraud_stages import (
     stage_shards,
     ungroup,
 )
-from flows.kafka_source import KafkaRecord, kafka_source
+from flows.kafka_source import KafkaRecord
 from flows.keyed import keyed_stage, to_stage
-from flows.sinks import FlowRecord, RecordSink
+from flows.sinks import FlowRecord
+from flows.wiring import decoded_input, records_out
 from omnistream.settings import Settings
 
 INPUT_TOPICS = (Topic.POS, Topic.CLICKSTREAM, Topic.INVENTORY, Topic.LABELS, Topic.DLQ)
@@ -84,10 +85,12 @@ def build_flow(
     `generation` names the lineage of flow state (see `flows.launcher.ensure_recovery`).
     """
     flow = Dataflow(FLOW)
-    source_topics = {settings.topic(t): t for t in INPUT_TOPICS}
-    raw = op.input("fraud_in", flow, source if source is not None else kafka_source(settings, list(source_topics)))
-    routed = op.flat_map_batch(
-        "decode", raw, Decoder(source_topics, settings.fraud.shards, stage_shards(settings)).decode_batch
+    routed = decoded_input(
+        flow,
+        settings,
+        INPUT_TOPICS,
+        lambda topics: Decoder(topics, settings.fraud.shards, stage_shards(settings)),
+        source,
     )
     to_order = to_stage("to_order", routed, FraudStage.ORDER)
     ordered = keyed_stage("order", to_order.trues, OrderStage(settings))
@@ -106,8 +109,7 @@ def build_flow(
     ops = keyed_stage("ops", to_ops.trues, OpsStage(settings))
     # What is left: records for the sink (score and model documents, alerts, malformed labels' dead letters).
     records = op.merge("records", to_alerts.falses, fraud_alerts, to_ops.falses, ops)
-    out = sink if sink is not None else RecordSink(FLOW, settings, generation)
-    op.output("records_out", op.flat_map("ungroup", records, ungroup), out)
+    records_out(FLOW, op.flat_map("ungroup", records, ungroup), settings, generation, sink)
     return flow
 
 

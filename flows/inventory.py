@@ -31,10 +31,11 @@ from events.models import Count, Event, OrderCancel, Purchase, Return, Sale, Voi
 from events.stock import SkuStock
 from events.topics import Topic
 from flows.decoding import BatchDecoder
-from flows.kafka_source import KafkaRecord, kafka_source
+from flows.kafka_source import KafkaRecord
 from flows.metrics import DUPLICATES, UNMATCHED_CANCELS, UNMATCHED_VOIDS, StateEntities
 from flows.order_routing import OrderRouter
-from flows.sinks import FlowRecord, RecordSink, is_dead_letter
+from flows.sinks import FlowRecord, is_dead_letter
+from flows.wiring import decoded_input, records_out
 from omnistream.settings import Settings
 from operators.availability import SellableFlips
 from operators.ledger_shard import LedgerUnit
@@ -71,14 +72,10 @@ def build_flow(
     sink; tests pass their own, and then nothing connects to a broker or Redis.
     """
     flow = Dataflow(FLOW)
-    source_topics = {settings.topic(t): t for t in INPUT_TOPICS}
-    if source is None:
-        source = kafka_source(settings, list(source_topics))
     sink_is_redis = sink is None
-    if sink is None:
-        sink = RecordSink(FLOW, settings, generation)
-    raw = op.input("inventory_in", flow, source)
-    decoded = op.flat_map_batch("decode", raw, BatchDecoder(FLOW, source_topics, StockMovements).decode_batch)
+    decoded = decoded_input(
+        flow, settings, INPUT_TOPICS, lambda topics: BatchDecoder(FLOW, topics, StockMovements), source
+    )
     split = op.branch("is_dead_letter", decoded, is_dead_letter)
     ready = op.branch("is_movement", split.falses, is_movement)
     till = op.branch("is_till", ready.falses, is_till_event)
@@ -94,7 +91,7 @@ def build_flow(
     # Sellable flips per SKU shard, for `omni.availability` (the customers flow's back-in-stock watches).
     stock_out: Any = op.filter("stock_only", ledgers, _is_stock)
     flips = op.key_rm("flips_out", op.stateful_batch("availability", stock_out, AvailabilityLogic()))
-    op.output("records_out", op.merge("records", split.trues, ledger_out, flips), sink)
+    records_out(FLOW, op.merge("records", split.trues, ledger_out, flips), settings, generation, sink)
     return flow
 
 

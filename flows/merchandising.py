@@ -24,7 +24,7 @@ from bytewax.dataflow import Dataflow
 from bytewax.inputs import Source
 from bytewax.outputs import Sink
 
-from flows.kafka_source import KafkaRecord, kafka_source
+from flows.kafka_source import KafkaRecord
 from flows.merchandising_stages import (
     FLOW,
     INPUT_TOPICS,
@@ -38,7 +38,8 @@ from flows.merchandising_stages import (
     is_till_event,
 )
 from flows.order_routing import OrderRouter
-from flows.sinks import FlowRecord, RecordSink
+from flows.sinks import FlowRecord
+from flows.wiring import decoded_input, records_out
 from omnistream.settings import Settings
 
 
@@ -55,9 +56,7 @@ def build_flow(
     default to the topics in Kafka and the Redis/Kafka `RecordSink`; nothing connects while building.
     """
     flow = Dataflow(FLOW)
-    source_topics = {settings.topic(t): t for t in INPUT_TOPICS}
-    raw = op.input("merchandising_in", flow, source or kafka_source(settings, list(source_topics)))
-    decoded = op.flat_map_batch("decode", raw, Decoder(source_topics).decode_batch)
+    decoded = decoded_input(flow, settings, INPUT_TOPICS, Decoder, source)
     till = op.branch("is_till", decoded, is_till_event)
     by_store = op.key_on("by_store", till.trues, lambda event: event.store_id)
     till_moves = op.key_rm("till_moves", op.stateful_batch("txn_journal", by_store, JournalLogic(settings)))
@@ -68,5 +67,5 @@ def build_flow(
     shards = SkuShards(settings.merch.shards, settings.merch.review_step_s)
     by_shard = op.flat_map_batch("by_sku_shard", signals, shards.group)
     records = op.key_rm("skus_out", op.stateful_batch("skus", by_shard, MerchLogic(settings)))
-    op.output("records_out", records, sink or RecordSink(FLOW, settings, generation))
+    records_out(FLOW, records, settings, generation, sink)
     return flow
