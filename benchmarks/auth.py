@@ -37,6 +37,7 @@ from rich.table import Table
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks import http_load
+from benchmarks.inventory import separate_cores
 from benchmarks.recommend import seed_stock
 from flows.launcher import settings_env
 from omnistream.settings import Settings
@@ -84,11 +85,15 @@ def figures(
     (one worker: 1 / CPU per request); unlike req/s, it barely moves when other processes take the
     cores, so it is the steadier before/after comparison on a shared machine.
     """
-    cpu_before = cpu_s(pid)
-    peak = http_load.run(http_load.closed_loop("127.0.0.1", port, paths, connections, seconds, headers))
-    cpu_per_request_us = (cpu_s(pid) - cpu_before) / max(1, peak.requests) * 1e6
-    half = http_load.run(http_load.open_loop("127.0.0.1", port, paths, peak.rate / 2, seconds, connections, headers))
-    return {"max": peak.as_dict() | {"cpu_per_request_us": cpu_per_request_us}, "half_load": half.as_dict()}
+    with separate_cores(pid) as cores:
+        cpu_before = cpu_s(pid)
+        peak = http_load.run(http_load.closed_loop("127.0.0.1", port, paths, connections, seconds, headers))
+        cpu_per_request_us = (cpu_s(pid) - cpu_before) / max(1, peak.requests) * 1e6
+        half = http_load.run(
+            http_load.open_loop("127.0.0.1", port, paths, peak.rate / 2, seconds, connections, headers)
+        )
+    return {"max": peak.as_dict() | {"cpu_per_request_us": cpu_per_request_us}, "half_load": half.as_dict(),
+            "cores": cores}  # fmt: skip
 
 
 def middleware_cost_us(key: str, settings: Settings, n: int = 200_000) -> dict[str, float]:

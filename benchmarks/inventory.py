@@ -474,6 +474,10 @@ def trace_breakdown(trace: Path, timed: list[tuple[str, float, float]]) -> dict[
             "batches": {stage: len(spans) for stage, spans in by_stage.items()}}  # fmt: skip
 
 
+_SERVER_PIDS: dict[int, int] = {}
+"""Port -> pid of each API server `start_api` started, for `separate_cores`."""
+
+
 def start_api(app: str, settings: Settings) -> tuple[subprocess.Popen[bytes], int]:
     port = free_port()
     env = {**os.environ, **settings_env(settings)}
@@ -488,6 +492,7 @@ def start_api(app: str, settings: Settings) -> tuple[subprocess.Popen[bytes], in
             import urllib.request
 
             urllib.request.urlopen(f"http://127.0.0.1:{port}/docs", timeout=1).read()
+            _SERVER_PIDS[port] = proc.pid
             return proc, port
         except OSError:
             time.sleep(0.1)
@@ -517,15 +522,50 @@ def api_figures(port: int, paths: list[str], duration_s: float, connections: int
     (count, total and pauses over 5 ms), from its `omnistream_api_gc_pause_seconds` histogram: a
     collection pauses every request in flight, so it is the first thing to rule out in a p99.
     """
-    peak = http_load.run(http_load.closed_loop("127.0.0.1", port, paths, connections, duration_s, headers))
-    before = gc_pauses(port)
-    half = http_load.run(http_load.open_loop("127.0.0.1", port, paths, peak.rate / 2, duration_s, connections, headers))
-    after = gc_pauses(port)
+    with separate_cores(_SERVER_PIDS.get(port)) as cores:
+        peak = http_load.run(http_load.closed_loop("127.0.0.1", port, paths, connections, duration_s, headers))
+        before = gc_pauses(port)
+        half = http_load.run(
+            http_load.open_loop("127.0.0.1", port, paths, peak.rate / 2, duration_s, connections, headers)
+        )
+        after = gc_pauses(port)
     collections = {
         generation: {name: round(after[generation][name] - figures[name], 6) for name in figures}
         for generation, figures in before.items()
     }
-    return {"max": peak.as_dict(), "half_load": half.as_dict(), "gc_at_half_load": collections}
+    return {"max": peak.as_dict(), "half_load": half.as_dict(), "gc_at_half_load": collections, "cores": cores}
+
+
+PIN_ENV = "OMNISTREAM_BENCH_PIN"
+
+
+@contextlib.contextmanager
+def separate_cores(server_pid: int | None) -> Any:
+    """For one endpoint measurement: the server under test on the last core, the load generator on the others.
+
+    On two cores the load generator, the server and Redis otherwise take turns on whichever core
+    is free, and a request's latency then includes waiting for the load generator's own slice: a
+    client on another machine, as in production, never takes the server's core. Redis still runs
+    where the scheduler puts it. Yields what was pinned (`None` when not: one core, a server this
+    module did not start, or `OMNISTREAM_BENCH_PIN=0`); both go back to every core afterwards.
+    """
+    every = os.sched_getaffinity(0)
+    if server_pid is None or len(every) < 2 or os.environ.get(PIN_ENV, "1") == "0":
+        yield None
+        return
+    server_core = max(every)
+    client_cores = every - {server_core}
+    server_threads = [int(tid) for tid in os.listdir(f"/proc/{server_pid}/task")]
+    for tid in server_threads:
+        os.sched_setaffinity(tid, {server_core})
+    os.sched_setaffinity(0, client_cores)  # this thread only: flows started later keep every core
+    try:
+        yield {"server": [server_core], "load_generator": sorted(client_cores)}
+    finally:
+        os.sched_setaffinity(0, every)
+        for tid in server_threads:
+            with contextlib.suppress(OSError):  # a thread that ended meanwhile
+                os.sched_setaffinity(tid, every)
 
 
 def gc_pauses(port: int) -> dict[str, dict[str, float]]:
