@@ -131,6 +131,10 @@ def vectorize(features: Mapping[str, float]) -> list[float]:
     return out
 
 
+_CARD_STATE = ("_newest", "_owners", "_payments", "max_payments", "small_amount", "max_owners")
+"""`CardVelocity.__getstate__`'s order."""
+
+
 class CardVelocity:
     """Payments, spend and places of one card over sliding event-time windows (1 min, 10 min, 1 h).
 
@@ -177,6 +181,17 @@ class CardVelocity:
         # (ts, amount, place, channel, country) in arrival order
         self._payments: list[tuple[float, float, str, str, str]] = []
         self._newest = -math.inf
+
+    # A tuple, not the default (None, {slot: value}) of a slotted object: a card shard pickles tens
+    # of thousands of these at every snapshot, and a dict per card was a third of that time.
+    def __getstate__(self) -> tuple[Any, ...]:
+        return (self._newest, self._owners, self._payments, self.max_payments, self.small_amount, self.max_owners)
+
+    def __setstate__(self, state: tuple[Any, ...]) -> None:
+        if state[0] is None:  # pickled before `__getstate__` existed: (None, {slot: value})
+            state = tuple(state[1][name] for name in _CARD_STATE)
+        for name, value in zip(_CARD_STATE, state, strict=True):
+            setattr(self, name, value)
 
     def learn_one(self, payment: Payment) -> dict[str, float]:
         ts = payment.ts

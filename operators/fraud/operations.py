@@ -31,6 +31,13 @@ class _Pulse:
     store: _Pulse | None = None  # a register's store
     alert_day: int = -1
     alerts_that_day: int = 0
+    wake_at: float = math.inf  # the earliest look-again of this entity in the heap (inf: none known)
+
+    def __setstate__(self, state: tuple[None, dict[str, object]]) -> None:
+        # Pickled as (None, {slot: value}); a pulse pickled before `wake_at` existed keeps the default.
+        self.wake_at = math.inf
+        for name, value in state[1].items():
+            setattr(self, name, value)
 
 
 _DAY_S = 86_400.0
@@ -97,9 +104,19 @@ class SalesPulse:
         self.history_days = history_days
         self.max_entities = max_entities
         self._pulses: dict[tuple[str, str], _Pulse] = {}  # by (entity type, id): no Entity built per sale
-        # (time to look again, entity key, the last sale it was pushed for): a heap, stale entries skipped
+        # (time to look again, entity key, the last sale it was pushed for): a heap, stale entries skipped.
+        # A sale pushes an entry only if it is due before the entity's earliest one (`_Pulse.wake_at`);
+        # that one, found stale when it pops, is pushed again for the entity's last sale. So the heap
+        # holds about one entry per entity, not one per sale of the last `*_min_silence_s` (at 1,000
+        # sales a second and a 5-minute floor: 600,000 entries, pickled at every snapshot), and
+        # pops the live entries at the same times and in the same order as one entry per sale.
         self._due: list[tuple[float, tuple[str, str], float]] = []
         self.book = AlertBook("anomaly", quiet_s=math.inf, max_open=max_entities)
+
+    @property
+    def wakeups(self) -> int:
+        """Look-again entries held (about one per store and register): pickled at every snapshot."""
+        return len(self._due)
 
     def learn_one(self, store_id: str, register_id: str, ts: float) -> list[Alert]:
         """A sale at `register_id` of `store_id` at event time `ts`; the resolved alerts it brings.
@@ -133,7 +150,9 @@ class SalesPulse:
             pulse.sales_by_hour = [n / 2.0 for n in pulse.sales_by_hour]
             pulse.first_ts += (ts - pulse.first_ts) / 2.0
         floor = self.store_min_silence_s if entity_type == "store" else self.register_min_silence_s
-        heapq.heappush(self._due, (ts + floor, key, ts))
+        if ts + floor < pulse.wake_at:
+            pulse.wake_at = ts + floor
+            heapq.heappush(self._due, (ts + floor, key, ts))
         if pulse.severity is not None:
             pulse.severity = None
             resolved += self.book.clear(pulse.entity, ts, ["sales resumed"])
@@ -185,10 +204,19 @@ class SalesPulse:
         due = self._due
         found: list[_Pulse] = []
         while due and due[0][0] <= now:
-            _, key, pushed_for = heapq.heappop(due)
+            at, key, pushed_for = heapq.heappop(due)
             pulse = self._pulses.get(key)
-            if pulse is None or pulse.last_ts != pushed_for:
-                continue  # a later sale pushed its own entry
+            if pulse is None:
+                continue
+            if at == pulse.wake_at:
+                pulse.wake_at = math.inf
+            if pulse.last_ts != pushed_for:
+                # A later sale came: look again `floor` after it, unless an entry still in the heap does.
+                again = pulse.last_ts + (self.store_min_silence_s if key[0] == "store" else self.register_min_silence_s)
+                if pulse.wake_at == math.inf and again > at:
+                    pulse.wake_at = again
+                    heapq.heappush(due, (again, key, pulse.last_ts))
+                continue
             found.append(pulse)
         # Stores first: a register of a silent store is not news of its own (one alert per incident).
         found.sort(key=lambda p: p.store is not None)
@@ -216,6 +244,7 @@ class SalesPulse:
             if pulse.severity is None or (is_store and pulse.severity is Severity.WARNING):
                 target = self.expected if pulse.severity is None else 3 * self.expected
                 again = max(now + 60.0, self._deadline(pulse, target))
+                pulse.wake_at = min(pulse.wake_at, again)
                 heapq.heappush(due, (again, (pulse.entity.type, pulse.entity.id), pulse.last_ts))
         return alerts
 

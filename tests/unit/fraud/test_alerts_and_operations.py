@@ -240,3 +240,35 @@ def test_silence_alerts_per_store_stay_within_the_daily_budget() -> None:
         opened += sum(1 for a in pulse.tick(start + 2000.0) if a.status.value == "open" and a.entity.type == "store")
         pulse.learn_one("FLAKY", "FLAKY-R1", start + 2500.0)
     assert opened == 1
+
+
+def test_the_silence_watch_holds_one_look_again_per_entity_not_one_per_sale() -> None:
+    """At 100 sales a second over 5-minute floors, a heap entry per sale would hold 60,000 (pickled every epoch)."""
+    pulse = SalesPulse(store_min_silence_s=300, register_min_silence_s=900, min_sales=5)
+    stores = [f"S{n}" for n in range(3)]
+    for i in range(60_000):
+        store = stores[i % 3]
+        pulse.learn_one(store, f"{store}-R{i % 4}", T0 + i * 0.01)
+        if i % 1000 == 0:
+            pulse.tick(T0 + i * 0.01)
+    assert pulse.wakeups <= 2 * (3 + 12)
+    # The dark store is still noticed: S0 stops, the others sell on.
+    now = T0 + 600.0
+    for i in range(3000):
+        pulse.learn_one(stores[1 + i % 2], f"{stores[1 + i % 2]}-R1", now + i * 0.5)
+    alerts = pulse.tick(now + 1500.0)
+    assert [(a.entity.type, a.entity.id) for a in alerts][:1] == [("store", "S0")]
+
+
+def test_a_silence_watch_pickled_before_the_look_again_bound_resumes_and_still_alerts() -> None:
+    pulse = SalesPulse(store_min_silence_s=300, register_min_silence_s=900, min_sales=5)
+    for i in range(50):
+        pulse.learn_one("S1", "S1-R1", T0 + i * 10.0)
+        pulse.learn_one("S2", "S2-R1", T0 + i * 10.0)
+    for entry in pulse._pulses.values():  # as written by the release before `wake_at`
+        del entry.wake_at
+    restored = pickle.loads(pickle.dumps(pulse))
+    assert all(entry.wake_at == float("inf") for entry in restored._pulses.values())
+    for i in range(200):
+        restored.learn_one("S2", "S2-R1", T0 + 500.0 + i * 10.0)
+    assert ("store", "S1") in [(a.entity.type, a.entity.id) for a in restored.tick(T0 + 2500.0)]

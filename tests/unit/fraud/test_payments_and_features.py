@@ -62,6 +62,21 @@ def test_card_velocity_counts_windows_ending_at_the_payment_itself() -> None:
     assert math.isclose(f["card_small_share_10m"], 5 / 6)
 
 
+def test_card_velocity_restores_from_its_pickle_and_from_the_slot_dict_of_older_snapshots() -> None:
+    card = CardVelocity()
+    for i in range(3):
+        card.learn_one(online(i * 100.0, 5.0, payment_id=f"O{i}"))
+    restored = pickle.loads(pickle.dumps(card))
+    older = CardVelocity.__new__(CardVelocity)  # what a snapshot before `__getstate__` held
+    older.__setstate__(
+        (None, pickle.loads(pickle.dumps({name: getattr(card, name) for name in CardVelocity.__slots__})))
+    )
+    expected = card.learn_one(online(350.0, 5.0, payment_id="O3"))
+    for twin in (restored, older):
+        assert twin.learn_one(online(350.0, 5.0, payment_id="O3")) == expected
+        assert twin.__getstate__() == card.__getstate__()
+
+
 def test_card_velocity_late_payment_does_not_see_the_future() -> None:
     card = CardVelocity()
     card.learn_one(online(1000.0, payment_id="late-known"))
