@@ -134,10 +134,16 @@ class ShardRouter(Generic[S, T]):
         >>> router.add_at(Stage.DAYS, 1, "tick")
         >>> [(b.shard, b.items) for b in router.drain()]
         [('days:1', ['tick'])]
+        >>> wide: ShardRouter[Stage, str] = ShardRouter(shards=2, stage_shards={Stage.DAYS: 8})
+        >>> wide.add_at(Stage.DAYS, 7, "tick")  # a stage with more shards than the default
+        >>> [b.shard for b in wide.drain()]
+        ['days:7']
         """
-        if not 0 <= index < self.shards:
-            raise ValueError(f"shard index {index} is outside 0..{self.shards - 1}")
-        self.shard_of(stage, "")  # builds the stage's shard names once
+        count = self.stage_shards.get(stage, self.shards)  # the stage's own count, not the default
+        if not 0 <= index < count:
+            raise ValueError(f"shard index {index} of {stage.value} is outside 0..{count - 1}")
+        if stage not in self._names:
+            self.shard_of(stage, "")  # builds the stage's shard names once
         shard = self._names[stage][index]
         group = self._groups.get(shard)
         if group is None:
