@@ -20,9 +20,10 @@ Timers fire by event time: every batch ticks the clock with its newest event tim
 partition (`operators.customers.clock`), and the times each activity may make its customer due
 go to the hour keys of the timers step, which wake a customer's bucket when the watermark passes
 them (`operators.customers.timers`), so a cart's deadline passes even when its shopper sends
-nothing more, and a snapshot writes only the buckets touched. The watermark reaches the stock and
-gate shards through the customers stage's relay key, after what the woken buckets sent them, so
-no stage's clock runs ahead of the items it still has to receive. The gate releases a
+nothing more, and a snapshot writes only the buckets touched. The watermark reaches the gate shards
+through the customers stage's relay key, after what the woken buckets sent them, so the gate's clock
+does not run ahead of the candidates it still has to receive (the stock shards hear it seldom: their
+clock only says when to forget old flips and watches). The gate releases a
 trigger only once the watermark is past its due time, after consent and cooldown; trigger
 ids are derived from their cause, so a recovery replay re-sends the same ids (the Redis
 stream adds each once). docs/customers.md has the rules and the trigger catalogue.

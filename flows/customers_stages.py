@@ -7,9 +7,9 @@ the stock stage a `StockWatches`, the gate a `TriggerGate`; items travel between
 newest event time per partition) after the `Due`s of its activities; the hour keys wake the
 buckets whose `Due`s the watermark passed (`operators.customers.timers`), so timers fire by
 event time even for customers who send nothing more, and a snapshot writes only the buckets
-touched. The customers stage's relay key passes the watermark on to the stock and gate shards,
-and the stock stage to the gate, each after the items it sent them, so a downstream clock never
-passes an item still on its way.
+touched. The customers stage's relay key passes the watermark on to the gate shards after the
+candidates the woken buckets sent them, so the gate's clock never passes a candidate still on its
+way; the stock shards, whose clock only says when to forget, hear it once per sixteenth of the watch window.
 """
 
 from __future__ import annotations
@@ -205,8 +205,8 @@ class TickPacer:
     """Which batches tick the clock: one that moves some partition `step_s` past what the last tick said.
 
     A tick that moves the watermark goes on to the hours it passes, to the relay and from there to every
-    stock and gate shard: with `shards` 8, ~20 routed items per tick (it was ~200 when every tick went to
-    every customers shard). Live, a batch holds a few events (a few
+    gate shard: with `shards` 8, ~12 routed items per tick (it was ~200 when every tick went to every
+    customers shard, ~80 while every stock shard passed it to every gate shard). Live, a batch holds a few events (a few
     milliseconds of event time), so a tick per batch was most of the flow's work at 2,000 events/s and
     it fell seconds behind. Held-back times go out with the next tick (ticks say the newest time per
     partition, so a later one covers an earlier one); a partition that stops is at most `step_s` short.
