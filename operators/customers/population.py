@@ -139,15 +139,6 @@ def scores_of(population: dict[str, Any], buckets: list[int]) -> dict[str, int]:
     return RankedPopulation.from_doc(population).scores(buckets)
 
 
-def score_sorted(pairs: list[list[int]], key: int) -> float:
-    """`Histogram.share_below` over stored (bucket, count) pairs sorted by bucket (the API's path).
-
-    >>> score_sorted([[1, 2], [3, 2]], 3)
-    0.75
-    """
-    return RankedHistogram.of(pairs).share_below(key)
-
-
 class RankedHistogram:
     """A stored histogram ready for ranks: its buckets in order, and the count below each (a running sum).
 
