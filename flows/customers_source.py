@@ -25,9 +25,11 @@ from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 
 from flows.kafka_source import KafkaRecord
 
-POLL_PACE_S = 0.05
-"""The beat caught-up partitions are polled on. Measured live (benchmarks/customers.py, shared machine):
-at 500 events/s the flow's CPU per event was ~0.42 ms with a 20 ms beat, ~0.23 ms with 50 ms."""
+POLL_PACE_S = 0.02
+"""The beat caught-up partitions are polled on. Measured live (benchmarks/customers.py, shared machine at
+load average 7-17): at 500 events/s the flow's CPU per event was ~0.42 ms with a 20 ms beat and ~0.23 ms
+with 50 ms (the code before: 0.45-0.74 ms), but with 50 ms the trigger latency p50 / p99 at 500 events/s
+went from ~0.3 / 0.3-0.9 s to 0.35-0.6 / 0.9-2.4 s in three runs, for reasons not found; 20 ms kept them."""
 FULL_BATCH = 200
 """Records at or above which a batch is taken for a backlog: the partition is polled again at once."""
 
