@@ -54,6 +54,7 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `python benchmarks/customers.py` from anywhere
 
+from benchmarks.auth import cpu_s as process_cpu_s
 from benchmarks.epoch_feed import DropSink, EpochFeed, OneFeed
 from benchmarks.inventory import api_figures, api_headers, start_api
 from benchmarks.run_files import logs_shown_on_failure, write_results
@@ -68,13 +69,17 @@ from omnistream.kafka_admin import create_topics
 from omnistream.settings import Settings
 from omnistream.stack import LocalService, start_broker, start_redis
 from operators.customers.clock import EventClock
+from operators.customers.doc import customer_doc, segments_of
 from operators.customers.lifecycle import SEGMENTS
+from operators.customers.population import Population, RfmKeys
 from operators.customers.records import Bought, Clicked, Due, Tick
 from operators.customers.shard import CustomerShard
 from operators.customers.timers import DueTimes, HourTimers, TimerClock
 from sim.publish import KafkaPublisher
 from sim.workload import Workload
+from state import keys as state_keys
 from state.customer_writer import CustomerDoc, CustomerWriter
+from state.doc_writer import DocWriter, FencedDoc
 from state.pipeline_scripts import run_counting
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -131,7 +136,7 @@ def throughput(base: Settings, workdir: Path, n_events: int) -> dict[str, Any]:
 
 def trigger_latency(base: Settings, workdir: Path, rate: float, duration_s: float, lateness_s: float) -> dict[str, Any]:
     window_s = 5.0
-    settings = _settings(base, "live.", workdir, cart_window_s=window_s, lateness_s=lateness_s,
+    settings = _settings(base, f"live{round(rate)}.", workdir, cart_window_s=window_s, lateness_s=lateness_s,
                          idle_partition_s=3.0, cooldown_s=0.0)  # fmt: skip
     topic = settings.topic(Topic.TRIGGERS)
     arrivals: dict[str, float] = {}
@@ -153,15 +158,20 @@ def trigger_latency(base: Settings, workdir: Path, rate: float, duration_s: floa
 
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
-    log = (workdir / "live.log").open("wb")
+    log = (workdir / f"live{round(rate)}.log").open("wb")
     run = start_flow("customers", settings, stdout=log, stderr=log)
     producer = Producer({"bootstrap.servers": settings.kafka.brokers, "linger.ms": 1})
     clicks, pos = settings.topic(Topic.CLICKSTREAM), settings.topic(Topic.POS)
     due: dict[str, float] = {}
     rng = random.Random(3)
     n = 0
+    flow_pid = run.procs[0].pid
     try:
         time.sleep(4.0)  # the flow's start-up
+        idle_cpu = process_cpu_s(flow_pid)
+        time.sleep(2.0)  # the flow idle: what it costs with no events
+        cpu_at_start = process_cpu_s(flow_pid)
+        idle_cpu_per_s = (cpu_at_start - idle_cpu) / 2.0
         started = time.time()
         while (now := time.time()) < started + duration_s:
             for _ in range(max(0, int((now - started) * rate) - n)):
@@ -186,7 +196,10 @@ def trigger_latency(base: Settings, workdir: Path, rate: float, duration_s: floa
             producer.poll(0)
             time.sleep(0.001)
         producer.flush(30)
-        time.sleep(window_s + 5.0)
+        paced_s = time.time() - started
+        time.sleep(window_s + 5.0)  # the last triggers, and whatever backlog the flow has left
+        flow_cpu_s = process_cpu_s(flow_pid) - cpu_at_start
+        flow_s = time.time() - started
     finally:
         stop.set()
         watcher.join(5)
@@ -203,7 +216,15 @@ def trigger_latency(base: Settings, workdir: Path, rate: float, duration_s: floa
         return round(values[min(len(values) - 1, int(p * len(values)))], 4) if values else None
 
     expected = sum(1 for d in due.values() if d < started + duration_s - 1.0)
+    # The flow process's CPU (all its threads) from the first event to the end of the tail, less what it
+    # spends idle over the same time: the cost of the events themselves, per event.
+    events_cpu_s = flow_cpu_s - idle_cpu_per_s * flow_s
     return {"events_per_s": rate, "duration_s": duration_s, "cart_window_s": window_s, "lateness_s": lateness_s,
+            "events_sent": n, "events_per_s_sent": round(n / paced_s, 1),
+            "flow_cpu_s": round(flow_cpu_s, 3), "flow_idle_cpu_s_per_s": round(idle_cpu_per_s, 4),
+            "flow_cpu_ms_per_event": round(1000 * flow_cpu_s / max(1, n), 4),
+            "flow_cpu_ms_per_event_less_idle": round(1000 * events_cpu_s / max(1, n), 4),
+            "load_average_1m": round(os.getloadavg()[0], 1),
             "triggers_expected": expected, "triggers_measured": len(measured),
             "after_due_plus_lateness_p50_s": pct(after_ready, 0.5),
             "after_due_plus_lateness_p99_s": pct(after_ready, 0.99),
@@ -366,34 +387,80 @@ def flow_snapshots(n_customers: int, touched: int, epochs: int, buckets: int) ->
                              "snapshot_cpu_s": round(cpu.get(epochs + 1, 0.0), 3)}}  # fmt: skip
 
 
+def _customer_docs(n_customers: int) -> tuple[list[CustomerDoc], dict[str, bytes]]:
+    """`n_customers` documents as the flow shapes them (`customer_doc`, RFM buckets and all), each customer with
+    one to four purchases over a year, and the population documents (`global`, `country:DE`) they count in."""
+    config = config_of(Settings())
+    shard = CustomerShard(config)
+    rng = random.Random(2)
+    t0 = time.time() - 400 * 86_400.0
+    now = t0 + 366 * 86_400.0
+    ids = [f"U-{i:06d}" for i in range(n_customers)]
+    for start in range(0, n_customers, 5000):
+        items: list[Any] = []
+        for i, customer in enumerate(ids[start : start + 5000], start):
+            country = "DE" if i % 3 == 0 else "FR"
+            for k in range(1 + i % 4):
+                ts = t0 + rng.uniform(0, 365 * 86_400.0)
+                items.append(Bought(customer, f"b{i}-{k}", ts, round(rng.uniform(5, 300), 2), "web", None, country,
+                                    (f"SKU-{i % 900}",)))  # fmt: skip
+        shard.apply(sorted(items, key=lambda item: item.ts))
+    shard.apply([Tick((), (), now)])
+    populations: dict[str, Population] = {}
+    docs = []
+    for customer in ids:
+        state = shard.state_of(customer)
+        assert state is not None and state.buckets is not None
+        for scope in ("global", f"country:{state.country}"):
+            populations.setdefault(scope, Population()).move(None, RfmKeys(*state.buckets))
+        body = orjson.dumps(customer_doc(customer, state, config, now))
+        docs.append(CustomerDoc(customer, state.version, body, segments_of(state)))
+    stored = {scope: orjson.dumps({"scope": scope, **pop.to_doc(), "as_of": rfc3339_ms(now)})
+              for scope, pop in populations.items()}  # fmt: skip
+    return docs, stored
+
+
 def api(base: Settings, n_customers: int, duration_s: float, connections: int) -> dict[str, Any]:
+    """`GET /v1/customers/{id}` over documents and populations shaped as the flow writes them, and `/v1/segments`;
+    the API process's CPU per request (both loads), which a shared machine moves far less than its latency."""
     client = redis.Redis.from_url(base.redis.url)
     writer = CustomerWriter(client, SEGMENTS, "bench")
-    ids = [f"U-{i:06d}" for i in range(n_customers)]
-    doc = {"lifecycle": "active", "segments": ["active"], "rfm": {"orders": 3, "spend": 120.5,
-           "frequency": {"90d": 2.7, "365d": 2.9}, "monetary": {"90d": 101.2, "365d": 115.0}},
-           "channels": {"store": 2, "web": 1, "app": 0}, "preferred_store": "S1",
-           "reasons": ["lifecycle active"]}  # fmt: skip
+    docs, populations = _customer_docs(n_customers)
     for start in range(0, n_customers, 1000):
-        docs = [CustomerDoc(c, 1, orjson.dumps({"customer_id": c, **doc}), frozenset({"active"}))
-                for c in ids[start : start + 1000]]  # fmt: skip
-        run_counting(client, lambda pipe, docs=docs: writer.queue(pipe, docs), writer.scripts)  # type: ignore[misc]
+        chunk = docs[start : start + 1000]
+        run_counting(client, lambda pipe, chunk=chunk: writer.queue(pipe, chunk), writer.scripts)  # type: ignore[misc]
+    DocWriter(client, "bench").write_batch([FencedDoc(state_keys.customer_population(scope), 1, body)
+                                            for scope, body in populations.items()])  # fmt: skip
     proc, port = start_api("serving.app:create_app", base)
     try:
-        paths = [f"/v1/customers/{c}" for c in random.Random(1).sample(ids, 2000)]
+        rng = random.Random(1)
+        paths = [f"/v1/customers/{doc.customer_id}" for doc in rng.sample(docs, 2000)]
         headers = api_headers(base, "console")
-        customers = api_figures(port, paths, duration_s, connections, headers)
-        segments = api_figures(port, ["/v1/segments"], duration_s, connections, headers)
+        out: dict[str, Any] = {"population_doc_bytes": {scope: len(body) for scope, body in populations.items()}}
+        for name, route_paths in (("customer", paths), ("customer_country", [f"{p}?country=DE" for p in paths]),
+                                  ("segments", ["/v1/segments"])):  # fmt: skip
+            cpu = process_cpu_s(proc.pid)
+            figures = api_figures(port, route_paths, duration_s, connections, headers)
+            answered = figures["max"]["requests"] + figures["half_load"]["requests"]
+            figures["api_cpu_us_per_request"] = round((process_cpu_s(proc.pid) - cpu) / max(1, answered) * 1e6, 1)
+            out[name] = figures
+        out["load_average_1m"] = round(os.getloadavg()[0], 1)
     finally:
         proc.terminate()
         proc.wait(10)
-    return {"customer": customers, "segments": segments}
+    return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=300_000)
-    parser.add_argument("--latency-rate", type=float, default=2000.0, help="events/s offered in the latency run")
+    parser.add_argument(
+        "--latency-rate",
+        type=float,
+        nargs="+",
+        default=[2000.0],
+        help="events/s offered in the latency run; several: one run each, in turn",
+    )
     parser.add_argument("--latency-seconds", type=float, default=20.0)
     parser.add_argument("--lateness", type=float, default=Settings().customers.lateness_s, help="in the latency run")
     parser.add_argument("--customers", type=int, default=1_000_000)
@@ -427,11 +494,10 @@ def main() -> None:
             if "throughput" not in args.skip:
                 console.print(f"(a) throughput over {args.events:,} records ...")
                 results["throughput"] = throughput(base, workdir, args.events)
-            if "latency" not in args.skip:
-                console.print(f"(b) trigger latency at {args.latency_rate:,.0f} events/s ...")
-                results["trigger_latency"] = trigger_latency(
-                    base, workdir, args.latency_rate, args.latency_seconds, args.lateness
-                )
+            for rate in args.latency_rate if "latency" not in args.skip else []:
+                console.print(f"(b) trigger latency at {rate:,.0f} events/s ...")
+                name = "trigger_latency" if len(args.latency_rate) == 1 else f"trigger_latency_{round(rate)}"
+                results[name] = trigger_latency(base, workdir, rate, args.latency_seconds, args.lateness)
             if "api" not in args.skip:
                 console.print("(d) API ...")
                 results["api"] = api(base, 100_000, args.api_seconds, 32)
@@ -454,7 +520,11 @@ def _brief(figures: dict[str, Any]) -> str:
     half = figures.get("half_load", {})
     peak = figures.get("max", {})
     if half:
-        return f"max {peak.get('rate', 0):.0f} req/s; at half: p50 {half.get('p50_ms')} ms, p99 {half.get('p99_ms')} ms"
+        cpu = figures.get("api_cpu_us_per_request")
+        at_half = f"at half: p50 {half.get('p50_ms')} ms, p99 {half.get('p99_ms')} ms"
+        return f"max {peak.get('rate', 0):.0f} req/s; {at_half}" + (
+            f"; {cpu} us CPU/request" if cpu is not None else ""
+        )
     return str(figures)
 
 

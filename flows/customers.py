@@ -20,9 +20,10 @@ Timers fire by event time: every batch ticks the clock with its newest event tim
 partition (`operators.customers.clock`), and the times each activity may make its customer due
 go to the hour keys of the timers step, which wake a customer's bucket when the watermark passes
 them (`operators.customers.timers`), so a cart's deadline passes even when its shopper sends
-nothing more, and a snapshot writes only the buckets touched. The watermark reaches the stock and
-gate shards through the customers stage's relay key, after what the woken buckets sent them, so
-no stage's clock runs ahead of the items it still has to receive. The gate releases a
+nothing more, and a snapshot writes only the buckets touched. The watermark reaches the gate shards
+through the customers stage's relay key, after what the woken buckets sent them, so the gate's clock
+does not run ahead of the candidates it still has to receive (the stock shards hear it seldom: their
+clock only says when to forget old flips and watches). The gate releases a
 trigger only once the watermark is past its due time, after consent and cooldown; trigger
 ids are derived from their cause, so a recovery replay re-sends the same ids (the Redis
 stream adds each once). docs/customers.md has the rules and the trigger catalogue.
@@ -40,6 +41,7 @@ from bytewax.inputs import Source
 from bytewax.outputs import Sink
 
 from events.topics import Topic
+from flows.customers_source import PacedPartitions
 from flows.customers_stages import (
     CUSTOMER_TOPICS,
     FLOW,
@@ -53,7 +55,7 @@ from flows.customers_stages import (
     TimerLogic,
     config_of,
 )
-from flows.kafka_source import KafkaRecord
+from flows.kafka_source import KafkaRecord, kafka_source
 from flows.keyed import keyed_stage, to_stage
 from flows.sinks import FlowRecord
 from flows.wiring import decoded_input, records_out
@@ -72,7 +74,8 @@ def build_flow(
     """Purchases, clicks, payments, consent and availability in; customer documents, triggers, dead letters out.
 
     `generation` names the lineage of flow state (see `flows.launcher.ensure_recovery`). `source` and `sink`
-    default to the topics in Kafka and the Redis/Kafka `RecordSink`; nothing connects while building.
+    default to the topics in Kafka (polled on a beat while caught up, `flows.customers_source`) and the
+    Redis/Kafka `RecordSink`; nothing connects while building.
     """
     flow = Dataflow(FLOW)
     s = settings.customers
@@ -81,6 +84,8 @@ def build_flow(
     def decoder(source_topics: dict[str, Topic]) -> Decoder:
         return Decoder(source_topics, s.shards, s.max_future_s, config, s.buckets)
 
+    if source is None:  # the topics in Kafka, polled on a beat while they trickle (`flows.customers_source`)
+        source = PacedPartitions(kafka_source(settings, [settings.topic(topic) for topic in INPUT_TOPICS]))
     decoded = decoded_input(flow, settings, INPUT_TOPICS, decoder, source)
     to_clock = to_stage("to_clock", decoded, Stage.CLOCK)
     clock_out = keyed_stage("clock", to_clock.trues, ClockLogic(settings))

@@ -7,9 +7,9 @@ the stock stage a `StockWatches`, the gate a `TriggerGate`; items travel between
 newest event time per partition) after the `Due`s of its activities; the hour keys wake the
 buckets whose `Due`s the watermark passed (`operators.customers.timers`), so timers fire by
 event time even for customers who send nothing more, and a snapshot writes only the buckets
-touched. The customers stage's relay key passes the watermark on to the stock and gate shards,
-and the stock stage to the gate, each after the items it sent them, so a downstream clock never
-passes an item still on its way.
+touched. The customers stage's relay key passes the watermark on to the gate shards after the
+candidates the woken buckets sent them, so the gate's clock never passes a candidate still on its
+way; the stock shards, whose clock only says when to forget, hear it once per sixteenth of the watch window.
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ from operators.customers.records import (
     PopulationMove,
     Tick,
 )
-from operators.customers.shard import CustomerShard, merge_ticks
+from operators.customers.shard import CustomerShard
 from operators.customers.timers import DueTimes, HourTimers, TimerClock
 from operators.customers.watches import StockWatches
 from operators.keyed_shards import ShardBatch, ShardRouter
@@ -205,8 +205,8 @@ class TickPacer:
     """Which batches tick the clock: one that moves some partition `step_s` past what the last tick said.
 
     A tick that moves the watermark goes on to the hours it passes, to the relay and from there to every
-    stock and gate shard: with `shards` 8, ~20 routed items per tick (it was ~200 when every tick went to
-    every customers shard). Live, a batch holds a few events (a few
+    gate shard: with `shards` 8, ~12 routed items per tick (it was ~200 when every tick went to every
+    customers shard, ~80 while every stock shard passed it to every gate shard). Live, a batch holds a few events (a few
     milliseconds of event time), so a tick per batch was most of the flow's work at 2,000 events/s and
     it fell seconds behind. Held-back times go out with the next tick (ticks say the newest time per
     partition, so a later one covers an earlier one); a partition that stops is at most `step_s` short.
@@ -398,6 +398,7 @@ class CustomerLogic:
         self.shards = settings.customers.shards
         self.routers: RouterPerThread[Stage, Any] = RouterPerThread(self.shards)
         self.held = 0  # customers held by this process's buckets, as of their last snapshots
+        self.stock_tick_s = settings.customers.watch_window_s / 16
 
     def __call__(self, resume: bytes | None) -> _CustomerStep:
         shard = CustomerShard.from_bytes(resume, self.config) if resume else CustomerShard(self.config)
@@ -415,6 +416,7 @@ class _CustomerStep(_Step):
         self.shard = shard
         self.builder = builder
         self.reported = 0
+        self.stock_told = -math.inf  # the relay's last tick to the stock shards (not kept: a restart tells them)
 
     def on_batch(self, groups: list[list[Any]]) -> tuple[list[Any], bool]:
         shard, builder = self.shard, self.builder
@@ -440,8 +442,16 @@ class _CustomerStep(_Step):
         for move in result.moves:
             router.add(Stage.POPULATION, move.scope, move)
         out.extend(router.drain())
-        if result.tick is not None:  # the relay: after what the woken buckets sent them, so no clock runs ahead
-            out.extend(_ticks(result.tick, (Stage.STOCK, Stage.GATE), builder.shards))
+        tick = result.tick
+        if tick is not None:  # the relay: after what the woken buckets sent them, so no clock runs ahead
+            stages: tuple[Stage, ...] = (Stage.GATE,)
+            # The stock shards' clock only says when to forget old flips and watches (`StockWatches`, lazily,
+            # every eighth of the watch window): they hear it once per `stock_tick_s`, not every move, so an
+            # epoch does not snapshot each of them whole for nothing.
+            if tick.watermark >= self.stock_told + builder.stock_tick_s:
+                self.stock_told = tick.watermark
+                stages = (Stage.STOCK, Stage.GATE)
+            out.extend(_ticks(tick, stages, builder.shards))
         return out, _RETAIN
 
     def snapshot(self) -> bytes:
@@ -471,17 +481,12 @@ class _StockStep(_Step):
         self.router = ShardRouter(shards)
 
     def on_batch(self, groups: list[list[Any]]) -> tuple[list[Any], bool]:
-        items = self._items(groups)
-        for candidate in self.watches.apply(items):
+        # Candidates only: the gate hears the watermark from the relay itself, and takes the newest it is told,
+        # so a tick passed on from here (it was: every stock shard to every gate shard, 64 items a watermark
+        # move) never moved it; a candidate that reaches it already due is released on arrival.
+        for candidate in self.watches.apply(self._items(groups)):
             self.router.add(Stage.GATE, candidate.customer, candidate)
-        out: list[Any] = list(self.router.drain())
-        ticks = [item for item in items if type(item) is Tick]
-        if ticks:
-            tick = ticks[0]
-            for more in ticks[1:]:
-                tick = merge_ticks(tick, more)
-            out.extend(_ticks(tick, (Stage.GATE,), self.router.shards))
-        return out, _RETAIN
+        return list(self.router.drain()), _RETAIN
 
     def snapshot(self) -> bytes:
         _ENTITIES.report("stock_watches", self.watches, len(self.watches.skus))

@@ -228,11 +228,13 @@ class _RecordSinkPartition(StatelessSinkPartition[FlowRecord]):
 
         # Every write is idempotent (fenced or added once), so a batch is simply
         # retried until Redis is back: the flow waits instead of crashing or losing it.
-        def queue_all(pipe: redis.client.Pipeline) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int], int]:
+        def queue_all(
+            pipe: redis.client.Pipeline,
+        ) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int], tuple[int, int]]:
             stock_queued = self._stock.queue(pipe, stocks)
             docs_queued = self._docs.queue_counted(pipe, docs)
             lines_queued = self._orders.queue(pipe, lines) if lines else (0, 0)
-            customers_queued = self._customers.queue(pipe, customers)  # one reply (1 or 0) each
+            customers_queued = self._customers.queue(pipe, customers) if customers else (0, 0)
             self._alerts.queue(pipe, alerts)
             self._dead_letters.queue(pipe, letters)
             for topic, records in mirrored.items():
@@ -242,10 +244,11 @@ class _RecordSinkPartition(StatelessSinkPartition[FlowRecord]):
         for delay_s in _backoff():
             try:
                 queued, replies = run_pipeline(self._client, queue_all, self._scripts)
-                (stock_replies, n_stock), (doc_replies, n_docs), (line_replies, n_lines), n_customers = queued
+                (stock_replies, n_stock), (doc_replies, n_docs), (line_replies, n_lines), customer_counts = queued
+                customer_replies, n_customers = customer_counts
                 applied = self._stock.settle(replies[:stock_replies])
-                # each document or order-line reply counts the writes it applied; each customer reply is 1 or 0
-                end = stock_replies + doc_replies + line_replies + n_customers
+                # each document, order-line or customer reply counts the writes it applied (flag calls: 0)
+                end = stock_replies + doc_replies + line_replies + customer_replies
                 applied += sum(int(r) for r in replies[stock_replies:end])
                 return applied, n_stock + n_docs + n_lines + n_customers
             except (redis.ConnectionError, redis.TimeoutError) as ex:

@@ -62,11 +62,14 @@ class CustomerWriter:
         self._flags = FlagSets(generation, sorted_sets=True)
         self.scripts = (*self._fence.scripts, self._flags.script)
 
-    def queue(self, pipe: redis.client.Pipeline, docs: Iterable[CustomerDoc]) -> int:
+    def queue(self, pipe: redis.client.Pipeline, docs: Iterable[CustomerDoc]) -> tuple[int, int]:
         """Add the newest document per customer of `docs` to `pipe`, then their memberships.
 
-        Returns how many documents were queued, first, one reply (1 or 0) each; the membership calls
-        follow them and reply 0.
+        Returns (replies queued, documents queued). The documents go first, many per fenced call
+        (`VersionFence.queue_docs`; one per document on Redis Cluster), each reply the number it
+        applied; the membership calls follow and reply 0, so the sum of the replies counts the
+        documents applied. A live batch of a few customers is then one call, not one per customer
+        (every call is a reply for redis-py to parse).
         """
         docs = list(docs)
         newest = newest_per_key(docs, lambda doc: doc.customer_id)
@@ -74,8 +77,8 @@ class CustomerWriter:
         for doc in docs:  # a batch with two versions of a customer: what the older one left counts too
             if doc.left:
                 left[doc.customer_id] |= doc.left
-        for doc in newest.values():
-            self._fence.queue(pipe, doc.key, doc.version, [keys.DOC_FIELD, doc.doc])
+        writes = [(doc.key, doc.version, doc.doc, 0) for doc in newest.values()]
+        replies = self._fence.queue_docs(pipe, writes, keys.DOC_FIELD) if writes else 0
         flags: dict[str, list[Flag]] = defaultdict(list)
         for doc in newest.values():
             for name in doc.segments:
@@ -85,5 +88,5 @@ class CustomerWriter:
                     flags[name].append((doc.customer_id, doc.version, False))
         for name in self.segments:
             if flags.get(name):
-                self._flags.queue(pipe, self._segment_keys[name], flags[name])
-        return len(newest)
+                replies += self._flags.queue(pipe, self._segment_keys[name], flags[name])
+        return replies, len(newest)

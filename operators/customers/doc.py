@@ -75,3 +75,40 @@ def customer_doc(customer_id: str, state: CustomerState, config: CustomerConfig,
         "reasons": reasons,
         "as_of": _time(as_of),
     }
+
+
+_RFM = b'"rfm":{'
+_BUCKETS = b'"buckets":'
+
+
+def scores_slot(doc: bytes) -> tuple[list[int] | None, int] | None:
+    """The customer's RFM buckets in a stored document, and the offset where `rfm.scores` goes; None if not found.
+
+    `customer_doc` writes `rfm.buckets` (three integers, or null) last in `rfm`, so the document the
+    API serves is the stored bytes with `,"scores":{...}` put in after them: no parse and re-encode
+    of the whole document per read. None for a document of another shape (the caller then parses it).
+
+    >>> stored = b'{"customer_id":"C1","rfm":{"orders":2,"buckets":[10,-3,7]},"channels":{}}'
+    >>> buckets, at = scores_slot(stored)
+    >>> buckets, stored[:at] + b',"scores":{}' + stored[at:]
+    ([10, -3, 7], b'{"customer_id":"C1","rfm":{"orders":2,"buckets":[10,-3,7],"scores":{}},"channels":{}}')
+    >>> scores_slot(b'{"rfm":{"buckets":null}}'), scores_slot(b'{"rfm":{"buckets":[1],"orders":2}}')
+    ((None, 22), None)
+    """
+    start = doc.find(_BUCKETS)
+    if start < 0 or doc.rfind(_RFM, 0, start) < 0:
+        return None
+    value_at = start + len(_BUCKETS)
+    end = doc.find(b"}", value_at)
+    if end < 0:
+        return None
+    value = doc[value_at:end]
+    if value == b"null":
+        return None, end
+    if value[:1] != b"[" or value[-1:] != b"]":
+        return None
+    try:
+        buckets = [int(part) for part in value[1:-1].split(b",")]
+    except ValueError:
+        return None
+    return (buckets, end) if len(buckets) == 3 else None

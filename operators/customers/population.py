@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 from bisect import bisect_left
 from dataclasses import dataclass, field
+from itertools import accumulate
 from typing import Any
 
 Buckets = tuple[int, int, int]
@@ -135,27 +136,67 @@ def scores_of(population: dict[str, Any], buckets: list[int]) -> dict[str, int]:
     >>> scores_of(doc, [9, 5, 2])
     {'r': 5, 'f': 3, 'm': 1, 'population': 5}
     """
-    out = {
-        letter: quintile(score_sorted(population.get(name, []), key))
-        for letter, name, key in zip("rfm", ("recency", "frequency", "monetary"), buckets, strict=True)
-    }
-    return {**out, "population": sum(n for _, n in population.get("recency", []))}
+    return RankedPopulation.from_doc(population).scores(buckets)
 
 
-def score_sorted(pairs: list[list[int]], key: int) -> float:
-    """`Histogram.share_below` over stored (bucket, count) pairs sorted by bucket (the API's path).
+class RankedHistogram:
+    """A stored histogram ready for ranks: its buckets in order, and the count below each (a running sum).
 
-    >>> score_sorted([[1, 2], [3, 2]], 3)
-    0.75
+    Built once per stored population document, it answers `Histogram.share_below` in O(log buckets)
+    (the API scores every customer read against the same document; parsing and summing it per read
+    cost more than the rest of the request). Counts are integers, so the shares are exactly those
+    of a sum over the pairs.
+
+    >>> hist = RankedHistogram.of([[1, 2], [3, 2], [7, 4]])
+    >>> hist.share_below(3), hist.share_below(4), hist.share_below(0), RankedHistogram.of([]).share_below(5)
+    (0.375, 0.5, 0.0, 0.5)
     """
-    buckets = [k for k, _ in pairs]
-    i = bisect_left(buckets, key)
-    total = sum(n for _, n in pairs)
-    if total <= 0:
-        return 0.5
-    below = sum(n for _, n in pairs[:i])
-    own = pairs[i][1] if i < len(pairs) and pairs[i][0] == key else 0
-    return (below + 0.5 * own) / total
+
+    __slots__ = ("below", "buckets", "counts", "total")
+
+    def __init__(self, buckets: list[int], counts: list[int]) -> None:
+        self.buckets = buckets
+        self.counts = counts
+        self.below = list(accumulate(counts, initial=0))
+        self.total = self.below[-1]
+
+    @classmethod
+    def of(cls, pairs: list[list[int]]) -> RankedHistogram:
+        """From stored (bucket, count) pairs, sorted by bucket."""
+        return cls([int(k) for k, _ in pairs], [int(n) for _, n in pairs])
+
+    def share_below(self, key: int) -> float:
+        """Share of the population in buckets below `key`, plus half of `key`'s own (a mid-rank)."""
+        if self.total <= 0:
+            return 0.5
+        i = bisect_left(self.buckets, key)
+        own = self.counts[i] if i < len(self.buckets) and self.buckets[i] == key else 0
+        return (self.below[i] + 0.5 * own) / self.total
+
+
+class RankedPopulation:
+    """A stored population document (`Population.to_doc`) ready to score customers against."""
+
+    __slots__ = ("frequency", "monetary", "recency")
+
+    def __init__(self, recency: RankedHistogram, frequency: RankedHistogram, monetary: RankedHistogram) -> None:
+        self.recency = recency
+        self.frequency = frequency
+        self.monetary = monetary
+
+    @classmethod
+    def from_doc(cls, doc: dict[str, Any]) -> RankedPopulation:
+        return cls(*(RankedHistogram.of(doc.get(name, [])) for name in ("recency", "frequency", "monetary")))
+
+    def scores(self, buckets: list[int]) -> dict[str, int]:
+        """The R, F, M quintiles (1-5) of a customer's (recency, frequency, monetary) `buckets`, and the population."""
+        recency, frequency, monetary = buckets
+        return {
+            "r": quintile(self.recency.share_below(recency)),
+            "f": quintile(self.frequency.share_below(frequency)),
+            "m": quintile(self.monetary.share_below(monetary)),
+            "population": self.recency.total,
+        }
 
 
 @dataclass(slots=True)

@@ -77,8 +77,9 @@ class Tick(msgspec.Struct, frozen=True, gc=False):
     """A watermark the clock takes as it is (the flow's clock step computed it): how the clock step wakes the
     customer buckets, the stock and the gate (`operators.customers.timers`)."""
     relay: bool = False
-    """Set on the tick the clock sends through the customers stage's relay key, which passes it on to the stock
-    and gate shards after what the buckets woken with it sent them; a bucket's wake-up is not passed on."""
+    """Set on the tick the clock sends through the customers stage's relay key, which passes it on to the gate
+    shards after what the buckets woken with it sent them (and now and then to the stock shards); a bucket's
+    wake-up is not passed on."""
 
 
 class Due(msgspec.Struct, frozen=True, gc=False):

@@ -15,8 +15,8 @@ many small buckets, and a bucket hears the clock only when something of its own 
   watermark moves, it tells each hour it passed into or through.
 - `HourTimers` (one key per due hour) holds its hour's `Due`s until the watermark passes them, then
   wakes their buckets with it. The hour the watermark is in also forwards the watermark to the
-  customers stage's relay key, which passes it on to the stock and gate shards after what the woken
-  buckets sent them (`flows.customers_stages`).
+  customers stage's relay key, which passes it on to the gate shards after what the woken buckets
+  sent them, and to the stock shards once per sixteenth of the watch window (`flows.customers_stages`).
 
 So an epoch snapshots the clock, the hours touched (the current one and those new `Due`s landed in:
 30, 60, 180 days ahead for a purchase) and the buckets touched: the cost follows the customers active

@@ -20,8 +20,9 @@ from fastapi import APIRouter, FastAPI, Header, Path, Query, Request
 from fastapi.responses import Response, StreamingResponse
 
 from events.triggers import TriggerKind
+from operators.customers.doc import scores_slot
 from operators.customers.lifecycle import SEGMENTS
-from operators.customers.population import scores_of
+from operators.customers.population import RankedPopulation
 from serving.deps import CustomerReaderDep, SettingsDep
 from serving.errors import InvalidParameter, NotFound
 from serving.fast_paths import FastRoute
@@ -60,19 +61,35 @@ async def read_customer(
 
 async def customer_body(reader: CustomerReader, customer_id: str, country: str | None) -> bytes:
     """The customer's document with its RFM scores against the live population; `NotFound` for a stranger."""
-    scope = f"country:{country}" if country else None
-    doc, *populations = await reader.customer_and_populations(customer_id, scope)
+    scopes = ("global", f"country:{country}") if country else ("global",)
+    doc, populations = await reader.customer_and_populations(customer_id, scopes)
     if doc is None:
         raise NotFound(f"no customer {customer_id!r} (never seen by the customers flow)")
-    body = orjson.loads(doc)
-    buckets = body.get("rfm", {}).get("buckets")
-    scores: dict[str, object] = {}
-    if buckets:
-        for name, population in zip(("global", scope), populations, strict=False):
-            if name is not None and population is not None:
-                scores[name] = scores_of(orjson.loads(population), buckets)
-    body.setdefault("rfm", {})["scores"] = scores
-    return orjson.dumps(body)
+    return served_customer(doc, scopes, populations)
+
+
+def served_customer(doc: bytes, scopes: Sequence[str], populations: Sequence[RankedPopulation | None]) -> bytes:
+    """The stored document `doc` with `rfm.scores`, its quintiles against each of `scopes`' population.
+
+    Served as stored, with `,"scores":{...}` put in after `rfm.buckets` (`operators.customers.doc.scores_slot`);
+    only a document of another shape is parsed and encoded again (the same JSON, the same bytes).
+    """
+    slot = scores_slot(doc)
+    if slot is None:
+        body = orjson.loads(doc)
+        rfm = body.setdefault("rfm", {})
+        rfm["scores"] = _scores(rfm.get("buckets"), scopes, populations)
+        return orjson.dumps(body)
+    buckets, at = slot
+    return b"".join((doc[:at], b',"scores":', orjson.dumps(_scores(buckets, scopes, populations)), doc[at:]))
+
+
+def _scores(buckets: list[int] | None, scopes: Sequence[str],
+            populations: Sequence[RankedPopulation | None]) -> dict[str, object]:  # fmt: skip
+    """`rfm.scores`: the customer's quintiles per scope that has a population (none before their first purchase)."""
+    if not buckets:
+        return {}
+    return {scope: ranked.scores(buckets) for scope, ranked in zip(scopes, populations, strict=True) if ranked}
 
 
 async def fast_answer(api: FastAPI, customer_id: str, pairs: Sequence[tuple[str, str]]) -> bytes | None:

@@ -82,6 +82,13 @@ def test_rfm_scores_rank_a_customer_against_the_stored_populations(api: str, red
     scores = httpx.get(f"{api}/v1/customers/C7?country=DE").json()["rfm"]["scores"]
     assert scores == {"global": {"r": 5, "f": 3, "m": 1, "population": 10},
                       "country:DE": {"r": 2, "f": 3, "m": 2, "population": 2}}  # fmt: skip
+    assert httpx.get(f"{api}/v1/customers/C7").json()["rfm"]["scores"] == {"global": scores["global"]}
+
+    # The API holds the populations it read; a newer version written by the flow is what the next read scores by.
+    world["monetary"] = [[80, 10], [95, 10]]
+    DocWriter(redis_client, "g").write_batch([FencedDoc(keys.customer_population("global"), 2, orjson.dumps(world))])
+    newer = httpx.get(f"{api}/v1/customers/C7?country=DE").json()["rfm"]["scores"]
+    assert newer == {"global": {"r": 5, "f": 3, "m": 3, "population": 10}, "country:DE": scores["country:DE"]}
     assert httpx.get(f"{api}/v1/customers/C7?country=Germany").status_code == 422
 
 

@@ -15,9 +15,11 @@ from events.timestamps import rfc3339_ms
 from events.topics import Topic
 from events.triggers import Trigger
 from flows.customers import build_flow
+from flows.customers_stages import CustomerLogic, Stage, StockLogic
 from flows.kafka_source import KafkaRecord
 from flows.sinks import FlowRecord
 from omnistream.settings import Settings
+from operators.customers.records import Flip, Tick
 from state import keys
 from state.customer_writer import CustomerDoc
 from state.doc_writer import FencedDoc
@@ -157,3 +159,21 @@ def test_garbage_on_its_own_topics_and_events_from_the_future_become_dead_letter
         (SETTINGS.topic(Topic.POS), 0, "refused"),
     ]
     assert newest_docs(out)["gina"]["rfm"]["spend"] == 20.0  # the refused sale counts for nothing
+
+
+def test_the_relay_ticks_every_gate_shard_each_move_and_the_stock_shards_once_per_sixteenth_of_the_watch_window() -> (
+    None
+):
+
+    relay = CustomerLogic(SETTINGS)(None)
+    step_s = SETTINGS.customers.watch_window_s / 16
+    told: list[tuple[int, int]] = []  # per watermark move: (gate shards ticked, stock shards ticked)
+    for watermark in (START, START + 1.0, START + step_s - 1.0, START + step_s, START + step_s + 5.0):
+        out, _ = relay.on_batch([[Tick((), (), watermark, relay=True)]])
+        stages = [batch.stage for batch in out]
+        told.append((stages.count(Stage.GATE), stages.count(Stage.STOCK)))
+    assert told == [(2, 2), (2, 0), (2, 0), (2, 2), (2, 0)]  # customers_shards=2
+
+    stock = StockLogic(SETTINGS)(None)
+    out, _ = stock.on_batch([[Flip("SKU-1", "S1", START, False, 1), Tick((), (), START + 60.0, relay=True)]])
+    assert out == []  # no candidate, and no tick passed on to the gate
