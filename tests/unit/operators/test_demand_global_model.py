@@ -105,3 +105,36 @@ def test_snapshots_from_before_the_global_model_restore_without_it() -> None:
     legacy.__setstate__(models.__getstate__()[:4])  # the four parts the models step pickled before
     assert legacy.global_model is None and legacy.corrections == {}
     assert legacy.blocks.keys() == models.blocks.keys()
+
+
+def test_through_the_flow_events_dated_after_the_origin_leave_its_corrected_forecasts_unchanged() -> None:
+    """The flow with the model on: a week of closes teaches it; Tuesday's sales, published out of order among
+    Monday's, move none of the forecasts as of Monday."""
+    from events.topics import Topic
+    from state import keys
+    from tests.unit.flows.test_demand_wiring import SETTINGS, latest, record, run, sale
+
+    settings = SETTINGS.model_copy(update={"demand_global_model": True, "demand_global_learning_rate": 0.05})
+    days = [f"2026-11-{d:02d}" for d in range(16, 24)]  # Monday 16th .. Monday 23rd
+    events = [
+        record(
+            Topic.POS, 10 * i + k, sale(f"s{i}-{k}", f"T{i}-{k}", f"{day}T{9 + k:02d}:00:00.000Z", sku, 1 + (i + k) % 3)
+        )
+        for i, day in enumerate(days)
+        for k, sku in enumerate(["SKU-A", "SKU-B", "SKU-C"])
+        if (i + k) % 2 == 0 or sku == "SKU-A"
+    ]
+    closes = record(Topic.POS, 999, sale("z", "TZ", "2026-11-24T02:00:00.000Z", "SKU-Z", 1))
+    future = [
+        record(Topic.POS, 900 + k, sale(f"f{k}", f"F{k}", "2026-11-24T00:30:00.000Z", "SKU-B", 40)) for k in range(2)
+    ]
+    without = latest(run([*events, closes], settings))
+    shuffled = [*events[:-2], future[0], events[-2], future[1], events[-1], closes]
+    with_future = latest(run(shuffled, settings))
+    assert with_future == without
+    forecast = without[keys.forecast("SKU-A", "STORE-1")]
+    assert forecast["as_of"] == "2026-11-23"
+    assert "global online model" in forecast["method"]
+    plain = latest(run([*events, closes], SETTINGS))[keys.forecast("SKU-A", "STORE-1")]
+    assert [d["forecast"] for d in forecast["days"]] != [d["forecast"] for d in plain["days"]]  # it is at work
+    assert [d["upper"] for d in forecast["days"]] == [d["upper"] for d in plain["days"]]  # the smoothing's intervals
