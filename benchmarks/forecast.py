@@ -14,9 +14,11 @@ dated at its local UK time), replayed in event-time order through the deployed d
 (`flows.demand.build_flow`, its Redis sink, recovery on), stopping after each origin's day has
 closed; the forecasts for the next 7 days are then read from the API (`GET /v1/forecasts/{sku}`,
 a uvicorn process of `serving.app`) for every product in scope, and the rising items from
-`GET /v1/forecasts/rising`. In the same run, on the same data and scope: same weekday last week,
-mean of the last 28 days, and `statsforecast` models refit at each origin on the last 365 days
-(CrostonOptimized, TSB 0.2/0.2, ADIDA, SeasonalWindowAverage 7x4, AutoETS without season).
+`GET /v1/forecasts/rising`. The flow runs twice (fresh Redis and recovery each time): as configured, then
+with the global online model (`OMNISTREAM_DEMAND_GLOBAL_MODEL`) switched the other way, so that what
+it changes is measured in one run (`--no-global-model`: once). In the same run, on the same data and
+scope: same weekday last week, mean of the last 28 days, and `statsforecast` models refit at each
+origin on the last 365 days (CrostonOptimized, TSB 0.2/0.2, ADIDA, SeasonalWindowAverage 7x4, AutoETS without season).
 
 Also (each its own flag): `--throughput` (events/s of the flow on one worker, on the log and on
 a dense synthetic stream), `--memory` (bytes per series held by the models step at 1M SKU x

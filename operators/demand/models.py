@@ -3,6 +3,8 @@
 It turns each `DayClose` into that location's forecasts and its rising candidates, and each
 `LateDemand` into a history correction (`operators.demand.series.LocationSeries.add_late`).
 Holidays come from the location's country (`operators.demand.holiday_calendar`); weather from the close.
+With `global_model` set, each location's forecasts are corrected by a global online model learnt at every
+close (`operators.demand.global_model`; off by default, docs/demand.md).
 """
 
 from __future__ import annotations
