@@ -14,9 +14,11 @@ dated at its local UK time), replayed in event-time order through the deployed d
 (`flows.demand.build_flow`, its Redis sink, recovery on), stopping after each origin's day has
 closed; the forecasts for the next 7 days are then read from the API (`GET /v1/forecasts/{sku}`,
 a uvicorn process of `serving.app`) for every product in scope, and the rising items from
-`GET /v1/forecasts/rising`. In the same run, on the same data and scope: same weekday last week,
-mean of the last 28 days, and `statsforecast` models refit at each origin on the last 365 days
-(CrostonOptimized, TSB 0.2/0.2, ADIDA, SeasonalWindowAverage 7x4, AutoETS without season).
+`GET /v1/forecasts/rising`. The flow runs twice (fresh Redis and recovery each time): as configured, then
+with the global online model (`OMNISTREAM_DEMAND_GLOBAL_MODEL`) switched the other way, so that what
+it changes is measured in one run (`--no-global-model`: once). In the same run, on the same data and
+scope: same weekday last week, mean of the last 28 days, and `statsforecast` models refit at each
+origin on the last 365 days (CrostonOptimized, TSB 0.2/0.2, ADIDA, SeasonalWindowAverage 7x4, AutoETS without season).
 
 Also (each its own flag): `--throughput` (events/s of the flow on one worker, on the log and on
 a dense synthetic stream), `--memory` (bytes per series held by the models step at 1M SKU x
@@ -56,6 +58,7 @@ from zoneinfo import ZoneInfo
 import httpx
 import numpy as np
 import orjson
+import redis
 from bytewax.recovery import RecoveryConfig
 from bytewax.testing import TestingSource, run_main
 from rich.console import Console
@@ -85,6 +88,9 @@ ORIGINS = [date(2011, 7, 3) + timedelta(weeks=k) for k in range(8)]
 SCOPE_DAYS = 56
 HORIZON = 7
 RESULTS = Path(__file__).resolve().parent / "results" / "forecast.json"
+STREAM = "stream (demand flow, via the API)"
+STREAM_GLOBAL = "stream + global model (river)"
+STREAM_PLAIN = "stream without the global model"
 DEFAULT_DATA = Path("../shared/data/online-retail-dev/online_retail_2010-12_2011-08.csv.gz")
 
 
@@ -320,14 +326,27 @@ def quality(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
     api, port = start_api(
         "serving.app:create_app", settings.model_copy(update={"auth_enabled": False})
     )  # quality, not keys
+    # The deployed flow as configured, then (same data, same API, fresh Redis and recovery) with the global
+    # model switched the other way: what `OMNISTREAM_DEMAND_GLOBAL_MODEL` changes, measured in one run.
+    variants = {STREAM: settings.demand.global_model}
+    if not args.no_global_model:
+        variants[STREAM_GLOBAL if not settings.demand.global_model else STREAM_PLAIN] = not settings.demand.global_model
+    streams: dict[str, StreamRun] = {}
     try:
-        stream = run_stream(settings, items, scope, port, work / "recovery")
+        for name, global_model in variants.items():
+            redis.Redis.from_url(settings.redis.url).flushall()
+            run_settings = settings.model_copy(update={"demand_global_model": global_model})
+            streams[name] = run_stream(run_settings, items, scope, port, work / f"recovery-{len(streams)}")
+            console.print(
+                f"{name}: global model {'on' if global_model else 'off'}, {streams[name].flow_cpu_s:.0f} CPU s"
+            )
     finally:
         api.terminate()
         api.wait(10)
         for service in services:
             service.stop()
         shutil.rmtree(work, ignore_errors=True)
+    stream = streams[STREAM]
 
     tallies: dict[str, Tally] = defaultdict(Tally)
     rising_hits: dict[str, list[float]] = defaultdict(list)
@@ -338,16 +357,23 @@ def quality(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
         rows = np.array([row_of[sku] for sku in scope[origin]])
         history = matrix[rows, : end + 1]
         actual = matrix[rows, end + 1 : end + 1 + HORIZON]
-        got = stream.forecasts[origin]
-        missing += sum(1 for sku in scope[origin] if sku not in got)
-        stale += sum(1 for doc in got.values() if doc["as_of"] != origin.isoformat())
+        # Rising: next week's actual biggest risers over the weekly rate of the last 28 days.
+        rate_28 = history[:, -28:].sum(axis=1) / 4.0
+        truth = {scope[origin][i] for i in np.argsort(-(actual.sum(axis=1) - rate_28), kind="stable")[:20]}
+        for name, run in streams.items():
+            got = run.forecasts[origin]
+            if name == STREAM:
+                missing += sum(1 for sku in scope[origin] if sku not in got)
+                stale += sum(1 for doc in got.values() if doc["as_of"] != origin.isoformat())
 
-        def column(field: str, got: dict[str, dict[str, Any]] = got, origin: date = origin) -> np.ndarray:
-            return np.array(
-                [[d[field] for d in got[sku]["days"]] if sku in got else [0.0] * HORIZON for sku in scope[origin]]
-            )
+            def column(field: str, got: dict[str, dict[str, Any]] = got, origin: date = origin) -> np.ndarray:
+                return np.array(
+                    [[d[field] for d in got[sku]["days"]] if sku in got else [0.0] * HORIZON for sku in scope[origin]]
+                )
 
-        tallies["stream (demand flow, via the API)"].add(column("forecast"), actual, column("lower"), column("upper"))
+            tallies[name].add(column("forecast"), actual, column("lower"), column("upper"))
+            label = "stream" if name == STREAM else name
+            rising_hits[f"{label} (GET /v1/forecasts/rising)"].append(precision_at(run.rising[origin], truth))
         for name, forecast in baseline_forecasts(history).items():
             tallies[name].add(forecast, actual)
         if not args.no_statsforecast:
@@ -355,12 +381,8 @@ def quality(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
             for name, forecast in statsforecast_forecasts(history, origin).items():
                 tallies[name].add(forecast, actual)
             console.print(f"origin {origin}: statsforecast refit in {time.perf_counter() - began:.1f} s")
-        # Rising: next week's actual biggest risers over the weekly rate of the last 28 days.
-        rate_28 = history[:, -28:].sum(axis=1) / 4.0
-        truth = {scope[origin][i] for i in np.argsort(-(actual.sum(axis=1) - rate_28), kind="stable")[:20]}
         naive = history[:, -7:].sum(axis=1) - history[:, -35:-7].sum(axis=1) / 4.0
         naive_flagged = [scope[origin][i] for i in np.argsort(-naive, kind="stable")[:20]]
-        rising_hits["stream (GET /v1/forecasts/rising)"].append(precision_at(stream.rising[origin], truth))
         rising_hits["naive: last week's risers"].append(precision_at(naive_flagged, truth))
 
     methods = {name: tally.figures() for name, tally in tallies.items()}
@@ -381,12 +403,15 @@ def quality(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
             "events_per_cpu_s": round(stream.events / stream.flow_cpu_s, 1),
             "note": "one worker, real Redis sink; the log's 9 months close ~270 days, each writing every "
             "active SKU's forecast",
+            "cpu_s_per_variant": {name: round(run.flow_cpu_s, 2) for name, run in streams.items()},
         },
         "settings": {
             "alpha": settings.demand.alpha,
             "interval": settings.demand.interval,
             "lateness_s": settings.demand.lateness_s,
             "locations": settings.demand.locations,
+            "global_model": settings.demand.global_model,
+            "global_learning_rate": settings.demand.global_learning_rate,
         },
     }
 
@@ -703,6 +728,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--no-statsforecast", action="store_true", help="skip the statsforecast baselines")
+    parser.add_argument(
+        "--no-global-model",
+        action="store_true",
+        help="run the flow once, as configured (not also with the global model switched the other way)",
+    )
     parser.add_argument("--skip-quality", action="store_true")
     parser.add_argument("--throughput", type=int, default=0, metavar="EVENTS", help="synthetic events to time")
     parser.add_argument(

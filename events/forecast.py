@@ -11,6 +11,8 @@ import msgspec
 
 METHOD = "rolling-week smoothing x weekday profile x holidays x weather, steered 80% quantile intervals"
 """What `method` says in every forecast document (docs/demand.md explains it)."""
+METHOD_GLOBAL = METHOD + ", corrected by a global online model (river)"
+"""`method` when `OMNISTREAM_DEMAND_GLOBAL_MODEL` is on."""
 
 
 class DailyForecast(msgspec.Struct, frozen=True, gc=False):

@@ -15,7 +15,7 @@ import msgspec
 from bytewax.operators import StatefulBatchLogic
 
 from events.dead_letter import DeadLetter
-from events.forecast import METHOD, DailyForecast, RisingItem, RisingItems, SkuForecast
+from events.forecast import METHOD, METHOD_GLOBAL, DailyForecast, RisingItem, RisingItems, SkuForecast
 from events.models import (
     Adjustment,
     Count,
@@ -48,6 +48,7 @@ from operators.demand.days import (
     VoidTxn,
     WeatherDay,
 )
+from operators.demand.global_model import GlobalModelConfig
 from operators.demand.locations import LocationBook, day_number, day_of
 from operators.demand.models import ClosedDay, DemandModels, rise_of
 from operators.demand.reorders import Outlook, ReorderDoc, ReorderInput, ReorderPolicy, ReorderShard
@@ -100,6 +101,12 @@ def forecast_config(settings: Settings) -> ForecastConfig:
         alpha=d.alpha, interval=d.interval, horizon_days=d.horizon_days, idle_days=d.idle_days,
         rising_alpha=d.rising_alpha,
     )  # fmt: skip
+
+
+def global_model_config(settings: Settings) -> GlobalModelConfig | None:
+    """The global model's knobs, or None when `OMNISTREAM_DEMAND_GLOBAL_MODEL` leaves it off."""
+    d = settings.demand
+    return GlobalModelConfig(learning_rate=d.global_learning_rate) if d.global_model else None
 
 
 def unknown_location(location_id: str) -> str:
@@ -338,9 +345,15 @@ class ModelsLogic:
         self.shards = settings.demand.shards
         self.rising_kept = settings.demand.rising_kept
         self.interval = settings.demand.interval
+        self.global_model = global_model_config(settings)
 
     def __call__(self, resume: bytes | None) -> _ModelsStep:
-        state = pickle.loads(resume) if resume else DemandModels(self.config, self.rising_kept)
+        state: DemandModels = pickle.loads(resume) if resume else DemandModels(self.config, self.rising_kept)
+        # The setting in force now, not the snapshot's: switched off, the learnt models are dropped; switched on
+        # (or its knobs changed), each location's model starts afresh at the next close.
+        state.global_model = self.global_model
+        if self.global_model is None:
+            state.corrections.clear()
         return _ModelsStep(state, self)
 
 
@@ -357,14 +370,16 @@ def iso_date(day: int) -> str:
     return text
 
 
-def forecast_document(location_id: str, as_of: int, forecast: SeriesForecast, interval: float) -> bytes:
+def forecast_document(
+    location_id: str, as_of: int, forecast: SeriesForecast, interval: float, method: str = METHOD
+) -> bytes:
     """The stored (and served) JSON of one SKU's forecast at a location: `events.forecast.SkuForecast`."""
     days = [
         DailyForecast(iso_date(forecast.first_day + h), round(p, 3), round(lo, 3), round(hi, 3))
         for h, (p, lo, hi) in enumerate(zip(forecast.points, forecast.lower, forecast.upper, strict=True))
     ]
     return _ENCODER.encode(
-        SkuForecast(forecast.sku, location_id, iso_date(as_of), METHOD, interval, round(forecast.last_28_days, 3), days)
+        SkuForecast(forecast.sku, location_id, iso_date(as_of), method, interval, round(forecast.last_28_days, 3), days)
     )
 
 
@@ -400,8 +415,9 @@ class _ModelsStep(_PickledStep):
 
     def _documents(self, closed: ClosedDay) -> list[Any]:
         location_id, day, interval = closed.location_id, closed.day, self.builder.interval
+        method = METHOD if self.builder.global_model is None else METHOD_GLOBAL
         docs: list[Any] = [
-            FencedDoc(keys.forecast(f.sku, location_id), day, forecast_document(location_id, day, f, interval))
+            FencedDoc(keys.forecast(f.sku, location_id), day, forecast_document(location_id, day, f, interval, method))
             for f in closed.forecasts
         ]
         for f in closed.forecasts:

@@ -722,6 +722,14 @@ class DemandSettings(_Group):
         " point forecast's own; 0.25 flags a take-off within days but ranked worse on the real log).",
     )
     idle_days: int = Field(112, ge=28, description="Days without demand after which a SKU's series is dropped.")
+    global_model: bool = Field(
+        False,
+        description="Correct the smoothing's forecasts with a global online model (river) over lags, weekday, holidays"
+        " and weather, learnt across each location's SKUs (docs/demand.md: measured, off as it did not pay).",
+    )
+    global_learning_rate: float = Field(
+        0.005, gt=0, le=1, description="SGD step of the global model (`OMNISTREAM_DEMAND_GLOBAL_MODEL`)."
+    )
     reorder_review_days: int = Field(
         7, ge=0, le=92, description="Reorder review period: a reorder covers the lead time plus these days."
     )

@@ -3,13 +3,18 @@
 It turns each `DayClose` into that location's forecasts and its rising candidates, and each
 `LateDemand` into a history correction (`operators.demand.series.LocationSeries.add_late`).
 Holidays come from the location's country (`operators.demand.holiday_calendar`); weather from the close.
+With `global_model` set, each location's forecasts are corrected by a global online model learnt at every
+close (`operators.demand.global_model`; off by default, docs/demand.md).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+
+import numpy as np
 
 from operators.demand.days import DayClose, DaysOutput, LateDemand, day_weather
+from operators.demand.global_model import GlobalCorrection, GlobalModelConfig
 from operators.demand.holiday_calendar import HolidayCalendar
 from operators.demand.locations import LocationBook
 from operators.demand.series import DayWeather, ForecastConfig, LocationSeries, SeriesForecast
@@ -52,6 +57,9 @@ class DemandModels:
     rising_kept: int = 50
     blocks: dict[str, LocationSeries] = field(default_factory=dict)
     late_dropped: int = 0
+    global_model: GlobalModelConfig | None = None
+    """When set, each location's forecasts are corrected by a global online model (`operators.demand.global_model`)."""
+    corrections: dict[str, GlobalCorrection] = field(default_factory=dict)
     _calendars: dict[str, HolidayCalendar] = field(default_factory=dict)
 
     def apply(self, items: list[DaysOutput], book: LocationBook) -> list[ClosedDay]:
@@ -76,6 +84,9 @@ class DemandModels:
             block = self.blocks[close.location_id] = LocationSeries(close.location_id, self.config)
         calendar = self._calendar(close.location_id, book)
         horizon = range(close.day + 1, close.day + 1 + self.config.horizon_days)
+        correction = self._correction(close.location_id)
+        if correction is not None:
+            correction.learn(block, close.day, close.demand)  # the block still stands as of the day before
         ahead: dict[int, DayWeather] = {}
         for day in horizon:
             weather = day_weather(close.weather, day)
@@ -91,9 +102,22 @@ class DemandModels:
         )
         if not closed:
             return None
-        forecasts = block.forecasts(block.active_rows())
+        rows = block.active_rows()
+        forecasts = block.forecasts(rows)
+        if correction is not None and correction.trained and forecasts:
+            points = np.array([f.points for f in forecasts], np.float64)
+            corrected = correction.correct(block, np.asarray(rows, np.int64), points).tolist()
+            forecasts = [replace(f, points=p) for f, p in zip(forecasts, corrected, strict=True)]
         rising = sorted((f for f in forecasts if rise_of(f) > 0), key=rise_of, reverse=True)[: self.rising_kept]
         return ClosedDay(close.location_id, close.day, forecasts, rising, close.shard)
+
+    def _correction(self, location_id: str) -> GlobalCorrection | None:
+        if self.global_model is None:
+            return None
+        correction = self.corrections.get(location_id)
+        if correction is None or correction.config != self.global_model:
+            correction = self.corrections[location_id] = GlobalCorrection(self.global_model)
+        return correction
 
     def _calendar(self, location_id: str, book: LocationBook) -> HolidayCalendar | None:
         plan = book.plan(location_id)
@@ -104,9 +128,12 @@ class DemandModels:
             calendar = self._calendars[plan.country] = HolidayCalendar(plan.country)
         return calendar
 
-    def __getstate__(self) -> tuple[ForecastConfig, int, dict[str, LocationSeries], int]:
-        return self.config, self.rising_kept, self.blocks, self.late_dropped  # calendars are rebuilt
+    def __getstate__(self) -> tuple[object, ...]:
+        # Calendars are rebuilt; the global model's setting is the one in force (`flows.demand_stages.ModelsLogic`).
+        return self.config, self.rising_kept, self.blocks, self.late_dropped, self.global_model, self.corrections
 
-    def __setstate__(self, state: tuple[ForecastConfig, int, dict[str, LocationSeries], int]) -> None:
-        self.config, self.rising_kept, self.blocks, self.late_dropped = state
+    def __setstate__(self, state: tuple[object, ...]) -> None:
+        self.config, self.rising_kept, self.blocks, self.late_dropped = state[:4]  # type: ignore[assignment]
+        # Snapshots taken before the global model have four parts: no model, none learnt.
+        self.global_model, self.corrections = state[4:] if len(state) > 4 else (None, {})  # type: ignore[assignment]
         self._calendars = {}

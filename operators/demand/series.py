@@ -260,6 +260,10 @@ class LocationSeries:
             out.append(SeriesForecast(self.skus[row], first, points, lower, upper, float(last_28[i]), float(recent[i])))
         return out
 
+    def points_for(self, day: int, rows: npt.NDArray[np.int64] | None = None) -> F32:
+        """The point forecasts of `rows` (default: every row) for `day`, as served at the last close."""
+        return self._points(day, rows)
+
     def active_rows(self) -> list[int]:
         """Rows with a forecast above zero or demand in the kept history: those worth publishing."""
         n = len(self.skus)
