@@ -413,7 +413,8 @@ class RecSettings(_Group):
         0,
         ge=0,
         description="Shoppers held by the session-kNN index (0, the default: no session-kNN lists; 100000 gives the"
-        " measured quality gain at about a third of the flow's throughput, docs/recommendations.md).",
+        " measured quality gain at about half the flow's clickstream events per CPU second,"
+        " docs/recommendations.md).",
     )
     knn_session_items: int = Field(10, ge=1, le=100, description="Distinct recent SKUs per shopper in the kNN index.")
     knn_sessions_per_sku: int = Field(
