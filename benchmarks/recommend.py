@@ -15,7 +15,12 @@ measured in the same run (docs/performance.md):
     route doing one HGETALL (benchmarks/bare_app.py), alternating rounds;
 (d) soak: N million clickstream events over a catalog that keeps growing
     (new SKUs appear and are upserted throughout), the flow's resident memory
-    (VmRSS of /proc/PID/status) sampled against `rec_soak_rss_budget_mb`.
+    (VmRSS of /proc/PID/status) sampled against `rec_soak_rss_budget_mb`;
+(e) `--only cpu`: the flow's CPU per clickstream event in process (no broker,
+    no Redis: Bytewax's testing source and sink, the `benchmarks/cpu_ab.py`
+    child), with the session-kNN lists off and on, and on in the checkout of
+    `--other DIR` (the code before a change), alternating round by round: on
+    a shared machine the only figure two variants compare by.
 
 The clickstream comes from a small generator here (sessions of a few views,
 some carts and orders, skewed popularity, a growing catalog) rather than the
@@ -42,6 +47,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import orjson
 import redis
 from confluent_kafka import Producer
@@ -49,6 +55,7 @@ from rich.console import Console
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.cpu_ab import CHILD_IMPORTS, CHILD_RUN, run_child
 from benchmarks.inventory import api_figures, api_headers, median_run, start_api
 from benchmarks.keyspace import KeyWrites
 from events.stock import LocationStock, SkuStock
@@ -223,6 +230,57 @@ def flow_run(settings: Settings, n_events: int, sample_rss: bool = False) -> dic
     return out
 
 
+CPU_CHILD = (
+    CHILD_IMPORTS
+    + """
+from events.topics import Topic
+from flows.recommend import build_flow
+
+settings = Settings(kafka_brokers="127.0.0.1:9", redis_url="redis://127.0.0.1:9/0", flow_metrics_port=0,
+                    rec={"knn_sessions": int(sys.argv[3])})
+offsets = {}
+records = []
+for topic, value in msgspec.msgpack.decode(open(sys.argv[1], "rb").read()):
+    offset = offsets.get(topic, 0)
+    offsets[topic] = offset + 1
+    records.append(KafkaRecord(settings.topic(Topic(topic)), 0, offset, value, None))
+"""
+    + CHILD_RUN
+)
+"""(e)'s child: `sys.argv[3]` is `rec_knn_sessions` (0: no session-kNN lists)."""
+
+KNN_ON = 100_000
+"""`rec_knn_sessions` of the 'on' variants of (e)."""
+
+
+def flow_cpu(n_events: int, n_skus: int, rounds: int, batch_size: int, other: Path | None) -> dict[str, Any]:
+    """(e): clickstream events per CPU second of the flow in process, session-kNN lists off and on, alternating."""
+    repo = Path(__file__).resolve().parent.parent
+    variants: dict[str, tuple[Path, int]] = {"knn_off": (repo, 0), "knn_on": (repo, KNN_ON)}
+    if other is not None:
+        variants["other_knn_on"] = (other.resolve(), KNN_ON)
+    records = simulated_clickstream(n_events, seed=7, n_skus=n_skus)
+    cpu: dict[str, list[float]] = {name: [] for name in variants}
+    with tempfile.TemporaryDirectory() as tmp:
+        stream = Path(tmp) / "stream.msgpack"
+        stream.write_bytes(msgspec.msgpack.encode([(topic.value, value) for topic, _, value in records]))
+        for round_ in range(rounds):
+            for name, (code, knn) in variants.items():
+                cpu[name].append(run_child(code, CPU_CHILD, [str(stream), str(batch_size), str(knn)]))
+                console.print(f"    round {round_ + 1} {name}: {n_events / cpu[name][-1]:,.0f} events per CPU-second")
+    rates = {name: [n_events / s for s in seconds] for name, seconds in cpu.items()}
+    return {
+        "clickstream_events": n_events,
+        "records": len(records),
+        "batch_size": batch_size,
+        "knn_sessions_on": KNN_ON,
+        "other": str(other) if other else None,
+        "cpu_s": cpu,
+        "events_per_cpu_s": rates,
+        "median_events_per_cpu_s": {name: statistics.median(r) for name, r in rates.items()},
+    }
+
+
 class ProfileProbe:
     """Views of fresh sessions, timed from publication until the session's profile is written."""
 
@@ -334,18 +392,37 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--soak-events", type=int, default=0, help="0 skips the soak; the issue asks for 5,000,000")
     parser.add_argument("--soak-growth", type=float, default=0.05, help="new SKUs per soak event")
-    parser.add_argument("--only", choices=["flow", "fresh", "api", "soak"], action="append")
+    parser.add_argument("--only", choices=["flow", "fresh", "api", "soak", "cpu"], action="append")
+    parser.add_argument("--cpu-events", type=int, default=100_000, help="clickstream events of (e)")
+    parser.add_argument("--cpu-rounds", type=int, default=3)
+    parser.add_argument("--cpu-batch", type=int, default=1_000, help="records per batch in (e)")
+    parser.add_argument("--other", type=Path, default=None, help="(e): also this checkout, kNN lists on")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     parts = set(args.only or ["flow", "fresh", "api", "soak"])
+    # Keyed by the parts run, so partial reruns merged into one results file keep each part's own arguments.
+    run_name = "+".join(sorted(parts))
+    given = {name: str(value) if isinstance(value, Path) else value for name, value in vars(args).items()}
+    result: dict[str, Any] = {f"run:{run_name}": {"when": datetime.now(UTC).isoformat(timespec="seconds"),
+                                                 "args": given}}  # fmt: skip
+    if "cpu" in parts:
+        console.print(f"(e) the flow in process, {args.cpu_events:,} clickstream events, kNN lists off / on ...")
+        result["flow_cpu"] = flow_cpu(args.cpu_events, args.skus, args.cpu_rounds, args.cpu_batch, args.other)
+        console.print(f"    median events per CPU-second: {result['flow_cpu']['median_events_per_cpu_s']}")
+        parts.discard("cpu")
+    if parts:
+        _with_services(args, parts, result)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    previous = orjson.loads(args.out.read_bytes()) if args.out.exists() else {}
+    args.out.write_bytes(orjson.dumps(previous | result, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS))
+    console.print(f"results in {args.out}")
 
+
+def _with_services(args: argparse.Namespace, parts: set[str], result: dict[str, Any]) -> None:
+    """(a) to (d), on a private broker and Redis."""
     broker: LocalService = start_broker()
     store: LocalService = start_redis()
     workdir = Path(tempfile.mkdtemp(prefix="omnistream-recbench-"))
-    # Keyed by the parts run, so partial reruns merged into one results file keep each part's own arguments.
-    run_name = "+".join(sorted(parts))
-    result: dict[str, Any] = {f"run:{run_name}": {"when": datetime.now(UTC).isoformat(timespec="seconds"),
-                                                 "args": vars(args) | {"out": str(args.out)}}}  # fmt: skip
     try:
         base = Settings(kafka_brokers=broker.address, redis_url=store.address, topic_prefix="rb.",
                         topic_partitions=4, recovery_dir=workdir / "recovery", flow_metrics_port=0)  # fmt: skip
@@ -406,10 +483,6 @@ def main() -> None:
         broker.stop()
         store.stop()
         shutil.rmtree(workdir, ignore_errors=True)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    previous = orjson.loads(args.out.read_bytes()) if args.out.exists() else {}
-    args.out.write_bytes(orjson.dumps(previous | result, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS))
-    console.print(f"results in {args.out}")
 
 
 if __name__ == "__main__":

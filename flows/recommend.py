@@ -14,7 +14,7 @@ it (`flows.recommend_stages.Stage`, `flows.keyed`), in this order:
 
     decode ─> catalog (by SKU shard) ─> shoppers (by actor shard) ─┬─> neighbours (by SKU shard)
     rec_served ─────────────────────────────────^                    ├─> trending (by scope shard)
-                                                                     ├─> similar (one key: the session-kNN index)
+                                                                     ├─> similar (kNN index: rec_knn_replicas keys)
                                                                      └─> experiments (one key: tallies + ranker)
 
 Run it with `omnistream flow recommend` (recovery on by default); see `flows.run`.

@@ -14,6 +14,7 @@ from collections import Counter, OrderedDict
 from enum import StrEnum
 from operator import attrgetter, itemgetter
 from typing import Any
+from zlib import crc32
 
 import orjson
 from bytewax.operators import StatefulBatchLogic
@@ -229,6 +230,7 @@ class ShopperLogic:
         self.profile_ttl_s = settings.rec.profile_ttl_s
         self.kind_weights = DEFAULT_KIND_WEIGHTS
         self.similar = settings.rec.knn_sessions > 0
+        self.similar_keys = similar_keys(settings.rec.knn_replicas)
 
     def __call__(self, resume: bytes | None) -> _ShopperStep:
         shard: ThrottledShard[Shopper] = pickle.loads(resume) if resume else ThrottledShard(self.capacity, 0.0)
@@ -260,8 +262,9 @@ class _ShopperStep(_PickledStep):
         router, to_neighbours, to_trending = self.router, Stage.NEIGHBOURS, Stage.TRENDING
         trend_hits: dict[str, TrendHits] = {}  # by trending shard
         feedback: list[Feedback] = []
-        clicks: list[tuple[str, str, float]] = []  # (actor, sku, ts) for the session-kNN index
-        similar = builder.similar
+        clicks: list[Click] = []  # for the session-kNN index
+        similar, similar_keys = builder.similar, builder.similar_keys
+        replicas = len(similar_keys)
         duplicates = 0
         # A shopper's interactions reach this step grouped by the catalog shard of their SKU, so within a batch
         # they are not in the order they happened: taken in event-time order (stable: the log's order at equal
@@ -278,7 +281,9 @@ class _ShopperStep(_PickledStep):
                 continue
             covisits, shopper_feedback = learned
             if similar:
-                clicks.append((interaction.actor, interaction.sku, interaction.ts))
+                actor = interaction.actor
+                owner = similar_keys[crc32(actor.encode()) % replicas] if replicas > 1 else similar_keys[0]
+                clicks.append((actor, interaction.sku, interaction.ts, owner))
             for covisit in covisits:
                 router.add(to_neighbours, covisit.item, covisit)
             if shopper_feedback:
@@ -300,8 +305,8 @@ class _ShopperStep(_PickledStep):
         if duplicates:
             DUPLICATES.labels(FLOW).inc(duplicates)
         out = self._emit(shard.collect(), trend_hits, feedback)
-        if clicks:
-            out.append(ShardBatch(Stage.SIMILAR, Stage.SIMILAR.value, clicks))
+        if clicks:  # every replica learns every click, and lists the shoppers it owns
+            out.extend(ShardBatch(Stage.SIMILAR, key, [(key, clicks)]) for key in similar_keys)
         return out, StatefulBatchLogic.RETAIN
 
     def _emit(self, written: Any, trend_hits: dict[str, TrendHits], feedback: list[Feedback]) -> list[Any]:
@@ -422,15 +427,30 @@ class TrendingLogic:
 # --- similar: one key, the session-kNN index over every shopper ----------------------------------------------------
 
 
+Click = tuple[str, str, float, str]
+"""(actor, SKU, event time, the key of the similar replica that lists the actor) for the session-kNN index."""
+
+
+def similar_keys(replicas: int) -> list[str]:
+    """The keys of the similar step's replicas: `similar` alone (the key of the releases before replicas, so
+    their recovery state is found), else `similar:0` ... `similar:<replicas - 1>`."""
+    if replicas <= 1:
+        return [Stage.SIMILAR.value]
+    return [f"{Stage.SIMILAR.value}:{n}" for n in range(replicas)]
+
+
 class SimilarLogic:
     """Builds the similar step: the session-kNN index (`SessionNeighbours`) and each changed shopper's list.
 
-    One key, because a shopper's neighbours may be any shopper: the index cannot be split by shopper without
-    losing them, nor by SKU without a second exchange per click. Every shopper who clicked in a batch gets
-    their list written in that batch (never throttled: it is what their next answer reads).
+    A shopper's neighbours may be any shopper, so the index cannot be split by shopper without losing them,
+    nor by SKU without a second exchange per click. It is replicated instead (`rec_knn_replicas` keys, spread
+    over the workers like every key): each replica learns every click (a few microseconds each) and lists
+    only the shoppers it owns (crc32 of the actor), so the scoring, the cost, is split over the replicas at
+    the price of one index in memory per replica. Every shopper who clicked in a batch gets their list
+    written in that batch (never throttled: it is what their next answer reads).
 
-    Cost: one `SessionNeighbours.top` per shopper per batch (a few hundred microseconds of CPU at the default
-    sizes), the largest cost of the flow per click; `rec_knn_sessions=0` turns the step's lists off.
+    Cost: one `SessionNeighbours.top` per owned shopper per batch (tens of microseconds of CPU at the default
+    sizes); `rec_knn_sessions=0` turns the step's lists off.
     """
 
     def __init__(self, settings: Settings) -> None:
@@ -454,20 +474,23 @@ class _SimilarStep(_PickledStep):
         self.state = index
         self.builder = builder
 
-    def on_batch(self, groups: list[list[tuple[str, str, float]]]) -> tuple[list[FencedDoc], bool]:
-        """Learn the batch's clicks in event-time order; a shopper's list is computed right after their last click of
-        the batch:
-        the index as of that click, whatever came after it in the batch. So the list is the same however the
-        stream was cut into batches (a replay, the live stream, the in-process harness), at one list per shopper
-        per batch."""
+    def on_batch(self, groups: list[list[tuple[str, list[Click]]]]) -> tuple[list[FencedDoc], bool]:
+        """Learn the batch's clicks in event-time order; the list of a shopper this replica owns is computed right
+        after their last click of the batch: the index as of that click, whatever came after it in the batch. So
+        the list is the same however the stream was cut into batches (a replay, the live stream, the in-process
+        harness) and however many replicas there are, at one list per shopper per batch.
+
+        Each group is one shoppers shard's [(this replica's key, its clicks)] (the clicks shared by every
+        replica)."""
         index = self.state
+        mine = groups[0][0][0]
         # In event-time order: the groups of one batch come from several shoppers shards, in no set order.
-        clicks = sorted((click for group in groups for click in group), key=_event_time)
-        last = {actor: n for n, (actor, _, _) in enumerate(clicks)}
+        clicks = sorted((click for group in groups for _, sent in group for click in sent), key=_event_time)
+        last = {actor: n for n, (actor, _, _, owner) in enumerate(clicks) if owner == mine}
         published, ttl_s, out = self.builder.rec.knn_published, self.builder.ttl_s, []
-        for n, (actor, sku, ts) in enumerate(clicks):
+        for n, (actor, sku, ts, _) in enumerate(clicks):
             index.learn_one(actor, sku, ts)
-            if last[actor] == n:
+            if last.get(actor) == n:
                 listed = index.top(actor, published)
                 out.append(FencedDoc(keys.rec_similar(actor), index.next_version(actor), orjson.dumps(listed), ttl_s,
                                      index.as_of(actor)))  # fmt: skip

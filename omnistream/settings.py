@@ -413,7 +413,8 @@ class RecSettings(_Group):
         0,
         ge=0,
         description="Shoppers held by the session-kNN index (0, the default: no session-kNN lists; 100000 gives the"
-        " measured quality gain at about a third of the flow's throughput, docs/recommendations.md).",
+        " measured quality gain at about half the flow's clickstream events per CPU second,"
+        " docs/recommendations.md).",
     )
     knn_session_items: int = Field(10, ge=1, le=100, description="Distinct recent SKUs per shopper in the kNN index.")
     knn_sessions_per_sku: int = Field(
@@ -421,6 +422,13 @@ class RecSettings(_Group):
     )
     knn_neighbours: int = Field(100, ge=1, le=1000, description="Most similar shoppers that vote in a kNN list.")
     knn_published: int = Field(50, ge=1, le=500, description="SKUs written per shopper's session-kNN document.")
+    knn_replicas: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="Copies of the session-kNN index, each listing its share of the shoppers: the similar step"
+        " spread over that many workers (each copy learns every click and holds the whole index).",
+    )
     catalog_capacity: int = Field(500_000, ge=100, description="SKUs whose catalog facts the flow holds.")
     feedback_window_s: float = Field(
         1_800.0, gt=0, description="Event-time seconds after an answer is served in which clicks, carts, buys count."

@@ -31,9 +31,9 @@ def view(event_id: str, sku: str, ts: str) -> dict[str, Any]:
     return {**click("product_view", sku=sku), "event_id": event_id, "ts": ts}
 
 
-def run(records: list[KafkaRecord]) -> list[FlowRecord]:
+def run(records: list[KafkaRecord], settings: Settings = SETTINGS) -> list[FlowRecord]:
     out: list[FlowRecord] = []
-    run_main(build_flow(SETTINGS, source=TestingSource(records, batch_size=2), sink=TestingSink(out)))
+    run_main(build_flow(settings, source=TestingSource(records, batch_size=2), sink=TestingSink(out)))
     return out
 
 
@@ -100,6 +100,25 @@ def test_a_shoppers_session_knn_list_names_what_similar_shoppers_went_on_to() ->
     similar = latest(out)[keys.rec_similar("s:S-2")]
     assert [sku for sku, _, _ in similar] == ["SKU-1", "SKU-2", "SKU-3"]  # S-1 went on from SKU-1 to 2, then 3
     assert similar[1][1] > similar[2][1]
+
+
+def test_replicas_of_the_session_knn_index_write_the_same_lists_each_shopper_once_per_batch() -> None:
+    records = []
+    for offset in range(60):
+        event = {**view(f"e{offset}", f"SKU-{(offset * 7) % 9}", f"2026-11-22T01:{offset:02d}:00.000Z"),
+                 "session_id": f"S-{offset % 6}"}  # fmt: skip
+        event.pop("user_id", None)
+        records.append(record(Topic.CLICKSTREAM, offset, event))
+
+    def similar_docs(replicas: int) -> list[tuple[str, int, bytes]]:
+        out = run(records, Settings(rec_shards=4, rec_knn_sessions=100_000, rec_knn_replicas=replicas))
+        return sorted((item.key, item.version, item.doc) for item in out
+                      if type(item) is FencedDoc and item.key.startswith(keys.rec_similar("")[:-2]))  # fmt: skip
+
+    one, three = similar_docs(1), similar_docs(3)
+    assert one == three
+    assert len({(key, version) for key, version, _ in three}) == len(three)  # one writer per shopper
+    assert len({key for key, _, _ in three}) == 6 and any(doc != b"[]" for _, _, doc in three)
 
 
 def test_a_served_answer_and_the_click_on_it_reach_the_experiment_tally() -> None:
