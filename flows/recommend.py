@@ -30,7 +30,7 @@ from bytewax.inputs import Source
 from bytewax.outputs import Sink
 
 from events.topics import Topic
-from flows.kafka_source import KafkaRecord, kafka_source
+from flows.kafka_source import KafkaRecord
 from flows.keyed import keyed_stage, to_stage
 from flows.recommend_stages import (
     FLOW,
@@ -44,7 +44,8 @@ from flows.recommend_stages import (
     TrendingLogic,
     is_doc,
 )
-from flows.sinks import FlowRecord, RecordSink
+from flows.sinks import FlowRecord
+from flows.wiring import decoded_input, records_out
 from omnistream.settings import Settings
 
 INPUT_TOPICS = (Topic.CATALOG, Topic.CLICKSTREAM, Topic.POS, Topic.REC_SERVED)
@@ -63,9 +64,7 @@ def build_flow(
     default to the topics in Kafka and the Redis/Kafka `RecordSink`; nothing connects while building.
     """
     flow = Dataflow(FLOW)
-    source_topics = {settings.topic(t): t for t in INPUT_TOPICS}
-    raw = op.input("recommend_in", flow, source or kafka_source(settings, list(source_topics)))
-    decoded = op.flat_map_batch("decode", raw, Decoder(source_topics, settings.rec.shards).decode_batch)
+    decoded = decoded_input(flow, settings, INPUT_TOPICS, lambda topics: Decoder(topics, settings.rec.shards), source)
     # Dead letters pass every branch below on the `falses` side, straight to the records.
     catalog_in = to_stage("to_catalog", decoded, Stage.CATALOG)
     catalog_out = keyed_stage("catalog", catalog_in.trues, CatalogLogic(settings))
@@ -84,5 +83,5 @@ def build_flow(
         keyed_stage("similar", similar_in.trues, SimilarLogic(settings)),
         keyed_stage("experiments", similar_in.falses, ExperimentLogic(settings)),  # all that is left
     )
-    op.output("records_out", records, sink or RecordSink(FLOW, settings, generation))
+    records_out(FLOW, records, settings, generation, sink)
     return flow
