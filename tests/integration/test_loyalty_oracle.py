@@ -9,7 +9,10 @@ SIGKILLed repeatedly while it works through (and replays) the log. The oracle
 
 from __future__ import annotations
 
+import contextlib
+import pickle
 import random
+import sqlite3
 import time
 from pathlib import Path
 
@@ -18,6 +21,8 @@ import pytest
 import redis
 
 from events.topics import Topic
+from flows.launcher import flow_recovery_dir, resume_epoch, start_flow
+from flows.loyalty_stages import LedgerStage
 from omnistream.settings import Settings
 from state import keys
 from state.doc_writer import read_doc
@@ -210,3 +215,56 @@ def test_loyalty_balances_match_the_oracle_after_reordering_duplicates_late_reve
     assert sum(int(d["unrecovered"]) for d in docs.values()) > 0  # type: ignore[call-overload]
     assert {d["tier"] for d in docs.values()} >= {"member", "silver"}
     assert Topic.LOYALTY  # entries went to the topic too (checked in test_loyalty_redemptions)
+
+
+def _pending(client: redis.Redis) -> dict[str, object]:
+    return {customer: doc["pending"] for customer, doc in _docs(client).items()}
+
+
+def _leave_unfinished_snapshot(directory: Path, step_id: str, key: str, state: bytes) -> int:
+    """What a run SIGKILLed mid-epoch can leave behind (seen in the partitions after such kills): an execution
+    with no frontier written and one step's snapshot of the epoch it was in, which the cluster never finished.
+    Written as Bytewax 0.21.1 writes them (the step's snapshot, pickled). Returns that epoch."""
+    epoch = resume_epoch(directory)
+    assert epoch is not None
+    with contextlib.closing(sqlite3.connect(directory / "part-0.sqlite3")) as db, db:
+        (last, workers) = db.execute("SELECT ex_num, worker_count FROM exs ORDER BY ex_num DESC LIMIT 1").fetchone()
+        db.execute("INSERT INTO exs (ex_num, worker_count, resume_epoch) VALUES (?, ?, ?)", (last + 1, workers, epoch))
+        db.execute("INSERT INTO snaps (step_id, state_key, snap_epoch, ser_change) VALUES (?, ?, ?, ?)",
+                   (step_id, key, epoch, pickle.dumps(state)))  # fmt: skip
+    return epoch
+
+
+@pytest.mark.parametrize("processes", [1, 2], ids=["one-process", "cluster-2x1"])
+def test_a_snapshot_of_an_epoch_the_cluster_never_finished_is_never_resumed_from(
+    settings: Settings, redis_client: redis.Redis, processes: int
+) -> None:
+    """A killed run's snapshot of its unfinished epoch must not come back at a later resume.
+
+    The member ledger's snapshot a killed execution wrote for the epoch it was in (here: a ledger
+    that had seen nothing yet) sits at the epoch the next run resumes from. That run, tailing with
+    nothing to read, passes the epoch without touching the ledger and is killed in turn; the run
+    after it resumes past the epoch and, unless the row is gone, loads it as the ledger's newest
+    state: the members' earnings of the first run vanish (in the oracle test above, the book then
+    drops their replay as duplicates, so they never come back).
+    """
+    settings = settings.model_copy(update={"loyalty_shards": 1, "processes": processes})
+    assert settings.recovery.dir is not None
+    directory = flow_recovery_dir(settings.recovery.dir, "loyalty")
+    members = [f"C-{i}" for i in range(4)]
+    publish(settings, [product("SKU-001", "toys"), *(sale(f"T-{c}", c, T0, [("SKU-001", 2, 10.0)]) for c in members)])
+    run_to_end(settings, flow="loyalty")
+    assert _pending(redis_client) == dict.fromkeys(members, 20)
+
+    nothing_seen = LedgerStage(settings)(None).snapshot()
+    unfinished = _leave_unfinished_snapshot(directory, "loyalty.ledger", "ledger:0", nothing_seen)
+    tailing = start_flow("loyalty", settings.model_copy(update={"flow_stop_at_end": False}))
+    deadline = time.monotonic() + 120
+    while (resume_epoch(directory) or 0) <= unfinished and time.monotonic() < deadline:
+        time.sleep(0.05)
+    tailing.kill()
+    assert (resume_epoch(directory) or 0) > unfinished, "the tailing run never finished the planted epoch"
+
+    publish(settings, [sale(f"T2-{c}", c, T0 + DAY, [("SKU-001", 1, 10.0)]) for c in members])
+    run_to_end(settings, flow="loyalty")
+    assert _pending(redis_client) == dict.fromkeys(members, 30)  # with the planted ledger back: 20 (fenced) or 10
