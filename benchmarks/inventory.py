@@ -541,16 +541,16 @@ PIN_ENV = "OMNISTREAM_BENCH_PIN"
 
 @contextlib.contextmanager
 def separate_cores(server_pid: int | None) -> Any:
-    """For one endpoint measurement: the server under test on the last core, the load generator on the others.
+    """With `OMNISTREAM_BENCH_PIN=1`, for one endpoint measurement: the server on the last core, the load generator
+    on the others (Redis where the scheduler puts it; both back on every core afterwards).
 
-    On two cores the load generator, the server and Redis otherwise take turns on whichever core
-    is free, and a request's latency then includes waiting for the load generator's own slice: a
-    client on another machine, as in production, never takes the server's core. Redis still runs
-    where the scheduler puts it. Yields what was pinned (`None` when not: one core, a server this
-    module did not start, or `OMNISTREAM_BENCH_PIN=0`); both go back to every core afterwards.
+    Meant to keep the load generator's time slices out of the server's latency, as a client on
+    another machine would. Off by default: in alternating rounds on the 2-core machine it made no
+    consistent difference (docs/performance.md, "Measuring an endpoint on two cores"). Yields what
+    was pinned, or `None`.
     """
     every = os.sched_getaffinity(0)
-    if server_pid is None or len(every) < 2 or os.environ.get(PIN_ENV, "1") == "0":
+    if server_pid is None or len(every) < 2 or os.environ.get(PIN_ENV, "0") != "1":
         yield None
         return
     server_core = max(every)

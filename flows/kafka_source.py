@@ -252,8 +252,12 @@ class _KafkaPartition(StatefulSourcePartition[KafkaRecord, int]):
         if self._eof:
             raise StopIteration()
         batch, self._eof = self._shared.take(self._topic, self._partition, self._next_offset)
-        if batch:
-            self._next_offset = batch[-1].offset + 1
+        # The offset after the last *message* emitted: an error record consumed nothing, and the offset it
+        # carries is the asking partition's next one (`_SharedConsumer._poll`), not a position of this one.
+        for record in reversed(batch):
+            if record.error is None:
+                self._next_offset = record.offset + 1
+                break
         return batch  # at its end: emit this batch; stop at the next call
 
     def snapshot(self) -> int:
