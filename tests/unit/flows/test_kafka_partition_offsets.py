@@ -8,6 +8,10 @@ had read nothing yet, resumed it from the end (-1) and skipped all of it.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
+import pytest
+
 from flows.kafka_source import KafkaRecord, _KafkaPartition
 
 
@@ -23,9 +27,28 @@ class _Batches:
     def take(self, topic: str, partition: int, next_offset: int) -> tuple[list[KafkaRecord], bool]:
         return (self.batches.pop(0) if self.batches else []), False
 
+    def watermarks(self, topic: str, partition: int) -> tuple[int, int] | None:
+        return None
+
+    def release(self, topic: str, partition: int) -> None:
+        return None
+
+
+_MADE: list[_KafkaPartition] = []
+
+
+@pytest.fixture(autouse=True)
+def _closed_afterwards() -> Iterator[None]:
+    """A partition registers with its worker thread's progress; closed, later flows on this thread skip it."""
+    yield
+    while _MADE:
+        _MADE.pop().close()
+
 
 def _partition(offset: int, *batches: list[KafkaRecord]) -> _KafkaPartition:
-    return _KafkaPartition(_Batches(*batches), "omni.pos", 1, offset)  # type: ignore[arg-type]
+    part = _KafkaPartition(_Batches(*batches), "omni.pos", 1, offset)  # type: ignore[arg-type]
+    _MADE.append(part)
+    return part
 
 
 def test_the_resume_offset_is_after_the_last_message_emitted() -> None:
