@@ -32,7 +32,17 @@ from bytewax.testing import TestingSink, TestingSource, run_main
 from flows.kafka_source import KafkaRecord
 from omnistream.settings import Settings
 """
-"""What every child starts with; then its own `build_flow` import, `settings` and `records`, then `CHILD_RUN`."""
+"""What every child starts with; then its own `build_flow` import and `settings`, `CHILD_RECORDS`, then `CHILD_RUN`."""
+
+CHILD_RECORDS = """
+offsets = {}
+records = []
+for topic, value in msgspec.msgpack.decode(open(sys.argv[1], "rb").read()):
+    offset = offsets.get(topic, 0)
+    offsets[topic] = offset + 1
+    records.append(KafkaRecord(settings.topic(Topic(topic)), 0, offset, value, None))
+"""
+"""The child's `records`: the stream file `sys.argv[1]` (msgpack of (topic, value) pairs), offsets per topic."""
 
 CHILD_RUN = """
 out = []

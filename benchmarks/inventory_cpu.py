@@ -25,7 +25,7 @@ import msgspec
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.cpu_ab import CHILD_IMPORTS, CHILD_RUN, compare
+from benchmarks.cpu_ab import CHILD_IMPORTS, CHILD_RECORDS, CHILD_RUN, compare
 from benchmarks.inventory import workload_records
 
 RESULTS = Path(__file__).resolve().parent / "results" / "inventory_cpu.json"
@@ -38,13 +38,8 @@ from events.topics import Topic
 from flows.inventory import build_flow
 
 settings = Settings(kafka_brokers="127.0.0.1:9", redis_url="redis://127.0.0.1:9/0", flow_metrics_port=0)
-offsets = {}
-records = []
-for topic, value in msgspec.msgpack.decode(open(sys.argv[1], "rb").read()):
-    offset = offsets.get(topic, 0)
-    offsets[topic] = offset + 1
-    records.append(KafkaRecord(settings.topic(Topic(topic)), 0, offset, value, None))
 """
+    + CHILD_RECORDS
 )
 _CHILD += CHILD_RUN
 

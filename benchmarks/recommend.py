@@ -55,7 +55,7 @@ from rich.console import Console
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.cpu_ab import CHILD_IMPORTS, CHILD_RUN, run_child
+from benchmarks.cpu_ab import CHILD_IMPORTS, CHILD_RECORDS, CHILD_RUN, run_child
 from benchmarks.inventory import api_figures, api_headers, median_run, start_api
 from benchmarks.keyspace import KeyWrites
 from events.stock import LocationStock, SkuStock
@@ -238,13 +238,8 @@ from flows.recommend import build_flow
 
 settings = Settings(kafka_brokers="127.0.0.1:9", redis_url="redis://127.0.0.1:9/0", flow_metrics_port=0,
                     rec={"knn_sessions": int(sys.argv[3])})
-offsets = {}
-records = []
-for topic, value in msgspec.msgpack.decode(open(sys.argv[1], "rb").read()):
-    offset = offsets.get(topic, 0)
-    offsets[topic] = offset + 1
-    records.append(KafkaRecord(settings.topic(Topic(topic)), 0, offset, value, None))
 """
+    + CHILD_RECORDS
     + CHILD_RUN
 )
 """(e)'s child: `sys.argv[3]` is `rec_knn_sessions` (0: no session-kNN lists)."""
