@@ -15,6 +15,7 @@ are rule texts and feature names only.
 from __future__ import annotations
 
 import hashlib
+import math
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
@@ -77,6 +78,7 @@ def make_alert(
 class _Open:
     opened_ts: float
     last_ts: float
+    """When the condition was last heard of, on the book's clock: a late event counts from the sweep before it."""
     severity: Severity
     alert_id: str
     score: float | None
@@ -118,8 +120,22 @@ class AlertBook:
         # evicts the oldest, and a plain dict deleted at its front keeps holes that `next(iter(d))`
         # walks over, so sustained overload would cost time growing with the book's size per alert.
         self._open: OrderedDict[Entity, _Open] = OrderedDict()
+        # The newest `sweep` time. An event older than it (read late: another worker's partition,
+        # a replay) keeps its alert open for `quiet_s` from here, not from its own time, so that the
+        # next sweep does not resolve an incident a moment after it opened and the following
+        # payment of the same burst opens a second one.
+        self.clock = -math.inf
+        # Incidents resolved lately, by entity (resolution order), kept while a late event may still
+        # belong to one: a payment read after its burst was resolved (scorer input fans in from
+        # several shards, so one shard's newer payments move the clock first) joins that incident.
+        self._closed: OrderedDict[Entity, _Open] = OrderedDict()
+        self.late_joined = 0
 
     def __setstate__(self, state: dict[str, Any]) -> None:
+        # Snapshots written before the book had a clock and kept resolved incidents.
+        state.setdefault("clock", -math.inf)
+        state.setdefault("_closed", OrderedDict())
+        state.setdefault("late_joined", 0)
         self.__dict__.update(with_ordered_dicts(state, "_open"))  # plain dicts before: same (opening) order
 
     def __len__(self) -> int:
@@ -139,14 +155,17 @@ class AlertBook:
     ) -> list[Alert]:
         """The condition holds for `entity` at `ts`: open an alert, escalate it, or just keep it open."""
         current = self._open.get(entity)
+        heard = ts if ts >= self.clock else self.clock
+        if current is None and self._joins_resolved(entity, ts, severity):
+            return []
         if current is None:
             alert_id = f"{self.kind}:{entity.type}:{entity.id}:{int(ts * 1000)}"
-            self._open[entity] = _Open(ts, ts, severity, alert_id, score)
+            self._open[entity] = _Open(ts, heard, severity, alert_id, score)
             alerts = [make_alert(alert_id, self.kind, severity, entity, reasons, ts, [*source_event_ids], score, False)]
             while len(self._open) > self.max_open:
                 alerts.append(self._resolved(*self._open.popitem(last=False), ts, ()))
             return alerts
-        current.last_ts = max(current.last_ts, ts)
+        current.last_ts = max(current.last_ts, heard)
         if _RANK[severity] <= _RANK[current.severity]:
             return []
         current.severity = severity
@@ -154,11 +173,31 @@ class AlertBook:
         alert_id = f"{current.alert_id}:{severity.value}"
         return [make_alert(alert_id, self.kind, severity, entity, reasons, ts, [*source_event_ids], score, False)]
 
+    def _joins_resolved(self, entity: Entity, ts: float, severity: Severity) -> bool:
+        """Whether a late event belongs to the entity's resolved incident: within it by event time, and no worse.
+
+        Within: not quiet for `quiet_s` before its first event nor after its last. Such an event
+        raises nothing (its incident was reported, and resolved as its event time says); a more
+        severe one opens an incident of its own, so that it is not swallowed.
+        """
+        closed = self._closed.get(entity)
+        if closed is None or _RANK[severity] > _RANK[closed.severity]:
+            return False
+        if not closed.opened_ts - self.quiet_s <= ts <= closed.last_ts + self.quiet_s:
+            return False
+        self.late_joined += 1
+        return True
+
     def clear(self, entity: Entity, ts: float, reasons: Sequence[str] = ()) -> list[Alert]:
         """The condition is over for `entity`: one resolved alert if one was open."""
         current = self._open.pop(entity, None)
         if current is None:
             return []
+        if self.quiet_s != math.inf:
+            self._closed[entity] = current
+            self._closed.move_to_end(entity)
+            while len(self._closed) > self.max_open:
+                self._closed.popitem(last=False)
         return [self._resolved(entity, current, ts, reasons)]
 
     def _resolved(self, entity: Entity, current: _Open, ts: float, reasons: Sequence[str]) -> Alert:
@@ -168,6 +207,11 @@ class AlertBook:
 
     def sweep(self, now: float) -> list[Alert]:
         """Resolve every alert whose condition has not held for `quiet_s` before event time `now`."""
+        if now > self.clock:
+            self.clock = now
+        closed = self._closed
+        while closed and now - next(iter(closed.values())).last_ts > 2 * self.quiet_s:
+            closed.popitem(last=False)  # resolved long ago (in resolution order: roughly by last event)
         quiet = [entity for entity, o in self._open.items() if now - o.last_ts > self.quiet_s]
         return [alert for entity in quiet for alert in self.clear(entity, now, ["quiet"])]
 

@@ -49,7 +49,8 @@ def test_card_testing_burst_is_reviewed_or_blocked_with_one_alert_and_a_normal_s
     # One incident, not one alert per payment: the opening alert, then at most one escalation per
     # higher severity (AlertBook), all under the opening alert's id.
     incident = opened[0]["alert_id"]
-    assert all(str(a["alert_id"]).startswith(str(incident)) for a in fraud_alerts), fraud_alerts
+    seen = [(a["alert_id"], a["status"], a["ts"]) for a in fraud_alerts]
+    assert all(str(a["alert_id"]).startswith(str(incident)) for a in fraud_alerts), seen
     assert len({a["severity"] for a in opened}) == len(opened) <= 3, fraud_alerts
     assert opened[0]["entity"]["type"] == "card"  # type: ignore[index]
     # Whether event time passed the burst's quiet period after it depends on partition interleaving;

@@ -107,6 +107,56 @@ def test_alert_book_snapshot_from_before_the_ordered_dict_loads_and_evicts_in_or
     assert len(restored) == 2 and restored.is_open(Entity("card", "c1"))
 
 
+def test_a_late_payment_keeps_its_incident_open_for_the_quiet_period_from_when_it_was_heard() -> None:
+    """A burst read after another worker's partition moved the clock on: one incident, not one per payment."""
+    book = AlertBook("fraud", quiet_s=600)
+    assert book.sweep(now=10_000.0) == []  # other traffic, hours after the burst
+    card = Entity("card", "c-late")
+    opened = book.observe(card, 100.0, Severity.WARNING, ["r"])
+    assert book.sweep(now=10_001.0) == []  # not resolved at once by the clock it arrived behind
+    assert book.observe(card, 101.0, Severity.WARNING, ["r"]) == []  # the same incident
+    assert book.sweep(now=10_601.0) == []  # 600 s after the sweep the second payment was heard at
+    resolved = book.sweep(now=10_602.0)
+    assert [a.alert_id for a in resolved] == [f"{opened[0].alert_id}:resolved"]
+
+
+def test_a_late_payment_of_a_resolved_burst_joins_it_and_a_worse_or_later_one_opens_another() -> None:
+    """Scorer input fans in from several shards: a burst's early payment may come after the clock resolved it."""
+    book = AlertBook("fraud", quiet_s=600)
+    card = Entity("card", "c-burst")
+    opened = book.observe(card, 700.0, Severity.ATTENTION, ["r"])  # the burst's last payment, read first
+    assert [a.reasons[0] for a in book.sweep(now=43_200.0)] == ["resolved"]  # another shard, 12 hours on
+    assert book.observe(card, 640.0, Severity.WARNING, ["r"]) == []  # read late: part of that incident
+    assert book.observe(card, 110.0, Severity.ATTENTION, ["r"]) == []  # up to quiet_s before it opened
+    assert book.late_joined == 2 and not book.is_open(card)
+    worse = book.observe(card, 650.0, Severity.EMERGENCY, ["r"])
+    assert worse[0].alert_id != opened[0].alert_id and worse[0].severity is Severity.EMERGENCY
+    other = Entity("card", "c-next")
+    book.observe(other, 43_300.0, Severity.WARNING, ["r"])
+    book.sweep(now=44_000.0)
+    assert book.observe(other, 44_500.0, Severity.WARNING, ["r"])[0].alert_id.endswith(":44500000")  # after quiet
+
+
+def test_resolved_incidents_are_forgotten_once_no_late_event_can_belong_to_them() -> None:
+    book = AlertBook("fraud", quiet_s=600, max_open=2)
+    for i in range(4):
+        book.observe(Entity("card", f"c{i}"), 100.0 * i, Severity.WARNING, ["r"])
+        book.clear(Entity("card", f"c{i}"), 100.0 * i)
+    assert len(book._closed) == 2  # bounded like the open alerts
+    book.sweep(now=300.0 + 1_201.0)
+    assert len(book._closed) == 0
+    assert book.observe(Entity("card", "c3"), 300.0, Severity.WARNING, ["r"]) != []
+
+
+def test_alert_book_snapshot_from_before_its_clock_loads() -> None:
+    book = AlertBook("fraud", quiet_s=600)
+    book.observe(Entity("card", "c0"), 0.0, Severity.WARNING, ["r"])
+    for name in ("clock", "_closed", "late_joined"):
+        del book.__dict__[name]  # the state as earlier releases pickled it
+    restored = pickle.loads(pickle.dumps(book, protocol=pickle.HIGHEST_PROTOCOL))
+    assert [a.reasons[0] for a in restored.sweep(now=601.0)] == ["resolved"]
+
+
 def test_silent_store_is_noticed_by_the_clock_of_other_traffic_and_resolves_on_its_next_sale() -> None:
     pulse = SalesPulse(min_sales=10, store_min_silence_s=300.0, register_min_silence_s=10_000.0)
     for i in range(60):
