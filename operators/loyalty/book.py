@@ -101,7 +101,7 @@ class TxnBook:
     ...     (Line("A", 2, 1000), Line("B", 1, 550)), "s1")])]
     [(15, 1550)]
     >>> [(p.points, p.rev) for p in book.apply([Voided("T1", "v1", 30.0)])]
-    [(0, 2)]
+    [(0, 3)]
     """
 
     rules: EarnRules
@@ -154,6 +154,9 @@ class TxnBook:
                 known.unit_cents = (known.unit_cents * known.qty + line.unit_cents * line.qty) // total
                 known.qty = total
         txn = self.txns[opened.txn_id] = _Txn(opened.customer_id, opened.channel, opened.ts, lines, {opened.event_id})
+        # The sale, and each SKU whose category is known: one re-priced later counts then, so the
+        # count is the same whichever came first.
+        txn.rev = 1 + sum(1 for sku in lines if sku in categories)
         for action in self.held.pop(opened.txn_id, ()):
             self._change(txn, action)
         return self._emit(opened.txn_id, txn, opened.ts, opened.event_id)
@@ -171,9 +174,8 @@ class TxnBook:
             if txn is None or line is None:
                 continue
             line.unit_units = self.rules.line_units(line.unit_cents, txn.channel, known.category, txn.ts)
-            emitted = self._emit(txn_id, txn, txn.ts, f"category:{known.sku}")
-            if emitted is not None:
-                out.append(emitted)
+            txn.rev += 1
+            out.append(self._emit(txn_id, txn, txn.ts, f"category:{known.sku}"))
         return out
 
     def _act(self, action: Action) -> TxnPoints | None:
@@ -195,6 +197,7 @@ class TxnBook:
     @staticmethod
     def _change(txn: _Txn, action: Action) -> None:
         txn.seen.add(action.event_id)
+        txn.rev += 1
         kind = type(action)
         if kind is Voided:
             txn.voided = True
@@ -215,13 +218,16 @@ class TxnBook:
             elif (line := txn.lines.get(cancel.sku)) is not None:
                 line.cancelled += line.qty if cancel.qty is None else cancel.qty
 
-    def _emit(self, txn_id: str, txn: _Txn, as_of: float, cause: str) -> TxnPoints | None:
-        points, spend = txn.figures()
-        if (points, spend) == (txn.points, txn.spend_cents):
-            return None
-        txn.points, txn.spend_cents = points, spend
-        txn.rev += 1
-        return TxnPoints(txn.customer_id, txn_id, txn.rev, txn.ts, points, spend, as_of, cause)
+    @staticmethod
+    def _emit(txn_id: str, txn: _Txn, as_of: float, cause: str) -> TxnPoints:
+        """The transaction's figures after an event it absorbed, whether they moved or not.
+
+        `rev` counts the events absorbed (the sale, each action, each re-pricing), so the member's
+        ledger can count them too: a figure of the events, not of how a run batched them (a
+        recovery replay that folds a sale and its return into one `TxnPoints` counts 2 as well).
+        """
+        txn.points, txn.spend_cents = txn.figures()
+        return TxnPoints(txn.customer_id, txn_id, txn.rev, txn.ts, txn.points, txn.spend_cents, as_of, cause)
 
     def _advance(self, now: float) -> None:
         """Forget transactions and waiting actions older than the retention (a pass per hour of event time)."""

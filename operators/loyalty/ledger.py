@@ -172,7 +172,8 @@ class MemberLedger:
             member.lots[tp.txn_id] = lot
             heapq.heappush(self.due, (lot.matures_at, _MATURE, tp.customer_id, tp.txn_id))
             heapq.heappush(self.due, (lot.expires_at, _EXPIRE, tp.customer_id, tp.txn_id))
-            self._entry(member, "earn", f"earn:{tp.txn_id}", tp.txn_id, tp.as_of, before, out, changed)
+            self._entry(member, "earn", f"earn:{tp.txn_id}", tp.txn_id, tp.as_of, before, out, changed,
+                        changes=tp.rev)  # fmt: skip
             # A late transaction may already be past its maturity or expiry: settle it now, in order.
             if lot.matures_at <= self.now:
                 self._mature(member, lot, out, changed)
@@ -181,6 +182,11 @@ class MemberLedger:
             return
         if tp.rev <= lot.rev:
             self.stats["stale"] += 1
+            return
+        changes = tp.rev - lot.rev
+        if (tp.points, tp.spend_cents) == (lot.points, lot.spend_cents):  # a fulfilment, say: nothing to show
+            lot.rev = tp.rev
+            member.version += changes
             return
         expired_left = lot.points - lot.consumed if lot.expired else 0
         lot.points, lot.spend_cents, lot.rev = tp.points, tp.spend_cents, tp.rev
@@ -199,7 +205,7 @@ class MemberLedger:
         if lot.expired:  # what expired was what was left; a reversal after expiry changes the expired amount
             member.expired += lot.points - lot.consumed - expired_left
         self._entry(member, "adjust", f"adjust:{tp.txn_id}:{tp.rev}", tp.txn_id, tp.as_of, before, out, changed,
-                    unrecovered=unrecovered)  # fmt: skip
+                    unrecovered=unrecovered, changes=changes)  # fmt: skip
 
     def _redeem(self, ask: RedeemAsked, out: LedgerOut, changed: dict[str, Member]) -> None:
         member = self.members.get(ask.customer_id)
@@ -296,10 +302,14 @@ class MemberLedger:
         *,
         reason: str | None = None,
         unrecovered: int = 0,
+        changes: int = 1,
     ) -> None:
-        # The document's version counts the member's changes, not batches: a recovery replay that batches
-        # the same items differently ends on the same version, so its last write passes the fence.
-        member.version += 1
+        # The document's version counts the events behind the member's figures (`changes`: a lot's
+        # `TxnPoints.rev` counts its transaction's), not batches nor entries: a recovery replay
+        # that batches or interleaves the same events differently ends on the same version, so its
+        # last write passes the fence (counting entries, a replay that folded a sale and its return
+        # into one ended a version short, and the document stayed as the killed run left it).
+        member.version += changes
         changed[member.customer_id] = member
         available, pending = member.balances()
         if kind == "mature":

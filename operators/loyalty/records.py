@@ -114,8 +114,10 @@ class Tick:
 class TxnPoints:
     """The absolute points and spend of one transaction now, for its member's ledger.
 
-    `rev` grows with every change of the transaction, so the ledger ignores an older revision
-    that arrives after a newer one; `as_of` is the event time of the change.
+    `rev` counts the events the transaction has absorbed (its sale, each return, void, cancel,
+    fulfilment and re-pricing), whether its figures moved or not: the ledger ignores an older
+    revision that arrives after a newer one, and its member document's version counts the
+    events, the same however a run batched them. `as_of` is the event time of the change.
     """
 
     customer_id: str
