@@ -16,7 +16,6 @@ Run it with `omnistream flow inventory` (recovery on by default); see `flows.run
 
 from __future__ import annotations
 
-import pickle
 from typing import Any
 
 import bytewax.operators as op
@@ -25,7 +24,6 @@ from bytewax.inputs import Source
 from bytewax.operators import StatefulBatchLogic
 from bytewax.outputs import Sink
 
-from events.availability import AvailabilityChange
 from events.dead_letter import DeadLetter
 from events.models import Count, Event, OrderCancel, Purchase, Return, Sale, Void
 from events.stock import SkuStock
@@ -88,10 +86,7 @@ def build_flow(
     # With the real sink, a recovery replay keeps the hold decisions it already published (`PriorDecisions`).
     ledgers = op.stateful_batch("ledgers", by_sku, LedgerLogic(settings, prior_decisions=sink_is_redis))
     ledger_out = op.key_rm("ledger_out", ledgers)
-    # Sellable flips per SKU shard, for `omni.availability` (the customers flow's back-in-stock watches).
-    stock_out: Any = op.filter("stock_only", ledgers, _is_stock)
-    flips = op.key_rm("flips_out", op.stateful_batch("availability", stock_out, AvailabilityLogic()))
-    records_out(FLOW, op.merge("records", split.trues, ledger_out, flips), settings, generation, sink)
+    records_out(FLOW, op.merge("records", split.trues, ledger_out), settings, generation, sink)
     return flow
 
 
@@ -244,7 +239,7 @@ class LedgerLogic:
 
     def __call__(self, resume: bytes | None) -> _LedgerStep:
         self.units += 1
-        return _LedgerStep(LedgerUnit(self.new_ledger, resume), self)
+        return _LedgerStep(LedgerUnit(self.new_ledger, resume), self, restored=resume is not None)
 
     def new_ledger(self, sku: str) -> StockLedger:
         return StockLedger(sku, self.dedup_window_s, self.count_window_s, self.order_retention_s,
@@ -252,23 +247,45 @@ class LedgerLogic:
 
 
 class _LedgerStep(StatefulBatchLogic[list[StockMovement], FlowRecord, bytes]):
-    __slots__ = ("logic", "unit")
+    """One SKU's ledger, and its sellable flips for `omni.availability` (the customers flow's back-in-stock watches).
 
-    def __init__(self, unit: LedgerUnit, logic: LedgerLogic) -> None:
+    The flips are worked out here, not in a step of their own keyed by SKU: that step's snapshot,
+    one more key per SKU moved, doubled what an epoch's snapshot pauses the flow for. They need no
+    snapshot: every change of the ledger was announced, so the state last announced is the
+    restored ledger's own (`_prime`).
+    """
+
+    __slots__ = ("flips", "logic", "unit")
+
+    def __init__(self, unit: LedgerUnit, logic: LedgerLogic, *, restored: bool = False) -> None:
         self.unit = unit
         self.logic = logic
+        self.flips: SellableFlips | None = None if restored else SellableFlips()
 
     def on_batch(self, groups: list[list[StockMovement]]) -> tuple[list[FlowRecord], bool]:
         unit = self.unit
         duplicates_before = unit.duplicates
+        flips = self.flips if self.flips is not None else self._prime()
         out: list[FlowRecord] = []
         if self.logic.redis_url is not None:
             groups = self._with_prior_decisions(groups)
         for moves in groups:
-            out += unit.apply(moves)
+            records = unit.apply(moves)
+            out += records
+            for record in records:
+                if type(record) is SkuStock:
+                    out += flips.changes(record)
         if unit.duplicates != duplicates_before:
             DUPLICATES.labels(FLOW).inc(unit.duplicates - duplicates_before)
         return out, StatefulBatchLogic.RETAIN
+
+    def _prime(self) -> SellableFlips:
+        """After a restore: the sellable state last announced, which is the restored ledger's."""
+        flips = self.flips = SellableFlips()
+        stock = self.unit.stock()
+        if stock is not None:
+            flips.changes(stock)  # announced before the snapshot: learnt, not announced again
+        return flips
 
     def _with_prior_decisions(self, groups: list[list[StockMovement]]) -> list[list[StockMovement]]:
         """The batch with each hold already decided and published marked so (`StockMovement.prior`)."""
@@ -292,34 +309,6 @@ class _LedgerStep(StatefulBatchLogic[list[StockMovement], FlowRecord, bytes]):
 
     def snapshot(self) -> bytes:
         _ENTITIES.report("sku_ledgers", self.logic, self.logic.units)
+        if self.flips is not None:
+            self.flips.forget_seen()  # memory for what moved in one snapshot interval only
         return self.unit.to_bytes()
-
-
-def _is_stock(keyed: tuple[str, Any]) -> bool:
-    return type(keyed[1]) is SkuStock
-
-
-class AvailabilityLogic:
-    """Builds the per-shard `SellableFlips` step: stock records in, sellable flips out (a Bytewax builder)."""
-
-    def __call__(self, resume: bytes | None) -> _AvailabilityStep:
-        flips = SellableFlips()
-        if resume is not None:
-            flips.skus = pickle.loads(resume)
-        return _AvailabilityStep(flips)
-
-
-class _AvailabilityStep(StatefulBatchLogic[SkuStock, AvailabilityChange, bytes]):
-    def __init__(self, flips: SellableFlips) -> None:
-        self.flips = flips
-
-    def on_batch(self, stocks: list[SkuStock]) -> tuple[list[AvailabilityChange], bool]:
-        changes = self.flips.changes
-        out: list[AvailabilityChange] = []
-        for stock in stocks:
-            out += changes(stock)
-        return out, StatefulBatchLogic.RETAIN
-
-    def snapshot(self) -> bytes:
-        self.flips.forget_seen()  # memory for what moved in one snapshot interval only
-        return pickle.dumps(self.flips.skus, protocol=pickle.HIGHEST_PROTOCOL)

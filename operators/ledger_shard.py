@@ -82,6 +82,14 @@ class LedgerUnit:
             out += ledger.order_updates()
         return out
 
+    def stock(self) -> SkuStock | None:
+        """The SKU's stock record as the ledger stands now (decoding it); None before its first movement."""
+        if self._ledger is None:
+            if self._packed is None:
+                return None
+            self._ledger = StockLedger.from_bytes(self._packed)
+        return self._ledger.stock()
+
     def to_bytes(self) -> bytes:
         """The ledger's bytes for a snapshot; the object is let go until the SKU moves again."""
         if self._packed is None:
