@@ -188,7 +188,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # the fast path's requests too.
     app.add_middleware(FastPaths, api=app, routes=[
         inventory.FAST_ROUTE, recommendations.FAST_ROUTE, fulfilment.FAST_ROUTE, reservations.FAST_ROUTE,
-        orders.FAST_ROUTE, customers.FAST_ROUTE, forecasts.FAST_ROUTE, loyalty.FAST_ROUTE, attribution.FAST_ROUTE,
+        orders.FAST_ROUTE, customers.FAST_ROUTE, customers.SEGMENTS_FAST_ROUTE, forecasts.FAST_ROUTE,
+        loyalty.FAST_ROUTE, attribution.FAST_ROUTE,
     ])  # fmt: skip
     # Outside the fast paths, which answer before FastAPI's routing (where a dependency never runs).
     if settings.auth.enabled:

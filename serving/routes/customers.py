@@ -115,9 +115,22 @@ FAST_ROUTE = FastRoute("/v1/customers/{customer_id}", fast_answer, max_segment=M
 @segments_router.get("")
 async def read_segments(reader: CustomerReaderDep) -> Response:
     """Every segment with its live size: the lifecycle stages (each customer is in one) and `vip`."""
+    return Response(await segments_body(reader), media_type="application/json")
+
+
+async def segments_body(reader: CustomerReader) -> bytes:
+    """`{"items": [{"name", "size"}, ...]}`, the segments in their declared order."""
     sizes = await reader.segment_sizes()
-    items = [{"name": name, "size": size} for name, size in sizes.items()]
-    return Response(orjson.dumps({"items": items}), media_type="application/json")
+    return orjson.dumps({"items": [{"name": name, "size": size} for name, size in sizes.items()]})
+
+
+async def fast_segments(api: FastAPI, _segment: str, _pairs: Sequence[tuple[str, str]]) -> bytes:
+    """The segments' sizes for `serving.fast_paths` (the route takes no parameter: nothing to decline)."""
+    reader: CustomerReader = api.state.customer_reader
+    return await segments_body(reader)
+
+
+SEGMENTS_FAST_ROUTE = FastRoute("/v1/segments", fast_segments, query=False)
 
 
 @segments_router.get("/{name}/members")

@@ -32,6 +32,7 @@ pytestmark = pytest.mark.integration
 FAST_PATH_REQUESTS = [
     ("GET", "/v1/inventory/SKU-1", Role.STOREFRONT),
     ("GET", "/v1/recommendations?user_id=u-1&k=3", Role.STOREFRONT),
+    ("GET", "/v1/segments", Role.CONSOLE),
 ]
 PUBLIC = {"/healthz", "/readyz", "/metrics", "/docs", "/openapi.json", "/"}
 
