@@ -37,6 +37,7 @@ from flows.metrics import (
     DUPLICATES,
     FRAUD_DECISIONS,
     FRAUD_LABELS,
+    FRAUD_LATE_JOINED,
     FRAUD_MODEL_UPDATES,
     FRAUD_SCORES,
     LATE_EVENTS,
@@ -107,6 +108,7 @@ _LABELS = {outcome: FRAUD_LABELS.labels(FLOW, outcome) for outcome in ("fraud", 
                                                                        "presumed_legit")}  # fmt: skip
 _ENTITIES = StateEntities(FLOW)
 _LATE = LATE_EVENTS.labels(FLOW)
+_LATE_JOINED = FRAUD_LATE_JOINED.labels(FLOW)
 
 
 def ungroup(batch: Routed) -> list[Any]:
@@ -643,7 +645,11 @@ class _FraudAlertLogic(_RulesLogic):
     ordered = False  # verdict batches, in the order the scorer shards sent them
 
     def on_batch(self, groups: list[list[ShardVerdicts]]) -> tuple[list[Routed], bool]:
+        book = self.shard.alerts.book
+        joined = book.late_joined
         self._sink(self.shard.learn_many(self._items(groups), self.watch.current()))
+        if book.late_joined != joined:
+            _LATE_JOINED.inc(book.late_joined - joined)
         _ENTITIES.report("open_fraud_alerts", self.shard, len(self.shard.alerts.book))
         return self.router.drain(), _RETAIN
 

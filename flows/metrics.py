@@ -95,6 +95,11 @@ CUSTOMER_TRIGGERS = Counter(
     "Trigger candidates of the customers flow, by kind and outcome (sent, cooldown, no_consent).",
     ["flow", "kind", "outcome"],
 )
+FRAUD_LATE_JOINED = Counter(
+    "omnistream_fraud_alert_late_joined_total",
+    "Suspicious payments read after their incident had resolved, joined to it silently (no alert raised).",
+    ["flow"],
+)
 LATE_EVENTS = Counter(
     "omnistream_flow_late_events_total",
     "Events older than the flow's watermark when they arrived: applied, but too late to cancel a trigger.",
