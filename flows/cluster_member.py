@@ -16,6 +16,7 @@ therefore means moving partition files between volumes (`docs/scaleout.md`).
 
 from __future__ import annotations
 
+import logging
 import re
 import shutil
 import socket
@@ -25,8 +26,19 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from flows.launcher import STATE_FORMAT_FILE, ensure_recovery
+from flows.launcher import (
+    STATE_FORMAT_FILE,
+    RecoveryRows,
+    discard_snapshots_from,
+    ensure_recovery,
+    recovery_rows,
+    resume_epoch_of,
+)
 from omnistream.settings import Settings
+from state.connection import connect
+from state.recovery_rendezvous import RecoveryRendezvous, RendezvousTimeout
+
+log = logging.getLogger(__name__)
 
 _ORDINAL = re.compile(r"-(\d+)$")
 _GENERATION_FILE = "generation"  # as `flows.launcher.ensure_recovery` names it
@@ -117,3 +129,31 @@ def ensure_member_recovery(directory: Path, settings: Settings, me: Member, stat
             f"{generation!r}: restore this volume's partitions, or recreate every member's and set the new lineage"
         )
     return generation
+
+
+def agree_on_resume_epoch(directory: Path, settings: Settings, me: Member, flow: str, generation: str) -> int:
+    """Agree with the other members on the epoch the cluster resumes from; delete this volume's snapshots past it.
+
+    What `flows.launcher.start_flow` does for a cluster on one host (`discard_unfinished_snapshots`),
+    for one spread over hosts: Bytewax spreads its bookkeeping rows over every partition, and each
+    member holds only its share, so the members meet in Redis first (`state.recovery_rendezvous`)
+    and each computes the epoch from the union of everyone's rows. Returns how many snapshots this
+    member deleted. If not every member comes within `OMNISTREAM_CLUSTER_RENDEZVOUS_TIMEOUT_S`, it
+    deletes nothing (a member's share alone could name an earlier epoch, and deleting from there
+    would lose state) and says so.
+    """
+    mine = recovery_rows(directory)
+    rendezvous = RecoveryRendezvous(connect(settings.redis.url, timeout_s=10.0), flow, generation, settings.processes)
+    try:
+        union = rendezvous.agree(me.process_id, mine._asdict(), settings.cluster.rendezvous_timeout_s)
+    except RendezvousTimeout as missed:
+        log.warning("%s: %s; starting without deleting snapshots past the resume epoch", flow, missed)
+        return 0
+    rows = RecoveryRows(*([tuple(row) for row in union.get(table, [])] for table in RecoveryRows._fields))
+    epoch = resume_epoch_of(rows)
+    if epoch is None:
+        return 0
+    deleted = discard_snapshots_from(directory, epoch)
+    if deleted:
+        log.warning("%s: deleted %d snapshots of epochs the cluster never finished (>= %d)", flow, deleted, epoch)
+    return deleted

@@ -20,7 +20,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, NamedTuple
 
 from flows.registry import FLOWS, GENERATION_ENV, STATE_FORMATS
 from omnistream.settings import Settings
@@ -77,27 +77,59 @@ def ensure_recovery(directory: Path, partitions: int, state_format: int = 1) -> 
     return generation_file.read_text().strip()
 
 
-def resume_epoch(directory: Path) -> int | None:
-    """The epoch Bytewax 0.21.1 will resume the flow in `directory` from; None before its first execution.
+class RecoveryRows(NamedTuple):
+    """The rows of the partitions' `exs` and `fronts` tables: what Bytewax resumes from is a function of them."""
+
+    executions: list[tuple[int, int, int]]
+    """(ex_num, worker_count, resume_epoch) per execution."""
+    fronts: list[tuple[int, int, int]]
+    """(ex_num, worker_index, worker_frontier) per worker of an execution."""
+
+
+def recovery_rows(directory: Path) -> RecoveryRows:
+    """The `exs` and `fronts` rows of every partition in `directory`."""
+    executions: list[tuple[int, int, int]] = []
+    fronts: list[tuple[int, int, int]] = []
+    for part in sorted(directory.glob("part-*.sqlite3")):
+        with contextlib.closing(sqlite3.connect(part)) as db:
+            executions += db.execute("SELECT ex_num, worker_count, resume_epoch FROM exs").fetchall()
+            fronts += db.execute("SELECT ex_num, worker_index, worker_frontier FROM fronts").fetchall()
+    return RecoveryRows(executions, fronts)
+
+
+def resume_epoch_of(rows: RecoveryRows) -> int | None:
+    """The epoch Bytewax 0.21.1 resumes from, given every partition's rows; None before its first execution.
 
     Bytewax's own rule, over every partition's `exs` and `fronts` tables: the newest execution's
     workers each count at the larger of their last written frontier and the execution's own resume
     epoch (a worker that wrote none yet), and the cluster resumes at the smallest of those. Bytewax
-    then loads, per state key, the newest snapshot *before* that epoch.
+    then loads, per state key, the newest snapshot *before* that epoch. The rows of *every*
+    partition are needed: Bytewax spreads them over the partitions, so a cluster member's own
+    share of them gives a wrong answer (`flows.cluster_member.agree_on_resume_epoch`).
     """
-    executions: dict[int, tuple[int, int]] = {}
-    fronts: dict[tuple[int, int], int] = {}
-    for part in sorted(directory.glob("part-*.sqlite3")):
-        with contextlib.closing(sqlite3.connect(part)) as db:
-            for ex, workers, resume in db.execute("SELECT ex_num, worker_count, resume_epoch FROM exs"):
-                executions[ex] = (workers, resume)
-            for ex, worker, frontier in db.execute("SELECT ex_num, worker_index, worker_frontier FROM fronts"):
-                fronts[ex, worker] = max(frontier, fronts.get((ex, worker), frontier))
+    executions = {ex: (workers, resume) for ex, workers, resume in rows.executions}
     if not executions:
         return None
+    fronts: dict[tuple[int, int], int] = {}
+    for ex, worker, frontier in rows.fronts:
+        fronts[ex, worker] = max(frontier, fronts.get((ex, worker), frontier))
     last = max(executions)
     workers, resume = executions[last]
     return min(max(fronts.get((last, worker), resume), resume) for worker in range(workers))
+
+
+def resume_epoch(directory: Path) -> int | None:
+    """The epoch Bytewax 0.21.1 will resume the flow in `directory` (holding every partition) from."""
+    return resume_epoch_of(recovery_rows(directory))
+
+
+def discard_snapshots_from(directory: Path, epoch: int) -> int:
+    """Delete the snapshots of epoch `epoch` and later from the partitions in `directory`; returns how many."""
+    deleted = 0
+    for part in sorted(directory.glob("part-*.sqlite3")):
+        with contextlib.closing(sqlite3.connect(part)) as db, db:
+            deleted += db.execute("DELETE FROM snaps WHERE snap_epoch >= ?", (epoch,)).rowcount
+    return deleted
 
 
 def discard_unfinished_snapshots(directory: Path) -> int:
@@ -112,15 +144,13 @@ def discard_unfinished_snapshots(directory: Path) -> int:
     resumes behind one upstream that has already applied (and deduplicates) what the source
     replays, and those effects are lost for good (tests/integration/test_loyalty_oracle.py).
     No resume loads a snapshot at or past its own resume epoch, so deleting them loses nothing.
+    `directory` must hold every partition: a cluster member agrees on the epoch with the others
+    first (`flows.cluster_member.agree_on_resume_epoch`).
     """
     epoch = resume_epoch(directory)
     if epoch is None:
         return 0
-    deleted = 0
-    for part in sorted(directory.glob("part-*.sqlite3")):
-        with contextlib.closing(sqlite3.connect(part)) as db, db:
-            deleted += db.execute("DELETE FROM snaps WHERE snap_epoch >= ?", (epoch,)).rowcount
-    return deleted
+    return discard_snapshots_from(directory, epoch)
 
 
 @dataclass

@@ -21,7 +21,7 @@ from datetime import timedelta
 from bytewax.recovery import RecoveryConfig
 from bytewax.run import cli_main
 
-from flows.cluster_member import ensure_member_recovery, member
+from flows.cluster_member import agree_on_resume_epoch, ensure_member_recovery, member
 from flows.collector import tune_for_tailing_flow
 from flows.launcher import ensure_recovery, flow_recovery_dir
 from flows.metrics import metrics_port, serve_metrics
@@ -48,6 +48,7 @@ def main() -> None:
         directory = flow_recovery_dir(settings.recovery.dir, args.flow)
         if me is not None:
             generation = ensure_member_recovery(directory, settings, me, STATE_FORMATS[args.flow])
+            agree_on_resume_epoch(directory, settings, me, args.flow, generation)
         else:
             generation = ensure_recovery(directory, settings.recovery.partitions, STATE_FORMATS[args.flow])
         recovery = RecoveryConfig(directory, timedelta(seconds=settings.backup_interval_s))

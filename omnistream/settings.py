@@ -632,6 +632,13 @@ class ClusterSettings(_Group):
         description="Lineage of the cluster's flow state, the same on every member; change it whenever the"
         " recovery volumes are recreated.",
     )
+    rendezvous_timeout_s: float = Field(
+        600.0,
+        gt=0,
+        le=86_400,
+        description="Seconds a starting member waits for every member's recovery rows in Redis (to agree on the "
+        "epoch the cluster resumes from); past it, it starts without deleting what a killed run left.",
+    )
 
     @field_validator("process_id", mode="before")
     @classmethod

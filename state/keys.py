@@ -211,6 +211,15 @@ def flow_health() -> str:
     return f"{NAMESPACE}:flowhealth"
 
 
+def recovery_rendezvous(flow: str, generation: str) -> str:
+    """Hash where the members of a flow's cluster spread over hosts meet before they start (field: process id).
+
+    `state.recovery_rendezvous`: each member's share of the recovery rows, so that all agree on the
+    epoch the cluster resumes from.
+    """
+    return f"{NAMESPACE}:recovery:{flow}:{generation}"
+
+
 # --- orders, checkout holds and idempotent requests (the inventory flow and the API) -----
 
 

@@ -8,7 +8,9 @@ volume). Loopback addresses 127.1.0.<i> stand in for the pods' DNS names.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import pickle
 import shutil
 import sqlite3
 import subprocess
@@ -19,7 +21,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from flows.launcher import settings_env
+from flows.launcher import RecoveryRows, recovery_rows, resume_epoch_of, settings_env
 from omnistream.settings import Settings
 from omnistream.stack import free_port
 from sim.workload import Workload
@@ -125,3 +127,38 @@ def test_a_cluster_rescaled_from_2_to_4_processes_resumes_where_it_stopped(setti
         with sqlite3.connect(part) as db:
             executions |= set(db.execute("SELECT ex_num, worker_count, resume_epoch > 1 FROM exs").fetchall())
     assert (1, 4, 1) in executions and executions <= {(0, 2, 0), (1, 4, 1)}, executions
+
+
+def test_members_delete_what_a_killed_run_left_past_the_resume_epoch_of_the_whole_cluster(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """Each member holds a share of the partitions, Bytewax's bookkeeping rows are spread over all of them:
+    the members agree on the resume epoch in Redis (`flows.cluster_member.agree_on_resume_epoch`) and each
+    deletes its snapshots past it, as `flows.launcher.start_flow` does on one host."""
+    workload = Workload(seed=33, n_skus=300, n_stores=6, n_warehouses=2, n_users=400, hold_share=0.0)
+    records = list(workload.records(12_000))
+    publish(settings, ((r.topic, r.key, r.value) for r in records[:6_000]))
+    clustered = _other_db(settings, 5)
+    assert wait_all(start_members(clustered, 2, tmp_path, generation="leftover")) == [0, 0]
+
+    volumes = [tmp_path / f"member-{index}" / "inventory" for index in range(2)]
+    shares = [recovery_rows(volume) for volume in volumes]
+    whole = RecoveryRows([row for share in shares for row in share.executions],
+                         [row for share in shares for row in share.fronts])  # fmt: skip
+    epoch = resume_epoch_of(whole)
+    assert epoch is not None and epoch > 1
+    # A killed execution's snapshot of the epoch it was in, on member 1's volume (as Bytewax 0.21.1 leaves it).
+    part = sorted(volumes[1].glob("part-*.sqlite3"))[0]
+    with contextlib.closing(sqlite3.connect(part)) as db, db:
+        db.execute("INSERT INTO snaps (step_id, state_key, snap_epoch, ser_change) VALUES (?, ?, ?, ?)",
+                   ("inventory.ledgers", "SKU-LEFT-BEHIND", epoch, pickle.dumps(b"never finished")))  # fmt: skip
+
+    publish(settings, ((r.topic, r.key, r.value) for r in records[6_000:]))
+    assert wait_all(start_members(clustered, 2, tmp_path, generation="leftover")) == [0, 0]
+
+    with contextlib.closing(sqlite3.connect(part)) as db:
+        left = db.execute("SELECT count(*) FROM snaps WHERE state_key = 'SKU-LEFT-BEHIND'").fetchone()[0]
+    assert left == 0
+    run_to_end(settings)  # one process over the whole log
+    expected, actual = stock_hashes(settings.redis.url), stock_hashes(clustered.redis.url)
+    assert actual.keys() == expected.keys() and not [k for k in expected if actual[k] != expected[k]]
