@@ -8,35 +8,19 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from bytewax.recovery import RecoveryConfig
 from bytewax.testing import TestingSink, TestingSource, run_main
 
-from benchmarks.inventory import FLOW_TOPICS
 from events.availability import AvailabilityChange
 from flows.inventory import build_flow
 from flows.kafka_source import KafkaRecord
 from flows.launcher import ensure_recovery
 from flows.registry import STATE_FORMATS
 from flows.sinks import FlowRecord
-from omnistream.settings import Settings
 from sim.workload import Workload
-
-SETTINGS = Settings(kafka_brokers="127.0.0.1:9", redis_url="redis://127.0.0.1:9/0", flow_metrics_port=0)
-
-
-def _records(events: int) -> list[KafkaRecord]:
-    offsets: dict[str, int] = {}
-    out: list[KafkaRecord] = []
-    for record in Workload(seed=11, n_skus=60, n_stores=3, n_warehouses=1).records():
-        if record.topic not in FLOW_TOPICS:
-            continue
-        if len(out) == events:
-            break
-        name = SETTINGS.topic(record.topic)
-        offset = offsets[name] = offsets.get(name, -1) + 1
-        out.append(KafkaRecord(name, 0, offset, record.value, None))
-    return out
+from tests.unit.flows.test_inventory_golden import SETTINGS, flow_records
 
 
 def _flips(records: list[FlowRecord]) -> list[tuple[str, str, bool, int]]:
@@ -44,7 +28,7 @@ def _flips(records: list[FlowRecord]) -> list[tuple[str, str, bool, int]]:
 
 
 def test_a_restored_flow_announces_the_flips_of_a_run_never_stopped(tmp_path: Path) -> None:
-    records = _records(12_000)
+    records = flow_records(Workload(seed=11, n_skus=60, n_stores=3, n_warehouses=1), 12_000)
     whole: list[FlowRecord] = []
     run_main(build_flow(SETTINGS, "g", source=TestingSource(records, batch_size=50), sink=TestingSink(whole)))
     expected = _flips(whole)
@@ -54,7 +38,8 @@ def test_a_restored_flow_announces_the_flips_of_a_run_never_stopped(tmp_path: Pa
     recovery = RecoveryConfig(tmp_path)
     first: list[FlowRecord] = []
     # An EOF item ends the first run after 6,000 records, its state snapshotted at the end of its last epoch.
-    source = TestingSource([*records[:6_000], TestingSource.EOF(), *records[6_000:]], batch_size=50)
+    items: list[Any] = [*records[:6_000], TestingSource.EOF(), *records[6_000:]]
+    source: TestingSource[KafkaRecord] = TestingSource(items, batch_size=50)
     run_main(build_flow(SETTINGS, "g", source=source, sink=TestingSink(first)),
              epoch_interval=timedelta(seconds=0), recovery_config=recovery)  # fmt: skip
     second: list[FlowRecord] = []

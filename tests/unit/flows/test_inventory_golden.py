@@ -35,12 +35,10 @@ SETTINGS = Settings(kafka_brokers="127.0.0.1:9", redis_url="redis://127.0.0.1:9/
 RUNS = ((100_000, 1_000), (20_000, 7))
 
 
-def outputs(events: int, batch_size: int) -> dict[str, Any]:
-    """What the flow writes for the first `events` simulator events, read `batch_size` records at a time."""
+def flow_records(workload: Workload, events: int) -> list[KafkaRecord]:
+    """The first `events` of the workload's records on the inventory flow's topics, as its Kafka source reads them."""
     offsets: dict[str, int] = {}
     records: list[KafkaRecord] = []
-    # A small shop, so the stream is mostly trade rather than the opening stock of every SKU and location.
-    workload = Workload(seed=7, n_skus=300, n_stores=4, n_warehouses=2)
     for record in workload.records():
         if record.topic not in FLOW_TOPICS:
             continue
@@ -49,6 +47,13 @@ def outputs(events: int, batch_size: int) -> dict[str, Any]:
         name = SETTINGS.topic(record.topic)
         offset = offsets[name] = offsets.get(name, -1) + 1
         records.append(KafkaRecord(name, 0, offset, record.value, None))
+    return records
+
+
+def outputs(events: int, batch_size: int) -> dict[str, Any]:
+    """What the flow writes for the first `events` simulator events, read `batch_size` records at a time."""
+    # A small shop, so the stream is mostly trade rather than the opening stock of every SKU and location.
+    records = flow_records(Workload(seed=7, n_skus=300, n_stores=4, n_warehouses=2), events)
     out: list[FlowRecord] = []
     run_main(
         build_flow(SETTINGS, "golden", source=TestingSource(records, batch_size=batch_size), sink=TestingSink(out))
