@@ -6,8 +6,11 @@ partitions are read concurrently, and after a recovery the reads resume at other
 same events arrive interleaved differently. `EventTimeOrder` makes the order a function of the
 data: it holds what it reads until every input partition still delivering has passed it (the
 watermark: the smallest of the partitions' newest event times), then hands it on sorted by
-(event time, event id), numbered. The stages after it sort what reaches them by that number
-(`sequence`), so each sees its items in one order, the same in every run.
+(event time, event id), numbered. The stages after it sort what reaches them in a batch by that
+number (`sequence`). With one worker every stage sees its items in one order, the same in every
+run; in a cluster, a stage fed by shards on several workers gets their batches as the workers
+deliver them, so across batches the order can differ between runs (the scorer's models learn in
+event-time chunks, and the alert step keeps a late payment in its incident: docs/fraud.md).
 
 Partitions are known by their records, so at a start (or a restart) nothing is handed on until
 the step has been running for as long as a partition may be silent before it counts as idle:
