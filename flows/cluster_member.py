@@ -149,8 +149,7 @@ def agree_on_resume_epoch(directory: Path, settings: Settings, me: Member, flow:
     except RendezvousTimeout as missed:
         log.warning("%s: %s; starting without deleting snapshots past the resume epoch", flow, missed)
         return 0
-    rows = RecoveryRows(*([tuple(row) for row in union.get(table, [])] for table in RecoveryRows._fields))
-    epoch = resume_epoch_of(rows)
+    epoch = resume_epoch_of(RecoveryRows(*(union.get(table, []) for table in RecoveryRows._fields)))
     if epoch is None:
         return 0
     deleted = discard_snapshots_from(directory, epoch)

@@ -18,6 +18,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, NamedTuple
@@ -80,9 +81,9 @@ def ensure_recovery(directory: Path, partitions: int, state_format: int = 1) -> 
 class RecoveryRows(NamedTuple):
     """The rows of the partitions' `exs` and `fronts` tables: what Bytewax resumes from is a function of them."""
 
-    executions: list[tuple[int, int, int]]
+    executions: Sequence[Sequence[int]]
     """(ex_num, worker_count, resume_epoch) per execution."""
-    fronts: list[tuple[int, int, int]]
+    fronts: Sequence[Sequence[int]]
     """(ex_num, worker_index, worker_frontier) per worker of an execution."""
 
 

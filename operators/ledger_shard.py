@@ -65,11 +65,9 @@ class LedgerUnit:
         out: list[LedgerRecord] = []
         if not moves:
             return out
-        ledger = self._ledger
+        ledger = self._decoded()
         if ledger is None:
-            packed = self._packed
-            ledger = StockLedger.from_bytes(packed) if packed is not None else self._new_ledger(moves[0].sku)
-            self._ledger = ledger
+            ledger = self._ledger = self._new_ledger(moves[0].sku)
         self._packed = None  # about to change: the bytes are stale
         version, duplicates = ledger.version, ledger.duplicates
         for move in moves:
@@ -84,11 +82,14 @@ class LedgerUnit:
 
     def stock(self) -> SkuStock | None:
         """The SKU's stock record as the ledger stands now (decoding it); None before its first movement."""
-        if self._ledger is None:
-            if self._packed is None:
-                return None
+        ledger = self._decoded()
+        return None if ledger is None else ledger.stock()
+
+    def _decoded(self) -> StockLedger | None:
+        """The ledger as an object, decoded from its bytes if need be; None before its first movement."""
+        if self._ledger is None and self._packed is not None:
             self._ledger = StockLedger.from_bytes(self._packed)
-        return self._ledger.stock()
+        return self._ledger
 
     def to_bytes(self) -> bytes:
         """The ledger's bytes for a snapshot; the object is let go until the SKU moves again."""

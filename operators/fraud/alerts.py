@@ -155,7 +155,7 @@ class AlertBook:
     ) -> list[Alert]:
         """The condition holds for `entity` at `ts`: open an alert, escalate it, or just keep it open."""
         current = self._open.get(entity)
-        heard = ts if ts >= self.clock else self.clock
+        heard = max(ts, self.clock)
         if current is None and self._joins_resolved(entity, ts, severity):
             return []
         if current is None:
