@@ -50,7 +50,10 @@ def test_consumer_lag_of_a_backlog_is_shown_then_falls_to_zero_and_epochs_go_on(
     client = connect(settings.redis.url)
     app = create_app(settings.model_copy(update={"api_redis_timeout_ms": 2000}))  # the flow loads both cores
     seen: list[tuple[float, int | None]] = []
-    run = start_flow("inventory", settings)  # tailing: the heartbeat alone must tell the lag reached 0
+    # Small polls keep the backlog in reading over several heartbeats (one a second): the flow reads
+    # 150k receipts in about one second at its default poll size, which a first beat can miss.
+    slow_reader = settings.model_copy(update={"kafka": settings.kafka.model_copy(update={"batch_size": 50})})
+    run = start_flow("inventory", slow_reader)  # tailing: the heartbeat alone must tell the lag reached 0
     try:
         with TestClient(app, headers=key_headers(issue_key(settings.redis.url, "console").key)) as api:
 
