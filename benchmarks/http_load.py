@@ -1,8 +1,11 @@
-"""A small HTTP/1.1 load generator for the benchmarks: keep-alive GETs over raw asyncio streams.
+"""The benchmarks' HTTP load: keep-alive GETs from a small compiled client (`benchmarks/loadgen.c`).
 
 The benchmark machine has 2 cores, so the client must cost far less than the server it
-measures: requests are pre-encoded bytes, and a response is parsed only as far as its status
-line and `Content-Length` (chunked bodies are skipped, for completeness).
+measures, and must not add pauses of its own to the latencies it reports. An asyncio client
+did neither: at a few thousand requests per second it took a good part of a core, and its
+event loop falling behind was charged to the server (docs/performance.md, "Measuring an
+endpoint on two cores"). The C client runs one epoll loop; this module builds it on first use
+and keeps the Python interface the benchmarks call.
 
 - `closed_loop`: each connection sends its next request as soon as the last one is answered;
   measures the most the server sustains (req/s) and latency at that load.
@@ -18,18 +21,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
+import hashlib
 import json
-import math
-import time
+import os
+import shutil
+import subprocess
+import tempfile
 from collections.abc import Coroutine, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 
 _T = TypeVar("_T")
-_HEADER_END = b"\r\n\r\n"
-_RECONNECT_PAUSE_S = 0.01  # after a refused connection: don't spin on a dead server
-_DRAIN_S = 1.0  # open loop: how long in-flight requests may finish after the run
+_SOURCE = Path(__file__).with_name("loadgen.c")
 
 
 @dataclass
@@ -59,52 +63,6 @@ class LoadResult:
         return asdict(self)
 
 
-class _Connection:
-    """One keep-alive connection; `get` sends a pre-encoded request and returns the status."""
-
-    def __init__(self, host: str, port: int) -> None:
-        self.host = host
-        self.port = port
-        self._reader: asyncio.StreamReader | None = None
-        self._writer: asyncio.StreamWriter | None = None
-
-    async def get(self, request: bytes) -> int:
-        if self._writer is None:
-            self._reader, self._writer = await asyncio.open_connection(self.host, self.port)
-        reader = self._reader
-        assert reader is not None
-        self._writer.write(request)
-        head = await reader.readuntil(_HEADER_END)
-        status = int(head[9:12])
-        lowered = head.lower()
-        at = lowered.find(b"\r\ncontent-length:")
-        if at >= 0:
-            end = lowered.index(b"\r\n", at + 2)
-            length = int(lowered[at + 17 : end])
-            if length:
-                await reader.readexactly(length)
-        elif b"\r\ntransfer-encoding: chunked" in lowered:
-            await _skip_chunked(reader)
-        elif status >= 200 and status not in (204, 304):
-            raise ValueError("response without Content-Length or chunked body")
-        if b"\r\nconnection: close" in lowered:
-            self.close()
-        return status
-
-    def close(self) -> None:
-        if self._writer is not None:
-            self._writer.close()
-        self._reader = self._writer = None
-
-
-async def _skip_chunked(reader: asyncio.StreamReader) -> None:
-    while True:
-        size = int((await reader.readuntil(b"\r\n")).split(b";", 1)[0], 16)
-        await reader.readexactly(size + 2)  # the chunk and its CRLF; the last one is "0\r\n\r\n"
-        if size == 0:
-            return
-
-
 def _requests(
     host: str, port: int, path_or_paths: str | Sequence[str], headers: Mapping[str, str] | None = None
 ) -> list[bytes]:
@@ -115,41 +73,62 @@ def _requests(
     return [f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\n{extra}\r\n".encode() for path in paths]
 
 
-def _percentile_ms(ordered: list[float], q: float) -> float | None:
-    """Nearest-rank percentile of an ascending list of seconds (`q` in 0..100), in ms; None if empty."""
-    if not ordered:
-        return None
-    return round(ordered[min(len(ordered) - 1, max(0, math.ceil(q / 100 * len(ordered)) - 1))] * 1000, 3)
+def loadgen_binary() -> Path:
+    """The compiled `loadgen.c`, built with the system's C compiler the first time its source is seen.
+
+    Kept in the temporary directory under the source's hash: a clean clone builds it once, an
+    edited source is rebuilt, and nothing built lands in the repository.
+    """
+    source = _SOURCE.read_bytes()
+    binary = Path(tempfile.gettempdir()) / f"omnistream-loadgen-{hashlib.sha256(source).hexdigest()[:16]}"
+    if binary.exists():
+        return binary
+    compiler = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
+    if compiler is None:
+        raise RuntimeError("the benchmarks' load generator needs a C compiler (apt-get install -y gcc)")
+    building = binary.with_name(f"{binary.name}.{os.getpid()}.tmp")
+    subprocess.run([compiler, "-O2", "-o", str(building), str(_SOURCE)], check=True)
+    building.replace(binary)  # atomic: concurrent benchmarks never run a half-written binary
+    return binary
 
 
-class _Tally:
-    def __init__(self) -> None:
-        self.latencies_s: list[float] = []
-        self.errors = 0
-        self.statuses: dict[int, int] = {}
+async def _loadgen(
+    host: str,
+    port: int,
+    path_or_paths: str | Sequence[str],
+    connections: int,
+    duration_s: float,
+    rate: float,
+    headers: Mapping[str, str] | None,
+) -> dict[str, Any]:
+    requests = _requests(host, port, path_or_paths, headers)
+    process = await asyncio.create_subprocess_exec(
+        str(loadgen_binary()), host, str(port), str(connections), repr(float(duration_s)), repr(float(rate)),
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, _ = await process.communicate(b"\0".join(requests))
+    if process.returncode != 0:
+        raise RuntimeError(f"load generator failed (exit {process.returncode})")
+    figures: dict[str, Any] = json.loads(out)
+    return figures
 
-    def answered(self, status: int, latency_s: float) -> None:
-        self.latencies_s.append(latency_s)
-        self.statuses[status] = self.statuses.get(status, 0) + 1
-        if not 200 <= status < 300:
-            self.errors += 1
 
-    def result(self, mode: str, connections: int, duration_s: float, **extra: Any) -> LoadResult:
-        ordered = sorted(self.latencies_s)
-        answered = len(ordered) - extra.get("unsent", 0)
-        return LoadResult(
-            mode=mode,
-            connections=connections,
-            duration_s=round(duration_s, 3),
-            requests=answered,
-            errors=self.errors,
-            rate=round(answered / duration_s, 1) if duration_s > 0 else 0.0,
-            p50_ms=_percentile_ms(ordered, 50),
-            p99_ms=_percentile_ms(ordered, 99),
-            max_ms=_percentile_ms(ordered, 100),
-            statuses=dict(sorted(self.statuses.items())),
-            **extra,
-        )
+def _result(mode: str, connections: int, figures: dict[str, Any], **extra: Any) -> LoadResult:
+    duration_s = figures["duration_s"]
+    answered = figures["requests"]
+    return LoadResult(
+        mode=mode,
+        connections=connections,
+        duration_s=round(duration_s, 3),
+        requests=answered,
+        errors=figures["errors"],
+        rate=round(answered / duration_s, 1) if duration_s > 0 else 0.0,
+        p50_ms=figures["p50_ms"],
+        p99_ms=figures["p99_ms"],
+        max_ms=figures["max_ms"],
+        statuses={int(status): count for status, count in sorted(figures["statuses"].items(), key=lambda s: int(s[0]))},
+        **extra,
+    )
 
 
 async def closed_loop(
@@ -167,32 +146,8 @@ async def closed_loop(
     `connections` identical requests at once, which no storefront's traffic looks like, and
     which a server's cache of shared documents meets as a herd of simultaneous misses.)
     """
-    requests = _requests(host, port, path_or_paths, headers)
-    tally = _Tally()
-    clock = time.perf_counter
-    deadline = clock() + duration_s
-
-    async def drive(index: int) -> None:
-        conn = _Connection(host, port)
-        n = index * len(requests) // connections
-        try:
-            while (start := clock()) < deadline:
-                request = requests[n % len(requests)]
-                n += 1
-                try:
-                    status = await conn.get(request)
-                except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError):
-                    tally.errors += 1
-                    conn.close()
-                    await asyncio.sleep(_RECONNECT_PAUSE_S)
-                    continue
-                tally.answered(status, clock() - start)
-        finally:
-            conn.close()
-
-    began = clock()
-    await asyncio.gather(*(drive(i) for i in range(connections)))
-    return tally.result("closed", connections, clock() - began)
+    figures = await _loadgen(host, port, path_or_paths, connections, duration_s, 0.0, headers)
+    return _result("closed", connections, figures)
 
 
 async def open_loop(
@@ -214,56 +169,13 @@ async def open_loop(
     """
     if rate <= 0 or connections < 1:
         raise ValueError("rate must be > 0 and connections >= 1")
-    requests = _requests(host, port, paths, headers)
-    total = int(rate * duration_s)
-    tally = _Tally()
-    clock = time.perf_counter
-    start = clock() + 0.05  # let every connection reach its first sleep before the first due time
-    end = start + duration_s
-    unsent = 0
-
-    async def drive(index: int) -> None:
-        nonlocal unsent
-        conn = _Connection(host, port)
-        try:
-            for i in range(index, total, connections):
-                due = start + i / rate
-                now = clock()
-                if now >= end:
-                    # Never sent within the run: charge each the wait it had so far.
-                    late = range(i, total, connections)
-                    unsent += len(late)
-                    tally.latencies_s.extend(max(0.0, now - (start + j / rate)) for j in late)
-                    return
-                if due > now:
-                    await asyncio.sleep(due - now)
-                try:
-                    status = await conn.get(requests[i % len(requests)])
-                except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError):
-                    tally.errors += 1
-                    conn.close()
-                    continue
-                tally.answered(status, clock() - due)
-        finally:
-            conn.close()
-
-    tasks = [asyncio.ensure_future(drive(i)) for i in range(min(connections, max(total, 1)))]
-    _, pending = await asyncio.wait(tasks, timeout=max(0.0, end - clock()) + _DRAIN_S)
-    for task in pending:  # stuck past the drain: the server never answered these
-        task.cancel()
-        tally.errors += 1
-    with contextlib.suppress(asyncio.CancelledError):
-        await asyncio.gather(*pending, return_exceptions=True)
-    return tally.result("open", connections, duration_s, offered_rate=float(rate), unsent=unsent)
+    figures = await _loadgen(host, port, paths, connections, duration_s, rate, headers)
+    return _result("open", connections, figures, offered_rate=float(rate), unsent=figures["unsent"])
 
 
 def run(coro: Coroutine[Any, Any, _T]) -> _T:
-    """Run `coro` on uvloop when it is installed (a cheaper client), else on asyncio's loop."""
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.run(coro)
-    return uvloop.run(coro)
+    """Run one load run (`closed_loop`, `open_loop`) to its end from synchronous code."""
+    return asyncio.run(coro)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
