@@ -476,6 +476,8 @@ def trace_breakdown(trace: Path, timed: list[tuple[str, float, float]]) -> dict[
 
 _SERVER_PIDS: dict[int, int] = {}
 """Port -> pid of each API server `start_api` started, for `separate_cores`."""
+_SERVER_REDIS: dict[int, str] = {}
+"""Port -> the Redis URL of each API server `start_api` started, for `redis_stalls`."""
 
 
 def start_api(app: str, settings: Settings) -> tuple[subprocess.Popen[bytes], int]:
@@ -493,6 +495,7 @@ def start_api(app: str, settings: Settings) -> tuple[subprocess.Popen[bytes], in
 
             urllib.request.urlopen(f"http://127.0.0.1:{port}/docs", timeout=1).read()
             _SERVER_PIDS[port] = proc.pid
+            _SERVER_REDIS[port] = settings.redis.url
             return proc, port
         except OSError:
             time.sleep(0.1)
@@ -525,15 +528,42 @@ def api_figures(port: int, paths: list[str], duration_s: float, connections: int
     with separate_cores(_SERVER_PIDS.get(port)) as cores:
         peak = http_load.run(http_load.closed_loop("127.0.0.1", port, paths, connections, duration_s, headers))
         before = gc_pauses(port)
-        half = http_load.run(
-            http_load.open_loop("127.0.0.1", port, paths, peak.rate / 2, duration_s, connections, headers)
-        )
+        with redis_stalls(_SERVER_REDIS.get(port)) as stalls:
+            half = http_load.run(
+                http_load.open_loop("127.0.0.1", port, paths, peak.rate / 2, duration_s, connections, headers)
+            )
         after = gc_pauses(port)
     collections = {
         generation: {name: round(after[generation][name] - figures[name], 6) for name in figures}
         for generation, figures in before.items()
     }
-    return {"max": peak.as_dict(), "half_load": half.as_dict(), "gc_at_half_load": collections, "cores": cores}
+    return {"max": peak.as_dict(), "half_load": half.as_dict(), "gc_at_half_load": collections,
+            "redis_stalls_at_half_load": stalls, "cores": cores}  # fmt: skip
+
+
+@contextlib.contextmanager
+def redis_stalls(url: str | None, threshold_ms: int = 2) -> Any:
+    """Redis's own pauses of `threshold_ms` or more while the block runs, from its latency monitor.
+
+    Yields a dict filled on exit: per event (`command`, `expire-cycle`, `fast-command`, ...) the
+    latest and the longest pause in ms. An endpoint's p99 at half load can be Redis's: a burst of
+    keys expiring at once blocks every client for up to a quarter of each 100 ms cycle.
+    """
+    found: dict[str, dict[str, int]] = {}
+    if url is None:
+        yield found
+        return
+    client = redis.Redis.from_url(url)
+    try:
+        client.config_set("latency-monitor-threshold", threshold_ms)
+        client.latency_reset()
+        yield found
+        for event, _, latest, longest in client.latency_latest():
+            name = event.decode() if isinstance(event, bytes) else str(event)
+            found[name] = {"latest_ms": int(latest), "max_ms": int(longest)}
+        client.config_set("latency-monitor-threshold", 0)
+    finally:
+        client.close()
 
 
 PIN_ENV = "OMNISTREAM_BENCH_PIN"

@@ -8,7 +8,7 @@
  * slow server. This loop costs a few microseconds of CPU per request. `benchmarks/http_load.py`
  * builds it with the system's C compiler on first use and drives it; docs/performance.md.
  *
- *   loadgen HOST PORT CONNECTIONS DURATION_S RATE < requests
+ *   loadgen HOST PORT CONNECTIONS DURATION_S RATE [WARMUP_S] < requests
  *
  * stdin holds the requests, each a complete HTTP/1.1 request, separated by NUL bytes; they are
  * sent in turn. RATE 0: closed loop (each connection sends its next request when the last is
@@ -17,6 +17,9 @@
  * connection's previous answer arrives; latency runs from the due time, so a stalled server is
  * charged for every request it delayed). Requests still unsent at the end count with the wait
  * they had ("unsent"); requests in flight may finish within one second after the end.
+ * WARMUP_S (default 0): the load runs that long first, unmeasured, as wrk2's calibration
+ * period does: a new connection's first answers (the server accepting it, building its
+ * protocol objects) are not the server's steady state at the rate asked.
  *
  * Prints one JSON object: requests answered, errors (transport failures and non-2xx answers),
  * statuses, unsent, duration_s, and p50 / p99 / max latency in ms (nearest rank, over the
@@ -61,6 +64,9 @@ static size_t *request_lens;
 static size_t n_requests;
 static double *latencies;
 static size_t n_latencies, cap_latencies;
+static double measured_from;  /* answers due (open loop) or sent (closed loop) before it are the warm-up's */
+static FILE *dump;  /* LOADGEN_DUMP=path: every answer's due (or send) time and latency, for finding stalls */
+static double dump_origin;
 static long statuses[MAX_STATUS];
 static long errors, unsent;
 static int epfd;
@@ -78,6 +84,11 @@ static void record(double latency_s) {
         if (!latencies) { perror("realloc"); exit(2); }
     }
     latencies[n_latencies++] = latency_s;
+}
+
+static void record_at(double due, double latency_s) {
+    record(latency_s);
+    if (dump) fprintf(dump, "%.6f %.6f\n", due - dump_origin, latency_s * 1000.0);
 }
 
 static void read_requests(void) {
@@ -222,8 +233,9 @@ static int read_response(conn_t *c, int *status) {
     return 1;
 }
 
-static void answered(int status, double latency_s) {
-    record(latency_s);
+static void answered(int status, double due, double latency_s) {
+    if (due < measured_from) return;
+    record_at(due, latency_s);
     if (status >= 0 && status < MAX_STATUS) statuses[status]++;
     if (status < 200 || status >= 300) errors++;
 }
@@ -254,15 +266,15 @@ static double percentile_ms(double q) {
 }
 
 int main(int argc, char **argv) {
-    if (argc != 6) {
-        fprintf(stderr, "usage: loadgen HOST PORT CONNECTIONS DURATION_S RATE < requests\n");
+    if (argc != 6 && argc != 7) {
+        fprintf(stderr, "usage: loadgen HOST PORT CONNECTIONS DURATION_S RATE [WARMUP_S] < requests\n");
         return 2;
     }
     host = argv[1];
     port = atoi(argv[2]);
     int n_conns = atoi(argv[3]);
-    double duration = atof(argv[4]), rate = atof(argv[5]);
-    if (n_conns < 1 || duration <= 0 || rate < 0) { fprintf(stderr, "loadgen: bad arguments\n"); return 2; }
+    double duration = atof(argv[4]), rate = atof(argv[5]), warmup = argc == 7 ? atof(argv[6]) : 0.0;
+    if (n_conns < 1 || duration <= 0 || rate < 0 || warmup < 0) { fprintf(stderr, "loadgen: bad arguments\n"); return 2; }
     read_requests();
     epfd = epoll_create1(EPOLL_CLOEXEC);
     int tfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
@@ -270,10 +282,17 @@ int main(int argc, char **argv) {
     epoll_ctl(epfd, EPOLL_CTL_ADD, tfd, &tev);
 
     int open_loop = rate > 0;
-    long total = open_loop ? (long)(rate * duration) : 0;
+    long total = open_loop ? (long)(rate * (warmup + duration)) : 0;
     if (open_loop && total < n_conns) n_conns = total > 0 ? (int)total : 1;
     conn_t *conns = calloc((size_t)n_conns, sizeof *conns);
-    double start = now_s() + (open_loop ? START_DELAY_S : 0.0), end = start + duration;
+    double start = now_s() + (open_loop ? START_DELAY_S : 0.0), end = start + warmup + duration;
+    measured_from = start + warmup;
+    const char *dump_path = getenv("LOADGEN_DUMP");
+    if (dump_path && *dump_path) {
+        dump = fopen(dump_path, "a");
+        dump_origin = start;
+        if (dump) fprintf(dump, "# origin %.6f (CLOCK_MONOTONIC s); then per answer: due s after it, latency ms\n", start);
+    }
     for (int i = 0; i < n_conns; i++) {
         conn_t *c = &conns[i];
         c->fd = -1;
@@ -355,7 +374,7 @@ int main(int argc, char **argv) {
                 errors++;
                 close_conn(c);
             } else {
-                answered(status, at - c->due);
+                answered(status, c->due, at - c->due);
             }
             c->next += open_loop ? n_conns : 1;
             if (open_loop) {
@@ -364,7 +383,8 @@ int main(int argc, char **argv) {
             }
         }
     }
-    double duration_s = open_loop ? duration : now_s() - began;
+    double duration_s = open_loop ? duration : now_s() - (began > measured_from ? began : measured_from);
+    if (dump) fclose(dump);
     qsort(latencies, n_latencies, sizeof *latencies, cmp_double);
     printf("{\"requests\":%ld,\"errors\":%ld,\"unsent\":%ld,\"duration_s\":%.6f,", (long)n_latencies - unsent,
            errors, unsent, duration_s);

@@ -73,7 +73,8 @@ def server() -> Iterator[_Server]:
 
 
 def test_closed_loop_counts_answers_statuses_and_reads_both_framings(server: _Server) -> None:
-    result = http_load.run(http_load.closed_loop("127.0.0.1", server.port, ["/ok", "/chunked", "/missing"], 4, 1.0))
+    paths = ["/ok", "/chunked", "/missing"]
+    result = http_load.run(http_load.closed_loop("127.0.0.1", server.port, paths, 4, 1.0, warmup_s=0.0))
     assert result.mode == "closed" and result.requests > 100
     assert set(result.statuses) == {200, 404}
     # The three paths are cycled: a third of the answers are 404s, and they count as errors.
@@ -88,7 +89,7 @@ def test_open_loop_offers_the_rate_and_charges_a_pause_to_every_request_it_delay
         server.pause_until = time.monotonic() + 0.3
 
     threading.Thread(target=pause_later, daemon=True).start()
-    result = http_load.run(http_load.open_loop("127.0.0.1", server.port, "/ok", 500.0, 2.0, 8))
+    result = http_load.run(http_load.open_loop("127.0.0.1", server.port, "/ok", 500.0, 2.0, 8, warmup_s=0.0))
     assert result.mode == "open" and result.offered_rate == 500.0
     assert result.requests + result.unsent == 1000 and result.errors == 0
     # 0.3 s of 2 s paused: ~150 requests fell due in the pause, each waiting until it ended. A client
@@ -96,6 +97,13 @@ def test_open_loop_offers_the_rate_and_charges_a_pause_to_every_request_it_delay
     assert result.max_ms is not None and result.max_ms >= 250
     assert result.p99_ms is not None and result.p99_ms >= 100
     assert result.p50_ms is not None and result.p50_ms < 20
+
+
+def test_the_warm_up_is_served_but_not_measured(server: _Server) -> None:
+    server.pause_until = time.monotonic() + 0.3  # the first 0.3 s of a 0.5-s warm-up: slow, not measured
+    result = http_load.run(http_load.open_loop("127.0.0.1", server.port, "/ok", 400.0, 1.0, 8, warmup_s=0.5))
+    assert result.requests + result.unsent == 400 and server.requests == 600
+    assert result.max_ms is not None and result.max_ms < 100
 
 
 def test_a_server_that_is_not_there_is_errors_not_a_hang() -> None:
