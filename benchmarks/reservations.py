@@ -39,6 +39,7 @@ from typing import Any
 import httpx
 import orjson
 import redis
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from rich.console import Console
 from rich.table import Table
 
@@ -108,16 +109,22 @@ def background_traffic(settings: Settings, rate: float, seconds: float, stop: th
     return thread
 
 
+Decisions = tuple[list[float], list[float], dict[str, int], list[dict[str, Any]]]
+"""Decision latencies (ms), POST latencies (ms), outcomes counted, the reservations undecided after 30 s."""
+
+
 async def decision_latencies(url: str, headers: dict[str, str], skus: list[str], rate: float, seconds: float,
-                             poll_s: float) -> tuple[list[float], list[float], dict[str, int]]:  # fmt: skip
+                             poll_s: float) -> Decisions:  # fmt: skip
     """POST at `rate`/s for `seconds`; per reservation, ms from sending the POST to a GET showing the decision.
 
     Also each POST's own time (sent -> 202, which waits for the broker's acknowledgement): the
-    part of a decision's latency spent before the flow can see the event at all.
+    part of a decision's latency spent before the flow can see the event at all; and the
+    reservations still undecided after 30 s, for `trace_undecided`.
     """
     latencies: list[float] = []
     posts: list[float] = []
     outcomes: dict[str, int] = {}
+    undecided: list[dict[str, Any]] = []
     async with httpx.AsyncClient(base_url=url, timeout=30.0, headers=headers,
                                  limits=httpx.Limits(max_connections=64)) as client:  # fmt: skip
 
@@ -141,6 +148,8 @@ async def decision_latencies(url: str, headers: dict[str, str], skus: list[str],
                     return
                 if time.perf_counter() - sent > 30:
                     outcomes["undecided_30s"] = outcomes.get("undecided_30s", 0) + 1
+                    undecided.append({"n": n, "reservation_id": path.rsplit("/", 1)[1], "sku": sku,
+                                      "location_id": store, "posted_s": round(sent - start, 3)})  # fmt: skip
                     return
                 await asyncio.sleep(poll_s)
 
@@ -151,7 +160,50 @@ async def decision_latencies(url: str, headers: dict[str, str], skus: list[str],
             await asyncio.sleep(max(0.0, due - time.perf_counter()))
             tasks.append(asyncio.create_task(one(n)))
         await asyncio.gather(*tasks)
-    return latencies, posts, outcomes
+    return latencies, posts, outcomes, undecided
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode(errors="replace") if isinstance(value, bytes) else value
+
+
+def trace_undecided(settings: Settings, undecided: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Where each undecided reservation got to: its Redis hash, its event in the topic, the flow's health.
+
+    A reservation the API answered 202 for was published (the broker acknowledged it); one the flow
+    never decided is either not in the topic, or in it and not applied, or applied and not written.
+    """
+    client = redis.Redis.from_url(settings.redis.url)
+    topic = settings.topic(Topic.INVENTORY)
+    wanted = {item["reservation_id"].encode(): item for item in undecided}
+    consumer = Consumer({"bootstrap.servers": settings.kafka.brokers, "group.id": "bench-trace",
+                         "enable.auto.commit": False, "enable.partition.eof": True})  # fmt: skip
+    try:
+        for item in undecided:
+            stored = client.hgetall(keys.reservation(item["reservation_id"]))
+            item["redis"] = {_text(k): _text(v) for k, v in stored.items()}
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(settings.topic.partitions)])
+        at_end: set[int] = set()
+        while len(at_end) < settings.topic.partitions:
+            msg = consumer.poll(5.0)
+            if msg is None:
+                break
+            if msg.error() is not None:
+                at_end.add(msg.partition() or 0)
+                continue
+            value = msg.value() or b""
+            for rid, item in wanted.items():
+                if rid in value:
+                    item.setdefault("in_topic", []).append({"partition": msg.partition(), "offset": msg.offset()})
+        health = client.hgetall(keys.flow_health())
+        beats = {_text(k): orjson.loads(v) for k, v in health.items()}
+        for item in undecided:
+            item["flow_health"] = {name: {f: beat.get(f) for f in ("consumer_lag", "consumer_lag_by_topic", "records")}
+                                   for name, beat in beats.items()}  # fmt: skip
+    finally:
+        consumer.close()
+        client.close()
+    return undecided
 
 
 def fulfilment_figures(port: int, headers: dict[str, str], skus: list[str], seconds: float,
@@ -195,11 +247,14 @@ def main() -> None:
             traffic = background_traffic(settings, args.background_rate, args.hold_seconds + 5, stop)
             offered = decision_latencies(f"http://127.0.0.1:{port}", headers, skus, args.rate, args.hold_seconds,
                                          args.poll_ms / 1000)  # fmt: skip
-            latencies, posts, outcomes = asyncio.run(offered)
+            latencies, posts, outcomes, undecided = asyncio.run(offered)
             stop.set()
             traffic.join(30)
             post = _percentiles(posts)
             decision: dict[str, Any] = _percentiles(latencies) | {"outcomes": outcomes, "post": post}
+            if undecided:
+                decision["undecided"] = trace_undecided(settings, undecided)
+                console.print(f"undecided after 30 s: {decision['undecided']}")
             run.stop()  # the endpoint reads Redis only: the flow's backlog must not share the cores with it
             console.print("(b) GET /v1/fulfilment/options ...")
             fulfilment = fulfilment_figures(port, headers, skus, args.api_seconds, args.connections)
