@@ -486,8 +486,10 @@ def throughput(settings: Settings, n_events: int, *, stocked: bool = False) -> d
         # The flow process's collector policy (flows/run.py), after the input is made: it is not the flow's.
         tune_for_tailing_flow()
         began_cpu, began = time.process_time(), time.perf_counter()
+        # Epochs as long as a deployed flow's (`flows/run.py`): each closes with a snapshot of every step.
         run_main(
-            build_flow(settings, "throughput", source=TestingSource(records, batch_size=settings.kafka.batch_size))
+            build_flow(settings, "throughput", source=TestingSource(records, batch_size=settings.kafka.batch_size)),
+            epoch_interval=timedelta(seconds=settings.snapshot_interval_s),
         )
         cpu, wall = time.process_time() - began_cpu, time.perf_counter() - began
     finally:
