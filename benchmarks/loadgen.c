@@ -53,6 +53,7 @@ typedef struct {
     int active;      /* open loop: has requests left */
     long next;       /* open loop: the next request number; closed loop: the next path */
     double due;      /* open loop: the due time of `next`; closed loop: when it was sent */
+    double sent;     /* when the request in flight was sent (the dump tells the client's own lateness) */
     char *buf;
     size_t len, cap;
 } conn_t;
@@ -65,7 +66,7 @@ static size_t n_requests;
 static double *latencies;
 static size_t n_latencies, cap_latencies;
 static double measured_from;  /* answers due (open loop) or sent (closed loop) before it are the warm-up's */
-static FILE *dump;  /* LOADGEN_DUMP=path: every answer's due (or send) time and latency, for finding stalls */
+static FILE *dump;  /* LOADGEN_DUMP=path (appended to): per answer its due time, latency, and how late it was sent */
 static double dump_origin;
 static long statuses[MAX_STATUS];
 static long errors, unsent;
@@ -86,9 +87,9 @@ static void record(double latency_s) {
     latencies[n_latencies++] = latency_s;
 }
 
-static void record_at(double due, double latency_s) {
+static void record_at(double due, double sent, double latency_s) {
     record(latency_s);
-    if (dump) fprintf(dump, "%.6f %.6f\n", due - dump_origin, latency_s * 1000.0);
+    if (dump) fprintf(dump, "%.6f %.6f %.3f\n", due - dump_origin, latency_s * 1000.0, (sent - due) * 1000.0);
 }
 
 static void read_requests(void) {
@@ -233,9 +234,9 @@ static int read_response(conn_t *c, int *status) {
     return 1;
 }
 
-static void answered(int status, double due, double latency_s) {
+static void answered(int status, double due, double sent, double latency_s) {
     if (due < measured_from) return;
-    record_at(due, latency_s);
+    record_at(due, sent, latency_s);
     if (status >= 0 && status < MAX_STATUS) statuses[status]++;
     if (status < 200 || status >= 300) errors++;
 }
@@ -291,7 +292,9 @@ int main(int argc, char **argv) {
     if (dump_path && *dump_path) {
         dump = fopen(dump_path, "a");
         dump_origin = start;
-        if (dump) fprintf(dump, "# origin %.6f (CLOCK_MONOTONIC s); then per answer: due s after it, latency ms\n", start);
+        if (dump)
+            fprintf(dump, "# origin %.6f (CLOCK_MONOTONIC s); per answer: due s after it, latency ms, sent after due ms\n",
+                    start);
     }
     for (int i = 0; i < n_conns; i++) {
         conn_t *c = &conns[i];
@@ -325,6 +328,7 @@ int main(int argc, char **argv) {
                 }
                 if (!open_loop || c->due <= now) {
                     if (!open_loop) c->due = now;
+                    c->sent = now;
                     if (send_request(c, c->next) < 0) {
                         errors++;
                         if (open_loop) {  /* dropped, as a failed request is */
@@ -374,7 +378,7 @@ int main(int argc, char **argv) {
                 errors++;
                 close_conn(c);
             } else {
-                answered(status, c->due, at - c->due);
+                answered(status, c->due, c->sent, at - c->due);
             }
             c->next += open_loop ? n_conns : 1;
             if (open_loop) {
