@@ -24,6 +24,9 @@
  * Prints one JSON object: requests answered, errors (transport failures and non-2xx answers),
  * statuses, unsent, duration_s, and p50 / p99 / max latency in ms (nearest rank, over the
  * answered and the unsent).
+ *
+ * LOADGEN_DUMP=path appends, per measured answer, its due time (s after the run's start), its
+ * latency (ms) and how late the client itself sent it (ms): where a tail came from.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
