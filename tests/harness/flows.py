@@ -31,6 +31,15 @@ def run_to_end(settings: Settings, *, flow: str = "inventory", timeout_s: float 
     assert code == 0, f"flow {flow} exited with {code}"
 
 
+def with_poll_size(settings: Settings, messages: int) -> Settings:
+    """`settings` with the flows' Kafka polls cut to `messages`: a backlog is then read over many batches.
+
+    For tests that must act while a flow is mid-backlog (see its lag, kill it): at the default poll
+    size a fast machine reads a test's whole stream in a few batches, before the test can look.
+    """
+    return settings.model_copy(update={"kafka": settings.kafka.model_copy(update={"batch_size": messages})})
+
+
 def start(settings: Settings, *, flow: str = "inventory") -> FlowRun:
     """Start `flow` in the stop-at-end mode tests use."""
     return start_flow(flow, settings.model_copy(update={"flow_stop_at_end": True}))

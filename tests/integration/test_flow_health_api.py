@@ -16,7 +16,7 @@ from serving.app import create_app
 from state import keys
 from state.connection import connect
 from tests.harness.api import issue_key, key_headers
-from tests.harness.flows import publish, run_to_end
+from tests.harness.flows import publish, run_to_end, with_poll_size
 
 pytestmark = pytest.mark.integration
 
@@ -51,9 +51,9 @@ def test_consumer_lag_of_a_backlog_is_shown_then_falls_to_zero_and_epochs_go_on(
     app = create_app(settings.model_copy(update={"api_redis_timeout_ms": 2000}))  # the flow loads both cores
     seen: list[tuple[float, int | None]] = []
     # Small polls keep the backlog in reading over several heartbeats (one a second): the flow reads
-    # 150k receipts in about one second at its default poll size, which a first beat can miss.
-    slow_reader = settings.model_copy(update={"kafka": settings.kafka.model_copy(update={"batch_size": 50})})
-    run = start_flow("inventory", slow_reader)  # tailing: the heartbeat alone must tell the lag reached 0
+    # 150k receipts in about one second at its default poll size, which a first beat can miss. Tailing:
+    # the heartbeat alone must tell the lag reached 0.
+    run = start_flow("inventory", with_poll_size(settings, 50))
     try:
         with TestClient(app, headers=key_headers(issue_key(settings.redis.url, "console").key)) as api:
 

@@ -17,7 +17,7 @@ from flows.registry import GENERATION_ENV
 from omnistream.settings import Settings
 from sim.workload import Workload
 from state import keys
-from tests.harness.flows import publish, run_to_end, start, stock_hashes, stream_records
+from tests.harness.flows import publish, run_to_end, start, stock_hashes, stream_records, with_poll_size
 
 pytestmark = pytest.mark.integration
 
@@ -54,7 +54,7 @@ def test_inventory_flow_killed_repeatedly_ends_in_the_uninterrupted_state(settin
     # Polls of 1,000 messages, not 5,000: a run's first write to Redis (where each kill's clock starts)
     # then comes after ~1% of the workload, not after a first batch of up to a tenth of it, which left
     # five kills' worth of progress too little work on a fast machine ("finished before kill 5").
-    settings = settings.model_copy(update={"kafka": settings.kafka.model_copy(update={"batch_size": 1000})})
+    settings = with_poll_size(settings, 1000)
     workload = _publish_workload(settings)
     run = start(settings)
     _wait_for_progress(run, settings.redis.url, {}, 0)
