@@ -1,15 +1,20 @@
-"""Garbage-collection policy benchmark: the inventory flow in one process, CPython's defaults against the flow's.
+"""Garbage-collection policy benchmark: a flow in one process, CPython's defaults against the flow's.
 
-docs/performance.md ("Garbage collection") quotes it. Each round runs the
-inventory flow over the same simulator events (Bytewax `TestingSource`, batches
-of 1,000, a `TestingSink`: no broker, no Redis) in a fresh process, once with
-CPython's default collector thresholds and once after
-`flows.collector.tune_for_tailing_flow()`, alternating. The held events are
-frozen out of the collector's walks in both, since no flow process holds its
+docs/performance.md ("Garbage collection") quotes it. Each round runs a flow
+over the same events (Bytewax `TestingSource`, batches of 1,000, a `TestingSink`:
+no broker, no Redis) in a fresh process under each policy, alternating:
+CPython's default collector thresholds; `thresholds_only`, the flows' rare
+collections without freezing what survives them (the policy before 2026-12-07);
+and `flows.collector.tune_for_tailing_flow()` as it is. The held events are
+frozen out of the collector's walks in all, since no flow process holds its
 input. A `gc.callbacks` hook times every collection.
 
-Run: `python benchmarks/collector.py [--events N] [--rounds R]`; results go to
-`benchmarks/results/collector.json` and a table is printed.
+`--flow inventory` (default) runs the inventory flow on simulator events;
+`--flow demand` the demand flow on the stocked shop of `benchmarks/forecast.py`
+(receipts, then orders and cancels: a week of order journals kept in three steps).
+
+Run: `python benchmarks/collector.py [--flow F] [--events N] [--rounds R]`; results
+go to `benchmarks/results/collector.json` (`collector_demand.json`) and a table is printed.
 """
 
 from __future__ import annotations
@@ -31,15 +36,13 @@ from rich.table import Table
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results" / "collector.json"
-POLICIES = ("cpython_default", "tailing_flow")
+POLICIES = ("cpython_default", "thresholds_only", "tailing_flow")
+FLOWS = ("inventory", "demand")
 
 
-def run_once(policy: str, n_events: int) -> dict[str, Any]:
-    """One flow run under `policy`, in this process: rate, CPU and every collection's generation and pause."""
-    from bytewax.testing import TestingSink, TestingSource, run_main
-
+def inventory_run(n_events: int) -> tuple[Any, list[Any]]:
+    """The inventory flow's builder and `n_events` simulator events of its topics."""
     from events.topics import Topic
-    from flows.collector import tune_for_tailing_flow
     from flows.inventory import build_flow
     from flows.kafka_source import KafkaRecord
     from omnistream.settings import Settings
@@ -56,9 +59,39 @@ def run_once(policy: str, n_events: int) -> dict[str, Any]:
             records.append(KafkaRecord(topic, 0, offsets[topic], record.value))
             if len(records) == n_events:
                 break
+    return lambda source, sink: build_flow(settings, "bench", source=source, sink=sink), records
+
+
+def demand_run(n_events: int) -> tuple[Any, list[Any]]:
+    """The demand flow's builder and the stocked shop's `n_events` events (`benchmarks/forecast.py`)."""
+    from datetime import datetime
+
+    import forecast  # this directory's benchmark: its synthetic stream and location
+
+    from flows.demand import build_flow
+    from omnistream.settings import Settings
+
+    locations = f"{forecast.LOCATION}=Europe/London,GB-ENG,7,0.95"  # as `benchmarks/forecast.py` configures it
+    settings = Settings(kafka_brokers="127.0.0.1:9", redis_url="redis://127.0.0.1:9/0", recovery_dir="",
+                        demand_locations=locations, demand_shards=4)  # fmt: skip
+    start = datetime(2011, 9, 5, tzinfo=forecast.LONDON).timestamp()
+    records = list(forecast.synthetic_records(settings, n_events, 20_000, start, 2.0, stocked=True))
+    return lambda source, sink: build_flow(settings, "bench", source=source, sink=sink), records
+
+
+def run_once(flow: str, policy: str, n_events: int) -> dict[str, Any]:
+    """One flow run under `policy`, in this process: rate, CPU and every collection's generation and pause."""
+    from bytewax.testing import TestingSink, TestingSource, run_main
+
+    from flows.collector import OLDER_THRESHOLDS, YOUNG_THRESHOLD, tune_for_tailing_flow
+
+    build, records = inventory_run(n_events) if flow == "inventory" else demand_run(n_events)
     gc.collect()
     if policy == "tailing_flow":
         tune_for_tailing_flow()
+    elif policy == "thresholds_only":
+        gc.set_threshold(YOUNG_THRESHOLD, *OLDER_THRESHOLDS)
+        gc.freeze()
     else:
         gc.freeze()  # the held events only: the flow's own objects stay under CPython's defaults
     pauses: list[tuple[int, float]] = []
@@ -73,10 +106,11 @@ def run_once(policy: str, n_events: int) -> dict[str, Any]:
     gc.callbacks.append(on_gc)
     out: list[Any] = []
     cpu, wall = time.process_time(), time.perf_counter()
-    run_main(build_flow(settings, "bench", source=TestingSource(records, batch_size=1000), sink=TestingSink(out)))
+    run_main(build(TestingSource(records, batch_size=1000), TestingSink(out)))
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     gc.callbacks.remove(on_gc)
     return {
+        "flow": flow,
         "policy": policy,
         "events": len(records),
         "events_per_s": len(records) / wall,
@@ -89,25 +123,28 @@ def run_once(policy: str, n_events: int) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--flow", choices=FLOWS, default="inventory")
     parser.add_argument("--events", type=int, default=300_000)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--out", type=Path)
     parser.add_argument("--one", choices=POLICIES, help=argparse.SUPPRESS)  # a round's child process
     args = parser.parse_args()
     if args.one:
-        print(json.dumps(run_once(args.one, args.events)))
+        print(json.dumps(run_once(args.flow, args.one, args.events)))
         return
+    out = args.out or (RESULTS if args.flow == "inventory" else RESULTS.with_name(f"collector_{args.flow}.json"))
     console = Console(width=140)
     runs: dict[str, list[dict[str, Any]]] = {policy: [] for policy in POLICIES}
     for round_ in range(args.rounds):
         for policy in POLICIES if round_ % 2 == 0 else POLICIES[::-1]:
             console.print(f"round {round_ + 1}, {policy} ...")
             child = subprocess.run(
-                [sys.executable, __file__, "--one", policy, "--events", str(args.events)],
+                [sys.executable, __file__, "--one", policy, "--flow", args.flow, "--events", str(args.events)],
                 cwd=ROOT, check=True, capture_output=True, text=True,
             )  # fmt: skip
             runs[policy].append(json.loads(child.stdout.strip().splitlines()[-1]))
-    table = Table(title=f"Inventory flow in one process, {args.events:,} events, {args.rounds} rounds (median, range)")
+    title = f"The {args.flow} flow in one process, {args.events:,} events, {args.rounds} rounds (median, range)"
+    table = Table(title=title)
     for column in ("policy", "events/s", "CPU s", "collections (gen 0/1/2)", "collecting ms", "longest pause ms"):
         table.add_column(column, justify="left" if column == "policy" else "right")
 
@@ -123,9 +160,9 @@ def main() -> None:
     result = {"benchmark": "collector", "command": "python benchmarks/collector.py " + " ".join(sys.argv[1:]),
               "when": datetime.now(UTC).isoformat(timespec="seconds"), "python": platform.python_version(),
               "runs": runs}  # fmt: skip
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    console.print(f"results: {args.out}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    console.print(f"results: {out}")
 
 
 if __name__ == "__main__":

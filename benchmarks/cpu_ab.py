@@ -45,6 +45,8 @@ for topic, value in msgspec.msgpack.decode(open(sys.argv[1], "rb").read()):
 """The child's `records`: the stream file `sys.argv[1]` (msgpack of (topic, value) pairs), offsets per topic."""
 
 CHILD_RUN = """
+from flows.collector import tune_for_tailing_flow
+tune_for_tailing_flow()  # the collector policy of a flow process (flows/run.py), that checkout's own
 out = []
 flow = build_flow(settings, "bench", source=TestingSource(records, batch_size=int(sys.argv[2])), sink=TestingSink(out))
 started = time.process_time()
@@ -52,7 +54,8 @@ from datetime import timedelta
 run_main(flow, epoch_interval=timedelta(seconds=settings.snapshot_interval_s))
 print(time.process_time() - started)
 """
-"""The child's timed part: `sys.argv[1]` is the stream file, `sys.argv[2]` the batch size. Epochs as long as a
+"""The child's timed part: `sys.argv[1]` is the stream file, `sys.argv[2]` the batch size. The collector is set as
+in a flow process, after the stream is read, with each checkout's own policy. Epochs as long as a
 deployed flow's (`snapshot_interval_s`, `flows/run.py`): Bytewax snapshots every step at each epoch's close, and
 `run_main`'s own default (10 s) would charge a flow three times the snapshots it pays in service."""
 
