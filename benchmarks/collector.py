@@ -9,7 +9,8 @@ and `flows.collector.tune_for_tailing_flow()` as it is. The held events are
 frozen out of the collector's walks in all, since no flow process holds its
 input. A `gc.callbacks` hook times every collection.
 
-`--flow inventory` (default) runs the inventory flow on simulator events;
+`--flow inventory` (default) runs the inventory flow on simulator events, and so
+does every other flow named (the simulator's events of the topics it reads);
 `--flow demand` the demand flow on the stocked shop of `benchmarks/forecast.py`
 (receipts, then orders and cancels: a week of order journals kept in three steps).
 
@@ -37,29 +38,32 @@ from rich.table import Table
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results" / "collector.json"
 POLICIES = ("cpython_default", "thresholds_only", "tailing_flow")
-FLOWS = ("inventory", "demand")
+FLOWS = ("inventory", "recommend", "fraud", "merchandising", "customers", "loyalty", "attribution", "demand")
+"""`demand` runs the stocked shop of `benchmarks/forecast.py`; every other flow the simulator's stream."""
 
 
-def inventory_run(n_events: int) -> tuple[Any, list[Any]]:
-    """The inventory flow's builder and `n_events` simulator events of its topics."""
-    from events.topics import Topic
-    from flows.inventory import build_flow
+def simulator_run(flow: str, n_events: int) -> tuple[Any, list[Any]]:
+    """The flow's builder and the first `n_events` simulator events of the topics it reads."""
+    import importlib
+
     from flows.kafka_source import KafkaRecord
+    from flows.registry import FLOWS
     from omnistream.settings import Settings
     from sim.workload import Workload
 
+    module = importlib.import_module(FLOWS[flow])
     settings = Settings(kafka_brokers="127.0.0.1:9", redis_url="redis://127.0.0.1:9/0")  # nothing connects
-    wanted = {Topic.INVENTORY, Topic.POS, Topic.CLICKSTREAM}
+    wanted = set(module.INPUT_TOPICS)
     offsets: dict[str, int] = {}
     records: list[KafkaRecord] = []
-    for record in Workload(seed=7).records(3 * n_events):
+    for record in Workload(seed=7).records(4 * n_events):
         if record.topic in wanted:
             topic = settings.topic(record.topic)
             offsets[topic] = offsets.get(topic, -1) + 1
             records.append(KafkaRecord(topic, 0, offsets[topic], record.value))
             if len(records) == n_events:
                 break
-    return lambda source, sink: build_flow(settings, "bench", source=source, sink=sink), records
+    return lambda source, sink: module.build_flow(settings, "bench", source=source, sink=sink), records
 
 
 def demand_run(n_events: int) -> tuple[Any, list[Any]]:
@@ -85,7 +89,7 @@ def run_once(flow: str, policy: str, n_events: int) -> dict[str, Any]:
 
     from flows.collector import OLDER_THRESHOLDS, YOUNG_THRESHOLD, tune_for_tailing_flow
 
-    build, records = inventory_run(n_events) if flow == "inventory" else demand_run(n_events)
+    build, records = demand_run(n_events) if flow == "demand" else simulator_run(flow, n_events)
     gc.collect()
     if policy == "tailing_flow":
         tune_for_tailing_flow()
