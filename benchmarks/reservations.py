@@ -12,8 +12,8 @@ uvicorn worker) in its own process.
     `GET /v1/reservations/{id}` that shows it held or rejected (polled every
     `--poll-ms`, or a tenth of the time waited so far when that is longer, so the
     figure carries up to one poll interval of overshoot: a few ms, at most a
-    tenth of a slow decision; a fixed 2-ms poll of every pending reservation took
-    the cores from the flow at 300 holds/s),
+    tenth of a slow decision; a fixed 2-ms poll of every pending reservation
+    multiplied this client's requests at high rates),
     p50 / p99 / max, for `--hold-seconds` (longer than a snapshot interval:
     the flow pauses while it snapshots, and that pause is part of the latency).
 (b) `GET /v1/fulfilment/options` on one API worker: the maximum requests/s
