@@ -23,6 +23,15 @@ def _freeze_survivors(phase: str, info: dict[str, Any]) -> None:
         gc.freeze()
 
 
+def frozen_objects() -> int:
+    """Objects frozen out of the walks so far (startup objects and every young collection's survivors).
+
+    It follows the flow's long-lived tracked state; a steady climb while the state does not grow
+    is what leaked cycles would look like (`omnistream_flow_gc_frozen_objects`, `flows.metrics`).
+    """
+    return gc.get_freeze_count()
+
+
 def tune_for_tailing_flow() -> None:
     """Collect rarely, and walk each object at most once: in the first young collection after it was made.
 

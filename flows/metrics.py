@@ -122,6 +122,14 @@ STATE_ENTITIES = Gauge(
 )
 
 
+GC_FROZEN = Gauge(
+    "omnistream_flow_gc_frozen_objects",
+    "Objects this flow process froze out of the cycle collector's walks (flows/collector.py): its long-lived "
+    "tracked state, and any reference cycle frozen alive that died later (never freed).",
+    ["flow"],
+)
+
+
 class StateEntities:
     """Entities held per stage of one flow in this process, summed over the stage's shards.
 

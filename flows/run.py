@@ -22,9 +22,9 @@ from bytewax.recovery import RecoveryConfig
 from bytewax.run import cli_main
 
 from flows.cluster_member import agree_on_resume_epoch, ensure_member_recovery, member
-from flows.collector import tune_for_tailing_flow
+from flows.collector import frozen_objects, tune_for_tailing_flow
 from flows.launcher import ensure_recovery, flow_recovery_dir
-from flows.metrics import metrics_port, serve_metrics
+from flows.metrics import GC_FROZEN, metrics_port, serve_metrics
 from flows.registry import FLOWS, GENERATION_ENV, STATE_FORMATS, flow_ordinal
 from omnistream.settings import settings_or_exit
 
@@ -55,6 +55,7 @@ def main() -> None:
     else:
         generation = os.environ.get(GENERATION_ENV) or settings.cluster.generation or uuid.uuid4().hex[:12]
     tune_for_tailing_flow()
+    GC_FROZEN.labels(args.flow).set_function(frozen_objects)  # read at each scrape, nothing per event
     flow = importlib.import_module(FLOWS[args.flow]).build_flow(settings, generation)
     # A spread cluster's member has a host (a pod) of its own: every member serves on the port of process 0,
     # the one its pod template's scrape annotation names.
