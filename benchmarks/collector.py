@@ -35,11 +35,13 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from flows.registry import FLOWS as FLOW_MODULES
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results" / "collector.json"
 POLICIES = ("cpython_default", "thresholds_only", "tailing_flow")
-FLOWS = ("inventory", "recommend", "fraud", "merchandising", "customers", "loyalty", "attribution", "demand")
-"""`demand` runs the stocked shop of `benchmarks/forecast.py`; every other flow the simulator's stream."""
+FLOWS = tuple(FLOW_MODULES)
+"""Every flow of the registry: `demand` runs `benchmarks/forecast.py`'s stocked shop, the others the simulator."""
 
 
 def simulator_run(flow: str, n_events: int) -> tuple[Any, list[Any]]:
@@ -47,11 +49,10 @@ def simulator_run(flow: str, n_events: int) -> tuple[Any, list[Any]]:
     import importlib
 
     from flows.kafka_source import KafkaRecord
-    from flows.registry import FLOWS
     from omnistream.settings import Settings
     from sim.workload import Workload
 
-    module = importlib.import_module(FLOWS[flow])
+    module = importlib.import_module(FLOW_MODULES[flow])
     settings = Settings(kafka_brokers="127.0.0.1:9", redis_url="redis://127.0.0.1:9/0")  # nothing connects
     wanted = set(module.INPUT_TOPICS)
     offsets: dict[str, int] = {}
@@ -75,9 +76,8 @@ def demand_run(n_events: int) -> tuple[Any, list[Any]]:
     from flows.demand import build_flow
     from omnistream.settings import Settings
 
-    locations = f"{forecast.LOCATION}=Europe/London,GB-ENG,7,0.95"  # as `benchmarks/forecast.py` configures it
     settings = Settings(kafka_brokers="127.0.0.1:9", redis_url="redis://127.0.0.1:9/0", recovery_dir="",
-                        demand_locations=locations, demand_shards=4)  # fmt: skip
+                        demand_locations=forecast.LOCATIONS, demand_shards=4)  # fmt: skip
     start = datetime(2011, 9, 5, tzinfo=forecast.LONDON).timestamp()
     records = list(forecast.synthetic_records(settings, n_events, 20_000, start, 2.0, stocked=True))
     return lambda source, sink: build_flow(settings, "bench", source=source, sink=sink), records

@@ -24,11 +24,10 @@ import msgspec
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.cpu_ab import CHILD_IMPORTS, CHILD_RUN, compare
-from benchmarks.forecast import LOCATION, LONDON, synthetic_records
+from benchmarks.forecast import LOCATIONS, LONDON, synthetic_records
 from omnistream.settings import Settings
 
 RESULTS = Path(__file__).resolve().parent / "results" / "demand_cpu.json"
-_LOCATIONS = f"{LOCATION}=Europe/London,GB-ENG,7,0.95"  # as `benchmarks/forecast.py` configures it
 
 # Run in the child, with the checkout under test first on its path.
 _CHILD = (
@@ -54,14 +53,12 @@ def main() -> None:
     args = parser.parse_args()
 
     start = datetime(2011, 9, 5, tzinfo=LONDON).timestamp()
-    settings = Settings(demand_locations=_LOCATIONS)
+    settings = Settings(demand_locations=LOCATIONS)
     records = list(synthetic_records(settings, args.events, 20_000, start, 2.0, stocked=True))
     with tempfile.TemporaryDirectory() as tmp:
         stream = Path(tmp) / "stream.msgpack"
         stream.write_bytes(msgspec.msgpack.encode([tuple(record) for record in records]))
-        compare(
-            _CHILD, [str(stream), str(args.batch_size), _LOCATIONS], len(records), args, "Demand flow, stocked shop"
-        )
+        compare(_CHILD, [str(stream), str(args.batch_size), LOCATIONS], len(records), args, "Demand flow, stocked shop")
 
 
 if __name__ == "__main__":

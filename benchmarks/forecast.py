@@ -82,6 +82,8 @@ from operators.demand.days import DayClose, DaysOutput, Demand, Tick
 from operators.demand.locations import LocalDays, day_number
 
 LOCATION = "UK"
+LOCATIONS = f"{LOCATION}=Europe/London,GB-ENG,7,0.95"
+"""`OMNISTREAM_DEMAND_LOCATIONS` of every demand benchmark: the one location, its zone, holidays, lead time, service."""
 LONDON = ZoneInfo("Europe/London")
 PRODUCT = re.compile(r"^\d{5}[A-Za-z]{0,2}$")
 ORIGINS = [date(2011, 7, 3) + timedelta(weeks=k) for k in range(8)]
@@ -748,7 +750,7 @@ def main() -> None:
     parser.add_argument("--api", type=float, default=0.0, metavar="SECONDS", help="load duration per phase")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
-    settings = Settings(demand_locations=f"{LOCATION}=Europe/London,GB-ENG,7,0.95", demand_shards=4, recovery_dir="")
+    settings = Settings(demand_locations=LOCATIONS, demand_shards=4, recovery_dir="")
     result: dict[str, Any] = {}
     if args.out.exists():
         result = orjson.loads(args.out.read_bytes())
