@@ -62,6 +62,9 @@ class StockMovement(NamedTuple):
     prior: int = 0
 
 
+_RESERVE = Move.RESERVE  # hoisted: enum attribute lookups are slow on the hot path
+_new_movement = tuple.__new__
+
 HELD_BEFORE, REJECTED_BEFORE = 1, 2
 """`StockMovement.prior` of a hold already decided (and published) before a replay."""
 
@@ -118,7 +121,9 @@ def purchase_movements(purchase: Purchase, ts: float | None = None) -> list[Stoc
     """
     if ts is None:
         ts = purchase.ts.timestamp()
+    location_id, event_id, order_id = purchase.fulfilment_location_id, purchase.event_id, purchase.order_id
+    # The tuple made in C: a NamedTuple's own `__new__` with defaults is a Python call per line.
     return [
-        StockMovement(sku, purchase.fulfilment_location_id, Move.RESERVE, qty, ts, purchase.event_id, purchase.order_id)
+        _new_movement(StockMovement, (sku, location_id, _RESERVE, qty, ts, event_id, order_id, None, 0.0, 0))
         for sku, qty in qty_by_sku(purchase.items).items()
     ]

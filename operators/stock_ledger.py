@@ -192,10 +192,17 @@ class StockLedger:
         self._next_lapse = _NO_EXPIRY  # the earliest `next_lapse` of the locations
         self._changed_lines: dict[tuple[str, str], None] = {}  # (location, order) lines changed since `order_updates`
 
-    def apply(self, move: StockMovement) -> Alert | DeadLetter | None:
-        """Apply one movement; returns an alert or a dead letter when it raises one."""
+    def apply(self, move: StockMovement, *, deduplicated: bool = False) -> Alert | DeadLetter | None:
+        """Apply one movement; returns an alert or a dead letter when it raises one.
+
+        `deduplicated`: the movement's producer already let each event through once (an `OrderBook`'s,
+        which remembers its orders' events far longer than the dedup window), so the window is not asked.
+        Stock ends the same; only `version` may count a whole-order cancel that the book sends again with
+        a later purchase of the order (it releases nothing more), so a ledger whose versions fence
+        writes (the inventory flow's) leaves this off.
+        """
         ts, location_id = move.ts, move.location_id
-        if not self._seen.add(move.event_id, ts):
+        if not deduplicated and not self._seen.add(move.event_id, ts):
             self.duplicates += 1
             return None
         loc = self._locations.get(location_id)

@@ -140,8 +140,9 @@ _JOURNALS_DECODER = msgspec.msgpack.Decoder(
         list[tuple[float, int, str]],  # expiry
     ]
 )
-_FORMAT = 2
-"""The layout of `OpenDays.__getstate__`; 1 was the dataclass's own (every slot pickled as objects)."""
+_FORMAT = 3
+"""The layout of `OpenDays.__getstate__`; 1 was the dataclass's own (every slot pickled as objects), 2 recorded
+each demand line in the dedup window (`event_id#line`) where 3 records each delivery's event id once."""
 
 
 def _counted(cancels: dict[str, tuple[str, str, int]], location_id: str, sku: str, purchased: int) -> int:
@@ -197,6 +198,12 @@ class OpenDays:
     expiry: list[tuple[float, int, str]] = field(default_factory=list)
     """(ts, kind, txn or order id) in arrival order, to forget journal entries after `journal_s`."""
     late_dropped: int = 0
+    legacy_until: float = float("-inf")
+    """Lines dated up to this may have been recorded one by one (a snapshot of `_FORMAT` 2): see `_fresh`."""
+    delivery_id: str = ""
+    """The event of the last demand line taken, its `line` and whether its delivery was new (`_fresh`)."""
+    delivery_line: int = -1
+    delivery_fresh: bool = False
 
     def __post_init__(self) -> None:
         if self.seen.window_s != self.journal_s:
@@ -214,16 +221,23 @@ class OpenDays:
             "seen": self.seen,
             "journals": journals,
             "late_dropped": self.late_dropped,
+            "legacy_until": self.legacy_until,
         }
 
     def __setstate__(self, state: Any) -> None:
         if isinstance(state, tuple):  # a snapshot of the code before `_FORMAT`: the slots' values as they were
             for name, value in state[1].items():
                 setattr(self, name, value)
+            self.delivery_id, self.delivery_line, self.delivery_fresh = "", -1, False
+            self.legacy_until = self.seen.newest
             return
         self.lateness_s, self.journal_s = state["windows"]
         self.shard, self.watermark = state["shard"], state["watermark"]
         self.locations, self.seen, self.late_dropped = state["locations"], state["seen"], state["late_dropped"]
+        self.delivery_id, self.delivery_line, self.delivery_fresh = "", -1, False
+        # Before `_FORMAT` 3 each demand line was recorded as `event_id#line`, so a redelivery of an event
+        # seen then is recognised by those keys until the window forgets them.
+        self.legacy_until = state.get("legacy_until", self.seen.newest)
         txns, orders, voided, expiry = _JOURNALS_DECODER.decode(state["journals"])
         self.txns, self.voided, self.expiry = txns, set(voided), expiry
         self.orders = {order_id: [lines, cancels, last_ts] for order_id, (lines, cancels, last_ts) in orders.items()}
@@ -266,7 +280,7 @@ class OpenDays:
             out.append(LateDemand(location_id, day, sku, qty))
 
     def _demand(self, line: Demand, book: LocationBook, out: list[DaysOutput]) -> None:
-        if not self.seen.add(f"{line.event_id}#{line.line}", line.ts):
+        if not self._fresh(line):
             return
         day = book.days(line.location_id).day(line.ts)
         self._remember(line.ts)
@@ -288,6 +302,23 @@ class OpenDays:
                 return
             held[2] += line.qty  # no cancel: all of it counts, booked below
         self._book(line.location_id, day, line.sku, float(line.qty), out)
+
+    def _fresh(self, line: Demand) -> bool:
+        """Whether `line`'s delivery is new: one dedup look-up per delivery of an event, not per line.
+
+        The decoder routes an event's lines one after another, in line order, so the lines of one delivery
+        reach a shard in one batch with rising `line`; a line that does not follow the previous one of the
+        same event (a lower or equal index) starts another delivery, which the window decides on.
+        """
+        if line.event_id == self.delivery_id and line.line > self.delivery_line:
+            self.delivery_line = line.line
+            return self.delivery_fresh
+        fresh = self.seen.add(line.event_id, line.ts)
+        if fresh and line.ts <= self.legacy_until:
+            # Lines a snapshot of the layout before `_FORMAT` 3 recorded one by one, as `event_id#line`.
+            fresh = f"{line.event_id}#{line.line}" not in self.seen
+        self.delivery_id, self.delivery_line, self.delivery_fresh = line.event_id, line.line, fresh
+        return fresh
 
     def _void(self, void: VoidTxn, out: list[DaysOutput]) -> None:
         if not self.seen.add(void.event_id, void.ts):

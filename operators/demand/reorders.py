@@ -186,8 +186,17 @@ class ReorderDoc(NamedTuple):
 
 
 _ENCODER = msgspec.json.Encoder()
-_FORMAT = 2
-"""The layout of `ReorderShard.__getstate__`; 1 was the dataclass's own (its slots pickled as objects)."""
+_FORMAT = 3
+"""The layout of `ReorderShard.__getstate__`; 1 was the dataclass's own (its slots pickled as objects), 2 kept
+`known` as a set of (location, SKU) pairs."""
+
+
+def _known_by_location(pairs: set[tuple[str, str]]) -> dict[str, set[str]]:
+    """`ReorderShard.known` from the set of (location, SKU) pairs that snapshots before `_FORMAT` 3 held."""
+    known: dict[str, set[str]] = {}
+    for location_id, sku in pairs:
+        known.setdefault(location_id, set()).add(sku)
+    return known
 
 
 @dataclass(slots=True)
@@ -216,8 +225,8 @@ class ReorderShard:
     count_window_s: float = 6 * 3_600.0
     order_retention_s: float = 7 * 86_400.0
     ledgers: dict[str, StockLedger] = field(default_factory=dict)
-    known: set[tuple[str, str]] = field(default_factory=set)
-    """(location, SKU) pairs whose stock level has been seen set (not only moved by demand)."""
+    known: dict[str, set[str]] = field(default_factory=dict)
+    """Per location, the SKUs whose stock level has been seen set there (not only moved by demand)."""
     outlooks: dict[tuple[str, str], Outlook] = field(default_factory=dict)
     open: dict[tuple[str, str], ReorderSuggestion] = field(default_factory=dict)
     versions: dict[tuple[str, str], int] = field(default_factory=dict)
@@ -271,6 +280,7 @@ class ReorderShard:
         if isinstance(state, tuple):  # a snapshot of the code before `_FORMAT`: the slots' values as they were
             for name, value in state[1].items():
                 setattr(self, name, value)
+            self.known = _known_by_location(self.known)  # type: ignore[arg-type]
             self.encoded = {}
             self.dirty = set(self.ledgers)
             return
@@ -279,6 +289,8 @@ class ReorderShard:
         self.encoded = state["ledgers"]
         self.ledgers = {sku: StockLedger.from_bytes(data) for sku, data in self.encoded.items()}
         self.known, self.outlooks, self.open = state["known"], state["outlooks"], state["open"]
+        if isinstance(self.known, set):  # `_FORMAT` 2: (location, SKU) pairs
+            self.known = _known_by_location(self.known)
         self.versions, self.published, self.clock = state["versions"], state["published"], state["clock"]
         self.journal = None if state["journal"] is None else TxnJournal.from_bytes(state["journal"])
         self.book = None if state["book"] is None else OrderBook.from_bytes(state["book"])
@@ -293,12 +305,15 @@ class ReorderShard:
             if kind is Outlook:
                 outlook: Outlook = item  # type: ignore[assignment]
                 pair = (outlook.location_id, outlook.sku)
-                if pair in self.known:  # kept only where stock is known: others are never planned
+                if self._known(pair):  # kept only where stock is known: others are never planned
                     self.outlooks[pair] = outlook
                     touched[pair] = None
             elif kind is StockMovement:
                 move: StockMovement = item  # type: ignore[assignment]
                 self._move(move, touched, sets_level=move.kind in _KNOWN)
+            elif kind is Purchase or kind is OrderCancel:
+                for fed in self._feed(item):  # type: ignore[arg-type]
+                    self._move(fed, touched, sets_level=False, deduplicated=True)  # the order book's: once each
             else:
                 for fed in self._feed(item):  # type: ignore[arg-type]
                     self._move(fed, touched, sets_level=False)
@@ -316,8 +331,10 @@ class ReorderShard:
             # and state to the stocked pairs.
             basket: Sale | Return | Purchase = event  # type: ignore[assignment]
             location_id = basket.fulfilment_location_id if kind is Purchase else basket.store_id  # type: ignore[union-attr]
-            known = self.known
-            lines = [line for line in basket.items if (location_id, line.sku) in known]
+            known = self.known.get(location_id)
+            if known is None:
+                return []
+            lines = [line for line in basket.items if line.sku in known]
             if not lines:
                 return []
             if len(lines) < len(basket.items):
@@ -330,20 +347,30 @@ class ReorderShard:
             self.journal = TxnJournal(self.dedup_window_s)
         return self.journal.apply(event)  # type: ignore[arg-type]
 
-    def _move(self, move: StockMovement, touched: dict[tuple[str, str], None], *, sets_level: bool) -> None:
+    def _move(
+        self, move: StockMovement, touched: dict[tuple[str, str], None], *, sets_level: bool, deduplicated: bool = False
+    ) -> None:
         ledger = self.ledgers.get(move.sku)
         if ledger is None:
             ledger = self.ledgers[move.sku] = StockLedger(
                 move.sku, self.dedup_window_s, self.count_window_s, self.order_retention_s, 0
             )
-        ledger.apply(move)  # alerts and stale counts are the inventory flow's to report
+        ledger.apply(move, deduplicated=deduplicated)  # alerts and stale counts are the inventory flow's to report
         self.dirty.add(move.sku)
         pair = (move.location_id, move.sku)
         if sets_level:
-            self.known.add(pair)
+            known = self.known.get(move.location_id)
+            if known is None:
+                known = self.known[move.location_id] = set()
+            known.add(move.sku)
         if move.ts > self.clock:
             self.clock = move.ts
         touched[pair] = None
+
+    def _known(self, pair: tuple[str, str]) -> bool:
+        """Whether the stock level of (location, SKU) `pair` has been seen set."""
+        known = self.known.get(pair[0])
+        return known is not None and pair[1] in known
 
     def available(self, location_id: str, sku: str) -> int | None:
         """Units available (on hand less reserved) of `sku` at `location_id`, None if never moved."""
@@ -359,13 +386,13 @@ class ReorderShard:
     ) -> None:
         location_id, sku = pair
         held = self.open.get(pair)
-        if held is None and pair not in self.known:
+        if held is None and not self._known(pair):
             return  # the common case where stock is unknown: nothing open, nothing to plan
         outlook = self.outlooks.get(pair)
         plan = locations.plan(location_id)
         available = self.available(location_id, sku)
         planned: Plan | None = None
-        if outlook is not None and plan is not None and available is not None and pair in self.known:
+        if outlook is not None and plan is not None and available is not None and self._known(pair):
             levels = self._levels(pair, outlook, plan)
             if levels.demand and available <= levels.reorder_point:
                 planned = plan_at(available, levels, outlook.points, self.policy)

@@ -15,6 +15,7 @@ from operators.demand.holiday_calendar import HolidayCalendar
 from operators.demand.locations import LocationBook, day_number
 from operators.demand.models import DemandModels
 from operators.demand.series import ForecastConfig, LocationSeries
+from operators.seen_events import SeenEvents
 
 BOOK = LocationBook.parse("S1=Europe/London,GB-ENG;NY-*=America/New_York,US,2,0.9")
 MONDAY = day_number(date(2026, 11, 23))
@@ -124,6 +125,38 @@ def test_a_snapshot_keeps_every_journal_and_reads_back_equal() -> None:
     after = _later(resumed)
     assert after == _later(days)
     assert closes(after) == [("S1", MONDAY, {})]  # the void, the cancels and the voided-first sale net to nothing
+
+
+def _basket(event_id: str, hour: float) -> list[Demand]:
+    """One delivery of a till basket: SKU A on lines 0 and 1 (each counts), B on line 2, as the decoder routes them."""
+    ts = at(23, hour)
+    return [Demand(event_id, ts, "S1", "A", 2, txn_id=event_id, line=0),
+            Demand(event_id, ts, "S1", "A", 1, txn_id=event_id, line=1),
+            Demand(event_id, ts, "S1", "B", 5, txn_id=event_id, line=2)]  # fmt: skip
+
+
+def test_each_line_of_a_basket_counts_and_each_redelivery_of_it_counts_nothing() -> None:
+    days = OpenDays(lateness_s=0.0, journal_s=86_400.0)
+    # Delivered, redelivered at once (the same lines again, from line 0), then again in a later batch.
+    days.apply([*_basket("e1", 9), *_basket("e1", 9), *_basket("e2", 10)], BOOK)
+    out = days.apply([*_basket("e1", 9), Tick(at(24, 1), 0)], BOOK)
+    assert closes(out) == [("S1", MONDAY, {"A": 6.0, "B": 10.0})]
+
+
+def test_a_redelivery_of_lines_a_snapshot_before_the_upgrade_recorded_one_by_one_counts_nothing() -> None:
+    """Snapshots of `_FORMAT` 2 recorded each line as `event_id#line`: such a redelivery is still recognised."""
+    days = OpenDays(lateness_s=0.0, journal_s=86_400.0)
+    days.apply(_basket("e1", 9), BOOK)
+    state = days.__getstate__()
+    per_line = SeenEvents(86_400.0)
+    for line in range(3):
+        per_line.add(f"e1#{line}", at(23, 9))
+    earlier = {key: value for key, value in state.items() if key != "legacy_until"}
+    earlier.update(format=2, seen=per_line)
+    resumed = OpenDays.__new__(OpenDays)
+    resumed.__setstate__(pickle.loads(pickle.dumps(earlier)))
+    out = resumed.apply([*_basket("e1", 9), *_basket("e2", 10), Tick(at(24, 1), 0)], BOOK)
+    assert closes(out) == [("S1", MONDAY, {"A": 6.0, "B": 10.0})]  # e1 once (before the snapshot), e2 once
 
 
 def test_a_snapshot_of_the_layout_before_msgpack_journals_still_loads() -> None:

@@ -150,7 +150,77 @@ def test_a_snapshot_of_the_earlier_layout_still_restores() -> None:
     earlier = {
         name: getattr(shard, name) for name in ReorderShard.__slots__ if name not in ("levels", "encoded", "dirty")
     }
+    earlier["known"] = _pairs(shard.known)  # kept as (location, SKU) pairs then
     restored = ReorderShard.__new__(ReorderShard)
     restored.__setstate__((None, pickle.loads(pickle.dumps(earlier))))
     assert [restored.apply(batch, BOOK) for batch in batches[6:]] == expected[6:]
     assert pickle.loads(pickle.dumps(restored)).ledgers.keys() == straight.ledgers.keys()
+
+
+def _pairs(known: dict[str, set[str]]) -> set[tuple[str, str]]:
+    return {(location_id, sku) for location_id, skus in known.items() for sku in skus}
+
+
+def test_a_snapshot_that_kept_known_pairs_still_restores() -> None:
+    """`_FORMAT` 2 kept the stocked pairs as a set of (location, SKU): they restore as the same pairs."""
+    batches = _stocked_shop_batches()
+    straight = ReorderShard(ReorderPolicy())
+    expected = [straight.apply(batch, BOOK) for batch in batches]
+    shard = ReorderShard(ReorderPolicy())
+    for batch in batches[:6]:
+        shard.apply(batch, BOOK)
+    state = shard.__getstate__()
+    assert state["known"], "the shard holds stocked pairs by now"
+    state = {**state, "format": 2, "known": _pairs(state["known"])}
+    restored = ReorderShard.__new__(ReorderShard)
+    restored.__setstate__(pickle.loads(pickle.dumps(state)))
+    assert _pairs(restored.known) == _pairs(shard.known)
+    assert [restored.apply(batch, BOOK) for batch in batches[6:]] == expected[6:]
+
+
+def test_available_equals_the_inventory_flows_ledger_with_redeliveries_and_whole_order_cancels() -> None:
+    """The shard applies the order book's movements without the ledger's dedup window; stock ends the same.
+
+    The inventory flow's way (`OrderBook` then `StockLedger.apply` with its window) is the reference: purchases
+    and cancels redelivered, a whole-order cancel before and between two purchases of one order (the book sends
+    it again with the second), a line cancel.
+    """
+    from operators.order_book import OrderBook
+    from operators.stock_ledger import StockLedger
+
+    def purchase(event_id: str, order_id: str, minute: int, *skus: str) -> Purchase:
+        return Purchase(event_id=event_id, ts=datetime.fromtimestamp(T0 + 60 * minute, UTC), schema_version=1,
+                        session_id="x", channel="web", order_id=order_id, items=[LineItem(s, 3, 1.0) for s in skus],
+                        total=3.0, currency="GBP", fulfilment_location_id="S1",
+                        payment=OnlinePayment(method="card"))  # fmt: skip
+
+    def cancel(event_id: str, order_id: str, minute: int, sku: str | None = None) -> OrderCancel:
+        return OrderCancel(event_id=event_id, ts=datetime.fromtimestamp(T0 + 60 * minute, UTC), schema_version=1,
+                           order_id=order_id, sku=sku, qty=1 if sku else None)  # fmt: skip
+
+    stream: list[Any] = [
+        purchase("p1", "O1", 1, "A", "B"),
+        cancel("c1", "O1", 2),
+        purchase("p1", "O1", 1, "A", "B"),
+        purchase("p2", "O1", 3, "A"),
+        cancel("c1", "O1", 2),  # the whole cancel reaches p2's line too
+        cancel("c2", "O2", 4),
+        purchase("p3", "O2", 5, "B", "C"),
+        purchase("p4", "O3", 6, "C", "A"),
+        cancel("c3", "O3", 7, "C"),
+        cancel("c3", "O3", 7, "C"),
+        purchase("p4", "O3", 6, "C", "A"),
+    ]
+    receipts = [StockMovement(sku, "S1", Move.ON_HAND, 20, T0, f"r-{sku}") for sku in "ABC"]
+    shard = ReorderShard(ReorderPolicy())
+    shard.apply([*receipts, *stream[:5]], BOOK)
+    shard.apply(stream[5:], BOOK)
+    book, ledgers = OrderBook(), {sku: StockLedger(sku) for sku in "ABC"}
+    for move in receipts:
+        ledgers[move.sku].apply(move)
+    for event in stream:
+        for move in book.apply(event):
+            ledgers[move.sku].apply(move)
+    expected = {sku: ledger.available_at("S1") for sku, ledger in ledgers.items()}
+    assert expected == {"A": 17, "B": 20, "C": 18}  # O1 and O2 cancelled whole; O3 holds A and two units of C
+    assert {sku: shard.available("S1", sku) for sku in "ABC"} == expected
