@@ -175,6 +175,8 @@ class StockLedger:
         count_window_s: float = 6 * 3_600.0,
         order_retention_s: float = 7 * 86_400.0,
         low_stock_threshold: int = 5,
+        *,
+        line_updates: bool = True,
     ) -> None:
         self.sku = sku
         self.dedup_window_s = dedup_window_s
@@ -191,6 +193,7 @@ class StockLedger:
         self._stale: dict[str, None] = {}  # locations changed since `stock()` last reported them
         self._next_lapse = _NO_EXPIRY  # the earliest `next_lapse` of the locations
         self._changed_lines: dict[tuple[str, str], None] = {}  # (location, order) lines changed since `order_updates`
+        self._line_updates = line_updates  # False: a copy that never asks `order_updates` keeps no `_changed_lines`
 
     def apply(self, move: StockMovement, *, deduplicated: bool = False) -> Alert | DeadLetter | None:
         """Apply one movement; returns an alert or a dead letter when it raises one.
@@ -246,7 +249,8 @@ class StockLedger:
                 line.last_ts = ts
             line.events += 1
             loc.reserved += line.reserved - before
-            self._changed_lines[location_id, move.order_id] = None  # type: ignore[index]
+            if self._line_updates:
+                self._changed_lines[location_id, move.order_id] = None  # type: ignore[index]
         return self._level_alert(loc, move)
 
     def _new_location(self, location_id: str) -> _Location:
@@ -358,7 +362,8 @@ class StockLedger:
                                 self._seen.to_state(), self._locations))  # fmt: skip
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> StockLedger:
+    def from_bytes(cls, data: bytes, *, line_updates: bool = True) -> StockLedger:
+        """The ledger `to_bytes` gave; `line_updates` as the constructor's (not part of the bytes)."""
         ledger = cls.__new__(cls)
         (ledger.sku, ledger.dedup_window_s, ledger.count_window_s, ledger.order_retention_s, ledger.low_stock_threshold,
          ledger.version, ledger.as_of, ledger.duplicates, seen, locations) = _DECODER.decode(data)  # fmt: skip
@@ -368,6 +373,7 @@ class StockLedger:
         ledger._stale = dict.fromkeys(ledger._locations)
         ledger._next_lapse = min((loc.next_lapse for loc in locations.values()), default=_NO_EXPIRY)
         ledger._changed_lines = {}
+        ledger._line_updates = line_updates
         return ledger
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -377,6 +383,7 @@ class StockLedger:
         from `_locations` either way, it reports every location anew, with the same values.
         """
         self.__dict__.update(state)
+        self.__dict__.setdefault("_line_updates", True)  # pickled before the option existed
         self._shown = dict.fromkeys(self._locations)
         self._stale = dict.fromkeys(self._locations)
 

@@ -256,9 +256,6 @@ class ReorderShard:
                 encoded.pop(sku, None)
             else:
                 encoded[sku] = ledger.to_bytes()
-                # The order lines changed since the last call are the inventory flow's to publish; this copy never
-                # asks for them, so they are dropped here rather than kept for the life of the flow.
-                ledger._changed_lines.clear()
         self.dirty.clear()
         return {
             "format": _FORMAT,
@@ -281,13 +278,13 @@ class ReorderShard:
             for name, value in state[1].items():
                 setattr(self, name, value)
             self.known = _known_by_location(self.known)  # type: ignore[arg-type]
-            self.encoded = {}
-            self.dirty = set(self.ledgers)
+            self.encoded = {sku: ledger.to_bytes() for sku, ledger in self.ledgers.items()}
+            self.ledgers = {sku: StockLedger.from_bytes(data, line_updates=False) for sku, data in self.encoded.items()}
             return
         self.policy = state["policy"]
         self.dedup_window_s, self.count_window_s, self.order_retention_s = state["windows"]
         self.encoded = state["ledgers"]
-        self.ledgers = {sku: StockLedger.from_bytes(data) for sku, data in self.encoded.items()}
+        self.ledgers = {sku: StockLedger.from_bytes(data, line_updates=False) for sku, data in self.encoded.items()}
         self.known, self.outlooks, self.open = state["known"], state["outlooks"], state["open"]
         if isinstance(self.known, set):  # `_FORMAT` 2: (location, SKU) pairs
             self.known = _known_by_location(self.known)
@@ -352,8 +349,9 @@ class ReorderShard:
     ) -> None:
         ledger = self.ledgers.get(move.sku)
         if ledger is None:
+            # The order lines' states are the inventory flow's to publish: this copy keeps stock only.
             ledger = self.ledgers[move.sku] = StockLedger(
-                move.sku, self.dedup_window_s, self.count_window_s, self.order_retention_s, 0
+                move.sku, self.dedup_window_s, self.count_window_s, self.order_retention_s, 0, line_updates=False
             )
         ledger.apply(move, deduplicated=deduplicated)  # alerts and stale counts are the inventory flow's to report
         self.dirty.add(move.sku)

@@ -683,6 +683,27 @@ def test_partial_cancels_release_at_most_what_remains_in_any_order() -> None:
         assert ledger.order_updates() == []  # reported once
 
 
+def test_a_copy_without_line_updates_keeps_the_same_stock_and_reports_no_lines_even_restored() -> None:
+    """The demand flow's copy (`line_updates=False`) never asks for order lines, so it keeps none to report."""
+    moves = [
+        StockMovement("A", "S1", Move.ON_HAND, 10, 0.5, "r1"),
+        StockMovement("A", "S1", Move.RESERVE, 5, 1.0, "p1", "O1"),
+        StockMovement("A", "S1", Move.FULFIL, 2, 2.0, "f1", "O1"),
+        StockMovement("A", "S1", Move.CANCEL, 0, 3.0, "c1", "O2"),
+    ]
+    full, copy_ = StockLedger("A"), StockLedger("A", line_updates=False)
+    for move in moves[:2]:
+        full.apply(move)
+        copy_.apply(move)
+    restored = StockLedger.from_bytes(copy_.to_bytes(), line_updates=False)
+    for move in moves[2:]:
+        full.apply(move)
+        restored.apply(move)
+    assert _levels(restored) == _levels(full) == [("S1", 8, 3)]
+    assert copy_.order_updates() == restored.order_updates() == []
+    assert [line.order_id for line in full.order_updates()] == ["O1"]
+
+
 def test_a_cancel_alone_reports_no_order_line() -> None:
     from operators.movements import Move, StockMovement
 
