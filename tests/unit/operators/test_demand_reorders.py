@@ -139,13 +139,19 @@ def test_a_shard_restored_from_its_snapshot_plans_as_one_that_never_stopped() ->
         }
 
 
-def test_a_snapshot_of_the_earlier_layout_still_restores() -> None:
+def _halfway() -> tuple[list[list[Any]], ReorderShard, list[Any], ReorderShard]:
+    """The stocked shop's batches, a shard that took them all with its outputs, and one that took the first six."""
     batches = _stocked_shop_batches()
     straight = ReorderShard(ReorderPolicy())
     expected = [straight.apply(batch, BOOK) for batch in batches]
     shard = ReorderShard(ReorderPolicy())
     for batch in batches[:6]:
         shard.apply(batch, BOOK)
+    return batches, straight, expected, shard
+
+
+def test_a_snapshot_of_the_earlier_layout_still_restores() -> None:
+    batches, straight, expected, shard = _halfway()
     # What pickle made of the slots dataclass before it had `__getstate__`: (None, {slot: value}).
     earlier = {
         name: getattr(shard, name) for name in ReorderShard.__slots__ if name not in ("levels", "encoded", "dirty")
@@ -163,12 +169,7 @@ def _pairs(known: dict[str, set[str]]) -> set[tuple[str, str]]:
 
 def test_a_snapshot_that_kept_known_pairs_still_restores() -> None:
     """`_FORMAT` 2 kept the stocked pairs as a set of (location, SKU): they restore as the same pairs."""
-    batches = _stocked_shop_batches()
-    straight = ReorderShard(ReorderPolicy())
-    expected = [straight.apply(batch, BOOK) for batch in batches]
-    shard = ReorderShard(ReorderPolicy())
-    for batch in batches[:6]:
-        shard.apply(batch, BOOK)
+    batches, _, expected, shard = _halfway()
     state = shard.__getstate__()
     assert state["known"], "the shard holds stocked pairs by now"
     state = {**state, "format": 2, "known": _pairs(state["known"])}
