@@ -186,9 +186,11 @@ class ReorderDoc(NamedTuple):
 
 
 _ENCODER = msgspec.json.Encoder()
-_FORMAT = 3
+_FORMAT = 4
 """The layout of `ReorderShard.__getstate__`; 1 was the dataclass's own (its slots pickled as objects), 2 kept
-`known` as a set of (location, SKU) pairs."""
+`known` as a set of (location, SKU) pairs, 3 pickled the outlooks as objects at every snapshot."""
+_OUTLOOKS = msgspec.msgpack.Encoder()
+_OUTLOOKS_DECODER = msgspec.msgpack.Decoder(list[Outlook])
 
 
 def _known_by_location(pairs: set[tuple[str, str]]) -> dict[str, set[str]]:
@@ -241,6 +243,9 @@ class ReorderShard:
     """Each ledger as of the last snapshot (`StockLedger.to_bytes`): a snapshot re-encodes only the `dirty` ones."""
     dirty: set[str] = field(default_factory=set)
     """SKUs whose ledger moved since the last snapshot."""
+    outlooks_encoded: bytes | None = None
+    """`outlooks` as of the last snapshot (MessagePack), None once a forecast arrived since: they change only
+    when a day closes, so the epochs in between write the bytes they wrote before instead of re-encoding them."""
 
     def __getstate__(self) -> dict[str, Any]:
         """The shard for a snapshot, re-encoding only the ledgers moved since the last one.
@@ -257,13 +262,15 @@ class ReorderShard:
             else:
                 encoded[sku] = ledger.to_bytes()
         self.dirty.clear()
+        if self.outlooks_encoded is None:
+            self.outlooks_encoded = _OUTLOOKS.encode(list(self.outlooks.values()))
         return {
             "format": _FORMAT,
             "policy": self.policy,
             "windows": (self.dedup_window_s, self.count_window_s, self.order_retention_s),
             "ledgers": encoded,
             "known": self.known,
-            "outlooks": self.outlooks,
+            "outlooks": self.outlooks_encoded,
             "open": self.open,
             "versions": self.versions,
             "published": self.published,
@@ -273,7 +280,7 @@ class ReorderShard:
         }
 
     def __setstate__(self, state: Any) -> None:
-        self.levels, self.dirty = {}, set()
+        self.levels, self.dirty, self.outlooks_encoded = {}, set(), None
         if isinstance(state, tuple):  # a snapshot of the code before `_FORMAT`: the slots' values as they were
             for name, value in state[1].items():
                 setattr(self, name, value)
@@ -285,9 +292,15 @@ class ReorderShard:
         self.dedup_window_s, self.count_window_s, self.order_retention_s = state["windows"]
         self.encoded = state["ledgers"]
         self.ledgers = {sku: StockLedger.from_bytes(data, line_updates=False) for sku, data in self.encoded.items()}
-        self.known, self.outlooks, self.open = state["known"], state["outlooks"], state["open"]
+        self.known, self.open = state["known"], state["open"]
         if isinstance(self.known, set):  # `_FORMAT` 2: (location, SKU) pairs
             self.known = _known_by_location(self.known)
+        outlooks = state["outlooks"]
+        if isinstance(outlooks, bytes):
+            self.outlooks = {(o.location_id, o.sku): o for o in _OUTLOOKS_DECODER.decode(outlooks)}
+            self.outlooks_encoded = outlooks
+        else:  # before `_FORMAT` 4: the objects, pickled
+            self.outlooks = outlooks
         self.versions, self.published, self.clock = state["versions"], state["published"], state["clock"]
         self.journal = None if state["journal"] is None else TxnJournal.from_bytes(state["journal"])
         self.book = None if state["book"] is None else OrderBook.from_bytes(state["book"])
@@ -304,6 +317,7 @@ class ReorderShard:
                 pair = (outlook.location_id, outlook.sku)
                 if self._known(pair):  # kept only where stock is known: others are never planned
                     self.outlooks[pair] = outlook
+                    self.outlooks_encoded = None
                     touched[pair] = None
             elif kind is StockMovement:
                 move: StockMovement = item  # type: ignore[assignment]

@@ -225,3 +225,22 @@ def test_available_equals_the_inventory_flows_ledger_with_redeliveries_and_whole
     expected = {sku: ledger.available_at("S1") for sku, ledger in ledgers.items()}
     assert expected == {"A": 17, "B": 20, "C": 18}  # O1 and O2 cancelled whole; O3 holds A and two units of C
     assert {sku: shard.available("S1", sku) for sku in "ABC"} == expected
+
+
+def test_outlooks_are_encoded_again_only_after_a_forecast_arrives_and_older_snapshots_restore() -> None:
+    """Forecasts change when a day closes: the snapshots in between write the encoding they wrote before."""
+    batches, _, expected, shard = _halfway()
+    first = shard.__getstate__()["outlooks"]
+    shard.apply([StockMovement("A", "S1", Move.ON_HAND, 1, T0 + 10, "r-extra")], BOOK)
+    assert shard.__getstate__()["outlooks"] is first  # stock moved, no forecast: the same bytes
+    shard.apply([Outlook("S1", "C", DAY + 9, [1.0] * 28, [0.0] * 28, [2.0] * 28)], BOOK)
+    again = shard.__getstate__()["outlooks"]
+    assert again is not first
+    assert pickle.loads(pickle.dumps(shard)).outlooks == shard.outlooks
+    # `_FORMAT` 3 pickled the outlooks as objects.
+    _, _, _, earlier = _halfway()
+    state = {**earlier.__getstate__(), "format": 3, "outlooks": dict(earlier.outlooks)}
+    restored = ReorderShard.__new__(ReorderShard)
+    restored.__setstate__(pickle.loads(pickle.dumps(state)))
+    assert restored.outlooks == earlier.outlooks
+    assert [restored.apply(batch, BOOK) for batch in batches[6:]] == expected[6:]
