@@ -718,7 +718,12 @@ class DemandSettings(_Group):
         " no rule names are dead-lettered (`refused`).",
     )
     shards: int = Field(
-        8, ge=1, le=4096, description="Keyed shards of the demand flow's days, models and reorders steps."
+        8,
+        ge=1,
+        le=4096,
+        description="Keyed shards of the demand flow's days, models and reorders steps: the units workers share; "
+        "part of the recovery layout, so chosen once. On one worker fewer run faster (an order's lines in several "
+        "shards are taken by each: 1 shard ~15% more events per CPU second than 4).",
     )
     lateness_s: float = Field(
         3_600.0, ge=0, description="Event time past a local midnight before that day closes and forecasts refresh."
