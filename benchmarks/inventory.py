@@ -599,8 +599,14 @@ def separate_cores(server_pid: int | None) -> Any:
 
 
 def gc_pauses(port: int) -> dict[str, dict[str, float]]:
-    """Per generation: collections so far, their total seconds, and how many paused over 5 ms (from /metrics)."""
-    body = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10.0).text
+    """Per generation: collections so far, their total seconds, and how many paused over 5 ms (from /metrics).
+
+    Empty for a server without Omnistream's metrics (the bare baseline route, `benchmarks/bare_app.py`).
+    """
+    answer = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10.0)
+    if answer.status_code != 200:
+        return {}
+    body = answer.text
     counts: dict[str, float] = {}
     seconds: dict[str, float] = {}
     within_5ms: dict[str, float] = {}
