@@ -322,12 +322,10 @@ class ReorderShard:
             elif kind is StockMovement:
                 move: StockMovement = item  # type: ignore[assignment]
                 self._move(move, touched, sets_level=move.kind in _KNOWN)
-            elif kind is Purchase or kind is OrderCancel:
-                for fed in self._feed(item):  # type: ignore[arg-type]
-                    self._move(fed, touched, sets_level=False, deduplicated=True)  # the order book's: once each
             else:
+                from_book = kind is Purchase or kind is OrderCancel  # the order book lets each event through once
                 for fed in self._feed(item):  # type: ignore[arg-type]
-                    self._move(fed, touched, sets_level=False)
+                    self._move(fed, touched, sets_level=False, deduplicated=from_book)
         records: list[ReorderSuggestion] = []
         docs: list[ReorderDoc] = []
         for pair in touched:
@@ -398,13 +396,14 @@ class ReorderShard:
     ) -> None:
         location_id, sku = pair
         held = self.open.get(pair)
-        if held is None and not self._known(pair):
+        known = self._known(pair)
+        if held is None and not known:
             return  # the common case where stock is unknown: nothing open, nothing to plan
         outlook = self.outlooks.get(pair)
         plan = locations.plan(location_id)
         available = self.available(location_id, sku)
         planned: Plan | None = None
-        if outlook is not None and plan is not None and available is not None and self._known(pair):
+        if outlook is not None and plan is not None and available is not None and known:
             levels = self._levels(pair, outlook, plan)
             if levels.demand and available <= levels.reorder_point:
                 planned = plan_at(available, levels, outlook.points, self.policy)
