@@ -104,8 +104,11 @@ class TimerClock:
     [(1, 7300.0, False), (2, 7300.0, True)]
     """
 
-    def __init__(self, clock: EventClock) -> None:
+    def __init__(self, clock: EventClock, first_filed: int | None = None) -> None:
         self.clock = clock
+        # The earliest hour a `Due` went to while the watermark had not moved yet (the clock waits for every
+        # partition at the start): the watermark's first move must tell every hour from there, not only its own.
+        self.first_filed = first_filed
 
     def apply(self, items: Iterable[Due | Tick]) -> list[tuple[int, list[Any]]]:
         """Take `Due`s and ticks; returns per hour key its `Due`s (if any) then a tick saying the watermark.
@@ -126,11 +129,19 @@ class TimerClock:
                 else:
                     group.append(item)
         now = clock.watermark
+        if filed and before == -math.inf:
+            earliest = min(filed)
+            if self.first_filed is None or earliest < self.first_filed:
+                self.first_filed = earliest
         mark = Tick((), (), now)
         out = {hour: [*group, mark] for hour, group in filed.items()}
         if now > before:  # every hour passed into or through hears it, once: their `Due`s wake their buckets
             last = math.floor(now * 1000) // HOUR_MS
-            first = last if before == -math.inf else math.floor(before * 1000) // HOUR_MS
+            if before == -math.inf:  # from the earliest hour filed while waiting, if that is before this one
+                first = last if self.first_filed is None else min(self.first_filed, last)
+                self.first_filed = None
+            else:
+                first = math.floor(before * 1000) // HOUR_MS
             for hour in range(first, last + 1):
                 tick = Tick((), (), now, relay=hour == last)
                 group = out.get(hour)
@@ -141,11 +152,16 @@ class TimerClock:
         return list(out.items())
 
     def to_bytes(self) -> bytes:
-        return msgspec.msgpack.encode(self.clock.to_state())
+        if self.first_filed is None:  # the format of snapshots before `first_filed`, which they restore as None
+            return msgspec.msgpack.encode(self.clock.to_state())
+        return msgspec.msgpack.encode({"clock": self.clock.to_state(), "first_filed": self.first_filed})
 
     @classmethod
     def from_bytes(cls, data: bytes) -> TimerClock:
-        return cls(EventClock.from_state(msgspec.msgpack.decode(data)))
+        state = msgspec.msgpack.decode(data)
+        if isinstance(state, dict):
+            return cls(EventClock.from_state(state["clock"]), state["first_filed"])
+        return cls(EventClock.from_state(state))
 
 
 BUCKET_BITS = 20

@@ -119,7 +119,8 @@ def _check(settings: Settings, oracle: Oracle, expected: set[str], horizon: floa
     mirrored = Counter(t["trigger_id"] for t in stream_records(settings.redis.url, keys.triggers_stream()))
     missing, extra = expected - set(mirrored), set(mirrored) - expected
     assert not missing and not extra, (
-        f"missing {sorted(missing)[:5]} ({len(missing)}), extra {sorted(extra)[:5]} ({len(extra)})"
+        f"missing {sorted(missing)[:5]} ({len(missing)} of {len(expected)}; by kind "
+        f"{Counter(t.split(':', 1)[0] for t in missing)}), extra {sorted(extra)[:5]} ({len(extra)})"
     )
     assert max(mirrored.values()) == 1  # the stream holds each trigger once
     on_topic = _topic_ids(settings)

@@ -8,6 +8,7 @@ the same random activities both ways, in the same batches, and compare the trigg
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
 import zlib
@@ -16,7 +17,7 @@ from typing import Any
 import pytest
 
 from operators.customers.clock import EventClock
-from operators.customers.lifecycle import DAY_S, LifecycleRules
+from operators.customers.lifecycle import DAY_S, LifecycleRules, Stage
 from operators.customers.profile import CustomerConfig
 from operators.customers.records import Bought, Clicked, Due, PaymentSeen, Tick
 from operators.customers.shard import CustomerShard
@@ -121,3 +122,35 @@ def test_buckets_woken_by_their_due_times_fire_what_buckets_ticked_every_batch_f
             assert (after.stage, after.orders, after.spend, after.walked, after.vip) == (
                 before.stage, before.orders, before.spend, before.walked, before.vip
             ), customer  # fmt: skip
+
+
+def test_the_watermarks_first_move_reaches_every_hour_filed_while_the_clock_waited() -> None:
+    """At the start the clock waits to hear from every partition; `Due`s filed meanwhile, hours before the
+    watermark's first value, must still wake their buckets then (a backlog read one partition first)."""
+    config = dataclasses.replace(CONFIG, partitions=2)
+    clock, hours = TimerClock(EventClock(config.lateness_s, config.idle_s, config.partitions)), dict[int, HourTimers]()
+    shard = CustomerShard(config)
+    due_times = DueTimes(config)
+    purchase = Bought("C1", "b1", 1000.0, 20.0, "web", None, "DE", ("S1",))
+    dues = [Due(math.ceil(due * 1000), 0) for due in due_times.of(purchase)]
+    shard.apply([purchase])
+    woken: list[str] = []
+
+    def deliver(items: list[Any]) -> None:
+        for hour, filed in clock.apply(items):
+            buckets, now, _ = hours.setdefault(hour, HourTimers()).apply(filed)
+            woken.extend(buckets)
+            for _ in buckets:
+                shard.apply([Tick((), (), now)])
+
+    deliver([*dues, Tick(((("pos", 0), 1000.0),))])  # one partition heard: the watermark waits
+    assert clock.clock.watermark == -math.inf and not woken
+    deliver([Tick(((("pos", 0), 5 * 3600.0),))])  # hours on, still from that one partition
+    assert clock.clock.watermark == -math.inf and not woken
+    restored = TimerClock.from_bytes(clock.to_bytes())  # a snapshot taken while waiting keeps the earliest hour
+    assert restored.first_filed == clock.first_filed == 0
+    clock = restored
+    deliver([Tick(((("pos", 0), 5 * 3600.0), (("pos", 1), 5 * 3600.0)))])  # the second partition: it moves
+    assert woken == ["customers:0"]
+    state = shard.state_of("C1")
+    assert state is not None and state.walked and state.stage != Stage.PROSPECT
