@@ -130,9 +130,14 @@ class CustomerShard:
             if state is None:
                 state = touched[customer] = self._load(customer)
                 visited[customer] = {state.stage}
-            if kind is Bought or kind is ConsentSeen or not state.applied:
-                # What the document shows: its creation, purchases, consent. Views, carts and payment
-                # results change no document field, so they cost no rewrite (`applied` sets the version).
+            # What the document shows: its creation, purchases, consent. Views, carts and payment results change
+            # no document field, so they cost no rewrite (`applied` sets the version). The creation counts once,
+            # whichever activity brings it: a count that depends on which came first (a view before a purchase
+            # or after) gave a replay that read the topics interleaved otherwise a lower version for the same
+            # document, and the fence then kept the killed run's older one (a stage behind).
+            if not state.applied:
+                state.applied = 1
+            if kind is Bought or kind is ConsentSeen:
                 state.applied += 1
             if kind is Bought:
                 self._bought(state, item, out)
