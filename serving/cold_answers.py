@@ -16,23 +16,33 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+import msgspec
+
 from operators.recs.blend import RecItem, RecMaterial
 
 ColdKey = tuple[str | None, str | None, str | None, str, int, bool]
 """(sku, location_id, channel, variant name, k, include_seen)."""
 
+_ITEMS = msgspec.msgpack.Encoder()
+_ITEMS_OF = msgspec.msgpack.Decoder()  # untyped: every number back exactly as it was stored
 
-_Entry = tuple[
-    tuple[tuple[str, object], ...],  # the neighbour lists by SKU
-    tuple[tuple[str, object], ...],  # the trending lists by scope
-    object,  # the ranker weights
-    tuple[str, ...],  # the sellable candidates
-    tuple[tuple[str, float, str, tuple[tuple[str, float], ...]], ...],  # the answer's items, features as pairs
-]
-"""What an answer was blended from, and the answer, as exact tuples of strings, numbers and the shared lists (also
-such tuples): the garbage collector stops tracking those within a collection or two, so a full store adds nothing
-to the older collections' walks. Sets, lists, dicts and named tuples stay tracked for good: with thousands of
-entries, walking them was tens of milliseconds of p99."""
+
+class _Entry(msgspec.Struct, frozen=True, gc=False):
+    """What an answer was blended from, and the answer.
+
+    The collector never tracks it (`gc=False`: it holds no cycle), and it holds next to nothing tracked: the
+    answer is MessagePack bytes, the lists are named in two flat tuples (name, list, name, list, ...) of the
+    reader's shared lists. Nested tuples are what it held before (about 40 per entry): CPython untracks a tuple
+    of tuples one level per collection of the generation it is in (a collection moves an object's children
+    after it, and looks at each tuple once), so entries reached generations 1 and 2 tracked, and their walks,
+    tens of milliseconds with thousands of entries, were much of the endpoint's p99 (docs/recommendations.md).
+    """
+
+    neighbours: tuple[object, ...]
+    trending: tuple[object, ...]
+    ranker: object
+    sellable: tuple[str, ...]
+    items: bytes
 
 
 class ColdAnswers:
@@ -60,30 +70,35 @@ class ColdAnswers:
         held = self._entries.get(key)
         if held is None:
             return None
-        neighbours, trending, ranker, sellable, items = held
         if (
-            ranker is material.ranker
-            and _same_lists(neighbours, material.neighbours)
-            and _same_lists(trending, material.trending)
-            and frozenset(sellable) == material.sellable
+            held.ranker is material.ranker
+            and _same_lists(held.neighbours, material.neighbours)
+            and _same_lists(held.trending, material.trending)
+            and frozenset(held.sellable) == material.sellable
         ):
-            return [RecItem(sku, score, reason, dict(features)) for sku, score, reason, features in items]
+            stored = _ITEMS_OF.decode(held.items)
+            return [RecItem(sku, score, reason, features) for sku, score, reason, features in stored]
         return None
 
     def put(self, key: ColdKey, material: RecMaterial, items: list[RecItem]) -> None:
         if len(self._entries) >= self.max_entries:
             self._entries.clear()
-        self._entries[key] = (
-            tuple(material.neighbours.items()),
-            tuple(material.trending.items()),
+        self._entries[key] = _Entry(
+            _flat(material.neighbours),
+            _flat(material.trending),
             material.ranker,
             tuple(material.sellable),  # type: ignore[arg-type]
-            tuple((item.sku, item.score, item.reason, tuple(item.features.items())) for item in items),
+            _ITEMS.encode(items),
         )
 
 
-def _same_lists(then: tuple[tuple[str, object], ...], now: Mapping[str, object]) -> bool:
+def _flat(lists: Mapping[str, object]) -> tuple[object, ...]:
+    """(name, list, name, list, ...): one tuple, not a tuple of pairs (see `_Entry`)."""
+    return tuple(part for pair in lists.items() for part in pair)
+
+
+def _same_lists(then: tuple[object, ...], now: Mapping[str, object]) -> bool:
     """The same names, each bound to the very same list object."""
-    if len(then) != len(now):
+    if len(then) != 2 * len(now):
         return False
-    return all(now.get(name) is value for name, value in then)
+    return all(now.get(then[i]) is then[i + 1] for i in range(0, len(then), 2))  # type: ignore[call-overload]

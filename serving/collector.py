@@ -28,8 +28,10 @@ class ParsedListCollector:
     """Hands freshly parsed recommendation lists to a young collection while they are few.
 
     The recommendations reader caches neighbour and trending lists as tuples of
-    strings and numbers; CPython stops tracking such tuples at the first young
-    collection that visits them. Left to the allocation counter, they pile up:
+    (sku, score, category) tuples; CPython stops tracking the inner ones at the
+    first young collection that visits them, and a list's outer tuple at the
+    next collection of the generation it then sits in (one level per collection).
+    Left to the allocation counter, they pile up:
     a cache refill frees about as many objects as it makes, so collections are
     rarely triggered, and the one that finally runs walks every list cached
     since the last (15-25 ms, the endpoint's p99 at half load). Collecting

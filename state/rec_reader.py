@@ -164,21 +164,26 @@ class SharedDocCache:
     def __init__(self, cache_s: float, max_entries: int = 100_000) -> None:
         self.cache_s = cache_s
         self.max_entries = max_entries
-        self._entries: dict[str, tuple[float, Any]] = {}
+        # Documents and expiry times apart, not (expiry, document) pairs: a pair holding a list (a tuple of
+        # tuples) is one more level the collector untracks only in an older generation (`serving.cold_answers`).
+        self._docs: dict[str, Any] = {}
+        self._expires: dict[str, float] = {}
 
     def get(self, key: str, now: float) -> Any | None:
         """The cached document (`ABSENT` when Redis had none), or None when not cached or expired."""
-        held = self._entries.get(key)
-        if held is None or held[0] <= now:
+        expires = self._expires.get(key)
+        if expires is None or expires <= now:
             return None
-        return held[1]
+        return self._docs[key]
 
     def put(self, key: str, doc: Any | None, now: float) -> None:
         if self.cache_s <= 0:
             return
-        if len(self._entries) >= self.max_entries:
-            self._entries.clear()
-        self._entries[key] = (now + self.cache_s, self.ABSENT if doc is None else doc)
+        if len(self._docs) >= self.max_entries:
+            self._docs.clear()
+            self._expires.clear()
+        self._docs[key] = self.ABSENT if doc is None else doc
+        self._expires[key] = now + self.cache_s
 
 
 class RecReader:
