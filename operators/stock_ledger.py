@@ -230,7 +230,7 @@ class StockLedger:
             line = loc.orders.get(move.order_id)  # type: ignore[arg-type]
             if line is None:
                 if len(loc.orders) >= loc.sweep_orders_at:
-                    self._sweep_orders(loc)  # before inserting: a new, empty line must not be swept
+                    self._sweep_orders(location_id, loc)  # before inserting: a new, empty line must not be swept
                 line = loc.orders[move.order_id] = _OrderLine()  # type: ignore[index]
             before = line.reserved
             if kind == _RESERVE:
@@ -439,14 +439,17 @@ class StockLedger:
             loc.moves = [m for m in loc.moves if m.ts >= horizon]
         loc.sweep_moves_at = max(_FIRST_SWEEP, 2 * len(loc.moves))
 
-    def _sweep_orders(self, loc: _Location) -> None:
+    def _sweep_orders(self, location_id: str, loc: _Location) -> None:
         horizon = self.as_of - self.order_retention_s
         # Only lines that hold nothing go: closed ones (rejected and lapsed holds too), and cancels or
-        # fulfilments whose purchase never came. Evicting them leaves `reserved` unchanged.
+        # fulfilments whose purchase never came. Evicting them leaves `reserved` unchanged. A line changed
+        # since `order_updates` stays until it is published: a hold's decision or a line's last state,
+        # dated before the horizon (a producer's clock far behind), would otherwise never be told.
+        changed = self._changed_lines
         loc.orders = {
             order_id: line
             for order_id, line in loc.orders.items()
-            if line.last_ts >= horizon or (line.purchased > 0 and not line.closed)
+            if line.last_ts >= horizon or (line.purchased > 0 and not line.closed) or (location_id, order_id) in changed
         }
         loc.sweep_orders_at = max(_FIRST_SWEEP, 2 * len(loc.orders))
 

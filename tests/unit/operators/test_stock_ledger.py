@@ -464,6 +464,7 @@ def test_stock_ledger_sweeps_closed_order_lines_without_changing_reserved() -> N
             cancelled = True
         lines[move.order_id or ""] = (purchased, fulfilled, cancelled)
         ledger.apply(move)
+        ledger.order_updates()  # published, as the flow does each batch: only then may a sweep take the line
         expected = sum(0 if c else max(0, p - f) for p, f, c in lines.values())
         assert state(ledger)["L1"][1] == expected, move
 
@@ -732,3 +733,37 @@ def test_holds_are_first_come_first_served_and_lapse_by_the_skus_event_time() ->
     assert _levels(restored) == [("S1", 3, 1), ("S2", 1, 0)]
     (lapsed,) = restored.order_updates()
     assert (lapsed.reservation_id, lapsed.status, lapsed.version) == ("R1", HoldStatus.EXPIRED, 3)  # type: ignore[union-attr]
+
+
+def test_a_decided_hold_swept_in_the_same_batch_is_still_published() -> None:
+    # A hold rejected for want of stock holds nothing: a sweep of closed lines may take it, but only
+    # once its decision has gone out. Dated past the retention before the SKU's time (a producer's
+    # clock far behind), it met a sweep triggered by the next new line of the same batch.
+    from events.orders import HoldStatus, ReservationState
+
+    ledger = StockLedger(SKU, order_retention_s=100.0)
+    apply_all(ledger, [reserve(f"O{i}", 1, 1_000.0 + i, f"buy-{i}") for i in range(63)])
+    ledger.order_updates()
+    ledger.apply(StockMovement(SKU, "L1", Move.HOLD, 5, 10.0, "R1", "R1", None, 70.0))  # the 64th line
+    ledger.apply(reserve("O-next", 1, 1_100.0, "buy-next"))  # the 65th: sweeps closed lines older than 1,000
+
+    decided = {update.reservation_id: update.status for update in ledger.order_updates()
+               if isinstance(update, ReservationState)}  # fmt: skip
+    assert decided == {"R1": HoldStatus.REJECTED}
+
+
+def test_an_order_line_closed_and_swept_in_the_same_batch_is_still_published() -> None:
+    # A fulfilment dated long before the SKU's time closes its line; the sweep the next new line
+    # triggers must not take the line before its state is published.
+    from events.orders import OrderLineState
+
+    ledger = StockLedger(SKU, order_retention_s=100.0)
+    ledger.apply(reserve("OLD", 1, 10.0, "buy-old"))
+    apply_all(ledger, [reserve(f"O{i}", 1, 1_000.0 + i, f"buy-{i}") for i in range(63)])
+    ledger.order_updates()
+    ledger.apply(fulfil("OLD", 1, 11.0, "ship-old"))  # closes the line: it holds nothing now
+    ledger.apply(reserve("O-next", 1, 1_100.0, "buy-next"))  # the 65th line sweeps
+
+    published = {update.order_id: update.fulfilled for update in ledger.order_updates()
+                 if isinstance(update, OrderLineState)}  # fmt: skip
+    assert published["OLD"] == 1
