@@ -1,4 +1,4 @@
-"""Prints the README's benchmark table (markdown) from `benchmarks/results/inventory.json`.
+"""Prints the inventory benchmark's table (markdown, as in docs/benchmark-history.md) from its results JSON.
 
 Run: `python benchmarks/report.py [RESULTS_JSON]`.
 """

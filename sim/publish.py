@@ -51,7 +51,7 @@ class PublishError(RuntimeError):
 # Batches of up to 100 ms: the local broker (Tansu, in memory) keeps every record batch and
 # each fetch costs more the more it holds. Offering 6.3k events/s for 45 s with one consumer
 # tailing, its own latency reached p99 1.5 s with 5-ms batches, 0.4 s with 20-ms ones and
-# stayed at 18 ms with 100-ms ones (README, Benchmarks). Apache Kafka is indifferent.
+# stayed at 18 ms with 100-ms ones (docs/benchmark-history.md). Apache Kafka is indifferent.
 DEFAULT_LINGER_MS = 100
 
 
