@@ -545,6 +545,12 @@ class CustomersSettings(_Group):
     max_future_s: float = Field(
         3_600.0, gt=0, description="Events dated further ahead of the wall clock are refused (dead letters)."
     )
+    poll_pace_s: float = Field(
+        0.02,
+        ge=0,
+        le=1.0,
+        description="Caught-up partitions are polled together on a beat this long (0: each at once, as other flows).",
+    )
 
     @model_validator(mode="after")
     def _lifecycle_in_order(self) -> CustomersSettings:
