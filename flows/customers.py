@@ -86,7 +86,7 @@ def build_flow(
 
     if source is None and s.poll_pace_s > 0:  # the topics in Kafka, polled on a beat while they trickle
         source = PacedPartitions(
-            kafka_source(settings, [settings.topic(topic) for topic in INPUT_TOPICS]), s.poll_pace_s
+            kafka_source(settings, [settings.topic(topic) for topic in INPUT_TOPICS], FLOW), s.poll_pace_s
         )
     decoded = decoded_input(flow, settings, INPUT_TOPICS, decoder, source)
     to_clock = to_stage("to_clock", decoded, Stage.CLOCK)

@@ -22,17 +22,27 @@ from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 from confluent_kafka.admin import AdminClient
 
+from flows.registry import FLOWS, PROMPT_FLOWS
 from omnistream.settings import Settings
 
 
-def fetch_config(settings: Settings) -> dict[str, str]:
-    """librdkafka settings of the flows' consumers that shape lag.
+def fetch_config(settings: Settings, flow: str = "") -> dict[str, str]:
+    """librdkafka settings of `flow`'s consumers that shape lag and the broker's idle work.
 
-    A fetch that finds nothing waits at the broker at most `kafka_fetch_wait_ms`:
-    the local broker answers only then, so librdkafka's 500 ms default showed
-    up directly as end-to-end lag.
+    A fetch that finds nothing waits at the broker at most `kafka.fetch_wait_ms` in the flows
+    whose answers are awaited at once (`flows.registry.PROMPT_FLOWS`; any flow not named, such
+    as a test's): the local broker answers only then, so librdkafka's 500 ms default showed up
+    directly as end-to-end lag. The other flows wait `kafka.relaxed_fetch_wait_ms`: each idle
+    fetch is a request the broker answers, and eight idle flows polling every 10 ms kept the
+    local broker at three quarters of a core (docs/performance.md, "Idle flows").
+
+    >>> s = Settings(kafka_brokers="127.0.0.1:9")
+    >>> fetch_config(s, "inventory"), fetch_config(s, "demand")
+    ({'fetch.wait.max.ms': '10'}, {'fetch.wait.max.ms': '100'})
     """
-    return {"fetch.wait.max.ms": str(settings.kafka.fetch_wait_ms)}
+    relaxed = flow in FLOWS and flow not in PROMPT_FLOWS
+    wait = settings.kafka.relaxed_fetch_wait_ms if relaxed else settings.kafka.fetch_wait_ms
+    return {"fetch.wait.max.ms": str(wait)}
 
 
 class KafkaRecord(NamedTuple):
@@ -334,8 +344,8 @@ class KafkaPartitions(FixedPartitionedSource[KafkaRecord, int]):
         return _KafkaPartition(_SharedConsumer.for_config(config, self.batch_size), topic, int(index), offset)
 
 
-def kafka_source(settings: Settings, topics: list[str]) -> KafkaPartitions:
-    """The input of every flow: `topics` on `settings`' brokers, tailed or read to the end."""
+def kafka_source(settings: Settings, topics: list[str], flow: str = "") -> KafkaPartitions:
+    """The input of `flow`: `topics` on `settings`' brokers, tailed or read to the end."""
     return KafkaPartitions(settings.kafka.brokers, topics, stop_at_end=settings.flow.stop_at_end,
-                           batch_size=settings.kafka.batch_size, consumer_config=fetch_config(settings),
+                           batch_size=settings.kafka.batch_size, consumer_config=fetch_config(settings, flow),
                            security=settings.kafka.security_config())  # fmt: skip

@@ -40,7 +40,9 @@ def decoded_input(
     """
     source_topics = {settings.topic(topic): topic for topic in topics}
     raw = op.input(
-        f"{flow.flow_id}_in", flow, source if source is not None else kafka_source(settings, list(source_topics))
+        f"{flow.flow_id}_in",
+        flow,
+        source if source is not None else kafka_source(settings, list(source_topics), flow.flow_id),
     )
     return op.flat_map_batch("decode", raw, decoder(source_topics).decode_batch)
 

@@ -45,9 +45,16 @@ class KafkaSettings(_Group):
         10,
         ge=1,
         le=10_000,
-        description="How long a flow's Kafka fetch that finds nothing waits at the broker (ms). 10 suits the local "
-        "broker, which does not answer a waiting fetch when data arrives; Apache Kafka does, so 100-500 costs it "
-        "no latency and fewer idle requests.",
+        description="How long a flow's Kafka fetch that finds nothing waits at the broker (ms), in the flows whose "
+        "answers are awaited at once (inventory, loyalty). 10 suits the local broker, which does not answer a "
+        "waiting fetch when data arrives; Apache Kafka does, so 100-500 costs it no latency and fewer idle requests.",
+    )
+    relaxed_fetch_wait_ms: int = Field(
+        100,
+        ge=1,
+        le=10_000,
+        description="The same for the flows whose targets are a second or more (recommend, fraud, merchandising, "
+        "customers, attribution, demand): fewer idle fetches for the broker to answer.",
     )
 
     @field_validator("brokers")
