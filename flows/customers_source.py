@@ -10,8 +10,11 @@ partitions, some 16,000 polls a second while idle.
 So a partition that returned fewer than `full` records (it is caught up) is polled again at the
 next tick of a common beat of `pace_s`: every partition wakes at the same instant, and the flow
 takes one step for what all of them gathered meanwhile. A partition that returned `full` or more
-(a backlog) is polled again at once, as before. The price is meant to be at most `pace_s` of input
-delay, against a trigger latency target of a second (see `POLL_PACE_S` for what a longer beat did).
+(a backlog) is polled again at once, as before. The price is at most `pace_s` of input delay, against
+a trigger latency target of a second. The beat is the setting `customers.poll_pace_s` (20 ms; 0 turns
+the pacing off): measured against reading every partition at once, 0.6x the CPU per event at 500
+events/s and 0.7x at 2,000, for about 10 ms more on a trigger's median; a 50 ms beat cut more CPU but
+lengthened the triggers' tail more than the beat adds (docs/customers.md, Performance).
 Offsets, recovery state and the source's health figures are the wrapped partitions' own.
 """
 
@@ -25,12 +28,6 @@ from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 
 from flows.kafka_source import KafkaRecord
 
-POLL_PACE_S = 0.02
-"""The beat caught-up partitions are polled on. Measured live (benchmarks/customers.py, shared machine at
-load average 7-17): at 500 events/s the flow's CPU per event was 0.30-0.42 ms with a 20 ms beat and
-0.22-0.27 ms with 50 ms (the code before: 0.45-0.74 ms), but with 50 ms the trigger latency p50 / p99 at
-500 events/s went from ~0.3 / 0.3-0.9 s to 0.35-0.6 / 0.9-2.4 s in three runs, more than the beat adds,
-for reasons not found; 20 ms kept them."""
 FULL_BATCH = 200
 """Records at or above which a batch is taken for a backlog: the partition is polled again at once."""
 
@@ -73,9 +70,7 @@ class PacedPartitions(FixedPartitionedSource[KafkaRecord, int]):
     ([1, 2], True, [3], True)
     """
 
-    def __init__(
-        self, inner: FixedPartitionedSource[KafkaRecord, int], pace_s: float = POLL_PACE_S, full: int = FULL_BATCH
-    ) -> None:
+    def __init__(self, inner: FixedPartitionedSource[KafkaRecord, int], pace_s: float, full: int = FULL_BATCH) -> None:
         self.inner = inner
         self.pace_s = pace_s
         self.full = full
