@@ -73,3 +73,19 @@ def test_payment_keys_are_stable_and_distinct() -> None:
     keys = payment_keys([f"P{i}" for i in range(100_000)])
     assert len(np.unique(keys)) == 100_000
     assert payment_keys(["P1"]).tolist() == payment_keys(["P1"]).tolist()
+
+
+def test_merging_runs_equals_sorting_their_concatenation() -> None:
+    from operators.fraud.pending import _merge, _Run, _sorted_run
+
+    rng = np.random.default_rng(5)
+    runs: list[_Run] = []
+    for size in (0, 1, 7, 300, 64):
+        keys = rng.integers(0, 50, size=size).astype(np.uint64)  # repeats: the tie order matters
+        offsets = rng.integers(0, 86_400, size=size).astype(np.uint32)
+        states = rng.integers(0, 3, size=size).astype(np.uint8)
+        runs.append(_sorted_run(keys, offsets, rng.random((size, 3)).astype(np.float32), states))
+    merged = _merge(runs)
+    expected = _sorted_run(*(np.concatenate([getattr(r, f) for r in runs]) for f in _Run._fields))
+    for field in _Run._fields:
+        assert np.array_equal(getattr(merged, field), getattr(expected, field)), field
