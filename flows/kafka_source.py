@@ -31,8 +31,8 @@ def fetch_config(settings: Settings, flow: str = "") -> dict[str, str]:
 
     A fetch that finds nothing waits at the broker at most `kafka.fetch_wait_ms` in the flows
     whose answers are awaited at once (`flows.registry.PROMPT_FLOWS`; any flow not named, such
-    as a test's): the local broker answers only then, so librdkafka's 500 ms default showed up
-    directly as end-to-end lag. The other flows wait `kafka.relaxed_fetch_wait_ms`: each idle
+    as a test's): the local broker does not answer it as soon as data arrives, so librdkafka's
+    500 ms default showed up directly as end-to-end lag. The other flows wait `kafka.relaxed_fetch_wait_ms`: each idle
     fetch is a request the broker answers, and eight idle flows polling every 10 ms kept the
     local broker at three quarters of a core (docs/performance.md, "Idle flows").
 

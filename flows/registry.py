@@ -24,8 +24,8 @@ FLOWS: dict[str, str] = {
 PROMPT_FLOWS: frozenset[str] = frozenset({"inventory", "loyalty"})
 """Flows whose answers are awaited within a tenth of a second (stock after a sale, checkout holds, redemption
 decisions): their fetches wait `kafka.fetch_wait_ms` at the broker. The others wait `kafka.relaxed_fetch_wait_ms`:
-an idle fetch is a request the broker must answer, and the local broker answers a waiting fetch only at the end
-of its wait (`flows.kafka_source.fetch_config`)."""
+an idle fetch is a request the broker must answer, and the local broker does not answer a waiting fetch as soon
+as data arrives (`flows.kafka_source.fetch_config`)."""
 
 STATE_FORMATS: dict[str, int] = {
     "inventory": 3,
