@@ -41,7 +41,6 @@ from bytewax.inputs import Source
 from bytewax.outputs import Sink
 
 from events.topics import Topic
-from flows.customers_source import PacedPartitions
 from flows.customers_stages import (
     CUSTOMER_TOPICS,
     FLOW,
@@ -55,7 +54,7 @@ from flows.customers_stages import (
     TimerLogic,
     config_of,
 )
-from flows.kafka_source import KafkaRecord, kafka_source
+from flows.kafka_source import KafkaRecord
 from flows.keyed import keyed_stage, to_stage
 from flows.sinks import FlowRecord
 from flows.wiring import decoded_input, records_out
@@ -74,7 +73,7 @@ def build_flow(
     """Purchases, clicks, payments, consent and availability in; customer documents, triggers, dead letters out.
 
     `generation` names the lineage of flow state (see `flows.launcher.ensure_recovery`). `source` and `sink`
-    default to the topics in Kafka (polled on a beat while caught up, `flows.customers_source`, unless
+    default to the topics in Kafka (polled on a beat while caught up, `flows.paced_source`, unless
     `customers.poll_pace_s` is 0) and the Redis/Kafka `RecordSink`; nothing connects while building.
     """
     flow = Dataflow(FLOW)
@@ -84,11 +83,7 @@ def build_flow(
     def decoder(source_topics: dict[str, Topic]) -> Decoder:
         return Decoder(source_topics, s.shards, s.max_future_s, config, s.buckets)
 
-    if source is None and s.poll_pace_s > 0:  # the topics in Kafka, polled on a beat while they trickle
-        source = PacedPartitions(
-            kafka_source(settings, [settings.topic(topic) for topic in INPUT_TOPICS], FLOW), s.poll_pace_s
-        )
-    decoded = decoded_input(flow, settings, INPUT_TOPICS, decoder, source)
+    decoded = decoded_input(flow, settings, INPUT_TOPICS, decoder, source, pace_s=s.poll_pace_s)
     to_clock = to_stage("to_clock", decoded, Stage.CLOCK)
     clock_out = keyed_stage("clock", to_clock.trues, ClockLogic(settings))
     timers_out = keyed_stage("timers", to_stage("to_timers", clock_out, Stage.TIMERS).trues, TimerLogic())

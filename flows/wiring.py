@@ -20,6 +20,7 @@ from bytewax.outputs import Sink
 from events.topics import Topic
 from flows.decoding import BatchDecoder
 from flows.kafka_source import KafkaRecord, kafka_source
+from flows.paced_source import PacedPartitions
 from flows.sinks import FlowRecord, RecordSink
 from omnistream.settings import Settings
 
@@ -32,18 +33,21 @@ def decoded_input(
     topics: Iterable[Topic],
     decoder: Callable[[dict[str, Topic]], BatchDecoder[Out]],
     source: Source[KafkaRecord] | None = None,
+    pace_s: float = 0.0,
 ) -> Stream[Out]:
     """The flow's `topics` (or `source`), decoded a batch at a time by the flow's `decoder`.
 
     `decoder` is given the topic names read, each mapped to its contract topic; what the decoder
     makes of a batch (routed items, dead letters of the topics the flow owns) is the stream.
+    `pace_s` > 0: the Kafka partitions, once caught up, are polled together on a beat that long
+    (`flows.paced_source`); an injected `source` is taken as it is.
     """
     source_topics = {settings.topic(topic): topic for topic in topics}
-    raw = op.input(
-        f"{flow.flow_id}_in",
-        flow,
-        source if source is not None else kafka_source(settings, list(source_topics), flow.flow_id),
-    )
+    if source is None:
+        source = kafka_source(settings, list(source_topics), flow.flow_id)
+        if pace_s > 0:
+            source = PacedPartitions(source, pace_s)
+    raw = op.input(f"{flow.flow_id}_in", flow, source)
     return op.flat_map_batch("decode", raw, decoder(source_topics).decode_batch)
 
 

@@ -1,10 +1,10 @@
-"""`flows.customers_source`: caught-up partitions wait for a common beat; a backlog is read at once."""
+"""`flows.paced_source`: caught-up partitions wait for a common beat; a backlog is read at once."""
 
 from __future__ import annotations
 
 from bytewax.testing import TestingSource
 
-from flows.customers_source import PacedPartitions
+from flows.paced_source import PacedPartitions
 
 
 def test_small_batches_wait_for_the_same_beat_and_full_ones_do_not() -> None:

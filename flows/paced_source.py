@@ -1,8 +1,8 @@
-"""The customers flow's input: its Kafka partitions, polled on a shared beat while they only trickle.
+"""A flow's Kafka partitions, polled on a shared beat while they only trickle (`flows.wiring.decoded_input`'s `pace_s`).
 
 Bytewax asks a source partition for its next batch again at once after one with records, and
-1 ms after an empty one. Live, a partition of this flow carries a few hundred events a second,
-so nearly every poll brought one event or none, and each event went through every step, the
+1 ms after an empty one. Live, a partition of the customers flow (the one that uses it) carries a
+few hundred events a second, so nearly every poll brought one event or none, and each event went through every step, the
 sink's Redis round trip and its Kafka flush as a batch of its own: ~0.3-0.5 ms of CPU per event
 live against ~0.04 ms in a backlog (docs/customers.md, Performance), and, with sixteen
 partitions, some 16,000 polls a second while idle.
