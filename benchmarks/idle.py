@@ -33,19 +33,18 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.auth import cpu_s
 from benchmarks.run_files import write_results
 from flows.registry import FLOWS
 from omnistream.stack import start_redis
 
 RESULTS = Path(__file__).resolve().parent / "results" / "idle.json"
-TICKS = os.sysconf("SC_CLK_TCK")
 console = Console()
 
 
-def _stat(pid: int) -> tuple[int, float]:
-    """(parent pid, CPU seconds so far) of `pid`, from /proc/PID/stat."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return int(fields[1]), (int(fields[11]) + int(fields[12])) / TICKS
+def _parent(pid: int) -> int:
+    """The parent pid of `pid`, from /proc/PID/stat."""
+    return int(Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[1])
 
 
 def _cmdline(pid: int) -> str:
@@ -58,7 +57,7 @@ def processes_of(root: int) -> dict[str, int]:
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                parents[int(entry.name)] = _stat(int(entry.name))[0]
+                parents[int(entry.name)] = _parent(int(entry.name))
             except (FileNotFoundError, ProcessLookupError):
                 continue
 
@@ -100,9 +99,9 @@ def idle_round(env: dict[str, str], settle_s: float, seconds: float) -> dict[str
                 raise RuntimeError(f"the stack did not start: {workdir / 'up.log'}")
             time.sleep(0.5)
         time.sleep(settle_s)
-        before = {role: _stat(pid)[1] for role, pid in roles.items()}
+        before = {role: cpu_s(pid) for role, pid in roles.items()}
         time.sleep(seconds)
-        after = {role: _stat(pid)[1] for role, pid in roles.items()}
+        after = {role: cpu_s(pid) for role, pid in roles.items()}
     finally:
         up.send_signal(signal.SIGINT)
         try:
