@@ -318,7 +318,8 @@ class FraudSettings(_Group):
     label_max_pending: int = Field(
         2_500_000,
         ge=1000,
-        description="Payments awaiting a label kept per scorer shard at most (the oldest day goes first, unlearned).",
+        description="Payments awaiting a label kept per scorer shard at most (the oldest go first, unlearned, a run "
+        "of at most 262,144 at a time).",
     )
     alert_quiet_s: float = Field(
         1_800.0, ge=1, description="Event time without suspicious payments before a fraud alert resolves."

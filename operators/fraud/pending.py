@@ -9,10 +9,13 @@ At 15k payments/s a 120-day horizon is far more payments than any memory holds, 
 is columnar and bounded: one block per event-time day, each a few sorted numpy runs of
 - a 64-bit hash of the payment id (8 bytes; the id itself is never kept),
 - seconds since the block's start (4 bytes, to tell a label dated before its payment),
-- the model input as float32 (4 bytes per input),
+- the model input as float16 (2 bytes per input: the inputs are scaled to about [0, 1], where
+  half precision is within 2.5e-4, far below what moves a logistic model's weights),
 - a state byte (open, labelled, presumed genuine).
-No Python object per payment: `bytes_per_payment` is 13 + 4 x inputs (about 130 bytes with 30
-inputs, so 10M pending payments take about 1.3 GB), and a block pickles as a handful of arrays.
+No Python object per payment: `bytes_per_payment` is 13 + 2 x inputs (95 bytes with the scorer's
+41 inputs, so 10M pending payments take about 0.95 GB), and a block pickles as a handful of arrays.
+A run holds at most `RUN_ROWS` rows: merging two runs allocates the merged one before the two
+are freed, so unbounded runs made the store's peak twice its size (docs/fraud.md, the soak).
 
 A payment no label has claimed is learned as genuine only once its whole day is `maturity_s`
 old, never earlier; it is forgotten at `horizon_s`. A label that finds no payment waits (its
@@ -31,10 +34,16 @@ import numpy.typing as npt
 
 FloatArray = npt.NDArray[np.float64]
 Keys = npt.NDArray[np.uint64]
+Inputs = npt.NDArray[np.float16]
+INPUT_DTYPE = np.float16
+"""How model inputs are kept (runs of snapshots taken before, float32, load and merge as they are)."""
 
 OPEN, LABELLED, PRESUMED = 0, 1, 2
 """Row states: waiting for a label; labelled (learned once); presumed genuine at maturity (learned once)."""
 DAY_S = 86_400.0
+RUN_ROWS = 1 << 18
+"""Rows of one sorted run at most (~45 MB with 40 inputs): what a merge holds twice, and what the
+bound on pending payments drops at a time."""
 
 
 def payment_keys(payment_ids: Sequence[str]) -> Keys:
@@ -52,11 +61,11 @@ class _Run(NamedTuple):
 
     keys: Keys
     offsets: npt.NDArray[np.uint32]
-    inputs: npt.NDArray[np.float32]
+    inputs: Inputs
     state: npt.NDArray[np.uint8]
 
 
-def _sorted_run(keys: Keys, offsets: npt.NDArray[np.uint32], inputs: npt.NDArray[np.float32],
+def _sorted_run(keys: Keys, offsets: npt.NDArray[np.uint32], inputs: Inputs,
                 state: npt.NDArray[np.uint8]) -> _Run:  # fmt: skip
     order = np.argsort(keys, kind="stable")
     return _Run(keys[order], offsets[order], inputs[order], state[order])
@@ -86,10 +95,17 @@ def _merge(runs: Sequence[_Run]) -> _Run:
 
 
 class _DayBlock:
-    """One event-time day of payments: sorted runs, merged like a log-structured tree (few runs, amortised)."""
+    """One event-time day of payments: sorted runs, merged like a log-structured tree (few runs, amortised).
 
-    def __init__(self, start: float) -> None:
+    Only neighbouring runs merge, so the runs stay in arrival order (the first is the oldest), and
+    never past `run_rows` rows: a day at the pending bound is a few dozen runs, not one.
+    """
+
+    run_rows = RUN_ROWS  # a block pickled before the bound existed has no attribute of its own
+
+    def __init__(self, start: float, run_rows: int = RUN_ROWS) -> None:
         self.start = start
+        self.run_rows = run_rows
         self.runs: list[_Run] = []
         self.open = 0
         self.presumed = False
@@ -101,18 +117,39 @@ class _DayBlock:
     def nbytes(self) -> int:
         return sum(r.keys.nbytes + r.offsets.nbytes + r.inputs.nbytes + r.state.nbytes for r in self.runs)
 
-    def add(self, keys: Keys, ts: FloatArray, inputs: npt.NDArray[np.float32]) -> None:
+    def add(self, keys: Keys, ts: FloatArray, inputs: Inputs) -> None:
         offsets = np.clip(ts - self.start, 0, DAY_S * 10).astype(np.uint32)
         runs = self.runs
         runs.append(_sorted_run(keys, offsets, inputs, np.zeros(len(keys), dtype=np.uint8)))
         self.open += len(keys)
-        while len(runs) > 1 and len(runs[-2].keys) <= 2 * len(runs[-1].keys):
+        while (len(runs) > 1 and len(runs[-2].keys) <= 2 * len(runs[-1].keys)
+               and len(runs[-2].keys) + len(runs[-1].keys) <= self.run_rows):  # fmt: skip
             runs[-2:] = [_merge(runs[-2:])]
 
     def compact(self) -> None:
-        """One run: done once the day is over, so later lookups cost one search per block."""
-        if len(self.runs) > 1:
-            self.runs = [_merge(self.runs)]
+        """Neighbouring runs merged up to `run_rows`: done once the day is over, so later lookups cost few searches.
+
+        Runs already as large as the bound lets them be are left as they are (no work when called again).
+        """
+        compacted: list[_Run] = []
+        group: list[_Run] = []
+        rows = 0
+        for run in self.runs:
+            if group and rows + len(run.keys) > self.run_rows:
+                compacted.append(_merge(group) if len(group) > 1 else group[0])
+                group, rows = [], 0
+            group.append(run)
+            rows += len(run.keys)
+        if group:
+            compacted.append(_merge(group) if len(group) > 1 else group[0])
+        self.runs = compacted
+
+    def drop_oldest_run(self) -> tuple[int, int]:
+        """Forget the oldest run: (its rows, how many of them were still open)."""
+        run = self.runs.pop(0)
+        still_open = int(np.count_nonzero(run.state == OPEN))
+        self.open -= still_open
+        return len(run.keys), still_open
 
     def find(self, keys: Keys) -> list[tuple[int, int]]:
         """(index in `keys`, run * 2**32 + row) of the keys found in this block."""
@@ -129,7 +166,7 @@ class _DayBlock:
     def row(self, ref: int) -> tuple[_Run, int]:
         return self.runs[ref >> 32], ref & 0xFFFFFFFF
 
-    def mature(self) -> npt.NDArray[np.float32]:
+    def mature(self) -> Inputs:
         """The open rows' inputs, now presumed genuine (marked so: a fraud label can still correct them)."""
         parts = []
         for run in self.runs:
@@ -137,26 +174,36 @@ class _DayBlock:
             parts.append(run.inputs[waiting])
             run.state[waiting] = PRESUMED
         self.open, self.presumed = 0, True
-        return np.concatenate(parts) if parts else np.zeros((0, 0), dtype=np.float32)
+        return np.concatenate(parts) if parts else np.zeros((0, 0), dtype=INPUT_DTYPE)
 
 
-def _add_by_day(blocks: dict[int, _DayBlock], keys: Keys, times: FloatArray,
-                inputs: npt.NDArray[np.float32]) -> None:  # fmt: skip
+def _add_by_day(blocks: dict[int, _DayBlock], keys: Keys, times: FloatArray, inputs: Inputs,
+                run_rows: int) -> None:  # fmt: skip
     """Add rows to the blocks of their event-time days (made when missing), in day order."""
     days = np.floor(times / DAY_S).astype(np.int64)
     first = int(days[0])
     if (days == first).all():  # nearly every batch: one day, no split (a shard's batch is tens of rows)
         block = blocks.get(first)
         if block is None:
-            block = blocks[first] = _DayBlock(first * DAY_S)
+            block = blocks[first] = _DayBlock(first * DAY_S, run_rows)
         block.add(keys, times, inputs)
         return
     for day in np.unique(days).tolist():
         rows = np.flatnonzero(days == day)
         block = blocks.get(day)
         if block is None:
-            block = blocks[day] = _DayBlock(day * DAY_S)
+            block = blocks[day] = _DayBlock(day * DAY_S, run_rows)
         block.add(keys[rows], times[rows], inputs[rows])
+
+
+def _drop_oldest(blocks: dict[int, _DayBlock]) -> tuple[int, int]:
+    """Forget the oldest run of the oldest day (the day too, once empty): (rows, open rows) forgotten."""
+    day = min(blocks)
+    block = blocks[day]
+    dropped = block.drop_oldest_run() if block.runs else (0, 0)
+    if not block.runs:
+        del blocks[day]
+    return dropped
 
 
 class WaitingLabel(NamedTuple):
@@ -190,12 +237,15 @@ class PendingPayments:
         Maturity is judged per day block: a payment is presumed genuine when its whole day is
         `maturity_s` old, so never before its own `maturity_s`.
     max_payments
-        Payments kept at most; past it the oldest day is forgotten unlearned (counted in `dropped`).
+        Payments kept at most; past it the oldest are forgotten unlearned, a run (at most
+        `run_rows`) at a time (counted in `dropped`).
     lateness_s
         Event time a label for a payment not seen (yet) waits for it before it is handed back
         as unknown.
     max_waiting
         Labels waiting for their payment at most; past it the oldest are handed back as unknown.
+    run_rows
+        Rows of one sorted run at most (`RUN_ROWS`; smaller in tests).
 
     Examples
     --------
@@ -209,8 +259,10 @@ class PendingPayments:
     >>> pending.mature(now=3 * DAY_S).tolist()  # now it is: P2 is presumed genuine
     [[0.0, 0.0]]
     >>> pending.bytes_per_payment
-    21
+    17
     """
+
+    run_rows = RUN_ROWS  # a store pickled before the bound existed has no attribute of its own
 
     def __init__(
         self,
@@ -219,6 +271,7 @@ class PendingPayments:
         max_payments: int = 2_500_000,
         lateness_s: float = DAY_S,
         max_waiting: int = 100_000,
+        run_rows: int = RUN_ROWS,
     ) -> None:
         maturity = horizon_s if maturity_s is None else maturity_s
         if maturity > horizon_s:
@@ -228,6 +281,7 @@ class PendingPayments:
         self.max_payments = max_payments
         self.lateness_s = lateness_s
         self.max_waiting = max_waiting
+        self.run_rows = run_rows
         self.blocks: dict[int, _DayBlock] = {}
         self.waiting: dict[int, WaitingLabel] = {}
         self.width = 0
@@ -247,22 +301,22 @@ class PendingPayments:
     @property
     def bytes_per_payment(self) -> int:
         """What one more pending payment costs: its hash, time, inputs and state."""
-        return 8 + 4 + 4 * self.width + 1
+        return 8 + 4 + np.dtype(INPUT_DTYPE).itemsize * self.width + 1
 
     def remember_many(self, payment_ids: Sequence[str], ts: Sequence[float], model_inputs: FloatArray) -> Matched:
         """Keep the inputs a batch of payments was scored with; returns labels that were waiting for them."""
         if not len(payment_ids):
             return Matched(np.zeros((0, self.width)), [], 0, [])
-        inputs = np.asarray(model_inputs, dtype=np.float32)
+        inputs = np.asarray(model_inputs, dtype=INPUT_DTYPE)
         self.width = inputs.shape[1]
         keys = payment_keys(payment_ids)
         times = np.asarray(ts, dtype=np.float64)
-        _add_by_day(self.blocks, keys, times, inputs)
+        _add_by_day(self.blocks, keys, times, inputs, self.run_rows)
         self.rows += len(keys)
         while self.rows > self.max_payments and self.blocks:
-            oldest = self.blocks.pop(min(self.blocks))
-            self.rows -= len(oldest)
-            self.dropped += oldest.open
+            rows, still_open = _drop_oldest(self.blocks)
+            self.rows -= rows
+            self.dropped += still_open
         if not self.waiting:
             return Matched(np.zeros((0, self.width)), [], 0, [])
         # Dict lookups, not `np.isin` against every waiting key: a batch holds tens of payments, the
@@ -283,7 +337,7 @@ class PendingPayments:
         return self._join(waiting)
 
     def _join(self, labels: list[WaitingLabel]) -> Matched:
-        inputs: list[npt.NDArray[np.float32]] = []
+        inputs: list[Inputs] = []
         values: list[bool] = []
         refused: list[WaitingLabel] = []
         corrections = 0
@@ -325,7 +379,7 @@ class PendingPayments:
 
         Days past the horizon are forgotten (with the labels they could still have matched).
         """
-        parts: list[npt.NDArray[np.float32]] = []
+        parts: list[Inputs] = []
         for day, block in sorted(self.blocks.items()):
             end = block.start + DAY_S
             if now < end + self.maturity_s:
@@ -369,9 +423,13 @@ class PaymentDirectory:
     [None]
     """
 
-    def __init__(self, horizon_s: float = 120 * DAY_S, max_payments: int = 10_000_000) -> None:
+    run_rows = RUN_ROWS  # a directory pickled before the bound existed has no attribute of its own
+
+    def __init__(self, horizon_s: float = 120 * DAY_S, max_payments: int = 10_000_000,
+                 run_rows: int = RUN_ROWS) -> None:  # fmt: skip
         self.horizon_s = horizon_s
         self.max_payments = max_payments
+        self.run_rows = run_rows
         self.blocks: dict[int, _DayBlock] = {}
         self.stores: list[str] = []
         self._codes: dict[str, int] = {}
@@ -394,10 +452,10 @@ class PaymentDirectory:
         keys = payment_keys(payment_ids)
         times = np.asarray(ts, dtype=np.float64)
         column = np.asarray(numbers, dtype=np.uint32).reshape(-1, 1)
-        _add_by_day(self.blocks, keys, times, column)  # type: ignore[arg-type]
+        _add_by_day(self.blocks, keys, times, column, self.run_rows)  # type: ignore[arg-type]
         self.rows += len(keys)
         while self.rows > self.max_payments and self.blocks:
-            self.rows -= len(self.blocks.pop(min(self.blocks)))
+            self.rows -= _drop_oldest(self.blocks)[0]
 
     def find_many(self, payment_ids: Sequence[str]) -> list[tuple[str, float] | None]:
         """(store id, payment time) of each payment, None for one not remembered."""

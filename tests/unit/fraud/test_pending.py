@@ -58,10 +58,32 @@ def test_the_oldest_day_is_dropped_unlearned_past_the_bound() -> None:
     assert len(pending) == 100 and pending.dropped == 50 and min(pending.blocks) == 1
 
 
+def test_runs_never_grow_past_their_bound_so_a_merge_never_holds_the_whole_day_twice() -> None:
+    pending = PendingPayments(run_rows=400)
+    for b in range(100):
+        pending.remember_many([f"P{b}-{i}" for i in range(50)], [b * 10.0] * 50, inputs(50, value=float(b)))
+    block = pending.blocks[0]
+    assert max(len(run.keys) for run in block.runs) <= 400 and len(block) == 5_000
+    pending.mature(now=DAY_S + 3_600.0)  # the day is over: neighbouring runs merged, still within the bound
+    assert max(len(run.keys) for run in block.runs) <= 400 and len(block.runs) <= 5_000 // 200
+    matched = pending.label_many([f"P{b}-3" for b in range(100)], [DAY_S] * 100, [True] * 100, [None] * 100)
+    assert sorted(row[0] for row in matched.inputs.tolist()) == [float(b) for b in range(100)]
+
+
+def test_past_the_bound_the_oldest_payments_go_a_run_at_a_time_not_the_whole_day() -> None:
+    pending = PendingPayments(max_payments=1_000, run_rows=200)
+    for b in range(30):  # one day, 1,500 payments in arrival order
+        pending.remember_many([f"P{b}-{i}" for i in range(50)], [b * 10.0 + i for i in range(50)], inputs(50))
+    assert 800 <= len(pending) <= 1_000 and pending.dropped == 1_500 - len(pending)
+    newest = pending.label_many([f"P29-{i}" for i in range(50)], [DAY_S] * 50, [False] * 50, [None] * 50)
+    oldest = pending.label_many([f"P0-{i}" for i in range(50)], [DAY_S] * 50, [False] * 50, [None] * 50)
+    assert len(newest.is_fraud) == 50 and oldest.is_fraud == []
+
+
 def test_the_store_pickles_and_costs_a_fixed_number_of_bytes_per_payment() -> None:
     pending = PendingPayments()
     pending.remember_many([f"P{i}" for i in range(10_000)], [float(i) for i in range(10_000)], inputs(10_000, 30))
-    assert pending.bytes_per_payment == 8 + 4 + 120 + 1
+    assert pending.bytes_per_payment == 8 + 4 + 2 * 30 + 1  # half-precision inputs
     assert pending.nbytes == 10_000 * pending.bytes_per_payment
     blob = pickle.dumps(pending, protocol=pickle.HIGHEST_PROTOCOL)
     assert len(blob) < 10_000 * pending.bytes_per_payment * 1.05
@@ -89,3 +111,17 @@ def test_merging_runs_equals_sorting_their_concatenation() -> None:
     expected = _sorted_run(*(np.concatenate([getattr(r, f) for r in runs]) for f in _Run._fields))
     for field in _Run._fields:
         assert np.array_equal(getattr(merged, field), getattr(expected, field)), field
+
+
+def test_a_store_snapshotted_with_single_precision_inputs_keeps_learning_after_the_change() -> None:
+    from operators.fraud.pending import _Run
+
+    pending = PendingPayments()
+    pending.remember_many([f"OLD{i}" for i in range(100)], [float(i) for i in range(100)], inputs(100, 2, 0.1))
+    block = pending.blocks[0]
+    block.runs = [_Run(r.keys, r.offsets, r.inputs.astype(np.float32), r.state) for r in block.runs]
+    clone = pickle.loads(pickle.dumps(pending))  # as the release before wrote it: float32 inputs
+    for b in range(4):  # new rows in half precision merge with the old run
+        clone.remember_many([f"NEW{b}-{i}" for i in range(100)], [200.0 + b] * 100, inputs(100, 2, 0.25))
+    matched = clone.label_many(["OLD7", "NEW3-7"], [DAY_S, DAY_S], [True, False], [None, None])
+    assert np.allclose(matched.inputs, [[0.1, 0.1], [0.25, 0.25]], atol=1e-3) and matched.is_fraud == [True, False]
