@@ -102,10 +102,12 @@ class _DayBlock:
     """
 
     run_rows = RUN_ROWS  # a block pickled before the bound existed has no attribute of its own
+    compacted = False  # nor this one: compacted (again) once
 
     def __init__(self, start: float, run_rows: int = RUN_ROWS) -> None:
         self.start = start
         self.run_rows = run_rows
+        self.compacted = False
         self.runs: list[_Run] = []
         self.open = 0
         self.presumed = False
@@ -122,6 +124,7 @@ class _DayBlock:
         runs = self.runs
         runs.append(_sorted_run(keys, offsets, inputs, np.zeros(len(keys), dtype=np.uint8)))
         self.open += len(keys)
+        self.compacted = False
         while (len(runs) > 1 and len(runs[-2].keys) <= 2 * len(runs[-1].keys)
                and len(runs[-2].keys) + len(runs[-1].keys) <= self.run_rows):  # fmt: skip
             runs[-2:] = [_merge(runs[-2:])]
@@ -129,8 +132,12 @@ class _DayBlock:
     def compact(self) -> None:
         """Neighbouring runs merged up to `run_rows`: done once the day is over, so later lookups cost few searches.
 
-        Runs already as large as the bound lets them be are left as they are (no work when called again).
+        It is asked for on every batch for every day that is over (`PendingPayments.mature`): after the
+        first time, until a row is added, it does nothing.
         """
+        if self.compacted:
+            return
+        self.compacted = True
         compacted: list[_Run] = []
         group: list[_Run] = []
         rows = 0
@@ -384,7 +391,7 @@ class PendingPayments:
             end = block.start + DAY_S
             if now < end + self.maturity_s:
                 if now >= end + 3600.0:
-                    block.compact()  # the day is over: one run for its lookups from now on
+                    block.compact()  # the day is over: few runs for its lookups from now on
                 continue
             if not block.presumed:
                 parts.append(block.mature())

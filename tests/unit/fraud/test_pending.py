@@ -125,3 +125,17 @@ def test_a_store_snapshotted_with_single_precision_inputs_keeps_learning_after_t
         clone.remember_many([f"NEW{b}-{i}" for i in range(100)], [200.0 + b] * 100, inputs(100, 2, 0.25))
     matched = clone.label_many(["OLD7", "NEW3-7"], [DAY_S, DAY_S], [True, False], [None, None])
     assert np.allclose(matched.inputs, [[0.1, 0.1], [0.25, 0.25]], atol=1e-3) and matched.is_fraud == [True, False]
+
+
+def test_a_late_row_reopens_a_compacted_day_and_is_found_after_the_next_compaction() -> None:
+    pending = PendingPayments(run_rows=400)
+    for b in range(40):
+        pending.remember_many([f"P{b}-{i}" for i in range(50)], [b * 10.0] * 50, inputs(50))
+    block = pending.blocks[0]
+    pending.mature(now=DAY_S + 3_600.0)
+    pending.mature(now=DAY_S + 3_700.0)
+    pending.remember_many(["LATE"], [DAY_S - 1.0], inputs(1, value=7.0))  # a late row for the day that is over
+    pending.mature(now=DAY_S + 3_800.0)
+    assert sum(len(run.keys) for run in block.runs) == 2_001
+    assert max(len(run.keys) for run in block.runs) <= 400
+    assert pending.label_many(["LATE"], [DAY_S + 3_900.0], [True], [None]).inputs.tolist() == [[7.0, 7.0, 7.0]]
