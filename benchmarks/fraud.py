@@ -14,7 +14,8 @@ redis-server on free ports):
 (c) soak: the same flow code fed 5 million generated payments in-process (a generating
     source in place of Kafka: the in-memory broker would hold gigabytes), scores with a
     short time to live (Redis would otherwise hold every one), VmRSS of the flow process
-    sampled every second against `OMNISTREAM_FRAUD_MEMORY_BUDGET_MB`.
+    sampled every second against `OMNISTREAM_FRAUD_MEMORY_BUDGET_MB`, and the size of its recovery
+    directory (the snapshots on disk) every 5 s.
 (d) score latency in a paused stream: the flow tails the topics; one till sale at a time,
     `--lone-gap` seconds apart (nothing else is published), its score polled in Redis every
     5 ms. Latency = score readable minus the sale handed to the producer (flushed at once).
@@ -26,6 +27,7 @@ Run: `python benchmarks/fraud.py [--payments 300000] [--soak-events 5000000]`; r
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import platform
 import random
@@ -285,6 +287,15 @@ def _rss_mb(pid: int) -> float:
     return 0.0
 
 
+def _dir_mb(directory: Path) -> float:
+    """Bytes of the files under `directory`, in MB (0 if it is not there yet)."""
+    total = 0
+    for path in directory.rglob("*") if directory.exists() else ():
+        with contextlib.suppress(FileNotFoundError):
+            total += path.stat().st_size if path.is_file() else 0
+    return round(total / 1e6, 1)
+
+
 def soak(base: Settings, workdir: Path, n_events: int) -> dict[str, Any]:
     settings = base.model_copy(update={"topic_prefix": "soak.", "recovery_dir": workdir / "soak",
                                        "fraud_score_ttl_s": 30.0})  # fmt: skip
@@ -293,12 +304,16 @@ def soak(base: Settings, workdir: Path, n_events: int) -> dict[str, Any]:
     proc = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--soak-child", str(n_events)],
                             env=env, stdout=log, stderr=log)  # fmt: skip
     samples: list[tuple[float, float]] = []
+    disk: list[float] = []  # MB of the recovery directory, every 5 s (the snapshots on disk)
+    recovery = settings.recovery.dir or workdir / "soak"
     started = time.perf_counter()
     while proc.poll() is None:
         try:
             samples.append((round(time.perf_counter() - started, 1), round(_rss_mb(proc.pid), 1)))
         except (FileNotFoundError, ProcessLookupError):
             break
+        if len(samples) % 5 == 0:
+            disk.append(_dir_mb(recovery))
         time.sleep(1.0)
     log.close()
     if proc.returncode != 0:
@@ -313,6 +328,8 @@ def soak(base: Settings, workdir: Path, n_events: int) -> dict[str, Any]:
         "rss_mb_max": max(rss, default=0.0),
         "rss_mb_first_quarter_max": max(rss[:quarter], default=0.0),
         "rss_mb_last_quarter_max": max(rss[-quarter:], default=0.0),
+        "recovery_dir_mb_max": max(disk, default=0.0),
+        "recovery_dir_mb_end": _dir_mb(recovery),
         "budget_mb": settings.fraud.memory_budget_mb,
         "within_budget": max(rss, default=0.0) <= settings.fraud.memory_budget_mb,
         "samples": samples[:: max(1, len(samples) // 40)],

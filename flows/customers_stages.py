@@ -44,10 +44,11 @@ from events.models import (
 from events.timestamps import rfc3339_ms
 from events.topics import Topic
 from events.triggers import Trigger
-from flows.decoding import BatchDecoder
+from flows.dead_letters import owns_dead_letters
+from flows.decoding import BatchDecoder, ahead_of_clock
 from flows.kafka_source import KafkaRecord, unread_partitions
 from flows.keyed import RouterPerThread
-from flows.metrics import CUSTOMER_TRIGGERS, DUPLICATES, LATE_EVENTS, STATE_ENTITIES, StateEntities
+from flows.metrics import CUSTOMER_TRIGGERS, DUPLICATES, LATE_EVENTS, SKIPPED, STATE_ENTITIES, StateEntities
 from omnistream.settings import Settings
 from operators.customers.clock import EventClock
 from operators.customers.doc import customer_doc, segments_of
@@ -140,10 +141,14 @@ class CustomerBatch:
         self.newest: dict[tuple[str, int], float] = {}
         self.letters: list[DeadLetter] = []
 
-    def _seen(self, record: KafkaRecord, ts: float) -> bool:
+    def _seen(self, topic: Topic, record: KafkaRecord, ts: float) -> bool:
         if ts > self.max_ts:
-            error = f"Event time {rfc3339_ms(ts)} is ahead of the wall clock by more than the allowed skew"
-            self.letters.append(DeadLetter.of(record.topic, record.partition, record.offset, error, record.value))
+            # Dead-lettered once, by the flow that owns the topic's dead letters (the inventory flow refuses
+            # pos and clickstream events ahead of its own bound, `OMNISTREAM_MAX_FUTURE_S`).
+            if owns_dead_letters(FLOW, topic):
+                self.letters.append(ahead_of_clock(record, ts))
+            else:
+                SKIPPED.labels(FLOW, topic.value).inc()
             return False
         part = (record.topic, record.partition)
         if ts > self.newest.get(part, float("-inf")):
@@ -152,7 +157,7 @@ class CustomerBatch:
 
     def add(self, topic: Topic, event: Event, record: KafkaRecord) -> None:
         ts = event.ts.timestamp()
-        if not self._seen(record, ts):
+        if not self._seen(topic, record, ts):
             return
         item = _activity(event, ts)
         if item is None:
@@ -182,7 +187,7 @@ class CustomerBatch:
         except msgspec.DecodeError as ex:
             self.letters.append(DeadLetter.of(record.topic, record.partition, record.offset, str(ex), record.value))
             return 0
-        if not self._seen(record, change.ts):
+        if not self._seen(topic, record, change.ts):
             return 0
         flip = Flip(change.sku, change.location_id, change.ts, change.sellable, change.version)
         self.router.add(Stage.STOCK, change.sku, flip)

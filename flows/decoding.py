@@ -58,12 +58,27 @@ from typing import Generic, Protocol, TypeVar
 from events.dead_letter import DeadLetter
 from events.decode import decode
 from events.models import Event, event_type
+from events.timestamps import rfc3339_ms
 from events.topics import Topic
 from flows.dead_letters import owns_dead_letters
 from flows.kafka_source import KafkaRecord
 from flows.metrics import EVENTS_IN, SKIPPED
 
 Out = TypeVar("Out")
+
+
+def ahead_of_clock(record: KafkaRecord, ts: float) -> DeadLetter:
+    """The dead letter of an event dated further ahead of the wall clock than its flow allows.
+
+    A producer with a wrong clock (a till set years ahead) would drag a flow's event-time clocks
+    forward: every hold of a SKU lapsed, every timer of a customer due. The flows whose state runs
+    on event time refuse such events (the inventory flow: `Settings.max_future_s`; the customers
+    flow: `CustomersSettings.max_future_s`). The bound is read from the wall clock when a batch is
+    decoded, so a refused event replayed after a recovery is refused again unless the clock has
+    since caught up with it.
+    """
+    error = f"Event time {rfc3339_ms(ts)} is ahead of the wall clock by more than the allowed skew"
+    return DeadLetter.of(record.topic, record.partition, record.offset, error, record.value)
 
 
 class DecodedBatch(Protocol[Out]):

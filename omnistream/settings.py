@@ -834,6 +834,12 @@ class Settings(BaseSettings):
         7 * 86_400.0, ge=3600.0, description="Event time a closed order line is remembered (late cancels, duplicates)."
     )
     low_stock_threshold: int = Field(5, ge=0, description="available at or below this (and above 0) raises low_stock.")
+    max_future_s: float = Field(
+        3_600.0,
+        gt=0,
+        description="The inventory flow refuses events dated further ahead of the wall clock (dead letters): a till "
+        "with a wrong clock would lapse every hold of a SKU.",
+    )
     log_level: str = Field(
         "WARNING", pattern="^(DEBUG|INFO|WARNING|ERROR)$", description="Log level of the flow processes (stderr)."
     )

@@ -110,16 +110,17 @@ def test_the_four_journeys_give_exactly_the_expected_triggers(
 def test_a_malformed_consent_and_an_event_from_the_future_are_dead_lettered(settings: Settings) -> None:
     settings = _customers_settings(settings)
     log = EventLog()
-    log.till("sale", 10 * 365 * 86_400, "S1", "SKU-A", "gina")  # dated ten years ahead
-    log.add(Topic.CUSTOMERS, "consent", 0, customer_id="gina", marketing="no")
+    log.till("sale", 10 * 365 * 86_400, "S1", "SKU-A", "gina")  # dated ten years ahead (pos: the inventory
+    log.add(Topic.CUSTOMERS, "consent", 0, customer_id="gina", marketing="no")  # flow dead-letters it)
+    log.add(Topic.CUSTOMERS, "consent", 10 * 365 * 86_400, customer_id="hal", marketing=True)  # ten years ahead
     log.till("sale", 0, "S1", "SKU-A", "gina")
     publish(settings, log.take())
     run_to_end(settings, flow="customers")
 
     letters = stream_records(settings.redis.url, keys.dlq_stream())
     assert sorted((d["source_topic"], d["error"].split(" ")[0]) for d in letters) == [
+        (settings.topic(Topic.CUSTOMERS), "Event"),
         (settings.topic(Topic.CUSTOMERS), "Expected"),
-        (settings.topic(Topic.POS), "Event"),
     ]
     gina = orjson.loads(read_doc(redis.Redis.from_url(settings.redis.url), keys.customer("gina")) or b"null")
     assert gina["rfm"]["orders"] == 1  # the refused sale is not counted, the valid one is

@@ -8,6 +8,7 @@ from typing import Any
 import msgspec
 import orjson
 from bytewax.testing import TestingSink, TestingSource, run_main
+from prometheus_client import REGISTRY
 
 from events.availability import AvailabilityChange
 from events.dead_letter import DeadLetter
@@ -143,12 +144,15 @@ def test_a_view_while_out_of_stock_fires_back_in_stock_when_the_store_restocks_a
 
 
 def test_garbage_on_its_own_topics_and_events_from_the_future_become_dead_letters() -> None:
+    ten_years = 10 * 365 * 86_400
     log = Log()
     log.add(Topic.CUSTOMERS, b"{not json")
     log.add(Topic.CUSTOMERS, {**envelope("consent", customer_id="x", marketing=True), "ts": at(0)})
     log.add(Topic.AVAILABILITY, b'{"sku": 3}')
-    log.sale("s-future", 10 * 365 * 86_400, "gina")  # dated ten years ahead
+    log.add(Topic.CUSTOMERS, {**envelope("consent", customer_id="y", marketing=True), "ts": at(ten_years)})
+    log.sale("s-future", ten_years, "gina")  # dated ten years ahead: the inventory flow dead-letters pos events
     log.sale("s-ok", 0, "gina", total=20.0)
+    skipped = REGISTRY.get_sample_value("omnistream_flow_skipped_total", {"flow": "customers", "topic": "pos"}) or 0.0
 
     out = run(log)
 
@@ -156,8 +160,10 @@ def test_garbage_on_its_own_topics_and_events_from_the_future_become_dead_letter
     assert letters == [
         (SETTINGS.topic(Topic.AVAILABILITY), 0, "wrong_type"),
         (SETTINGS.topic(Topic.CUSTOMERS), 0, "not_json"),
-        (SETTINGS.topic(Topic.POS), 0, "refused"),
+        (SETTINGS.topic(Topic.CUSTOMERS), 2, "refused"),
     ]
+    after = REGISTRY.get_sample_value("omnistream_flow_skipped_total", {"flow": "customers", "topic": "pos"})
+    assert after == skipped + 1  # refused here too, counted, and dead-lettered once (by its owner)
     assert newest_docs(out)["gina"]["rfm"]["spend"] == 20.0  # the refused sale counts for nothing
 
 

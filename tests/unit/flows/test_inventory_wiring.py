@@ -238,3 +238,29 @@ def test_holds_are_decided_in_event_order_and_lapse_by_event_time() -> None:
     assert decided == {"R0": "expired", "R1": "rejected", "R2": "rejected"}
     assert [(x.location_id, x.on_hand, x.reserved) for x in latest_stock(out)["A"].locations] == [
         ("S1", 3, 0), ("S2", 1, 0)]  # fmt: skip
+
+
+def test_an_event_dated_far_ahead_of_the_wall_clock_is_a_dead_letter_and_lapses_no_hold() -> None:
+    topics = Topics()
+    topics.add(Topic.INVENTORY, receipt("r1", "A", "S1", 3, 0))
+    hold = {"reservation_id": "R0", "sku": "A", "location_id": "S1", "qty": 2, "hold_s": 600.0}
+    topics.add(Topic.INVENTORY, envelope("R0", "reservation", 10) | hold)
+    year_ahead = datetime.now(UTC).timestamp() + 365 * 86_400.0 - T0  # a till whose clock is a year ahead
+    topics.add(Topic.POS, sale("s1", "T1", "A", 1, year_ahead))
+    topics.add(Topic.POS, sale("s2", "T2", "A", 1, 20))  # its own clock right: sold as usual
+
+    out = run(topics.records)
+
+    letters = [record for record in out if type(record) is DeadLetter]
+    assert [letter.offset for letter in letters] == [0] and letters[0].source_topic == SETTINGS.topic(Topic.POS)
+    assert "ahead of the wall clock" in letters[0].error
+    decided = [record.status.value for record in out if type(record) is ReservationState]
+    assert decided == ["held"]  # not lapsed by the sale dated a year ahead
+    assert [(x.location_id, x.on_hand, x.reserved) for x in latest_stock(out)["A"].locations] == [("S1", 2, 2)]
+
+
+def test_a_future_bound_past_the_calendar_refuses_nothing_rather_than_failing() -> None:
+    from flows.inventory import StockMovements
+
+    assert StockMovements.until(1e12).latest is None
+    assert StockMovements.until(60.0).latest is not None
