@@ -13,9 +13,10 @@ redis-server on free ports):
     moment its triggering payment was handed to the producer; p50/p99.
 (c) soak: the same flow code fed 5 million generated payments in-process (a generating
     source in place of Kafka: the in-memory broker would hold gigabytes), scores with a
-    short time to live (Redis would otherwise hold every one), VmRSS of the flow process
-    sampled every second against `OMNISTREAM_FRAUD_MEMORY_BUDGET_MB`, and the size of its recovery
-    directory (the snapshots on disk) every 5 s.
+    short time to live (Redis would otherwise hold every one), recovery on as deployed (each epoch
+    pickles the changed shards), VmRSS of the flow process sampled every second against
+    `OMNISTREAM_FRAUD_MEMORY_BUDGET_MB`, and the size of its recovery directory (the snapshots on
+    disk) every 5 s. Before 2026-12-07 it ran without recovery, which pickles nothing.
 (d) score latency in a paused stream: the flow tails the topics; one till sale at a time,
     `--lone-gap` seconds apart (nothing else is published), its score polled in Redis every
     5 ms. Latency = score readable minus the sale handed to the producer (flushed at once).
@@ -31,6 +32,7 @@ import contextlib
 import os
 import platform
 import random
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -378,8 +380,19 @@ def soak_child(n_events: int) -> None:
 
     from datetime import timedelta
 
+    from bytewax.recovery import RecoveryConfig
+
+    from flows.launcher import ensure_recovery
+    from flows.registry import STATE_FORMATS
+
+    # Recovery on, as deployed: without it Bytewax asks each shard for its snapshot but pickles nothing,
+    # and the copy each epoch's snapshot makes of the state (the late-label store's included) is not measured.
+    recovery = None
+    if settings.recovery.dir is not None:
+        ensure_recovery(settings.recovery.dir, settings.recovery.partitions, STATE_FORMATS["fraud"])
+        recovery = RecoveryConfig(str(settings.recovery.dir), timedelta(seconds=settings.backup_interval_s))
     cli_main(fraud.build_flow(settings, "soak", source=_Source()), workers_per_process=1,
-             epoch_interval=timedelta(seconds=settings.snapshot_interval_s))  # fmt: skip
+             epoch_interval=timedelta(seconds=settings.snapshot_interval_s), recovery_config=recovery)  # fmt: skip
 
 
 def main() -> None:
@@ -428,6 +441,7 @@ def main() -> None:
     finally:
         broker.stop()
         store.stop()
+        shutil.rmtree(workdir, ignore_errors=True)  # the soak's recovery store alone is gigabytes
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2))
     table = Table(title="fraud flow")
