@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -57,52 +57,18 @@ def payment_keys(payment_ids: Sequence[str]) -> Keys:
 
 
 class _Run(NamedTuple):
-    """Rows of one block sorted by key: parallel arrays.
-
-    `keys`, `offsets` and `inputs` never change once made, and are read-only views of `bytes`
-    (`_frozen`), so a snapshot pickles those bytes as they are. Bytewax pickles snapshots with
-    protocol 4, where a numpy array is first copied to bytes and then into the pickle: at the
-    pending bound that was one more copy of the whole store on every epoch (docs/fraud.md). The
-    `state` column changes (labels, maturity) and pickles as an array (1 byte a row).
-    """
+    """Rows of one block sorted by key: parallel arrays."""
 
     keys: Keys
     offsets: npt.NDArray[np.uint32]
     inputs: Inputs
     state: npt.NDArray[np.uint8]
 
-    def __reduce__(self) -> tuple[Any, ...]:
-        inputs = self.inputs
-        return (_thawed, (_raw(self.keys), _raw(self.offsets), _raw(inputs), inputs.shape[1:], inputs.dtype.str,
-                          self.state))  # fmt: skip
-
-
-def _frozen(array: npt.NDArray[Any]) -> npt.NDArray[Any]:
-    """A read-only copy of `array` over a `bytes` object of its own (what `_raw` hands to the pickler)."""
-    return np.frombuffer(array.tobytes(), dtype=array.dtype).reshape(array.shape)
-
-
-def _raw(array: npt.NDArray[Any]) -> bytes:
-    """`array`'s data as bytes: the very `bytes` object under a `_frozen` array, else a copy."""
-    base: object = array.base
-    while isinstance(base, np.ndarray):
-        base = base.base
-    if type(base) is bytes and array.flags.c_contiguous and array.nbytes == len(base):
-        return base
-    return array.tobytes()
-
-
-def _thawed(keys: bytes, offsets: bytes, inputs: bytes, row_shape: tuple[int, ...], dtype: str,
-            state: npt.NDArray[np.uint8]) -> _Run:  # fmt: skip
-    """A run from its pickled columns: views of the unpickled bytes, no copy."""
-    return _Run(np.frombuffer(keys, dtype=np.uint64), np.frombuffer(offsets, dtype=np.uint32),
-                np.frombuffer(inputs, dtype=np.dtype(dtype)).reshape(-1, *row_shape), state)  # fmt: skip
-
 
 def _sorted_run(keys: Keys, offsets: npt.NDArray[np.uint32], inputs: Inputs,
                 state: npt.NDArray[np.uint8]) -> _Run:  # fmt: skip
     order = np.argsort(keys, kind="stable")
-    return _Run(_frozen(keys[order]), _frozen(offsets[order]), _frozen(inputs[order]), state[order])
+    return _Run(keys[order], offsets[order], inputs[order], state[order])
 
 
 def _merge(runs: Sequence[_Run]) -> _Run:
@@ -125,7 +91,7 @@ def _merge(runs: Sequence[_Run]) -> _Run:
         to = place[at : at + len(run.keys)]
         offsets[to], inputs[to], state[to] = run.offsets, run.inputs, run.state
         at += len(run.keys)
-    return _Run(_frozen(keys[order]), _frozen(offsets), _frozen(inputs), state)
+    return _Run(keys[order], offsets, inputs, state)
 
 
 class _DayBlock:

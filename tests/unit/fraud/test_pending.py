@@ -139,28 +139,3 @@ def test_a_late_row_reopens_a_compacted_day_and_is_found_after_the_next_compacti
     assert sum(len(run.keys) for run in block.runs) == 2_001
     assert max(len(run.keys) for run in block.runs) <= 400
     assert pending.label_many(["LATE"], [DAY_S + 3_900.0], [True], [None]).inputs.tolist() == [[7.0, 7.0, 7.0]]
-
-
-def test_a_snapshot_at_bytewaxs_protocol_copies_the_store_once_not_twice() -> None:
-    import tracemalloc
-
-    pending = PendingPayments()
-    for b in range(40):
-        ids = [f"P{b}-{i}" for i in range(5_000)]
-        pending.remember_many(ids, [b * 10.0] * 5_000, inputs(5_000, 40, value=0.5))
-    runs = [run for block in pending.blocks.values() for run in block.runs]
-    plain = [tuple(np.array(column) for column in run) for run in runs]  # the same columns as ordinary arrays
-
-    def pickling_peak(obj: object) -> int:
-        tracemalloc.start()
-        try:
-            pickle.dumps(obj, protocol=4)  # what Bytewax pickles snapshots with
-            return tracemalloc.get_traced_memory()[1]
-        finally:
-            tracemalloc.stop()
-
-    assert pickling_peak(pending) < 0.75 * pickling_peak(plain)  # numpy's own reduce copies each column first
-    clone = pickle.loads(pickle.dumps(pending, protocol=4))
-    assert clone.label_many(["P7-7"], [DAY_S], [True], [None]).inputs.tolist() == [[0.5] * 40]
-    again = pickle.loads(pickle.dumps(clone, protocol=4))  # and again after a restore
-    assert again.nbytes == pending.nbytes and pickling_peak(clone) < 0.75 * pickling_peak(plain)
