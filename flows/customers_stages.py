@@ -314,7 +314,7 @@ class Decoder(BatchDecoder[DeadLetter | Routed]):
         self, source_topics: dict[str, Topic], shards: int, max_future_s: float, config: CustomerConfig, buckets: int
     ) -> None:
         super().__init__(FLOW, source_topics, self._new_batch, raw_topics={Topic.AVAILABILITY})
-        self.max_future_s = max_future_s
+        self.ahead_s = max_future_s  # its own refusal (`CustomerBatch`), which covers its raw records too
         self.due_times = DueTimes(config)
         self._routers: RouterPerThread[Stage, Any] = RouterPerThread(shards, {Stage.CUSTOMERS: buckets})
         self._pacers = threading.local()
@@ -324,7 +324,7 @@ class Decoder(BatchDecoder[DeadLetter | Routed]):
         if pacer is None:
             pacer = self._pacers.pacer = TickPacer()
         # The one wall-clock read of the flow: the refusal of events from the future, at the edge.
-        return CustomerBatch(self._routers.get(), time.time() + self.max_future_s, pacer, self.due_times)
+        return CustomerBatch(self._routers.get(), time.time() + self.ahead_s, pacer, self.due_times)
 
 
 # --------------------------------------------------------------------------------------------- stages

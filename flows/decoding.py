@@ -53,6 +53,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Collection, Mapping
+from datetime import UTC, datetime, timedelta
 from typing import Generic, Protocol, TypeVar
 
 from events.dead_letter import DeadLetter
@@ -72,13 +73,23 @@ def ahead_of_clock(record: KafkaRecord, ts: float) -> DeadLetter:
 
     A producer with a wrong clock (a till set years ahead) would drag a flow's event-time clocks
     forward: every hold of a SKU lapsed, every timer of a customer due. The flows whose state runs
-    on event time refuse such events (the inventory flow: `Settings.max_future_s`; the customers
-    flow: `CustomersSettings.max_future_s`). The bound is read from the wall clock when a batch is
-    decoded, so a refused event replayed after a recovery is refused again unless the clock has
-    since caught up with it.
+    on event time refuse such events (the inventory flow: `Settings.max_future_s`, through
+    `BatchDecoder(max_future_s=...)`; the customers flow: `CustomersSettings.max_future_s`). The
+    bound is read from the wall clock when a batch is decoded, so a refused event replayed after a
+    recovery is refused again unless the clock has since caught up with it.
     """
     error = f"Event time {rfc3339_ms(ts)} is ahead of the wall clock by more than the allowed skew"
     return DeadLetter.of(record.topic, record.partition, record.offset, error, record.value)
+
+
+def _latest(max_future_s: float | None) -> datetime | None:
+    """The latest event time a batch decoded now accepts (None: any; also for a bound past year 9999)."""
+    if max_future_s is None:
+        return None
+    try:
+        return datetime.now(UTC) + timedelta(seconds=max_future_s)
+    except OverflowError:
+        return None
 
 
 class DecodedBatch(Protocol[Out]):
@@ -123,7 +134,9 @@ class BatchDecoder(Generic[Out]):
     contain its marker (e.g. `b'"purchase"'`) are passed over undecoded and
     uncounted, a false positive costing only a decode; it is refused for a
     topic whose dead letters the flow owns, whose malformed events it must see.
-    Records of `raw_topics` go to `DecodedBatch.add_raw` undecoded.
+    Records of `raw_topics` go to `DecodedBatch.add_raw` undecoded. With `max_future_s`, an event
+    dated further ahead of the wall clock (read once per batch) is refused like a malformed one
+    (`ahead_of_clock`): a dead letter where the flow owns the topic's, skipped and counted elsewhere.
     """
 
     def __init__(
@@ -134,18 +147,21 @@ class BatchDecoder(Generic[Out]):
         *,
         wanted: Mapping[Topic, bytes] | None = None,
         raw_topics: Collection[Topic] = (),
+        max_future_s: float | None = None,
     ) -> None:
         wanted = wanted or {}
         for topic in wanted:
             if owns_dead_letters(flow, topic):
                 raise ValueError(f"flow {flow} owns the dead letters of {topic.value}: it cannot pre-filter them")
         self.flow = flow
+        self.max_future_s = max_future_s
         self.source_topics = dict(source_topics)
         self._new_batch = new_batch
         self._plans = {name: _TopicPlan(flow, topic, wanted.get(topic), topic in raw_topics)
                        for name, topic in source_topics.items()}  # fmt: skip
 
     def decode_batch(self, records: list[KafkaRecord]) -> list[Out]:
+        latest = _latest(self.max_future_s)
         batch = self._new_batch()
         add = batch.add
         seen: Counter[tuple[str, str]] = Counter()
@@ -173,6 +189,12 @@ class BatchDecoder(Generic[Out]):
             if type(event) is DeadLetter:
                 if plan.owned:
                     batch.add_dead_letter(event)
+                else:
+                    skipped[plan.value] += 1
+                continue
+            if latest is not None and event.ts > latest:  # type: ignore[operator]  # aware: one comparison
+                if plan.owned:
+                    batch.add_dead_letter(ahead_of_clock(record, event.ts.timestamp()))  # type: ignore[union-attr]
                 else:
                     skipped[plan.value] += 1
                 continue

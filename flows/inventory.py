@@ -16,7 +16,6 @@ Run it with `omnistream flow inventory` (recovery on by default); see `flows.run
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import bytewax.operators as op
@@ -29,7 +28,7 @@ from events.dead_letter import DeadLetter
 from events.models import Count, Event, OrderCancel, Purchase, Return, Sale, Void
 from events.stock import SkuStock
 from events.topics import Topic
-from flows.decoding import BatchDecoder, ahead_of_clock
+from flows.decoding import BatchDecoder
 from flows.kafka_source import KafkaRecord
 from flows.metrics import DUPLICATES, UNMATCHED_CANCELS, UNMATCHED_VOIDS, StateEntities
 from flows.order_routing import OrderRouter
@@ -74,7 +73,7 @@ def build_flow(
     sink_is_redis = sink is None
     decoded = decoded_input(
         flow, settings, INPUT_TOPICS,
-        lambda topics: BatchDecoder(FLOW, topics, lambda: StockMovements.until(settings.max_future_s)), source,
+        lambda topics: BatchDecoder(FLOW, topics, StockMovements, max_future_s=settings.max_future_s), source,
     )  # fmt: skip
     split = op.branch("is_dead_letter", decoded, is_dead_letter)
     ready = op.branch("is_movement", split.falses, is_movement)
@@ -99,33 +98,20 @@ class StockMovements:
     its late-count history), till events go on to the per-store journal, and
     purchases and order cancels to the per-order book; other clickstream
     events change no stock. This flow owns the dead letters of all three
-    topics (`flows.dead_letters`), so they come out here too.
-
-    An event dated after `latest` is refused as a dead letter (`flows.decoding.ahead_of_clock`):
-    the ledger runs on each SKU's event time, and one sale from a till whose clock is a year ahead
-    would lapse every hold of its SKU and age out its order lines.
+    topics (`flows.dead_letters`), so they come out here too, with those of
+    events dated more than `Settings.max_future_s` ahead of the wall clock
+    (the decoder refuses them): the ledger runs on each SKU's event time, and
+    one sale from a till whose clock is a year ahead would lapse every hold of
+    its SKU and age out its order lines.
     """
 
-    __slots__ = ("latest", "out")
+    __slots__ = ("out",)
 
-    def __init__(self, latest: datetime | None = None) -> None:
-        self.latest = latest
+    def __init__(self) -> None:
         # Any: the next step splits by type (`is_dead_letter`, `is_till_event`).
         self.out: list[Any] = []
 
-    @classmethod
-    def until(cls, max_future_s: float) -> StockMovements:
-        """A batch refusing events dated more than `max_future_s` after now (nothing, for a bound past year 9999)."""
-        try:
-            return cls(datetime.now(UTC) + timedelta(seconds=max_future_s))
-        except OverflowError:
-            return cls(None)
-
     def add(self, topic: Topic, event: Event, record: KafkaRecord) -> None:
-        latest = self.latest
-        if latest is not None and event.ts > latest:  # both aware: one comparison, no offset look-up for UTC
-            self.out.append(ahead_of_clock(record, event.ts.timestamp()))
-            return
         kind = type(event)
         if topic is _INVENTORY:
             if kind is OrderCancel:
