@@ -12,7 +12,7 @@ import pytest
 import redis
 
 from flows.dead_letters import owns_dead_letters
-from flows.launcher import FlowRun, start_flow
+from flows.launcher import start_flow
 from flows.registry import GENERATION_ENV
 from omnistream.settings import Settings
 from sim.workload import Workload
@@ -39,45 +39,43 @@ def _other_db(settings: Settings, db: int) -> Settings:
     return settings.model_copy(update={"redis_url": url, "recovery_dir": settings.recovery.dir.with_name(f"rec-{db}")})
 
 
-def _wait_for_progress(run: FlowRun, redis_url: str, before: dict[str, dict[bytes, bytes]], kill: int) -> None:
-    """Return once the stored stock differs from `before`; fail if the run ends or stalls first."""
-    deadline = time.monotonic() + 120
-    while stock_hashes(redis_url) == before:
-        if not run.alive():
-            pytest.fail(f"the flow finished before kill {kill} without moving Redis on")
-        if time.monotonic() > deadline:
-            pytest.fail(f"the flow made no progress in 120 s before kill {kill}")
-        time.sleep(0.02)
+def _applied(redis_url: str) -> int:
+    """Movements the stored stock documents have applied: the sum of their versions (one per movement)."""
+    client = redis.Redis.from_url(redis_url)
+    field = keys.STOCK_VERSION_FIELD.encode()
+    pipe = client.pipeline(transaction=False)
+    for key in client.scan_iter(match=keys.stock("*"), count=1000):
+        pipe.hget(key, field)
+    return sum(int(version or 0) for version in pipe.execute())
 
 
 def test_inventory_flow_killed_repeatedly_ends_in_the_uninterrupted_state(settings: Settings) -> None:
-    # Polls of 1,000 messages, not 5,000: a run's first write to Redis (where each kill's clock starts)
-    # then comes after ~1% of the workload, not after a first batch of up to a tenth of it, which left
-    # five kills' worth of progress too little work on a fast machine ("finished before kill 5").
+    # Polls of 1,000 messages: the stock documents move on in many small steps, so a kill lands where it aims.
     settings = with_poll_size(settings, 1000)
     workload = _publish_workload(settings)
-    run = start(settings)
-    _wait_for_progress(run, settings.redis.url, {}, 0)
-    first_write = time.monotonic()
-    assert run.wait(300) == 0
-    work_s = time.monotonic() - first_write  # processing only: start-up is not work a kill can interrupt
+    run_to_end(settings)
     expected = stock_hashes(settings.redis.url)
     assert len(expected) > 250, "the workload should touch most SKUs"
+    total = _applied(settings.redis.url)
 
+    # Each kill aims at a share of the uninterrupted run's movements, the next always further on: a point of
+    # progress, not of time (a slice of the uninterrupted run's time let a fast machine finish before kill 5
+    # and needs the clock of a loaded one to agree with the one that measured it).
     crashed = _other_db(settings, 1)
     rng = random.Random(5)
-    for kill in range(1, 6):
-        before = stock_hashes(crashed.redis.url)
+    for kill, share in enumerate((0.10, 0.24, 0.38, 0.52, 0.66), start=1):
+        # ... and past where the last run left Redis: start-up and the replay from the last snapshot are behind it.
+        target = max(int(total * (share + rng.uniform(0.0, 0.06))), _applied(crashed.redis.url) + total // 50)
         run = start(crashed)
-        # Kill only once this run has moved Redis past where the last one left it (start-up and the
-        # replay from the last snapshot are behind it), then a random slice of the uninterrupted run's
-        # processing time later: always mid-run, whatever the machine's speed, with work left for the
-        # next kill (five slices of at most a tenth each).
-        _wait_for_progress(run, crashed.redis.url, before, kill)
-        time.sleep(rng.uniform(0.02, 0.1) * work_s)
-        if not run.alive():
-            pytest.fail(f"the flow finished before kill {kill}: make the workload longer so crashes land mid-run")
+        deadline = time.monotonic() + 120
+        while _applied(crashed.redis.url) < target:
+            if not run.alive():
+                pytest.fail(f"the flow finished before kill {kill} ({target:,} of {total:,} movements)")
+            if time.monotonic() > deadline:
+                pytest.fail(f"the flow made no progress to {target:,} movements in 120 s before kill {kill}")
+            time.sleep(0.01)
         run.kill()  # SIGKILL: no chance to flush or snapshot
+        assert _applied(crashed.redis.url) < total, f"kill {kill} came after the last movement"
     run_to_end(crashed)
 
     actual = stock_hashes(crashed.redis.url)
