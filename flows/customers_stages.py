@@ -319,6 +319,9 @@ class Decoder(BatchDecoder[DeadLetter | Routed]):
         self._routers: RouterPerThread[Stage, Any] = RouterPerThread(shards, {Stage.CUSTOMERS: buckets})
         self._pacers = threading.local()
 
+    def refuse_future(self, max_future_s: float) -> None:
+        """Refused in `CustomerBatch` instead, by this flow's own bound (`ahead_s`): its raw records too."""
+
     def _new_batch(self) -> CustomerBatch:
         pacer: TickPacer | None = getattr(self._pacers, "pacer", None)
         if pacer is None:

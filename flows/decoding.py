@@ -72,11 +72,14 @@ def ahead_of_clock(record: KafkaRecord, ts: float) -> DeadLetter:
     """The dead letter of an event dated further ahead of the wall clock than its flow allows.
 
     A producer with a wrong clock (a till set years ahead) would drag a flow's event-time clocks
-    forward: every hold of a SKU lapsed, every timer of a customer due. The flows whose state runs
-    on event time refuse such events (the inventory flow: `Settings.max_future_s`, through
-    `BatchDecoder(max_future_s=...)`; the customers flow: `CustomersSettings.max_future_s`). The
-    bound is read from the wall clock when a batch is decoded, so a refused event replayed after a
-    recovery is refused again unless the clock has since caught up with it.
+    forward: every hold of a SKU lapsed, every timer of a customer due, every payment waiting for
+    its label presumed genuine, every loyalty point expired, every trending list decayed away.
+    Every flow's state runs on event time, so every flow refuses such events at its decoder
+    (`Settings.max_future_s`, set by `flows.wiring.decoded_input` through
+    `BatchDecoder.refuse_future`; the customers flow refuses them in its own batch,
+    `CustomersSettings.max_future_s`). The bound is read from the wall clock when a batch is
+    decoded, so a refused event replayed after a recovery is refused again unless the clock has
+    since caught up with it.
     """
     error = f"Event time {rfc3339_ms(ts)} is ahead of the wall clock by more than the allowed skew"
     return DeadLetter.of(record.topic, record.partition, record.offset, error, record.value)
@@ -159,6 +162,10 @@ class BatchDecoder(Generic[Out]):
         self._new_batch = new_batch
         self._plans = {name: _TopicPlan(flow, topic, wanted.get(topic), topic in raw_topics)
                        for name, topic in source_topics.items()}  # fmt: skip
+
+    def refuse_future(self, max_future_s: float) -> None:
+        """Refuse events dated more than `max_future_s` ahead of the wall clock from now on (`ahead_of_clock`)."""
+        self.max_future_s = max_future_s
 
     def decode_batch(self, records: list[KafkaRecord]) -> list[Out]:
         latest = _latest(self.max_future_s)

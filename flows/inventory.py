@@ -73,7 +73,7 @@ def build_flow(
     sink_is_redis = sink is None
     decoded = decoded_input(
         flow, settings, INPUT_TOPICS,
-        lambda topics: BatchDecoder(FLOW, topics, StockMovements, max_future_s=settings.max_future_s), source,
+        lambda topics: BatchDecoder(FLOW, topics, StockMovements), source,
     )  # fmt: skip
     split = op.branch("is_dead_letter", decoded, is_dead_letter)
     ready = op.branch("is_movement", split.falses, is_movement)

@@ -40,7 +40,8 @@ def decoded_input(
     `decoder` is given the topic names read, each mapped to its contract topic; what the decoder
     makes of a batch (routed items, dead letters of the topics the flow owns) is the stream.
     `pace_s` > 0: the Kafka partitions, once caught up, are polled together on a beat that long
-    (`flows.paced_source`); an injected `source` is taken as it is.
+    (`flows.paced_source`); an injected `source` is taken as it is. Events dated more than
+    `Settings.max_future_s` ahead of the wall clock are refused (`flows.decoding.ahead_of_clock`).
     """
     source_topics = {settings.topic(topic): topic for topic in topics}
     if source is None:
@@ -48,7 +49,9 @@ def decoded_input(
         if pace_s > 0:
             source = PacedPartitions(source, pace_s)
     raw = op.input(f"{flow.flow_id}_in", flow, source)
-    return op.flat_map_batch("decode", raw, decoder(source_topics).decode_batch)
+    decode = decoder(source_topics)
+    decode.refuse_future(settings.max_future_s)
+    return op.flat_map_batch("decode", raw, decode.decode_batch)
 
 
 def records_out(

@@ -837,8 +837,8 @@ class Settings(BaseSettings):
     max_future_s: float = Field(
         3_600.0,
         gt=0,
-        description="The inventory flow refuses events dated further ahead of the wall clock (dead letters): a till "
-        "with a wrong clock would lapse every hold of a SKU.",
+        description="Every flow refuses events dated further ahead of the wall clock (dead letters where it owns the "
+        "topic's): a till with a wrong clock would lapse every hold of a SKU, presume every pending payment genuine.",
     )
     log_level: str = Field(
         "WARNING", pattern="^(DEBUG|INFO|WARNING|ERROR)$", description="Log level of the flow processes (stderr)."

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import bisect
 import random
+import time
 import zlib
 from typing import Any
 
@@ -116,7 +117,7 @@ def test_building_and_running_needs_no_broker_and_no_redis() -> None:
 DECODER_TOPICS = {
     SETTINGS.topic(t): t for t in (Topic.POS, Topic.CLICKSTREAM, Topic.INVENTORY, Topic.LABELS, Topic.DLQ)
 }
-STOCK = {"event_id": "st-1", "ts": "2026-11-22T00:10:00Z", "schema_version": 1, "sku": "SKU-1", "location_id": "S1"}
+STOCK = {"event_id": "st-1", "ts": "2025-11-23T00:10:00Z", "schema_version": 1, "sku": "SKU-1", "location_id": "S1"}
 
 
 def record(topic: Topic, offset: int, value: bytes | None, error: str | None = None) -> KafkaRecord:
@@ -146,7 +147,7 @@ def test_dead_letter_records_become_ops_signals_and_are_not_counted_as_input_eve
 
 
 def test_only_purchases_and_shrink_adjustments_of_the_shared_topics_are_decoded_and_counted() -> None:
-    view = orjson.dumps({"event_id": "v1", "type": "page_view", "ts": "2026-11-22T00:10:00Z", "schema_version": 1,
+    view = orjson.dumps({"event_id": "v1", "type": "page_view", "ts": "2025-11-23T00:10:00Z", "schema_version": 1,
                          "session_id": "s1", "channel": "web", "path": "/"})  # fmt: skip
     receipt = orjson.dumps(STOCK | {"type": "receipt", "qty": 4})
     shrink = orjson.dumps(STOCK | {"type": "adjustment", "qty": -2, "reason": "shrink"})
@@ -276,3 +277,22 @@ def test_stages_without_event_time_order_take_several_groups_in_one_batch() -> N
     ops = OpsStage(SETTINGS)(None)
     ops.on_batch([[TrafficSeen(T0)], [TrafficSeen(T0 + 1.0), ShrinkSeen("S1", 1, T0 + 2.0)]])
     assert ops.shard.clock == T0 + 2.0
+
+
+def test_events_dated_far_ahead_of_the_wall_clock_are_refused_and_presume_no_payment_genuine() -> None:
+    # A label system or a till whose clock is a year ahead: learned from, it would move the scorer's event-time
+    # clock past every pending payment's maturity, and they would all be learned as genuine at once.
+    year_ahead = time.time() + 365 * 86_400.0
+    events = [sale(f"TXN-{i}", T0 + 60.0 * i, card_token=f"tok_till_{i}") for i in range(5)]
+    events += [label(year_ahead, txn_id="TXN-0", verdict="legit"), sale("TXN-AHEAD", year_ahead)]
+    presumed = counter(FRAUD_LABELS.labels("fraud", "presumed_legit"))
+    skipped = counter(SKIPPED.labels("fraud", Topic.POS.value))
+
+    out = run(records(events))
+
+    assert set(scores(out)) == {f"TXN-{i}" for i in range(5)}  # the sale from the future is not scored
+    letters = [item for item in out if type(item) is DeadLetter]
+    assert [(d.source_topic, d.offset) for d in letters] == [(SETTINGS.topic(Topic.LABELS), 0)]
+    assert "ahead of the wall clock" in letters[0].error
+    assert counter(SKIPPED.labels("fraud", Topic.POS.value)) == skipped + 1  # the inventory flow dead-letters it
+    assert counter(FRAUD_LABELS.labels("fraud", "presumed_legit")) == presumed

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import orjson
@@ -157,3 +158,15 @@ def test_a_resumed_shard_takes_the_rules_file_in_force_not_the_snapshots() -> No
         fresh.state.rules = old
         resumed = stage(fresh.snapshot())
         assert resumed.state.rules == stage.rules and resumed.state.rules.version != "old-version"
+
+
+def test_a_sale_dated_far_ahead_of_the_wall_clock_matures_no_points_early() -> None:
+    # A till whose clock is a year ahead: its sale would move event time past every return window, and
+    # every member's pending points would mature and then expire (measured without the refusal: C1 left with
+    # nothing). The flow skips it (the inventory flow, which owns the till topic's dead letters, dead-letters it).
+    year_ahead = time.time() + 365 * 86_400.0
+    out = run([sale("T1", "C1", T0, [("TOY-1", 2, 10.0)]), sale("T2", "C2", year_ahead, [("TOY-1", 1, 5.0)])])
+
+    docs = members(out)
+    assert (docs["C1"]["available"], docs["C1"]["pending"]) == (0, 20)
+    assert set(docs) == {"C1"}

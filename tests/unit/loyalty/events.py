@@ -9,7 +9,8 @@ import orjson
 from events.timestamps import rfc3339_ms
 from events.topics import Topic
 
-T0 = 1795305600.0  # 2026-11-22T00:00:00Z, outside the sample rules' campaign window
+T0 = 1763856000.0  # 2025-11-23T00:00:00Z, a Sunday: outside the sample rules' campaign window, and weeks of event time
+# after it stay in the past (every flow refuses events dated ahead of the wall clock, `OMNISTREAM_MAX_FUTURE_S`)
 DAY = 86_400.0
 
 Record = tuple[Topic, bytes, bytes]
