@@ -44,7 +44,9 @@ from omnistream.settings import Settings
 from sim.season import DAY_S, Planner, SeasonPlan, SeasonWorld
 
 RESULTS = Path(__file__).resolve().parent / "results" / "merchandising.json"
-START = datetime(2026, 9, 1, tzinfo=UTC).timestamp()
+# A Tuesday well in the past: the flow refuses events dated ahead of the wall clock (`OMNISTREAM_MAX_FUTURE_S`),
+# so every day of a season of `--days` must be before today.
+START = datetime(2025, 9, 2, tzinfo=UTC).timestamp()
 BATCH = 20  # events per flow batch: about an hour of the season (the flow reviews at steps of event time)
 ARMS = {"baseline": (False, False), "transfers": (True, False), "transfers+markdowns": (True, True)}
 

@@ -80,14 +80,14 @@ def test_store_and_online_conversions_are_credited_to_their_campaigns_and_served
     assert set(credits) == {"T1", "O2"}
     assert credits["T1"]["credits"]["campaign"]["first_touch"] == {"xmas": 1.0}  # type: ignore[index]
 
-    linear = httpx.get(f"{api}/v1/attribution", params={"model": "linear", "by": "campaign", "from": "2025-11-23",
-                                                         "to": "2025-11-25"}).json()  # fmt: skip
+    linear = httpx.get(f"{api}/v1/attribution", params={"model": "linear", "by": "campaign", "from": "2024-11-24",
+                                                         "to": "2024-11-26"}).json()  # fmt: skip
     assert (linear["conversions"], linear["revenue"]) == (2, 140.0)
     by_channel = {c["channel"]: c for c in linear["channels"]}
     assert by_channel["xmas"]["conversions"] == 0.5 and by_channel["xmas"]["revenue"] == 50.0
     # brand: half of T1 and, with O2's direct touch (its own new session), half of O2.
     assert by_channel["brand"]["conversions"] == 1.0 and by_channel["brand"]["revenue"] == 70.0
-    markov = httpx.get(f"{api}/v1/attribution?model=markov&by=medium&from=2025-11-23&to=2025-11-25").json()
+    markov = httpx.get(f"{api}/v1/attribution?model=markov&by=medium&from=2024-11-24&to=2024-11-26").json()
     assert abs(sum(c["share"] for c in markov["channels"]) - 1.0) < 1e-6
     assert {c["channel"] for c in markov["channels"]} <= {"email", "cpc", "(direct)"}
 

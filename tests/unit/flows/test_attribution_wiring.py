@@ -75,7 +75,7 @@ def test_a_campaign_click_online_credits_a_later_store_sale_of_the_linked_member
     assert [t["source"] for t in got["O2"]["path"]] == ["google", "(direct)"]
 
     per_day = days(out)
-    first, third = per_day["2025-11-23"], per_day["2025-11-25"]
+    first, third = per_day["2024-11-24"], per_day["2024-11-26"]
     assert (first["conversions"], first["revenue"]) == (1, 20.0)
     assert (third["conversions"], third["revenue"]) == (2, 35.0)
     assert third["credits"]["campaign"]["position_based"]["xmas"] == [0.5, 15.0]
@@ -89,4 +89,4 @@ def test_touchpoints_that_never_convert_leave_as_abandoned_paths_for_the_markov_
         sale("T-CLOCK", "C7", T0 + 40 * DAY, [("A", 1, 1.0)]),  # a month and more later
     ]
     per_day = days(run(events))
-    assert per_day["2025-11-23"]["paths"]["campaign"] == {"teens": [0.0, 1.0, 0.0], "brand": [0.0, 1.0, 0.0]}
+    assert per_day["2024-11-24"]["paths"]["campaign"] == {"teens": [0.0, 1.0, 0.0], "brand": [0.0, 1.0, 0.0]}

@@ -9,8 +9,9 @@ import orjson
 from events.timestamps import rfc3339_ms
 from events.topics import Topic
 
-T0 = 1763856000.0  # 2025-11-23T00:00:00Z, a Sunday: outside the sample rules' campaign window, and weeks of event time
-# after it stay in the past (every flow refuses events dated ahead of the wall clock, `OMNISTREAM_MAX_FUTURE_S`)
+T0 = 1732406400.0  # 2024-11-24T00:00:00Z, a Sunday: outside the sample rules' campaign window, and the 445 days of
+# event time after it in the longest test (tests/integration/test_loyalty_oracle.py) stay in the past: every flow
+# refuses events dated ahead of the wall clock (`OMNISTREAM_MAX_FUTURE_S`)
 DAY = 86_400.0
 
 Record = tuple[Topic, bytes, bytes]
