@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from events.alerts import Alert, Entity, Severity
 from operators.fraud.alerts import AlertBook
+from operators.fraud.hourly_rate import HourlyRate
 
 
 @dataclass(slots=True)
@@ -158,45 +159,31 @@ class SalesPulse:
             resolved += self.book.clear(pulse.entity, ts, ["sales resumed"])
         return pulse
 
-    def _per_hour(self, pulse: _Pulse) -> list[float] | None:
-        """Sales in each hour of an average day; None before a day of history (then the overall rate counts)."""
+    def _rate(self, pulse: _Pulse) -> HourlyRate | None:
+        """Its sales by hour of an average day; None before a day of history (then the overall rate counts)."""
         span = pulse.last_ts - pulse.first_ts
         if span < _DAY_S:
             return None
-        return [n * _DAY_S / span for n in pulse.sales_by_hour]
+        return HourlyRate([n * _DAY_S / span for n in pulse.sales_by_hour])
 
-    def expected_sales(self, pulse: _Pulse, start: float, end: float) -> float:
+    def _overall_per_s(self, pulse: _Pulse) -> float:
+        span = pulse.last_ts - pulse.first_ts
+        return (pulse.seen - 1) / span if span > 0 else 0.0
+
+    def expected_sales(self, pulse: _Pulse, start: float, end: float, rate: HourlyRate | None = None) -> float:
         """Sales `pulse` would usually make in (`start`, `end`]: its rate by hour of day (overall before a day)."""
-        return self._walk(pulse, start, end, math.inf)[0]
+        rate = rate or self._rate(pulse)
+        if rate is None:
+            return self._overall_per_s(pulse) * (end - start)
+        return rate.expected(start, end)
 
-    def _deadline(self, pulse: _Pulse, expected: float) -> float:
-        """When the silence since the last sale reaches `expected` missing sales."""
-        return self._walk(pulse, pulse.last_ts, pulse.last_ts + 60 * _DAY_S, expected)[1]
-
-    def _walk(self, pulse: _Pulse, start: float, end: float, target: float) -> tuple[float, float]:
-        """(sales expected in (`start`, `end`], the time they reach `target` or inf): hour by hour for two days,
-        then whole days at the daily rate."""
-        per_hour = self._per_hour(pulse)
-        if per_hour is None:
-            span = pulse.last_ts - pulse.first_ts
-            rate = (pulse.seen - 1) / span if span > 0 else 0.0  # per second
-            total = rate * (end - start)
-            return total, (start + target / rate if rate > 0 and total >= target else math.inf)
-        total, t, steps = 0.0, start, 0
-        while t < end and steps < 48:
-            hour_end = min(end, (math.floor(t / _HOUR_S) + 1) * _HOUR_S)
-            rate = per_hour[int(t // _HOUR_S) % 24] / _HOUR_S
-            part = rate * (hour_end - t)
-            if total + part >= target:
-                return total + part, t + (target - total) / rate
-            total, t, steps = total + part, hour_end, steps + 1
-        if t < end:
-            rate = sum(per_hour) / _DAY_S
-            part = rate * (end - t)
-            if total + part >= target:
-                return total + part, t + (target - total) / rate
-            total += part
-        return total, math.inf
+    def _deadline(self, pulse: _Pulse, expected: float, rate: HourlyRate | None = None) -> float:
+        """When the silence since the last sale reaches `expected` missing sales (inf: not within 60 days)."""
+        rate = rate or self._rate(pulse)
+        if rate is None:
+            per_s = self._overall_per_s(pulse)
+            return pulse.last_ts + expected / per_s if per_s > 0 and expected <= per_s * 60 * _DAY_S else math.inf
+        return rate.reaching(pulse.last_ts, expected)
 
     def tick(self, now: float) -> list[Alert]:
         """Alerts at event time `now`: the silences that became improbable (or more so)."""
@@ -224,7 +211,8 @@ class SalesPulse:
             if pulse.seen < self.min_sales or (pulse.store is not None and pulse.store.severity is not None):
                 continue
             is_store = pulse.store is None
-            missing = self.expected_sales(pulse, pulse.last_ts, now)
+            rate = self._rate(pulse)
+            missing = self.expected_sales(pulse, pulse.last_ts, now, rate)
             severity = None
             if missing >= 3 * self.expected and is_store:
                 severity = Severity.ATTENTION
@@ -243,7 +231,7 @@ class SalesPulse:
             # Look again when the silence would next change the verdict (an alert, or its escalation).
             if pulse.severity is None or (is_store and pulse.severity is Severity.WARNING):
                 target = self.expected if pulse.severity is None else 3 * self.expected
-                again = max(now + 60.0, self._deadline(pulse, target))
+                again = max(now + 60.0, self._deadline(pulse, target, rate))
                 pulse.wake_at = min(pulse.wake_at, again)
                 heapq.heappush(due, (again, (pulse.entity.type, pulse.entity.id), pulse.last_ts))
         return alerts
