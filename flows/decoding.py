@@ -137,7 +137,7 @@ class BatchDecoder(Generic[Out]):
     contain its marker (e.g. `b'"purchase"'`) are passed over undecoded and
     uncounted, a false positive costing only a decode; it is refused for a
     topic whose dead letters the flow owns, whose malformed events it must see.
-    Records of `raw_topics` go to `DecodedBatch.add_raw` undecoded. With `max_future_s`, an event
+    Records of `raw_topics` go to `DecodedBatch.add_raw` undecoded. After `refuse_future`, an event
     dated further ahead of the wall clock (read once per batch) is refused like a malformed one
     (`ahead_of_clock`): a dead letter where the flow owns the topic's, skipped and counted elsewhere.
     """
@@ -150,14 +150,13 @@ class BatchDecoder(Generic[Out]):
         *,
         wanted: Mapping[Topic, bytes] | None = None,
         raw_topics: Collection[Topic] = (),
-        max_future_s: float | None = None,
     ) -> None:
         wanted = wanted or {}
         for topic in wanted:
             if owns_dead_letters(flow, topic):
                 raise ValueError(f"flow {flow} owns the dead letters of {topic.value}: it cannot pre-filter them")
         self.flow = flow
-        self.max_future_s = max_future_s
+        self.max_future_s: float | None = None  # no bound until `refuse_future` (every flow's, by its wiring)
         self.source_topics = dict(source_topics)
         self._new_batch = new_batch
         self._plans = {name: _TopicPlan(flow, topic, wanted.get(topic), topic in raw_topics)

@@ -72,9 +72,8 @@ def build_flow(
     flow = Dataflow(FLOW)
     sink_is_redis = sink is None
     decoded = decoded_input(
-        flow, settings, INPUT_TOPICS,
-        lambda topics: BatchDecoder(FLOW, topics, StockMovements), source,
-    )  # fmt: skip
+        flow, settings, INPUT_TOPICS, lambda topics: BatchDecoder(FLOW, topics, StockMovements), source
+    )
     split = op.branch("is_dead_letter", decoded, is_dead_letter)
     ready = op.branch("is_movement", split.falses, is_movement)
     till = op.branch("is_till", ready.falses, is_till_event)
