@@ -13,6 +13,7 @@ Unknown fields are ignored, so a newer API may add some.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import msgspec
@@ -50,6 +51,7 @@ _ENCODER = msgspec.json.Encoder()
 _RECORD = msgspec.json.Decoder(RecServed)
 _MESSAGE = msgspec.json.Decoder(list[msgspec.Raw] | RecServed)
 NOT_A_RECORD = "Not a served-recommendation record"
+AHEAD_OF_CLOCK = "Served-recommendation record dated ahead of the wall clock by more than the allowed skew"
 
 
 def encode_served(record: RecServed) -> bytes:
@@ -70,11 +72,14 @@ def served_batch(encoded: Sequence[bytes]) -> bytes:
     return b"[" + b",".join(encoded) + b"]"
 
 
-def decode_served(raw: bytes | None) -> tuple[list[RecServed], tuple[str, bytes | None] | None]:
+def decode_served(
+    raw: bytes | None, latest_s: float = math.inf
+) -> tuple[list[RecServed], tuple[str, bytes | None] | None]:
     """The records of one message, and (reason, bytes) of what in it is not a record (None when all are).
 
     Bad elements of a batch are set aside together (one dead letter per message),
-    so one bad answer does not take its batch with it.
+    so one bad answer does not take its batch with it. A record dated after
+    `latest_s` (epoch seconds: the reader's bound on event time) is set aside too.
 
     >>> good = b'{"request_id": "r1", "variant": "blend", "actor": "u:U-1", "ts": 5.0, "items": []}'
     >>> records, rejected = decode_served(b"[" + good + b", 7]")
@@ -82,21 +87,39 @@ def decode_served(raw: bytes | None) -> tuple[list[RecServed], tuple[str, bytes 
     (['r1'], ('1 of 2 elements of the batch are not served-recommendation records', b'[7]'))
     >>> decode_served(b"{oops")
     ([], ('Not a served-recommendation record', b'{oops'))
+    >>> records, rejected = decode_served(b"[" + good + b", 7]", latest_s=4.0)
+    >>> records, rejected[0]
+    ([], '1 of 2 elements of the batch are not served-recommendation records; 1 is dated too far ahead')
     """
     try:
         message = _MESSAGE.decode(raw or b"")
     except (msgspec.DecodeError, msgspec.ValidationError):
         return [], (NOT_A_RECORD, raw)
     if type(message) is RecServed:
+        if message.ts > latest_s:
+            return [], (AHEAD_OF_CLOCK, raw)
         return [message], None
     records: list[RecServed] = []
     bad: list[bytes] = []
+    ahead = 0
     for element in message:
         try:
-            records.append(_RECORD.decode(element))
+            record = _RECORD.decode(element)
         except (msgspec.DecodeError, msgspec.ValidationError):
             bad.append(bytes(element))
+            continue
+        if record.ts > latest_s:
+            ahead += 1
+            bad.append(bytes(element))
+            continue
+        records.append(record)
     if not bad:
         return records, None
-    return records, (f"{len(bad)} of {len(records) + len(bad)} elements of the batch are not served-recommendation"
-                     " records", served_batch(bad))  # fmt: skip
+    total, malformed = len(records) + len(bad), len(bad) - ahead
+    if not malformed:
+        reason = f"{ahead} of {total} records of the batch are dated ahead of the wall clock beyond the allowed skew"
+    else:
+        reason = f"{malformed} of {total} elements of the batch are not served-recommendation records"
+        if ahead:
+            reason += f"; {ahead} {'is' if ahead == 1 else 'are'} dated too far ahead"
+    return records, (reason, served_batch(bad))

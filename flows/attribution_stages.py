@@ -25,6 +25,7 @@ from events.topics import Topic
 from flows.decoding import BatchDecoder
 from flows.kafka_source import KafkaRecord
 from flows.keyed import RouterPerThread
+from flows.metrics import SKIPPED
 from flows.sinks import TopicRecord
 from omnistream.settings import Settings
 from operators.attribution.journeys import Conversion
@@ -106,9 +107,13 @@ class AttributionBatch:
     def add_dead_letter(self, letter: DeadLetter) -> None:  # owns no topic's dead letters
         raise AssertionError("the attribution flow owns no dead letters")
 
-    def add_raw(self, topic: Topic, record: KafkaRecord) -> int:
+    def add_raw(self, topic: Topic, record: KafkaRecord, latest_s: float) -> int:
         """A clickstream record: decoded in full when it can be more than a visit's start (tags, referrer,
-        order), else only as far as who, which session and when (`_Visit`), the rest of it unread."""
+        order), else only as far as who, which session and when (`_Visit`), the rest of it unread.
+
+        One dated past `latest_s` is skipped and counted, as the decoder does with the other topics'
+        events (the inventory flow dead-letters it): its time would move the flow's clock and end
+        every journey's lookback at once."""
         value = record.value
         if value is None:
             return 0
@@ -116,6 +121,9 @@ class AttributionBatch:
             event = decode(topic, value, source_topic=record.topic, partition=record.partition, offset=record.offset)
             if type(event) is DeadLetter:
                 return 0  # the inventory flow dead-letters it
+            if event.ts.timestamp() > latest_s:  # type: ignore[union-attr]
+                SKIPPED.labels(FLOW, topic.value).inc()
+                return 0
             self.add(topic, event, record)  # type: ignore[arg-type]
             return 1
         try:
@@ -125,6 +133,9 @@ class AttributionBatch:
         if visit.type not in _CLICK_TYPES:
             return 0
         ts = visit.ts.timestamp()
+        if ts > latest_s:
+            SKIPPED.labels(FLOW, topic.value).inc()
+            return 0
         if ts > self.max_ts:
             self.max_ts = ts
         actor = f"u:{visit.user_id}" if visit.user_id is not None else f"s:{visit.session_id}"

@@ -180,8 +180,12 @@ class CustomerBatch:
     def add_dead_letter(self, letter: DeadLetter) -> None:
         self.letters.append(letter)
 
-    def add_raw(self, topic: Topic, record: KafkaRecord) -> int:
-        """An `availability` record: a flip for its SKU's stock shard, or a dead letter if malformed."""
+    def add_raw(self, topic: Topic, record: KafkaRecord, latest_s: float) -> int:
+        """An `availability` record: a flip for its SKU's stock shard, or a dead letter if malformed.
+
+        `latest_s` is unbounded here (this flow opts out of `refuse_future`): `_seen` applies the
+        flow's own bound, `CustomersSettings.max_future_s`, to these records as to its events.
+        """
         try:
             change = AVAILABILITY_DECODER.decode(record.value or b"")
         except msgspec.DecodeError as ex:

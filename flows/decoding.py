@@ -29,7 +29,8 @@ How the flows plug in:
   owns neither topic's dead letters, so skipping unwanted events undecoded
   loses nothing), `raw_topics={DLQ}` with `add_raw` turning a dead-letter
   record into a `DeadLetterSeen` ops signal and returning 0 (dead letters are
-  not input events of its own); `add` routes payments and till actions to
+  not input events of its own; one dated past the batch's bound is skipped
+  and counted); `add` routes payments and till actions to
   the card shards, labels to the directory shards and shrink adjustments and
   till traffic to the ops desk; it keeps its dead letters (malformed labels)
   for the sink, and `output()` returns the card, directory, ops and sink
@@ -39,8 +40,9 @@ How the flows plug in:
   the count says so (its own loop ignored it).
 - recommend (flows/recommend_stages.py `Decoder`, batches `RecBatch`):
   `raw_topics={REC_SERVED}` with `add_raw` calling `served_records(record.value)`,
-  adding each answer to the shopper groups, keeping a rejected record as a dead
-  letter (`DeadLetter.of(...)`: it owns `rec_served`), and returning how many
+  adding each answer to the shopper groups, keeping a rejected record (or its
+  answers dated past the batch's bound) as a dead letter (`DeadLetter.of(...)`:
+  it owns `rec_served`), and returning how many
   answers it held (counted as events of type `rec_served`); `add` routes catalog
   events (`operators.recs.catalog.CATALOG_EVENTS`: upserts and price changes)
   and `interactions_of(event)` to the catalog groups; `output()` returns its
@@ -51,6 +53,7 @@ How the flows plug in:
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Callable, Collection, Mapping
 from datetime import UTC, datetime, timedelta
@@ -104,8 +107,13 @@ class DecodedBatch(Protocol[Out]):
     def add_dead_letter(self, letter: DeadLetter) -> None:
         """Take one dead letter of a topic this flow owns."""
 
-    def add_raw(self, topic: Topic, record: KafkaRecord) -> int:
-        """Take one record of a `raw_topics` topic, undecoded; returns how many input events it held."""
+    def add_raw(self, topic: Topic, record: KafkaRecord, latest_s: float) -> int:
+        """Take one record of a `raw_topics` topic, undecoded; returns how many input events it held.
+
+        `latest_s` is the latest event time (epoch seconds) the batch accepts (`math.inf` without
+        `BatchDecoder.refuse_future`): a record read raw is dated by its reader, which refuses what
+        lies beyond it as the decoder refuses a decoded event (`ahead_of_clock`).
+        """
         ...
 
     def output(self) -> list[Out]:
@@ -168,6 +176,7 @@ class BatchDecoder(Generic[Out]):
 
     def decode_batch(self, records: list[KafkaRecord]) -> list[Out]:
         latest = _latest(self.max_future_s)
+        latest_s = latest.timestamp() if latest is not None else math.inf
         batch = self._new_batch()
         add = batch.add
         seen: Counter[tuple[str, str]] = Counter()
@@ -184,7 +193,7 @@ class BatchDecoder(Generic[Out]):
                         skipped[plan.value] += 1
                     continue
                 if plan.raw:
-                    n = batch.add_raw(plan.topic, record)
+                    n = batch.add_raw(plan.topic, record, latest_s)
                     if n:
                         seen[plan.value, plan.value] += n
                     continue

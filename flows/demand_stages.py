@@ -258,7 +258,7 @@ class DemandBatch:
     def add_dead_letter(self, letter: DeadLetter) -> None:
         self.letters.append(letter)
 
-    def add_raw(self, topic: Topic, record: KafkaRecord) -> int:
+    def add_raw(self, topic: Topic, record: KafkaRecord, latest_s: float) -> int:
         raise AssertionError("the demand flow reads no topic raw")
 
     def output(self) -> list[DeadLetter | Routed]:

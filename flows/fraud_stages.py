@@ -41,6 +41,7 @@ from flows.metrics import (
     FRAUD_MODEL_UPDATES,
     FRAUD_SCORES,
     LATE_EVENTS,
+    SKIPPED,
     StateEntities,
     observe_many,
 )
@@ -168,10 +169,17 @@ class FraudBatch:
     def add_dead_letter(self, letter: DeadLetter) -> None:
         self.letters.append(letter)
 
-    def add_raw(self, topic: Topic, record: KafkaRecord) -> int:
-        """A `dlq` record: an ops signal of where and when a dead letter was made; not an input event of ours."""
+    def add_raw(self, topic: Topic, record: KafkaRecord, latest_s: float) -> int:
+        """A `dlq` record: an ops signal of where and when a dead letter was made; not an input event of ours.
+
+        One dated past `latest_s` is skipped and counted: its time would move the dead-letter watch's
+        clock past every real dead letter to come, and no burst would be seen again.
+        """
         signal = _dead_letter_signal(record.value) if record.value is not None else None
         if signal is not None:
+            if signal.ts > latest_s:
+                SKIPPED.labels(FLOW, topic.value).inc()
+                return 0
             self.ops.append(signal)
         return 0
 

@@ -124,7 +124,7 @@ class StockMovements:
     def add_dead_letter(self, letter: DeadLetter) -> None:
         self.out.append(letter)
 
-    def add_raw(self, topic: Topic, record: KafkaRecord) -> int:
+    def add_raw(self, topic: Topic, record: KafkaRecord, latest_s: float) -> int:
         raise AssertionError(f"the inventory flow decodes every topic it reads, not {topic.value}")
 
     def output(self) -> list[Any]:

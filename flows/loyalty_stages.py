@@ -154,7 +154,7 @@ class LoyaltyBatch:
     def add_dead_letter(self, letter: DeadLetter) -> None:
         self.letters.append(letter)
 
-    def add_raw(self, topic: Topic, record: KafkaRecord) -> int:
+    def add_raw(self, topic: Topic, record: KafkaRecord, latest_s: float) -> int:
         return 0  # no raw topics
 
     def output(self) -> list[Routed]:

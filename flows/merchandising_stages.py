@@ -174,7 +174,7 @@ class MerchBatch:
     def add_dead_letter(self, letter: DeadLetter) -> None:
         raise AssertionError("the merchandising flow owns no topic's dead letters")
 
-    def add_raw(self, topic: Topic, record: KafkaRecord) -> int:
+    def add_raw(self, topic: Topic, record: KafkaRecord, latest_s: float) -> int:
         raise AssertionError(f"the merchandising flow decodes every topic it reads, not {topic.value}")
 
     def output(self) -> list[Any]:

@@ -103,9 +103,14 @@ class RecBatch:
     def add_dead_letter(self, letter: DeadLetter) -> None:
         self.letters.append(letter)
 
-    def add_raw(self, topic: Topic, record: KafkaRecord) -> int:
-        """A `rec_served` record: the answers it holds to their shoppers, a rejected one to the dead letters."""
-        answers, rejected = served_records(record.value)
+    def add_raw(self, topic: Topic, record: KafkaRecord, latest_s: float) -> int:
+        """A `rec_served` record: the answers it holds to their shoppers, a rejected one to the dead letters.
+
+        Answers dated past `latest_s` are refused with the rest of the record's rejects (one dead letter
+        per record): an answer's time moves its shopper's feedback clock, which would close every open
+        answer of the shopper unclicked.
+        """
+        answers, rejected = served_records(record.value, latest_s)
         if rejected is not None:
             self.letters.append(DeadLetter.of(record.topic, record.partition, record.offset, rejected[0], rejected[1]))
         route = self.route

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -168,15 +169,19 @@ class ServedRecord(NamedTuple):
         return cls(served.request_id, served.variant, served.actor, served.ts, items)
 
 
-def served_records(raw: bytes | None) -> tuple[list[ServedRecord], tuple[str, bytes | None] | None]:
+def served_records(
+    raw: bytes | None, latest_s: float = math.inf
+) -> tuple[list[ServedRecord], tuple[str, bytes | None] | None]:
     """The answers of one `rec_served` message (`events.rec_served`), and (reason, bytes) of what is not an answer.
+
+    An answer dated after `latest_s` (epoch seconds) is not an answer either (`decode_served`).
 
     >>> good = b'{"request_id": "r1", "variant": "blend", "actor": "u:U-1", "ts": 5.0, "items": []}'
     >>> answers, rejected = served_records(b"[" + good + b", 7]")
     >>> [a.request_id for a in answers], rejected
     (['r1'], ('1 of 2 elements of the batch are not served-recommendation records', b'[7]'))
     """
-    records, rejected = decode_served(raw)
+    records, rejected = decode_served(raw, latest_s)
     return [ServedRecord.of(record) for record in records], rejected
 
 

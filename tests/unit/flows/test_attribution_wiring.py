@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import orjson
@@ -10,6 +11,7 @@ from bytewax.testing import TestingSink, TestingSource, run_main
 from events.topics import Topic
 from flows.attribution import build_flow
 from flows.kafka_source import KafkaRecord
+from flows.metrics import SKIPPED
 from flows.sinks import FlowRecord, TopicRecord
 from omnistream.settings import Settings
 from state import keys
@@ -90,3 +92,24 @@ def test_touchpoints_that_never_convert_leave_as_abandoned_paths_for_the_markov_
     ]
     per_day = days(run(events))
     assert per_day["2024-11-24"]["paths"]["campaign"] == {"teens": [0.0, 1.0, 0.0], "brand": [0.0, 1.0, 0.0]}
+
+
+def test_clicks_dated_ahead_of_the_wall_clock_are_skipped_and_end_no_journey() -> None:
+    # The flow reads the clickstream raw (`AttributionBatch.add_raw`), past the decoder's bound on event time:
+    # it applies the bound itself. A click a year ahead, taken, would move the flow's clock past every journey's
+    # lookback, and the member's store sale below would find its campaign journey abandoned.
+    year_ahead = time.time() + 365 * 86_400.0
+    events = [
+        page_view("v1", "U1", "s1", T0, utm_source="newsletter", utm_medium="email", utm_campaign="xmas"),
+        page_view("v-ahead", "U3", "s9", year_ahead),  # untagged: read only as far as who and when
+        page_view("v-ahead-tagged", "U4", "s8", year_ahead, utm_source="google"),  # tagged: decoded in full
+        link("U1", "C1", T0 + DAY),
+        sale("T1", "C1", T0 + 2 * DAY, [("A", 1, 30.0)]),
+    ]
+    skipped = SKIPPED.labels("attribution", Topic.CLICKSTREAM.value)._value.get()
+
+    got = credits(run(events))
+
+    assert SKIPPED.labels("attribution", Topic.CLICKSTREAM.value)._value.get() == skipped + 2
+    assert set(got) == {"T1"}
+    assert got["T1"]["credits"]["campaign"]["first_touch"] == {"xmas": 1.0}

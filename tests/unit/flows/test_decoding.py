@@ -33,7 +33,7 @@ class Recorded:
     def add_dead_letter(self, letter: DeadLetter) -> None:
         self.items.append(("dead_letter", letter.dlq_id, letter.error))
 
-    def add_raw(self, topic: Topic, record: KafkaRecord) -> int:
+    def add_raw(self, topic: Topic, record: KafkaRecord, latest_s: float) -> int:
         self.items.append(("raw", topic, record.offset))
         return 0
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import random
 import time
 import zlib
@@ -14,6 +15,7 @@ from bytewax.testing import TestingSink, TestingSource, run_main
 
 from events.alerts import Alert
 from events.dead_letter import DeadLetter
+from events.timestamps import rfc3339_ms
 from events.topics import Topic
 from flows.fraud import INPUT_TOPICS, build_flow
 from flows.fraud_stages import Decoder, FraudAlertStage, FraudStage, OpsStage
@@ -296,3 +298,25 @@ def test_events_dated_far_ahead_of_the_wall_clock_are_refused_and_presume_no_pay
     assert "ahead of the wall clock" in letters[0].error
     assert counter(SKIPPED.labels("fraud", Topic.POS.value)) == skipped + 1  # the inventory flow dead-letters it
     assert counter(FRAUD_LABELS.labels("fraud", "presumed_legit")) == presumed
+
+
+def test_a_dead_letter_record_dated_ahead_of_the_wall_clock_does_not_turn_a_trickle_into_a_burst() -> None:
+    # The dead-letter watch runs on the records' own time. One record a year ahead, taken, would open a minute a
+    # year away, and every real dead letter after it would count in that one minute: a trickle of one a minute
+    # would reach the burst threshold (50) within the hour, and no burst would ever be resolved.
+    def letter(offset: int, ts: float) -> KafkaRecord:
+        dead = DeadLetter.of("omni.pos", 0, offset, "bad", b"{}")
+        return record(Topic.DLQ, offset, msgspec.json.encode(dataclasses.replace(dead, ts=rfc3339_ms(ts))))
+
+    start = time.time() // 60 * 60 - 2 * 3_600.0  # on a minute: the burst below falls in one
+    trickle = [letter(i + 1, start + 60.0 * i) for i in range(70)]
+    skipped = counter(SKIPPED.labels("fraud", Topic.DLQ.value))
+
+    out = run([letter(0, time.time() + 365 * 86_400.0), *trickle])
+
+    assert counter(SKIPPED.labels("fraud", Topic.DLQ.value)) == skipped + 1
+    assert not [item for item in out if type(item) is Alert and item.entity.type == "topic"]
+    # The same trickle after a record from the right clock: nothing either (the test is not blind to alerts).
+    burst_of_60 = [letter(100 + i, start + 80 * 60.0 + i) for i in range(60)]
+    alerts = [item for item in run([*trickle, *burst_of_60]) if type(item) is Alert and item.entity.type == "topic"]
+    assert [(a.entity.id, a.reasons[0]) for a in alerts][:1] == [("omni.pos", "burst of malformed events")]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import orjson
@@ -176,3 +177,20 @@ def test_a_kafka_error_is_a_dead_letter_on_a_topic_the_flow_owns_and_counted_as_
         (SETTINGS.topic(Topic.CATALOG), "Kafka error: Broker: Message corrupt")
     ]
     assert skipped(Topic.CLICKSTREAM) == before + 1
+
+
+def test_an_answer_dated_ahead_of_the_wall_clock_is_a_dead_letter_and_closes_no_open_answer() -> None:
+    # `rec_served` is read raw, past the decoder's bound on event time, so the flow applies it there: an answer a
+    # year ahead, taken, would move its shopper's feedback clock past every open answer, closing r1 unclicked.
+    served = {"request_id": "r1", "variant": "blend", "actor": "u:user-1", "ts": 1795309200.0,
+              "items": [{"sku": "SKU-2", "features": {"covisit": 1.0}}]}  # fmt: skip
+    ahead = {**served, "request_id": "r-ahead", "ts": time.time() + 365 * 86_400.0}
+    clicked = {**view("v1", "SKU-2", T2), "rec_request_id": "r1", "variant": "blend"}
+    out = run([record(Topic.REC_SERVED, 0, served), record(Topic.REC_SERVED, 1, ahead),
+               record(Topic.CLICKSTREAM, 0, clicked)])  # fmt: skip
+
+    tally = latest(out)[keys.rec_experiment("blend")]
+    assert (tally["requests"], tally["impressions"], tally["clicks"]) == (1, 1, 1)
+    letters = [item for item in out if type(item) is DeadLetter]
+    assert [(letter.source_topic, letter.offset) for letter in letters] == [(SETTINGS.topic(Topic.REC_SERVED), 1)]
+    assert "ahead of the wall clock" in letters[0].error
