@@ -30,7 +30,6 @@ import math
 import os
 import platform
 import random
-import resource
 import sqlite3
 import subprocess
 import sys
@@ -56,6 +55,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `python bench
 
 from benchmarks.auth import cpu_s as process_cpu_s
 from benchmarks.epoch_feed import DropSink, EpochFeed, OneFeed
+from benchmarks.flow_runs import run_to_end
 from benchmarks.inventory import api_figures, api_headers, start_api
 from benchmarks.run_files import logs_shown_on_failure, write_results
 from events.timestamps import rfc3339_ms
@@ -94,30 +94,14 @@ def _settings(base: Settings, prefix: str, workdir: Path, **customers: Any) -> S
     return settings
 
 
-def _children_cpu_s() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
-
-def _run_to_end(settings: Settings, log: Path) -> tuple[float, float]:
-    """Wall seconds and CPU seconds (all its threads) of one flow run to the end."""
-    started, cpu = time.perf_counter(), _children_cpu_s()
-    with log.open("wb") as out:
-        run = start_flow("customers", settings.model_copy(update={"flow_stop_at_end": True}), stdout=out, stderr=out)
-        code = run.wait(1800)
-    if code != 0:
-        raise RuntimeError(f"customers flow exited with {code}; see {log}")
-    return time.perf_counter() - started, _children_cpu_s() - cpu
-
-
 def throughput(base: Settings, workdir: Path, n_events: int) -> dict[str, Any]:
     empty = _settings(base, "empty.", workdir)
-    startup_s, startup_cpu_s = min(_run_to_end(empty, workdir / "empty.log") for _ in range(2))
+    startup_s, startup_cpu_s = min(run_to_end("customers", empty, workdir / "empty.log") for _ in range(2))
     settings = _settings(base, "tput.", workdir)
     workload = Workload(seed=7, n_users=50_000, customer_journey_rate=0.05, consent_rate=0.005)
     names = {t: settings.topic(t) for t in Topic}
     published = KafkaPublisher(settings.kafka.brokers).publish(workload.records(n_events), names)
-    total_s, cpu_s = _run_to_end(settings, workdir / "tput.log")
+    total_s, cpu_s = run_to_end("customers", settings, workdir / "tput.log")
     read = sum(n for t, n in published.items() if t in (Topic.POS, Topic.CLICKSTREAM, Topic.CUSTOMERS))
     return {
         "records_published": {t.value: n for t, n in published.items()},

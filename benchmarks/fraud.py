@@ -50,6 +50,7 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.flow_runs import run_to_end
 from events.timestamps import rfc3339_ms
 from events.topics import Topic
 from flows.launcher import settings_env, start_flow
@@ -144,28 +145,20 @@ def _settings(base: Settings, prefix: str, workdir: Path) -> Settings:
     return settings
 
 
-def _run_to_end(settings: Settings, log: Path) -> float:
-    started = time.perf_counter()
-    with log.open("wb") as out:
-        run = start_flow("fraud", settings.model_copy(update={"flow_stop_at_end": True}), stdout=out, stderr=out)
-        code = run.wait(1800)
-    if code != 0:
-        raise RuntimeError(f"fraud flow exited with {code}; see {log}")
-    return time.perf_counter() - started
-
-
 def throughput(base: Settings, workdir: Path, n_payments: int) -> dict[str, Any]:
     empty = _settings(base, "empty.", workdir)
-    startup_s = min(_run_to_end(empty, workdir / "empty.log") for _ in range(2))
+    startup_s, startup_cpu_s = min(run_to_end("fraud", empty, workdir / "empty.log") for _ in range(2))
     settings = _settings(base, "tput.", workdir)
     published = KafkaPublisher(settings.kafka.brokers).publish(PaymentStream(7).records(n_payments), _names(settings))
-    total_s = _run_to_end(settings, workdir / "tput.log")
+    total_s, cpu_s = run_to_end("fraud", settings, workdir / "tput.log")
     scored = _count_scores(settings.redis.url)
     return {
         "payments": n_payments,
         "published": {t.value: n for t, n in published.items()},
         "startup_s": round(startup_s, 3),
         "run_s": round(total_s, 3),
+        "flow_cpu_s": round(cpu_s, 3),
+        "payments_per_flow_cpu_s": round(n_payments / max(1e-9, cpu_s - startup_cpu_s)),
         "payments_per_s_per_worker": round(n_payments / max(1e-9, total_s - startup_s)),
         "payments_per_s_incl_startup": round(n_payments / total_s),
         "scores_in_redis": scored,

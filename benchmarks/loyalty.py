@@ -38,6 +38,7 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.flow_runs import run_to_end
 from benchmarks.inventory import api_figures, api_headers, start_api
 from benchmarks.run_files import logs_shown_on_failure, write_results
 from events.timestamps import rfc3339_ms
@@ -83,16 +84,6 @@ def in_process(flow: str, records: list[SimRecord], runs: int) -> dict[str, Any]
             "runs": [round(r) for r in rates]}  # fmt: skip
 
 
-def _run_to_end(flow: str, settings: Settings, log: Path) -> float:
-    started = time.perf_counter()
-    with log.open("wb") as out:
-        run = start_flow(flow, settings.model_copy(update={"flow_stop_at_end": True}), stdout=out, stderr=out)
-        code = run.wait(1800)
-    if code != 0:
-        raise RuntimeError(f"{flow} flow exited with {code}; see {log}")
-    return time.perf_counter() - started
-
-
 def _topics(base: Settings, prefix: str, workdir: Path) -> Settings:
     settings = base.model_copy(update={"topic_prefix": prefix, "recovery_dir": workdir / prefix})
     create_topics(settings.kafka.brokers, settings.topic.prefix, settings.topic.partitions)
@@ -103,11 +94,11 @@ def live(flow: str, base: Settings, workdir: Path, records: list[SimRecord]) -> 
     """(b) the flow as deployed, run to the end of the published traffic; start-up measured apart."""
     module = import_module(f"flows.{flow}")
     empty = _topics(base, f"{flow}-empty.", workdir)
-    startup_s = min(_run_to_end(flow, empty, workdir / f"{flow}-empty.log") for _ in range(2))
+    startup_s = min(run_to_end(flow, empty, workdir / f"{flow}-empty.log").wall_s for _ in range(2))
     settings = _topics(base, f"{flow}-live.", workdir)
     mine = [r for r in records if r.topic in module.INPUT_TOPICS]
     KafkaPublisher(settings.kafka.brokers).publish(iter(mine), {t: settings.topic(t) for t in Topic})
-    total_s = _run_to_end(flow, settings, workdir / f"{flow}-live.log")
+    total_s = run_to_end(flow, settings, workdir / f"{flow}-live.log").wall_s
     return {"events": len(mine), "startup_s": round(startup_s, 2), "run_s": round(total_s, 2),
             "events_per_s_per_worker": round(len(mine) / max(1e-9, total_s - startup_s))}  # fmt: skip
 
@@ -184,7 +175,7 @@ def attribution_days(settings: Settings, workdir: Path, records: list[SimRecord]
     target = _topics(settings, "redeem.", workdir)
     mine = [r for r in records if r.topic in module.INPUT_TOPICS]
     KafkaPublisher(target.kafka.brokers).publish(iter(mine), {t: target.topic(t) for t in Topic})
-    _run_to_end("attribution", target, workdir / "attribution-days.log")
+    run_to_end("attribution", target, workdir / "attribution-days.log")
 
 
 def main() -> None:

@@ -118,3 +118,30 @@ def test_a_batch_restarts_the_end_clocks_so_a_partition_fetched_a_little_later_s
     assert order.offer([(9.0, "b", "b9")], {"b": 9.0}, now=9.1, ended={"a", "b"}, all_ended=True) == []
     assert order.due(now=9.2, ended={"a", "b"}, all_ended=True) == []
     assert order.due(now=9.4, ended={"a", "b"}, all_ended=True) == ["b9", "a10"] and order.late == 0
+
+
+def test_equal_times_and_ids_go_in_arrival_order_and_their_items_are_never_compared() -> None:
+    # A redelivered event has the time and id of the first delivery; items (payments) need not be comparable.
+    class Opaque:
+        def __lt__(self, other: object) -> bool:
+            raise AssertionError("items must not be compared")
+
+    first, again, other = Opaque(), Opaque(), Opaque()
+    order = EventTimeOrder(idle_s=60.0, idle_batches=1000)
+    order.resumed(0.0)
+    order.offer([(5.0, "e1", first), (4.0, "e0", other)], {"p": 5.0}, now=0.1)
+    order.offer([(5.0, "e1", again)], {"p": 5.0}, now=0.2)
+    assert order.flush() == [other, first, again]
+
+
+def test_a_snapshot_taken_before_arrival_numbers_resumes_in_the_same_order() -> None:
+    # Until 2026-12-08 held entries were kept as given, (time, id, item), and sorted with a key.
+    order = EventTimeOrder(idle_s=60.0, idle_batches=1000)
+    state = order.__getstate__()
+    del state["arrivals"]
+    state["held"] = [(3.0, "c", "c3"), (1.0, "a", "a1"), (3.0, "c", "c3-again")]
+    restored = EventTimeOrder.__new__(EventTimeOrder)
+    restored.__setstate__(state)
+    restored.resumed(0.0)
+    restored.offer([(2.0, "b", "b2"), (3.0, "c", "c3-third")], {"p": 3.0}, now=0.1)
+    assert restored.flush() == ["a1", "b2", "c3", "c3-again", "c3-third"]
