@@ -110,7 +110,6 @@ class EventTimeOrder:
         self.quiet_s = quiet_s
         self.partitions: dict[str, _Partition] = {}
         self.held: list[_Held] = []
-        self.arrivals = 0  # entries taken so far: the next one's arrival number
         self.released_to = -math.inf  # the newest event time handed on
         self.sequence = 0  # entries handed on so far: the next one's number
         self.late = 0
@@ -123,7 +122,6 @@ class EventTimeOrder:
             "quiet_s": self.quiet_s,
             "partitions": {part: p.newest for part, p in self.partitions.items() if part != _UNHEARD},
             "held": self.held,
-            "arrivals": self.arrivals,
             "released_to": self.released_to,
             "sequence": self.sequence,
             "late": self.late,
@@ -136,8 +134,7 @@ class EventTimeOrder:
         held = state["held"]
         if held and len(held[0]) == 3:  # a snapshot from before arrival numbers: they are the held order
             held = [(ts, tie, n, item) for n, (ts, tie, item) in enumerate(held)]
-        self.held, self.arrivals = held, state.get("arrivals", len(held))
-        self.released_to = state["released_to"]
+        self.held, self.released_to = held, state["released_to"]
         self.sequence, self.late = state["sequence"], state["late"]
 
     def resumed(self, now: float) -> None:
@@ -175,9 +172,9 @@ class EventTimeOrder:
             if newest > known.newest:
                 known.newest = newest
         self.last_batch_at = now
-        first = self.arrivals
+        # Every entry taken is handed on (counted in `sequence`) or held: that sum numbers the next arrival.
+        first = self.sequence + len(self.held)
         self.held += [(ts, tie, first + n, item) for n, (ts, tie, item) in enumerate(entries)]
-        self.arrivals = first + len(entries)
         # A batch restarts every end clock: only a pause of idle_s after it counts, which leaves a partition
         # whose messages were written with another's, but fetched a little later, the time to deliver them.
         for part in partitions.values():
